@@ -1,0 +1,161 @@
+/* Act as the caller: a per-thread credential switch.
+ *
+ * glibc's set*id and setgroups change every thread of the process; the raw
+ * syscalls change only the calling thread, which is what an emulating
+ * supervisor thread needs. Works when the supervisor is root; an unprivileged
+ * supervisor has exactly its callers' ids already (no_new_privs, no caps to
+ * change them), so it acts as itself. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "yama.h"
+
+static int read_status(pid_t tid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static const char *find_line(const char *buf, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *line = buf; line && *line; ) {
+        if (strncmp(line, key, klen) == 0)
+            return line + klen;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return NULL;
+}
+
+/* Uid/Gid lines hold real, effective, saved and filesystem ids. */
+int yr_creds_read(pid_t tid, struct yr_creds *c)
+{
+    char buf[8192];
+    memset(c, 0, sizeof(*c));
+    if (read_status(tid, buf, sizeof(buf)) < 0)
+        return -1;
+    const char *u = find_line(buf, "Uid:"), *g = find_line(buf, "Gid:");
+    const char *gr = find_line(buf, "Groups:");
+    if (!u || !g || !gr ||
+        sscanf(u, "%u %u %u %u", &c->ruid, &c->euid, &c->suid, &c->fsuid) != 4 ||
+        sscanf(g, "%u %u %u %u", &c->rgid, &c->egid, &c->sgid, &c->fsgid) != 4) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *end;
+    for (const char *p = gr; c->ngroups < YR_MAX_GROUPS; p = end) {
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p)
+            break;
+        c->groups[c->ngroups++] = (uint32_t)v;
+    }
+    return yr_cap_effective(tid, &c->cap_effective);
+}
+
+static int capset_effective(uint64_t eff, uint64_t perm)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2] = {
+        { .effective = (uint32_t)eff, .permitted = (uint32_t)perm },
+        { .effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32) },
+    };
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static int capget_self(uint64_t *eff, uint64_t *perm)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return -1;
+    *eff = (uint64_t)data[1].effective << 32 | data[0].effective;
+    *perm = (uint64_t)data[1].permitted << 32 | data[0].permitted;
+    return 0;
+}
+
+/* Switch this thread to c. Returns 0, or -1 with errno (then still as before). */
+int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
+{
+    saved->active = 0;
+    if (geteuid() != 0)
+        return 0;                          /* see the comment at the top */
+    if (capget_self(&saved->cap_effective, &saved->cap_permitted) < 0)
+        return -1;
+    long n = syscall(SYS_getgroups, YR_MAX_GROUPS, saved->groups);
+    if (n < 0 || syscall(SYS_getresuid, &saved->ruid, &saved->euid, &saved->suid) < 0 ||
+        syscall(SYS_getresgid, &saved->rgid, &saved->egid, &saved->sgid) < 0)
+        return -1;
+    saved->ngroups = (uint32_t)n;
+    /* Keep the permitted set across the uid change, so that leave() can come back. */
+    if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return -1;
+    if (syscall(SYS_setgroups, c->ngroups, c->groups) < 0)
+        return -1;
+    saved->active = 1;
+    if (syscall(SYS_setresgid, c->rgid, c->egid, c->sgid) < 0 ||
+        syscall(SYS_setresuid, c->ruid, c->euid, c->suid) < 0)
+        goto fail;
+    syscall(SYS_setfsgid, c->fsgid);
+    syscall(SYS_setfsuid, c->fsuid);
+    if (capset_effective(c->cap_effective & saved->cap_permitted, saved->cap_permitted) < 0)
+        goto fail;
+    return 0;
+fail:
+    {
+        int e = errno;
+        yr_creds_leave(saved);
+        errno = e;
+    }
+    return -1;
+}
+
+int yr_creds_leave(struct yr_creds_saved *saved)
+{
+    if (!saved->active)
+        return 0;
+    saved->active = 0;
+    int rc = 0;
+    rc |= capset_effective(saved->cap_permitted, saved->cap_permitted);
+    rc |= (int)syscall(SYS_setresuid, saved->ruid, saved->euid, saved->suid);
+    rc |= (int)syscall(SYS_setresgid, saved->rgid, saved->egid, saved->sgid);
+    rc |= (int)syscall(SYS_setgroups, saved->ngroups, saved->groups);
+    rc |= capset_effective(saved->cap_effective, saved->cap_permitted);
+    if (rc) {
+        /* A supervisor thread stuck as the caller would act wrongly for the
+         * next one: nothing is safer than stopping here. */
+        abort();
+    }
+    return 0;
+}
+
+/* pidfd_getfd performed as the caller, so the kernel's own ptrace checks
+ * (uids, dumpable, capabilities) are the caller's. */
+int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd)
+{
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    long fd = syscall(SYS_pidfd_getfd, pidfd, target_fd, 0);
+    int e = errno;
+    yr_creds_leave(&saved);
+    return fd < 0 ? -e : (int)fd;
+}

@@ -1,0 +1,198 @@
+/* Start the sandboxed program.
+ *
+ * The child installs the filter on itself and hands the listener back over a
+ * socketpair before it execs. Between installing the filter and sending the
+ * listener it makes no syscall the filter could route to a supervisor, or it
+ * would wait on a supervisor that does not hold the listener yet. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "yama.h"
+
+static int seccomp_install(uint32_t flags, const void *bpf, size_t insns)
+{
+    struct sock_fprog prog = {
+        .len = (unsigned short)insns,
+        .filter = (struct sock_filter *)bpf,
+    };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+/* The kernel checks the flags before it reads the program: EFAULT on a NULL
+ * program means the flags are known, EINVAL that they are not. */
+int yr_filter_flags_supported(uint32_t flags)
+{
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, NULL);
+    return rc < 0 && errno == EFAULT;
+}
+
+static int send_fd(int sock, int fd)
+{
+    char byte = 0;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+    };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    return fd;
+}
+
+/* Report why the child could not become the program, then die. */
+static void child_fail(int status_fd, int stage, int err)
+{
+    struct yr_spawn_failure f = { .stage = stage, .err = err };
+    ssize_t unused = write(status_fd, &f, sizeof(f));
+    (void)unused;
+    _exit(stage == YR_STAGE_EXEC && err == ENOENT ? 127 : 126);
+}
+
+/* execvp's search, without malloc (we are a forked child of a threaded
+ * process): EACCES anywhere wins over a later ENOENT, as in glibc and env(1). */
+static int exec_search(const char *file, char *const argv[], char *const envp[],
+                       const char *path)
+{
+    if (strchr(file, '/')) {
+        execve(file, argv, envp);
+        return errno;
+    }
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int seen_eacces = 0, last = ENOENT;
+    size_t flen = strlen(file);
+    char buf[PATH_MAX];
+    for (const char *p = path; ; ) {
+        const char *end = strchrnul(p, ':');
+        size_t dlen = (size_t)(end - p);
+        if (dlen == 0) {            /* an empty entry means the cwd */
+            buf[0] = '.';
+            dlen = 1;
+        } else if (dlen < sizeof(buf)) {
+            memcpy(buf, p, dlen);
+        }
+        if (dlen + 1 + flen < sizeof(buf)) {
+            buf[dlen] = '/';
+            memcpy(buf + dlen + 1, file, flen + 1);
+            execve(buf, argv, envp);
+            last = errno;
+            if (last == EACCES)
+                seen_eacces = 1;
+            else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
+                     last != ENODEV && last != ETIMEDOUT)
+                return last;
+        }
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    return seen_eacces ? EACCES : last;
+}
+
+static void child(const char *file, char *const argv[], char *const envp[],
+                  const char *path, const void *bpf, size_t insns,
+                  uint32_t flags, pid_t parent, int sock, int status_fd)
+{
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* Python ignores these two for itself; the program expects defaults. */
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGXFSZ, SIG_DFL);
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        child_fail(status_fd, YR_STAGE_SETUP, errno);
+    if (getppid() != parent)        /* the supervisor died before we armed it */
+        _exit(125);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(status_fd, YR_STAGE_SETUP, errno);
+    if (bpf) {
+        int listener = seccomp_install(flags, bpf, insns);
+        if (listener < 0)
+            child_fail(status_fd, YR_STAGE_FILTER, errno);
+        if (send_fd(sock, listener) < 0)
+            child_fail(status_fd, YR_STAGE_SETUP, errno);
+        close(listener);
+    }
+    close(sock);
+    child_fail(status_fd, YR_STAGE_EXEC, exec_search(file, argv, envp, path));
+}
+
+int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
+                  const char *path, const void *bpf, size_t insns,
+                  uint32_t flags, struct yr_spawn_result *out)
+{
+    int sv[2], status[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    if (pipe2(status, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return -e;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        close(status[0]);
+        child(file, argv, envp, path, bpf, insns, flags, parent, sv[1], status[1]);
+    }
+    int e = errno;
+    close(sv[1]);
+    close(status[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        close(status[0]);
+        return -e;
+    }
+    out->pid = pid;
+    out->status_fd = status[0];
+    out->listener = bpf ? recv_fd(sv[0]) : -1;
+    close(sv[0]);
+    return 0;
+}

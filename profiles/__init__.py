@@ -1,0 +1,1 @@
+"""Bundled profiles (TOML), shipped as package data."""

@@ -1,0 +1,63 @@
+"""Policy modules: one file each. A module decides; it never acts.
+
+A module is a class with
+  name       its name in profiles and in the audit log
+  settings   {key: Setting}: the schema of its profile table
+  hooks()    the hook points it needs with its settings (only these are routed)
+and one method per hook point, taking a typed request (sandbox.requests) and
+returning None (no objection) or Deny(errno, reason)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+BUNDLED = ("ptrace",)
+
+
+class SettingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    choices: tuple
+    doc: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        """A value from TOML (typed) or from --set (a string)."""
+        value = raw
+        if isinstance(raw, str) and all(isinstance(c, int) for c in self.choices):
+            try:
+                value = int(raw, 0)
+            except ValueError:
+                value = raw
+        elif isinstance(raw, str) and all(isinstance(c, bool) for c in self.choices):
+            value = {"true": True, "false": False, "1": True, "0": False}.get(raw.lower(), raw)
+        if isinstance(value, bool) != all(isinstance(c, bool) for c in self.choices) \
+                or value not in self.choices:
+            valid = ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
+                              for c in self.choices)
+            raise SettingError(f"bad value {raw!r}; valid values: {valid}")
+        return value
+
+
+class Module:
+    name = ""
+    settings: dict[str, Setting] = {}
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = {key: s.default for key, s in self.settings.items()}
+        self.config.update(config)
+
+    def hooks(self) -> set[str]:
+        raise NotImplementedError
+
+
+def load(name: str) -> type[Module]:
+    """The module class called name."""
+    if name not in BUNDLED:
+        raise SettingError(f"unknown module {name!r}; valid modules: {', '.join(BUNDLED)}")
+    mod = importlib.import_module(f"{__name__}.{name}")
+    return mod.MODULE

@@ -1,0 +1,154 @@
+"""Typed requests: what a module decides on. The core builds them; facts that
+cost a /proc read are fetched on first use and then kept (read once)."""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from . import procfs
+from ._yama import ffi, lib
+
+
+class Caller:
+    """The thread that made the syscall, and its process."""
+
+    def __init__(self, tid: int, tgid: int, cap_effective: int):
+        self.tid = tid
+        self.tgid = tgid
+        self.cap_effective = cap_effective
+
+    def has_cap(self, cap: int) -> bool:
+        return bool(self.cap_effective >> cap & 1)
+
+    @cached_property
+    def creds(self):
+        """uids, gids and groups from /proc/TID/status (struct yr_creds)."""
+        c = ffi.new("struct yr_creds *")
+        if lib.yr_creds_read(self.tid, c) < 0:
+            raise ProcessLookupError(self.tid)
+        c.cap_effective = self.cap_effective   # as seen when the call was made
+        return c
+
+    @property
+    def fsuid(self) -> int:
+        return self.creds.fsuid
+
+    @property
+    def fsgid(self) -> int:
+        return self.creds.fsgid
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        return tuple(self.creds.groups[i] for i in range(self.creds.ngroups))
+
+    @cached_property
+    def comm(self) -> str:
+        return procfs.comm_of(self.tid)
+
+    @cached_property
+    def userns(self):
+        return procfs.userns_of(self.tid)
+
+    def describe(self) -> str:
+        return f"{self.tgid} ({self.comm})"
+
+
+class Request:
+    hook = ""
+    default_errno = errno.EPERM
+
+    def describe(self) -> str:
+        """What was attempted, for the readable audit line."""
+        raise NotImplementedError
+
+    def audit_fields(self) -> dict:
+        return {}
+
+
+@dataclass
+class PtraceAccess(Request):
+    """ptrace_access_check: an ATTACH-mode access to another task."""
+
+    caller: Caller
+    syscall: str           # "ptrace", "process_vm_readv", ...
+    operation: str         # "PTRACE_ATTACH", "PTRACE_SEIZE", or the syscall name
+    target: int            # the tid named by the caller
+    target_tgid: int
+    hook = "ptrace_access_check"
+
+    @cached_property
+    def target_comm(self) -> str:
+        return procfs.comm_of(self.target)
+
+    def target_alive(self) -> bool:
+        return procfs.tgid_of(self.target) == self.target_tgid
+
+    def target_is_descendant(self) -> bool:
+        """Yama's task_is_descendant(current, target)."""
+        return procfs.is_descendant(self.caller.tgid, self.target)
+
+    def caller_descends_from(self, tgid: int) -> bool:
+        """Is the caller's process tgid or one of its descendants?"""
+        return procfs.is_descendant(tgid, self.caller.tid)
+
+    def caller_is_tracer(self) -> bool:
+        """Is the caller's thread group already the target's ptrace parent?"""
+        tracer = procfs.tracer_of(self.target)
+        return tracer > 0 and procfs.tgid_of(tracer) == self.caller.tgid
+
+    def caller_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
+        """ns_capable(target's user ns, cap): the caller holds cap in a user
+        namespace that is the target's."""
+        return self.caller.has_cap(cap) and (
+            self.caller.userns is not None
+            and self.caller.userns == procfs.userns_of(self.target))
+
+    def describe(self) -> str:
+        return f"{self.operation} of {self.target} ({self.target_comm})"
+
+    def audit_fields(self) -> dict:
+        return {"target": self.target, "target_comm": self.target_comm,
+                "operation": self.operation}
+
+
+@dataclass
+class PtraceTraceme(Request):
+    caller: Caller
+    parent: int            # the caller's real parent (tgid), the future tracer
+    syscall: str = "ptrace"
+    hook = "ptrace_traceme"
+
+    def parent_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
+        """has_ns_capability(parent, caller's user ns, cap)."""
+        caps = procfs.cap_effective(self.parent)
+        return caps is not None and bool(caps >> cap & 1) and (
+            procfs.userns_of(self.parent) == self.caller.userns)
+
+    def describe(self) -> str:
+        return f"PTRACE_TRACEME to {self.parent} ({procfs.comm_of(self.parent)})"
+
+    def audit_fields(self) -> dict:
+        return {"target": self.parent, "operation": "PTRACE_TRACEME"}
+
+
+PTRACER_ANY = "any"
+
+
+@dataclass
+class SetPtracer(Request):
+    """task_prctl(PR_SET_PTRACER): the core has resolved the named tracer."""
+
+    caller: Caller
+    process: procfs.TaskHandle              # the caller's process (the tracee)
+    tracer: procfs.TaskHandle | str | None  # a task, PTRACER_ANY, or None to clear
+    syscall: str = "prctl"
+    hook = "task_prctl"
+    option: str = field(default="PR_SET_PTRACER")
+
+    def describe(self) -> str:
+        if self.tracer is None:
+            return "PR_SET_PTRACER clear"
+        if self.tracer == PTRACER_ANY:
+            return "PR_SET_PTRACER ANY"
+        return f"PR_SET_PTRACER {self.tracer.pid}"

@@ -1,0 +1,305 @@
+"""The supervisor: spawns the program under the filter, serves notifications in
+a thread (the receive loop is C, the decisions are the chain's), reaps the
+tree as a child subreaper and returns the program's exit status."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from . import filter as seccomp_filter
+from . import procfs
+from ._yama import ffi, lib
+from .requests import PTRACER_ANY, Caller, PtraceAccess, PtraceTraceme, SetPtracer
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+SI_KERNEL = 0x80
+WAIT_KILLABLE_RECV = 1 << 5
+NEW_LISTENER = 1 << 3
+
+EXIT_SETUP = 125
+EXIT_NOEXEC = 126
+EXIT_NOTFOUND = 127
+
+
+class SetupError(Exception):
+    """yama-run itself could not start the program (exit 125)."""
+
+
+def _int(value: int) -> int:
+    """An int-typed syscall argument, as the kernel truncates it."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+class Supervisor:
+    def __init__(self, chain, audit):
+        self.chain = chain
+        self.audit = audit
+        self.ctx = ffi.NULL
+        self.listener = -1
+        self.main_pid = -1
+        self._program = "?"
+        self._handlers = {
+            lib.YR_SYS_PTRACE: self._on_ptrace,
+            lib.YR_SYS_PRCTL: self._on_prctl,
+            lib.YR_SYS_PROCESS_VM_READV: self._on_process_vm,
+            lib.YR_SYS_PROCESS_VM_WRITEV: self._on_process_vm,
+            lib.YR_SYS_PIDFD_GETFD: self._on_pidfd_getfd,
+        }
+
+    # -- start and lifetime --------------------------------------------------
+
+    def run(self, argv: list[str], env: dict[str, str]) -> int:
+        self._program = argv[0]
+        hooks = self.chain.hooks()
+        bpf = seccomp_filter.build(hooks)
+        flags = NEW_LISTENER
+        if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
+            flags |= WAIT_KILLABLE_RECV
+        elif bpf is not None:
+            self.audit.say("kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call")
+        if lib.yr_set_subreaper() < 0:
+            raise SetupError("cannot become a child subreaper")
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
+        pid, listener, status_fd = self._spawn(argv, env, bpf, flags)
+        self.main_pid = pid
+        server = None
+        if bpf is not None:
+            if listener < 0:
+                self._exec_result(status_fd)          # raises with the child's reason
+                raise SetupError("the child did not hand over the seccomp listener")
+            self._start_serving(listener, hooks)
+            server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
+            server.start()
+        failure = self._exec_result(status_fd)
+        status = self._reap_all(pid)
+        if server is not None:
+            server.join()
+            lib.yr_ctx_free(self.ctx)
+            os.close(self.listener)
+        if failure is not None:
+            return failure
+        return status
+
+    def _spawn(self, argv, env, bpf, flags):
+        keep = []
+
+        def cstr(s: str):
+            buf = ffi.new("char[]", os.fsencode(s))
+            keep.append(buf)
+            return buf
+
+        c_argv = ffi.new("char *[]", [cstr(a) for a in argv] + [ffi.NULL])
+        c_env = ffi.new("char *[]", [cstr(f"{k}={v}") for k, v in env.items()] + [ffi.NULL])
+        path = env.get("PATH")
+        c_path = cstr(path) if path is not None else ffi.NULL
+        out = ffi.new("struct yr_spawn_result *")
+        if bpf is not None:
+            c_bpf = ffi.from_buffer(bpf)
+            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, c_bpf,
+                                   len(bpf) // 8, flags, out)
+        else:
+            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, out)
+        if rc < 0:
+            raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
+        return out.pid, out.listener, out.status_fd
+
+    def _exec_result(self, status_fd: int) -> int | None:
+        """None when the program is running; else the exit status to give."""
+        try:
+            data = os.read(status_fd, 8)
+        finally:
+            os.close(status_fd)
+        if not data:
+            return None
+        failure = ffi.new("struct yr_spawn_failure *")
+        ffi.memmove(failure, data, min(len(data), ffi.sizeof(failure[0])))
+        reason = os.strerror(failure.err)
+        if failure.stage == lib.YR_STAGE_EXEC:
+            print(f"yama-run: {self._program}: {reason}", file=sys.stderr)
+            return EXIT_NOTFOUND if failure.err == errno.ENOENT else EXIT_NOEXEC
+        if failure.stage == lib.YR_STAGE_FILTER:
+            hint = (" (another user-notify supervisor, such as an outer yama-run, "
+                    "already watches this process)" if failure.err == errno.EBUSY else "")
+            raise SetupError(f"cannot install the seccomp filter: {reason}{hint}")
+        raise SetupError(f"cannot set up the sandbox: {reason}")
+
+    def _start_serving(self, listener: int, hooks) -> None:
+        self.listener = listener
+        self.ctx = lib.yr_ctx_new(listener)
+        if self.ctx == ffi.NULL:
+            raise SetupError("cannot allocate the notification context")
+        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
+            lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
+        if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
+            self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+
+    def _reap_all(self, main_pid: int) -> int:
+        """Wait until no descendant is left; forward signals meanwhile."""
+        status = None
+        wanted = set(FORWARDED) | {signal.SIGCHLD}
+        while True:
+            while True:
+                try:
+                    pid, raw = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return status if status is not None else EXIT_SETUP
+                if pid == 0:
+                    break
+                if pid == main_pid:
+                    status = os.waitstatus_to_exitcode(raw)
+                    status = 128 - status if status < 0 else status
+            info = signal.sigwaitinfo(wanted)
+            if info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL and status is None:
+                # From the terminal (SI_KERNEL) the program got it already: same group.
+                try:
+                    os.kill(main_pid, info.si_signo)
+                except ProcessLookupError:
+                    pass
+
+    # -- the notification loop -----------------------------------------------
+
+    def _serve(self) -> None:
+        ev = ffi.new("struct yr_event *")
+        while True:
+            rc = lib.yr_next(self.ctx, ev)
+            if rc == 0:
+                return
+            if rc < 0:
+                self._fail_closed(f"receiving notifications failed: {os.strerror(-rc)}")
+                return
+            try:
+                self._handle(ev)
+            except Exception:
+                print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
+                      file=sys.stderr)
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
+
+    def _fail_closed(self, why: str) -> None:
+        print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
+        try:
+            os.kill(self.main_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _handle(self, ev) -> None:
+        caller = Caller(ev.tid, ev.tgid, ev.cap_effective)
+        self._handlers[ev.sys](ev, caller)
+
+    def _deny_or_continue(self, ev, hook: str, request) -> None:
+        deny = self.chain.walk(hook, request)
+        if deny is not None:
+            lib.yr_reply(self.ctx, ev.id, 0, deny.errno)
+        elif lib.yr_id_valid(self.ctx, ev.id):
+            lib.yr_reply_continue(self.ctx, ev.id)
+
+    def _access(self, ev, caller, syscall: str, operation: str, target: int) -> None:
+        """An ATTACH-mode access to target, decided on the integer pid."""
+        target_tgid = procfs.tgid_of(target) if target > 0 else None
+        if target_tgid is None:
+            # The kernel would say ESRCH; saying it ourselves keeps a pid that
+            # appears after our look-up from being reached unchecked.
+            lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
+            return
+        request = PtraceAccess(caller, syscall, operation, target, target_tgid)
+        self._deny_or_continue(ev, "ptrace_access_check", request)
+
+    def _on_ptrace(self, ev, caller) -> None:
+        op = ev.args[0]
+        if op == seccomp_filter.PTRACE_TRACEME:
+            parent = procfs.ppid_of(caller.tgid) or 0
+            self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent))
+        elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
+            name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
+            self._access(ev, caller, "ptrace", name, _int(ev.args[1]))
+        else:   # not routed by our filter: fail closed
+            lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
+
+    def _on_process_vm(self, ev, caller) -> None:
+        name = ("process_vm_readv" if ev.sys == lib.YR_SYS_PROCESS_VM_READV
+                else "process_vm_writev")
+        self._access(ev, caller, name, name, _int(ev.args[0]))
+
+    def _on_prctl(self, ev, caller) -> None:
+        """PR_SET_PTRACER, emulated: this kernel has no Yama to answer it."""
+        arg2 = ev.args[1]
+        try:
+            process = procfs.TaskHandle(caller.tgid, caller.tgid, thread=False)
+        except ProcessLookupError:
+            lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
+            return
+        if arg2 == 0:
+            tracer = None
+        elif arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or _int(arg2) == -1:
+            tracer = PTRACER_ANY
+        else:
+            tracer = self._task(_int(arg2))
+            if tracer is None:
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EINVAL)   # no such pid
+                return
+        deny = self.chain.walk("task_prctl", SetPtracer(caller, process, tracer))
+        lib.yr_reply(self.ctx, ev.id, 0, deny.errno if deny else 0)
+
+    @staticmethod
+    def _task(pid: int):
+        if pid <= 0:
+            return None
+        try:
+            handle = procfs.TaskHandle(pid, 0, thread=True)
+        except OSError:
+            return None
+        handle.tgid = procfs.tgid_of(pid) or pid
+        return handle
+
+    def _on_pidfd_getfd(self, ev, caller) -> None:
+        """Emulated: the pidfd is an fd the caller's other threads could swap
+        after our check, so we take the object once and act on that."""
+        pidfd, target_fd, flags = _int(ev.args[0]), _int(ev.args[1]), ev.args[2] & 0xFFFFFFFF
+        if flags:
+            lib.yr_reply(self.ctx, ev.id, 0, errno.EINVAL)
+            return
+        copy = lib.yr_fetch_fd(caller.tgid, pidfd)
+        if copy < 0:
+            lib.yr_reply(self.ctx, ev.id, 0, errno.EBADF if -copy == errno.EBADF else -copy)
+            return
+        try:
+            target = _pidfd_pid(copy)
+            if target is None:
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EBADF)    # not a pidfd
+                return
+            target_tgid = procfs.tgid_of(target) if target > 0 else None
+            if target_tgid is None:
+                lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
+                return
+            if target_tgid != caller.tgid:   # own thread group: no LSM is asked
+                request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, target_tgid)
+                deny = self.chain.walk("ptrace_access_check", request)
+                if deny is not None:
+                    lib.yr_reply(self.ctx, ev.id, 0, deny.errno)
+                    return
+            fd = lib.yr_getfd_as(caller.creds, copy, target_fd)
+            if fd < 0:
+                lib.yr_reply(self.ctx, ev.id, 0, -fd)
+                return
+            try:
+                lib.yr_reply_addfd(self.ctx, ev.id, fd, os.O_CLOEXEC)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(copy)
+
+
+def _pidfd_pid(fd: int) -> int | None:
+    """The pid a pidfd of ours refers to (-1 once it has exited), None if fd is not a pidfd."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
