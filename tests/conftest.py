@@ -1,0 +1,68 @@
+"""Shared fixtures: run yama-run, build the C helper programs, and change
+machine-wide sysctls only for the duration of one test."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HELPERS = Path(__file__).parent / "helpers"
+YAMA_RUN = [sys.executable, "-m", "sandbox.cli"]
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setpriv, sysctl)")
+
+
+def requires_tool(name: str):
+    return pytest.mark.skipif(shutil.which(name) is None, reason=f"needs {name}")
+
+
+def yama_run(*args, check=False, timeout=60, **kwargs) -> subprocess.CompletedProcess:
+    """Run yama-run with args; text output captured unless told otherwise."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run([*YAMA_RUN, *map(str, args)], check=check, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def helper(tmp_path_factory):
+    """helper("name") compiles tests/helpers/name.c once and returns its path."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build the helper programs")
+    out = tmp_path_factory.mktemp("helpers")
+    out.chmod(0o755)
+    built: dict[str, str] = {}
+
+    def build(name: str, *flags: str) -> str:
+        key = " ".join((name, *flags))
+        if key not in built:
+            exe = out / (name + "".join(f.replace("-", "_") for f in flags))
+            subprocess.run(["gcc", "-O1", "-Wall", "-pthread", *flags, "-o", str(exe),
+                            str(HELPERS / f"{name}.c")], check=True)
+            built[key] = str(exe)
+        return built[key]
+
+    return build
+
+
+@pytest.fixture
+def sysctl():
+    """sysctl(name, value): set a machine-wide knob, restored after the test."""
+    saved: dict[str, str] = {}
+
+    def set_(name: str, value) -> None:
+        path = Path("/proc/sys") / name.replace(".", "/")
+        if os.geteuid() != 0:
+            pytest.skip(f"needs root to set {name}")
+        if name not in saved:
+            saved[name] = path.read_text().strip()
+        path.write_text(f"{value}\n")
+
+    try:
+        yield set_
+    finally:
+        for name, value in saved.items():
+            (Path("/proc/sys") / name.replace(".", "/")).write_text(f"{value}\n")
