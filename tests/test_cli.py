@@ -1,0 +1,174 @@
+"""The command line and the process lifetime: exit statuses, signals, the
+subreaper, streams, validation of settings and profiles, the filter itself."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import YAMA_RUN, requires_tool, yama_run
+
+
+# -- exit statuses -------------------------------------------------------------
+
+def test_program_status_is_passed_through():
+    assert yama_run("--", "sh", "-c", "exit 3").returncode == 3
+    assert yama_run("true").returncode == 0
+
+
+def test_not_found_is_127_and_says_so():
+    r = yama_run("--", "no-such-program-xyz")
+    assert r.returncode == 127
+    assert "no-such-program-xyz: No such file or directory" in r.stderr
+
+
+def test_not_executable_is_126(tmp_path):
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    r = yama_run("--", script)
+    assert r.returncode == 126
+    assert "Permission denied" in r.stderr
+    assert yama_run("--", tmp_path).returncode == 126      # a directory
+
+
+def test_killed_by_signal_is_128_plus_n():
+    assert yama_run("--", "sh", "-c", "kill -TERM $$").returncode == 128 + signal.SIGTERM
+    assert yama_run("--", "sh", "-c", "kill -KILL $$").returncode == 128 + signal.SIGKILL
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus", "true"], "No such option"),
+    (["--set", "ptrace.scope=7", "true"], "valid values: 0, 1, 2, 3"),
+    (["--set", "ptrace.nope=1", "true"], "valid keys: scope"),
+    (["--set", "nomodule.x=1", "true"], "valid modules:"),
+    (["--set", "ptrace.scope", "true"], "MODULE.KEY=VALUE"),
+    (["--profile", "no-such-profile", "true"], "no profile named"),
+    (["--profile", "default", "--no-profile", "true"], "exclude each other"),
+    ([], "Missing argument"),
+])
+def test_bad_input_is_125_with_a_clear_message(args, message):
+    r = yama_run(*args)
+    assert r.returncode == 125, r.stderr
+    assert message in r.stderr
+
+
+def test_bad_profile_names_file_line_and_valid_values(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 9\n')
+    r = yama_run("--profile", bad, "true")
+    assert r.returncode == 125
+    assert f"{bad}:4" in r.stderr and "valid values: 0, 1, 2, 3" in r.stderr
+    bad.write_text('chain = ["ptrace", "nosuch"]\n')
+    r = yama_run("--profile", bad, "true")
+    assert r.returncode == 125 and f"{bad}:1" in r.stderr and "valid modules" in r.stderr
+    bad.write_text('chain = ["ptrace"\n')
+    r = yama_run("--profile", bad, "true")
+    assert r.returncode == 125 and str(bad) in r.stderr
+
+
+def test_version():
+    r = yama_run("--version")
+    assert r.returncode == 0 and "yama-run" in r.stdout
+
+
+# -- the filter ----------------------------------------------------------------
+
+def _status_field(output: str, key: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in {output!r}")
+
+
+def test_default_profile_installs_a_filter_with_no_new_privs():
+    r = yama_run("--", "cat", "/proc/self/status")
+    assert r.returncode == 0
+    assert _status_field(r.stdout, "Seccomp") == "2"
+    assert _status_field(r.stdout, "NoNewPrivs") == "1"
+
+
+def test_empty_chain_installs_no_filter(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("chain = []\n")
+    r = yama_run("--profile", empty, "--", "cat", "/proc/self/status")
+    assert r.returncode == 0
+    assert _status_field(r.stdout, "Seccomp") == "0"
+
+
+def test_pr_set_ptracer_is_emulated_where_the_kernel_has_no_yama(helper):
+    """Natively this kernel answers EINVAL; under yama-run every call gets 0."""
+    forktree = helper("forktree")
+    native = subprocess.run([forktree, "20"], capture_output=True, text=True)
+    assert native.stdout.split() == ["TREE", "20", "20"]       # 20 EINVALs natively
+    r = yama_run("--", forktree, "20")
+    assert r.returncode == 0 and r.stdout.split() == ["TREE", "20", "0"]
+
+
+# -- load ----------------------------------------------------------------------
+
+def test_a_200_process_fork_tree_finishes(helper):
+    r = yama_run("--", helper("forktree"), "200", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["TREE", "200", "0"]
+
+
+def test_50_threads_hammering_hooked_calls(helper):
+    r = yama_run("--", helper("threads"), "50", "100", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["THREADS", "10000", "0"]
+
+
+# -- streams and lifetime ------------------------------------------------------
+
+def test_standard_streams_pass_through():
+    r = yama_run("--", "sh", "-c", "cat; echo err >&2", input="in\x00put\n")
+    assert r.stdout == "in\x00put\n"
+    assert r.stderr == "err\n"
+
+
+def test_waits_for_orphaned_descendants(tmp_path):
+    """The main program exits at once; its background child is reparented to
+    yama-run (a subreaper) and still supervised until it ends."""
+    marker = tmp_path / "late"
+    start = time.monotonic()
+    r = yama_run("--", "sh", "-c", f"(sleep 1; echo done > {marker}) & exit 5")
+    assert r.returncode == 5
+    assert time.monotonic() - start >= 1.0
+    assert marker.read_text() == "done\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_signals_reach_the_program(tmp_path, sig):
+    ready = tmp_path / "ready"
+    script = (f"trap 'echo got {sig.name}; exit 7' {sig.name[3:]}; "
+              f"touch {ready}; while :; do sleep 0.05; done")
+    proc = subprocess.Popen([*YAMA_RUN, "--", "sh", "-c", script],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not ready.exists():
+            assert time.monotonic() < deadline, "program never started"
+            time.sleep(0.02)
+        os.kill(proc.pid, sig)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert f"got {sig.name}" in out
+    assert proc.returncode == 7
+
+
+@requires_tool("script")
+def test_program_keeps_the_terminal_foreground():
+    """Under a pseudo-terminal the program is in the foreground process group,
+    so shells and editors can read the terminal."""
+    cmd = " ".join([*YAMA_RUN, "--", "sh", "-c", "'ps -o stat= -p $$'"])
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "+" in r.stdout.strip().splitlines()[-1]
