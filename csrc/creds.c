@@ -159,3 +159,91 @@ int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd)
     yr_creds_leave(&saved);
     return fd < 0 ? -e : (int)fd;
 }
+
+/* The filesystem identity: what path walks, permission checks and link
+ * creation look at. The thread keeps the last identity it took, so a run of
+ * calls by one caller pays for no switch at all; yr_fs_reset() comes back.
+ * Order matters: setgroups needs our CAP_SETGID, so capabilities are lowered
+ * last and raised first. */
+static __thread int fs_ready, fs_switched;
+static __thread uint64_t base_eff, base_perm;
+static __thread struct yr_fsid fs_base, fs_cur;
+
+static int fs_init(void)
+{
+    if (fs_ready)
+        return 0;
+    if (capget_self(&base_eff, &base_perm) < 0)
+        return -1;
+    long n = syscall(SYS_getgroups, YR_MAX_GROUPS, fs_base.groups);
+    if (n < 0)
+        return -1;
+    fs_base.ngroups = (uint32_t)n;
+    uint32_t e, sv;
+    if (syscall(SYS_getresuid, &fs_base.ruid, &e, &sv) < 0 ||
+        syscall(SYS_getresgid, &fs_base.rgid, &e, &sv) < 0)
+        return -1;
+    fs_base.fsuid = (uint32_t)syscall(SYS_setfsuid, -1);   /* -1: only asks */
+    fs_base.fsgid = (uint32_t)syscall(SYS_setfsgid, -1);
+    fs_base.caps = base_eff;
+    fs_cur = fs_base;
+    fs_ready = 1;
+    return 0;
+}
+
+static int same_fsid(const struct yr_fsid *a, const struct yr_fsid *b)
+{
+    return a->fsuid == b->fsuid && a->fsgid == b->fsgid && a->caps == b->caps &&
+           a->ruid == b->ruid && a->rgid == b->rgid &&
+           a->ngroups == b->ngroups &&
+           memcmp(a->groups, b->groups, a->ngroups * sizeof(a->groups[0])) == 0;
+}
+
+static void fs_stuck(void)
+{
+    /* A thread left half-way between two identities would act wrongly for
+     * the next caller: nothing is safer than stopping here. */
+    abort();
+}
+
+int yr_fs_become(const struct yr_fsid *want)
+{
+    if (fs_init() < 0)
+        return -1;
+    struct yr_fsid masked = *want;
+    const struct yr_fsid *id = &masked;
+    masked.caps &= base_perm;
+    if (same_fsid(id, &fs_cur))
+        return 0;
+    if (geteuid() != 0)
+        return 0;              /* unprivileged: we already are our callers */
+    if (fs_cur.caps != base_eff && capset_effective(base_eff, base_perm) < 0)
+        fs_stuck();
+    fs_cur.caps = base_eff;
+    if ((fs_cur.ngroups != id->ngroups ||
+         memcmp(fs_cur.groups, id->groups, id->ngroups * sizeof(id->groups[0]))) &&
+        syscall(SYS_setgroups, id->ngroups, id->groups) < 0)
+        fs_stuck();
+    /* Only the real ids move with them; euid and saved ids stay ours, so
+     * our capabilities survive and the way back needs none of them. */
+    if (syscall(SYS_setresgid, id->rgid, -1, -1) < 0 ||
+        syscall(SYS_setresuid, id->ruid, -1, -1) < 0)
+        fs_stuck();
+    syscall(SYS_setfsgid, id->fsgid);
+    syscall(SYS_setfsuid, id->fsuid);
+    if ((uint32_t)syscall(SYS_setfsuid, -1) != id->fsuid ||
+        (uint32_t)syscall(SYS_setfsgid, -1) != id->fsgid)
+        fs_stuck();
+    if (capset_effective(id->caps & base_perm, base_perm) < 0)
+        fs_stuck();
+    fs_cur = *id;
+    fs_switched = !same_fsid(&fs_cur, &fs_base);
+    return 0;
+}
+
+int yr_fs_reset(void)
+{
+    if (!fs_ready || !fs_switched)
+        return 0;
+    return yr_fs_become(&fs_base);
+}

@@ -40,6 +40,8 @@ struct yr_ctx {
     int nmap;
     struct yr_map map[MAX_MAP];
     uint64_t stats[4];
+    struct yr_link *link;      /* the link a module is deciding on */
+    uint64_t link_mask;        /* the chain's path_link rule, tabulated */
 };
 
 struct yr_ctx *yr_ctx_new(int listener)
@@ -55,7 +57,10 @@ struct yr_ctx *yr_ctx_new(int listener)
     ctx->resp_size = sizes.seccomp_notif_resp > sizeof(*ctx->resp) ? sizes.seccomp_notif_resp : sizeof(*ctx->resp);
     ctx->req = calloc(1, ctx->req_size);
     ctx->resp = calloc(1, ctx->resp_size);
-    if (!ctx->req || !ctx->resp) {
+    ctx->link = calloc(1, sizeof(*ctx->link));
+    if (ctx->link)
+        ctx->link->src_fd = ctx->link->dir_fd = -1;
+    if (!ctx->req || !ctx->resp || !ctx->link) {
         yr_ctx_free(ctx);
         return NULL;
     }
@@ -69,6 +74,7 @@ void yr_ctx_free(struct yr_ctx *ctx)
         return;
     free(ctx->req);
     free(ctx->resp);
+    free(ctx->link);
     free(ctx);
 }
 
@@ -158,6 +164,16 @@ int yr_id_valid(struct yr_ctx *ctx, uint64_t id)
     return ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
+struct yr_link *yr_ctx_link(struct yr_ctx *ctx)
+{
+    return ctx->link;
+}
+
+void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
+{
+    ctx->link_mask = allow_mask;
+}
+
 void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4])
 {
     memcpy(out, ctx->stats, sizeof(ctx->stats));
@@ -202,6 +218,8 @@ static int settle_fast(struct yr_ctx *ctx, const struct yr_event *ev)
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
     }
+    if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT)
+        return yr_link_settle(ctx, ev, ctx->link, ctx->link_mask);
     /* process_vm_* within one's own thread group: the kernel allows it before
      * any LSM is asked, so Yama never sees it. */
     if (is_ptrace_access(ev->sys)) {
@@ -229,7 +247,7 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
         ev->tgid = yr_tgid_of(ev->tid);
-        if (ev->tgid < 0 || yr_cap_effective(ev->tid, &ev->cap_effective) < 0) {
+        if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
             /* The caller is gone; the reply only tells the kernel we saw it. */
             yr_reply(ctx, ev->id, 0, ESRCH);
             continue;
@@ -239,6 +257,7 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
             continue;
         }
         ctx->stats[STAT_TO_PYTHON]++;
+        yr_fs_reset();         /* Python runs as the supervisor, never as a caller */
         return 1;
     }
 }

@@ -116,14 +116,21 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid)
     return 0;
 }
 
-int yr_cap_effective(pid_t tid, uint64_t *out)
+int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm)
 {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, tid };
     struct __user_cap_data_struct data[2];
     if (syscall(SYS_capget, &hdr, data) < 0)
         return -1;
-    *out = (uint64_t)data[1].effective << 32 | data[0].effective;
+    *eff = (uint64_t)data[1].effective << 32 | data[0].effective;
+    *perm = (uint64_t)data[1].permitted << 32 | data[0].permitted;
     return 0;
+}
+
+int yr_cap_effective(pid_t tid, uint64_t *out)
+{
+    uint64_t perm;
+    return yr_caps(tid, out, &perm);
 }
 
 /* A copy of the caller's descriptor fd, taken into the supervisor. */

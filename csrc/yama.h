@@ -3,6 +3,8 @@
  * spawn.c     fork, no_new_privs, install the filter, hand the listener back, exec
  * notify.c    the user-notify receive loop and the replies
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
+ * creds.c     a caller's credentials, and a supervisor thread acting as it
+ * pathops.c   paths read once and resolved as the caller would; link emulated
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -36,6 +38,7 @@ struct yr_event {
     int32_t sys;            /* enum yr_sys */
     uint64_t args[6];
     uint64_t cap_effective; /* the caller's effective capabilities */
+    uint64_t cap_permitted;
 };
 
 struct yr_ctx;
@@ -60,6 +63,52 @@ int yr_creds_read(pid_t tid, struct yr_creds *c);
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved);
 int yr_creds_leave(struct yr_creds_saved *saved);
 int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd);
+
+/* creds.c: the filesystem identity only (fsuid, fsgid, groups, capabilities),
+ * switched per thread and kept until a different one is wanted. */
+struct yr_fsid {
+    uint32_t ruid, rgid;    /* the caller's real ids: reading its memory then needs no capability */
+    uint32_t fsuid, fsgid, ngroups;
+    uint32_t groups[YR_MAX_GROUPS];
+    uint64_t caps;          /* the caller's effective set, as far as ours covers it */
+};
+int yr_fs_become(const struct yr_fsid *id);
+int yr_fs_reset(void);
+
+/* pathops.c: link and linkat, emulated.
+ * Facts about the captured source, the only inputs of a path_link decision that
+ * C can settle: a module's rule over these bits is tabulated by Python once
+ * (bit f of the mask set = every module allows facts f), so the rule is
+ * written once, in the module. */
+enum {
+    YR_LF_OWNER = 1 << 0,         /* the caller's fsuid owns the source */
+    YR_LF_FOWNER = 1 << 1,        /* the caller has CAP_FOWNER */
+    YR_LF_REGULAR = 1 << 2,       /* a regular file */
+    YR_LF_SETUID = 1 << 3,
+    YR_LF_SETGID_EXEC = 1 << 4,   /* setgid and group-executable */
+    YR_LF_RW = 1 << 5,            /* the caller may both read and write it */
+    YR_LF_COUNT = 6               /* 64 combinations: one uint64_t */
+};
+#define YR_PATH_MAX 4096
+struct yr_link {
+    int32_t src_fd;         /* O_PATH: the source object, captured once */
+    int32_t dir_fd;         /* O_PATH: the parent of the new name */
+    uint32_t facts;         /* YR_LF_* */
+    uint32_t uid, gid, mode;/* the source's owner and mode */
+    uint32_t fsuid;         /* the caller's */
+    int32_t flags;          /* linkat's flags */
+    int32_t trailing;       /* the new name ends in '/' */
+    char old_path[YR_PATH_MAX];
+    char new_path[YR_PATH_MAX];
+    char name[YR_PATH_MAX]; /* the new name's last component */
+};
+struct yr_link *yr_ctx_link(struct yr_ctx *ctx);
+void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask);
+int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
+int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
+int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
+                   uint64_t allow_mask);
+int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 
 /* spawn.c */
 struct yr_spawn_result {
@@ -96,6 +145,7 @@ pid_t yr_ppid_of(pid_t pid);
 pid_t yr_tracer_of(pid_t pid);
 int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
 int yr_cap_effective(pid_t tid, uint64_t *out);
+int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_set_subreaper(void);
 

@@ -152,3 +152,62 @@ class SetPtracer(Request):
         if self.tracer == PTRACER_ANY:
             return "PR_SET_PTRACER ANY"
         return f"PR_SET_PTRACER {self.tracer.pid}"
+
+
+@dataclass
+class PathLink(Request):
+    """path_link: link or linkat. The core has captured the source (an O_PATH
+    fd) and the new name's parent as the caller; the facts below are those of
+    the captured source, as the caller sees it (lib.YR_LF_* bits).
+
+    A rule that reads only `facts` (through the properties) can be tabulated
+    for the C fast path: see modules.rule_table."""
+
+    caller: Caller | None
+    facts: int
+    source: str = ""               # the old path as the caller gave it
+    new: str = ""                  # the new path
+    owner: int = -1                # the source's uid
+    mode: int = 0                  # the source's st_mode
+    syscall: str = "linkat"
+    hook = "path_link"
+
+    @classmethod
+    def hypothetical(cls, facts: int) -> "PathLink":
+        """A request that has nothing but facts: for tabulating a rule."""
+        return cls(None, facts)
+
+    def _fact(self, bit: int) -> bool:
+        return bool(self.facts & bit)
+
+    @property
+    def caller_owns_source(self) -> bool:
+        return self._fact(lib.YR_LF_OWNER)
+
+    @property
+    def caller_has_fowner(self) -> bool:
+        return self._fact(lib.YR_LF_FOWNER)
+
+    @property
+    def source_is_regular(self) -> bool:
+        return self._fact(lib.YR_LF_REGULAR)
+
+    @property
+    def source_is_setuid(self) -> bool:
+        return self._fact(lib.YR_LF_SETUID)
+
+    @property
+    def source_is_setgid_exec(self) -> bool:
+        return self._fact(lib.YR_LF_SETGID_EXEC)
+
+    @property
+    def caller_can_read_write(self) -> bool:
+        return self._fact(lib.YR_LF_RW)
+
+    def describe(self) -> str:
+        return (f"{self.syscall} of {self.source!r} (uid {self.owner}, mode "
+                f"{self.mode & 0o7777:04o}) to {self.new!r}")
+
+    def audit_fields(self) -> dict:
+        return {"source": self.source, "new": self.new, "source_uid": self.owner,
+                "source_mode": f"{self.mode:o}"}

@@ -11,9 +11,10 @@ import threading
 import traceback
 
 from . import filter as seccomp_filter
+from . import modules as policy_modules
 from . import procfs
 from ._yama import ffi, lib
-from .requests import PTRACER_ANY, Caller, PtraceAccess, PtraceTraceme, SetPtracer
+from .requests import PTRACER_ANY, Caller, PathLink, PtraceAccess, PtraceTraceme, SetPtracer
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SI_KERNEL = 0x80
@@ -49,6 +50,8 @@ class Supervisor:
             lib.YR_SYS_PROCESS_VM_READV: self._on_process_vm,
             lib.YR_SYS_PROCESS_VM_WRITEV: self._on_process_vm,
             lib.YR_SYS_PIDFD_GETFD: self._on_pidfd_getfd,
+            lib.YR_SYS_LINK: self._on_link,
+            lib.YR_SYS_LINKAT: self._on_link,
         }
 
     # -- start and lifetime --------------------------------------------------
@@ -135,8 +138,17 @@ class Supervisor:
             raise SetupError("cannot allocate the notification context")
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
             lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
+        lib.yr_ctx_link_table(self.ctx, self.link_table())
         if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+
+    def link_table(self) -> int:
+        """The chain's path_link rule over the C side's facts (yr_link_table_allows).
+        YAMA_RUN_NO_FAST_PATH=1 sends every undecided link to Python (for tests)."""
+        if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+            return 0
+        return policy_modules.rule_table(self.chain.modules, "path_link",
+                                         PathLink.hypothetical, lib.YR_LF_COUNT)
 
     def _reap_all(self, main_pid: int) -> int:
         """Wait until no descendant is left; forward signals meanwhile."""
@@ -254,6 +266,19 @@ class Supervisor:
             return None
         handle.tgid = procfs.tgid_of(pid) or pid
         return handle
+
+    def _on_link(self, ev, caller) -> None:
+        """C has read the paths once, captured the source and the new parent
+        as the caller, and found no path error; the chain decides on those
+        objects and C makes the link from them (yr_link_finish)."""
+        op = lib.yr_ctx_link(self.ctx)
+        request = PathLink(caller, op.facts,
+                           source=os.fsdecode(ffi.string(op.old_path)),
+                           new=os.fsdecode(ffi.string(op.new_path)),
+                           owner=op.uid, mode=op.mode,
+                           syscall="link" if ev.sys == lib.YR_SYS_LINK else "linkat")
+        deny = self.chain.walk("path_link", request)
+        lib.yr_link_finish(self.ctx, ev.id, deny.errno if deny is not None else 0)
 
     def _on_pidfd_getfd(self, ev, caller) -> None:
         """Emulated: the pidfd is an fd the caller's other threads could swap

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-BUNDLED = ("ptrace",)
+BUNDLED = ("ptrace", "hardlinks")
 
 
 class SettingError(ValueError):
@@ -51,8 +51,32 @@ class Module:
         self.config = {key: s.default for key, s in self.settings.items()}
         self.config.update(config)
 
+    tabulated: set[str] = set()
+
     def hooks(self) -> set[str]:
         raise NotImplementedError
+
+
+def rule_table(modules, hook: str, hypothetical, bits: int) -> int:
+    """Bit f set: every module hooking `hook` allows a request with facts f.
+
+    hypothetical(f) builds a request that has only facts. A module that
+    hooks `hook` without declaring it tabulated, or that fails on such a
+    request, keeps every combination in Python (bit clear)."""
+    mask = (1 << (1 << bits)) - 1
+    for module in modules:
+        if hook not in module.hooks():
+            continue
+        if hook not in module.tabulated:
+            return 0
+        for facts in range(1 << bits):
+            try:
+                verdict = getattr(module, hook)(hypothetical(facts))
+            except Exception:
+                verdict = "error"
+            if verdict is not None:
+                mask &= ~(1 << facts)
+    return mask
 
 
 def load(name: str) -> type[Module]:
