@@ -140,11 +140,16 @@ class SetPtracer(Request):
     """task_prctl(PR_SET_PTRACER): the core has resolved the named tracer."""
 
     caller: Caller
-    process: procfs.TaskHandle              # the caller's process (the tracee)
     tracer: procfs.TaskHandle | str | None  # a task, PTRACER_ANY, or None to clear
     syscall: str = "prctl"
     hook = "task_prctl"
     option: str = field(default="PR_SET_PTRACER")
+
+    @cached_property
+    def process(self) -> procfs.TaskHandle:
+        """The caller's process (the tracee), pinned: opened only when a
+        module records a relation, not for a clear."""
+        return procfs.TaskHandle(self.caller.tgid, self.caller.tgid, thread=False)
 
     def describe(self) -> str:
         if self.tracer is None:

@@ -239,11 +239,6 @@ class Supervisor:
     def _on_prctl(self, ev, caller) -> None:
         """PR_SET_PTRACER, emulated: this kernel has no Yama to answer it."""
         arg2 = ev.args[1]
-        try:
-            process = procfs.TaskHandle(caller.tgid, caller.tgid, thread=False)
-        except ProcessLookupError:
-            lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
-            return
         if arg2 == 0:
             tracer = None
         elif arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or _int(arg2) == -1:
@@ -253,7 +248,7 @@ class Supervisor:
             if tracer is None:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EINVAL)   # no such pid
                 return
-        deny = self.chain.walk("task_prctl", SetPtracer(caller, process, tracer))
+        deny = self.chain.walk("task_prctl", SetPtracer(caller, tracer))
         lib.yr_reply(self.ctx, ev.id, 0, deny.errno if deny else 0)
 
     @staticmethod

@@ -58,7 +58,9 @@ class Ptrace(Module):
         if self.scope == 1:
             if not req.target_alive():
                 return Deny(errno.EPERM, "target is exiting")
-            if req.target_is_descendant() or self._exception(req) or req.caller_capable():
+            # Yama ORs these; ask the cheapest first (capget is already in hand,
+            # the descendant walk and the tracer look-up read /proc).
+            if req.caller_capable() or req.target_is_descendant() or self._exception(req):
                 return None
             return Deny(errno.EPERM, "not a descendant")
         return None
@@ -74,7 +76,7 @@ class Ptrace(Module):
         """Record PR_SET_PTRACER; a new declaration replaces the old one."""
         self._prune()
         if req.tracer is None:
-            self.relations.pop(req.process.tgid, None)
+            self.relations.pop(req.caller.tgid, None)
         else:
             self.relations[req.process.tgid] = Relation(req.process, req.tracer)
         return None
@@ -82,16 +84,16 @@ class Ptrace(Module):
     # -- helpers ------------------------------------------------------------
 
     def _exception(self, req) -> bool:
-        """Yama's ptracer_exception_found."""
-        if req.caller_is_tracer():
-            return True
+        """Yama's ptracer_exception_found: a PR_SET_PTRACER declaration, or the
+        caller already traces the target."""
         relation = self.relations.get(req.target_tgid)
-        if relation is None:
-            return False
-        if not relation.alive():
+        if relation is not None and not relation.alive():
             del self.relations[req.target_tgid]
-            return False
-        return relation.tracer == PTRACER_ANY or req.caller_descends_from(relation.tracer.tgid)
+            relation = None
+        if relation is not None and (relation.tracer == PTRACER_ANY
+                                     or req.caller_descends_from(relation.tracer.tgid)):
+            return True
+        return req.caller_is_tracer()
 
     def _prune(self) -> None:
         for tgid in [t for t, r in self.relations.items() if not r.alive()]:
