@@ -42,6 +42,7 @@ struct yr_ctx {
     uint64_t stats[4];
     struct yr_link *link;      /* the link a module is deciding on */
     uint64_t link_mask;        /* the chain's path_link rule, tabulated */
+    int recv_first;            /* RECV itself returns once no caller is left (see receive) */
 };
 
 struct yr_ctx *yr_ctx_new(int listener)
@@ -92,6 +93,9 @@ int yr_ctx_sync_wakeup(struct yr_ctx *ctx)
     if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
               SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
         return -errno;
+    /* SET_FLAGS came (6.6) with recv_wait_event, which also wakes when the
+     * filter's last user is gone: from then on RECV needs no poll first. */
+    ctx->recv_first = 1;
     return 0;
 }
 
@@ -179,11 +183,32 @@ void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4])
     memcpy(out, ctx->stats, sizeof(ctx->stats));
 }
 
-/* 1: a notification was received; 0: no caller is left; <0: -errno. */
+/* 1: a notification was received; 0: no caller is left; <0: -errno.
+ * With recv_first, RECV waits by itself (one syscall per notification) and
+ * answers ENOENT once no caller is left (or one vanished): a poll that does
+ * not wait tells the two apart. Older kernels' RECV may block for ever with
+ * no caller left, so there poll comes first. */
 static int receive(struct yr_ctx *ctx)
 {
+    int try_recv = ctx->recv_first;
     for (;;) {
         struct pollfd p = { .fd = ctx->listener, .events = POLLIN };
+        if (try_recv) {
+            try_recv = 0;
+            memset(ctx->req, 0, ctx->req_size);
+            if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_RECV, ctx->req) == 0) {
+                ctx->stats[STAT_RECEIVED]++;
+                return 1;
+            }
+            if (errno != EINTR && errno != ENOENT)
+                return -errno;
+            if (poll(&p, 1, 0) < 0 && errno != EINTR)
+                return -errno;
+            if (!(p.revents & POLLIN) && (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+                return 0;
+            try_recv = 1;
+            continue;
+        }
         if (poll(&p, 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -211,15 +236,22 @@ static int is_ptrace_access(int32_t sys)
 }
 
 /* Settle in C what no module could decide differently. 1: settled. */
-static int settle_fast(struct yr_ctx *ctx, const struct yr_event *ev)
+static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 {
     if (ev->sys == YR_SYS_NONE) {
         /* Routed but unknown to us: a bug in the filter. Fail closed. */
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
     }
-    if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT)
-        return yr_link_settle(ctx, ev, ctx->link, ctx->link_mask);
+    if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT) {
+        if (yr_link_settle(ctx, ev, ctx->link, ctx->link_mask))
+            return 1;
+        if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
+            yr_link_finish(ctx, ev->id, ESRCH);    /* Python needs it; the caller is gone */
+            return 1;
+        }
+        return 0;
+    }
     /* process_vm_* within one's own thread group: the kernel allows it before
      * any LSM is asked, so Yama never sees it. */
     if (is_ptrace_access(ev->sys)) {
@@ -246,7 +278,9 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         ev->nr = n->data.nr;
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
-        ev->tgid = yr_tgid_of(ev->tid);
+        /* A link's tgid is found only if needed (pathops.c, caller_tgid). */
+        int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT;
+        ev->tgid = is_link ? 0 : yr_tgid_of(ev->tid);
         if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
             /* The caller is gone; the reply only tells the kernel we saw it. */
             yr_reply(ctx, ev->id, 0, ESRCH);

@@ -80,6 +80,7 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
 struct id_entry {
     pid_t tid;
     int pidfd;
+    int procdir;              /* O_PATH /proc/TID: bound to the task, like the pidfd */
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
     uint64_t eff, perm;
     struct yr_fsid fsid;
@@ -108,24 +109,54 @@ static uint64_t userns_of(pid_t tid)
     return stat(path, &st) < 0 ? 0 : (uint64_t)st.st_ino;
 }
 
+static void entry_drop(struct id_entry *e)
+{
+    if (e->tid > 0 && e->pidfd >= 0)
+        close(e->pidfd);
+    if (e->tid > 0 && e->procdir >= 0)
+        close(e->procdir);
+    e->tid = 0;
+    e->pidfd = e->procdir = -1;
+}
+
 static int refresh(struct id_entry *e, const struct yr_event *ev)
 {
-    if (e->tid != ev->tid || e->pidfd < 0) {
-        if (e->tid > 0 && e->pidfd >= 0)
-            close(e->pidfd);
-        e->tid = 0;
-        e->pidfd = (int)syscall(SYS_pidfd_open, ev->tid, PIDFD_THREAD);
-        if (e->pidfd < 0)
-            return -1;
-        e->tid = ev->tid;
-    }
+    /* Both handles are taken again: a tid reused since holds neither. The
+     * /proc/TID directory, like the pidfd, stays bound to the task it was
+     * opened for (its struct pid): once that task is gone, every lookup
+     * through it fails, it never reaches a later task with the same number.
+     * The pidfd is asked (get_info) after the directory is opened, so both
+     * name the same live task. */
     struct yr_creds c;
-    if (get_info(e->pidfd, e->ids) < 0 || yr_creds_read(ev->tid, &c) < 0)
+    uint32_t ids[8];
+    e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */
+    if (e->tid == ev->tid && e->pidfd >= 0 && e->procdir >= 0 && get_info(e->pidfd, ids) == 0)
+        goto opened;           /* the same live task: its handles are still right */
+    entry_drop(e);
+    e->pidfd = (int)syscall(SYS_pidfd_open, ev->tid, PIDFD_THREAD);
+    if (e->pidfd < 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d", (int)ev->tid);
+    e->procdir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (e->procdir < 0) {
+        close(e->pidfd);
+        e->pidfd = -1;
+        return -1;
+    }
+    e->tid = ev->tid;
+    if (get_info(e->pidfd, ids) < 0) {
+        entry_drop(e);
+        return -1;
+    }
+opened:
+    if (yr_creds_read(ev->tid, &c) < 0)
         return -1;
     if (!own_userns)
         own_userns = userns_of(getpid());
     /* Capabilities held in another user namespace are not ours to lend. */
     uint64_t caps = userns_of(ev->tid) == own_userns ? ev->cap_effective : 0;
+    memcpy(e->ids, ids, sizeof(ids));
     e->eff = ev->cap_effective;
     e->perm = ev->cap_permitted;
     e->fsid = (struct yr_fsid){ .ruid = c.ruid, .rgid = c.rgid, .fsuid = c.fsuid,
@@ -134,7 +165,7 @@ static int refresh(struct id_entry *e, const struct yr_event *ev)
     return 0;
 }
 
-static const struct yr_fsid *caller_fsid(const struct yr_event *ev)
+static struct id_entry *caller_entry(const struct yr_event *ev)
 {
     struct id_entry *e = &id_cache[(unsigned)ev->tid % ID_CACHE];
     uint32_t ids[8];
@@ -143,9 +174,11 @@ static const struct yr_fsid *caller_fsid(const struct yr_event *ev)
     if (e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
         e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
         get_info(e->pidfd, ids) == 0 && memcmp(ids, e->ids, sizeof(ids)) == 0)
-        return &e->fsid;
-    return refresh(e, ev) < 0 ? NULL : &e->fsid;
+        return e;
+    return refresh(e, ev) < 0 ? NULL : e;
 }
+
+static __thread struct yr_fsid last_fsid;  /* whom the pending op is for */
 
 /* ---- the caller's root ----------------------------------------------------
  *
@@ -155,12 +188,36 @@ static const struct yr_fsid *caller_fsid(const struct yr_event *ev)
  * caller's would. */
 static __thread int fs_unshared = -1, own_root = -1, own_cwd = -1;
 
-static int root_is_ours(pid_t tid)
+/* Is the caller's root the very directory and mount that is ours? Asked
+ * through its /proc/TID directory (bound to the task, see refresh) by
+ * following "root" and comparing device, inode and mount id with our own
+ * root's: a path string ("/" from readlink) would also say "/" for the root
+ * of another mount namespace or a root that d_path cannot reach from ours,
+ * whose paths do not resolve as ours. A mount id is unique among live mounts,
+ * and our root's mount lives as long as we do. Any failure: "no", and the
+ * caller's root is entered (the slow, always correct way). */
+static __thread int own_root_known;
+static __thread struct statx own_root_stx;
+
+static int same_root(const struct statx *a, const struct statx *b)
 {
-    char path[64], target[8];
-    snprintf(path, sizeof(path), "/proc/%d/root", (int)tid);
-    ssize_t n = readlink(path, target, sizeof(target));
-    return n == 1 && target[0] == '/';
+    return a->stx_ino == b->stx_ino && a->stx_dev_major == b->stx_dev_major &&
+           a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
+}
+
+static int root_is_ours(int procdir)
+{
+    struct statx sx;
+    if (!own_root_known) {     /* this thread is never chrooted outside yr_link_settle */
+        if (statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, &own_root_stx) < 0 ||
+            !(own_root_stx.stx_mask & STATX_MNT_ID))
+            return 0;
+        own_root_known = 1;
+    }
+    if (statx(procdir, "root", 0, STATX_INO | STATX_MNT_ID, &sx) < 0 ||
+        (sx.stx_mask & (STATX_INO | STATX_MNT_ID)) != (STATX_INO | STATX_MNT_ID))
+        return 0;
+    return same_root(&sx, &own_root_stx);
 }
 
 static int enter_root(pid_t tid)
@@ -215,16 +272,24 @@ static int start_dir(pid_t tid, int32_t dirfd, int want_dir)
 
 /* /proc/self names the walking task: for the caller's paths it must name the
  * caller, not us. */
+static pid_t caller_tgid(const struct yr_event *ev)
+{
+    /* Found lazily for links (yr_next leaves it 0): most never need it. */
+    if (ev->tgid <= 0)
+        ((struct yr_event *)ev)->tgid = yr_tgid_of(ev->tid);
+    return ev->tgid;
+}
+
 static const char *as_caller(const char *p, const struct yr_event *ev, char *buf, size_t size)
 {
     const char *rest = NULL;
     int n;
     if (strncmp(p, "/proc/self", 10) == 0 && (p[10] == '/' || p[10] == '\0')) {
         rest = p + 10;
-        n = snprintf(buf, size, "/proc/%d%s", ev->tgid, rest);
+        n = snprintf(buf, size, "/proc/%d%s", caller_tgid(ev), rest);
     } else if (strncmp(p, "/proc/thread-self", 17) == 0 && (p[17] == '/' || p[17] == '\0')) {
         rest = p + 17;
-        n = snprintf(buf, size, "/proc/%d/task/%d%s", ev->tgid, ev->tid, rest);
+        n = snprintf(buf, size, "/proc/%d/task/%d%s", caller_tgid(ev), ev->tid, rest);
     } else {
         return p;
     }
@@ -444,9 +509,32 @@ static int perform(struct yr_ctx *ctx, uint64_t id, struct yr_link *op, int same
     return yr_reply(ctx, id, 0, err);
 }
 
+/* Both strings in one process_vm_readv (one mm look-up and access check
+ * instead of two), each read up to its page end as yr_read_path does. Used
+ * only when it gives both NULs; anything else (a fault, a long string) is
+ * read again one string at a time, for the kernel's errors in its order. */
+static int read_both(pid_t tid, const struct link_args *a, struct yr_link *op)
+{
+    const uint64_t page = 4096;
+    size_t c1 = (size_t)(page - a->oldp % page), c2 = (size_t)(page - a->newp % page);
+    struct iovec local[2] = { { op->old_path, c1 }, { op->new_path, c2 } };
+    struct iovec remote[2] = { { (void *)(uintptr_t)a->oldp, c1 },
+                               { (void *)(uintptr_t)a->newp, c2 } };
+    ssize_t n = process_vm_readv(tid, local, 2, remote, 2, 0);
+    if (n != (ssize_t)(c1 + c2))
+        return -1;
+    char *z1 = memchr(op->old_path, '\0', c1), *z2 = memchr(op->new_path, '\0', c2);
+    if (!z1 || !z2)
+        return -1;
+    return (int)(z1 - op->old_path);
+}
+
 static int read_paths(const struct yr_event *ev, const struct link_args *a, struct yr_link *op)
 {
-    int n = yr_read_path(ev->tid, a->oldp, op->old_path, sizeof(op->old_path));
+    int n = read_both(ev->tid, a, op);
+    if (n >= 0)
+        return n == 0 && !(a->flags & AT_EMPTY_PATH) ? -ENOENT : 0;
+    n = yr_read_path(ev->tid, a->oldp, op->old_path, sizeof(op->old_path));
     if (n == -EPERM || n == -EACCES) {         /* not readable as the caller: as ourselves */
         yr_fs_reset();
         n = yr_read_path(ev->tid, a->oldp, op->old_path, sizeof(op->old_path));
@@ -484,11 +572,187 @@ static int open_starts(const struct yr_event *ev, const struct link_args *a,
     return 0;
 }
 
-static __thread struct yr_fsid last_fsid;  /* whom the pending op is for */
 
 static int retry_as_us(int err, const struct starts *s)
 {
     return err == -ESRCH || err == -EBADF || s->new_err == -ESRCH || s->new_err == -EBADF;
+}
+
+/* ---- the common case, with as few /proc look-ups as correctness allows ----
+ *
+ * A look-up through a /proc magic link (cwd, fd/N, root) is the dearest step
+ * here (the walk is retried out of RCU mode), so the common case makes one:
+ *
+ * - A relative path with no ".." component, walked from the caller's cwd or
+ *   dirfd (an O_PATH fd of ours taken through its /proc/TID directory) with
+ *   RESOLVE_NO_SYMLINKS, never consults a root: only "..", an absolute path
+ *   and a symlink do. Its result is the caller's whatever its root is, and
+ *   the caller's root is not looked at.
+ * - Anything else (an absolute path, "..", a symlink met on the way) needs
+ *   the caller's root to be ours (root_is_ours); then the path, walked from
+ *   the same start fd (or from our root when absolute), resolves exactly as
+ *   the caller's: same objects, same '..' stop, same absolute links.
+ *
+ * Both walks run as the caller (yr_fs_become), so every permission is its
+ * own. The source is captured as an O_PATH fd and decided on as below; the
+ * new name's parent is taken once (an fd, the start itself for a single
+ * component, or, absolute with our root, by the linkat's own walk: nothing
+ * is decided on it) and the link is made from the captured source into it. On any
+ * failure of a look-up nothing has been made, and the general path below
+ * starts again from the paths already read, for the caller's exact errno. */
+#ifndef RESOLVE_NO_SYMLINKS
+#define RESOLVE_NO_XDEV 0x01
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#endif
+struct yr_open_how {
+    uint64_t flags, mode, resolve;
+};
+
+struct fast {
+    int procdir;
+    int root;                  /* -1 unknown, 0 not ours, 1 ours */
+    int32_t dfd[2];            /* the caller's dirfds whose starts are open */
+    int start[2];
+};
+
+static int has_dotdot(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
+        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+static int fast_root(struct fast *f)
+{
+    if (f->root < 0)
+        f->root = root_is_ours(f->procdir);
+    return f->root;
+}
+
+/* The caller's dirfd (or cwd) as an O_PATH fd of ours, kept for the call. */
+static int fast_start(struct fast *f, int32_t dirfd)
+{
+    for (int i = 0; i < 2; i++)
+        if (f->start[i] >= 0 && f->dfd[i] == dirfd)
+            return f->start[i];
+    int slot = f->start[0] < 0 ? 0 : 1;
+    char name[32];
+    if (dirfd == AT_FDCWD_INT)
+        snprintf(name, sizeof(name), "cwd");
+    else if (dirfd >= 0)
+        snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
+    else
+        return -1;
+    int fd = openat(f->procdir, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    f->dfd[slot] = dirfd;
+    f->start[slot] = fd;
+    return fd;
+}
+
+/* Open path as the caller would (see above), or -1 (general path). */
+static int fast_open(struct fast *f, const struct yr_event *ev, int32_t dirfd,
+                     const char *path, int flags)
+{
+    char buf[YR_PATH_MAX + 64];
+    flags |= O_PATH | O_CLOEXEC;
+    if (path[0] == '/')
+        return fast_root(f) ? openat(AT_FDCWD, as_caller(path, ev, buf, sizeof(buf)), flags) : -1;
+    int start = fast_start(f, dirfd);
+    if (start < 0)
+        return -1;
+    if (!has_dotdot(path)) {
+        struct yr_open_how how = { (uint64_t)flags, 0,
+                                   RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+        int fd = (int)syscall(SYS_openat2, start, path, &how, sizeof(how));
+        if (fd >= 0 || errno != ELOOP)
+            return fd;                         /* ELOOP: a symlink on the way */
+    }
+    return fast_root(f) ? openat(start, path, flags) : -1;
+}
+
+static void fast_close(struct fast *f)
+{
+    for (int i = 0; i < 2; i++)
+        if (f->start[i] >= 0)
+            close(f->start[i]);
+}
+
+/* The new name as the general path takes it: not empty, no trailing slash,
+ * not ending in "." or "..". */
+static int plain_new_name(const char *p)
+{
+    size_t len = strlen(p);
+    if (len == 0 || p[len - 1] == '/')
+        return 0;
+    const char *last = strrchr(p, '/');
+    last = last ? last + 1 : p;
+    return strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+}
+
+/* 1: settled (replied); 0: not settled here, nothing made, op's descriptors
+ * closed. Runs as the caller (yr_fs_become). */
+static int fast_link_in(struct fast *f, struct yr_ctx *ctx, const struct yr_event *ev,
+                        const struct link_args *a, struct yr_link *op, uint64_t mask)
+{
+    if (op->old_path[0] == '\0' || !plain_new_name(op->new_path))
+        return 0;
+    int follow = a->flags & AT_SYMLINK_FOLLOW;
+    op->src_fd = fast_open(f, ev, a->olddfd, op->old_path, follow ? 0 : O_NOFOLLOW);
+    if (op->src_fd < 0)
+        return 0;
+    op->facts = base_facts(&last_fsid, op);
+    if (!known_without_rw(mask, op->facts) || !yr_link_table_allows(mask, op->facts))
+        return 0;
+    /* The new name's parent: split as split_last does for a plain name. */
+    memcpy(op->name, op->new_path, sizeof(op->name));
+    char *slash = strrchr(op->name, '/');
+    int parent;
+    const char *last;
+    char buf[YR_PATH_MAX + 64];
+    if (op->name[0] == '/') {
+        /* Absolute and our root: linkat walks it as the caller would, once. */
+        if (!fast_root(f))
+            return 0;
+        parent = AT_FDCWD;
+        last = as_caller(op->name, ev, buf, sizeof(buf));
+    } else if (!slash) {
+        parent = fast_start(f, a->newdfd);
+        last = op->name;
+        if (parent < 0)
+            return 0;
+    } else {
+        last = slash + 1;
+        char *dend = slash;
+        while (dend > op->name && dend[-1] == '/')
+            dend--;
+        *dend = '\0';                           /* not empty: the name is relative */
+        op->dir_fd = fast_open(f, ev, a->newdfd, op->name, O_DIRECTORY);
+        parent = op->dir_fd;
+        if (parent < 0)
+            return 0;
+    }
+    if (!yr_id_valid(ctx, ev->id))
+        return 1;                              /* the caller is gone: do nothing */
+    /* The fd was opened with these very credentials: AT_EMPTY_PATH is allowed. */
+    int rc = linkat(op->src_fd, "", parent, last, AT_EMPTY_PATH);
+    if (rc < 0 && errno == ENOENT)
+        return 0;                              /* let the general path name it */
+    yr_reply(ctx, ev->id, 0, rc < 0 ? errno : 0);
+    return 1;
+}
+
+static int fast_link(struct yr_ctx *ctx, const struct yr_event *ev, const struct link_args *a,
+                     int procdir, struct yr_link *op, uint64_t mask)
+{
+    struct fast f = { procdir, -1, { 0, 0 }, { -1, -1 } };
+    int settled = fast_link_in(&f, ctx, ev, a, op, mask);
+    op_close(op);
+    fast_close(&f);
+    return settled;
 }
 
 /* 1: settled (replied); 0: Python decides, op holds the captured objects. */
@@ -510,13 +774,19 @@ int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link
     err = read_paths(ev, &a, op);
     if (err < 0)
         goto reply;
-    const struct yr_fsid *id = caller_fsid(ev);
-    if (!id) {
+    struct id_entry *who = caller_entry(ev);
+    if (!who) {
         err = -ESRCH;
         goto reply;
     }
-    last_fsid = *id;
-    int root_ours = root_is_ours(ev->tid);
+    last_fsid = who->fsid;
+    if (mask) {
+        yr_fs_become(&last_fsid);
+        if (fast_link(ctx, ev, &a, who->procdir, op, mask))
+            return 1;
+        op->facts = 0;
+    }
+    int root_ours = root_is_ours(who->procdir);
     if (!root_ours)
         yr_fs_reset();                         /* chroot needs our own capabilities */
     err = open_starts(ev, &a, op, &s);
