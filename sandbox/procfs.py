@@ -1,6 +1,7 @@
 """Facts about tasks for the core and the requests (thin wrappers over csrc/procinfo.c)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 
@@ -42,11 +43,80 @@ def comm_of(pid: int) -> str:
         return "?"
 
 
-def userns_of(tid: int) -> int | None:
+def _ns_of(tid: int, kind: str) -> int | None:
     try:
-        return os.stat(f"/proc/{tid}/ns/user").st_ino
+        return os.stat(f"/proc/{tid}/ns/{kind}").st_ino
     except OSError:
         return None
+
+
+def userns_of(tid: int) -> int | None:
+    return _ns_of(tid, "user")
+
+
+NS_GET_PARENT = 0xB702        # _IO(0xb7, 0x2)
+
+
+def userns_within(ancestor: int, tid: int) -> bool:
+    """Is tid's user namespace `ancestor` or a namespace below it? (where a
+    capability held in `ancestor` also counts, as in ns_capable)"""
+    try:
+        fd = os.open(f"/proc/{tid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        for _ in range(33):                    # the kernel nests at most 32 deep
+            if os.fstat(fd).st_ino == ancestor:
+                return True
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:                    # the top, or beyond what we may see
+                return False
+            os.close(fd)
+            fd = parent
+        return False
+    finally:
+        os.close(fd)
+
+
+_OWN_PIDNS = _ns_of(os.getpid(), "pid")
+
+
+def _nspid(tid: int) -> list[int]:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
+def caller_pid(caller_tid: int, pid: int) -> int | None:
+    """The task a caller names by pid, as a pid of the supervisor's namespace.
+
+    A caller in another pid namespace (unshare -p, a browser's sandbox) means
+    a number of its own namespace; looked up as ours it would name another
+    task. Only tasks whose own namespace is the caller's are found that way;
+    None means no such task (or one in a deeper namespace: fail closed)."""
+    ns = _ns_of(caller_tid, "pid")
+    if ns is None:
+        return None
+    if ns == _OWN_PIDNS:
+        return pid
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            tids = os.listdir(f"/proc/{proc}/task")
+        except OSError:
+            continue
+        for tid in map(int, tids):
+            nspid = _nspid(tid)
+            if nspid and nspid[-1] == pid and _ns_of(tid, "pid") == ns:
+                return tid
+    return None
 
 
 class TaskHandle:
@@ -56,6 +126,7 @@ class TaskHandle:
     __slots__ = ("pid", "tgid", "_pidfd")
 
     def __init__(self, pid: int, tgid: int, thread: bool):
+        self._pidfd = -1                 # so that a failed open still closes cleanly
         self.pid = pid
         self.tgid = tgid
         self._pidfd = os.pidfd_open(pid, PIDFD_THREAD if thread else 0)

@@ -98,11 +98,11 @@ class PtraceAccess(Request):
         return tracer > 0 and procfs.tgid_of(tracer) == self.caller.tgid
 
     def caller_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
-        """ns_capable(target's user ns, cap): the caller holds cap in a user
-        namespace that is the target's."""
+        """ns_capable(target's user ns, cap): the caller holds cap in the
+        target's user namespace or in one of its ancestors."""
         return self.caller.has_cap(cap) and (
             self.caller.userns is not None
-            and self.caller.userns == procfs.userns_of(self.target))
+            and procfs.userns_within(self.caller.userns, self.target))
 
     def describe(self) -> str:
         return f"{self.operation} of {self.target} ({self.target_comm})"

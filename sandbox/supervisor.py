@@ -211,11 +211,16 @@ class Supervisor:
 
     def _access(self, ev, caller, syscall: str, operation: str, target: int) -> None:
         """An ATTACH-mode access to target, decided on the integer pid."""
-        target_tgid = procfs.tgid_of(target) if target > 0 else None
+        target = procfs.caller_pid(caller.tid, target) if target > 0 else None
+        target_tgid = procfs.tgid_of(target) if target else None
         if target_tgid is None:
             # The kernel would say ESRCH; saying it ourselves keeps a pid that
             # appears after our look-up from being reached unchecked.
             lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
+            return
+        if target_tgid == os.getpid():
+            self.audit.say(f"refused {operation} of the supervisor by {caller.describe()}")
+            lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
             return
         request = PtraceAccess(caller, syscall, operation, target, target_tgid)
         self._deny_or_continue(ev, "ptrace_access_check", request)
@@ -244,7 +249,7 @@ class Supervisor:
         elif arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or _int(arg2) == -1:
             tracer = PTRACER_ANY
         else:
-            tracer = self._task(_int(arg2))
+            tracer = self._task(caller, _int(arg2))
             if tracer is None:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EINVAL)   # no such pid
                 return
@@ -252,8 +257,9 @@ class Supervisor:
         lib.yr_reply(self.ctx, ev.id, 0, deny.errno if deny else 0)
 
     @staticmethod
-    def _task(pid: int):
-        if pid <= 0:
+    def _task(caller, pid: int):
+        pid = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
+        if not pid:
             return None
         try:
             handle = procfs.TaskHandle(pid, 0, thread=True)
@@ -294,6 +300,9 @@ class Supervisor:
             target_tgid = procfs.tgid_of(target) if target > 0 else None
             if target_tgid is None:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
+                return
+            if target_tgid == os.getpid():          # never the supervisor's fds
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
                 return
             if target_tgid != caller.tgid:   # own thread group: no LSM is asked
                 request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, target_tgid)
