@@ -316,6 +316,26 @@ def test_native_control_root_attaches_process_in_child_user_namespace(probe, use
     assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
 
 
+@BUG("requests.py PtraceAccess.caller_capable() requires CAP_SYS_PTRACE in the caller's "
+     "effective set. The kernel's ns_capable(target userns) (cap_capable) also grants every "
+     "capability in a user namespace to its *owner*: a caller in the parent namespace whose "
+     "euid created the target's namespace. So uid 1001 without any capability may attach, "
+     "at scopes 1 and 2, to an unrelated process in a user namespace uid 1001 created "
+     "(the native control shows the kernel's own ns_capable check passing); yama-run says EPERM")
+@pytest.mark.parametrize("scope", [1, 2])
+def test_user_namespace_owner_is_capable(sandbox, probe, userns_outsider, scope):
+    out = sandbox(scope, probe, "run", f"pid={userns_outsider}", "attach,vmread")
+    assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
+
+
+def test_native_control_user_namespace_owner_is_capable(probe, userns_outsider):
+    """Natively this attach passes commoncap's ns_capable(target userns,
+    CAP_SYS_PTRACE) -- the very check Yama makes at scopes 1 and 2 -- though
+    uid 1001 holds no capability: it owns the target's user namespace."""
+    out = native(probe, "run", f"pid={userns_outsider}", "attach,vmread")
+    assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
+
+
 # -- PTRACE_TRACEME -----------------------------------------------------------------
 
 def traceme_ok(out: Outcome) -> bool:
@@ -631,7 +651,7 @@ def test_nested_yama_run_cannot_lower_scope(sandbox, probe, profile):
     assert out.ops() == {"ATTACH": "EPERM"}, ok(out)
 
 
-# -- bugs found ----------------------------------------------------------------------------
+# -- bugs found (the fixed ones stay as regression tests) ----------------------------------
 
 @BUG("opening /proc/PID/mem is an ATTACH-mode access (proc_mem_open, EACCES under Yama; "
      "DESIGN.md lists it as a ptrace_access_check call site) but filter.py ROUTES never "
@@ -649,9 +669,22 @@ def test_native_control_proc_pid_mem(probe):
     assert out.results["PROCMEM"] == "0", ok(out)
 
 
-def test_sandbox_cannot_trace_its_supervisor(sandbox, probe):
-    out = sandbox(1, probe, "run", "ppid", "attach,seize", as_user=False)
-    assert out.ops() == {"ATTACH": "EPERM", "SEIZE": "EPERM"}, ok(out)
+@pytest.mark.parametrize("scope", [
+    pytest.param(0, marks=BUG(
+        "DESIGN.md principle 5 ('the sandbox cannot signal, trace or write to its own "
+        "supervisor') does not hold at scope 0: Ptrace.hooks() routes only prctl there, "
+        "so the supervisor's refusal in supervisor.py _access()/_on_pidfd_getfd() is never "
+        "reached and a root (or same-uid) program attaches the yama-run process and may "
+        "take its fds (the listener) with pidfd_getfd. Either route ptrace/pidfd_getfd "
+        "at scope 0 too, or document the exception")),
+    1, 2])
+def test_sandbox_cannot_trace_its_supervisor(sandbox, probe, scope):
+    """DESIGN.md principle 5: root in the sandbox passes the CAP_SYS_PTRACE
+    exemption, but must still not attach to (or take fds from) yama-run itself,
+    the sandboxed program's parent. (fd 100 does not exist in the supervisor:
+    an allowed pidfd_getfd would say EBADF.)"""
+    out = sandbox(scope, probe, "run", "ppid", "attach,seize,getfd", as_user=False)
+    assert out.ops() == {"ATTACH": "EPERM", "SEIZE": "EPERM", "GETFD": "EPERM"}, ok(out)
 
 
 PIDNS_ALIAS = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"]
@@ -667,13 +700,31 @@ def _pidns_alias(sandbox, probe):
 
 
 def test_pid_namespace_alias_cannot_reach_sibling(sandbox, probe):
+    """Pids are the caller's: the number that names the caller's own child in
+    the supervisor's namespace names a sibling in the caller's, and the
+    sibling is not a descendant."""
     out = _pidns_alias(sandbox, probe)
     assert out.ops("alias") == {"ATTACH": "EPERM"}, ok(out)
 
 
 def test_pid_namespace_own_child_allowed(sandbox, probe):
+    """The caller's child, named by its pid in the caller's namespace."""
     out = _pidns_alias(sandbox, probe)
     assert out.ops("own-child") == {"ATTACH": "0"}, ok(out)
+
+
+@BUG("csrc/notify.c settle_fast() answers CONTINUE for process_vm_readv/writev when the "
+     "raw pid argument equals the caller's tgid (or yr_tgid_of(pid) does) -- but both are "
+     "numbers of the supervisor's pid namespace. A caller in its own pid namespace passes "
+     "the number that is *its own* pid outside; inside, that number is a sibling, whose "
+     "memory it then reads and writes at scope 1 (PTRACE_ATTACH of the same pid is "
+     "correctly EPERM since the Python path translates pids)")
+def test_pid_namespace_self_alias_process_vm(sandbox, probe):
+    out = _pidns_alias(sandbox, probe)
+    b_here, b_outer = map(int, out.facts["ACTOR_PIDS"].split())
+    assert out.pids["target2"] == b_outer != b_here, ok(out)
+    assert out.ops("self-alias") == {"VMREAD": "EPERM", "VMWRITE": "EPERM",
+                                     "ATTACH": "EPERM"}, ok(out)
 
 
 def test_native_control_pid_namespace_alias(probe):
@@ -684,3 +735,4 @@ def test_native_control_pid_namespace_alias(probe):
     here, outer = map(int, out.facts["CHILD_PIDS"].split())
     assert here != outer and out.pids["target"] == outer, ok(out)
     assert out.ops("own-child") == {"ATTACH": "0"} and out.ops("alias") == {"ATTACH": "0"}, ok(out)
+    assert out.ops("self-alias") == {"VMREAD": "0", "VMWRITE": "0", "ATTACH": "0"}, ok(out)

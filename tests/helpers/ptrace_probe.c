@@ -926,7 +926,10 @@ static int cmd_tracee_vm(void)
  * has a child D. A sibling A of B is created with, as its pid in this
  * namespace, the number that D has in the outer namespace. B then attaches
  * "its child" by its namespace pid (must work at scope 1) and the pid that,
- * in this namespace, is its sibling A (must be EPERM at scope 1).
+ * in this namespace, is its sibling A (must be EPERM at scope 1). A second
+ * sibling A2 gets, in this namespace, the number that B itself has outside;
+ * B reads and writes "that pid" (A2 here, B itself for a supervisor that
+ * mistakes the namespace: must be EPERM at scope 1).
  * With -u nocaps the ids are kept and only the capabilities dropped: for an
  * unprivileged user inside `unshare --user --map-root-user --pid --fork`. */
 static pid_t outer_pid_of_self(void)
@@ -965,35 +968,52 @@ static int cmd_pidns_alias(int argc, char **argv)
         }
         put_int(info[1], d);                 /* D's pid here */
         put_int(info[1], get_int(dp[0]));    /* D's pid outside */
+        put_int(info[1], outer_pid_of_self());   /* B's own pid outside */
         pid_t alias = get_int(go[0]);
+        pid_t self_alias = get_int(go[0]);
         do_ops("attach", d, 0, "own-child");
         do_ops("attach", alias, 0, "alias");
+        do_ops("vmread,vmwrite,attach", self_alias, 0, "self-alias");
         put_int(done[1], 1);
         kill_reap(d);
         _exit(0);
     }
     pid_t d_here = get_int(info[0]);
     pid_t d_outer = get_int(info[0]);
+    pid_t b_outer = get_int(info[0]);
     say("CHILD_PIDS %d %d", (int)d_here, (int)d_outer);
-    pid_t a = clone_with_pid(d_outer);
-    if (a < 0) {
-        say("ALIAS %s", errname(errno));
-        kill_reap(b);
-        return 0;
+    say("ACTOR_PIDS %d %d", (int)b, (int)b_outer);
+    pid_t a = -1, a2 = -1;
+    for (int k = 0; k < 2; k++) {
+        pid_t want = k == 0 ? d_outer : b_outer;
+        pid_t got = clone_with_pid(want);
+        if (got < 0) {
+            say("ALIAS %s", errname(errno));
+            kill_reap(a);
+            kill_reap(b);
+            return 0;
+        }
+        if (got == 0) {
+            drop_to(uid);
+            child_init("yp-target", 1);
+            put_int(info[1], 1);             /* ready: ids and caps dropped */
+            sleep_forever();
+        }
+        get_int(info[0]);
+        if (k == 0)
+            a = got;
+        else
+            a2 = got;
     }
-    if (a == 0) {
-        drop_to(uid);
-        child_init("yp-target", 1);
-        put_int(info[1], 1);                 /* ready: ids and caps dropped */
-        sleep_forever();
-    }
-    get_int(info[0]);
     say("ALIAS 0");
     say("PID target %d", (int)a);
+    say("PID target2 %d", (int)a2);
     put_int(go[1], a);
+    put_int(go[1], a2);
     get_int(done[0]);
     wait_exit(b);
     kill_reap(a);
+    kill_reap(a2);
     return 0;
 }
 
