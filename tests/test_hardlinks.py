@@ -313,3 +313,29 @@ def test_racing_path_rewrite_never_links_forbidden(helper, tree, sysctl):
     fields = dict(kv.split("=") for kv in line.split()[1:])
     assert int(fields["links"]) > 0
     assert fields["forbidden"] == "0"
+
+
+NO_FOWNER = ["setpriv", "--bounding-set=-fowner", "--inh-caps=-fowner"]
+
+
+@pytest.mark.parametrize("src,expected", [
+    ("other", "LINKAT 0"),             # CAP_DAC_OVERRIDE still makes it read-write for root
+    ("other_setuid", "LINKAT EPERM"),
+    ("other_setgid_gx", "LINKAT EPERM"),
+    ("other_fifo", "LINKAT EPERM"),
+    ("other_link", "LINKAT EPERM"),
+])
+def test_root_without_cap_fowner(probe, tree, sysctl, src, expected):
+    """Root is exempt through CAP_FOWNER only: without it the rule applies.
+    The exec after dropping fowner from the bounding set leaves it out of
+    root's effective set too."""
+    sysctl(SYSCTL, 1)
+    cmd = [*NO_FOWNER, probe, "link", src, "d/n"]
+    out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=30)
+    _clean(tree)
+    assert out.stdout.strip() == expected                   # the kernel's own answer
+    sysctl(SYSCTL, 0)
+    for env in (None, {**os.environ, "YAMA_RUN_NO_FAST_PATH": "1"}):
+        got = yama_run("--", *cmd, cwd=tree, env=env)
+        _clean(tree)
+        assert got.stdout.strip() == expected, got.stderr
