@@ -2,6 +2,7 @@
  * so the common questions are answered with cheaper syscalls first. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,11 +80,58 @@ pid_t yr_tgid_of(pid_t tid)
     return (pid_t)tgid;
 }
 
+/* /proc/PID/stat descriptors, kept open: a pread on one costs about half of
+ * an open+read+close. A descriptor stays bound to the task it was opened for
+ * (its struct pid), so once that task is gone every read fails and a later
+ * task with the same number is never read through it: a failed read drops
+ * the entry and the file is opened again by number. */
+#define STAT_CACHE 256
+static struct { pid_t pid; int fd; } stat_cache[STAT_CACHE];
+static pthread_mutex_t stat_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static ssize_t read_stat_locked(pid_t pid, char *buf, size_t size)
+{
+    unsigned slot = (unsigned)pid % STAT_CACHE;
+    if (stat_cache[slot].pid == pid && stat_cache[slot].fd > 0) {
+        ssize_t n = pread(stat_cache[slot].fd, buf, size - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            return n;
+        }
+        close(stat_cache[slot].fd);
+        stat_cache[slot].pid = stat_cache[slot].fd = 0;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    if (n <= 0) {
+        close(fd);
+        return -1;
+    }
+    buf[n] = '\0';
+    if (stat_cache[slot].fd > 0)
+        close(stat_cache[slot].fd);
+    stat_cache[slot].pid = pid;
+    stat_cache[slot].fd = fd;
+    return n;
+}
+
+static ssize_t read_stat(pid_t pid, char *buf, size_t size)
+{
+    pthread_mutex_lock(&stat_lock);
+    ssize_t n = read_stat_locked(pid, buf, size);
+    pthread_mutex_unlock(&stat_lock);
+    return n;
+}
+
 /* The tgid of pid's real parent (field 4 of /proc/PID/stat), 0 for pid 1's. */
 pid_t yr_ppid_of(pid_t pid)
 {
     char buf[1024];
-    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+    if (read_stat(pid, buf, sizeof(buf)) < 0)
         return -1;
     char *p = strrchr(buf, ')');  /* comm may itself hold ')' */
     int ppid;
