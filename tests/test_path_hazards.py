@@ -19,14 +19,14 @@ import time
 import pytest
 
 from conftest import requires_root, requires_tool, yama_run
-from helpers.pathcases import MODES, Tree, differences, env_for, result_word, run_native, \
-    run_sandboxed
+from helpers.pathcases import (MODES, Tree, differences, env_for, result_word, run_native,
+                               run_sandboxed, with_profile)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
 
-MODULES_ON = ("--set", "symlinks.protected=1", "--set", "fifos.protected=2",
-              "--set", "regular.protected=2")
+MODULES_ON = with_profile(["--set", "symlinks.protected=1", "--set", "fifos.protected=2",
+              "--set", "regular.protected=2"])
 AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
 
 
@@ -255,9 +255,11 @@ def test_relative_to_a_proc_cwd(tree, helper, sysctl, mode):
 def test_dev_stdin_and_process_substitution(sysctl, mode):
     modules_routed(sysctl)
     env = env_for(mode)
-    proc = yama_run(*MODULES_ON, "--", "cat", "/dev/stdin", input="from stdin\n", env=env)
+    proc = yama_run(*MODULES_ON, "--", "cat", "/dev/stdin", input="from stdin\n",
+                    env=env)
     assert (proc.returncode, proc.stdout) == (0, "from stdin\n"), proc.stderr
-    proc = yama_run(*MODULES_ON, "--", "bash", "-c", "cat <(echo substituted)", env=env)
+    proc = yama_run(*MODULES_ON, "--", "bash", "-c", "cat <(echo substituted)",
+                    env=env)
     assert (proc.returncode, proc.stdout) == (0, "substituted\n"), proc.stderr
     proc = yama_run(*MODULES_ON, "--", "sh", "-c", "echo piped | cat /dev/fd/0", env=env)
     assert (proc.returncode, proc.stdout) == (0, "piped\n"), proc.stderr
@@ -294,8 +296,8 @@ def test_fifo_open_blocks_only_its_caller(tree, sysctl, mode):
               f"printf '{cases}' | {tree.probe}; "
               f"echo released > {fifo.name}; wait $r; echo reader=$?; cat {fifo.name}.out")
     try:
-        proc = yama_run(*MODULES_ON, "--", *AS_1001, "sh", "-c", script, cwd=fifo.parent,
-                        env=env_for(mode), timeout=60)
+        proc = yama_run(*MODULES_ON, "--", *AS_1001, "sh", "-c", script,
+                        cwd=fifo.parent, env=env_for(mode), timeout=60)
     finally:
         fifo.unlink()
         (fifo.parent / f"{fifo.name}.out").unlink(missing_ok=True)
@@ -319,8 +321,8 @@ def test_killed_fifo_opener_does_not_keep_yama_run(tree, sysctl, mode):
               f"printf 'a open ../f_own RDONLY\\n' | {tree.probe}")
     start = time.monotonic()
     try:
-        proc = yama_run(*MODULES_ON, "--", *AS_1001, "sh", "-c", script, cwd=fifo.parent,
-                        env=env_for(mode), timeout=60)
+        proc = yama_run(*MODULES_ON, "--", *AS_1001, "sh", "-c", script,
+                        cwd=fifo.parent, env=env_for(mode), timeout=60)
     finally:
         fifo.unlink()
     assert proc.returncode == 0, proc.stdout + proc.stderr

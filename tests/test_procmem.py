@@ -22,6 +22,7 @@ import tempfile
 import pytest
 
 from conftest import requires_root, yama_run
+from helpers.pathcases import DEFAULT_PROFILE
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -94,7 +95,7 @@ def test_scope(probe, tmp_path, scope, who, mode):
 def test_default_profile_is_scope_1(probe, sysctl):
     for name in ("symlinks", "fifos", "regular"):
         sysctl(f"fs.protected_{name}", 0)
-    proc = yama_run("--", *AS_1001, probe, timeout=60)
+    proc = yama_run("--profile", DEFAULT_PROFILE, "--", *AS_1001, probe, timeout=60)
     assert parse(proc.stdout) == expected(1, False), proc.stdout + proc.stderr
 
 

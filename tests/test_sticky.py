@@ -25,7 +25,7 @@ import pytest
 
 from conftest import requires_root, yama_run
 from helpers.pathcases import (IDENTITIES, MODES, UIDS, Tree, differences, result_word,
-                               run_native, run_sandboxed)
+                               run_native, run_sandboxed, with_profile)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -297,7 +297,7 @@ def test_permissive_performs_the_open(tree, sysctl):
 ])
 def test_verbose_says_who_enforces(sysctl, module, setting, kernel, line):
     sysctl(f"fs.protected_{module}", kernel)
-    proc = yama_run("-v", "--set", f"{module}.protected={setting}", "--", "true")
+    proc = yama_run(*with_profile(["-v", "--set", f"{module}.protected={setting}"]), "--", "true")
     assert proc.returncode == 0, proc.stderr
     mine = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"yama-run: {module}: ")
             and ("enforced" in ln or ln.endswith(": off"))]
@@ -333,6 +333,6 @@ def test_auto_with_kernel_at_1_adds_level_2(tree, sysctl):
 
 @pytest.mark.parametrize("value", ["3", "yes", "-1"])
 def test_bad_setting_exits_125(value):
-    proc = yama_run("--set", f"fifos.protected={value}", "--", "true")
+    proc = yama_run(*with_profile(["--set", f"fifos.protected={value}"]), "--", "true")
     assert proc.returncode == 125, proc.stderr
     assert "fifos.protected" in proc.stderr

@@ -27,7 +27,7 @@ import shutil
 import pytest
 
 from conftest import requires_root, yama_run
-from helpers.pathcases import (IDENTITIES, MODES, UIDS, Tree, differences, env_for,
+from helpers.pathcases import (with_profile, IDENTITIES, MODES, UIDS, Tree, differences, env_for,
                                result_word, run_native, run_sandboxed)
 
 pytestmark = [requires_root,
@@ -397,7 +397,7 @@ V_OFF = "yama-run: symlinks: off"
 ])
 def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
     sysctl("fs.protected_symlinks", kernel)
-    proc = yama_run("-v", "--set", f"symlinks.protected={setting}", "--", "true")
+    proc = yama_run(*with_profile(["-v", "--set", f"symlinks.protected={setting}"]), "--", "true")
     assert proc.returncode == 0, proc.stderr
     mine = [ln for ln in proc.stderr.splitlines() if ln.startswith("yama-run: symlinks: ")
             and ("enforced" in ln or ln.endswith(": off"))]
@@ -407,7 +407,7 @@ def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
 def test_verbose_default_profile_lists_four_modules(sysctl):
     for name in ("symlinks", "hardlinks", "fifos", "regular"):
         sysctl(f"fs.protected_{name}", 0)
-    proc = yama_run("-v", "--", "true")
+    proc = yama_run(*with_profile(["-v"]), "--", "true")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "yama-run: symlinks: level 1 enforced by yama-run (fs.protected_symlinks=0)" in lines
@@ -438,7 +438,7 @@ def test_auto_enforces_when_the_kernel_does_not(tree, sysctl):
 
 
 def test_bad_setting_exits_125():
-    proc = yama_run("--set", "symlinks.protected=2", "--", "true")
+    proc = yama_run(*with_profile(["--set", "symlinks.protected=2"]), "--", "true")
     assert proc.returncode == 125
     assert "symlinks.protected" in proc.stderr
 

@@ -146,6 +146,7 @@ static long flags(const char *s, const struct flagname *table)
 
 struct ctx {
     int extra_fd;          /* a DIR argument's descriptor, closed after the case */
+    int dir_err;           /* opening a DIR argument failed with this errno */
     char *free_me[4];
     int nfree;
 };
@@ -187,7 +188,10 @@ static int dir_arg(struct ctx *c, const char *s)
     else if (!strncmp(s, "P:", 2)) how = O_PATH | O_NOFOLLOW;
     else if (strncmp(s, "D:", 2)) { fprintf(stderr, "bad DIR %s\n", s); exit(2); }
     int fd = (int)syscall(SYS_openat, AT_FDCWD, s + 2, how | O_CLOEXEC);
-    if (fd < 0) { fprintf(stderr, "cannot open %s: %s\n", s + 2, errname(errno)); exit(2); }
+    if (fd < 0) {         /* reported as the case's result: DIRFD_<errno> */
+        c->dir_err = errno;
+        return 998;
+    }
     c->extra_fd = fd;
     return fd;
 }
@@ -240,6 +244,20 @@ static void hex(char *out, size_t size, const char *prefix, const void *buf, siz
         at += (size_t)snprintf(out + at, size - at, "%02x", ((const unsigned char *)buf)[i]);
 }
 
+/* chdir cases go back to where they started (by name: no descriptor of
+ * ours should depend on what is under test). */
+static char saved_cwd[PATH_MAX];
+
+static void remember_cwd(void)
+{
+    if (!getcwd(saved_cwd, sizeof(saved_cwd))) exit(4);
+}
+
+static void restore_cwd(void)
+{
+    if (chdir(saved_cwd) < 0) exit(4);
+}
+
 /* ---- i386 system calls from 64-bit code ------------------------------------- */
 
 static long int80(long nr, long a, long b, long c, long d, long e)
@@ -286,7 +304,6 @@ static void do_i386(struct ctx *c, const char *op, char **w, int nw, char *out, 
     char *buf = low + 3 * 8192;
     size_t bufsize = 0;
     long r;
-    int back = -1;
     memset(buf, 0xa5, 512);
     if (!strcmp(op, "open"))
         r = int80(nr, low_str(path_arg(c, w[0]), 0), flags(w[1], OPEN_FLAGS), num(w[2]), 0, 0);
@@ -298,7 +315,7 @@ static void do_i386(struct ctx *c, const char *op, char **w, int nw, char *out, 
         r = int80(nr, low_str(path_arg(c, w[0]), 0),
                   !strcmp(op, "access") ? flags(w[1], ACCESS_MODES) : num(w[1]), 0, 0, 0);
     else if (!strcmp(op, "chdir")) {
-        back = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        remember_cwd();
         r = int80(nr, low_str(path_arg(c, w[0]), 0), 0, 0, 0, 0);
     }
     else if (!strcmp(op, "stat") || !strcmp(op, "stat64") || !strcmp(op, "lstat64")) {
@@ -322,10 +339,7 @@ static void do_i386(struct ctx *c, const char *op, char **w, int nw, char *out, 
         char cwd[PATH_MAX];
         snprintf(out, size, "ok %s", getcwd(cwd, sizeof(cwd)) ? cwd : "?");
     } else snprintf(out, size, "ok");
-    if (back >= 0) {
-        if (fchdir(back) < 0) exit(4);
-        close(back);
-    }
+    if (!strcmp(op, "chdir")) restore_cwd();
 }
 
 /* ---- x86-64 calls ------------------------------------------------------------- */
@@ -576,13 +590,12 @@ static void run_case(char **w, int nw, char *out, size_t size)
     } else if (!strcmp(op, "execve") || !strcmp(op, "execveat")) {
         do_exec(&c, !strcmp(op, "execveat"), a, out, size);
     } else if (!strcmp(op, "chdir")) {
-        int back = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        r = syscall(SYS_chdir, P(0));
         char cwd[PATH_MAX];
+        remember_cwd();
+        r = syscall(SYS_chdir, P(0));
         if (r == 0) snprintf(out, size, "ok %s", getcwd(cwd, sizeof(cwd)) ? cwd : "?");
         else snprintf(out, size, "%s", errname(errno));
-        if (fchdir(back) < 0) exit(4);
-        close(back);
+        restore_cwd();
     } else if (!strcmp(op, "chroot")) {
         do_chroot(&c, a, out, size);
     } else if (!strcmp(op, "truncate")) {
@@ -711,6 +724,7 @@ static void run_case(char **w, int nw, char *out, size_t size)
         snprintf(out, size, "BADOP");
     }
     if (c.extra_fd >= 0) close(c.extra_fd);
+    if (c.dir_err) snprintf(out, size, "DIRFD_%s", errname(c.dir_err));
     for (int i = 0; i < c.nfree; i++) free(c.free_me[i]);
 #undef A
 #undef P

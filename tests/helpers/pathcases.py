@@ -112,7 +112,7 @@ def run_sandboxed(tree: Tree, cases, ident: str, options=(), mode="fast",
                   umask: str | None = None):
     """-> (results, CompletedProcess)"""
     cmd = [*IDENTITIES[ident], tree.probe, *(["-u", umask] if umask else [])]
-    proc = yama_run(*options, "--", *cmd, input=batch_text(cases), cwd=tree.top,
+    proc = yama_run(*with_profile(options), "--", *cmd, input=batch_text(cases), cwd=tree.top,
                     env=env_for(mode), timeout=180)
     return parse(proc.stdout), proc
 
@@ -132,3 +132,16 @@ def differences(cases, native: dict, sandboxed: dict) -> list[str]:
 def result_word(result: str) -> str:
     """"ok" or the errno name."""
     return result.split(" ", 1)[0]
+
+
+REPO = Path(__file__).resolve().parents[2]
+# The repository's own default profile, by path: `sandbox.profiles` of an
+# editable install may point at another checkout.
+DEFAULT_PROFILE = str(REPO / "profiles" / "default.toml")
+
+
+def with_profile(options) -> tuple:
+    """The repository's default profile unless the options name one."""
+    if "--profile" in options or "--no-profile" in options:
+        return tuple(options)
+    return ("--profile", DEFAULT_PROFILE, *options)
