@@ -183,6 +183,23 @@ static int start_at(struct wk *w, int32_t dirfd, int want_dir)
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
 }
 
+/* What open() passes on (build_open_how); O_NOFOLLOW stays in f_flags, so
+ * a final open that must not follow a link uses RESOLVE_NO_SYMLINKS instead. */
+#define TMPFILE_BIT 020000000      /* the kernel's __O_TMPFILE (glibc's adds O_DIRECTORY) */
+#define VALID_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
+                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | \
+                          O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | __O_TMPFILE)
+
+static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64_t resolve)
+{
+    struct open_how how = { .flags = (uint64_t)(flags & VALID_OPEN_FLAGS),
+                            .resolve = resolve };
+    if (flags & (O_CREAT | TMPFILE_BIT))
+        how.mode = mode & 07777;
+    int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+    return fd < 0 ? -1 : fd;
+}
+
 static int o2(int dir, const char *name, int flags, uint64_t resolve)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
@@ -452,6 +469,8 @@ static void hook_common(struct wk *w, int hook, uint32_t facts, const struct sta
  * directory (or the caller's root). */
 static int follow_held(struct wk *w)
 {
+    if (w->resolve & RESOLVE_NO_SYMLINKS)
+        return -ELOOP;                           /* after may_follow_link, as the kernel */
     int lfd = w->obj;
     w->obj = -1;
     ssize_t n = readlinkat(lfd, "", w->target, sizeof(w->target) - 2);
@@ -476,13 +495,15 @@ static int follow_held(struct wk *w)
  * (a magic link); R_HOOK: Python decides; <0: errno. */
 static int trailing_link(struct wk *w)
 {
-    if ((w->resolve & RESOLVE_NO_SYMLINKS) || ++w->hops > MAXSYMLINKS)
+    if (++w->hops > MAXSYMLINKS)
         return -ELOOP;
     char subst[64];
     int pl = proc_link(w, w->dir, w->name, subst, sizeof(subst));
     if (pl < 0)
         return pl;
     if (pl == PL_SELF) {
+        if (w->resolve & RESOLVE_NO_SYMLINKS)
+            return -ELOOP;
         if (w->slash)
             strcat(subst, "/");
         int from = w->dir;
@@ -490,7 +511,8 @@ static int trailing_link(struct wk *w)
         return walk(w, from, subst);
     }
     if (pl == PL_MAGIC) {
-        if (w->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        if (w->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
+                          RESOLVE_IN_ROOT))
             return -ELOOP;
         w->magic = 1;
         return R_DONE;
@@ -522,6 +544,8 @@ static int trailing_link(struct wk *w)
 static int trail(struct wk *w)
 {
     for (;;) {
+        if (w->op == OP_OPEN && (w->flags & O_CREAT) && w->slash)
+            return -EISDIR;                      /* before the name is looked at */
         if (strcmp(w->name, "..") == 0) {
             int nd;
             if (at_root(w, w->dir)) {
@@ -683,7 +707,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         fl |= O_NONBLOCK;
         added_nonblock = 1;
     }
-    if ((fl & O_CREAT) && take_umask(w) < 0)
+    if ((fl & (O_CREAT | TMPFILE_BIT)) && take_umask(w) < 0)
         return -ESRCH;
     int fd;
     if (w->obj >= 0) {
@@ -691,9 +715,9 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
         fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
     } else if (w->magic) {
-        fd = openat(w->dir, w->name, fl, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, 0);
     } else {
-        fd = openat(w->dir, w->name, fl | O_NOFOLLOW, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, RESOLVE_NO_SYMLINKS);
     }
     if (fd < 0) {
         int e = errno;
@@ -766,7 +790,8 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
             return -EISDIR;
         if (take_umask(w) < 0)
             return -ESRCH;
-        int fd = openat(w->dir, w->name, fl | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, w->mode);
+        int fd = open_here(w->dir, w->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC, w->mode,
+                           RESOLVE_NO_SYMLINKS);
         if (fd < 0)
             return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
         int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(fl & O_CLOEXEC));
@@ -1091,13 +1116,17 @@ static int read_how(struct wk *w, uint64_t addr, uint64_t size)
     struct open_how how;
     memcpy(&how, buf, 24);
     /* The kernel's own validation of how (build_open_flags), before any walk. */
-    how.flags |= O_CLOEXEC;
-    if (syscall(SYS_openat2, -1, "x", &how, sizeof(how)) >= 0 || errno != EBADF)
-        return errno == EBADF ? 0 : -errno;
+    struct open_how probe = how;
+    probe.flags |= O_CLOEXEC;
+    long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+    if (rc >= 0)
+        close((int)rc);
+    if (rc >= 0 || errno != EBADF)
+        return rc >= 0 ? -EBADF : -errno;
     w->flags = (int)how.flags;
     w->mode = (uint32_t)how.mode;
     w->resolve = how.resolve;
-    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)))
+    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | TMPFILE_BIT)))
         return -EAGAIN;
     return 0;
 }
@@ -1203,9 +1232,20 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
     if (w->op == OP_OPEN) {
         w->follow = !(w->flags & O_NOFOLLOW) &&
                     (w->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
-        if (!(w->flags & (O_CREAT | __O_TMPFILE)))
+        if (!(w->flags & (O_CREAT | TMPFILE_BIT)))
             w->mode = 0;
         w->mode &= 07777;
+        if ((w->flags & (O_CREAT | TMPFILE_BIT)) && (w->flags & (O_DIRECTORY | TMPFILE_BIT)) &&
+            ev->sys != YR_SYS_OPENAT2) {
+            /* O_CREAT|O_DIRECTORY, O_TMPFILE: the kernel's own flag checks first */
+            struct open_how probe = { .flags = (uint64_t)(w->flags & VALID_OPEN_FLAGS) | O_CLOEXEC,
+                                      .mode = w->mode };
+            long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+            if (rc >= 0)
+                close((int)rc);
+            else if (errno != EBADF)
+                return -errno;
+        }
         /* ADDFD takes its file with fget(), which refuses O_PATH files: an
          * O_PATH open is walked, decided and continued, like execve. */
         if (w->flags & O_PATH)
@@ -1247,6 +1287,8 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     wk_close(w);
     w->ev = *ev;
     w->op = op_of(ev->sys);
+    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT))
+        w->op = OP_CHECK;     /* i386's old struct stat: walked, decided and continued */
     w->root_known = 0;
     w->magic = 0;
     w->exists = 0;
