@@ -63,7 +63,7 @@ def test_flipping_the_path_never_follows_the_protected_link(top, helper, fast):
     assert counts["evil"] == "0", out.stdout + out.stderr
     assert int(counts["safe"]) > 0 and int(counts["denied"]) > 0, out.stdout
     # "other": a name read while being rewritten (ENOENT), natively too
-    native = subprocess.run([*AS_1001, probe, "race", "sticky/safe", "sticky/evil", "2000"],
+    native = subprocess.run([*AS_1001, probe, "race", "sticky/safe", "sticky/evil", "20000"],
                             cwd=top, capture_output=True, text=True, timeout=60)
     assert "evil=0 " not in native.stdout       # the kernel (sysctl 0) follows it
 

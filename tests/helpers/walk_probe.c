@@ -20,12 +20,15 @@
 static char buf[4096];
 static const char *paths[2];
 static volatile int stop;
+static volatile unsigned flips;
 
 static void *flipper(void *arg)
 {
     (void)arg;
-    for (unsigned i = 0; !stop; i++)
+    for (unsigned i = 0; !stop; i++) {
         strcpy(buf, paths[i & 1]);          /* the same length: no torn NUL */
+        flips = i;
+    }
     return NULL;
 }
 
@@ -50,6 +53,8 @@ int main(int argc, char **argv)
         strcpy(buf, paths[0]);
         pthread_t t;
         pthread_create(&t, NULL, flipper, NULL);
+        while (flips < 1000)                /* flipping before the first open */
+            ;
         int n = atoi(argv[4]), safe = 0, evil = 0, denied = 0, other = 0;
         for (int i = 0; i < n; i++) {
             int fd = (int)syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY);
