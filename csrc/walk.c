@@ -83,7 +83,8 @@ int yr_walk_table_allows(uint64_t mask, uint32_t facts)
 
 /* ---- one call's state ------------------------------------------------------ */
 
-enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META };
+enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
+          OP_LINKSRC };
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
 
 struct wk {
@@ -1132,6 +1133,37 @@ static int act_meta(struct yr_ctx *ctx, struct wk *w)
     return rc;
 }
 
+/* linkat(AT_SYMLINK_FOLLOW): the walked source goes to pathops.c, which
+ * takes the new name and decides path_link as for any link. */
+int yr_walk_linkat(const struct yr_event *ev)
+{
+    return ev->sys == YR_SYS_LINKAT && (walk_flags & YR_WALK_FOLLOW) &&
+           ((int32_t)ev->args[4] & AT_SYMLINK_FOLLOW) &&
+           !((int32_t)ev->args[4] & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH));
+}
+
+static int act_linksrc(struct yr_ctx *ctx, struct wk *w)
+{
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0)
+        return errno == ENOENT ? R_AGAIN : -errno;
+    if (fstat(fd, &st) < 0 || (!w->magic && S_ISLNK(st.st_mode))) {
+        close(fd);
+        return R_AGAIN;
+    }
+    int rc = yr_link_settle_src(ctx, &w->ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx), fd);
+    close(fd);
+    if (rc)
+        return R_DONE;
+    pub.hook = YR_HOOK_PATH_LINK;            /* pathops holds the objects: path_link next */
+    return R_HOOK;
+}
+
 static int act(struct yr_ctx *ctx, struct wk *w)
 {
     switch (w->op) {
@@ -1147,6 +1179,8 @@ static int act(struct yr_ctx *ctx, struct wk *w)
         return act_symlink(ctx, w);
     case OP_META:
         return act_meta(ctx, w);
+    case OP_LINKSRC:
+        return act_linksrc(ctx, w);
     case OP_CHECK:
         if (yr_id_valid(ctx, w->ev.id))
             yr_reply_continue(ctx, w->ev.id);
@@ -1248,6 +1282,8 @@ static int op_of(int32_t sys)
         return OP_SYMLINK;
     case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
         return OP_CHECK;
+    case YR_SYS_LINKAT:
+        return OP_LINKSRC;
     default:
         return OP_META;
     }
@@ -1506,6 +1542,9 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
     case YR_SYS_SYMLINKAT:
         *target_addr = a[0] & m; w->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
         break;
+    case YR_SYS_LINKAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[4];
+        break;
     default:
         return decode_meta(w, path_addr);
     }
@@ -1565,6 +1604,7 @@ static void access_identity(struct wk *w)
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
 {
     struct wk *w = &W;
+    pub.hook = 0;
     uint64_t path_addr, target_addr;
     wk_close(w);
     w->ev = *ev;
@@ -1586,6 +1626,15 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
             return finish(ctx, w, n);
         if (n == 0)
             return finish(ctx, w, -ENOENT);
+    }
+    if (w->op == OP_LINKSRC) {
+        int n = read_str(w, path_addr, w->path);
+        if (n <= 0) {                           /* errors and AT_EMPTY_PATH: pathops says */
+            if (yr_link_settle(ctx, ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx)))
+                return 1;
+            pub.hook = YR_HOOK_PATH_LINK;
+            return 0;
+        }
     }
     if ((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) && path_addr == 0) {
         /* futimens: no path, nothing to decide */
@@ -1662,6 +1711,8 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
 {
     struct wk *w = &W;
     (void)id;
+    if (!pub.hook)
+        return 1;
     yr_fs_become(&w->id);
     int rc;
     if (deny_errno) {
@@ -1684,7 +1735,9 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
             rc = finish(ctx, w, -EAGAIN);
         }
     }
-    if (rc)
+    if (rc) {
+        pub.hook = 0;                            /* nothing waits for Python any more */
         yr_fs_reset();
+    }
     return rc;
 }
