@@ -482,6 +482,21 @@ static void hook_common(struct wk *w, int hook, uint32_t facts, const struct sta
     snprintf(pub.name, sizeof(pub.name), "%s", w->name);
 }
 
+/* Links followed by hand escape the kernel's own may_follow_link: while
+ * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
+ * audit: it is the kernel's). Read when needed: hook points are rare. */
+static int kernel_follow_denies(uint32_t f)
+{
+    char c = '0';
+    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &c, 1) != 1)
+            c = '1';                             /* unreadable: as if on */
+        close(fd);
+    }
+    return c != '0' && !(f & YR_FL_OWNER) && (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
+}
+
 /* Follow the link held in w->obj: its target, read from it, walked from its
  * directory (or the caller's root). */
 static int follow_held(struct wk *w)
@@ -546,6 +561,8 @@ static int trailing_link(struct wk *w)
     w->obj = lfd;
     if (ds.st_mode & S_ISVTX) {                  /* a hook point */
         uint32_t f = follow_facts(w, &ls, &ds);
+        if (kernel_follow_denies(f))
+            return -EACCES;
         if (!yr_walk_table_allows(follow_mask, f)) {
             hook_common(w, YR_HOOK_FOLLOW_LINK, f, &ls, &ds);
             ssize_t n = readlinkat(lfd, "", pub.target, sizeof(pub.target) - 1);
