@@ -217,6 +217,12 @@ static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64
     return fd < 0 ? -1 : fd;
 }
 
+static void close_fd(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
 static int o2(int dir, const char *name, int flags, uint64_t resolve)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
@@ -225,6 +231,20 @@ static int o2(int dir, const char *name, int flags, uint64_t resolve)
 }
 
 /* ---- /proc ------------------------------------------------------------------ */
+
+/* The caller's process, found only when needed (yr_next leaves it 0). */
+static pid_t caller_tgid(struct wk *w)
+{
+    if (w->ev.tgid <= 0)
+        w->ev.tgid = yr_tgid_of(w->ev.tid);
+    return w->ev.tgid;
+}
+
+/* The walked caller's process (for Python's request at a hook point). */
+int yr_walk_current_tgid(void)
+{
+    return caller_tgid(&W);
+}
 
 enum { PL_NONE, PL_SELF, PL_MAGIC };
 static dev_t own_proc_dev;
@@ -253,9 +273,9 @@ static int proc_link(struct wk *w, int dir, const char *name, char *subst, size_
     if (atoi(own) != getpid())
         return -EACCES;                 /* another pid namespace's /proc: fail closed */
     if (self)
-        snprintf(subst, n, "%d", (int)w->ev.tgid);
+        snprintf(subst, n, "%d", (int)caller_tgid(w));
     else
-        snprintf(subst, n, "%d/task/%d", (int)w->ev.tgid, (int)w->ev.tid);
+        snprintf(subst, n, "%d/task/%d", (int)caller_tgid(w), (int)w->ev.tid);
     return PL_SELF;
 }
 
@@ -267,7 +287,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
 {
     size_t plen = strlen(path);
     if (plen >= sizeof(w->rest)) {
-        close(cur);
+        close_fd(cur);
         return -ENAMETOOLONG;
     }
     if (path != w->rest)
@@ -282,7 +302,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             }
             if ((err = open_root(w)) < 0)
                 goto fail;
-            close(cur);
+            close_fd(cur);
             cur = fcntl(w->root, F_DUPFD_CLOEXEC, 0);
             while (*p == '/')
                 p++;
@@ -375,12 +395,12 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             err = nd;
             goto fail;
         }
-        close(cur);
+        close_fd(cur);
         cur = nd;
         p = q;
     }
 fail:
-    close(cur);
+    close_fd(cur);
     return err;
 }
 
@@ -402,7 +422,7 @@ static int walk(struct wk *w, int from, const char *path)
     if (path[0] == '/' && !scoped) {
         int err = open_root(w);
         if (err < 0) {
-            close(from);
+            close_fd(from);
             return err;
         }
         while (*rel == '/')
@@ -437,11 +457,11 @@ static int walk(struct wk *w, int from, const char *path)
         if (dir == -EAGAIN || dir == -EXDEV)
             return walk_slow(w, from, path);
         if (dir < 0) {
-            close(from);
+            close_fd(from);
             return dir;
         }
     }
-    close(from);
+    close_fd(from);
     if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
         strcpy(w->name, ".");
         w->slash = 0;
@@ -866,7 +886,7 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
         int pid = mem_target(w);
         if (pid < 0)
             return pid;
-        if (pid > 0 && yr_tgid_of(pid) != w->ev.tgid) {   /* one's own: always allowed */
+        if (pid > 0 && yr_tgid_of(pid) != caller_tgid(w)) {   /* one's own: always allowed */
             struct stat os, ds;
             w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
             if (w->obj < 0 || fstat(w->obj, &os) < 0 || fstat(w->dir, &ds) < 0)
@@ -1470,7 +1490,7 @@ static int decode_meta(struct wk *w, uint64_t *path_addr)
         if (w->mode & IN_DONT_FOLLOW)
             w->follow = 0;
         yr_fs_reset();                          /* the caller's instance, fetched as us */
-        int fd = yr_fetch_fd(ev->tgid, (int32_t)a[0]);
+        int fd = yr_fetch_fd(caller_tgid(w), (int32_t)a[0]);
         if (fd < 0)
             return -EBADF;
         w->ifd = fd;
