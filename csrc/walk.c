@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
@@ -1089,6 +1090,7 @@ static int act_symlink(struct yr_ctx *ctx, struct wk *w)
 }
 
 #define XATTR_MAX 65536
+static long handle_of(struct wk *w, int fd);
 
 /* Change or read the metadata of fd (O_PATH, the walked object), as the
  * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
@@ -1144,11 +1146,61 @@ static int meta_perform(struct yr_ctx *ctx, struct wk *w, int fd)
     case YR_SYS_INOTIFY_ADD_WATCH:
         rc = inotify_add_watch(w->ifd, self, w->mode & ~(uint32_t)IN_DONT_FOLLOW);
         break;
+    case YR_SYS_STATFS: {                        /* x86-64 and x32: the kernel's layout */
+        struct statfs sf;
+        memset(&sf, 0, sizeof(sf));
+        rc = fstatfs(fd, &sf);
+        if (rc == 0) {
+            struct iovec l = { &sf, sizeof(sf) }, r = { (void *)(uintptr_t)w->buf, sizeof(sf) };
+            if (write_caller(w, &l, 1, &r, 1) < 0) {
+                rc = -1;
+                errno = EFAULT;
+            }
+        }
+        break;
+    }
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        rc = handle_of(w, fd);
+        break;
     }
     if (rc < 0)
         err = errno;
     yr_reply(ctx, w->ev.id, rc < 0 ? 0 : rc, err);
     return R_DONE;
+}
+
+/* name_to_handle_at(AT_SYMLINK_FOLLOW) on the walked object: the header
+ * and handle (on EOVERFLOW the header only) and the mount id written back,
+ * as do_sys_name_to_handle. */
+#define AT_HANDLE_MNT_ID_UNIQUE_ 0x001
+static long handle_of(struct wk *w, int fd)
+{
+    struct { uint32_t bytes; int32_t type; unsigned char h[128]; } fh;
+    struct iovec l = { &fh.bytes, 4 }, r = { (void *)(uintptr_t)w->buf, 4 };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != 4) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (fh.bytes > 128) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t mnt = 0;
+    int extra = w->flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH);
+    long rc = syscall(SYS_name_to_handle_at, fd, "", &fh, &mnt, AT_EMPTY_PATH | extra);
+    int e = errno;
+    if (rc < 0 && e != EOVERFLOW)
+        return rc;
+    size_t msize = (extra & AT_HANDLE_MNT_ID_UNIQUE_) ? 8 : 4;
+    size_t hsize = 8 + (rc == 0 ? fh.bytes : 0);
+    struct iovec lm = { &mnt, msize }, rm = { (void *)(uintptr_t)w->xsize, msize };
+    struct iovec lh = { &fh, hsize }, rh = { (void *)(uintptr_t)w->buf, hsize };
+    if (write_caller(w, &lm, 1, &rm, 1) < 0 || write_caller(w, &lh, 1, &rh, 1) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    errno = e;
+    return rc;
 }
 
 static int act_meta(struct yr_ctx *ctx, struct wk *w)
@@ -1318,6 +1370,7 @@ static int op_of(int32_t sys)
     case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
         return OP_SYMLINK;
     case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+    case YR_SYS_OPEN_TREE:
         return OP_CHECK;
     case YR_SYS_LINKAT:
         return OP_LINKSRC;
@@ -1480,6 +1533,17 @@ static int decode_meta(struct wk *w, uint64_t *path_addr)
     case YR_SYS_REMOVEXATTR:
         *path_addr = a[0] & m;
         err = read_xname(w, a[1] & m);
+        break;
+    case YR_SYS_STATFS:
+        *path_addr = a[0] & m; w->buf = a[1] & m;
+        break;
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->buf = a[2] & m;
+        w->xsize = a[3] & m;                    /* the mount id's address */
+        w->flags = (int)a[4];
+        break;
+    case YR_SYS_OPEN_TREE:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[2];
         break;
     case YR_SYS_INOTIFY_ADD_WATCH: {
         *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
@@ -1646,8 +1710,9 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     wk_close(w);
     w->ev = *ev;
     w->op = op_of(ev->sys);
-    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT))
-        w->op = OP_CHECK;     /* i386's old struct stat: walked, decided and continued */
+    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT ||
+                                        ev->sys == YR_SYS_STATFS))
+        w->op = OP_CHECK;     /* i386's compat layouts: walked, decided and continued */
     w->root_known = 0;
     w->magic = 0;
     w->exists = 0;
@@ -1683,6 +1748,7 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     int empty_ok = (w->op == OP_STAT || w->op == OP_STAT64 || w->op == OP_STATX ||
                     ev->sys == YR_SYS_FACCESSAT2 || ev->sys == YR_SYS_EXECVEAT ||
                     ev->sys == YR_SYS_FCHOWNAT || ev->sys == YR_SYS_FCHMODAT2 ||
+                    ev->sys == YR_SYS_NAME_TO_HANDLE_AT || ev->sys == YR_SYS_OPEN_TREE ||
                     ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) &&
                    (w->flags & AT_EMPTY_PATH);
     int n;

@@ -62,6 +62,9 @@ enum yr_sys {
     YR_SYS_LISTXATTR,
     YR_SYS_REMOVEXATTR,
     YR_SYS_INOTIFY_ADD_WATCH,
+    YR_SYS_STATFS,          /* x86-64 and x32; i386 statfs and statfs64 checked and continued */
+    YR_SYS_NAME_TO_HANDLE_AT,
+    YR_SYS_OPEN_TREE,       /* checked and continued: its fd is an O_PATH file */
     YR_SYS_SYMLINK,
     YR_SYS_SYMLINKAT,
     YR_SYS_COUNT
