@@ -754,7 +754,20 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
     int fl = w->flags | O_NOCTTY | O_CLOEXEC;
     int type = w->st.st_mode & S_IFMT;
     int added_nonblock = 0;
-    if (!(fl & (O_NONBLOCK | O_PATH)) && !w->magic) {
+    if (w->magic && w->obj < 0) {
+        /* What the magic link leads to: a pipe or FIFO whose writer is gone
+         * would make this thread wait. Held as an O_PATH fd (the kernel
+         * follows the link), it is opened from there. */
+        struct stat ts;
+        if (fstatat(w->dir, w->name, &ts, 0) == 0 && S_ISFIFO(ts.st_mode)) {
+            w->obj = openat(w->dir, w->name, O_PATH | O_CLOEXEC);
+            if (w->obj < 0)
+                return -errno;
+            w->st = ts;
+            type = S_IFIFO;
+        }
+    }
+    if (!(fl & (O_NONBLOCK | O_PATH)) && (!w->magic || w->obj >= 0)) {
         if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
             return open_in_worker(w);
         /* Writers to a FIFO with a reader, devices, and regular files that
