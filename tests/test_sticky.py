@@ -25,7 +25,7 @@ import pytest
 
 from conftest import requires_root, yama_run
 from helpers.pathcases import (IDENTITIES, MODES, UIDS, Tree, differences, result_word,
-                               run_native, run_sandboxed, with_profile)
+                               run_native, run_sandboxed, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -52,6 +52,7 @@ def tree(helper):
     for d in ("sticky", "gsticky"):
         os.mknod(t.top / d / "1002_chr", 0o20666, os.makedev(1, 3))
         os.chown(t.top / d / "1002_chr", 1002, 1002)
+        os.chmod(t.top / d / "1002_chr", 0o666)          # mknod obeys the umask
     t.file("sticky/1002_ro", 0o644, 1002, 1002)
     t.dir("sticky/1002_dir", 0o777, 1002, 1002)
     t.link("sticky/l1001_to_1002_reg", "1002_reg", 1001)      # my link, other's file
@@ -197,7 +198,25 @@ def results(tree, sysctl, level, ident, how):
     return _RUNS[key]
 
 
-GAPS: dict[str, str] = {}
+# Defects of yama-run found by these tests (checked by hand against the walk
+# branch): group -> (reason, when(level, ident, mode)). Strict: a fix XPASSes.
+ALWAYS = lambda level, ident, mode: True      # noqa: E731
+GAPS = {
+    "openat2 O_CREAT": ("openat2 without O_CLOEXEC returns a descriptor with FD_CLOEXEC "
+                        "set", ALWAYS),
+    "fifo openat2 O_CREAT": ("openat2 without O_CLOEXEC returns a descriptor with "
+                             "FD_CLOEXEC set", ALWAYS),
+    "open O_PATH|O_CREAT": ("O_PATH|O_CREAT: the kernel ignores O_CREAT with O_PATH and "
+                            "returns an O_PATH descriptor; yama-run applies the sticky rule "
+                            "(EACCES) and otherwise fails with EBADF", ALWAYS),
+    "path: trailing slash O_CREAT": ("open(\"sticky/1002_reg/\", O_RDWR|O_CREAT): kernel "
+                                     "EISDIR, yama-run ENOTDIR", ALWAYS),
+    "path: O_CREAT|O_DIRECTORY": (
+        "open(O_CREAT|O_DIRECTORY) of an existing file: kernel EINVAL (flag check first); "
+        "yama-run applies the sticky rule first (EACCES), and for the owner the Python "
+        "path answers ENOTDIR where the C path answers EINVAL",
+        lambda level, ident, mode: level != (0, 0) and (ident != "1002" or mode == "nofast")),
+}
 _, _GROUPS, _ = build_cases((1, 1))
 LEVEL_IDS = [f"fifos{f}-regular{r}" for f, r in LEVELS]
 
@@ -218,17 +237,21 @@ def test_kernel_rule_natively(tree, sysctl, group, level, ident):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("ident", list(IDENTITIES))
-@pytest.mark.parametrize("level", LEVELS, ids=LEVEL_IDS)
-@pytest.mark.parametrize("group", [pytest.param(g, marks=[BUG(GAPS[g])] if g in GAPS else [])
-                                   for g in _GROUPS])
+def _marks(group, level, ident, mode):
+    if group in GAPS and GAPS[group][1](level, ident, mode):
+        return [BUG(GAPS[group][0])]
+    return []
+
+
+@pytest.mark.parametrize("group,level,ident,mode", [
+    pytest.param(g, lv, i, m, id=f"{g}-{lid}-{i}-{m}", marks=_marks(g, lv, i, m))
+    for g in _GROUPS for lv, lid in zip(LEVELS, LEVEL_IDS) for i in IDENTITIES for m in MODES])
 def test_parity(tree, sysctl, group, level, ident, mode):
     cases, groups, _ = build_cases(level)
     native = results(tree, sysctl, level, ident, "native")
     sandboxed = results(tree, sysctl, level, ident, mode)
     mine = [(cid, line) for cid, line in cases if cid in groups[group]]
-    diff = differences(mine, native, sandboxed)
+    diff = differences(mine, native, sandboxed, flags=False)
     assert not diff, "\n".join(diff)
 
 
@@ -243,7 +266,8 @@ def test_device_nodes_keep_the_kernel_quirk(tree, sysctl):
     assert [result_word(want[c]) for c in "abc"] == ["EACCES", "ok", "ok"]
     got, proc = run_sandboxed(tree, cases, "1001", ("--set", "fifos.protected=0",
                                                     "--set", "regular.protected=0"))
-    assert got == want, proc.stderr
+    assert {k: without_flags(v) for k, v in got.items()} == \
+        {k: without_flags(v) for k, v in want.items()}, proc.stderr
 
 
 # -- audit, -v, permissive, auto ------------------------------------------------------
@@ -281,7 +305,9 @@ def test_permissive_performs_the_open(tree, sysctl):
              ("b", "open sticky/1002_fifo RDWR|CREAT 0644")]
     want = run_native(tree, cases, "1001")
     got, proc, records = _audit(tree, cases, options=("--permissive", *module_options((2, 2))))
-    assert got == want and result_word(got["a"]) == "ok", proc.stderr
+    assert {k: without_flags(v) for k, v in got.items()} == \
+        {k: without_flags(v) for k, v in want.items()}, proc.stderr
+    assert result_word(got["a"]) == "ok"
     assert [(r["module"], r["action"]) for r in records] == [
         ("regular", "would-deny"), ("fifos", "would-deny")]
 
