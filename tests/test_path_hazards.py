@@ -20,7 +20,7 @@ import pytest
 
 from conftest import requires_root, requires_tool, yama_run
 from helpers.pathcases import (MODES, Tree, differences, env_for, result_word, run_native,
-                               run_sandboxed, with_profile)
+                               run_sandboxed, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -158,7 +158,12 @@ def results(tree, sysctl, how):
     return _RUNS[how]
 
 
-GAPS: dict[str, str] = {}
+O_PATH_EBADF = "open with O_PATH fails with EBADF under yama-run (an O_PATH descriptor natively)"
+GAPS: dict[str, str] = {
+    "O_PATH": O_PATH_EBADF, "O_PATH|O_CLOEXEC": O_PATH_EBADF,
+    "O_PATH of a link target": O_PATH_EBADF, "O_PATH|O_DIRECTORY": O_PATH_EBADF,
+    "O_PATH dirfd": O_PATH_EBADF + " (here: the O_PATH dirfd itself)",
+}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -169,7 +174,40 @@ def test_parity(tree, sysctl, i, mode):
     cid = f"h{i}"
     native = results(tree, sysctl, "native")
     got = results(tree, sysctl, mode)
-    assert got.get(cid) == native[cid], differences([(cid, BATCH[i][1])], native, got)
+    assert without_flags(got.get(cid, "<none>")) == without_flags(native[cid]), \
+        differences([(cid, BATCH[i][1])], native, got)
+
+
+NOFOLLOW_LEAK = ("F_GETFL of an emulated open shows O_NOFOLLOW (0400000), which the "
+                 "caller did not ask for: the supervisor's own flag leaks into the "
+                 "caller's open file description")
+FLAG_CASES = {   # name -> defect seen against the walk branch (None: none)
+    "open": NOFOLLOW_LEAK,
+    "O_APPEND": NOFOLLOW_LEAK,
+    "O_NONBLOCK": NOFOLLOW_LEAK,
+    "O_APPEND|O_NONBLOCK|O_CLOEXEC": NOFOLLOW_LEAK,
+    "O_PATH": "open(O_PATH) fails with EBADF",
+    "O_DIRECTORY on a dir": NOFOLLOW_LEAK,
+    "O_NOATIME own": NOFOLLOW_LEAK,
+    "created with O_EXCL": NOFOLLOW_LEAK,
+    "O_TMPFILE": NOFOLLOW_LEAK,
+    "fifo O_RDWR": NOFOLLOW_LEAK,
+    "/dev/null": NOFOLLOW_LEAK,
+    "i386 open": NOFOLLOW_LEAK + "; and an i386 open gets O_LARGEFILE, which the kernel "
+                                "sets only for 64-bit callers",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[BUG(r)] if r else []) for n, r in FLAG_CASES.items()])
+def test_file_status_flags(tree, sysctl, name, mode):
+    """fcntl(F_GETFL) of the descriptor is what the kernel gives."""
+    i = [n for n, _ in BATCH].index(name)
+    native = results(tree, sysctl, "native")[f"h{i}"]
+    got = results(tree, sysctl, mode).get(f"h{i}", "<none>")
+    assert native.startswith("ok ")
+    assert got == native, BATCH[i][1]
 
 
 def test_native_batch_means_something(tree, sysctl):
@@ -198,7 +236,7 @@ def test_default_acl_overrides_umask(tree, sysctl):
     assert " m=0666 " in want["a"]           # the ACL, not the umask
     for mode in MODES:
         got, proc = run_sandboxed(tree, cases, "1001", MODULES_ON, mode, umask="077")
-        assert got == want, proc.stderr
+        assert without_flags(got.get("a", "")) == without_flags(want["a"]), proc.stderr
 
 
 @pytest.mark.parametrize("mode", MODES)
