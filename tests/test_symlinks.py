@@ -293,9 +293,6 @@ GAPS: dict[str, tuple[str, set | None]] = {
         "getxattr", "setxattr", "listxattr", "removexattr", "inotify_add_watch",
         "i386 truncate", "i386 chmod", "fchmodat2", "utime", "utimes", "futimesat", "statfs",
         "name_to_handle_at FOLLOW", "getxattrat", "open_tree")},
-    "open O_PATH": ("open(O_PATH) under yama-run fails with EBADF (the kernel gives an "
-                    "O_PATH descriptor)", None),
-    "open O_PATH|O_NOFOLLOW": ("open(O_PATH|O_NOFOLLOW) fails with EBADF", None),
     "openat2": ("openat2 without O_CLOEXEC returns a descriptor with FD_CLOEXEC set", None),
     "i386 stat": ("i386 stat (nr 106, struct stat of 64 bytes) is answered with the x86-64 "
                   "struct stat layout: wrong fields, and 144 bytes written into the "
