@@ -15,7 +15,7 @@
  *   DIR   CWD (AT_FDCWD), BAD (fd 999), NEG (-5), D:path (a directory opened
  *         O_RDONLY|O_DIRECTORY), F:path (a file opened O_RDONLY), P:path
  *         (O_PATH|O_NOFOLLOW) - the extra descriptor is closed after the case
- *   PATH  NULL (address 1), KERNEL (a kernel address), LONG (PATH_MAX bytes
+ *   PATH  NULL (address 1), ZERO (a null pointer), KERNEL (a kernel address), LONG (PATH_MAX bytes
  *         without a NUL in them), EMPTY (""), EDGE:path (ends at the last byte
  *         of a page followed by an unmapped one), or the path itself
  *   FLAGS names joined by "|" (RDONLY WRONLY RDWR CREAT EXCL NOFOLLOW PATH
@@ -155,6 +155,7 @@ static const char *path_arg(struct ctx *c, const char *s)
 {
     if (!s) return NULL;
     if (!strcmp(s, "NULL")) return (const char *)1;
+    if (!strcmp(s, "ZERO")) return NULL;
     if (!strcmp(s, "KERNEL")) return (const char *)0xffffffffff600000UL;
     if (!strcmp(s, "EMPTY")) return "";
     if (!strcmp(s, "LONG")) {
