@@ -32,7 +32,8 @@ SELF = ["self", "thread-self", "self-pid", "self-task", "self-from-thread",
         "thread-self-from-thread"]
 CHILD = ["child", "child-task", "child-thread"]
 OTHERS = ["sibling", "sibling-i386", "sibling-task", "sibling-thread", "sibling-dirfd",
-          "sibling-taskdirfd", "sibling-openat2", "parent"]
+          "sibling-taskdirfd", "sibling-openat2", "sibling-via-symlink",
+          "sibling-via-self-dotdot", "sibling-via-proc-fd", "sibling-via-cwd", "parent"]
 FORMS = SELF + CHILD + OTHERS
 
 
