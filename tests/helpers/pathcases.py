@@ -110,11 +110,11 @@ def run_native(tree: Tree, cases, ident: str, umask: str | None = None) -> dict:
 
 
 def run_sandboxed(tree: Tree, cases, ident: str, options=(), mode="fast",
-                  umask: str | None = None):
+                  umask: str | None = None, timeout=180):
     """-> (results, CompletedProcess)"""
     cmd = [*IDENTITIES[ident], tree.probe, *(["-u", umask] if umask else [])]
     proc = yama_run(*with_profile(options), "--", *cmd, input=batch_text(cases), cwd=tree.top,
-                    env=env_for(mode), timeout=180)
+                    env=env_for(mode), timeout=timeout)
     return parse(proc.stdout), proc
 
 
