@@ -29,7 +29,7 @@ import pytest
 
 from conftest import requires_root, yama_run
 from helpers.pathcases import (IDENTITIES, MODES, Tree, differences, result_word, run_native,
-                               run_sandboxed, with_profile, without_flags)
+                               run_sandboxed, while_set, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -279,11 +279,11 @@ def results(tree, sysctl, ident: str, how: str) -> dict:
     if key not in _RUNS:
         cases, _, _ = build_cases(tree.top)
         if how == "native":
-            set_all(sysctl, SYSCTLS_NATIVE)
-            _RUNS[key] = run_native(tree, cases, ident)
+            _RUNS[key] = while_set(sysctl, SYSCTLS_NATIVE,
+                                   lambda: run_native(tree, cases, ident))
         else:
-            set_all(sysctl, SYSCTLS_OFF)
-            got, proc = run_sandboxed(tree, cases, ident, MODULE_ON, how)
+            got, proc = while_set(sysctl, SYSCTLS_OFF,
+                                  lambda: run_sandboxed(tree, cases, ident, MODULE_ON, how))
             assert got, f"no results under yama-run (rc {proc.returncode}): {proc.stderr[-2000:]}"
             _RUNS[key] = got
     return _RUNS[key]
@@ -305,22 +305,11 @@ def _check_rule(cases, groups, denied, group, ident, native):
 # Defects of yama-run found by these tests (each checked by hand against the
 # walk branch): group -> (reason, identities it shows for; None: all). Strict:
 # a fix XPASSes and fails, and the entry must then go.
-NOT_ROUTED = ("not routed at all (sandbox/filter.py _FOLLOWING), so a trailing "
-              "symlink in a sticky world-writable directory is followed: the kernel's "
-              "EACCES becomes the target's own result")
 GAPS: dict[str, tuple[str, set | None]] = {
-    **{name: (f"{name}: {NOT_ROUTED}", None) for name in (
-        "truncate", "chmod", "fchmodat", "chown", "fchownat", "utimensat", "linkat FOLLOW",
-        "getxattr", "setxattr", "listxattr", "removexattr", "inotify_add_watch",
-        "i386 truncate", "i386 chmod", "fchmodat2", "utime", "utimes", "futimesat", "statfs",
-        "name_to_handle_at FOLLOW", "getxattrat", "open_tree")},
-    "openat2": ("openat2 without O_CLOEXEC returns a descriptor with FD_CLOEXEC set", None),
-    "i386 stat": ("i386 stat (nr 106, struct stat of 64 bytes) is answered with the x86-64 "
-                  "struct stat layout: wrong fields, and 144 bytes written into the "
-                  "caller's 64-byte buffer", None),
-    "path: openat2 RESOLVE_NO_SYMLINKS": (
-        "openat2 RESOLVE_NO_SYMLINKS on a protected link: kernel EACCES (may_follow_link "
-        "comes first), yama-run ELOOP", {"1001", "root"}),
+    "getxattrat": ("getxattrat (Linux 6.13) is not routed (ISSUE4.md amendment 5: "
+                   "libseccomp 2.5.4 has no name for it), so a trailing symlink in a sticky "
+                   "world-writable directory is followed: the kernel's EACCES becomes the "
+                   "target's own result", None),
 }
 
 
@@ -439,8 +428,8 @@ V_OFF = "yama-run: symlinks: off"
     ("0", 1, V_OFF),
 ])
 def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
-    sysctl("fs.protected_symlinks", kernel)
-    proc = yama_run(*with_profile(["-v", "--set", f"symlinks.protected={setting}"]), "--", "true")
+    proc = while_set(sysctl, {"fs.protected_symlinks": kernel}, lambda: yama_run(
+        *with_profile(["-v", "--set", f"symlinks.protected={setting}"]), "--", "true"))
     assert proc.returncode == 0, proc.stderr
     mine = [ln for ln in proc.stderr.splitlines() if ln.startswith("yama-run: symlinks: ")
             and ("enforced" in ln or ln.endswith(": off"))]
@@ -448,9 +437,8 @@ def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
 
 
 def test_verbose_default_profile_lists_four_modules(sysctl):
-    for name in ("symlinks", "hardlinks", "fifos", "regular"):
-        sysctl(f"fs.protected_{name}", 0)
-    proc = yama_run(*with_profile(["-v"]), "--", "true")
+    knobs = {f"fs.protected_{name}": 0 for name in ("symlinks", "hardlinks", "fifos", "regular")}
+    proc = while_set(sysctl, knobs, lambda: yama_run(*with_profile(["-v"]), "--", "true"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "yama-run: symlinks: level 1 enforced by yama-run (fs.protected_symlinks=0)" in lines
@@ -460,17 +448,11 @@ def test_verbose_default_profile_lists_four_modules(sysctl):
         in lines
 
 
-@BUG("with symlinks \"auto\" left to the kernel (fs.protected_symlinks=1), open() is still "
-     "performed by the supervisor (the ptrace module routes every open for /proc/PID/mem, "
-     "fifos/regular route O_CREAT opens) and its hand-made walk follows the link without "
-     "the kernel's check: open(\"sticky/1002_file\") succeeds as uid 1001 while stat() "
-     "of it is EACCES; the default profile is affected")
 def test_auto_leaves_it_to_the_kernel(tree, sysctl):
     """auto with the kernel's sysctl on: the kernel denies, yama-run records nothing."""
-    set_all(sysctl, SYSCTLS_NATIVE)
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "stat sticky/1002_stat")]
-    got, proc, records = _audit(tree, sysctl, cases,
-                                options=("-v", "--set", "symlinks.protected=auto"))
+    got, proc, records = while_set(sysctl, SYSCTLS_NATIVE, lambda: _audit(
+        tree, sysctl, cases, options=("-v", "--set", "symlinks.protected=auto")))
     assert [result_word(got.get(c, "")) for c in "ab"] == ["EACCES", "EACCES"], proc.stderr
     assert records == []
     assert V_KERNEL.format(1) in proc.stderr.splitlines()
@@ -529,8 +511,6 @@ def test_protect_creation(tree, sysctl, mode):
             assert records == []
 
 
-@BUG("--set symlinks.protect_creation=true exits 125: \"bad value 'true'; valid values: "
-     "true, false\" (the command-line string is not converted to a boolean)")
 def test_protect_creation_on_the_command_line(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     got, proc = run_sandboxed(tree, [("a", "symlink t_file sticky/new_link")], "1001",

@@ -155,3 +155,17 @@ def with_profile(options) -> tuple:
     if "--profile" in options or "--no-profile" in options:
         return tuple(options)
     return ("--profile", DEFAULT_PROFILE, *options)
+
+
+def while_set(sysctl, values: dict, run, tries: int = 3):
+    """run() with these machine-wide knobs set (through the sysctl fixture), again
+    when another process changed one of them meanwhile: other test runs on this
+    machine share the fs.protected_* knobs."""
+    for _ in range(tries):
+        for name, value in values.items():
+            sysctl(name, value)
+        out = run()
+        if all(Path("/proc/sys", name.replace(".", "/")).read_text().strip() == str(value)
+               for name, value in values.items()):
+            return out
+    raise AssertionError(f"another process kept changing {sorted(values)}")
