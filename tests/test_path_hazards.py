@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
-from helpers.pathcases import (MODES, Tree, differences, env_for, result_word, run_native,
-                               run_sandboxed, with_profile, without_flags)
+from helpers.pathcases import (MODES, Tree, differences, env_for, result_word,
+                               retried_if_knobs_changed, run_native, run_sandboxed,
+                               with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -189,6 +190,7 @@ def octal(value: int) -> str:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", FLAG_CASES)
+@retried_if_knobs_changed
 def test_file_status_flags(tree, sysctl, name, mode):
     """fcntl(F_GETFL) of the descriptor is what the kernel gives."""
     i = [n for n, _ in BATCH].index(name)
@@ -200,6 +202,7 @@ def test_file_status_flags(tree, sysctl, name, mode):
     assert got == native, BATCH[i][1]
 
 
+@retried_if_knobs_changed
 def test_native_batch_means_something(tree, sysctl):
     """Spot checks of the native reference itself."""
     n = results(tree, sysctl, "native")
@@ -217,6 +220,7 @@ def test_native_batch_means_something(tree, sysctl):
     assert by["stat /proc/self (the caller's)"] == "ok path_probe"
 
 
+@retried_if_knobs_changed
 def test_default_acl_overrides_umask(tree, sysctl):
     if not tree.has_acl:
         pytest.skip("the filesystem of /tmp has no POSIX ACLs")
@@ -230,6 +234,7 @@ def test_default_acl_overrides_umask(tree, sysctl):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_o_trunc_truncates(tree, sysctl, mode):
     modules_routed(sysctl)
     f = tree.file("trunc_me", 0o666, 1001, 1001, "some content\n")
@@ -256,6 +261,7 @@ SELF_CASES = [
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", [c[1] for c in SELF_CASES], ids=[c[0] for c in SELF_CASES])
+@retried_if_knobs_changed
 def test_proc_self_is_the_caller(tree, sysctl, mode, case):
     modules_routed(sysctl)
     got, proc = run_sandboxed(tree, [("a", case)], "1001", MODULES_ON, mode)
@@ -266,6 +272,7 @@ def test_proc_self_is_the_caller(tree, sysctl, mode, case):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_relative_to_a_proc_cwd(tree, helper, sysctl, mode):
     """cwd /proc, path self/status: the caller's cwd and the caller's self."""
     modules_routed(sysctl)
@@ -280,6 +287,7 @@ def test_relative_to_a_proc_cwd(tree, helper, sysctl, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_dev_stdin_and_process_substitution(sysctl, mode):
     modules_routed(sysctl)
     env = env_for(mode)
@@ -294,6 +302,7 @@ def test_dev_stdin_and_process_substitution(sysctl, mode):
 
 
 @requires_tool("script")
+@retried_if_knobs_changed
 def test_controlling_terminal(sysctl):
     """/dev/tty is the caller's controlling terminal (script gives it a pty)."""
     modules_routed(sysctl)
@@ -311,6 +320,7 @@ WAIT_BLOCKED = ('i=0; while ! grep -q "^257 " /proc/$r/syscall 2>/dev/null; do '
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_fifo_open_blocks_only_its_caller(tree, sysctl, mode):
     """A reader blocked opening a FIFO with no writer; meanwhile the same sandbox
     keeps getting opens and stats served; then a writer releases the reader."""
@@ -337,6 +347,7 @@ def test_fifo_open_blocks_only_its_caller(tree, sysctl, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_killed_fifo_opener_does_not_keep_yama_run(tree, sysctl, mode):
     """The caller blocked in a FIFO open is killed: the sandbox goes on, and
     yama-run exits when the program does."""
@@ -384,6 +395,7 @@ def test_handled_signal_interrupts_a_fifo_open_natively(tree):
      "handler (no SA_RESTART) gives EINTR natively after 1 s, but under yama-run the "
      "caller stays blocked (seccomp wait after the supervisor received the call is "
      "killable only), so alarm()-based timeouts on FIFO opens hang")
+@retried_if_knobs_changed
 def test_handled_signal_interrupts_a_fifo_open(tree, sysctl):
     """(One mode only: the open is the supervisor's either way; a hang costs 5 s.)"""
     modules_routed(sysctl)
@@ -413,6 +425,7 @@ def run_sandboxed_with_timeout(tree, cases, mode, timeout):
         "and a handled signal (SIGALRM) is already pending: yama-run forwards SIGTERM, "
         "the program stays blocked in seccomp_do_user_notification with SIGTERM pending, "
         "and yama-run never exits; natively the program dies at once"))])
+@retried_if_knobs_changed
 def test_sigterm_ends_a_program_blocked_in_a_fifo_open(tree, sysctl, handled, mode):
     """yama-run forwards SIGTERM; the blocked program dies and yama-run exits 143."""
     modules_routed(sysctl)

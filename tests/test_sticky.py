@@ -25,8 +25,8 @@ import pytest
 
 from conftest import requires_root, yama_run
 from helpers.pathcases import (IDENTITIES, MODES, UIDS, Tree, differences, result_word,
-                               run_native, run_sandboxed, while_set, with_profile,
-                               without_flags)
+                               retried_if_knobs_changed, run_native, run_sandboxed,
+                               while_set, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -243,6 +243,7 @@ def test_parity(tree, sysctl, group, level, ident, mode):
     assert not diff, "\n".join(diff)
 
 
+@retried_if_knobs_changed
 def test_device_nodes_keep_the_kernel_quirk(tree, sysctl):
     """O_CREAT of someone else's device node in a world-writable sticky
     directory is EACCES from the kernel even with both sysctls 0; yama-run with
@@ -270,6 +271,7 @@ def _audit(tree, cases, ident="1001", options=(), mode="fast"):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_denials_are_audited(tree, sysctl, mode):
     off_sysctls(sysctl)
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
@@ -287,6 +289,7 @@ def test_denials_are_audited(tree, sysctl, mode):
         ("regular", "create_in_sticky", "openat2", "EACCES", "deny", "gsticky/1002_reg")]
 
 
+@retried_if_knobs_changed
 def test_permissive_performs_the_open(tree, sysctl):
     off_sysctls(sysctl)
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
@@ -309,6 +312,7 @@ def test_permissive_performs_the_open(tree, sysctl):
     ("2", 0, "level 2 enforced by yama-run (fs.protected_{m}=0)"),
     ("0", 2, "off"),
 ])
+@retried_if_knobs_changed
 def test_verbose_says_who_enforces(sysctl, module, setting, kernel, line):
     proc = while_set(sysctl, {f"fs.protected_{module}": kernel}, lambda: yama_run(
         *with_profile(["-v", "--set", f"{module}.protected={setting}"]), "--", "true"))
@@ -318,6 +322,7 @@ def test_verbose_says_who_enforces(sysctl, module, setting, kernel, line):
     assert mine == [f"yama-run: {module}: " + line.format(m=module)], proc.stderr
 
 
+@retried_if_knobs_changed
 def test_auto_with_kernel_at_2_routes_nothing(tree, sysctl):
     """The kernel denies both cases; yama-run records nothing."""
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
@@ -330,6 +335,7 @@ def test_auto_with_kernel_at_2_routes_nothing(tree, sysctl):
     assert records == []
 
 
+@retried_if_knobs_changed
 def test_auto_with_kernel_at_1_adds_level_2(tree, sysctl):
     """The kernel (level 1) would allow the group-writable case: yama-run denies it."""
     cases = [("a", "open gsticky/1002_reg RDWR|CREAT 0644"),

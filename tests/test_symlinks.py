@@ -28,8 +28,9 @@ import subprocess
 import pytest
 
 from conftest import requires_root, yama_run
-from helpers.pathcases import (IDENTITIES, MODES, Tree, differences, result_word, run_native,
-                               run_sandboxed, while_set, with_profile, without_flags)
+from helpers.pathcases import (IDENTITIES, MODES, Tree, differences, result_word,
+                               retried_if_knobs_changed, run_native, run_sandboxed,
+                               while_set, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -349,6 +350,7 @@ def test_parity(tree, sysctl, group, ident, mode):
     assert not diff, "\n".join(diff)
 
 
+@retried_if_knobs_changed
 def test_module_off_follows_everything(tree, sysctl):
     """symlinks.protected=0 (kernel's sysctl 0): nothing is denied."""
     set_all(sysctl, SYSCTLS_OFF)
@@ -371,6 +373,7 @@ def _audit(tree, sysctl, cases, ident="1001", options=(), mode="fast"):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_denials_are_audited(tree, sysctl, mode):
     set_all(sysctl, SYSCTLS_OFF)
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "newfstatat CWD sticky/1002_stat 0"),
@@ -392,6 +395,7 @@ def test_denials_are_audited(tree, sysctl, mode):
     assert len(records) == len(mine)      # nothing else denied
 
 
+@retried_if_knobs_changed
 def test_allowed_follows_are_not_audited(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     cases = [("a", "open sticky/1001_file RDONLY"), ("b", "stat ww/1002_stat"),
@@ -401,6 +405,7 @@ def test_allowed_follows_are_not_audited(tree, sysctl):
     assert records == []
 
 
+@retried_if_knobs_changed
 def test_permissive_performs_the_call(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "stat sticky/1002_stat")]
@@ -427,6 +432,7 @@ V_OFF = "yama-run: symlinks: off"
     ("0", 0, V_OFF),
     ("0", 1, V_OFF),
 ])
+@retried_if_knobs_changed
 def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
     proc = while_set(sysctl, {"fs.protected_symlinks": kernel}, lambda: yama_run(
         *with_profile(["-v", "--set", f"symlinks.protected={setting}"]), "--", "true"))
@@ -436,6 +442,7 @@ def test_verbose_says_who_enforces(tree, sysctl, setting, kernel, line):
     assert mine == [line], proc.stderr
 
 
+@retried_if_knobs_changed
 def test_verbose_default_profile_lists_four_modules(sysctl):
     knobs = {f"fs.protected_{name}": 0 for name in ("symlinks", "hardlinks", "fifos", "regular")}
     proc = while_set(sysctl, knobs, lambda: yama_run(*with_profile(["-v"]), "--", "true"))
@@ -448,6 +455,7 @@ def test_verbose_default_profile_lists_four_modules(sysctl):
         in lines
 
 
+@retried_if_knobs_changed
 def test_auto_leaves_it_to_the_kernel(tree, sysctl):
     """auto with the kernel's sysctl on: the kernel denies, yama-run records nothing."""
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "stat sticky/1002_stat")]
@@ -458,6 +466,7 @@ def test_auto_leaves_it_to_the_kernel(tree, sysctl):
     assert V_KERNEL.format(1) in proc.stderr.splitlines()
 
 
+@retried_if_knobs_changed
 def test_auto_enforces_when_the_kernel_does_not(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "open sticky/1001_file RDONLY")]
@@ -498,6 +507,7 @@ def creation_profile(tree) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_protect_creation(tree, sysctl, mode):
     set_all(sysctl, SYSCTLS_OFF)
     for line, ident, want in CREATION:
@@ -511,6 +521,7 @@ def test_protect_creation(tree, sysctl, mode):
             assert records == []
 
 
+@retried_if_knobs_changed
 def test_protect_creation_on_the_command_line(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     got, proc = run_sandboxed(tree, [("a", "symlink t_file sticky/new_link")], "1001",
@@ -518,6 +529,7 @@ def test_protect_creation_on_the_command_line(tree, sysctl):
     assert result_word(got.get("a", "")) == "EACCES", proc.stderr
 
 
+@retried_if_knobs_changed
 def test_protect_creation_off_by_default(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     got, proc = run_sandboxed(tree, [("a", "symlink t_file sticky/new_link")], "1001")
@@ -540,6 +552,7 @@ def _uring_results(stdout: str) -> dict:
     return dict(line.split(" ", 1) for line in stdout.splitlines() if " " in line)
 
 
+@retried_if_knobs_changed
 def test_io_uring_natively_obeys_the_kernel_rule(tree, helper, sysctl):
     set_all(sysctl, SYSCTLS_NATIVE)
     cmd = _uring_cmd(tree, helper, "sticky/1002_stat")
@@ -553,6 +566,7 @@ def test_io_uring_natively_obeys_the_kernel_rule(tree, helper, sysctl):
 @BUG("io_uring is not covered: IORING_OP_OPENAT and IORING_OP_STATX follow a protected "
      "trailing symlink under symlinks.protected=1 (seccomp never sees them); "
      "io_uring_setup is neither refused nor its path operations checked")
+@retried_if_knobs_changed
 def test_io_uring_cannot_follow_protected_links(tree, helper, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
     cmd = _uring_cmd(tree, helper, "sticky/1002_stat")
