@@ -574,3 +574,29 @@ def test_io_uring_cannot_follow_protected_links(tree, helper, sysctl):
     out = _uring_results(proc.stdout)
     assert out.get("SETUP") != "0" or (out["OPENAT"], out["STATX"]) == ("EACCES", "EACCES"), \
         proc.stdout + proc.stderr
+
+
+# -- a racing path rewrite -------------------------------------------------------------
+
+@retried_if_knobs_changed
+@pytest.mark.parametrize("mode", MODES)
+def test_racing_path_rewrite_never_follows_a_protected_link(tree, sysctl, mode):
+    """Another thread flips the path between my own link (allowed, to t_file) and
+    uid 1002's link (refused, to t_stat) during 2000 opens and stats: the refused
+    link's target is never reached (the path is read once, then decided and used)."""
+    set_all(sysctl, SYSCTLS_OFF)
+    case = [("a", "race 2000 sticky/1001_file sticky/1002_stat t_stat")]
+    got, proc = run_sandboxed(tree, case, "1001", MODULE_ON, mode)
+    fields = dict(kv.split("=") for kv in got.get("a", "x").split()[1:])
+    assert result_word(got.get("a", "")) == "ok", proc.stderr
+    assert int(fields["opened"]) > 0 and int(fields["statted"]) > 0, got["a"]
+    assert (fields["opened_bad"], fields["statted_bad"]) == ("0", "0"), got["a"]
+
+
+@retried_if_knobs_changed
+def test_racing_path_rewrite_really_races(tree, sysctl):
+    """Control: with no protection at all, both targets are reached."""
+    set_all(sysctl, SYSCTLS_OFF)
+    got = run_native(tree, [("a", "race 2000 sticky/1001_file sticky/1002_stat t_stat")], "1001")
+    fields = dict(kv.split("=") for kv in got["a"].split()[1:])
+    assert 0 < int(fields["opened_bad"]) < int(fields["opened"]), got["a"]
