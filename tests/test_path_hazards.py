@@ -16,6 +16,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -463,3 +464,41 @@ def test_sigterm_ends_a_program_blocked_in_a_fifo_open(tree, sysctl, handled, mo
         proc.stdout.close()
         fifo.unlink()
     assert rc == 128 + signal.SIGTERM
+
+
+ACQUIRE_TTY = """
+import os, sys
+os.setsid()                                  # a session leader without a terminal
+fd = os.open(sys.argv[1], os.O_RDWR)         # no O_NOCTTY: the kernel makes it ours
+try:
+    print("ctty" if os.tcgetpgrp(fd) == os.getpgrp() else "other")
+except OSError as e:
+    print("no-ctty", e.errno)
+"""
+
+
+def _open_pty_as_session_leader(prefix=()):
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.close(slave)
+    try:
+        proc = subprocess.run([*prefix, sys.executable, "-c", ACQUIRE_TTY, name],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(master)
+    return proc
+
+
+def test_opening_a_tty_acquires_it_natively():
+    proc = _open_pty_as_session_leader()
+    assert proc.stdout.strip() == "ctty", proc.stderr
+
+
+@retried_if_knobs_changed
+@BUG("ISSUE4 asks that the controlling terminal keep the kernel's meaning, but an emulated "
+     "open is always O_NOCTTY (ISSUE4.md amendment 6): a session leader without a "
+     "terminal that opens a tty does not acquire it under yama-run")
+def test_opening_a_tty_acquires_it(sysctl):
+    modules_routed(sysctl)
+    proc = _open_pty_as_session_leader([*YAMA_RUN, *MODULES_ON, "--"])
+    assert proc.stdout.strip() == "ctty", proc.stdout + proc.stderr

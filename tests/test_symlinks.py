@@ -456,6 +456,17 @@ def test_verbose_default_profile_lists_four_modules(sysctl):
 
 
 @retried_if_knobs_changed
+def test_no_profile_uses_every_module_at_its_default(sysctl):
+    knobs = {f"fs.protected_{name}": 0 for name in ("symlinks", "hardlinks", "fifos", "regular")}
+    proc = while_set(sysctl, knobs, lambda: yama_run("--no-profile", "-v", "--", "true"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    for module, level in (("symlinks", 1), ("fifos", 2), ("regular", 2), ("hardlinks", 1)):
+        assert (f"yama-run: {module}: level {level} enforced by yama-run "
+                f"(fs.protected_{module}=0)") in lines, proc.stderr
+
+
+@retried_if_knobs_changed
 def test_auto_leaves_it_to_the_kernel(tree, sysctl):
     """auto with the kernel's sysctl on: the kernel denies, yama-run records nothing."""
     cases = [("a", "open sticky/1002_file RDONLY"), ("b", "stat sticky/1002_stat")]
