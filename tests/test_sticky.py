@@ -25,7 +25,8 @@ import pytest
 
 from conftest import requires_root, yama_run
 from helpers.pathcases import (IDENTITIES, MODES, UIDS, Tree, differences, result_word,
-                               run_native, run_sandboxed, with_profile, without_flags)
+                               retried_if_knobs_changed, run_native, run_sandboxed,
+                               while_set, with_profile, without_flags)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -93,14 +94,117 @@ OPENS = {
                                          True),
     "open O_CREAT|O_EXCL": ("open {p} RDWR|CREAT|EXCL 0644", "reg", False),   # EEXIST first
     "open O_RDWR": ("open {p} RDWR", "reg", False),                            # no O_CREAT
-    "path: trailing slash O_CREAT": ("open(\"sticky/1002_reg/\", O_RDWR|O_CREAT): kernel "
-                                     "EISDIR, yama-run ENOTDIR", ALWAYS),
-    "path: O_CREAT|O_DIRECTORY": (
-        "open(O_CREAT|O_DIRECTORY) of an existing file: kernel EINVAL (flag check first); "
-        "yama-run applies the sticky rule first (EACCES), and for the owner the Python "
-        "path answers ENOTDIR where the C path answers EINVAL",
-        lambda level, ident, mode: level != (0, 0) and (ident != "1002" or mode == "nofast")),
+    "open O_PATH|O_CREAT": ("open {p} PATH|CREAT 0644", "reg", False),  # O_PATH drops O_CREAT
+    "openat O_CREAT": ("openat CWD {p} RDWR|CREAT 0644", "reg", True),
+    "openat dirfd O_CREAT": ("openat D:{d} {b} RDWR|CREAT 0644", "reg", True),
+    "openat2 O_CREAT": ("openat2 CWD {p} RDWR|CREAT 0 0644", "reg", True),
+    "creat": ("creat {p} 0644", "reg", True),
+    "i386 open O_CREAT": ("i386:open {p} RDWR|CREAT 0644", "reg", True),
+    "i386 openat O_CREAT": ("i386:openat CWD {p} RDWR|CREAT 0644", "reg", True),
+    "i386 creat": ("i386:creat {p} 0644", "reg", True),
+    "fifo O_RDONLY|O_NONBLOCK|O_CREAT": ("open {p} RDONLY|NONBLOCK|CREAT 0644", "fifo", True),
+    "fifo O_RDWR|O_CREAT": ("open {p} RDWR|CREAT 0644", "fifo", True),
+    "fifo O_WRONLY|O_NONBLOCK|O_CREAT": ("open {p} WRONLY|NONBLOCK|CREAT 0644", "fifo", True),
+    "fifo openat2 O_CREAT": ("openat2 CWD {p} RDWR|CREAT 0 0644", "fifo", True),
+    "fifo i386 open O_CREAT": ("i386:open {p} RDWR|CREAT 0644", "fifo", True),
+    "fifo O_CREAT|O_EXCL": ("open {p} RDWR|CREAT|EXCL 0644", "fifo", False),
+    "fifo O_RDONLY|O_NONBLOCK": ("open {p} RDONLY|NONBLOCK", "fifo", False),
 }
+
+# (label, case, rule: None (checked only for parity) or (dir, owner, kind))
+SPECIAL = [
+    ("device O_CREAT, world-writable sticky", "open sticky/1002_chr RDWR|CREAT 0644", None),
+    ("device O_CREAT, group-writable sticky", "open gsticky/1002_chr RDWR|CREAT 0644", None),
+    ("device without O_CREAT", "open sticky/1002_chr RDWR", None),
+    ("read-only file O_RDONLY|O_CREAT", "open sticky/1002_ro RDONLY|CREAT 0644",
+     ("sticky", "1002", "reg")),
+    ("read-only file O_RDWR|O_CREAT", "open sticky/1002_ro RDWR|CREAT 0644", None),
+    ("directory O_CREAT", "open sticky/1002_dir RDONLY|CREAT 0644", None),      # EISDIR
+    ("my link to other's file", "open sticky/l1001_to_1002_reg RDWR|CREAT 0644", None),
+    ("link from ww into sticky", "open ww/l1002_to_sticky_reg RDWR|CREAT 0644",
+     ("sticky", "1002", "reg")),        # the directory checked is the final object's
+    ("link from sticky to ww", "open sticky/l1001_to_ww_reg RDWR|CREAT 0644", None),
+    ("fifo link from ww into sticky", "open ww/l1002_to_sticky_fifo RDWR|CREAT 0644",
+     ("sticky", "1002", "fifo")),
+    ("new file in sticky", "open sticky/new_{id} WRONLY|CREAT 0640", None),
+    ("new file in gsticky", "open gsticky/new_{id} WRONLY|CREAT 0640", None),
+    ("new file O_EXCL in sticky", "open sticky/new_{id} WRONLY|CREAT|EXCL 0640", None),
+    ("trailing slash O_CREAT", "open sticky/1002_reg/ RDWR|CREAT 0644", None),
+    ("dotdot", "open sticky/../sticky/1002_reg RDWR|CREAT 0644", ("sticky", "1002", "reg")),
+    ("O_CREAT|O_DIRECTORY", "open sticky/1002_reg RDWR|CREAT|DIRECTORY 0644", None),
+]
+
+
+def build_cases(level):
+    """-> (cases, groups {name: [ids]}, denied {id: identities the rule denies or None})"""
+    cases, groups, denied = [], {}, {}
+    n = 0
+
+    def add(group, line, deny):
+        nonlocal n
+        n += 1
+        cid = f"c{n}"
+        cases.append((cid, line.replace("{id}", cid)))
+        groups.setdefault(group, []).append(cid)
+        denied[cid] = deny
+        if "new_" in line:             # remove what the case created
+            cases.append((f"~{cid}", f"unlink {line.split()[1].replace('{id}', cid)}"))
+
+    for name, (template, kind, applies) in OPENS.items():
+        for d in DIRS:
+            for owner in OWNERS:
+                path = f"{d}/{owner}_{kind}"
+                dd, _, b = path.rpartition("/")
+                deny = {i for i in IDENTITIES
+                        if applies and rule_denies(d, owner, kind, i, level)}
+                add(name, template.format(p=path, d=dd, b=b), deny)
+    for label, line, rule in SPECIAL:
+        deny = None if rule is None else {i for i in IDENTITIES
+                                          if rule_denies(*rule, i, level)}
+        add(f"path: {label}", line, deny)
+    return cases, groups, denied
+
+
+def native_knobs(level) -> dict:
+    return {"fs.protected_symlinks": 1, "fs.protected_fifos": level[0],
+            "fs.protected_regular": level[1]}
+
+
+OFF_KNOBS = {f"fs.protected_{name}": 0 for name in ("symlinks", "fifos", "regular")}
+
+
+def off_sysctls(sysctl):
+    for name, value in OFF_KNOBS.items():
+        sysctl(name, value)
+
+
+def module_options(level):
+    return ("--set", "symlinks.protected=1", "--set", f"fifos.protected={level[0]}",
+            "--set", f"regular.protected={level[1]}")
+
+
+_RUNS: dict = {}
+
+
+def results(tree, sysctl, level, ident, how):
+    key = (level, ident, how)
+    if key not in _RUNS:
+        cases, _, _ = build_cases(level)
+        if how == "native":
+            _RUNS[key] = while_set(sysctl, native_knobs(level),
+                                   lambda: run_native(tree, cases, ident))
+        else:
+            got, proc = while_set(sysctl, OFF_KNOBS, lambda: run_sandboxed(
+                tree, cases, ident, module_options(level), how))
+            assert got, f"no results under yama-run (rc {proc.returncode}): {proc.stderr[-2000:]}"
+            _RUNS[key] = got
+    return _RUNS[key]
+
+
+# Defects of yama-run found by these tests (checked by hand against the walk
+# branch): group -> (reason, when(level, ident, mode)). Strict: a fix XPASSes.
+# (All those found so far were fixed on the walk branch: see git history.)
+GAPS: dict = {}
 _, _GROUPS, _ = build_cases((1, 1))
 LEVEL_IDS = [f"fifos{f}-regular{r}" for f, r in LEVELS]
 
@@ -139,6 +243,7 @@ def test_parity(tree, sysctl, group, level, ident, mode):
     assert not diff, "\n".join(diff)
 
 
+@retried_if_knobs_changed
 def test_device_nodes_keep_the_kernel_quirk(tree, sysctl):
     """O_CREAT of someone else's device node in a world-writable sticky
     directory is EACCES from the kernel even with both sysctls 0; yama-run with
@@ -166,6 +271,7 @@ def _audit(tree, cases, ident="1001", options=(), mode="fast"):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
 def test_denials_are_audited(tree, sysctl, mode):
     off_sysctls(sysctl)
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
@@ -183,6 +289,7 @@ def test_denials_are_audited(tree, sysctl, mode):
         ("regular", "create_in_sticky", "openat2", "EACCES", "deny", "gsticky/1002_reg")]
 
 
+@retried_if_knobs_changed
 def test_permissive_performs_the_open(tree, sysctl):
     off_sysctls(sysctl)
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
@@ -205,36 +312,39 @@ def test_permissive_performs_the_open(tree, sysctl):
     ("2", 0, "level 2 enforced by yama-run (fs.protected_{m}=0)"),
     ("0", 2, "off"),
 ])
+@retried_if_knobs_changed
 def test_verbose_says_who_enforces(sysctl, module, setting, kernel, line):
-    sysctl(f"fs.protected_{module}", kernel)
-    proc = yama_run(*with_profile(["-v", "--set", f"{module}.protected={setting}"]), "--", "true")
+    proc = while_set(sysctl, {f"fs.protected_{module}": kernel}, lambda: yama_run(
+        *with_profile(["-v", "--set", f"{module}.protected={setting}"]), "--", "true"))
     assert proc.returncode == 0, proc.stderr
     mine = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"yama-run: {module}: ")
             and ("enforced" in ln or ln.endswith(": off"))]
     assert mine == [f"yama-run: {module}: " + line.format(m=module)], proc.stderr
 
 
+@retried_if_knobs_changed
 def test_auto_with_kernel_at_2_routes_nothing(tree, sysctl):
     """The kernel denies both cases; yama-run records nothing."""
-    sysctl("fs.protected_fifos", 2)
-    sysctl("fs.protected_regular", 2)
     cases = [("a", "open sticky/1002_reg RDWR|CREAT 0644"),
              ("b", "open gsticky/1002_fifo RDWR|CREAT 0644")]
-    got, proc, records = _audit(tree, cases, options=("--set", "fifos.protected=auto",
-                                                      "--set", "regular.protected=auto"))
+    got, proc, records = while_set(
+        sysctl, {"fs.protected_fifos": 2, "fs.protected_regular": 2},
+        lambda: _audit(tree, cases, options=("--set", "fifos.protected=auto",
+                                             "--set", "regular.protected=auto")))
     assert [result_word(got.get(c, "")) for c in "ab"] == ["EACCES", "EACCES"], proc.stderr
     assert records == []
 
 
+@retried_if_knobs_changed
 def test_auto_with_kernel_at_1_adds_level_2(tree, sysctl):
     """The kernel (level 1) would allow the group-writable case: yama-run denies it."""
-    sysctl("fs.protected_fifos", 1)
-    sysctl("fs.protected_regular", 1)
     cases = [("a", "open gsticky/1002_reg RDWR|CREAT 0644"),
              ("b", "open gsticky/1002_fifo RDWR|CREAT 0644"),
              ("c", "open gsticky/1001_reg RDWR|CREAT 0644")]
-    got, proc, records = _audit(tree, cases, options=("--set", "fifos.protected=auto",
-                                                      "--set", "regular.protected=auto"))
+    got, proc, records = while_set(
+        sysctl, {"fs.protected_fifos": 1, "fs.protected_regular": 1},
+        lambda: _audit(tree, cases, options=("--set", "fifos.protected=auto",
+                                             "--set", "regular.protected=auto")))
     assert [result_word(got.get(c, "")) for c in "abc"] == ["EACCES", "EACCES", "ok"], \
         proc.stderr
     assert [(r["module"], r["hook"]) for r in records] == [

@@ -42,6 +42,9 @@
  *   listxattr PATH   removexattr PATH NAME   getxattrat DIR PATH FLAGS NAME
  *   inotify PATH [dontfollow]   statfs PATH   readlink PATH
  *   name_to_handle_at DIR PATH FLAGS   open_tree DIR PATH FLAGS
+ *   race N GOOD BAD TARGET  N opens and stats of a buffer another thread keeps
+ *                    rewriting between GOOD and BAD: "ok opened=.. opened_bad=..
+ *                    statted=.. statted_bad=.." (_bad: BAD's TARGET was reached)
  *   alarmopen PATH   open O_RDONLY with SIGALRM (no SA_RESTART) due in 1 s
  *   tmpfile DIR NEW  O_TMPFILE in DIR, written, linked as NEW via /proc/self/fd
  *   unlink PATH   rmdir PATH     (for clean-up between cases)
@@ -473,6 +476,58 @@ static void do_tmpfile(struct ctx *c, char **w, char *out, size_t size)
     describe_fd(out, size, fd);
 }
 
+/* ---- a racing path rewrite ----------------------------------------------------- */
+
+/* Another thread keeps rewriting the path buffer between GOOD and BAD (same
+ * length) while this one opens and stats it N times: a supervisor that
+ * decided on one string and then let the kernel read the other would open or
+ * stat BAD's target although BAD is refused. BAD's target holds "bad". */
+struct flipper { char *buf; const char *good, *bad; volatile int stop; };
+
+static void *flip_main(void *arg)
+{
+    struct flipper *f = arg;
+    size_t n = strlen(f->good) + 1;
+    while (!f->stop) {
+        memcpy(f->buf, f->bad, n);
+        memcpy(f->buf, f->good, n);
+    }
+    return NULL;
+}
+
+static void do_race(char **w, char *out, size_t size)
+{
+    int times = (int)num(w[0]);
+    const char *good = w[1], *bad = w[2];
+    if (strlen(good) != strlen(bad)) { snprintf(out, size, "BADARGS"); return; }
+    struct stat bad_st;
+    if (stat(w[3], &bad_st) < 0) { snprintf(out, size, "NOTARGET"); return; }
+    static char buf[PATH_MAX];
+    memcpy(buf, good, strlen(good) + 1);
+    struct flipper f = {buf, good, bad, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, flip_main, &f);
+    int opened = 0, opened_bad = 0, statted = 0, statted_bad = 0;
+    for (int i = 0; i < times; i++) {
+        long fd = syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            struct stat st;
+            opened++;
+            if (fstat((int)fd, &st) == 0 && st.st_ino == bad_st.st_ino) opened_bad++;
+            close((int)fd);
+        }
+        struct stat st;
+        if (syscall(SYS_newfstatat, AT_FDCWD, buf, &st, 0) == 0) {
+            statted++;
+            if (st.st_ino == bad_st.st_ino) statted_bad++;
+        }
+    }
+    f.stop = 1;
+    pthread_join(t, NULL);
+    snprintf(out, size, "ok opened=%d opened_bad=%d statted=%d statted_bad=%d", opened,
+             opened_bad, statted, statted_bad);
+}
+
 /* ---- many threads ---------------------------------------------------------- */
 
 struct reader { const char *path; int times; char want[128]; ssize_t want_n; int bad; int err; };
@@ -725,6 +780,8 @@ static void run_case(char **w, int nw, char *out, size_t size)
         r = syscall(SYS_open_tree, d, P(1), flags(A(2), AT_FLAGS) | O_CLOEXEC);
         if (r >= 0) close((int)r);
         fail_or(out, size, r, NULL);
+    } else if (!strcmp(op, "race") && na >= 4) {
+        do_race(a, out, size);
     } else if (!strcmp(op, "alarmopen")) {
         do_alarmopen(&c, a, out, size);
     } else if (!strcmp(op, "tmpfile")) {

@@ -7,6 +7,7 @@ A batch is a list of (id, "OP ARG...") pairs; path_probe prints "ID RESULT
 clean-up steps whose results are not compared."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -155,3 +156,40 @@ def with_profile(options) -> tuple:
     if "--profile" in options or "--no-profile" in options:
         return tuple(options)
     return ("--profile", DEFAULT_PROFILE, *options)
+
+
+def while_set(sysctl, values: dict, run, tries: int = 3):
+    """run() with these machine-wide knobs set (through the sysctl fixture), again
+    when another process changed one of them meanwhile: other test runs on this
+    machine share the fs.protected_* knobs."""
+    for _ in range(tries):
+        for name, value in values.items():
+            sysctl(name, value)
+        out = run()
+        if all(Path("/proc/sys", name.replace(".", "/")).read_text().strip() == str(value)
+               for name, value in values.items()):
+            return out
+    raise AssertionError(f"another process kept changing {sorted(values)}")
+
+
+def retried_if_knobs_changed(test):
+    """Run a test again (up to 3 times) when it failed while another process had
+    changed one of the knobs it set through the sysctl fixture."""
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        sysctl = kwargs["sysctl"]
+        for attempt in range(3):
+            wanted: dict = {}
+
+            def tracking(name, value):
+                wanted[name] = str(value)
+                sysctl(name, value)
+
+            try:
+                return test(*args, **{**kwargs, "sysctl": tracking})
+            except AssertionError:
+                changed = [n for n, v in wanted.items()
+                           if Path("/proc/sys", n.replace(".", "/")).read_text().strip() != v]
+                if attempt == 2 or not changed:
+                    raise
+    return wrapper
