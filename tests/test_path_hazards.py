@@ -392,10 +392,6 @@ def test_handled_signal_interrupts_a_fifo_open_natively(tree):
     assert got["a"] == "EINTR"
 
 
-@BUG("a FIFO open performed by the supervisor cannot be interrupted: SIGALRM with a "
-     "handler (no SA_RESTART) gives EINTR natively after 1 s, but under yama-run the "
-     "caller stays blocked (seccomp wait after the supervisor received the call is "
-     "killable only), so alarm()-based timeouts on FIFO opens hang")
 @retried_if_knobs_changed
 def test_handled_signal_interrupts_a_fifo_open(tree, sysctl):
     """(One mode only: the open is the supervisor's either way; a hang costs 5 s.)"""
