@@ -130,6 +130,10 @@ static int refresh(struct id_entry *e, const struct yr_event *ev)
     struct yr_creds c;
     uint32_t ids[8];
     e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */
+    /* The look-ups below are ours to make: as the identity the thread last
+     * took (another caller's, maybe without capabilities), /proc/TID/ns/user
+     * of a new caller is out of reach and it would lose its capabilities. */
+    yr_fs_reset();
     if (e->tid == ev->tid && e->pidfd >= 0 && e->procdir >= 0 && get_info(e->pidfd, ids) == 0)
         goto opened;           /* the same live task: its handles are still right */
     entry_drop(e);
