@@ -5,6 +5,7 @@
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
  * creds.c     a caller's credentials, and a supervisor thread acting as it
  * pathops.c   paths read once and resolved as the caller would; link emulated
+ * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -124,7 +125,7 @@ enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3 };
 /* bpf NULL: no filter. path: the PATH to search when file has no slash. */
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
-                  uint32_t flags, struct yr_spawn_result *out);
+                  uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
 
 /* notify.c */
@@ -148,5 +149,27 @@ int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_set_subreaper(void);
+
+/* harden.c: the supervisor out of the sandbox's reach (Landlock signal
+ * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
+ * landlock in yr_spawn_path: 1 = the child enters the shield domain. */
+enum { YR_STAGE_SHIELD = 4 };
+/* Logical ids of the kill family, routed only without Landlock's signal scope. */
+enum yr_sys_shield {
+    YR_SYS_KILL = 64,
+    YR_SYS_TKILL,
+    YR_SYS_TGKILL,
+    YR_SYS_RT_SIGQUEUEINFO,
+    YR_SYS_RT_TGSIGQUEUEINFO,
+    YR_SYS_PIDFD_SEND_SIGNAL
+};
+int yr_landlock_abi(void);
+int yr_landlock_shield_self(void);
+int yr_set_nondumpable(void);
+int yr_x32_enabled(void);
+int yr_abi_refused(uint32_t arch, int32_t nr);
+int yr_in_our_pidns(pid_t tid);
+int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
+                       uint64_t info_addr, uint32_t flags);
 
 #endif

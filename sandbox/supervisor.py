@@ -13,6 +13,7 @@ import traceback
 from . import filter as seccomp_filter
 from . import modules as policy_modules
 from . import procfs
+from . import shield as shields
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, Caller, PathLink, PtraceAccess, PtraceTraceme, SetPtracer
 
@@ -53,13 +54,16 @@ class Supervisor:
             lib.YR_SYS_LINK: self._on_link,
             lib.YR_SYS_LINKAT: self._on_link,
         }
+        self.shield = shields.Shield()
+        if not self.shield.landlock:
+            self._handlers.update(shields.Fallback(self).handlers())
 
     # -- start and lifetime --------------------------------------------------
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
         hooks = self.chain.hooks()
-        bpf = seccomp_filter.build(hooks)
+        bpf = seccomp_filter.build(hooks, self.shield.landlock)
         flags = NEW_LISTENER
         if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
             flags |= WAIT_KILLABLE_RECV
@@ -70,6 +74,9 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
         pid, listener, status_fd = self._spawn(argv, env, bpf, flags)
         self.main_pid = pid
+        if bpf is not None:
+            self.shield.harden_supervisor()
+            self.audit.say(self.shield.describe())
         server = None
         if bpf is not None:
             if listener < 0:
@@ -104,9 +111,9 @@ class Supervisor:
         if bpf is not None:
             c_bpf = ffi.from_buffer(bpf)
             rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, c_bpf,
-                                   len(bpf) // 8, flags, out)
+                                   len(bpf) // 8, flags, int(self.shield.landlock), out)
         else:
-            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, out)
+            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
         if rc < 0:
             raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
         return out.pid, out.listener, out.status_fd
@@ -129,6 +136,9 @@ class Supervisor:
             hint = (" (another user-notify supervisor, such as an outer yama-run, "
                     "already watches this process)" if failure.err == errno.EBUSY else "")
             raise SetupError(f"cannot install the seccomp filter: {reason}{hint}")
+        if failure.stage == lib.YR_STAGE_SHIELD:
+            raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
+                             f"{reason}")
         raise SetupError(f"cannot set up the sandbox: {reason}")
 
     def _start_serving(self, listener: int, hooks) -> None:
@@ -136,7 +146,7 @@ class Supervisor:
         self.ctx = lib.yr_ctx_new(listener)
         if self.ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
-        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
+        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
             lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
         lib.yr_ctx_link_table(self.ctx, self.link_table())
         if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
@@ -221,6 +231,10 @@ class Supervisor:
         if target_tgid == os.getpid():
             self.audit.say(f"refused {operation} of the supervisor by {caller.describe()}")
             lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
+            return
+        if target_tgid == caller.tgid:      # own thread group: the kernel decides alone
+            if lib.yr_id_valid(self.ctx, ev.id):
+                lib.yr_reply_continue(self.ctx, ev.id)
             return
         request = PtraceAccess(caller, syscall, operation, target, target_tgid)
         self._deny_or_continue(ev, "ptrace_access_check", request)

@@ -669,15 +669,7 @@ def test_native_control_proc_pid_mem(probe):
     assert out.results["PROCMEM"] == "0", ok(out)
 
 
-@pytest.mark.parametrize("scope", [
-    pytest.param(0, marks=BUG(
-        "DESIGN.md principle 5 ('the sandbox cannot signal, trace or write to its own "
-        "supervisor') does not hold at scope 0: Ptrace.hooks() routes only prctl there, "
-        "so the supervisor's refusal in supervisor.py _access()/_on_pidfd_getfd() is never "
-        "reached and a root (or same-uid) program attaches the yama-run process and may "
-        "take its fds (the listener) with pidfd_getfd. Either route ptrace/pidfd_getfd "
-        "at scope 0 too, or document the exception")),
-    1, 2])
+@pytest.mark.parametrize("scope", [0, 1, 2])
 def test_sandbox_cannot_trace_its_supervisor(sandbox, probe, scope):
     """DESIGN.md principle 5: root in the sandbox passes the CAP_SYS_PTRACE
     exemption, but must still not attach to (or take fds from) yama-run itself,
@@ -713,12 +705,6 @@ def test_pid_namespace_own_child_allowed(sandbox, probe):
     assert out.ops("own-child") == {"ATTACH": "0"}, ok(out)
 
 
-@BUG("csrc/notify.c settle_fast() answers CONTINUE for process_vm_readv/writev when the "
-     "raw pid argument equals the caller's tgid (or yr_tgid_of(pid) does) -- but both are "
-     "numbers of the supervisor's pid namespace. A caller in its own pid namespace passes "
-     "the number that is *its own* pid outside; inside, that number is a sibling, whose "
-     "memory it then reads and writes at scope 1 (PTRACE_ATTACH of the same pid is "
-     "correctly EPERM since the Python path translates pids)")
 def test_pid_namespace_self_alias_process_vm(sandbox, probe):
     out = _pidns_alias(sandbox, probe)
     b_here, b_outer = map(int, out.facts["ACTOR_PIDS"].split())
