@@ -1,0 +1,413 @@
+"""Against a hostile program: every attack here is made by the sandboxed
+program itself (tests/helpers/hostile_probe.c), and each test asserts what it
+gets: the errno, the supervisor still answering, the program killed.
+
+README.md, "Against a hostile program", says the same in prose."""
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pyseccomp as sc
+import pytest
+
+from conftest import YAMA_RUN, requires_root, yama_run
+
+pytestmark = requires_root
+
+UID = 1001
+AS_USER = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
+MODES = {"landlock": None, "hooks": NO_LANDLOCK}
+TIMEOUT = 30
+
+
+def results(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        name, _, value = line.partition(" ")
+        out[name] = value
+    return out
+
+
+@pytest.fixture(scope="session")
+def probe(helper, tmp_path_factory):
+    """The probe in a directory every uid can reach."""
+    built = helper("hostile_probe")
+    where = tmp_path_factory.mktemp("hostile")
+    where.chmod(0o755)
+    exe = where / "hostile_probe"
+    exe.write_bytes(open(built, "rb").read())
+    exe.chmod(0o755)
+    return str(exe)
+
+
+@pytest.fixture(scope="session")
+def ptrace_only(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profiles") / "ptrace-only.toml"
+    path.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 1\n')
+    return str(path)
+
+
+def landlock_signal_scope() -> bool:
+    from sandbox._yama import lib
+    return lib.yr_landlock_abi() >= 6
+
+
+# -- the supervisor out of reach ---------------------------------------------------
+
+DIRECT = ["KILL", "TKILL", "TGKILL", "SIGQUEUEINFO", "TGSIGQUEUEINFO", "PIDFD_SEND_SIGNAL",
+          "PROCDIR_SEND_SIGNAL", "ATTACH", "SEIZE", "VMREAD", "VMWRITE", "GETFD"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("scope", [0, 1, 3])
+def test_root_inside_cannot_signal_or_trace_the_supervisor(probe, mode, scope):
+    """Root in the sandbox aims SIGKILL (kill, tkill and tgkill at every
+    supervisor thread, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_send_signal
+    with a pidfd and with a /proc/PID directory fd), ptrace attach and seize,
+    process_vm_readv/writev and pidfd_getfd at the supervisor, at every scope
+    (scope 0 routes no ptrace hook of its own)."""
+    if mode == "landlock" and not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    r = yama_run("--set", f"ptrace.scope={scope}", "--", probe, "shield",
+                 env=MODES[mode], timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert r.returncode == 0, r
+    assert {k: got.get(k) for k in DIRECT} == {k: "EPERM" for k in DIRECT}, r.stdout
+    assert got["ALIVE"] == "0" and got["SUPERVISOR"] == "same", r.stdout
+    if mode == "landlock":
+        # kernel-enforced: /proc/PID/mem and /proc/PID/fd (the listener) too
+        assert got["PROCMEM"] == "EACCES" and got["PROCFD"] == "EACCES", r.stdout
+        # a group signal reaches the program's own group, not the supervisor
+        assert got["KILL_OWN_GROUP"] == got["KILL_PGRP"] == "0", r.stdout
+        assert got["GOT_GROUP_SIGNAL"] == "1", r.stdout
+    else:
+        # hooks cannot tell a group signal from one that reaches us: refused
+        assert got["KILL_OWN_GROUP"] == got["KILL_PGRP"] == "EPERM", r.stdout
+        assert got["GOT_GROUP_SIGNAL"] == "0", r.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_user_inside_cannot_open_supervisor_proc_files(probe, mode):
+    """uid 1001: /proc/SUPERVISOR/mem and /proc/SUPERVISOR/fd/N are closed
+    with or without Landlock (a non-dumpable, root supervisor)."""
+    if mode == "landlock" and not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    r = yama_run("--", *AS_USER, probe, "shield", env=MODES[mode], timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert r.returncode == 0, r
+    assert got["PROCMEM"] == "EACCES" and got["PROCFD"] == "EACCES", r.stdout
+    assert {k: got.get(k) for k in DIRECT} == {k: "EPERM" for k in DIRECT}, r.stdout
+
+
+def test_verbose_says_which_protection_is_in_force():
+    r = yama_run("-v", "--", "true")
+    if landlock_signal_scope():
+        assert "yama-run: supervisor shielded by landlock (ABI " in r.stderr, r.stderr
+        assert "signal scope, ptrace domain), non-dumpable" in r.stderr, r.stderr
+    r = yama_run("-v", "--", "true", env=NO_LANDLOCK)
+    assert ("yama-run: supervisor shielded by seccomp hooks (landlock not used: "
+            "YAMA_RUN_NO_LANDLOCK=1: kill family and ptrace access routed), "
+            "non-dumpable") in r.stderr, r.stderr
+
+
+def test_fallback_audit_names_the_refused_signal(probe):
+    r = yama_run("-v", "--", probe, "shield", env=NO_LANDLOCK, timeout=TIMEOUT)
+    assert "refused signal 9 to" in r.stderr and "it would reach the supervisor" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="needs pid namespaces")
+def test_landlock_program_cannot_signal_outside_the_sandbox(probe):
+    """The documented consequence of Landlock's scope: a process outside the
+    sandbox (here a sleep of the same uid, started by the test) cannot be
+    signalled from inside; inside, signals work."""
+    if not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    outside = subprocess.Popen(["sleep", "30"])
+    try:
+        r = yama_run("--", "sh", "-c",
+                     f"kill -TERM {outside.pid}; echo OUT $?; sleep 30 & kill $!; echo IN $?")
+        assert "OUT 1" in r.stdout and "IN 0" in r.stdout, r
+        assert outside.poll() is None
+    finally:
+        outside.kill()
+        outside.wait()
+
+
+# -- every hooked family, every ABI --------------------------------------------------
+
+PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_TRACEME = 16, 0x4206, 0
+PR_SET_PTRACER = 0x59616D61
+NOTIFY = 0x7FC00000
+ERRNO_EPERM = 0x00050000 | 1
+AUDIT = {"x64": 0xC000003E, "i386": 0x40000003, "x32": 0xC000003E}
+ARCH = {"x64": sc.Arch.X86_64, "i386": sc.Arch.X86, "x32": sc.Arch.X32}
+ABIS = list(AUDIT)
+
+
+@dataclass(frozen=True)
+class Family:
+    op: str                 # hostile_probe abi ABI OP
+    syscall: str            # as libseccomp names it
+    arg0: int | None        # the first argument the filter compares, if any
+    sandboxed: str          # what the program gets under yama-run
+    native: str             # what it gets without (the control)
+    action: int = NOTIFY    # what the filter does with it
+    links: bool = False     # runs as uid 1001 on a file it does not own
+
+
+# One line per hooked family (the walk branch adds open/stat here).
+FAMILIES = {
+    "ptrace_attach": Family("attach", "ptrace", PTRACE_ATTACH, "EPERM", "0"),
+    "ptrace_seize": Family("seize", "ptrace", PTRACE_SEIZE, "EPERM", "0"),
+    "ptrace_traceme": Family("traceme", "ptrace", PTRACE_TRACEME, "EPERM", "0"),
+    "pr_set_ptracer": Family("ptracer", "prctl", PR_SET_PTRACER, "0", "EINVAL"),
+    "pr_set_ptracer_high_bits": Family("ptracer_hi", "prctl", PR_SET_PTRACER | 1 << 32,
+                                       "0", "EINVAL"),
+    "process_vm_readv": Family("vmread", "process_vm_readv", None, "EPERM", "0"),
+    "process_vm_writev": Family("vmwrite", "process_vm_writev", None, "EPERM", "0"),
+    "pidfd_getfd": Family("getfd", "pidfd_getfd", None, "EPERM", "0"),
+    "link": Family("link", "link", None, "EPERM", "0", links=True),
+    "linkat": Family("linkat", "linkat", None, "EPERM", "0", links=True),
+    "io_uring_setup": Family("uring_setup", "io_uring_setup", None, "EPERM", "0",
+                             action=ERRNO_EPERM),
+    "io_uring_enter": Family("uring_enter", "io_uring_enter", None, "EPERM", "EBADF",
+                             action=ERRNO_EPERM),
+    "io_uring_register": Family("uring_register", "io_uring_register", None, "EPERM",
+                                "EINVAL", action=ERRNO_EPERM),
+}
+
+
+def kernel_has_x32() -> bool:
+    from sandbox._yama import lib
+    return bool(lib.yr_x32_enabled())
+
+
+def run_bpf(prog: bytes, nr: int, arch: int, args=(0,) * 6) -> int:
+    """A classic-BPF interpreter for seccomp programs, enough for libseccomp's
+    output: what the filter itself answers, whatever the kernel behind it."""
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *[a & (2**64 - 1) for a in args])
+    insns = [struct.unpack("<HBBI", prog[i:i + 8]) for i in range(0, len(prog), 8)]
+    a = x = pc = 0
+    mem = [0] * 16
+    while True:
+        code, jt, jf, k = insns[pc]
+        cls = code & 0x07
+        pc += 1
+        if cls == 0x00:                                    # LD
+            mode = code & 0xE0
+            a = (struct.unpack_from("<I", data, k)[0] if mode == 0x20 else
+                 k if mode == 0x00 else mem[k] if mode == 0x60 else len(data))
+        elif cls == 0x01:                                  # LDX
+            x = k if code & 0xE0 == 0x00 else mem[k] if code & 0xE0 == 0x60 else len(data)
+        elif cls == 0x02:
+            mem[k] = a
+        elif cls == 0x03:
+            mem[k] = x
+        elif cls == 0x04:                                  # ALU
+            src = x if code & 0x08 else k
+            op = code & 0xF0
+            a = {0x00: a + src, 0x10: a - src, 0x20: a * src, 0x40: a | src,
+                 0x50: a & src, 0x60: a << src, 0x70: a >> src, 0x80: -a,
+                 0xA0: a ^ src}[op] & 0xFFFFFFFF
+        elif cls == 0x05:                                  # JMP
+            op = code & 0xF0
+            if op == 0x00:
+                pc += k
+                continue
+            src = x if code & 0x08 else k
+            taken = {0x10: a == src, 0x20: a > src, 0x30: a >= src, 0x40: bool(a & src)}[op]
+            pc += jt if taken else jf
+        elif cls == 0x06:                                  # RET
+            return a if code & 0x18 == 0x10 else k
+        else:                                              # MISC
+            a, x = (a, a) if code & 0xF8 == 0x00 else (x, x)
+
+
+@pytest.fixture(scope="session")
+def default_bpf():
+    """The filter of the default profile (ptrace scope 1, hardlinks), as built."""
+    from sandbox import filter as seccomp_filter
+    hooks = {"ptrace_access_check", "ptrace_traceme", "task_prctl", "path_link"}
+    return {shield: seccomp_filter.build(hooks, shield) for shield in (True, False)}
+
+
+@pytest.mark.parametrize("abi", ABIS)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_filter_routes_every_family_on_every_abi(default_bpf, family, abi):
+    """The BPF itself (run here, not in the kernel) routes each family for each
+    ABI: x32 included, so nothing rests on the kernel refusing x32."""
+    f = FAMILIES[family]
+    if abi == "i386" and f.arg0 is not None and f.arg0 >> 32:
+        pytest.skip("i386 registers have no high bits")
+    nr = sc.resolve_syscall(ARCH[abi], f.syscall)
+    args = (f.arg0 or 0, 0, 0, 0, 0, 0)
+    for shield, prog in default_bpf.items():
+        assert run_bpf(prog, nr, AUDIT[abi], args) == f.action, (family, abi, shield)
+
+
+def test_filter_lets_unhooked_calls_through_and_kills_other_arches(default_bpf):
+    prog = default_bpf[True]
+    getpid = sc.resolve_syscall(sc.Arch.X86_64, "getpid")
+    assert run_bpf(prog, getpid, AUDIT["x64"]) == 0x7FFF0000             # ALLOW
+    assert run_bpf(prog, 1, 0xC00000B7) == 0x80000000                      # aarch64: KILL_PROCESS
+    # ptrace PEEKDATA is not routed: a debugger inside runs at native speed
+    ptrace = sc.resolve_syscall(sc.Arch.X86_64, "ptrace")
+    assert run_bpf(prog, ptrace, AUDIT["x64"], (2, 0, 0, 0, 0, 0)) == 0x7FFF0000
+
+
+def test_fallback_filter_routes_the_kill_family(default_bpf):
+    for name in ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                 "pidfd_send_signal"):
+        for abi in ABIS:
+            nr = sc.resolve_syscall(ARCH[abi], name)
+            assert run_bpf(default_bpf[False], nr, AUDIT[abi]) == NOTIFY, (name, abi)
+            assert run_bpf(default_bpf[True], nr, AUDIT[abi]) == 0x7FFF0000, (name, abi)
+
+
+@pytest.fixture
+def linkdir(tmp_path_factory, sysctl):
+    """A directory uid 1001 may write, holding a root-owned 0600 file; the
+    kernel's own protection off, so every EPERM below is yama-run's."""
+    sysctl("fs.protected_hardlinks", 0)
+    d = tmp_path_factory.mktemp("links")
+    d.chmod(0o777)
+    (d / "secret").write_text("root only\n")
+    (d / "secret").chmod(0o600)
+    return d
+
+
+def run_family(probe, family: Family, abi: str, cwd, sandboxed: bool) -> str:
+    cmd = [probe, "abi", abi, family.op]
+    if family.links:
+        cmd = [*AS_USER, *cmd, "secret", f"new-{family.op}-{abi}-{int(sandboxed)}"]
+    if sandboxed:
+        r = yama_run("--set", "ptrace.scope=3", "--", *cmd, cwd=cwd, timeout=TIMEOUT)
+    else:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT)
+    got = results(r.stdout).get(f"{family.op}:{abi}")
+    assert got is not None, r
+    return got
+
+
+@pytest.mark.parametrize("abi", ABIS)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_on_every_abi(probe, linkdir, family, abi):
+    """Each hooked family through x86-64, i386 (int $0x80, MAP_32BIT memory)
+    and x32, under yama-run at ptrace scope 3 with hardlinks protected, and
+    natively. Where the kernel refuses x32, the call never succeeds: ENOSYS,
+    or the filter's own EPERM for io_uring."""
+    f = FAMILIES[family]
+    inside = run_family(probe, f, abi, linkdir, sandboxed=True)
+    outside = run_family(probe, f, abi, linkdir, sandboxed=False)
+    if abi == "x32" and not kernel_has_x32():
+        assert outside == "ENOSYS"
+        assert inside == ("EPERM" if f.action == ERRNO_EPERM else "ENOSYS")
+        return
+    assert (inside, outside) == (f.sandboxed, f.native)
+
+
+# -- io_uring ----------------------------------------------------------------------
+
+def test_io_uring_allowed_without_path_protection(probe, ptrace_only):
+    """Only a path protection closes io_uring: a ptrace-only chain leaves it."""
+    r = yama_run("--profile", ptrace_only, "--", probe, "abi", "x64", "uring_setup")
+    assert results(r.stdout) == {"uring_setup:x64": "0"}, r
+
+
+def test_inherited_ring_is_unusable(probe):
+    """A ring created outside and inherited: io_uring_enter and
+    io_uring_register on it are EPERM (natively: 0 and EFAULT/EINVAL)."""
+    inner = f'{shlex.join([*YAMA_RUN, "--", probe, "abi", "x64", "uring_enter"])} "$RING_FD"; ' \
+            f'{shlex.join([*YAMA_RUN, "--", probe, "abi", "x64", "uring_register"])} "$RING_FD"'
+    r = subprocess.run([probe, "uring-hold", "sh", "-c", inner], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert results(r.stdout) == {"uring_enter:x64": "EPERM", "uring_register:x64": "EPERM"}, r
+    native = subprocess.run([probe, "uring-hold", "sh", "-c",
+                             f'{probe} abi x64 uring_enter "$RING_FD"'],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert results(native.stdout) == {"uring_enter:x64": "0"}, native
+
+
+# -- fail closed ---------------------------------------------------------------------
+
+def test_supervisor_killed_fails_closed(probe, tmp_path):
+    """kill -9 of the supervisor: the main program dies (PDEATHSIG); an
+    orphaned descendant lives on, and every hooked call it makes fails with
+    ENOSYS (the link is not made), while unhooked calls work."""
+    out = tmp_path / "after"
+    proc = subprocess.Popen([*YAMA_RUN, "--", probe, "failclosed", str(out)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("READY "), line
+        main_pid, descendant = map(int, line.split()[1:])
+        os.kill(proc.pid, signal.SIGKILL)           # the supervisor: the yama-run we started
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while not (out.exists() and out.read_text().endswith("DONE\n")):
+            assert time.monotonic() < deadline, "the descendant never reported"
+            time.sleep(0.05)
+        assert _gone(main_pid), "the main program outlived its supervisor"
+        assert results(out.read_text()) == {"PRCTL": "ENOSYS", "ATTACH": "ENOSYS",
+                                            "LINK": "ENOSYS", "LINKAT": "ENOSYS",
+                                            "GETPID": "0", "DONE": ""}
+        assert not (tmp_path / "after.link").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _gone(pid: int, wait: float = 10) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                    return True
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# -- a program with its own filter; a second listener ---------------------------------
+
+@pytest.mark.parametrize("mode", ["allow", "errno"])
+def test_program_with_its_own_seccomp_filter(probe, mode):
+    """Like a browser's sandbox: the program stacks its own filter; its own
+    rule applies and every hooked call is still decided by yama-run."""
+    r = yama_run("--set", "ptrace.scope=1", "--", probe, "ownfilter", mode, timeout=TIMEOUT)
+    assert r.returncode == 0, r
+    assert results(r.stdout) == {
+        "OWN_FILTER": "0",
+        "UNAME": "ENOTTY" if mode == "errno" else "0",
+        "PTRACER": "0",                 # emulated: natively EINVAL here
+        "ATTACH_CHILD": "0",            # a descendant, scope 1
+        "ATTACH_PARENT": "EPERM",       # the supervisor
+    }, r
+
+
+def test_second_listener_is_ebusy_promptly(probe):
+    start = time.monotonic()
+    r = yama_run("--", probe, "listener", timeout=TIMEOUT)
+    assert results(r.stdout) == {"NEW_LISTENER": "EBUSY"}, r
+    assert time.monotonic() - start < 10
+
+
+def test_nested_yama_run_exits_125_and_says_why():
+    start = time.monotonic()
+    r = yama_run("--", *YAMA_RUN, "--", "true", timeout=TIMEOUT)
+    assert r.returncode == 125, r
+    assert "cannot install the seccomp filter" in r.stderr, r.stderr
+    assert "another user-notify supervisor" in r.stderr, r.stderr
+    assert time.monotonic() - start < 15
