@@ -117,3 +117,12 @@ int yr_in_our_pidns(pid_t tid)
         return -1;
     return st.st_ino == ours.st_ino && st.st_dev == ours.st_dev;
 }
+
+/* A sandboxed child that called PTRACE_TRACEME made us its tracer: let it go
+ * (with the signal it stopped for), as if nobody traced it. The exec SIGTRAP
+ * that TRACEME asks for is dropped: nobody here wants it. */
+int yr_ptrace_release(pid_t pid, int sig)
+{
+    long rc = syscall(SYS_ptrace, 17 /* PTRACE_DETACH */, pid, 0, sig == SIGTRAP ? 0 : sig);
+    return rc < 0 ? -errno : 0;
+}

@@ -172,6 +172,9 @@ class Supervisor:
                     return status if status is not None else EXIT_SETUP
                 if pid == 0:
                     break
+                if os.WIFSTOPPED(raw):      # it called PTRACE_TRACEME: we trace no one
+                    lib.yr_ptrace_release(pid, os.WSTOPSIG(raw))
+                    continue
                 if pid == main_pid:
                     status = os.waitstatus_to_exitcode(raw)
                     status = 128 - status if status < 0 else status

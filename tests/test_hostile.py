@@ -380,6 +380,17 @@ def _gone(pid: int, wait: float = 10) -> bool:
     return False
 
 
+@pytest.mark.parametrize("scope", [0, 1])
+def test_traceme_does_not_make_the_supervisor_a_debugger(probe, scope):
+    """PTRACE_TRACEME makes the supervisor (the parent) the program's tracer:
+    the stops it then reports once crashed the supervisor's reaper. Now the
+    supervisor lets the tracee go with its signal, and the program goes on."""
+    r = yama_run("--set", f"ptrace.scope={scope}", "--", probe, "traceme-raise",
+                 timeout=TIMEOUT)
+    assert (r.returncode, results(r.stdout)) == (3, {"TRACEME": "0", "HANDLED": "1"}), r
+    assert "Traceback" not in r.stderr, r.stderr
+
+
 # -- a program with its own filter; a second listener ---------------------------------
 
 @pytest.mark.parametrize("mode", ["allow", "errno"])

@@ -25,6 +25,9 @@
  *       uname -> ENOTTY), then makes hooked calls
  *   hostile_probe listener
  *       asks for a second user-notify listener
+ *   hostile_probe traceme-raise
+ *       PTRACE_TRACEME (the parent, the supervisor, becomes the tracer), then
+ *       a signal to itself that it handles; exits 3
  *   hostile_probe uring-hold PROGRAM [ARG...]
  *       creates an io_uring ring, then execs PROGRAM with the ring fd
  *       inherited (its number in $RING_FD)
@@ -404,6 +407,23 @@ static int cmd_listener(void)
     return 0;
 }
 
+static volatile sig_atomic_t handled;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    handled = 1;
+}
+
+static int cmd_traceme_raise(void)
+{
+    long rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
+    say("TRACEME", rc, errno);
+    signal(SIGUSR1, on_usr1);
+    raise(SIGUSR1);             /* a signal-delivery stop, reported to the tracer */
+    printf("HANDLED %d\n", (int)handled);
+    return 3;
+}
+
 static int cmd_uring_hold(char **argv)
 {
     char params[120];
@@ -436,6 +456,8 @@ int main(int argc, char **argv)
         return cmd_ownfilter(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "listener"))
         return cmd_listener();
+    if (argc >= 2 && !strcmp(argv[1], "traceme-raise"))
+        return cmd_traceme_raise();
     if (argc >= 3 && !strcmp(argv[1], "uring-hold"))
         return cmd_uring_hold(argv + 2);
     fprintf(stderr, "usage: see the comment at the top of hostile_probe.c\n");
