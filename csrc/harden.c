@@ -126,3 +126,77 @@ int yr_ptrace_release(pid_t pid, int sig)
     long rc = syscall(SYS_ptrace, 17 /* PTRACE_DETACH */, pid, 0, sig == SIGTRAP ? 0 : sig);
     return rc < 0 ? -errno : 0;
 }
+
+/* process_vm_readv/writev: the errors the kernel finds before it looks at
+ * the target (flags, then the local iovecs, then an empty transfer, which
+ * returns 0 whatever the pid, then the remote iovecs, and no remote page:
+ * 0 again). 1: go on to the
+ * target; 0 or -errno: the answer, given by the supervisor without letting
+ * the call through (the iovecs are the caller's memory, read once). */
+#define YR_UIO_MAXIOV 1024
+#define YR_USER_MAX 0x7ffffffff000ULL
+
+/* The kernel copies the iovecs one by one, refusing a negative length as it
+ * meets it (EINVAL) and a fault where the array stops being readable
+ * (EFAULT); only then does it check the local ranges (access_ok: EFAULT). */
+static int read_iovecs(pid_t tid, uint64_t addr, uint64_t count, int compat,
+                       uint64_t *total, int check_range)
+{
+    if (count > YR_UIO_MAXIOV)
+        return -EINVAL;
+    size_t each = compat ? 8 : 16;
+    unsigned char raw[YR_UIO_MAXIOV * 16];
+    ssize_t got = 0;
+    if (count) {
+        struct iovec local = { raw, count * each };
+        struct iovec remote = { (void *)(uintptr_t)addr, count * each };
+        got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        if (got < 0 && errno != EFAULT)
+            return 1;           /* cannot tell: the kernel will (see below) */
+        if (got < 0)
+            got = 0;
+    }
+    uint64_t base[YR_UIO_MAXIOV], len[YR_UIO_MAXIOV];
+    *total = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if ((uint64_t)got < (i + 1) * each)
+            return -EFAULT;
+        if (compat) {
+            uint32_t v[2];
+            memcpy(v, raw + i * 8, 8);
+            base[i] = v[0];
+            len[i] = (uint64_t)(int64_t)(int32_t)v[1];
+        } else {
+            memcpy(&base[i], raw + i * 16, 8);
+            memcpy(&len[i], raw + i * 16 + 8, 8);
+        }
+        if ((int64_t)len[i] < 0)
+            return -EINVAL;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        if (check_range && len[i] && (base[i] + len[i] < base[i] ||
+                                      base[i] + len[i] > YR_USER_MAX))
+            return -EFAULT;
+        *total += len[i];
+    }
+    return 0;
+}
+
+int yr_pvm_precheck(const struct yr_event *ev)
+{
+    int compat = ev->arch == 0x40000003 || (ev->nr & YR_X32_SYSCALL_BIT);
+    uint64_t local_total, remote_total;
+    if (ev->args[5] != 0)
+        return -EINVAL;
+    /* Where our own read fails for another reason (1), the call goes on to
+     * the target's checks and the kernel validates the iovecs itself. */
+    int rc = read_iovecs(ev->tid, ev->args[1], ev->args[2], compat, &local_total, 1);
+    if (rc != 0)
+        return rc;
+    if (local_total == 0)
+        return 0;
+    rc = read_iovecs(ev->tid, ev->args[3], ev->args[4], compat, &remote_total, 0);
+    if (rc != 0)
+        return rc;
+    return remote_total == 0 ? 0 : 1;   /* no remote page: 0, whatever the pid */
+}

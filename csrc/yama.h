@@ -170,6 +170,7 @@ int yr_x32_enabled(void);
 int yr_abi_refused(uint32_t arch, int32_t nr);
 int yr_in_our_pidns(pid_t tid);
 int yr_ptrace_release(pid_t pid, int sig);
+int yr_pvm_precheck(const struct yr_event *ev);
 int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
                        uint64_t info_addr, uint32_t flags);
 
