@@ -200,3 +200,33 @@ int yr_pvm_precheck(const struct yr_event *ev)
         return rc;
     return remote_total == 0 ? 0 : 1;   /* no remote page: 0, whatever the pid */
 }
+
+/* Bytes of the caller's memory, read once. 0 or -EFAULT. */
+int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size)
+{
+    struct iovec local = { out, size };
+    struct iovec remote = { (void *)(uintptr_t)addr, size };
+    return process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
+}
+
+/* F_SETOWN_EX, FIOSETOWN or SIOCSPGRP performed by the supervisor on its copy
+ * of the caller's descriptor, with the caller's credentials (the kernel keeps
+ * them with the owner and checks them when it sends the signal). The value
+ * was read once from the caller; have_value 0: it could not be read, and the
+ * kernel gives its own answer for a bad pointer (EFAULT, or ENOTTY first). */
+int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
+                 int have_value)
+{
+    struct { int32_t type, pid; } owner = { type, pid };
+    int32_t value = pid;
+    void *bad = (void *)(uintptr_t)8;   /* unmapped: the kernel's EFAULT */
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    long rc = cmd == 15 /* F_SETOWN_EX */
+        ? syscall(SYS_fcntl, fd, cmd, have_value ? (void *)&owner : bad)
+        : syscall(SYS_ioctl, fd, cmd, have_value ? (void *)&value : bad);
+    int e = errno;
+    yr_creds_leave(&saved);
+    return rc < 0 ? -e : (int)rc;
+}

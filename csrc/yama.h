@@ -161,7 +161,9 @@ enum yr_sys_shield {
     YR_SYS_TGKILL,
     YR_SYS_RT_SIGQUEUEINFO,
     YR_SYS_RT_TGSIGQUEUEINFO,
-    YR_SYS_PIDFD_SEND_SIGNAL
+    YR_SYS_PIDFD_SEND_SIGNAL,
+    YR_SYS_FCNTL,               /* F_SETOWN, F_SETOWN_EX: a signal sent on I/O */
+    YR_SYS_IOCTL                /* FIOSETOWN, SIOCSPGRP: the same, for sockets */
 };
 int yr_landlock_abi(void);
 int yr_landlock_shield_self(void);
@@ -171,6 +173,9 @@ int yr_abi_refused(uint32_t arch, int32_t nr);
 int yr_in_our_pidns(pid_t tid);
 int yr_ptrace_release(pid_t pid, int sig);
 int yr_pvm_precheck(const struct yr_event *ev);
+int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size);
+int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
+                 int have_value);
 int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
                        uint64_t info_addr, uint32_t flags);
 

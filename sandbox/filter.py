@@ -93,6 +93,10 @@ def syscall_table(hooks: set[str], kernel_shield: bool = True):
 IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
 PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
 
+KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+               "pidfd_send_signal")
+F_SETOWN, F_SETOWN_EX = 8, 15
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
 SHIELD_IDS = {
     "kill": lib.YR_SYS_KILL,
     "tkill": lib.YR_SYS_TKILL,
@@ -100,6 +104,9 @@ SHIELD_IDS = {
     "rt_sigqueueinfo": lib.YR_SYS_RT_SIGQUEUEINFO,
     "rt_tgsigqueueinfo": lib.YR_SYS_RT_TGSIGQUEUEINFO,
     "pidfd_send_signal": lib.YR_SYS_PIDFD_SEND_SIGNAL,
+    "fcntl": lib.YR_SYS_FCNTL,
+    "fcntl64": lib.YR_SYS_FCNTL,
+    "ioctl": lib.YR_SYS_IOCTL,
 }
 
 
@@ -110,14 +117,20 @@ def path_protected(hooks: set[str]) -> bool:
 def hostile_rules(hooks: set[str], kernel_shield: bool):
     """(action, syscall, argument comparisons) that close the paths around
     the filter: io_uring while a path protection is on; without Landlock's
-    signal scope, the kill family and every ptrace-class access go to the
-    supervisor, which refuses those aimed at itself (sandbox/shield.py)."""
+    signal scope, the kill family, file owners (F_SETOWN...: signals sent on
+    I/O) and every ptrace-class access go to the supervisor, which refuses
+    those aimed at itself (sandbox/shield.py)."""
     if path_protected(hooks):
         for name in IO_URING:
             yield sc.ERRNO(errno.EPERM), name, []
     if not kernel_shield:
-        for name in SHIELD_IDS:
+        for name in KILL_FAMILY:
             yield sc.NOTIFY, name, []
+        for name in ("fcntl", "fcntl64"):          # an owner gets signals on I/O
+            for cmd in (F_SETOWN, F_SETOWN_EX):
+                yield sc.NOTIFY, name, [_int_eq(1, cmd)]
+        for cmd in (FIOSETOWN, SIOCSPGRP):
+            yield sc.NOTIFY, "ioctl", [_int_eq(1, cmd)]
         if "ptrace_access_check" not in hooks:
             for name, args in ROUTES["ptrace_access_check"]:
                 yield sc.NOTIFY, name, args

@@ -6,20 +6,24 @@ signal from inside reaches a process outside the domain, and no ptrace-class
 access (attach, process_vm_*, /proc/PID/mem, pidfd_getfd) does either, at any
 ptrace scope. The supervisor is also made non-dumpable.
 
-Without Landlock's signal scope the filter routes the kill family (and every
-ptrace-class access, whatever the scope) to the supervisor, which refuses
-those aimed at itself: see Fallback below."""
+Without Landlock's signal scope the filter routes the kill family, the calls
+that make a process the owner of a file (it is then signalled on I/O) and
+every ptrace-class access, whatever the scope, to the supervisor, which
+refuses those aimed at itself: see Fallback below."""
 from __future__ import annotations
 
 import errno
 import os
 import re
+import struct
 
 from . import procfs
-from ._yama import lib
+from ._yama import ffi, lib
 
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
+F_SETOWN, F_SETOWN_EX = 8, 15
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 
 
 class Shield:
@@ -71,6 +75,8 @@ class Fallback:
             lib.YR_SYS_TGKILL: self.on_tgkill,
             lib.YR_SYS_RT_TGSIGQUEUEINFO: self.on_tgkill,
             lib.YR_SYS_PIDFD_SEND_SIGNAL: self.on_pidfd_send_signal,
+            lib.YR_SYS_FCNTL: self.on_setown,
+            lib.YR_SYS_IOCTL: self.on_setown,
         }
 
     # -- answers -------------------------------------------------------------
@@ -140,6 +146,50 @@ class Fallback:
                 return
             rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, flags)
             lib.yr_reply(ctx, ev.id, 0, -rc if rc < 0 else 0)
+        finally:
+            os.close(copy)
+
+
+    # -- file owners: the kernel signals them on I/O (SIGIO, or F_SETSIG's) --------
+
+    def _owner_is_me(self, caller, kind: int, pid: int) -> bool:
+        if kind == F_OWNER_PGRP or (kind == F_OWNER_PID and pid < 0):
+            return pid != 0 and self._in_my_group(caller, abs(pid))
+        return pid > 0 and self._is_me(caller, pid)
+
+    def on_setown(self, ev, caller) -> None:
+        """fcntl F_SETOWN names the owner with an integer: decided on it, and
+        let through. F_SETOWN_EX, FIOSETOWN and SIOCSPGRP read it from the
+        caller's memory, which another thread may rewrite: read once here,
+        and performed here on a copy of the descriptor, as the caller."""
+        fd, cmd, arg = _int(ev.args[0]), _int(ev.args[1]), ev.args[2]
+        if ev.sys == lib.YR_SYS_FCNTL and cmd == F_SETOWN:
+            if self._owner_is_me(caller, F_OWNER_PID, _int(arg)):
+                self._refuse(ev, caller, f"F_SETOWN {_int(arg)}")
+            else:
+                self._pass(ev)
+            return
+        size = 8 if cmd == F_SETOWN_EX else 4
+        raw = ffi.new("char[]", size)
+        have = lib.yr_read_mem(caller.tid, arg, raw, size) == 0
+        if cmd == F_SETOWN_EX:
+            kind, pid = struct.unpack("<ii", ffi.buffer(raw)) if have else (0, 0)
+        else:
+            kind, pid = F_OWNER_PID, struct.unpack("<i", ffi.buffer(raw))[0] if have else 0
+        if have and self._owner_is_me(caller, kind, pid):
+            self._refuse(ev, caller, "a file owner")
+            return
+        if have and pid and lib.yr_in_our_pidns(caller.tid) != 1:
+            # its pid is a number of its own namespace; we would act on ours
+            self._refuse(ev, caller, "a file owner named from another pid namespace")
+            return
+        copy = lib.yr_fetch_fd(caller.tgid, fd)
+        if copy < 0:
+            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EBADF if -copy == errno.EBADF else -copy)
+            return
+        try:
+            rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, int(have))
+            lib.yr_reply(self.sup.ctx, ev.id, 0 if rc < 0 else rc, -rc if rc < 0 else 0)
         finally:
             os.close(copy)
 

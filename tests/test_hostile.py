@@ -107,6 +107,25 @@ def test_user_inside_cannot_open_supervisor_proc_files(probe, mode):
     assert {k: got.get(k) for k in DIRECT} == {k: "EPERM" for k in DIRECT}, r.stdout
 
 
+@pytest.mark.parametrize("mode", list(MODES))
+def test_file_owner_signals_cannot_reach_the_supervisor(probe, mode):
+    """F_SETOWN to the supervisor with F_SETSIG SIGKILL, then I/O: the kernel
+    sends that signal itself. Landlock's signal scope drops it; the hooks
+    refuse to make the supervisor an owner (F_SETOWN, F_SETOWN_EX, FIOSETOWN),
+    and still perform the same calls naming the program itself."""
+    if mode == "landlock" and not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    r = yama_run("--", probe, "shield", "sigio", env=MODES[mode], timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert r.returncode == 0, r
+    refused = "0" if mode == "landlock" else "EPERM"
+    assert [got[k] for k in ("SIGIO_SETUP", "SETOWN_EX", "FIOSETOWN")] == [refused] * 3, r.stdout
+    assert got["ALIVE"] == "0" and got["SUPERVISOR"] == "same", r.stdout
+    assert [got[k] for k in ("OWN_SETOWN_EX", "OWN_OWNER_EX", "OWN_FIOSETOWN",
+                             "OWN_OWNER_SOCK", "SETOWN_EX_BADPTR")] == \
+        ["0", "1", "0", "1", "EFAULT"], r.stdout
+
+
 def test_verbose_says_which_protection_is_in_force():
     r = yama_run("-v", "--", "true")
     if landlock_signal_scope():
@@ -263,13 +282,21 @@ def test_filter_lets_unhooked_calls_through_and_kills_other_arches(default_bpf):
     assert run_bpf(prog, ptrace, AUDIT["x64"], (2, 0, 0, 0, 0, 0)) == 0x7FFF0000
 
 
-def test_fallback_filter_routes_the_kill_family(default_bpf):
+def test_fallback_filter_routes_the_kill_family_and_file_owners(default_bpf):
     for name in ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
                  "pidfd_send_signal"):
         for abi in ABIS:
             nr = sc.resolve_syscall(ARCH[abi], name)
             assert run_bpf(default_bpf[False], nr, AUDIT[abi]) == NOTIFY, (name, abi)
             assert run_bpf(default_bpf[True], nr, AUDIT[abi]) == 0x7FFF0000, (name, abi)
+    # file owners (signals on I/O): only the owner-setting commands
+    for abi in ABIS:
+        fcntl = sc.resolve_syscall(ARCH[abi], "fcntl64" if abi == "i386" else "fcntl")
+        ioctl = sc.resolve_syscall(ARCH[abi], "ioctl")
+        for nr, cmd, want in ((fcntl, 8, NOTIFY), (fcntl, 15, NOTIFY), (fcntl, 3, 0x7FFF0000),
+                              (ioctl, 0x8901, NOTIFY), (ioctl, 0x8902, NOTIFY),
+                              (ioctl, 0x5401, 0x7FFF0000)):
+            assert run_bpf(default_bpf[False], nr, AUDIT[abi], (0, cmd, 0, 0, 0, 0)) == want
 
 
 @pytest.fixture
@@ -312,6 +339,17 @@ def test_every_family_on_every_abi(probe, linkdir, family, abi):
         assert inside == ("EPERM" if f.action == ERRNO_EPERM else "ENOSYS")
         return
     assert (inside, outside) == (f.sandboxed, f.native)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("abi", ABIS)
+def test_kill_supervisor_through_every_abi(probe, mode, abi):
+    """kill(supervisor, SIGKILL) through x86-64, int $0x80 and x32."""
+    if mode == "landlock" and not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    r = yama_run("--", probe, "abi", abi, "kill", env=MODES[mode], timeout=TIMEOUT)
+    want = "ENOSYS" if abi == "x32" and not kernel_has_x32() else "EPERM"
+    assert r.returncode == 0 and results(r.stdout) == {f"kill:{abi}": want}, r
 
 
 # -- io_uring ----------------------------------------------------------------------

@@ -3,20 +3,21 @@
  * Every result is one line "NAME RESULT" (RESULT: 0 or a symbolic errno;
  * a few lines carry facts instead).
  *
- *   hostile_probe shield
+ *   hostile_probe shield [sigio]
  *       aim everything at the parent (the supervisor, when run as the main
  *       program): the kill family with SIGKILL, group signals with SIGUSR2
  *       (blocked here, fatal to a process that does not expect it), ptrace
  *       attach/seize, process_vm_readv/writev, pidfd_getfd, /proc/PID/mem,
  *       /proc/PID/environ, /proc/PID/fd; then a hooked call to show the
- *       supervisor still answers (ALIVE 0).
+ *       supervisor still answers (ALIVE 0). sigio: also F_SETOWN a pipe to the
+ *       supervisor with F_SETSIG SIGKILL and make it readable.
  *   hostile_probe abi ABI OP [ARG...]
  *       one hooked syscall family through one ABI (x64, i386 = int $0x80 with
  *       every pointer in MAP_32BIT memory, x32 = __X32_SYSCALL_BIT):
  *       attach | seize | vmread | vmwrite | getfd   (on a child of ours)
  *       traceme (in a child) | ptracer | ptracer_hi (option | 1 << 32)
  *       link SRC DST | linkat SRC DST | uring_setup | uring_enter [FD] |
- *       uring_register [FD]
+ *       uring_register [FD] | kill (SIGKILL to the parent)
  *   hostile_probe failclosed FILE
  *       a child waits until this main program is gone, then makes hooked
  *       and unhooked calls and writes the results to FILE
@@ -44,8 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -103,7 +106,7 @@ static void first_tid_signals(pid_t sup, int *tkill_err, int *tgkill_err)
     closedir(d);
 }
 
-static int cmd_shield(void)
+static int cmd_shield(int with_sigio)
 {
     pid_t sup = getppid();
     sigset_t usr2;
@@ -165,6 +168,43 @@ static int cmd_shield(void)
     rc = open(path, O_RDONLY | O_CLOEXEC);
     say("PROCFD", rc, errno);
 
+    if (with_sigio) {
+        /* SIGKILL through a file owner: the kernel sends it on I/O readiness */
+        int p[2];
+        rc = pipe(p);
+        if (rc == 0) {
+            rc = fcntl(p[0], F_SETOWN, sup);
+            if (rc == 0)
+                rc = fcntl(p[0], F_SETSIG, SIGKILL);
+            if (rc == 0)
+                rc = fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+            if (rc == 0 && write(p[1], "x", 1) != 1)
+                rc = -1;
+        }
+        say("SIGIO_SETUP", rc, errno);
+        struct f_owner_ex owner = { F_OWNER_PID, sup };
+        rc = pipe(p) == 0 ? fcntl(p[0], F_SETOWN_EX, &owner) : -1;
+        say("SETOWN_EX", rc, errno);
+        int sv[2], who = sup;
+        rc = socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 ? ioctl(sv[0], FIOSETOWN, &who) : -1;
+        say("FIOSETOWN", rc, errno);
+        /* and the same calls naming ourselves work, and take effect */
+        owner.pid = getpid();
+        struct f_owner_ex back = { 0, 0 };
+        rc = fcntl(p[1], F_SETOWN_EX, &owner);
+        fcntl(p[1], F_GETOWN_EX, &back);
+        say("OWN_SETOWN_EX", rc, errno);
+        printf("OWN_OWNER_EX %d\n", back.type == F_OWNER_PID && back.pid == getpid());
+        who = getpid();
+        int got = 0;
+        rc = ioctl(sv[1], FIOSETOWN, &who);
+        ioctl(sv[1], FIOGETOWN, &got);
+        say("OWN_FIOSETOWN", rc, errno);
+        printf("OWN_OWNER_SOCK %d\n", got == getpid());
+        rc = fcntl(p[1], F_SETOWN_EX, (void *)8);
+        say("SETOWN_EX_BADPTR", rc, errno);
+    }
+
     /* The supervisor still answers, and is still our parent. */
     usleep(100 * 1000);
     rc = prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
@@ -205,7 +245,7 @@ static const struct nrs N_PTRACE = { 101, 26, 521 }, N_PRCTL = { 157, 172, 157 }
     N_VMREAD = { 310, 347, 539 }, N_VMWRITE = { 311, 348, 540 },
     N_GETFD = { 438, 438, 438 }, N_LINK = { 86, 9, 86 }, N_LINKAT = { 265, 303, 265 },
     N_URING_SETUP = { 425, 425, 425 }, N_URING_ENTER = { 426, 426, 426 },
-    N_URING_REGISTER = { 427, 427, 427 };
+    N_URING_REGISTER = { 427, 427, 427 }, N_KILL = { 62, 37, 62 };
 
 static long sys6(struct nrs n, long a1, long a2, long a3, long a4, long a5, long a6)
 {
@@ -295,6 +335,9 @@ static int cmd_abi(int argc, char **argv)
         long src = (long)(uintptr_t)low_str(argv[2]), dst = (long)(uintptr_t)low_str(argv[3]);
         rc = !strcmp(op, "link") ? sys6(N_LINK, src, dst, 0, 0, 0, 0)
                                  : sys6(N_LINKAT, AT_FDCWD, src, AT_FDCWD, dst, 0, 0);
+        say(name, rc, errno);
+    } else if (!strcmp(op, "kill")) {       /* SIGKILL to the parent: the supervisor */
+        rc = sys6(N_KILL, getppid(), SIGKILL, 0, 0, 0, 0);
         say(name, rc, errno);
     } else if (!strcmp(op, "uring_setup")) {
         memset(buf, 0, 120);       /* struct io_uring_params */
@@ -447,7 +490,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     alarm(30);
     if (argc >= 2 && !strcmp(argv[1], "shield"))
-        return cmd_shield();
+        return cmd_shield(argc >= 3 && !strcmp(argv[2], "sigio"));
     if (argc >= 4 && !strcmp(argv[1], "abi"))
         return cmd_abi(argc - 2, argv + 2);
     if (argc >= 3 && !strcmp(argv[1], "failclosed"))
