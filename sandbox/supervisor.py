@@ -327,6 +327,11 @@ class Supervisor:
             if target_tgid == os.getpid():          # never the supervisor's fds
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
                 return
+            if self.shield.landlock and not procfs.is_descendant(os.getpid(), target):
+                # Landlock would refuse the caller any process outside the
+                # sandbox; we act outside its domain, so we refuse for it.
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
+                return
             if target_tgid != caller.tgid:   # own thread group: no LSM is asked
                 request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, target_tgid)
                 deny = self.chain.walk("ptrace_access_check", request)

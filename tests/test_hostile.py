@@ -126,6 +126,28 @@ def test_file_owner_signals_cannot_reach_the_supervisor(probe, mode):
         ["0", "1", "0", "1", "EFAULT"], r.stdout
 
 
+@pytest.mark.parametrize("scope", [0, 1, 2])
+def test_emulated_pidfd_getfd_respects_the_landlock_domain(helper, scope):
+    """pidfd_getfd is emulated by the supervisor, which is outside the
+    Landlock domain: it must refuse a process outside the sandbox as the
+    kernel refuses the caller (root passes scopes 1 and 2 by CAP_SYS_PTRACE;
+    an allowed call would say EBADF: the sleep has no fd 100)."""
+    if not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    ptrace_probe = helper("ptrace_probe", "-no-pie")
+    outside = subprocess.Popen(["sleep", "30"])
+    try:
+        r = yama_run("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
+                     f"pid={outside.pid}", "getfd", timeout=TIMEOUT)
+        assert "GETFD EPERM" in r.stdout.splitlines(), r
+        r = yama_run("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
+                     f"pid={outside.pid}", "getfd", env=NO_LANDLOCK, timeout=TIMEOUT)
+        assert "GETFD EBADF" in r.stdout.splitlines(), r        # Yama's rules alone
+    finally:
+        outside.kill()
+        outside.wait()
+
+
 def test_verbose_says_which_protection_is_in_force():
     r = yama_run("-v", "--", "true")
     if landlock_signal_scope():
