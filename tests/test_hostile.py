@@ -148,6 +148,33 @@ def test_emulated_pidfd_getfd_respects_the_landlock_domain(helper, scope):
         outside.wait()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: csrc/pathops.c resolves link/linkat paths in the supervisor, which is outside "
+    "the Landlock domain, so a /proc/PID/fd/N magic link of a process outside the sandbox "
+    "is followed where the kernel refuses the caller (cat of the same link: EACCES): "
+    "ln -L /proc/OUTSIDER/fd/3 links a file only the outsider holds open. The same holds "
+    "for any emulated open of /proc/PID/* (the walk branch). Fix: refuse /proc/PID/ magic "
+    "links of processes that are not descendants of the supervisor while Landlock is in force"))
+def test_emulated_link_cannot_follow_an_outsiders_proc_fd(tmp_path):
+    if not landlock_signal_scope():
+        pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
+    tmp_path.chmod(0o777)
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    secret = private / "held-open"
+    secret.write_text("only the outsider holds this\n")
+    outside = subprocess.Popen(["sleep", "30"], stdin=open(secret))     # fd 0 of a root process
+    try:
+        r = yama_run("--", "sh", "-c", f"cat /proc/{outside.pid}/fd/0; echo CAT $?; "
+                     f"ln -L /proc/{outside.pid}/fd/0 {tmp_path}/stolen; echo LN $?")
+        assert "CAT 1" in r.stdout, r         # the kernel refuses the caller
+        assert "LN 1" in r.stdout, r          # so must the emulated link
+        assert not (tmp_path / "stolen").exists()
+    finally:
+        outside.kill()
+        outside.wait()
+
+
 def test_verbose_says_which_protection_is_in_force():
     r = yama_run("-v", "--", "true")
     if landlock_signal_scope():
