@@ -454,6 +454,45 @@ def test_supervisor_killed_fails_closed(probe, tmp_path):
             proc.wait()
 
 
+def test_call_waiting_when_the_supervisor_dies_fails_closed(probe, tmp_path):
+    """A hooked call already waiting on the supervisor (stopped here, so it
+    cannot answer) when the supervisor is killed gets ENOSYS."""
+    out = tmp_path / "after"
+    proc = subprocess.Popen([*YAMA_RUN, "--", probe, "failclosed", str(out), "pending"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("READY "), line
+        descendant = int(line.split()[2])
+        os.kill(proc.pid, signal.SIGSTOP)
+        (tmp_path / "after.go").touch()
+        deadline = time.monotonic() + 10        # until it waits in the hooked call
+        while not _wchan(descendant).startswith("seccomp_do_user_notification"):
+            assert time.monotonic() < deadline, _wchan(descendant)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while not (out.exists() and out.read_text().endswith("DONE\n")):
+            assert time.monotonic() < deadline, "the descendant never reported"
+            time.sleep(0.05)
+        got = results(out.read_text())
+        assert got["PENDING"] == "ENOSYS" and got["PRCTL"] == "ENOSYS", got
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wchan(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _gone(pid: int, wait: float = 10) -> bool:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

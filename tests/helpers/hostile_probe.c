@@ -18,9 +18,10 @@
  *       traceme (in a child) | ptracer | ptracer_hi (option | 1 << 32)
  *       link SRC DST | linkat SRC DST | uring_setup | uring_enter [FD] |
  *       uring_register [FD] | kill (SIGKILL to the parent)
- *   hostile_probe failclosed FILE
+ *   hostile_probe failclosed FILE [pending]
  *       a child waits until this main program is gone, then makes hooked
- *       and unhooked calls and writes the results to FILE
+ *       and unhooked calls and writes the results to FILE; with pending, it
+ *       first makes a hooked call as soon as FILE.go exists
  *   hostile_probe ownfilter allow|errno
  *       installs a seccomp filter of its own (ALLOW everything, or also
  *       uname -> ENOTTY), then makes hooked calls
@@ -364,21 +365,35 @@ static int cmd_abi(int argc, char **argv)
 
 /* ---- fail closed ----------------------------------------------------------- */
 
-static int cmd_failclosed(const char *file)
+static int cmd_failclosed(const char *file, int pending)
 {
     pid_t main_pid = getpid();
     pid_t sibling = sleeper();      /* a target for ptrace, dies with us */
     pid_t pid = fork();
     if (pid == 0) {
         /* The descendant: no PDEATHSIG; it outlives main and the supervisor. */
+        long rc;
+        char go[4096];
+        int pending_err = -1;
+        snprintf(go, sizeof go, "%s.go", file);
+        if (pending) {
+            /* a hooked call made while the supervisor is stopped: it waits,
+             * and is answered when the supervisor dies */
+            while (access(go, F_OK) != 0)
+                usleep(10 * 1000);
+            rc = prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
+            pending_err = rc < 0 ? errno : 0;
+        }
         while (getppid() == main_pid)
             usleep(10 * 1000);
         usleep(200 * 1000);
         FILE *out = fopen(file, "w");
         if (!out)
             _exit(2);
+        if (pending)
+            fprintf(out, "PENDING %s\n", pending_err ? strerrorname_np(pending_err) : "0");
         errno = 0;
-        long rc = prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
+        rc = prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
         fprintf(out, "PRCTL %s\n", rc < 0 ? strerrorname_np(errno) : "0");
         rc = ptrace(PTRACE_ATTACH, sibling, 0, 0);
         fprintf(out, "ATTACH %s\n", rc < 0 ? strerrorname_np(errno) : "0");
@@ -494,7 +509,7 @@ int main(int argc, char **argv)
     if (argc >= 4 && !strcmp(argv[1], "abi"))
         return cmd_abi(argc - 2, argv + 2);
     if (argc >= 3 && !strcmp(argv[1], "failclosed"))
-        return cmd_failclosed(argv[2]);
+        return cmd_failclosed(argv[2], argc >= 4 && !strcmp(argv[3], "pending"));
     if (argc >= 3 && !strcmp(argv[1], "ownfilter"))
         return cmd_ownfilter(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "listener"))
