@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import resource
 import struct
 
 from . import procfs
@@ -36,8 +37,16 @@ class Shield:
         self.nondumpable = False
 
     def harden_supervisor(self) -> None:
-        """After the spawn: the child is already running, so it did not inherit it."""
+        """After the spawn (the program inherits neither): non-dumpable, and
+        every descriptor the hard limit allows, since the program decides how
+        many the supervisor holds (two pidfds per PR_SET_PTRACER declaration)."""
         self.nondumpable = lib.yr_set_nondumpable() == 0
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            except (ValueError, OSError):
+                pass
 
     def describe(self) -> str:
         dumpable = ", non-dumpable" if self.nondumpable else ", dumpable (prctl failed)"

@@ -517,6 +517,21 @@ def test_traceme_does_not_make_the_supervisor_a_debugger(probe, scope):
     assert "Traceback" not in r.stderr, r.stderr
 
 
+def test_many_live_ptracer_declarations_do_not_exhaust_the_supervisor(probe):
+    """300 live processes each holding a PR_SET_PTRACER declaration (two
+    pidfds each in the supervisor) under a soft limit of 256 descriptors:
+    the supervisor raises its own soft limit to the hard one after the spawn,
+    and the program keeps the limit it was given."""
+    r = subprocess.run(["prlimit", "--nofile=256:8192", *YAMA_RUN, "--", "sh", "-c",
+                        f"ulimit -n; {probe} declare 300"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines()[0] == "256", r.stdout
+    assert results(r.stdout) | {"256": ""} == {"256": "", "DECLARED": "300", "BAD": "0",
+                                               "AFTER": "0"}, r
+    assert "error" not in r.stderr, r.stderr
+
+
 # -- a program with its own filter; a second listener ---------------------------------
 
 @pytest.mark.parametrize("mode", ["allow", "errno"])

@@ -30,6 +30,8 @@
  *   hostile_probe traceme-raise
  *       PTRACE_TRACEME (the parent, the supervisor, becomes the tracer), then
  *       a signal to itself that it handles; exits 3
+ *   hostile_probe declare N
+ *       N live children each hold a PR_SET_PTRACER declaration at once
  *   hostile_probe uring-hold PROGRAM [ARG...]
  *       creates an io_uring ring, then execs PROGRAM with the ring fd
  *       inherited (its number in $RING_FD)
@@ -482,6 +484,43 @@ static int cmd_traceme_raise(void)
     return 3;
 }
 
+/* N live processes each holding a PR_SET_PTRACER declaration at once: the
+ * supervisor keeps two pidfds per declaration. */
+static int cmd_declare(int n)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return 2;
+    pid_t *kids = calloc((size_t)n, sizeof(pid_t));
+    for (int i = 0; i < n; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            close(p[0]);
+            char b = prctl(PR_SET_PTRACER_, getppid(), 0, 0, 0) == 0 ? 'o' : 'x';
+            if (write(p[1], &b, 1) != 1)
+                _exit(2);
+            for (;;)
+                pause();
+        }
+    }
+    close(p[1]);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char b = 0;
+        if (read(p[0], &b, 1) != 1 || b != 'o')
+            bad++;
+    }
+    long rc = prctl(PR_SET_PTRACER_, getppid(), 0, 0, 0);
+    printf("DECLARED %d\nBAD %d\n", n, bad);
+    say("AFTER", rc, errno);
+    for (int i = 0; i < n; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    return 0;
+}
+
 static int cmd_uring_hold(char **argv)
 {
     char params[120];
@@ -514,6 +553,8 @@ int main(int argc, char **argv)
         return cmd_ownfilter(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "listener"))
         return cmd_listener();
+    if (argc >= 3 && !strcmp(argv[1], "declare"))
+        return cmd_declare(atoi(argv[2]));
     if (argc >= 2 && !strcmp(argv[1], "traceme-raise"))
         return cmd_traceme_raise();
     if (argc >= 3 && !strcmp(argv[1], "uring-hold"))
