@@ -56,6 +56,9 @@ class Supervisor:
             lib.YR_SYS_LINKAT: self._on_link,
         }
         self.shield = shields.Shield()
+        # The program shares our stderr: if its reader goes away, a message
+        # must not take the notification loop down with it.
+        self.audit.stream = shields.QuietStream(self.audit.stream)
         if not self.shield.landlock:
             self._handlers.update(shields.Fallback(self).handlers())
 
@@ -202,7 +205,7 @@ class Supervisor:
                 self._handle(ev)
             except Exception:
                 print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
-                      file=sys.stderr)
+                      file=self.audit.stream)
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
 
     def _fail_closed(self, why: str) -> None:

@@ -532,6 +532,27 @@ def test_many_live_ptracer_declarations_do_not_exhaust_the_supervisor(probe):
     assert "error" not in r.stderr, r.stderr
 
 
+def test_lost_stderr_reader_does_not_stall_the_sandbox(probe, tmp_path):
+    """With -v every denial is a line on stderr, which the program shares. Once
+    its reader is gone (`yama-run -v … 2>&1 | head -2`), writing a line failed
+    with EPIPE inside the notification thread, which died: every later hooked
+    call waited for ever. Now the line is dropped and the call answered."""
+    done = tmp_path / "done"
+    script = (f"sleep 0.3; for i in 1 2 3; do {probe} abi x64 attach >/dev/null; done; "
+              f"echo end > {done}")
+    proc = subprocess.Popen([*YAMA_RUN, "-v", "--set", "ptrace.scope=3", "--", "sh", "-c",
+                             script], stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stderr.readline()
+        proc.stderr.close()                 # the reader goes away
+        assert proc.wait(timeout=20) == 0
+        assert done.read_text() == "end\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # -- a program with its own filter; a second listener ---------------------------------
 
 @pytest.mark.parametrize("mode", ["allow", "errno"])

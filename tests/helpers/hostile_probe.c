@@ -74,9 +74,12 @@ static void say(const char *name, long rc, int err)
 
 static pid_t sleeper(void)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)    /* it died before we armed PDEATHSIG */
+            _exit(0);
         for (;;)
             pause();
     }
