@@ -193,6 +193,12 @@ class Supervisor:
     # -- the notification loop -----------------------------------------------
 
     def _serve(self) -> None:
+        try:
+            self._serve_loop()
+        except BaseException:                      # never leave callers waiting
+            self._fail_closed(f"the notification loop failed:\n{traceback.format_exc()}")
+
+    def _serve_loop(self) -> None:
         ev = ffi.new("struct yr_event *")
         while True:
             rc = lib.yr_next(self.ctx, ev)
@@ -209,11 +215,16 @@ class Supervisor:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
 
     def _fail_closed(self, why: str) -> None:
-        print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
+        """Nobody will answer any more: kill the program, and drop the listener
+        so that its descendants' hooked calls fail (ENOSYS) instead of waiting."""
+        print(f"yama-run: {why}; killing the sandboxed program", file=self.audit.stream)
         try:
             os.kill(self.main_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        os.dup2(null, self.listener, inheritable=False)   # the number stays ours to close
+        os.close(null)
 
     def _handle(self, ev) -> None:
         caller = Caller(ev.tid, ev.tgid, ev.cap_effective)

@@ -11,6 +11,7 @@ import shlex
 import signal
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -483,6 +484,28 @@ def test_call_waiting_when_the_supervisor_dies_fails_closed(probe, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+BROKEN_LOOP = ("import sys, sandbox.supervisor as s, sandbox.cli as cli\n"
+               "def broken(self, ev):\n    raise SystemExit('injected failure')\n"
+               "s.Supervisor._handle = broken\n"
+               "sys.argv[0] = 'yama-run'\ncli.main()\n")
+
+
+def test_broken_notification_loop_fails_closed(probe, tmp_path):
+    """If the notification loop itself dies (here: an injected SystemExit,
+    which the per-call handler does not catch), the program is killed and
+    the listener dropped: a descendant's hooked call gets ENOSYS, never
+    waits for ever."""
+    out = tmp_path / "late"
+    script = f"(sleep 1; {probe} abi x64 ptracer > {out}) & {probe} abi x64 ptracer; sleep 5"
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=30)
+    assert "the notification loop failed" in r.stderr, r.stderr
+    assert r.returncode == 128 + signal.SIGKILL, r
+    assert out.read_text() == "ptracer:x64 ENOSYS\n"
+    assert time.monotonic() - start < 20
 
 
 def _wchan(pid: int) -> str:
