@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import pyseccomp as sc
 import pytest
 
-from conftest import YAMA_RUN, requires_root, yama_run
+from conftest import requires_root, yama_run
+from pinned_profile import PROFILE, YR, yr
+
 
 pytestmark = requires_root
 
@@ -77,7 +79,7 @@ def test_root_inside_cannot_signal_or_trace_the_supervisor(probe, mode, scope):
     (scope 0 routes no ptrace hook of its own)."""
     if mode == "landlock" and not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
-    r = yama_run("--set", f"ptrace.scope={scope}", "--", probe, "shield",
+    r = yr("--set", f"ptrace.scope={scope}", "--", probe, "shield",
                  env=MODES[mode], timeout=TIMEOUT)
     got = results(r.stdout)
     assert r.returncode == 0, r
@@ -101,7 +103,7 @@ def test_user_inside_cannot_open_supervisor_proc_files(probe, mode):
     with or without Landlock (a non-dumpable, root supervisor)."""
     if mode == "landlock" and not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
-    r = yama_run("--", *AS_USER, probe, "shield", env=MODES[mode], timeout=TIMEOUT)
+    r = yr("--", *AS_USER, probe, "shield", env=MODES[mode], timeout=TIMEOUT)
     got = results(r.stdout)
     assert r.returncode == 0, r
     assert got["PROCMEM"] == "EACCES" and got["PROCFD"] == "EACCES", r.stdout
@@ -116,7 +118,7 @@ def test_file_owner_signals_cannot_reach_the_supervisor(probe, mode):
     and still perform the same calls naming the program itself."""
     if mode == "landlock" and not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
-    r = yama_run("--", probe, "shield", "sigio", env=MODES[mode], timeout=TIMEOUT)
+    r = yr("--", probe, "shield", "sigio", env=MODES[mode], timeout=TIMEOUT)
     got = results(r.stdout)
     assert r.returncode == 0, r
     refused = "0" if mode == "landlock" else "EPERM"
@@ -138,10 +140,10 @@ def test_emulated_pidfd_getfd_respects_the_landlock_domain(helper, scope):
     ptrace_probe = helper("ptrace_probe", "-no-pie")
     outside = subprocess.Popen(["sleep", "30"])
     try:
-        r = yama_run("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
+        r = yr("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
                      f"pid={outside.pid}", "getfd", timeout=TIMEOUT)
         assert "GETFD EPERM" in r.stdout.splitlines(), r
-        r = yama_run("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
+        r = yr("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
                      f"pid={outside.pid}", "getfd", env=NO_LANDLOCK, timeout=TIMEOUT)
         assert "GETFD EBADF" in r.stdout.splitlines(), r        # Yama's rules alone
     finally:
@@ -166,7 +168,7 @@ def test_emulated_link_cannot_follow_an_outsiders_proc_fd(tmp_path):
     secret.write_text("only the outsider holds this\n")
     outside = subprocess.Popen(["sleep", "30"], stdin=open(secret))     # fd 0 of a root process
     try:
-        r = yama_run("--", "sh", "-c", f"cat /proc/{outside.pid}/fd/0; echo CAT $?; "
+        r = yr("--", "sh", "-c", f"cat /proc/{outside.pid}/fd/0; echo CAT $?; "
                      f"ln -L /proc/{outside.pid}/fd/0 {tmp_path}/stolen; echo LN $?")
         assert "CAT 1" in r.stdout, r         # the kernel refuses the caller
         assert "LN 1" in r.stdout, r          # so must the emulated link
@@ -177,18 +179,18 @@ def test_emulated_link_cannot_follow_an_outsiders_proc_fd(tmp_path):
 
 
 def test_verbose_says_which_protection_is_in_force():
-    r = yama_run("-v", "--", "true")
+    r = yr("-v", "--", "true")
     if landlock_signal_scope():
         assert "yama-run: supervisor shielded by landlock (ABI " in r.stderr, r.stderr
         assert "signal scope, ptrace domain), non-dumpable" in r.stderr, r.stderr
-    r = yama_run("-v", "--", "true", env=NO_LANDLOCK)
+    r = yr("-v", "--", "true", env=NO_LANDLOCK)
     assert ("yama-run: supervisor shielded by seccomp hooks (landlock not used: "
             "YAMA_RUN_NO_LANDLOCK=1: kill family and ptrace access routed), "
             "non-dumpable") in r.stderr, r.stderr
 
 
 def test_fallback_audit_names_the_refused_signal(probe):
-    r = yama_run("-v", "--", probe, "shield", env=NO_LANDLOCK, timeout=TIMEOUT)
+    r = yr("-v", "--", probe, "shield", env=NO_LANDLOCK, timeout=TIMEOUT)
     assert "refused signal 9 to" in r.stderr and "it would reach the supervisor" in r.stderr
 
 
@@ -201,7 +203,7 @@ def test_landlock_program_cannot_signal_outside_the_sandbox(probe):
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
     outside = subprocess.Popen(["sleep", "30"])
     try:
-        r = yama_run("--", "sh", "-c",
+        r = yr("--", "sh", "-c",
                      f"kill -TERM {outside.pid}; echo OUT $?; sleep 30 & kill $!; echo IN $?")
         assert "OUT 1" in r.stdout and "IN 0" in r.stdout, r
         assert outside.poll() is None
@@ -366,7 +368,7 @@ def run_family(probe, family: Family, abi: str, cwd, sandboxed: bool) -> str:
     if family.links:
         cmd = [*AS_USER, *cmd, "secret", f"new-{family.op}-{abi}-{int(sandboxed)}"]
     if sandboxed:
-        r = yama_run("--set", "ptrace.scope=3", "--", *cmd, cwd=cwd, timeout=TIMEOUT)
+        r = yr("--set", "ptrace.scope=3", "--", *cmd, cwd=cwd, timeout=TIMEOUT)
     else:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT)
     got = results(r.stdout).get(f"{family.op}:{abi}")
@@ -397,7 +399,7 @@ def test_kill_supervisor_through_every_abi(probe, mode, abi):
     """kill(supervisor, SIGKILL) through x86-64, int $0x80 and x32."""
     if mode == "landlock" and not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
-    r = yama_run("--", probe, "abi", abi, "kill", env=MODES[mode], timeout=TIMEOUT)
+    r = yr("--", probe, "abi", abi, "kill", env=MODES[mode], timeout=TIMEOUT)
     want = "ENOSYS" if abi == "x32" and not kernel_has_x32() else "EPERM"
     assert r.returncode == 0 and results(r.stdout) == {f"kill:{abi}": want}, r
 
@@ -413,8 +415,8 @@ def test_io_uring_allowed_without_path_protection(probe, ptrace_only):
 def test_inherited_ring_is_unusable(probe):
     """A ring created outside and inherited: io_uring_enter and
     io_uring_register on it are EPERM (natively: 0 and EFAULT/EINVAL)."""
-    inner = f'{shlex.join([*YAMA_RUN, "--", probe, "abi", "x64", "uring_enter"])} "$RING_FD"; ' \
-            f'{shlex.join([*YAMA_RUN, "--", probe, "abi", "x64", "uring_register"])} "$RING_FD"'
+    inner = f'{shlex.join([*YR, "--", probe, "abi", "x64", "uring_enter"])} "$RING_FD"; ' \
+            f'{shlex.join([*YR, "--", probe, "abi", "x64", "uring_register"])} "$RING_FD"'
     r = subprocess.run([probe, "uring-hold", "sh", "-c", inner], capture_output=True,
                        text=True, timeout=TIMEOUT)
     assert results(r.stdout) == {"uring_enter:x64": "EPERM", "uring_register:x64": "EPERM"}, r
@@ -431,7 +433,7 @@ def test_supervisor_killed_fails_closed(probe, tmp_path):
     orphaned descendant lives on, and every hooked call it makes fails with
     ENOSYS (the link is not made), while unhooked calls work."""
     out = tmp_path / "after"
-    proc = subprocess.Popen([*YAMA_RUN, "--", probe, "failclosed", str(out)],
+    proc = subprocess.Popen([*YR, "--", probe, "failclosed", str(out)],
                             stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 20)
@@ -459,7 +461,7 @@ def test_call_waiting_when_the_supervisor_dies_fails_closed(probe, tmp_path):
     """A hooked call already waiting on the supervisor (stopped here, so it
     cannot answer) when the supervisor is killed gets ENOSYS."""
     out = tmp_path / "after"
-    proc = subprocess.Popen([*YAMA_RUN, "--", probe, "failclosed", str(out), "pending"],
+    proc = subprocess.Popen([*YR, "--", probe, "failclosed", str(out), "pending"],
                             stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 20)
@@ -500,7 +502,8 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     out = tmp_path / "late"
     script = f"(sleep 1; {probe} abi x64 ptracer > {out}) & {probe} abi x64 ptracer; sleep 5"
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--", "sh", "-c", script],
+    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--profile", PROFILE, "--",
+                        "sh", "-c", script],
                        capture_output=True, text=True, timeout=30)
     assert "the notification loop failed" in r.stderr, r.stderr
     assert r.returncode == 128 + signal.SIGKILL, r
@@ -534,7 +537,7 @@ def test_traceme_does_not_make_the_supervisor_a_debugger(probe, scope):
     """PTRACE_TRACEME makes the supervisor (the parent) the program's tracer:
     the stops it then reports once crashed the supervisor's reaper. Now the
     supervisor lets the tracee go with its signal, and the program goes on."""
-    r = yama_run("--set", f"ptrace.scope={scope}", "--", probe, "traceme-raise",
+    r = yr("--set", f"ptrace.scope={scope}", "--", probe, "traceme-raise",
                  timeout=TIMEOUT)
     assert (r.returncode, results(r.stdout)) == (3, {"TRACEME": "0", "HANDLED": "1"}), r
     assert "Traceback" not in r.stderr, r.stderr
@@ -545,7 +548,7 @@ def test_many_live_ptracer_declarations_do_not_exhaust_the_supervisor(probe):
     pidfds each in the supervisor) under a soft limit of 256 descriptors:
     the supervisor raises its own soft limit to the hard one after the spawn,
     and the program keeps the limit it was given."""
-    r = subprocess.run(["prlimit", "--nofile=256:8192", *YAMA_RUN, "--", "sh", "-c",
+    r = subprocess.run(["prlimit", "--nofile=256:8192", *YR, "--", "sh", "-c",
                         f"ulimit -n; {probe} declare 300"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r
@@ -563,7 +566,7 @@ def test_lost_stderr_reader_does_not_stall_the_sandbox(probe, tmp_path):
     done = tmp_path / "done"
     script = (f"sleep 0.3; for i in 1 2 3; do {probe} abi x64 attach >/dev/null; done; "
               f"echo end > {done}")
-    proc = subprocess.Popen([*YAMA_RUN, "-v", "--set", "ptrace.scope=3", "--", "sh", "-c",
+    proc = subprocess.Popen([*YR, "-v", "--set", "ptrace.scope=3", "--", "sh", "-c",
                              script], stderr=subprocess.PIPE, text=True)
     try:
         proc.stderr.readline()
@@ -582,7 +585,7 @@ def test_lost_stderr_reader_does_not_stall_the_sandbox(probe, tmp_path):
 def test_program_with_its_own_seccomp_filter(probe, mode):
     """Like a browser's sandbox: the program stacks its own filter; its own
     rule applies and every hooked call is still decided by yama-run."""
-    r = yama_run("--set", "ptrace.scope=1", "--", probe, "ownfilter", mode, timeout=TIMEOUT)
+    r = yr("--set", "ptrace.scope=1", "--", probe, "ownfilter", mode, timeout=TIMEOUT)
     assert r.returncode == 0, r
     assert results(r.stdout) == {
         "OWN_FILTER": "0",
@@ -595,14 +598,14 @@ def test_program_with_its_own_seccomp_filter(probe, mode):
 
 def test_second_listener_is_ebusy_promptly(probe):
     start = time.monotonic()
-    r = yama_run("--", probe, "listener", timeout=TIMEOUT)
+    r = yr("--", probe, "listener", timeout=TIMEOUT)
     assert results(r.stdout) == {"NEW_LISTENER": "EBUSY"}, r
     assert time.monotonic() - start < 10
 
 
 def test_nested_yama_run_exits_125_and_says_why():
     start = time.monotonic()
-    r = yama_run("--", *YAMA_RUN, "--", "true", timeout=TIMEOUT)
+    r = yr("--", *YR, "--", "true", timeout=TIMEOUT)
     assert r.returncode == 125, r
     assert "cannot install the seccomp filter" in r.stderr, r.stderr
     assert "another user-notify supervisor" in r.stderr, r.stderr

@@ -8,7 +8,9 @@ import re
 
 import pytest
 
-from conftest import requires_root, yama_run
+from conftest import requires_root
+from pinned_profile import yr
+
 
 pytestmark = requires_root
 
@@ -31,7 +33,7 @@ def workdir(tmp_path, sysctl):
 
 
 def run_load(helper, workdir, *args, timeout, env=None):
-    r = yama_run("--set", "ptrace.scope=1", "--set", "hardlinks.protected=1", "--",
+    r = yr("--set", "ptrace.scope=1", "--set", "hardlinks.protected=1", "--",
                  *AS_USER, helper("load_probe"), *args, cwd=workdir, timeout=timeout, env=env)
     m = TALLY.search(r.stdout)
     assert m, r
