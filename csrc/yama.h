@@ -154,7 +154,8 @@ int yr_set_subreaper(void);
  * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
  * landlock in yr_spawn_path: 1 = the child enters the shield domain. */
 enum { YR_STAGE_SHIELD = 4 };
-/* Logical ids of the kill family, routed only without Landlock's signal scope. */
+/* Logical ids of what signals a process (the kill family, file owners), routed
+ * only without Landlock's signal scope (sandbox/shield.py decides them). */
 enum yr_sys_shield {
     YR_SYS_KILL = 64,
     YR_SYS_TKILL,
