@@ -226,34 +226,65 @@ ABIS = list(AUDIT)
 @dataclass(frozen=True)
 class Family:
     op: str                 # hostile_probe abi ABI OP
-    syscall: str            # as libseccomp names it
+    syscall: str | tuple    # as libseccomp names it (a tuple: the first the ABI has)
     arg0: int | None        # the first argument the filter compares, if any
     sandboxed: str          # what the program gets under yama-run
     native: str             # what it gets without (the control)
     action: int = NOTIFY    # what the filter does with it
-    links: bool = False     # runs as uid 1001 on a file it does not own
+    argv: tuple = ()        # OP's arguments ("{new}": a fresh name), in the scenario dir
+    as_user: bool = False   # run as uid 1001
+    abis: tuple = ("x64", "i386", "x32")
 
 
-# One line per hooked family (the walk branch adds open/stat here).
+ALLOW = 0x7FFF0000
+LINK_SECRET = dict(argv=("secret", "{new}"), as_user=True)   # root's 0600 file, by uid 1001
+OWN_FILE = dict(argv=("own",), as_user=True)                 # a file of its own
+
+# One line per family. The path families below are not hooked on this branch
+# (action ALLOW, same answer both ways); the walk branch flips them to NOTIFY
+# with the answers of its scenarios.
 FAMILIES = {
     "ptrace_attach": Family("attach", "ptrace", PTRACE_ATTACH, "EPERM", "0"),
     "ptrace_seize": Family("seize", "ptrace", PTRACE_SEIZE, "EPERM", "0"),
     "ptrace_traceme": Family("traceme", "ptrace", PTRACE_TRACEME, "EPERM", "0"),
     "pr_set_ptracer": Family("ptracer", "prctl", PR_SET_PTRACER, "0", "EINVAL"),
     "pr_set_ptracer_high_bits": Family("ptracer_hi", "prctl", PR_SET_PTRACER | 1 << 32,
-                                       "0", "EINVAL"),
+                                       "0", "EINVAL", abis=("x64", "x32")),
     "process_vm_readv": Family("vmread", "process_vm_readv", None, "EPERM", "0"),
     "process_vm_writev": Family("vmwrite", "process_vm_writev", None, "EPERM", "0"),
     "pidfd_getfd": Family("getfd", "pidfd_getfd", None, "EPERM", "0"),
-    "link": Family("link", "link", None, "EPERM", "0", links=True),
-    "linkat": Family("linkat", "linkat", None, "EPERM", "0", links=True),
+    "link": Family("link", "link", None, "EPERM", "0", **LINK_SECRET),
+    "linkat": Family("linkat", "linkat", None, "EPERM", "0", **LINK_SECRET),
     "io_uring_setup": Family("uring_setup", "io_uring_setup", None, "EPERM", "0",
                              action=ERRNO_EPERM),
     "io_uring_enter": Family("uring_enter", "io_uring_enter", None, "EPERM", "EBADF",
                              action=ERRNO_EPERM),
     "io_uring_register": Family("uring_register", "io_uring_register", None, "EPERM",
                                 "EINVAL", action=ERRNO_EPERM),
+    "open": Family("open", "open", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "openat": Family("openat", "openat", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "openat2": Family("openat2", "openat2", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "creat": Family("creat", "creat", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "stat": Family("stat", "stat", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "lstat": Family("lstat", "lstat", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "stat64": Family("stat64", "stat64", None, "0", "0", action=ALLOW, abis=("i386",),
+                     **OWN_FILE),
+    "lstat64": Family("lstat64", "lstat64", None, "0", "0", action=ALLOW, abis=("i386",),
+                      **OWN_FILE),
+    "fstatat": Family("fstatat", ("newfstatat", "fstatat64"), None, "0", "0", action=ALLOW,
+                      **OWN_FILE),
+    "statx": Family("statx", "statx", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "access": Family("access", "access", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "faccessat": Family("faccessat", "faccessat", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "faccessat2": Family("faccessat2", "faccessat2", None, "0", "0", action=ALLOW, **OWN_FILE),
 }
+CASES = [(name, abi) for name, f in FAMILIES.items() for abi in f.abis]
+
+
+def resolve(family: Family, abi: str) -> int:
+    names = family.syscall if isinstance(family.syscall, tuple) else (family.syscall,)
+    nrs = [sc.resolve_syscall(ARCH[abi], name) for name in names]
+    return next(nr for nr in nrs if nr >= 0)
 
 
 def kernel_has_x32() -> bool:
@@ -310,18 +341,14 @@ def default_bpf():
     return {shield: seccomp_filter.build(hooks, shield) for shield in (True, False)}
 
 
-@pytest.mark.parametrize("abi", ABIS)
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family, abi", CASES)
 def test_filter_routes_every_family_on_every_abi(default_bpf, family, abi):
     """The BPF itself (run here, not in the kernel) routes each family for each
     ABI: x32 included, so nothing rests on the kernel refusing x32."""
     f = FAMILIES[family]
-    if abi == "i386" and f.arg0 is not None and f.arg0 >> 32:
-        pytest.skip("i386 registers have no high bits")
-    nr = sc.resolve_syscall(ARCH[abi], f.syscall)
     args = (f.arg0 or 0, 0, 0, 0, 0, 0)
     for shield, prog in default_bpf.items():
-        assert run_bpf(prog, nr, AUDIT[abi], args) == f.action, (family, abi, shield)
+        assert run_bpf(prog, resolve(f, abi), AUDIT[abi], args) == f.action, (family, abi, shield)
 
 
 def test_filter_lets_unhooked_calls_through_and_kills_other_arches(default_bpf):
@@ -352,21 +379,25 @@ def test_fallback_filter_routes_the_kill_family_and_file_owners(default_bpf):
 
 
 @pytest.fixture
-def linkdir(tmp_path_factory, sysctl):
-    """A directory uid 1001 may write, holding a root-owned 0600 file; the
-    kernel's own protection off, so every EPERM below is yama-run's."""
+def scenario(tmp_path_factory, sysctl):
+    """A directory uid 1001 may write, holding root's 0600 "secret" and uid
+    1001's "own"; the kernel's own hardlink protection off, so every EPERM on
+    "secret" below is yama-run's."""
     sysctl("fs.protected_hardlinks", 0)
-    d = tmp_path_factory.mktemp("links")
+    d = tmp_path_factory.mktemp("scenario")
     d.chmod(0o777)
     (d / "secret").write_text("root only\n")
     (d / "secret").chmod(0o600)
+    (d / "own").write_text("mine\n")
+    os.chown(d / "own", UID, UID)
     return d
 
 
 def run_family(probe, family: Family, abi: str, cwd, sandboxed: bool) -> str:
-    cmd = [probe, "abi", abi, family.op]
-    if family.links:
-        cmd = [*AS_USER, *cmd, "secret", f"new-{family.op}-{abi}-{int(sandboxed)}"]
+    new = f"new-{family.op}-{abi}-{int(sandboxed)}"
+    cmd = [probe, "abi", abi, family.op, *(a.format(new=new) for a in family.argv)]
+    if family.as_user:
+        cmd = [*AS_USER, *cmd]
     if sandboxed:
         r = yr("--set", "ptrace.scope=3", "--", *cmd, cwd=cwd, timeout=TIMEOUT)
     else:
@@ -376,16 +407,15 @@ def run_family(probe, family: Family, abi: str, cwd, sandboxed: bool) -> str:
     return got
 
 
-@pytest.mark.parametrize("abi", ABIS)
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_family_on_every_abi(probe, linkdir, family, abi):
-    """Each hooked family through x86-64, i386 (int $0x80, MAP_32BIT memory)
-    and x32, under yama-run at ptrace scope 3 with hardlinks protected, and
-    natively. Where the kernel refuses x32, the call never succeeds: ENOSYS,
-    or the filter's own EPERM for io_uring."""
+@pytest.mark.parametrize("family, abi", CASES)
+def test_every_family_on_every_abi(probe, scenario, family, abi):
+    """Each family through x86-64, i386 (int $0x80, MAP_32BIT memory) and x32,
+    under yama-run (ptrace scope 3, hardlinks protected) and natively. Where
+    the kernel refuses x32, the call never succeeds: ENOSYS, or the filter's
+    own EPERM for io_uring."""
     f = FAMILIES[family]
-    inside = run_family(probe, f, abi, linkdir, sandboxed=True)
-    outside = run_family(probe, f, abi, linkdir, sandboxed=False)
+    inside = run_family(probe, f, abi, scenario, sandboxed=True)
+    outside = run_family(probe, f, abi, scenario, sandboxed=False)
     if abi == "x32" and not kernel_has_x32():
         assert outside == "ENOSYS"
         assert inside == ("EPERM" if f.action == ERRNO_EPERM else "ENOSYS")

@@ -17,7 +17,9 @@
  *       attach | seize | vmread | vmwrite | getfd   (on a child of ours)
  *       traceme (in a child) | ptracer | ptracer_hi (option | 1 << 32)
  *       link SRC DST | linkat SRC DST | uring_setup | uring_enter [FD] |
- *       uring_register [FD] | kill (SIGKILL to the parent)
+ *       uring_register [FD] | kill (SIGKILL to the parent) |
+ *       open | openat | openat2 | creat | stat | lstat | stat64 | lstat64 |
+ *       fstatat | statx | access | faccessat | faccessat2  PATH
  *   hostile_probe failclosed FILE [pending]
  *       a child waits until this main program is gone, then makes hooked
  *       and unhooked calls and writes the results to FILE; with pending, it
@@ -253,6 +255,7 @@ static const struct nrs N_PTRACE = { 101, 26, 521 }, N_PRCTL = { 157, 172, 157 }
     N_URING_SETUP = { 425, 425, 425 }, N_URING_ENTER = { 426, 426, 426 },
     N_URING_REGISTER = { 427, 427, 427 }, N_KILL = { 62, 37, 62 };
 
+
 static long sys6(struct nrs n, long a1, long a2, long a3, long a4, long a5, long a6)
 {
     switch (abi) {
@@ -287,6 +290,58 @@ static long low_iov(void *base, size_t len, size_t slot)
         memcpy(at, &v, sizeof v);
     }
     return (long)(uintptr_t)at;
+}
+
+/* Path families: OP PATH, the path in low memory; -1: no such call on that ABI. */
+static const struct { const char *op; struct nrs n; } PATH_OPS[] = {
+    { "open", { 2, 5, 2 } },            /* path, O_RDONLY */
+    { "openat", { 257, 295, 257 } },    /* AT_FDCWD, path, O_RDONLY */
+    { "openat2", { 437, 437, 437 } },   /* AT_FDCWD, path, {O_RDONLY}, 24 */
+    { "creat", { 85, 8, 85 } },         /* path, 0600 */
+    { "stat", { 4, 106, 4 } },
+    { "lstat", { 6, 107, 6 } },
+    { "stat64", { -1, 195, -1 } },
+    { "lstat64", { -1, 196, -1 } },
+    { "fstatat", { 262, 300, 262 } },   /* newfstatat, fstatat64 on i386 */
+    { "statx", { 332, 383, 332 } },     /* AT_FDCWD, path, 0, STATX_BASIC_STATS */
+    { "access", { 21, 33, 21 } },       /* path, R_OK */
+    { "faccessat", { 269, 307, 269 } },
+    { "faccessat2", { 439, 439, 439 } },
+};
+
+static long path_op(const char *op, const char *path)
+{
+    for (size_t i = 0; i < sizeof PATH_OPS / sizeof PATH_OPS[0]; i++) {
+        if (strcmp(op, PATH_OPS[i].op))
+            continue;
+        struct nrs n = PATH_OPS[i].n;
+        long nr = abi == ABI_I386 ? n.i386 : abi == ABI_X32 ? n.x32 : n.x64;
+        if (nr < 0) {
+            errno = ENOSYS;
+            return -1;
+        }
+        long p = (long)(uintptr_t)low_str(path), buf = (long)(uintptr_t)(low + 4096);
+        memset(low + 4096, 0, 512);
+        if (!strcmp(op, "open"))
+            return sys6(n, p, O_RDONLY, 0, 0, 0, 0);
+        if (!strcmp(op, "openat") )
+            return sys6(n, AT_FDCWD, p, O_RDONLY, 0, 0, 0);
+        if (!strcmp(op, "openat2"))         /* struct open_how: flags, mode, resolve */
+            return sys6(n, AT_FDCWD, p, buf, 24, 0, 0);
+        if (!strcmp(op, "creat"))
+            return sys6(n, p, 0600, 0, 0, 0, 0);
+        if (!strcmp(op, "fstatat"))
+            return sys6(n, AT_FDCWD, p, buf, 0, 0, 0);
+        if (!strcmp(op, "statx"))
+            return sys6(n, AT_FDCWD, p, 0, 0x7ff, buf, 0);
+        if (!strcmp(op, "access"))
+            return sys6(n, p, R_OK, 0, 0, 0, 0);
+        if (!strcmp(op, "faccessat") || !strcmp(op, "faccessat2"))
+            return sys6(n, AT_FDCWD, p, R_OK, 0, 0, 0);
+        return sys6(n, p, buf, 0, 0, 0, 0);   /* the stat family */
+    }
+    errno = EINVAL;
+    return -2;
 }
 
 static int cmd_abi(int argc, char **argv)
@@ -342,6 +397,9 @@ static int cmd_abi(int argc, char **argv)
         rc = !strcmp(op, "link") ? sys6(N_LINK, src, dst, 0, 0, 0, 0)
                                  : sys6(N_LINKAT, AT_FDCWD, src, AT_FDCWD, dst, 0, 0);
         say(name, rc, errno);
+    } else if (argc >= 3 && path_op(op, argv[2]) != -2) {
+        rc = path_op(op, argv[2]);
+        say(name, rc >= 0 ? 0 : -1, errno);
     } else if (!strcmp(op, "kill")) {       /* SIGKILL to the parent: the supervisor */
         rc = sys6(N_KILL, getppid(), SIGKILL, 0, 0, 0, 0);
         say(name, rc, errno);
