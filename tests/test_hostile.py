@@ -85,6 +85,9 @@ def test_root_inside_cannot_signal_or_trace_the_supervisor(probe, mode, scope):
     assert r.returncode == 0, r
     assert {k: got.get(k) for k in DIRECT} == {k: "EPERM" for k in DIRECT}, r.stdout
     assert got["ALIVE"] == "0" and got["SUPERVISOR"] == "same", r.stdout
+    # what is not aimed at the supervisor still works (the fallback emulates pidfds)
+    own = ["OWN_KILL", "OWN_TGKILL", "OWN_PIDFD_SIGNAL", "OWN_PIDFD_SIGINFO"]
+    assert [got[k] for k in own] == ["0"] * 4, r.stdout
     if mode == "landlock":
         # kernel-enforced: /proc/PID/mem and /proc/PID/fd (the listener) too
         assert got["PROCMEM"] == "EACCES" and got["PROCFD"] == "EACCES", r.stdout

@@ -213,6 +213,29 @@ static int cmd_shield(int with_sigio)
         say("SETOWN_EX_BADPTR", rc, errno);
     }
 
+    /* Signals to our own children still arrive, by every route. */
+    const char *routes[] = { "OWN_KILL", "OWN_TGKILL", "OWN_PIDFD_SIGNAL", "OWN_PIDFD_SIGINFO" };
+    for (int i = 0; i < 4; i++) {
+        pid_t kid = sleeper();
+        int kfd = (int)syscall(SYS_pidfd_open, kid, 0);
+        siginfo_t own;
+        memset(&own, 0, sizeof own);
+        own.si_signo = SIGTERM;
+        own.si_code = SI_QUEUE;
+        own.si_pid = getpid();
+        own.si_uid = getuid();
+        rc = i == 0 ? kill(kid, SIGTERM)
+           : i == 1 ? syscall(SYS_tgkill, kid, kid, SIGTERM)
+           : syscall(SYS_pidfd_send_signal, kfd, SIGTERM, i == 3 ? &own : NULL, 0);
+        int e = errno, st = 0;
+        if (rc != 0)
+            kill(kid, SIGKILL);
+        waitpid(kid, &st, 0);
+        close(kfd);
+        say(routes[i], rc == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM ? 0 : -1,
+            rc == 0 ? EIO : e);
+    }
+
     /* The supervisor still answers, and is still our parent. */
     usleep(100 * 1000);
     rc = prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
