@@ -230,3 +230,23 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
     yr_creds_leave(&saved);
     return rc < 0 ? -e : (int)rc;
 }
+
+/* kill(2) of each of pids with the caller's credentials (so the kernel's
+ * permission check is the caller's): what a signal to a process group does,
+ * minus the supervisor. 0 if one was signalled, else the last -errno
+ * (-ESRCH for none), as kill_pgrp answers. */
+int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig)
+{
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    int result = -ESRCH, any = 0;
+    for (int i = 0; i < n; i++) {
+        if (syscall(SYS_kill, pids[i], sig) == 0)
+            any = 1;
+        else
+            result = -errno;
+    }
+    yr_creds_leave(&saved);
+    return any ? 0 : result;
+}

@@ -141,12 +141,25 @@ class Fallback:
         if pid == -1:
             # Every process the caller may signal: that may include us.
             self._refuse(ev, caller, "a signal to every process (kill -1)")
+        elif pid <= 0 and ev.sys == lib.YR_SYS_KILL and self._in_my_group(caller, -pid):
+            self._kill_group_but_me(ev, caller, _int(ev.args[1]))
         elif pid <= 0 and self._in_my_group(caller, -pid):
             self._refuse(ev, caller, "a signal to the supervisor's process group")
         elif pid > 0 and self._is_me(caller, pid):
             self._refuse(ev, caller, f"signal {_int(ev.args[1])} to {pid}")
         else:
             self._pass(ev)
+
+    def _kill_group_but_me(self, ev, caller, sig: int) -> None:
+        """kill(0) or kill(-pgrp) of the group yama-run shares with the program
+        (it keeps the terminal's foreground): sent here to every member but
+        the supervisor, as the caller. Unlike the kernel's, this walk is not
+        atomic: a process that joins the group meanwhile may be missed, and
+        the receivers see yama-run's pid as the sender."""
+        members = [pid for pid in _pids() if pid != self.me and _pgrp_of(pid) == self.my_pgrp]
+        arr = ffi.new("int32_t[]", members or [0])
+        rc = lib.yr_kill_each_as(caller.creds, arr, len(members), sig)
+        lib.yr_reply(self.sup.ctx, ev.id, 0, -rc if rc < 0 else 0)
 
     def on_tkill(self, ev, caller) -> None:
         if self._is_me(caller, _int(ev.args[0])):
@@ -229,6 +242,12 @@ class Fallback:
 def _int(value: int) -> int:
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _pids():
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            yield int(name)
 
 
 def _pgrp_of(pid: int) -> int | None:
