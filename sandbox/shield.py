@@ -59,8 +59,8 @@ class Shield:
             why = f"landlock ABI {self.abi} lacks the signal scope"
         else:
             why = f"no landlock: {os.strerror(-self.abi)}"
-        return (f"supervisor shielded by seccomp hooks ({why}: kill family and "
-                f"ptrace access routed){dumpable}")
+        return (f"supervisor shielded by seccomp hooks ({why}: kill family, file "
+                f"owners and ptrace access routed){dumpable}")
 
 
 class QuietStream:

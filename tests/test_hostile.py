@@ -193,7 +193,7 @@ def test_verbose_says_which_protection_is_in_force():
         assert "signal scope, ptrace domain), non-dumpable" in r.stderr, r.stderr
     r = yr("-v", "--", "true", env=NO_LANDLOCK)
     assert ("yama-run: supervisor shielded by seccomp hooks (landlock not used: "
-            "YAMA_RUN_NO_LANDLOCK=1: kill family and ptrace access routed), "
+            "YAMA_RUN_NO_LANDLOCK=1: kill family, file owners and ptrace access routed), "
             "non-dumpable") in r.stderr, r.stderr
 
 
