@@ -276,8 +276,17 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         return 0;
     }
     /* process_vm_* within one's own thread group: the kernel allows it before
-     * any LSM is asked, so Yama never sees it. */
+     * any LSM is asked, so Yama never sees it. The pid is a number of the
+     * caller's pid namespace: compared with ours only when that is ours.
+     * First the errors the kernel finds before it looks at the target. */
     if (is_ptrace_access(ev->sys)) {
+        int early = yr_pvm_precheck(ev);
+        if (early <= 0) {
+            yr_reply(ctx, ev->id, 0, -early);
+            return 1;
+        }
+    }
+    if (is_ptrace_access(ev->sys) && yr_in_our_pidns(ev->tid) == 1) {
         pid_t target = (pid_t)(int32_t)ev->args[0];
         if (target == ev->tgid || yr_tgid_of(target) == ev->tgid) {
             yr_reply_continue(ctx, ev->id);
@@ -299,6 +308,10 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         ev->tid = (int32_t)n->pid;
         ev->arch = n->data.arch;
         ev->nr = n->data.nr;
+        if (yr_abi_refused(n->data.arch, n->data.nr)) {
+            yr_reply(ctx, n->id, 0, ENOSYS);    /* as the kernel: no x32 here */
+            continue;
+        }
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
         /* A link's or a walked call's tgid is found only if needed (pathops.c,

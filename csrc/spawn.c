@@ -3,7 +3,9 @@
  * The child installs the filter on itself and hands the listener back over a
  * socketpair before it execs. Between installing the filter and sending the
  * listener it makes no syscall the filter could route to a supervisor, or it
- * would wait on a supervisor that does not hold the listener yet. */
+ * would wait on a supervisor that does not hold the listener yet. The
+ * Landlock shield (harden.c) comes before the filter, so it makes no notified
+ * call either. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -135,7 +137,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[],
 
 static void child(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
-                  uint32_t flags, pid_t parent, int sock, int status_fd)
+                  uint32_t flags, int landlock, pid_t parent, int sock, int status_fd)
 {
     sigset_t all;
     sigemptyset(&all);
@@ -150,6 +152,11 @@ static void child(const char *file, char *const argv[], char *const envp[],
         _exit(125);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(status_fd, YR_STAGE_SETUP, errno);
+    if (landlock) {
+        int rc = yr_landlock_shield_self();
+        if (rc < 0)
+            child_fail(status_fd, YR_STAGE_SHIELD, -rc);
+    }
     if (bpf) {
         int listener = seccomp_install(flags, bpf, insns);
         if (listener < 0)
@@ -164,7 +171,7 @@ static void child(const char *file, char *const argv[], char *const envp[],
 
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
-                  uint32_t flags, struct yr_spawn_result *out)
+                  uint32_t flags, int32_t landlock, struct yr_spawn_result *out)
 {
     int sv[2], status[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -180,7 +187,7 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
     if (pid == 0) {
         close(sv[0]);
         close(status[0]);
-        child(file, argv, envp, path, bpf, insns, flags, parent, sv[1], status[1]);
+        child(file, argv, envp, path, bpf, insns, flags, landlock, parent, sv[1], status[1]);
     }
     int e = errno;
     close(sv[1]);

@@ -294,6 +294,116 @@ static int proc_link(struct wk *w, int dir, const char *name, char *subst, size_
     return PL_SELF;
 }
 
+/* ---- /proc entries of processes outside the sandbox -------------------------
+ *
+ * The supervisor opens for the caller from outside the sandbox's Landlock
+ * domain, so the kernel's ptrace-class checks on /proc/PID entries (magic
+ * links, mem, environ, fd/...) are made for a task in no domain, with the
+ * caller's credentials: a root caller would reach the supervisor's own
+ * descriptors. The entries that need those checks are refused here (EACCES,
+ * the kernel's answer) when their process is the supervisor, or, while the
+ * sandbox is a Landlock domain, any process outside it (not our descendant). */
+static int ptrace_entry(const char *name, size_t len)
+{
+    static const char *const names[] = {
+        "environ", "auxv", "mem", "maps", "smaps", "smaps_rollup", "numa_maps", "pagemap",
+        "stack", "syscall", "personality", "io", "wchan", "fd", "fdinfo", "map_files",
+        "cwd", "root", "exe", "ns", "timers", "timerslack_ns", "patch_state",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncmp(name, names[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+static int inside_sandbox(struct wk *w, pid_t pid)
+{
+    pid_t tgid = yr_tgid_of(pid);
+    if (tgid <= 0)
+        return 1;                       /* gone: the kernel's own look-up fails */
+    if (tgid == getpid())
+        return 0;
+    if (tgid == caller_tgid(w) || !(walk_flags & YR_WALK_LANDLOCK))
+        return 1;
+    return yr_is_descendant(getpid(), tgid) == 1;
+}
+
+static int ptrace_component(const char *path)
+{
+    for (const char *c = path; *c; ) {
+        while (*c == '/')
+            c++;
+        size_t len = strcspn(c, "/");
+        if (len && ptrace_entry(c, len))
+            return 1;
+        c += len;
+    }
+    return 0;
+}
+
+static int on_proc(int fd)
+{
+    struct statfs sf;
+    return fstatfs(fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+}
+
+/* 0, or -EACCES for name in dir when it is such an entry of an outsider. */
+static int proc_guard(struct wk *w, int dir, const char *name)
+{
+    struct statfs sf;
+    struct stat ds, st;
+    if (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+        return 0;
+    char link[64], path[512];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", dir);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0 || fstat(dir, &ds) < 0)
+        return -EACCES;
+    path[n] = '\0';
+    if (!ptrace_entry(name, strlen(name)) && !ptrace_component(path))
+        return 0;                                   /* status, cmdline, /proc/sys...: no check */
+    /* Where this /proc is mounted: the longest prefix that is its root (inode 1). */
+    size_t root = n;
+    for (;;) {
+        char keep = path[root];
+        path[root] = '\0';
+        int is_root = stat(root ? path : "/", &st) == 0 && st.st_dev == ds.st_dev && st.st_ino == 1;
+        path[root] = keep;
+        if (is_root)
+            break;
+        while (root > 0 && path[root - 1] != '/')
+            root--;
+        if (root == 0)
+            return -EACCES;
+        root--;
+    }
+    const char *p = path + root;
+    char *end;
+    while (*p == '/')
+        p++;
+    long pid = strtol(p, &end, 10);
+    if (end == p || (*end && *end != '/'))
+        return 0;                                   /* not below a task directory */
+    if (strncmp(end, "/task/", 6) == 0)
+        strtol(end + 6, &end, 10);
+    const char *entry = *end == '/' ? end + 1 : name;
+    if (!ptrace_entry(entry, strcspn(entry, "/")))
+        return 0;
+    /* Whose numbers? Ours if its "self" is us; no "self" at all: a pid
+     * namespace without us, made inside the sandbox, so all of it is inside. */
+    char own[32];
+    memcpy(own, "/self", 6);
+    char selfpath[sizeof(path) + 8];
+    snprintf(selfpath, sizeof(selfpath), "%.*s/self", (int)root, path);
+    ssize_t k = readlink(root ? selfpath : "/self", own, sizeof(own) - 1);
+    if (k < 0)
+        return errno == ENOENT ? 0 : -EACCES;
+    own[k] = '\0';
+    if (atoi(own) != getpid())
+        return -EACCES;                             /* numbers we cannot read: fail closed */
+    return inside_sandbox(w, (pid_t)pid) ? 0 : -EACCES;
+}
+
 /* ---- walking to the parent ------------------------------------------------- */
 
 /* Component by component, following intermediate links by hand. from is
@@ -387,6 +497,8 @@ static int walk_slow(struct wk *w, int cur, const char *path)
                     err = -ELOOP;
                     goto fail;
                 }
+                if ((err = proc_guard(w, cur, c)) < 0)
+                    goto fail;
                 nd = o2(cur, c, O_PATH | O_DIRECTORY, 0);     /* the kernel follows it */
             } else {
                 if (n == 0) {
@@ -1411,6 +1523,8 @@ static int drive(struct yr_ctx *ctx, struct wk *w)
         int rc = trail(w);
         if (rc == R_HOOK)
             return 0;
+        if (rc == 0)
+            rc = proc_guard(w, w->dir, w->name);
         if (rc < 0)
             return finish(ctx, w, rc);
         rc = act(ctx, w);
@@ -1834,6 +1948,10 @@ static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
         int fd = o2(start, rel, O_PATH | (w->follow ? 0 : O_NOFOLLOW), res);
         if (fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN)
             return 0;                            /* a symlink on the way: the walk */
+        if (fd >= 0 && on_proc(fd)) {
+            close(fd);
+            return 0;                            /* /proc: the walk, with its guard */
+        }
         if (fd < 0) {
             yr_reply(ctx, w->ev.id, 0, -fd);
             return 1;
@@ -1868,6 +1986,10 @@ static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
             return 0;
         yr_reply(ctx, w->ev.id, 0, e);
         return 1;
+    }
+    if (on_proc(fd)) {
+        close(fd);
+        return 0;                                /* /proc: the walk, with its guard */
     }
     if (added)
         fcntl(fd, F_SETFL, w->flags & (O_APPEND | O_DIRECT | O_NOATIME));

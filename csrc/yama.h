@@ -6,6 +6,7 @@
  * creds.c     a caller's credentials, and a supervisor thread acting as it
  * pathops.c   paths read once and resolved as the caller would; link emulated
  * walk.c      the race-free path walk; open, stat, access, symlink emulated
+ * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -178,7 +179,8 @@ enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_H
        YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
-       YR_WALK_FOLLOW = 1 << 2 };     /* follow_link is hooked: linkat's source is walked */
+       YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked: linkat's source is walked */
+       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -214,7 +216,7 @@ enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3 };
 /* bpf NULL: no filter. path: the PATH to search when file has no slash. */
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
-                  uint32_t flags, struct yr_spawn_result *out);
+                  uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
 
 /* notify.c */
@@ -238,5 +240,36 @@ int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_set_subreaper(void);
+
+/* harden.c: the supervisor out of the sandbox's reach (Landlock signal
+ * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
+ * landlock in yr_spawn_path: 1 = the child enters the shield domain. */
+enum { YR_STAGE_SHIELD = 4 };
+/* Logical ids of what signals a process (the kill family, file owners), routed
+ * only without Landlock's signal scope (sandbox/shield.py decides them). */
+enum yr_sys_shield {
+    YR_SYS_KILL = 64,
+    YR_SYS_TKILL,
+    YR_SYS_TGKILL,
+    YR_SYS_RT_SIGQUEUEINFO,
+    YR_SYS_RT_TGSIGQUEUEINFO,
+    YR_SYS_PIDFD_SEND_SIGNAL,
+    YR_SYS_FCNTL,               /* F_SETOWN, F_SETOWN_EX: a signal sent on I/O */
+    YR_SYS_IOCTL                /* FIOSETOWN, SIOCSPGRP: the same, for sockets */
+};
+int yr_landlock_abi(void);
+int yr_landlock_shield_self(void);
+int yr_set_nondumpable(void);
+int yr_x32_enabled(void);
+int yr_abi_refused(uint32_t arch, int32_t nr);
+int yr_in_our_pidns(pid_t tid);
+int yr_ptrace_release(pid_t pid, int sig);
+int yr_pvm_precheck(const struct yr_event *ev);
+int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size);
+int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
+                 int have_value);
+int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig);
+int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
+                       uint64_t info_addr, uint32_t flags);
 
 #endif

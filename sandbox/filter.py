@@ -2,6 +2,7 @@
 in the chain hooks are routed to the supervisor, for every x86 ABI."""
 from __future__ import annotations
 
+import errno
 import tempfile
 
 import pyseccomp as sc
@@ -122,8 +123,9 @@ ROUTES = {
 }
 
 
-def build(hooks: set[str]) -> bytes | None:
-    """The BPF program for these hooks, or None when nothing is hooked."""
+def build(hooks: set[str], kernel_shield: bool = True) -> bytes | None:
+    """The BPF program for these hooks, or None when nothing is hooked.
+    kernel_shield: Landlock keeps the supervisor out of reach (else hooks do)."""
     rules = [rule for hook in sorted(hooks) for rule in ROUTES.get(hook, ())]
     # A syscall routed whatever its arguments needs no conditional rule too.
     always = {name for name, args in rules if not args}
@@ -137,17 +139,74 @@ def build(hooks: set[str]) -> bytes | None:
     f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     for name, args in rules:
         f.add_rule(sc.NOTIFY, name, *args)
+    for action, name, args in hostile_rules(hooks, kernel_shield):
+        f.add_rule(action, name, *args)
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)
         return out.read()
 
 
-def syscall_table(hooks: set[str]):
+def syscall_table(hooks: set[str], kernel_shield: bool = True):
     """(audit arch, nr, logical id) for every routed syscall on every ABI."""
     names = {name for hook in hooks for name, _ in ROUTES.get(hook, ())}
+    names |= {name for action, name, _ in hostile_rules(hooks, kernel_shield)
+              if action == sc.NOTIFY}
     for name in sorted(names):
         for arch, audit_arch in ARCHES:
             nr = sc.resolve_syscall(arch, name)
             if nr >= 0:
-                yield audit_arch, nr, SYSCALL_IDS[name]
+                yield audit_arch, nr, SYSCALL_IDS.get(name) or SHIELD_IDS[name]
+
+
+# -- against a hostile program (issue 5) ------------------------------------------
+
+# io_uring performs LINKAT, SYMLINKAT, OPENAT, STATX... without a syscall the
+# filter sees. EPERM is what the kernel itself answers with io_uring_disabled.
+IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
+PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
+
+KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+               "pidfd_send_signal")
+F_SETOWN, F_SETOWN_EX = 8, 15
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+SHIELD_IDS = {
+    "kill": lib.YR_SYS_KILL,
+    "tkill": lib.YR_SYS_TKILL,
+    "tgkill": lib.YR_SYS_TGKILL,
+    "rt_sigqueueinfo": lib.YR_SYS_RT_SIGQUEUEINFO,
+    "rt_tgsigqueueinfo": lib.YR_SYS_RT_TGSIGQUEUEINFO,
+    "pidfd_send_signal": lib.YR_SYS_PIDFD_SEND_SIGNAL,
+    "fcntl": lib.YR_SYS_FCNTL,
+    "fcntl64": lib.YR_SYS_FCNTL,
+    "ioctl": lib.YR_SYS_IOCTL,
+}
+
+
+def path_protected(hooks: set[str]) -> bool:
+    """A path protection, or ptrace_access_check, which also judges opens of
+    /proc/PID/mem: io_uring's OPENAT would reach a sibling's memory unseen."""
+    return any(hook.startswith(PATH_HOOK_PREFIXES) for hook in hooks) \
+        or "ptrace_access_check" in hooks
+
+
+def hostile_rules(hooks: set[str], kernel_shield: bool):
+    """(action, syscall, argument comparisons) that close the paths around
+    the filter: io_uring while a path protection (or the /proc/PID/mem check) is on; without Landlock's
+    signal scope, the kill family, file owners (F_SETOWN...: signals sent on
+    I/O) and every ptrace-class access go to the supervisor, which refuses
+    those aimed at itself (sandbox/shield.py)."""
+    if path_protected(hooks):
+        for name in IO_URING:
+            yield sc.ERRNO(errno.EPERM), name, []
+    if not kernel_shield:
+        for name in KILL_FAMILY:
+            yield sc.NOTIFY, name, []
+        for name in ("fcntl", "fcntl64"):          # an owner gets signals on I/O
+            for cmd in (F_SETOWN, F_SETOWN_EX):
+                yield sc.NOTIFY, name, [_int_eq(1, cmd)]
+        for cmd in (FIOSETOWN, SIOCSPGRP):
+            yield sc.NOTIFY, "ioctl", [_int_eq(1, cmd)]
+        if "ptrace_access_check" not in hooks:
+            for name, args in ROUTES["ptrace_access_check"]:
+                yield sc.NOTIFY, name, args

@@ -13,6 +13,7 @@ import traceback
 from . import filter as seccomp_filter
 from . import modules as policy_modules
 from . import procfs
+from . import shield as shields
 from ._yama import ffi, lib
 from .requests import (PTRACER_ANY, Caller, CreateInSticky, FollowLink, PathLink, PathSymlink,
                        PtraceAccess, PtraceTraceme, SetPtracer)
@@ -21,6 +22,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SI_KERNEL = 0x80
 WAIT_KILLABLE_RECV = 1 << 5
 NEW_LISTENER = 1 << 3
+PTRACE_O_MASK = 0x003000FF
 
 EXIT_SETUP = 125
 EXIT_NOEXEC = 126
@@ -56,6 +58,12 @@ class Supervisor:
         }
         for sys_id in range(lib.YR_SYS_OPEN, lib.YR_SYS_SYMLINKAT + 1):
             self._handlers[sys_id] = self._on_walk
+        self.shield = shields.Shield()
+        # The program shares our stderr: if its reader goes away, a message
+        # must not take the notification loop down with it.
+        self.audit.stream = shields.QuietStream(self.audit.stream)
+        if not self.shield.landlock:
+            self._handlers.update(shields.Fallback(self).handlers())
 
     # -- start and lifetime --------------------------------------------------
 
@@ -65,7 +73,7 @@ class Supervisor:
             if hasattr(module, "enforcement"):
                 self.audit.say(module.enforcement())
         hooks = self.chain.hooks()
-        bpf = seccomp_filter.build(hooks)
+        bpf = seccomp_filter.build(hooks, self.shield.landlock)
         flags = NEW_LISTENER
         if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
             flags |= WAIT_KILLABLE_RECV
@@ -76,6 +84,9 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
         pid, listener, status_fd = self._spawn(argv, env, bpf, flags)
         self.main_pid = pid
+        if bpf is not None:
+            self.shield.harden_supervisor()
+            self.audit.say(self.shield.describe())
         server = None
         if bpf is not None:
             if listener < 0:
@@ -110,9 +121,9 @@ class Supervisor:
         if bpf is not None:
             c_bpf = ffi.from_buffer(bpf)
             rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, c_bpf,
-                                   len(bpf) // 8, flags, out)
+                                   len(bpf) // 8, flags, int(self.shield.landlock), out)
         else:
-            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, out)
+            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
         if rc < 0:
             raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
         return out.pid, out.listener, out.status_fd
@@ -135,6 +146,9 @@ class Supervisor:
             hint = (" (another user-notify supervisor, such as an outer yama-run, "
                     "already watches this process)" if failure.err == errno.EBUSY else "")
             raise SetupError(f"cannot install the seccomp filter: {reason}{hint}")
+        if failure.stage == lib.YR_STAGE_SHIELD:
+            raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
+                             f"{reason}")
         raise SetupError(f"cannot set up the sandbox: {reason}")
 
     def _start_serving(self, listener: int, hooks) -> None:
@@ -142,14 +156,15 @@ class Supervisor:
         self.ctx = lib.yr_ctx_new(listener)
         if self.ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
-        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
+        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
             lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
         lib.yr_ctx_link_table(self.ctx, self.link_table())
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
                           | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
-                          | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0))
+                          | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
+                          | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0))
         if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
 
@@ -182,6 +197,9 @@ class Supervisor:
                     return status if status is not None else EXIT_SETUP
                 if pid == 0:
                     break
+                if os.WIFSTOPPED(raw):      # it called PTRACE_TRACEME: we trace no one
+                    lib.yr_ptrace_release(pid, os.WSTOPSIG(raw))
+                    continue
                 if pid == main_pid:
                     status = os.waitstatus_to_exitcode(raw)
                     status = 128 - status if status < 0 else status
@@ -196,6 +214,12 @@ class Supervisor:
     # -- the notification loop -----------------------------------------------
 
     def _serve(self) -> None:
+        try:
+            self._serve_loop()
+        except BaseException:                      # never leave callers waiting
+            self._fail_closed(f"the notification loop failed:\n{traceback.format_exc()}")
+
+    def _serve_loop(self) -> None:
         ev = ffi.new("struct yr_event *")
         while True:
             rc = lib.yr_next(self.ctx, ev)
@@ -208,15 +232,20 @@ class Supervisor:
                 self._handle(ev)
             except Exception:
                 print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
-                      file=sys.stderr)
+                      file=self.audit.stream)
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
 
     def _fail_closed(self, why: str) -> None:
-        print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
+        """Nobody will answer any more: kill the program, and drop the listener
+        so that its descendants' hooked calls fail (ENOSYS) instead of waiting."""
+        print(f"yama-run: {why}; killing the sandboxed program", file=self.audit.stream)
         try:
             os.kill(self.main_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        os.dup2(null, self.listener, inheritable=False)   # the number stays ours to close
+        os.close(null)
 
     def _handle(self, ev) -> None:
         caller = Caller(ev.tid, ev.tgid, ev.cap_effective)
@@ -245,6 +274,10 @@ class Supervisor:
             self.audit.say(f"refused {operation} of the supervisor by {caller.describe()}")
             lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
             return
+        if target_tgid == caller.tgid:      # own thread group: the kernel decides alone
+            if lib.yr_id_valid(self.ctx, ev.id):
+                lib.yr_reply_continue(self.ctx, ev.id)
+            return
         request = PtraceAccess(caller, syscall, operation, target, target_tgid)
         self._deny_or_continue(ev, "ptrace_access_check", request)
 
@@ -253,6 +286,11 @@ class Supervisor:
         if op == seccomp_filter.PTRACE_TRACEME:
             parent = procfs.ppid_of(caller.tgid) or 0
             self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent))
+        elif op == seccomp_filter.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
+            # The kernel refuses these (ESRCH, else EIO) before any permission
+            # check, on integers only: it may answer itself.
+            if lib.yr_id_valid(self.ctx, ev.id):
+                lib.yr_reply_continue(self.ctx, ev.id)
         elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
             name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
             self._access(ev, caller, "ptrace", name, _int(ev.args[1]))
@@ -381,6 +419,11 @@ class Supervisor:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.ESRCH)
                 return
             if target_tgid == os.getpid():          # never the supervisor's fds
+                lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
+                return
+            if self.shield.landlock and not procfs.is_descendant(os.getpid(), target):
+                # Landlock would refuse the caller any process outside the
+                # sandbox; we act outside its domain, so we refuse for it.
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
                 return
             if target_tgid != caller.tgid:   # own thread group: no LSM is asked

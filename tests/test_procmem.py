@@ -124,8 +124,6 @@ def test_permissive_opens_and_records(probe, tmp_path):
     assert actions.count("would-deny") == len(OTHERS)
 
 
-@BUG("io_uring is not covered: IORING_OP_OPENAT opens a sibling's /proc/PID/mem at "
-     "scope 1 (open() of it is EACCES), so the memory of a non-descendant is readable")
 def test_io_uring_cannot_open_a_siblings_mem(helper, tmp_path):
     where = tempfile.mkdtemp(prefix="yr-uring-")
     os.chmod(where, 0o755)

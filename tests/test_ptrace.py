@@ -118,14 +118,19 @@ def profile(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sandbox(profile):
     """sandbox(scope, *cmd, as_user=True, options=()) -> Outcome."""
-    def run(scope, *cmd, as_user=True, options=(), profile_path=profile):
+    def run(scope, *cmd, as_user=True, options=(), profile_path=profile, env=None):
         prefix = ["--profile", profile_path] if profile_path else []
         if scope is not None:
             prefix += ["--set", f"ptrace.scope={scope}"]
         proc = yama_run(*prefix, *options, "--", *(AS_USER if as_user else []), *cmd,
-                        timeout=TIMEOUT)
+                        timeout=TIMEOUT, env=env)
         return parse(proc)
     return run
+
+
+# Landlock (README "Against a hostile program") puts every process outside the
+# sandbox out of reach; Yama's rules toward outsiders are checked without it.
+NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
 
 
 def native(*cmd, as_user=True) -> Outcome:
@@ -180,6 +185,15 @@ def expected(scope: int, relation: str) -> dict:
     return want
 
 
+@pytest.mark.parametrize("scope", [0, 1, 2])
+def test_landlock_puts_outsiders_out_of_reach(sandbox, probe, outsider, scope):
+    """With Landlock's domain, no ATTACH-mode access reaches a process outside
+    the sandbox, whatever the scope, even for root."""
+    out = sandbox(scope, probe, "run", f"pid={outsider}", "attach,seize,vmread,vmwrite,getfd",
+                  as_user=False)
+    assert out.ops() == {op: "EPERM" for op in ACCESS_OPS}, ok(out)
+
+
 def rel_arg(relation: str, outsider: int) -> str:
     return f"pid={outsider}" if relation == "unrelated" else relation
 
@@ -190,7 +204,8 @@ def test_scope_matrix(sandbox, probe, outsider, scope, relation):
     """ATTACH, SEIZE, process_vm_readv/writev and pidfd_getfd by uid 1001 on a
     child, grandchild, non-leader thread of a child, the parent, a sibling, an
     unrelated process and a reparented orphan, at every scope."""
-    out = sandbox(scope, probe, "run", rel_arg(relation, outsider), ALL_OPS)
+    out = sandbox(scope, probe, "run", rel_arg(relation, outsider), ALL_OPS,
+                  env=NO_LANDLOCK if relation == "unrelated" else None)
     assert out.rc == 0, ok(out)
     assert out.ops() == expected(scope, relation), ok(out)
     if relation == "orphan":
@@ -257,7 +272,7 @@ def test_root_against_another_uid(sandbox, probe, outsider, scope, want):
     """Root (CAP_SYS_PTRACE) may attach to an unrelated uid-1001 process at
     scopes 1 and 2; scope 3 denies even root."""
     out = sandbox(scope, probe, "run", f"pid={outsider}", "attach,seize,vmread,vmwrite,getfd",
-                  as_user=False)
+                  as_user=False, env=NO_LANDLOCK)
     assert out.rc == 0, ok(out)
     assert out.ops() == {op: want for op in ACCESS_OPS}, ok(out)
 
@@ -276,7 +291,7 @@ ROOT_WITHOUT_PTRACE = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys
 def test_capability_not_uid_decides(sandbox, probe, outsider, scope, want):
     """uid 1001 holding CAP_SYS_PTRACE (ambient) is exempt at 1 and 2 like root."""
     out = sandbox(scope, *AMBIENT_PTRACE, probe, "run", f"pid={outsider}", "attach,vmread",
-                  as_user=False)
+                  as_user=False, env=NO_LANDLOCK)
     assert out.rc == 0, ok(out)
     assert out.ops() == {"ATTACH": want, "VMREAD": want}, ok(out)
 
@@ -307,7 +322,7 @@ def userns_outsider(probe):
 @pytest.mark.parametrize("scope", [1, 2])
 def test_root_against_process_in_child_user_namespace(sandbox, probe, userns_outsider, scope):
     out = sandbox(scope, probe, "run", f"pid={userns_outsider}", "attach,vmread",
-                  as_user=False)
+                  as_user=False, env=NO_LANDLOCK)
     assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
 
 
@@ -324,7 +339,7 @@ def test_native_control_root_attaches_process_in_child_user_namespace(probe, use
      "(the native control shows the kernel's own ns_capable check passing); yama-run says EPERM")
 @pytest.mark.parametrize("scope", [1, 2])
 def test_user_namespace_owner_is_capable(sandbox, probe, userns_outsider, scope):
-    out = sandbox(scope, probe, "run", f"pid={userns_outsider}", "attach,vmread")
+    out = sandbox(scope, probe, "run", f"pid={userns_outsider}", "attach,vmread", env=NO_LANDLOCK)
     assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
 
 
@@ -665,15 +680,7 @@ def test_native_control_proc_pid_mem(probe):
     assert out.results["PROCMEM"] == "0", ok(out)
 
 
-@pytest.mark.parametrize("scope", [
-    pytest.param(0, marks=BUG(
-        "DESIGN.md principle 5 ('the sandbox cannot signal, trace or write to its own "
-        "supervisor') does not hold at scope 0: Ptrace.hooks() routes only prctl there, "
-        "so the supervisor's refusal in supervisor.py _access()/_on_pidfd_getfd() is never "
-        "reached and a root (or same-uid) program attaches the yama-run process and may "
-        "take its fds (the listener) with pidfd_getfd. Either route ptrace/pidfd_getfd "
-        "at scope 0 too, or document the exception")),
-    1, 2])
+@pytest.mark.parametrize("scope", [0, 1, 2])
 def test_sandbox_cannot_trace_its_supervisor(sandbox, probe, scope):
     """DESIGN.md principle 5: root in the sandbox passes the CAP_SYS_PTRACE
     exemption, but must still not attach to (or take fds from) yama-run itself,
@@ -709,12 +716,6 @@ def test_pid_namespace_own_child_allowed(sandbox, probe):
     assert out.ops("own-child") == {"ATTACH": "0"}, ok(out)
 
 
-@BUG("csrc/notify.c settle_fast() answers CONTINUE for process_vm_readv/writev when the "
-     "raw pid argument equals the caller's tgid (or yr_tgid_of(pid) does) -- but both are "
-     "numbers of the supervisor's pid namespace. A caller in its own pid namespace passes "
-     "the number that is *its own* pid outside; inside, that number is a sibling, whose "
-     "memory it then reads and writes at scope 1 (PTRACE_ATTACH of the same pid is "
-     "correctly EPERM since the Python path translates pids)")
 def test_pid_namespace_self_alias_process_vm(sandbox, probe):
     out = _pidns_alias(sandbox, probe)
     b_here, b_outer = map(int, out.facts["ACTOR_PIDS"].split())

@@ -574,9 +574,6 @@ def test_io_uring_natively_obeys_the_kernel_rule(tree, helper, sysctl):
     assert (out["OPENAT"], out["STATX"]) == ("EACCES", "EACCES")
 
 
-@BUG("io_uring is not covered: IORING_OP_OPENAT and IORING_OP_STATX follow a protected "
-     "trailing symlink under symlinks.protected=1 (seccomp never sees them); "
-     "io_uring_setup is neither refused nor its path operations checked")
 @retried_if_knobs_changed
 def test_io_uring_cannot_follow_protected_links(tree, helper, sysctl):
     set_all(sysctl, SYSCTLS_OFF)

@@ -1,0 +1,252 @@
+/* The supervisor out of the sandbox's reach, and the ABIs the kernel refuses.
+ *
+ * Kernel-enforced first: the child enters a Landlock domain that handles no
+ * filesystem or network access, only the signal scope (ABI 6). A task in a
+ * domain can then neither signal nor ptrace-access (attach, process_vm_*,
+ * /proc/PID/mem, pidfd_getfd, any PTRACE_MODE_READ check) a task outside it,
+ * and the supervisor is outside. Without ABI 6 the supervisor routes the kill
+ * family through the filter instead (sandbox/shield.py). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "yama.h"
+
+/* Debian 12's uapi header predates the scoped field (Linux 6.12). */
+struct yr_landlock_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+#define YR_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+#define YR_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#define YR_X32_SYSCALL_BIT 0x40000000
+
+int yr_landlock_abi(void)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+                       YR_LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? -errno : (int)abi;
+}
+
+/* In the child, after no_new_privs: a domain with the signal scope and no
+ * access rights handled, so files and sockets are untouched. */
+int yr_landlock_shield_self(void)
+{
+    struct yr_landlock_ruleset_attr attr = { .scoped = YR_LANDLOCK_SCOPE_SIGNAL };
+    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+    if (fd < 0)
+        return -errno;
+    long rc = syscall(SYS_landlock_restrict_self, fd, 0);
+    int e = errno;
+    close(fd);
+    return rc < 0 ? -e : 0;
+}
+
+/* A non-dumpable supervisor: its /proc files belong to root and only
+ * CAP_SYS_PTRACE in its user namespace passes the kernel's dumpable check. */
+int yr_set_nondumpable(void)
+{
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* Does this kernel run x32 syscalls at all? (CONFIG_X86_X32_ABI, and the
+ * x32 command-line switch.) getpid through the x32 entry tells. */
+int yr_x32_enabled(void)
+{
+    static int known = -1;
+    if (known < 0)
+        known = syscall(YR_X32_SYSCALL_BIT | SYS_getpid) >= 0;
+    return known;
+}
+
+/* 1 when the kernel would refuse this ABI itself: the supervisor answers as
+ * the kernel would (ENOSYS) rather than emulate a call that cannot exist. */
+int yr_abi_refused(uint32_t arch, int32_t nr)
+{
+    return arch == 0xC000003E && (nr & YR_X32_SYSCALL_BIT) && !yr_x32_enabled();
+}
+
+/* pidfd_send_signal performed by the supervisor on its own copy of the
+ * caller's pidfd, with the caller's credentials (so the kernel's permission
+ * check is the caller's); info_addr, if not 0, is read from the caller once. */
+int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
+                       uint64_t info_addr, uint32_t flags)
+{
+    siginfo_t info, *pinfo = NULL;
+    if (info_addr) {
+        struct iovec local = { &info, sizeof(info) };
+        struct iovec remote = { (void *)(uintptr_t)info_addr, sizeof(info) };
+        if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(info))
+            return -EFAULT;
+        pinfo = &info;
+    }
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    long rc = syscall(SYS_pidfd_send_signal, pidfd, sig, pinfo, flags);
+    int e = errno;
+    yr_creds_leave(&saved);
+    return rc < 0 ? -e : 0;
+}
+
+/* 1: tid lives in the supervisor's pid namespace (its pid arguments are our
+ * numbers), 0: in another one, -1: gone. A task never changes its own pid
+ * namespace, but a tid can be reused, so this is asked per call. */
+int yr_in_our_pidns(pid_t tid)
+{
+    static struct stat ours;
+    static int have_ours;
+    if (!have_ours) {
+        if (stat("/proc/self/ns/pid", &ours) < 0)
+            return -1;
+        have_ours = 1;
+    }
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)tid);
+    if (stat(path, &st) < 0)
+        return -1;
+    return st.st_ino == ours.st_ino && st.st_dev == ours.st_dev;
+}
+
+/* A sandboxed child that called PTRACE_TRACEME made us its tracer: let it go
+ * (with the signal it stopped for), as if nobody traced it. The exec SIGTRAP
+ * that TRACEME asks for is dropped: nobody here wants it. */
+int yr_ptrace_release(pid_t pid, int sig)
+{
+    long rc = syscall(SYS_ptrace, 17 /* PTRACE_DETACH */, pid, 0, sig == SIGTRAP ? 0 : sig);
+    return rc < 0 ? -errno : 0;
+}
+
+/* process_vm_readv/writev: the errors the kernel finds before it looks at
+ * the target (flags, then the local iovecs, then an empty transfer, which
+ * returns 0 whatever the pid, then the remote iovecs, and no remote page:
+ * 0 again). 1: go on to the
+ * target; 0 or -errno: the answer, given by the supervisor without letting
+ * the call through (the iovecs are the caller's memory, read once). */
+#define YR_UIO_MAXIOV 1024
+#define YR_USER_MAX 0x7ffffffff000ULL
+
+/* The kernel copies the iovecs one by one, refusing a negative length as it
+ * meets it (EINVAL) and a fault where the array stops being readable
+ * (EFAULT); only then does it check the local ranges (access_ok: EFAULT). */
+static int read_iovecs(pid_t tid, uint64_t addr, uint64_t count, int compat,
+                       uint64_t *total, int check_range)
+{
+    if (count > YR_UIO_MAXIOV)
+        return -EINVAL;
+    size_t each = compat ? 8 : 16;
+    unsigned char raw[YR_UIO_MAXIOV * 16];
+    ssize_t got = 0;
+    if (count) {
+        struct iovec local = { raw, count * each };
+        struct iovec remote = { (void *)(uintptr_t)addr, count * each };
+        got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        if (got < 0 && errno != EFAULT)
+            return 1;           /* cannot tell: the kernel will (see below) */
+        if (got < 0)
+            got = 0;
+    }
+    uint64_t base[YR_UIO_MAXIOV], len[YR_UIO_MAXIOV];
+    *total = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if ((uint64_t)got < (i + 1) * each)
+            return -EFAULT;
+        if (compat) {
+            uint32_t v[2];
+            memcpy(v, raw + i * 8, 8);
+            base[i] = v[0];
+            len[i] = (uint64_t)(int64_t)(int32_t)v[1];
+        } else {
+            memcpy(&base[i], raw + i * 16, 8);
+            memcpy(&len[i], raw + i * 16 + 8, 8);
+        }
+        if ((int64_t)len[i] < 0)
+            return -EINVAL;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        if (check_range && len[i] && (base[i] + len[i] < base[i] ||
+                                      base[i] + len[i] > YR_USER_MAX))
+            return -EFAULT;
+        *total += len[i];
+    }
+    return 0;
+}
+
+int yr_pvm_precheck(const struct yr_event *ev)
+{
+    int compat = ev->arch == 0x40000003 || (ev->nr & YR_X32_SYSCALL_BIT);
+    uint64_t local_total, remote_total;
+    if (ev->args[5] != 0)
+        return -EINVAL;
+    /* Where our own read fails for another reason (1), the call goes on to
+     * the target's checks and the kernel validates the iovecs itself. */
+    int rc = read_iovecs(ev->tid, ev->args[1], ev->args[2], compat, &local_total, 1);
+    if (rc != 0)
+        return rc;
+    if (local_total == 0)
+        return 0;
+    rc = read_iovecs(ev->tid, ev->args[3], ev->args[4], compat, &remote_total, 0);
+    if (rc != 0)
+        return rc;
+    return remote_total == 0 ? 0 : 1;   /* no remote page: 0, whatever the pid */
+}
+
+/* Bytes of the caller's memory, read once. 0 or -EFAULT. */
+int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size)
+{
+    struct iovec local = { out, size };
+    struct iovec remote = { (void *)(uintptr_t)addr, size };
+    return process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
+}
+
+/* F_SETOWN_EX, FIOSETOWN or SIOCSPGRP performed by the supervisor on its copy
+ * of the caller's descriptor, with the caller's credentials (the kernel keeps
+ * them with the owner and checks them when it sends the signal). The value
+ * was read once from the caller; have_value 0: it could not be read, and the
+ * kernel gives its own answer for a bad pointer (EFAULT, or ENOTTY first). */
+int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
+                 int have_value)
+{
+    struct { int32_t type, pid; } owner = { type, pid };
+    int32_t value = pid;
+    void *bad = (void *)(uintptr_t)8;   /* unmapped: the kernel's EFAULT */
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    long rc = cmd == 15 /* F_SETOWN_EX */
+        ? syscall(SYS_fcntl, fd, cmd, have_value ? (void *)&owner : bad)
+        : syscall(SYS_ioctl, fd, cmd, have_value ? (void *)&value : bad);
+    int e = errno;
+    yr_creds_leave(&saved);
+    return rc < 0 ? -e : (int)rc;
+}
+
+/* kill(2) of each of pids with the caller's credentials (so the kernel's
+ * permission check is the caller's): what a signal to a process group does,
+ * minus the supervisor. 0 if one was signalled, else the last -errno
+ * (-ESRCH for none), as kill_pgrp answers. */
+int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig)
+{
+    struct yr_creds_saved saved;
+    if (yr_creds_enter(c, &saved) < 0)
+        return -errno;
+    int result = -ESRCH, any = 0;
+    for (int i = 0; i < n; i++) {
+        if (syscall(SYS_kill, pids[i], sig) == 0)
+            any = 1;
+        else
+            result = -errno;
+    }
+    yr_creds_leave(&saved);
+    return any ? 0 : result;
+}
