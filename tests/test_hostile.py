@@ -248,9 +248,9 @@ ALLOW = 0x7FFF0000
 LINK_SECRET = dict(argv=("secret", "{new}"), as_user=True)   # root's 0600 file, by uid 1001
 OWN_FILE = dict(argv=("own",), as_user=True)                 # a file of its own
 
-# One line per family. The path families below are not hooked on this branch
-# (action ALLOW, same answer both ways); the walk branch flips them to NOTIFY
-# with the answers of its scenarios.
+# One line per family. The path families are routed by the default profile
+# here (symlinks enforced by yama-run while the kernel's sysctl is 0); a
+# program's own file opens and stats the same both ways.
 FAMILIES = {
     "ptrace_attach": Family("attach", "ptrace", PTRACE_ATTACH, "EPERM", "0"),
     "ptrace_seize": Family("seize", "ptrace", PTRACE_SEIZE, "EPERM", "0"),
@@ -269,22 +269,22 @@ FAMILIES = {
                              action=ERRNO_EPERM),
     "io_uring_register": Family("uring_register", "io_uring_register", None, "EPERM",
                                 "EINVAL", action=ERRNO_EPERM),
-    "open": Family("open", "open", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "openat": Family("openat", "openat", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "openat2": Family("openat2", "openat2", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "creat": Family("creat", "creat", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "stat": Family("stat", "stat", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "lstat": Family("lstat", "lstat", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "stat64": Family("stat64", "stat64", None, "0", "0", action=ALLOW, abis=("i386",),
+    "open": Family("open", "open", None, "0", "0", **OWN_FILE),
+    "openat": Family("openat", "openat", None, "0", "0", **OWN_FILE),
+    "openat2": Family("openat2", "openat2", None, "0", "0", **OWN_FILE),
+    "creat": Family("creat", "creat", None, "0", "0", **OWN_FILE),
+    "stat": Family("stat", "stat", None, "0", "0", **OWN_FILE),
+    "lstat": Family("lstat", "lstat", None, "0", "0", **OWN_FILE),
+    "stat64": Family("stat64", "stat64", None, "0", "0", abis=("i386",),
                      **OWN_FILE),
-    "lstat64": Family("lstat64", "lstat64", None, "0", "0", action=ALLOW, abis=("i386",),
+    "lstat64": Family("lstat64", "lstat64", None, "0", "0", abis=("i386",),
                       **OWN_FILE),
-    "fstatat": Family("fstatat", ("newfstatat", "fstatat64"), None, "0", "0", action=ALLOW,
+    "fstatat": Family("fstatat", ("newfstatat", "fstatat64"), None, "0", "0",
                       **OWN_FILE),
-    "statx": Family("statx", "statx", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "access": Family("access", "access", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "faccessat": Family("faccessat", "faccessat", None, "0", "0", action=ALLOW, **OWN_FILE),
-    "faccessat2": Family("faccessat2", "faccessat2", None, "0", "0", action=ALLOW, **OWN_FILE),
+    "statx": Family("statx", "statx", None, "0", "0", **OWN_FILE),
+    "access": Family("access", "access", None, "0", "0", **OWN_FILE),
+    "faccessat": Family("faccessat", "faccessat", None, "0", "0", **OWN_FILE),
+    "faccessat2": Family("faccessat2", "faccessat2", None, "0", "0", **OWN_FILE),
 }
 CASES = [(name, abi) for name, f in FAMILIES.items() for abi in f.abis]
 
@@ -345,7 +345,8 @@ def run_bpf(prog: bytes, nr: int, arch: int, args=(0,) * 6) -> int:
 def default_bpf():
     """The filter of the default profile (ptrace scope 1, hardlinks), as built."""
     from sandbox import filter as seccomp_filter
-    hooks = {"ptrace_access_check", "ptrace_traceme", "task_prctl", "path_link"}
+    hooks = {"ptrace_access_check", "ptrace_traceme", "task_prctl", "path_link",
+             "follow_link", "create_in_sticky"}
     return {shield: seccomp_filter.build(hooks, shield) for shield in (True, False)}
 
 
@@ -547,9 +548,13 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     the listener dropped: a descendant's hooked call gets ENOSYS, never
     waits for ever."""
     out = tmp_path / "late"
+    # scope 0 routes only prctl: with opens routed (scope >= 1, for
+    # /proc/PID/mem), no dynamically linked program could start afterwards.
+    scope0 = tmp_path / "scope0.toml"
+    scope0.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 0\n')
     script = f"(sleep 1; {probe} abi x64 ptracer > {out}) & {probe} abi x64 ptracer; sleep 5"
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--profile", PROFILE, "--",
+    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--profile", str(scope0), "--",
                         "sh", "-c", script],
                        capture_output=True, text=True, timeout=30)
     assert "the notification loop failed" in r.stderr, r.stderr

@@ -455,12 +455,26 @@ static int cmd_failclosed(const char *file, int pending)
 {
     pid_t main_pid = getpid();
     pid_t sibling = sleeper();      /* a target for ptrace, dies with us */
+    int opened[2];
+    if (pipe(opened) < 0)
+        return 2;
     pid_t pid = fork();
     if (pid == 0) {
         /* The descendant: no PDEATHSIG; it outlives main and the supervisor. */
         long rc;
         char go[4096];
         int pending_err = -1;
+        char src[4096], dst[4096];
+        snprintf(src, sizeof src, "%s.src", file);
+        snprintf(dst, sizeof dst, "%s.link", file);
+        /* Opened while the supervisor lives: with ptrace's /proc/PID/mem
+         * check, every open is hooked, and would fail closed afterwards. */
+        FILE *out = fopen(file, "w");
+        if (!out)
+            _exit(2);
+        close(open(src, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+        close(opened[0]);
+        close(opened[1]);           /* READY only once these are open */
         snprintf(go, sizeof go, "%s.go", file);
         if (pending) {
             /* a hooked call made while the supervisor is stopped: it waits,
@@ -473,9 +487,6 @@ static int cmd_failclosed(const char *file, int pending)
         while (getppid() == main_pid)
             usleep(10 * 1000);
         usleep(200 * 1000);
-        FILE *out = fopen(file, "w");
-        if (!out)
-            _exit(2);
         if (pending)
             fprintf(out, "PENDING %s\n", pending_err ? strerrorname_np(pending_err) : "0");
         errno = 0;
@@ -483,10 +494,6 @@ static int cmd_failclosed(const char *file, int pending)
         fprintf(out, "PRCTL %s\n", rc < 0 ? strerrorname_np(errno) : "0");
         rc = ptrace(PTRACE_ATTACH, sibling, 0, 0);
         fprintf(out, "ATTACH %s\n", rc < 0 ? strerrorname_np(errno) : "0");
-        char src[4096], dst[4096];
-        snprintf(src, sizeof src, "%s.src", file);
-        snprintf(dst, sizeof dst, "%s.link", file);
-        close(open(src, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
         rc = link(src, dst);
         fprintf(out, "LINK %s\n", rc < 0 ? strerrorname_np(errno) : "0");
         rc = linkat(AT_FDCWD, src, AT_FDCWD, dst, 0);
@@ -496,6 +503,11 @@ static int cmd_failclosed(const char *file, int pending)
         fclose(out);
         _exit(0);
     }
+    char eof;
+    close(opened[1]);
+    while (read(opened[0], &eof, 1) < 0 && errno == EINTR)
+        ;
+    close(opened[0]);
     printf("READY %d %d\n", main_pid, pid);
     fflush(stdout);
     for (;;)
