@@ -149,4 +149,24 @@ int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_set_subreaper(void);
 
+/* The ptrace backend (SECCOMP_RET_TRACE), where user-notify cannot be used.
+ * notify.c's context without a listener (yr_ctx_new(-1)) keeps each reply
+ * instead of sending it, so the same handlers serve both backends; tracer.c
+ * reads a seccomp stop into a yr_event and applies the kept reply. */
+enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3 };
+struct yr_deferred {
+    int32_t kind;           /* YR_DEFER_* */
+    int32_t err;            /* RETURN: errno, or 0 and val */
+    int64_t val;
+    int32_t fd;             /* FD: ours, to install in the caller as its result */
+    uint32_t fd_flags;      /* O_CLOEXEC or 0 */
+};
+int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out);
+int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
+int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
+#define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
+int yr_spawn_release(int go_fd, int go);
+int yr_trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev);
+int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result);
+
 #endif

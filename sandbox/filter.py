@@ -32,6 +32,9 @@ SYSCALL_IDS = {
 }
 
 
+TRACED = sc.TRACE(0)     # SECCOMP_RET_TRACE: a PTRACE_EVENT_SECCOMP stop for the tracer
+
+
 def _int_eq(arg: int, value: int) -> sc.Arg:
     """int-typed arguments: the kernel truncates to 32 bits, so must we."""
     return sc.Arg(arg, sc.MASKED_EQ, 0xFFFFFFFF, value)
@@ -53,8 +56,9 @@ ROUTES = {
 }
 
 
-def build(hooks: set[str]) -> bytes | None:
-    """The BPF program for these hooks, or None when nothing is hooked."""
+def build(hooks: set[str], action: int = sc.NOTIFY) -> bytes | None:
+    """The BPF program for these hooks, or None when nothing is hooked.
+    action: sc.NOTIFY (user-notify) or TRACED (the ptrace backend)."""
     rules = [rule for hook in sorted(hooks) for rule in ROUTES.get(hook, ())]
     if not rules:
         return None
@@ -63,7 +67,7 @@ def build(hooks: set[str]) -> bytes | None:
         f.add_arch(arch)
     f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     for name, args in rules:
-        f.add_rule(sc.NOTIFY, name, *args)
+        f.add_rule(action, name, *args)
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)

@@ -30,6 +30,12 @@ class SetupError(Exception):
     """yama-run itself could not start the program (exit 125)."""
 
 
+class ListenerUnavailable(SetupError):
+    """The kernel refused a user-notify listener (EBUSY: another one watches)."""
+
+BACKENDS = ("auto", "notify", "ptrace")
+
+
 def _int(value: int) -> int:
     """An int-typed syscall argument, as the kernel truncates it."""
     value &= 0xFFFFFFFF
@@ -37,9 +43,10 @@ def _int(value: int) -> int:
 
 
 class Supervisor:
-    def __init__(self, chain, audit):
+    def __init__(self, chain, audit, backend: str = "auto"):
         self.chain = chain
         self.audit = audit
+        self.backend = backend
         self.ctx = ffi.NULL
         self.listener = -1
         self.main_pid = -1
@@ -57,6 +64,33 @@ class Supervisor:
     # -- start and lifetime --------------------------------------------------
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
+        """With the backend asked for; auto: notify, else ptrace where the
+        kernel lacks user-notify or refuses a listener (EBUSY)."""
+        if not self.chain.hooks() or self.backend == "notify":
+            return self._run_notify(argv, env)
+        if self.backend == "ptrace":
+            return self._run_traced(argv, env)
+        if not lib.yr_filter_flags_supported(NEW_LISTENER):
+            return self._run_traced(argv, env, "this kernel lacks seccomp user-notify")
+        try:
+            return self._run_notify(argv, env)
+        except ListenerUnavailable as exc:
+            os.waitpid(self.main_pid, 0)        # the child that could not install it
+            return self._run_traced(argv, env, str(exc))
+
+    def _run_traced(self, argv, env, why: str | None = None) -> int:
+        try:
+            from . import backend_ptrace
+        except ImportError:
+            hint = "the ptrace backend needs python-ptrace: pip install 'yama-run[ptrace]'"
+            raise SetupError(f"{why}; {hint}" if why else hint) from None
+        if why:
+            self.audit.say(f"{why}: falling back to the ptrace backend")
+        self._program = argv[0]
+        bpf = seccomp_filter.build(self.chain.hooks(), seccomp_filter.TRACED)
+        return backend_ptrace.run(self, argv, env, bpf)
+
+    def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
         hooks = self.chain.hooks()
         bpf = seccomp_filter.build(hooks)
@@ -75,6 +109,7 @@ class Supervisor:
             if listener < 0:
                 self._exec_result(status_fd)          # raises with the child's reason
                 raise SetupError("the child did not hand over the seccomp listener")
+            self.audit.say("backend: notify")
             self._start_serving(listener, hooks)
             server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
             server.start()
@@ -128,7 +163,8 @@ class Supervisor:
         if failure.stage == lib.YR_STAGE_FILTER:
             hint = (" (another user-notify supervisor, such as an outer yama-run, "
                     "already watches this process)" if failure.err == errno.EBUSY else "")
-            raise SetupError(f"cannot install the seccomp filter: {reason}{hint}")
+            error = ListenerUnavailable if failure.err == errno.EBUSY else SetupError
+            raise error(f"cannot install the seccomp filter: {reason}{hint}")
         raise SetupError(f"cannot set up the sandbox: {reason}")
 
     def _start_serving(self, listener: int, hooks) -> None:

@@ -1,0 +1,207 @@
+"""The ptrace backend: the same filter with SECCOMP_RET_TRACE instead of
+user-notify, for where a listener cannot be had (a nested yama-run or another
+user-notify supervisor holds one: EBUSY; or the kernel lacks user-notify).
+
+The supervisor is every sandboxed task's tracer (PTRACE_SEIZE of the program,
+children auto-attached). A hooked call stops its caller with
+PTRACE_EVENT_SECCOMP; C reads the call into the same struct yr_event a
+notification gives (tracer.c), the same C fast path and the same Python
+handlers decide, into a context without a listener that keeps their reply
+(notify.c, deferred mode), and C applies it: CONTINUE resumes the call; a
+result or an errno skips it (syscall number -1) with that return value; an fd
+is passed into the caller (socketpair + SCM_RIGHTS, run in the stopped caller).
+Modules cannot tell the two backends apart.
+
+Everything else is what a debugger must do so that programs behave as without
+it: signals are delivered, group-stops kept (PTRACE_LISTEN), exit statuses
+untouched. The price: a traced task cannot be traced by anyone else, so
+debuggers inside the sandbox get EPERM from the kernel.
+
+python-ptrace (GPL-2.0, the optional extra yama-run[ptrace]) makes the ptrace
+requests; only its low-level binding is used."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+
+with warnings.catch_warnings():        # it warns on import under Python 3.12+
+    warnings.simplefilter("ignore")
+    from ptrace.binding import func as _pt
+    from ptrace.error import PtraceError
+
+from . import filter as seccomp_filter
+from ._yama import ffi, lib
+from .supervisor import EXIT_SETUP, FORWARDED, SI_KERNEL, SetupError
+
+PTRACE_SEIZE = 0x4206
+PTRACE_LISTEN = 0x4208
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+OPTIONS = (_pt.PTRACE_O_TRACESYSGOOD      # syscall stops (fd injection) tell themselves apart
+           | 0x80                          # PTRACE_O_TRACESECCOMP
+           | _pt.PTRACE_O_TRACEFORK | _pt.PTRACE_O_TRACEVFORK | _pt.PTRACE_O_TRACECLONE
+           | _pt.PTRACE_O_TRACEEXEC
+           | 0x100000)                     # PTRACE_O_EXITKILL: we die, they die
+WALL = 0x40000000                          # __WALL: threads and clone children too
+STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
+         "process's tracer; PTRACE_ATTACH, SEIZE and TRACEME get EPERM)")
+
+
+def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
+    """Run argv under sup's chain, traced. bpf: the filter built with TRACED."""
+    sup.audit.say(f"backend: ptrace; {LIMIT}")
+    if lib.yr_set_subreaper() < 0:
+        raise SetupError("cannot become a child subreaper")
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
+    tracer = Tracer(sup)
+    pid, go_fd, status_fd = sup._spawn(argv, env, bpf, lib.YR_SPAWN_TRACED)
+    sup.main_pid = tracer.main_pid = pid
+    thread = threading.Thread(target=tracer.serve, args=(go_fd,), name="yama-run-ptrace",
+                              daemon=True)
+    thread.start()
+    try:
+        tracer.attached.wait()
+        if tracer.attach_error:
+            os.close(status_fd)
+            raise SetupError(f"cannot trace the program: PTRACE_SEIZE: "
+                             f"{os.strerror(tracer.attach_error)}")
+        failure = sup._exec_result(status_fd)
+        _forward_signals(tracer)
+    finally:
+        thread.join()
+        lib.yr_ctx_free(sup.ctx)
+        sup.ctx = ffi.NULL
+    if failure is not None:
+        return failure
+    return tracer.status if tracer.status is not None else EXIT_SETUP
+
+
+def _forward_signals(tracer) -> None:
+    """Until the tracer has seen the last task go, forward signals sent to us."""
+    wanted = FORWARDED + (signal.SIGCHLD,)
+    while not tracer.done.is_set():
+        info = signal.sigwaitinfo(wanted)
+        if (info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL
+                and tracer.status is None):
+            try:
+                os.kill(tracer.main_pid, info.si_signo)
+            except ProcessLookupError:
+                pass
+
+
+def _ignore_gone(call, *args) -> None:
+    """A ptrace request on a task that may have been killed meanwhile."""
+    try:
+        call(*args)
+    except PtraceError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
+
+
+class Tracer:
+    """The debugger loop. One thread makes every ptrace request (ptrace is
+    per tracer thread) and every wait (so stops are never taken by another)."""
+
+    def __init__(self, sup):
+        self.sup = sup
+        self.main_pid = -1
+        self.status: int | None = None
+        self.attached = threading.Event()
+        self.attach_error = 0
+        self.done = threading.Event()
+        self._waker = threading.get_ident()     # the main thread, in _forward_signals
+        self.ev = ffi.new("struct yr_event *")
+        self.reply = ffi.new("struct yr_deferred *")
+        self.result = ffi.new("int64_t *")
+        ctx = lib.yr_ctx_new(-1)                # deferred: replies kept, not sent
+        if ctx == ffi.NULL:
+            raise SetupError("cannot allocate the notification context")
+        hooks = sup.chain.hooks()
+        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
+            lib.yr_ctx_map(ctx, arch, nr, sys_id)
+        lib.yr_ctx_link_table(ctx, sup.link_table())
+        sup.ctx = ctx
+
+    def serve(self, go_fd: int) -> None:
+        try:
+            try:
+                _pt.ptrace(PTRACE_SEIZE, self.main_pid, 0, OPTIONS)
+            except PtraceError as exc:
+                self.attach_error = exc.errno or errno.EPERM
+            lib.yr_spawn_release(go_fd, 0 if self.attach_error else 1)
+            self.attached.set()
+            self._loop()
+        except Exception:
+            self._fail_closed(f"internal error in the tracer:\n{traceback.format_exc()}")
+        finally:
+            self.attached.set()
+            self.done.set()
+            signal.pthread_kill(self._waker, signal.SIGCHLD)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                tid, status = os.waitpid(-1, WALL)
+            except ChildProcessError:
+                return                          # no task left: traced or child
+            except InterruptedError:
+                continue
+            self._on_status(tid, status)
+
+    def _on_status(self, tid: int, status: int) -> None:
+        if not os.WIFSTOPPED(status):           # exited or killed
+            if tid == self.main_pid and self.status is None:
+                code = os.waitstatus_to_exitcode(status)
+                self.status = 128 - code if code < 0 else code
+            return
+        sig, event = os.WSTOPSIG(status), status >> 16
+        if event == PTRACE_EVENT_SECCOMP:
+            self._on_seccomp(tid)
+        elif event == PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
+            # A group-stop: stay stopped as without us, and hear of SIGCONT.
+            _ignore_gone(_pt.ptrace, PTRACE_LISTEN, tid, 0, 0)
+        elif event or sig == signal.SIGTRAP | 0x80:
+            # fork, vfork, clone, exec; a new task's first stop; a stray syscall stop
+            _ignore_gone(_pt.ptrace_cont, tid, 0)
+        else:
+            _ignore_gone(_pt.ptrace_cont, tid, sig)    # a signal: deliver it
+
+    def _on_seccomp(self, tid: int) -> None:
+        ev = self.ev
+        rc = lib.yr_trace_read(self.sup.ctx, tid, ev)
+        if rc == -errno.ESRCH:
+            return                              # killed meanwhile: its exit follows
+        if rc < 0:
+            self._fail_closed(f"cannot read the stopped call of {tid}: {os.strerror(-rc)}", tid)
+            return
+        if not lib.yr_settle(self.sup.ctx, ev):
+            try:
+                self.sup._handle(ev)
+            except Exception:
+                print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
+                      file=sys.stderr)
+                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
+        lib.yr_ctx_take_reply(self.sup.ctx, self.reply)
+        rc = lib.yr_trace_apply(tid, self.reply, self.result)
+        if rc == 1:                             # died while an fd was passed in
+            self._on_status(tid, int(self.result[0]))
+            return
+        if rc < 0 and rc != -errno.ESRCH:
+            self._fail_closed(f"cannot answer the call of {tid}: {os.strerror(-rc)}", tid)
+            return
+        _ignore_gone(_pt.ptrace_cont, tid, 0)
+
+    def _fail_closed(self, why: str, tid: int = 0) -> None:
+        print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
+        for pid in {self.main_pid, tid} - {0}:
+            try:
+                os.kill(pid, signal.SIGKILL)       # the task's whole process
+            except ProcessLookupError:
+                pass
