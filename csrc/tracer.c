@@ -141,14 +141,10 @@ static int poke(pid_t tid, uint64_t addr, const void *data, size_t len)
     return 0;
 }
 
+/* The raw PEEKDATA stores the word at its data argument. */
 static int peek(pid_t tid, uint64_t addr, uint64_t *out)
 {
-    errno = 0;
-    long v = trace(PTRACE_PEEKDATA, tid, addr, 0);
-    if (v == -1 && errno)
-        return -errno;
-    *out = (uint64_t)v;
-    return 0;
+    return trace(PTRACE_PEEKDATA, tid, addr, (unsigned long)out) < 0 ? -errno : 0;
 }
 
 static int send_one_fd(int sock, int fd)
@@ -235,7 +231,20 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
     none[0] = (uint64_t)sv1;
     if (!in->exited)
         inject(in, SYS_close, none);
-    return rc < 0 ? rc : got;
+    if (rc < 0)
+        return rc;
+    /* The lowest free number, as the kernel's own call would give. */
+    if (got > (sv0 < sv1 ? sv0 : sv1) && !in->exited) {
+        uint64_t d[6] = { (uint64_t)got, (fd_flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD,
+                          0, 0, 0, 0 };
+        long low = inject(in, SYS_fcntl, d);
+        if (low >= 0 && low < got && !in->exited) {
+            none[0] = (uint64_t)got;
+            inject(in, SYS_close, none);
+            got = low;
+        }
+    }
+    return got;
 }
 
 /* ---- the reply ------------------------------------------------------------ */

@@ -1,0 +1,299 @@
+"""The ptrace backend (--backend ptrace, and --backend auto's fallback).
+
+The module cases of test_ptrace.py and test_hardlinks.py run here against the
+ptrace backend (the whole files also run that way with
+YAMA_RUN_TEST_BACKEND=ptrace). What differs is the backend's stated limit: the
+supervisor is every sandboxed task's tracer, so an attach the module allows
+still gets EPERM, from the kernel; such a refusal is not audited, which is
+how these tests tell it from a module's denial. Then what a program must not
+notice (signals, group-stops, exit statuses, fork, exec, threads), nesting
+under a notify supervisor, and the limit itself."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import textwrap
+
+import pytest
+
+from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
+
+try:
+    import ptrace.binding  # noqa: F401  (python-ptrace: the extra yama-run[ptrace])
+except ImportError:
+    pytestmark = pytest.mark.skip(reason="needs python-ptrace (pip install 'yama-run[ptrace]')")
+else:
+    pytestmark = requires_root
+
+# The scenarios and fixtures of the module tests, reused.
+from test_hardlinks import ERROR_CASES, RULE_CASES, SYSCTL, native as hl_native  # noqa: E402
+from test_hardlinks import sandboxed as hl_sandboxed, tree  # noqa: E402,F401
+from test_ptrace import (ACCESS_OPS, AS_USER, DESCENDANTS, RELATIONS, ok, outsider,  # noqa: E402,F401
+                         parse, probe, profile, rel_arg, sandbox)
+
+PTRACE = ("--backend", "ptrace")
+
+
+@pytest.fixture
+def link_probe(helper):
+    return helper("link_probe")
+KERNEL_REFUSES = {"ATTACH", "SEIZE"}      # the target already has a tracer: us
+
+
+def audit_records(path) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# -- the ptrace module ------------------------------------------------------------
+
+def module_allows(scope: int, relation: str) -> bool:
+    return scope == 0 or (scope == 1 and relation in DESCENDANTS)
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+@pytest.mark.parametrize("scope", [0, 1, 3])
+def test_scope_matrix(sandbox, probe, outsider, tmp_path, scope, relation):
+    """The matrix of test_ptrace.py: process_vm_* and pidfd_getfd (its fd passed
+    into the caller, usable, close-on-exec) as under notify. An allowed ATTACH
+    or SEIZE of a sandboxed task is refused by the kernel (EPERM) and not
+    audited; a denied one is the module's, audited."""
+    log = tmp_path / "audit.jsonl"
+    out = sandbox(scope, probe, "run", rel_arg(relation, outsider),
+                  "attach,seize,vmread,vmwrite,getfd,environ",
+                  options=(*PTRACE, "--audit-log", log))
+    assert out.rc == 0, ok(out)
+    allowed = module_allows(scope, relation)
+    inside = relation != "unrelated"          # the outsider has no tracer: attachable
+    want = {op: "EPERM" if (op in KERNEL_REFUSES and inside) or not allowed else "0"
+            for op in ACCESS_OPS}
+    want["ENVIRON"] = "0"
+    assert out.ops() == want, ok(out)
+    audited = sorted(r["syscall"] for r in audit_records(log))
+    assert audited == ([] if allowed else
+                       ["pidfd_getfd", "process_vm_readv", "process_vm_writev", "ptrace",
+                        "ptrace"]), ok(out)
+
+
+def test_getfd_from_a_non_leader_thread(sandbox, probe):
+    """The fd goes into the calling thread's table (pidfd of the thread)."""
+    out = sandbox(1, probe, "run", "-T", "child", "vmread,getfd", options=PTRACE)
+    assert "ACTOR_TID" in out.facts, ok(out)
+    assert out.ops() == {"VMREAD": "0", "GETFD": "0"}, ok(out)
+
+
+def test_own_process_at_scope3(sandbox, probe):
+    out = sandbox(3, probe, "run", "selfthread", "vmread,vmwrite,getfd,attach", options=PTRACE)
+    assert out.ops() == {"VMREAD": "0", "VMWRITE": "0", "GETFD": "0", "ATTACH": "EPERM"}, ok(out)
+
+
+@pytest.mark.parametrize("case, actor", [("pid", "0"), ("none", "EPERM")])
+def test_set_ptracer_emulated(sandbox, probe, case, actor):
+    """PR_SET_PTRACER answers 0 and grants what it grants under notify (shown on
+    process_vm_readv: an attach would meet the kernel's refusal)."""
+    steps = {"pid": ["actor"], "none": []}[case]
+    out = sandbox(1, probe, "ptracer", "-o", "vmread,getfd", *steps, options=PTRACE)
+    assert out.rc == 0, ok(out)
+    if steps:
+        assert out.results["PRCTL:actor"] == "0", ok(out)
+    assert out.ops("actor") == {"VMREAD": actor, "GETFD": actor}, ok(out)
+    assert out.ops("other") == {"VMREAD": "EPERM", "GETFD": "EPERM"}, ok(out)
+
+
+def test_denial_audit_and_verbose_line_are_the_same(sandbox, probe, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    out = sandbox(1, probe, "run", "sibling", "attach,vmread",
+                  options=(*PTRACE, "--audit-log", log, "-v"))
+    actor, target = out.pids["actor"], out.pids["target"]
+    records = audit_records(log)
+    assert [(r["syscall"], r["module"], r["errno"], r["pid"], r["target"], r["reason"])
+            for r in records] == [("ptrace", "ptrace", "EPERM", actor, target,
+                                   "not a descendant"),
+                                  ("process_vm_readv", "ptrace", "EPERM", actor, target,
+                                   "not a descendant")], records
+    assert (f"yama-run: ptrace: denied PTRACE_ATTACH of {target} (yp-target) "
+            f"by {actor} (yp-actor): not a descendant") in out.stderr.splitlines(), ok(out)
+
+
+# -- the hardlinks module -----------------------------------------------------------
+
+@pytest.mark.parametrize("args,expected", RULE_CASES, ids=[" ".join(a) for a, _ in RULE_CASES])
+def test_hardlinks_rule(link_probe, tree, sysctl, args, expected):
+    sysctl(SYSCTL, 0)
+    assert hl_sandboxed(link_probe, tree, *args, extra=PTRACE) == expected
+    assert hl_sandboxed(link_probe, tree, *args, extra=PTRACE,
+                        env={**os.environ, "YAMA_RUN_NO_FAST_PATH": "1"}) == expected
+
+
+@pytest.mark.parametrize("args", ERROR_CASES, ids=[" ".join(a) for a in ERROR_CASES])
+def test_hardlinks_errno_parity(link_probe, tree, sysctl, args):
+    sysctl(SYSCTL, 1)
+    want = hl_native(link_probe, tree, *args)
+    sysctl(SYSCTL, 0)
+    assert hl_sandboxed(link_probe, tree, *args, extra=PTRACE) == want
+
+
+def test_hardlinks_race_never_links_forbidden(helper, tree, sysctl):
+    sysctl(SYSCTL, 0)
+    race = helper("link_race")
+    (tree / "own_a").write_text("a")
+    os.chown(tree / "own_a", 1001, 1001)
+    (tree / "other").rename(tree / "oth_a")
+    out = yama_run(*PTRACE, "--", *AS_USER, race, "d", "own_a", "oth_a", "1000", cwd=tree,
+                   timeout=120)
+    fields = dict(kv.split("=") for kv in out.stdout.split()[1:])
+    assert int(fields["links"]) > 0 and fields["forbidden"] == "0", out.stdout + out.stderr
+
+
+# -- a program must not notice the tracer --------------------------------------------
+
+def traced(*cmd, options=(), **kwargs):
+    return yama_run(*PTRACE, *options, "--", *cmd, **kwargs)
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_verbose_names_the_backend_and_its_limit():
+    r = traced("true", options=("-v",))
+    assert r.returncode == 0, r.stderr
+    assert "yama-run: backend: ptrace; debuggers inside the sandbox cannot attach" in r.stderr
+    r = yama_run("-v", "--backend", "notify", "--", "true")
+    assert "yama-run: backend: notify" in r.stderr.splitlines()
+
+
+@pytest.mark.parametrize("script, status", [("exit 7", 7), ("kill -TERM $$", 128 + 15),
+                                             ("kill -KILL $$", 128 + 9)])
+def test_exit_status_kept(script, status):
+    assert traced("sh", "-c", script).returncode == status
+
+
+def test_handled_signal_is_delivered():
+    r = traced("sh", "-c", 'trap "echo got-usr1" USR1; kill -USR1 $$; echo after')
+    assert r.stdout.split() == ["got-usr1", "after"], r.stderr
+
+
+STOPPED_CHILD = """
+    import os, signal, time
+    pid = os.fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(5)
+    _, st = os.waitpid(pid, os.WUNTRACED)
+    print("STOPPED", os.WSTOPSIG(st) if os.WIFSTOPPED(st) else "no")
+    time.sleep(0.3)
+    print("STILL", os.waitpid(pid, os.WNOHANG) == (0, 0))
+    os.kill(pid, signal.SIGCONT)
+    _, st = os.waitpid(pid, os.WCONTINUED)
+    print("CONTINUED", os.WIFCONTINUED(st))
+    _, st = os.waitpid(pid, 0)
+    print("EXIT", os.waitstatus_to_exitcode(st))
+"""
+
+
+def test_group_stop_and_continue_as_without_tracer():
+    """A child stops itself: its parent sees it stopped, it stays stopped until
+    SIGCONT, the parent sees it continued, then its exit status."""
+    native = os.popen(shlex.join(py(STOPPED_CHILD))).read().split("\n")
+    r = traced(*py(STOPPED_CHILD), timeout=30)
+    assert r.stdout.split("\n") == native == ["STOPPED 19", "STILL True", "CONTINUED True",
+                                              "EXIT 5", ""], r.stderr
+
+
+def test_exec_from_a_non_leader_thread():
+    r = traced(*py("""
+        import os, threading
+        t = threading.Thread(target=lambda: os.execv("/bin/sh", ["sh", "-c", "echo execd; exit 4"]))
+        t.start(); t.join()
+    """))
+    assert (r.returncode, r.stdout) == (4, "execd\n"), r.stderr
+
+
+def test_fork_vfork_and_threads_with_hooked_calls(helper):
+    r = traced(helper("forktree"), "30", timeout=60)
+    assert r.stdout.split() == ["TREE", "30", "0"], r.stderr
+    r = traced(helper("threads"), "8", "50", timeout=60)
+    assert r.stdout.split() == ["THREADS", "800", "0"], r.stderr
+    r = traced(*py("""
+        import subprocess                      # posix_spawn / vfork in CPython
+        print(subprocess.run(["sh", "-c", "exit 3"]).returncode)
+    """))
+    assert r.stdout == "3\n", r.stderr
+
+
+# -- nesting --------------------------------------------------------------------------
+
+@pytest.fixture
+def ptrace_only(tmp_path):
+    path = tmp_path / "ptrace-only.toml"
+    path.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 1\n')
+    return str(path)
+
+
+def test_nested_auto_falls_back_to_ptrace(probe, ptrace_only, tmp_path, sysctl):
+    """Inside a notify yama-run, an inner one cannot have a listener (EBUSY):
+    with auto it runs traced. It cannot lower the outer scope (the outer's
+    denial stands), and it adds what the outer does not hook (its hardlinks
+    module denies a link the outer would let through)."""
+    sysctl(SYSCTL, 0)                   # the kernel would refuse the link itself
+    (tmp_path / "other").write_text("x")
+    os.chown(tmp_path / "other", 1002, 1002)
+    tmp_path.chmod(0o777)
+    inner_log = tmp_path / "inner.jsonl"
+    inner = [*YAMA_RUN, "-v", "--audit-log", str(inner_log), "--set", "ptrace.scope=0", "--"]
+    script = (f"{shlex.join([*inner, *AS_USER, probe, 'run', 'sibling', 'attach'])}; "
+              f"echo INNER_STATUS $?; "
+              f"{shlex.join([*inner, *AS_USER, 'ln', 'other', 'mine'])}; echo LN_STATUS $?")
+    r = yama_run("--backend", "notify", "--profile", ptrace_only, "--", "sh", "-c", script,
+                 cwd=tmp_path, timeout=60)
+    out = parse(r)
+    assert "falling back to the ptrace backend" in r.stderr, ok(out)
+    assert "yama-run: backend: ptrace" in r.stderr, ok(out)
+    assert out.facts["INNER_STATUS"] == "0", ok(out)
+    assert out.ops() == {"ATTACH": "EPERM"}, ok(out)            # the outer's scope 1
+    assert out.facts["LN_STATUS"] != "0" and not (tmp_path / "mine").exists(), ok(out)
+    assert [(r["module"], r["syscall"]) for r in audit_records(inner_log)] == \
+        [("hardlinks", "linkat")], ok(out)
+
+
+def test_nested_without_python_ptrace_says_so(probe, ptrace_only, tmp_path):
+    """Without python-ptrace the inner yama-run keeps the clear message, 125."""
+    blocker = tmp_path / "noptrace" / "ptrace"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('python-ptrace hidden')\n")
+    path = f"{tmp_path / 'noptrace'}:{os.environ.get('PYTHONPATH', '')}"
+    inner = ["env", f"PYTHONPATH={path}", *YAMA_RUN, "--", "true"]
+    r = yama_run("--backend", "notify", "--profile", ptrace_only, "--", "sh", "-c",
+                 f"{shlex.join(inner)}; echo INNER_STATUS $?", timeout=60)
+    assert "INNER_STATUS 125" in r.stdout, r.stderr
+    assert "cannot install the seccomp filter: Device or resource busy" in r.stderr
+    assert "pip install 'yama-run[ptrace]'" in r.stderr
+
+
+# -- the limit: no debugger inside ---------------------------------------------------
+
+def test_debugger_inside_gets_eperm_from_the_kernel(sandbox, probe, tmp_path):
+    """scope 0: the module allows everything, yet ATTACH, SEIZE and TRACEME of
+    a child fail: the child is traced already (by the supervisor). Nothing is
+    audited: it is the kernel's refusal, not a policy's."""
+    log = tmp_path / "audit.jsonl"
+    out = sandbox(0, probe, "run", "child", "attach,seize,vmread",
+                  options=(*PTRACE, "--audit-log", log))
+    assert out.ops() == {"ATTACH": "EPERM", "SEIZE": "EPERM", "VMREAD": "0"}, ok(out)
+    out = sandbox(0, probe, "traceme", options=(*PTRACE, "--audit-log", log))
+    assert out.results["TRACEME"] == "EPERM", ok(out)
+    assert audit_records(log) == []
+
+
+@requires_tool("strace")
+def test_strace_inside_does_not_work():
+    r = traced("strace", "-o", "/dev/null", "true")
+    assert r.returncode != 0
+    assert "Operation not permitted" in r.stderr
+    r = yama_run("--backend", "notify", "--", "strace", "-o", "/dev/null", "true")
+    assert r.returncode == 0, r.stderr                  # the notify backend has no such limit
