@@ -2,6 +2,7 @@
 in the chain hooks are routed to the supervisor, for every x86 ABI."""
 from __future__ import annotations
 
+import errno
 import tempfile
 
 import pyseccomp as sc
@@ -55,6 +56,23 @@ ROUTES = {
     "path_link": [("link", []), ("linkat", [])],
 }
 
+# Under TRACED no task may leave the tracer's sight. A child cloned with
+# CLONE_UNTRACED is not auto-attached (and a sandboxed debugger could become
+# its tracer and answer its hooked calls); clone3 hides its flags from BPF
+# (libc falls back to clone on ENOSYS); a user-notify filter of the program's
+# own would take precedence over TRACE (EBUSY, as under the notify backend,
+# where our listener is already in the chain). Integer arguments only.
+CLONE_UNTRACED = 0x00800000
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+TRACE_GUARDS = [
+    (sc.ERRNO(errno.EPERM), "clone", [sc.Arg(0, sc.MASKED_EQ, CLONE_UNTRACED, CLONE_UNTRACED)]),
+    (sc.ERRNO(errno.ENOSYS), "clone3", []),
+    (sc.ERRNO(errno.EBUSY), "seccomp", [_int_eq(0, SECCOMP_SET_MODE_FILTER),
+                                        sc.Arg(1, sc.MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                               SECCOMP_FILTER_FLAG_NEW_LISTENER)]),
+]
+
 
 def build(hooks: set[str], action: int = sc.NOTIFY) -> bytes | None:
     """The BPF program for these hooks, or None when nothing is hooked.
@@ -68,6 +86,8 @@ def build(hooks: set[str], action: int = sc.NOTIFY) -> bytes | None:
     f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     for name, args in rules:
         f.add_rule(action, name, *args)
+    for guard, name, args in TRACE_GUARDS if action == TRACED else ():
+        f.add_rule(guard, name, *args)
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)

@@ -297,3 +297,41 @@ def test_strace_inside_does_not_work():
     assert "Operation not permitted" in r.stderr
     r = yama_run("--backend", "notify", "--", "strace", "-o", "/dev/null", "true")
     assert r.returncode == 0, r.stderr                  # the notify backend has no such limit
+
+
+# -- no way out of the tracer's sight ----------------------------------------------
+
+GUARDS = """
+    import ctypes, errno, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    def err(r):
+        return errno.errorcode.get(ctypes.get_errno(), "?") if r < 0 else "ok"
+    class Insn(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                    ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+    allow = (Insn * 1)(Insn(0x06, 0, 0, 0x7FFF0000))
+    libc.prctl(38, 1, 0, 0, 0)                                   # PR_SET_NO_NEW_PRIVS
+    r = libc.syscall(317, 1, 1 << 3, ctypes.byref(Prog(1, allow)))   # NEW_LISTENER
+    print("LISTENER", err(r))
+    r = libc.syscall(56, 0x00800000 | 17, 0, 0, 0, 0)            # clone(CLONE_UNTRACED)
+    if r == 0:
+        os._exit(0)
+    print("UNTRACED", err(r))
+    if r > 0:
+        os.waitpid(r, 0)
+"""
+
+
+@pytest.mark.parametrize("backend, want", [
+    ("notify", ["LISTENER EBUSY", "UNTRACED ok"]),
+    ("ptrace", ["LISTENER EBUSY", "UNTRACED EPERM"])])
+def test_program_cannot_leave_the_tracer(backend, want):
+    """A user-notify filter of the program's own would outrank SECCOMP_RET_TRACE
+    and a CLONE_UNTRACED child would not be ours to trace: both are refused
+    under ptrace (EBUSY is also what notify gives: our listener is there)."""
+    r = yama_run("--backend", backend, "--", *py(GUARDS))
+    assert r.stdout.splitlines() == want, r.stderr
+    native = os.popen(shlex.join(py(GUARDS))).read().splitlines()
+    assert native == ["LISTENER ok", "UNTRACED ok"]
