@@ -2,9 +2,11 @@
  * reply the handlers left in the context (notify.c, deferred mode) applied to
  * the stopped caller.
  *
- * The debugger loop itself (wait, resume, signals, group-stops, new
- * children) is Python's, in sandbox/backend_ptrace.py; this file only does
- * what would cost a dozen ptrace calls from Python. */
+ * The hot path is here: yr_trace_next waits, and a seccomp stop that C can
+ * settle (as yr_next settles a notification) is answered and resumed without
+ * entering Python. Everything else a debugger must handle (signals,
+ * group-stops, new children, exits) and every call a module decides goes up
+ * to sandbox/backend_ptrace.py. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -296,4 +298,62 @@ int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
     for (int i = 0; i < in.nheld; i++)         /* queued again, delivered on resume */
         syscall(SYS_tgkill, tgid, tid, in.held[i]);
     return rc;
+}
+
+/* ---- the loop's hot path ---------------------------------------------------- */
+
+/* Answer tid's call with the context's kept reply and resume it. 0: resumed
+ * (or gone); 1: it died meanwhile, *status is its wait status, not yet
+ * handled; <0: -errno, it could not be answered (the caller fails closed). */
+int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
+{
+    struct yr_deferred reply;
+    int64_t result;
+    yr_ctx_take_reply(ctx, &reply);
+    int rc = yr_trace_apply(tid, &reply, &result);
+    if (rc == 1) {
+        *status = (int)result;
+        return 1;
+    }
+    if (rc < 0)
+        return rc == -ESRCH ? 0 : rc;          /* killed meanwhile: its exit follows */
+    if (trace(PTRACE_CONT, tid, 0, 0) < 0 && errno != ESRCH)
+        return -errno;
+    return 0;
+}
+
+/* Wait for the next stop or exit that needs Python. 0: no task is left;
+ * YR_TRACE_STATUS: *status of ev->tid (not a seccomp stop: the debugger's
+ * business); YR_TRACE_DECIDE: ev is a hooked call for the chain, its caller
+ * stopped until yr_trace_answer; <0: -errno. */
+int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
+{
+    for (;;) {
+        pid_t tid = waitpid(-1, status, __WALL);
+        if (tid < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == ECHILD ? 0 : -errno;
+        }
+        if (!WIFSTOPPED(*status) || *status >> 16 != PTRACE_EVENT_SECCOMP) {
+            ev->tid = tid;
+            return YR_TRACE_STATUS;
+        }
+        int rc = yr_trace_read(ctx, tid, ev);
+        if (rc == -ESRCH)
+            continue;                          /* killed meanwhile: its exit follows */
+        if (rc < 0) {
+            ev->tid = tid;
+            return rc;
+        }
+        if (!yr_settle(ctx, ev))
+            return YR_TRACE_DECIDE;
+        rc = yr_trace_answer(ctx, tid, status);
+        if (rc == 1) {
+            ev->tid = tid;
+            return YR_TRACE_STATUS;
+        }
+        if (rc < 0)
+            return rc;
+    }
 }

@@ -166,6 +166,9 @@ int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
 int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
 #define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
 int yr_spawn_release(int go_fd, int go);
+enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
+int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
+int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
 int yr_trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev);
 int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result);
 

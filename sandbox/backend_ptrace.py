@@ -40,14 +40,12 @@ from .supervisor import EXIT_SETUP, FORWARDED, SI_KERNEL, SetupError
 
 PTRACE_SEIZE = 0x4206
 PTRACE_LISTEN = 0x4208
-PTRACE_EVENT_SECCOMP = 7
 PTRACE_EVENT_STOP = 128
 OPTIONS = (_pt.PTRACE_O_TRACESYSGOOD      # syscall stops (fd injection) tell themselves apart
            | 0x80                          # PTRACE_O_TRACESECCOMP
            | _pt.PTRACE_O_TRACEFORK | _pt.PTRACE_O_TRACEVFORK | _pt.PTRACE_O_TRACECLONE
            | _pt.PTRACE_O_TRACEEXEC
            | 0x100000)                     # PTRACE_O_EXITKILL: we die, they die
-WALL = 0x40000000                          # __WALL: threads and clone children too
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 
 LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
@@ -118,8 +116,7 @@ class Tracer:
         self.done = threading.Event()
         self._waker = threading.get_ident()     # the main thread, in _forward_signals
         self.ev = ffi.new("struct yr_event *")
-        self.reply = ffi.new("struct yr_deferred *")
-        self.result = ffi.new("int64_t *")
+        self.status_out = ffi.new("int *")
         ctx = lib.yr_ctx_new(-1)                # deferred: replies kept, not sent
         if ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
@@ -146,14 +143,19 @@ class Tracer:
             signal.pthread_kill(self._waker, signal.SIGCHLD)
 
     def _loop(self) -> None:
+        """C waits and settles what it can (tracer.c, yr_trace_next); up here
+        come the calls a module decides and every other stop or exit."""
+        ev, status = self.ev, self.status_out
         while True:
-            try:
-                tid, status = os.waitpid(-1, WALL)
-            except ChildProcessError:
+            rc = lib.yr_trace_next(self.sup.ctx, ev, status)
+            if rc == 0:
                 return                          # no task left: traced or child
-            except InterruptedError:
-                continue
-            self._on_status(tid, status)
+            if rc == lib.YR_TRACE_DECIDE:
+                self._decide(ev)
+            elif rc == lib.YR_TRACE_STATUS:
+                self._on_status(ev.tid, status[0])
+            else:
+                self._fail_closed(f"tracing {ev.tid} failed: {os.strerror(-rc)}", ev.tid)
 
     def _on_status(self, tid: int, status: int) -> None:
         if not os.WIFSTOPPED(status):           # exited or killed
@@ -162,9 +164,7 @@ class Tracer:
                 self.status = 128 - code if code < 0 else code
             return
         sig, event = os.WSTOPSIG(status), status >> 16
-        if event == PTRACE_EVENT_SECCOMP:
-            self._on_seccomp(tid)
-        elif event == PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
+        if event == PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
             # A group-stop: stay stopped as without us, and hear of SIGCONT.
             _ignore_gone(_pt.ptrace, PTRACE_LISTEN, tid, 0, 0)
         elif event or sig == signal.SIGTRAP | 0x80:
@@ -173,30 +173,20 @@ class Tracer:
         else:
             _ignore_gone(_pt.ptrace_cont, tid, sig)    # a signal: deliver it
 
-    def _on_seccomp(self, tid: int) -> None:
-        ev = self.ev
-        rc = lib.yr_trace_read(self.sup.ctx, tid, ev)
-        if rc == -errno.ESRCH:
-            return                              # killed meanwhile: its exit follows
-        if rc < 0:
-            self._fail_closed(f"cannot read the stopped call of {tid}: {os.strerror(-rc)}", tid)
-            return
-        if not lib.yr_settle(self.sup.ctx, ev):
-            try:
-                self.sup._handle(ev)
-            except Exception:
-                print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
-                      file=sys.stderr)
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
-        lib.yr_ctx_take_reply(self.sup.ctx, self.reply)
-        rc = lib.yr_trace_apply(tid, self.reply, self.result)
+    def _decide(self, ev) -> None:
+        """The chain's call, as the notify backend's _serve makes it."""
+        try:
+            self.sup._handle(ev)
+        except Exception:
+            print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
+                  file=sys.stderr)
+            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
+        rc = lib.yr_trace_answer(self.sup.ctx, ev.tid, self.status_out)
         if rc == 1:                             # died while an fd was passed in
-            self._on_status(tid, int(self.result[0]))
-            return
-        if rc < 0 and rc != -errno.ESRCH:
-            self._fail_closed(f"cannot answer the call of {tid}: {os.strerror(-rc)}", tid)
-            return
-        _ignore_gone(_pt.ptrace_cont, tid, 0)
+            self._on_status(ev.tid, self.status_out[0])
+        elif rc < 0:
+            self._fail_closed(f"cannot answer the call of {ev.tid}: {os.strerror(-rc)}",
+                              ev.tid)
 
     def _fail_closed(self, why: str, tid: int = 0) -> None:
         print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
