@@ -186,6 +186,8 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
     int sv0 = (int)(uint32_t)word, sv1 = (int)(uint32_t)(word >> 32);
     /* Our copy of its first end: the sending side. */
     int pidfd = (int)syscall(SYS_pidfd_open, in->tid, PIDFD_THREAD);
+    if (pidfd < 0 && errno == EINVAL && yr_tgid_of(in->tid) == in->tid)
+        pidfd = (int)syscall(SYS_pidfd_open, in->tid, 0);   /* before 6.9: leaders only */
     int end = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, sv0, 0);
     rc = end < 0 ? -errno : send_one_fd(end, fd);
     if (end >= 0)

@@ -68,8 +68,11 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
         tracer.attached.wait()
         if tracer.attach_error:
             os.close(status_fd)
+            hint = (" (it has a tracer already, such as an outer yama-run with the ptrace "
+                    "backend, or a policy forbids tracing it)"
+                    if tracer.attach_error == errno.EPERM else "")
             raise SetupError(f"cannot trace the program: PTRACE_SEIZE: "
-                             f"{os.strerror(tracer.attach_error)}")
+                             f"{os.strerror(tracer.attach_error)}{hint}")
         failure = sup._exec_result(status_fd)
         _forward_signals(tracer)
     finally:

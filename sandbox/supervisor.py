@@ -70,8 +70,9 @@ class Supervisor:
             return self._run_notify(argv, env)
         if self.backend == "ptrace":
             return self._run_traced(argv, env)
-        if not lib.yr_filter_flags_supported(NEW_LISTENER):
-            return self._run_traced(argv, env, "this kernel lacks seccomp user-notify")
+        if not _notify_usable():
+            return self._run_traced(argv, env, "this kernel lacks seccomp user-notify "
+                                    "with ADDFD (Linux 5.9)")
         try:
             return self._run_notify(argv, env)
         except ListenerUnavailable as exc:
@@ -356,6 +357,16 @@ class Supervisor:
                 os.close(fd)
         finally:
             os.close(copy)
+
+
+def _notify_usable() -> bool:
+    """The kernel has everything the notify backend uses (ADDFD: 5.9). A
+    listener refused at run time (EBUSY) is found by trying."""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (5, 9)
+    except (IndexError, ValueError):
+        return True
 
 
 def _pidfd_pid(fd: int) -> int | None:

@@ -275,6 +275,16 @@ def test_nested_without_python_ptrace_says_so(probe, ptrace_only, tmp_path):
     assert "pip install 'yama-run[ptrace]'" in r.stderr
 
 
+def test_nested_inside_ptrace_backend_fails_clearly():
+    """Inside a traced yama-run neither backend can work (no listener: EBUSY;
+    the program has its tracer already): 125 and why, the outer goes on."""
+    inner = [*YAMA_RUN, "--", "true"]
+    r = traced("sh", "-c", f"{shlex.join(inner)}; echo INNER_STATUS $?")
+    assert r.returncode == 0 and "INNER_STATUS 125" in r.stdout, r.stderr
+    assert "falling back to the ptrace backend" not in r.stderr      # not -v
+    assert "cannot trace the program: PTRACE_SEIZE: Operation not permitted" in r.stderr
+
+
 # -- the limit: no debugger inside ---------------------------------------------------
 
 def test_debugger_inside_gets_eperm_from_the_kernel(sandbox, probe, tmp_path):
