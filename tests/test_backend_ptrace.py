@@ -79,6 +79,16 @@ def test_scope_matrix(sandbox, probe, outsider, tmp_path, scope, relation):
                         "ptrace"]), ok(out)
 
 
+def test_high_pid_bits_and_i386_abi(sandbox, probe, tmp_path):
+    """A seccomp stop of an int $0x80 call is read with its own ABI."""
+    log = tmp_path / "audit.jsonl"
+    out = sandbox(1, probe, "run", "sibling", "attachhi,attach32,seize32",
+                  options=(*PTRACE, "--audit-log", log))
+    assert out.ops() == {"ATTACHHI": "EPERM", "ATTACH32": "EPERM", "SEIZE32": "EPERM"}, ok(out)
+    assert [r["operation"] for r in audit_records(log)] == ["PTRACE_ATTACH", "PTRACE_ATTACH",
+                                                           "PTRACE_SEIZE"], ok(out)
+
+
 def test_getfd_from_a_non_leader_thread(sandbox, probe):
     """The fd goes into the calling thread's table (pidfd of the thread)."""
     out = sandbox(1, probe, "run", "-T", "child", "vmread,getfd", options=PTRACE)
