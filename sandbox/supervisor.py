@@ -33,6 +33,7 @@ class SetupError(Exception):
 class ListenerUnavailable(SetupError):
     """The kernel refused a user-notify listener (EBUSY: another one watches)."""
 
+
 BACKENDS = ("auto", "notify", "ptrace")
 
 

@@ -30,8 +30,8 @@ else:
 # The scenarios and fixtures of the module tests, reused.
 from test_hardlinks import ERROR_CASES, RULE_CASES, SYSCTL, native as hl_native  # noqa: E402
 from test_hardlinks import sandboxed as hl_sandboxed, tree  # noqa: E402,F401
-from test_ptrace import (ACCESS_OPS, AS_USER, DESCENDANTS, RELATIONS, ok, outsider,  # noqa: E402,F401
-                         parse, probe, profile, rel_arg, sandbox)
+from test_ptrace import (ACCESS_OPS, AS_USER, DESCENDANTS, RELATIONS,  # noqa: E402,F401
+                         ok, outsider, parse, probe, profile, rel_arg, sandbox)
 
 PTRACE = ("--backend", "ptrace")
 
