@@ -271,12 +271,24 @@ def test_nested_auto_falls_back_to_ptrace(probe, ptrace_only, tmp_path, sysctl):
         [("hardlinks", "linkat")], ok(out)
 
 
-def test_nested_without_python_ptrace_says_so(probe, ptrace_only, tmp_path):
-    """Without python-ptrace the inner yama-run keeps the clear message, 125."""
+def hide_python_ptrace(tmp_path) -> str:
+    """A PYTHONPATH under which `import ptrace` fails."""
     blocker = tmp_path / "noptrace" / "ptrace"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('python-ptrace hidden')\n")
-    path = f"{tmp_path / 'noptrace'}:{os.environ.get('PYTHONPATH', '')}"
+    return f"{tmp_path / 'noptrace'}:{os.environ.get('PYTHONPATH', '')}"
+
+
+def test_ptrace_backend_without_python_ptrace(tmp_path):
+    r = yama_run("--backend", "ptrace", "--", "true",
+                 env={**os.environ, "PYTHONPATH": hide_python_ptrace(tmp_path)})
+    assert r.returncode == 125
+    assert "the ptrace backend needs python-ptrace: pip install 'yama-run[ptrace]'" in r.stderr
+
+
+def test_nested_without_python_ptrace_says_so(probe, ptrace_only, tmp_path):
+    """Without python-ptrace the inner yama-run keeps the clear message, 125."""
+    path = hide_python_ptrace(tmp_path)
     inner = ["env", f"PYTHONPATH={path}", *YAMA_RUN, "--", "true"]
     r = yama_run("--backend", "notify", "--profile", ptrace_only, "--", "sh", "-c",
                  f"{shlex.join(inner)}; echo INNER_STATUS $?", timeout=60)
