@@ -47,6 +47,10 @@ OPTIONS = (_pt.PTRACE_O_TRACESYSGOOD      # syscall stops (fd injection) tell th
            | _pt.PTRACE_O_TRACEEXEC
            | 0x100000)                     # PTRACE_O_EXITKILL: we die, they die
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+# The tracer thread wakes the main thread with this when it is done. Not
+# SIGCHLD: every ptrace-stop sends one, and waking on each would cost a
+# context switch per hooked call.
+WAKE = signal.SIGRTMIN
 
 LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
          "process's tracer; PTRACE_ATTACH, SEIZE and TRACEME get EPERM)")
@@ -57,7 +61,7 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     sup.audit.say(f"backend: ptrace; {LIMIT}")
     if lib.yr_set_subreaper() < 0:
         raise SetupError("cannot become a child subreaper")
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, WAKE))
     tracer = Tracer(sup)
     pid, go_fd, status_fd = sup._spawn(argv, env, bpf, lib.YR_SPAWN_TRACED)
     sup.main_pid = tracer.main_pid = pid
@@ -86,11 +90,10 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
 
 def _forward_signals(tracer) -> None:
     """Until the tracer has seen the last task go, forward signals sent to us."""
-    wanted = FORWARDED + (signal.SIGCHLD,)
+    wanted = FORWARDED + (WAKE,)
     while not tracer.done.is_set():
         info = signal.sigwaitinfo(wanted)
-        if (info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL
-                and tracer.status is None):
+        if info.si_signo != WAKE and info.si_code != SI_KERNEL and tracer.status is None:
             try:
                 os.kill(tracer.main_pid, info.si_signo)
             except ProcessLookupError:
@@ -143,7 +146,7 @@ class Tracer:
         finally:
             self.attached.set()
             self.done.set()
-            signal.pthread_kill(self._waker, signal.SIGCHLD)
+            signal.pthread_kill(self._waker, WAKE)
 
     def _loop(self) -> None:
         """C waits and settles what it can (tracer.c, yr_trace_next); up here
