@@ -253,6 +253,18 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
 
 /* ---- the reply ------------------------------------------------------------ */
 
+/* At the seccomp stop: the call is not made and returns value. Two words
+ * poked cost less than all the registers read and written back. */
+static int skip_with(pid_t tid, int64_t value)
+{
+    if (trace(PTRACE_POKEUSR, tid, offsetof(struct user_regs_struct, orig_rax),
+              (unsigned long)-1) < 0 ||
+        trace(PTRACE_POKEUSR, tid, offsetof(struct user_regs_struct, rax),
+              (unsigned long)value) < 0)
+        return -errno;
+    return 0;
+}
+
 static int set_return(pid_t tid, struct user_regs_struct *r, int skip, int64_t value)
 {
     if (skip)
@@ -270,14 +282,14 @@ int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
     *result = 0;
     if (reply->kind == YR_DEFER_CONTINUE)
         return 0;
-    if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
-        return -errno;
     if (reply->kind == YR_DEFER_RETURN) {
         *result = reply->err ? -(int64_t)reply->err : reply->val;
-        return set_return(tid, &r, 1, *result);
+        return skip_with(tid, *result);
     }
     if (reply->kind != YR_DEFER_FD)            /* no reply at all: fail closed */
-        return set_return(tid, &r, 1, -EPERM);
+        return skip_with(tid, -EPERM);
+    if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
+        return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
     struct injection in = { .tid = tid, .base = r };
     long fd;
