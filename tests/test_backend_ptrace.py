@@ -15,13 +15,16 @@ import os
 import shlex
 import sys
 import textwrap
+import warnings
 
 import pytest
 
 from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
 
 try:
-    import ptrace.binding  # noqa: F401  (python-ptrace: the extra yama-run[ptrace])
+    with warnings.catch_warnings():       # python-ptrace warns on import under 3.12+
+        warnings.simplefilter("ignore")
+        import ptrace.binding  # noqa: F401  (python-ptrace: the extra yama-run[ptrace])
 except ImportError:
     pytestmark = pytest.mark.skip(reason="needs python-ptrace (pip install 'yama-run[ptrace]')")
 else:
