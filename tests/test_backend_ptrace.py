@@ -196,6 +196,7 @@ STOPPED_CHILD = """
     pid = os.fork()
     if pid == 0:
         os.kill(os.getpid(), signal.SIGSTOP)
+        time.sleep(0.5)                 # not a zombie yet when the parent asks
         os._exit(5)
     _, st = os.waitpid(pid, os.WUNTRACED)
     print("STOPPED", os.WSTOPSIG(st) if os.WIFSTOPPED(st) else "no")
