@@ -371,3 +371,44 @@ def test_program_cannot_leave_the_tracer(backend, want):
     assert r.stdout.splitlines() == want, r.stderr
     native = os.popen(shlex.join(py(GUARDS))).read().splitlines()
     assert native == ["LISTENER ok", "UNTRACED ok"]
+
+
+LINKS_UNDER_SIGNALS = """
+    import os, signal, sys, tempfile, threading, time
+    d = tempfile.mkdtemp()
+    open(f"{d}/src", "w").close()
+    signal.signal(signal.SIGUSR1, lambda *a: None)    # no SA_RESTART, as Python does
+    main, stop = threading.get_ident(), []
+    def pester():
+        while not stop:
+            signal.pthread_kill(main, signal.SIGUSR1)
+            time.sleep(0.0001)
+    t = threading.Thread(target=pester)
+    t.start()
+    out = {"made": 0}
+    try:
+        for i in range(2000):
+            try:
+                os.link(f"{d}/src", f"{d}/n{i}")       # os.link does not retry EINTR
+                out["made"] += 1
+            except OSError as exc:
+                out[exc.__class__.__name__] = out.get(exc.__class__.__name__, 0) + 1
+    finally:
+        stop.append(1)
+        t.join()
+    print(sorted(out.items()))
+"""
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("notify", marks=pytest.mark.xfail(strict=True, reason=(
+        "BUG (notify backend, not ptrace): a handled signal that arrives before the "
+        "supervisor has received the notification ends the caller's wait "
+        "(WAIT_KILLABLE_RECV only protects it afterwards), and linkat returns EINTR to "
+        "a handler without SA_RESTART; natively linkat is never interrupted"))),
+    "ptrace"])
+def test_emulated_link_is_made_once_and_not_interrupted(backend):
+    """Under ptrace a stopped caller waits until it is answered (only SIGKILL
+    ends a ptrace-stop): every link is made once, none fails."""
+    r = yama_run("--backend", backend, "--", *py(LINKS_UNDER_SIGNALS), timeout=120)
+    assert r.stdout.strip() == "[('made', 2000)]", r.stdout + r.stderr
