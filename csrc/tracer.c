@@ -29,14 +29,13 @@ static long trace(long request, pid_t tid, unsigned long addr, unsigned long dat
     return syscall(SYS_ptrace, request, tid, addr, data);
 }
 
-#define AUDIT_ARCH_X86_64 0xC000003Eu
 #define X32_SYSCALL_BIT 0x40000000
 #define PIDFD_THREAD O_EXCL
 
 static uint64_t next_id;
 
 /* The seccomp stop of tid, decoded as a notification would be. */
-int yr_trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
+static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
 {
     struct ptrace_syscall_info info;
     memset(&info, 0, sizeof(info));
@@ -275,8 +274,8 @@ static int set_return(pid_t tid, struct user_regs_struct *r, int skip, int64_t v
 
 /* Apply the kept reply to tid, stopped at the seccomp stop of its call. 0:
  * resume it with PTRACE_CONT; 1: it died meanwhile (*result: its wait
- * status, not yet handled); <0: -errno (it is stopped as before: deny it). */
-int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
+ * status, not yet handled); <0: -errno, not answered. */
+static int apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
 {
     struct user_regs_struct r;
     *result = 0;
@@ -324,7 +323,7 @@ int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
     struct yr_deferred reply;
     int64_t result;
     yr_ctx_take_reply(ctx, &reply);
-    int rc = yr_trace_apply(tid, &reply, &result);
+    int rc = apply(tid, &reply, &result);
     if (rc == 1) {
         *status = (int)result;
         return 1;
@@ -353,7 +352,7 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             ev->tid = tid;
             return YR_TRACE_STATUS;
         }
-        int rc = yr_trace_read(ctx, tid, ev);
+        int rc = trace_read(ctx, tid, ev);
         if (rc == -ESRCH)
             continue;                          /* killed meanwhile: its exit follows */
         if (rc < 0) {

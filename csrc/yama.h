@@ -5,6 +5,7 @@
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
  * creds.c     a caller's credentials, and a supervisor thread acting as it
  * pathops.c   paths read once and resolved as the caller would; link emulated
+ * tracer.c    the ptrace backend: seccomp stops read, settled and answered
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -169,7 +170,5 @@ int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
 int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
-int yr_trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev);
-int yr_trace_apply(pid_t tid, struct yr_deferred *reply, int64_t *result);
 
 #endif
