@@ -36,7 +36,7 @@ with warnings.catch_warnings():        # it warns on import under Python 3.12+
 
 from . import filter as seccomp_filter
 from ._yama import ffi, lib
-from .supervisor import EXIT_SETUP, FORWARDED, SI_KERNEL, SetupError
+from .supervisor import EXIT_SETUP, FORWARDED, SI_KERNEL, SetupError, kernel_at_least
 
 PTRACE_SEIZE = 0x4206
 PTRACE_LISTEN = 0x4208
@@ -59,6 +59,8 @@ LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
 def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     """Run argv under sup's chain, traced. bpf: the filter built with TRACED."""
     sup.audit.say(f"backend: ptrace; {LIMIT}")
+    if not kernel_at_least(5, 3):
+        raise SetupError("the ptrace backend needs Linux 5.3 (PTRACE_GET_SYSCALL_INFO)")
     if lib.yr_set_subreaper() < 0:
         raise SetupError("cannot become a child subreaper")
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, WAKE))

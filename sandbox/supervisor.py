@@ -71,7 +71,7 @@ class Supervisor:
             return self._run_notify(argv, env)
         if self.backend == "ptrace":
             return self._run_traced(argv, env)
-        if not _notify_usable():
+        if not kernel_at_least(5, 9):           # ADDFD; EBUSY is found by trying
             return self._run_traced(argv, env, "this kernel lacks seccomp user-notify "
                                     "with ADDFD (Linux 5.9)")
         try:
@@ -360,12 +360,11 @@ class Supervisor:
             os.close(copy)
 
 
-def _notify_usable() -> bool:
-    """The kernel has everything the notify backend uses (ADDFD: 5.9). A
-    listener refused at run time (EBUSY) is found by trying."""
+def kernel_at_least(major: int, minor: int) -> bool:
+    """Is the running kernel this version or newer? (Unparsable: yes.)"""
     release = os.uname().release.split("-")[0].split(".")
     try:
-        return (int(release[0]), int(release[1])) >= (5, 9)
+        return (int(release[0]), int(release[1])) >= (major, minor)
     except (IndexError, ValueError):
         return True
 
