@@ -28,7 +28,7 @@ try:
 except ImportError:
     pytestmark = pytest.mark.skip(reason="needs python-ptrace (pip install 'yama-run[ptrace]')")
 else:
-    pytestmark = requires_root
+    pytestmark = [requires_root, requires_tool("setpriv")]
 
 # The scenarios and fixtures of the module tests, reused.
 from test_hardlinks import ERROR_CASES, RULE_CASES, SYSCTL, native as hl_native  # noqa: E402
@@ -37,12 +37,12 @@ from test_ptrace import (ACCESS_OPS, AS_USER, DESCENDANTS, RELATIONS,  # noqa: E
                          ok, outsider, parse, probe, profile, rel_arg, sandbox)
 
 PTRACE = ("--backend", "ptrace")
+KERNEL_REFUSES = {"ATTACH", "SEIZE"}      # the target already has a tracer: us
 
 
 @pytest.fixture
 def link_probe(helper):
     return helper("link_probe")
-KERNEL_REFUSES = {"ATTACH", "SEIZE"}      # the target already has a tracer: us
 
 
 def audit_records(path) -> list[dict]:
