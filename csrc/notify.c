@@ -4,6 +4,7 @@
  * policy can decide differently; it returns to Python only at a hook point. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,14 @@ struct yr_ctx {
     struct yr_link *link;      /* the link a module is deciding on */
     uint64_t link_mask;        /* the chain's path_link rule, tabulated */
     int recv_first;            /* RECV itself returns once no caller is left (see receive) */
+    int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */
+    struct yr_deferred reply;
 };
 
 struct yr_ctx *yr_ctx_new(int listener)
 {
-    struct seccomp_notif_sizes sizes;
-    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+    struct seccomp_notif_sizes sizes = { 0, 0, 0 };
+    if (listener >= 0 && syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
         return NULL;
     struct yr_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
@@ -66,6 +69,8 @@ struct yr_ctx *yr_ctx_new(int listener)
         return NULL;
     }
     ctx->listener = listener;
+    ctx->deferred = listener < 0;
+    ctx->reply.fd = -1;
     return ctx;
 }
 
@@ -73,6 +78,8 @@ void yr_ctx_free(struct yr_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->reply.fd >= 0)
+        close(ctx->reply.fd);
     free(ctx->req);
     free(ctx->resp);
     free(ctx->link);
@@ -107,8 +114,53 @@ static int32_t lookup_sys(const struct yr_ctx *ctx, uint32_t arch, int32_t nr)
     return YR_SYS_NONE;
 }
 
+int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr)
+{
+    return lookup_sys(ctx, arch, nr);
+}
+
+/* Deferred mode (the ptrace backend): a reply is kept, not sent; the tracer
+ * applies it to the stopped caller's registers (tracer.c). The last one wins. */
+static int defer_resp(struct yr_ctx *ctx)
+{
+    struct yr_deferred *r = &ctx->reply;
+    if (r->fd >= 0)
+        close(r->fd);
+    *r = (struct yr_deferred){ .fd = -1 };
+    if (ctx->resp->flags & SECCOMP_USER_NOTIF_FLAG_CONTINUE) {
+        r->kind = YR_DEFER_CONTINUE;
+    } else {
+        r->kind = YR_DEFER_RETURN;
+        r->val = ctx->resp->val;
+        r->err = -ctx->resp->error;
+    }
+    return 0;
+}
+
+static int defer_fd(struct yr_ctx *ctx, int fd, uint32_t newfd_flags)
+{
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);   /* the caller closes its own */
+    if (copy < 0)
+        return -errno;
+    if (ctx->reply.fd >= 0)
+        close(ctx->reply.fd);
+    ctx->reply = (struct yr_deferred){ .kind = YR_DEFER_FD, .fd = copy,
+                                       .fd_flags = newfd_flags };
+    return 0;
+}
+
+/* The kept reply, handed over (its fd, if any, is the caller's to close). */
+int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out)
+{
+    *out = ctx->reply;
+    ctx->reply = (struct yr_deferred){ .fd = -1 };
+    return out->kind;
+}
+
 static int send_resp(struct yr_ctx *ctx)
 {
+    if (ctx->deferred)
+        return defer_resp(ctx);
     for (;;) {
         if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_SEND, ctx->resp) == 0)
             return 0;
@@ -149,6 +201,8 @@ int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags
         .newfd = 0,
         .newfd_flags = newfd_flags,
     };
+    if (ctx->deferred)
+        return defer_fd(ctx, fd, newfd_flags);
     for (;;) {
         if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
             return 0;
@@ -165,6 +219,8 @@ int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags
 /* 1: the caller still waits on this notification; 0: it is gone. */
 int yr_id_valid(struct yr_ctx *ctx, uint64_t id)
 {
+    if (ctx->deferred)
+        return 1;              /* the caller sits in a ptrace-stop until we resume it */
     return ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
@@ -314,22 +370,30 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         }
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
-        /* A link's or a walked call's tgid is found only if needed (pathops.c,
-         * walk.c: caller_tgid; before Python, below). */
-        int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT ||
-                      (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT);
-        ev->tgid = is_link ? 0 : yr_tgid_of(ev->tid);
-        if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
-            /* The caller is gone; the reply only tells the kernel we saw it. */
-            yr_reply(ctx, ev->id, 0, ESRCH);
-            continue;
-        }
-        if (settle_fast(ctx, ev)) {
-            ctx->stats[STAT_SETTLED_IN_C]++;
-            continue;
-        }
-        ctx->stats[STAT_TO_PYTHON]++;
-        yr_fs_reset();         /* Python runs as the supervisor, never as a caller */
+        if (!yr_settle(ctx, ev))
+            return 1;
+    }
+}
+
+/* A decoded call (from RECV or from a ptrace-stop): 1 when settled here
+ * (replied), 0 when it is Python's to decide. */
+int yr_settle(struct yr_ctx *ctx, struct yr_event *ev)
+{
+    /* A link's or a walked call's tgid is found only if needed (pathops.c,
+     * walk.c: caller_tgid; before Python, below). */
+    int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT ||
+                  (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT);
+    ev->tgid = is_link ? 0 : yr_tgid_of(ev->tid);
+    if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
+        /* The caller is gone; the reply only tells the kernel we saw it. */
+        yr_reply(ctx, ev->id, 0, ESRCH);
         return 1;
     }
+    if (settle_fast(ctx, ev)) {
+        ctx->stats[STAT_SETTLED_IN_C]++;
+        return 1;
+    }
+    ctx->stats[STAT_TO_PYTHON]++;
+    yr_fs_reset();         /* Python runs as the supervisor, never as a caller */
+    return 0;
 }

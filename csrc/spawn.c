@@ -85,6 +85,25 @@ static int recv_fd(int sock)
     return fd;
 }
 
+/* The ptrace backend's handshake: one byte once the tracer has attached. */
+static int wait_for_tracer(int sock)
+{
+    char go = 0;
+    ssize_t n;
+    do {
+        n = read(sock, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 && go == 1 ? 0 : -1;
+}
+
+int yr_spawn_release(int go_fd, int go)
+{
+    char byte = go ? 1 : 0;
+    int rc = go && write(go_fd, &byte, 1) != 1 ? -errno : 0;
+    close(go_fd);
+    return rc;
+}
+
 /* Report why the child could not become the program, then die. */
 static void child_fail(int status_fd, int stage, int err)
 {
@@ -157,6 +176,14 @@ static void child(const char *file, char *const argv[], char *const envp[],
         if (rc < 0)
             child_fail(status_fd, YR_STAGE_SHIELD, -rc);
     }
+    if (flags & YR_SPAWN_TRACED) {
+        /* SECCOMP_RET_TRACE: wait until the supervisor is our tracer. */
+        if (wait_for_tracer(sock) < 0)
+            child_fail(status_fd, YR_STAGE_SETUP, EPERM);
+        if (bpf && seccomp_install(flags & ~YR_SPAWN_TRACED, bpf, insns) < 0)
+            child_fail(status_fd, YR_STAGE_FILTER, errno);
+        bpf = NULL;
+    }
     if (bpf) {
         int listener = seccomp_install(flags, bpf, insns);
         if (listener < 0)
@@ -199,6 +226,10 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
     }
     out->pid = pid;
     out->status_fd = status[0];
+    if (flags & YR_SPAWN_TRACED) {
+        out->listener = sv[0];          /* the go socket: yr_spawn_release */
+        return 0;
+    }
     out->listener = bpf ? recv_fd(sv[0]) : -1;
     close(sv[0]);
     return 0;

@@ -7,6 +7,7 @@
  * pathops.c   paths read once and resolved as the caller would; link emulated
  * walk.c      the race-free path walk; open, stat, access, symlink emulated
  * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
+ * tracer.c    the ptrace backend: seccomp stops read, settled and answered
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -271,5 +272,25 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
 int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig);
 int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
                        uint64_t info_addr, uint32_t flags);
+/* The ptrace backend (SECCOMP_RET_TRACE), where user-notify cannot be used.
+ * notify.c's context without a listener (yr_ctx_new(-1)) keeps each reply
+ * instead of sending it, so the same handlers serve both backends; tracer.c
+ * reads a seccomp stop into a yr_event and applies the kept reply. */
+enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3 };
+struct yr_deferred {
+    int32_t kind;           /* YR_DEFER_* */
+    int32_t err;            /* RETURN: errno, or 0 and val */
+    int64_t val;
+    int32_t fd;             /* FD: ours, to install in the caller as its result */
+    uint32_t fd_flags;      /* O_CLOEXEC or 0 */
+};
+int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out);
+int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
+int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
+#define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
+int yr_spawn_release(int go_fd, int go);
+enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
+int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
+int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
 
 #endif

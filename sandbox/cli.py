@@ -11,7 +11,7 @@ from . import __version__
 from . import profile as profiles
 from .audit import Audit
 from .chain import Chain
-from .supervisor import EXIT_SETUP, SetupError, Supervisor
+from .supervisor import BACKENDS, EXIT_SETUP, SetupError, Supervisor
 
 
 def _describe(profile) -> str:
@@ -35,10 +35,13 @@ def _describe(profile) -> str:
 @click.option("--permissive", is_flag=True,
               help="Record what would be denied, deny nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Say what is enforced and each denial.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="seccomp user-notify, or ptrace where notify cannot be used.")
 @click.version_option(__version__, prog_name="yama-run")
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, program, args):
+def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend, program,
+        args):
     """Run PROGRAM with Yama's ptrace_scope enforced for it and its descendants."""
     if profile_name and no_profile:
         raise click.UsageError("--profile and --no-profile exclude each other")
@@ -60,7 +63,7 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, pro
     except OSError as exc:
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     audit.say(f"profile {profile.name} ({profile.source}): {_describe(profile)}")
-    supervisor = Supervisor(Chain(modules, audit, permissive), audit)
+    supervisor = Supervisor(Chain(modules, audit, permissive), audit, backend)
     try:
         return supervisor.run([program, *args], dict(os.environ))
     except SetupError as exc:

@@ -91,6 +91,9 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
 
 
+TRACED = sc.TRACE(0)     # SECCOMP_RET_TRACE: a PTRACE_EVENT_SECCOMP stop for the tracer
+
+
 def _int_eq(arg: int, value: int) -> sc.Arg:
     """int-typed arguments: the kernel truncates to 32 bits, so must we."""
     return sc.Arg(arg, sc.MASKED_EQ, 0xFFFFFFFF, value)
@@ -122,10 +125,28 @@ ROUTES = {
     "path_symlink": [("symlink", []), ("symlinkat", [])],
 }
 
+# Under TRACED no task may leave the tracer's sight. A child cloned with
+# CLONE_UNTRACED is not auto-attached (and a sandboxed debugger could become
+# its tracer and answer its hooked calls); clone3 hides its flags from BPF
+# (libc falls back to clone on ENOSYS); a user-notify filter of the program's
+# own would take precedence over TRACE (EBUSY, as under the notify backend,
+# where our listener is already in the chain). Integer arguments only.
+CLONE_UNTRACED = 0x00800000
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+TRACE_GUARDS = [
+    (sc.ERRNO(errno.EPERM), "clone", [sc.Arg(0, sc.MASKED_EQ, CLONE_UNTRACED, CLONE_UNTRACED)]),
+    (sc.ERRNO(errno.ENOSYS), "clone3", []),
+    (sc.ERRNO(errno.EBUSY), "seccomp", [_int_eq(0, SECCOMP_SET_MODE_FILTER),
+                                        sc.Arg(1, sc.MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                                               SECCOMP_FILTER_FLAG_NEW_LISTENER)]),
+]
 
-def build(hooks: set[str], kernel_shield: bool = True) -> bytes | None:
+
+def build(hooks: set[str], kernel_shield: bool = True, action: int = sc.NOTIFY) -> bytes | None:
     """The BPF program for these hooks, or None when nothing is hooked.
-    kernel_shield: Landlock keeps the supervisor out of reach (else hooks do)."""
+    kernel_shield: Landlock keeps the supervisor out of reach (else hooks do).
+    action: sc.NOTIFY (user-notify) or TRACED (the ptrace backend)."""
     rules = [rule for hook in sorted(hooks) for rule in ROUTES.get(hook, ())]
     # A syscall routed whatever its arguments needs no conditional rule too.
     always = {name for name, args in rules if not args}
@@ -138,9 +159,11 @@ def build(hooks: set[str], kernel_shield: bool = True) -> bytes | None:
         f.add_arch(arch)
     f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     for name, args in rules:
-        f.add_rule(sc.NOTIFY, name, *args)
-    for action, name, args in hostile_rules(hooks, kernel_shield):
         f.add_rule(action, name, *args)
+    for extra, name, args in hostile_rules(hooks, kernel_shield):
+        f.add_rule(action if extra == sc.NOTIFY else extra, name, *args)
+    for guard, name, args in TRACE_GUARDS if action == TRACED else ():
+        f.add_rule(guard, name, *args)
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)

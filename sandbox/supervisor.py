@@ -33,6 +33,13 @@ class SetupError(Exception):
     """yama-run itself could not start the program (exit 125)."""
 
 
+class ListenerUnavailable(SetupError):
+    """The kernel refused a user-notify listener (EBUSY: another one watches)."""
+
+
+BACKENDS = ("auto", "notify", "ptrace")
+
+
 def _int(value: int) -> int:
     """An int-typed syscall argument, as the kernel truncates it."""
     value &= 0xFFFFFFFF
@@ -40,9 +47,10 @@ def _int(value: int) -> int:
 
 
 class Supervisor:
-    def __init__(self, chain, audit):
+    def __init__(self, chain, audit, backend: str = "auto"):
         self.chain = chain
         self.audit = audit
+        self.backend = backend
         self.ctx = ffi.NULL
         self.listener = -1
         self.main_pid = -1
@@ -68,6 +76,34 @@ class Supervisor:
     # -- start and lifetime --------------------------------------------------
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
+        """With the backend asked for; auto: notify, else ptrace where the
+        kernel lacks user-notify or refuses a listener (EBUSY)."""
+        if not self.chain.hooks() or self.backend == "notify":
+            return self._run_notify(argv, env)
+        if self.backend == "ptrace":
+            return self._run_traced(argv, env)
+        if not kernel_at_least(5, 9):           # ADDFD; EBUSY is found by trying
+            return self._run_traced(argv, env, "this kernel lacks seccomp user-notify "
+                                    "with ADDFD (Linux 5.9)")
+        try:
+            return self._run_notify(argv, env)
+        except ListenerUnavailable as exc:
+            os.waitpid(self.main_pid, 0)        # the child that could not install it
+            return self._run_traced(argv, env, str(exc))
+
+    def _run_traced(self, argv, env, why: str | None = None) -> int:
+        try:
+            from . import backend_ptrace
+        except ImportError:
+            hint = "the ptrace backend needs python-ptrace: pip install 'yama-run[ptrace]'"
+            raise SetupError(f"{why}; {hint}" if why else hint) from None
+        if why:
+            self.audit.say(f"{why}: falling back to the ptrace backend")
+        self._program = argv[0]
+        bpf = seccomp_filter.build(self.chain.hooks(), self.shield.landlock, seccomp_filter.TRACED)
+        return backend_ptrace.run(self, argv, env, bpf)
+
+    def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
         for module in self.chain.modules:
             if hasattr(module, "enforcement"):
@@ -92,6 +128,7 @@ class Supervisor:
             if listener < 0:
                 self._exec_result(status_fd)          # raises with the child's reason
                 raise SetupError("the child did not hand over the seccomp listener")
+            self.audit.say("backend: notify")
             self._start_serving(listener, hooks)
             server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
             server.start()
@@ -145,7 +182,8 @@ class Supervisor:
         if failure.stage == lib.YR_STAGE_FILTER:
             hint = (" (another user-notify supervisor, such as an outer yama-run, "
                     "already watches this process)" if failure.err == errno.EBUSY else "")
-            raise SetupError(f"cannot install the seccomp filter: {reason}{hint}")
+            error = ListenerUnavailable if failure.err == errno.EBUSY else SetupError
+            raise error(f"cannot install the seccomp filter: {reason}{hint}")
         if failure.stage == lib.YR_STAGE_SHIELD:
             raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
                              f"{reason}")
@@ -156,17 +194,22 @@ class Supervisor:
         self.ctx = lib.yr_ctx_new(listener)
         if self.ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
+        self.load_tables(self.ctx, hooks)
+        if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
+            self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+
+    def load_tables(self, ctx, hooks) -> None:
+        """What C settles alone, for either backend: the routed syscalls and
+        the chain's tabulated rules."""
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
-            lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
-        lib.yr_ctx_link_table(self.ctx, self.link_table())
+            lib.yr_ctx_map(ctx, arch, nr, sys_id)
+        lib.yr_ctx_link_table(ctx, self.link_table())
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
                           | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
                           | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
                           | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0))
-        if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
-            self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
 
     def link_table(self) -> int:
         """The chain's path_link rule over the C side's facts (yr_link_table_allows).
@@ -442,6 +485,15 @@ class Supervisor:
                 os.close(fd)
         finally:
             os.close(copy)
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    """Is the running kernel this version or newer? (Unparsable: yes.)"""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return True
 
 
 def _pidfd_pid(fd: int) -> int | None:

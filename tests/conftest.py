@@ -20,11 +20,17 @@ def requires_tool(name: str):
     return pytest.mark.skipif(shutil.which(name) is None, reason=f"needs {name}")
 
 
+# YAMA_RUN_TEST_BACKEND=ptrace (or notify) runs every yama_run() with that --backend.
+TEST_BACKEND = os.environ.get("YAMA_RUN_TEST_BACKEND", "")
+BACKEND_ARGS = ["--backend", TEST_BACKEND] if TEST_BACKEND else []
+
+
 def yama_run(*args, check=False, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     """Run yama-run with args; text output captured unless told otherwise."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
-    return subprocess.run([*YAMA_RUN, *map(str, args)], check=check, timeout=timeout, **kwargs)
+    return subprocess.run([*YAMA_RUN, *BACKEND_ARGS, *map(str, args)], check=check,
+                          timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="session")

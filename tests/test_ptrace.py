@@ -652,10 +652,13 @@ def test_permissive_records_would_deny_and_allows(sandbox, probe, tmp_path):
 # -- nesting: the scope cannot be lowered from inside -------------------------------------
 
 def test_nested_yama_run_cannot_lower_scope(sandbox, probe, profile):
-    """An inner `yama-run --set ptrace.scope=0` cannot install a second
-    user-notify listener: it fails to start (125), and the attach stays denied."""
+    """An inner `yama-run --backend notify --set ptrace.scope=0` cannot install a
+    second user-notify listener: it fails to start (125), and the attach stays
+    denied. (With the default --backend auto it runs traced instead: see
+    test_backend_ptrace.py.)"""
     attempt = [*AS_USER, probe, "run", "sibling", "attach"]
-    inner = [*YAMA_RUN, "--profile", profile, "--set", "ptrace.scope=0", "--", *attempt]
+    inner = [*YAMA_RUN, "--backend", "notify", "--profile", profile, "--set", "ptrace.scope=0",
+             "--", *attempt]
     script = f"{shlex.join(inner)}; echo INNER_STATUS $?; {shlex.join(attempt)}"
     out = sandbox(1, "sh", "-c", script, as_user=False)
     assert out.rc == 0, ok(out)

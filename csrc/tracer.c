@@ -1,0 +1,372 @@
+/* The ptrace backend's mechanism: a seccomp stop read as a yr_event, and the
+ * reply the handlers left in the context (notify.c, deferred mode) applied to
+ * the stopped caller.
+ *
+ * The hot path is here: yr_trace_next waits, and a seccomp stop that C can
+ * settle (as yr_next settles a notification) is answered and resumed without
+ * entering Python. Everything else a debugger must handle (signals,
+ * group-stops, new children, exits) and every call a module decides goes up
+ * to sandbox/backend_ptrace.py. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+
+#include "yama.h"
+
+/* glibc's <sys/ptrace.h> and <linux/ptrace.h> do not mix: call it raw. */
+static long trace(long request, pid_t tid, unsigned long addr, unsigned long data)
+{
+    return syscall(SYS_ptrace, request, tid, addr, data);
+}
+
+#define X32_SYSCALL_BIT 0x40000000
+#define PIDFD_THREAD O_EXCL
+
+static uint64_t next_id;
+
+/* The seccomp stop of tid, decoded as a notification would be. */
+static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
+{
+    struct ptrace_syscall_info info;
+    memset(&info, 0, sizeof(info));
+    if (trace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(info), (unsigned long)&info) < 0)
+        return -errno;
+    if (info.op != PTRACE_SYSCALL_INFO_SECCOMP)
+        return -EINVAL;
+    memset(ev, 0, sizeof(*ev));
+    ev->id = ++next_id;
+    ev->tid = tid;
+    ev->arch = info.arch;
+    ev->nr = (int32_t)info.seccomp.nr;
+    ev->sys = yr_ctx_sys(ctx, ev->arch, ev->nr);
+    memcpy(ev->args, info.seccomp.args, sizeof(ev->args));
+    return 0;
+}
+
+/* ---- an fd into the caller -------------------------------------------------
+ *
+ * ptrace has no ADDFD. The caller is made to run, in place of its stopped
+ * call, socketpair(2) into scratch memory below its stack's red zone; we take
+ * one end (pidfd_getfd: we are its tracer), send the fd over it, make the
+ * caller recvmsg it from the other end, close both ends, and return the
+ * received number as the call's result. Nothing is decided on tracee memory:
+ * what its other threads could change there only misdirects its own copy.
+ * Signals that arrive meanwhile are held and queued again afterwards. */
+
+struct injection {
+    pid_t tid;
+    struct user_regs_struct base;  /* the registers at the seccomp stop */
+    int at_exit;                   /* stopped at a syscall exit (not the seccomp stop) */
+    int held[8], nheld;            /* signals to queue again */
+    int exited;                    /* the tracee died: status in *status */
+    int status;
+};
+
+/* Wait for tid's next syscall stop; signal stops are held. */
+static int wait_syscall_stop(struct injection *in)
+{
+    for (;;) {
+        int status;
+        pid_t got = waitpid(in->tid, &status, __WALL);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (!WIFSTOPPED(status)) {
+            in->exited = 1;
+            in->status = status;
+            return -ESRCH;
+        }
+        int sig = WSTOPSIG(status);
+        if (sig == (SIGTRAP | 0x80))
+            return 0;
+        if (status >> 16 == 0 && in->nheld < (int)(sizeof(in->held) / sizeof(in->held[0])))
+            in->held[in->nheld++] = sig;       /* a signal on its way: later */
+        if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+            return -errno;
+    }
+}
+
+/* Run one syscall in the caller; its return value, or -errno of ours. */
+static long inject(struct injection *in, long nr, const uint64_t a[6])
+{
+    struct user_regs_struct r = in->base;
+    r.orig_rax = (uint64_t)nr;
+    r.rax = (uint64_t)nr;
+    r.rdi = a[0];
+    r.rsi = a[1];
+    r.rdx = a[2];
+    r.r10 = a[3];
+    r.r8 = a[4];
+    r.r9 = a[5];
+    if (in->at_exit)
+        r.rip = in->base.rip - 2;              /* the syscall instruction, again */
+    if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0)
+        return -errno;
+    if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+        return -errno;
+    int rc = wait_syscall_stop(in);
+    if (rc < 0)
+        return rc;
+    if (in->at_exit) {                         /* that was the entry: now the exit */
+        if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+            return -errno;
+        if ((rc = wait_syscall_stop(in)) < 0)
+            return rc;
+    }
+    in->at_exit = 1;
+    if (trace(PTRACE_GETREGS, in->tid, 0, (unsigned long)&r) < 0)
+        return -errno;
+    return (long)r.rax;
+}
+
+static int poke(pid_t tid, uint64_t addr, const void *data, size_t len)
+{
+    for (size_t off = 0; off < len; off += 8) {
+        uint64_t word = 0;
+        memcpy(&word, (const char *)data + off, len - off < 8 ? len - off : 8);
+        if (trace(PTRACE_POKEDATA, tid, addr + off, word) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* The raw PEEKDATA stores the word at its data argument. */
+static int peek(pid_t tid, uint64_t addr, uint64_t *out)
+{
+    return trace(PTRACE_PEEKDATA, tid, addr, (unsigned long)out) < 0 ? -errno : 0;
+}
+
+static int send_one_fd(int sock, int fd)
+{
+    char byte = 0;
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/* Scratch layout, 8-aligned, below the red zone. */
+enum { SC_SV = 0, SC_MSG = 16, SC_IOV = 80, SC_BYTE = 96, SC_CMSG = 104, SC_SIZE = 128 };
+
+/* The caller's fd number for our fd, or -errno. */
+static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
+{
+    uint64_t scratch = (in->base.rsp - 128 - 512) & ~15ULL;
+    uint64_t none[6] = { 0 };
+    uint64_t a[6] = { AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, scratch + SC_SV, 0, 0 };
+    long rc = inject(in, SYS_socketpair, a);
+    if (rc < 0)
+        return rc;
+    uint64_t word = 0;
+    if ((rc = peek(in->tid, scratch + SC_SV, &word)) < 0)
+        return rc;
+    int sv0 = (int)(uint32_t)word, sv1 = (int)(uint32_t)(word >> 32);
+    /* Our copy of its first end: the sending side. */
+    int pidfd = (int)syscall(SYS_pidfd_open, in->tid, PIDFD_THREAD);
+    if (pidfd < 0 && errno == EINVAL && yr_tgid_of(in->tid) == in->tid)
+        pidfd = (int)syscall(SYS_pidfd_open, in->tid, 0);   /* before 6.9: leaders only */
+    int end = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, sv0, 0);
+    rc = end < 0 ? -errno : send_one_fd(end, fd);
+    if (end >= 0)
+        close(end);
+    if (pidfd >= 0)
+        close(pidfd);
+    if (rc == 0) {
+        struct msghdr msg = {
+            .msg_iov = (struct iovec *)(uintptr_t)(scratch + SC_IOV), .msg_iovlen = 1,
+            .msg_control = (void *)(uintptr_t)(scratch + SC_CMSG),
+            .msg_controllen = CMSG_SPACE(sizeof(int)),
+        };
+        struct iovec iov = { (void *)(uintptr_t)(scratch + SC_BYTE), 1 };
+        char zero[CMSG_SPACE(sizeof(int))];
+        memset(zero, 0, sizeof(zero));
+        if ((rc = poke(in->tid, scratch + SC_MSG, &msg, sizeof(msg))) == 0 &&
+            (rc = poke(in->tid, scratch + SC_IOV, &iov, sizeof(iov))) == 0 &&
+            (rc = poke(in->tid, scratch + SC_CMSG, zero, sizeof(zero))) == 0) {
+            uint64_t r[6] = { (uint64_t)sv1, scratch + SC_MSG,
+                              (fd_flags & O_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0, 0, 0, 0 };
+            rc = inject(in, SYS_recvmsg, r);
+        }
+    }
+    long got = -1;
+    if (rc == 1) {
+        struct cmsghdr cm;
+        uint64_t words[3];
+        for (int i = 0; i < 3 && rc == 1; i++)
+            if (peek(in->tid, scratch + SC_CMSG + 8 * (uint64_t)i, &words[i]) < 0)
+                rc = -EFAULT;
+        if (rc == 1) {
+            memcpy(&cm, words, sizeof(cm));
+            if (cm.cmsg_level == SOL_SOCKET && cm.cmsg_type == SCM_RIGHTS &&
+                cm.cmsg_len == CMSG_LEN(sizeof(int)))
+                got = (int)(uint32_t)words[2];
+            else
+                rc = -EBADMSG;
+        }
+    } else if (rc >= 0) {
+        rc = -EBADMSG;
+    }
+    none[0] = (uint64_t)sv0;
+    if (!in->exited)
+        inject(in, SYS_close, none);
+    none[0] = (uint64_t)sv1;
+    if (!in->exited)
+        inject(in, SYS_close, none);
+    if (rc < 0)
+        return rc;
+    /* The lowest free number, as the kernel's own call would give. */
+    if (got > (sv0 < sv1 ? sv0 : sv1) && !in->exited) {
+        uint64_t d[6] = { (uint64_t)got, (fd_flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD,
+                          0, 0, 0, 0 };
+        long low = inject(in, SYS_fcntl, d);
+        if (low >= 0 && low < got && !in->exited) {
+            none[0] = (uint64_t)got;
+            inject(in, SYS_close, none);
+            got = low;
+        }
+    }
+    return got;
+}
+
+/* ---- the reply ------------------------------------------------------------ */
+
+/* At the seccomp stop: the call is not made and returns value. Two words
+ * poked cost less than all the registers read and written back. */
+static int skip_with(pid_t tid, int64_t value)
+{
+    if (trace(PTRACE_POKEUSR, tid, offsetof(struct user_regs_struct, orig_rax),
+              (unsigned long)-1) < 0 ||
+        trace(PTRACE_POKEUSR, tid, offsetof(struct user_regs_struct, rax),
+              (unsigned long)value) < 0)
+        return -errno;
+    return 0;
+}
+
+static int set_return(pid_t tid, struct user_regs_struct *r, int skip, int64_t value)
+{
+    if (skip)
+        r->orig_rax = (uint64_t)-1;            /* the call is not made */
+    r->rax = (uint64_t)value;
+    return trace(PTRACE_SETREGS, tid, 0, (unsigned long)r) < 0 ? -errno : 0;
+}
+
+/* Apply the kept reply to tid, stopped at the seccomp stop of its call. 0:
+ * resume it with PTRACE_CONT; 1: it died meanwhile (*result: its wait
+ * status, not yet handled); <0: -errno, not answered. */
+static int apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
+{
+    struct user_regs_struct r;
+    *result = 0;
+    if (reply->kind == YR_DEFER_CONTINUE)
+        return 0;
+    if (reply->kind == YR_DEFER_RETURN) {
+        *result = reply->err ? -(int64_t)reply->err : reply->val;
+        return skip_with(tid, *result);
+    }
+    if (reply->kind != YR_DEFER_FD)            /* no reply at all: fail closed */
+        return skip_with(tid, -EPERM);
+    if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
+        return -errno;
+    yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
+    struct injection in = { .tid = tid, .base = r };
+    long fd;
+    /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
+    uint64_t insn = 0;
+    if ((r.orig_rax & X32_SYSCALL_BIT) || peek(tid, r.rip - 2, &insn) < 0 ||
+        (insn & 0xFFFF) != 0x050F)             /* not `syscall`: int $0x80 or sysenter */
+        fd = -ENOSYS;
+    else
+        fd = fd_into(&in, reply->fd, reply->fd_flags);
+    close(reply->fd);
+    reply->fd = -1;
+    if (in.exited) {
+        *result = in.status;
+        return 1;
+    }
+    *result = fd;
+    int rc = set_return(tid, &in.base, !in.at_exit, fd);
+    pid_t tgid = yr_tgid_of(tid);
+    for (int i = 0; i < in.nheld; i++)         /* queued again, delivered on resume */
+        syscall(SYS_tgkill, tgid, tid, in.held[i]);
+    return rc;
+}
+
+/* ---- the loop's hot path ---------------------------------------------------- */
+
+/* Answer tid's call with the context's kept reply and resume it. 0: resumed
+ * (or gone); 1: it died meanwhile, *status is its wait status, not yet
+ * handled; <0: -errno, it could not be answered (the caller fails closed). */
+int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
+{
+    struct yr_deferred reply;
+    int64_t result;
+    yr_ctx_take_reply(ctx, &reply);
+    int rc = apply(tid, &reply, &result);
+    if (rc == 1) {
+        *status = (int)result;
+        return 1;
+    }
+    if (rc < 0)
+        return rc == -ESRCH ? 0 : rc;          /* killed meanwhile: its exit follows */
+    if (trace(PTRACE_CONT, tid, 0, 0) < 0 && errno != ESRCH)
+        return -errno;
+    return 0;
+}
+
+/* Wait for the next stop or exit that needs Python. 0: no task is left;
+ * YR_TRACE_STATUS: *status of ev->tid (not a seccomp stop: the debugger's
+ * business); YR_TRACE_DECIDE: ev is a hooked call for the chain, its caller
+ * stopped until yr_trace_answer; <0: -errno. */
+int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
+{
+    for (;;) {
+        pid_t tid = waitpid(-1, status, __WALL);
+        if (tid < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == ECHILD ? 0 : -errno;
+        }
+        if (!WIFSTOPPED(*status) || *status >> 16 != PTRACE_EVENT_SECCOMP) {
+            ev->tid = tid;
+            return YR_TRACE_STATUS;
+        }
+        int rc = trace_read(ctx, tid, ev);
+        if (rc == -ESRCH)
+            continue;                          /* killed meanwhile: its exit follows */
+        if (rc < 0) {
+            ev->tid = tid;
+            return rc;
+        }
+        if (!yr_settle(ctx, ev))
+            return YR_TRACE_DECIDE;
+        rc = yr_trace_answer(ctx, tid, status);
+        if (rc == 1) {
+            ev->tid = tid;
+            return YR_TRACE_STATUS;
+        }
+        if (rc < 0)
+            return rc;
+    }
+}
