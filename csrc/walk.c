@@ -958,6 +958,18 @@ static int open_in_worker(struct wk *w)
     return R_DONE;
 }
 
+/* An open that waits (a FIFO without a peer, a lease): in a worker thread
+ * that answers the caller itself. The ptrace backend has one tracer thread
+ * for every tracee and nothing else may answer for it: there the tracee
+ * waits in its own open, checked and continued (README: Backends). */
+static int wait_elsewhere(struct yr_ctx *ctx, struct wk *w)
+{
+    if (yr_ctx_listener(ctx) >= 0)
+        return open_in_worker(w);
+    yr_reply_continue(ctx, w->ev.id);
+    return R_DONE;
+}
+
 /* Open the object settled by trail(): from the held parent with O_NOFOLLOW,
  * or, once decided on at a hook point, the very object held in w->obj. */
 static int open_final(struct yr_ctx *ctx, struct wk *w)
@@ -980,7 +992,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
     }
     if (!(fl & (O_NONBLOCK | O_PATH)) && (!w->magic || w->obj >= 0)) {
         if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
-            return open_in_worker(w);
+            return wait_elsewhere(ctx, w);
         /* Writers to a FIFO with a reader, devices, and regular files that
          * may be swapped for a FIFO meanwhile: never wait here. */
         fl |= O_NONBLOCK;
@@ -1001,9 +1013,9 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         if (e == ELOOP && w->follow && w->obj < 0 && !w->magic)
             return R_AGAIN;                     /* became a symlink: walk it */
         if (e == ENXIO && added_nonblock && type == S_IFIFO)
-            return open_in_worker(w);           /* no reader yet: wait for one */
+            return wait_elsewhere(ctx, w);      /* no reader yet: wait for one */
         if (e == EWOULDBLOCK && added_nonblock && type == S_IFREG)
-            return open_in_worker(w);           /* a lease to break */
+            return wait_elsewhere(ctx, w);      /* a lease to break */
         return -e;
     }
     if (added_nonblock)

@@ -414,3 +414,18 @@ def test_emulated_link_is_made_once_and_not_interrupted(backend):
     ends a ptrace-stop): every link is made once, none fails."""
     r = yama_run("--backend", backend, "--", *py(LINKS_UNDER_SIGNALS), timeout=120)
     assert r.stdout.strip() == "[('made', 2000)]", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("order", ["reader first", "writer first"])
+def test_fifo_opens_that_wait_under_the_path_walk(tmp_path, order):
+    """With the path walk on (symlinks enforced by yama-run), a FIFO open that
+    waits for its peer must not stall the single tracer thread: the peer's own
+    open is a traced call too."""
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    if order == "reader first":
+        script = f"(sleep 1; echo hi > {fifo}) & cat {fifo}; wait"
+    else:
+        script = f"(echo hi > {fifo}) & sleep 1; cat {fifo}; wait"
+    r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", "sh", "-c", script, timeout=30)
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r
