@@ -5,18 +5,31 @@ A module is a class with
   settings   {key: Setting}: the schema of its profile table
   hooks()    the hook points it needs with its settings (only these are routed)
 and one method per hook point, taking a typed request (sandbox.requests) and
-returning None (no objection) or Deny(errno, reason)."""
+returning None (no objection) or Deny(errno, reason).
+
+Modules are found by name: the bundled ones here (sandbox/modules/NAME.py,
+whose MODULE is the class), then those other packages declare in the
+entry-point group `yama_run.modules` (name = "package.module:Class")."""
 from __future__ import annotations
 
 import importlib
+import traceback
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 BUNDLED = ("ptrace", "hardlinks")
 
 
+ENTRY_POINT_GROUP = "yama_run.modules"
+
+
 class SettingError(ValueError):
     pass
+
+
+class ModuleLoadError(SettingError):
+    """A module that is unknown, fails to import, or is not a Module."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +92,51 @@ def rule_table(modules, hook: str, hypothetical, bits: int) -> int:
     return mask
 
 
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    """Third-party modules by name; a bundled name cannot be taken over."""
+    found = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in BUNDLED:
+            found.setdefault(ep.name, ep)
+    return found
+
+
+def available() -> dict[str, str]:
+    """Every module name -> where it comes from ("bundled" or the package)."""
+    names = {name: "bundled" for name in BUNDLED}
+    for name, ep in sorted(_entry_points().items()):
+        dist = getattr(ep, "dist", None)
+        names[name] = f"{dist.name} {dist.version}" if dist else ep.value
+    return names
+
+
+_loaded: dict[str, type[Module]] = {}
+
+
 def load(name: str) -> type[Module]:
-    """The module class called name."""
-    if name not in BUNDLED:
-        raise SettingError(f"unknown module {name!r}; valid modules: {', '.join(BUNDLED)}")
-    mod = importlib.import_module(f"{__name__}.{name}")
-    return mod.MODULE
+    """The module class called name (imported once)."""
+    if name in _loaded:
+        return _loaded[name]
+    if name in BUNDLED:
+        where = f"sandbox/modules/{name}.py"
+        importer = lambda: importlib.import_module(f"{__name__}.{name}").MODULE  # noqa: E731
+    else:
+        ep = _entry_points().get(name)
+        if ep is None:
+            raise ModuleLoadError(f"unknown module {name!r}; valid modules: "
+                                  f"{', '.join(available())}")
+        where = f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP})"
+        importer = ep.load
+    try:
+        cls = importer()
+    except Exception as exc:
+        last = traceback.format_exception_only(exc)[-1].strip()
+        raise ModuleLoadError(f"module {name!r} ({where}) failed to load: {last}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise ModuleLoadError(f"module {name!r} ({where}) is {cls!r}, not a subclass "
+                              f"of sandbox.modules.Module")
+    if cls.name != name:
+        raise ModuleLoadError(f"module {name!r} ({where}) calls itself {cls.name!r}; "
+                              f"its name must be the one it is registered under")
+    _loaded[name] = cls
+    return cls
