@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from ..chain import Deny  # noqa: F401  (re-exported: a module's verdict type)
+
 BUNDLED = ("ptrace", "hardlinks")
 
 
