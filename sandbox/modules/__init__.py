@@ -41,21 +41,33 @@ class Setting:
     doc: str = ""
 
     def parse(self, raw: Any) -> Any:
-        """A value from TOML (typed) or from --set (a string)."""
-        value = raw
-        if isinstance(raw, str) and all(isinstance(c, int) for c in self.choices):
-            try:
-                value = int(raw, 0)
-            except ValueError:
-                value = raw
-        elif isinstance(raw, str) and all(isinstance(c, bool) for c in self.choices):
-            value = {"true": True, "false": False, "1": True, "0": False}.get(raw.lower(), raw)
-        if isinstance(value, bool) != all(isinstance(c, bool) for c in self.choices) \
-                or value not in self.choices:
-            valid = ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
-                              for c in self.choices)
-            raise SettingError(f"bad value {raw!r}; valid values: {valid}")
-        return value
+        """A value from TOML (typed) or from --set (a string), as one of the
+        choices; choices may mix types (0, 1, "auto"). true is never 1."""
+        for choice in self.choices:
+            if isinstance(raw, str) and not isinstance(choice, str):
+                if _spelled(raw, choice):
+                    return choice
+            elif type(raw) is type(choice) and raw == choice:
+                return choice
+        valid = ", ".join(_spell(c) for c in self.choices)
+        raise SettingError(f"bad value {raw!r}; valid values: {valid}")
+
+
+def _spell(choice: Any) -> str:
+    """A choice as a user writes it on the command line."""
+    return str(choice).lower() if isinstance(choice, bool) else str(choice)
+
+
+def _spelled(text: str, choice: Any) -> bool:
+    """--set's text for a non-string choice: true/false (or 1/0) for a bool,
+    a number for an int."""
+    text = text.strip().lower()
+    if isinstance(choice, bool):
+        return text in ({"true", "1"} if choice else {"false", "0"})
+    try:
+        return int(text, 0) == choice
+    except ValueError:
+        return False
 
 
 class Module:
