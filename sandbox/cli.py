@@ -9,6 +9,7 @@ import os
 import sys
 
 import click
+import click.shell_completion
 
 from . import __version__
 from . import modules as policy_modules
@@ -45,6 +46,10 @@ def _complete_settings(ctx, param, incomplete):
             continue
         out += [f"{name}.{key}=" for key in keys if f"{name}.{key}=".startswith(incomplete)]
     return out
+
+
+def _complete_files(ctx, param, incomplete):
+    return [click.shell_completion.CompletionItem(incomplete, type="file")]
 
 
 # -- choosing the profile --------------------------------------------------------
@@ -133,8 +138,8 @@ def _list_modules() -> None:
               help="Print the effective profile that `yama-run PROGRAM` would use (after "
                    "includes and --set), each value with where it came from, and exit.")
 @click.version_option(__version__, "--version", prog_name="yama-run")
-@click.argument("program", required=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.argument("program", required=False, shell_complete=_complete_files)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)
 def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose,
         list_profiles, list_modules, show, program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
