@@ -20,7 +20,7 @@ from typing import Any
 
 from ..chain import Deny  # noqa: F401  (re-exported: a module's verdict type)
 
-BUNDLED = ("ptrace", "hardlinks")
+BUNDLED = ("ptrace", "hardlinks", "symlinks", "fifos", "regular")
 
 
 ENTRY_POINT_GROUP = "yama_run.modules"
@@ -82,6 +82,11 @@ class Module:
 
     def hooks(self) -> set[str]:
         raise NotImplementedError
+
+
+def hooked(modules, hook: str) -> bool:
+    """Does any module hook `hook`?"""
+    return any(hook in module.hooks() for module in modules)
 
 
 def rule_table(modules, hook: str, hypothetical, bits: int) -> int:
