@@ -1,6 +1,6 @@
 """yama-run [--profile NAME|PATH | --no-profile] [--set MODULE.KEY=VALUE]...
            [--audit-log FILE] [--permissive] [-v] [--] PROGRAM [ARG]...
-yama-run --list-profiles | --list-modules | --show-profile NAME|PATH|PROGRAM [--set ...]
+yama-run --list-profiles | --list-modules | --show-profile PROGRAM|NAME|FILE.toml [--set ...]
 
 Introspection is by options, not subcommands, so any PROGRAM name still runs."""
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _select(profile_name, no_profile, show, program) -> profiles.Profile:
     if profile_name:
         return profiles.load(profile_name)
     target = show or program
-    if show and profiles.is_path(show) and os.path.isfile(show):
+    if show and show.endswith(".toml"):        # a profile file, not a program
         return profiles.load(show)
     path, kind, how = profiles.for_program(target)
     return profiles.load_file(path, kind, found=how)
@@ -133,10 +133,11 @@ def _list_modules() -> None:
                    "and exit.")
 @click.option("--list-modules", is_flag=True,
               help="List the modules (bundled and installed) with their settings and exit.")
-@click.option("--show-profile", "show", metavar="NAME|PATH|PROGRAM",
+@click.option("--show-profile", "show", metavar="PROGRAM|NAME|FILE.toml",
               shell_complete=_complete_profiles,
               help="Print the effective profile that `yama-run PROGRAM` would use (after "
-                   "includes and --set), each value with where it came from, and exit.")
+                   "includes and --set; a profile name works too, or a FILE.toml), each "
+                   "value with where it came from, and exit.")
 @click.version_option(__version__, "--version", prog_name="yama-run")
 @click.argument("program", required=False, shell_complete=_complete_files)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)

@@ -80,7 +80,7 @@ def render(date: str | None = None) -> str:
            ".SH SYNOPSIS", f"\\fByama\\-run\\fR {_roff(synopsis)}",
            ".br", "\\fByama\\-run\\fR \\fB\\-\\-list\\-profiles\\fR | "
                   "\\fB\\-\\-list\\-modules\\fR | \\fB\\-\\-show\\-profile\\fR "
-                  "\\fINAME|PATH|PROGRAM\\fR [\\fB\\-\\-set\\fR \\fIMODULE.KEY=VALUE\\fR]...",
+                  "\\fIPROGRAM|NAME|FILE.toml\\fR [\\fB\\-\\-set\\fR \\fIMODULE.KEY=VALUE\\fR]...",
            ".SH DESCRIPTION", _roff(" ".join(cli.help.split())),
            ".SH OPTIONS"]
     for param in cli.get_params(ctx):
