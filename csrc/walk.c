@@ -741,6 +741,19 @@ static int mem_target(struct wk *w)
     return pid > 0 ? pid : -EACCES;
 }
 
+/* /proc files whose writes are judged on the opener's credentials
+ * (file->f_cred: user namespace, euid, capabilities), which an fd we open
+ * cannot carry: these opens are walked, decided and continued. */
+static int opener_matters(struct wk *w)
+{
+    static const char *const names[] = { "uid_map", "gid_map", "projid_map", "setgroups" };
+    struct statfs sf;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(w->name, names[i]) == 0)
+            return fstatfs(w->dir, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+    return 0;
+}
+
 static int act_open(struct yr_ctx *ctx, struct wk *w)
 {
     int fl = w->flags;
@@ -803,6 +816,11 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
             pub.mem_pid = pid;
             return R_HOOK;
         }
+    }
+    if (opener_matters(w)) {
+        if (yr_id_valid(ctx, w->ev.id))
+            yr_reply_continue(ctx, w->ev.id);
+        return R_DONE;
     }
     return open_final(ctx, w);
 }
@@ -1188,6 +1206,10 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
         if (!(w->flags & (O_CREAT | __O_TMPFILE)))
             w->mode = 0;
         w->mode &= 07777;
+        /* ADDFD takes its file with fget(), which refuses O_PATH files: an
+         * O_PATH open is walked, decided and continued, like execve. */
+        if (w->flags & O_PATH)
+            w->op = OP_CHECK;
     } else if (w->op == OP_SYMLINK) {
         w->follow = 0;
     } else if (w->flags & AT_SYMLINK_NOFOLLOW) {
