@@ -23,7 +23,7 @@ def _describe(profile) -> str:
     parts = []
     for name in profile.chain:
         values = profile.settings.get(name, {})
-        inner = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        inner = ", ".join(f"{k}={profiles.toml_value(v)}" for k, v in sorted(values.items()))
         parts.append(f"{name}({inner})" if inner else name)
     return " -> ".join(parts) or "(empty: no filter)"
 

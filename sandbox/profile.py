@@ -123,7 +123,8 @@ def for_program(program: str) -> tuple[Path, str, str]:
     for entry in catalogue():
         if base in entry.header["aliases"]:
             path, kind = find(entry.name)
-            return path, kind, f"{base} is an alias of {entry.name} ({entry.path})"
+            declared = "" if _same(path, entry.path) else f" (declared in {entry.path})"
+            return path, kind, f"{base} is an alias of {entry.name}{declared}"
     path, kind = find(DEFAULT)
     return path, kind, f"no profile for {base}"
 
