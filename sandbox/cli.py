@@ -100,8 +100,9 @@ def _list_modules() -> None:
         except policy_modules.SettingError as exc:
             click.echo(f"{name} ({origin}): error: {exc}")
             continue
-        doc = (cls.__doc__ or "").strip().splitlines()
-        click.echo(f"{name} ({origin})" + (f": {doc[0]}" if doc else ""))
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip()
+        summary = " ".join(doc.split("\n\n")[0].split())
+        click.echo(f"{name} ({origin})" + (f": {summary}" if summary else ""))
         for key, setting in sorted(cls.settings.items()):
             choices = ", ".join(profiles.toml_value(c) for c in setting.choices)
             click.echo(f"  {name}.{key} = {profiles.toml_value(setting.default)}"
