@@ -43,10 +43,16 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
+#include <sys/inotify.h>
+#include <time.h>
 
 #include "yama.h"
 
 #define MAXSYMLINKS 40
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
 #define AT_FDCWD_INT (-100)
 #define AUDIT_ARCH_I386 0x40000003u
 #define CAP_FOWNER 3
@@ -77,7 +83,7 @@ int yr_walk_table_allows(uint64_t mask, uint32_t facts)
 
 /* ---- one call's state ------------------------------------------------------ */
 
-enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK };
+enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META };
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
 
 struct wk {
@@ -101,13 +107,21 @@ struct wk {
     int32_t dirfd;
     int flags;                  /* open flags, or AT_* flags */
     uint32_t mode;              /* open mode, access mode, statx mask */
-    uint64_t buf;               /* the caller's stat buffer */
+    uint64_t buf;               /* the caller's stat buffer, xattr value or list */
+    /* OP_META: what to change */
+    int64_t len;                /* truncate */
+    uint32_t uid, gid;          /* chown */
+    struct timespec ts[2];      /* utime* */
+    int times_null;
+    char xname[256];            /* xattr */
+    uint64_t xsize;
+    int ifd;                    /* inotify: our copy of the caller's instance */
     char path[YR_PATH_MAX];     /* as given */
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
     char rest[2 * YR_PATH_MAX]; /* what is left to walk */
     char tmp[2 * YR_PATH_MAX];
 };
-static struct wk W = { .procdir = -1, .root = -1, .dir = -1, .obj = -1 };
+static struct wk W = { .procdir = -1, .root = -1, .dir = -1, .obj = -1, .ifd = -1 };
 
 static void wk_close(struct wk *w)
 {
@@ -117,7 +131,9 @@ static void wk_close(struct wk *w)
         close(w->obj);
     if (w->root >= 0)
         close(w->root);
-    w->dir = w->obj = w->root = -1;
+    if (w->ifd >= 0)
+        close(w->ifd);
+    w->dir = w->obj = w->root = w->ifd = -1;
 }
 
 /* Open name under the caller's /proc/TID as the caller; a caller that is
@@ -181,6 +197,23 @@ static int start_at(struct wk *w, int32_t dirfd, int want_dir)
     if (fd >= 0 || fd == -ENOTDIR)
         return fd;
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
+}
+
+/* What open() passes on (build_open_how); O_NOFOLLOW stays in f_flags, so
+ * a final open that must not follow a link uses RESOLVE_NO_SYMLINKS instead. */
+#define TMPFILE_BIT 020000000      /* the kernel's __O_TMPFILE (glibc's adds O_DIRECTORY) */
+#define VALID_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
+                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | \
+                          O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | __O_TMPFILE)
+
+static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64_t resolve)
+{
+    struct open_how how = { .flags = (uint64_t)(flags & VALID_OPEN_FLAGS),
+                            .resolve = resolve };
+    if (flags & (O_CREAT | TMPFILE_BIT))
+        how.mode = mode & 07777;
+    int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+    return fd < 0 ? -1 : fd;
 }
 
 static int o2(int dir, const char *name, int flags, uint64_t resolve)
@@ -452,6 +485,8 @@ static void hook_common(struct wk *w, int hook, uint32_t facts, const struct sta
  * directory (or the caller's root). */
 static int follow_held(struct wk *w)
 {
+    if (w->resolve & RESOLVE_NO_SYMLINKS)
+        return -ELOOP;                           /* after may_follow_link, as the kernel */
     int lfd = w->obj;
     w->obj = -1;
     ssize_t n = readlinkat(lfd, "", w->target, sizeof(w->target) - 2);
@@ -476,13 +511,15 @@ static int follow_held(struct wk *w)
  * (a magic link); R_HOOK: Python decides; <0: errno. */
 static int trailing_link(struct wk *w)
 {
-    if ((w->resolve & RESOLVE_NO_SYMLINKS) || ++w->hops > MAXSYMLINKS)
+    if (++w->hops > MAXSYMLINKS)
         return -ELOOP;
     char subst[64];
     int pl = proc_link(w, w->dir, w->name, subst, sizeof(subst));
     if (pl < 0)
         return pl;
     if (pl == PL_SELF) {
+        if (w->resolve & RESOLVE_NO_SYMLINKS)
+            return -ELOOP;
         if (w->slash)
             strcat(subst, "/");
         int from = w->dir;
@@ -490,7 +527,8 @@ static int trailing_link(struct wk *w)
         return walk(w, from, subst);
     }
     if (pl == PL_MAGIC) {
-        if (w->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        if (w->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
+                          RESOLVE_IN_ROOT))
             return -ELOOP;
         w->magic = 1;
         return R_DONE;
@@ -522,6 +560,8 @@ static int trailing_link(struct wk *w)
 static int trail(struct wk *w)
 {
     for (;;) {
+        if (w->op == OP_OPEN && (w->flags & O_CREAT) && w->slash)
+            return -EISDIR;                      /* before the name is looked at */
         if (strcmp(w->name, "..") == 0) {
             int nd;
             if (at_root(w, w->dir)) {
@@ -683,7 +723,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         fl |= O_NONBLOCK;
         added_nonblock = 1;
     }
-    if ((fl & O_CREAT) && take_umask(w) < 0)
+    if ((fl & (O_CREAT | TMPFILE_BIT)) && take_umask(w) < 0)
         return -ESRCH;
     int fd;
     if (w->obj >= 0) {
@@ -691,9 +731,9 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
         fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
     } else if (w->magic) {
-        fd = openat(w->dir, w->name, fl, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, 0);
     } else {
-        fd = openat(w->dir, w->name, fl | O_NOFOLLOW, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, RESOLVE_NO_SYMLINKS);
     }
     if (fd < 0) {
         int e = errno;
@@ -766,7 +806,8 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
             return -EISDIR;
         if (take_umask(w) < 0)
             return -ESRCH;
-        int fd = openat(w->dir, w->name, fl | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, w->mode);
+        int fd = open_here(w->dir, w->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC, w->mode,
+                           RESOLVE_NO_SYMLINKS);
         if (fd < 0)
             return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
         int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(fl & O_CLOEXEC));
@@ -1009,6 +1050,88 @@ static int act_symlink(struct yr_ctx *ctx, struct wk *w)
     return perform_symlink(ctx, w);
 }
 
+#define XATTR_MAX 65536
+
+/* Change or read the metadata of fd (O_PATH, the walked object), as the
+ * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
+static int meta_perform(struct yr_ctx *ctx, struct wk *w, int fd)
+{
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    long rc = -1;
+    int err = 0;
+    static char xbuf[XATTR_MAX];
+    switch (w->ev.sys) {
+    case YR_SYS_TRUNCATE: case YR_SYS_TRUNCATE64:
+        rc = truncate(self, w->len);
+        break;
+    case YR_SYS_CHMOD: case YR_SYS_FCHMODAT: case YR_SYS_FCHMODAT2:
+        rc = syscall(SYS_fchmodat2, fd, "", w->mode, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_CHOWN: case YR_SYS_FCHOWNAT:
+        rc = fchownat(fd, "", w->uid, w->gid, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64: case YR_SYS_UTIME:
+    case YR_SYS_UTIMES: case YR_SYS_FUTIMESAT:
+        rc = utimensat(fd, "", w->times_null ? NULL : w->ts, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: {
+        size_t size = w->xsize > XATTR_MAX ? XATTR_MAX : (size_t)w->xsize;
+        rc = w->ev.sys == YR_SYS_GETXATTR ? getxattr(self, w->xname, size ? xbuf : NULL, size)
+                                          : listxattr(self, size ? xbuf : NULL, size);
+        if (rc < 0 && errno == ERANGE && size >= XATTR_MAX)
+            errno = E2BIG;
+        if (rc > 0 && size) {
+            struct iovec l = { xbuf, (size_t)rc }, r = { (void *)(uintptr_t)w->buf, (size_t)rc };
+            if (write_caller(w, &l, 1, &r, 1) < 0) {
+                rc = -1;
+                errno = EFAULT;
+            }
+        }
+        break;
+    }
+    case YR_SYS_SETXATTR: {
+        struct iovec l = { xbuf, (size_t)w->xsize }, r = { (void *)(uintptr_t)w->buf, (size_t)w->xsize };
+        if (w->xsize && process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != (ssize_t)w->xsize) {
+            rc = -1;
+            errno = EFAULT;
+            break;
+        }
+        rc = setxattr(self, w->xname, xbuf, (size_t)w->xsize, w->flags);
+        break;
+    }
+    case YR_SYS_REMOVEXATTR:
+        rc = removexattr(self, w->xname);
+        break;
+    case YR_SYS_INOTIFY_ADD_WATCH:
+        rc = inotify_add_watch(w->ifd, self, w->mode & ~(uint32_t)IN_DONT_FOLLOW);
+        break;
+    }
+    if (rc < 0)
+        err = errno;
+    yr_reply(ctx, w->ev.id, rc < 0 ? 0 : rc, err);
+    return R_DONE;
+}
+
+static int act_meta(struct yr_ctx *ctx, struct wk *w)
+{
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0)
+        return errno == ENOENT ? R_AGAIN : -errno;
+    if (fstat(fd, &st) < 0 || (w->follow && !w->magic && S_ISLNK(st.st_mode))) {
+        close(fd);
+        return R_AGAIN;                          /* became a symlink: walk it */
+    }
+    int rc = meta_perform(ctx, w, fd);
+    close(fd);
+    return rc;
+}
+
 static int act(struct yr_ctx *ctx, struct wk *w)
 {
     switch (w->op) {
@@ -1022,6 +1145,8 @@ static int act(struct yr_ctx *ctx, struct wk *w)
         return act_access(ctx, w);
     case OP_SYMLINK:
         return act_symlink(ctx, w);
+    case OP_META:
+        return act_meta(ctx, w);
     case OP_CHECK:
         if (yr_id_valid(ctx, w->ev.id))
             yr_reply_continue(ctx, w->ev.id);
@@ -1091,13 +1216,17 @@ static int read_how(struct wk *w, uint64_t addr, uint64_t size)
     struct open_how how;
     memcpy(&how, buf, 24);
     /* The kernel's own validation of how (build_open_flags), before any walk. */
-    how.flags |= O_CLOEXEC;
-    if (syscall(SYS_openat2, -1, "x", &how, sizeof(how)) >= 0 || errno != EBADF)
-        return errno == EBADF ? 0 : -errno;
+    struct open_how probe = how;
+    probe.flags |= O_CLOEXEC;
+    long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+    if (rc >= 0)
+        close((int)rc);
+    if (rc >= 0 || errno != EBADF)
+        return rc >= 0 ? -EBADF : -errno;
     w->flags = (int)how.flags;
     w->mode = (uint32_t)how.mode;
     w->resolve = how.resolve;
-    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)))
+    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | TMPFILE_BIT)))
         return -EAGAIN;
     return 0;
 }
@@ -1117,9 +1246,191 @@ static int op_of(int32_t sys)
         return OP_ACCESS;
     case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
         return OP_SYMLINK;
-    default:
+    case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
         return OP_CHECK;
+    default:
+        return OP_META;
     }
+}
+
+static int64_t s32(uint64_t v)
+{
+    return (int64_t)(int32_t)(uint32_t)v;
+}
+
+/* The times of utime, utimes, futimesat and utimensat, in timespecs. */
+static int read_times(struct wk *w, uint64_t addr)
+{
+    int compat = w->ev.arch == AUDIT_ARCH_I386;
+    w->times_null = addr == 0;
+    if (!addr)
+        return 0;
+    unsigned char b[32];
+    size_t n;
+    switch (w->ev.sys) {
+    case YR_SYS_UTIME:
+        n = compat ? 8 : 16;
+        break;
+    case YR_SYS_UTIMENSAT:
+        n = compat ? 16 : 32;
+        break;
+    case YR_SYS_UTIMENSAT_TIME64:
+        n = 32;
+        break;
+    default:                                  /* utimes, futimesat: two timevals */
+        n = compat ? 16 : 32;
+    }
+    struct iovec l = { b, n }, r = { (void *)(uintptr_t)addr, n };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != (ssize_t)n)
+        return -EFAULT;
+    int64_t v[4];
+    for (int i = 0; i < 4; i++) {
+        if (n == 32) {
+            int64_t x;
+            memcpy(&x, b + 8 * i, 8);
+            v[i] = x;
+        } else if (n == 16) {
+            int32_t x;
+            memcpy(&x, b + 4 * i, 4);
+            v[i] = x;
+        }
+    }
+    if (w->ev.sys == YR_SYS_UTIME) {          /* {actime, modtime}: whole seconds */
+        if (n == 8) {
+            int32_t a, m;
+            memcpy(&a, b, 4);
+            memcpy(&m, b + 4, 4);
+            v[0] = a;
+            v[2] = m;
+        } else {
+            v[2] = v[1];
+        }
+        v[1] = v[3] = 0;
+    } else if (w->ev.sys == YR_SYS_UTIMES || w->ev.sys == YR_SYS_FUTIMESAT) {
+        for (int i = 1; i < 4; i += 2) {
+            if (v[i] < 0 || v[i] >= 1000000)
+                return -EINVAL;
+            v[i] *= 1000;
+        }
+    } else if (compat || w->ev.sys == YR_SYS_UTIMENSAT_TIME64) {
+        if (compat) {                          /* a compat caller's nsec is 32 bits */
+            v[1] = (int32_t)v[1];
+            v[3] = (int32_t)v[3];
+        }
+    }
+    w->ts[0] = (struct timespec){ (time_t)v[0], (long)v[1] };
+    w->ts[1] = (struct timespec){ (time_t)v[2], (long)v[3] };
+    return 0;
+}
+
+static int read_xname(struct wk *w, uint64_t addr)
+{
+    int n = yr_read_path(w->ev.tid, addr, w->xname, sizeof(w->xname));
+    if (n == -ENAMETOOLONG || n == 0)
+        return -ERANGE;
+    return n < 0 ? n : 0;
+}
+
+/* OP_META arguments. */
+static int decode_meta(struct wk *w, uint64_t *path_addr)
+{
+    const struct yr_event *ev = &w->ev;
+    int compat = ev->arch == AUDIT_ARCH_I386;
+    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
+    const uint64_t *a = ev->args;
+    int err = 0;
+    switch (ev->sys) {
+    case YR_SYS_TRUNCATE:
+        *path_addr = a[0] & m; w->len = compat ? s32(a[1]) : (int64_t)a[1];
+        if (w->len < 0)
+            return -EINVAL;
+        break;
+    case YR_SYS_TRUNCATE64:
+        *path_addr = a[0] & m; w->len = (int64_t)((a[1] & 0xFFFFFFFFu) | (a[2] << 32));
+        if (w->len < 0)
+            return -EINVAL;
+        break;
+    case YR_SYS_CHMOD:
+        *path_addr = a[0] & m; w->mode = (uint32_t)a[1] & 07777;
+        break;
+    case YR_SYS_FCHMODAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2] & 07777;
+        break;
+    case YR_SYS_FCHMODAT2:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2] & 07777;
+        w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_CHOWN:
+        *path_addr = a[0] & m; w->uid = (uint32_t)a[1]; w->gid = (uint32_t)a[2];
+        if (compat && ev->nr == 182) {         /* i386 chown: 16-bit ids, 0xffff = -1 */
+            w->uid = (w->uid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (w->uid & 0xFFFF);
+            w->gid = (w->gid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (w->gid & 0xFFFF);
+        }
+        break;
+    case YR_SYS_FCHOWNAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->uid = (uint32_t)a[2];
+        w->gid = (uint32_t)a[3]; w->flags = (int)a[4];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        err = read_times(w, a[2] & m);
+        break;
+    case YR_SYS_UTIME: case YR_SYS_UTIMES:
+        *path_addr = a[0] & m;
+        err = read_times(w, a[1] & m);
+        break;
+    case YR_SYS_FUTIMESAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
+        err = read_times(w, a[2] & m);
+        break;
+    case YR_SYS_GETXATTR:
+        *path_addr = a[0] & m; w->buf = a[2] & m; w->xsize = a[3] & m;
+        err = read_xname(w, a[1] & m);
+        break;
+    case YR_SYS_SETXATTR:
+        *path_addr = a[0] & m; w->buf = a[2] & m; w->xsize = a[3] & m; w->flags = (int)a[4];
+        if (w->flags & ~(XATTR_CREATE | XATTR_REPLACE))
+            return -EINVAL;
+        err = read_xname(w, a[1] & m);
+        if (!err && w->xsize > XATTR_MAX)
+            return -E2BIG;
+        break;
+    case YR_SYS_LISTXATTR:
+        *path_addr = a[0] & m; w->buf = a[1] & m; w->xsize = a[2] & m;
+        break;
+    case YR_SYS_REMOVEXATTR:
+        *path_addr = a[0] & m;
+        err = read_xname(w, a[1] & m);
+        break;
+    case YR_SYS_INOTIFY_ADD_WATCH: {
+        *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
+        if (!(w->mode & (IN_ALL_EVENTS | IN_UNMOUNT | IN_Q_OVERFLOW | IN_IGNORED | IN_ONLYDIR |
+                         IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_MASK_ADD | IN_ISDIR | IN_ONESHOT |
+                         0x10000000 /* IN_MASK_CREATE */)))
+            return -EINVAL;
+        if (w->mode & IN_DONT_FOLLOW)
+            w->follow = 0;
+        yr_fs_reset();                          /* the caller's instance, fetched as us */
+        int fd = yr_fetch_fd(ev->tgid, (int32_t)a[0]);
+        if (fd < 0)
+            return -EBADF;
+        w->ifd = fd;
+        break;
+    }
+    default:
+        return -ENOSYS;
+    }
+    if (err < 0)
+        return err;
+    if (w->flags & AT_SYMLINK_NOFOLLOW)
+        w->follow = 0;
+    return 0;
 }
 
 /* The call's arguments. Returns 0, or -errno the kernel gives before any walk. */
@@ -1196,16 +1507,27 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
         *target_addr = a[0] & m; w->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
         break;
     default:
-        return -ENOSYS;
+        return decode_meta(w, path_addr);
     }
     if (w->op == OP_ACCESS && (w->mode & ~(uint32_t)S_IRWXO))
         return -EINVAL;
     if (w->op == OP_OPEN) {
         w->follow = !(w->flags & O_NOFOLLOW) &&
                     (w->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
-        if (!(w->flags & (O_CREAT | __O_TMPFILE)))
+        if (!(w->flags & (O_CREAT | TMPFILE_BIT)))
             w->mode = 0;
         w->mode &= 07777;
+        if ((w->flags & (O_CREAT | TMPFILE_BIT)) && (w->flags & (O_DIRECTORY | TMPFILE_BIT)) &&
+            ev->sys != YR_SYS_OPENAT2) {
+            /* O_CREAT|O_DIRECTORY, O_TMPFILE: the kernel's own flag checks first */
+            struct open_how probe = { .flags = (uint64_t)(w->flags & VALID_OPEN_FLAGS) | O_CLOEXEC,
+                                      .mode = w->mode };
+            long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+            if (rc >= 0)
+                close((int)rc);
+            else if (errno != EBADF)
+                return -errno;
+        }
         /* ADDFD takes its file with fget(), which refuses O_PATH files: an
          * O_PATH open is walked, decided and continued, like execve. */
         if (w->flags & O_PATH)
@@ -1247,6 +1569,8 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     wk_close(w);
     w->ev = *ev;
     w->op = op_of(ev->sys);
+    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT))
+        w->op = OP_CHECK;     /* i386's old struct stat: walked, decided and continued */
     w->root_known = 0;
     w->magic = 0;
     w->exists = 0;
@@ -1263,8 +1587,17 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
         if (n == 0)
             return finish(ctx, w, -ENOENT);
     }
+    if ((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) && path_addr == 0) {
+        /* futimens: no path, nothing to decide */
+        if (yr_id_valid(ctx, ev->id))
+            yr_reply_continue(ctx, ev->id);
+        wk_close(w);
+        return 1;
+    }
     int empty_ok = (w->op == OP_STAT || w->op == OP_STAT64 || w->op == OP_STATX ||
-                    w->ev.sys == YR_SYS_FACCESSAT2 || w->ev.sys == YR_SYS_EXECVEAT) &&
+                    ev->sys == YR_SYS_FACCESSAT2 || ev->sys == YR_SYS_EXECVEAT ||
+                    ev->sys == YR_SYS_FCHOWNAT || ev->sys == YR_SYS_FCHMODAT2 ||
+                    ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) &&
                    (w->flags & AT_EMPTY_PATH);
     int n;
     if (path_addr == 0 && empty_ok) {
@@ -1293,6 +1626,15 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
             int e = errno;
             close(fd);
             yr_reply(ctx, ev->id, 0, rc < 0 ? e : 0);
+            return 1;
+        }
+        if (w->op == OP_META) {
+            int fd = start_at(w, w->dirfd, 0);
+            if (fd < 0)
+                return finish(ctx, w, fd);
+            meta_perform(ctx, w, fd);
+            close(fd);
+            wk_close(w);
             return 1;
         }
         err = stat_fd(ctx, w);

@@ -45,6 +45,23 @@ enum yr_sys {
     YR_SYS_EXECVEAT,
     YR_SYS_CHDIR,
     YR_SYS_CHROOT,
+    YR_SYS_TRUNCATE,        /* the object's metadata, changed on the walked object */
+    YR_SYS_TRUNCATE64,      /* i386: the length in two registers */
+    YR_SYS_CHMOD,
+    YR_SYS_FCHMODAT,
+    YR_SYS_FCHMODAT2,
+    YR_SYS_CHOWN,           /* i386: 182 has 16-bit ids, chown32 maps here too */
+    YR_SYS_FCHOWNAT,
+    YR_SYS_UTIMENSAT,       /* i386: old 32-bit timespecs */
+    YR_SYS_UTIMENSAT_TIME64,
+    YR_SYS_UTIME,
+    YR_SYS_UTIMES,
+    YR_SYS_FUTIMESAT,
+    YR_SYS_GETXATTR,
+    YR_SYS_SETXATTR,
+    YR_SYS_LISTXATTR,
+    YR_SYS_REMOVEXATTR,
+    YR_SYS_INOTIFY_ADD_WATCH,
     YR_SYS_SYMLINK,
     YR_SYS_SYMLINKAT,
     YR_SYS_COUNT
