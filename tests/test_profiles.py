@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -396,3 +397,59 @@ def test_a_bundled_name_cannot_be_taken_over_by_an_entry_point(env, tmp_path):
     env = entry_points(tmp_path, env, {"ptrace": "yama_run_example:NoPtracerAny"})
     r = yama_run("-v", "--set", "ptrace.scope=3", "true", env=env)
     assert r.returncode == 0 and "ptrace(scope=3)" in r.stderr
+
+
+# -- what the bundled profiles enforce ------------------------------------------
+
+def enforcement(stderr: str) -> dict[str, str]:
+    """-v's per-module lines: module -> the rest of the line."""
+    out = {}
+    for line in stderr.splitlines():
+        m = re.match(r"yama-run: (symlinks|fifos|regular|hardlinks): (.*)", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+@needs_path_modules
+@requires_root
+def test_browser_levels_are_enforced_by_yama_run_even_where_the_kernel_does(env, sysctl):
+    """Explicit levels (firefox) are yama-run's own whatever the host says;
+    "auto" (make) leaves them to a kernel that already enforces them."""
+    for name, value in (("fs.protected_symlinks", 1), ("fs.protected_fifos", 2),
+                        ("fs.protected_regular", 2), ("fs.protected_hardlinks", 1)):
+        sysctl(name, value)
+    firefox = enforcement(yama_run("-v", "--profile", "firefox", "true", env=env).stderr)
+    assert firefox == {
+        "hardlinks": "level 1 enforced by yama-run (fs.protected_hardlinks=1)",
+        "symlinks": "level 1 enforced by yama-run (fs.protected_symlinks=1)",
+        "fifos": "level 2 enforced by yama-run (fs.protected_fifos=2)",
+        "regular": "level 2 enforced by yama-run (fs.protected_regular=2)"}
+    make = enforcement(yama_run("-v", "make", "--version", env=env).stderr)
+    assert make["symlinks"] == "level 1 enforced by the kernel (fs.protected_symlinks=1)"
+    assert make["regular"] == "level 2 enforced by the kernel (fs.protected_regular=2)"
+
+
+@needs_path_modules
+@requires_root
+def test_firefox_profile_refuses_a_planted_symlink_in_a_sticky_directory(env, tmp_path, sysctl):
+    """With the kernel's own protection off, the firefox profile still refuses
+    to follow another user's symlink in a sticky world-writable directory."""
+    sysctl("fs.protected_symlinks", 0)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    tmp_path.chmod(0o755)
+    secret = tmp_path / "secret"
+    secret.write_text("mine\n")
+    link = shared / "download.pdf"
+    link.symlink_to(secret)
+    os.lchown(link, 1001, 1001)
+    assert subprocess.run(["cat", link], capture_output=True, text=True).stdout == "mine\n"
+    log = tmp_path / "audit.jsonl"
+    r = yama_run("--profile", "firefox", "--audit-log", log, "cat", link, env=env)
+    assert r.returncode == 1 and "Permission denied" in r.stderr
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (record["module"], record["hook"], record["errno"]) == ("symlinks", "follow_link",
+                                                                  "EACCES")
+    assert yama_run("--profile", "firefox", "--", "cat", secret, env=env).stdout == "mine\n"
