@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -112,12 +113,28 @@ def names() -> set[str]:
 
 
 def for_program(program: str) -> tuple[Path, str, str]:
-    """The profile for PROGRAM when no --profile is given: (file, kind, how found).
-    Its basename as a profile name first, then as an alias; else the default."""
+    """The profile for PROGRAM when no --profile is given: (file, kind, why).
+    Its basename as a profile name, then as an alias; then the same for the
+    file it resolves to (x-www-browser -> /etc/alternatives/... -> firefox-esr);
+    else the default."""
     base = os.path.basename(program.rstrip("/")) or program
-    entries = [e for e in catalogue() if e.shadowed_by is None]
-    for entry in entries:
-        if entry.name == base:
+    found = _by_name_or_alias(base)
+    if found:
+        return found
+    located = shutil.which(program)
+    real = os.path.basename(os.path.realpath(located)) if located else base
+    if real != base:
+        found = _by_name_or_alias(real)
+        if found:
+            path, kind, why = found
+            return path, kind, f"{base} resolves to {os.path.realpath(located)}: {why}"
+    path, kind = find(DEFAULT)
+    return path, kind, f"no profile for {base}"
+
+
+def _by_name_or_alias(base: str) -> tuple[Path, str, str] | None:
+    for entry in catalogue():
+        if entry.name == base and entry.shadowed_by is None:
             return entry.path, entry.kind, f"named {base}"
     # An alias belongs to a name: a user file that shadows firefox keeps its aliases.
     for entry in catalogue():
@@ -125,8 +142,7 @@ def for_program(program: str) -> tuple[Path, str, str]:
             path, kind = find(entry.name)
             declared = "" if _same(path, entry.path) else f" (declared in {entry.path})"
             return path, kind, f"{base} is an alias of {entry.name}{declared}"
-    path, kind = find(DEFAULT)
-    return path, kind, f"no profile for {base}"
+    return None
 
 
 # -- reading -------------------------------------------------------------------
@@ -190,15 +206,15 @@ def _where(path: Path, table: str | None, key: str | None) -> str:
 @dataclass
 class Profile:
     name: str
-    source: str                                 # file path, or "built-in"
+    source: str                         # file path, or "built-in"
     chain: list[str]
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)   # where a value came from
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)   # file:line or --set
     chain_origin: str = ""
-    files: list[str] = field(default_factory=list)                       # read, includes first
-    kind: str = ""                                                        # user, system, bundled, path
-    found: str = ""                                                       # how it was chosen
-    _own: set = field(default_factory=set, repr=False)                    # set by the top file
+    files: list[str] = field(default_factory=list)      # read, includes first
+    kind: str = ""                      # user, system, bundled, path
+    found: str = ""                     # why it was chosen
+    _own: set = field(default_factory=set, repr=False)  # (module, key) set by the top file
 
     def instantiate(self):
         """The chain's module objects, in order; a module that hooks a point
@@ -272,7 +288,7 @@ def _read_into(profile: Profile, path: Path, stack: list[Path], top: bool) -> No
         profile.chain = _chain(path, data["chain"])
         profile.chain_origin = _where(path, None, "chain")
     for table, values in data.items():
-        if key_is_top(table):
+        if table in TOP_KEYS:
             continue
         for key, raw in values.items():
             try:
@@ -283,10 +299,6 @@ def _read_into(profile: Profile, path: Path, stack: list[Path], top: bool) -> No
             if top:
                 profile._own.add((table, key))
     profile.files.append(str(path))
-
-
-def key_is_top(key: str) -> bool:
-    return key in TOP_KEYS
 
 
 def _known(module: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -90,6 +91,17 @@ def test_alias_selects_the_profile_that_declares_it(env, tmp_path):
     assert "profile viewer (" in profile_line(r.stderr)
     assert "cat is an alias of viewer" in profile_line(r.stderr)
     assert "ptrace(scope=3)" in profile_line(r.stderr)
+
+
+def test_a_symlinked_program_is_looked_up_by_what_it_resolves_to(env, tmp_path):
+    """x-www-browser -> /etc/alternatives/x-www-browser -> firefox-esr finds firefox."""
+    write(user_dir(env) / "cat.toml", "chain = []\n")
+    cat = os.path.realpath(shutil.which("cat"))
+    link = tmp_path / "pager-of-choice"
+    link.symlink_to(cat)
+    r = yama_run("-v", link, "/proc/self/status", env=env)
+    assert r.returncode == 0 and seccomp_mode(r.stdout) == "0"
+    assert f"user; pager-of-choice resolves to {cat}: named cat)" in profile_line(r.stderr)
 
 
 def test_a_file_named_after_the_program_beats_an_alias(env):
