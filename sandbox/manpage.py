@@ -37,7 +37,8 @@ ENVIRONMENT = [
 
 PROFILES = """\
 Without --profile, the profile is chosen by the basename of PROGRAM: a profile of
-that name, else one that lists it in its aliases, else default. Profiles are
+that name, else one that lists it in its aliases, else the same for the file
+PROGRAM resolves to (through symlinks), else default. Profiles are
 searched in the user's directory, the system's, then the bundled ones; the first
 file of a name shadows the others. A profile is TOML: chain (the module names, in
 the order they are asked), one table per module, include (profiles read first,
