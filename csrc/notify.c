@@ -178,6 +178,11 @@ void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
     ctx->link_mask = allow_mask;
 }
 
+uint64_t yr_ctx_link_mask(struct yr_ctx *ctx)
+{
+    return ctx->link_mask;
+}
+
 int yr_ctx_listener(struct yr_ctx *ctx)
 {
     return ctx->listener;
@@ -247,6 +252,13 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         /* Routed but unknown to us: a bug in the filter. Fail closed. */
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
+    }
+    if (yr_walk_linkat(ev)) {                  /* AT_SYMLINK_FOLLOW: its source walked first */
+        if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
+            yr_reply(ctx, ev->id, 0, ESRCH);
+            return 1;
+        }
+        return yr_walk_settle(ctx, ev);
     }
     if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT) {
         if (yr_link_settle(ctx, ev, ctx->link, ctx->link_mask))

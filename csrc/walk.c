@@ -83,7 +83,8 @@ int yr_walk_table_allows(uint64_t mask, uint32_t facts)
 
 /* ---- one call's state ------------------------------------------------------ */
 
-enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META };
+enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
+          OP_LINKSRC };
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
 
 struct wk {
@@ -481,6 +482,21 @@ static void hook_common(struct wk *w, int hook, uint32_t facts, const struct sta
     snprintf(pub.name, sizeof(pub.name), "%s", w->name);
 }
 
+/* Links followed by hand escape the kernel's own may_follow_link: while
+ * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
+ * audit: it is the kernel's). Read when needed: hook points are rare. */
+static int kernel_follow_denies(uint32_t f)
+{
+    char c = '0';
+    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &c, 1) != 1)
+            c = '1';                             /* unreadable: as if on */
+        close(fd);
+    }
+    return c != '0' && !(f & YR_FL_OWNER) && (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
+}
+
 /* Follow the link held in w->obj: its target, read from it, walked from its
  * directory (or the caller's root). */
 static int follow_held(struct wk *w)
@@ -545,6 +561,8 @@ static int trailing_link(struct wk *w)
     w->obj = lfd;
     if (ds.st_mode & S_ISVTX) {                  /* a hook point */
         uint32_t f = follow_facts(w, &ls, &ds);
+        if (kernel_follow_denies(f))
+            return -EACCES;
         if (!yr_walk_table_allows(follow_mask, f)) {
             hook_common(w, YR_HOOK_FOLLOW_LINK, f, &ls, &ds);
             ssize_t n = readlinkat(lfd, "", pub.target, sizeof(pub.target) - 1);
@@ -1132,6 +1150,37 @@ static int act_meta(struct yr_ctx *ctx, struct wk *w)
     return rc;
 }
 
+/* linkat(AT_SYMLINK_FOLLOW): the walked source goes to pathops.c, which
+ * takes the new name and decides path_link as for any link. */
+int yr_walk_linkat(const struct yr_event *ev)
+{
+    return ev->sys == YR_SYS_LINKAT && (walk_flags & YR_WALK_FOLLOW) &&
+           ((int32_t)ev->args[4] & AT_SYMLINK_FOLLOW) &&
+           !((int32_t)ev->args[4] & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH));
+}
+
+static int act_linksrc(struct yr_ctx *ctx, struct wk *w)
+{
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0)
+        return errno == ENOENT ? R_AGAIN : -errno;
+    if (fstat(fd, &st) < 0 || (!w->magic && S_ISLNK(st.st_mode))) {
+        close(fd);
+        return R_AGAIN;
+    }
+    int rc = yr_link_settle_src(ctx, &w->ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx), fd);
+    close(fd);
+    if (rc)
+        return R_DONE;
+    pub.hook = YR_HOOK_PATH_LINK;            /* pathops holds the objects: path_link next */
+    return R_HOOK;
+}
+
 static int act(struct yr_ctx *ctx, struct wk *w)
 {
     switch (w->op) {
@@ -1147,6 +1196,8 @@ static int act(struct yr_ctx *ctx, struct wk *w)
         return act_symlink(ctx, w);
     case OP_META:
         return act_meta(ctx, w);
+    case OP_LINKSRC:
+        return act_linksrc(ctx, w);
     case OP_CHECK:
         if (yr_id_valid(ctx, w->ev.id))
             yr_reply_continue(ctx, w->ev.id);
@@ -1248,6 +1299,8 @@ static int op_of(int32_t sys)
         return OP_SYMLINK;
     case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
         return OP_CHECK;
+    case YR_SYS_LINKAT:
+        return OP_LINKSRC;
     default:
         return OP_META;
     }
@@ -1506,6 +1559,9 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
     case YR_SYS_SYMLINKAT:
         *target_addr = a[0] & m; w->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
         break;
+    case YR_SYS_LINKAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[4];
+        break;
     default:
         return decode_meta(w, path_addr);
     }
@@ -1565,6 +1621,7 @@ static void access_identity(struct wk *w)
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
 {
     struct wk *w = &W;
+    pub.hook = 0;
     uint64_t path_addr, target_addr;
     wk_close(w);
     w->ev = *ev;
@@ -1586,6 +1643,15 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
             return finish(ctx, w, n);
         if (n == 0)
             return finish(ctx, w, -ENOENT);
+    }
+    if (w->op == OP_LINKSRC) {
+        int n = read_str(w, path_addr, w->path);
+        if (n <= 0) {                           /* errors and AT_EMPTY_PATH: pathops says */
+            if (yr_link_settle(ctx, ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx)))
+                return 1;
+            pub.hook = YR_HOOK_PATH_LINK;
+            return 0;
+        }
     }
     if ((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) && path_addr == 0) {
         /* futimens: no path, nothing to decide */
@@ -1662,6 +1728,8 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
 {
     struct wk *w = &W;
     (void)id;
+    if (!pub.hook)
+        return 1;
     yr_fs_become(&w->id);
     int rc;
     if (deny_errno) {
@@ -1684,7 +1752,9 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
             rc = finish(ctx, w, -EAGAIN);
         }
     }
-    if (rc)
+    if (rc) {
+        pub.hook = 0;                            /* nothing waits for Python any more */
         yr_fs_reset();
+    }
     return rc;
 }

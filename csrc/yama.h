@@ -147,6 +147,9 @@ int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
 int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
                    uint64_t allow_mask);
+int yr_link_settle_src(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
+                       uint64_t allow_mask, int src);
+uint64_t yr_ctx_link_mask(struct yr_ctx *ctx);
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 
 /* walk.c: path-taking calls performed for the caller after a walk that
@@ -168,9 +171,11 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_DIR_OWNER = 1 << 5,         /* the directory's owner owns the file */
     YR_CF_COUNT = 6
 };
-enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK };
+enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
+       YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
-       YR_WALK_PATH_SYMLINK = 1 << 1 };/* symlink creation in sticky dirs is asked about */
+       YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
+       YR_WALK_FOLLOW = 1 << 2 };     /* follow_link is hooked: linkat's source is walked */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -185,6 +190,7 @@ struct yr_walk {
 void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
 struct yr_walk *yr_walk_current(void);
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
+int yr_walk_linkat(const struct yr_event *ev);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_walk_table_allows(uint64_t mask, uint32_t facts);
 int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);

@@ -71,6 +71,7 @@ SYSCALL_IDS = {
 SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items() if name != "chown32"}
 
 O_CREAT = 0o100
+AT_SYMLINK_FOLLOW = 0x400
 
 # Every call that may follow a trailing symlink (walk.c performs or checks it).
 _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
@@ -102,7 +103,8 @@ ROUTES = {
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     "path_link": [("link", []), ("linkat", [])],
-    "follow_link": [(name, []) for name in _FOLLOWING],
+    "follow_link": [(name, []) for name in _FOLLOWING] + [
+        ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)])],
     "create_in_sticky": [
         ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
         ("openat", [sc.Arg(2, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
