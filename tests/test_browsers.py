@@ -151,3 +151,22 @@ def test_chromium_screenshot_under_its_bundled_profile(tmp_path, page, home):
         in profile_line(r.stderr)
     assert_screenshot(shot)
     assert denials(log) == []
+
+
+@pytest.mark.skipif(shutil.which("firefox-esr") is None, reason="needs firefox-esr")
+def test_firefox_crash_reporter_writes_its_minidump_under_scope_1(tmp_path, home):
+    """about:crashparent crashes Firefox's parent on purpose. Its crash handler
+    (Breakpad) names a helper it clones with PR_SET_PTRACER, and the helper
+    reads the crashed process: the exception scope 1 keeps. Under scope 3 the
+    same crash leaves no minidump."""
+    home = dict(home, MOZ_CRASHREPORTER_NO_REPORT="1")      # no report dialog
+    dumps = {}
+    for scope in (1, 3):
+        profile_dir = tmp_path / f"ff-profile-{scope}"
+        profile_dir.mkdir()
+        yama_run("--set", f"ptrace.scope={scope}", "firefox-esr", "--headless", "--no-remote",
+                 "--profile", profile_dir, "--screenshot", tmp_path / "crash.png",
+                 "about:crashparent", env=home, timeout=BROWSER_TIMEOUT)
+        dumps[scope] = sorted(p.suffix for p in (profile_dir / "minidumps").glob("*"))
+    assert dumps[1] == [".dmp", ".extra"], dumps
+    assert dumps[3] == [".extra"], dumps
