@@ -214,6 +214,7 @@ class Profile:
     files: list[str] = field(default_factory=list)      # read, includes first
     kind: str = ""                      # user, system, bundled, path
     found: str = ""                     # why it was chosen
+    description: str = ""
     _own: set = field(default_factory=set, repr=False)  # (module, key) set by the top file
 
     def instantiate(self):
@@ -257,6 +258,7 @@ def load(name_or_path: str) -> Profile:
 def load_file(path: Path, kind: str, found: str = "") -> Profile:
     profile = Profile(path.stem, str(path), [], kind=kind, found=found)
     _read_into(profile, path, stack=[], top=True)
+    profile.description = Entry(path.stem, path, kind).header["description"]
     if not profile.chain_origin:
         raise ProfileError(f"{path}: no 'chain' (a list of module names), here or in an "
                            f"included profile; valid modules: {', '.join(modules.available())}")
@@ -415,6 +417,8 @@ def render(profile: Profile) -> str:
     commented with where it came from."""
     lines = [f"# profile {profile.name}: {profile.source}"
              + (f" ({profile.kind})" if profile.kind else "")]
+    if profile.description:
+        lines.append(f"# {profile.description}")
     if profile.found:
         lines.append(f"# chosen because: {profile.found}")
     if len(profile.files) > 1:
