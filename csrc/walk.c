@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
@@ -217,6 +218,12 @@ static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64
     return fd < 0 ? -1 : fd;
 }
 
+static void close_fd(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
 static int o2(int dir, const char *name, int flags, uint64_t resolve)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
@@ -225,6 +232,20 @@ static int o2(int dir, const char *name, int flags, uint64_t resolve)
 }
 
 /* ---- /proc ------------------------------------------------------------------ */
+
+/* The caller's process, found only when needed (yr_next leaves it 0). */
+static pid_t caller_tgid(struct wk *w)
+{
+    if (w->ev.tgid <= 0)
+        w->ev.tgid = yr_tgid_of(w->ev.tid);
+    return w->ev.tgid;
+}
+
+/* The walked caller's process (for Python's request at a hook point). */
+int yr_walk_current_tgid(void)
+{
+    return caller_tgid(&W);
+}
 
 enum { PL_NONE, PL_SELF, PL_MAGIC };
 static dev_t own_proc_dev;
@@ -253,9 +274,9 @@ static int proc_link(struct wk *w, int dir, const char *name, char *subst, size_
     if (atoi(own) != getpid())
         return -EACCES;                 /* another pid namespace's /proc: fail closed */
     if (self)
-        snprintf(subst, n, "%d", (int)w->ev.tgid);
+        snprintf(subst, n, "%d", (int)caller_tgid(w));
     else
-        snprintf(subst, n, "%d/task/%d", (int)w->ev.tgid, (int)w->ev.tid);
+        snprintf(subst, n, "%d/task/%d", (int)caller_tgid(w), (int)w->ev.tid);
     return PL_SELF;
 }
 
@@ -267,7 +288,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
 {
     size_t plen = strlen(path);
     if (plen >= sizeof(w->rest)) {
-        close(cur);
+        close_fd(cur);
         return -ENAMETOOLONG;
     }
     if (path != w->rest)
@@ -282,7 +303,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             }
             if ((err = open_root(w)) < 0)
                 goto fail;
-            close(cur);
+            close_fd(cur);
             cur = fcntl(w->root, F_DUPFD_CLOEXEC, 0);
             while (*p == '/')
                 p++;
@@ -375,12 +396,12 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             err = nd;
             goto fail;
         }
-        close(cur);
+        close_fd(cur);
         cur = nd;
         p = q;
     }
 fail:
-    close(cur);
+    close_fd(cur);
     return err;
 }
 
@@ -402,7 +423,7 @@ static int walk(struct wk *w, int from, const char *path)
     if (path[0] == '/' && !scoped) {
         int err = open_root(w);
         if (err < 0) {
-            close(from);
+            close_fd(from);
             return err;
         }
         while (*rel == '/')
@@ -437,11 +458,11 @@ static int walk(struct wk *w, int from, const char *path)
         if (dir == -EAGAIN || dir == -EXDEV)
             return walk_slow(w, from, path);
         if (dir < 0) {
-            close(from);
+            close_fd(from);
             return dir;
         }
     }
-    close(from);
+    close_fd(from);
     if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
         strcpy(w->name, ".");
         w->slash = 0;
@@ -866,7 +887,7 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
         int pid = mem_target(w);
         if (pid < 0)
             return pid;
-        if (pid > 0 && yr_tgid_of(pid) != w->ev.tgid) {   /* one's own: always allowed */
+        if (pid > 0 && yr_tgid_of(pid) != caller_tgid(w)) {   /* one's own: always allowed */
             struct stat os, ds;
             w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
             if (w->obj < 0 || fstat(w->obj, &os) < 0 || fstat(w->dir, &ds) < 0)
@@ -1069,6 +1090,7 @@ static int act_symlink(struct yr_ctx *ctx, struct wk *w)
 }
 
 #define XATTR_MAX 65536
+static long handle_of(struct wk *w, int fd);
 
 /* Change or read the metadata of fd (O_PATH, the walked object), as the
  * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
@@ -1124,11 +1146,61 @@ static int meta_perform(struct yr_ctx *ctx, struct wk *w, int fd)
     case YR_SYS_INOTIFY_ADD_WATCH:
         rc = inotify_add_watch(w->ifd, self, w->mode & ~(uint32_t)IN_DONT_FOLLOW);
         break;
+    case YR_SYS_STATFS: {                        /* x86-64 and x32: the kernel's layout */
+        struct statfs sf;
+        memset(&sf, 0, sizeof(sf));
+        rc = fstatfs(fd, &sf);
+        if (rc == 0) {
+            struct iovec l = { &sf, sizeof(sf) }, r = { (void *)(uintptr_t)w->buf, sizeof(sf) };
+            if (write_caller(w, &l, 1, &r, 1) < 0) {
+                rc = -1;
+                errno = EFAULT;
+            }
+        }
+        break;
+    }
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        rc = handle_of(w, fd);
+        break;
     }
     if (rc < 0)
         err = errno;
     yr_reply(ctx, w->ev.id, rc < 0 ? 0 : rc, err);
     return R_DONE;
+}
+
+/* name_to_handle_at(AT_SYMLINK_FOLLOW) on the walked object: the header
+ * and handle (on EOVERFLOW the header only) and the mount id written back,
+ * as do_sys_name_to_handle. */
+#define AT_HANDLE_MNT_ID_UNIQUE_ 0x001
+static long handle_of(struct wk *w, int fd)
+{
+    struct { uint32_t bytes; int32_t type; unsigned char h[128]; } fh;
+    struct iovec l = { &fh.bytes, 4 }, r = { (void *)(uintptr_t)w->buf, 4 };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != 4) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (fh.bytes > 128) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t mnt = 0;
+    int extra = w->flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH);
+    long rc = syscall(SYS_name_to_handle_at, fd, "", &fh, &mnt, AT_EMPTY_PATH | extra);
+    int e = errno;
+    if (rc < 0 && e != EOVERFLOW)
+        return rc;
+    size_t msize = (extra & AT_HANDLE_MNT_ID_UNIQUE_) ? 8 : 4;
+    size_t hsize = 8 + (rc == 0 ? fh.bytes : 0);
+    struct iovec lm = { &mnt, msize }, rm = { (void *)(uintptr_t)w->xsize, msize };
+    struct iovec lh = { &fh, hsize }, rh = { (void *)(uintptr_t)w->buf, hsize };
+    if (write_caller(w, &lm, 1, &rm, 1) < 0 || write_caller(w, &lh, 1, &rh, 1) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    errno = e;
+    return rc;
 }
 
 static int act_meta(struct yr_ctx *ctx, struct wk *w)
@@ -1298,6 +1370,7 @@ static int op_of(int32_t sys)
     case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
         return OP_SYMLINK;
     case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+    case YR_SYS_OPEN_TREE:
         return OP_CHECK;
     case YR_SYS_LINKAT:
         return OP_LINKSRC;
@@ -1461,6 +1534,17 @@ static int decode_meta(struct wk *w, uint64_t *path_addr)
         *path_addr = a[0] & m;
         err = read_xname(w, a[1] & m);
         break;
+    case YR_SYS_STATFS:
+        *path_addr = a[0] & m; w->buf = a[1] & m;
+        break;
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->buf = a[2] & m;
+        w->xsize = a[3] & m;                    /* the mount id's address */
+        w->flags = (int)a[4];
+        break;
+    case YR_SYS_OPEN_TREE:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[2];
+        break;
     case YR_SYS_INOTIFY_ADD_WATCH: {
         *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
         if (!(w->mode & (IN_ALL_EVENTS | IN_UNMOUNT | IN_Q_OVERFLOW | IN_IGNORED | IN_ONLYDIR |
@@ -1470,7 +1554,7 @@ static int decode_meta(struct wk *w, uint64_t *path_addr)
         if (w->mode & IN_DONT_FOLLOW)
             w->follow = 0;
         yr_fs_reset();                          /* the caller's instance, fetched as us */
-        int fd = yr_fetch_fd(ev->tgid, (int32_t)a[0]);
+        int fd = yr_fetch_fd(caller_tgid(w), (int32_t)a[0]);
         if (fd < 0)
             return -EBADF;
         w->ifd = fd;
@@ -1596,6 +1680,94 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
     return 0;
 }
 
+/* ---- the common case in as few syscalls as possible ----------------------
+ *
+ * A path with no symlink on it at all (RESOLVE_NO_SYMLINKS on the whole of
+ * it) has no trailing link to decide on and no /proc/self to mean the
+ * caller: a stat is an O_PATH open and an fstat, an open one openat2 (its
+ * type asked first, so that a FIFO is never opened here). Anything else (a
+ * symlink met, O_CREAT, ".." in a relative path, a trailing slash, /proc
+ * files that matter) is left to the walk. 1: replied; 0: walk. */
+static int last_is(const char *p, const char *name)
+{
+    const char *slash = strrchr(p, '/');
+    return strcmp(slash ? slash + 1 : p, name) == 0;
+}
+
+static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
+{
+    const char *rel = w->path;
+    size_t len = strlen(rel);
+    int open_op = w->op == OP_OPEN;
+    if (w->resolve || len == 0 || rel[len - 1] == '/' || last_is(rel, ".") || last_is(rel, ".."))
+        return 0;
+    if (open_op && ((w->flags & (O_CREAT | TMPFILE_BIT | O_PATH)) || last_is(rel, "mem") ||
+                    last_is(rel, "uid_map") || last_is(rel, "gid_map") ||
+                    last_is(rel, "projid_map") || last_is(rel, "setgroups")))
+        return 0;
+    if (!open_op && w->op != OP_STAT && w->op != OP_STAT64 && w->op != OP_STATX)
+        return 0;
+    uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int start = from;
+    if (rel[0] == '/') {
+        if (open_root(w) < 0)
+            return 0;
+        while (*rel == '/')
+            rel++;
+        start = w->root;
+        res |= RESOLVE_IN_ROOT;                 /* ".." stops at the caller's root */
+    } else if (has_dotdot(rel)) {
+        return 0;
+    }
+    int err = 0;
+    if (!open_op) {
+        int fd = o2(start, rel, O_PATH | (w->follow ? 0 : O_NOFOLLOW), res);
+        if (fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN)
+            return 0;                            /* a symlink on the way: the walk */
+        if (fd < 0) {
+            yr_reply(ctx, w->ev.id, 0, -fd);
+            return 1;
+        }
+        if (w->op == OP_STATX) {
+            struct statx sx;
+            memset(&sx, 0, sizeof(sx));
+            if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
+                err = -errno;
+            else {
+                struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
+                err = write_caller(w, &l, 1, &r, 1);
+            }
+        } else {
+            struct stat st;
+            err = fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 ? -errno : put_stat(w, &st);
+        }
+        close(fd);
+        yr_reply(ctx, w->ev.id, 0, -err);
+        return 1;
+    }
+    struct stat st;
+    if (fstatat(start, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return 0;                                /* FIFOs, devices, links, errors: the walk */
+    int fl = w->flags | O_NOCTTY | O_CLOEXEC;
+    int added = !(fl & O_NONBLOCK);
+    int fd = open_here(start, rel, fl | O_NONBLOCK, 0, res);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP || e == EXDEV || e == EAGAIN || e == ENXIO || e == EWOULDBLOCK)
+            return 0;
+        yr_reply(ctx, w->ev.id, 0, e);
+        return 1;
+    }
+    if (added)
+        fcntl(fd, F_SETFL, w->flags & (O_APPEND | O_DIRECT | O_NOATIME));
+    int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(w->flags & O_CLOEXEC));
+    close(fd);
+    if (rc < 0)
+        yr_reply(ctx, w->ev.id, 0, -rc);
+    return 1;
+}
+
 /* The path (and a symlink's target), read once; EPERM as the caller: as us. */
 static int read_str(struct wk *w, uint64_t addr, char *out)
 {
@@ -1626,8 +1798,9 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     wk_close(w);
     w->ev = *ev;
     w->op = op_of(ev->sys);
-    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT))
-        w->op = OP_CHECK;     /* i386's old struct stat: walked, decided and continued */
+    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT ||
+                                        ev->sys == YR_SYS_STATFS))
+        w->op = OP_CHECK;     /* i386's compat layouts: walked, decided and continued */
     w->root_known = 0;
     w->magic = 0;
     w->exists = 0;
@@ -1663,6 +1836,7 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     int empty_ok = (w->op == OP_STAT || w->op == OP_STAT64 || w->op == OP_STATX ||
                     ev->sys == YR_SYS_FACCESSAT2 || ev->sys == YR_SYS_EXECVEAT ||
                     ev->sys == YR_SYS_FCHOWNAT || ev->sys == YR_SYS_FCHMODAT2 ||
+                    ev->sys == YR_SYS_NAME_TO_HANDLE_AT || ev->sys == YR_SYS_OPEN_TREE ||
                     ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) &&
                    (w->flags & AT_EMPTY_PATH);
     int n;
@@ -1716,6 +1890,11 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
             w->root = fcntl(from, F_DUPFD_CLOEXEC, 0);
     } else {
         from = -1;                               /* absolute: the caller's root */
+    }
+    if (whole_path(ctx, w, from)) {
+        close_fd(from);
+        wk_close(w);
+        return 1;
     }
     err = walk(w, from, w->path);
     if (err < 0)

@@ -62,6 +62,9 @@ enum yr_sys {
     YR_SYS_LISTXATTR,
     YR_SYS_REMOVEXATTR,
     YR_SYS_INOTIFY_ADD_WATCH,
+    YR_SYS_STATFS,          /* x86-64 and x32; i386 statfs and statfs64 checked and continued */
+    YR_SYS_NAME_TO_HANDLE_AT,
+    YR_SYS_OPEN_TREE,       /* checked and continued: its fd is an O_PATH file */
     YR_SYS_SYMLINK,
     YR_SYS_SYMLINKAT,
     YR_SYS_COUNT
@@ -191,6 +194,7 @@ void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
 struct yr_walk *yr_walk_current(void);
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
 int yr_walk_linkat(const struct yr_event *ev);
+int yr_walk_current_tgid(void);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_walk_table_allows(uint64_t mask, uint32_t facts);
 int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);

@@ -65,10 +65,15 @@ SYSCALL_IDS = {
     "listxattr": lib.YR_SYS_LISTXATTR,
     "removexattr": lib.YR_SYS_REMOVEXATTR,
     "inotify_add_watch": lib.YR_SYS_INOTIFY_ADD_WATCH,
+    "statfs": lib.YR_SYS_STATFS,
+    "statfs64": lib.YR_SYS_STATFS,
+    "name_to_handle_at": lib.YR_SYS_NAME_TO_HANDLE_AT,
+    "open_tree": lib.YR_SYS_OPEN_TREE,
     "symlink": lib.YR_SYS_SYMLINK,
     "symlinkat": lib.YR_SYS_SYMLINKAT,
 }
-SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items() if name != "chown32"}
+SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items()
+                 if name not in ("chown32", "statfs64")}
 
 O_CREAT = 0o100
 AT_SYMLINK_FOLLOW = 0x400
@@ -79,7 +84,8 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
               "execve", "execveat", "chdir", "chroot", "truncate", "truncate64", "chmod",
               "fchmodat", "fchmodat2", "chown", "chown32", "fchownat", "utimensat",
               "utimensat_time64", "utime", "utimes", "futimesat", "getxattr", "setxattr",
-              "listxattr", "removexattr", "inotify_add_watch")
+              "listxattr", "removexattr", "inotify_add_watch", "statfs", "statfs64",
+              "open_tree")
 # Opens, whatever their flags (openat2's are in memory, creat's are O_CREAT).
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
 
@@ -104,7 +110,8 @@ ROUTES = {
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     "path_link": [("link", []), ("linkat", [])],
     "follow_link": [(name, []) for name in _FOLLOWING] + [
-        ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)])],
+        ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
+        ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)])],
     "create_in_sticky": [
         ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
         ("openat", [sc.Arg(2, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
