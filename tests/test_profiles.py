@@ -464,3 +464,20 @@ def test_firefox_profile_refuses_a_planted_symlink_in_a_sticky_directory(env, tm
     assert (record["module"], record["hook"], record["errno"]) == ("symlinks", "follow_link",
                                                                   "EACCES")
     assert yama_run("--profile", "firefox", "--", "cat", secret, env=env).stdout == "mine\n"
+
+
+@needs_path_modules
+@pytest.mark.skipif(not (shutil.which("make") and shutil.which("cc")), reason="needs make and cc")
+def test_make_builds_and_runs_a_program_under_its_profile(env, tmp_path):
+    """The build-tool profile, found by name, leaves a compile, link and test
+    run (temporaries in /tmp, a child traced by its parent) working."""
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void)'
+                                      '{ puts("built"); return 0; }\n')
+    (tmp_path / "Makefile").write_text("check: hello\n\t./hello > out.txt\n"
+                                       "hello: hello.c\n\tcc -save-temps=obj -o hello hello.c\n")
+    r = yama_run("-v", "--audit-log", tmp_path / "audit.jsonl", "make", "-C", tmp_path, env=env,
+                 timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"profile make ({BUNDLED / 'make.toml'}, bundled; named make)" in profile_line(r.stderr)
+    assert (tmp_path / "out.txt").read_text() == "built\n"
+    assert (tmp_path / "audit.jsonl").read_text() == ""
