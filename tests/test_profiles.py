@@ -469,8 +469,9 @@ def test_firefox_profile_refuses_a_planted_symlink_in_a_sticky_directory(env, tm
 @needs_path_modules
 @pytest.mark.skipif(not (shutil.which("make") and shutil.which("cc")), reason="needs make and cc")
 def test_make_builds_and_runs_a_program_under_its_profile(env, tmp_path):
-    """The build-tool profile, found by name, leaves a compile, link and test
-    run (temporaries in /tmp, a child traced by its parent) working."""
+    """The build-tool profile, found by name, leaves a compile (its
+    temporaries kept beside the object), a link and a test run working, with
+    nothing denied."""
     (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void)'
                                       '{ puts("built"); return 0; }\n')
     (tmp_path / "Makefile").write_text("check: hello\n\t./hello > out.txt\n"
