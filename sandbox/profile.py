@@ -171,8 +171,8 @@ def _parse(path: Path) -> tuple[dict, str]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             line = re.search(r"at line (\d+)", str(exc))
-            raise ProfileError(f"{path}:{line.group(1)}: {exc}" if line
-                               else f"{path}: {exc}") from None
+            number = line.group(1) if line else len(text.splitlines())   # at end of document
+            raise ProfileError(f"{path}:{number}: {exc}") from None
         _cache[key] = (data, text)
     return _cache[key]
 

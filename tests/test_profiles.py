@@ -111,6 +111,14 @@ def test_a_file_named_after_the_program_beats_an_alias(env):
     assert seccomp_mode(r.stdout) == "0" and "profile cat (" in profile_line(r.stderr)
 
 
+def test_a_broken_profile_stops_the_lookup_instead_of_being_skipped(env):
+    """It might have declared the program as an alias: fail closed."""
+    broken = write(user_dir(env) / "zzz.toml", 'aliases = ["true"\n')
+    r = yama_run("true", env=env)
+    assert r.returncode == 125 and f"{broken}:2: " in r.stderr
+    assert yama_run("--profile", "default", "true", env=env).returncode == 0
+
+
 def test_profile_option_and_no_profile_skip_the_lookup(env):
     write(user_dir(env) / "cat.toml", "chain = []\n")
     r = yama_run("--profile", "default", "cat", "/proc/self/status", env=env)
