@@ -65,8 +65,21 @@ static uint64_t create_mask = ~0ULL;   /* tabulated create_in_sticky rule */
 static uint32_t walk_flags;
 static struct yr_walk pub;             /* what Python is asked about */
 
+/* Our /proc/self/fd, by fd: reopening a held object through it never
+ * depends on this thread's root (pathops.c chroots it for a while). */
+static int own_fd_dir = -1;
+
+static int reopen(int obj, int flags)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", obj);
+    return openat(own_fd_dir, name, flags);
+}
+
 void yr_walk_setup(uint64_t fmask, uint64_t cmask, uint32_t flags)
 {
+    if (own_fd_dir < 0)
+        own_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
     follow_mask = fmask;
     create_mask = cmask;
     walk_flags = flags;
@@ -703,10 +716,8 @@ struct blocking_open {
 static void *blocking_worker(void *arg)
 {
     struct blocking_open *b = arg;
-    char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", b->obj);
     yr_fs_become(&b->id_as);
-    int fd = open(self, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY | O_CLOEXEC);
+    int fd = reopen(b->obj, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         mt_reply(b->id, errno);
     } else {
@@ -754,7 +765,20 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
     int fl = w->flags | O_NOCTTY | O_CLOEXEC;
     int type = w->st.st_mode & S_IFMT;
     int added_nonblock = 0;
-    if (!(fl & (O_NONBLOCK | O_PATH)) && !w->magic) {
+    if (w->magic && w->obj < 0) {
+        /* What the magic link leads to: a pipe or FIFO whose writer is gone
+         * would make this thread wait. Held as an O_PATH fd (the kernel
+         * follows the link), it is opened from there. */
+        struct stat ts;
+        if (fstatat(w->dir, w->name, &ts, 0) == 0 && S_ISFIFO(ts.st_mode)) {
+            w->obj = openat(w->dir, w->name, O_PATH | O_CLOEXEC);
+            if (w->obj < 0)
+                return -errno;
+            w->st = ts;
+            type = S_IFIFO;
+        }
+    }
+    if (!(fl & (O_NONBLOCK | O_PATH)) && (!w->magic || w->obj >= 0)) {
         if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
             return open_in_worker(w);
         /* Writers to a FIFO with a reader, devices, and regular files that
@@ -766,9 +790,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         return -ESRCH;
     int fd;
     if (w->obj >= 0) {
-        char self[64];
-        snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
-        fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
+        fd = reopen(w->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
     } else if (w->magic) {
         fd = open_here(w->dir, w->name, fl, w->mode, 0);
     } else {
