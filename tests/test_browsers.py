@@ -11,6 +11,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -121,6 +122,36 @@ def test_firefox_pr_set_ptracer_calls_are_emulated_not_denied(tmp_path, page, ho
     assert len(results) >= 2, "Firefox made no PR_SET_PTRACER call"
     assert set(results) == {"0"}, results
     assert [d for d in denials(log) if d["hook"] == "task_prctl"] == []
+
+
+CAPLESS_LOOP = ("import os, time\n"
+                "end = time.time() + 3\n"
+                "while time.time() < end:\n"
+                "    os.close(os.open('/etc/hostname', os.O_RDONLY))\n")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop capabilities with setpriv")
+@pytest.mark.xfail(strict=True, reason="open defect (csrc/pathops.c, walk): a new caller's user "
+                   "namespace is looked up under the identity the notify thread last took; "
+                   "after a capability-less caller the look-up fails and the new caller is "
+                   "served without capabilities, so opening its own /proc/self/fd/N is EACCES. "
+                   "This makes Firefox's parent die (SIGSEGV after reopening an IPC memfd) or "
+                   "its crash helper fail (/proc/PID/auxv) in some runs above")
+def test_reopen_through_proc_self_fd_while_a_capability_less_process_runs(tmp_path, home):
+    """What Firefox does with its IPC memfds, in fresh processes, while a
+    content-process-like caller without capabilities keeps the supervisor busy.
+    Natively every reopen works."""
+    loop = tmp_path / "capless.py"
+    loop.write_text(CAPLESS_LOOP)
+    shell = (f"setpriv --inh-caps=-all --bounding-set=-all {sys.executable} {loop} & "
+             "sleep 0.3; bad=0; for i in $(seq 50); do "
+             "cat /proc/self/fd/3 3</etc/hostname >/dev/null 2>&1 || bad=$((bad+1)); done; "
+             "echo failed $bad; wait")
+    assert subprocess.run(["sh", "-c", shell], capture_output=True, text=True,
+                          env=home).stdout == "failed 0\n"
+    r = yama_run("--profile", "firefox", "--", "sh", "-c", shell, env=home)
+    assert r.stdout == "failed 0\n", r.stderr
 
 
 def prctl_results(strace_out: str, option: str) -> list[str]:
