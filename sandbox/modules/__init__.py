@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import traceback
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from ..chain import Deny  # noqa: F401  (re-exported: a module's verdict type)
@@ -111,8 +110,9 @@ def rule_table(modules, hook: str, hypothetical, bits: int) -> int:
     return mask
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
+def _entry_points() -> dict:
     """Third-party modules by name; a bundled name cannot be taken over."""
+    from importlib import metadata      # only when a non-bundled name is asked for
     found = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in BUNDLED:
