@@ -1,13 +1,18 @@
-"""yama-run [--profile NAME|PATH | --no-profile] [--set KEY=VALUE]...
-           [--audit-log FILE] [--permissive] [-v] [--] PROGRAM [ARG]..."""
+"""yama-run [--profile NAME|PATH | --no-profile] [--set MODULE.KEY=VALUE]...
+           [--audit-log FILE] [--permissive] [-v] [--] PROGRAM [ARG]...
+yama-run --list-profiles | --list-modules | --show-profile PROGRAM|NAME|FILE.toml [--set ...]
+
+Introspection is by options, not subcommands, so any PROGRAM name still runs."""
 from __future__ import annotations
 
 import os
 import sys
 
 import click
+import click.shell_completion
 
 from . import __version__
+from . import modules as policy_modules
 from . import profile as profiles
 from .audit import Audit
 from .chain import Chain
@@ -18,51 +23,162 @@ def _describe(profile) -> str:
     parts = []
     for name in profile.chain:
         values = profile.settings.get(name, {})
-        inner = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        inner = ", ".join(f"{k}={profiles.toml_value(v)}" for k, v in sorted(values.items()))
         parts.append(f"{name}({inner})" if inner else name)
     return " -> ".join(parts) or "(empty: no filter)"
 
 
+# -- shell completion of values --------------------------------------------------
+
+def _complete_profiles(ctx, param, incomplete):
+    try:
+        return sorted(n for n in profiles.names() if n.startswith(incomplete))
+    except Exception:               # a broken profile must not break the shell
+        return []
+
+
+def _complete_settings(ctx, param, incomplete):
+    out = []
+    for name in policy_modules.available():
+        try:
+            keys = policy_modules.load(name).settings
+        except policy_modules.SettingError:
+            continue
+        out += [f"{name}.{key}=" for key in keys if f"{name}.{key}=".startswith(incomplete)]
+    return out
+
+
+def _complete_files(ctx, param, incomplete):
+    return [click.shell_completion.CompletionItem(incomplete, type="file")]
+
+
+# -- choosing the profile --------------------------------------------------------
+
+def _select(profile_name, no_profile, show, program) -> profiles.Profile:
+    if no_profile:
+        return profiles.builtin()
+    if profile_name:
+        return profiles.load(profile_name)
+    target = show or program
+    if show and show.endswith(".toml"):        # a profile file, not a program
+        return profiles.load(show)
+    path, kind, how = profiles.for_program(target)
+    return profiles.load_file(path, kind, found=how)
+
+
+def _apply_overrides(profile, overrides) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise profiles.ProfileError(f"--set {item!r}: expected MODULE.KEY=VALUE")
+        try:
+            profiles.apply(profile, key.strip(), value.strip())
+        except profiles.ProfileError as exc:
+            raise profiles.ProfileError(f"--set {item!r}: {exc}") from None
+
+
+def _list_profiles() -> None:
+    rows = [("NAME", "FROM", "PATH", "ALIASES / NOTES")]
+    for entry in profiles.catalogue():
+        try:
+            header = entry.header
+            notes = ", ".join(header["aliases"])
+        except profiles.ProfileError as exc:
+            notes = f"error: {exc}"
+        if entry.shadowed_by:
+            notes = f"(shadowed by {entry.shadowed_by})" + (f" {notes}" if notes else "")
+        rows.append((entry.name, entry.kind, str(entry.path), notes))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[3])
+
+
+def _list_modules() -> None:
+    for name, origin in policy_modules.available().items():
+        try:
+            cls = policy_modules.load(name)
+        except policy_modules.SettingError as exc:
+            click.echo(f"{name} ({origin}): error: {exc}")
+            continue
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip()
+        summary = " ".join(doc.split("\n\n")[0].split())
+        click.echo(f"{name} ({origin})" + (f": {summary}" if summary else ""))
+        for key, setting in sorted(cls.settings.items()):
+            choices = ", ".join(profiles.toml_value(c) for c in setting.choices)
+            click.echo(f"  {name}.{key} = {profiles.toml_value(setting.default)}"
+                       f"  (valid: {choices}){'  ' + setting.doc if setting.doc else ''}")
+
+
+# -- the command -----------------------------------------------------------------
+
 @click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]})
 @click.option("--profile", "profile_name", metavar="NAME|PATH",
-              help="Profile to use (default: default).")
-@click.option("--no-profile", is_flag=True, help="Use the built-in defaults.")
+              shell_complete=_complete_profiles,
+              help="Profile to use (default: the one named after PROGRAM or one of its "
+                   "aliases, else default).")
+@click.option("--no-profile", is_flag=True,
+              help="Use every bundled module with its default settings.")
 @click.option("--set", "overrides", multiple=True, metavar="MODULE.KEY=VALUE",
-              help="Override a module setting; may be repeated.")
+              shell_complete=_complete_settings,
+              help="Override a module setting, after the profile; may be repeated.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, writable=True),
               help="Append one JSON object per denial to FILE.")
 @click.option("--permissive", is_flag=True,
               help="Record what would be denied, deny nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Say what is enforced and each denial.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say which profile is used and from where, what is enforced, and each "
+                   "denial.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="seccomp user-notify, or ptrace where notify cannot be used.")
-@click.version_option(__version__, prog_name="yama-run")
-@click.argument("program")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend, program,
-        args):
-    """Run PROGRAM with Yama's ptrace_scope enforced for it and its descendants."""
+@click.option("--list-profiles", is_flag=True,
+              help="List the profiles found (name, where, aliases; shadowed ones marked) "
+                   "and exit.")
+@click.option("--list-modules", is_flag=True,
+              help="List the modules (bundled and installed) with their settings and exit.")
+@click.option("--show-profile", "show", metavar="PROGRAM|NAME|FILE.toml",
+              shell_complete=_complete_profiles,
+              help="Print the effective profile that `yama-run PROGRAM` would use (after "
+                   "includes and --set; a profile name works too, or a FILE.toml), each "
+                   "value with where it came from, and exit.")
+@click.version_option(__version__, "--version", prog_name="yama-run")
+@click.argument("program", required=False, shell_complete=_complete_files)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)
+def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend,
+        list_profiles, list_modules, show, program, args):
+    """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
+    for it and its descendants, by the modules of a per-program profile."""
     if profile_name and no_profile:
         raise click.UsageError("--profile and --no-profile exclude each other")
+    if show and (profile_name or no_profile):
+        raise click.UsageError("--show-profile takes the profile as its value; "
+                               "it excludes --profile and --no-profile")
+    introspect = list_profiles or list_modules or show
+    if introspect and program:
+        raise click.UsageError(f"--list-profiles, --list-modules and --show-profile run no "
+                               f"program (got {program!r})")
     try:
-        profile = profiles.builtin() if no_profile else profiles.load(profile_name or "default")
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise profiles.ProfileError(f"--set {item!r}: expected MODULE.KEY=VALUE")
-            try:
-                profiles.apply(profile, key.strip(), value.strip())
-            except profiles.ProfileError as exc:
-                raise profiles.ProfileError(f"--set {item!r}: {exc}") from None
+        if list_profiles:
+            return _list_profiles()
+        if list_modules:
+            return _list_modules()
+        if not program and not show:
+            raise click.UsageError("Missing argument 'PROGRAM'.")
+        profile = _select(profile_name, no_profile, show, program)
+        _apply_overrides(profile, overrides)
         modules = profile.instantiate()
     except profiles.ProfileError as exc:
         raise click.UsageError(str(exc)) from None
+    if show:
+        click.echo(profiles.render(profile), nl=False)
+        return 0
     try:
         audit = Audit(audit_log, verbose)
     except OSError as exc:
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
-    audit.say(f"profile {profile.name} ({profile.source}): {_describe(profile)}")
+    found = f"; {profile.found}" if profile.found else ""
+    kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
+    audit.say(f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}")
     supervisor = Supervisor(Chain(modules, audit, permissive), audit, backend)
     try:
         return supervisor.run([program, *args], dict(os.environ))

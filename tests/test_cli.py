@@ -71,8 +71,50 @@ def test_bad_profile_names_file_line_and_valid_values(tmp_path):
 
 
 def test_version():
+    from sandbox import __version__
     r = yama_run("--version")
-    assert r.returncode == 0 and "yama-run" in r.stdout
+    assert r.returncode == 0 and r.stdout == f"yama-run, version {__version__}\n"
+
+
+# -- shell completion and the man page -------------------------------------------
+
+@pytest.mark.parametrize("shell, marker", [
+    ("bash", "complete -o nosort -F _yama_run_completion yama-run"),
+    ("zsh", "compdef _yama_run_completion yama-run"),
+    ("fish", "complete --no-files --command yama-run"),
+])
+def test_completion_script_is_produced(shell, marker):
+    """What `eval "$(_YAMA_RUN_COMPLETE=bash_source yama-run)"` evaluates."""
+    r = yama_run(env={**os.environ, "_YAMA_RUN_COMPLETE": f"{shell}_source"})
+    assert r.returncode == 0 and marker in r.stdout
+
+
+def test_completion_offers_profiles_settings_and_files():
+    def complete(*words):
+        env = {**os.environ, "_YAMA_RUN_COMPLETE": "bash_complete",
+               "COMP_WORDS": " ".join(["yama-run", *words]), "COMP_CWORD": str(len(words))}
+        return yama_run(env=env).stdout.split()
+    assert "plain,default" in complete("--profile", "def")
+    assert "plain,ptrace.scope=" in complete("--set", "ptr")
+    assert complete("/usr/bin/fi") == ["file,/usr/bin/fi"]
+
+
+def test_man_page_documents_every_option_and_is_up_to_date():
+    import click
+    from pathlib import Path
+    from sandbox import cli, manpage
+    committed = (Path(__file__).resolve().parent.parent / "man" / "yama-run.1").read_text()
+    date = committed.split('"')[1]
+    page = manpage.render(date)
+    assert page == committed, "man/yama-run.1 is stale: python3 -m sandbox.manpage > man/yama-run.1"
+    ctx = click.Context(cli.cli, **cli.cli.context_settings)
+    for param in cli.cli.get_params(ctx):
+        for opt in [*param.opts, *param.secondary_opts]:
+            if opt.startswith("-"):
+                roff = opt.replace("-", "\\-")
+                assert f"\\fB{roff}\\fR" in page, opt
+    for status in ("125", "126", "127", "128+N"):
+        assert f"\\fB{status}\\fR" in page
 
 
 # -- the filter ----------------------------------------------------------------
