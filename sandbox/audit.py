@@ -54,6 +54,19 @@ class Audit:
         verb = "would deny" if permissive else "denied"
         self.say(f"{module}: {verb} {request.describe()} by {caller.describe()}: {deny.reason}")
 
+    def emulated(self, request) -> None:
+        """A call the core performed for the caller because the kernel cannot
+        (PR_SET_PTRACER here: no Yama): recorded, so that what a program was
+        granted is as visible as what it was refused."""
+        if not self._log and not self.verbose:
+            return
+        caller = request.caller
+        self._write({"time": time.time(), "action": "emulated", "hook": request.hook,
+                     "syscall": request.syscall, "pid": caller.tgid, "tid": caller.tid,
+                     "comm": caller.comm, "operation": request.describe(),
+                     **request.audit_fields()})
+        self.say(f"emulated {request.describe()} by {caller.describe()}")
+
     def module_error(self, module: str, hook: str, request, trace: str) -> None:
         record = {"time": time.time(), "action": "module-error", "module": module,
                   "hook": hook, "traceback": trace}

@@ -163,6 +163,11 @@ class SetPtracer(Request):
             return "PR_SET_PTRACER ANY"
         return f"PR_SET_PTRACER {self.tracer.pid}"
 
+    def audit_fields(self) -> dict:
+        if self.tracer is None or self.tracer == PTRACER_ANY:
+            return {"tracer": "none" if self.tracer is None else "any"}
+        return {"tracer": self.tracer.pid}
+
 
 @dataclass
 class PathLink(Request):

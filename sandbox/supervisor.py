@@ -357,7 +357,10 @@ class Supervisor:
             if tracer is None:
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EINVAL)   # no such pid
                 return
-        deny = self.chain.walk("task_prctl", SetPtracer(caller, tracer))
+        request = SetPtracer(caller, tracer)
+        deny = self.chain.walk("task_prctl", request)
+        if not deny:
+            self.audit.emulated(request)
         lib.yr_reply(self.ctx, ev.id, 0, deny.errno if deny else 0)
 
     @staticmethod

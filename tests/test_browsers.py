@@ -76,7 +76,9 @@ def assert_screenshot(path: Path) -> None:
 
 
 def denials(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    """The audit log's denials (it also records emulated PR_SET_PTRACER calls)."""
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [r for r in records if r["action"] in ("deny", "would-deny")]
 
 
 def profile_line(stderr: str) -> str:
@@ -122,6 +124,10 @@ def test_firefox_pr_set_ptracer_calls_are_emulated_not_denied(tmp_path, page, ho
     assert len(results) >= 2, "Firefox made no PR_SET_PTRACER call"
     assert set(results) == {"0"}, results
     assert [d for d in denials(log) if d["hook"] == "task_prctl"] == []
+    emulated = [r for r in map(json.loads, log.read_text().splitlines())
+                if r["action"] == "emulated" and r["hook"] == "task_prctl"]
+    assert len(emulated) == len(results), emulated       # the audit log shows each one
+    assert {r["comm"] for r in emulated} & {"firefox-esr", "firefox"}, emulated
 
 
 CAPLESS_LOOP = ("import os, time\n"
