@@ -1460,7 +1460,9 @@ static int act_meta(struct yr_ctx *ctx, struct wk *w)
  * takes the new name and decides path_link as for any link. */
 int yr_walk_linkat(const struct yr_event *ev)
 {
-    return ev->sys == YR_SYS_LINKAT && (walk_flags & YR_WALK_FOLLOW) &&
+    /* Always walked, not only for follow_link: the walk's /proc guard keeps
+     * the source from being another process's /proc/PID/fd/N magic link. */
+    return ev->sys == YR_SYS_LINKAT &&
            ((int32_t)ev->args[4] & AT_SYMLINK_FOLLOW) &&
            !((int32_t)ev->args[4] & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH));
 }
