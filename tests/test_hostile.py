@@ -159,13 +159,6 @@ def test_emulated_pidfd_getfd_respects_the_landlock_domain(helper, scope):
         outside.wait()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: csrc/pathops.c resolves link/linkat paths in the supervisor, which is outside "
-    "the Landlock domain, so a /proc/PID/fd/N magic link of a process outside the sandbox "
-    "is followed where the kernel refuses the caller (cat of the same link: EACCES): "
-    "ln -L /proc/OUTSIDER/fd/3 links a file only the outsider holds open. The same holds "
-    "for any emulated open of /proc/PID/* (the walk branch). Fix: refuse /proc/PID/ magic "
-    "links of processes that are not descendants of the supervisor while Landlock is in force"))
 def test_emulated_link_cannot_follow_an_outsiders_proc_fd(tmp_path):
     if not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
