@@ -1241,29 +1241,28 @@ static int act_stat(struct yr_ctx *ctx, struct wk *w)
     return R_DONE;
 }
 
+/* The object fd stands for, stat'ed and written in the caller's ABI's layout. */
+static int stat_to_caller(struct wk *w, int fd)
+{
+    if (w->op == OP_STATX) {
+        struct statx sx;
+        memset(&sx, 0, sizeof(sx));
+        if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
+            return -errno;
+        struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
+        return write_caller(w, &l, 1, &r, 1);
+    }
+    struct stat st;
+    return fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 ? -errno : put_stat(w, &st);
+}
+
 /* AT_EMPTY_PATH with an empty path: the caller's fd itself. */
 static int stat_fd(struct yr_ctx *ctx, struct wk *w)
 {
     int fd = start_at(w, w->dirfd, 0);
     if (fd < 0)
         return fd == -ESRCH ? -ESRCH : -EBADF;
-    int err = 0;
-    if (w->op == OP_STATX) {
-        struct statx sx;
-        memset(&sx, 0, sizeof(sx));
-        if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
-            err = -errno;
-        else {
-            struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
-            err = write_caller(w, &l, 1, &r, 1);
-        }
-    } else {
-        struct stat st;
-        if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
-            err = -errno;
-        else
-            err = put_stat(w, &st);
-    }
+    int err = stat_to_caller(w, fd);
     close(fd);
     yr_reply(ctx, w->ev.id, 0, -err);
     return R_DONE;
@@ -1957,7 +1956,6 @@ static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
     } else if (has_dotdot(rel)) {
         return 0;
     }
-    int err = 0;
     if (!open_op) {
         int fd = o2(start, rel, O_PATH | (w->follow ? 0 : O_NOFOLLOW), res);
         if (fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN)
@@ -1970,19 +1968,7 @@ static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
             yr_reply(ctx, w->ev.id, 0, -fd);
             return 1;
         }
-        if (w->op == OP_STATX) {
-            struct statx sx;
-            memset(&sx, 0, sizeof(sx));
-            if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
-                err = -errno;
-            else {
-                struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
-                err = write_caller(w, &l, 1, &r, 1);
-            }
-        } else {
-            struct stat st;
-            err = fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 ? -errno : put_stat(w, &st);
-        }
+        int err = stat_to_caller(w, fd);
         close(fd);
         yr_reply(ctx, w->ev.id, 0, -err);
         return 1;
