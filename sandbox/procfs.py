@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import struct
 
 from ._yama import ffi, lib
 
@@ -74,6 +75,40 @@ def userns_within(ancestor: int, tid: int) -> bool:
                 return False
             os.close(fd)
             fd = parent
+        return False
+    finally:
+        os.close(fd)
+
+
+NS_GET_OWNER_UID = 0xB704    # _IO(0xb7, 0x4)
+
+
+def ns_capable(caller_ns: int, caller_euid: int, has_cap: bool, tid: int) -> bool:
+    """The kernel's cap_capable(cred, target_ns, cap): walking up from tid's
+    user namespace, the capability counts where the walk meets the caller's
+    namespace (has_cap: it is in the caller's effective set), and in a
+    namespace whose parent is the caller's and whose owner is the caller's
+    euid (the owner of a namespace holds every capability in it)."""
+    try:
+        fd = os.open(f"/proc/{tid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        for _ in range(33):                    # the kernel nests at most 32 deep
+            if os.fstat(fd).st_ino == caller_ns:
+                return has_cap
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:                    # the top, or beyond what we may see
+                return False
+            try:
+                owner = struct.unpack("I", fcntl.ioctl(fd, NS_GET_OWNER_UID, b"\0" * 4))[0]
+            except OSError:
+                owner = None
+            os.close(fd)
+            fd = parent
+            if owner == caller_euid and os.fstat(fd).st_ino == caller_ns:
+                return True
         return False
     finally:
         os.close(fd)

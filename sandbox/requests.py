@@ -101,10 +101,15 @@ class PtraceAccess(Request):
 
     def caller_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
         """ns_capable(target's user ns, cap): the caller holds cap in the
-        target's user namespace or in one of its ancestors."""
-        return self.caller.has_cap(cap) and (
-            self.caller.userns is not None
-            and procfs.userns_within(self.caller.userns, self.target))
+        target's user namespace or in one of its ancestors, or owns (euid)
+        the target's namespace or the one below its own on the way there."""
+        if self.caller.userns is None:
+            return False
+        if self.caller.has_cap(cap):
+            return procfs.userns_within(self.caller.userns, self.target)
+        if procfs.userns_of(self.target) in (self.caller.userns, None):
+            return False        # the common case: no namespace of the caller's in between
+        return procfs.ns_capable(self.caller.userns, self.caller.creds.euid, False, self.target)
 
     def describe(self) -> str:
         return f"{self.operation} of {self.target} ({self.target_comm})"

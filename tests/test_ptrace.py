@@ -331,12 +331,6 @@ def test_native_control_root_attaches_process_in_child_user_namespace(probe, use
     assert out.ops() == {"ATTACH": "0", "VMREAD": "0"}, ok(out)
 
 
-@BUG("requests.py PtraceAccess.caller_capable() requires CAP_SYS_PTRACE in the caller's "
-     "effective set. The kernel's ns_capable(target userns) (cap_capable) also grants every "
-     "capability in a user namespace to its *owner*: a caller in the parent namespace whose "
-     "euid created the target's namespace. So uid 1001 without any capability may attach, "
-     "at scopes 1 and 2, to an unrelated process in a user namespace uid 1001 created "
-     "(the native control shows the kernel's own ns_capable check passing); yama-run says EPERM")
 @pytest.mark.parametrize("scope", [1, 2])
 def test_user_namespace_owner_is_capable(sandbox, probe, userns_outsider, scope):
     out = sandbox(scope, probe, "run", f"pid={userns_outsider}", "attach,vmread", env=NO_LANDLOCK)
