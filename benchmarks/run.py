@@ -299,13 +299,13 @@ def setup_files(c: Ctx, n: int) -> None:
 def workloads() -> list[Workload]:
     py = lambda c: c.python   # noqa: E731
     return [
-        _micro("getppid", "unhooked syscall: getppid()", "getppid", 2_000_000, 20_000, 11,
+        _micro("getppid", "unhooked syscall: getppid()", "getppid", 1_000_000, 20_000, 9,
                short="getppid, unhooked",
                unit="ns", extras=[Comparator(
                    "floor-any-filter", "no yama-run: a 1-insn ALLOW filter",
                    lambda c, a: [*a, "allow-filter"], diagnostic=True)]),
         _micro("pvm_readv_self", "hooked, settled in C: process_vm_readv of oneself",
-               "pvm_readv_self", 50_000, 200, 9,
+               "pvm_readv_self", 20_000, 200, 9,
                short="process_vm_readv of itself, settled in C", extras=[Comparator(
                    "floor-bare-responder", "no yama-run: bare C notify responder",
                    lambda c, a: [c.prog("notify_floor"), *a[1:]], diagnostic=True)]),
@@ -320,16 +320,16 @@ def workloads() -> list[Workload]:
         _micro("prctl_ptracer", "hooked, emulated in Python: prctl(PR_SET_PTRACER, 0)",
                "prctl_ptracer", 20_000, 200, 9, expect=ptracer_result,
                short="prctl(PR_SET_PTRACER, 0), emulated"),
-        _micro("linkat", "emulated linkat (caller owns the file)", "linkat", 20_000, 200, 9,
+        _micro("linkat", "emulated linkat (caller owns the file)", "linkat", 10_000, 200, 9,
                short="linkat, emulated",
                extra_args=lambda c: [str(c.work / "scratch" / "links")]),
         Workload("open_close", "open + close of an ordinary file", "micro", "µs",
                  lambda c: [c.prog("open_close"), str(c.fx["n"]["open_close"]),
-                            str(c.fx["plain"])], 50_000, 200, 9, setup=setup_files,
+                            str(c.fx["plain"])], 20_000, 200, 9, setup=setup_files,
                  expect=every_call_ok, size_text="{n:,} calls per run", short="open + close"),
         Workload("stat", "stat of an ordinary file", "micro", "µs",
                  lambda c: [c.prog("stat"), str(c.fx["n"]["stat"]), str(c.fx["plain"])],
-                 50_000, 200, 9, setup=setup_files, expect=every_call_ok,
+                 20_000, 200, 9, setup=setup_files, expect=every_call_ok,
                  size_text="{n:,} calls per run", short="stat"),
         Workload("cp_al", "cp -al of a file tree", "macro", "s",
                  lambda c: ["cp", "-al", str(c.fx["tree"]), str(c.fx["tree_copy"])],
@@ -507,6 +507,7 @@ def run_workload(w: Workload, comps: list[Comparator], ctx: Ctx, rounds: int,
           f"{rounds} round(s){' + 1 warm-up' if not ctx.quick else ''}", flush=True)
     live = [c for c in comps if c.skip is None]
     schedule = ([-1] if not ctx.quick else []) + list(range(rounds))
+    load = os.getloadavg()[0]
     give_up = 1 if ctx.quick else 2          # failures before a comparator is dropped
     for r in schedule:
         order = live if r % 2 == 0 else list(reversed(live))
@@ -527,7 +528,7 @@ def run_workload(w: Workload, comps: list[Comparator], ctx: Ctx, rounds: int,
     for key, errs in errors.items():
         for err in errs:
             print(f"   {key} FAILED: {err}", flush=True)
-    return summarize(w, comps, runs, errors, rounds, n, size)
+    return {**summarize(w, comps, runs, errors, rounds, n, size), "loadavg_1min_at_start": load}
 
 
 def summarize(w, comps, runs, errors, rounds, n, size) -> dict:
