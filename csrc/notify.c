@@ -178,6 +178,11 @@ void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
     ctx->link_mask = allow_mask;
 }
 
+int yr_ctx_listener(struct yr_ctx *ctx)
+{
+    return ctx->listener;
+}
+
 void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4])
 {
     memcpy(out, ctx->stats, sizeof(ctx->stats));
@@ -252,6 +257,8 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         }
         return 0;
     }
+    if (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT)
+        return yr_walk_settle(ctx, ev);     /* walk.c: 0 only at a hook point */
     /* process_vm_* within one's own thread group: the kernel allows it before
      * any LSM is asked, so Yama never sees it. */
     if (is_ptrace_access(ev->sys)) {

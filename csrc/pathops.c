@@ -180,6 +180,18 @@ static struct id_entry *caller_entry(const struct yr_event *ev)
 
 static __thread struct yr_fsid last_fsid;  /* whom the pending op is for */
 
+/* For walk.c: the caller's filesystem identity and its /proc/TID directory
+ * (bound to the task; owned by the cache, valid until the next look-up). */
+int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir)
+{
+    struct id_entry *e = caller_entry(ev);
+    if (!e)
+        return -ESRCH;
+    *out = e->fsid;
+    *procdir = e->procdir;
+    return 0;
+}
+
 /* ---- the caller's root ----------------------------------------------------
  *
  * With the caller's root ours, its paths resolve the same from here. Else

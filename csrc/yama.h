@@ -5,6 +5,7 @@
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
  * creds.c     a caller's credentials, and a supervisor thread acting as it
  * pathops.c   paths read once and resolved as the caller would; link emulated
+ * walk.c      the race-free path walk; open, stat, access, symlink emulated
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -25,6 +26,27 @@ enum yr_sys {
     YR_SYS_PIDFD_GETFD,
     YR_SYS_LINK,
     YR_SYS_LINKAT,
+    /* walk.c (keep YR_SYS_OPEN first and YR_SYS_SYMLINKAT last: a range) */
+    YR_SYS_OPEN,
+    YR_SYS_OPENAT,
+    YR_SYS_OPENAT2,
+    YR_SYS_CREAT,
+    YR_SYS_STAT,            /* struct stat, x86-64 and x32 */
+    YR_SYS_LSTAT,
+    YR_SYS_NEWFSTATAT,
+    YR_SYS_STATX,
+    YR_SYS_STAT64,          /* i386 struct stat64 */
+    YR_SYS_LSTAT64,
+    YR_SYS_FSTATAT64,
+    YR_SYS_ACCESS,
+    YR_SYS_FACCESSAT,
+    YR_SYS_FACCESSAT2,
+    YR_SYS_EXECVE,
+    YR_SYS_EXECVEAT,
+    YR_SYS_CHDIR,
+    YR_SYS_CHROOT,
+    YR_SYS_SYMLINK,
+    YR_SYS_SYMLINKAT,
     YR_SYS_COUNT
 };
 
@@ -109,6 +131,47 @@ int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
                    uint64_t allow_mask);
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
+
+/* walk.c: path-taking calls performed for the caller after a walk that
+ * follows trailing symlinks by hand. Python is asked only at a hook point:
+ * facts of the object met there, tabulated like path_link's (bit f of a
+ * mask set = every module allows facts f). */
+enum {                                /* follow_link (a trailing link in a sticky dir) */
+    YR_FL_OWNER = 1 << 0,             /* the follower's fsuid owns the link */
+    YR_FL_DIR_STICKY_WW = 1 << 1,     /* its directory is sticky and world-writable */
+    YR_FL_DIR_OWNER = 1 << 2,         /* the directory's owner owns the link */
+    YR_FL_COUNT = 3
+};
+enum {                                /* create_in_sticky (O_CREAT met an existing file) */
+    YR_CF_FIFO = 1 << 0,
+    YR_CF_REGULAR = 1 << 1,
+    YR_CF_DIR_WW = 1 << 2,            /* the sticky directory is world-writable */
+    YR_CF_DIR_GW = 1 << 3,            /* ... group-writable */
+    YR_CF_OWNER = 1 << 4,             /* the caller's fsuid owns the file */
+    YR_CF_DIR_OWNER = 1 << 5,         /* the directory's owner owns the file */
+    YR_CF_COUNT = 6
+};
+enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK };
+enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
+       YR_WALK_PATH_SYMLINK = 1 << 1 };/* symlink creation in sticky dirs is asked about */
+struct yr_walk {
+    int32_t hook;           /* YR_HOOK_*: what Python is asked */
+    uint32_t facts;         /* YR_FL_* or YR_CF_* */
+    uint32_t obj_uid, obj_mode;   /* the link or file met */
+    uint32_t dir_uid, dir_mode;   /* its directory */
+    uint32_t fsuid;         /* the caller's */
+    int32_t mem_pid;        /* YR_HOOK_PROC_MEM: the task whose mem is opened (our pid ns) */
+    char path[YR_PATH_MAX]; /* the path as the caller gave it */
+    char name[YR_PATH_MAX]; /* the trailing name met (the link, the file, the new name) */
+    char target[YR_PATH_MAX];   /* the link's target / the new symlink's */
+};
+void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
+struct yr_walk *yr_walk_current(void);
+int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
+int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
+int yr_walk_table_allows(uint64_t mask, uint32_t facts);
+int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);
+int yr_ctx_listener(struct yr_ctx *ctx);
 
 /* spawn.c */
 struct yr_spawn_result {

@@ -9,7 +9,7 @@ from cffi import FFI
 # setuptools wants source paths relative to setup.py, which is where it runs.
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = pathlib.Path("csrc")
-SOURCES = ["spawn.c", "notify.c", "procinfo.c", "creds.c", "pathops.c"]
+SOURCES = ["spawn.c", "notify.c", "procinfo.c", "creds.c", "pathops.c", "walk.c"]
 
 
 def _cdef_from_header(text: str) -> str:

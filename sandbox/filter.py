@@ -29,7 +29,37 @@ SYSCALL_IDS = {
     "pidfd_getfd": lib.YR_SYS_PIDFD_GETFD,
     "link": lib.YR_SYS_LINK,
     "linkat": lib.YR_SYS_LINKAT,
+    "open": lib.YR_SYS_OPEN,
+    "openat": lib.YR_SYS_OPENAT,
+    "openat2": lib.YR_SYS_OPENAT2,
+    "creat": lib.YR_SYS_CREAT,
+    "stat": lib.YR_SYS_STAT,
+    "lstat": lib.YR_SYS_LSTAT,
+    "newfstatat": lib.YR_SYS_NEWFSTATAT,
+    "statx": lib.YR_SYS_STATX,
+    "stat64": lib.YR_SYS_STAT64,
+    "lstat64": lib.YR_SYS_LSTAT64,
+    "fstatat64": lib.YR_SYS_FSTATAT64,
+    "access": lib.YR_SYS_ACCESS,
+    "faccessat": lib.YR_SYS_FACCESSAT,
+    "faccessat2": lib.YR_SYS_FACCESSAT2,
+    "execve": lib.YR_SYS_EXECVE,
+    "execveat": lib.YR_SYS_EXECVEAT,
+    "chdir": lib.YR_SYS_CHDIR,
+    "chroot": lib.YR_SYS_CHROOT,
+    "symlink": lib.YR_SYS_SYMLINK,
+    "symlinkat": lib.YR_SYS_SYMLINKAT,
 }
+SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items()}
+
+O_CREAT = 0o100
+
+# Every call that may follow a trailing symlink (walk.c performs or checks it).
+_FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
+              "stat64", "lstat64", "fstatat64", "access", "faccessat", "faccessat2",
+              "execve", "execveat", "chdir", "chroot")
+# Opens, whatever their flags (openat2's are in memory, creat's are O_CREAT).
+_OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
 
 
 def _int_eq(arg: int, value: int) -> sc.Arg:
@@ -46,16 +76,29 @@ ROUTES = {
         ("process_vm_readv", []),
         ("process_vm_writev", []),
         ("pidfd_getfd", []),
+        *_OPENS,                                          # /proc/PID/mem: any path may be it
     ],
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     "path_link": [("link", []), ("linkat", [])],
+    "follow_link": [(name, []) for name in _FOLLOWING],
+    "create_in_sticky": [
+        ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
+        ("openat", [sc.Arg(2, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
+        ("openat2", []),
+        ("creat", []),
+    ],
+    "path_symlink": [("symlink", []), ("symlinkat", [])],
 }
 
 
 def build(hooks: set[str]) -> bytes | None:
     """The BPF program for these hooks, or None when nothing is hooked."""
     rules = [rule for hook in sorted(hooks) for rule in ROUTES.get(hook, ())]
+    # A syscall routed whatever its arguments needs no conditional rule too.
+    always = {name for name, args in rules if not args}
+    rules = [(name, args) for name, args in dict.fromkeys(
+        (name, tuple(args)) for name, args in rules) if not args or name not in always]
     if not rules:
         return None
     f = sc.SyscallFilter(sc.ALLOW)

@@ -75,6 +75,8 @@ class PtraceAccess(Request):
     operation: str         # "PTRACE_ATTACH", "PTRACE_SEIZE", or the syscall name
     target: int            # the tid named by the caller
     target_tgid: int
+    deny_errno: int = errno.EPERM   # EACCES for an open of /proc/PID/mem
+    path: str = ""         # that open's path, as given
     hook = "ptrace_access_check"
 
     @cached_property
@@ -108,8 +110,11 @@ class PtraceAccess(Request):
         return f"{self.operation} of {self.target} ({self.target_comm})"
 
     def audit_fields(self) -> dict:
-        return {"target": self.target, "target_comm": self.target_comm,
-                "operation": self.operation}
+        fields = {"target": self.target, "target_comm": self.target_comm,
+                  "operation": self.operation}
+        if self.path:
+            fields["path"] = self.path
+        return fields
 
 
 @dataclass
@@ -216,3 +221,144 @@ class PathLink(Request):
     def audit_fields(self) -> dict:
         return {"source": self.source, "new": self.new, "source_uid": self.owner,
                 "source_mode": f"{self.mode:o}"}
+
+
+def _mode(mode: int) -> str:
+    return f"{mode & 0o7777:04o}"
+
+
+@dataclass
+class FollowLink(Request):
+    """follow_link: a path walk is about to follow a trailing symlink whose
+    directory is sticky. The core holds the link and its directory open; the
+    facts are theirs (lib.YR_FL_* bits). Tabulated for C like PathLink."""
+
+    caller: Caller | None
+    facts: int
+    path: str = ""                 # the path as the caller gave it
+    link: str = ""                 # the trailing link's name
+    target: str = ""               # what it points to
+    link_uid: int = -1
+    dir_uid: int = -1
+    dir_mode: int = 0
+    syscall: str = "openat"
+    hook = "follow_link"
+    default_errno = errno.EACCES
+
+    @classmethod
+    def hypothetical(cls, facts: int) -> "FollowLink":
+        return cls(None, facts)
+
+    @property
+    def follower_owns_link(self) -> bool:
+        return bool(self.facts & lib.YR_FL_OWNER)
+
+    @property
+    def dir_sticky_world_writable(self) -> bool:
+        return bool(self.facts & lib.YR_FL_DIR_STICKY_WW)
+
+    @property
+    def dir_owner_owns_link(self) -> bool:
+        return bool(self.facts & lib.YR_FL_DIR_OWNER)
+
+    def describe(self) -> str:
+        return (f"{self.syscall} following {self.link!r} -> {self.target!r} in {self.path!r} "
+                f"(link uid {self.link_uid}, directory uid {self.dir_uid} mode "
+                f"{_mode(self.dir_mode)})")
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path, "link": self.link, "target": self.target,
+                "link_uid": self.link_uid, "dir_uid": self.dir_uid,
+                "dir_mode": f"{self.dir_mode:o}"}
+
+
+@dataclass
+class CreateInSticky(Request):
+    """create_in_sticky: open with O_CREAT met an existing FIFO or regular
+    file in a sticky directory. The core holds the file (O_PATH) and opens
+    that very file if allowed; facts are lib.YR_CF_* bits. Tabulated."""
+
+    caller: Caller | None
+    facts: int
+    path: str = ""
+    name: str = ""
+    file_uid: int = -1
+    file_mode: int = 0
+    dir_uid: int = -1
+    dir_mode: int = 0
+    syscall: str = "openat"
+    hook = "create_in_sticky"
+    default_errno = errno.EACCES
+
+    @classmethod
+    def hypothetical(cls, facts: int) -> "CreateInSticky":
+        return cls(None, facts)
+
+    def _fact(self, bit: int) -> bool:
+        return bool(self.facts & bit)
+
+    @property
+    def is_fifo(self) -> bool:
+        return self._fact(lib.YR_CF_FIFO)
+
+    @property
+    def is_regular(self) -> bool:
+        return self._fact(lib.YR_CF_REGULAR)
+
+    @property
+    def dir_world_writable(self) -> bool:
+        return self._fact(lib.YR_CF_DIR_WW)
+
+    @property
+    def dir_group_writable(self) -> bool:
+        return self._fact(lib.YR_CF_DIR_GW)
+
+    @property
+    def caller_owns_file(self) -> bool:
+        return self._fact(lib.YR_CF_OWNER)
+
+    @property
+    def dir_owner_owns_file(self) -> bool:
+        return self._fact(lib.YR_CF_DIR_OWNER)
+
+    def describe(self) -> str:
+        kind = "FIFO" if self.is_fifo else "regular file"
+        return (f"{self.syscall} O_CREAT of existing {kind} {self.path!r} (uid {self.file_uid}) "
+                f"in a sticky directory (uid {self.dir_uid}, mode {_mode(self.dir_mode)})")
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path, "file_uid": self.file_uid,
+                "file_mode": f"{self.file_mode:o}", "dir_uid": self.dir_uid,
+                "dir_mode": f"{self.dir_mode:o}"}
+
+
+@dataclass
+class PathSymlink(Request):
+    """path_symlink: symlink/symlinkat into a sticky directory (the core
+    holds the parent and makes the link there if allowed)."""
+
+    caller: Caller
+    path: str                      # the new name as given
+    target: str
+    dir_uid: int
+    dir_mode: int
+    fsuid: int                     # the caller's, as the core acted
+    syscall: str = "symlinkat"
+    hook = "path_symlink"
+    default_errno = errno.EACCES
+
+    @property
+    def dir_sticky_world_writable(self) -> bool:
+        return (self.dir_mode & 0o1002) == 0o1002
+
+    @property
+    def caller_owns_dir(self) -> bool:
+        return self.fsuid == self.dir_uid
+
+    def describe(self) -> str:
+        return (f"{self.syscall} {self.path!r} -> {self.target!r} in a sticky directory "
+                f"(uid {self.dir_uid}, mode {_mode(self.dir_mode)})")
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path, "target": self.target, "dir_uid": self.dir_uid,
+                "dir_mode": f"{self.dir_mode:o}"}

@@ -14,7 +14,8 @@ from . import filter as seccomp_filter
 from . import modules as policy_modules
 from . import procfs
 from ._yama import ffi, lib
-from .requests import PTRACER_ANY, Caller, PathLink, PtraceAccess, PtraceTraceme, SetPtracer
+from .requests import (PTRACER_ANY, Caller, CreateInSticky, FollowLink, PathLink, PathSymlink,
+                       PtraceAccess, PtraceTraceme, SetPtracer)
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SI_KERNEL = 0x80
@@ -53,11 +54,16 @@ class Supervisor:
             lib.YR_SYS_LINK: self._on_link,
             lib.YR_SYS_LINKAT: self._on_link,
         }
+        for sys_id in range(lib.YR_SYS_OPEN, lib.YR_SYS_SYMLINKAT + 1):
+            self._handlers[sys_id] = self._on_walk
 
     # -- start and lifetime --------------------------------------------------
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
+        for module in self.chain.modules:
+            if hasattr(module, "enforcement"):
+                self.audit.say(module.enforcement())
         hooks = self.chain.hooks()
         bpf = seccomp_filter.build(hooks)
         flags = NEW_LISTENER
@@ -139,6 +145,10 @@ class Supervisor:
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks):
             lib.yr_ctx_map(self.ctx, arch, nr, sys_id)
         lib.yr_ctx_link_table(self.ctx, self.link_table())
+        lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
+                          self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
+                          (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
+                          | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0))
         if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
 
@@ -149,6 +159,15 @@ class Supervisor:
             return 0
         return policy_modules.rule_table(self.chain.modules, "path_link",
                                          PathLink.hypothetical, lib.YR_LF_COUNT)
+
+    def walk_table(self, hook: str, request, bits: int) -> int:
+        """A walk hook's rule over the C side's facts (all ones: nobody hooks it).
+        YAMA_RUN_NO_FAST_PATH=1 sends every hook point to Python."""
+        if not policy_modules.hooked(self.chain.modules, hook):
+            return (1 << 64) - 1
+        if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+            return 0
+        return policy_modules.rule_table(self.chain.modules, hook, request.hypothetical, bits)
 
     def _reap_all(self, main_pid: int) -> int:
         """Wait until no descendant is left; forward signals meanwhile."""
@@ -280,6 +299,51 @@ class Supervisor:
                            syscall="link" if ev.sys == lib.YR_SYS_LINK else "linkat")
         deny = self.chain.walk("path_link", request)
         lib.yr_link_finish(self.ctx, ev.id, deny.errno if deny is not None else 0)
+
+    def _on_walk(self, ev, caller) -> None:
+        """C has walked the path as the caller and stopped at a hook point
+        (yr_walk_current says which, with the facts of the objects it holds);
+        the chain decides, C goes on from the same objects (yr_walk_resume),
+        possibly to the next hook point (the next hop of a chain of links)."""
+        w = lib.yr_walk_current()
+        syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
+        while True:
+            path = os.fsdecode(ffi.string(w.path))
+            if w.hook == lib.YR_HOOK_PROC_MEM:
+                deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)
+            else:
+                if w.hook == lib.YR_HOOK_FOLLOW_LINK:
+                    hook, request = "follow_link", FollowLink(
+                        caller, w.facts, path=path, link=os.fsdecode(ffi.string(w.name)),
+                        target=os.fsdecode(ffi.string(w.target)), link_uid=w.obj_uid,
+                        dir_uid=w.dir_uid, dir_mode=w.dir_mode, syscall=syscall)
+                elif w.hook == lib.YR_HOOK_CREATE_IN_STICKY:
+                    hook, request = "create_in_sticky", CreateInSticky(
+                        caller, w.facts, path=path, name=os.fsdecode(ffi.string(w.name)),
+                        file_uid=w.obj_uid, file_mode=w.obj_mode, dir_uid=w.dir_uid,
+                        dir_mode=w.dir_mode, syscall=syscall)
+                else:
+                    hook, request = "path_symlink", PathSymlink(
+                        caller, path, os.fsdecode(ffi.string(w.target)), w.dir_uid,
+                        w.dir_mode, w.fsuid, syscall=syscall)
+                deny = self.chain.walk(hook, request)
+                deny_errno = deny.errno if deny is not None else 0
+            if lib.yr_walk_resume(self.ctx, ev.id, deny_errno):
+                return
+
+    def _proc_mem(self, caller, syscall: str, target: int, path: str) -> int:
+        """Opening another process's /proc/PID/mem: an ATTACH-mode access
+        (proc_mem_open), EACCES when refused. target is in our pid namespace."""
+        target_tgid = procfs.tgid_of(target)
+        if target_tgid is None:
+            return 0            # gone: the open through the held directory fails by itself
+        if target_tgid == os.getpid():
+            self.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
+            return errno.EACCES
+        request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,
+                               deny_errno=errno.EACCES, path=path)
+        deny = self.chain.walk("ptrace_access_check", request)
+        return deny.errno if deny is not None else 0
 
     def _on_pidfd_getfd(self, ev, caller) -> None:
         """Emulated: the pidfd is an fd the caller's other threads could swap

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-BUNDLED = ("ptrace", "hardlinks")
+BUNDLED = ("ptrace", "hardlinks", "symlinks", "fifos", "regular")
 
 
 class SettingError(ValueError):
@@ -55,6 +55,11 @@ class Module:
 
     def hooks(self) -> set[str]:
         raise NotImplementedError
+
+
+def hooked(modules, hook: str) -> bool:
+    """Does any module hook `hook`?"""
+    return any(hook in module.hooks() for module in modules)
 
 
 def rule_table(modules, hook: str, hypothetical, bits: int) -> int:

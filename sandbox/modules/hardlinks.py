@@ -4,6 +4,8 @@ protected 0: no restriction
 protected 1: a link to a file you do not own (and without CAP_FOWNER) only if
              it is a regular file, not setuid, not setgid-and-group-executable,
              and you may both read and write it
+protected "auto": level 1 enforced here only while the kernel's own
+             fs.protected_hardlinks is 0
 Denials are EPERM, as in the kernel. The rule reads only the request's facts,
 so the core tabulates it for its C fast path (the rule is written once, here)."""
 from __future__ import annotations
@@ -11,20 +13,18 @@ from __future__ import annotations
 import errno
 
 from ..chain import Deny
-from . import Module, Setting
+from .symlinks import Level, Protection
 
 
-class Hardlinks(Module):
+class Hardlinks(Protection):
     name = "hardlinks"
+    sysctl = "protected_hardlinks"
+    strongest = 1
     settings = {
-        "protected": Setting(1, (0, 1), "fs.protected_hardlinks: 0 off, 1 restrict links "
-                             "to files the caller does not own"),
+        "protected": Level(1, (0, 1, "auto"), "fs.protected_hardlinks: 0 off, 1 restrict "
+                           "links to files the caller does not own, auto"),
     }
     tabulated = {"path_link"}     # verdicts depend on request.facts only
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.protected = self.config["protected"]
 
     def hooks(self) -> set[str]:
         return {"path_link"} if self.protected else set()

@@ -49,20 +49,23 @@ class Ptrace(Module):
     # -- hooks --------------------------------------------------------------
 
     def ptrace_access_check(self, req):
+        # EPERM for ptrace and process_vm_*; EACCES for an open of /proc/PID/mem
+        # (the kernel's proc_mem_open), which the core routes here too.
+        err = req.deny_errno
         if self.scope >= 3:
-            return Deny(errno.EPERM, "ptrace_scope 3: attaching is disabled")
+            return Deny(err, "ptrace_scope 3: attaching is disabled")
         if self.scope == 2:
             if req.caller_capable():
                 return None
-            return Deny(errno.EPERM, "ptrace_scope 2: needs CAP_SYS_PTRACE")
+            return Deny(err, "ptrace_scope 2: needs CAP_SYS_PTRACE")
         if self.scope == 1:
             if not req.target_alive():
-                return Deny(errno.EPERM, "target is exiting")
+                return Deny(err, "target is exiting")
             # Yama ORs these; ask the cheapest first (capget is already in hand,
             # the descendant walk and the tracer look-up read /proc).
             if req.caller_capable() or req.target_is_descendant() or self._exception(req):
                 return None
-            return Deny(errno.EPERM, "not a descendant")
+            return Deny(err, "not a descendant")
         return None
 
     def ptrace_traceme(self, req):

@@ -1,0 +1,1326 @@
+/* The path walk, and the path-taking calls performed for the caller.
+ *
+ * A path is read once from the caller. It is walked from the caller's cwd,
+ * dirfd or root (fds of ours, taken through its /proc/TID directory) while
+ * this thread acts with the caller's filesystem identity, to the PARENT of
+ * the trailing component, which is then held open. Intermediate symlinks
+ * are followed as the kernel follows them, unchecked: one openat2 with
+ * RESOLVE_NO_SYMLINKS when none is on the way, else component by component,
+ * by hand. The trailing object is looked at in the held parent; a trailing
+ * symlink is decided on (its owner, the parent's mode and owner), its target
+ * read from that very link fd, and followed by hand, hop by hop (ELOOP after
+ * 40 links, as the kernel). /proc/self and /proc/thread-self are the caller's
+ * wherever they are met; other /proc symlinks below a pid directory are
+ * magic links that only the kernel can follow: it follows them, for us, as
+ * the caller.
+ *
+ * Then the call itself is made on that object from the held parent, with
+ * O_NOFOLLOW (a name that became a symlink meanwhile is walked again): an
+ * open with the caller's flags, credentials and umask, the fd installed with
+ * SECCOMP_IOCTL_NOTIF_ADDFD; a stat written into the caller's buffer in its
+ * ABI's layout; an access check with the caller's ids; a symlink made. Calls
+ * that cannot be made for the caller (execve, chdir, chroot) are walked,
+ * decided, and continued.
+ *
+ * Python is entered only at a hook point (yr_walk_settle returns 0, the
+ * facts in yr_walk_current()); yr_walk_resume goes on after its verdict. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "yama.h"
+
+#define MAXSYMLINKS 40
+#define AT_FDCWD_INT (-100)
+#define AUDIT_ARCH_I386 0x40000003u
+#define CAP_FOWNER 3
+
+/* ---- configuration (set once, before serving) ----------------------------- */
+
+static uint64_t follow_mask = ~0ULL;   /* tabulated follow_link rule */
+static uint64_t create_mask = ~0ULL;   /* tabulated create_in_sticky rule */
+static uint32_t walk_flags;
+static struct yr_walk pub;             /* what Python is asked about */
+
+void yr_walk_setup(uint64_t fmask, uint64_t cmask, uint32_t flags)
+{
+    follow_mask = fmask;
+    create_mask = cmask;
+    walk_flags = flags;
+}
+
+struct yr_walk *yr_walk_current(void)
+{
+    return &pub;
+}
+
+int yr_walk_table_allows(uint64_t mask, uint32_t facts)
+{
+    return (int)(mask >> (facts & 63) & 1);
+}
+
+/* ---- one call's state ------------------------------------------------------ */
+
+enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK };
+enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
+
+struct wk {
+    struct yr_event ev;
+    struct yr_fsid id;          /* whom the walk acts as */
+    int procdir;                /* the caller's /proc/TID (the identity cache's) */
+    int root;                   /* the caller's root (or the scope of RESOLVE_IN_ROOT/BENEATH) */
+    int root_known;
+    struct statx root_stx;
+    int dir;                    /* the held parent of name */
+    char name[NAME_MAX + 1];
+    int slash;                  /* name was followed by a slash: must be (or lead to) a dir */
+    int magic;                  /* name is a /proc magic link: the kernel follows it */
+    int exists;
+    struct stat st;             /* name's, not followed */
+    int obj;                    /* O_PATH: the object decided on, at a hook point */
+    int hops, retries;
+    enum op op;
+    int follow;                 /* follow a trailing link */
+    uint64_t resolve;           /* openat2's RESOLVE_* */
+    int32_t dirfd;
+    int flags;                  /* open flags, or AT_* flags */
+    uint32_t mode;              /* open mode, access mode, statx mask */
+    uint64_t buf;               /* the caller's stat buffer */
+    char path[YR_PATH_MAX];     /* as given */
+    char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
+    char rest[2 * YR_PATH_MAX]; /* what is left to walk */
+    char tmp[2 * YR_PATH_MAX];
+};
+static struct wk W = { .procdir = -1, .root = -1, .dir = -1, .obj = -1 };
+
+static void wk_close(struct wk *w)
+{
+    if (w->dir >= 0)
+        close(w->dir);
+    if (w->obj >= 0)
+        close(w->obj);
+    if (w->root >= 0)
+        close(w->root);
+    w->dir = w->obj = w->root = -1;
+}
+
+/* Open name under the caller's /proc/TID as the caller; a caller that is
+ * not dumpable may not open its own /proc entries as itself: then as us. */
+static int proc_open(struct wk *w, const char *name, int flags)
+{
+    int fd = openat(w->procdir, name, flags | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        yr_fs_reset();
+        fd = openat(w->procdir, name, flags | O_CLOEXEC);
+        int e = errno;
+        yr_fs_become(&w->id);
+        errno = e;
+    }
+    return fd < 0 ? -errno : fd;
+}
+
+static int open_root(struct wk *w)
+{
+    if (w->root >= 0)
+        return 0;
+    int fd = proc_open(w, "root", O_PATH | O_DIRECTORY);
+    if (fd < 0)
+        return -ESRCH;
+    w->root = fd;
+    return 0;
+}
+
+static int same_dir(const struct statx *a, const struct statx *b)
+{
+    return a->stx_ino == b->stx_ino && a->stx_dev_major == b->stx_dev_major &&
+           a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
+}
+
+/* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. */
+static int at_root(struct wk *w, int dir)
+{
+    struct statx sx;
+    if (open_root(w) < 0)
+        return 0;
+    if (!w->root_known) {
+        if (statx(w->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &w->root_stx) < 0)
+            return 0;
+        w->root_known = 1;
+    }
+    return statx(dir, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
+           same_dir(&sx, &w->root_stx);
+}
+
+/* The caller's dirfd (or cwd) as an O_PATH fd of ours. */
+static int start_at(struct wk *w, int32_t dirfd, int want_dir)
+{
+    char name[32];
+    if (dirfd == AT_FDCWD_INT)
+        snprintf(name, sizeof(name), "cwd");
+    else if (dirfd < 0)
+        return -EBADF;
+    else
+        snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
+    int fd = proc_open(w, name, O_PATH | (want_dir ? O_DIRECTORY : 0));
+    if (fd >= 0 || fd == -ENOTDIR)
+        return fd;
+    return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
+}
+
+static int o2(int dir, const char *name, int flags, uint64_t resolve)
+{
+    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
+    int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+    return fd < 0 ? -errno : fd;
+}
+
+/* ---- /proc ------------------------------------------------------------------ */
+
+enum { PL_NONE, PL_SELF, PL_MAGIC };
+static dev_t own_proc_dev;
+
+/* A symlink called name in dir: an ordinary one, /proc/self or
+ * /proc/thread-self (subst: what it means for the caller), or a magic link. */
+static int proc_link(struct wk *w, int dir, const char *name, char *subst, size_t n)
+{
+    struct statfs sf;
+    struct stat ds;
+    if (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+        return PL_NONE;
+    if (fstat(dir, &ds) < 0)
+        return -errno;
+    if (ds.st_ino != 1)                 /* below /proc's root: fd/N, cwd, exe, ns/... */
+        return PL_MAGIC;
+    int self = strcmp(name, "self") == 0, tself = strcmp(name, "thread-self") == 0;
+    if (!self && !tself)
+        return PL_NONE;                 /* mounts -> self/mounts: ordinary */
+    /* Our pid numbers mean the same in this /proc only if it counts as ours. */
+    char own[32];
+    ssize_t k = readlinkat(dir, "self", own, sizeof(own) - 1);
+    if (k <= 0)
+        return -EACCES;
+    own[k] = '\0';
+    if (atoi(own) != getpid())
+        return -EACCES;                 /* another pid namespace's /proc: fail closed */
+    if (self)
+        snprintf(subst, n, "%d", (int)w->ev.tgid);
+    else
+        snprintf(subst, n, "%d/task/%d", (int)w->ev.tgid, (int)w->ev.tid);
+    return PL_SELF;
+}
+
+/* ---- walking to the parent ------------------------------------------------- */
+
+/* Component by component, following intermediate links by hand. from is
+ * consumed. Sets w->dir, w->name, w->slash. */
+static int walk_slow(struct wk *w, int cur, const char *path)
+{
+    size_t plen = strlen(path);
+    if (plen >= sizeof(w->rest)) {
+        close(cur);
+        return -ENAMETOOLONG;
+    }
+    if (path != w->rest)
+        memmove(w->rest, path, plen + 1);
+    char *p = w->rest;
+    int err;
+    for (;;) {
+        if (*p == '/') {
+            if (w->resolve & RESOLVE_BENEATH) {
+                err = -EXDEV;
+                goto fail;
+            }
+            if ((err = open_root(w)) < 0)
+                goto fail;
+            close(cur);
+            cur = fcntl(w->root, F_DUPFD_CLOEXEC, 0);
+            while (*p == '/')
+                p++;
+        }
+        char *c = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t)(p - c);
+        char *q = p;
+        while (*q == '/')
+            q++;
+        if (*q == '\0') {                    /* the last component */
+            if (len > NAME_MAX) {
+                err = -ENAMETOOLONG;
+                goto fail;
+            }
+            memcpy(w->name, c, len);
+            w->name[len] = '\0';
+            if (len == 0)
+                strcpy(w->name, ".");
+            w->slash = q != p;
+            w->dir = cur;
+            return 0;
+        }
+        *p = '\0';
+        int nd;
+        if (strcmp(c, ".") == 0) {
+            p = q;
+            continue;
+        }
+        if (strcmp(c, "..") == 0) {
+            if (at_root(w, cur)) {
+                if (w->resolve & RESOLVE_BENEATH) {
+                    err = -EXDEV;
+                    goto fail;
+                }
+                p = q;
+                continue;
+            }
+            nd = o2(cur, "..", O_PATH | O_DIRECTORY, w->resolve & RESOLVE_NO_XDEV);
+        } else if (len > NAME_MAX) {
+            err = -ENAMETOOLONG;
+            goto fail;
+        } else {
+            nd = o2(cur, c, O_PATH | O_NOFOLLOW | O_DIRECTORY, w->resolve & RESOLVE_NO_XDEV);
+        }
+        if (nd == -ENOTDIR) {
+            ssize_t n = readlinkat(cur, c, w->target, sizeof(w->target));
+            if (n < 0) {
+                err = -ENOTDIR;
+                goto fail;
+            }
+            if ((w->resolve & RESOLVE_NO_SYMLINKS) || ++w->hops > MAXSYMLINKS) {
+                err = -ELOOP;
+                goto fail;
+            }
+            char subst[64];
+            int pl = proc_link(w, cur, c, subst, sizeof(subst));
+            if (pl < 0) {
+                err = pl;
+                goto fail;
+            }
+            if (pl == PL_SELF) {
+                nd = o2(cur, subst, O_PATH | O_DIRECTORY, 0);
+            } else if (pl == PL_MAGIC) {
+                if (w->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT)) {
+                    err = -ELOOP;
+                    goto fail;
+                }
+                nd = o2(cur, c, O_PATH | O_DIRECTORY, 0);     /* the kernel follows it */
+            } else {
+                if (n == 0) {
+                    err = -ENOENT;
+                    goto fail;
+                }
+                if ((size_t)n >= sizeof(w->target) ||
+                    (size_t)n + 1 + strlen(q) + 1 > sizeof(w->tmp)) {
+                    err = -ENAMETOOLONG;
+                    goto fail;
+                }
+                memcpy(w->tmp, w->target, (size_t)n);
+                w->tmp[n] = '/';
+                strcpy(w->tmp + n + 1, q);
+                strcpy(w->rest, w->tmp);
+                p = w->rest;
+                continue;                     /* the target replaces the link; cur stays */
+            }
+        }
+        if (nd < 0) {
+            err = nd;
+            goto fail;
+        }
+        close(cur);
+        cur = nd;
+        p = q;
+    }
+fail:
+    close(cur);
+    return err;
+}
+
+static int has_dotdot(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
+        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* One openat2 to the parent when no symlink is on the way, else walk_slow.
+ * from: where a relative path starts (consumed). */
+static int walk(struct wk *w, int from, const char *path)
+{
+    int scoped = (w->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
+    const char *rel = path;
+    int start = from;
+    if (path[0] == '/' && !scoped) {
+        int err = open_root(w);
+        if (err < 0) {
+            close(from);
+            return err;
+        }
+        while (*rel == '/')
+            rel++;
+        start = w->root;
+    }
+    /* the last component and the directory part before it */
+    size_t len = strlen(rel), end = len;
+    while (end > 0 && rel[end - 1] == '/')
+        end--;
+    size_t last = end;
+    while (last > 0 && rel[last - 1] != '/')
+        last--;
+    if (end - last > NAME_MAX || len >= YR_PATH_MAX || (!scoped && path[0] != '/' && has_dotdot(rel)) ||
+        (scoped && path[0] == '/'))
+        return walk_slow(w, from, path);
+    uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (w->resolve & RESOLVE_NO_XDEV);
+    if (start == w->root)
+        res |= RESOLVE_IN_ROOT;        /* ".." stops at the caller's root */
+    if (scoped)
+        res |= w->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT);
+    int dir;
+    if (last == 0) {
+        dir = fcntl(start, F_DUPFD_CLOEXEC, 0);
+    } else {
+        char part[YR_PATH_MAX];
+        memcpy(part, rel, last);
+        part[last] = '\0';
+        dir = o2(start, part, O_PATH | O_DIRECTORY, res);
+        if (dir == -ELOOP && !(w->resolve & RESOLVE_NO_SYMLINKS))
+            return walk_slow(w, from, path);      /* a symlink on the way */
+        if (dir == -EAGAIN || dir == -EXDEV)
+            return walk_slow(w, from, path);
+        if (dir < 0) {
+            close(from);
+            return dir;
+        }
+    }
+    close(from);
+    if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
+        strcpy(w->name, ".");
+        w->slash = 0;
+    } else {
+        memcpy(w->name, rel + last, end - last);
+        w->name[end - last] = '\0';
+        w->slash = end < len;
+    }
+    w->dir = dir;
+    return 0;
+}
+
+/* ---- the trailing component ---------------------------------------------- */
+
+static uint32_t follow_facts(const struct wk *w, const struct stat *link, const struct stat *dir)
+{
+    uint32_t f = 0;
+    if (link->st_uid == w->id.fsuid)
+        f |= YR_FL_OWNER;
+    if ((dir->st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH))
+        f |= YR_FL_DIR_STICKY_WW;
+    if (dir->st_uid == link->st_uid)
+        f |= YR_FL_DIR_OWNER;
+    return f;
+}
+
+static void hook_common(struct wk *w, int hook, uint32_t facts, const struct stat *obj,
+                        const struct stat *dir)
+{
+    pub.hook = hook;
+    pub.facts = facts;
+    pub.obj_uid = obj ? obj->st_uid : 0;
+    pub.obj_mode = obj ? obj->st_mode : 0;
+    pub.dir_uid = dir->st_uid;
+    pub.dir_mode = dir->st_mode;
+    pub.fsuid = w->id.fsuid;
+    memcpy(pub.path, w->path, sizeof(pub.path));
+    snprintf(pub.name, sizeof(pub.name), "%s", w->name);
+}
+
+/* Follow the link held in w->obj: its target, read from it, walked from its
+ * directory (or the caller's root). */
+static int follow_held(struct wk *w)
+{
+    int lfd = w->obj;
+    w->obj = -1;
+    ssize_t n = readlinkat(lfd, "", w->target, sizeof(w->target) - 2);
+    close(lfd);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ENOENT;
+    if ((size_t)n >= sizeof(w->target) - 2)
+        return -ENAMETOOLONG;
+    w->target[n] = '\0';
+    if (w->slash)
+        strcat(w->target, "/");
+    if (w->target[0] == '/' && (w->resolve & RESOLVE_BENEATH))
+        return -EXDEV;
+    int from = w->dir;
+    w->dir = -1;
+    return walk(w, from, w->target);
+}
+
+/* A trailing link to follow. 0: walk on; R_DONE: the object is settled
+ * (a magic link); R_HOOK: Python decides; <0: errno. */
+static int trailing_link(struct wk *w)
+{
+    if ((w->resolve & RESOLVE_NO_SYMLINKS) || ++w->hops > MAXSYMLINKS)
+        return -ELOOP;
+    char subst[64];
+    int pl = proc_link(w, w->dir, w->name, subst, sizeof(subst));
+    if (pl < 0)
+        return pl;
+    if (pl == PL_SELF) {
+        if (w->slash)
+            strcat(subst, "/");
+        int from = w->dir;
+        w->dir = -1;
+        return walk(w, from, subst);
+    }
+    if (pl == PL_MAGIC) {
+        if (w->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -ELOOP;
+        w->magic = 1;
+        return R_DONE;
+    }
+    int lfd = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (lfd < 0)
+        return errno == ENOENT ? 0 : -errno;     /* gone: look again */
+    struct stat ls, ds;
+    if (fstat(lfd, &ls) < 0 || !S_ISLNK(ls.st_mode) || fstat(w->dir, &ds) < 0) {
+        close(lfd);
+        w->hops--;
+        return 0;                                /* no longer a link: look again */
+    }
+    w->obj = lfd;
+    if (ds.st_mode & S_ISVTX) {                  /* a hook point */
+        uint32_t f = follow_facts(w, &ls, &ds);
+        if (!yr_walk_table_allows(follow_mask, f)) {
+            hook_common(w, YR_HOOK_FOLLOW_LINK, f, &ls, &ds);
+            ssize_t n = readlinkat(lfd, "", pub.target, sizeof(pub.target) - 1);
+            pub.target[n > 0 ? n : 0] = '\0';
+            return R_HOOK;
+        }
+    }
+    return follow_held(w);
+}
+
+/* Settle the trailing component. 0: w->dir/w->name is the object (w->exists,
+ * w->st); R_HOOK; <0 errno. */
+static int trail(struct wk *w)
+{
+    for (;;) {
+        if (strcmp(w->name, "..") == 0) {
+            int nd;
+            if (at_root(w, w->dir)) {
+                if (w->resolve & RESOLVE_BENEATH)
+                    return -EXDEV;
+                nd = fcntl(w->dir, F_DUPFD_CLOEXEC, 0);
+            } else {
+                nd = o2(w->dir, "..", O_PATH | O_DIRECTORY, w->resolve & RESOLVE_NO_XDEV);
+            }
+            if (nd < 0)
+                return nd;
+            close(w->dir);
+            w->dir = nd;
+            strcpy(w->name, ".");
+        }
+        if (fstatat(w->dir, w->name, &w->st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                return -errno;
+            w->exists = 0;
+            return 0;
+        }
+        w->exists = 1;
+        if (!S_ISLNK(w->st.st_mode) || !(w->follow || w->slash))
+            return 0;
+        int rc = trailing_link(w);
+        if (rc == R_DONE)
+            return 0;
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* ---- replies from any thread ----------------------------------------------- */
+
+static int listener_fd;
+
+static void mt_reply(uint64_t id, int err)
+{
+    struct seccomp_notif_resp r;
+    memset(&r, 0, sizeof(r));
+    r.id = id;
+    r.val = err ? -1 : 0;
+    r.error = -err;
+    while (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, &r) < 0 && errno == EINTR)
+        ;
+}
+
+static void mt_addfd(uint64_t id, int fd, int cloexec)
+{
+    struct seccomp_notif_addfd add = {
+        .id = id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (uint32_t)fd,
+        .newfd_flags = cloexec ? O_CLOEXEC : 0,
+    };
+    while (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != ENOENT && errno != EINPROGRESS)
+            mt_reply(id, errno == EMFILE ? EMFILE : errno);
+        return;
+    }
+}
+
+/* ---- opens ------------------------------------------------------------------- */
+
+static __thread int own_fs;
+
+/* The caller's umask, for this thread's creations (its own fs_struct). */
+static int take_umask(struct wk *w)
+{
+    if (!own_fs) {
+        if (unshare(CLONE_FS) < 0)
+            return -errno;
+        own_fs = 1;
+    }
+    int fd = proc_open(w, "status", O_RDONLY);
+    if (fd < 0)
+        return -ESRCH;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    char *u = strstr(buf, "\nUmask:");
+    if (!u)
+        return -ESRCH;
+    umask((mode_t)strtoul(u + 7, NULL, 8));
+    return 0;
+}
+
+struct blocking_open {
+    uint64_t id;
+    int obj;
+    int flags;
+    struct yr_fsid id_as;
+};
+
+/* An open that may wait for a peer (a FIFO): in its own thread, which
+ * replies itself, so the receive loop goes on. */
+static void *blocking_worker(void *arg)
+{
+    struct blocking_open *b = arg;
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", b->obj);
+    yr_fs_become(&b->id_as);
+    int fd = open(self, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        mt_reply(b->id, errno);
+    } else {
+        mt_addfd(b->id, fd, b->flags & O_CLOEXEC);
+        close(fd);
+    }
+    close(b->obj);
+    free(b);
+    return NULL;
+}
+
+static int open_in_worker(struct wk *w)
+{
+    if (w->obj < 0) {
+        w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (w->obj < 0 || fstat(w->obj, &st) < 0)
+            return errno == ENOENT ? R_AGAIN : -errno;
+        if (st.st_ino != w->st.st_ino || st.st_dev != w->st.st_dev)
+            return R_AGAIN;
+    }
+    struct blocking_open *b = malloc(sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    *b = (struct blocking_open){ w->ev.id, w->obj, w->flags, w->id };
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&t, &attr, blocking_worker, b);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(b);
+        return -EAGAIN;
+    }
+    w->obj = -1;                               /* the worker's now */
+    return R_DONE;
+}
+
+/* Open the object settled by trail(): from the held parent with O_NOFOLLOW,
+ * or, once decided on at a hook point, the very object held in w->obj. */
+static int open_final(struct yr_ctx *ctx, struct wk *w)
+{
+    int fl = w->flags | O_NOCTTY | O_CLOEXEC;
+    int type = w->st.st_mode & S_IFMT;
+    int added_nonblock = 0;
+    if (!(fl & (O_NONBLOCK | O_PATH)) && !w->magic) {
+        if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
+            return open_in_worker(w);
+        /* Writers to a FIFO with a reader, devices, and regular files that
+         * may be swapped for a FIFO meanwhile: never wait here. */
+        fl |= O_NONBLOCK;
+        added_nonblock = 1;
+    }
+    if ((fl & O_CREAT) && take_umask(w) < 0)
+        return -ESRCH;
+    int fd;
+    if (w->obj >= 0) {
+        char self[64];
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
+        fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
+    } else if (w->magic) {
+        fd = openat(w->dir, w->name, fl, w->mode);
+    } else {
+        fd = openat(w->dir, w->name, fl | O_NOFOLLOW, w->mode);
+    }
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP && w->follow && w->obj < 0 && !w->magic)
+            return R_AGAIN;                     /* became a symlink: walk it */
+        if (e == ENXIO && added_nonblock && type == S_IFIFO)
+            return open_in_worker(w);           /* no reader yet: wait for one */
+        if (e == EWOULDBLOCK && added_nonblock && type == S_IFREG)
+            return open_in_worker(w);           /* a lease to break */
+        return -e;
+    }
+    if (added_nonblock)
+        fcntl(fd, F_SETFL, w->flags & (O_APPEND | O_DIRECT | O_NOATIME));
+    int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(w->flags & O_CLOEXEC));
+    close(fd);
+    if (rc < 0)
+        yr_reply(ctx, w->ev.id, 0, -rc);
+    return R_DONE;
+}
+
+/* /proc/PID/mem: whose? The pid from the held directory's own stat file,
+ * valid in our pid namespace only if that /proc is ours. */
+static int mem_target(struct wk *w)
+{
+    struct statfs sf;
+    struct stat ds, ps;
+    if (fstatfs(w->dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+        return 0;
+    if (!own_proc_dev) {
+        if (stat("/proc", &ps) < 0)
+            return -EACCES;
+        own_proc_dev = ps.st_dev;
+    }
+    if (fstat(w->dir, &ds) < 0 || ds.st_dev != own_proc_dev)
+        return -EACCES;                         /* fail closed */
+    int fd = openat(w->dir, "stat", O_RDONLY | O_CLOEXEC);
+    char buf[64];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -EACCES;
+    buf[n] = '\0';
+    int pid = atoi(buf);
+    return pid > 0 ? pid : -EACCES;
+}
+
+static int act_open(struct yr_ctx *ctx, struct wk *w)
+{
+    int fl = w->flags;
+    if (w->magic)
+        return open_final(ctx, w);
+    if (!w->exists) {
+        if (!(fl & O_CREAT))
+            return -ENOENT;
+        if (w->slash)
+            return -EISDIR;
+        if (take_umask(w) < 0)
+            return -ESRCH;
+        int fd = openat(w->dir, w->name, fl | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, w->mode);
+        if (fd < 0)
+            return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
+        int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(fl & O_CLOEXEC));
+        close(fd);
+        if (rc < 0)
+            yr_reply(ctx, w->ev.id, 0, -rc);
+        return R_DONE;
+    }
+    if ((fl & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+        return -EEXIST;
+    if (w->slash && !S_ISDIR(w->st.st_mode) && !S_ISLNK(w->st.st_mode))
+        return -ENOTDIR;
+    int type = w->st.st_mode & S_IFMT;
+    if ((fl & O_CREAT) && (type == S_IFREG || type == S_IFIFO) && create_mask != ~0ULL) {
+        struct stat ds;
+        if (fstat(w->dir, &ds) < 0)
+            return -errno;
+        if (ds.st_mode & S_ISVTX) {              /* a hook point */
+            uint32_t f = (type == S_IFIFO ? YR_CF_FIFO : YR_CF_REGULAR) |
+                         (ds.st_mode & S_IWOTH ? YR_CF_DIR_WW : 0) |
+                         (ds.st_mode & S_IWGRP ? YR_CF_DIR_GW : 0) |
+                         (w->st.st_uid == w->id.fsuid ? YR_CF_OWNER : 0) |
+                         (w->st.st_uid == ds.st_uid ? YR_CF_DIR_OWNER : 0);
+            if (!yr_walk_table_allows(create_mask, f)) {
+                struct stat os;
+                w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (w->obj < 0 || fstat(w->obj, &os) < 0)
+                    return errno == ENOENT ? R_AGAIN : -errno;
+                if (os.st_ino != w->st.st_ino || os.st_dev != w->st.st_dev)
+                    return R_AGAIN;
+                hook_common(w, YR_HOOK_CREATE_IN_STICKY, f, &os, &ds);
+                return R_HOOK;
+            }
+        }
+    }
+    if ((walk_flags & YR_WALK_PROC_MEM) && strcmp(w->name, "mem") == 0 && type == S_IFREG &&
+        !(fl & O_PATH)) {
+        int pid = mem_target(w);
+        if (pid < 0)
+            return pid;
+        if (pid > 0 && yr_tgid_of(pid) != w->ev.tgid) {   /* one's own: always allowed */
+            struct stat os, ds;
+            w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (w->obj < 0 || fstat(w->obj, &os) < 0 || fstat(w->dir, &ds) < 0)
+                return -errno;
+            hook_common(w, YR_HOOK_PROC_MEM, 0, &os, &ds);
+            pub.mem_pid = pid;
+            return R_HOOK;
+        }
+    }
+    return open_final(ctx, w);
+}
+
+/* ---- stat ---------------------------------------------------------------------- */
+
+/* i386's struct stat64 (packed, 96 bytes); the kernel's cp_stat64 leaves
+ * the padding as it was, so only the fields are written. */
+struct stat64_i386 {
+    uint64_t st_dev;
+    uint8_t pad0[4];
+    uint32_t st_ino32;
+    uint32_t st_mode, st_nlink, st_uid, st_gid;
+    uint64_t st_rdev;
+    uint8_t pad3[4];
+    int64_t st_size;
+    uint32_t st_blksize;
+    int64_t st_blocks;
+    uint32_t st_atime_, st_atime_nsec, st_mtime_, st_mtime_nsec, st_ctime_, st_ctime_nsec;
+    uint64_t st_ino;
+} __attribute__((packed));
+
+static uint64_t huge_encode_dev(dev_t d)
+{
+    uint64_t ma = major(d), mi = minor(d);
+    return (mi & 0xff) | (ma << 8) | ((mi & ~0xffull) << 12);
+}
+
+static int write_caller(struct wk *w, const struct iovec *local, int n,
+                        const struct iovec *remote, int rn)
+{
+    ssize_t total = 0;
+    for (int i = 0; i < rn; i++)
+        total += (ssize_t)remote[i].iov_len;
+    ssize_t k = process_vm_writev(w->ev.tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
+    if (k < 0 && (errno == EPERM || errno == EACCES)) {
+        yr_fs_reset();
+        k = process_vm_writev(w->ev.tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
+        yr_fs_become(&w->id);
+    }
+    return k == total ? 0 : -EFAULT;
+}
+
+static int put_stat(struct wk *w, const struct stat *st)
+{
+    if (w->op == OP_STAT) {         /* x86-64 and x32: the kernel's own layout, padding zeroed */
+        struct iovec l = { (void *)st, sizeof(*st) }, r = { (void *)(uintptr_t)w->buf, sizeof(*st) };
+        return write_caller(w, &l, 1, &r, 1);
+    }
+    struct stat64_i386 s;
+    memset(&s, 0, sizeof(s));
+    s.st_dev = huge_encode_dev(st->st_dev);
+    s.st_ino32 = (uint32_t)st->st_ino;
+    s.st_ino = st->st_ino;
+    s.st_mode = st->st_mode;
+    s.st_nlink = (uint32_t)st->st_nlink;
+    s.st_uid = st->st_uid;
+    s.st_gid = st->st_gid;
+    s.st_rdev = huge_encode_dev(st->st_rdev);
+    s.st_size = st->st_size;
+    s.st_blksize = (uint32_t)st->st_blksize;
+    s.st_blocks = st->st_blocks;
+    s.st_atime_ = (uint32_t)st->st_atim.tv_sec;
+    s.st_atime_nsec = (uint32_t)st->st_atim.tv_nsec;
+    s.st_mtime_ = (uint32_t)st->st_mtim.tv_sec;
+    s.st_mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+    s.st_ctime_ = (uint32_t)st->st_ctim.tv_sec;
+    s.st_ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+    char *b = (char *)&s;
+    uint64_t at = w->buf;
+    struct iovec l[3] = { { b, 8 }, { b + 12, 28 }, { b + 44, 52 } };
+    struct iovec r[3] = { { (void *)(uintptr_t)at, 8 }, { (void *)(uintptr_t)(at + 12), 28 },
+                          { (void *)(uintptr_t)(at + 44), 52 } };
+    return write_caller(w, l, 3, r, 3);
+}
+
+#define STATX_SYNC_BITS (AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC)
+
+static int act_stat(struct yr_ctx *ctx, struct wk *w)
+{
+    int nofollow = w->magic ? 0 : AT_SYMLINK_NOFOLLOW;
+    int err;
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    if (w->op == OP_STATX) {
+        struct statx sx;
+        memset(&sx, 0, sizeof(sx));
+        if (statx(w->dir, w->name, (w->flags & (STATX_SYNC_BITS | AT_NO_AUTOMOUNT)) | nofollow,
+                  w->mode, &sx) < 0)
+            return errno == ENOENT ? R_AGAIN : -errno;
+        if (w->follow && !w->magic && S_ISLNK(sx.stx_mode))
+            return R_AGAIN;
+        struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
+        err = write_caller(w, &l, 1, &r, 1);
+    } else {
+        struct stat st = w->st;
+        if (w->magic && fstatat(w->dir, w->name, &st, 0) < 0)
+            return -errno;
+        err = put_stat(w, &st);
+    }
+    yr_reply(ctx, w->ev.id, 0, -err);
+    return R_DONE;
+}
+
+/* AT_EMPTY_PATH with an empty path: the caller's fd itself. */
+static int stat_fd(struct yr_ctx *ctx, struct wk *w)
+{
+    int fd = start_at(w, w->dirfd, 0);
+    if (fd < 0)
+        return fd == -ESRCH ? -ESRCH : -EBADF;
+    int err = 0;
+    if (w->op == OP_STATX) {
+        struct statx sx;
+        memset(&sx, 0, sizeof(sx));
+        if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
+            err = -errno;
+        else {
+            struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
+            err = write_caller(w, &l, 1, &r, 1);
+        }
+    } else {
+        struct stat st;
+        if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+            err = -errno;
+        else
+            err = put_stat(w, &st);
+    }
+    close(fd);
+    yr_reply(ctx, w->ev.id, 0, -err);
+    return R_DONE;
+}
+
+/* ---- access, checks, symlink ---------------------------------------------------- */
+
+static int act_access(struct yr_ctx *ctx, struct wk *w)
+{
+    int rc;
+    if (w->magic) {
+        rc = (int)syscall(SYS_faccessat2, w->dir, w->name, (int)w->mode, AT_EACCESS);
+    } else {
+        if (!w->exists)
+            return -ENOENT;
+        if (w->slash && !S_ISDIR(w->st.st_mode))
+            return -ENOTDIR;
+        int fd = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            return errno == ENOENT ? R_AGAIN : -errno;
+        if (fstat(fd, &st) < 0 || (w->follow && S_ISLNK(st.st_mode))) {
+            close(fd);
+            return R_AGAIN;
+        }
+        rc = (int)syscall(SYS_faccessat2, fd, "", (int)w->mode, AT_EMPTY_PATH | AT_EACCESS);
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    yr_reply(ctx, w->ev.id, 0, rc < 0 ? errno : 0);
+    return R_DONE;
+}
+
+static int perform_symlink(struct yr_ctx *ctx, struct wk *w)
+{
+    int rc = symlinkat(w->target, w->dir, w->name);
+    yr_reply(ctx, w->ev.id, 0, rc < 0 ? errno : 0);
+    return R_DONE;
+}
+
+static int act_symlink(struct yr_ctx *ctx, struct wk *w)
+{
+    if (w->exists || strcmp(w->name, ".") == 0 || strcmp(w->name, "..") == 0)
+        return -EEXIST;
+    if (w->slash)
+        return -ENOENT;
+    struct stat ds;
+    if (fstat(w->dir, &ds) < 0)
+        return -errno;
+    if ((walk_flags & YR_WALK_PATH_SYMLINK) && (ds.st_mode & S_ISVTX) && (ds.st_mode & S_IWOTH) &&
+        ds.st_uid != w->id.fsuid) {
+        hook_common(w, YR_HOOK_PATH_SYMLINK, 0, NULL, &ds);
+        memcpy(pub.target, w->target, sizeof(pub.target));
+        return R_HOOK;
+    }
+    return perform_symlink(ctx, w);
+}
+
+static int act(struct yr_ctx *ctx, struct wk *w)
+{
+    switch (w->op) {
+    case OP_OPEN:
+        return act_open(ctx, w);
+    case OP_STAT:
+    case OP_STAT64:
+    case OP_STATX:
+        return act_stat(ctx, w);
+    case OP_ACCESS:
+        return act_access(ctx, w);
+    case OP_SYMLINK:
+        return act_symlink(ctx, w);
+    case OP_CHECK:
+        if (yr_id_valid(ctx, w->ev.id))
+            yr_reply_continue(ctx, w->ev.id);
+        return R_DONE;
+    }
+    return -ENOSYS;
+}
+
+/* ---- driving a call to its reply ------------------------------------------------- */
+
+static int finish(struct yr_ctx *ctx, struct wk *w, int err)
+{
+    if (w->op == OP_CHECK && err != -EACCES) {
+        /* The kernel walks again and names the error itself. */
+        if (yr_id_valid(ctx, w->ev.id))
+            yr_reply_continue(ctx, w->ev.id);
+    } else {
+        yr_reply(ctx, w->ev.id, 0, -err);
+    }
+    wk_close(w);
+    return 1;
+}
+
+/* From a settled trailing object (or a fresh walk) to a reply or a hook.
+ * 1: replied; 0: Python decides. */
+static int drive(struct yr_ctx *ctx, struct wk *w)
+{
+    for (;;) {
+        int rc = trail(w);
+        if (rc == R_HOOK)
+            return 0;
+        if (rc < 0)
+            return finish(ctx, w, rc);
+        rc = act(ctx, w);
+        if (rc == R_HOOK)
+            return 0;
+        if (rc == R_DONE) {
+            wk_close(w);
+            return 1;
+        }
+        if (rc < 0)
+            return finish(ctx, w, rc);
+        /* R_AGAIN: the name changed under us; look at it again. */
+        if (w->obj >= 0)
+            close(w->obj);
+        w->obj = -1;
+        if (++w->retries > 16)
+            return finish(ctx, w, -EAGAIN);
+    }
+}
+
+/* ---- decoding ------------------------------------------------------------------- */
+
+static int read_how(struct wk *w, uint64_t addr, uint64_t size)
+{
+    if (size < 24)
+        return -EINVAL;
+    if (size > 4096)
+        return -E2BIG;
+    unsigned char buf[4096];
+    struct iovec l = { buf, (size_t)size }, r = { (void *)(uintptr_t)addr, (size_t)size };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != (ssize_t)size)
+        return -EFAULT;
+    for (uint64_t i = 24; i < size; i++)
+        if (buf[i])
+            return -E2BIG;
+    struct open_how how;
+    memcpy(&how, buf, 24);
+    /* The kernel's own validation of how (build_open_flags), before any walk. */
+    how.flags |= O_CLOEXEC;
+    if (syscall(SYS_openat2, -1, "x", &how, sizeof(how)) >= 0 || errno != EBADF)
+        return errno == EBADF ? 0 : -errno;
+    w->flags = (int)how.flags;
+    w->mode = (uint32_t)how.mode;
+    w->resolve = how.resolve;
+    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)))
+        return -EAGAIN;
+    return 0;
+}
+
+static int op_of(int32_t sys)
+{
+    switch (sys) {
+    case YR_SYS_OPEN: case YR_SYS_OPENAT: case YR_SYS_OPENAT2: case YR_SYS_CREAT:
+        return OP_OPEN;
+    case YR_SYS_STAT: case YR_SYS_LSTAT: case YR_SYS_NEWFSTATAT:
+        return OP_STAT;
+    case YR_SYS_STAT64: case YR_SYS_LSTAT64: case YR_SYS_FSTATAT64:
+        return OP_STAT64;
+    case YR_SYS_STATX:
+        return OP_STATX;
+    case YR_SYS_ACCESS: case YR_SYS_FACCESSAT: case YR_SYS_FACCESSAT2:
+        return OP_ACCESS;
+    case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
+        return OP_SYMLINK;
+    default:
+        return OP_CHECK;
+    }
+}
+
+/* The call's arguments. Returns 0, or -errno the kernel gives before any walk. */
+static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
+{
+    const struct yr_event *ev = &w->ev;
+    int compat = ev->arch == AUDIT_ARCH_I386;
+    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
+    const uint64_t *a = ev->args;
+    w->dirfd = AT_FDCWD_INT;
+    w->flags = 0;
+    w->mode = 0;
+    w->resolve = 0;
+    w->follow = 1;
+    *target_addr = 0;
+    switch (ev->sys) {
+    case YR_SYS_OPEN:
+        *path_addr = a[0] & m; w->flags = (int)a[1]; w->mode = (uint32_t)a[2];
+        break;
+    case YR_SYS_CREAT:
+        *path_addr = a[0] & m; w->flags = O_CREAT | O_WRONLY | O_TRUNC; w->mode = (uint32_t)a[1];
+        break;
+    case YR_SYS_OPENAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[2];
+        w->mode = (uint32_t)a[3];
+        break;
+    case YR_SYS_OPENAT2: {
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
+        int err = read_how(w, a[2] & m, a[3]);
+        if (err < 0)
+            return err;
+        break;
+    }
+    case YR_SYS_STAT: case YR_SYS_STAT64:
+        *path_addr = a[0] & m; w->buf = a[1] & m;
+        break;
+    case YR_SYS_LSTAT: case YR_SYS_LSTAT64:
+        *path_addr = a[0] & m; w->buf = a[1] & m; w->flags = AT_SYMLINK_NOFOLLOW;
+        break;
+    case YR_SYS_NEWFSTATAT: case YR_SYS_FSTATAT64:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->buf = a[2] & m; w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_STATX:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[2];
+        w->mode = (uint32_t)a[3]; w->buf = a[4] & m;
+        if ((w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | STATX_SYNC_BITS)) ||
+            (w->flags & STATX_SYNC_BITS) == STATX_SYNC_BITS || (w->mode & STATX__RESERVED))
+            return -EINVAL;
+        break;
+    case YR_SYS_ACCESS:
+        *path_addr = a[0] & m; w->mode = (uint32_t)a[1];
+        break;
+    case YR_SYS_FACCESSAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
+        break;
+    case YR_SYS_FACCESSAT2:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
+        w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_EXECVE: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+        *path_addr = a[0] & m;
+        break;
+    case YR_SYS_EXECVEAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[4];
+        break;
+    case YR_SYS_SYMLINK:
+        *target_addr = a[0] & m; *path_addr = a[1] & m;
+        break;
+    case YR_SYS_SYMLINKAT:
+        *target_addr = a[0] & m; w->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
+        break;
+    default:
+        return -ENOSYS;
+    }
+    if (w->op == OP_ACCESS && (w->mode & ~(uint32_t)S_IRWXO))
+        return -EINVAL;
+    if (w->op == OP_OPEN) {
+        w->follow = !(w->flags & O_NOFOLLOW) &&
+                    (w->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+        if (!(w->flags & (O_CREAT | __O_TMPFILE)))
+            w->mode = 0;
+        w->mode &= 07777;
+    } else if (w->op == OP_SYMLINK) {
+        w->follow = 0;
+    } else if (w->flags & AT_SYMLINK_NOFOLLOW) {
+        w->follow = 0;
+    }
+    return 0;
+}
+
+/* The path (and a symlink's target), read once; EPERM as the caller: as us. */
+static int read_str(struct wk *w, uint64_t addr, char *out)
+{
+    int n = yr_read_path(w->ev.tid, addr, out, YR_PATH_MAX);
+    if (n == -EPERM || n == -EACCES) {
+        yr_fs_reset();
+        n = yr_read_path(w->ev.tid, addr, out, YR_PATH_MAX);
+    }
+    return n;
+}
+
+/* access() without AT_EACCESS: the real ids, as access_override_creds. */
+static void access_identity(struct wk *w)
+{
+    if (w->ev.sys == YR_SYS_FACCESSAT2 && (w->flags & AT_EACCESS))
+        return;
+    int foreign_ns = w->ev.cap_effective != 0 && w->id.caps == 0;
+    w->id.fsuid = w->id.ruid;
+    w->id.fsgid = w->id.rgid;
+    w->id.caps = (w->id.ruid == 0 && !foreign_ns) ? w->ev.cap_permitted : 0;
+}
+
+int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
+{
+    struct wk *w = &W;
+    uint64_t path_addr, target_addr;
+    wk_close(w);
+    w->ev = *ev;
+    w->op = op_of(ev->sys);
+    w->root_known = 0;
+    w->magic = 0;
+    w->exists = 0;
+    w->hops = w->retries = 0;
+    w->buf = 0;
+    listener_fd = yr_ctx_listener(ctx);
+    int err = decode(w, &path_addr, &target_addr);
+    if (err < 0)
+        return finish(ctx, w, err);
+    if (w->op == OP_SYMLINK) {
+        int n = read_str(w, target_addr, w->target);
+        if (n < 0)
+            return finish(ctx, w, n);
+        if (n == 0)
+            return finish(ctx, w, -ENOENT);
+    }
+    int empty_ok = (w->op == OP_STAT || w->op == OP_STAT64 || w->op == OP_STATX ||
+                    w->ev.sys == YR_SYS_FACCESSAT2 || w->ev.sys == YR_SYS_EXECVEAT) &&
+                   (w->flags & AT_EMPTY_PATH);
+    int n;
+    if (path_addr == 0 && empty_ok) {
+        n = 0;                                   /* NULL with AT_EMPTY_PATH: the fd (6.11) */
+        w->path[0] = '\0';
+    } else {
+        n = read_str(w, path_addr, w->path);
+    }
+    if (n < 0)
+        return finish(ctx, w, n);
+    if (n == 0 && !empty_ok)
+        return finish(ctx, w, -ENOENT);
+    if ((err = yr_caller_identity(ev, &w->id, &w->procdir)) < 0)
+        return finish(ctx, w, err);
+    if (w->op == OP_ACCESS)
+        access_identity(w);
+    yr_fs_become(&w->id);
+    if (n == 0) {                                /* the dirfd itself */
+        if (w->op == OP_CHECK || w->op == OP_ACCESS) {
+            if (w->op == OP_CHECK)
+                return finish(ctx, w, -ENOENT);  /* continued: the kernel does it */
+            int fd = start_at(w, w->dirfd, 0);
+            if (fd < 0)
+                return finish(ctx, w, fd);
+            int rc = (int)syscall(SYS_faccessat2, fd, "", (int)w->mode, AT_EMPTY_PATH | AT_EACCESS);
+            int e = errno;
+            close(fd);
+            yr_reply(ctx, ev->id, 0, rc < 0 ? e : 0);
+            return 1;
+        }
+        err = stat_fd(ctx, w);
+        return err < 0 ? finish(ctx, w, err) : 1;
+    }
+    int from = -1;
+    int scoped = (w->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
+    if (w->path[0] != '/' || scoped) {
+        from = start_at(w, w->dirfd, 1);
+        if (from < 0)
+            return finish(ctx, w, from);
+        if (scoped)
+            w->root = fcntl(from, F_DUPFD_CLOEXEC, 0);
+    } else {
+        from = -1;                               /* absolute: the caller's root */
+    }
+    err = walk(w, from, w->path);
+    if (err < 0)
+        return finish(ctx, w, err);
+    return drive(ctx, w);
+}
+
+/* After Python's verdict at a hook point. 1: replied; 0: another hook point. */
+int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
+{
+    struct wk *w = &W;
+    (void)id;
+    yr_fs_become(&w->id);
+    int rc;
+    if (deny_errno) {
+        rc = finish(ctx, w, -deny_errno);
+    } else if (pub.hook == YR_HOOK_FOLLOW_LINK) {
+        int err = follow_held(w);
+        rc = err < 0 ? finish(ctx, w, err) : drive(ctx, w);
+    } else if (pub.hook == YR_HOOK_PATH_SYMLINK) {
+        perform_symlink(ctx, w);
+        wk_close(w);
+        rc = 1;
+    } else {
+        int r = open_final(ctx, w);
+        if (r == R_DONE) {
+            wk_close(w);
+            rc = 1;
+        } else if (r < 0) {
+            rc = finish(ctx, w, r);
+        } else {
+            rc = finish(ctx, w, -EAGAIN);
+        }
+    }
+    if (rc)
+        yr_fs_reset();
+    return rc;
+}
