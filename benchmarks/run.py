@@ -145,8 +145,8 @@ def probe(comp: Comparator, ctx: Ctx) -> str | None:
         return None
     why = done.stderr.strip().splitlines()[-1:] or [""]
     if comp.key == "yama-all" and done.returncode == 125:
-        return (f"this yama-run has no symlinks/fifos/regular modules (issue 4; exit 125: "
-                f"{why[0]})")
+        return (f"yama-run rejects these settings (exit 125: {why[0]}); the symlinks, fifos "
+                f"and regular modules come with issue 4")
     return f"`{' '.join(argv)}` exits {done.returncode}: {why[0]}"
 
 
@@ -353,7 +353,7 @@ def workloads() -> list[Workload]:
                  size_text="{n} C files of 20 functions and a main", short="make -j2"),
         Workload("firefox", "Firefox ESR headless screenshot of a local page", "macro", "s",
                  firefox_argv, 1, 1, 5, setup=setup_firefox, after=firefox_shot,
-                 env=lambda c: {"HOME": str(c.fx["ff"]["home"])}, timeout=180,
+                 env=lambda c: {"HOME": str(c.fx["ff"]["home"])}, timeout=90,
                  accept_exit={"firejail": ({143}, "firejail often exits 143 (SIGTERM) after "
                                            "Firefox has written the screenshot, as it ends the "
                                            "sandbox's leftover processes; such a run counts "
@@ -414,10 +414,25 @@ def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str]:
                          f"`python3 setup.py build_ext --inplace` there first")
     python = os.path.realpath(sys.executable)
     script = work / "bin" / "yama-run"
-    script.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
-                      "from sandbox.cli import main\nsys.exit(main())\n")
+    script.write_text(WRAPPER.format(python=python, repo=str(REPO)))
     script.chmod(0o755)
     return [str(script)], python
+
+
+# The console script, for this tree. The package maps sandbox.profiles to the
+# top-level profiles/ (pyproject's package-dir); an editable install of another
+# tree would otherwise answer that import with its own bundled profiles.
+WRAPPER = """#!{python}
+import importlib.util, sys
+sys.path.insert(0, {repo!r})
+spec = importlib.util.spec_from_file_location(
+    "sandbox.profiles", {repo!r} + "/profiles/__init__.py",
+    submodule_search_locations=[{repo!r} + "/profiles"])
+sys.modules["sandbox.profiles"] = profiles = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(profiles)
+from sandbox.cli import main
+sys.exit(main())
+"""
 
 
 def interpreter_of(script: str) -> str:
@@ -451,6 +466,24 @@ def build_programs(bindir: Path) -> None:
             raise BenchError(f"cannot build {src.name}:\n{done.stderr}")
 
 
+class Hung(BenchError):
+    """A run that did not finish in time: a hang, not noise."""
+
+
+def run_command(argv: list[str], timeout: float, env: dict, cwd: Path):
+    """Run argv in a session of its own; on timeout, kill that whole session."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                            cwd=cwd, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise Hung(f"`{' '.join(argv)}` did not finish in {timeout:g} s (killed)") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def run_once(w: Workload, comp: Comparator, ctx: Ctx) -> dict:
     """One timed run; returns {"ns": ..., "wall_ms": ...}; raises BenchError."""
     core = w.argv(ctx)
@@ -460,10 +493,10 @@ def run_once(w: Workload, comp: Comparator, ctx: Ctx) -> dict:
     env = {**ctx.env, **(w.env(ctx) if w.env else {})}
     if w.before:
         w.before(ctx)
+    timeout = w.timeout / 3 if ctx.quick else w.timeout
     try:
         t0 = time.perf_counter_ns()
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=w.timeout, env=env, cwd=ctx.work)
+        done = run_command(argv, timeout, env, ctx.work)
         t1 = time.perf_counter_ns()
     finally:
         complaint = w.after(ctx) if w.after else None
@@ -517,16 +550,19 @@ def run_workload(w: Workload, comps: list[Comparator], ctx: Ctx, rounds: int,
                 continue
             try:
                 sample = run_once(w, c, ctx)
-            except (BenchError, subprocess.TimeoutExpired) as exc:
+            except BenchError as exc:
                 errors[c.key].append(f"round {r + 1}: {exc}" if r >= 0 else f"warm-up: {exc}")
+                if isinstance(exc, Hung):       # no second wait
+                    errors[c.key] += [""] * give_up
                 print(f" {c.key} FAILED", end="", flush=True)
                 continue
             if r >= 0:
                 runs[c.key].append({"round": r, **sample})
             print(f" {c.key} {fmt(sample['ns'], w.unit)}", end="", flush=True)
         print(f" {w.unit}", flush=True)
-    for key, errs in errors.items():
-        for err in errs:
+    for key in errors:
+        errors[key] = [e for e in errors[key] if e]
+        for err in errors[key]:
             print(f"   {key} FAILED: {err}", flush=True)
     return {**summarize(w, comps, runs, errors, rounds, n, size), "loadavg_1min_at_start": load}
 
@@ -623,6 +659,17 @@ def libseccomp_version() -> str | None:
         return None
 
 
+def sysctls() -> dict[str, int]:
+    """fs.protected_*: with "auto", they decide what the default profile routes."""
+    out = {}
+    for k in ("symlinks", "hardlinks", "fifos", "regular"):
+        try:
+            out[f"fs.protected_{k}"] = int(Path(f"/proc/sys/fs/protected_{k}").read_text())
+        except OSError:
+            pass
+    return out
+
+
 def machine(ctx: Ctx) -> dict:
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -636,12 +683,6 @@ def machine(ctx: Ctx) -> dict:
                 distro = line.split("=", 1)[1].strip('"')
     except OSError:
         pass
-    sysctls = {}
-    for k in ("symlinks", "hardlinks", "fifos", "regular"):
-        try:
-            sysctls[f"fs.protected_{k}"] = int(Path(f"/proc/sys/fs/protected_{k}").read_text())
-        except OSError:
-            pass
     git = ["git", "-C", str(REPO)]
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -665,7 +706,7 @@ def machine(ctx: Ctx) -> dict:
             "make": _first_line(["make", "--version"]), "tar": _first_line(["tar", "--version"]),
             "cp": _first_line(["cp", "--version"]),
         },
-        "sysctl": sysctls, "euid": os.geteuid(),
+        "sysctl": sysctls(), "euid": os.geteuid(),
         "kernel_yama": Path("/proc/sys/kernel/yama").exists(),
         "strace_traces": ctx.strace_set,
         "loadavg_start": os.getloadavg(),
@@ -878,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
             target.wait()
         shutil.rmtree(work, ignore_errors=True)
     info["loadavg_end"] = os.getloadavg()
+    info["sysctl_end"] = sysctls()
     command = " ".join(["python3", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
     doc = {"mode": mode, "command": command, "duration_s": round(time.monotonic() - started, 1),
            "machine": info,

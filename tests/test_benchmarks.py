@@ -21,7 +21,7 @@ def quick(tmp_path_factory):
         pytest.skip("needs gcc to build the benchmark workloads")
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=400)
     doc = json.loads((out / "results.json").read_text())
     return done, doc, out
 
