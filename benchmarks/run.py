@@ -659,6 +659,18 @@ def libseccomp_version() -> str | None:
         return None
 
 
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1 and len(chain) < 4096:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rpartition(")")[2].split()[1])
+        chain.append(pid)
+    return chain
+
+
 def sysctls() -> dict[str, int]:
     """fs.protected_*: with "auto", they decide what the default profile routes."""
     out = {}
@@ -709,6 +721,8 @@ def machine(ctx: Ctx) -> dict:
         "sysctl": sysctls(), "euid": os.geteuid(),
         "kernel_yama": Path("/proc/sys/kernel/yama").exists(),
         "strace_traces": ctx.strace_set,
+        # a scope-1 check walks the target's ancestors: their number counts
+        "ptrace_target": {"pid": ctx.target_pid, "ancestors": ancestors(ctx.target_pid)},
         "loadavg_start": os.getloadavg(),
     }
 
