@@ -178,6 +178,11 @@ void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
     ctx->link_mask = allow_mask;
 }
 
+uint64_t yr_ctx_link_mask(struct yr_ctx *ctx)
+{
+    return ctx->link_mask;
+}
+
 int yr_ctx_listener(struct yr_ctx *ctx)
 {
     return ctx->listener;
@@ -248,6 +253,13 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
     }
+    if (yr_walk_linkat(ev)) {                  /* AT_SYMLINK_FOLLOW: its source walked first */
+        if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
+            yr_reply(ctx, ev->id, 0, ESRCH);
+            return 1;
+        }
+        return yr_walk_settle(ctx, ev);
+    }
     if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT) {
         if (yr_link_settle(ctx, ev, ctx->link, ctx->link_mask))
             return 1;
@@ -257,8 +269,12 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         }
         return 0;
     }
-    if (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT)
-        return yr_walk_settle(ctx, ev);     /* walk.c: 0 only at a hook point */
+    if (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT) {
+        if (yr_walk_settle(ctx, ev))        /* walk.c: 0 only at a hook point */
+            return 1;
+        ev->tgid = yr_walk_current_tgid();  /* Python's Caller needs it */
+        return 0;
+    }
     /* process_vm_* within one's own thread group: the kernel allows it before
      * any LSM is asked, so Yama never sees it. */
     if (is_ptrace_access(ev->sys)) {
@@ -285,8 +301,10 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         ev->nr = n->data.nr;
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
-        /* A link's tgid is found only if needed (pathops.c, caller_tgid). */
-        int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT;
+        /* A link's or a walked call's tgid is found only if needed (pathops.c,
+         * walk.c: caller_tgid; before Python, below). */
+        int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT ||
+                      (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT);
         ev->tgid = is_link ? 0 : yr_tgid_of(ev->tid);
         if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
             /* The caller is gone; the reply only tells the kernel we saw it. */

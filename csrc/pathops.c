@@ -179,6 +179,7 @@ static struct id_entry *caller_entry(const struct yr_event *ev)
 }
 
 static __thread struct yr_fsid last_fsid;  /* whom the pending op is for */
+static __thread int given_src = -1;        /* linkat's source, already walked by walk.c */
 
 /* For walk.c: the caller's filesystem identity and its /proc/TID directory
  * (bound to the task; owned by the cache, valid until the next look-up). */
@@ -401,7 +402,9 @@ static int capture(const struct yr_event *ev, const struct link_args *a,
 {
     char buf[YR_PATH_MAX + 64];
     int empty = op->old_path[0] == '\0';
-    if (empty) {                               /* AT_EMPTY_PATH: the dirfd itself */
+    if (given_src >= 0) {
+        op->src_fd = fcntl(given_src, F_DUPFD_CLOEXEC, 0);
+    } else if (empty) {                        /* AT_EMPTY_PATH: the dirfd itself */
         op->src_fd = fcntl(s->old_start, F_DUPFD_CLOEXEC, 0);
     } else {
         int follow = a->flags & AT_SYMLINK_FOLLOW;
@@ -713,7 +716,8 @@ static int fast_link_in(struct fast *f, struct yr_ctx *ctx, const struct yr_even
     if (op->old_path[0] == '\0' || !plain_new_name(op->new_path))
         return 0;
     int follow = a->flags & AT_SYMLINK_FOLLOW;
-    op->src_fd = fast_open(f, ev, a->olddfd, op->old_path, follow ? 0 : O_NOFOLLOW);
+    op->src_fd = given_src >= 0 ? fcntl(given_src, F_DUPFD_CLOEXEC, 0)
+                                : fast_open(f, ev, a->olddfd, op->old_path, follow ? 0 : O_NOFOLLOW);
     if (op->src_fd < 0)
         return 0;
     op->facts = base_facts(&last_fsid, op);
@@ -854,6 +858,17 @@ reply:
     op_close(op);
     yr_reply(ctx, ev->id, 0, -err);
     return 1;
+}
+
+/* linkat(AT_SYMLINK_FOLLOW) with its source already walked (and its
+ * trailing links decided on) by walk.c: src, an O_PATH fd of ours. */
+int yr_link_settle_src(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
+                       uint64_t mask, int src)
+{
+    given_src = src;
+    int rc = yr_link_settle(ctx, ev, op, mask);
+    given_src = -1;
+    return rc;
 }
 
 /* After the chain: deny with deny_errno, or make the link as the caller. */

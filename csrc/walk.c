@@ -41,12 +41,19 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
+#include <sys/inotify.h>
+#include <time.h>
 
 #include "yama.h"
 
 #define MAXSYMLINKS 40
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
 #define AT_FDCWD_INT (-100)
 #define AUDIT_ARCH_I386 0x40000003u
 #define CAP_FOWNER 3
@@ -77,7 +84,8 @@ int yr_walk_table_allows(uint64_t mask, uint32_t facts)
 
 /* ---- one call's state ------------------------------------------------------ */
 
-enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK };
+enum op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
+          OP_LINKSRC };
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
 
 struct wk {
@@ -101,13 +109,21 @@ struct wk {
     int32_t dirfd;
     int flags;                  /* open flags, or AT_* flags */
     uint32_t mode;              /* open mode, access mode, statx mask */
-    uint64_t buf;               /* the caller's stat buffer */
+    uint64_t buf;               /* the caller's stat buffer, xattr value or list */
+    /* OP_META: what to change */
+    int64_t len;                /* truncate */
+    uint32_t uid, gid;          /* chown */
+    struct timespec ts[2];      /* utime* */
+    int times_null;
+    char xname[256];            /* xattr */
+    uint64_t xsize;
+    int ifd;                    /* inotify: our copy of the caller's instance */
     char path[YR_PATH_MAX];     /* as given */
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
     char rest[2 * YR_PATH_MAX]; /* what is left to walk */
     char tmp[2 * YR_PATH_MAX];
 };
-static struct wk W = { .procdir = -1, .root = -1, .dir = -1, .obj = -1 };
+static struct wk W = { .procdir = -1, .root = -1, .dir = -1, .obj = -1, .ifd = -1 };
 
 static void wk_close(struct wk *w)
 {
@@ -117,7 +133,9 @@ static void wk_close(struct wk *w)
         close(w->obj);
     if (w->root >= 0)
         close(w->root);
-    w->dir = w->obj = w->root = -1;
+    if (w->ifd >= 0)
+        close(w->ifd);
+    w->dir = w->obj = w->root = w->ifd = -1;
 }
 
 /* Open name under the caller's /proc/TID as the caller; a caller that is
@@ -183,6 +201,29 @@ static int start_at(struct wk *w, int32_t dirfd, int want_dir)
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
 }
 
+/* What open() passes on (build_open_how); O_NOFOLLOW stays in f_flags, so
+ * a final open that must not follow a link uses RESOLVE_NO_SYMLINKS instead. */
+#define TMPFILE_BIT 020000000      /* the kernel's __O_TMPFILE (glibc's adds O_DIRECTORY) */
+#define VALID_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
+                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | \
+                          O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | __O_TMPFILE)
+
+static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64_t resolve)
+{
+    struct open_how how = { .flags = (uint64_t)(flags & VALID_OPEN_FLAGS),
+                            .resolve = resolve };
+    if (flags & (O_CREAT | TMPFILE_BIT))
+        how.mode = mode & 07777;
+    int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+    return fd < 0 ? -1 : fd;
+}
+
+static void close_fd(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
 static int o2(int dir, const char *name, int flags, uint64_t resolve)
 {
     struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
@@ -191,6 +232,20 @@ static int o2(int dir, const char *name, int flags, uint64_t resolve)
 }
 
 /* ---- /proc ------------------------------------------------------------------ */
+
+/* The caller's process, found only when needed (yr_next leaves it 0). */
+static pid_t caller_tgid(struct wk *w)
+{
+    if (w->ev.tgid <= 0)
+        w->ev.tgid = yr_tgid_of(w->ev.tid);
+    return w->ev.tgid;
+}
+
+/* The walked caller's process (for Python's request at a hook point). */
+int yr_walk_current_tgid(void)
+{
+    return caller_tgid(&W);
+}
 
 enum { PL_NONE, PL_SELF, PL_MAGIC };
 static dev_t own_proc_dev;
@@ -219,9 +274,9 @@ static int proc_link(struct wk *w, int dir, const char *name, char *subst, size_
     if (atoi(own) != getpid())
         return -EACCES;                 /* another pid namespace's /proc: fail closed */
     if (self)
-        snprintf(subst, n, "%d", (int)w->ev.tgid);
+        snprintf(subst, n, "%d", (int)caller_tgid(w));
     else
-        snprintf(subst, n, "%d/task/%d", (int)w->ev.tgid, (int)w->ev.tid);
+        snprintf(subst, n, "%d/task/%d", (int)caller_tgid(w), (int)w->ev.tid);
     return PL_SELF;
 }
 
@@ -233,7 +288,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
 {
     size_t plen = strlen(path);
     if (plen >= sizeof(w->rest)) {
-        close(cur);
+        close_fd(cur);
         return -ENAMETOOLONG;
     }
     if (path != w->rest)
@@ -248,7 +303,7 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             }
             if ((err = open_root(w)) < 0)
                 goto fail;
-            close(cur);
+            close_fd(cur);
             cur = fcntl(w->root, F_DUPFD_CLOEXEC, 0);
             while (*p == '/')
                 p++;
@@ -341,12 +396,12 @@ static int walk_slow(struct wk *w, int cur, const char *path)
             err = nd;
             goto fail;
         }
-        close(cur);
+        close_fd(cur);
         cur = nd;
         p = q;
     }
 fail:
-    close(cur);
+    close_fd(cur);
     return err;
 }
 
@@ -368,7 +423,7 @@ static int walk(struct wk *w, int from, const char *path)
     if (path[0] == '/' && !scoped) {
         int err = open_root(w);
         if (err < 0) {
-            close(from);
+            close_fd(from);
             return err;
         }
         while (*rel == '/')
@@ -403,11 +458,11 @@ static int walk(struct wk *w, int from, const char *path)
         if (dir == -EAGAIN || dir == -EXDEV)
             return walk_slow(w, from, path);
         if (dir < 0) {
-            close(from);
+            close_fd(from);
             return dir;
         }
     }
-    close(from);
+    close_fd(from);
     if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
         strcpy(w->name, ".");
         w->slash = 0;
@@ -448,10 +503,27 @@ static void hook_common(struct wk *w, int hook, uint32_t facts, const struct sta
     snprintf(pub.name, sizeof(pub.name), "%s", w->name);
 }
 
+/* Links followed by hand escape the kernel's own may_follow_link: while
+ * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
+ * audit: it is the kernel's). Read when needed: hook points are rare. */
+static int kernel_follow_denies(uint32_t f)
+{
+    char c = '0';
+    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &c, 1) != 1)
+            c = '1';                             /* unreadable: as if on */
+        close(fd);
+    }
+    return c != '0' && !(f & YR_FL_OWNER) && (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
+}
+
 /* Follow the link held in w->obj: its target, read from it, walked from its
  * directory (or the caller's root). */
 static int follow_held(struct wk *w)
 {
+    if (w->resolve & RESOLVE_NO_SYMLINKS)
+        return -ELOOP;                           /* after may_follow_link, as the kernel */
     int lfd = w->obj;
     w->obj = -1;
     ssize_t n = readlinkat(lfd, "", w->target, sizeof(w->target) - 2);
@@ -476,13 +548,15 @@ static int follow_held(struct wk *w)
  * (a magic link); R_HOOK: Python decides; <0: errno. */
 static int trailing_link(struct wk *w)
 {
-    if ((w->resolve & RESOLVE_NO_SYMLINKS) || ++w->hops > MAXSYMLINKS)
+    if (++w->hops > MAXSYMLINKS)
         return -ELOOP;
     char subst[64];
     int pl = proc_link(w, w->dir, w->name, subst, sizeof(subst));
     if (pl < 0)
         return pl;
     if (pl == PL_SELF) {
+        if (w->resolve & RESOLVE_NO_SYMLINKS)
+            return -ELOOP;
         if (w->slash)
             strcat(subst, "/");
         int from = w->dir;
@@ -490,7 +564,8 @@ static int trailing_link(struct wk *w)
         return walk(w, from, subst);
     }
     if (pl == PL_MAGIC) {
-        if (w->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        if (w->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
+                          RESOLVE_IN_ROOT))
             return -ELOOP;
         w->magic = 1;
         return R_DONE;
@@ -507,6 +582,8 @@ static int trailing_link(struct wk *w)
     w->obj = lfd;
     if (ds.st_mode & S_ISVTX) {                  /* a hook point */
         uint32_t f = follow_facts(w, &ls, &ds);
+        if (kernel_follow_denies(f))
+            return -EACCES;
         if (!yr_walk_table_allows(follow_mask, f)) {
             hook_common(w, YR_HOOK_FOLLOW_LINK, f, &ls, &ds);
             ssize_t n = readlinkat(lfd, "", pub.target, sizeof(pub.target) - 1);
@@ -522,6 +599,8 @@ static int trailing_link(struct wk *w)
 static int trail(struct wk *w)
 {
     for (;;) {
+        if (w->op == OP_OPEN && (w->flags & O_CREAT) && w->slash)
+            return -EISDIR;                      /* before the name is looked at */
         if (strcmp(w->name, "..") == 0) {
             int nd;
             if (at_root(w, w->dir)) {
@@ -683,7 +762,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         fl |= O_NONBLOCK;
         added_nonblock = 1;
     }
-    if ((fl & O_CREAT) && take_umask(w) < 0)
+    if ((fl & (O_CREAT | TMPFILE_BIT)) && take_umask(w) < 0)
         return -ESRCH;
     int fd;
     if (w->obj >= 0) {
@@ -691,9 +770,9 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
         fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
     } else if (w->magic) {
-        fd = openat(w->dir, w->name, fl, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, 0);
     } else {
-        fd = openat(w->dir, w->name, fl | O_NOFOLLOW, w->mode);
+        fd = open_here(w->dir, w->name, fl, w->mode, RESOLVE_NO_SYMLINKS);
     }
     if (fd < 0) {
         int e = errno;
@@ -741,6 +820,19 @@ static int mem_target(struct wk *w)
     return pid > 0 ? pid : -EACCES;
 }
 
+/* /proc files whose writes are judged on the opener's credentials
+ * (file->f_cred: user namespace, euid, capabilities), which an fd we open
+ * cannot carry: these opens are walked, decided and continued. */
+static int opener_matters(struct wk *w)
+{
+    static const char *const names[] = { "uid_map", "gid_map", "projid_map", "setgroups" };
+    struct statfs sf;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(w->name, names[i]) == 0)
+            return fstatfs(w->dir, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+    return 0;
+}
+
 static int act_open(struct yr_ctx *ctx, struct wk *w)
 {
     int fl = w->flags;
@@ -753,7 +845,8 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
             return -EISDIR;
         if (take_umask(w) < 0)
             return -ESRCH;
-        int fd = openat(w->dir, w->name, fl | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, w->mode);
+        int fd = open_here(w->dir, w->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC, w->mode,
+                           RESOLVE_NO_SYMLINKS);
         if (fd < 0)
             return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
         int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(fl & O_CLOEXEC));
@@ -794,7 +887,7 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
         int pid = mem_target(w);
         if (pid < 0)
             return pid;
-        if (pid > 0 && yr_tgid_of(pid) != w->ev.tgid) {   /* one's own: always allowed */
+        if (pid > 0 && yr_tgid_of(pid) != caller_tgid(w)) {   /* one's own: always allowed */
             struct stat os, ds;
             w->obj = openat(w->dir, w->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
             if (w->obj < 0 || fstat(w->obj, &os) < 0 || fstat(w->dir, &ds) < 0)
@@ -803,6 +896,11 @@ static int act_open(struct yr_ctx *ctx, struct wk *w)
             pub.mem_pid = pid;
             return R_HOOK;
         }
+    }
+    if (opener_matters(w)) {
+        if (yr_id_valid(ctx, w->ev.id))
+            yr_reply_continue(ctx, w->ev.id);
+        return R_DONE;
     }
     return open_final(ctx, w);
 }
@@ -991,6 +1089,170 @@ static int act_symlink(struct yr_ctx *ctx, struct wk *w)
     return perform_symlink(ctx, w);
 }
 
+#define XATTR_MAX 65536
+static long handle_of(struct wk *w, int fd);
+
+/* Change or read the metadata of fd (O_PATH, the walked object), as the
+ * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
+static int meta_perform(struct yr_ctx *ctx, struct wk *w, int fd)
+{
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    long rc = -1;
+    int err = 0;
+    static char xbuf[XATTR_MAX];
+    switch (w->ev.sys) {
+    case YR_SYS_TRUNCATE: case YR_SYS_TRUNCATE64:
+        rc = truncate(self, w->len);
+        break;
+    case YR_SYS_CHMOD: case YR_SYS_FCHMODAT: case YR_SYS_FCHMODAT2:
+        rc = syscall(SYS_fchmodat2, fd, "", w->mode, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_CHOWN: case YR_SYS_FCHOWNAT:
+        rc = fchownat(fd, "", w->uid, w->gid, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64: case YR_SYS_UTIME:
+    case YR_SYS_UTIMES: case YR_SYS_FUTIMESAT:
+        rc = utimensat(fd, "", w->times_null ? NULL : w->ts, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: {
+        size_t size = w->xsize > XATTR_MAX ? XATTR_MAX : (size_t)w->xsize;
+        rc = w->ev.sys == YR_SYS_GETXATTR ? getxattr(self, w->xname, size ? xbuf : NULL, size)
+                                          : listxattr(self, size ? xbuf : NULL, size);
+        if (rc < 0 && errno == ERANGE && size >= XATTR_MAX)
+            errno = E2BIG;
+        if (rc > 0 && size) {
+            struct iovec l = { xbuf, (size_t)rc }, r = { (void *)(uintptr_t)w->buf, (size_t)rc };
+            if (write_caller(w, &l, 1, &r, 1) < 0) {
+                rc = -1;
+                errno = EFAULT;
+            }
+        }
+        break;
+    }
+    case YR_SYS_SETXATTR: {
+        struct iovec l = { xbuf, (size_t)w->xsize }, r = { (void *)(uintptr_t)w->buf, (size_t)w->xsize };
+        if (w->xsize && process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != (ssize_t)w->xsize) {
+            rc = -1;
+            errno = EFAULT;
+            break;
+        }
+        rc = setxattr(self, w->xname, xbuf, (size_t)w->xsize, w->flags);
+        break;
+    }
+    case YR_SYS_REMOVEXATTR:
+        rc = removexattr(self, w->xname);
+        break;
+    case YR_SYS_INOTIFY_ADD_WATCH:
+        rc = inotify_add_watch(w->ifd, self, w->mode & ~(uint32_t)IN_DONT_FOLLOW);
+        break;
+    case YR_SYS_STATFS: {                        /* x86-64 and x32: the kernel's layout */
+        struct statfs sf;
+        memset(&sf, 0, sizeof(sf));
+        rc = fstatfs(fd, &sf);
+        if (rc == 0) {
+            struct iovec l = { &sf, sizeof(sf) }, r = { (void *)(uintptr_t)w->buf, sizeof(sf) };
+            if (write_caller(w, &l, 1, &r, 1) < 0) {
+                rc = -1;
+                errno = EFAULT;
+            }
+        }
+        break;
+    }
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        rc = handle_of(w, fd);
+        break;
+    }
+    if (rc < 0)
+        err = errno;
+    yr_reply(ctx, w->ev.id, rc < 0 ? 0 : rc, err);
+    return R_DONE;
+}
+
+/* name_to_handle_at(AT_SYMLINK_FOLLOW) on the walked object: the header
+ * and handle (on EOVERFLOW the header only) and the mount id written back,
+ * as do_sys_name_to_handle. */
+#define AT_HANDLE_MNT_ID_UNIQUE_ 0x001
+static long handle_of(struct wk *w, int fd)
+{
+    struct { uint32_t bytes; int32_t type; unsigned char h[128]; } fh;
+    struct iovec l = { &fh.bytes, 4 }, r = { (void *)(uintptr_t)w->buf, 4 };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != 4) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (fh.bytes > 128) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t mnt = 0;
+    int extra = w->flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH);
+    long rc = syscall(SYS_name_to_handle_at, fd, "", &fh, &mnt, AT_EMPTY_PATH | extra);
+    int e = errno;
+    if (rc < 0 && e != EOVERFLOW)
+        return rc;
+    size_t msize = (extra & AT_HANDLE_MNT_ID_UNIQUE_) ? 8 : 4;
+    size_t hsize = 8 + (rc == 0 ? fh.bytes : 0);
+    struct iovec lm = { &mnt, msize }, rm = { (void *)(uintptr_t)w->xsize, msize };
+    struct iovec lh = { &fh, hsize }, rh = { (void *)(uintptr_t)w->buf, hsize };
+    if (write_caller(w, &lm, 1, &rm, 1) < 0 || write_caller(w, &lh, 1, &rh, 1) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    errno = e;
+    return rc;
+}
+
+static int act_meta(struct yr_ctx *ctx, struct wk *w)
+{
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0)
+        return errno == ENOENT ? R_AGAIN : -errno;
+    if (fstat(fd, &st) < 0 || (w->follow && !w->magic && S_ISLNK(st.st_mode))) {
+        close(fd);
+        return R_AGAIN;                          /* became a symlink: walk it */
+    }
+    int rc = meta_perform(ctx, w, fd);
+    close(fd);
+    return rc;
+}
+
+/* linkat(AT_SYMLINK_FOLLOW): the walked source goes to pathops.c, which
+ * takes the new name and decides path_link as for any link. */
+int yr_walk_linkat(const struct yr_event *ev)
+{
+    return ev->sys == YR_SYS_LINKAT && (walk_flags & YR_WALK_FOLLOW) &&
+           ((int32_t)ev->args[4] & AT_SYMLINK_FOLLOW) &&
+           !((int32_t)ev->args[4] & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH));
+}
+
+static int act_linksrc(struct yr_ctx *ctx, struct wk *w)
+{
+    if (!w->exists && !w->magic)
+        return -ENOENT;
+    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
+        return -ENOTDIR;
+    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    struct stat st;
+    if (fd < 0)
+        return errno == ENOENT ? R_AGAIN : -errno;
+    if (fstat(fd, &st) < 0 || (!w->magic && S_ISLNK(st.st_mode))) {
+        close(fd);
+        return R_AGAIN;
+    }
+    int rc = yr_link_settle_src(ctx, &w->ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx), fd);
+    close(fd);
+    if (rc)
+        return R_DONE;
+    pub.hook = YR_HOOK_PATH_LINK;            /* pathops holds the objects: path_link next */
+    return R_HOOK;
+}
+
 static int act(struct yr_ctx *ctx, struct wk *w)
 {
     switch (w->op) {
@@ -1004,6 +1266,10 @@ static int act(struct yr_ctx *ctx, struct wk *w)
         return act_access(ctx, w);
     case OP_SYMLINK:
         return act_symlink(ctx, w);
+    case OP_META:
+        return act_meta(ctx, w);
+    case OP_LINKSRC:
+        return act_linksrc(ctx, w);
     case OP_CHECK:
         if (yr_id_valid(ctx, w->ev.id))
             yr_reply_continue(ctx, w->ev.id);
@@ -1073,13 +1339,17 @@ static int read_how(struct wk *w, uint64_t addr, uint64_t size)
     struct open_how how;
     memcpy(&how, buf, 24);
     /* The kernel's own validation of how (build_open_flags), before any walk. */
-    how.flags |= O_CLOEXEC;
-    if (syscall(SYS_openat2, -1, "x", &how, sizeof(how)) >= 0 || errno != EBADF)
-        return errno == EBADF ? 0 : -errno;
+    struct open_how probe = how;
+    probe.flags |= O_CLOEXEC;
+    long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+    if (rc >= 0)
+        close((int)rc);
+    if (rc >= 0 || errno != EBADF)
+        return rc >= 0 ? -EBADF : -errno;
     w->flags = (int)how.flags;
     w->mode = (uint32_t)how.mode;
     w->resolve = how.resolve;
-    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | __O_TMPFILE)))
+    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | TMPFILE_BIT)))
         return -EAGAIN;
     return 0;
 }
@@ -1099,9 +1369,205 @@ static int op_of(int32_t sys)
         return OP_ACCESS;
     case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
         return OP_SYMLINK;
-    default:
+    case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+    case YR_SYS_OPEN_TREE:
         return OP_CHECK;
+    case YR_SYS_LINKAT:
+        return OP_LINKSRC;
+    default:
+        return OP_META;
     }
+}
+
+static int64_t s32(uint64_t v)
+{
+    return (int64_t)(int32_t)(uint32_t)v;
+}
+
+/* The times of utime, utimes, futimesat and utimensat, in timespecs. */
+static int read_times(struct wk *w, uint64_t addr)
+{
+    int compat = w->ev.arch == AUDIT_ARCH_I386;
+    w->times_null = addr == 0;
+    if (!addr)
+        return 0;
+    unsigned char b[32];
+    size_t n;
+    switch (w->ev.sys) {
+    case YR_SYS_UTIME:
+        n = compat ? 8 : 16;
+        break;
+    case YR_SYS_UTIMENSAT:
+        n = compat ? 16 : 32;
+        break;
+    case YR_SYS_UTIMENSAT_TIME64:
+        n = 32;
+        break;
+    default:                                  /* utimes, futimesat: two timevals */
+        n = compat ? 16 : 32;
+    }
+    struct iovec l = { b, n }, r = { (void *)(uintptr_t)addr, n };
+    if (process_vm_readv(w->ev.tid, &l, 1, &r, 1, 0) != (ssize_t)n)
+        return -EFAULT;
+    int64_t v[4];
+    for (int i = 0; i < 4; i++) {
+        if (n == 32) {
+            int64_t x;
+            memcpy(&x, b + 8 * i, 8);
+            v[i] = x;
+        } else if (n == 16) {
+            int32_t x;
+            memcpy(&x, b + 4 * i, 4);
+            v[i] = x;
+        }
+    }
+    if (w->ev.sys == YR_SYS_UTIME) {          /* {actime, modtime}: whole seconds */
+        if (n == 8) {
+            int32_t a, m;
+            memcpy(&a, b, 4);
+            memcpy(&m, b + 4, 4);
+            v[0] = a;
+            v[2] = m;
+        } else {
+            v[2] = v[1];
+        }
+        v[1] = v[3] = 0;
+    } else if (w->ev.sys == YR_SYS_UTIMES || w->ev.sys == YR_SYS_FUTIMESAT) {
+        for (int i = 1; i < 4; i += 2) {
+            if (v[i] < 0 || v[i] >= 1000000)
+                return -EINVAL;
+            v[i] *= 1000;
+        }
+    } else if (compat || w->ev.sys == YR_SYS_UTIMENSAT_TIME64) {
+        if (compat) {                          /* a compat caller's nsec is 32 bits */
+            v[1] = (int32_t)v[1];
+            v[3] = (int32_t)v[3];
+        }
+    }
+    w->ts[0] = (struct timespec){ (time_t)v[0], (long)v[1] };
+    w->ts[1] = (struct timespec){ (time_t)v[2], (long)v[3] };
+    return 0;
+}
+
+static int read_xname(struct wk *w, uint64_t addr)
+{
+    int n = yr_read_path(w->ev.tid, addr, w->xname, sizeof(w->xname));
+    if (n == -ENAMETOOLONG || n == 0)
+        return -ERANGE;
+    return n < 0 ? n : 0;
+}
+
+/* OP_META arguments. */
+static int decode_meta(struct wk *w, uint64_t *path_addr)
+{
+    const struct yr_event *ev = &w->ev;
+    int compat = ev->arch == AUDIT_ARCH_I386;
+    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
+    const uint64_t *a = ev->args;
+    int err = 0;
+    switch (ev->sys) {
+    case YR_SYS_TRUNCATE:
+        *path_addr = a[0] & m; w->len = compat ? s32(a[1]) : (int64_t)a[1];
+        if (w->len < 0)
+            return -EINVAL;
+        break;
+    case YR_SYS_TRUNCATE64:
+        *path_addr = a[0] & m; w->len = (int64_t)((a[1] & 0xFFFFFFFFu) | (a[2] << 32));
+        if (w->len < 0)
+            return -EINVAL;
+        break;
+    case YR_SYS_CHMOD:
+        *path_addr = a[0] & m; w->mode = (uint32_t)a[1] & 07777;
+        break;
+    case YR_SYS_FCHMODAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2] & 07777;
+        break;
+    case YR_SYS_FCHMODAT2:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->mode = (uint32_t)a[2] & 07777;
+        w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_CHOWN:
+        *path_addr = a[0] & m; w->uid = (uint32_t)a[1]; w->gid = (uint32_t)a[2];
+        if (compat && ev->nr == 182) {         /* i386 chown: 16-bit ids, 0xffff = -1 */
+            w->uid = (w->uid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (w->uid & 0xFFFF);
+            w->gid = (w->gid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (w->gid & 0xFFFF);
+        }
+        break;
+    case YR_SYS_FCHOWNAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->uid = (uint32_t)a[2];
+        w->gid = (uint32_t)a[3]; w->flags = (int)a[4];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[3];
+        if (w->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        err = read_times(w, a[2] & m);
+        break;
+    case YR_SYS_UTIME: case YR_SYS_UTIMES:
+        *path_addr = a[0] & m;
+        err = read_times(w, a[1] & m);
+        break;
+    case YR_SYS_FUTIMESAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
+        err = read_times(w, a[2] & m);
+        break;
+    case YR_SYS_GETXATTR:
+        *path_addr = a[0] & m; w->buf = a[2] & m; w->xsize = a[3] & m;
+        err = read_xname(w, a[1] & m);
+        break;
+    case YR_SYS_SETXATTR:
+        *path_addr = a[0] & m; w->buf = a[2] & m; w->xsize = a[3] & m; w->flags = (int)a[4];
+        if (w->flags & ~(XATTR_CREATE | XATTR_REPLACE))
+            return -EINVAL;
+        err = read_xname(w, a[1] & m);
+        if (!err && w->xsize > XATTR_MAX)
+            return -E2BIG;
+        break;
+    case YR_SYS_LISTXATTR:
+        *path_addr = a[0] & m; w->buf = a[1] & m; w->xsize = a[2] & m;
+        break;
+    case YR_SYS_REMOVEXATTR:
+        *path_addr = a[0] & m;
+        err = read_xname(w, a[1] & m);
+        break;
+    case YR_SYS_STATFS:
+        *path_addr = a[0] & m; w->buf = a[1] & m;
+        break;
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->buf = a[2] & m;
+        w->xsize = a[3] & m;                    /* the mount id's address */
+        w->flags = (int)a[4];
+        break;
+    case YR_SYS_OPEN_TREE:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[2];
+        break;
+    case YR_SYS_INOTIFY_ADD_WATCH: {
+        *path_addr = a[1] & m; w->mode = (uint32_t)a[2];
+        if (!(w->mode & (IN_ALL_EVENTS | IN_UNMOUNT | IN_Q_OVERFLOW | IN_IGNORED | IN_ONLYDIR |
+                         IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_MASK_ADD | IN_ISDIR | IN_ONESHOT |
+                         0x10000000 /* IN_MASK_CREATE */)))
+            return -EINVAL;
+        if (w->mode & IN_DONT_FOLLOW)
+            w->follow = 0;
+        yr_fs_reset();                          /* the caller's instance, fetched as us */
+        int fd = yr_fetch_fd(caller_tgid(w), (int32_t)a[0]);
+        if (fd < 0)
+            return -EBADF;
+        w->ifd = fd;
+        break;
+    }
+    default:
+        return -ENOSYS;
+    }
+    if (err < 0)
+        return err;
+    if (w->flags & AT_SYMLINK_NOFOLLOW)
+        w->follow = 0;
+    return 0;
 }
 
 /* The call's arguments. Returns 0, or -errno the kernel gives before any walk. */
@@ -1177,23 +1643,129 @@ static int decode(struct wk *w, uint64_t *path_addr, uint64_t *target_addr)
     case YR_SYS_SYMLINKAT:
         *target_addr = a[0] & m; w->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
         break;
+    case YR_SYS_LINKAT:
+        w->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; w->flags = (int)a[4];
+        break;
     default:
-        return -ENOSYS;
+        return decode_meta(w, path_addr);
     }
     if (w->op == OP_ACCESS && (w->mode & ~(uint32_t)S_IRWXO))
         return -EINVAL;
     if (w->op == OP_OPEN) {
         w->follow = !(w->flags & O_NOFOLLOW) &&
                     (w->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
-        if (!(w->flags & (O_CREAT | __O_TMPFILE)))
+        if (!(w->flags & (O_CREAT | TMPFILE_BIT)))
             w->mode = 0;
         w->mode &= 07777;
+        if ((w->flags & (O_CREAT | TMPFILE_BIT)) && (w->flags & (O_DIRECTORY | TMPFILE_BIT)) &&
+            ev->sys != YR_SYS_OPENAT2) {
+            /* O_CREAT|O_DIRECTORY, O_TMPFILE: the kernel's own flag checks first */
+            struct open_how probe = { .flags = (uint64_t)(w->flags & VALID_OPEN_FLAGS) | O_CLOEXEC,
+                                      .mode = w->mode };
+            long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+            if (rc >= 0)
+                close((int)rc);
+            else if (errno != EBADF)
+                return -errno;
+        }
+        /* ADDFD takes its file with fget(), which refuses O_PATH files: an
+         * O_PATH open is walked, decided and continued, like execve. */
+        if (w->flags & O_PATH)
+            w->op = OP_CHECK;
     } else if (w->op == OP_SYMLINK) {
         w->follow = 0;
     } else if (w->flags & AT_SYMLINK_NOFOLLOW) {
         w->follow = 0;
     }
     return 0;
+}
+
+/* ---- the common case in as few syscalls as possible ----------------------
+ *
+ * A path with no symlink on it at all (RESOLVE_NO_SYMLINKS on the whole of
+ * it) has no trailing link to decide on and no /proc/self to mean the
+ * caller: a stat is an O_PATH open and an fstat, an open one openat2 (its
+ * type asked first, so that a FIFO is never opened here). Anything else (a
+ * symlink met, O_CREAT, ".." in a relative path, a trailing slash, /proc
+ * files that matter) is left to the walk. 1: replied; 0: walk. */
+static int last_is(const char *p, const char *name)
+{
+    const char *slash = strrchr(p, '/');
+    return strcmp(slash ? slash + 1 : p, name) == 0;
+}
+
+static int whole_path(struct yr_ctx *ctx, struct wk *w, int from)
+{
+    const char *rel = w->path;
+    size_t len = strlen(rel);
+    int open_op = w->op == OP_OPEN;
+    if (w->resolve || len == 0 || rel[len - 1] == '/' || last_is(rel, ".") || last_is(rel, ".."))
+        return 0;
+    if (open_op && ((w->flags & (O_CREAT | TMPFILE_BIT | O_PATH)) || last_is(rel, "mem") ||
+                    last_is(rel, "uid_map") || last_is(rel, "gid_map") ||
+                    last_is(rel, "projid_map") || last_is(rel, "setgroups")))
+        return 0;
+    if (!open_op && w->op != OP_STAT && w->op != OP_STAT64 && w->op != OP_STATX)
+        return 0;
+    uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int start = from;
+    if (rel[0] == '/') {
+        if (open_root(w) < 0)
+            return 0;
+        while (*rel == '/')
+            rel++;
+        start = w->root;
+        res |= RESOLVE_IN_ROOT;                 /* ".." stops at the caller's root */
+    } else if (has_dotdot(rel)) {
+        return 0;
+    }
+    int err = 0;
+    if (!open_op) {
+        int fd = o2(start, rel, O_PATH | (w->follow ? 0 : O_NOFOLLOW), res);
+        if (fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN)
+            return 0;                            /* a symlink on the way: the walk */
+        if (fd < 0) {
+            yr_reply(ctx, w->ev.id, 0, -fd);
+            return 1;
+        }
+        if (w->op == OP_STATX) {
+            struct statx sx;
+            memset(&sx, 0, sizeof(sx));
+            if (statx(fd, "", AT_EMPTY_PATH | (w->flags & STATX_SYNC_BITS), w->mode, &sx) < 0)
+                err = -errno;
+            else {
+                struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)w->buf, sizeof(sx) };
+                err = write_caller(w, &l, 1, &r, 1);
+            }
+        } else {
+            struct stat st;
+            err = fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 ? -errno : put_stat(w, &st);
+        }
+        close(fd);
+        yr_reply(ctx, w->ev.id, 0, -err);
+        return 1;
+    }
+    struct stat st;
+    if (fstatat(start, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return 0;                                /* FIFOs, devices, links, errors: the walk */
+    int fl = w->flags | O_NOCTTY | O_CLOEXEC;
+    int added = !(fl & O_NONBLOCK);
+    int fd = open_here(start, rel, fl | O_NONBLOCK, 0, res);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP || e == EXDEV || e == EAGAIN || e == ENXIO || e == EWOULDBLOCK)
+            return 0;
+        yr_reply(ctx, w->ev.id, 0, e);
+        return 1;
+    }
+    if (added)
+        fcntl(fd, F_SETFL, w->flags & (O_APPEND | O_DIRECT | O_NOATIME));
+    int rc = yr_reply_addfd(ctx, w->ev.id, fd, (uint32_t)(w->flags & O_CLOEXEC));
+    close(fd);
+    if (rc < 0)
+        yr_reply(ctx, w->ev.id, 0, -rc);
+    return 1;
 }
 
 /* The path (and a symlink's target), read once; EPERM as the caller: as us. */
@@ -1221,10 +1793,14 @@ static void access_identity(struct wk *w)
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
 {
     struct wk *w = &W;
+    pub.hook = 0;
     uint64_t path_addr, target_addr;
     wk_close(w);
     w->ev = *ev;
     w->op = op_of(ev->sys);
+    if (ev->arch == AUDIT_ARCH_I386 && (ev->sys == YR_SYS_STAT || ev->sys == YR_SYS_LSTAT ||
+                                        ev->sys == YR_SYS_STATFS))
+        w->op = OP_CHECK;     /* i386's compat layouts: walked, decided and continued */
     w->root_known = 0;
     w->magic = 0;
     w->exists = 0;
@@ -1241,8 +1817,27 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
         if (n == 0)
             return finish(ctx, w, -ENOENT);
     }
+    if (w->op == OP_LINKSRC) {
+        int n = read_str(w, path_addr, w->path);
+        if (n <= 0) {                           /* errors and AT_EMPTY_PATH: pathops says */
+            if (yr_link_settle(ctx, ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx)))
+                return 1;
+            pub.hook = YR_HOOK_PATH_LINK;
+            return 0;
+        }
+    }
+    if ((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) && path_addr == 0) {
+        /* futimens: no path, nothing to decide */
+        if (yr_id_valid(ctx, ev->id))
+            yr_reply_continue(ctx, ev->id);
+        wk_close(w);
+        return 1;
+    }
     int empty_ok = (w->op == OP_STAT || w->op == OP_STAT64 || w->op == OP_STATX ||
-                    w->ev.sys == YR_SYS_FACCESSAT2 || w->ev.sys == YR_SYS_EXECVEAT) &&
+                    ev->sys == YR_SYS_FACCESSAT2 || ev->sys == YR_SYS_EXECVEAT ||
+                    ev->sys == YR_SYS_FCHOWNAT || ev->sys == YR_SYS_FCHMODAT2 ||
+                    ev->sys == YR_SYS_NAME_TO_HANDLE_AT || ev->sys == YR_SYS_OPEN_TREE ||
+                    ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) &&
                    (w->flags & AT_EMPTY_PATH);
     int n;
     if (path_addr == 0 && empty_ok) {
@@ -1273,6 +1868,15 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
             yr_reply(ctx, ev->id, 0, rc < 0 ? e : 0);
             return 1;
         }
+        if (w->op == OP_META) {
+            int fd = start_at(w, w->dirfd, 0);
+            if (fd < 0)
+                return finish(ctx, w, fd);
+            meta_perform(ctx, w, fd);
+            close(fd);
+            wk_close(w);
+            return 1;
+        }
         err = stat_fd(ctx, w);
         return err < 0 ? finish(ctx, w, err) : 1;
     }
@@ -1287,6 +1891,11 @@ int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     } else {
         from = -1;                               /* absolute: the caller's root */
     }
+    if (whole_path(ctx, w, from)) {
+        close_fd(from);
+        wk_close(w);
+        return 1;
+    }
     err = walk(w, from, w->path);
     if (err < 0)
         return finish(ctx, w, err);
@@ -1298,6 +1907,8 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
 {
     struct wk *w = &W;
     (void)id;
+    if (!pub.hook)
+        return 1;
     yr_fs_become(&w->id);
     int rc;
     if (deny_errno) {
@@ -1320,7 +1931,9 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
             rc = finish(ctx, w, -EAGAIN);
         }
     }
-    if (rc)
+    if (rc) {
+        pub.hook = 0;                            /* nothing waits for Python any more */
         yr_fs_reset();
+    }
     return rc;
 }

@@ -45,6 +45,26 @@ enum yr_sys {
     YR_SYS_EXECVEAT,
     YR_SYS_CHDIR,
     YR_SYS_CHROOT,
+    YR_SYS_TRUNCATE,        /* the object's metadata, changed on the walked object */
+    YR_SYS_TRUNCATE64,      /* i386: the length in two registers */
+    YR_SYS_CHMOD,
+    YR_SYS_FCHMODAT,
+    YR_SYS_FCHMODAT2,
+    YR_SYS_CHOWN,           /* i386: 182 has 16-bit ids, chown32 maps here too */
+    YR_SYS_FCHOWNAT,
+    YR_SYS_UTIMENSAT,       /* i386: old 32-bit timespecs */
+    YR_SYS_UTIMENSAT_TIME64,
+    YR_SYS_UTIME,
+    YR_SYS_UTIMES,
+    YR_SYS_FUTIMESAT,
+    YR_SYS_GETXATTR,
+    YR_SYS_SETXATTR,
+    YR_SYS_LISTXATTR,
+    YR_SYS_REMOVEXATTR,
+    YR_SYS_INOTIFY_ADD_WATCH,
+    YR_SYS_STATFS,          /* x86-64 and x32; i386 statfs and statfs64 checked and continued */
+    YR_SYS_NAME_TO_HANDLE_AT,
+    YR_SYS_OPEN_TREE,       /* checked and continued: its fd is an O_PATH file */
     YR_SYS_SYMLINK,
     YR_SYS_SYMLINKAT,
     YR_SYS_COUNT
@@ -130,6 +150,9 @@ int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
 int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
                    uint64_t allow_mask);
+int yr_link_settle_src(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
+                       uint64_t allow_mask, int src);
+uint64_t yr_ctx_link_mask(struct yr_ctx *ctx);
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 
 /* walk.c: path-taking calls performed for the caller after a walk that
@@ -151,9 +174,11 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_DIR_OWNER = 1 << 5,         /* the directory's owner owns the file */
     YR_CF_COUNT = 6
 };
-enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK };
+enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
+       YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
-       YR_WALK_PATH_SYMLINK = 1 << 1 };/* symlink creation in sticky dirs is asked about */
+       YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
+       YR_WALK_FOLLOW = 1 << 2 };     /* follow_link is hooked: linkat's source is walked */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -168,6 +193,8 @@ struct yr_walk {
 void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
 struct yr_walk *yr_walk_current(void);
 int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
+int yr_walk_linkat(const struct yr_event *ev);
+int yr_walk_current_tgid(void);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 int yr_walk_table_allows(uint64_t mask, uint32_t facts);
 int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);

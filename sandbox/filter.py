@@ -47,17 +47,45 @@ SYSCALL_IDS = {
     "execveat": lib.YR_SYS_EXECVEAT,
     "chdir": lib.YR_SYS_CHDIR,
     "chroot": lib.YR_SYS_CHROOT,
+    "truncate": lib.YR_SYS_TRUNCATE,
+    "truncate64": lib.YR_SYS_TRUNCATE64,
+    "chmod": lib.YR_SYS_CHMOD,
+    "fchmodat": lib.YR_SYS_FCHMODAT,
+    "fchmodat2": lib.YR_SYS_FCHMODAT2,
+    "chown": lib.YR_SYS_CHOWN,
+    "chown32": lib.YR_SYS_CHOWN,
+    "fchownat": lib.YR_SYS_FCHOWNAT,
+    "utimensat": lib.YR_SYS_UTIMENSAT,
+    "utimensat_time64": lib.YR_SYS_UTIMENSAT_TIME64,
+    "utime": lib.YR_SYS_UTIME,
+    "utimes": lib.YR_SYS_UTIMES,
+    "futimesat": lib.YR_SYS_FUTIMESAT,
+    "getxattr": lib.YR_SYS_GETXATTR,
+    "setxattr": lib.YR_SYS_SETXATTR,
+    "listxattr": lib.YR_SYS_LISTXATTR,
+    "removexattr": lib.YR_SYS_REMOVEXATTR,
+    "inotify_add_watch": lib.YR_SYS_INOTIFY_ADD_WATCH,
+    "statfs": lib.YR_SYS_STATFS,
+    "statfs64": lib.YR_SYS_STATFS,
+    "name_to_handle_at": lib.YR_SYS_NAME_TO_HANDLE_AT,
+    "open_tree": lib.YR_SYS_OPEN_TREE,
     "symlink": lib.YR_SYS_SYMLINK,
     "symlinkat": lib.YR_SYS_SYMLINKAT,
 }
-SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items()}
+SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items()
+                 if name not in ("chown32", "statfs64")}
 
 O_CREAT = 0o100
+AT_SYMLINK_FOLLOW = 0x400
 
 # Every call that may follow a trailing symlink (walk.c performs or checks it).
 _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
               "stat64", "lstat64", "fstatat64", "access", "faccessat", "faccessat2",
-              "execve", "execveat", "chdir", "chroot")
+              "execve", "execveat", "chdir", "chroot", "truncate", "truncate64", "chmod",
+              "fchmodat", "fchmodat2", "chown", "chown32", "fchownat", "utimensat",
+              "utimensat_time64", "utime", "utimes", "futimesat", "getxattr", "setxattr",
+              "listxattr", "removexattr", "inotify_add_watch", "statfs", "statfs64",
+              "open_tree")
 # Opens, whatever their flags (openat2's are in memory, creat's are O_CREAT).
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
 
@@ -81,7 +109,9 @@ ROUTES = {
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     "path_link": [("link", []), ("linkat", [])],
-    "follow_link": [(name, []) for name in _FOLLOWING],
+    "follow_link": [(name, []) for name in _FOLLOWING] + [
+        ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
+        ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)])],
     "create_in_sticky": [
         ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
         ("openat", [sc.Arg(2, sc.MASKED_EQ, O_CREAT, O_CREAT)]),

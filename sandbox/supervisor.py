@@ -148,7 +148,8 @@ class Supervisor:
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
-                          | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0))
+                          | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
+                          | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0))
         if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
 
@@ -219,7 +220,10 @@ class Supervisor:
 
     def _handle(self, ev) -> None:
         caller = Caller(ev.tid, ev.tgid, ev.cap_effective)
-        self._handlers[ev.sys](ev, caller)
+        if lib.yr_walk_current().hook:          # a walk (maybe linkat's source) waits
+            self._on_walk(ev, caller)
+        else:
+            self._handlers[ev.sys](ev, caller)
 
     def _deny_or_continue(self, ev, hook: str, request) -> None:
         deny = self.chain.walk(hook, request)
@@ -305,9 +309,20 @@ class Supervisor:
         (yr_walk_current says which, with the facts of the objects it holds);
         the chain decides, C goes on from the same objects (yr_walk_resume),
         possibly to the next hook point (the next hop of a chain of links)."""
+        try:
+            self._walk_hooks(ev, caller)
+        finally:
+            if lib.yr_walk_current().hook:      # an error on the way: fail closed
+                lib.yr_walk_resume(self.ctx, ev.id, errno.EPERM)
+
+    def _walk_hooks(self, ev, caller) -> None:
         w = lib.yr_walk_current()
         syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
         while True:
+            if w.hook == lib.YR_HOOK_PATH_LINK:   # linkat's source walked: the link itself
+                w.hook = 0
+                self._on_link(ev, caller)
+                return
             path = os.fsdecode(ffi.string(w.path))
             if w.hook == lib.YR_HOOK_PROC_MEM:
                 deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)

@@ -653,15 +653,11 @@ def test_nested_yama_run_cannot_lower_scope(sandbox, probe, profile):
 
 # -- bugs found (the fixed ones stay as regression tests) ----------------------------------
 
-@BUG("opening /proc/PID/mem is an ATTACH-mode access (proc_mem_open, EACCES under Yama; "
-     "DESIGN.md lists it as a ptrace_access_check call site) but filter.py ROUTES never "
-     "routes open/openat/openat2, so at scope >= 1 a sandboxed process reads and writes a "
-     "sibling's memory through /proc/PID/mem while process_vm_readv is denied")
 @pytest.mark.parametrize("scope", [1, 3])
 def test_proc_pid_mem_open_denied(sandbox, probe, scope):
     out = sandbox(scope, probe, "run", "sibling", "procmem,vmread")
     assert out.results["VMREAD"] == "EPERM", ok(out)      # passes: the syscall route works
-    assert out.results["PROCMEM"] == "EACCES", ok(out)    # fails: PROCMEM 0
+    assert out.results["PROCMEM"] == "EACCES", ok(out)
 
 
 def test_native_control_proc_pid_mem(probe):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 
 from ..chain import Deny
-from . import Module, Setting, SettingError
+from . import Module, Setting, SettingError  # noqa: F401
 
 
 class Level(Setting):
@@ -30,6 +30,17 @@ class Level(Setting):
             valid = ", ".join(f'"{c}"' if isinstance(c, str) else str(c) for c in self.choices)
             raise SettingError(f"bad value {raw!r}; valid values: {valid}")
         return raw
+
+
+class Flag(Setting):
+    """true or false (also from --set, as a string)."""
+
+    def parse(self, raw):
+        value = {"true": True, "false": False, "1": True, "0": False}.get(
+            raw.strip().lower(), raw) if isinstance(raw, str) else raw
+        if not isinstance(value, bool):
+            raise SettingError(f"bad value {raw!r}; valid values: true, false")
+        return value
 
 
 def kernel_level(sysctl: str) -> int | None:
@@ -76,7 +87,7 @@ class Symlinks(Protection):
     settings = {
         "protected": Level("auto", (0, 1, "auto"), "fs.protected_symlinks: 0 off, 1 restrict "
                            "following links in sticky world-writable directories, auto"),
-        "protect_creation": Setting(False, (True, False), "refuse creating symlinks in "
+        "protect_creation": Flag(False, (True, False), "refuse creating symlinks in "
                                     "sticky world-writable directories not the caller's"),
     }
     tabulated = {"follow_link"}

@@ -1,0 +1,129 @@
+"""Mechanism of the emulated path walk (csrc/walk.c), beyond the behaviour
+parity of test_symlinks/test_sticky/test_path_hazards: the path is read once
+(a thread flipping it cannot slip a protected link through), hop counting,
+each hop of a chain decided on its own directory, openat2's struct checks.
+
+yama-run runs with the kernel's own protections off, so every EACCES seen
+here is yama-run's."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_root, yama_run
+
+PROFILE = str(Path(__file__).resolve().parent.parent / "profiles" / "default.toml")
+AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
+SYSCTLS = ("fs.protected_symlinks", "fs.protected_fifos", "fs.protected_regular")
+
+pytestmark = [requires_root,
+              pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
+
+
+@pytest.fixture
+def top(sysctl):
+    for name in SYSCTLS:
+        sysctl(name, 0)
+    d = Path(tempfile.mkdtemp(prefix="yr-walk-", dir="/tmp"))
+    d.chmod(0o755)
+    sticky = d / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (d / "safe_t").write_text("S")
+    (d / "evil_t").write_text("E")
+    for p in (d / "safe_t", d / "evil_t"):
+        p.chmod(0o644)
+    os.symlink(d / "safe_t", sticky / "safe")       # root's: the directory's owner's
+    os.symlink(d / "evil_t", sticky / "evil")
+    os.lchown(sticky / "evil", 1002, 1002)          # a stranger's link
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def run(*cmd, options=(), env=None, cwd=None, audit=None):
+    extra = ["--audit-log", str(audit)] if audit else []
+    return yama_run("--profile", PROFILE, *options, *extra, "--", *cmd, cwd=cwd,
+                    env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "nofast"])
+def test_flipping_the_path_never_follows_the_protected_link(top, helper, fast):
+    """Natively (sysctl off) both names open; under yama-run every open that
+    ends on the stranger's link is refused, however the buffer is flipped."""
+    probe = helper("walk_probe")
+    env = {"YAMA_RUN_NO_FAST_PATH": "1"} if fast == "0" else {}
+    out = run(*AS_1001, probe, "race", "sticky/safe", "sticky/evil", "3000", cwd=top, env=env)
+    counts = dict(kv.split("=") for kv in out.stdout.split())
+    assert counts["evil"] == "0", out.stdout + out.stderr
+    assert int(counts["safe"]) > 0 and int(counts["denied"]) > 0, out.stdout
+    # "other": a name read while being rewritten (ENOENT), natively too
+    native = subprocess.run([*AS_1001, probe, "race", "sticky/safe", "sticky/evil", "20000"],
+                            cwd=top, capture_output=True, text=True, timeout=60)
+    assert "evil=0 " not in native.stdout       # the kernel (sysctl 0) follows it
+
+
+def _chain(d: Path, n: int) -> Path:
+    """n links in a plain directory, each to the next, the last to a file."""
+    chain = d / f"chain{n}"
+    chain.mkdir()
+    (chain / "file").write_text("x")
+    for i in range(n):
+        os.symlink("file" if i == n - 1 else f"l{i + 1}", chain / f"l{i}")
+    return chain / "l0"
+
+
+@pytest.mark.parametrize("n,want", [(40, 0), (41, 1)])
+def test_forty_hops_then_eloop(top, n, want):
+    start = _chain(top, n)
+    native = subprocess.run(["cat", str(start)], capture_output=True, text=True)
+    out = run("cat", str(start))
+    assert native.returncode == want and out.returncode == want
+    if want:
+        assert "Too many levels of symbolic links" in out.stderr
+
+
+def test_each_hop_is_decided_on_its_own_directory(top, tmp_path):
+    """My link in the sticky dir points to the stranger's link there: the
+    second hop is refused, and the audit names that hop."""
+    os.symlink("evil", top / "sticky" / "mine")
+    os.lchown(top / "sticky" / "mine", 1001, 1001)
+    log = tmp_path / "audit.log"
+    out = run(*AS_1001, "cat", "sticky/mine", cwd=top, audit=log)
+    assert out.returncode == 1 and "Permission denied" in out.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["module"], r["hook"], r["link"], r["path"], r["syscall"]) for r in records] == [
+        ("symlinks", "follow_link", "evil", "sticky/mine", "openat")]
+
+
+@pytest.mark.parametrize("args,want", [
+    (("24",), "ok"), (("23",), "EINVAL"), (("4097",), "E2BIG"),
+    (("32", "0"), "ok"), (("32", "1"), "E2BIG"),
+])
+def test_openat2_struct_size_checks(top, helper, args, want):
+    probe = helper("walk_probe")
+    native = subprocess.run([probe, "how", *args], capture_output=True, text=True, cwd=top)
+    out = run(probe, "how", *args, cwd=top)
+    assert native.stdout.strip() == want
+    assert out.stdout.strip() == want, out.stderr
+
+
+def test_magic_links_are_followed_by_the_kernel(top):
+    """/proc/self/fd/N of a pipe opens that pipe (readlink-following it could
+    not); with O_NOFOLLOW it is ELOOP, as natively."""
+    script = ("import os\n"
+              "r, w = os.pipe()\n"
+              "fd = os.open(f'/proc/self/fd/{w}', os.O_WRONLY)\n"
+              "os.write(fd, b'via-proc')\n"
+              "print(os.read(r, 8).decode())\n"
+              "try:\n"
+              "    os.open(f'/proc/self/fd/{w}', os.O_WRONLY | os.O_NOFOLLOW)\n"
+              "except OSError as e:\n"
+              "    print(e.errno == 40)\n")
+    out = run("python3", "-c", script)
+    assert out.stdout.split() == ["via-proc", "True"], out.stderr
