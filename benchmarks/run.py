@@ -84,6 +84,7 @@ class Ctx:
     strace_set: list[str]
     empty_profile: Path
     fx: dict = field(default_factory=dict)   # fixture paths, by workload
+    started: float = field(default_factory=time.monotonic)
 
     def prog(self, name: str) -> str:
         return str(self.work / "bin" / name)
@@ -528,7 +529,8 @@ def run_workload(w: Workload, comps: list[Comparator], ctx: Ctx, rounds: int,
     errors: dict[str, list[str]] = {c.key: [] for c in comps}
     size = w.size_text.format(n=n) if w.size_text else ""
     print(f"\n[{index}] {w.key}: {w.title}{f' ({size})' if size else ''}, "
-          f"{rounds} round(s){' + 1 warm-up' if not ctx.quick else ''}", flush=True)
+          f"{rounds} round(s){' + 1 warm-up' if not ctx.quick else ''} "
+          f"(at {time.monotonic() - ctx.started:.0f} s)", flush=True)
     live = [c for c in comps if c.skip is None]
     schedule = ([-1] if not ctx.quick else []) + list(range(rounds))
     load = os.getloadavg()[0]
