@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,21 @@ static uint64_t create_mask = ~0ULL;   /* tabulated create_in_sticky rule */
 static uint32_t walk_flags;
 static struct yr_walk pub;             /* what Python is asked about */
 
+/* Our /proc/self/fd, by fd: reopening a held object through it never
+ * depends on this thread's root (pathops.c chroots it for a while). */
+static int own_fd_dir = -1;
+
+static int reopen(int obj, int flags)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", obj);
+    return openat(own_fd_dir, name, flags);
+}
+
 void yr_walk_setup(uint64_t fmask, uint64_t cmask, uint32_t flags)
 {
+    if (own_fd_dir < 0)
+        own_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
     follow_mask = fmask;
     create_mask = cmask;
     walk_flags = flags;
@@ -693,25 +707,110 @@ static int take_umask(struct wk *w)
 
 struct blocking_open {
     uint64_t id;
+    pid_t tid;              /* the caller */
     int obj;
     int flags;
     struct yr_fsid id_as;
 };
 
+/* The waiting thread wakes every 100 ms (a timer signal that interrupts
+ * the open) to see whether the caller is gone or has a caught signal
+ * pending: natively that signal would interrupt the open, and the seccomp
+ * wait of a caller can only be killed. The caller then gets ERESTARTSYS,
+ * which the kernel turns into EINTR or a restart of the call, as for its
+ * own wait. */
+#define WAKE_SIG (SIGRTMIN + 5)
+#define ERESTARTSYS_ 512
+
+static void wake_tick(int sig)
+{
+    (void)sig;
+}
+
+static void wake_setup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = wake_tick;                   /* no SA_RESTART: the open gives EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(WAKE_SIG, &sa, NULL);
+}
+
+static uint64_t status_mask(const char *buf, const char *key)
+{
+    const char *p = strstr(buf, key);
+    return p ? strtoull(p + strlen(key), NULL, 16) : 0;
+}
+
+/* Has the caller a caught, unblocked signal pending? */
+static int caller_signalled(pid_t tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
+    return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
+}
+
+static int still_waiting(uint64_t id)
+{
+    return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
 /* An open that may wait for a peer (a FIFO): in its own thread, which
  * replies itself, so the receive loop goes on. */
 static void *blocking_worker(void *arg)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     struct blocking_open *b = arg;
-    char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", b->obj);
+    pthread_once(&once, wake_setup);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, WAKE_SIG);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = WAKE_SIG;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    timer_t timer;
+    int timed = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+    if (timed) {
+        struct itimerspec every = { { 0, 100000000 }, { 0, 100000000 } };
+        timer_settime(timer, 0, &every, NULL);
+    }
     yr_fs_become(&b->id_as);
-    int fd = open(self, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) {
-        mt_reply(b->id, errno);
-    } else {
+    int fd, err = 0;
+    for (;;) {
+        fd = reopen(b->obj, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0 || errno != EINTR) {
+            err = fd < 0 ? errno : 0;
+            break;
+        }
+        if (!still_waiting(b->id)) {
+            err = -1;                            /* the caller is gone: nobody to answer */
+            break;
+        }
+        if (caller_signalled(b->tid)) {
+            err = ERESTARTSYS_;
+            break;
+        }
+    }
+    if (timed)
+        timer_delete(timer);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (fd >= 0) {
         mt_addfd(b->id, fd, b->flags & O_CLOEXEC);
         close(fd);
+    } else if (err > 0) {
+        mt_reply(b->id, err);
     }
     close(b->obj);
     free(b);
@@ -731,7 +830,7 @@ static int open_in_worker(struct wk *w)
     struct blocking_open *b = malloc(sizeof(*b));
     if (!b)
         return -ENOMEM;
-    *b = (struct blocking_open){ w->ev.id, w->obj, w->flags, w->id };
+    *b = (struct blocking_open){ w->ev.id, w->ev.tid, w->obj, w->flags, w->id };
     pthread_attr_t attr;
     pthread_t t;
     pthread_attr_init(&attr);
@@ -754,7 +853,20 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
     int fl = w->flags | O_NOCTTY | O_CLOEXEC;
     int type = w->st.st_mode & S_IFMT;
     int added_nonblock = 0;
-    if (!(fl & (O_NONBLOCK | O_PATH)) && !w->magic) {
+    if (w->magic && w->obj < 0) {
+        /* What the magic link leads to: a pipe or FIFO whose writer is gone
+         * would make this thread wait. Held as an O_PATH fd (the kernel
+         * follows the link), it is opened from there. */
+        struct stat ts;
+        if (fstatat(w->dir, w->name, &ts, 0) == 0 && S_ISFIFO(ts.st_mode)) {
+            w->obj = openat(w->dir, w->name, O_PATH | O_CLOEXEC);
+            if (w->obj < 0)
+                return -errno;
+            w->st = ts;
+            type = S_IFIFO;
+        }
+    }
+    if (!(fl & (O_NONBLOCK | O_PATH)) && (!w->magic || w->obj >= 0)) {
         if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
             return open_in_worker(w);
         /* Writers to a FIFO with a reader, devices, and regular files that
@@ -766,9 +878,7 @@ static int open_final(struct yr_ctx *ctx, struct wk *w)
         return -ESRCH;
     int fd;
     if (w->obj >= 0) {
-        char self[64];
-        snprintf(self, sizeof(self), "/proc/self/fd/%d", w->obj);
-        fd = open(self, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
+        fd = reopen(w->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
     } else if (w->magic) {
         fd = open_here(w->dir, w->name, fl, w->mode, 0);
     } else {

@@ -32,7 +32,8 @@ SELF = ["self", "thread-self", "self-pid", "self-task", "self-from-thread",
         "thread-self-from-thread"]
 CHILD = ["child", "child-task", "child-thread"]
 OTHERS = ["sibling", "sibling-i386", "sibling-task", "sibling-thread", "sibling-dirfd",
-          "sibling-taskdirfd", "sibling-openat2", "parent"]
+          "sibling-taskdirfd", "sibling-openat2", "sibling-via-symlink",
+          "sibling-via-self-dotdot", "sibling-via-proc-fd", "sibling-via-cwd", "parent"]
 FORMS = SELF + CHILD + OTHERS
 
 
@@ -121,3 +122,20 @@ def test_permissive_opens_and_records(probe, tmp_path):
     assert parse(proc.stdout) == dict.fromkeys(FORMS, "0"), proc.stdout + proc.stderr
     actions = [json.loads(line)["action"] for line in log.read_text().splitlines()]
     assert actions.count("would-deny") == len(OTHERS)
+
+
+@BUG("io_uring is not covered: IORING_OP_OPENAT opens a sibling's /proc/PID/mem at "
+     "scope 1 (open() of it is EACCES), so the memory of a non-descendant is readable")
+def test_io_uring_cannot_open_a_siblings_mem(helper, tmp_path):
+    where = tempfile.mkdtemp(prefix="yr-uring-")
+    os.chmod(where, 0o755)
+    probe = os.path.join(where, "uring_probe")
+    shutil.copy(helper("uring_probe"), probe)
+    os.chmod(probe, 0o755)
+    try:
+        proc = yama_run("--profile", profile(tmp_path, 1), "--", *AS_1001, "sh", "-c",
+                        f'sleep 20 & p=$!; {probe} /proc/$p/mem; kill $p', timeout=60)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    out = parse(proc.stdout)
+    assert out.get("SETUP") != "0" or out.get("OPENAT") == "EACCES", proc.stdout + proc.stderr

@@ -127,3 +127,23 @@ def test_magic_links_are_followed_by_the_kernel(top):
               "    print(e.errno == 40)\n")
     out = run("python3", "-c", script)
     assert out.stdout.split() == ["via-proc", "True"], out.stderr
+
+
+def test_reopening_a_widowed_pipe_waits_only_in_its_caller(top):
+    """/proc/self/fd/N of a pipe whose writer is gone: the open waits (as
+    natively) in its caller only; the supervisor serves the next callers."""
+    script = ("import os, time\n"
+              "r, w = os.pipe()\n"
+              "os.close(w)\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    os.open(f'/proc/self/fd/{r}', os.O_RDONLY)\n"
+              "    os._exit(0)\n"
+              "time.sleep(0.3)\n"
+              "os.stat('/etc/hostname')\n"
+              "os.close(os.open('/etc/hostname', os.O_RDONLY))\n"
+              "print('served')\n"
+              "os.kill(pid, 9)\n"
+              "os.waitpid(pid, 0)\n")
+    out = run("python3", "-c", script)
+    assert out.stdout.split() == ["served"], out.stderr

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 
 from ..chain import Deny
-from . import Module, Setting, SettingError  # noqa: F401
+from . import Module, Setting, SettingError
 
 
 class Level(Setting):

@@ -13,7 +13,10 @@
  *   self, thread-self, self-pid, self-task, self-from-thread, thread-self-from-thread
  *   child, child-task, child-thread        (C: B's descendant)
  *   sibling, sibling-task, sibling-thread, sibling-dirfd, sibling-taskdirfd,
- *   sibling-openat2, sibling-i386          (A: not B's descendant)
+ *   sibling-openat2, sibling-i386, sibling-via-symlink (a link in /tmp),
+ *   sibling-via-self-dotdot, sibling-via-proc-fd (/proc/self/fd/N/mem of an
+ *   O_PATH /proc/A), sibling-via-cwd ("mem" from cwd /proc/A)
+ *                                          (A: not B's descendant)
  *   parent                                 (P)
  */
 #define _GNU_SOURCE
@@ -171,6 +174,34 @@ static void actor(pid_t parent, pid_t sib, pid_t sib_thread)
     snprintf(path, sizeof(path), "/proc/%d/mem", (int)sib);
     struct open_how how = {.flags = O_RDWR | O_CLOEXEC};
     say("sibling-openat2", check(syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)), sib));
+
+    /* the same file reached in ways a path check could miss */
+    char link[64];
+    snprintf(link, sizeof(link), "/tmp/yr-mem-link-%d", (int)me);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)sib);
+    unlink(link);
+    if (symlink(path, link) == 0) {
+        try_path("sibling-via-symlink", link, sib);
+        unlink(link);
+    } else {
+        say("sibling-via-symlink", "NOLINK");
+    }
+    snprintf(path, sizeof(path), "/proc/self/../%d/mem", (int)sib);
+    try_path("sibling-via-self-dotdot", path, sib);
+    snprintf(path, sizeof(path), "/proc/%d", (int)sib);
+    dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d/mem", dfd);
+    try_path("sibling-via-proc-fd", path, sib);
+    close(dfd);
+    int back = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "/proc/%d", (int)sib);
+    if (chdir(path) == 0) {
+        try_path("sibling-via-cwd", "mem", sib);
+        if (fchdir(back) < 0) _exit(5);
+    } else {
+        say("sibling-via-cwd", "NOCHDIR");
+    }
+    close(back);
 
     snprintf(path, sizeof(path), "/proc/%d/mem", (int)parent);
     try_path("parent", path, parent);

@@ -15,7 +15,7 @@
  *   DIR   CWD (AT_FDCWD), BAD (fd 999), NEG (-5), D:path (a directory opened
  *         O_RDONLY|O_DIRECTORY), F:path (a file opened O_RDONLY), P:path
  *         (O_PATH|O_NOFOLLOW) - the extra descriptor is closed after the case
- *   PATH  NULL (address 1), KERNEL (a kernel address), LONG (PATH_MAX bytes
+ *   PATH  NULL (address 1), ZERO (a null pointer), KERNEL (a kernel address), LONG (PATH_MAX bytes
  *         without a NUL in them), EMPTY (""), EDGE:path (ends at the last byte
  *         of a page followed by an unmapped one), or the path itself
  *   FLAGS names joined by "|" (RDONLY WRONLY RDWR CREAT EXCL NOFOLLOW PATH
@@ -42,6 +42,7 @@
  *   listxattr PATH   removexattr PATH NAME   getxattrat DIR PATH FLAGS NAME
  *   inotify PATH [dontfollow]   statfs PATH   readlink PATH
  *   name_to_handle_at DIR PATH FLAGS   open_tree DIR PATH FLAGS
+ *   alarmopen PATH   open O_RDONLY with SIGALRM (no SA_RESTART) due in 1 s
  *   tmpfile DIR NEW  O_TMPFILE in DIR, written, linked as NEW via /proc/self/fd
  *   unlink PATH   rmdir PATH     (for clean-up between cases)
  *   status PATH      open, read, "ok Pid=N Tgid=N me=TGID tid=TID"
@@ -63,6 +64,7 @@
 #include <linux/openat2.h>
 #include <linux/stat.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +157,7 @@ static const char *path_arg(struct ctx *c, const char *s)
 {
     if (!s) return NULL;
     if (!strcmp(s, "NULL")) return (const char *)1;
+    if (!strcmp(s, "ZERO")) return NULL;
     if (!strcmp(s, "KERNEL")) return (const char *)0xffffffffff600000UL;
     if (!strcmp(s, "EMPTY")) return "";
     if (!strcmp(s, "LONG")) {
@@ -437,6 +440,25 @@ static void do_read(struct ctx *c, char **w, char *out, size_t size)
     snprintf(out, size, "ok %s", buf);
 }
 
+/* open(PATH, O_RDONLY) interrupted after a second by SIGALRM, whose handler
+ * has no SA_RESTART: a blocking FIFO open then fails with EINTR. */
+static void on_alarm(int sig) { (void)sig; }
+
+static void do_alarmopen(struct ctx *c, char **w, char *out, size_t size)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm;          /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, &old);
+    alarm(1);
+    long fd = syscall(SYS_openat, AT_FDCWD, path_arg(c, w[0]), O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    if (fd >= 0) close((int)fd);
+    snprintf(out, size, "%s", fd < 0 ? errname(e) : "ok");
+}
+
 /* O_TMPFILE in DIR, some bytes written, then given the name NEW through
  * /proc/self/fd/N (AT_SYMLINK_FOLLOW), as open(2) shows. */
 static void do_tmpfile(struct ctx *c, char **w, char *out, size_t size)
@@ -703,6 +725,8 @@ static void run_case(char **w, int nw, char *out, size_t size)
         r = syscall(SYS_open_tree, d, P(1), flags(A(2), AT_FLAGS) | O_CLOEXEC);
         if (r >= 0) close((int)r);
         fail_or(out, size, r, NULL);
+    } else if (!strcmp(op, "alarmopen")) {
+        do_alarmopen(&c, a, out, size);
     } else if (!strcmp(op, "tmpfile")) {
         do_tmpfile(&c, a, out, size);
     } else if (!strcmp(op, "unlink")) {
