@@ -1,56 +1,34 @@
 #!/usr/bin/env python3
-"""yama-run overhead benchmarks: native vs yama-run, per syscall and at start-up.
+"""yama-run overhead benchmarks, against native and the tools people would use instead.
 
-    python3 benchmarks/run.py [--quick] [--out DIR]
+    python3 benchmarks/run.py                 # full run: the figures (about 12 minutes)
+    python3 benchmarks/run.py --quick         # smoke run: every workload and comparator once
+    python3 benchmarks/run.py --only cp_al --only startup --out DIR
 
-What is measured (each C workload in benchmarks/workloads/ times its own loop
-with clock_gettime and prints the per-call figure, so process start-up never
-enters a per-call number):
+Every workload runs under every comparator, interleaved in the same run: each
+round runs every comparator once, the order alternating (A B C, C B A, ...),
+after one discarded warm-up round (full mode); figures are medians over the
+rounds, with min, max, the ratio to native of the medians and the median of
+the per-round ratios ("paired").
 
-  getppid         an unhooked syscall: native, `yama-run --` (default profile,
-                  a filter is installed) and `yama-run --no-profile`
-                  goal: <= 1.05x native
-  ptrace_attach   PTRACE_ATTACH to an unrelated process (started by this script,
-                  outside the sandbox), denied by the Python chain:
-                  `--set ptrace.scope=3` as root (the pure chain cost) and the
-                  default scope 1 with the caller made uid 1001 by setpriv inside
-                  the sandbox (the supervisor stays root); the native figure is
-                  the same failing call (EPERM) as uid 1001.   goal: <= 8 us
-  prctl_ptracer   prctl(PR_SET_PTRACER, 0), emulated by the chain.  goal: <= 8 us
-  pvm_readv_self  process_vm_readv of the caller's own memory, settled in C
-                  without Python.   goal: <= 3.5 us
-  startup         `yama-run -- true` vs `true`, wall time. goal: < 24 ms
+Comparators: native; yama-run with the default profile; yama-run with every
+protection on; yama-run with an empty chain (no filter: its start-up and
+supervision alone); strace --seccomp-bpf tracing the syscalls yama-run can
+hook (the ptrace-based anchor); firejail --noprofile; bwrap. One that cannot
+run here (not installed, or a yama-run without the modules) is reported as
+skipped with the reason.
 
-Variants marked "diagnostic" have no goal; they tell where the time goes:
-  yama-empty-chain      yama-run with an empty chain: it installs no filter
-  floor-any-filter      no yama-run, a one-instruction ALLOW filter: the kernel's
-                        fixed cost of any seccomp filter on an unhooked call
-  floor-bare-responder  no yama-run, a minimal C user-notify responder doing what
-                        yama-run's C fast path does (workloads/notify_floor.c): the
-                        kernel's round-trip floor for a hooked call on this machine
-  python*               yama-run's interpreter alone (-S; with site and .pth
-                        files), and importing sandbox.cli: start-up components
+Workloads: micro (C loops in workloads/ that time their own calls and print
+ns per call, so start-up never enters a per-call figure), macro (wall time of
+a whole command: cp -al, tar -x, git clone --local, python3 -c pass,
+make -j2, a Firefox headless screenshot) and start-up (`true`).
 
-Runs are interleaved: every round runs each variant once, alternating the
-order (A B C, C B A, ...), so the slow drifts of this noisy VM hit all variants
-alike; figures are medians over the rounds, with min, max and the ratio to the
-native median (also the median of the per-round ratios). Full mode runs one
-discarded warm-up round first.
+--quick: tiny sizes, one round, no warm-up: a smoke test that everything runs
+and gives the expected results; no timing claims.
 
---quick runs every variant once with a small N: a smoke test that everything
-runs and gives the expected results; its figures are no measurement.
-
-Output: a table on stdout, and in --out (default benchmarks/results/) a JSON
-file with every run and the machine, and a Markdown table, both named
-yama-run-bench-{full|quick}-YYYYmmdd-HHMMSS.
-
-Python bytecode: the runs get PYTHONPYCACHEPREFIX set to a private temporary
-directory (and PYTHONDONTWRITEBYTECODE unset), so yama-run starts with compiled
-bytecode as an installed copy would, whatever the state of the tree's
-__pycache__; the warm-up round fills that cache.
-
-Needs gcc; root for the uid-1001 variants (without root they run as the
-current user and attach to pid 1 instead).
+Output (--out, default benchmarks/results/MODE-YYYYmmdd-HHMMSS/): results.json
+(every run's samples, medians, min, max, ratios, the machine and tool
+versions), results.md (the tables) and results.png (ratios to native).
 """
 from __future__ import annotations
 
@@ -58,13 +36,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -72,521 +48,674 @@ from pathlib import Path
 from typing import Callable
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fixtures   # noqa: E402
+from report import (GOAL_COMPARATORS, UNITS, fmt, machine, markdown, plot,  # noqa: E402
+                    print_table, sysctls)
+
 REPO = HERE.parent
 WORKLOADS = HERE / "workloads"
-UNPRIV = ("1001", "1001")           # uid, gid the unprivileged callers run as
-
-UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6}   # unit -> ns per unit
-UNIT_TEXT = {"ns": "ns", "us": "µs", "ms": "ms"}
+UNPRIV = ("1001", "1001")                 # uid, gid of the unprivileged ptrace caller
+ALL_ON = ["--set", "ptrace.scope=1", "--set", "hardlinks.protected=1",
+          "--set", "symlinks.protected=1", "--set", "fifos.protected=2",
+          "--set", "regular.protected=2"]
+# What strace traces when the tree cannot tell (sandbox.filter.ROUTES is asked first).
+STRACE_FALLBACK = ["ptrace", "prctl", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+                   "link", "linkat", "open", "openat", "openat2", "creat", "stat", "newfstatat",
+                   "statx", "access", "faccessat", "faccessat2", "execve", "execveat", "chdir",
+                   "symlink", "symlinkat"]
 
 
 class BenchError(Exception):
     pass
 
 
-# -- what to run ----------------------------------------------------------------
+# -- context ----------------------------------------------------------------------
 
 @dataclass
-class Context:
-    yama: list[str]           # how to start yama-run
-    python: str               # the interpreter yama-run runs on
-    bindir: Path
-    target_pid: int
+class Ctx:
+    quick: bool
+    work: Path                    # temporary directory: programs, fixtures, scratch
+    yama: list[str]               # how to start yama-run
+    python: str                   # the interpreter yama-run runs on
+    env: dict[str, str]
     root: bool
+    target_pid: int               # an unrelated process for PTRACE_ATTACH
+    strace_set: list[str]
     empty_profile: Path
-    env: dict[str, str]       # the environment of every run
+    fx: dict = field(default_factory=dict)   # fixture paths, by workload
+    started: float = field(default_factory=time.monotonic)
+
+    def prog(self, name: str) -> str:
+        return str(self.work / "bin" / name)
 
     def unpriv(self) -> list[str]:
-        """Prefix that makes the caller an unprivileged user (root only)."""
         if not self.root:
             return []
         return ["setpriv", f"--reuid={UNPRIV[0]}", f"--regid={UNPRIV[1]}", "--clear-groups"]
 
-    def prog(self, name: str) -> str:
-        return str(self.bindir / name)
 
+# -- comparators --------------------------------------------------------------------
 
 @dataclass
-class Variant:
+class Comparator:
     key: str
     label: str
-    argv: Callable[[Context, list[str]], list[str]]   # (ctx, workload argv) -> argv
-    expect: Callable[[dict], str | None] | None = None  # result -> complaint
-    diagnostic: bool = False
+    wrap: Callable[[Ctx, list[str]], list[str]]
+    diagnostic: bool = False      # a workload's extra row (no comparator of its own)
+    root_caller: bool = False     # run the workload without the unprivileged prefix
+    skip: str | None = None
 
+    def shown(self, ctx: Ctx) -> str:
+        return " ".join(self.wrap(ctx, ["CMD"]))
+
+
+def comparators() -> list[Comparator]:
+    return [
+        Comparator("native", "native", lambda c, a: a),
+        Comparator("yama-default", "yama-run default", lambda c, a: [*c.yama, "--", *a]),
+        Comparator("yama-all", "yama-run all on", lambda c, a: [*c.yama, *ALL_ON, "--", *a]),
+        Comparator("yama-empty", "yama-run empty chain",
+                   lambda c, a: [*c.yama, "--profile", str(c.empty_profile), "--", *a]),
+        Comparator("strace", "strace --seccomp-bpf",
+                   lambda c, a: ["strace", "-f", "--seccomp-bpf", "-o", "/dev/null",
+                                 "-e", "trace=" + ",".join("?" + s for s in c.strace_set),
+                                 "--", *a]),
+        Comparator("firejail", "firejail --noprofile",
+                   lambda c, a: ["firejail", "--noprofile", "--quiet", "--", *a]),
+        Comparator("bwrap", "bwrap", lambda c, a: ["bwrap", "--dev-bind", "/", "/", "--", *a]),
+    ]
+
+
+def probe(comp: Comparator, ctx: Ctx) -> str | None:
+    """Why this comparator cannot run here, or None."""
+    tool = {"strace": "strace", "firejail": "firejail", "bwrap": "bwrap"}.get(comp.key)
+    if tool and shutil.which(tool) is None:
+        pkg = {"bwrap": "bubblewrap"}.get(tool, tool)
+        return f"{tool} is not installed (apt-get install {pkg})"
+    argv = comp.wrap(ctx, ["true"])
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=60, env=ctx.env, cwd=ctx.work)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`{' '.join(argv)}` failed: {exc}"
+    if done.returncode == 0:
+        return None
+    why = done.stderr.strip().splitlines()[-1:] or [""]
+    if comp.key == "yama-all" and done.returncode == 125:
+        return (f"yama-run rejects these settings (exit 125: {why[0]}); the symlinks, fifos "
+                f"and regular modules come with issue 4")
+    return f"`{' '.join(argv)}` exits {done.returncode}: {why[0]}"
+
+
+# -- workloads -------------------------------------------------------------------------
 
 @dataclass
-class Goal:
-    variant: str
-    metric: str               # "median" or "ratio"
-    limit: float
-    strict: bool = False      # < instead of <=
-
-    def text(self, unit: str) -> str:
-        op = "<" if self.strict else "<="
-        if self.metric == "ratio":
-            return f"{op} {self.limit:g}x"
-        return f"{op} {self.limit:g} {UNIT_TEXT[unit]}"
-
-    def met(self, stats: dict) -> bool:
-        value = stats[self.metric]
-        return value < self.limit if self.strict else value <= self.limit
-
-
-@dataclass
-class Bench:
+class Workload:
     key: str
     title: str
+    kind: str                                  # micro | macro | startup
     unit: str
-    workload: str | None      # C program, or None for the start-up wall time
-    args: Callable[[Context, int], list[str]]
-    n_full: int
-    n_quick: int
+    argv: Callable[[Ctx], list[str]]
+    full: int                                  # calls per run (micro) or size (macro)
+    quick: int
     rounds: int
-    variants: list[Variant]
-    baseline: str
-    goals: list[Goal] = field(default_factory=list)
+    setup: Callable[[Ctx, int], str | None] | None = None     # -> skip reason
+    before: Callable[[Ctx], None] | None = None               # untimed, before each run
+    after: Callable[[Ctx], str | None] | None = None          # untimed check + cleanup
+    expect: Callable[[dict, str], str | None] | None = None   # micro result -> complaint
+    as_user: bool = False                      # prefixed with setpriv to uid 1001
+    extras: list[Comparator] = field(default_factory=list)
+    env: Callable[[Ctx], dict] | None = None
+    timeout: float = 600
+    size_text: str = ""
+    short: str = ""                            # heading in the plot
+    # comparator -> exit statuses that still count as a run (with the reason)
+    accept_exit: dict[str, tuple[set[int], str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.short = self.short or self.title
+
+    def size(self, ctx: Ctx) -> int:
+        return self.quick if ctx.quick else self.full
 
 
-def _calls(ok_errno: str | None = None, success: bool = True):
-    """An expectation: every call succeeded (ok), or every call failed with errno."""
-    def check(r: dict) -> str | None:
-        if success and r["ok"] == r["calls"] and r["fail"] == 0:
-            return None
-        if not success and r["fail"] == r["calls"] and r["errno"] == ok_errno:
-            return None
-        want = "every call to succeed" if success else f"every call to fail with {ok_errno}"
-        return f"expected {want}; got ok={r['ok']} fail={r['fail']} errno={r['errno']!r}"
-    return check
+def every_call_ok(r: dict, comp: str) -> str | None:
+    if r["ok"] == r["calls"] and r["fail"] == 0:
+        return None
+    return f"expected every call to succeed; got ok={r['ok']} fail={r['fail']} errno={r['errno']!r}"
 
 
-def _denied(r: dict) -> str | None:
-    # ptrace_attach counts -1/EPERM as ok (and stops if an attach succeeds)
+def attach_denied(r: dict, comp: str) -> str | None:
+    # ptrace_attach counts -1/EPERM as ok. firejail runs the program in a new
+    # pid namespace, where the target does not exist: ESRCH, as the kernel says.
     if r["ok"] == r["calls"]:
+        return None
+    if comp == "firejail" and r["fail"] == r["calls"] and r["errno"] == "ESRCH":
         return None
     return f"expected EPERM on every call; got ok={r['ok']} fail={r['fail']} errno={r['errno']!r}"
 
 
-def _prctl_native(r: dict) -> str | None:
-    # without Yama in the kernel PR_SET_PTRACER is EINVAL; with Yama it is 0
+def ptracer_result(r: dict, comp: str) -> str | None:
+    # yama-run emulates PR_SET_PTRACER (0); a kernel without Yama says EINVAL.
+    if comp in ("yama-default", "yama-all", "yama-scope3"):
+        return every_call_ok(r, comp)
     if r["ok"] == r["calls"] or (r["fail"] == r["calls"] and r["errno"] == "EINVAL"):
         return None
     return f"unexpected: ok={r['ok']} fail={r['fail']} errno={r['errno']!r}"
 
 
-def benches() -> list[Bench]:
-    native = lambda c, w: w                                   # noqa: E731
-    yama = lambda *opts: (lambda c, w: [*c.yama, *opts, "--", *w])  # noqa: E731
-    empty = lambda c, w: [*c.yama, "--profile", str(c.empty_profile), "--", *w]  # noqa: E731
-    ok = _calls()
+def _micro(key, title, prog, full, quick, rounds, expect=every_call_ok, extra_args=None,
+           unit="µs", **kw) -> Workload:
+    """A C loop of workloads/PROG.c: CALLS calls, timed by the program itself."""
+    return Workload(key, title, "micro", unit,
+                    lambda c: [c.prog(prog), str(c.fx["n"][key]),
+                               *(extra_args(c) if extra_args else [])],
+                    full, quick, rounds, expect=expect,
+                    setup=lambda c, n: c.fx["n"].__setitem__(key, n) or None,
+                    size_text="{n:,} calls per run", **kw)
+
+
+def _files_in(path_key: str, files_key: str):
+    def check(c: Ctx) -> str | None:
+        dst = c.fx[path_key]
+        try:
+            got = fixtures.count_files(dst) if dst.exists() else 0
+            want = c.fx[files_key]
+            return None if got >= want else f"{dst}: {got} files, expected {want}"
+        finally:
+            fixtures.remove(dst)
+    return check
+
+
+def setup_tree(c: Ctx, n: int) -> None:
+    if "tree" not in c.fx:
+        c.fx["tree"] = fixtures.file_tree(c.work / "fx", n)
+        c.fx["tree_files"] = n
+        c.fx["tree_copy"] = c.work / "scratch" / "copy"
+        # into memory: on this VM's disk, 20,000 new files a run make the
+        # kernel's writeback throttling, not the syscalls, the figure
+        shm = Path("/dev/shm")
+        c.fx["untar"] = (Path(tempfile.mkdtemp(prefix="yama-bench-", dir=shm)) if shm.is_dir()
+                         and os.access(shm, os.W_OK) else c.work / "scratch") / "untar"
+
+
+def setup_tar(c: Ctx, n: int) -> None:
+    setup_tree(c, n)
+    c.fx["archive"] = fixtures.tar_archive(c.work / "fx", c.fx["tree"])
+
+
+def setup_git(c: Ctx, n: int) -> None:
+    c.fx["repo"] = fixtures.git_repo(c.work / "fx", n)
+    c.fx["repo_files"] = n
+    c.fx["repo_objects"] = fixtures.loose_objects(c.fx["repo"])
+    c.fx["clone"] = c.work / "scratch" / "clone"
+
+
+def setup_make(c: Ctx, n: int) -> None:
+    c.fx["cproj"] = fixtures.c_project(c.work / "fx", n)
+
+
+def make_clean(c: Ctx) -> None:
+    subprocess.run(["make", "-s", "-C", str(c.fx["cproj"]), "clean"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def make_built(c: Ctx) -> str | None:
+    app = c.fx["cproj"] / "app"
+    return None if app.exists() else f"{app} was not built"
+
+
+def setup_firefox(c: Ctx, n: int) -> str | None:
+    exe = shutil.which("firefox-esr") or shutil.which("firefox")
+    if exe is None:
+        return "firefox-esr is not installed (apt-get install firefox-esr)"
+    c.fx["firefox"] = exe
+    c.fx["ff"] = fixtures.firefox_inputs(c.work / "fx")
+    return None
+
+
+def firefox_argv(c: Ctx) -> list[str]:
+    ff = c.fx["ff"]
+    return [c.fx["firefox"], "--headless", "--no-remote", "--profile", str(ff["profile"]),
+            "--screenshot", str(ff["out"]), ff["page"].as_uri()]
+
+
+def firefox_shot(c: Ctx) -> str | None:
+    out = c.fx["ff"]["out"]
+    try:
+        return None if out.exists() and out.stat().st_size > 0 else f"no screenshot in {out}"
+    finally:
+        fixtures.remove(out)
+
+
+def setup_files(c: Ctx, n: int) -> None:
+    (c.work / "fx").mkdir(exist_ok=True)
+    plain = c.work / "fx" / "plain.txt"
+    plain.write_text("an ordinary file\n")
+    plain.chmod(0o644)
+    c.fx["plain"] = plain
+    c.fx["n"]["open_close"] = c.fx["n"]["stat"] = n
+
+
+def workloads() -> list[Workload]:
+    py = lambda c: c.python   # noqa: E731
     return [
-        Bench(
-            key="getppid", title="unhooked syscall: getppid()", unit="ns",
-            workload="getppid", args=lambda c, n: [str(n)],
-            n_full=2_000_000, n_quick=20_000, rounds=15, baseline="native",
-            variants=[
-                Variant("native", "native", native, ok),
-                Variant("yama-default", "yama-run (default profile: filter)", yama(), ok),
-                Variant("yama-no-profile", "yama-run --no-profile", yama("--no-profile"), ok),
-                Variant("yama-empty-chain", "yama-run, empty chain (no filter)", empty, ok,
-                        diagnostic=True),
-                Variant("floor-any-filter", "no yama-run: a 1-insn ALLOW filter",
-                        lambda c, w: [*w, "allow-filter"], ok, diagnostic=True),
-            ],
-            goals=[Goal("yama-default", "ratio", 1.05), Goal("yama-no-profile", "ratio", 1.05)],
-        ),
-        Bench(
-            key="ptrace_attach",
-            title="hooked, decided in Python: PTRACE_ATTACH to an unrelated process (EPERM)",
-            unit="us", workload="ptrace_attach",
-            args=lambda c, n: [str(n), str(c.target_pid)],
-            n_full=5_000, n_quick=50, rounds=11, baseline="native-uid",
-            variants=[
-                Variant("native-uid", "native, uid 1001 (EPERM by the kernel)",
-                        lambda c, w: [*c.unpriv(), *w], _denied),
-                Variant("yama-scope3", "yama-run --set ptrace.scope=3 (root caller)",
-                        yama("--set", "ptrace.scope=3"), _denied),
-                Variant("yama-scope1-uid", "yama-run scope 1, caller uid 1001",
-                        lambda c, w: [*c.yama, "--", *c.unpriv(), *w], _denied),
-            ],
-            goals=[Goal("yama-scope3", "median", 8.0), Goal("yama-scope1-uid", "median", 8.0)],
-        ),
-        Bench(
-            key="prctl_ptracer", title="hooked, emulated in Python: prctl(PR_SET_PTRACER, 0)",
-            unit="us", workload="prctl_ptracer", args=lambda c, n: [str(n)],
-            n_full=20_000, n_quick=100, rounds=11, baseline="native",
-            variants=[
-                Variant("native", "native (no Yama in this kernel: EINVAL)", native,
-                        _prctl_native),
-                Variant("yama-default", "yama-run (default profile, emulated: 0)", yama(), ok),
-            ],
-            goals=[Goal("yama-default", "median", 8.0)],
-        ),
-        Bench(
-            key="pvm_readv_self", title="hooked, settled in C: process_vm_readv of oneself",
-            unit="us", workload="pvm_readv_self", args=lambda c, n: [str(n)],
-            n_full=50_000, n_quick=500, rounds=11, baseline="native",
-            variants=[
-                Variant("native", "native", native, ok),
-                Variant("yama-default", "yama-run (default profile)", yama(), ok),
-                Variant("floor-bare-responder", "no yama-run: bare C responder (notify_floor)",
-                        lambda c, w: [c.prog("notify_floor"), *w[1:]], ok, diagnostic=True),
-            ],
-            goals=[Goal("yama-default", "median", 3.5)],
-        ),
-        Bench(
-            key="startup", title="start-up: PROGRAM = true, wall time", unit="ms",
-            workload=None, args=lambda c, n: ["true"],
-            n_full=1, n_quick=1, rounds=31, baseline="native",
-            variants=[
-                Variant("native", "native true", native),
-                Variant("yama-default", "yama-run -- true", yama()),
-                Variant("yama-no-profile", "yama-run --no-profile -- true", yama("--no-profile")),
-                Variant("yama-empty-chain", "yama-run, empty chain (no filter)", empty,
-                        diagnostic=True),
-                Variant("python-S", "yama-run's python -S -c pass",
-                        lambda c, w: [c.python, "-S", "-c", "pass"], diagnostic=True),
-                Variant("python", "yama-run's python -c pass (with site, .pth files)",
-                        lambda c, w: [c.python, "-c", "pass"], diagnostic=True),
-                Variant("python-import", "yama-run's python -c 'import sandbox.cli'",
-                        lambda c, w: [c.python, "-c", "import sandbox.cli"], diagnostic=True),
-            ],
-            goals=[Goal("yama-default", "median", 24.0, strict=True)],
-        ),
+        _micro("getppid", "unhooked syscall: getppid()", "getppid", 1_000_000, 20_000, 9,
+               short="getppid, unhooked",
+               unit="ns", extras=[Comparator(
+                   "floor-any-filter", "no yama-run: a 1-insn ALLOW filter",
+                   lambda c, a: [*a, "allow-filter"], diagnostic=True)]),
+        _micro("pvm_readv_self", "hooked, settled in C: process_vm_readv of oneself",
+               "pvm_readv_self", 20_000, 200, 9,
+               short="process_vm_readv of itself, settled in C", extras=[Comparator(
+                   "floor-bare-responder", "no yama-run: bare C notify responder",
+                   lambda c, a: [c.prog("notify_floor"), *a[1:]], diagnostic=True)]),
+        _micro("ptrace_attach", "hooked, decided in Python: PTRACE_ATTACH denied "
+               "(caller uid 1001, unrelated target)", "ptrace_attach", 5_000, 100, 9,
+               short="PTRACE_ATTACH denied, uid 1001 caller",
+               expect=attach_denied, extra_args=lambda c: [str(c.target_pid)], as_user=True,
+               extras=[Comparator(
+                   "yama-scope3", "yama-run --set ptrace.scope=3, root caller",
+                   lambda c, a: [*c.yama, "--set", "ptrace.scope=3", "--", *a],
+                   diagnostic=True, root_caller=True)]),
+        _micro("prctl_ptracer", "hooked, emulated in Python: prctl(PR_SET_PTRACER, 0)",
+               "prctl_ptracer", 20_000, 200, 9, expect=ptracer_result,
+               short="prctl(PR_SET_PTRACER, 0), emulated"),
+        _micro("linkat", "emulated linkat (caller owns the file)", "linkat", 10_000, 200, 9,
+               short="linkat, emulated",
+               extra_args=lambda c: [str(c.work / "scratch" / "links")]),
+        Workload("open_close", "open + close of an ordinary file", "micro", "µs",
+                 lambda c: [c.prog("open_close"), str(c.fx["n"]["open_close"]),
+                            str(c.fx["plain"])], 20_000, 200, 9, setup=setup_files,
+                 expect=every_call_ok, size_text="{n:,} calls per run", short="open + close"),
+        Workload("stat", "stat of an ordinary file", "micro", "µs",
+                 lambda c: [c.prog("stat"), str(c.fx["n"]["stat"]), str(c.fx["plain"])],
+                 20_000, 200, 9, setup=setup_files, expect=every_call_ok,
+                 size_text="{n:,} calls per run", short="stat"),
+        Workload("cp_al", "cp -al of a file tree", "macro", "s",
+                 lambda c: ["cp", "-al", str(c.fx["tree"]), str(c.fx["tree_copy"])],
+                 20_000, 200, 5, setup=setup_tree, after=_files_in("tree_copy", "tree_files"),
+                 size_text="{n:,} files", short="cp -al"),
+        Workload("tar_x", "tar -x of an archive of a file tree, into /dev/shm", "macro", "s",
+                 lambda c: ["tar", "-xf", str(c.fx["archive"]), "-C", str(c.fx["untar"])],
+                 20_000, 200, 5, setup=setup_tar,
+                 before=lambda c: c.fx["untar"].mkdir(parents=True),
+                 after=_files_in("untar", "tree_files"), size_text="{n:,} files", short="tar -x"),
+        Workload("git_clone", "git clone --local (hard-links the loose objects)", "macro", "s",
+                 lambda c: ["git", "clone", "--quiet", "--local", str(c.fx["repo"]),
+                            str(c.fx["clone"])],
+                 4_000, 50, 5, setup=setup_git, after=_files_in("clone", "repo_files"),
+                 size_text="{n:,} files", short="git clone --local"),
+        Workload("python", "python3 -c pass", "macro", "ms",
+                 lambda c: [c.python, "-c", "pass"], 1, 1, 11, size_text=""),
+        Workload("make", "make -j2 of a small C project", "macro", "s",
+                 lambda c: ["make", "-s", "-j2", "-C", str(c.fx["cproj"])],
+                 16, 2, 5, setup=setup_make, before=make_clean, after=make_built,
+                 size_text="{n} C files of 20 functions and a main", short="make -j2"),
+        Workload("firefox", "Firefox ESR headless screenshot of a local page", "macro", "s",
+                 firefox_argv, 1, 1, 5, setup=setup_firefox, after=firefox_shot,
+                 env=lambda c: {"HOME": str(c.fx["ff"]["home"])}, timeout=90,
+                 accept_exit={"firejail": ({143}, "firejail often exits 143 (SIGTERM) after "
+                                           "Firefox has written the screenshot, as it ends the "
+                                           "sandbox's leftover processes; such a run counts "
+                                           "when the screenshot is there")},
+                 size_text="one page, a kept profile", short="Firefox headless screenshot"),
+        Workload("startup", "start-up: `true`", "startup", "ms", lambda c: ["true"], 1, 1, 15,
+                 short="start-up (true)", extras=[
+                     Comparator("python-S", "python3 -S -c pass (yama-run's interpreter)",
+                                lambda c, a: [py(c), "-S", "-c", "pass"], diagnostic=True),
+                     Comparator("python-import", "python3 -c 'import sandbox.cli'",
+                                lambda c, a: [py(c), "-c", f"import sys; sys.path.insert(0, "
+                                              f"{str(REPO)!r}); import sandbox.cli"],
+                                diagnostic=True)]),
     ]
 
 
-# -- running --------------------------------------------------------------------
+# -- goals (issue 7) ------------------------------------------------------------------
 
-def find_yama_run(explicit: str | None) -> list[str]:
-    """yama-run as a user would run it, without a version-manager shim (pyenv)
-    in front: the script installed next to this Python, else the one on PATH."""
+@dataclass
+class Goal:
+    text: str
+    workload: str
+    metric: str          # ratio | median
+    limit: float         # in the workload's unit for a median
+    strict: bool = False
+
+    def check(self, stats: dict) -> bool:
+        v = stats[self.metric]
+        return v < self.limit if self.strict else v <= self.limit
+
+    def limit_text(self, unit: str) -> str:
+        op = "<" if self.strict else "<="
+        return f"{op} {self.limit:g}x" if self.metric == "ratio" else f"{op} {self.limit:g} {unit}"
+
+
+GOALS = [
+    Goal("unhooked syscall", "getppid", "ratio", 1.05),
+    Goal("hooked, settled in C", "pvm_readv_self", "median", 3.5),
+    Goal("hooked, decided by the Python chain", "ptrace_attach", "median", 8.0),
+    Goal("hooked, emulated in Python (prctl)", "prctl_ptracer", "median", 8.0),
+    Goal("emulated linkat", "linkat", "median", 12.0),
+    Goal("cp -al", "cp_al", "ratio", 2.5),
+    Goal("Firefox screenshot", "firefox", "ratio", 1.10),
+    Goal("start-up", "startup", "median", 24.0, strict=True),
+]
+
+
+# -- running ---------------------------------------------------------------------------
+
+def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str]:
+    """yama-run as a console script would start it, importing this tree's
+    sandbox package (or the one given with --yama-run)."""
     if explicit:
-        return [explicit]
-    script = Path(sysconfig.get_path("scripts")) / "yama-run"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    on_path = shutil.which("yama-run")
-    if on_path:
-        return [on_path]
-    return [sys.executable, "-m", "sandbox.cli"]
+        return [explicit], interpreter_of(explicit)
+    if not list((REPO / "sandbox").glob("_yama*.so")):
+        raise BenchError(f"the C extension is not built in {REPO}: run "
+                         f"`python3 setup.py build_ext --inplace` there first")
+    python = os.path.realpath(sys.executable)
+    script = work / "bin" / "yama-run"
+    script.write_text(WRAPPER.format(python=python, repo=str(REPO)))
+    script.chmod(0o755)
+    return [str(script)], python
 
 
-def interpreter_of(yama: list[str]) -> str:
-    """The Python a yama-run script starts (its #! line), else ours."""
-    if len(yama) == 1:
-        try:
-            with open(yama[0], "rb") as f:
-                first = f.readline().decode(errors="replace")
-        except OSError:
-            first = ""
-        if first.startswith("#!") and "python" in first:
-            return first[2:].split()[0]
-    return sys.executable
+# The console script, for this tree. The package maps sandbox.profiles to the
+# top-level profiles/ (pyproject's package-dir); an editable install of another
+# tree would otherwise answer that import with its own bundled profiles.
+WRAPPER = """#!{python}
+import importlib.util, sys
+sys.path.insert(0, {repo!r})
+spec = importlib.util.spec_from_file_location(
+    "sandbox.profiles", {repo!r} + "/profiles/__init__.py",
+    submodule_search_locations=[{repo!r} + "/profiles"])
+sys.modules["sandbox.profiles"] = profiles = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(profiles)
+from sandbox.cli import main
+sys.exit(main())
+"""
 
 
-def build_workloads(outdir: Path) -> None:
+def interpreter_of(script: str) -> str:
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        first = ""
+    return first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
+
+
+def strace_syscalls(python: str) -> list[str]:
+    """The syscalls yama-run's filter can route, from the tree being measured."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sandbox.filter import ROUTES; "
+            "print(','.join(sorted({n for r in ROUTES.values() for n, _ in r})))")
+    try:
+        out = subprocess.run([python, "-c", code, str(REPO)], capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out.split(",") if out else STRACE_FALLBACK
+
+
+def build_programs(bindir: Path) -> None:
     if shutil.which("gcc") is None:
         raise BenchError("needs gcc to build the workloads")
     for src in sorted(WORKLOADS.glob("*.c")):
-        exe = outdir / src.stem
-        cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(exe), str(src)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", str(bindir / src.stem),
+                               str(src)], capture_output=True, text=True)
         if done.returncode != 0:
             raise BenchError(f"cannot build {src.name}:\n{done.stderr}")
 
 
-def run_once(bench: Bench, variant: Variant, ctx: Context, n: int) -> dict:
-    """One run: {"value": figure in ns, "wall_ms": ...}; raises BenchError."""
-    if bench.workload is None:
-        argv = variant.argv(ctx, bench.args(ctx, n))
+class Hung(BenchError):
+    """A run that did not finish in time: a hang, not noise."""
+
+
+def run_command(argv: list[str], timeout: float, env: dict, cwd: Path):
+    """Run argv in a session of its own; on timeout, kill that whole session."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                            cwd=cwd, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise Hung(f"`{' '.join(argv)}` did not finish in {timeout:g} s (killed)") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def run_once(w: Workload, comp: Comparator, ctx: Ctx) -> dict:
+    """One timed run; returns {"ns": ..., "wall_ms": ...}; raises BenchError."""
+    core = w.argv(ctx)
+    if w.as_user and not comp.root_caller:
+        core = [*ctx.unpriv(), *core]
+    argv = comp.wrap(ctx, core)
+    env = {**ctx.env, **(w.env(ctx) if w.env else {})}
+    if w.before:
+        w.before(ctx)
+    timeout = w.timeout / 3 if ctx.quick else w.timeout
+    try:
         t0 = time.perf_counter_ns()
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=60, env=ctx.env, cwd=ctx.bindir)
+        done = run_command(argv, timeout, env, ctx.work)
         t1 = time.perf_counter_ns()
-        if done.returncode != 0:
-            raise BenchError(f"{' '.join(argv)}: exit {done.returncode}: "
-                             f"{done.stderr.decode(errors='replace').strip()}")
-        return {"value": float(t1 - t0), "wall_ms": (t1 - t0) / 1e6}
-    argv = variant.argv(ctx, [ctx.prog(bench.workload), *bench.args(ctx, n)])
-    t0 = time.perf_counter_ns()
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=600, env=ctx.env, cwd=ctx.bindir)
-    t1 = time.perf_counter_ns()
+    finally:
+        complaint = w.after(ctx) if w.after else None
+    accepted = w.accept_exit.get(comp.key, (set(), ""))[0]
+    if done.returncode != 0 and done.returncode not in accepted:
+        raise BenchError(f"`{' '.join(argv)}` exits {done.returncode}: "
+                         f"{done.stderr.strip()[-600:]}")
+    if complaint:
+        raise BenchError(f"`{' '.join(argv)}`: {complaint}")
+    sample = {"wall_ms": round((t1 - t0) / 1e6, 3)}
+    if done.returncode != 0:
+        sample["exit"] = done.returncode
+    if w.kind != "micro":
+        return {"ns": float(t1 - t0), **sample}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        raise BenchError(f"{' '.join(argv)}: exit {done.returncode}\n"
-                         f"stdout: {done.stdout.strip()}\nstderr: {done.stderr.strip()}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    if result["calls"] != n:
-        raise BenchError(f"{' '.join(argv)}: ran {result['calls']} calls, not {n}")
-    if variant.expect is not None:
-        complaint = variant.expect(result)
-        if complaint:
-            raise BenchError(f"{' '.join(argv)}: {complaint}")
-    return {"value": result["ns_per_call"], "wall_ms": (t1 - t0) / 1e6,
-            "ok": result["ok"], "fail": result["fail"], "errno": result["errno"]}
+    if not lines:
+        raise BenchError(f"`{' '.join(argv)}` printed no RESULT line: {done.stderr.strip()}")
+    r = json.loads(lines[-1][len("RESULT "):])
+    want = ctx.fx["n"][w.key]
+    if r["calls"] != want:
+        raise BenchError(f"`{' '.join(argv)}` made {r['calls']} calls, not {want}")
+    complaint = w.expect(r, comp.key) if w.expect else None
+    if complaint:
+        raise BenchError(f"`{' '.join(argv)}`: {complaint}")
+    return {"ns": r["ns_per_call"], **sample, "ok": r["ok"], "fail": r["fail"],
+            "errno": r["errno"]}
 
 
-def fmt(value_ns: float, unit: str) -> str:
-    v = value_ns / UNITS[unit]
-    return f"{v:.1f}" if v >= 100 else f"{v:.2f}" if v >= 1 else f"{v:.3f}"
+def run_workload(w: Workload, comps: list[Comparator], ctx: Ctx, rounds: int,
+                 index: str) -> dict:
+    n = w.size(ctx)
+    runs: dict[str, list[dict]] = {c.key: [] for c in comps}
+    errors: dict[str, list[str]] = {c.key: [] for c in comps}
+    size = w.size_text.format(n=n) if w.size_text else ""
+    print(f"\n[{index}] {w.key}: {w.title}{f' ({size})' if size else ''}, "
+          f"{rounds} round(s){' + 1 warm-up' if not ctx.quick else ''} "
+          f"(at {time.monotonic() - ctx.started:.0f} s)", flush=True)
+    live = [c for c in comps if c.skip is None]
+    schedule = ([-1] if not ctx.quick else []) + list(range(rounds))
+    load = os.getloadavg()[0]
+    give_up = 1 if ctx.quick else 2          # failures before a comparator is dropped
+    for r in schedule:
+        order = live if r % 2 == 0 else list(reversed(live))
+        print(f"   {'warm-up' if r < 0 else f'round {r + 1}/{rounds}'}:", end="", flush=True)
+        for c in order:
+            if len(errors[c.key]) >= give_up:
+                continue
+            try:
+                sample = run_once(w, c, ctx)
+            except BenchError as exc:
+                errors[c.key].append(f"round {r + 1}: {exc}" if r >= 0 else f"warm-up: {exc}")
+                if isinstance(exc, Hung):       # no second wait
+                    errors[c.key] += [""] * give_up
+                print(f" {c.key} FAILED", end="", flush=True)
+                continue
+            if r >= 0:
+                runs[c.key].append({"round": r, **sample})
+            print(f" {c.key} {fmt(sample['ns'], w.unit)}", end="", flush=True)
+        print(f" {w.unit}", flush=True)
+    for key in errors:
+        errors[key] = [e for e in errors[key] if e]
+        for err in errors[key]:
+            print(f"   {key} FAILED: {err}", flush=True)
+    return {**summarize(w, comps, runs, errors, rounds, n, size), "loadavg_1min_at_start": load}
 
 
-def run_bench(bench: Bench, ctx: Context, quick: bool) -> dict:
-    n = bench.n_quick if quick else bench.n_full
-    rounds = 1 if quick else bench.rounds
-    variants = bench.variants
-    unit = bench.unit
-    per_call = f" (N={n:,} calls per run)" if bench.workload else ""
-    print(f"\n== {bench.key}: {bench.title}{per_call}, {rounds} round(s), "
-          f"{UNIT_TEXT[unit]}{'/call' if bench.workload else ''}", flush=True)
-    for v in variants:
-        print(f"   {v.key:18} {' '.join(v.argv(ctx, ['PROG']))}", flush=True)
-    runs: dict[str, list[dict]] = {v.key: [] for v in variants}
-    if not quick:                      # warm-up round: caches, page cache, CPU clocks
-        for v in variants:
-            run_once(bench, v, ctx, n)
-    for r in range(rounds):
-        order = variants if r % 2 == 0 else list(reversed(variants))
-        for v in order:
-            run = run_once(bench, v, ctx, n)
-            run["round"] = r
-            runs[v.key].append(run)
-        print(f"   round {r + 1:2}/{rounds}: " + "  ".join(
-            f"{v.key} {fmt(runs[v.key][-1]['value'], unit)}" for v in variants), flush=True)
-
-    base = runs[bench.baseline]
-    base_median = statistics.median(x["value"] for x in base)
-    out_variants = []
-    for v in variants:
-        values = [x["value"] for x in runs[v.key]]
-        median = statistics.median(values)
-        paired = [x["value"] / b["value"] for x, b in zip(runs[v.key], base)]
-        stats = {
-            "key": v.key, "label": v.label, "diagnostic": v.diagnostic,
-            "argv": v.argv(ctx, ["PROG"]),
-            "runs": [{**x, "value": x["value"] / UNITS[unit]} for x in runs[v.key]],
-            "median": median / UNITS[unit], "min": min(values) / UNITS[unit],
-            "max": max(values) / UNITS[unit],
-            "ratio": median / base_median,
-            "paired_ratio_median": statistics.median(paired),
-            "delta": (median - base_median) / UNITS[unit],
-        }
-        goals = [g for g in bench.goals if g.variant == v.key]
-        if goals:
-            g = goals[0]
-            stats["goal"] = g.text(unit)
-            stats["goal_met"] = None if quick else g.met(stats)
-        out_variants.append(stats)
-    return {"key": bench.key, "title": bench.title, "unit": UNIT_TEXT[unit],
-            "per": "call" if bench.workload else "run", "calls_per_run": n if bench.workload else None,
-            "rounds": rounds, "baseline": bench.baseline, "variants": out_variants}
+def summarize(w, comps, runs, errors, rounds, n, size) -> dict:
+    scale = UNITS[w.unit]
+    base = runs.get("native") or []
+    base_med = statistics.median(x["ns"] for x in base) if base else None
+    out = []
+    for c in comps:
+        entry = {"key": c.key, "label": c.label, "diagnostic": c.diagnostic}
+        if c.skip:
+            out.append({**entry, "status": "skipped", "reason": c.skip})
+            continue
+        if not runs[c.key]:
+            out.append({**entry, "status": "failed", "reason": errors[c.key][-1],
+                        "failures": errors[c.key]})
+            continue
+        entry["failures"] = errors[c.key]
+        vals = [x["ns"] for x in runs[c.key]]
+        med = statistics.median(vals)
+        native_by_round = {b["round"]: b["ns"] for b in base}
+        paired = [x["ns"] / native_by_round[x["round"]] for x in runs[c.key]
+                  if x["round"] in native_by_round]
+        out.append({
+            **entry, "status": "ok",
+            "samples": [{**x, "value": x["ns"] / scale} for x in runs[c.key]],
+            "median": med / scale, "min": min(vals) / scale, "max": max(vals) / scale,
+            "ratio": med / base_med if base_med else None,
+            "paired_ratio": statistics.median(paired) if paired else None,
+        })
+    return {"key": w.key, "title": w.title, "kind": w.kind, "unit": w.unit,
+            "per": "call" if w.kind == "micro" else "run", "size": n, "size_text": size,
+            "short": w.short, "rounds": rounds, "status": "ok", "comparators": out,
+            "notes": {k: why for k, (_, why) in w.accept_exit.items()}}
 
 
-# -- reporting ------------------------------------------------------------------
-
-def _cmd(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+def skipped_workload(w: Workload, reason: str) -> dict:
+    print(f"\n[-] {w.key}: {w.title}: SKIPPED: {reason}", flush=True)
+    return {"key": w.key, "title": w.title, "kind": w.kind, "unit": w.unit, "status": "skipped",
+            "reason": reason, "comparators": []}
 
 
-def ancestry(pid: int) -> list[int]:
-    """pid's ancestors up to pid 1, nearest first (a scope-1 check walks them)."""
-    chain = []
-    while pid > 1 and len(chain) < 4096:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rpartition(")")[2].split()[1])
-        chain.append(pid)
-    return chain
+def evaluate_goals(results: list[dict], quick: bool) -> list[dict]:
+    by_key = {r["key"]: r for r in results}
+    out = []
+    for g in GOALS:
+        r = by_key.get(g.workload)
+        if r is None:
+            continue
+        row = {"goal": g.text, "workload": g.workload, "limit": g.limit_text(r["unit"]),
+               "metric": g.metric, "results": {}}
+        for comp in GOAL_COMPARATORS:
+            s = next((c for c in r["comparators"] if c["key"] == comp), None)
+            if s is None or s["status"] != "ok":
+                row["results"][comp] = {"status": s["status"] if s else r["status"]}
+                continue
+            value = s[g.metric]
+            row["results"][comp] = {"status": "ok", "value": value,
+                                    "met": None if quick else g.check(s)}
+        out.append(row)
+    return out
 
 
-def machine(ctx: Context) -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    lsm = Path("/sys/kernel/security/lsm")
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "uname_r": platform.release(),
-        "uname": " ".join(platform.uname()),
-        "nproc": int(_cmd(["nproc"]) or 0) or len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "yama_run": " ".join(ctx.yama),
-        "yama_run_version": _cmd([*ctx.yama, "--version"]),
-        "git_commit": _cmd(["git", "-C", str(REPO), "rev-parse", "HEAD"]),
-        "git_dirty": bool(_cmd(["git", "-C", str(REPO), "status", "--porcelain",
-                                "--", "sandbox", "csrc", "profiles"])),
-        "kernel_yama": Path("/proc/sys/kernel/yama").exists(),
-        "lsm": lsm.read_text().strip() if lsm.exists() else None,
-        "euid": os.geteuid(),
-        "ptrace_target": {"pid": ctx.target_pid, "ancestors": ancestry(ctx.target_pid)},
-        "loadavg": os.getloadavg(),
-    }
-
-
-def table_rows(results: list[dict], quick: bool) -> list[list[str]]:
-    rows = []
-    for b in results:
-        unit = {"ns": "ns", "µs": "us", "ms": "ms"}[b["unit"]]
-        what = f"{b['key']} ({b['unit']}/{b['per']})"
-        for v in b["variants"]:
-            f = lambda x: fmt(x * UNITS[unit], unit)   # noqa: E731
-            goal = v.get("goal", "")
-            if goal:
-                verdict = "n/a" if v.get("goal_met") is None else "met" if v["goal_met"] else "MISSED"
-                goal = f"{goal} {verdict}"
-            elif v["diagnostic"]:
-                goal = "(diagnostic)"
-            rows.append([what, v["label"], f(v["median"]), f(v["min"]), f(v["max"]),
-                         f"{v['ratio']:.2f}x", f"{v['paired_ratio_median']:.2f}x", goal])
-            what = ""
-    return rows
-
-
-HEADER = ["benchmark", "variant", "median", "min", "max", "ratio", "paired", "goal"]
-
-
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6}
-    for r in [HEADER, *rows]:
-        print("  ".join(c.rjust(w) if i in right else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-
-
-def markdown(results: list[dict], info: dict, quick: bool, command: str) -> str:
-    lines = [f"# yama-run benchmarks ({'quick smoke test, no timing claims' if quick else 'full'})",
-             "",
-             f"`{command}` on {info['date']}: kernel {info['uname_r']}, {info['nproc']} CPUs "
-             f"({info['cpu']}), Python {info['python']}, {info['yama_run_version']} "
-             f"(commit {info['git_commit'][:12]}{', dirty' if info['git_dirty'] else ''}).",
-             "",
-             "Medians over interleaved rounds; ratio = median / native median; paired = median "
-             "of the per-round ratios. Per-call figures are timed inside the workload "
-             "(start-up excluded). Diagnostic rows (no goal) show this machine's floors: "
-             "`floor-any-filter` a 1-instruction ALLOW seccomp filter without yama-run, "
-             "`floor-bare-responder` a minimal C user-notify responder without yama-run "
-             "(benchmarks/workloads/notify_floor.c), `python*` yama-run's interpreter "
-             "alone and with its imports.",
-             "",
-             "| " + " | ".join(HEADER) + " |",
-             "| " + " | ".join(["---", "---"] + ["---:"] * 5 + ["---"]) + " |"]
-    for r in table_rows(results, quick):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
-    lines.append("")
-    for b in results:
-        lines.append(f"- **{b['key']}**: {b['title']}; "
-                     + (f"{b['calls_per_run']:,} calls per run, " if b["calls_per_run"] else "")
-                     + f"{b['rounds']} round(s).")
-    return "\n".join(lines) + "\n"
-
-
-# -- main -----------------------------------------------------------------------
+# -- main ---------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 2)[2])
-    ap.add_argument("--quick", action="store_true",
-                    help="each variant once with a small N (smoke test, < 30 s)")
-    ap.add_argument("--out", type=Path, default=HERE / "results",
-                    help="where to write the JSON and Markdown files (default: %(default)s)")
-    ap.add_argument("--only", action="append", metavar="BENCH",
-                    help="run only this benchmark (repeatable)")
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one round")
+    ap.add_argument("--only", action="append", metavar="WORKLOAD",
+                    help="run only this workload (repeatable; comma-separated lists too)")
+    ap.add_argument("--out", type=Path, help="output directory (default: "
+                    "benchmarks/results/MODE-YYYYmmdd-HHMMSS)")
+    ap.add_argument("--rounds", type=int, help="rounds per workload (default: per workload)")
     ap.add_argument("--yama-run", dest="yama_run", metavar="PATH",
-                    help="the yama-run to measure (default: the script next to this "
-                         "Python, else PATH)")
+                    help="measure this yama-run (default: this tree, started as a console "
+                         "script would start it)")
     args = ap.parse_args(argv)
-    started = time.monotonic()
-    yama = find_yama_run(args.yama_run)
-    root = os.geteuid() == 0
-    if root and shutil.which("setpriv") is None:
-        print("run.py: setpriv not found: the uid-1001 variants run as root", file=sys.stderr)
-    all_benches = benches()
+    all_w = workloads()
     if args.only:
-        unknown = set(args.only) - {b.key for b in all_benches}
+        wanted = {k for item in args.only for k in item.split(",") if k}
+        unknown = wanted - {w.key for w in all_w}
         if unknown:
-            ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-        all_benches = [b for b in all_benches if b.key in args.only]
+            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}; "
+                     f"known: {', '.join(w.key for w in all_w)}")
+        all_w = [w for w in all_w if w.key in wanted]
+    mode = "quick" if args.quick else "full"
+    out = args.out or HERE / "results" / f"{mode}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    started = time.monotonic()
 
-    target = None
-    with tempfile.TemporaryDirectory(prefix="yama-bench-") as tmp:
-        bindir = Path(tmp)
-        bindir.chmod(0o755)              # the uid-1001 callers must reach the programs
-        build_workloads(bindir)
-        empty = bindir / "empty-chain.toml"
+    work = Path(tempfile.mkdtemp(prefix="yama-bench-"))
+    target = ctx = None
+    try:
+        work.chmod(0o755)                       # the uid-1001 caller must reach the programs
+        for d in ("bin", "fx", "scratch", "scratch/links"):
+            (work / d).mkdir()
+            (work / d).chmod(0o755)
+        build_programs(work / "bin")
+        yama, python = yama_command(args.yama_run, work)
+        empty = work / "empty-chain.toml"
         empty.write_text("# no module: yama-run installs no filter\nchain = []\n")
-        empty.chmod(0o644)
-        if root:
-            # An unrelated process outside the sandbox: neither the sandbox's
-            # ancestor nor its descendant.
+        root = os.geteuid() == 0 and shutil.which("setpriv") is not None
+        if root:      # an unrelated process outside any sandbox: neither ancestor nor descendant
             target = subprocess.Popen(["sleep", "1000000"], stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, start_new_session=True)
-            target_pid = target.pid
-        else:
-            target_pid = 1
-        # Python start-up is measured with compiled bytecode, as an installed
-        # yama-run has it: cached in a private directory, since the tree's
-        # __pycache__ may be stale (sources edited meanwhile) or unwritable.
         env = dict(os.environ)
+        # Python start-up with compiled bytecode, as an installed yama-run has it,
+        # whatever the state of the tree's __pycache__.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(bindir / "pycache")
-        ctx = Context(env=env, yama=yama, python=interpreter_of(yama), bindir=bindir, target_pid=target_pid,
-                      root=root and shutil.which("setpriv") is not None, empty_profile=empty)
-        info = machine(ctx)
-        info["bytecode"] = ("compiled once into a private PYTHONPYCACHEPREFIX"
-                            + (" (PYTHONDONTWRITEBYTECODE was set: unset for the runs)"
-                               if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""))
-        print(f"yama-run benchmarks ({'quick' if args.quick else 'full'}): {info['yama_run_version']}"
-              f" at {' '.join(yama)}; kernel {info['uname_r']}, {info['nproc']} CPUs, "
-              f"Python {info['python']}; ptrace target pid {target_pid}", flush=True)
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        ctx = Ctx(quick=args.quick, work=work, yama=yama, python=python, env=env, root=root,
+                  target_pid=target.pid if target else 1, strace_set=strace_syscalls(python),
+                  empty_profile=empty, fx={"n": {}})
+        comps = comparators()
+        info = machine(ctx, REPO)
+        print(f"yama-run benchmarks, {mode} mode: {' '.join(yama)}; results in {out}", flush=True)
+        for c in comps:
+            c.skip = probe(c, ctx)
+            print(f"   {c.key:13} {'SKIPPED: ' + c.skip if c.skip else c.shown(ctx)}", flush=True)
         results = []
-        failed = []
-        try:
-            for bench in all_benches:
-                try:
-                    results.append(run_bench(bench, ctx, args.quick))
-                except (BenchError, subprocess.TimeoutExpired) as exc:
-                    print(f"   FAILED: {exc}", flush=True)
-                    failed.append({"bench": bench.key, "error": str(exc)})
-        finally:
-            if target is not None:
-                target.send_signal(signal.SIGKILL)
-                target.wait()
+        for i, w in enumerate(all_w, 1):
+            n = w.size(ctx)
+            reason = w.setup(ctx, n) if w.setup else None
+            if reason:
+                results.append(skipped_workload(w, reason))
+                continue
+            rounds = 1 if args.quick else (args.rounds or w.rounds)
+            results.append(run_workload(w, [*comps, *w.extras], ctx, rounds, f"{i}/{len(all_w)}"))
+    finally:
+        if target is not None:
+            target.send_signal(signal.SIGKILL)
+            target.wait()
+        shutil.rmtree(work, ignore_errors=True)
+        if ctx is not None and "untar" in ctx.fx:
+            shutil.rmtree(ctx.fx["untar"].parent, ignore_errors=True)
     info["loadavg_end"] = os.getloadavg()
-    info["duration_s"] = round(time.monotonic() - started, 1)
-
-    rows = table_rows(results, args.quick)
-    print(f"\n== results ({'quick: smoke test, no timing claims' if args.quick else 'medians'};"
-          f" ratio = median / native median, paired = median of per-round ratios)\n")
-    print_table(rows)
-    mode = "quick" if args.quick else "full"
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"yama-run-bench-{mode}-{stamp}"
-    command = " ".join(["python3", "benchmarks/run.py",
-                        *(sys.argv[1:] if argv is None else argv)])
-    doc = {"mode": mode, "command": command, "machine": info, "benchmarks": results,
-           "failures": failed}
-    Path(f"{base}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    Path(f"{base}.md").write_text(markdown(results, info, args.quick, command))
-    print(f"\nwrote {base}.json and {base}.md ({info['duration_s']} s)")
+    info["sysctl_end"] = sysctls()
+    command = " ".join(["python3", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    doc = {"mode": mode, "command": command, "duration_s": round(time.monotonic() - started, 1),
+           "machine": info,
+           "comparators": [{"key": c.key, "label": c.label, "command": c.shown(ctx),
+                            "skip": c.skip} for c in comps],
+           "workloads": results, "goals": evaluate_goals(results, args.quick)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    (out / "results.md").write_text(markdown(doc))
+    (out / "results.png").write_bytes(plot(doc))
+    print("\n== medians (ratio to native)" + (" — quick: no timing claims" if args.quick else ""))
+    print_table(doc)
+    failed = [(r["key"], c["key"]) for r in results for c in r["comparators"]
+              if c["status"] == "failed"]
+    print(f"\nwrote {out}/results.json, results.md, results.png ({doc['duration_s']} s)")
     if failed:
-        print(f"{len(failed)} benchmark(s) failed: {', '.join(f['bench'] for f in failed)}",
-              file=sys.stderr)
+        print("failed: " + ", ".join(f"{w} under {c}" for w, c in failed), file=sys.stderr)
         return 1
     return 0
 

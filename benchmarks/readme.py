@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Write the README's "## Overhead" section from a full run's results.json.
+
+    python3 benchmarks/readme.py benchmarks/latest/results.json benchmarks/overhead-notes.md
+
+The section is the command, the machine, the table, the chart and the goals, from
+the JSON, then the notes file (where the time goes: written by hand from the
+profiles). Only that section of README.md is replaced."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from report import GOAL_COMPARATORS, UNITS, cell, fmt, machine_line   # noqa: E402
+
+README = HERE.parent / "README.md"
+
+
+def section(doc: dict, results: Path, notes: str) -> str:
+    m = doc["machine"]
+    rel = results.parent.resolve().relative_to(HERE.parent)
+    comps = [c for c in doc["comparators"]]
+    out = ["## Overhead", "",
+           "One command runs the suite (method, comparators and workloads: "
+           "[benchmarks/README.md](benchmarks/README.md)):", "", "```sh",
+           "python3 benchmarks/run.py            # full run: the figures below",
+           "python3 benchmarks/run.py --quick    # smoke run of everything (CI), no timing claims",
+           "```", "",
+           f"Latest full run ([{rel}/results.json]({rel}/results.json), "
+           f"[results.md]({rel}/results.md)): {machine_line(doc)}", "",
+           f"fs.protected_* during the run: {fmt_sysctl(m['sysctl'])} (they decide what the "
+           f"default profile's `auto` levels route: below the strongest level yama-run "
+           f"enforces it, so here `default` routes "
+           f"{'as much as' if routes_all(m['sysctl']) else 'less than'} `all on`).", "",
+           "Medians of interleaved rounds; per call for the micro workloads (timed inside the "
+           "program), per run for the others (wall time of the whole command, start-up "
+           f"included); in brackets the ratio to native. Rounds: {rounds_text(doc)}, after one "
+           "discarded warm-up round.", "",
+           "| workload | " + " | ".join(c["label"] for c in comps) + " |",
+           "| --- | " + " | ".join("--:" for _ in comps) + " |"]
+    for r in doc["workloads"]:
+        name = r["short"] if r.get("short") else r["title"]
+        if r.get("size_text") and r["kind"] == "macro":
+            name += f", {r['size_text']}"
+        if r["status"] != "ok":
+            out.append(f"| {name} | " + " | ".join("skipped" for _ in comps) + " |")
+            continue
+        by = {c["key"]: c for c in r["comparators"]}
+        out.append(f"| {name} | " + " | ".join(
+            cell(by[c["key"]], r["unit"], c["key"] == "native") if c["key"] in by else "-"
+            for c in comps) + " |")
+    skipped = [f"{c['label']}: {c['skip']}" for c in comps if c.get("skip")]
+    failed = [f"{r['key']} under {c['label']}: {len(c.get('failures') or [1])} run(s) failed"
+              for r in doc["workloads"] for c in r["comparators"] if c.get("failures")
+              or c["status"] == "failed"]
+    if skipped or failed:
+        out += ["", "Skipped: " + ("; ".join(skipped) or "none") + ". Failed runs (* in the "
+                "table; reasons in results.md): " + ("; ".join(failed) or "none") + "."]
+    out += ["", f"![time relative to native, log scale]({rel}/results.png)", "",
+            "Goals of issue 7:", "", "| goal | limit | yama-run default | yama-run all on |",
+            "| --- | --- | --: | --: |"]
+    units = {r["key"]: r["unit"] for r in doc["workloads"]}
+    for g in doc["goals"]:
+        cells = []
+        for comp in GOAL_COMPARATORS:
+            res = g["results"][comp]
+            if res["status"] != "ok":
+                cells.append(res["status"])
+                continue
+            u = units[g["workload"]]
+            v = (f"{res['value']:.2f}x" if g["metric"] == "ratio"
+                 else f"{fmt(res['value'] * UNITS[u], u)} {u}")
+            cells.append(f"{v} {'met' if res['met'] else '**missed**'}")
+        out.append(f"| {g['goal']} | {g['limit']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n\n" + notes.strip() + "\n"
+
+
+def rounds_text(doc: dict) -> str:
+    by: dict[int, list[str]] = {}
+    for r in doc["workloads"]:
+        if r["status"] == "ok":
+            by.setdefault(r["rounds"], []).append(r["key"])
+    return "; ".join(f"{n} for {', '.join(keys)}" for n, keys in sorted(by.items()))
+
+
+def fmt_sysctl(s: dict) -> str:
+    return ", ".join(f"{k.split('_', 1)[1]}={v}" for k, v in s.items())
+
+
+def routes_all(s: dict) -> bool:
+    strongest = {"fs.protected_symlinks": 1, "fs.protected_fifos": 2, "fs.protected_regular": 2}
+    return all(s.get(k, 0) < v for k, v in strongest.items())
+
+
+def main() -> int:
+    results, notes = Path(sys.argv[1]), Path(sys.argv[2])
+    doc = json.loads(results.read_text())
+    if doc["mode"] != "full":
+        sys.exit("readme.py: not a full run; the README shows full runs only")
+    text = README.read_text()
+    start = text.index("## Overhead\n")
+    end = text.index("\n## ", start + 1) + 1
+    README.write_text(text[:start] + section(doc, results, notes.read_text()) + "\n"
+                      + text[end:])
+    print(f"README.md: Overhead section from {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The benchmark suite's quick mode runs every workload under every comparator
+and writes its three outputs; it makes no timing claims, so neither does this."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = REPO / "benchmarks" / "run.py"
+YAMA_RUN_COMPARATORS = ("yama-default", "yama-all", "yama-empty")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build the benchmark workloads")
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=400)
+    doc = json.loads((out / "results.json").read_text())
+    return done, doc, out
+
+
+def workload_keys() -> list[str]:
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run
+        return [w.key for w in run.workloads()]
+    finally:
+        sys.path.remove(str(RUN.parent))
+
+
+def test_quick_run_writes_json_table_and_plot(quick):
+    done, doc, out = quick
+    assert doc["mode"] == "quick"
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "results.md").read_text()
+    assert "| workload | rounds | native | yama-run default |" in table
+    assert "quick smoke run: no timing claims" in table
+    assert "wrote" in done.stdout and "results.json" in done.stdout
+    m = doc["machine"]
+    for key in ("cpu", "vcpus", "kernel", "distro", "python", "git_commit", "tools"):
+        assert m[key], key
+
+
+def test_every_workload_appears(quick):
+    _, doc, out = quick
+    table = (out / "results.md").read_text()
+    got = [w["key"] for w in doc["workloads"]]
+    assert got == workload_keys()
+    for w in doc["workloads"]:
+        assert w["title"] in table
+        if w["status"] == "skipped":
+            assert w["reason"], w["key"]
+        else:
+            assert {c["key"] for c in w["comparators"]} >= {
+                "native", "yama-default", "yama-all", "yama-empty", "strace", "firejail", "bwrap"}
+
+
+def test_skipped_and_failed_comparators_say_why(quick):
+    _, doc, _ = quick
+    for c in doc["comparators"]:
+        assert (c["skip"] is None) or c["skip"].strip(), c["key"]
+    for w in doc["workloads"]:
+        for c in w["comparators"]:
+            assert c["status"] in ("ok", "skipped", "failed"), (w["key"], c)
+            if c["status"] != "ok":
+                assert c["reason"].strip(), (w["key"], c["key"])
+            else:
+                assert c["samples"] and c["median"] > 0, (w["key"], c["key"])
+
+
+def test_native_and_yama_run_runs_all_succeed(quick):
+    """A yama-run run that fails (a wrong errno, an exit status, a missing
+    copy) is a defect, not noise: the quick run checks every outcome."""
+    done, doc, _ = quick
+    for w in doc["workloads"]:
+        if w["status"] == "skipped":
+            continue
+        for c in w["comparators"]:
+            if c["key"] == "native" or c["key"] in YAMA_RUN_COMPARATORS:
+                assert c["status"] != "failed", (w["key"], c["key"], c.get("reason"))
+                if c["status"] == "skipped":
+                    assert c["key"] == "yama-all", (w["key"], c["key"])
+
+
+def test_quick_mode_claims_no_goal(quick):
+    _, doc, _ = quick
+    assert doc["goals"]
+    for g in doc["goals"]:
+        for res in g["results"].values():
+            assert res.get("met") is None
