@@ -105,11 +105,11 @@ class PtraceAccess(Request):
         the target's namespace or the one below its own on the way there."""
         if self.caller.userns is None:
             return False
-        if self.caller.has_cap(cap):
-            return procfs.userns_within(self.caller.userns, self.target)
-        if procfs.userns_of(self.target) in (self.caller.userns, None):
+        has_cap = self.caller.has_cap(cap)
+        if not has_cap and procfs.userns_of(self.target) in (self.caller.userns, None):
             return False        # the common case: no namespace of the caller's in between
-        return procfs.ns_capable(self.caller.userns, self.caller.creds.euid, False, self.target)
+        euid = None if has_cap else self.caller.creds.euid   # with the cap, ownership adds nothing
+        return procfs.ns_capable(self.caller.userns, euid, has_cap, self.target)
 
     def describe(self) -> str:
         return f"{self.operation} of {self.target} ({self.target_comm})"
