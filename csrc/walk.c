@@ -1436,20 +1436,30 @@ static long handle_of(struct wk *w, int fd)
     return rc;
 }
 
-static int act_meta(struct yr_ctx *ctx, struct wk *w)
+/* The settled object as an O_PATH fd (*fd): 0, R_AGAIN when the name
+ * changed under us (gone, or became a symlink to follow), or -errno. */
+static int hold_object(struct wk *w, int *fd)
 {
     if (!w->exists && !w->magic)
         return -ENOENT;
     if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
         return -ENOTDIR;
-    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
+    *fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
     struct stat st;
-    if (fd < 0)
+    if (*fd < 0)
         return errno == ENOENT ? R_AGAIN : -errno;
-    if (fstat(fd, &st) < 0 || (w->follow && !w->magic && S_ISLNK(st.st_mode))) {
-        close(fd);
+    if (fstat(*fd, &st) < 0 || (w->follow && !w->magic && S_ISLNK(st.st_mode))) {
+        close(*fd);
         return R_AGAIN;                          /* became a symlink: walk it */
     }
+    return 0;
+}
+
+static int act_meta(struct yr_ctx *ctx, struct wk *w)
+{
+    int fd, held = hold_object(w, &fd);
+    if (held != 0)
+        return held;
     int rc = meta_perform(ctx, w, fd);
     close(fd);
     return rc;
@@ -1468,18 +1478,9 @@ int yr_walk_linkat(const struct yr_event *ev)
 
 static int act_linksrc(struct yr_ctx *ctx, struct wk *w)
 {
-    if (!w->exists && !w->magic)
-        return -ENOENT;
-    if (w->slash && !w->magic && !S_ISDIR(w->st.st_mode))
-        return -ENOTDIR;
-    int fd = openat(w->dir, w->name, O_PATH | O_CLOEXEC | (w->magic ? 0 : O_NOFOLLOW));
-    struct stat st;
-    if (fd < 0)
-        return errno == ENOENT ? R_AGAIN : -errno;
-    if (fstat(fd, &st) < 0 || (!w->magic && S_ISLNK(st.st_mode))) {
-        close(fd);
-        return R_AGAIN;
-    }
+    int fd, held = hold_object(w, &fd);         /* w->follow: AT_SYMLINK_FOLLOW */
+    if (held != 0)
+        return held;
     int rc = yr_link_settle_src(ctx, &w->ev, yr_ctx_link(ctx), yr_ctx_link_mask(ctx), fd);
     close(fd);
     if (rc)
