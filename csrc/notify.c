@@ -316,7 +316,8 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         }
         return yr_walk_settle(ctx, ev);
     }
-    if (ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT) {
+    int server = yr_sys_server(ev->sys);
+    if (server == YR_SERVE_LINK) {
         if (yr_link_settle(ctx, ev, ctx->link, ctx->link_mask))
             return 1;
         if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
@@ -325,7 +326,7 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         }
         return 0;
     }
-    if (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT) {
+    if (server == YR_SERVE_WALK) {
         if (yr_walk_settle(ctx, ev))        /* walk.c: 0 only at a hook point */
             return 1;
         ev->tgid = yr_walk_current_tgid();  /* Python's Caller needs it */
@@ -383,9 +384,9 @@ int yr_settle(struct yr_ctx *ctx, struct yr_event *ev)
 {
     /* A link's or a walked call's tgid is found only if needed (pathops.c,
      * walk.c: caller_tgid; before Python, below). */
-    int is_link = ev->sys == YR_SYS_LINK || ev->sys == YR_SYS_LINKAT ||
-                  (ev->sys >= YR_SYS_OPEN && ev->sys <= YR_SYS_SYMLINKAT);
-    ev->tgid = is_link ? 0 : yr_tgid_of(ev->tid);
+    int server = yr_sys_server(ev->sys);
+    int is_path = server == YR_SERVE_LINK || server == YR_SERVE_WALK;
+    ev->tgid = is_path ? 0 : yr_tgid_of(ev->tid);
     if (ev->tgid < 0 || yr_caps(ev->tid, &ev->cap_effective, &ev->cap_permitted) < 0) {
         /* The caller is gone; the reply only tells the kernel we saw it. */
         yr_reply(ctx, ev->id, 0, ESRCH);

@@ -7,6 +7,7 @@
  * pathops.c   paths read once and resolved as the caller would; link emulated
  * walk.c      the race-free path walk; open, stat, access, symlink emulated
  * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
+ * syscalls.c  the registry of routed syscalls (syscalls.def), for C and Python
  * tracer.c    the ptrace backend: seccomp stops read, settled and answered
  *
  * Everything here is called from Python through cffi (the GIL is released
@@ -17,60 +18,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Logical syscalls: one id for every ABI's number of the same call.
- * Python fills the (arch, nr) -> id table from libseccomp's own tables. */
+/* Logical syscalls: one id for every ABI's number of the same call, from
+ * the one registry (syscalls.def). Python fills the (arch, nr) -> id table
+ * from libseccomp's own tables, by the names yr_sys_names() gives. */
+enum yr_server { YR_SERVE_NONE = 0, YR_SERVE_WALK, YR_SERVE_LINK, YR_SERVE_TASK,
+                 YR_SERVE_SIGNAL };
 enum yr_sys {
     YR_SYS_NONE = 0,
-    YR_SYS_PTRACE,
-    YR_SYS_PRCTL,
-    YR_SYS_PROCESS_VM_READV,
-    YR_SYS_PROCESS_VM_WRITEV,
-    YR_SYS_PIDFD_GETFD,
-    YR_SYS_LINK,
-    YR_SYS_LINKAT,
-    /* walk.c (keep YR_SYS_OPEN first and YR_SYS_SYMLINKAT last: a range) */
-    YR_SYS_OPEN,
-    YR_SYS_OPENAT,
-    YR_SYS_OPENAT2,
-    YR_SYS_CREAT,
-    YR_SYS_STAT,            /* struct stat, x86-64 and x32 */
-    YR_SYS_LSTAT,
-    YR_SYS_NEWFSTATAT,
-    YR_SYS_STATX,
-    YR_SYS_STAT64,          /* i386 struct stat64 */
-    YR_SYS_LSTAT64,
-    YR_SYS_FSTATAT64,
-    YR_SYS_ACCESS,
-    YR_SYS_FACCESSAT,
-    YR_SYS_FACCESSAT2,
-    YR_SYS_EXECVE,
-    YR_SYS_EXECVEAT,
-    YR_SYS_CHDIR,
-    YR_SYS_CHROOT,
-    YR_SYS_TRUNCATE,        /* the object's metadata, changed on the walked object */
-    YR_SYS_TRUNCATE64,      /* i386: the length in two registers */
-    YR_SYS_CHMOD,
-    YR_SYS_FCHMODAT,
-    YR_SYS_FCHMODAT2,
-    YR_SYS_CHOWN,           /* i386: 182 has 16-bit ids, chown32 maps here too */
-    YR_SYS_FCHOWNAT,
-    YR_SYS_UTIMENSAT,       /* i386: old 32-bit timespecs */
-    YR_SYS_UTIMENSAT_TIME64,
-    YR_SYS_UTIME,
-    YR_SYS_UTIMES,
-    YR_SYS_FUTIMESAT,
-    YR_SYS_GETXATTR,
-    YR_SYS_SETXATTR,
-    YR_SYS_LISTXATTR,
-    YR_SYS_REMOVEXATTR,
-    YR_SYS_INOTIFY_ADD_WATCH,
-    YR_SYS_STATFS,          /* x86-64 and x32; i386 statfs and statfs64 checked and continued */
-    YR_SYS_NAME_TO_HANDLE_AT,
-    YR_SYS_OPEN_TREE,       /* checked and continued: its fd is an O_PATH file */
-    YR_SYS_SYMLINK,
-    YR_SYS_SYMLINKAT,
+#define YR_SYSCALL(id, server, names) YR_SYS_##id,
+#include "syscalls.def"
+#undef YR_SYSCALL
     YR_SYS_COUNT
 };
+const char *yr_sys_names(int32_t sys);  /* "name alias...", NULL past the end */
+int yr_sys_server(int32_t sys);         /* YR_SERVE_* */
 
 /* What one notification is, decoded. */
 struct yr_event {
@@ -246,18 +207,6 @@ int yr_set_subreaper(void);
  * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
  * landlock in yr_spawn_path: 1 = the child enters the shield domain. */
 enum { YR_STAGE_SHIELD = 4 };
-/* Logical ids of what signals a process (the kill family, file owners), routed
- * only without Landlock's signal scope (sandbox/shield.py decides them). */
-enum yr_sys_shield {
-    YR_SYS_KILL = 64,
-    YR_SYS_TKILL,
-    YR_SYS_TGKILL,
-    YR_SYS_RT_SIGQUEUEINFO,
-    YR_SYS_RT_TGSIGQUEUEINFO,
-    YR_SYS_PIDFD_SEND_SIGNAL,
-    YR_SYS_FCNTL,               /* F_SETOWN, F_SETOWN_EX: a signal sent on I/O */
-    YR_SYS_IOCTL                /* FIOSETOWN, SIOCSPGRP: the same, for sockets */
-};
 int yr_landlock_abi(void);
 int yr_landlock_shield_self(void);
 int yr_set_nondumpable(void);

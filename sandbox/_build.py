@@ -9,15 +9,28 @@ from cffi import FFI
 # setuptools wants source paths relative to setup.py, which is where it runs.
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = pathlib.Path("csrc")
-SOURCES = ["spawn.c", "notify.c", "procinfo.c", "creds.c", "pathops.c", "walk.c", "harden.c",
-           "tracer.c"]
+SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "pathops.c", "walk.c",
+           "harden.c", "tracer.c"]
+REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 
-def _cdef_from_header(text: str) -> str:
-    """yama.h minus what cdef cannot read: include guards and includes."""
+def registry(text: str) -> list[tuple[str, str, str]]:
+    """syscalls.def's entries: (ID, SERVER, "names"), comments stripped."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return REGISTRY_ENTRY.findall(text)
+
+
+def _cdef_from_header(text: str, registry_text: str) -> str:
+    """yama.h minus what cdef cannot read: include guards and includes; the
+    registry's X-macro expanded into the enum's members."""
     keep = []
     for line in text.splitlines():
-        if re.match(r"\s*#\s*(if|ifndef|endif|include)\b", line):
+        if re.match(r'\s*#\s*include\s+"syscalls.def"', line):
+            keep += [f"    YR_SYS_{sys_id}," for sys_id, _, _ in registry(registry_text)]
+            continue
+        if re.match(r"\s*#\s*(if|ifndef|endif|include|undef)\b", line):
+            continue
+        if re.match(r"\s*#\s*define\s+YR_SYSCALL\b", line):
             continue
         if re.match(r"\s*#\s*define\s+YAMA_RUN_H\b", line):
             continue
@@ -27,12 +40,13 @@ def _cdef_from_header(text: str) -> str:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_header((ROOT / CSRC / "yama.h").read_text()))
+ffibuilder.cdef(_cdef_from_header((ROOT / CSRC / "yama.h").read_text(),
+                                  (ROOT / CSRC / "syscalls.def").read_text()))
 ffibuilder.set_source(
     "sandbox._yama",
     '#include "yama.h"',
     sources=[str(CSRC / name) for name in SOURCES],
-    depends=[str(CSRC / "yama.h")],
+    depends=[str(CSRC / "yama.h"), str(CSRC / "syscalls.def")],
     include_dirs=[str(CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
 )

@@ -35,7 +35,8 @@ with warnings.catch_warnings():        # it warns on import under Python 3.12+
     from ptrace.error import PtraceError
 
 from ._yama import ffi, lib
-from .supervisor import EXIT_SETUP, FORWARDED, SI_KERNEL, SetupError, kernel_at_least
+from .lifetime import EXIT_SETUP, FORWARDED, SI_KERNEL
+from .supervisor import SetupError, kernel_at_least
 
 PTRACE_SEIZE = 0x4206
 PTRACE_LISTEN = 0x4208

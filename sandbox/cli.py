@@ -16,7 +16,8 @@ from . import modules as policy_modules
 from . import profile as profiles
 from .audit import Audit
 from .chain import Chain
-from .supervisor import BACKENDS, EXIT_SETUP, SetupError, Supervisor
+from .lifetime import EXIT_SETUP
+from .supervisor import BACKENDS, SetupError, Supervisor
 
 
 def _describe(profile) -> str:

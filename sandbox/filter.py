@@ -7,7 +7,7 @@ import tempfile
 
 import pyseccomp as sc
 
-from ._yama import lib
+from ._yama import ffi, lib
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
@@ -22,59 +22,23 @@ PTRACE_ATTACH = 16
 PTRACE_SEIZE = 0x4206
 PR_SET_PTRACER = 0x59616D61
 
-SYSCALL_IDS = {
-    "ptrace": lib.YR_SYS_PTRACE,
-    "prctl": lib.YR_SYS_PRCTL,
-    "process_vm_readv": lib.YR_SYS_PROCESS_VM_READV,
-    "process_vm_writev": lib.YR_SYS_PROCESS_VM_WRITEV,
-    "pidfd_getfd": lib.YR_SYS_PIDFD_GETFD,
-    "link": lib.YR_SYS_LINK,
-    "linkat": lib.YR_SYS_LINKAT,
-    "open": lib.YR_SYS_OPEN,
-    "openat": lib.YR_SYS_OPENAT,
-    "openat2": lib.YR_SYS_OPENAT2,
-    "creat": lib.YR_SYS_CREAT,
-    "stat": lib.YR_SYS_STAT,
-    "lstat": lib.YR_SYS_LSTAT,
-    "newfstatat": lib.YR_SYS_NEWFSTATAT,
-    "statx": lib.YR_SYS_STATX,
-    "stat64": lib.YR_SYS_STAT64,
-    "lstat64": lib.YR_SYS_LSTAT64,
-    "fstatat64": lib.YR_SYS_FSTATAT64,
-    "access": lib.YR_SYS_ACCESS,
-    "faccessat": lib.YR_SYS_FACCESSAT,
-    "faccessat2": lib.YR_SYS_FACCESSAT2,
-    "execve": lib.YR_SYS_EXECVE,
-    "execveat": lib.YR_SYS_EXECVEAT,
-    "chdir": lib.YR_SYS_CHDIR,
-    "chroot": lib.YR_SYS_CHROOT,
-    "truncate": lib.YR_SYS_TRUNCATE,
-    "truncate64": lib.YR_SYS_TRUNCATE64,
-    "chmod": lib.YR_SYS_CHMOD,
-    "fchmodat": lib.YR_SYS_FCHMODAT,
-    "fchmodat2": lib.YR_SYS_FCHMODAT2,
-    "chown": lib.YR_SYS_CHOWN,
-    "chown32": lib.YR_SYS_CHOWN,
-    "fchownat": lib.YR_SYS_FCHOWNAT,
-    "utimensat": lib.YR_SYS_UTIMENSAT,
-    "utimensat_time64": lib.YR_SYS_UTIMENSAT_TIME64,
-    "utime": lib.YR_SYS_UTIME,
-    "utimes": lib.YR_SYS_UTIMES,
-    "futimesat": lib.YR_SYS_FUTIMESAT,
-    "getxattr": lib.YR_SYS_GETXATTR,
-    "setxattr": lib.YR_SYS_SETXATTR,
-    "listxattr": lib.YR_SYS_LISTXATTR,
-    "removexattr": lib.YR_SYS_REMOVEXATTR,
-    "inotify_add_watch": lib.YR_SYS_INOTIFY_ADD_WATCH,
-    "statfs": lib.YR_SYS_STATFS,
-    "statfs64": lib.YR_SYS_STATFS,
-    "name_to_handle_at": lib.YR_SYS_NAME_TO_HANDLE_AT,
-    "open_tree": lib.YR_SYS_OPEN_TREE,
-    "symlink": lib.YR_SYS_SYMLINK,
-    "symlinkat": lib.YR_SYS_SYMLINKAT,
-}
-SYSCALL_NAMES = {sys_id: name for name, sys_id in SYSCALL_IDS.items()
-                 if name not in ("chown32", "statfs64")}
+
+
+def _registry() -> tuple[dict[str, int], dict[int, str], dict[str, int]]:
+    """From the one registry (csrc/syscalls.def, compiled in): every routed
+    syscall name (aliases included) -> its logical id; id -> its name; and
+    name -> who serves it (lib.YR_SERVE_*)."""
+    ids, names, servers = {}, {}, {}
+    for sys_id in range(lib.YR_SYS_NONE + 1, lib.YR_SYS_COUNT):
+        all_names = ffi.string(lib.yr_sys_names(sys_id)).decode().split()
+        names[sys_id] = all_names[0]
+        for name in all_names:
+            ids[name] = sys_id
+            servers[name] = lib.yr_sys_server(sys_id)
+    return ids, names, servers
+
+
+SYSCALL_IDS, SYSCALL_NAMES, SERVERS = _registry()
 
 O_CREAT = 0o100
 AT_SYMLINK_FOLLOW = 0x400
@@ -179,7 +143,7 @@ def syscall_table(hooks: set[str], kernel_shield: bool = True):
         for arch, audit_arch in ARCHES:
             nr = sc.resolve_syscall(arch, name)
             if nr >= 0:
-                yield audit_arch, nr, SYSCALL_IDS.get(name) or SHIELD_IDS[name]
+                yield audit_arch, nr, SYSCALL_IDS[name]
 
 
 # -- against a hostile program (issue 5) ------------------------------------------
@@ -193,17 +157,6 @@ KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"
                "pidfd_send_signal")
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
-SHIELD_IDS = {
-    "kill": lib.YR_SYS_KILL,
-    "tkill": lib.YR_SYS_TKILL,
-    "tgkill": lib.YR_SYS_TGKILL,
-    "rt_sigqueueinfo": lib.YR_SYS_RT_SIGQUEUEINFO,
-    "rt_tgsigqueueinfo": lib.YR_SYS_RT_TGSIGQUEUEINFO,
-    "pidfd_send_signal": lib.YR_SYS_PIDFD_SEND_SIGNAL,
-    "fcntl": lib.YR_SYS_FCNTL,
-    "fcntl64": lib.YR_SYS_FCNTL,
-    "ioctl": lib.YR_SYS_IOCTL,
-}
 
 
 def path_protected(hooks: set[str]) -> bool:

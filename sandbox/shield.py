@@ -20,6 +20,7 @@ import struct
 
 from . import procfs
 from ._yama import ffi, lib
+from .sysargs import int_arg, pidfd_target
 
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
@@ -100,15 +101,16 @@ class Fallback:
         self.my_pgrp = os.getpgrp()
 
     def handlers(self) -> dict:
+        """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
         return {
-            lib.YR_SYS_KILL: self.on_kill,
-            lib.YR_SYS_RT_SIGQUEUEINFO: self.on_kill,
-            lib.YR_SYS_TKILL: self.on_tkill,
-            lib.YR_SYS_TGKILL: self.on_tgkill,
-            lib.YR_SYS_RT_TGSIGQUEUEINFO: self.on_tgkill,
-            lib.YR_SYS_PIDFD_SEND_SIGNAL: self.on_pidfd_send_signal,
-            lib.YR_SYS_FCNTL: self.on_setown,
-            lib.YR_SYS_IOCTL: self.on_setown,
+            "kill": self.on_kill,
+            "rt_sigqueueinfo": self.on_kill,
+            "tkill": self.on_tkill,
+            "tgkill": self.on_tgkill,
+            "rt_tgsigqueueinfo": self.on_tgkill,
+            "pidfd_send_signal": self.on_pidfd_send_signal,
+            "fcntl": self.on_setown,
+            "ioctl": self.on_setown,
         }
 
     # -- answers -------------------------------------------------------------
@@ -137,16 +139,16 @@ class Fallback:
 
     def on_kill(self, ev, caller) -> None:
         """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
-        pid = _int(ev.args[0])
+        pid = int_arg(ev.args[0])
         if pid == -1:
             # Every process the caller may signal: that may include us.
             self._refuse(ev, caller, "a signal to every process (kill -1)")
         elif pid <= 0 and ev.sys == lib.YR_SYS_KILL and self._in_my_group(caller, -pid):
-            self._kill_group_but_me(ev, caller, _int(ev.args[1]))
+            self._kill_group_but_me(ev, caller, int_arg(ev.args[1]))
         elif pid <= 0 and self._in_my_group(caller, -pid):
             self._refuse(ev, caller, "a signal to the supervisor's process group")
         elif pid > 0 and self._is_me(caller, pid):
-            self._refuse(ev, caller, f"signal {_int(ev.args[1])} to {pid}")
+            self._refuse(ev, caller, f"signal {int_arg(ev.args[1])} to {pid}")
         else:
             self._pass(ev)
 
@@ -162,20 +164,20 @@ class Fallback:
         lib.yr_reply(self.sup.ctx, ev.id, 0, -rc if rc < 0 else 0)
 
     def on_tkill(self, ev, caller) -> None:
-        if self._is_me(caller, _int(ev.args[0])):
+        if self._is_me(caller, int_arg(ev.args[0])):
             self._refuse(ev, caller, "tkill")
         else:
             self._pass(ev)
 
     def on_tgkill(self, ev, caller) -> None:
-        tgid, tid = _int(ev.args[0]), _int(ev.args[1])
+        tgid, tid = int_arg(ev.args[0]), int_arg(ev.args[1])
         if self._is_me(caller, tgid) or self._is_me(caller, tid):
             self._refuse(ev, caller, "tgkill")
         else:
             self._pass(ev)
 
     def on_pidfd_send_signal(self, ev, caller) -> None:
-        pidfd, sig = _int(ev.args[0]), _int(ev.args[1])
+        pidfd, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
         info, flags = ev.args[2], ev.args[3] & 0xFFFFFFFF
         ctx = self.sup.ctx
         copy = lib.yr_fetch_fd(caller.tgid, pidfd)
@@ -207,10 +209,10 @@ class Fallback:
         let through. F_SETOWN_EX, FIOSETOWN and SIOCSPGRP read it from the
         caller's memory, which another thread may rewrite: read once here,
         and performed here on a copy of the descriptor, as the caller."""
-        fd, cmd, arg = _int(ev.args[0]), _int(ev.args[1]), ev.args[2]
+        fd, cmd, arg = int_arg(ev.args[0]), int_arg(ev.args[1]), ev.args[2]
         if ev.sys == lib.YR_SYS_FCNTL and cmd == F_SETOWN:
-            if self._owner_is_me(caller, F_OWNER_PID, _int(arg)):
-                self._refuse(ev, caller, f"F_SETOWN {_int(arg)}")
+            if self._owner_is_me(caller, F_OWNER_PID, int_arg(arg)):
+                self._refuse(ev, caller, f"F_SETOWN {int_arg(arg)}")
             else:
                 self._pass(ev)
             return
@@ -239,11 +241,6 @@ class Fallback:
             os.close(copy)
 
 
-def _int(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
 def _pids():
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -263,13 +260,9 @@ def _target_of(fd: int) -> int | None:
     """The pid a pidfd (or a /proc/PID directory fd) of ours refers to;
     -1 for an exited pidfd's process; None when it is neither (or a /proc of
     another pid namespace, which we cannot judge: refused)."""
-    try:
-        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
+    pid = pidfd_target(fd)
+    if pid is not None:
+        return pid
     try:
         m = re.fullmatch(r"/proc/(\d+)", os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:

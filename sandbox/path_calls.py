@@ -1,0 +1,97 @@
+"""Path calls at a hook point: C (csrc/walk.c, csrc/pathops.c) has read the
+path once, walked it as the caller and holds the objects met; the chain
+decides on their facts and C goes on from the same objects."""
+from __future__ import annotations
+
+import errno
+import os
+
+from . import filter as seccomp_filter
+from . import procfs
+from ._yama import ffi, lib
+from .requests import CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
+
+
+class PathCalls:
+    def __init__(self, sup):
+        self.sup = sup
+
+    def handlers(self) -> dict:
+        """syscall name -> handler: every call the registry gives to C's
+        link emulation or path walk comes here at a hook point."""
+        return {name: (self.on_link if server == lib.YR_SERVE_LINK else self.on_walk)
+                for name, server in seccomp_filter.SERVERS.items()
+                if server in (lib.YR_SERVE_LINK, lib.YR_SERVE_WALK)}
+
+    def waiting(self) -> bool:
+        """Does a walk (maybe linkat's source) wait for the chain's verdict?"""
+        return bool(lib.yr_walk_current().hook)
+
+    def on_link(self, ev, caller) -> None:
+        """C has read the paths once, captured the source and the new parent
+        as the caller, and found no path error; the chain decides on those
+        objects and C makes the link from them (yr_link_finish)."""
+        op = lib.yr_ctx_link(self.sup.ctx)
+        request = PathLink(caller, op.facts,
+                           source=os.fsdecode(ffi.string(op.old_path)),
+                           new=os.fsdecode(ffi.string(op.new_path)),
+                           owner=op.uid, mode=op.mode,
+                           syscall="link" if ev.sys == lib.YR_SYS_LINK else "linkat")
+        deny = self.sup.chain.walk("path_link", request)
+        lib.yr_link_finish(self.sup.ctx, ev.id, deny.errno if deny is not None else 0)
+
+    def on_walk(self, ev, caller) -> None:
+        """C has walked the path as the caller and stopped at a hook point
+        (yr_walk_current says which, with the facts of the objects it holds);
+        the chain decides, C goes on from the same objects (yr_walk_resume),
+        possibly to the next hook point (the next hop of a chain of links)."""
+        try:
+            self._walk_hooks(ev, caller)
+        finally:
+            if lib.yr_walk_current().hook:      # an error on the way: fail closed
+                lib.yr_walk_resume(self.sup.ctx, ev.id, errno.EPERM)
+
+    def _walk_hooks(self, ev, caller) -> None:
+        w = lib.yr_walk_current()
+        syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
+        while True:
+            if w.hook == lib.YR_HOOK_PATH_LINK:   # linkat's source walked: the link itself
+                w.hook = 0
+                self.on_link(ev, caller)
+                return
+            path = os.fsdecode(ffi.string(w.path))
+            if w.hook == lib.YR_HOOK_PROC_MEM:
+                deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)
+            else:
+                if w.hook == lib.YR_HOOK_FOLLOW_LINK:
+                    hook, request = "follow_link", FollowLink(
+                        caller, w.facts, path=path, link=os.fsdecode(ffi.string(w.name)),
+                        target=os.fsdecode(ffi.string(w.target)), link_uid=w.obj_uid,
+                        dir_uid=w.dir_uid, dir_mode=w.dir_mode, syscall=syscall)
+                elif w.hook == lib.YR_HOOK_CREATE_IN_STICKY:
+                    hook, request = "create_in_sticky", CreateInSticky(
+                        caller, w.facts, path=path, name=os.fsdecode(ffi.string(w.name)),
+                        file_uid=w.obj_uid, file_mode=w.obj_mode, dir_uid=w.dir_uid,
+                        dir_mode=w.dir_mode, syscall=syscall)
+                else:
+                    hook, request = "path_symlink", PathSymlink(
+                        caller, path, os.fsdecode(ffi.string(w.target)), w.dir_uid,
+                        w.dir_mode, w.fsuid, syscall=syscall)
+                deny = self.sup.chain.walk(hook, request)
+                deny_errno = deny.errno if deny is not None else 0
+            if lib.yr_walk_resume(self.sup.ctx, ev.id, deny_errno):
+                return
+
+    def _proc_mem(self, caller, syscall: str, target: int, path: str) -> int:
+        """Opening another process's /proc/PID/mem: an ATTACH-mode access
+        (proc_mem_open), EACCES when refused. target is in our pid namespace."""
+        target_tgid = procfs.tgid_of(target)
+        if target_tgid is None:
+            return 0            # gone: the open through the held directory fails by itself
+        if target_tgid == os.getpid():
+            self.sup.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
+            return errno.EACCES
+        request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,
+                               deny_errno=errno.EACCES, path=path)
+        deny = self.sup.chain.walk("ptrace_access_check", request)
+        return deny.errno if deny is not None else 0
