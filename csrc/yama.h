@@ -4,8 +4,9 @@
  * notify.c    the user-notify receive loop and the replies
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
  * creds.c     a caller's credentials, and a supervisor thread acting as it
- * pathops.c   paths read once and resolved as the caller would; link emulated
- * walk.c      the race-free path walk; open, stat, access, symlink emulated
+ * walk.c      the path engine: path calls walked, judged and performed for the
+ *             caller (its parts behind engine.h: resolve.c, gate.c, open.c,
+ *             worker.c, meta.c, statcopy.c, link.c, decode.c, caller.c)
  * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
  * syscalls.c  the registry of routed syscalls (syscalls.def), for C and Python
  * tracer.c    the ptrace backend: seccomp stops read, settled and answered
@@ -80,7 +81,7 @@ struct yr_fsid {
 int yr_fs_become(const struct yr_fsid *id);
 int yr_fs_reset(void);
 
-/* pathops.c: link and linkat, emulated.
+/* link.c: link and linkat, emulated.
  * Facts about the captured source, the only inputs of a path_link decision that
  * C can settle: a module's rule over these bits is tabulated by Python once
  * (bit f of the mask set = every module allows facts f), so the rule is
@@ -95,9 +96,8 @@ enum {
     YR_LF_COUNT = 6               /* 64 combinations: one uint64_t */
 };
 #define YR_PATH_MAX 4096
+/* What Python sees of a link waiting for the chain's path_link verdict. */
 struct yr_link {
-    int32_t src_fd;         /* O_PATH: the source object, captured once */
-    int32_t dir_fd;         /* O_PATH: the parent of the new name */
     uint32_t facts;         /* YR_LF_* */
     uint32_t uid, gid, mode;/* the source's owner and mode */
     uint32_t fsuid;         /* the caller's */
@@ -111,17 +111,11 @@ struct yr_link *yr_ctx_link(struct yr_ctx *ctx);
 void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask);
 int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
 int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
-int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
-                   uint64_t allow_mask);
-int yr_link_settle_src(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
-                       uint64_t allow_mask, int src);
-uint64_t yr_ctx_link_mask(struct yr_ctx *ctx);
-int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 
-/* walk.c: path-taking calls performed for the caller after a walk that
- * follows trailing symlinks by hand. Python is asked only at a hook point:
- * facts of the object met there, tabulated like path_link's (bit f of a
- * mask set = every module allows facts f). */
+/* walk.c: path-taking calls performed for the caller (the path engine,
+ * docs/path-engine.md). Python is asked only at a hook point: facts of the
+ * object met there, tabulated like path_link's (bit f of a mask set = every
+ * module allows facts f). */
 enum {                                /* follow_link (a trailing link in a sticky dir) */
     YR_FL_OWNER = 1 << 0,             /* the follower's fsuid owns the link */
     YR_FL_DIR_STICKY_WW = 1 << 1,     /* its directory is sticky and world-writable */
@@ -138,11 +132,12 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_COUNT = 6
 };
 enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
-       YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+       YR_HOOK_PATH_LINK };
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
-       YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked: linkat's source is walked */
-       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked */
+       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is contained: /proc of outsiders is out of reach */
+/* What Python sees of a call waiting at a hook point (yr_ctx_walk). */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -155,14 +150,8 @@ struct yr_walk {
     char target[YR_PATH_MAX];   /* the link's target / the new symlink's */
 };
 void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
-struct yr_walk *yr_walk_current(void);
-int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
-int yr_walk_linkat(const struct yr_event *ev);
-int yr_walk_current_tgid(void);
+struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
-int yr_walk_table_allows(uint64_t mask, uint32_t facts);
-int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);
-int yr_ctx_listener(struct yr_ctx *ctx);
 
 /* spawn.c */
 struct yr_spawn_result {

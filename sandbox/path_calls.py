@@ -1,6 +1,6 @@
-"""Path calls at a hook point: C (csrc/walk.c, csrc/pathops.c) has read the
-path once, walked it as the caller and holds the objects met; the chain
-decides on their facts and C goes on from the same objects."""
+"""Path calls at a hook point: C (the path engine, csrc/walk.c and its parts)
+has read the path once, walked it as the caller and holds the objects met;
+the chain decides on their facts and C goes on from the same objects."""
 from __future__ import annotations
 
 import errno
@@ -19,13 +19,12 @@ class PathCalls:
     def handlers(self) -> dict:
         """syscall name -> handler: every call the registry gives to C's
         link emulation or path walk comes here at a hook point."""
-        return {name: (self.on_link if server == lib.YR_SERVE_LINK else self.on_walk)
-                for name, server in seccomp_filter.SERVERS.items()
+        return {name: self.on_walk for name, server in seccomp_filter.SERVERS.items()
                 if server in (lib.YR_SERVE_LINK, lib.YR_SERVE_WALK)}
 
     def waiting(self) -> bool:
-        """Does a walk (maybe linkat's source) wait for the chain's verdict?"""
-        return bool(lib.yr_walk_current().hook)
+        """Does a path call (a walk, or a link) wait for the chain's verdict?"""
+        return bool(lib.yr_ctx_walk(self.sup.ctx).hook)
 
     def on_link(self, ev, caller) -> None:
         """C has read the paths once, captured the source and the new parent
@@ -42,21 +41,20 @@ class PathCalls:
 
     def on_walk(self, ev, caller) -> None:
         """C has walked the path as the caller and stopped at a hook point
-        (yr_walk_current says which, with the facts of the objects it holds);
+        (yr_ctx_walk says which, with the facts of the objects it holds);
         the chain decides, C goes on from the same objects (yr_walk_resume),
         possibly to the next hook point (the next hop of a chain of links)."""
         try:
             self._walk_hooks(ev, caller)
         finally:
-            if lib.yr_walk_current().hook:      # an error on the way: fail closed
+            if lib.yr_ctx_walk(self.sup.ctx).hook:     # an error on the way: fail closed
                 lib.yr_walk_resume(self.sup.ctx, ev.id, errno.EPERM)
 
     def _walk_hooks(self, ev, caller) -> None:
-        w = lib.yr_walk_current()
+        w = lib.yr_ctx_walk(self.sup.ctx)
         syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
         while True:
-            if w.hook == lib.YR_HOOK_PATH_LINK:   # linkat's source walked: the link itself
-                w.hook = 0
+            if w.hook == lib.YR_HOOK_PATH_LINK:   # both paths walked: the link itself
                 self.on_link(ev, caller)
                 return
             path = os.fsdecode(ffi.string(w.path))
