@@ -40,6 +40,11 @@ int yr_op_of(int32_t sys)
         return OP_CHECK;
     case YR_SYS_LINK: case YR_SYS_LINKAT:
         return OP_LINK;
+    case YR_SYS_OPEN_TREE_ATTR:
+        return OP_CHECK;
+    case YR_SYS_CONNECT: case YR_SYS_BIND: case YR_SYS_SENDTO: case YR_SYS_SENDMSG:
+    case YR_SYS_SENDMMSG: case YR_SYS_SOCKETCALL:
+        return OP_SOCKADDR;
     default:
         return OP_META;
     }
@@ -172,6 +177,88 @@ static int read_xname(struct yr_call *c, uint64_t addr)
     return n < 0 ? n : 0;
 }
 
+/* A structure of the caller's of usize bytes, as copy_struct_from_user
+ * takes it into ksize bytes: bytes past ksize must be zero (E2BIG). */
+static int read_struct(struct yr_call *c, uint64_t addr, uint64_t usize, void *out, size_t ksize)
+{
+    unsigned char buf[4096];
+    if (usize > sizeof(buf))
+        return -E2BIG;
+    memset(out, 0, ksize);
+    if (yr_read_caller(c, addr, buf, (size_t)usize) < 0)
+        return -EFAULT;
+    for (uint64_t i = ksize; i < usize; i++)
+        if (buf[i])
+            return -E2BIG;
+    memcpy(out, buf, usize < ksize ? (size_t)usize : ksize);
+    return 0;
+}
+
+/* setxattrat, getxattrat: struct xattr_args { value, size, flags } (6.13). */
+static int read_xattr_args(struct yr_call *c, uint64_t addr, uint64_t usize)
+{
+    struct { uint64_t value; uint32_t size, flags; } args;
+    if (usize > 4096)
+        return -E2BIG;
+    if (usize < sizeof(args))
+        return -EINVAL;
+    int err = read_struct(c, addr, usize, &args, sizeof(args));
+    if (err < 0)
+        return err;
+    c->buf = args.value;
+    c->xsize = args.size;
+    c->xflags = args.flags;
+    if (c->ev.sys == YR_SYS_GETXATTRAT ? args.flags != 0
+                                       : (args.flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE)))
+        return -EINVAL;
+    return c->ev.sys == YR_SYS_SETXATTRAT && c->xsize > XATTR_VALUE_MAX ? -E2BIG : 0;
+}
+
+/* The *xattrat calls and file_[gs]etattr take AT_SYMLINK_NOFOLLOW and
+ * AT_EMPTY_PATH only. */
+static int at_flags(struct yr_call *c, uint64_t v)
+{
+    c->flags = (int)(uint32_t)v;
+    return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
+}
+
+/* The *xattrat calls (6.13): (dirfd, path, at_flags, ...). */
+static int decode_xattrat(struct yr_call *c, uint64_t *path_addr)
+{
+    const uint64_t *a = c->ev.args;
+    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
+    c->dirfd = (int32_t)a[0];
+    *path_addr = a[1] & m;
+    int err = at_flags(c, a[2]);
+    if (err < 0)
+        return err;
+    switch (c->ev.sys) {
+    case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT:
+        err = read_xattr_args(c, a[4] & m, a[5] & m);
+        return err < 0 ? err : read_xname(c, a[3] & m);
+    case YR_SYS_LISTXATTRAT:
+        c->buf = a[3] & m;
+        c->xsize = a[4] & m;
+        return 0;
+    default:                                     /* removexattrat */
+        return read_xname(c, a[3] & m);
+    }
+}
+
+/* file_getattr, file_setattr (6.17): (dirfd, path, struct file_attr *, usize, at_flags). */
+static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
+{
+    const uint64_t *a = c->ev.args;
+    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
+    c->dirfd = (int32_t)a[0];
+    *path_addr = a[1] & m;
+    c->buf = a[2] & m;
+    c->xflags = (uint32_t)(a[3] & m);            /* usize: the kernel checks it on our call */
+    if (c->xflags > 4096)
+        return -E2BIG;
+    return at_flags(c, a[4]);
+}
+
 static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
 {
     c->mode = (uint32_t)mask;
@@ -260,9 +347,14 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
         c->xsize = a[3] & m;                    /* the mount id's address */
         c->flags = (int)a[4];
         return 0;
-    case YR_SYS_OPEN_TREE:
+    case YR_SYS_OPEN_TREE: case YR_SYS_OPEN_TREE_ATTR:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
         return 0;
+    case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
+    case YR_SYS_REMOVEXATTRAT:
+        return decode_xattrat(c, path_addr);
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
+        return decode_file_attr(c, path_addr);
     case YR_SYS_INOTIFY_ADD_WATCH:
         *path_addr = a[1] & m;
         return decode_inotify(c, a[0], a[2]);

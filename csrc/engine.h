@@ -5,11 +5,15 @@
  *   decode.c    a call's arguments, and the kernel's checks made before any walk
  *   resolve.c   the resolver: a path walked as the caller to a held parent and name
  *   gate.c      the gate: every object judged on the fd the supervisor holds
+ *   kptrace.c   the kernel's core ptrace rule, judged for a caller
  *   open.c      opens performed for the caller
  *   worker.c    opens that may wait, in a thread of their own
+ *   helper.c    opens judged on the opener's credentials, made by a helper that is the caller
  *   statcopy.c  stat results in each ABI's layout, written to the caller
  *   meta.c      access, metadata, xattr, name_to_handle_at and symlink calls
  *   link.c      link and linkat
+ *   tmpfiles.c  whose file linkat(fd, "", AT_EMPTY_PATH) names
+ *   sockaddr.c  AF_UNIX path addresses of connect, bind and the sends
  *   walk.c      a path call driven from its notification to its reply
  *
  * All per-call state lives in struct yr_call, one per notification context
@@ -35,9 +39,10 @@
 
 /* What a call does with the object its path leads to. */
 enum yr_op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
-             OP_LINK };
+             OP_LINK, OP_SOCKADDR };
 /* Results inside the engine (besides 0 and -errno). */
-enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3 };
+enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path */ };
+#define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
 /* Where a call goes on after Python's verdict at a hook point. */
 enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
                  RESUME_LINK };
@@ -61,6 +66,8 @@ struct yr_ctx {
     struct yr_deferred reply;
     struct yr_call *call;      /* the call being served */
     struct yr_idcache *ids;    /* callers' identities */
+    struct yr_done *done;      /* deferred mode: answers of workers, for the tracer (worker.c) */
+    pid_t tracer;              /* deferred mode: the thread that waits for stops */
 };
 
 /* ---- one call ------------------------------------------------------------ */
@@ -96,6 +103,8 @@ struct yr_call {
     enum yr_op op;
     enum yr_resume resume;      /* what waits for Python's verdict */
     int retries;
+    pid_t recheck;              /* the gate allowed on the core ptrace rule: again after */
+    int opener_matters;         /* the gate found an entry judged on its opener (helper.c) */
     int32_t dirfd;
     int flags;                  /* open flags, or AT_* flags */
     uint32_t mode;              /* open mode, access mode, statx mask */
@@ -106,11 +115,14 @@ struct yr_call {
     int times_null;
     char xname[256];            /* xattr */
     uint64_t xsize;
+    uint32_t xflags;            /* setxattrat's flags; file_[gs]etattr's size */
     int ifd;                    /* inotify: our copy of the caller's instance */
     struct yr_res res;
     char path[YR_PATH_MAX];     /* as given */
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
     char xbuf[XATTR_VALUE_MAX]; /* xattr values and lists */
+    char sock[YR_SOCK_PATHS][109];  /* AF_UNIX paths addressed (sockaddr.c) */
+    int nsock, sock_next;
     struct yr_walk pub;         /* Python's view at a hook point */
     /* link and linkat (link.c) */
     struct yr_link link;        /* Python's view of a link */
@@ -125,6 +137,7 @@ struct yr_call {
 /* walk.c */
 int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev);
 int yr_walk_table_allows(uint64_t mask, uint32_t facts);
+int yr_own_fd_dir(void);
 void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event *ev);
 void yr_call_close(struct yr_call *c);
 int yr_call_finish(struct yr_call *c, int err);
@@ -157,6 +170,7 @@ int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr);
 enum yr_access { ACC_STAT, ACC_PATH, ACC_FOLLOW, ACC_READ, ACC_WRITE, ACC_EXEC, ACC_LINK };
 int yr_gate(struct yr_call *c, int obj, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
+int yr_gate_recheck(struct yr_call *c);
 int yr_on_proc(int fd);
 int yr_on_proc_st(int fd, const struct stat *st);
 
@@ -176,8 +190,23 @@ int yr_open_final(struct yr_call *c);
 int yr_install(struct yr_call *c, int fd, int flags);
 int yr_take_umask(struct yr_call *c);
 
+/* helper.c */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags);
+int yr_is_helper(pid_t pid);
+
 /* worker.c */
 int yr_open_in_worker(struct yr_call *c, int obj, int flags);
+int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply);
+void yr_worker_wakeable(struct yr_ctx *ctx);
+void yr_worker_release(struct yr_ctx *ctx);
+
+/* tmpfiles.c */
+void yr_opened_for(struct yr_call *c, const struct stat *st);
+void yr_exec_seen(struct yr_call *c);
+int yr_empty_path_link_allowed(struct yr_call *c, const struct stat *st);
+
+/* sockaddr.c */
+int yr_sock_paths(struct yr_call *c);
 
 /* statcopy.c */
 int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);

@@ -196,7 +196,8 @@ int yr_link_source_held(struct yr_call *c)
     return yr_hook(c, YR_HOOK_PATH_LINK, RESUME_LINK);     /* a module may object */
 }
 
-/* The AT_EMPTY_PATH source: the caller's descriptor itself. */
+/* The AT_EMPTY_PATH source: the caller's descriptor itself, if the kernel
+ * would let the caller name it (tmpfiles.c); never our authority instead. */
 static int empty_source(struct yr_call *c, int32_t olddfd)
 {
     int fd = yr_start_at(c, olddfd, 0);
@@ -207,7 +208,10 @@ static int empty_source(struct yr_call *c, int32_t olddfd)
     r->magic = 1;                              /* reached through the caller's fd */
     if (fstat(fd, &r->obj_st) < 0)
         return -errno;
-    return yr_link_source_held(c);
+    if (olddfd != AT_FDCWD_INT && !yr_empty_path_link_allowed(c, &r->obj_st))
+        return -ENOENT;
+    int err = yr_gate(c, fd, ACC_LINK);
+    return err ? err : yr_link_source_held(c);
 }
 
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev)

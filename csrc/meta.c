@@ -115,8 +115,8 @@ static long handle_of(struct yr_call *c, int fd)
 static long xattr_read(struct yr_call *c, const char *self)
 {
     size_t size = c->xsize > XATTR_VALUE_MAX ? XATTR_VALUE_MAX : (size_t)c->xsize;
-    long rc = c->ev.sys == YR_SYS_GETXATTR
-                  ? getxattr(self, c->xname, size ? c->xbuf : NULL, size)
+    int get = c->ev.sys == YR_SYS_GETXATTR || c->ev.sys == YR_SYS_GETXATTRAT;
+    long rc = get ? getxattr(self, c->xname, size ? c->xbuf : NULL, size)
                   : listxattr(self, size ? c->xbuf : NULL, size);
     if (rc < 0 && errno == ERANGE && size >= XATTR_VALUE_MAX)
         errno = E2BIG;
@@ -144,6 +144,33 @@ static long statfs_to_caller(struct yr_call *c, int fd)
     return 0;
 }
 
+/* file_getattr, file_setattr (6.17) on fd: the same call made on our copy
+ * of the caller's struct file_attr (its size checked by the kernel). */
+#ifndef SYS_file_getattr
+#define SYS_file_getattr 468
+#define SYS_file_setattr 469
+#endif
+static long file_attr(struct yr_call *c, int fd)
+{
+    size_t usize = c->xflags;
+    int set = c->ev.sys == YR_SYS_FILE_SETATTR;
+    memset(c->xbuf, 0, usize);
+    if (set && yr_read_caller(c, c->buf, c->xbuf, usize) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    long rc = syscall(set ? SYS_file_setattr : SYS_file_getattr, fd, "", c->xbuf, usize,
+                      AT_EMPTY_PATH);
+    if (rc == 0 && !set) {
+        struct iovec l = { c->xbuf, usize }, r = { (void *)(uintptr_t)c->buf, usize };
+        if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
+            errno = EFAULT;
+            return -1;
+        }
+    }
+    return rc;
+}
+
 /* Change or read the metadata of fd (O_PATH, the walked object), as the
  * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
 int yr_meta_perform(struct yr_call *c, int fd)
@@ -165,18 +192,22 @@ int yr_meta_perform(struct yr_call *c, int fd)
     case YR_SYS_UTIMES: case YR_SYS_FUTIMESAT:
         rc = utimensat(fd, "", c->times_null ? NULL : c->ts, AT_EMPTY_PATH);
         break;
-    case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR:
+    case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
         rc = xattr_read(c, self);
         break;
-    case YR_SYS_SETXATTR:
+    case YR_SYS_SETXATTR: case YR_SYS_SETXATTRAT:
         if (c->xsize && yr_read_caller(c, c->buf, c->xbuf, (size_t)c->xsize) < 0) {
             errno = EFAULT;
             break;
         }
-        rc = setxattr(self, c->xname, c->xbuf, (size_t)c->xsize, c->flags);
+        rc = setxattr(self, c->xname, c->xbuf, (size_t)c->xsize,
+                      c->ev.sys == YR_SYS_SETXATTR ? c->flags : (int)c->xflags);
         break;
-    case YR_SYS_REMOVEXATTR:
+    case YR_SYS_REMOVEXATTR: case YR_SYS_REMOVEXATTRAT:
         rc = removexattr(self, c->xname);
+        break;
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
+        rc = file_attr(c, fd);
         break;
     case YR_SYS_INOTIFY_ADD_WATCH:
         rc = inotify_add_watch(c->ifd, self, c->mode & ~(uint32_t)IN_DONT_FOLLOW);

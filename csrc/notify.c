@@ -83,6 +83,7 @@ void yr_ctx_free(struct yr_ctx *ctx)
         return;
     if (ctx->reply.fd >= 0)
         close(ctx->reply.fd);
+    yr_worker_release(ctx);
     free(ctx->req);
     free(ctx->resp);
     call_free(ctx->call);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include "engine.h"
 
@@ -35,6 +36,9 @@ static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64
 /* fd becomes the caller's, and the call's result. */
 int yr_install(struct yr_call *c, int fd, int flags)
 {
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+        yr_opened_for(c, &st);                   /* the caller's to name by descriptor */
     int rc = yr_reply_addfd(c->ctx, c->ev.id, fd, (uint32_t)(flags & O_CLOEXEC));
     close(fd);
     if (rc < 0)
@@ -68,16 +72,87 @@ int yr_take_umask(struct yr_call *c)
     return 0;
 }
 
-/* An open that waits (a FIFO without a peer, a lease): in a worker thread
- * that answers the caller itself. The ptrace backend has one tracer thread
- * for every tracee and nothing else may answer for it: there the tracee
- * waits in its own open, checked and continued (docs/path-engine.md). */
+/* An open that may wait (a FIFO without a peer, a device, a lease): in a
+ * worker thread (worker.c), which answers the caller (or, under the ptrace
+ * backend, the tracer for it) when the open is done. */
 static int wait_elsewhere(struct yr_call *c)
 {
-    if (c->ctx->listener >= 0)
-        return yr_open_in_worker(c, c->res.obj, c->flags);
-    yr_reply_continue(c->ctx, c->ev.id);
-    return R_DONE;
+    yr_opened_for(c, &c->res.obj_st);
+    return yr_open_in_worker(c, c->res.obj, c->flags);
+}
+
+/* ---- /dev/tty --------------------------------------------------------------- */
+
+/* /dev/tty is whoever opens it's controlling terminal: the supervisor's own
+ * open would yield the supervisor's. The caller's is its tty_nr (field 7 of
+ * /proc/TID/stat; 0: none, and the kernel says ENXIO). */
+static dev_t caller_tty(struct yr_call *c)
+{
+    int fd = yr_proc_open(c, "stat", O_RDONLY);
+    char buf[1024];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    yr_close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');              /* comm may hold anything, ')' too */
+    unsigned long long tty = 0;
+    int pid, pgrp, session;
+    char state;
+    if (!p || sscanf(p + 1, " %c %d %d %d %llu", &state, &pid, &pgrp, &session, &tty) != 5)
+        return 0;
+    /* tty_nr: new_encode_dev (minor's low byte, major, minor's high bits) */
+    return makedev((unsigned)((tty >> 8) & 0xfff), (unsigned)((tty & 0xff) | ((tty >> 12) & 0xfff00)));
+}
+
+/* An O_PATH fd of the device node `tty`: one of the caller's own
+ * descriptors on it, else /dev/pts/N in the caller's root. -errno if none. */
+static int tty_node(struct yr_call *c, dev_t tty)
+{
+    char name[32];
+    struct stat st;
+    for (int fd = 0; fd < 256; fd++) {         /* where a terminal's fds usually are */
+        snprintf(name, sizeof(name), "fd/%d", fd);
+        if (fstatat(c->procdir, name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
+            return yr_proc_open(c, name, O_PATH);
+    }
+    if (major(tty) >= 136 && major(tty) <= 143 && yr_open_root(c) == 0) {
+        snprintf(name, sizeof(name), "dev/pts/%u", (major(tty) - 136) * 256 + minor(tty));
+        int fd = yr_openat2(c->res.root, name, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
+            return fd;
+        yr_close(fd);
+    }
+    return -ENXIO;
+}
+
+/* The held object is /dev/tty (5:0): hold the caller's terminal instead. */
+static int as_callers_tty(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    dev_t tty = caller_tty(c);
+    if (!tty)
+        return -ENXIO;                           /* no controlling terminal */
+    int fd = tty_node(c, tty);
+    if (fd < 0)
+        return fd;
+    close(r->obj);
+    r->obj = fd;
+    fstat(fd, &r->obj_st);
+    r->magic = 1;                                /* opened from the held fd, not by name */
+    return 0;
+}
+
+/* Devices that never wait on open (the memory devices: null, zero, random...):
+ * opened here; any other device, like a FIFO, where a stall delays only its
+ * caller. */
+static int may_wait(const struct stat *st)
+{
+    if (S_ISFIFO(st->st_mode))
+        return 1;
+    if (!S_ISCHR(st->st_mode) && !S_ISBLK(st->st_mode))
+        return 0;
+    return !(S_ISCHR(st->st_mode) && major(st->st_rdev) == 1);
 }
 
 /* Open the held object (res.obj) with the caller's flags. */
@@ -87,8 +162,17 @@ int yr_open_final(struct yr_call *c)
     int fl = c->flags | O_NOCTTY | O_CLOEXEC;
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
+    if (c->opener_matters) {
+        int fd = yr_open_as_caller(c, r->obj, c->flags);
+        return fd < 0 ? fd : yr_install(c, fd, c->flags);
+    }
+    if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
+        int err = as_callers_tty(c);
+        if (err < 0)
+            return err;
+    }
     if (!(fl & O_NONBLOCK)) {
-        if (type == S_IFIFO && (fl & O_ACCMODE) == O_RDONLY)
+        if (may_wait(&r->obj_st) && !(type == S_IFIFO && (fl & O_ACCMODE) != O_RDONLY))
             return wait_elsewhere(c);
         /* Writers to a FIFO with a reader, devices, regular files: never wait here. */
         fl |= O_NONBLOCK;
@@ -121,49 +205,14 @@ int yr_open_final(struct yr_call *c)
             return wait_elsewhere(c);      /* a lease to break */
         return -e;
     }
+    int err = yr_gate_recheck(c);
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
     if (added_nonblock)
         fcntl(fd, F_SETFL, c->flags & (O_APPEND | O_DIRECT | O_NOATIME));
     return yr_install(c, fd, c->flags);
-}
-
-/* /proc/PID/mem: whose? The pid from the held directory's own stat file,
- * valid in our pid namespace only if that /proc is ours. */
-static dev_t own_proc_dev;
-
-static int mem_target(struct yr_call *c)
-{
-    struct stat ds, ps;
-    if (!yr_on_proc(c->res.dir))
-        return 0;
-    if (!own_proc_dev) {
-        if (stat("/proc", &ps) < 0)
-            return -EACCES;
-        own_proc_dev = ps.st_dev;
-    }
-    if (fstat(c->res.dir, &ds) < 0 || ds.st_dev != own_proc_dev)
-        return -EACCES;                         /* fail closed */
-    int fd = openat(c->res.dir, "stat", O_RDONLY | O_CLOEXEC);
-    char buf[64];
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return -EACCES;
-    buf[n] = '\0';
-    int pid = atoi(buf);
-    return pid > 0 ? pid : -EACCES;
-}
-
-/* /proc files whose writes are judged on the opener's credentials
- * (file->f_cred: user namespace, euid, capabilities), which an fd we open
- * cannot carry: these opens are walked, decided and continued. */
-static int opener_matters(struct yr_call *c)
-{
-    static const char *const names[] = { "uid_map", "gid_map", "projid_map", "setgroups" };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(c->res.name, names[i]) == 0)
-            return yr_on_proc(c->res.dir);
-    return 0;
 }
 
 static int create(struct yr_call *c)
@@ -213,29 +262,6 @@ static int sticky_hook(struct yr_call *c)
     return yr_hook(c, YR_HOOK_CREATE_IN_STICKY, RESUME_OPEN);
 }
 
-/* Opening another process's /proc/PID/mem: the ptrace module decides. */
-static int mem_hook(struct yr_call *c)
-{
-    struct yr_res *r = &c->res;
-    if (!(yr_walk_config(NULL, NULL) & YR_WALK_PROC_MEM) || strcmp(r->name, "mem") != 0 ||
-        !S_ISREG(r->st.st_mode) || r->magic)
-        return 0;
-    int pid = mem_target(c);
-    if (pid <= 0)
-        return pid;
-    if (yr_tgid_of(pid) == yr_caller_tgid(c))                 /* one's own: always allowed */
-        return 0;
-    struct stat ds;
-    if (fstat(r->dir, &ds) < 0)
-        return -errno;
-    c->pub.obj_uid = r->obj_st.st_uid;
-    c->pub.obj_mode = r->obj_st.st_mode;
-    c->pub.dir_uid = ds.st_uid;
-    c->pub.dir_mode = ds.st_mode;
-    c->pub.mem_pid = pid;
-    return yr_hook(c, YR_HOOK_PROC_MEM, RESUME_OPEN);
-}
-
 int yr_act_open(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -249,14 +275,7 @@ int yr_act_open(struct yr_call *c)
     if (r->slash && !S_ISDIR(r->st.st_mode) && !S_ISLNK(r->st.st_mode))
         return -ENOTDIR;
     int rc = sticky_hook(c);
-    if (rc == 0)
-        rc = mem_hook(c);
     if (rc != 0)
         return rc;
-    if (opener_matters(c)) {
-        if (yr_id_valid(c->ctx, c->ev.id))
-            yr_reply_continue(c->ctx, c->ev.id);
-        return R_DONE;
-    }
     return yr_open_final(c);
 }

@@ -193,6 +193,11 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int *next
         if (err < 0)
             return err;
         *next = yr_openat2(*cur, name, O_PATH | O_DIRECTORY, 0);   /* the kernel follows it */
+        if (*next >= 0 && (err = yr_gate_recheck(c)) < 0) {
+            close(*next);
+            *next = -1;
+            return err;
+        }
         return *next < 0 ? *next : 0;
     }
     if (r->depth + 1 > MAXSYMLINKS)
@@ -514,6 +519,8 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
         r->obj = openat(r->dir, r->name, O_PATH | O_CLOEXEC);    /* the kernel follows it */
         if (r->obj < 0)
             return -errno;
+        if ((err = yr_gate_recheck(c)) < 0)
+            return err;
         if (fstat(r->obj, &r->obj_st) < 0)
             return -errno;
     } else {

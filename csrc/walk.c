@@ -51,6 +51,11 @@ uint32_t yr_walk_config(uint64_t *fmask, uint64_t *cmask)
     return walk_flags;
 }
 
+int yr_own_fd_dir(void)
+{
+    return own_fd_dir;
+}
+
 int yr_walk_table_allows(uint64_t mask, uint32_t facts)
 {
     return (int)(mask >> (facts & 63) & 1);
@@ -102,6 +107,8 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->ctx = ctx;
     c->ev = *ev;
     c->retries = 0;
+    c->recheck = 0;
+    c->opener_matters = 0;
     c->buf = 0;
     c->xsize = 0;
     c->path[0] = c->target[0] = '\0';
@@ -136,7 +143,7 @@ int yr_hook(struct yr_call *c, int hook, enum yr_resume resume)
 /* Reply with err (0 or -errno) and end the call. 1. */
 int yr_call_finish(struct yr_call *c, int err)
 {
-    if (c->op == OP_CHECK && err != -EACCES) {
+    if ((c->op == OP_CHECK || c->op == OP_SOCKADDR) && err != -EACCES) {
         /* The kernel walks again and names the error itself. */
         if (yr_id_valid(c->ctx, c->ev.id))
             yr_reply_continue(c->ctx, c->ev.id);
@@ -155,6 +162,7 @@ static int meta_writes(int32_t sys)
     switch (sys) {
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
     case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH:
+    case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_FILE_GETATTR:
         return 0;
     default:
         return 1;
@@ -195,13 +203,24 @@ static int act(struct yr_call *c)
         return yr_act_meta(c);
     case OP_LINK:
         return yr_link_source_held(c);
+    case OP_SOCKADDR:
+        if (c->sock_next < c->nsock)
+            return R_NEXT;
+        /* fall through - every address judged */
     case OP_CHECK:
-        if (yr_id_valid(c->ctx, c->ev.id))
-            yr_reply_continue(c->ctx, c->ev.id);
+        if (!yr_id_valid(c->ctx, c->ev.id))
+            return R_DONE;
+        if (c->ev.sys == YR_SYS_EXECVE || c->ev.sys == YR_SYS_EXECVEAT)
+            yr_exec_seen(c);
+        else if (c->op == OP_CHECK && c->res.obj >= 0)
+            yr_opened_for(c, &c->res.obj_st);    /* an O_PATH file the kernel opens for it */
+        yr_reply_continue(c->ctx, c->ev.id);
         return R_DONE;
     }
     return -ENOSYS;
 }
+
+static int next_address(struct yr_call *c);
 
 /* Map an action's result to the call's end: 1 replied (or handed to a
  * worker), 0 Python decides. */
@@ -209,6 +228,8 @@ static int settled(struct yr_call *c, int rc)
 {
     if (rc == R_HOOK)
         return 0;
+    if (rc == R_NEXT)
+        return next_address(c);
     if (rc == R_DONE) {
         yr_call_close(c);
         c->pub.hook = 0;
@@ -265,6 +286,23 @@ int yr_call_run(struct yr_call *c, int from)
     return yr_call_drive(c);
 }
 
+/* The next AF_UNIX path the call addresses, walked and judged (bind's
+ * only to its parent); the call is continued once all are. */
+static int next_address(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    yr_close(r->dir);
+    yr_close(r->obj);
+    r->dir = r->obj = -1;
+    r->magic = r->exists = r->slash = 0;
+    r->hops = 0;
+    snprintf(c->path, sizeof(c->path), "%s", c->sock[c->sock_next++]);
+    int from = -1;
+    if (c->path[0] != '/' && (from = yr_start_at(c, AT_FDCWD_INT, 1)) < 0)
+        return yr_call_finish(c, from);
+    return yr_call_run(c, from);
+}
+
 /* ---- decoding to a walk ------------------------------------------------------------ */
 
 /* access() without AT_EACCESS: the real ids, as access_override_creds. */
@@ -303,7 +341,9 @@ static int empty_path_allowed(const struct yr_call *c)
     case YR_SYS_NEWFSTATAT: case YR_SYS_FSTATAT64: case YR_SYS_STATX: case YR_SYS_FACCESSAT2:
     case YR_SYS_EXECVEAT: case YR_SYS_FCHOWNAT: case YR_SYS_FCHMODAT2:
     case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_OPEN_TREE: case YR_SYS_UTIMENSAT:
-    case YR_SYS_UTIMENSAT_TIME64:
+    case YR_SYS_UTIMENSAT_TIME64: case YR_SYS_OPEN_TREE_ATTR: case YR_SYS_SETXATTRAT:
+    case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_REMOVEXATTRAT:
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
         return (c->flags & AT_EMPTY_PATH) != 0;
     default:
         return 0;
@@ -321,6 +361,14 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
     int err = yr_caller_identity(ctx, ev, &c->id, &c->procdir);
     if (err < 0)
         return yr_call_finish(c, err);
+    if (c->op == OP_SOCKADDR) {
+        yr_fs_become(&c->id);
+        c->sock_next = 0;
+        err = yr_sock_paths(c);
+        if (err < 0)
+            return yr_call_finish(c, err);
+        return settled(c, act(c));               /* no path: continued at once */
+    }
     uint64_t path_addr, target_addr;
     err = yr_decode(c, &path_addr, &target_addr);
     if (err < 0)

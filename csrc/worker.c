@@ -1,6 +1,10 @@
-/* Opens that may wait (a FIFO without its peer, a lease to break), each in
- * a thread of its own that answers its caller itself, so the receive loop
- * goes on serving every other caller meanwhile. */
+/* Opens that may wait (a FIFO without its peer, a device, a lease to
+ * break), each in a thread of its own, so the receive loop goes on serving
+ * every other caller meanwhile. Under user-notify the worker answers its
+ * caller itself; under the ptrace backend only the tracer thread may touch a
+ * tracee, so the worker leaves its answer in the context's queue and wakes
+ * the tracer (tracer.c takes it with yr_worker_take); the caller stays in its
+ * seccomp stop until then. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,14 +21,136 @@
 
 #include "engine.h"
 
+/* Deferred mode: answers waiting for the tracer, shared by the context and
+ * every worker it started (the last one out frees it). */
+struct done_item {
+    struct done_item *next;
+    pid_t tid;
+    int pidfd;              /* the caller's task: its number may be reused once it is gone */
+    struct yr_deferred reply;
+};
+struct yr_done {
+    pthread_mutex_t lock;
+    int refs;
+    pid_t tracer;           /* the thread to wake */
+    struct done_item *head;
+};
+
 struct blocking_open {
-    int listener;
+    int listener;           /* user-notify: where to answer; -1: deferred */
+    struct yr_done *done;   /* deferred: where to leave the answer */
+    int pidfd;              /* deferred: the caller's task */
     uint64_t id;
-    pid_t tid;              /* the caller */
+    pid_t tid, tgid;        /* the caller */
     int obj;                /* O_PATH: the object, judged by the gate */
     int flags;
     struct yr_fsid id_as;
 };
+
+#define TRACER_WAKE (SIGRTMIN + 6)
+
+static void done_put(struct yr_done *d)
+{
+    pthread_mutex_lock(&d->lock);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!last)
+        return;
+    for (struct done_item *i = d->head, *next; i; i = next) {
+        next = i->next;
+        if (i->reply.fd >= 0)
+            close(i->reply.fd);
+        close(i->pidfd);
+        free(i);
+    }
+    free(d);
+}
+
+static void no_op(int sig)
+{
+    (void)sig;
+}
+
+/* The tracer's context gets a queue, and its waits can be interrupted by a
+ * worker's wake-up (no SA_RESTART: waitpid returns EINTR). */
+void yr_worker_wakeable(struct yr_ctx *ctx)
+{
+    if (!ctx->done) {
+        ctx->done = calloc(1, sizeof(*ctx->done));
+        if (!ctx->done)
+            return;
+        pthread_mutex_init(&ctx->done->lock, NULL);
+        ctx->done->refs = 1;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = no_op;
+        sigemptyset(&sa.sa_mask);
+        sigaction(TRACER_WAKE, &sa, NULL);
+    }
+    ctx->done->tracer = (pid_t)syscall(SYS_gettid);
+}
+
+void yr_worker_release(struct yr_ctx *ctx)
+{
+    if (ctx->done)
+        done_put(ctx->done);
+    ctx->done = NULL;
+}
+
+/* One worker's answer for a caller still waiting, if any: 1 (*tid,
+ * *reply filled), 0 none. An answer for a task that is gone is dropped: its
+ * number may belong to another task by now. */
+int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply)
+{
+    struct yr_done *d = ctx->done;
+    for (;;) {
+        if (!d)
+            return 0;
+        pthread_mutex_lock(&d->lock);
+        struct done_item *i = d->head;
+        if (i)
+            d->head = i->next;
+        pthread_mutex_unlock(&d->lock);
+        if (!i)
+            return 0;
+        int alive = syscall(SYS_pidfd_send_signal, i->pidfd, 0, NULL, 0) == 0;
+        close(i->pidfd);
+        *tid = i->tid;
+        *reply = i->reply;
+        free(i);
+        if (alive)
+            return 1;
+        if (reply->fd >= 0)
+            close(reply->fd);
+    }
+}
+
+static void deferred_answer(const struct blocking_open *b, int fd, int err)
+{
+    struct done_item *i = malloc(sizeof(*i));
+    int pidfd = fcntl(b->pidfd, F_DUPFD_CLOEXEC, 0);
+    if (!i || pidfd < 0) {
+        free(i);
+        yr_close(pidfd);
+        if (fd >= 0)
+            close(fd);
+        return;                                  /* the caller stays stopped: killed at exit */
+    }
+    i->tid = b->tid;
+    i->pidfd = pidfd;
+    if (fd >= 0)
+        i->reply = (struct yr_deferred){ .kind = YR_DEFER_FD, .fd = fd,
+                                         .fd_flags = (uint32_t)(b->flags & O_CLOEXEC) };
+    else
+        i->reply = (struct yr_deferred){ .kind = YR_DEFER_RETURN, .err = err, .val = -1,
+                                         .fd = -1 };
+    pthread_mutex_lock(&b->done->lock);
+    i->next = b->done->head;
+    b->done->head = i;
+    pid_t tracer = b->done->tracer;
+    pthread_mutex_unlock(&b->done->lock);
+    syscall(SYS_tgkill, getpid(), tracer, TRACER_WAKE);
+}
 
 /* ---- replies from any thread ----------------------------------------------- */
 
@@ -102,6 +228,8 @@ static int caller_signalled(pid_t tid)
 
 static int still_waiting(const struct blocking_open *b)
 {
+    if (b->listener < 0)                         /* a tracee waits in its stop until killed */
+        return syscall(SYS_tgkill, b->tgid, b->tid, 0) == 0 || errno == EPERM;
     uint64_t id = b->id;
     return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
@@ -139,14 +267,22 @@ static void *blocking_worker(void *arg)
             break;
         }
         if (caller_signalled(b->tid)) {
-            err = ERESTARTSYS_;
+            /* A tracee cannot be made to restart its call: it sees EINTR. */
+            err = b->listener >= 0 ? ERESTARTSYS_ : EINTR;
             break;
         }
     }
     if (timed)
         timer_delete(timer);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (fd >= 0) {
+    if (b->listener < 0) {
+        if (err >= 0)
+            deferred_answer(b, fd, err);
+        else if (fd >= 0)
+            close(fd);
+        done_put(b->done);
+        close(b->pidfd);
+    } else if (fd >= 0) {
         mt_addfd(b, fd);
         close(fd);
     } else if (err > 0) {
@@ -169,7 +305,21 @@ int yr_open_in_worker(struct yr_call *c, int obj, int flags)
         free(b);
         return -errno;
     }
-    *b = (struct blocking_open){ c->ctx->listener, c->ev.id, c->ev.tid, copy, flags, c->id };
+    struct yr_ctx *ctx = c->ctx;
+    *b = (struct blocking_open){ ctx->listener, ctx->done, -1, c->ev.id, c->ev.tid,
+                                 yr_caller_tgid(c), copy, flags, c->id };
+    if (ctx->listener < 0) {
+        b->pidfd = (int)syscall(SYS_pidfd_open, c->ev.tid, O_EXCL /* PIDFD_THREAD */);
+        if (!ctx->done || b->pidfd < 0) {
+            yr_close(b->pidfd);
+            close(copy);
+            free(b);
+            return -ENOSYS;                      /* a tracer that cannot be woken */
+        }
+        pthread_mutex_lock(&ctx->done->lock);
+        ctx->done->refs++;
+        pthread_mutex_unlock(&ctx->done->lock);
+    }
     pthread_attr_t attr;
     pthread_t t;
     pthread_attr_init(&attr);
@@ -178,9 +328,15 @@ int yr_open_in_worker(struct yr_call *c, int obj, int flags)
     int rc = pthread_create(&t, &attr, blocking_worker, b);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        if (ctx->listener < 0) {
+            done_put(b->done);
+            close(b->pidfd);
+        }
         close(copy);
         free(b);
         return -EAGAIN;
     }
+    if (ctx->listener < 0)
+        ctx->reply = (struct yr_deferred){ .kind = YR_DEFER_PENDING, .fd = -1 };
     return R_DONE;
 }

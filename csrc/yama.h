@@ -131,9 +131,10 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_DIR_OWNER = 1 << 5,         /* the directory's owner owns the file */
     YR_CF_COUNT = 6
 };
-enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
-       YR_HOOK_PATH_LINK };
-enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
+enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_ACCESS,
+       YR_HOOK_PATH_SYMLINK, YR_HOOK_PATH_LINK };
+enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace_access_check is hooked: the /proc entries the
+                                       * kernel checks in PTRACE_MODE_ATTACH are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
        YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked */
        YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is contained: /proc of outsiders is out of reach */
@@ -144,12 +145,26 @@ struct yr_walk {
     uint32_t obj_uid, obj_mode;   /* the link or file met */
     uint32_t dir_uid, dir_mode;   /* its directory */
     uint32_t fsuid;         /* the caller's */
-    int32_t mem_pid;        /* YR_HOOK_PROC_MEM: the task whose mem is opened (our pid ns) */
+    int32_t target_tid;     /* YR_HOOK_PROC_ACCESS: the task whose entry is opened (our pid ns) */
+    int32_t target_tgid;    /*   its process */
+    int32_t deny_errno;     /*   the kernel's errno for a refusal of that entry */
+    char entry[32];         /*   the entry ("mem", "syscall"...) */
     char path[YR_PATH_MAX]; /* the path as the caller gave it */
     char name[YR_PATH_MAX]; /* the trailing name met (the link, the file, the new name) */
     char target[YR_PATH_MAX];   /* the link's target / the new symlink's */
 };
 void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
+/* gate.c: the yama-run processes besides the supervisor (always protected)
+ * whose /proc entries nothing inside may reach; declared before serving. */
+int yr_gate_protect(pid_t pid);
+int yr_gate_is_protected(pid_t tgid);
+/* kptrace.c: the kernel's core ptrace rule for caller on target
+ * (__ptrace_may_access and commoncap's cap_ptrace_access_check, no LSM):
+ * 1 the kernel would allow it, 0 refuse it, -errno (a task gone). Never 1
+ * where the kernel would refuse (facts out of reach: the stricter case). */
+enum { YR_PTRACE_READ = 0x01, YR_PTRACE_ATTACH = 0x02, YR_PTRACE_FSCREDS = 0x08,
+       YR_PTRACE_REALCREDS = 0x10 };
+int yr_kernel_ptrace_allows(pid_t caller_tid, pid_t target_tid, uint32_t mode);
 struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 
@@ -214,7 +229,8 @@ int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
  * notify.c's context without a listener (yr_ctx_new(-1)) keeps each reply
  * instead of sending it, so the same handlers serve both backends; tracer.c
  * reads a seccomp stop into a yr_event and applies the kept reply. */
-enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3 };
+enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3,
+       YR_DEFER_PENDING = 4 };   /* a worker answers later (worker.c): leave the caller stopped */
 struct yr_deferred {
     int32_t kind;           /* YR_DEFER_* */
     int32_t err;            /* RETURN: errno, or 0 and val */

@@ -11,8 +11,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = pathlib.Path("csrc")
 SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden.c", "tracer.c",
            # the path engine (csrc/engine.h)
-           "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "open.c", "worker.c",
-           "statcopy.c", "meta.c", "link.c"]
+           "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
+           "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
+           "tmpfiles.c"]
 REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 

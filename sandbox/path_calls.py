@@ -7,7 +7,6 @@ import errno
 import os
 
 from . import filter as seccomp_filter
-from . import procfs
 from ._yama import ffi, lib
 from .requests import CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
 
@@ -58,8 +57,8 @@ class PathCalls:
                 self.on_link(ev, caller)
                 return
             path = os.fsdecode(ffi.string(w.path))
-            if w.hook == lib.YR_HOOK_PROC_MEM:
-                deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)
+            if w.hook == lib.YR_HOOK_PROC_ACCESS:
+                deny_errno = self._proc_access(caller, syscall, w, path)
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:
                     hook, request = "follow_link", FollowLink(
@@ -80,16 +79,14 @@ class PathCalls:
             if lib.yr_walk_resume(self.sup.ctx, ev.id, deny_errno):
                 return
 
-    def _proc_mem(self, caller, syscall: str, target: int, path: str) -> int:
-        """Opening another process's /proc/PID/mem: an ATTACH-mode access
-        (proc_mem_open), EACCES when refused. target is in our pid namespace."""
-        target_tgid = procfs.tgid_of(target)
-        if target_tgid is None:
-            return 0            # gone: the open through the held directory fails by itself
-        if target_tgid == os.getpid():
-            self.sup.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
-            return errno.EACCES
-        request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,
-                               deny_errno=errno.EACCES, path=path)
+    def _proc_access(self, caller, syscall: str, w, path: str) -> int:
+        """Another process's /proc entry that the kernel checks in
+        PTRACE_MODE_ATTACH (mem on open; stack, syscall, personality on
+        read): the gate (csrc/gate.c) has applied the kernel's own rule for
+        the caller and refused outsiders; Yama's part is the chain's. The
+        task is named in our pid namespace."""
+        entry = ffi.string(w.entry).decode()
+        request = PtraceAccess(caller, syscall, f"open /proc/PID/{entry}", w.target_tid,
+                               w.target_tgid, deny_errno=w.deny_errno, path=path)
         deny = self.sup.chain.walk("ptrace_access_check", request)
         return deny.errno if deny is not None else 0
