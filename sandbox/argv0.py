@@ -6,6 +6,7 @@ itself: no loop), and every argument is passed to it untouched."""
 from __future__ import annotations
 
 import os
+import sys
 
 NAME = "yama-run"
 
@@ -43,7 +44,8 @@ def arguments(argv0: str, rest: list[str]) -> list[str]:
     that no argument is read as an option of yama-run's."""
     name = invoked_as(argv0)
     real = real_program(name, argv0)
-    if real is None:
-        raise SystemExit(f"yama-run: {name}: no program of that name on PATH besides "
-                         f"links to yama-run (started as {argv0})")
+    if real is None:            # 127, as for any PROGRAM not found
+        print(f"yama-run: {name}: no program of that name on PATH besides links to "
+              f"yama-run (started as {argv0})", file=sys.stderr)
+        sys.exit(127)
     return ["--", real, *rest]

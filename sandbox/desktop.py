@@ -118,7 +118,9 @@ def install(name: str) -> Path:
         raise DesktopError(f"{target} exists and was not made by yama-run: left alone")
     text = rewrite(source.read_text(encoding="utf-8"), source, yama_run_command())
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.yama-run")
+    # Written beside it, then renamed: a menu never reads half a file. Named
+    # .desktop (the validator insists), hidden (menus skip dot files).
+    partial = target.with_name(f".yama-run-{target.name}")
     partial.write_text(text, encoding="utf-8")
     try:
         _validate(partial)
