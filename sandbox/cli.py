@@ -9,15 +9,18 @@ import os
 import sys
 
 import click
-import click.shell_completion
 
-from . import __version__
+from . import __version__, argv0, completion
+from . import learn as learning
 from . import modules as policy_modules
 from . import profile as profiles
 from .audit import Audit
 from .chain import Chain
-from .lifetime import EXIT_SETUP
-from .supervisor import BACKENDS, SetupError, Supervisor
+
+# The supervisor (and with it the C extension) is imported only to run a
+# program: the man page, --help and completion work without it.
+BACKENDS = ("auto", "notify", "ptrace")     # sandbox.supervisor.BACKENDS
+EXIT_SETUP = 125                            # sandbox.lifetime.EXIT_SETUP
 
 
 def _describe(profile) -> str:
@@ -27,30 +30,6 @@ def _describe(profile) -> str:
         inner = ", ".join(f"{k}={profiles.toml_value(v)}" for k, v in sorted(values.items()))
         parts.append(f"{name}({inner})" if inner else name)
     return " -> ".join(parts) or "(empty: no filter)"
-
-
-# -- shell completion of values --------------------------------------------------
-
-def _complete_profiles(ctx, param, incomplete):
-    try:
-        return sorted(n for n in profiles.names() if n.startswith(incomplete))
-    except Exception:               # a broken profile must not break the shell
-        return []
-
-
-def _complete_settings(ctx, param, incomplete):
-    out = []
-    for name in policy_modules.available():
-        try:
-            keys = policy_modules.load(name).settings
-        except policy_modules.SettingError:
-            continue
-        out += [f"{name}.{key}=" for key in keys if f"{name}.{key}=".startswith(incomplete)]
-    return out
-
-
-def _complete_files(ctx, param, incomplete):
-    return [click.shell_completion.CompletionItem(incomplete, type="file")]
 
 
 # -- choosing the profile --------------------------------------------------------
@@ -110,18 +89,38 @@ def _list_modules() -> None:
                        f"  (valid: {choices}){'  ' + setting.doc if setting.doc else ''}")
 
 
+def _act(propose, install_desktop, remove_desktop, program) -> None:
+    """The options that act and exit: a learned profile, a menu entry."""
+    from . import desktop
+    if program or sum(map(bool, (propose, install_desktop, remove_desktop))) > 1:
+        raise click.UsageError("--propose-profile, --install-desktop and --remove-desktop "
+                               "each run alone")
+    try:
+        if propose:
+            return click.echo(learning.propose(propose), nl=False)
+        if install_desktop:
+            entry = desktop.install(install_desktop)
+            click.echo(f"yama-run: installed {entry}")
+            for line in desktop.exec_lines(entry):
+                click.echo(f"  {line}")
+        else:
+            click.echo(f"yama-run: removed {desktop.remove(remove_desktop)}")
+    except (learning.LearnError, desktop.DesktopError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # -- the command -----------------------------------------------------------------
 
 @click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]})
 @click.option("--profile", "profile_name", metavar="NAME|PATH",
-              shell_complete=_complete_profiles,
+              shell_complete=completion.profile_names,
               help="Profile to use (default: the one named after PROGRAM or one of its "
                    "aliases, else default).")
 @click.option("--no-profile", is_flag=True,
               help="Use every bundled module with its default settings.")
 @click.option("--set", "overrides", multiple=True, metavar="MODULE.KEY=VALUE",
-              shell_complete=_complete_settings,
+              shell_complete=completion.settings,
               help="Override a module setting, after the profile; may be repeated.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, writable=True),
               help="Append one JSON object per denial to FILE.")
@@ -138,15 +137,30 @@ def _list_modules() -> None:
 @click.option("--list-modules", is_flag=True,
               help="List the modules (bundled and installed) with their settings and exit.")
 @click.option("--show-profile", "show", metavar="PROGRAM|NAME|FILE.toml",
-              shell_complete=_complete_profiles,
+              shell_complete=completion.profile_names,
               help="Print the effective profile that `yama-run PROGRAM` would use (after "
                    "includes and --set; a profile name works too, or a FILE.toml), each "
                    "value with where it came from, and exit.")
+@click.option("--learn", is_flag=True,
+              help="Learning run: as --permissive, and the audit log also records which "
+                   "value of each setting would have denied each call (needs --audit-log); "
+                   "then --propose-profile LOG.")
+@click.option("--propose-profile", "propose", metavar="LOG",
+              type=click.Path(dir_okay=False),
+              help="Print a profile learned from the audit log of a --learn run: for each "
+                   "setting the strictest value that denied no call, and why, as commented "
+                   "TOML; and exit.")
+@click.option("--install-desktop", metavar="PROGRAM", shell_complete=completion.desktop_ids,
+              help="Copy PROGRAM's menu entry to $XDG_DATA_HOME/applications with every "
+                   "Exec run under yama-run, and exit.")
+@click.option("--remove-desktop", metavar="PROGRAM", shell_complete=completion.desktop_ids,
+              help="Remove the menu entry that --install-desktop made, and exit.")
 @click.version_option(__version__, "--version", prog_name="yama-run")
-@click.argument("program", required=False, shell_complete=_complete_files)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)
+@click.argument("program", required=False, shell_complete=completion.command)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=completion.files)
 def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend,
-        list_profiles, list_modules, show, program, args):
+        list_profiles, list_modules, show, learn, propose, install_desktop, remove_desktop,
+        program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
     if profile_name and no_profile:
@@ -158,6 +172,10 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
     if introspect and program:
         raise click.UsageError(f"--list-profiles, --list-modules and --show-profile run no "
                                f"program (got {program!r})")
+    if propose or install_desktop or remove_desktop:
+        return _act(propose, install_desktop, remove_desktop, program)
+    if learn and not audit_log:
+        raise click.UsageError("--learn needs --audit-log FILE: the log to learn into")
     try:
         if list_profiles:
             return _list_profiles()
@@ -174,13 +192,19 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
         click.echo(profiles.render(profile), nl=False)
         return 0
     try:
-        audit = Audit(audit_log, verbose)
+        if learn:
+            audit, chain = learning.start(profile, modules, audit_log, verbose,
+                                          [program, *args])
+        else:
+            audit = Audit(audit_log, verbose)
+            chain = Chain(modules, audit, permissive)
     except OSError as exc:
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     found = f"; {profile.found}" if profile.found else ""
     kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
     audit.say(f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}")
-    supervisor = Supervisor(Chain(modules, audit, permissive), audit, backend)
+    from .supervisor import SetupError, Supervisor
+    supervisor = Supervisor(chain, audit, backend)
     try:
         return supervisor.run([program, *args], dict(os.environ))
     except SetupError as exc:
@@ -191,6 +215,10 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
 
 
 def main(argv=None) -> None:
+    """The console script; under another name (a symlink called firefox-esr),
+    that program run under its profile with its arguments untouched."""
+    if argv is None and argv0.invoked_as(sys.argv[0]):
+        argv = argv0.arguments(sys.argv[0], sys.argv[1:])
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)
     except click.exceptions.Exit as exc:        # --help, --version
@@ -204,4 +232,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])          # python3 -m sandbox.cli: no argv[0] convention
