@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
+from test_containment import user_yama_run  # noqa: F401  (a fixture)
 
 pytestmark = requires_root
 
@@ -720,3 +721,209 @@ def test_native_control_pid_namespace_alias(probe):
     assert here != outer and out.pids["target"] == outer, ok(out)
     assert out.ops("own-child") == {"ATTACH": "0"} and out.ops("alias") == {"ATTACH": "0"}, ok(out)
     assert out.ops("self-alias") == {"VMREAD": "0", "VMWRITE": "0", "ATTACH": "0"}, ok(out)
+
+
+# -- against a hostile program: borrowed authority, stalls, exhaustion ---------------------
+
+DAC_OVERRIDE_USER = [*AS_USER, "--inh-caps=+dac_override", "--ambient-caps=+dac_override"]
+
+
+@pytest.mark.parametrize("victim_caps, want", [(True, "EPERM"), (False, "0")])
+def test_pidfd_getfd_never_lends_the_supervisors_capabilities(sandbox, probe, victim_caps, want):
+    """Issue 12 item 4: a uid-1001 sibling holding CAP_DAC_OVERRIDE declared
+    PR_SET_PTRACER_ANY (so Yama allows at scope 1); the kernel's own rule
+    (cap_ptrace_access_check: the target's permitted set within the
+    caller's) refuses a uid-1001 caller without it. pidfd_getfd is made
+    with exactly the caller's authority, never the supervisor's."""
+    victim = " ".join([*(DAC_OVERRIDE_USER if victim_caps else AS_USER), probe, "wait-any"])
+    script = (f"{victim} > /dev/null & sleep 0.3; "
+              f"{' '.join(AS_USER)} {probe} run pid=$! getfd; kill $!")
+    out = sandbox(1, "sh", "-c", script, as_user=False)
+    assert out.ops() == {"GETFD": want}, ok(out)
+
+
+@pytest.mark.parametrize("victim_caps, want", [(True, "EPERM"), (False, "0")])
+def test_native_control_pidfd_getfd_capability_subset(probe, victim_caps, want):
+    victim = start_waiter(probe, DAC_OVERRIDE_USER if victim_caps else AS_USER)
+    try:
+        out = native(probe, "run", f"pid={victim.pid}", "getfd")
+        assert out.ops() == {"GETFD": want}, ok(out)
+    finally:
+        stop_waiter(victim)
+
+
+def test_pidfd_getfd_of_a_capable_outsider_refused(sandbox, probe):
+    """The same outside the sandbox, not contained, at scope 0 (no Yama
+    rule at all): only the kernel's capability rule stands, and holds."""
+    victim = start_waiter(probe, DAC_OVERRIDE_USER)
+    try:
+        out = sandbox(0, probe, "run", f"pid={victim.pid}", "getfd")
+        assert out.ops() == {"GETFD": "EPERM"}, ok(out)
+    finally:
+        stop_waiter(victim)
+
+
+class SupervisorSamples:
+    """The supervisor's threads and descriptors, read from /proc while a
+    sandbox runs: before an attack, at its peak, after it."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def sample(self) -> tuple[int, int]:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+            return threads, len(os.listdir(f"/proc/{self.pid}/fd"))
+        except (OSError, StopIteration):
+            return 0, 0
+
+
+def attack_with_bystander(stall, attack: str, prefix=(), starter=None, profile_path=None):
+    """Run ATTACK in a sandbox beside a bystander that measures its worst
+    wait on the supervisor; sample the supervisor before (bystander running,
+    attack not begun), during (peak) and after (attacker gone, bystander
+    still running). Returns (bystander, attacker output, samples, stderr)."""
+    from pathlib import Path
+    tmp_path = Path(tempfile.mkdtemp(prefix="yama-run-attack-"))   # every uid writes here
+    tmp_path.chmod(0o777)
+    try:
+        return _attack(stall, tmp_path, attack, prefix, starter, profile_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _attack(stall, tmp_path, attack, prefix, starter, profile_path):
+    by, att = tmp_path / "bystander.out", tmp_path / "attack.out"
+    script = (f"{stall} bystander {tmp_path}/stop > {by} & "
+              f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done; "
+              f"{attack} > {att} 2>&1; touch {tmp_path}/done; wait")
+    cmd = [*(starter or YAMA_RUN), "--profile", profile_path, "--", *prefix, "sh", "-c", script]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd="/")
+    try:
+        sup = SupervisorSamples(_supervisor_pid(proc.pid))
+        time.sleep(1.0)
+        before = sup.sample()
+        (tmp_path / "go").touch()
+        peak = before
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "done").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            now = sup.sample()
+            peak = (max(peak[0], now[0]), max(peak[1], now[1]))
+            time.sleep(0.05)
+        time.sleep(1.5)          # what the attacker's end releases is released by now
+        after = sup.sample()
+        (tmp_path / "stop").touch()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    return parse_lines(by.read_text()), att.read_text(), (before, peak, after), stderr
+
+
+def _supervisor_pid(pid: int) -> int:
+    """The yama-run process (setpriv and env exec it in place)."""
+    return pid
+
+
+def parse_lines(text: str) -> dict:
+    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+
+
+@pytest.fixture(scope="session")
+def stall(helper):
+    built = helper("stall_probe")
+    where = tempfile.mkdtemp(prefix="yama-run-stall-")
+    os.chmod(where, 0o755)
+    exe = os.path.join(where, "stall_probe")
+    shutil.copy2(built, exe)
+    os.chmod(exe, 0o755)
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def open_profile():
+    """ptrace scope 1 alone, in a directory every uid can read."""
+    where = tempfile.mkdtemp(prefix="yama-run-stall-profile-")
+    os.chmod(where, 0o755)
+    path = os.path.join(where, "ptrace.toml")
+    with open(path, "w") as f:
+        f.write('chain = ["ptrace"]\n\n[ptrace]\nscope = 1\n')
+    os.chmod(path, 0o644)
+    yield path
+    shutil.rmtree(where, ignore_errors=True)
+
+
+CALLER_CACHES = 6      # descriptors a few recent callers leave in the supervisor's bounded caches
+STALL_BOUND_US = 1_000_000
+
+@pytest.fixture
+def starter(request):
+    """Who starts yama-run: root (None: the usual command), or uid 1001."""
+    if request.param == "root":
+        return None
+    return request.getfixturevalue("user_yama_run")
+
+
+ATTACKERS = {
+    "root": ([], "unshare --pid --fork"),
+    "uid1001": (AS_USER, "unshare --user --map-root-user --pid --fork"),
+}
+
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+@pytest.mark.parametrize("inside", list(ATTACKERS))
+def test_15000_threads_in_a_foreign_pid_namespace(stall, open_profile, starter, inside):
+    """Issue 13 item 3: a caller in its own pid namespace with 15,000 idle
+    threads makes ptrace and PR_SET_PTRACER calls naming its own threads.
+    Each used to scan every task's /proc status (168 ms each; a bystander
+    waited up to 7 s); now one ioctl translates the pid."""
+    if starter is not None and inside == "root":
+        pytest.skip("an unprivileged yama-run has no root inside")
+    prefix, unshare = ATTACKERS[inside]
+    bystander, attack, (before, peak, after), err = attack_with_bystander(
+        stall, f"{unshare} {stall} threads 15000 3", prefix=() if starter else prefix,
+        starter=starter, profile_path=open_profile)
+    assert "THREADS 15000" in attack and "CALLS" in attack, attack + err
+    assert int(bystander["WORST_US"]) < STALL_BOUND_US, (bystander, before, peak, after)
+    assert after[0] == before[0], (before, peak, after)
+    assert after[1] <= before[1] + CALLER_CACHES, (before, peak, after)
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+def test_10000_ptracer_declarations_are_bounded(stall, open_profile, starter):
+    """Issue 13 item 4: 10,000 live processes each declare PR_SET_PTRACER.
+    The sandbox holds a bounded number of tasks for declarations (two
+    descriptors each at most); beyond, the declaration fails with ENOMEM for
+    that caller only; the bystander is never held up a second; everything is
+    released the moment the declarers exit (no sweep); the supervisor still
+    answers afterwards, and nothing reaches the terminal."""
+    prefix = [] if starter is not None else AS_USER
+    bystander, attack, (before, peak, after), err = attack_with_bystander(
+        stall, f"{stall} declare 10000", prefix=prefix, starter=starter,
+        profile_path=open_profile)
+    got = parse_lines(attack)
+    ok_, nomem, other = map(int, got["DECLARED"].split())
+    assert ok_ + nomem == 10000 and other == 0 and ok_ >= 32, attack
+    assert got["AFTER"] == "0", attack
+    assert int(bystander["WORST_US"]) < STALL_BOUND_US, (bystander, before, peak, after)
+    assert peak[1] <= before[1] + 4096 + CALLER_CACHES, (before, peak, after)
+    assert after[0] == before[0] and after[1] <= before[1] + CALLER_CACHES, (before, peak, after)
+    assert "Traceback" not in err and "error" not in err, err
+
+
+def test_redeclaring_keeps_one_relation(stall, open_profile):
+    """10,000 declarations from one process: each replaces the last and
+    releases what it held (one relation, whatever the count)."""
+    bystander, attack, (before, peak, after), err = attack_with_bystander(
+        stall, f"{stall} redeclare 10000", prefix=AS_USER, profile_path=open_profile)
+    assert parse_lines(attack)["REDECLARED"] == "10000 0", attack
+    assert peak[1] <= before[1] + CALLER_CACHES + 2, (before, peak, after)
+    assert int(bystander["WORST_US"]) < STALL_BOUND_US, bystander

@@ -51,6 +51,7 @@ class Ptrace(Module):
         self.scope = self.config["scope"]
         # tracee tgid -> relation: one per process, as yama_ptracer_add keeps
         self.relations: dict[int, Relation] = {}
+        self._by_tracer: dict[object, set[int]] = {}   # tracer task -> its tracees' tgids
         self._lock = threading.Lock()    # hooks come from the notification and task threads
 
     def hooks(self) -> set[str]:
@@ -95,24 +96,42 @@ class Ptrace(Module):
         """Record PR_SET_PTRACER; a new declaration replaces the old one and
         releases what it held (yama_ptracer_add, yama_ptracer_del)."""
         with self._lock:
-            old = self.relations.pop(req.caller.tgid, None)
+            old = self._drop(req.caller.tgid)
             if req.tracer is not None:
                 relation = Relation(req.process, req.tracer)
                 for task in relation.tasks():
                     task.hold()
                 self.relations[req.caller.tgid] = relation
+                if req.tracer != PTRACER_ANY:
+                    self._by_tracer.setdefault(req.tracer, set()).add(req.caller.tgid)
         if old is not None:
             old.release()
         return None
 
     def task_free(self, req):
-        """yama_task_free: relations whose tracee or tracer is that task go."""
+        """yama_task_free: relations whose tracee or tracer is that task go
+        (found through the indexes: no walk over every relation)."""
         with self._lock:
-            gone = [tgid for tgid, r in self.relations.items() if req.task in r.tasks()]
-            dropped = [self.relations.pop(tgid) for tgid in gone]
+            tracees = set(self._by_tracer.get(req.task, ()))
+            own = self.relations.get(req.task.tgid)
+            if own is not None and own.tracee is req.task:
+                tracees.add(req.task.tgid)
+            dropped = [self._drop(tgid) for tgid in tracees]
         for relation in dropped:
-            relation.release()
+            if relation is not None:
+                relation.release()
         return None
+
+    def _drop(self, tgid: int):
+        """Unrecord tgid's relation (the lock held); the caller releases it."""
+        relation = self.relations.pop(tgid, None)
+        if relation is not None and relation.tracer != PTRACER_ANY:
+            tracees = self._by_tracer.get(relation.tracer)
+            if tracees is not None:
+                tracees.discard(tgid)
+                if not tracees:
+                    del self._by_tracer[relation.tracer]
+        return relation
 
     # -- helpers ------------------------------------------------------------
 

@@ -12,6 +12,8 @@
  * Usage:
  *   ptrace_probe wait
  *       print "READY pid", then sleep until killed (a target started by the test)
+ *   ptrace_probe wait-any
+ *       the same, having declared PR_SET_PTRACER_ANY ("READY pid result")
  *   ptrace_probe run [-T] REL OPS
  *       REL: self | selfthread | child | grandchild | thread | parent | sibling |
  *            orphan | pid=N
@@ -1257,6 +1259,14 @@ int main(int argc, char **argv)
         die("readlink /proc/self/exe");
     if (!strcmp(cmd, "sleeper")) {
         name_self("yp-sleeper");
+        sleep_forever();
+    }
+    if (!strcmp(cmd, "wait-any")) {     /* a target that declared PR_SET_PTRACER_ANY */
+        alarm(600);
+        name_self("yp-outsider");
+        long rc = prctl(PR_SET_PTRACER, PTRACER_ANY, 0, 0, 0);
+        int e = errno;
+        say("READY %d %s", (int)getpid(), res(rc, e));
         sleep_forever();
     }
     if (!strcmp(cmd, "wait")) {

@@ -1,10 +1,10 @@
 /* stall_probe: a bystander that measures how long the supervisor keeps it
  * waiting, and attackers that try to make it wait (issue 13 items 3 and 4).
  *
- *   stall_probe bystander SECONDS
- *       for SECONDS, make routed calls (prctl(PR_SET_PTRACER, 0): answered
- *       by the supervisor's Python) back to back; print "WORST_US n" (the
- *       longest single call) and "CALLS n".
+ *   stall_probe bystander STOPFILE
+ *       until STOPFILE exists (at most 100 s), make routed calls
+ *       (prctl(PR_SET_PTRACER, 0): answered by the supervisor's Python) back
+ *       to back; print "WORST_US n" (the longest single call) and "CALLS n".
  *   stall_probe threads N SECONDS
  *       (meant to run as pid 1 of a pid namespace of its own) start N idle
  *       threads, print "THREADS n", then for SECONDS alternate ptrace attach
@@ -49,11 +49,11 @@ static const char *errname(int e)
     return name ? name : "E?";
 }
 
-static int bystander(double seconds)
+static int bystander(const char *stopfile)
 {
-    double end = now() + seconds, worst = 0;
+    double end = now() + 100, worst = 0;
     long calls = 0;
-    while (now() < end) {
+    while (now() < end && (calls % 64 || access(stopfile, F_OK) != 0)) {
         double t0 = now();
         prctl(PR_SET_PTRACER_, 0, 0, 0, 0);
         double took = now() - t0;
@@ -180,13 +180,14 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     alarm(120);
     if (argc == 3 && !strcmp(argv[1], "bystander"))
-        return bystander(atof(argv[2]));
+        return bystander(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "threads"))
         return threads(atoi(argv[2]), atof(argv[3]));
     if (argc == 3 && !strcmp(argv[1], "declare"))
         return declare(atoi(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "redeclare"))
         return redeclare(atoi(argv[2]));
-    fprintf(stderr, "usage: stall_probe bystander S | threads N S | declare N | redeclare N\n");
+    fprintf(stderr, "usage: stall_probe bystander STOPFILE | threads N S | declare N | "
+            "redeclare N\n");
     return 2;
 }
