@@ -29,7 +29,7 @@ import struct
 from . import procfs
 from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
-from .sysargs import int_arg, pidfd_target
+from .sysargs import int_arg, pidfd_target, take_fd
 
 PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
 F_SETOWN, F_SETOWN_EX = 8, 15
@@ -178,6 +178,10 @@ class Guard:
         if pgrp is None:
             self._reply(ev, errno.ESRCH)
             return
+        if not self.sup.shield.contained and \
+                pgrp not in {_pgrp_of(pid) for pid in self.sup.protected_pids}:
+            self._pass(ev)         # no one of ours in it, no one to keep out: no walk
+            return
         members = self._members(caller, pgrp=pgrp)
         shared = any(self._protected(pid) for pid in members)
         if not shared:
@@ -229,9 +233,9 @@ class Guard:
     def on_pidfd_send_signal(self, ev, caller) -> None:
         pidfd, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
         info, flags = ev.args[2], ev.args[3] & 0xFFFFFFFF
-        copy = lib.yr_fetch_fd(caller.tgid, pidfd)
-        if copy < 0:
-            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+        copy, err = take_fd(caller.tgid, pidfd)
+        if err:
+            self._reply(ev, err)
             return
         try:
             target = _target_of(copy)
@@ -291,9 +295,9 @@ class Guard:
             # its pid is a number of its own namespace; we would act on ours
             self._refuse(ev, caller, "a file owner named from another pid namespace")
             return
-        copy = lib.yr_fetch_fd(caller.tgid, fd)
-        if copy < 0:
-            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+        copy, err = take_fd(caller.tgid, fd)
+        if err:
+            self._reply(ev, err)
             return
         try:
             rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, int(have))
@@ -352,9 +356,9 @@ class Guard:
     # -- by pidfd: performed on our copy, as the caller ----------------------------
 
     def _by_pidfd(self, ev, caller, name: str, perform) -> None:
-        copy = lib.yr_fetch_fd(caller.tgid, int_arg(ev.args[0]))
-        if copy < 0:
-            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
+        if err:
+            self._reply(ev, err)
             return
         try:
             target = pidfd_target(copy)

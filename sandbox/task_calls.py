@@ -23,7 +23,7 @@ from . import procfs
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
     TaskAct, TaskFree
-from .sysargs import int_arg, pidfd_target
+from .sysargs import int_arg, pidfd_target, take_fd
 from .taskwatch import TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
@@ -172,9 +172,9 @@ class TaskCalls:
         if flags:
             self._reply(ev, errno.EINVAL)
             return
-        copy = lib.yr_fetch_fd(caller.tgid, pidfd)
-        if copy < 0:
-            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+        copy, err = take_fd(caller.tgid, pidfd)
+        if err:
+            self._reply(ev, err)
             return
         try:
             target = pidfd_target(copy)
@@ -293,9 +293,9 @@ class TaskCalls:
         cpu, group_fd, flags = int_arg(ev.args[2]), int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF
         group = -1
         if group_fd != -1:
-            group = lib.yr_fetch_fd(caller.tgid, group_fd)
-            if group < 0:
-                self._reply(ev, errno.EBADF)
+            group, err = take_fd(caller.tgid, group_fd)
+            if err:
+                self._reply(ev, err)
                 return
         try:
             buf = ffi.from_buffer(attr)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,19 @@ def helper(tmp_path_factory):
         return built[key]
 
     return build
+
+
+def public_copy(built: str, name: str) -> tuple[str, str]:
+    """(a copy of the program built, the directory it is in), where every uid
+    may run it: pytest's own directories are 0700 root, which setpriv gets
+    through (it execs before the capabilities go) but unshare, or a yama-run
+    started by another uid, does not. The directory is the caller's to remove."""
+    where = tempfile.mkdtemp(prefix=f"yama-run-{name}-")
+    os.chmod(where, 0o755)
+    exe = os.path.join(where, name)
+    shutil.copy2(built, exe)
+    os.chmod(exe, 0o755)
+    return exe, where
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ import tempfile
 
 import pytest
 
-from conftest import YAMA_RUN, requires_root, tree_env, yama_run
+from conftest import YAMA_RUN, public_copy, requires_root, tree_env, yama_run
+from test_hostile import results
 
 pytestmark = requires_root
 
@@ -47,23 +48,10 @@ CHANGED = {"AFTER_CPU_LIMIT": "1", "AFTER_NICE": "19", "AFTER_POLICY": "3", "AFT
            "AFTER_ALIVE": "1"}
 
 
-def results(stdout: str) -> dict[str, str]:
-    out = {}
-    for line in stdout.splitlines():
-        name, _, value = line.partition(" ")
-        out[name] = value
-    return out
-
-
 @pytest.fixture(scope="session")
 def cprobe(helper):
     """The probe, -no-pie, in a directory every uid can reach."""
-    built = helper("contain_probe", "-no-pie")
-    where = tempfile.mkdtemp(prefix="yama-run-contain-")
-    os.chmod(where, 0o755)
-    exe = os.path.join(where, "contain_probe")
-    shutil.copy2(built, exe)
-    os.chmod(exe, 0o755)
+    exe, where = public_copy(helper("contain_probe", "-no-pie"), "contain_probe")
     yield exe
     shutil.rmtree(where, ignore_errors=True)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
+from conftest import YAMA_RUN, public_copy, requires_root, requires_tool, yama_run
 from test_containment import user_yama_run  # noqa: F401  (a fixture)
 
 pytestmark = requires_root
@@ -93,16 +93,9 @@ def parse(proc) -> Outcome:
 
 @pytest.fixture(scope="session")
 def probe(helper):
-    """The probe, in a directory every uid can reach: pytest's own tmp dirs
-    are 0700 root, which setpriv gets through (it execs before the
-    capabilities go) but unshare, run as uid 1001, does not."""
+    """The probe, in a directory every uid can reach."""
     # -no-pie: the probed global sits at the same address in every process.
-    built = helper("ptrace_probe", "-no-pie")
-    where = tempfile.mkdtemp(prefix="yama-run-ptrace-")
-    os.chmod(where, 0o755)
-    exe = os.path.join(where, "ptrace_probe")
-    shutil.copy2(built, exe)
-    os.chmod(exe, 0o755)
+    exe, where = public_copy(helper("ptrace_probe", "-no-pie"), "ptrace_probe")
     yield exe
     shutil.rmtree(where, ignore_errors=True)
 
@@ -837,12 +830,7 @@ def parse_lines(text: str) -> dict:
 
 @pytest.fixture(scope="session")
 def stall(helper):
-    built = helper("stall_probe")
-    where = tempfile.mkdtemp(prefix="yama-run-stall-")
-    os.chmod(where, 0o755)
-    exe = os.path.join(where, "stall_probe")
-    shutil.copy2(built, exe)
-    os.chmod(exe, 0o755)
+    exe, where = public_copy(helper("stall_probe"), "stall_probe")
     yield exe
     shutil.rmtree(where, ignore_errors=True)
 
@@ -860,7 +848,12 @@ def open_profile():
     shutil.rmtree(where, ignore_errors=True)
 
 
-CALLER_CACHES = 6      # descriptors a few recent callers leave in the supervisor's bounded caches
+# Descriptors that the few processes of an attack that exec'd leave in the
+# supervisor's bounded per-caller caches (the path walk's identity cache keeps
+# a pidfd and a /proc/TID directory per recent caller, 64 callers at most;
+# csrc/procinfo.c keeps /proc/PID/stat of ancestors, 256 at most): released
+# when their slots are reused, not when the caller exits.
+CALLER_CACHES = 10
 STALL_BOUND_US = 1_000_000
 
 @pytest.fixture

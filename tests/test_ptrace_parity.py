@@ -12,14 +12,11 @@ be the kernel's too).
 The scenarios run tests/helpers/ptrace_probe.c (see its header)."""
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 from conftest import requires_root
-from test_ptrace import (AS_USER, ACCESS_OPS, native, ok, outsider, parse,  # noqa: F401
-                         probe, profile, sandbox, start_waiter, stop_waiter)
+from test_ptrace import AS_USER, ACCESS_OPS, native, ok, start_waiter, stop_waiter
+from test_ptrace import probe, profile, sandbox  # noqa: F401  (fixtures, by name)
 
 pytestmark = requires_root
 
