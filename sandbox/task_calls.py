@@ -37,7 +37,8 @@ class TaskCalls:
     def __init__(self, sup):
         self.sup = sup
         self.sandbox = Sandbox(sup)
-        self.tasks = TaskWatch(self._task_freed)
+        self.tasks = TaskWatch(self._task_freed,
+                               lambda text: self.sup.audit.say(f"internal error: {text}"))
         if "task_free" in sup.chain.hooks():
             self.tasks.watch_execs()
 

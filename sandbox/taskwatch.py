@@ -121,9 +121,10 @@ class TaskWatch:
     """The pinned tasks of one sandbox. Every descriptor is held by exactly
     one owner (a Task or an ExecNote) and counted once (room())."""
 
-    def __init__(self, on_free):
+    def __init__(self, on_free, on_error=None):
         self.lock = threading.RLock()
         self._on_free = on_free          # called with each freed Task, without our lock
+        self._on_error = on_error        # told of a failure of ours (never a traceback on the terminal)
         self._ep = None
         self._events = -1                # the exec notes' eventfd (C's)
         self._tasks: dict[tuple[bool, int], Task] = {}
@@ -257,20 +258,28 @@ class TaskWatch:
 
     def _serve(self) -> None:
         while True:
-            with self.lock:
-                deciding = any(n.fired_at is not None for n in self._notes)
             try:
-                ready = self._ep.poll(RECHECK_EVERY if deciding else -1)
-            except InterruptedError:
-                continue
-            with self.lock:
-                for fd, _ in ready:
-                    if fd == self._events:
-                        self._drain()
-                    elif fd in self._listening:
-                        self._fd_fired(fd)
-                self._settle()
-            self.flush()
+                self._serve_once()
+            except Exception as exc:     # noqa: BLE001  the watch must outlive its own errors
+                if self._on_error is not None:
+                    self._on_error(f"task watch: {exc!r}")
+                time.sleep(RECHECK_EVERY)   # the decisions still hold: each consult polls itself
+
+    def _serve_once(self) -> None:
+        with self.lock:
+            deciding = any(n.fired_at is not None for n in self._notes)
+        try:
+            ready = self._ep.poll(RECHECK_EVERY if deciding else -1)
+        except InterruptedError:
+            return
+        with self.lock:
+            for fd, _ in ready:
+                if fd == self._events:
+                    self._drain()
+                elif fd in self._listening:
+                    self._fd_fired(fd)
+            self._settle()
+        self.flush()
 
     def _fd_fired(self, fd: int) -> None:
         owner = self._listening.get(fd)
