@@ -309,6 +309,7 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
     }
+    yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
     if (yr_walk_linkat(ev)) {                  /* AT_SYMLINK_FOLLOW: its source walked first */
         if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
             yr_reply(ctx, ev->id, 0, ESRCH);

@@ -56,6 +56,7 @@ struct yr_creds {
     uint32_t ngroups;
     uint32_t groups[YR_MAX_GROUPS];
     uint64_t cap_effective;
+    uint64_t cap_permitted, cap_inheritable;
 };
 struct yr_creds_saved {
     int32_t active;
@@ -67,7 +68,7 @@ struct yr_creds_saved {
 int yr_creds_read(pid_t tid, struct yr_creds *c);
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved);
 int yr_creds_leave(struct yr_creds_saved *saved);
-int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd);
+int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6]);
 
 /* creds.c: the filesystem identity only (fsuid, fsgid, groups, capabilities),
  * switched per thread and kept until a different one is wanted. */
@@ -200,6 +201,27 @@ pid_t yr_tracer_of(pid_t pid);
 int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
 int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
+int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh);
+/* A pid as the caller means it (a number of its own pid namespace), as a pid
+ * of ours: >0, 0 when no such task, -ENOSYS when the kernel cannot say. */
+pid_t yr_pid_from_caller(pid_t caller_tid, pid_t pid);
+/* Exec by a non-leader thread frees the old leader task (de_thread): the
+ * notification loop notes each such execve before it is let through, with
+ * what tells afterwards whether it succeeded (sandbox/taskwatch.py). */
+#define YR_MM_LAYOUT 10
+struct yr_exec_note {
+    int32_t tid, tgid;      /* the exec'ing thread and its process */
+    int32_t thread_fd;      /* pidfd (PIDFD_THREAD) of tid: fires when tid is released */
+    int32_t process_fd;     /* pidfd of tgid: the process, whoever leads it */
+    int32_t mm_fd;          /* /proc/TID/mem: pins the old mm; reads EOF once it is gone */
+    int32_t lost;           /* 1: the note could not be taken whole (see yr_exec_note) */
+    uint64_t layout[YR_MM_LAYOUT];   /* the old mm's layout (/proc/TID/stat) */
+};
+void yr_exec_watch(int on);
+int yr_exec_note(struct yr_event *ev);
+int yr_exec_take(struct yr_exec_note *out);
+int yr_exec_eventfd(void);
+int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT]);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_set_subreaper(void);
 

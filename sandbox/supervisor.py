@@ -15,6 +15,7 @@ from . import lifetime
 from . import modules as policy_modules
 from . import shield as shields
 from ._yama import ffi, lib
+from .guard import Guard
 from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
 from .path_calls import PathCalls
 from .requests import Caller, CreateInSticky, FollowLink, PathLink
@@ -44,14 +45,15 @@ class Supervisor:
         self.listener = -1
         self.main_pid = -1
         self._program = "?"
-        self.shield = shields.Shield()
+        # yama-run's own processes: out of the program's reach in every mode
+        # (the one place every check reads them from)
+        self.protected_pids = {os.getpid()}
+        self.shield = shields.Shield(chain)
         # The program shares our stderr: if its reader goes away, a message
         # must not take the notification loop down with it.
         self.audit.stream = shields.QuietStream(self.audit.stream)
         self.paths = PathCalls(self)
-        servers = [TaskCalls(self), self.paths]
-        if not self.shield.landlock:
-            servers.append(shields.Fallback(self))
+        servers = [TaskCalls(self), self.paths, Guard(self)]
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
@@ -192,7 +194,8 @@ class Supervisor:
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
                           | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
                           | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
-                          | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0))
+                          | (lib.YR_WALK_LANDLOCK if self.shield.contained
+                             and not self.shield.permissive else 0))
 
     def link_table(self) -> int:
         """The chain's path_link rule over the C side's facts (yr_link_table_allows).

@@ -121,16 +121,16 @@ def test_user_inside_cannot_open_supervisor_proc_files(probe, mode):
 @pytest.mark.parametrize("mode", list(MODES))
 def test_file_owner_signals_cannot_reach_the_supervisor(probe, mode):
     """F_SETOWN to the supervisor with F_SETSIG SIGKILL, then I/O: the kernel
-    sends that signal itself. Landlock's signal scope drops it; the hooks
-    refuse to make the supervisor an owner (F_SETOWN, F_SETOWN_EX, FIOSETOWN),
-    and still perform the same calls naming the program itself."""
+    sends that signal itself. The hooks refuse to make the supervisor an
+    owner (F_SETOWN, F_SETOWN_EX, FIOSETOWN), with Landlock's signal scope as
+    the backstop, and still perform the same calls naming the program itself."""
     if mode == "landlock" and not landlock_signal_scope():
         pytest.skip("kernel lacks Landlock ABI 6 (signal scope)")
     r = shield(probe, mode_arg="sigio", env=MODES[mode])
     got = results(r.stdout)
     assert r.returncode == 0, r
-    refused = "0" if mode == "landlock" else "EPERM"
-    assert [got[k] for k in ("SIGIO_SETUP", "SETOWN_EX", "FIOSETOWN")] == [refused] * 3, r.stdout
+    # routed in both modes (contained: Landlock's scope is the backstop)
+    assert [got[k] for k in ("SIGIO_SETUP", "SETOWN_EX", "FIOSETOWN")] == ["EPERM"] * 3, r.stdout
     assert got["ALIVE"] == "0" and got["SUPERVISOR"] == "same", r.stdout
     assert [got[k] for k in ("OWN_SETOWN_EX", "OWN_OWNER_EX", "OWN_FIOSETOWN",
                              "OWN_OWNER_SOCK", "SETOWN_EX_BADPTR")] == \
@@ -151,8 +151,8 @@ def test_emulated_pidfd_getfd_respects_the_landlock_domain(helper, scope):
         r = yr("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
                      f"pid={outside.pid}", "getfd", timeout=TIMEOUT)
         assert "GETFD EPERM" in r.stdout.splitlines(), r
-        r = yr("--set", f"ptrace.scope={scope}", "--", ptrace_probe, "run",
-                     f"pid={outside.pid}", "getfd", env=NO_LANDLOCK, timeout=TIMEOUT)
+        r = yr("--set", f"ptrace.scope={scope}", "--set", "contain.enabled=false", "--",
+               ptrace_probe, "run", f"pid={outside.pid}", "getfd", timeout=TIMEOUT)
         assert "GETFD EBADF" in r.stdout.splitlines(), r        # Yama's rules alone
     finally:
         outside.kill()
@@ -182,17 +182,22 @@ def test_emulated_link_cannot_follow_an_outsiders_proc_fd(tmp_path):
 def test_verbose_says_which_protection_is_in_force():
     r = yr("-v", "--", "true")
     if landlock_signal_scope():
-        assert "yama-run: supervisor shielded by landlock (ABI " in r.stderr, r.stderr
-        assert "signal scope, ptrace domain), non-dumpable" in r.stderr, r.stderr
+        assert "yama-run: contained: nothing inside reaches a process outside" in r.stderr
+        assert "landlock (ABI " in r.stderr and "signal scope, ptrace domain) the kernel's " \
+            "backstop; supervisor shielded, non-dumpable" in r.stderr, r.stderr
     r = yr("-v", "--", "true", env=NO_LANDLOCK)
-    assert ("yama-run: supervisor shielded by seccomp hooks (landlock not used: "
-            "YAMA_RUN_NO_LANDLOCK=1: kill family, file owners and ptrace access routed), "
-            "non-dumpable") in r.stderr, r.stderr
+    assert ("yama-run: contained by seccomp hooks alone (landlock not used: "
+            "YAMA_RUN_NO_LANDLOCK=1: kill family, file owners, ptrace access and calls on a "
+            "process by pid routed); supervisor shielded, non-dumpable") in r.stderr, r.stderr
+    r = yr("-v", "--set", "contain.enabled=false", "--", "true")
+    assert ("yama-run: not contained: processes outside the sandbox are reached as the "
+            "kernel allows; supervisor shielded by seccomp hooks") in r.stderr, r.stderr
 
 
 def test_fallback_audit_names_the_refused_signal(probe):
     r = shield(probe, "-v", env=NO_LANDLOCK)
-    assert "refused signal 9 to" in r.stderr and "it would reach the supervisor" in r.stderr
+    assert "refused kill (signal 9) of" in r.stderr, r.stderr
+    assert "it would reach the supervisor" in r.stderr, r.stderr
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="needs pid namespaces")
@@ -541,10 +546,12 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     the listener dropped: a descendant's hooked call gets ENOSYS, never
     waits for ever."""
     out = tmp_path / "late"
-    # scope 0 routes only prctl: with opens routed (scope >= 1, for
-    # /proc/PID/mem), no dynamically linked program could start afterwards.
+    # A contained sandbox at scope 0 routes no opens: with opens routed (scope
+    # >= 1, for /proc/PID/mem; or not contained, for the supervisor's /proc
+    # entries), no dynamically linked program could start afterwards.
     scope0 = tmp_path / "scope0.toml"
-    scope0.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 0\n')
+    scope0.write_text('chain = ["contain", "ptrace"]\n\n[contain]\nenabled = true\n\n'
+                      '[ptrace]\nscope = 0\n')
     script = f"(sleep 1; {probe} abi x64 ptracer > {out}) & {probe} abi x64 ptracer; sleep 5"
     start = time.monotonic()
     r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--profile", str(scope0), "--",
