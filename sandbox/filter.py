@@ -208,11 +208,14 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     (kill family, file owners) and every ptrace-class access, whatever the
     chain hooks. The supervisor refuses those aimed at yama-run's own
     processes (sandbox/guard.py)."""
-    if path_protected(hooks):
-        for name in IO_URING:
-            yield sc.ERRNO(errno.EPERM), name, []
     guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
                                                       "ptrace_proc_open"))]
+    # Without Landlock's domain every open is routed for the guard (root
+    # inside holds CAP_SYS_PTRACE over the supervisor: /proc/SUP/mem), so an
+    # io_uring OPENAT would reach yama-run unseen: closed then too.
+    if path_protected(hooks) or "ptrace_proc_open" in guarded:
+        for name in IO_URING:
+            yield sc.ERRNO(errno.EPERM), name, []
     for hook in guarded:
         if hook not in hooks:
             for name, args in ROUTES[hook]:

@@ -450,12 +450,26 @@ def test_io_uring_closed_by_the_proc_mem_check(probe, ptrace_only):
     assert results(r.stdout) == {"uring_setup:x64": "EPERM"}, r
 
 
-def test_io_uring_allowed_when_nothing_routes_paths(probe):
-    """ptrace scope 0 with no path protection: nothing to bypass, io_uring works."""
-    r = yama_run("--no-profile", "--set", "ptrace.scope=0", "--set", "hardlinks.protected=0",
+ALL_PATHS_OFF = ["--set", "ptrace.scope=0", "--set", "hardlinks.protected=0",
                  "--set", "symlinks.protected=0", "--set", "fifos.protected=0",
-                 "--set", "regular.protected=0", "--", probe, "abi", "x64", "uring_setup")
+                 "--set", "regular.protected=0"]
+
+
+def test_io_uring_allowed_when_contained_and_nothing_routes_paths(probe):
+    """Contained (Landlock keeps yama-run out of reach), ptrace scope 0 and no
+    path protection: nothing to bypass, io_uring works."""
+    r = yama_run("--no-profile", "--set", "contain.enabled=true", *ALL_PATHS_OFF, "--",
+                 probe, "abi", "x64", "uring_setup")
     assert results(r.stdout) == {"uring_setup:x64": "0"}, r
+
+
+def test_io_uring_closed_when_not_contained(probe):
+    """Not contained, nothing else routed: every open is still judged for the
+    guard of yama-run's own processes (root inside holds CAP_SYS_PTRACE over
+    them), so io_uring, whose OPENAT would open /proc/SUPERVISOR/mem unseen,
+    is EPERM."""
+    r = yama_run("--no-profile", *ALL_PATHS_OFF, "--", probe, "abi", "x64", "uring_setup")
+    assert results(r.stdout) == {"uring_setup:x64": "EPERM"}, r
 
 
 def test_inherited_ring_is_unusable(probe):

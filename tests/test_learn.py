@@ -77,7 +77,8 @@ def test_the_learned_profile_is_accepted_and_denies_nothing_on_the_same_run(
     proposal = yama_run("--propose-profile", log)
     assert proposal.returncode == 0, proposal.stderr
     profile = tomllib.loads(proposal.stdout)
-    assert profile["chain"] == ["ptrace", "hardlinks", "symlinks", "fifos", "regular"]
+    assert profile["chain"] == ["contain", "ptrace", "hardlinks", "symlinks", "fifos", "regular"]
+    assert profile["contain"] == {"enabled": True}      # nothing outside was touched
     assert profile["ptrace"] == {"scope": 1}            # strace traces its own child
     assert profile["hardlinks"] == {"protected": 1}     # no link made: the strictest
     assert profile["symlinks"] == {"protected": 0, "protect_creation": False}

@@ -36,8 +36,8 @@ def test_show_profile_names_the_file_of_each_value(env, name):
     lines = {line.split("#")[0].strip(): line.split("# ")[-1] for line in shown.splitlines()
              if "=" in line and not line.startswith("#")}
     assert lines["scope = 1"].startswith(f"{own}:")
-    for setting in ('chain = ["ptrace", "hardlinks", "symlinks", "fifos", "regular"]',
-                    "protect_creation = true"):
+    for setting in ('chain = ["contain", "ptrace", "hardlinks", "symlinks", "fifos", "regular"]',
+                    "enabled = true", "protect_creation = true"):
         assert lines[setting].startswith(f"{strict}:"), setting
 
 
