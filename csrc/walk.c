@@ -210,6 +210,12 @@ static int start_at(struct wk *w, int32_t dirfd, int want_dir)
     else
         snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
     int fd = proc_open(w, name, O_PATH | (want_dir ? O_DIRECTORY : 0));
+    if ((fd == -EACCES || fd == -EPERM) && dirfd != AT_FDCWD_INT) {
+        /* A non-dumpable caller's fd/ is its namespace root's (yr_caller_fd_reopen) */
+        yr_fs_reset();
+        fd = yr_caller_fd_reopen(w->ev.tid, w->ev.tgid, dirfd, want_dir ? O_DIRECTORY : 0);
+        yr_fs_become(&w->id);
+    }
     if (fd >= 0 || fd == -ENOTDIR)
         return fd;
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;

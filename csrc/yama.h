@@ -174,12 +174,15 @@ struct yr_spawn_failure {
     int32_t stage;          /* YR_STAGE_* */
     int32_t err;            /* errno */
 };
-enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3 };
+enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3,
+       YR_STAGE_USERNS = 5 };     /* the user namespace could not be made */
 /* bpf NULL: no filter. path: the PATH to search when file has no slash. */
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
+int yr_set_pdeathsig(int sig);
+int yr_userns_probe(void);          /* 0: an unprivileged user namespace can be made; else errno */
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
@@ -201,6 +204,7 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
 int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_fetch_fd(pid_t tgid, int fd);
+int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 
 /* harden.c: the supervisor out of the sandbox's reach (Landlock signal
@@ -237,6 +241,7 @@ int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out);
 int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
 int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
 #define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
+#define YR_SPAWN_USERNS 0x40000000  /* yr_spawn_path: run in a user namespace we own */
 int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);

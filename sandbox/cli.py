@@ -1,23 +1,31 @@
 """yama-run [--profile NAME|PATH | --no-profile] [--set MODULE.KEY=VALUE]...
-           [--audit-log FILE] [--permissive] [-v] [--] PROGRAM [ARG]...
+           [--audit-log FILE] [--permissive] [-v] [-q] [--wait] [--] PROGRAM [ARG]...
 yama-run --list-profiles | --list-modules | --show-profile PROGRAM|NAME|FILE.toml [--set ...]
+yama-run --list-denials
 
 Introspection is by options, not subcommands, so any PROGRAM name still runs."""
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
 import click.shell_completion
 
 from . import __version__
+from . import journal, lifetime
 from . import modules as policy_modules
 from . import profile as profiles
-from .audit import Audit
+from .audit import Audit, printable
 from .chain import Chain
 from .lifetime import EXIT_SETUP
-from .supervisor import BACKENDS, SetupError, Supervisor
+from .shield import QuietStream
+from .supervisor import BACKENDS, USERNS, SetupError, Supervisor
+
+# The caller's descriptors, noted before anything of ours is open: the
+# supervisor closes them when it detaches (sandbox/lifetime.py).
+_inherited: list = []
 
 
 def _describe(profile) -> str:
@@ -130,13 +138,27 @@ def _list_modules() -> None:
 @click.option("-v", "--verbose", is_flag=True,
               help="Say which profile is used and from where, what is enforced, and each "
                    "denial.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Do not print the one-line notice of a run's first denial (denials are "
+                   "still recorded: see --list-denials).")
+@click.option("--wait", "wait_all", is_flag=True,
+              help="Exit only when every process the program started has exited (by "
+                   "default yama-run exits with the program and keeps supervising what it "
+                   "left behind, detached).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="seccomp user-notify, or ptrace where notify cannot be used.")
+@click.option("--userns", type=click.Choice(USERNS), default="auto", show_default=True,
+              help="Started by an ordinary user, run the program in a user namespace of "
+                   "that user, so that non-dumpable programs can be served (never: "
+                   "without one; their hooked calls then fail).")
 @click.option("--list-profiles", is_flag=True,
               help="List the profiles found (name, where, aliases; shadowed ones marked) "
                    "and exit.")
 @click.option("--list-modules", is_flag=True,
               help="List the modules (bundled and installed) with their settings and exit.")
+@click.option("--list-denials", is_flag=True,
+              help="Print the denials recorded recently (by every yama-run of this user) "
+                   "and exit.")
 @click.option("--show-profile", "show", metavar="PROGRAM|NAME|FILE.toml",
               shell_complete=_complete_profiles,
               help="Print the effective profile that `yama-run PROGRAM` would use (after "
@@ -145,8 +167,8 @@ def _list_modules() -> None:
 @click.version_option(__version__, "--version", prog_name="yama-run")
 @click.argument("program", required=False, shell_complete=_complete_files)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)
-def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend,
-        list_profiles, list_modules, show, program, args):
+def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, quiet, wait_all,
+        backend, userns, list_profiles, list_modules, list_denials, show, program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
     if profile_name and no_profile:
@@ -154,11 +176,13 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
     if show and (profile_name or no_profile):
         raise click.UsageError("--show-profile takes the profile as its value; "
                                "it excludes --profile and --no-profile")
-    introspect = list_profiles or list_modules or show
+    introspect = list_profiles or list_modules or show or list_denials
     if introspect and program:
-        raise click.UsageError(f"--list-profiles, --list-modules and --show-profile run no "
-                               f"program (got {program!r})")
+        raise click.UsageError(f"--list-profiles, --list-modules, --list-denials and "
+                               f"--show-profile run no program (got {program!r})")
     try:
+        if list_denials:
+            return journal.show_recent(click.echo)
         if list_profiles:
             return _list_profiles()
         if list_modules:
@@ -174,23 +198,41 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
         click.echo(profiles.render(profile), nl=False)
         return 0
     try:
-        audit = Audit(audit_log, verbose)
+        audit = Audit(audit_log, verbose, journal=journal.open_default(program, profile.name),
+                      quiet=quiet)
     except OSError as exc:
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     found = f"; {profile.found}" if profile.found else ""
     kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
     audit.say(f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}")
-    supervisor = Supervisor(Chain(modules, audit, permissive), audit, backend)
-    try:
-        return supervisor.run([program, *args], dict(os.environ))
-    except SetupError as exc:
-        click.echo(f"yama-run: {exc}", err=True)
-        return EXIT_SETUP
-    finally:
-        audit.close()
+    chain = Chain(modules, audit, permissive)
+    argv, env = [program, *args], dict(os.environ)
+
+    def serve(link) -> int:
+        """In the supervisor process (lifetime.split)."""
+        try:
+            return Supervisor(chain, audit, backend, link=link, userns=userns).run(argv, env)
+        except SetupError as exc:
+            click.echo(f"yama-run: {printable(str(exc))}", err=True)
+            return EXIT_SETUP
+        except Exception:
+            audit.internal_error("starting the program", traceback.format_exc(), always=True)
+            return EXIT_SETUP
+        finally:
+            audit.close()
+
+    return lifetime.split(serve, wait_all, _inherited)
 
 
 def main(argv=None) -> None:
+    lifetime.hold_standard_fds()
+    _inherited[:] = lifetime.inherited_fds()
+    # yama-run's own messages never change the program's exit status: a full
+    # or closed stderr only loses them.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:          # closed when Python started
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+    sys.stderr = QuietStream(sys.stderr)
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)
     except click.exceptions.Exit as exc:        # --help, --version
@@ -200,7 +242,13 @@ def main(argv=None) -> None:
         status = EXIT_SETUP
     except click.exceptions.Abort:
         status = EXIT_SETUP
-    sys.exit(status if isinstance(status, int) else 0)
+    status = status if isinstance(status, int) else 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":
