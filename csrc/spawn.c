@@ -187,7 +187,7 @@ int yr_userns_probe(void)
         return errno;
     pid_t pid = fork();
     if (pid == 0) {
-        int err = enter_userns();
+        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
         ssize_t unused = write(p[1], &err, sizeof(err));
         (void)unused;
         _exit(0);
@@ -257,7 +257,15 @@ static void child(const char *file, char *const argv[], char *const envp[],
     signal(SIGXFSZ, SIG_DFL);
 
     if (flags & YR_SPAWN_USERNS) {
-        int err = enter_userns();
+        /* Dumpable: a non-dumpable task's /proc/self/uid_map is its namespace
+         * root's (task_dump_owner), which it could not write (the supervisor
+         * is non-dumpable once a first program runs: a fallback respawn).
+         * Again after: gaining the namespace's capabilities made us
+         * non-dumpable, and our memory is our parent namespace's until exec,
+         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE. */
+        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
+        if (!err && prctl(PR_SET_DUMPABLE, 1) < 0)
+            err = errno;
         if (err)
             child_fail(status_fd, YR_STAGE_USERNS, err);
     }

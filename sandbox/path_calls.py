@@ -88,7 +88,7 @@ class PathCalls:
         target_tgid = procfs.tgid_of(target)
         if target_tgid is None:
             return 0            # gone: the open through the held directory fails by itself
-        if target_tgid == os.getpid():
+        if target_tgid in self.sup.protected_pids:
             self.sup.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
             return errno.EACCES
         request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,

@@ -97,7 +97,6 @@ class Fallback:
 
     def __init__(self, supervisor):
         self.sup = supervisor
-        self.me = os.getpid()
         self.my_pgrp = os.getpgrp()
 
     def handlers(self) -> dict:
@@ -126,7 +125,7 @@ class Fallback:
     def _is_me(self, caller, pid: int) -> bool:
         """Does the caller's pid (a thread or process) name a supervisor thread?"""
         ours = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
-        return ours is not None and procfs.tgid_of(ours) == self.me
+        return ours is not None and procfs.tgid_of(ours) in self.sup.protected_pids
 
     def _in_my_group(self, caller, pgrp: int) -> bool:
         """Is the process group the caller names (0: its own) the supervisor's?"""
@@ -158,7 +157,8 @@ class Fallback:
         the supervisor, as the caller. Unlike the kernel's, this walk is not
         atomic: a process that joins the group meanwhile may be missed, and
         the receivers see yama-run's pid as the sender."""
-        members = [pid for pid in _pids() if pid != self.me and _pgrp_of(pid) == self.my_pgrp]
+        members = [pid for pid in _pids()
+                   if pid not in self.sup.protected_pids and _pgrp_of(pid) == self.my_pgrp]
         arr = ffi.new("int32_t[]", members or [0])
         rc = lib.yr_kill_each_as(caller.creds, arr, len(members), sig)
         lib.yr_reply(self.sup.ctx, ev.id, 0, -rc if rc < 0 else 0)
@@ -186,7 +186,7 @@ class Fallback:
             return
         try:
             target = _target_of(copy)
-            if target is None or (target > 0 and procfs.tgid_of(target) == self.me) or (
+            if target is None or (target > 0 and procfs.tgid_of(target) in self.sup.protected_pids) or (
                     flags & PIDFD_SIGNAL_PROCESS_GROUP and target > 0
                     and _pgrp_of(target) == self.my_pgrp):
                 self._refuse(ev, caller, "pidfd_send_signal")

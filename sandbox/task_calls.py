@@ -44,7 +44,7 @@ class TaskCalls:
             # appears after our look-up from being reached unchecked.
             lib.yr_reply(self.sup.ctx, ev.id, 0, errno.ESRCH)
             return
-        if target_tgid == os.getpid():
+        if target_tgid in self.sup.protected_pids:
             self.sup.audit.say(f"refused {operation} of the supervisor by {caller.describe()}")
             lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
             return
@@ -126,7 +126,7 @@ class TaskCalls:
             if target_tgid is None:
                 lib.yr_reply(self.sup.ctx, ev.id, 0, errno.ESRCH)
                 return
-            if target_tgid == os.getpid():          # never the supervisor's fds
+            if target_tgid in self.sup.protected_pids:     # never yama-run's fds
                 lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
                 return
             if self.sup.shield.landlock and not procfs.is_descendant(os.getpid(), target):
