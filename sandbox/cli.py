@@ -63,15 +63,14 @@ def _complete_files(ctx, param, incomplete):
 
 # -- choosing the profile --------------------------------------------------------
 
-def _select(profile_name, no_profile, show, program) -> profiles.Profile:
+def _select(profile_name, no_profile, show, command) -> profiles.Profile:
     if no_profile:
         return profiles.builtin()
     if profile_name:
         return profiles.load(profile_name)
-    target = show or program
     if show and show.endswith(".toml"):        # a profile file, not a program
         return profiles.load(show)
-    path, kind, how = profiles.for_program(target)
+    path, kind, how = profiles.for_command([show] if show else command)
     return profiles.load_file(path, kind, found=how)
 
 
@@ -189,7 +188,7 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
             return _list_modules()
         if not program and not show:
             raise click.UsageError("Missing argument 'PROGRAM'.")
-        profile = _select(profile_name, no_profile, show, program)
+        profile = _select(profile_name, no_profile, show, [program, *args])
         _apply_overrides(profile, overrides)
         modules = profile.instantiate()
     except profiles.ProfileError as exc:
