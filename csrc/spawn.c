@@ -25,8 +25,11 @@
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <stdio.h>
 
 #include "yama.h"
 
@@ -202,6 +205,25 @@ int yr_userns_probe(void)
     }
     close(p[0]);
     return err;
+}
+
+/* What executing the file dirfd/name (mode: its st_mode) would grant a
+ * program without no_new_privs: a setuid or setgid (with group-execute) bit,
+ * or file capabilities. Under yama-run (no_new_privs) it runs without them. */
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode)
+{
+    uint32_t bits = 0;
+    if (!S_ISREG(mode))
+        return 0;
+    if (mode & S_ISUID)
+        bits |= YR_EXEC_SETUID;
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        bits |= YR_EXEC_SETGID;
+    char path[64 + YR_PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+    if (getxattr(path, "security.capability", NULL, 0) > 0)
+        bits |= YR_EXEC_FCAPS;
+    return bits;
 }
 
 /* execvp's search, without malloc (we are a forked child of a threaded

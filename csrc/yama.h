@@ -138,11 +138,13 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_COUNT = 6
 };
 enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
-       YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+       YR_HOOK_PATH_LINK,       /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+       YR_HOOK_EXEC_PRIVILEGED };   /* a notice only: execve of a setuid/setgid/fcaps file */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
        YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked: linkat's source is walked */
-       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_LANDLOCK = 1 << 3,     /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_EXEC_NOTICE = 1 << 4 };/* execve of a privileged file is told to Python */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -182,7 +184,10 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
 int yr_set_pdeathsig(int sig);
-int yr_userns_probe(void);          /* 0: an unprivileged user namespace can be made; else errno */
+int yr_userns_probe(void);
+/* What executing this file would grant without no_new_privs: YR_EXEC_* bits. */
+enum { YR_EXEC_SETUID = 1 << 0, YR_EXEC_SETGID = 1 << 1, YR_EXEC_FCAPS = 1 << 2 };
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);          /* 0: an unprivileged user namespace can be made; else errno */
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);

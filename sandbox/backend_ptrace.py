@@ -131,7 +131,7 @@ class Tracer:
         ctx = lib.yr_ctx_new(-1)                # deferred: replies kept, not sent
         if ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
-        sup.load_tables(ctx, sup.chain.hooks())
+        sup.load_tables(ctx, sup.hooks())
         sup.ctx = ctx
 
     def serve(self, go_fd: int) -> None:

@@ -86,7 +86,7 @@ class Supervisor:
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         """With the backend asked for; auto: notify, else ptrace where the
         kernel lacks user-notify or refuses a listener (EBUSY)."""
-        if not self.chain.hooks() or self.backend == "notify":
+        if not self.hooks() or self.backend == "notify":
             return self._run_notify(argv, env)
         if self.backend == "ptrace":
             return self._run_traced(argv, env)
@@ -108,7 +108,7 @@ class Supervisor:
         if why:
             self.audit.say(f"{why}: falling back to the ptrace backend")
         self._program = argv[0]
-        bpf = seccomp_filter.build(self.chain.hooks(), self.shield.landlock, seccomp_filter.TRACED)
+        bpf = seccomp_filter.build(self.hooks(), self.shield.landlock, seccomp_filter.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
     def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
@@ -116,7 +116,7 @@ class Supervisor:
         for module in self.chain.modules:
             if hasattr(module, "enforcement"):
                 self.audit.say(module.enforcement())
-        hooks = self.chain.hooks()
+        hooks = self.hooks()
         bpf = seccomp_filter.build(hooks, self.shield.landlock)
         flags = NEW_LISTENER
         if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
@@ -149,6 +149,25 @@ class Supervisor:
         if failure is not None:
             return failure
         return status
+
+    def hooks(self) -> set[str]:
+        """The chain's hook points, and the supervisor's own notice of
+        privileged execs whenever a filter is installed at all."""
+        hooks = self.chain.hooks()
+        return hooks | {"exec_notice"} if hooks else hooks
+
+    def exec_privileged(self, caller, path: str, bits: int, uid: int, mode: int) -> None:
+        """A setuid, setgid or file-capability program is executed: it runs
+        without that privilege (no_new_privs). Said with -v, kept in the audit
+        log and the journal (docs/everyday.md says why and what to do)."""
+        what = [name for bit, name in ((lib.YR_EXEC_SETUID, f"setuid {uid}"),
+                                       (lib.YR_EXEC_SETGID, "setgid"),
+                                       (lib.YR_EXEC_FCAPS, "file capabilities")) if bits & bit]
+        self.audit.notice("exec-unprivileged",
+                          f"{path} ({', '.join(what)}) runs without its privilege under "
+                          f"yama-run (no_new_privs), executed by {caller.describe()}",
+                          path=path, privilege=what, pid=caller.tgid, tid=caller.tid,
+                          mode=oct(mode))
 
     def started(self, pid: int) -> None:
         """The program runs: the front may signal it; -v says how it runs."""
@@ -231,7 +250,8 @@ class Supervisor:
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
                           | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
                           | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
-                          | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0))
+                          | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0)
+                          | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in hooks else 0))
 
     def link_table(self) -> int:
         """The chain's path_link rule over the C side's facts (yr_link_table_allows).
