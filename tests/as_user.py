@@ -66,6 +66,7 @@ class UserRun:
         for package in ("sandbox", "profiles"):
             shutil.copytree(REPO / package, self.path / package,
                             ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(REPO / "pyproject.toml", self.path)    # a checkout: its own profiles
         self.home.mkdir()
         os.chown(self.home, UID, UID)
         subprocess.run(["chmod", "-R", "a+rX", str(self.root)], check=True)
