@@ -54,6 +54,11 @@ class Audit:
         self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
         self.denials = 0
 
+    def flush(self) -> None:
+        """Records of the run so far written (bounded wait)."""
+        if self.journal is not None:
+            self.journal.flush()
+
     def close(self) -> None:
         if self._said.dropped:
             self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")

@@ -111,12 +111,24 @@ class Journal:
     def _write_loop(self) -> None:
         while True:
             record = self._queue.get()
-            if record is None:
-                return
             try:
+                if record is None:
+                    return
                 self.sink.write(record)
             except Exception:           # a full disk loses records, never the sandbox
                 pass
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 1.0) -> None:
+        """Wait (a bounded time) until what was recorded so far is written:
+        before yama-run returns, so that --list-denials right after sees it."""
+        if self._queue is None:
+            return
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks and time.monotonic() < deadline:
+                self._queue.all_tasks_done.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         with self._lock:

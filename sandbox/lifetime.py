@@ -125,6 +125,7 @@ class Link:
         self.inherited = inherited
         self.reported = False
         self.detached = False
+        self.before_report = lambda: None   # the supervisor's: records written first
         # If the front dies while the program runs, we hear it (FRONT_GONE).
         lib.yr_set_pdeathsig(FRONT_GONE)
         if os.getppid() != front:       # it died before the signal was armed
@@ -158,6 +159,7 @@ class Link:
         if self.reported:
             return
         self.reported = True
+        self.before_report()
         lib.yr_set_pdeathsig(0)         # the front exits normally from here on
         if detach_first:
             detach(self.inherited)

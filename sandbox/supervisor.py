@@ -49,6 +49,8 @@ class Supervisor:
         self.audit = audit
         self.backend = backend
         self.link = link                    # to the front (lifetime.Link), if any
+        if link is not None:
+            link.before_report = audit.flush
         self.ctx = ffi.NULL
         self.listener = -1
         self.main_pid = -1
@@ -74,7 +76,11 @@ class Supervisor:
         """A user namespace of ours around the program, when we lack
         CAP_SYS_PTRACE: without it we could not read the memory or the
         /proc/PID/{cwd,root,fd} of a non-dumpable caller (docs/everyday.md)."""
-        if choice == "never" or has_cap_sys_ptrace():
+        if has_cap_sys_ptrace():
+            return False
+        if choice == "never":
+            self.audit.say("no user namespace (--userns=never): the calls of non-dumpable "
+                           "programs cannot be served and fail with EPERM")
             return False
         err = lib.yr_userns_probe()
         if err:

@@ -57,7 +57,7 @@ def daemon_script(base: Path) -> str:
     has returned), then makes one hooked call that must be denied and one
     that must be served, and says which process supervised it."""
     out = base / "out"
-    return (f"( while [ ! -e {out}/go ]; do sleep 0.05; done; "
+    return (f"( while [ ! -e {out}/go ] && [ -d {out} ]; do sleep 0.05; done; "
             f"cat {base}/sticky/link > {out}/link.txt 2> {out}/link.err; echo $? > {out}/link.rc; "
             f"cat {base}/target > {out}/plain.txt; echo $? > {out}/plain.rc; "
             f"grep Seccomp: /proc/self/status > {out}/seccomp; touch {out}/done "
@@ -123,7 +123,8 @@ def test_the_supervisor_left_behind_holds_nothing_of_the_caller(scenario):
     with /dev/null for its standard streams, and keeps no descriptor of the
     caller's (here a pipe and an extra file, fd 7)."""
     out = scenario / "out"
-    script = (f"sh -c 'echo $$ > {out}/pid; while [ ! -e {out}/go ]; do sleep 0.05; done' "
+    script = (f"sh -c 'echo $$ > {out}/pid; while [ ! -e {out}/go ] && [ -d {out} ]; "
+              f"do sleep 0.05; done' "
               f"</dev/null >/dev/null 2>&1 & while [ ! -s {out}/pid ]; do sleep 0.05; done")
     extra = scenario / "extra"
     with open(extra, "w") as keep:
