@@ -42,6 +42,30 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+class QuietStream:
+    """A stream whose write errors (EPIPE once the reader is gone, ENOSPC on
+    /dev/full) are dropped: a message is never worth a stalled sandbox or a
+    changed exit status."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class Audit:
     def __init__(self, log_path: str | None = None, verbose: bool = False, stream=None,
                  journal=None, quiet: bool = False):

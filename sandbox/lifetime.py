@@ -21,7 +21,12 @@ import signal
 import socket
 import struct
 
-from ._yama import lib
+
+def _lib():
+    """The C extension, imported only once a program is run (the CLI imports
+    this module for its descriptors before it knows: --help works without)."""
+    from ._yama import lib
+    return lib
 
 EXIT_SETUP = 125
 EXIT_NOEXEC = 126
@@ -111,7 +116,7 @@ def split(serve, wait_all: bool, inherited) -> int:
             link.finish(status)
             os._exit(0)
     sup_end.close()
-    lib.yr_set_nondumpable()            # out of reach of the sandbox, as the supervisor
+    _lib().yr_set_nondumpable()            # out of reach of the sandbox, as the supervisor
     return Front(front_end, pid).wait()
 
 
@@ -127,7 +132,7 @@ class Link:
         self.detached = False
         self.before_report = lambda: None   # the supervisor's: records written first
         # If the front dies while the program runs, we hear it (FRONT_GONE).
-        lib.yr_set_pdeathsig(FRONT_GONE)
+        _lib().yr_set_pdeathsig(FRONT_GONE)
         if os.getppid() != front:       # it died before the signal was armed
             os.kill(os.getpid(), FRONT_GONE)
 
@@ -160,7 +165,7 @@ class Link:
             return
         self.reported = True
         self.before_report()
-        lib.yr_set_pdeathsig(0)         # the front exits normally from here on
+        _lib().yr_set_pdeathsig(0)         # the front exits normally from here on
         if detach_first:
             detach(self.inherited)
             self.detached = True
@@ -247,7 +252,7 @@ def reap_all(main_pid: int, link=None) -> int:
             if pid == 0:
                 break
             if os.WIFSTOPPED(raw):      # it called PTRACE_TRACEME: we trace no one
-                lib.yr_ptrace_release(pid, os.WSTOPSIG(raw))
+                _lib().yr_ptrace_release(pid, os.WSTOPSIG(raw))
                 continue
             if pid == main_pid:
                 status = exit_status(raw)

@@ -64,29 +64,6 @@ class Shield:
                 f"owners and ptrace access routed){dumpable}")
 
 
-class QuietStream:
-    """A stream whose write errors (EPIPE once the reader is gone) are
-    dropped: a message is never worth a stalled sandbox."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except (OSError, ValueError):
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 class Fallback:
     """The kill family, decided by the supervisor when Landlock cannot.
 

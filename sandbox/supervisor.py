@@ -17,7 +17,7 @@ from . import filter as seccomp_filter
 from . import lifetime
 from . import modules as policy_modules
 from . import shield as shields
-from .audit import printable
+from .audit import QuietStream, printable
 from ._yama import ffi, lib
 from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
 from .path_calls import PathCalls
@@ -61,7 +61,7 @@ class Supervisor:
         self.userns = self._want_userns(userns)
         # The program shares our stderr: if its reader goes away, a message
         # must not take the notification loop down with it.
-        self.audit.stream = shields.QuietStream(self.audit.stream)
+        self.audit.stream = QuietStream(self.audit.stream)
         self.paths = PathCalls(self)
         servers = [TaskCalls(self), self.paths]
         if not self.shield.landlock:
