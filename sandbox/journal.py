@@ -121,8 +121,10 @@ class Journal:
                 self._queue.task_done()
 
     def flush(self, timeout: float = 1.0) -> None:
-        """Wait (a bounded time) until what was recorded so far is written:
-        before yama-run returns, so that --list-denials right after sees it."""
+        """Wait (a bounded time) until what was recorded so far is written,
+        with the count of what was not: before yama-run returns, so that
+        --list-denials right after sees it."""
+        self._summarize()
         if self._queue is None:
             return
         deadline = time.monotonic() + timeout
@@ -130,13 +132,17 @@ class Journal:
             while self._queue.unfinished_tasks and time.monotonic() < deadline:
                 self._queue.all_tasks_done.wait(max(0.0, deadline - time.monotonic()))
 
-    def close(self) -> None:
+    def _summarize(self) -> None:
+        """One record for the records dropped since the last one."""
         with self._lock:
             dropped, self.limit.dropped = self.limit.dropped, 0
         if dropped:
             self._put({"time": time.time(), "action": "not-recorded", "count": dropped,
                        "program": self.program, "profile": self.profile,
                        "message": f"{dropped} more denials were not recorded (rate limit)"})
+
+    def close(self) -> None:
+        self._summarize()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=5)
