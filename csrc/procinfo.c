@@ -203,6 +203,31 @@ int yr_fetch_fd(pid_t tgid, int fd)
     return copy < 0 ? -e : copy;
 }
 
+/* The caller's descriptor fd, opened again as an O_PATH file of ours, through
+ * pidfd_getfd. For when /proc/TID/fd/ cannot be searched: a non-dumpable
+ * task's /proc entries belong to the root of its user namespace
+ * (task_dump_owner), which the sandbox's namespace does not map, so only
+ * CAP_SYS_PTRACE over the task (which its owner has) reaches its files. */
+int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);     /* PIDFD_THREAD, 6.9+ */
+    if (pidfd < 0)
+        pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+    if (pidfd < 0)
+        return -errno;
+    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    int e = errno;
+    close(pidfd);
+    if (copy < 0)
+        return -e;
+    char name[32];
+    snprintf(name, sizeof(name), "/proc/self/fd/%d", copy);
+    int out = open(name, flags | O_PATH | O_CLOEXEC);
+    e = errno;
+    close(copy);
+    return out < 0 ? -e : out;
+}
+
 int yr_set_subreaper(void)
 {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;

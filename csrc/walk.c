@@ -210,6 +210,12 @@ static int start_at(struct wk *w, int32_t dirfd, int want_dir)
     else
         snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
     int fd = proc_open(w, name, O_PATH | (want_dir ? O_DIRECTORY : 0));
+    if ((fd == -EACCES || fd == -EPERM) && dirfd != AT_FDCWD_INT) {
+        /* A non-dumpable caller's fd/ is its namespace root's (yr_caller_fd_reopen) */
+        yr_fs_reset();
+        fd = yr_caller_fd_reopen(w->ev.tid, w->ev.tgid, dirfd, want_dir ? O_DIRECTORY : 0);
+        yr_fs_become(&w->id);
+    }
     if (fd >= 0 || fd == -ENOTDIR)
         return fd;
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
@@ -1489,6 +1495,22 @@ static int act_linksrc(struct yr_ctx *ctx, struct wk *w)
     return R_HOOK;
 }
 
+/* The exec of a setuid, setgid or file-capability program, which runs
+ * without its privilege (no_new_privs): a notice for Python, decided on
+ * nothing (the exec is continued as any other). */
+static int exec_notice(struct wk *w)
+{
+    struct stat st, ds;
+    if (!(walk_flags & YR_WALK_EXEC_NOTICE) ||
+        (w->ev.sys != YR_SYS_EXECVE && w->ev.sys != YR_SYS_EXECVEAT) ||
+        fstatat(w->dir, w->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || fstat(w->dir, &ds) < 0)
+        return 0;
+    uint32_t bits = yr_exec_privilege(w->dir, w->name, st.st_mode);
+    if (bits)
+        hook_common(w, YR_HOOK_EXEC_PRIVILEGED, bits, &st, &ds);
+    return bits != 0;
+}
+
 static int act(struct yr_ctx *ctx, struct wk *w)
 {
     switch (w->op) {
@@ -1507,6 +1529,8 @@ static int act(struct yr_ctx *ctx, struct wk *w)
     case OP_LINKSRC:
         return act_linksrc(ctx, w);
     case OP_CHECK:
+        if (exec_notice(w))
+            return R_HOOK;                       /* told, then continued (yr_walk_resume) */
         if (yr_id_valid(ctx, w->ev.id))
             yr_reply_continue(ctx, w->ev.id);
         return R_DONE;
@@ -2149,6 +2173,11 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
     } else if (pub.hook == YR_HOOK_FOLLOW_LINK) {
         int err = follow_held(w);
         rc = err < 0 ? finish(ctx, w, err) : drive(ctx, w);
+    } else if (pub.hook == YR_HOOK_EXEC_PRIVILEGED) {
+        if (yr_id_valid(ctx, w->ev.id))
+            yr_reply_continue(ctx, w->ev.id);
+        wk_close(w);
+        rc = 1;
     } else if (pub.hook == YR_HOOK_PATH_SYMLINK) {
         perform_symlink(ctx, w);
         wk_close(w);

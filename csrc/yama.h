@@ -139,11 +139,13 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_COUNT = 6
 };
 enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
-       YR_HOOK_PATH_LINK };     /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+       YR_HOOK_PATH_LINK,       /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+       YR_HOOK_EXEC_PRIVILEGED };   /* a notice only: execve of a setuid/setgid/fcaps file */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
        YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked: linkat's source is walked */
-       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_LANDLOCK = 1 << 3,     /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_EXEC_NOTICE = 1 << 4 };/* execve of a privileged file is told to Python */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
@@ -175,12 +177,18 @@ struct yr_spawn_failure {
     int32_t stage;          /* YR_STAGE_* */
     int32_t err;            /* errno */
 };
-enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3 };
+enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3,
+       YR_STAGE_USERNS = 5 };     /* the user namespace could not be made */
 /* bpf NULL: no filter. path: the PATH to search when file has no slash. */
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
+int yr_set_pdeathsig(int sig);
+int yr_userns_probe(void);
+/* What executing this file would grant without no_new_privs: YR_EXEC_* bits. */
+enum { YR_EXEC_SETUID = 1 << 0, YR_EXEC_SETGID = 1 << 1, YR_EXEC_FCAPS = 1 << 2 };
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);          /* 0: an unprivileged user namespace can be made; else errno */
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
@@ -223,6 +231,7 @@ int yr_exec_take(struct yr_exec_note *out);
 int yr_exec_eventfd(void);
 int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT]);
 int yr_fetch_fd(pid_t tgid, int fd);
+int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 
 /* harden.c: the supervisor out of the sandbox's reach (Landlock signal
@@ -259,6 +268,7 @@ int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out);
 int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
 int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
 #define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
+#define YR_SPAWN_USERNS 0x40000000  /* yr_spawn_path: run in a user namespace we own */
 int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);

@@ -121,6 +121,9 @@ ROUTES = {
         ("creat", []),
     ],
     "path_symlink": [("symlink", []), ("symlinkat", [])],
+    # Not a module's: the supervisor's notice of a setuid program run without
+    # its privilege (no_new_privs), routed whenever a filter is installed.
+    "exec_notice": [("execve", []), ("execveat", [])],
 }
 
 # Under TRACED no task may leave the tracer's sight. A child cloned with

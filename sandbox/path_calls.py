@@ -60,7 +60,10 @@ class PathCalls:
                 self.on_link(ev, caller)
                 return
             path = os.fsdecode(ffi.string(w.path))
-            if w.hook == lib.YR_HOOK_PROC_MEM:
+            if w.hook == lib.YR_HOOK_EXEC_PRIVILEGED:   # a notice; the exec goes on
+                self.sup.exec_privileged(caller, path, w.facts, w.obj_uid, w.obj_mode)
+                deny_errno = 0
+            elif w.hook == lib.YR_HOOK_PROC_MEM:
                 deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:
@@ -88,7 +91,7 @@ class PathCalls:
         target_tgid = procfs.tgid_of(target)
         if target_tgid is None:
             return 0            # gone: the open through the held directory fails by itself
-        if target_tgid == os.getpid():
+        if target_tgid in self.sup.protected_pids:
             self.sup.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
             return errno.EACCES
         request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,

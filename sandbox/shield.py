@@ -74,26 +74,3 @@ class Shield:
         return (f"contained by seccomp hooks alone ({why}: kill family, file owners, "
                 f"ptrace access and calls on a process by pid routed); supervisor "
                 f"shielded{dumpable}")
-
-
-class QuietStream:
-    """A stream whose write errors (EPIPE once the reader is gone) are
-    dropped: a message is never worth a stalled sandbox."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except (OSError, ValueError):
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
