@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Write the README's "## Overhead" section from a full run's results.json.
+"""Write docs/overhead.md from a full run's results.json.
 
     python3 benchmarks/readme.py benchmarks/latest/results.json benchmarks/overhead-notes.md
 
 The section is the command, the machine, the table, the chart and the goals, from
 the JSON, then the notes file (where the time goes: written by hand from the
-profiles). Only that section of README.md is replaced."""
+profiles). The whole page is written; README.md links to it."""
 from __future__ import annotations
 
 import json
@@ -16,20 +16,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from report import GOAL_COMPARATORS, UNITS, cell, fmt, machine_line   # noqa: E402
 
-README = HERE.parent / "README.md"
+PAGE = HERE.parent / "docs" / "overhead.md"
 
 
 def section(doc: dict, results: Path, notes: str) -> str:
     m = doc["machine"]
-    rel = results.parent.resolve().relative_to(HERE.parent)
+    shown = results.parent.resolve().relative_to(HERE.parent)
+    rel = f"../{shown}"                 # links from docs/
     comps = [c for c in doc["comparators"]]
-    out = ["## Overhead", "",
+    out = ["# Overhead", "",
            "One command runs the suite (method, comparators and workloads: "
-           "[benchmarks/README.md](benchmarks/README.md)):", "", "```sh",
+           "[benchmarks/README.md](../benchmarks/README.md)):", "", "```sh",
            "python3 benchmarks/run.py            # full run: the figures below",
            "python3 benchmarks/run.py --quick    # smoke run of everything (CI), no timing claims",
            "```", "",
-           f"Latest full run ([{rel}/results.json]({rel}/results.json), "
+           f"Latest full run ([{shown}/results.json]({rel}/results.json), "
            f"[results.md]({rel}/results.md)): {machine_line(doc)}", "",
            f"fs.protected_* during the run: {fmt_sysctl(m['sysctl'])} (they decide what the "
            f"default profile's `auto` levels route: below the strongest level yama-run "
@@ -99,13 +100,9 @@ def main() -> int:
     results, notes = Path(sys.argv[1]), Path(sys.argv[2])
     doc = json.loads(results.read_text())
     if doc["mode"] != "full":
-        sys.exit("readme.py: not a full run; the README shows full runs only")
-    text = README.read_text()
-    start = text.index("## Overhead\n")
-    end = text.index("\n## ", start + 1) + 1
-    README.write_text(text[:start] + section(doc, results, notes.read_text()) + "\n"
-                      + text[end:])
-    print(f"README.md: Overhead section from {results}")
+        sys.exit("readme.py: not a full run; docs/overhead.md shows full runs only")
+    PAGE.write_text(section(doc, results, notes.read_text()) + "\n")
+    print(f"docs/overhead.md: from {results}")
     return 0
 
 

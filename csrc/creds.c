@@ -7,6 +7,7 @@
  * change them), so it acts as itself. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@ int yr_creds_read(pid_t tid, struct yr_creds *c)
             break;
         c->groups[c->ngroups++] = (uint32_t)v;
     }
-    return yr_cap_effective(tid, &c->cap_effective);
+    return yr_caps3(tid, &c->cap_effective, &c->cap_permitted, &c->cap_inheritable);
 }
 
 static int capset_effective(uint64_t eff, uint64_t perm)
@@ -147,17 +148,85 @@ int yr_creds_leave(struct yr_creds_saved *saved)
     return 0;
 }
 
-/* pidfd_getfd performed as the caller, so the kernel's own ptrace checks
- * (uids, dumpable, capabilities) are the caller's. */
-int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd)
+/* ---- a syscall made with exactly the caller's authority ----------------------
+ *
+ * yr_creds_enter() lowers only the effective set: the thread keeps our
+ * permitted set, which the kernel's ptrace check compares in REALCREDS mode
+ * (cap_ptrace_access_check: the target's permitted set must be a subset of
+ * the caller's). A permitted set, once lowered, cannot be raised again, so
+ * the call is made in a thread of its own that takes the caller's real,
+ * effective and saved ids, groups and all three capability sets, makes the
+ * one syscall and ends. Credentials are per thread; descriptors are shared,
+ * so an fd it opens is ours. An unprivileged supervisor cannot take other
+ * ids: its thread only drops capabilities to the caller's (the callers of an
+ * unprivileged supervisor have its ids). */
+struct as_job {
+    const struct yr_creds *c;
+    long nr;
+    uint64_t a[6];
+    long rc;
+    int err;
+};
+
+static int capset_all(uint64_t eff, uint64_t perm, uint64_t inh)
 {
-    struct yr_creds_saved saved;
-    if (yr_creds_enter(c, &saved) < 0)
-        return -errno;
-    long fd = syscall(SYS_pidfd_getfd, pidfd, target_fd, 0);
-    int e = errno;
-    yr_creds_leave(&saved);
-    return fd < 0 ? -e : (int)fd;
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2] = {
+        { (uint32_t)eff, (uint32_t)perm, (uint32_t)inh },
+        { (uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32) },
+    };
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static int become_exactly(const struct yr_creds *c)
+{
+    uint64_t eff, perm;
+    if (capget_self(&eff, &perm) < 0)
+        return -1;
+    if (geteuid() != 0)      /* what we hold beyond the caller is all we can take away */
+        return capset_all(c->cap_effective & eff, c->cap_permitted & perm,
+                          c->cap_inheritable & perm);
+    if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
+        syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
+        syscall(SYS_setresgid, c->rgid, c->egid, c->sgid) < 0 ||
+        syscall(SYS_setresuid, c->ruid, c->euid, c->suid) < 0)
+        return -1;
+    syscall(SYS_setfsgid, c->fsgid);
+    syscall(SYS_setfsuid, c->fsuid);
+    syscall(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    return capset_all(c->cap_effective & perm, c->cap_permitted & perm,
+                      c->cap_inheritable & perm);
+}
+
+static void *as_caller(void *arg)
+{
+    struct as_job *job = arg;
+    if (become_exactly(job->c) < 0) {
+        job->rc = -1;
+        job->err = errno ? errno : EPERM;
+        return NULL;          /* the thread ends: nothing of the half-switch survives */
+    }
+    job->rc = syscall(job->nr, job->a[0], job->a[1], job->a[2], job->a[3], job->a[4], job->a[5]);
+    job->err = job->rc < 0 ? errno : 0;
+    return NULL;
+}
+
+/* The result of syscall nr made as the caller, or -errno. */
+int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6])
+{
+    struct as_job job = { .c = c, .nr = (long)nr, .rc = -1, .err = EAGAIN };
+    memcpy(job.a, args, sizeof(job.a));
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&t, &attr, as_caller, &job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return -rc;
+    pthread_join(t, NULL);
+    return job.rc < 0 ? -(int64_t)job.err : job.rc;
 }
 
 /* The filesystem identity: what path walks, permission checks and link

@@ -45,7 +45,7 @@ enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path *
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
 /* Where a call goes on after Python's verdict at a hook point. */
 enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
-                 RESUME_LINK };
+                 RESUME_LINK, RESUME_CONTINUE /* a notice told: the checked call goes on */ };
 
 /* ---- the notification context (notify.c) ------------------------------- */
 

@@ -294,6 +294,7 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         yr_reply(ctx, ev->id, 0, ENOSYS);
         return 1;
     }
+    yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
     int server = yr_sys_server(ev->sys);
     if (server == YR_SERVE_LINK || server == YR_SERVE_WALK) {
         /* link.c, walk.c: 0 only at a hook point */

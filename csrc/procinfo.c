@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "yama.h"
@@ -164,7 +167,7 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid)
     return 0;
 }
 
-int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm)
+int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh)
 {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, tid };
     struct __user_cap_data_struct data[2];
@@ -172,7 +175,14 @@ int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm)
         return -1;
     *eff = (uint64_t)data[1].effective << 32 | data[0].effective;
     *perm = (uint64_t)data[1].permitted << 32 | data[0].permitted;
+    *inh = (uint64_t)data[1].inheritable << 32 | data[0].inheritable;
     return 0;
+}
+
+int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm)
+{
+    uint64_t inh;
+    return yr_caps3(tid, eff, perm, &inh);
 }
 
 int yr_cap_effective(pid_t tid, uint64_t *out)
@@ -193,7 +203,219 @@ int yr_fetch_fd(pid_t tgid, int fd)
     return copy < 0 ? -e : copy;
 }
 
+/* The caller's descriptor fd, opened again as an O_PATH file of ours, through
+ * pidfd_getfd. For when /proc/TID/fd/ cannot be searched: a non-dumpable
+ * task's /proc entries belong to the root of its user namespace
+ * (task_dump_owner), which the sandbox's namespace does not map, so only
+ * CAP_SYS_PTRACE over the task (which its owner has) reaches its files. */
+int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);     /* PIDFD_THREAD, 6.9+ */
+    if (pidfd < 0)
+        pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+    if (pidfd < 0)
+        return -errno;
+    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    int e = errno;
+    close(pidfd);
+    if (copy < 0)
+        return -e;
+    char name[32];
+    snprintf(name, sizeof(name), "/proc/self/fd/%d", copy);
+    int out = open(name, flags | O_PATH | O_CLOEXEC);
+    e = errno;
+    close(copy);
+    return out < 0 ? -e : out;
+}
+
 int yr_set_subreaper(void)
 {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* ---- pids as the caller means them -------------------------------------------
+ *
+ * A caller in a pid namespace of its own names tasks by their numbers there.
+ * NS_GET_PID_FROM_PIDNS (Linux 6.11) asks the kernel for the task that number
+ * names in the caller's namespace (find_task_by_pid_ns) and gives its number
+ * in ours: one ioctl, whatever the number of tasks. Older kernels have no
+ * such question: a caller of another namespace is then refused (-ENOSYS), never
+ * answered by a scan of every task. */
+#define YR_NS_GET_PID_FROM_PIDNS 0x8004b706      /* _IOR(0xb7, 0x6, int) */
+
+static struct stat own_pidns;
+static int pidns_known, pidns_ioctl = -1;
+static pthread_mutex_t pidns_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int pidns_setup(void)
+{
+    pthread_mutex_lock(&pidns_lock);
+    if (!pidns_known) {
+        int fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &own_pidns) == 0) {
+            /* Does the kernel know the question? Asked about ourselves. */
+            long got = ioctl(fd, YR_NS_GET_PID_FROM_PIDNS, (unsigned long)getpid());
+            pidns_ioctl = got == getpid();
+            pidns_known = 1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    pthread_mutex_unlock(&pidns_lock);
+    return pidns_known ? 0 : -1;
+}
+
+pid_t yr_pid_from_caller(pid_t caller_tid, pid_t pid)
+{
+    if (pid <= 0)
+        return 0;
+    if (pidns_setup() < 0)
+        return -ENOSYS;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)caller_tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;                           /* the caller is gone */
+    struct stat st;
+    pid_t ours;
+    if (fstat(fd, &st) < 0) {
+        ours = 0;
+    } else if (st.st_ino == own_pidns.st_ino && st.st_dev == own_pidns.st_dev) {
+        ours = pid;                         /* our namespace: our numbers */
+    } else if (!pidns_ioctl) {
+        ours = -ENOSYS;
+    } else {
+        long got = ioctl(fd, YR_NS_GET_PID_FROM_PIDNS, (unsigned long)pid);
+        ours = got > 0 ? (pid_t)got : 0;    /* ESRCH (ENOTTY on some 6.1x): none */
+    }
+    close(fd);
+    return ours;
+}
+
+/* ---- exec by a non-leader thread -------------------------------------------------
+ *
+ * Yama ties a PR_SET_PTRACER relation to task_structs; exec by a non-leader
+ * thread T frees the old leader (de_thread) and T takes the process's pid.
+ * Pidfds follow pids, not tasks, so the supervisor notes each such execve
+ * here, while T still waits on it (nothing has happened yet), with what tells
+ * later whether it succeeded: a pidfd of T's own tid (released when the old
+ * leader, which takes that tid, is freed -- or when T itself ends), a pidfd of
+ * the process, and the old mm pinned through /proc/T/mem (it reads EOF once
+ * the exec has replaced it) with its layout. Python takes the notes from its
+ * own thread (yr_exec_take, woken through an eventfd); the queue is bounded,
+ * and a note that cannot be taken whole is kept as "lost", which Python
+ * treats as a successful exec (relations dropped: fail closed). */
+#define EXEC_QUEUE 64
+static struct yr_exec_note exec_queue[EXEC_QUEUE];
+static int exec_head, exec_count, exec_lost, exec_watching, exec_efd = -1;
+static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void yr_exec_watch(int on)
+{
+    pthread_mutex_lock(&exec_lock);
+    if (on && exec_efd < 0)
+        exec_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    exec_watching = on && exec_efd >= 0;
+    pthread_mutex_unlock(&exec_lock);
+}
+
+int yr_exec_eventfd(void)
+{
+    return exec_efd;
+}
+
+/* Fields 26-28 and 45-51 of /proc/PID/stat: where the mm's code, stack, data,
+ * heap, arguments and environment lie. An exec draws them anew (randomised). */
+int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT])
+{
+    static const int fields[YR_MM_LAYOUT] = { 26, 27, 28, 45, 46, 47, 48, 49, 50, 51 };
+    char buf[2048];
+    memset(out, 0, YR_MM_LAYOUT * sizeof(out[0]));
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+        return -1;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    int field = 2, k = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " \n", &save); tok && k < YR_MM_LAYOUT;
+         tok = strtok_r(NULL, " \n", &save)) {
+        field++;
+        if (field == fields[k])
+            out[k++] = strtoull(tok, NULL, 10);
+    }
+    return k == YR_MM_LAYOUT ? 0 : -1;
+}
+
+static void drop_pins(struct yr_exec_note *n)
+{
+    if (n->thread_fd >= 0)
+        close(n->thread_fd);
+    if (n->process_fd >= 0)
+        close(n->process_fd);
+    if (n->mm_fd >= 0)
+        close(n->mm_fd);
+    n->thread_fd = n->process_fd = n->mm_fd = -1;
+    n->lost = 1;
+}
+
+static void take_pins(struct yr_exec_note *n)
+{
+    char path[64];
+    n->thread_fd = (int)syscall(SYS_pidfd_open, n->tid, O_EXCL /* PIDFD_THREAD */);
+    n->process_fd = (int)syscall(SYS_pidfd_open, n->tgid, 0);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)n->tid);
+    n->mm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (n->thread_fd < 0 || n->process_fd < 0 || n->mm_fd < 0 ||
+        yr_mm_layout(n->tid, n->layout) < 0)
+        drop_pins(n);          /* cannot be told later: kept as lost */
+}
+
+/* From the notification loop, for every routed call: 1 when it was an
+ * execve or execveat by a non-leader thread while Python watches (noted). */
+int yr_exec_note(struct yr_event *ev)
+{
+    if (!exec_watching || (ev->sys != YR_SYS_EXECVE && ev->sys != YR_SYS_EXECVEAT))
+        return 0;
+    pid_t tgid = yr_tgid_of(ev->tid);
+    if (tgid <= 0 || tgid == ev->tid)
+        return 0;                        /* gone, or the leader: its exec frees no task */
+    struct yr_exec_note n = { .tid = ev->tid, .tgid = tgid };
+    take_pins(&n);
+    pthread_mutex_lock(&exec_lock);
+    if (exec_count == EXEC_QUEUE) {      /* Python is behind: this one is lost */
+        drop_pins(&n);
+        exec_lost = 1;
+    } else {
+        exec_queue[(exec_head + exec_count) % EXEC_QUEUE] = n;
+        exec_count++;
+    }
+    pthread_mutex_unlock(&exec_lock);
+    uint64_t one = 1;
+    ssize_t unused = write(exec_efd, &one, sizeof(one));
+    (void)unused;
+    return 1;
+}
+
+/* 1: a note was taken (its descriptors are now the caller's); 0: none left.
+ * A note with lost set and tid 0 stands for notes dropped on overflow: whose
+ * they were is unknown. */
+int yr_exec_take(struct yr_exec_note *out)
+{
+    pthread_mutex_lock(&exec_lock);
+    int got = exec_count > 0 || exec_lost;
+    if (exec_lost && !exec_count) {
+        *out = (struct yr_exec_note){ .thread_fd = -1, .process_fd = -1, .mm_fd = -1, .lost = 1 };
+        exec_lost = 0;
+    } else if (got) {
+        *out = exec_queue[exec_head];
+        exec_head = (exec_head + 1) % EXEC_QUEUE;
+        exec_count--;
+    } else {
+        uint64_t drained;
+        ssize_t unused = read(exec_efd, &drained, sizeof(drained));
+        (void)unused;
+    }
+    pthread_mutex_unlock(&exec_lock);
+    return got;
 }

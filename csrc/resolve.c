@@ -78,6 +78,14 @@ int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir)
     else
         snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
     int fd = yr_proc_open(c, name, O_PATH | (want_dir ? O_DIRECTORY : 0));
+    if ((fd == -EACCES || fd == -EPERM) && dirfd != AT_FDCWD_INT) {
+        /* A non-dumpable caller's fd/ belongs to its namespace's root, which an
+         * unprivileged supervisor's user namespace does not map: the caller's
+         * own descriptor, taken by pidfd_getfd (procinfo.c). */
+        yr_fs_reset();
+        fd = yr_caller_fd_reopen(c->ev.tid, yr_caller_tgid(c), dirfd, want_dir ? O_DIRECTORY : 0);
+        yr_fs_become(&c->id);
+    }
     if (fd >= 0 || fd == -ENOTDIR)
         return fd;
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;

@@ -8,11 +8,19 @@
  * protection), or it would wait on a supervisor that does not hold the
  * listener yet. The
  * Landlock shield (harden.c) comes before the filter, so it makes no notified
- * call either. */
+ * call either.
+ *
+ * An unprivileged supervisor asks for a user namespace (YR_SPAWN_USERNS): the
+ * child makes one, owned by the supervisor's uid, with only its own uid and
+ * gid mapped (setgroups denied first, as an unprivileged map requires). The
+ * owner of a user namespace holds every capability in it, so the supervisor
+ * may read the memory and /proc/PID/{cwd,root,fd} of every sandboxed process,
+ * non-dumpable ones included, as it must to serve their calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +28,11 @@
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <stdio.h>
 
 #include "yama.h"
 
@@ -80,6 +92,12 @@ static int wait_for_tracer(int sock)
     return n == 1 && go == 1 ? 0 : -1;
 }
 
+/* The signal the calling thread's process gets when its parent exits (0: none). */
+int yr_set_pdeathsig(int sig)
+{
+    return prctl(PR_SET_PDEATHSIG, sig) < 0 ? -errno : 0;
+}
+
 int yr_spawn_release(int go_fd, int go)
 {
     char byte = go ? 1 : 0;
@@ -95,6 +113,101 @@ static void child_fail(int status_fd, int stage, int err)
     ssize_t unused = write(status_fd, &f, sizeof(f));
     (void)unused;
     _exit(stage == YR_STAGE_EXEC && err == ENOENT ? 127 : 126);
+}
+
+/* Write a short text to a /proc/self file (async-signal-safe). */
+static int write_proc_self(const char *name, const char *text)
+{
+    int fd = open(name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    size_t len = strlen(text);
+    int err = write(fd, text, len) == (ssize_t)len ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+/* "ID ID 1\n": one id mapped to itself (no snprintf: a forked child of a
+ * threaded process). */
+static void one_to_one(char *out, unsigned id)
+{
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    for (int copy = 0; copy < 2; copy++) {
+        for (int i = n - 1; i >= 0; i--)
+            *out++ = digits[i];
+        *out++ = ' ';
+    }
+    memcpy(out, "1\n", 3);
+}
+
+/* A user namespace owned by our euid, our own ids mapped to themselves: the
+ * program sees the same ids (others' show as the overflow id, 65534). */
+static int enter_userns(void)
+{
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    char map[64];
+    if (unshare(CLONE_NEWUSER) < 0)
+        return errno;
+    int err = write_proc_self("/proc/self/setgroups", "deny");
+    if (err && err != ENOENT)                   /* before Linux 3.19 there is no such file */
+        return err;
+    one_to_one(map, (unsigned)gid);
+    if ((err = write_proc_self("/proc/self/gid_map", map)))
+        return err;
+    one_to_one(map, (unsigned)uid);
+    return write_proc_self("/proc/self/uid_map", map);
+}
+
+/* Can we make the sandbox's user namespace? A child tries and says (0, or
+ * the errno), so that a kernel or a policy that forbids unprivileged user
+ * namespaces is known before the program is started. */
+int yr_userns_probe(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return errno;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
+        ssize_t unused = write(p[1], &err, sizeof(err));
+        (void)unused;
+        _exit(0);
+    }
+    int err = pid < 0 ? errno : EIO;
+    close(p[1]);
+    if (pid > 0) {
+        if (read(p[0], &err, sizeof(err)) != sizeof(err))
+            err = EIO;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    close(p[0]);
+    return err;
+}
+
+/* What executing the file dirfd/name (mode: its st_mode) would grant a
+ * program without no_new_privs: a setuid or setgid (with group-execute) bit,
+ * or file capabilities. Under yama-run (no_new_privs) it runs without them. */
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode)
+{
+    uint32_t bits = 0;
+    if (!S_ISREG(mode))
+        return 0;
+    if (mode & S_ISUID)
+        bits |= YR_EXEC_SETUID;
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        bits |= YR_EXEC_SETGID;
+    char path[64 + YR_PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d%s%s", dirfd, *name ? "/" : "", name);
+    if (getxattr(path, "security.capability", NULL, 0) > 0)
+        bits |= YR_EXEC_FCAPS;
+    return bits;
 }
 
 /* execvp's search, without malloc (we are a forked child of a threaded
@@ -149,6 +262,20 @@ static void child(const char *file, char *const argv[], char *const envp[],
     signal(SIGPIPE, SIG_DFL);
     signal(SIGXFSZ, SIG_DFL);
 
+    if (flags & YR_SPAWN_USERNS) {
+        /* Dumpable: a non-dumpable task's /proc/self/uid_map is its namespace
+         * root's (task_dump_owner), which it could not write (the supervisor
+         * is non-dumpable once a first program runs: a fallback respawn).
+         * Again after: gaining the namespace's capabilities made us
+         * non-dumpable, and our memory is our parent namespace's until exec,
+         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE. */
+        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
+        if (!err && prctl(PR_SET_DUMPABLE, 1) < 0)
+            err = errno;
+        if (err)
+            child_fail(status_fd, YR_STAGE_USERNS, err);
+    }
+    /* After the namespace: gaining its capabilities cleared the death signal. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         child_fail(status_fd, YR_STAGE_SETUP, errno);
     if (getppid() != parent)        /* the supervisor died before we armed it */
@@ -160,11 +287,13 @@ static void child(const char *file, char *const argv[], char *const envp[],
         if (rc < 0)
             child_fail(status_fd, YR_STAGE_SHIELD, -rc);
     }
-    if (flags & YR_SPAWN_TRACED) {
+    int traced = (flags & YR_SPAWN_TRACED) != 0;
+    flags &= ~(uint32_t)(YR_SPAWN_TRACED | YR_SPAWN_USERNS);
+    if (traced) {
         /* SECCOMP_RET_TRACE: wait until the supervisor is our tracer. */
         if (wait_for_tracer(sock) < 0)
             child_fail(status_fd, YR_STAGE_SETUP, EPERM);
-        if (bpf && seccomp_install(flags & ~YR_SPAWN_TRACED, bpf, insns) < 0)
+        if (bpf && seccomp_install(flags, bpf, insns) < 0)
             child_fail(status_fd, YR_STAGE_FILTER, errno);
         bpf = NULL;
     }

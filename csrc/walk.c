@@ -186,6 +186,25 @@ static enum yr_access access_of(const struct yr_call *c)
     }
 }
 
+static int check_continue(struct yr_call *c);
+
+/* The exec of a setuid, setgid or file-capability program, which runs
+ * without its privilege (no_new_privs): a notice for Python, decided on
+ * nothing (the exec is continued as any other). */
+static int exec_notice(struct yr_call *c)
+{
+    if (!(walk_flags & YR_WALK_EXEC_NOTICE) || c->res.obj < 0 ||
+        (c->ev.sys != YR_SYS_EXECVE && c->ev.sys != YR_SYS_EXECVEAT))
+        return 0;
+    uint32_t bits = yr_exec_privilege(c->res.obj, "", c->res.obj_st.st_mode);
+    if (!bits)
+        return 0;
+    c->pub.facts = bits;
+    c->pub.obj_uid = c->res.obj_st.st_uid;
+    c->pub.obj_mode = c->res.obj_st.st_mode;
+    return yr_hook(c, YR_HOOK_EXEC_PRIVILEGED, RESUME_CONTINUE);
+}
+
 static int act(struct yr_call *c)
 {
     switch (c->op) {
@@ -208,16 +227,24 @@ static int act(struct yr_call *c)
             return R_NEXT;
         /* fall through - every address judged */
     case OP_CHECK:
-        if (!yr_id_valid(c->ctx, c->ev.id))
-            return R_DONE;
-        if (c->ev.sys == YR_SYS_EXECVE || c->ev.sys == YR_SYS_EXECVEAT)
-            yr_exec_seen(c);
-        else if (c->op == OP_CHECK && c->res.obj >= 0)
-            yr_opened_for(c, &c->res.obj_st);    /* an O_PATH file the kernel opens for it */
-        yr_reply_continue(c->ctx, c->ev.id);
-        return R_DONE;
+        if (exec_notice(c))
+            return R_HOOK;                       /* told, then continued (yr_walk_resume) */
+        return check_continue(c);
     }
     return -ENOSYS;
+}
+
+/* A checked call let through: the kernel performs it. */
+static int check_continue(struct yr_call *c)
+{
+    if (!yr_id_valid(c->ctx, c->ev.id))
+        return R_DONE;
+    if (c->ev.sys == YR_SYS_EXECVE || c->ev.sys == YR_SYS_EXECVEAT)
+        yr_exec_seen(c);
+        else if (c->op == OP_CHECK && c->res.obj >= 0)
+            yr_opened_for(c, &c->res.obj_st);    /* an O_PATH file the kernel opens for it */
+    yr_reply_continue(c->ctx, c->ev.id);
+    return R_DONE;
 }
 
 static int next_address(struct yr_call *c);
@@ -433,6 +460,8 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
         rc = settled(c, yr_open_final(c));
     } else if (at == RESUME_ACT) {
         rc = settled(c, act(c));
+    } else if (at == RESUME_CONTINUE) {
+        rc = settled(c, check_continue(c));
     } else if (at == RESUME_LINK) {
         rc = yr_link_resume(c, 0);
     } else {

@@ -57,6 +57,7 @@ struct yr_creds {
     uint32_t ngroups;
     uint32_t groups[YR_MAX_GROUPS];
     uint64_t cap_effective;
+    uint64_t cap_permitted, cap_inheritable;
 };
 struct yr_creds_saved {
     int32_t active;
@@ -68,7 +69,7 @@ struct yr_creds_saved {
 int yr_creds_read(pid_t tid, struct yr_creds *c);
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved);
 int yr_creds_leave(struct yr_creds_saved *saved);
-int yr_getfd_as(const struct yr_creds *c, int pidfd, int target_fd);
+int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6]);
 
 /* creds.c: the filesystem identity only (fsuid, fsgid, groups, capabilities),
  * switched per thread and kept until a different one is wanted. */
@@ -132,12 +133,14 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_COUNT = 6
 };
 enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_ACCESS,
-       YR_HOOK_PATH_SYMLINK, YR_HOOK_PATH_LINK };
+       YR_HOOK_PATH_SYMLINK, YR_HOOK_PATH_LINK,
+       YR_HOOK_EXEC_PRIVILEGED };   /* a notice only: execve of a setuid/setgid/fcaps file */
 enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace_access_check is hooked: the /proc entries the
                                        * kernel checks in PTRACE_MODE_ATTACH are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
        YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked */
-       YR_WALK_LANDLOCK = 1 << 3 };   /* the sandbox is contained: /proc of outsiders is out of reach */
+       YR_WALK_LANDLOCK = 1 << 3,    /* the sandbox is contained: /proc of outsiders is out of reach */
+       YR_WALK_EXEC_NOTICE = 1 << 4 };/* execve of a privileged file is told to Python */
 /* What Python sees of a call waiting at a hook point (yr_ctx_walk). */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
@@ -178,12 +181,19 @@ struct yr_spawn_failure {
     int32_t stage;          /* YR_STAGE_* */
     int32_t err;            /* errno */
 };
-enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3 };
+enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3,
+       YR_STAGE_USERNS = 5 };     /* the user namespace could not be made */
 /* bpf NULL: no filter. path: the PATH to search when file has no slash. */
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
+int yr_set_pdeathsig(int sig);
+int yr_userns_probe(void);         /* 0: an unprivileged user namespace can be made; else errno */
+/* What executing this file would grant without no_new_privs: YR_EXEC_* bits. */
+enum { YR_EXEC_SETUID = 1 << 0, YR_EXEC_SETGID = 1 << 1, YR_EXEC_FCAPS = 1 << 2 };
+/* name "": dirfd is the file itself. */
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
@@ -204,7 +214,29 @@ pid_t yr_tracer_of(pid_t pid);
 int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
 int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
+int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh);
+/* A pid as the caller means it (a number of its own pid namespace), as a pid
+ * of ours: >0, 0 when no such task, -ENOSYS when the kernel cannot say. */
+pid_t yr_pid_from_caller(pid_t caller_tid, pid_t pid);
+/* Exec by a non-leader thread frees the old leader task (de_thread): the
+ * notification loop notes each such execve before it is let through, with
+ * what tells afterwards whether it succeeded (sandbox/taskwatch.py). */
+#define YR_MM_LAYOUT 10
+struct yr_exec_note {
+    int32_t tid, tgid;      /* the exec'ing thread and its process */
+    int32_t thread_fd;      /* pidfd (PIDFD_THREAD) of tid: fires when tid is released */
+    int32_t process_fd;     /* pidfd of tgid: the process, whoever leads it */
+    int32_t mm_fd;          /* /proc/TID/mem: pins the old mm; reads EOF once it is gone */
+    int32_t lost;           /* 1: the note could not be taken whole (see yr_exec_note) */
+    uint64_t layout[YR_MM_LAYOUT];   /* the old mm's layout (/proc/TID/stat) */
+};
+void yr_exec_watch(int on);
+int yr_exec_note(struct yr_event *ev);
+int yr_exec_take(struct yr_exec_note *out);
+int yr_exec_eventfd(void);
+int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT]);
 int yr_fetch_fd(pid_t tgid, int fd);
+int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 
 /* harden.c: the supervisor out of the sandbox's reach (Landlock signal
@@ -242,6 +274,7 @@ int yr_ctx_take_reply(struct yr_ctx *ctx, struct yr_deferred *out);
 int32_t yr_ctx_sys(struct yr_ctx *ctx, uint32_t arch, int32_t nr);
 int yr_settle(struct yr_ctx *ctx, struct yr_event *ev);
 #define YR_SPAWN_TRACED 0x80000000  /* yr_spawn_path: wait for the tracer, no listener */
+#define YR_SPAWN_USERNS 0x40000000  /* yr_spawn_path: run in a user namespace we own */
 int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);

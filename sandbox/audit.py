@@ -1,5 +1,11 @@
-"""Audit: one JSON object per line for each denial (or would-be denial in
-permissive mode), and with -v a readable line on stderr."""
+"""Audit: each denial (or would-be denial in permissive mode) kept in the
+user's journal (sandbox/journal.py), one JSON object per line in --audit-log,
+with -v a readable line on stderr, and without -v one short line for the
+first denial of a run. The supervisor's own errors go to the same places.
+
+Every human-readable line is escaped (printable): a process name or a path
+with a newline or an escape sequence must not forge a line, or drive the
+terminal. The JSON log escapes by itself."""
 from __future__ import annotations
 
 import errno
@@ -8,16 +14,81 @@ import sys
 import threading
 import time
 
+from .journal import RateLimit
+
+# -v lines: a hostile program decides how many denials it causes.
+VERBOSE_BURST, VERBOSE_RATE = 200, 20.0
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
+
+
+def printable(text: str) -> str:
+    """text with every control character (C0, DEL, C1), the Unicode line and
+    paragraph separators, and undecodable bytes (surrogate escapes) written as
+    escapes, and backslashes doubled so that an escape cannot be forged."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:          # a byte os.fsdecode could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class QuietStream:
+    """A stream whose write errors (EPIPE once the reader is gone, ENOSPC on
+    /dev/full) are dropped: a message is never worth a stalled sandbox or a
+    changed exit status."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
 
 class Audit:
-    def __init__(self, log_path: str | None = None, verbose: bool = False, stream=None):
+    def __init__(self, log_path: str | None = None, verbose: bool = False, stream=None,
+                 journal=None, quiet: bool = False):
         self.verbose = verbose
+        self.quiet = quiet
         self.stream = stream or sys.stderr
+        self.journal = journal
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
+        self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
         self.denials = 0
 
+    def flush(self) -> None:
+        """Records of the run so far written (bounded wait)."""
+        if self.journal is not None:
+            self.journal.flush()
+
     def close(self) -> None:
+        if self._said.dropped:
+            self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")
+            self._said.dropped = 0
+        if self.journal is not None:
+            self.journal.close()
         if self._log:
             self._log.close()
             self._log = None
@@ -25,16 +96,31 @@ class Audit:
     def _write(self, record: dict) -> None:
         with self._lock:
             if self._log:
-                self._log.write(json.dumps(record, sort_keys=True) + "\n")
+                try:
+                    self._log.write(json.dumps(record, sort_keys=True) + "\n")
+                except (OSError, ValueError):
+                    pass                # a full disk loses records, never the sandbox
+
+    def _print(self, line: str) -> None:
+        try:
+            print(line, file=self.stream, flush=True)
+        except (OSError, ValueError):
+            pass                        # a lost stderr only loses messages
 
     def say(self, text: str) -> None:
-        """A readable line on stderr, only with -v."""
+        """A readable line on stderr, only with -v (rate-limited)."""
         if self.verbose:
-            print(f"yama-run: {text}", file=self.stream, flush=True)
+            with self._lock:
+                allowed = self._said.allow()
+            if allowed:
+                self._print(f"yama-run: {printable(text)}")
 
     def denial(self, module: str, hook: str, request, deny, permissive: bool) -> None:
-        self.denials += 1
-        if not self._log and not self.verbose:
+        with self._lock:
+            self.denials += 1
+            first = self.denials == 1
+        kept = self.journal is not None and self.journal.admit()
+        if not (self._log or self.verbose or kept or first):
             return      # nobody reads it: skip the /proc look-ups a record needs
         caller = request.caller
         record = {
@@ -52,7 +138,13 @@ class Audit:
         record.update(request.audit_fields())
         self._write(record)
         verb = "would deny" if permissive else "denied"
-        self.say(f"{module}: {verb} {request.describe()} by {caller.describe()}: {deny.reason}")
+        message = f"{module}: {verb} {request.describe()} by {caller.describe()}: {deny.reason}"
+        if kept:
+            self.journal.record(record, message)
+        self.say(message)
+        if first and not self.verbose and not self.quiet:
+            where = " (see yama-run --list-denials)" if self.journal is not None else ""
+            self._print(f"yama-run: {printable(message)}{where}")
 
     def emulated(self, request) -> None:
         """A call the core performed for the caller because the kernel cannot
@@ -67,12 +159,37 @@ class Audit:
                      **request.audit_fields()})
         self.say(f"emulated {request.describe()} by {caller.describe()}")
 
-    def module_error(self, module: str, hook: str, request, trace: str) -> None:
-        record = {"time": time.time(), "action": "module-error", "module": module,
-                  "hook": hook, "traceback": trace}
-        if request is not None:
-            record.update(pid=request.caller.tgid, tid=request.caller.tid,
-                          syscall=request.syscall)
+    def notice(self, kind: str, message: str, **fields) -> None:
+        """Something the user should know of a run, neither a denial nor an
+        error (a setuid program run without its privilege): the audit log, the
+        journal, and -v."""
+        record = {"time": time.time(), "action": kind, **fields}
         self._write(record)
-        print(f"yama-run: {module}: error in {hook} (denied):\n{trace}",
-              file=self.stream, flush=True)
+        if self.journal is not None and self.journal.admit():
+            self.journal.record(record, message)
+        self.say(message)
+
+    def internal_error(self, what: str, trace: str, always: bool = False,
+                       action: str = "internal-error", **fields) -> None:
+        """The supervisor's own code failed (the call concerned fails closed):
+        the traceback in the audit log and the journal, one line with -v (or
+        always, when yama-run cannot start at all), never a raw traceback."""
+        last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+        message = f"internal error in {what}: {last}"
+        record = {"time": time.time(), "action": action, "what": what,
+                  "traceback": trace, **fields}
+        self._write(record)
+        if self.journal is not None and self.journal.admit():
+            self.journal.record(record, message)
+        if always and not self.verbose:
+            self._print(f"yama-run: {printable(message)}")
+        else:
+            self.say(message)
+
+    def module_error(self, module: str, hook: str, request, trace: str) -> None:
+        fields = {"module": module, "hook": hook}
+        if request is not None:
+            fields.update(pid=request.caller.tgid, tid=request.caller.tid,
+                          syscall=request.syscall)
+        self.internal_error(f"module {module} ({hook}; denied)", trace, action="module-error",
+                            **fields)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sys
 import threading
 import traceback
 import warnings
@@ -35,7 +34,7 @@ with warnings.catch_warnings():        # it warns on import under Python 3.12+
     from ptrace.error import PtraceError
 
 from ._yama import ffi, lib
-from .lifetime import EXIT_SETUP, FORWARDED, SI_KERNEL
+from .lifetime import EXIT_SETUP, FORWARDED, FRONT_GONE, exit_status, kill_quietly
 from .supervisor import SetupError, kernel_at_least
 
 PTRACE_SEIZE = 0x4206
@@ -66,7 +65,7 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, WAKE))
     tracer = Tracer(sup)
     pid, go_fd, status_fd = sup._spawn(argv, env, bpf, lib.YR_SPAWN_TRACED)
-    sup.main_pid = tracer.main_pid = pid
+    tracer.main_pid = pid
     thread = threading.Thread(target=tracer.serve, args=(go_fd,), name="yama-run-ptrace",
                               daemon=True)
     thread.start()
@@ -79,8 +78,9 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
                     if tracer.attach_error == errno.EPERM else "")
             raise SetupError(f"cannot trace the program: PTRACE_SEIZE: "
                              f"{os.strerror(tracer.attach_error)}{hint}")
+        sup.started(pid)
         failure = sup._exec_result(status_fd)
-        _forward_signals(tracer)
+        _until_done(tracer, sup.link)
     finally:
         thread.join()
         lib.yr_ctx_free(sup.ctx)
@@ -90,16 +90,19 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     return tracer.status if tracer.status is not None else EXIT_SETUP
 
 
-def _forward_signals(tracer) -> None:
-    """Until the tracer has seen the last task go, forward signals sent to us."""
-    wanted = FORWARDED + (WAKE,)
+def _until_done(tracer, link) -> None:
+    """Until the tracer has seen the last task go: the main program's status
+    to the front as soon as the tracer has it (it wakes us), and the program
+    killed if the front was (FRONT_GONE), as the notify backend's reaper."""
+    wanted = (WAKE, FRONT_GONE)
+    reported = False
     while not tracer.done.is_set():
         info = signal.sigwaitinfo(wanted)
-        if info.si_signo != WAKE and info.si_code != SI_KERNEL and tracer.status is None:
-            try:
-                os.kill(tracer.main_pid, info.si_signo)
-            except ProcessLookupError:
-                pass
+        if tracer.status is not None and not reported and link is not None:
+            reported = True
+            link.main_exited(tracer.status)
+        if info.si_signo == FRONT_GONE and tracer.status is None:
+            kill_quietly(tracer.main_pid, signal.SIGKILL)
 
 
 def _ignore_gone(call, *args) -> None:
@@ -128,7 +131,7 @@ class Tracer:
         ctx = lib.yr_ctx_new(-1)                # deferred: replies kept, not sent
         if ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
-        sup.load_tables(ctx, sup.chain.hooks())
+        sup.load_tables(ctx, sup.hooks())
         sup.ctx = ctx
 
     def serve(self, go_fd: int) -> None:
@@ -141,7 +144,7 @@ class Tracer:
             self.attached.set()
             self._loop()
         except Exception:
-            self._fail_closed(f"internal error in the tracer:\n{traceback.format_exc()}")
+            self._fail_closed("the tracer failed", trace=traceback.format_exc())
         finally:
             self.attached.set()
             self.done.set()
@@ -165,8 +168,8 @@ class Tracer:
     def _on_status(self, tid: int, status: int) -> None:
         if not os.WIFSTOPPED(status):           # exited or killed
             if tid == self.main_pid and self.status is None:
-                code = os.waitstatus_to_exitcode(status)
-                self.status = 128 - code if code < 0 else code
+                self.status = exit_status(status)
+                signal.pthread_kill(self._waker, WAKE)  # its status to the front now
             return
         sig, event = os.WSTOPSIG(status), status >> 16
         if event == PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
@@ -183,8 +186,7 @@ class Tracer:
         try:
             self.sup._handle(ev)
         except Exception:
-            print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
-                  file=sys.stderr)
+            self.sup.call_failed(ev, traceback.format_exc())
             lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
         rc = lib.yr_trace_answer(self.sup.ctx, ev.tid, self.status_out)
         if rc == 1:                             # died while an fd was passed in
@@ -193,8 +195,9 @@ class Tracer:
             self._fail_closed(f"cannot answer the call of {ev.tid}: {os.strerror(-rc)}",
                               ev.tid)
 
-    def _fail_closed(self, why: str, tid: int = 0) -> None:
-        print(f"yama-run: {why}; killing the sandboxed program", file=sys.stderr)
+    def _fail_closed(self, why: str, tid: int = 0, trace: str = "") -> None:
+        self.sup.audit.internal_error(f"{why}; killing the sandboxed program", trace or why,
+                                      always=True)
         for pid in {self.main_pid, tid} - {0}:
             try:
                 os.kill(pid, signal.SIGKILL)       # the task's whole process

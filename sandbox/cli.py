@@ -1,23 +1,33 @@
 """yama-run [--profile NAME|PATH | --no-profile] [--set MODULE.KEY=VALUE]...
-           [--audit-log FILE] [--permissive] [-v] [--] PROGRAM [ARG]...
+           [--audit-log FILE] [--permissive] [-v] [-q] [--wait] [--] PROGRAM [ARG]...
 yama-run --list-profiles | --list-modules | --show-profile PROGRAM|NAME|FILE.toml [--set ...]
+yama-run --list-denials
 
 Introspection is by options, not subcommands, so any PROGRAM name still runs."""
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
-import click.shell_completion
 
-from . import __version__
+from . import __version__, argv0, completion, journal
+from . import learn as learning
 from . import modules as policy_modules
 from . import profile as profiles
-from .audit import Audit
+from .audit import Audit, QuietStream, printable
 from .chain import Chain
-from .lifetime import EXIT_SETUP
-from .supervisor import BACKENDS, SetupError, Supervisor
+
+# The supervisor (and with it the C extension) is imported only to run a
+# program: the man page, --help and completion work without it.
+BACKENDS = ("auto", "notify", "ptrace")     # sandbox.supervisor.BACKENDS
+USERNS = ("auto", "never")                  # sandbox.supervisor.USERNS
+EXIT_SETUP = 125                            # sandbox.lifetime.EXIT_SETUP
+
+# The caller's descriptors, noted before anything of ours is open: the
+# supervisor closes them when it detaches (sandbox/lifetime.py).
+_inherited: list = []
 
 
 def _describe(profile) -> str:
@@ -29,41 +39,16 @@ def _describe(profile) -> str:
     return " -> ".join(parts) or "(empty: no filter)"
 
 
-# -- shell completion of values --------------------------------------------------
-
-def _complete_profiles(ctx, param, incomplete):
-    try:
-        return sorted(n for n in profiles.names() if n.startswith(incomplete))
-    except Exception:               # a broken profile must not break the shell
-        return []
-
-
-def _complete_settings(ctx, param, incomplete):
-    out = []
-    for name in policy_modules.available():
-        try:
-            keys = policy_modules.load(name).settings
-        except policy_modules.SettingError:
-            continue
-        out += [f"{name}.{key}=" for key in keys if f"{name}.{key}=".startswith(incomplete)]
-    return out
-
-
-def _complete_files(ctx, param, incomplete):
-    return [click.shell_completion.CompletionItem(incomplete, type="file")]
-
-
 # -- choosing the profile --------------------------------------------------------
 
-def _select(profile_name, no_profile, show, program) -> profiles.Profile:
+def _select(profile_name, no_profile, show, command) -> profiles.Profile:
     if no_profile:
         return profiles.builtin()
     if profile_name:
         return profiles.load(profile_name)
-    target = show or program
     if show and show.endswith(".toml"):        # a profile file, not a program
         return profiles.load(show)
-    path, kind, how = profiles.for_program(target)
+    path, kind, how = profiles.for_command([show] if show else command)
     return profiles.load_file(path, kind, found=how)
 
 
@@ -110,18 +95,38 @@ def _list_modules() -> None:
                        f"  (valid: {choices}){'  ' + setting.doc if setting.doc else ''}")
 
 
+def _act(propose, install_desktop, remove_desktop, program) -> None:
+    """The options that act and exit: a learned profile, a menu entry."""
+    from . import desktop
+    if program or sum(map(bool, (propose, install_desktop, remove_desktop))) > 1:
+        raise click.UsageError("--propose-profile, --install-desktop and --remove-desktop "
+                               "each run alone")
+    try:
+        if propose:
+            return click.echo(learning.propose(propose), nl=False)
+        if install_desktop:
+            entry = desktop.install(install_desktop)
+            click.echo(f"yama-run: installed {entry}")
+            for line in desktop.exec_lines(entry):
+                click.echo(f"  {line}")
+        else:
+            click.echo(f"yama-run: removed {desktop.remove(remove_desktop)}")
+    except (learning.LearnError, desktop.DesktopError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # -- the command -----------------------------------------------------------------
 
 @click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]})
 @click.option("--profile", "profile_name", metavar="NAME|PATH",
-              shell_complete=_complete_profiles,
+              shell_complete=completion.profile_names,
               help="Profile to use (default: the one named after PROGRAM or one of its "
                    "aliases, else default).")
 @click.option("--no-profile", is_flag=True,
               help="Use every bundled module with its default settings.")
 @click.option("--set", "overrides", multiple=True, metavar="MODULE.KEY=VALUE",
-              shell_complete=_complete_settings,
+              shell_complete=completion.settings,
               help="Override a module setting, after the profile; may be repeated.")
 @click.option("--audit-log", type=click.Path(dir_okay=False, writable=True),
               help="Append one JSON object per denial to FILE.")
@@ -130,23 +135,52 @@ def _list_modules() -> None:
 @click.option("-v", "--verbose", is_flag=True,
               help="Say which profile is used and from where, what is enforced, and each "
                    "denial.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Do not print the one-line notice of a run's first denial (denials are "
+                   "still recorded: see --list-denials).")
+@click.option("--wait", "wait_all", is_flag=True,
+              help="Exit only when every process the program started has exited (by "
+                   "default yama-run exits with the program and keeps supervising what it "
+                   "left behind, detached).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="seccomp user-notify, or ptrace where notify cannot be used.")
+@click.option("--userns", type=click.Choice(USERNS), default="auto", show_default=True,
+              help="Started by an ordinary user, run the program in a user namespace of "
+                   "that user, so that non-dumpable programs can be served (never: "
+                   "without one; their hooked calls then fail).")
 @click.option("--list-profiles", is_flag=True,
               help="List the profiles found (name, where, aliases; shadowed ones marked) "
                    "and exit.")
 @click.option("--list-modules", is_flag=True,
               help="List the modules (bundled and installed) with their settings and exit.")
+@click.option("--list-denials", is_flag=True,
+              help="Print the denials recorded recently (by every yama-run of this user) "
+                   "and exit.")
 @click.option("--show-profile", "show", metavar="PROGRAM|NAME|FILE.toml",
-              shell_complete=_complete_profiles,
+              shell_complete=completion.profile_names,
               help="Print the effective profile that `yama-run PROGRAM` would use (after "
                    "includes and --set; a profile name works too, or a FILE.toml), each "
                    "value with where it came from, and exit.")
+@click.option("--learn", is_flag=True,
+              help="Learning run: as --permissive, and the audit log also records which "
+                   "value of each setting would have denied each call (needs --audit-log); "
+                   "then --propose-profile LOG.")
+@click.option("--propose-profile", "propose", metavar="LOG",
+              type=click.Path(dir_okay=False),
+              help="Print a profile learned from the audit log of a --learn run: for each "
+                   "setting the strictest value that denied no call, and why, as commented "
+                   "TOML; and exit.")
+@click.option("--install-desktop", metavar="PROGRAM", shell_complete=completion.desktop_ids,
+              help="Copy PROGRAM's menu entry to $XDG_DATA_HOME/applications with every "
+                   "Exec run under yama-run, and exit.")
+@click.option("--remove-desktop", metavar="PROGRAM", shell_complete=completion.desktop_ids,
+              help="Remove the menu entry that --install-desktop made, and exit.")
 @click.version_option(__version__, "--version", prog_name="yama-run")
-@click.argument("program", required=False, shell_complete=_complete_files)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_files)
-def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, backend,
-        list_profiles, list_modules, show, program, args):
+@click.argument("program", required=False, shell_complete=completion.command)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=completion.files)
+def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, quiet, wait_all,
+        backend, userns, list_profiles, list_modules, list_denials, show, learn, propose,
+        install_desktop, remove_desktop, program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
     if profile_name and no_profile:
@@ -154,18 +188,24 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
     if show and (profile_name or no_profile):
         raise click.UsageError("--show-profile takes the profile as its value; "
                                "it excludes --profile and --no-profile")
-    introspect = list_profiles or list_modules or show
+    introspect = list_profiles or list_modules or show or list_denials
     if introspect and program:
-        raise click.UsageError(f"--list-profiles, --list-modules and --show-profile run no "
-                               f"program (got {program!r})")
+        raise click.UsageError(f"--list-profiles, --list-modules, --list-denials and "
+                               f"--show-profile run no program (got {program!r})")
+    if propose or install_desktop or remove_desktop:
+        return _act(propose, install_desktop, remove_desktop, program)
+    if learn and not audit_log:
+        raise click.UsageError("--learn needs --audit-log FILE: the log to learn into")
     try:
+        if list_denials:
+            return journal.show_recent(click.echo)
         if list_profiles:
             return _list_profiles()
         if list_modules:
             return _list_modules()
         if not program and not show:
             raise click.UsageError("Missing argument 'PROGRAM'.")
-        profile = _select(profile_name, no_profile, show, program)
+        profile = _select(profile_name, no_profile, show, [program, *args])
         _apply_overrides(profile, overrides)
         modules = profile.instantiate()
     except profiles.ProfileError as exc:
@@ -174,23 +214,53 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, bac
         click.echo(profiles.render(profile), nl=False)
         return 0
     try:
-        audit = Audit(audit_log, verbose)
+        if learn:
+            audit, chain = learning.start(profile, modules, audit_log, verbose,
+                                          [program, *args])
+        else:
+            audit = Audit(audit_log, verbose)
+            chain = Chain(modules, audit, permissive)
+        audit.journal = journal.open_default(program, profile.name)
+        audit.quiet = quiet
     except OSError as exc:
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     found = f"; {profile.found}" if profile.found else ""
     kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
     audit.say(f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}")
-    supervisor = Supervisor(Chain(modules, audit, permissive), audit, backend)
-    try:
-        return supervisor.run([program, *args], dict(os.environ))
-    except SetupError as exc:
-        click.echo(f"yama-run: {exc}", err=True)
-        return EXIT_SETUP
-    finally:
-        audit.close()
+    from . import lifetime
+    from .supervisor import SetupError, Supervisor
+    argv, env = [program, *args], dict(os.environ)
+
+    def serve(link) -> int:
+        """In the supervisor process (lifetime.split)."""
+        try:
+            return Supervisor(chain, audit, backend, link=link, userns=userns).run(argv, env)
+        except SetupError as exc:
+            click.echo(f"yama-run: {printable(str(exc))}", err=True)
+            return EXIT_SETUP
+        except Exception:
+            audit.internal_error("starting the program", traceback.format_exc(), always=True)
+            return EXIT_SETUP
+        finally:
+            audit.close()
+
+    return lifetime.split(serve, wait_all, _inherited)
 
 
 def main(argv=None) -> None:
+    """The console script; under another name (a symlink called firefox-esr),
+    that program run under its profile with its arguments untouched."""
+    from . import lifetime
+    lifetime.hold_standard_fds()
+    _inherited[:] = lifetime.inherited_fds()
+    # yama-run's own messages never change the program's exit status: a full
+    # or closed stderr only loses them.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:          # closed when Python started
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+    sys.stderr = QuietStream(sys.stderr)
+    if argv is None and argv0.invoked_as(sys.argv[0]):
+        argv = argv0.arguments(sys.argv[0], sys.argv[1:])
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)
     except click.exceptions.Exit as exc:        # --help, --version
@@ -200,8 +270,14 @@ def main(argv=None) -> None:
         status = EXIT_SETUP
     except click.exceptions.Abort:
         status = EXIT_SETUP
-    sys.exit(status if isinstance(status, int) else 0)
+    status = status if isinstance(status, int) else 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])          # python3 -m sandbox.cli: no argv[0] convention

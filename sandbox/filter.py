@@ -73,6 +73,24 @@ def _int_eq(arg: int, value: int) -> sc.Arg:
     return sc.Arg(arg, sc.MASKED_EQ, 0xFFFFFFFF, value)
 
 
+def _not_self(arg: int) -> sc.Arg:
+    """A pid argument other than 0 (the caller itself). Compared on all 64
+    bits: a value the kernel truncates to 0 is routed too, and found to be
+    the caller's own by the supervisor."""
+    return sc.Arg(arg, sc.NE, 0)
+
+
+F_SETOWN, F_SETOWN_EX = 8, 15
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+               "pidfd_send_signal")
+# A signal's route: the kill family, and file owners (F_SETOWN...: the kernel
+# signals them on I/O).
+_SIGNALS = [*((name, []) for name in KILL_FAMILY),
+            *((name, [_int_eq(1, cmd)]) for name in ("fcntl", "fcntl64")
+              for cmd in (F_SETOWN, F_SETOWN_EX)),
+            *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP))]
+
 # hook -> [(syscall, argument comparisons)]; a syscall routed for several hooks
 # is routed once per comparison.
 ROUTES = {
@@ -82,10 +100,26 @@ ROUTES = {
         ("process_vm_readv", []),
         ("process_vm_writev", []),
         ("pidfd_getfd", []),
-        *_OPENS,                                          # /proc/PID/mem: any path may be it
+        ("perf_event_open", [_not_self(1)]),              # ATTACH mode with attr.sigtrap
     ],
+    # opens, so that those of /proc/PID entries checked in ATTACH mode (mem...)
+    # are asked of ptrace_access_check: any path may be one
+    "ptrace_proc_open": _OPENS,
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
+    # execve by a non-leader thread frees the old leader task (Yama's task_free)
+    "task_free": [("execve", []), ("execveat", [])],
+    # calls that act on another process: routed for the guard of yama-run's
+    # own processes always, for containment when it is on (sandbox/guard.py)
+    "task_kill": _SIGNALS,
+    "task_prlimit": [("prlimit64", [_not_self(0), sc.Arg(2, sc.NE, 0)])],   # setting a limit
+    "task_setnice": [("setpriority", [])],
+    "task_setioprio": [("ioprio_set", [])],
+    "task_setscheduler": [(name, [_not_self(0)]) for name in (
+        "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr")],
+    "task_movememory": [("migrate_pages", [_not_self(0)]), ("move_pages", [_not_self(0)]),
+                        ("process_madvise", []), ("process_mrelease", [])],
+    "perf_event_open": [("perf_event_open", [_not_self(1)])],
     # linkat(fd, "", AT_EMPTY_PATH) names only a file the caller opened with
     # its current credentials: the supervisor sees the opens that give such
     # files (O_PATH, O_TMPFILE; every open while others route them) and the
@@ -109,6 +143,9 @@ ROUTES = {
         ("creat", []),
     ],
     "path_symlink": [("symlink", []), ("symlinkat", [])],
+    # Not a module's: the supervisor's notice of a setuid program run without
+    # its privilege (no_new_privs), routed whenever a filter is installed.
+    "exec_notice": [("execve", []), ("execveat", [])],
 }
 
 # Under TRACED no task may leave the tracer's sight. A child cloned with
@@ -306,36 +343,36 @@ def guard(unnamed_actions: dict[str, int]) -> bytes:
 IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
 PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
 
-KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
-               "pidfd_send_signal")
-F_SETOWN, F_SETOWN_EX = 8, 15
-FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+# Calls that act on another process that Landlock's scopes do not cover: the
+# guard refuses those aimed at yama-run's own processes, in every mode.
+GUARDED = ("task_prlimit", "task_setnice", "task_setioprio", "task_setscheduler",
+           "task_movememory", "perf_event_open")
 
 
 def path_protected(hooks: set[str]) -> bool:
-    """A path protection, or ptrace_access_check, which also judges opens of
-    /proc/PID/mem: io_uring's OPENAT would reach a sibling's memory unseen."""
+    """A path protection, or the judging of opens of /proc/PID/mem: io_uring's
+    OPENAT would reach a sibling's memory unseen."""
     return any(hook.startswith(PATH_HOOK_PREFIXES) for hook in hooks) \
-        or "ptrace_access_check" in hooks
+        or "ptrace_proc_open" in hooks
 
 
 def hostile_rules(hooks: set[str], kernel_shield: bool):
     """(action, syscall, argument comparisons) that close the paths around
-    the filter: io_uring while a path protection (or the /proc/PID/mem check) is on; without Landlock's
-    signal scope, the kill family, file owners (F_SETOWN...: signals sent on
-    I/O) and every ptrace-class access go to the supervisor, which refuses
-    those aimed at itself (sandbox/shield.py)."""
-    if path_protected(hooks):
+    the filter: io_uring while a path protection (or the /proc/PID/mem check)
+    is on; the calls that act on another process by pid, which Landlock does
+    not cover, always (GUARDED); and without Landlock's domain, the signals
+    (kill family, file owners) and every ptrace-class access, whatever the
+    chain hooks. The supervisor refuses those aimed at yama-run's own
+    processes (sandbox/guard.py)."""
+    guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
+                                                      "ptrace_proc_open"))]
+    # Without Landlock's domain every open is routed for the guard (root
+    # inside holds CAP_SYS_PTRACE over the supervisor: /proc/SUP/mem), so an
+    # io_uring OPENAT would reach yama-run unseen: closed then too.
+    if path_protected(hooks) or "ptrace_proc_open" in guarded:
         for name in IO_URING:
             yield sc.ERRNO(errno.EPERM), name, []
-    if not kernel_shield:
-        for name in KILL_FAMILY:
-            yield sc.NOTIFY, name, []
-        for name in ("fcntl", "fcntl64"):          # an owner gets signals on I/O
-            for cmd in (F_SETOWN, F_SETOWN_EX):
-                yield sc.NOTIFY, name, [_int_eq(1, cmd)]
-        for cmd in (FIOSETOWN, SIOCSPGRP):
-            yield sc.NOTIFY, "ioctl", [_int_eq(1, cmd)]
-        if "ptrace_access_check" not in hooks:
-            for name, args in ROUTES["ptrace_access_check"]:
+    for hook in guarded:
+        if hook not in hooks:
+            for name, args in ROUTES[hook]:
                 yield sc.NOTIFY, name, args

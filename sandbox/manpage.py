@@ -1,5 +1,7 @@
 """The yama-run(1) man page, built from the click command so it cannot drift
-from the options: `python3 -m sandbox.manpage > man/yama-run.1`."""
+from the options: `python3 -m sandbox.manpage > man/yama-run.1`. It reads
+only the command's definition: no C extension needs to be built for it. The
+page is installed with the package (share/man/man1)."""
 from __future__ import annotations
 
 import datetime
@@ -23,12 +25,19 @@ FILES = [
     ("$XDG_CONFIG_HOME/yama-run/profiles/NAME.toml",
      "the user's profiles (~/.config/yama-run/profiles when XDG_CONFIG_HOME is unset)"),
     ("/etc/yama-run/profiles/NAME.toml", "the system's profiles"),
-    ("the bundled profiles", "default, firefox, chromium, thunderbird, signal-desktop, "
-     "evince, make; see --list-profiles"),
+    ("the bundled profiles", "default, strict (included by the browser-like ones), firefox, "
+     "chromium, thunderbird, signal-desktop, evince, make; see --list-profiles"),
+    ("$XDG_DATA_HOME/applications/NAME.desktop",
+     "menu entries written by --install-desktop (~/.local/share/applications when "
+     "XDG_DATA_HOME is unset)"),
 ]
 
 ENVIRONMENT = [
     ("XDG_CONFIG_HOME", "where the user's profiles are looked for"),
+    ("XDG_DATA_HOME, XDG_DATA_DIRS", "where --install-desktop writes menu entries, and "
+     "where it finds the system's"),
+    ("PATH", "where PROGRAM is found; under the symlink convention, the real program is "
+     "the first of its name on PATH that is not a link to yama-run"),
     ("YAMA_RUN_NO_FAST_PATH=1", "send every hooked call to the Python modules "
      "(for tests and debugging)"),
     ("_YAMA_RUN_COMPLETE", "shell completion: eval \"$(_YAMA_RUN_COMPLETE=bash_source "
@@ -51,7 +60,22 @@ EXAMPLES = [
      "the settings it would use, each with the file and line it comes from"),
     ("yama-run -v --audit-log audit.jsonl --set ptrace.scope=3 -- strace -o /dev/null true",
      "watch a debugger attach being refused"),
+    ("yama-run --learn --audit-log app.jsonl -- app; yama-run --propose-profile app.jsonl "
+     "> ~/.config/yama-run/profiles/app.toml",
+     "learn a profile from a run that denies nothing, then use it for every run of app"),
+    ("yama-run --install-desktop firefox-esr",
+     "make the desktop menu's Firefox start under yama-run (--remove-desktop undoes it)"),
+    ("ln -s $(command -v yama-run) ~/.local/bin/firefox-esr",
+     "the symlink convention: firefox-esr, found first on PATH, now runs the real one "
+     "under yama-run, every argument passed through"),
 ]
+
+SYMLINK = """\
+Started under another name than yama-run (a symbolic link called firefox-esr
+that points at it), yama-run runs the program of that name under its profile:
+the first executable of that name on PATH that is not a link to yama-run
+itself, with every argument passed to it untouched (none is read as an option
+of yama-run's)."""
 
 
 def _roff(text: str) -> str:
@@ -82,12 +106,19 @@ def render(date: str | None = None) -> str:
            ".br", "\\fByama\\-run\\fR \\fB\\-\\-list\\-profiles\\fR | "
                   "\\fB\\-\\-list\\-modules\\fR | \\fB\\-\\-show\\-profile\\fR "
                   "\\fIPROGRAM|NAME|FILE.toml\\fR [\\fB\\-\\-set\\fR \\fIMODULE.KEY=VALUE\\fR]...",
+           ".br", "\\fByama\\-run\\fR \\fB\\-\\-learn\\fR \\fB\\-\\-audit\\-log\\fR "
+                  "\\fILOG\\fR [\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR] \\fIPROGRAM\\fR "
+                  "[\\fIARG\\fR]...",
+           ".br", "\\fByama\\-run\\fR \\fB\\-\\-propose\\-profile\\fR \\fILOG\\fR | "
+                  "\\fB\\-\\-install\\-desktop\\fR \\fIPROGRAM\\fR | "
+                  "\\fB\\-\\-remove\\-desktop\\fR \\fIPROGRAM\\fR",
            ".SH DESCRIPTION", _roff(" ".join(cli.help.split())),
            ".SH OPTIONS"]
     for param in cli.get_params(ctx):
         if isinstance(param, click.Option):
             out += _option_lines(param)
-    out += [".SH PROFILES", _roff(PROFILES), ".SH EXIT STATUS"]
+    out += [".SH PROFILES", _roff(PROFILES), ".SH SYMLINKS", _roff(SYMLINK),
+            ".SH EXIT STATUS"]
     for status, meaning in EXIT_STATUS:
         out += [".TP", f"\\fB{_roff(status)}\\fR", _roff(meaning)]
     for title, rows in (("ENVIRONMENT", ENVIRONMENT), ("FILES", FILES)):

@@ -57,7 +57,10 @@ class PathCalls:
                 self.on_link(ev, caller)
                 return
             path = os.fsdecode(ffi.string(w.path))
-            if w.hook == lib.YR_HOOK_PROC_ACCESS:
+            if w.hook == lib.YR_HOOK_EXEC_PRIVILEGED:   # a notice; the exec goes on
+                self.sup.exec_privileged(caller, path, w.facts, w.obj_uid, w.obj_mode)
+                deny_errno = 0
+            elif w.hook == lib.YR_HOOK_PROC_ACCESS:
                 deny_errno = self._proc_access(caller, syscall, w, path)
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import struct
 
 from ._yama import ffi, lib
 
+CAP_KILL = 5
+CAP_SYS_ADMIN = 21
 CAP_SYS_PTRACE = 19
-PIDFD_THREAD = os.O_EXCL
+CAP_PERFMON = 38
 
 
 def tgid_of(tid: int) -> int | None:
@@ -56,8 +57,6 @@ def userns_of(tid: int) -> int | None:
 
 
 NS_GET_PARENT = 0xB702        # _IO(0xb7, 0x2)
-
-
 NS_GET_OWNER_UID = 0xB704    # _IO(0xb7, 0x4)
 
 
@@ -94,75 +93,45 @@ def ns_capable(caller_ns: int, caller_euid: int | None, has_cap: bool, tid: int)
         os.close(fd)
 
 
-_OWN_PIDNS = _ns_of(os.getpid(), "pid")
+OWN_USERNS = userns_of(os.getpid())
 
 
-def _nspid(tid: int) -> list[int]:
-    try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"NSpid:"):
-                    return [int(x) for x in line.split()[1:]]
-    except (OSError, ValueError):
-        pass
-    return []
+def capable_over(caller, tid: int, cap: int) -> bool:
+    """The kernel's ns_capable(tid's user namespace, cap) for caller: the
+    capability held in that namespace or one above it, or ownership (euid) of
+    that namespace or of one between it and the caller's."""
+    if caller.userns is None:
+        return False
+    has_cap = caller.has_cap(cap)
+    if not has_cap and userns_of(tid) in (caller.userns, None):
+        return False        # the common case: no namespace of the caller's in between
+    euid = None if has_cap else caller.creds.euid   # with the cap, ownership adds nothing
+    return ns_capable(caller.userns, euid, has_cap, tid)
 
 
 def caller_pid(caller_tid: int, pid: int) -> int | None:
     """The task a caller names by pid, as a pid of the supervisor's namespace.
 
     A caller in another pid namespace (unshare -p, a browser's sandbox) means
-    a number of its own namespace; looked up as ours it would name another
-    task. Only tasks whose own namespace is the caller's are found that way;
-    None means no such task (or one in a deeper namespace: fail closed)."""
-    ns = _ns_of(caller_tid, "pid")
-    if ns is None:
-        return None
-    if ns == _OWN_PIDNS:
-        return pid
-    for proc in os.listdir("/proc"):
-        if not proc.isdigit():
-            continue
-        try:
-            tids = os.listdir(f"/proc/{proc}/task")
-        except OSError:
-            continue
-        for tid in map(int, tids):
-            nspid = _nspid(tid)
-            if nspid and nspid[-1] == pid and _ns_of(tid, "pid") == ns:
-                return tid
-    return None
+    a number of its own namespace: the kernel translates it in one ioctl
+    (csrc/procinfo.c, NS_GET_PID_FROM_PIDNS). None: no such task, or a kernel
+    older than 6.11 that cannot say for a caller of another namespace (fail
+    closed, never a scan of every task)."""
+    ours = lib.yr_pid_from_caller(caller_tid, pid) if pid > 0 else 0
+    return ours if ours > 0 else None
 
 
-class TaskHandle:
-    """A task pinned by a pidfd: it knows when *that* task is gone, so a reused
-    pid never inherits what was recorded about the old one."""
+# -- the kernel's own ptrace rule (kernel/ptrace.c, security/commoncap.c) ----------
 
-    __slots__ = ("pid", "tgid", "_pidfd")
+PTRACE_MODE_FSCREDS = lib.YR_PTRACE_FSCREDS
+PTRACE_MODE_REALCREDS = lib.YR_PTRACE_REALCREDS
 
-    def __init__(self, pid: int, tgid: int, thread: bool):
-        self._pidfd = -1                 # so that a failed open still closes cleanly
-        self.pid = pid
-        self.tgid = tgid
-        self._pidfd = os.pidfd_open(pid, PIDFD_THREAD if thread else 0)
 
-    def alive(self) -> bool:
-        if self._pidfd < 0:
-            return False
-        poller = select.poll()
-        poller.register(self._pidfd, select.POLLIN)
-        if poller.poll(0):
-            self.close()
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
-
-    def __del__(self):
-        self.close()
-
-    def __repr__(self):
-        return f"TaskHandle(pid={self.pid}, tgid={self.tgid})"
+def kernel_ptrace_allows(caller, target: int, mode: int) -> bool:
+    """__ptrace_may_access(target, mode) for caller, before any LSM
+    (csrc/kptrace.c: the same rule the path engine's gate applies to /proc
+    entries). The supervisor may hold more authority than the caller (root,
+    or the owner of the sandbox's user namespace): what it performs on
+    another process for a caller is first judged here. A task gone, or a
+    fact out of reach: refused."""
+    return lib.yr_kernel_ptrace_allows(caller.tid, target, mode) == 1

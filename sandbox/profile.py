@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import modules
+from . import launchers, modules
 
 TOP_KEYS = ("description", "aliases", "include", "chain")
 DEFAULT = "default"
@@ -112,16 +112,29 @@ def names() -> set[str]:
     return {entry.name for entry in catalogue()}
 
 
-def for_program(program: str) -> tuple[Path, str, str]:
+def for_command(argv: list[str]) -> tuple[Path, str, str]:
+    """The profile for a command line: the program's, seen through the usual
+    launchers (env, nice, timeout...: sandbox/launchers.py) unless a profile
+    is named after the launcher itself."""
+    base = os.path.basename(argv[0].rstrip("/")) or argv[0]
+    if base in launchers.LAUNCHERS and not _by_name_or_alias(base):
+        inner, seen = launchers.see_through(argv)
+        if seen.launchers:
+            path, kind, why = for_program(inner[0], seen.path)
+            return path, kind, f"{why} (started by {', '.join(seen.launchers)})"
+    return for_program(argv[0])
+
+
+def for_program(program: str, search_path: str | None = None) -> tuple[Path, str, str]:
     """The profile for PROGRAM when no --profile is given: (file, kind, why).
     Its basename as a profile name, then as an alias; then the same for the
     file it resolves to (x-www-browser -> /etc/alternatives/... -> firefox-esr);
-    else the default."""
+    else the default. search_path: the PATH it is looked up in, if not ours."""
     base = os.path.basename(program.rstrip("/")) or program
     found = _by_name_or_alias(base)
     if found:
         return found
-    located = shutil.which(program)
+    located = shutil.which(program, path=search_path)
     real = os.path.basename(os.path.realpath(located)) if located else base
     if real != base:
         found = _by_name_or_alias(real)

@@ -3,6 +3,7 @@ cost a /proc read are fetched on first use and then kept (read once)."""
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -23,11 +24,15 @@ class Caller:
 
     @cached_property
     def creds(self):
-        """uids, gids and groups from /proc/TID/status (struct yr_creds)."""
+        """uids, gids, groups and capability sets (struct yr_creds), to act
+        as the caller: capabilities held in another user namespace than the
+        supervisor's mean nothing in ours, and are not lent (none are)."""
         c = ffi.new("struct yr_creds *")
         if lib.yr_creds_read(self.tid, c) < 0:
             raise ProcessLookupError(self.tid)
         c.cap_effective = self.cap_effective   # as seen when the call was made
+        if self.userns != procfs.OWN_USERNS:
+            c.cap_effective = c.cap_permitted = c.cap_inheritable = 0
         return c
 
     @property
@@ -66,8 +71,45 @@ class Request:
         return {}
 
 
+class Sandbox:
+    """Which processes are the sandbox's: the supervisor's descendants (it is
+    their parent and subreaper), except yama-run's own protected processes
+    (sup.protected_pids, the one place that lists them)."""
+
+    def __init__(self, sup):
+        self._sup = sup
+        self.root = os.getpid()
+
+    def protected(self, tgid: int | None) -> bool:
+        return tgid is not None and tgid in self._sup.protected_pids
+
+    def outside(self, tid: int) -> bool:
+        tgid = procfs.tgid_of(tid)
+        if tgid is None:
+            return False        # gone: the kernel's own look-up answers ESRCH
+        return self.protected(tgid) or not procfs.is_descendant(self.root, tgid)
+
+
+class TargetRequest(Request):
+    """A request naming another task: target (a tid of ours) and its process."""
+
+    caller: Caller
+    target: int
+    target_tgid: int
+    sandbox: Sandbox | None
+
+    @cached_property
+    def target_comm(self) -> str:
+        return procfs.comm_of(self.target)
+
+    def target_outside(self) -> bool:
+        """Is the target outside the sandbox (not one of the supervisor's
+        descendants)? Containment's question."""
+        return self.sandbox is not None and self.sandbox.outside(self.target)
+
+
 @dataclass
-class PtraceAccess(Request):
+class PtraceAccess(TargetRequest):
     """ptrace_access_check: an ATTACH-mode access to another task."""
 
     caller: Caller
@@ -77,11 +119,8 @@ class PtraceAccess(Request):
     target_tgid: int
     deny_errno: int = errno.EPERM   # EACCES for an open of /proc/PID/mem
     path: str = ""         # that open's path, as given
+    sandbox: Sandbox | None = None
     hook = "ptrace_access_check"
-
-    @cached_property
-    def target_comm(self) -> str:
-        return procfs.comm_of(self.target)
 
     def target_alive(self) -> bool:
         return procfs.tgid_of(self.target) == self.target_tgid
@@ -100,16 +139,8 @@ class PtraceAccess(Request):
         return tracer > 0 and procfs.tgid_of(tracer) == self.caller.tgid
 
     def caller_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
-        """ns_capable(target's user ns, cap): the caller holds cap in the
-        target's user namespace or in one of its ancestors, or owns (euid)
-        the target's namespace or the one below its own on the way there."""
-        if self.caller.userns is None:
-            return False
-        has_cap = self.caller.has_cap(cap)
-        if not has_cap and procfs.userns_of(self.target) in (self.caller.userns, None):
-            return False        # the common case: no namespace of the caller's in between
-        euid = None if has_cap else self.caller.creds.euid   # with the cap, ownership adds nothing
-        return procfs.ns_capable(self.caller.userns, euid, has_cap, self.target)
+        """ns_capable(target's user ns, cap) for the caller."""
+        return procfs.capable_over(self.caller, self.target, cap)
 
     def describe(self) -> str:
         return f"{self.operation} of {self.target} ({self.target_comm})"
@@ -120,6 +151,48 @@ class PtraceAccess(Request):
         if self.path:
             fields["path"] = self.path
         return fields
+
+
+@dataclass
+class TaskAct(TargetRequest):
+    """A call that acts on another process by pid: a signal (task_kill),
+    its limits (task_prlimit), priority (task_setnice, task_setioprio),
+    scheduling (task_setscheduler), memory (task_movememory), a perf event on
+    it (perf_event_open). The hook is the kernel's LSM hook of that name."""
+
+    caller: Caller
+    syscall: str
+    operation: str         # what is done: "kill", "signal 9", "prlimit64 RLIMIT_CPU", ...
+    target: int
+    target_tgid: int
+    hook: str = "task_kill"
+    sandbox: Sandbox | None = None
+    deny_errno: int = errno.EPERM
+
+    @property
+    def default_errno(self) -> int:
+        return self.deny_errno
+
+    def describe(self) -> str:
+        return f"{self.operation} of {self.target} ({self.target_comm})"
+
+    def audit_fields(self) -> dict:
+        return {"target": self.target, "target_comm": self.target_comm,
+                "operation": self.operation}
+
+
+@dataclass
+class TaskFree(Request):
+    """task_free: a task the core pinned for a module is gone (Yama's
+    yama_task_free). Never denies; the module forgets what it held."""
+
+    task: object           # sandbox.taskwatch.Task
+    hook = "task_free"
+    syscall = ""
+    caller = None
+
+    def describe(self) -> str:
+        return f"end of {self.task!r}"
 
 
 @dataclass
@@ -147,19 +220,15 @@ PTRACER_ANY = "any"
 
 @dataclass
 class SetPtracer(Request):
-    """task_prctl(PR_SET_PTRACER): the core has resolved the named tracer."""
+    """task_prctl(PR_SET_PTRACER): the core has pinned the caller's process
+    (its group leader, the tracee) and the named tracer task."""
 
     caller: Caller
-    tracer: procfs.TaskHandle | str | None  # a task, PTRACER_ANY, or None to clear
+    tracer: object | str | None     # a taskwatch.Task, PTRACER_ANY, or None to clear
+    process: object = None          # taskwatch.Task: the caller's group leader (not for a clear)
     syscall: str = "prctl"
     hook = "task_prctl"
     option: str = field(default="PR_SET_PTRACER")
-
-    @cached_property
-    def process(self) -> procfs.TaskHandle:
-        """The caller's process (the tracee), pinned: opened only when a
-        module records a relation, not for a clear."""
-        return procfs.TaskHandle(self.caller.tgid, self.caller.tgid, thread=False)
 
     def describe(self) -> str:
         if self.tracer is None:

@@ -1,12 +1,15 @@
 """The supervisor: spawns the program under the filter, serves notifications in
 a thread (the receive loop is C, the decisions are the chain's), reaps the
-tree as a child subreaper and returns the program's exit status."""
+tree as a child subreaper and returns the program's exit status.
+
+It runs in the process that yama-run's front forked (sandbox/lifetime.py):
+the main program's status goes to the front as soon as it is known, and the
+supervisor serves what is left of the tree after that, detached."""
 from __future__ import annotations
 
 import errno
 import os
 import signal
-import sys
 import threading
 import traceback
 
@@ -14,7 +17,9 @@ from . import filter as seccomp_filter
 from . import lifetime
 from . import modules as policy_modules
 from . import shield as shields
+from .audit import QuietStream, printable
 from ._yama import ffi, lib
+from .guard import Guard
 from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
 from .path_calls import PathCalls
 from .requests import Caller, CreateInSticky, FollowLink, PathLink
@@ -32,36 +37,63 @@ class ListenerUnavailable(SetupError):
     """The kernel refused a user-notify listener (EBUSY: another one watches)."""
 
 
+
+
 BACKENDS = ("auto", "notify", "ptrace")
+USERNS = ("auto", "never")
+CAP_SYS_PTRACE = 19
 
 
 class Supervisor:
-    def __init__(self, chain, audit, backend: str = "auto"):
+    def __init__(self, chain, audit, backend: str = "auto", link=None, userns: str = "auto"):
         self.chain = chain
         self.audit = audit
         self.backend = backend
+        self.link = link                    # to the front (lifetime.Link), if any
+        if link is not None:
+            link.before_report = audit.flush
         self.ctx = ffi.NULL
         self.listener = -1
         self.main_pid = -1
         self._program = "?"
-        self.shield = shields.Shield()
+        # yama-run's own processes (this supervisor and the front the shell
+        # waits on): out of the program's reach in every mode, the one place
+        # every check reads them from.
+        self.protected_pids = {os.getpid()} | ({link.front} if link is not None else set())
+        self.shield = shields.Shield(chain)
+        self.userns = self._want_userns(userns)
         # The program shares our stderr: if its reader goes away, a message
         # must not take the notification loop down with it.
-        self.audit.stream = shields.QuietStream(self.audit.stream)
+        self.audit.stream = QuietStream(self.audit.stream)
         self.paths = PathCalls(self)
-        servers = [TaskCalls(self), self.paths]
-        if not self.shield.landlock:
-            servers.append(shields.Fallback(self))
+        servers = [TaskCalls(self), self.paths, Guard(self)]
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
 
     # -- start and lifetime --------------------------------------------------
 
+    def _want_userns(self, choice: str) -> bool:
+        """A user namespace of ours around the program, when we lack
+        CAP_SYS_PTRACE: without it we could not read the memory or the
+        /proc/PID/{cwd,root,fd} of a non-dumpable caller (docs/everyday.md)."""
+        if has_cap_sys_ptrace():
+            return False
+        if choice == "never":
+            self.audit.say("no user namespace (--userns=never): the calls of non-dumpable "
+                           "programs cannot be served and fail with EPERM")
+            return False
+        err = lib.yr_userns_probe()
+        if err:
+            self.audit.say(f"no user namespace ({os.strerror(err)}): the calls of "
+                           "non-dumpable programs cannot be served and fail with EPERM")
+            return False
+        return True
+
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         """With the backend asked for; auto: notify, else ptrace where the
         kernel lacks user-notify or refuses a listener (EBUSY)."""
-        if not self.chain.hooks() or self.backend == "notify":
+        if not self.hooks() or self.backend == "notify":
             return self._run_notify(argv, env)
         if self.backend == "ptrace":
             return self._run_traced(argv, env)
@@ -83,7 +115,7 @@ class Supervisor:
         if why:
             self.audit.say(f"{why}: falling back to the ptrace backend")
         self._program = argv[0]
-        bpf = seccomp_filter.build(self.chain.hooks(), self.shield.landlock, seccomp_filter.TRACED)
+        bpf = seccomp_filter.build(self.hooks(), self.shield.landlock, seccomp_filter.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
     def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
@@ -91,7 +123,7 @@ class Supervisor:
         for module in self.chain.modules:
             if hasattr(module, "enforcement"):
                 self.audit.say(module.enforcement())
-        hooks = self.chain.hooks()
+        hooks = self.hooks()
         bpf = seccomp_filter.build(hooks, self.shield.landlock)
         flags = NEW_LISTENER
         if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
@@ -102,7 +134,7 @@ class Supervisor:
             raise SetupError("cannot become a child subreaper")
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
         pid, listener, status_fd = self._spawn(argv, env, bpf, flags)
-        self.main_pid = pid
+        self.started(pid)
         if bpf is not None:
             self.shield.harden_supervisor()
             self.audit.say(self.shield.describe())
@@ -116,7 +148,7 @@ class Supervisor:
             server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
             server.start()
         failure = self._exec_result(status_fd)
-        status = lifetime.reap_all(pid)
+        status = lifetime.reap_all(pid, self.link)
         if server is not None:
             server.join()
             lib.yr_ctx_free(self.ctx)
@@ -124,6 +156,33 @@ class Supervisor:
         if failure is not None:
             return failure
         return status
+
+    def hooks(self) -> set[str]:
+        """The chain's hook points, and the supervisor's own notice of
+        privileged execs whenever a filter is installed at all."""
+        hooks = self.chain.hooks()
+        return hooks | {"exec_notice"} if hooks else hooks
+
+    def exec_privileged(self, caller, path: str, bits: int, uid: int, mode: int) -> None:
+        """A setuid, setgid or file-capability program is executed: it runs
+        without that privilege (no_new_privs). Said with -v, kept in the audit
+        log and the journal (docs/everyday.md says why and what to do)."""
+        what = [name for bit, name in ((lib.YR_EXEC_SETUID, f"setuid {uid}"),
+                                       (lib.YR_EXEC_SETGID, "setgid"),
+                                       (lib.YR_EXEC_FCAPS, "file capabilities")) if bits & bit]
+        self.audit.notice("exec-unprivileged",
+                          f"{path} ({', '.join(what)}) runs without its privilege under "
+                          f"yama-run (no_new_privs), executed by {caller.describe()}",
+                          path=path, privilege=what, pid=caller.tgid, tid=caller.tid,
+                          mode=oct(mode))
+
+    def started(self, pid: int) -> None:
+        """The program runs: the front may signal it; -v says how it runs."""
+        if self.link is not None:
+            self.link.started(pid)
+        if self.userns:
+            self.audit.say(f"in a user namespace owned by uid {os.geteuid()}: the program keeps "
+                           "its ids, others' show as 65534 (docs/everyday.md)")
 
     def _spawn(self, argv, env, bpf, flags):
         keep = []
@@ -139,6 +198,8 @@ class Supervisor:
         c_path = cstr(path) if path is not None else ffi.NULL
         out = ffi.new("struct yr_spawn_result *")
         if bpf is not None:
+            if self.userns:
+                flags |= lib.YR_SPAWN_USERNS
             c_bpf = ffi.from_buffer(bpf)
             rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, c_bpf,
                                    len(bpf) // 8, flags, int(self.shield.landlock), out)
@@ -146,6 +207,7 @@ class Supervisor:
             rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
         if rc < 0:
             raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
+        self.main_pid = out.pid
         return out.pid, out.listener, out.status_fd
 
     def _exec_result(self, status_fd: int) -> int | None:
@@ -160,13 +222,16 @@ class Supervisor:
         ffi.memmove(failure, data, min(len(data), ffi.sizeof(failure[0])))
         reason = os.strerror(failure.err)
         if failure.stage == lib.YR_STAGE_EXEC:
-            print(f"yama-run: {self._program}: {reason}", file=sys.stderr)
+            print(f"yama-run: {printable(self._program)}: {reason}", file=self.audit.stream)
             return EXIT_NOTFOUND if failure.err == errno.ENOENT else EXIT_NOEXEC
         if failure.stage == lib.YR_STAGE_FILTER:
             hint = (" (another user-notify supervisor, such as an outer yama-run, "
                     "already watches this process)" if failure.err == errno.EBUSY else "")
             error = ListenerUnavailable if failure.err == errno.EBUSY else SetupError
             raise error(f"cannot install the seccomp filter: {reason}{hint}")
+        if failure.stage == lib.YR_STAGE_USERNS:
+            raise SetupError(f"cannot make the sandbox's user namespace: {reason} "
+                             "(--userns=never runs without one)")
         if failure.stage == lib.YR_STAGE_SHIELD:
             raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
                              f"{reason}")
@@ -187,12 +252,17 @@ class Supervisor:
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
             lib.yr_ctx_map(ctx, arch, nr, sys_id)
         lib.yr_ctx_link_table(ctx, self.link_table())
+        for pid in self.protected_pids:          # their /proc entries out of the sandbox's reach
+            if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
+                raise SetupError("too many yama-run processes to protect")
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
                           | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
                           | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
-                          | (lib.YR_WALK_LANDLOCK if self.shield.landlock else 0))
+                          | (lib.YR_WALK_LANDLOCK if self.shield.contained
+                             and not self.shield.permissive else 0)
+                          | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in hooks else 0))
 
     def link_table(self) -> int:
         """The chain's path_link rule over the C side's facts (yr_link_table_allows).
@@ -217,7 +287,7 @@ class Supervisor:
         try:
             self._serve_loop()
         except BaseException:                      # never leave callers waiting
-            self._fail_closed(f"the notification loop failed:\n{traceback.format_exc()}")
+            self._fail_closed("the notification loop failed", traceback.format_exc())
 
     def _serve_loop(self) -> None:
         ev = ffi.new("struct yr_event *")
@@ -231,14 +301,21 @@ class Supervisor:
             try:
                 self._handle(ev)
             except Exception:
-                print(f"yama-run: internal error, call denied:\n{traceback.format_exc()}",
-                      file=self.audit.stream)
+                self.call_failed(ev, traceback.format_exc())
                 lib.yr_reply(self.ctx, ev.id, 0, errno.EPERM)
 
-    def _fail_closed(self, why: str) -> None:
+    def call_failed(self, ev, trace: str) -> None:
+        """Our code failed on a call, which is denied (EPERM): said with -v,
+        the traceback in the audit log and the journal."""
+        syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, str(ev.nr))
+        self.audit.internal_error(f"serving {syscall} of {ev.tid} (denied)", trace,
+                                  syscall=syscall, pid=ev.tgid, tid=ev.tid)
+
+    def _fail_closed(self, why: str, trace: str = "") -> None:
         """Nobody will answer any more: kill the program, and drop the listener
         so that its descendants' hooked calls fail (ENOSYS) instead of waiting."""
-        print(f"yama-run: {why}; killing the sandboxed program", file=self.audit.stream)
+        self.audit.internal_error(f"{why}; killing the sandboxed program", trace or why,
+                                  always=True)
         try:
             os.kill(self.main_pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -253,6 +330,18 @@ class Supervisor:
             self.paths.on_walk(ev, caller)
         else:
             self._handlers[ev.sys](ev, caller)
+
+
+def has_cap_sys_ptrace() -> bool:
+    """Do we hold CAP_SYS_PTRACE (over the processes of our user namespace)?"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def kernel_at_least(major: int, minor: int) -> bool:

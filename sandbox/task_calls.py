@@ -1,58 +1,94 @@
-"""Calls that name another task: the ptrace family and prctl(PR_SET_PTRACER).
+"""Calls that name another task in ptrace's sense: the ptrace family,
+perf_event_open on another task, and prctl(PR_SET_PTRACER).
 
 ptrace and process_vm_* name their target by an integer pid and are decided
-on it, then continued; pidfd_getfd names it through a descriptor, which
-another thread could swap after a check, so it is emulated; PR_SET_PTRACER is
-emulated (this kernel has no Yama to answer it)."""
+on it, then continued. pidfd_getfd names it through a descriptor, which
+another thread could swap after a check, and perf_event_open's mode (attr.
+sigtrap) lies in the caller's memory, which another thread could rewrite:
+both are performed here, on what was read once, with exactly the caller's
+authority (csrc/creds.c yr_syscall_as), after the kernel's own rule was
+judged for the caller (procfs.kernel_ptrace_allows): the supervisor holds
+more than the caller (root, or the owner of the sandbox's user namespace).
+PR_SET_PTRACER is emulated (this kernel has no Yama to answer it); the tasks
+a declaration names are pinned by the task watch (sandbox/taskwatch.py),
+which tells the chain (hook task_free) the moment one is gone."""
 from __future__ import annotations
 
 import errno
 import os
+import struct
 
 from . import filter as seccomp_filter
 from . import procfs
-from ._yama import lib
-from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, SetPtracer
-from .sysargs import int_arg, pidfd_target
+from ._yama import ffi, lib
+from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
+    TaskAct, TaskFree
+from .sysargs import int_arg, pidfd_target, take_fd
+from .taskwatch import TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
+SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298      # x86-64: the supervisor's own ABI
+PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
+PERF_ATTR_SIZE_VER0, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 40, 37
+PAGE_SIZE = 4096
 
 
 class TaskCalls:
     def __init__(self, sup):
         self.sup = sup
+        self.sandbox = Sandbox(sup)
+        self.tasks = TaskWatch(self._task_freed,
+                               lambda text: self.sup.audit.say(f"internal error: {text}"))
+        if "task_free" in sup.chain.hooks():
+            self.tasks.watch_execs()
 
     def handlers(self) -> dict:
         """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
         return {"ptrace": self.on_ptrace, "prctl": self.on_prctl,
                 "process_vm_readv": self.on_process_vm, "process_vm_writev": self.on_process_vm,
-                "pidfd_getfd": self.on_pidfd_getfd}
+                "pidfd_getfd": self.on_pidfd_getfd, "perf_event_open": self.on_perf_event_open}
+
+    def _reply(self, ev, err: int) -> None:
+        lib.yr_reply(self.sup.ctx, ev.id, 0, err)
+
+    def _continue(self, ev) -> None:
+        if lib.yr_id_valid(self.sup.ctx, ev.id):
+            lib.yr_reply_continue(self.sup.ctx, ev.id)
 
     def _deny_or_continue(self, ev, hook: str, request) -> None:
         deny = self.sup.chain.walk(hook, request)
         if deny is not None:
-            lib.yr_reply(self.sup.ctx, ev.id, 0, deny.errno)
-        elif lib.yr_id_valid(self.sup.ctx, ev.id):
-            lib.yr_reply_continue(self.sup.ctx, ev.id)
+            self._reply(ev, deny.errno)
+        else:
+            self._continue(ev)
 
-    def _access(self, ev, caller, syscall: str, operation: str, target: int) -> None:
-        """An ATTACH-mode access to target, decided on the integer pid."""
-        target = procfs.caller_pid(caller.tid, target) if target > 0 else None
-        target_tgid = procfs.tgid_of(target) if target else None
-        if target_tgid is None:
-            # The kernel would say ESRCH; saying it ourselves keeps a pid that
-            # appears after our look-up from being reached unchecked.
-            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.ESRCH)
+    def _target(self, ev, caller, pid: int, what: str, err: int = errno.EPERM):
+        """(tid, tgid) of ours that the caller names, or None once answered:
+        ESRCH for no such task (a pid that appears after our look-up is never
+        reached unchecked), err for one of yama-run's own processes."""
+        target = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
+        tgid = procfs.tgid_of(target) if target else None
+        if tgid is None:
+            self._reply(ev, errno.ESRCH)
+            return None
+        if self.sandbox.protected(tgid):
+            self.sup.audit.say(f"refused {what} of the supervisor by {caller.describe()}")
+            self._reply(ev, err)
+            return None
+        return target, tgid
+
+    # -- ptrace and process_vm_* ----------------------------------------------------
+
+    def _access(self, ev, caller, syscall: str, operation: str, pid: int) -> None:
+        """An ATTACH-mode access to pid, decided on the integer pid."""
+        found = self._target(ev, caller, pid, operation)
+        if found is None:
             return
-        if target_tgid == os.getpid():
-            self.sup.audit.say(f"refused {operation} of the supervisor by {caller.describe()}")
-            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
+        target, tgid = found
+        if tgid == caller.tgid:      # own thread group: the kernel decides alone
+            self._continue(ev)
             return
-        if target_tgid == caller.tgid:      # own thread group: the kernel decides alone
-            if lib.yr_id_valid(self.sup.ctx, ev.id):
-                lib.yr_reply_continue(self.sup.ctx, ev.id)
-            return
-        request = PtraceAccess(caller, syscall, operation, target, target_tgid)
+        request = PtraceAccess(caller, syscall, operation, target, tgid, sandbox=self.sandbox)
         self._deny_or_continue(ev, "ptrace_access_check", request)
 
     def on_ptrace(self, ev, caller) -> None:
@@ -63,90 +99,213 @@ class TaskCalls:
         elif op == seccomp_filter.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
             # The kernel refuses these (ESRCH, else EIO) before any permission
             # check, on integers only: it may answer itself.
-            if lib.yr_id_valid(self.sup.ctx, ev.id):
-                lib.yr_reply_continue(self.sup.ctx, ev.id)
+            self._continue(ev)
         elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
             name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
             self._access(ev, caller, "ptrace", name, int_arg(ev.args[1]))
         else:   # not routed by our filter: fail closed
-            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
+            self._reply(ev, errno.EPERM)
 
     def on_process_vm(self, ev, caller) -> None:
         name = ("process_vm_readv" if ev.sys == lib.YR_SYS_PROCESS_VM_READV
                 else "process_vm_writev")
         self._access(ev, caller, name, name, int_arg(ev.args[0]))
 
+    # -- PR_SET_PTRACER ---------------------------------------------------------------
+
     def on_prctl(self, ev, caller) -> None:
         """PR_SET_PTRACER, emulated: this kernel has no Yama to answer it."""
         arg2 = ev.args[1]
-        if arg2 == 0:
-            tracer = None
-        elif arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or int_arg(arg2) == -1:
+        tracer = process = None
+        if arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or int_arg(arg2) == -1:
             tracer = PTRACER_ANY
-        else:
+        elif arg2:
+            if not self.tasks.room():
+                self._out_of_room(ev, caller)
+                return
             tracer = self._task(caller, int_arg(arg2))
             if tracer is None:
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EINVAL)   # no such pid
+                self._reply(ev, errno.EINVAL)   # no such pid (find_get_task_by_vpid)
                 return
-        request = SetPtracer(caller, tracer)
-        deny = self.sup.chain.walk("task_prctl", request)
-        if not deny:
-            self.sup.audit.emulated(request)
-        lib.yr_reply(self.sup.ctx, ev.id, 0, deny.errno if deny else 0)
-
-    @staticmethod
-    def _task(caller, pid: int):
-        pid = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
-        if not pid:
-            return None
         try:
-            handle = procfs.TaskHandle(pid, 0, thread=True)
-        except OSError:
-            return None
-        handle.tgid = procfs.tgid_of(pid) or pid
-        return handle
+            if tracer is not None:
+                if not self.tasks.room(1):
+                    self._out_of_room(ev, caller)
+                    return
+                process = self.tasks.leader(caller.tgid)
+                if process is None:
+                    self._reply(ev, errno.ESRCH)
+                    return
+            request = SetPtracer(caller, tracer, process)
+            deny = self.sup.chain.walk("task_prctl", request)
+            if not deny:
+                self.sup.audit.emulated(request)
+            self._reply(ev, deny.errno if deny else 0)
+        finally:       # a module keeps what it records with hold(); ours go
+            for task in (tracer, process):
+                if task is not None and task != PTRACER_ANY:
+                    task.release()
+            self.tasks.flush()
+
+    def _out_of_room(self, ev, caller) -> None:
+        """The kernel's answer when it cannot allocate a relation
+        (yama_ptracer_add): for this caller only."""
+        self.sup.audit.say(f"refused PR_SET_PTRACER by {caller.describe()}: the sandbox holds "
+                           f"as many tasks for declarations as it may ({self.tasks.held()})")
+        self._reply(ev, errno.ENOMEM)
+
+    def _task(self, caller, pid: int):
+        """The task the caller names (a thread or a leader), pinned."""
+        ours = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
+        tgid = procfs.tgid_of(ours) if ours else None
+        return self.tasks.thread(ours, tgid) if tgid else None
+
+    def _task_freed(self, task) -> None:
+        """From the task watch's thread: Yama's task_free."""
+        self.sup.chain.walk("task_free", TaskFree(task))
+
+    # -- pidfd_getfd ----------------------------------------------------------------------
 
     def on_pidfd_getfd(self, ev, caller) -> None:
         """Emulated: the pidfd is an fd the caller's other threads could swap
         after our check, so we take the object once and act on that."""
         pidfd, target_fd, flags = int_arg(ev.args[0]), int_arg(ev.args[1]), ev.args[2] & 0xFFFFFFFF
         if flags:
-            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EINVAL)
+            self._reply(ev, errno.EINVAL)
             return
-        copy = lib.yr_fetch_fd(caller.tgid, pidfd)
-        if copy < 0:
-            lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EBADF if -copy == errno.EBADF else -copy)
+        copy, err = take_fd(caller.tgid, pidfd)
+        if err:
+            self._reply(ev, err)
             return
         try:
             target = pidfd_target(copy)
             if target is None:
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EBADF)    # not a pidfd
+                self._reply(ev, errno.EBADF)    # not a pidfd
                 return
-            target_tgid = procfs.tgid_of(target) if target > 0 else None
-            if target_tgid is None:
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.ESRCH)
+            tgid = procfs.tgid_of(target) if target > 0 else None
+            if tgid is None:
+                self._reply(ev, errno.ESRCH)
                 return
-            if target_tgid == os.getpid():          # never the supervisor's fds
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
+            if self.sandbox.protected(tgid):    # never yama-run's descriptors
+                self.sup.audit.say(f"refused pidfd_getfd of the supervisor by "
+                                   f"{caller.describe()}")
+                self._reply(ev, errno.EPERM)
                 return
-            if self.sup.shield.landlock and not procfs.is_descendant(os.getpid(), target):
-                # Landlock would refuse the caller any process outside the
-                # sandbox; we act outside its domain, so we refuse for it.
-                lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
-                return
-            if target_tgid != caller.tgid:   # own thread group: no LSM is asked
-                request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, target_tgid)
+            if tgid != caller.tgid:    # own thread group: no check at all
+                if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_REALCREDS):
+                    self._reply(ev, errno.EPERM)     # the kernel's own rule, before any LSM
+                    return
+                request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, tgid,
+                                       sandbox=self.sandbox)
                 deny = self.sup.chain.walk("ptrace_access_check", request)
                 if deny is not None:
-                    lib.yr_reply(self.sup.ctx, ev.id, 0, deny.errno)
+                    self._reply(ev, deny.errno)
                     return
-            fd = lib.yr_getfd_as(caller.creds, copy, target_fd)
-            if fd < 0:
-                lib.yr_reply(self.sup.ctx, ev.id, 0, -fd)
-                return
-            try:
-                lib.yr_reply_addfd(self.sup.ctx, ev.id, fd, os.O_CLOEXEC)
-            finally:
-                os.close(fd)
+            args = ffi.new("uint64_t[6]", [copy, target_fd & 0xFFFFFFFF, 0, 0, 0, 0])
+            self._install(ev, lib.yr_syscall_as(caller.creds, SYS_PIDFD_GETFD, args), True)
         finally:
             os.close(copy)
+
+    def _install(self, ev, fd: int, cloexec: bool) -> None:
+        """A descriptor we opened as the caller becomes its call's result."""
+        if fd < 0:
+            self._reply(ev, -fd)
+            return
+        try:
+            lib.yr_reply_addfd(self.sup.ctx, ev.id, fd, os.O_CLOEXEC if cloexec else 0)
+        finally:
+            os.close(fd)
+
+    # -- perf_event_open on another task ---------------------------------------------------
+
+    def on_perf_event_open(self, ev, caller) -> None:
+        """perf_event_open(attr, pid, cpu, group_fd, flags) on another task.
+        kernel/events/core.c perf_check_permission: a READ-mode ptrace check,
+        ATTACH when attr.sigtrap is set (a signal changes the target) unless
+        the caller has CAP_PERFMON and CAP_KILL over it. Containment judges
+        the target whatever the mode."""
+        pid, flags = int_arg(ev.args[1]), ev.args[4] & 0xFFFFFFFFFFFFFFFF
+        if pid <= 0 or flags & PERF_FLAG_PID_CGROUP:
+            self._continue(ev)          # a cpu, a cgroup, or the kernel's EINVAL: no task
+            return
+        found = self._target(ev, caller, pid, "perf_event_open", errno.EACCES)
+        if found is None:
+            return
+        target, tgid = found
+        if tgid == caller.tgid:
+            self._continue(ev)          # its own: ptrace_may_access allows it whatever the mode
+            return
+        request = TaskAct(caller, "perf_event_open", "perf_event_open", target, tgid,
+                          hook="perf_event_open", sandbox=self.sandbox, deny_errno=errno.EACCES)
+        deny = self.sup.chain.walk("perf_event_open", request)
+        if deny is not None:
+            self._reply(ev, deny.errno)
+            return
+        if not self.sup.chain.hooks() & {"ptrace_access_check"}:
+            self._continue(ev)          # no ATTACH rule: the attr decides nothing of ours
+            return
+        attr = self._read_attr(caller, ev.args[0])
+        if attr is None:
+            self._continue(ev)          # unreadable or a size the kernel refuses: it says so
+            return
+        flag_word = struct.unpack_from("<Q", attr, PERF_ATTR_FLAGS_AT)[0]
+        sigtrap = bool(flag_word >> PERF_SIGTRAP_BIT & 1)
+        exempt = self._perfmon_capable(caller) and (
+            not sigtrap or procfs.capable_over(caller, target, procfs.CAP_KILL))
+        if not exempt:
+            if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_REALCREDS):
+                self._reply(ev, errno.EACCES)
+                return
+            if sigtrap:
+                access = PtraceAccess(caller, "perf_event_open", "perf_event_open sigtrap",
+                                      target, tgid, deny_errno=errno.EACCES,
+                                      sandbox=self.sandbox)
+                deny = self.sup.chain.walk("ptrace_access_check", access)
+                if deny is not None:
+                    self._reply(ev, deny.errno)
+                    return
+        self._perf_open(ev, caller, attr, target)
+
+    @staticmethod
+    def _read_attr(caller, addr: int) -> bytes | None:
+        """The attr, read once, as perf_copy_attr reads it (size 0 is the first
+        version's); None when the kernel would refuse its size anyway."""
+        head = ffi.new("char[8]")
+        if lib.yr_read_mem(caller.tid, addr, head, 8) < 0:
+            return None
+        size = struct.unpack("<I", ffi.buffer(head)[4:8])[0] or PERF_ATTR_SIZE_VER0
+        if size < PERF_ATTR_SIZE_VER0 or size > PAGE_SIZE:
+            return None
+        raw = ffi.new("char[]", size)
+        if lib.yr_read_mem(caller.tid, addr, raw, size) < 0:
+            return None
+        return bytes(ffi.buffer(raw))
+
+    @staticmethod
+    def _perfmon_capable(caller) -> bool:
+        """perfmon_capable(): CAP_PERFMON or CAP_SYS_ADMIN in the initial user
+        namespace, taken here as the supervisor's."""
+        return caller.userns == procfs.OWN_USERNS and (
+            caller.has_cap(procfs.CAP_PERFMON) or caller.has_cap(procfs.CAP_SYS_ADMIN))
+
+    def _perf_open(self, ev, caller, attr: bytes, target: int) -> None:
+        """The event opened on our copy of attr, as the caller, for target (a
+        pid of ours), with the caller's group leader fd taken once."""
+        cpu, group_fd, flags = int_arg(ev.args[2]), int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF
+        group = -1
+        if group_fd != -1:
+            group, err = take_fd(caller.tgid, group_fd)
+            if err:
+                self._reply(ev, err)
+                return
+        try:
+            buf = ffi.from_buffer(attr)
+            args = ffi.new("uint64_t[6]", [int(ffi.cast("uintptr_t", buf)), target,
+                                           cpu & 0xFFFFFFFFFFFFFFFF,
+                                           group & 0xFFFFFFFFFFFFFFFF,
+                                           flags | PERF_FLAG_FD_CLOEXEC, 0])
+            fd = lib.yr_syscall_as(caller.creds, SYS_PERF_EVENT_OPEN, args)
+            self._install(ev, fd, bool(flags & PERF_FLAG_FD_CLOEXEC))
+        finally:
+            if group >= 0:
+                os.close(group)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,27 @@ TEST_BACKEND = os.environ.get("YAMA_RUN_TEST_BACKEND", "")
 BACKEND_ARGS = ["--backend", TEST_BACKEND] if TEST_BACKEND else []
 
 
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def tree_env(env=None) -> dict:
+    """The environment for running this tree's yama-run from any directory:
+    without it, `python3 -m sandbox.cli` from another cwd imports whatever
+    copy of the package is installed on the machine."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+# Every yama-run a test starts, from whatever directory, is this tree's.
+os.environ["PYTHONPATH"] = tree_env()["PYTHONPATH"]
+
+
 def yama_run(*args, check=False, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     """Run yama-run with args; text output captured unless told otherwise."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
+    kwargs["env"] = tree_env(kwargs.get("env"))
     return subprocess.run([*YAMA_RUN, *BACKEND_ARGS, *map(str, args)], check=check,
                           timeout=timeout, **kwargs)
 
@@ -58,6 +76,19 @@ def helper(tmp_path_factory):
         return built[key]
 
     return build
+
+
+def public_copy(built: str, name: str) -> tuple[str, str]:
+    """(a copy of the program built, the directory it is in), where every uid
+    may run it: pytest's own directories are 0700 root, which setpriv gets
+    through (it execs before the capabilities go) but unshare, or a yama-run
+    started by another uid, does not. The directory is the caller's to remove."""
+    where = tempfile.mkdtemp(prefix=f"yama-run-{name}-")
+    os.chmod(where, 0o755)
+    exe = os.path.join(where, name)
+    shutil.copy2(built, exe)
+    os.chmod(exe, 0o755)
+    return exe, where
 
 
 @pytest.fixture

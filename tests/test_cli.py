@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+
+from pathlib import Path
 
 import pytest
 
@@ -117,6 +120,90 @@ def test_man_page_documents_every_option_and_is_up_to_date():
         assert f"\\fB{status}\\fR" in page
 
 
+def _complete_line(line, env=None):
+    """What our bash script sends: the line up to the cursor, and bash's word breaks."""
+    env = {**(env or os.environ), "_YAMA_RUN_COMPLETE": "bash_complete",
+           "COMP_WORDS": line, "COMP_CWORD": "0", "_YAMA_RUN_LINE": line,
+           "_YAMA_RUN_BREAKS": " \t\n\"'><=;|&(:"}
+    return yama_run(env=env).stdout.split()
+
+
+def test_completion_offers_each_settings_valid_values():
+    assert _complete_line("yama-run --set ptrace.scope=") == [f"plain,{v}" for v in "0123"]
+    assert _complete_line("yama-run --set regular.protected=") == \
+        ["plain,0", "plain,1", "plain,2", "plain,auto"]
+    assert _complete_line("yama-run --set symlinks.protect_creation=t") == ["plain,true"]
+    assert "plain,symlinks.protect_creation=" in _complete_line("yama-run --set sym")
+
+
+def test_completion_of_program_is_a_command_and_of_its_arguments_files(tmp_path):
+    (tmp_path / "yr-zz-command").write_text("#!/bin/sh\n")
+    (tmp_path / "yr-zz-command").chmod(0o755)
+    (tmp_path / "yr-zz-notexec").write_text("")
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    assert _complete_line("yama-run yr-zz", env) == ["plain,yr-zz-command"]
+    assert _complete_line("yama-run -v yr-zz", env) == ["plain,yr-zz-command"]
+    assert _complete_line("yama-run yr-zz-command some", env) == ["file,some"]
+    assert _complete_line("yama-run -- yr-zz-command --fl", env) == ["file,--fl"]
+    assert _complete_line("yama-run ./yr", env) == ["file,./yr"]
+
+
+@requires_tool("bash")
+def test_bash_completes_set_values_through_its_own_word_splitting(tmp_path):
+    """The generated bash function, given the words bash makes of
+    `yama-run --set ptrace.scope=` (it splits at '='), replies with what
+    readline puts after the '='."""
+    wrapper = tmp_path / "yama-run"
+    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(YAMA_RUN)} \"$@\"\n")
+    wrapper.chmod(0o755)
+    source = yama_run(env={**os.environ, "_YAMA_RUN_COMPLETE": "bash_source"}).stdout
+    script = source + (
+        "COMP_WORDBREAKS=$' \\t\\n\"\\'><=;|&(:'\n"
+        "COMP_LINE='yama-run --set ptrace.scope='; COMP_POINT=${#COMP_LINE}\n"
+        "COMP_WORDS=(yama-run --set ptrace.scope =); COMP_CWORD=3\n"
+        "_yama_run_completion yama-run; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert r.stdout.split() == ["0", "1", "2", "3"], r.stderr
+
+
+@requires_tool("man")
+def test_man_page_renders_with_man(tmp_path):
+    page = Path(__file__).resolve().parent.parent / "man" / "yama-run.1"
+    r = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True, text=True,
+                       env={**os.environ, "MANPAGER": "cat", "MANWIDTH": "100"}, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for section in ("NAME", "SYNOPSIS", "OPTIONS", "PROFILES", "SYMLINKS", "EXIT STATUS",
+                    "ENVIRONMENT", "FILES", "EXAMPLES"):
+        assert f"\n{section}\n" in r.stdout, section
+    for option in ("--learn", "--propose-profile LOG", "--install-desktop PROGRAM"):
+        assert option in r.stdout
+
+
+def test_man_page_is_generated_without_the_c_extension(tmp_path):
+    """In a checkout where the extension was never built."""
+    import shutil
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "sandbox", tmp_path / "sandbox",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    shutil.copytree(root / "profiles", tmp_path / "profiles")
+    code = ("import sys, sandbox.manpage as m; sys.stdout.write(m.render('D')); "
+            "assert 'sandbox._yama' not in sys.modules, 'the extension was imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not list((tmp_path / "sandbox").glob("*.so"))
+    assert r.stdout.startswith('.TH YAMA\\-RUN 1 "D"') and "\\-\\-propose\\-profile" in r.stdout
+
+
+def test_the_cli_knows_the_supervisors_backends_and_setup_status():
+    """cli.py names them without importing the supervisor (and its extension)."""
+    from sandbox import cli, lifetime, supervisor
+    assert cli.BACKENDS == supervisor.BACKENDS
+    assert cli.EXIT_SETUP == lifetime.EXIT_SETUP
+
+
 # -- the filter ----------------------------------------------------------------
 
 def _status_field(output: str, key: str) -> str:
@@ -172,14 +259,27 @@ def test_standard_streams_pass_through():
     assert r.stderr == "err\n"
 
 
-def test_waits_for_orphaned_descendants(tmp_path):
-    """The main program exits at once; its background child is reparented to
-    yama-run (a subreaper) and still supervised until it ends."""
+def test_orphaned_descendants_stay_supervised_after_yama_run_returns(tmp_path):
+    """The main program exits at once: so does yama-run, with its status; its
+    background child (reparented to the supervisor, a subreaper) goes on and
+    finishes. tests/test_lifetime.py checks that it is still served."""
     marker = tmp_path / "late"
-    start = time.monotonic()
-    r = yama_run("--", "sh", "-c", f"(sleep 1; echo done > {marker}) & exit 5")
+    # (its output elsewhere: our pipes would keep subprocess.run waiting, as natively)
+    r = yama_run("--", "sh", "-c", f"(sleep 1; echo done > {marker}) >/dev/null 2>&1 & exit 5")
     assert r.returncode == 5
-    assert time.monotonic() - start >= 1.0
+    assert not marker.exists()                  # yama-run did not wait for it
+    deadline = time.monotonic() + 10
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the orphan never finished"
+        time.sleep(0.05)
+    assert marker.read_text() == "done\n"
+
+
+def test_wait_waits_for_orphaned_descendants(tmp_path):
+    """--wait: yama-run exits only when the last process of the tree has."""
+    marker = tmp_path / "late"
+    r = yama_run("--wait", "--", "sh", "-c", f"(sleep 1; echo done > {marker}) & exit 5")
+    assert r.returncode == 5
     assert marker.read_text() == "done\n"
 
 

@@ -302,7 +302,8 @@ def test_networked_apps_get_every_protection_at_an_explicit_level(env, name):
     for setting in ("scope = 1", "protected = 1", "protected = 2", "protect_creation = true"):
         assert setting in shown
     assert '"auto"' not in shown
-    assert 'chain = ["ptrace", "hardlinks", "symlinks", "fifos", "regular"]' in shown
+    assert 'chain = ["contain", "ptrace", "hardlinks", "symlinks", "fifos", "regular"]' in shown
+    assert "enabled = true" in shown
 
 
 def test_every_bundled_profile_explains_its_values():

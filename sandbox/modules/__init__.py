@@ -19,7 +19,7 @@ from typing import Any
 
 from ..chain import Deny  # noqa: F401  (re-exported: a module's verdict type)
 
-BUNDLED = ("ptrace", "hardlinks", "symlinks", "fifos", "regular")
+BUNDLED = ("ptrace", "hardlinks", "symlinks", "fifos", "regular", "contain")
 
 
 ENTRY_POINT_GROUP = "yama_run.modules"

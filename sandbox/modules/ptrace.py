@@ -9,6 +9,7 @@ Denials are EPERM, as in the kernel."""
 from __future__ import annotations
 
 import errno
+import threading
 
 from ..chain import Deny
 from ..requests import PTRACER_ANY
@@ -16,7 +17,9 @@ from . import Module, Setting
 
 
 class Relation:
-    """One PR_SET_PTRACER declaration: tracee process -> tracer task (or ANY)."""
+    """One PR_SET_PTRACER declaration: tracee (the declaring process's group
+    leader task) -> tracer task (a thread or a leader), or ANY. Both are
+    tasks pinned by the core (sandbox/taskwatch.py), held while recorded."""
 
     __slots__ = ("tracee", "tracer")
 
@@ -24,9 +27,16 @@ class Relation:
         self.tracee = tracee
         self.tracer = tracer
 
+    def tasks(self):
+        return [t for t in (self.tracee, self.tracer) if t != PTRACER_ANY]
+
     def alive(self) -> bool:
-        """Dropped when either task is gone, as Yama's task_free does."""
-        return self.tracee.alive() and (self.tracer == PTRACER_ANY or self.tracer.alive())
+        """yama_task_free drops a relation when either task is freed."""
+        return all(task.alive() for task in self.tasks())
+
+    def release(self) -> None:
+        for task in self.tasks():
+            task.release()
 
 
 class Ptrace(Module):
@@ -39,18 +49,25 @@ class Ptrace(Module):
     def __init__(self, config):
         super().__init__(config)
         self.scope = self.config["scope"]
-        self.relations: dict[int, Relation] = {}   # tracee tgid -> relation
+        # tracee tgid -> relation: one per process, as yama_ptracer_add keeps
+        self.relations: dict[int, Relation] = {}
+        self._by_tracer: dict[object, set[int]] = {}   # tracer task -> its tracees' tgids
+        self._lock = threading.Lock()    # hooks come from the notification and task threads
 
     def hooks(self) -> set[str]:
         if self.scope == 0:
             return {"task_prctl"}
-        return {"ptrace_access_check", "ptrace_traceme", "task_prctl"}
+        # ptrace_proc_open: opens are routed, so that /proc/PID/mem is asked too
+        hooks = {"ptrace_access_check", "ptrace_proc_open", "ptrace_traceme", "task_prctl"}
+        if self.scope == 1:              # relations are only consulted at scope 1
+            hooks.add("task_free")
+        return hooks
 
     # -- hooks --------------------------------------------------------------
 
     def ptrace_access_check(self, req):
         # EPERM for ptrace and process_vm_*; EACCES for an open of /proc/PID/mem
-        # (the kernel's proc_mem_open), which the core routes here too.
+        # (the kernel's proc_mem_open) and perf_event_open, which the core routes here too.
         err = req.deny_errno
         if self.scope >= 3:
             return Deny(err, "ptrace_scope 3: attaching is disabled")
@@ -76,31 +93,58 @@ class Ptrace(Module):
         return None
 
     def task_prctl(self, req):
-        """Record PR_SET_PTRACER; a new declaration replaces the old one."""
-        self._prune()
-        if req.tracer is None:
-            self.relations.pop(req.caller.tgid, None)
-        else:
-            self.relations[req.process.tgid] = Relation(req.process, req.tracer)
+        """Record PR_SET_PTRACER; a new declaration replaces the old one and
+        releases what it held (yama_ptracer_add, yama_ptracer_del)."""
+        with self._lock:
+            old = self._drop(req.caller.tgid)
+            if req.tracer is not None:
+                relation = Relation(req.process, req.tracer)
+                for task in relation.tasks():
+                    task.hold()
+                self.relations[req.caller.tgid] = relation
+                if req.tracer != PTRACER_ANY:
+                    self._by_tracer.setdefault(req.tracer, set()).add(req.caller.tgid)
+        if old is not None:
+            old.release()
         return None
+
+    def task_free(self, req):
+        """yama_task_free: relations whose tracee or tracer is that task go
+        (found through the indexes: no walk over every relation)."""
+        with self._lock:
+            tracees = set(self._by_tracer.get(req.task, ()))
+            own = self.relations.get(req.task.tgid)
+            if own is not None and own.tracee is req.task:
+                tracees.add(req.task.tgid)
+            dropped = [self._drop(tgid) for tgid in tracees]
+        for relation in dropped:
+            if relation is not None:
+                relation.release()
+        return None
+
+    def _drop(self, tgid: int):
+        """Unrecord tgid's relation (the lock held); the caller releases it."""
+        relation = self.relations.pop(tgid, None)
+        if relation is not None and relation.tracer != PTRACER_ANY:
+            tracees = self._by_tracer.get(relation.tracer)
+            if tracees is not None:
+                tracees.discard(tgid)
+                if not tracees:
+                    del self._by_tracer[relation.tracer]
+        return relation
 
     # -- helpers ------------------------------------------------------------
 
     def _exception(self, req) -> bool:
         """Yama's ptracer_exception_found: a PR_SET_PTRACER declaration, or the
         caller already traces the target."""
-        relation = self.relations.get(req.target_tgid)
-        if relation is not None and not relation.alive():
-            del self.relations[req.target_tgid]
-            relation = None
-        if relation is not None and (relation.tracer == PTRACER_ANY
-                                     or req.caller_descends_from(relation.tracer.tgid)):
+        with self._lock:
+            relation = self.relations.get(req.target_tgid)
+        if relation is not None and relation.alive() and (
+                relation.tracer == PTRACER_ANY
+                or req.caller_descends_from(relation.tracer.tgid)):
             return True
         return req.caller_is_tracer()
-
-    def _prune(self) -> None:
-        for tgid in [t for t, r in self.relations.items() if not r.alive()]:
-            del self.relations[tgid]
 
 
 MODULE = Ptrace

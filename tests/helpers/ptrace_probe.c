@@ -12,6 +12,8 @@
  * Usage:
  *   ptrace_probe wait
  *       print "READY pid", then sleep until killed (a target started by the test)
+ *   ptrace_probe wait-any
+ *       the same, having declared PR_SET_PTRACER_ANY ("READY pid result")
  *   ptrace_probe run [-T] REL OPS
  *       REL: self | selfthread | child | grandchild | thread | parent | sibling |
  *            orphan | pid=N
@@ -36,11 +38,28 @@
  *   ptrace_probe tracee-vm
  *       A declares B; B seizes A; A clears its declaration; B (still A's
  *       tracer) reads A's memory; B detaches and reads again.
+ *   ptrace_probe tracee-exec leader|thread [fail]
+ *       A declares actor B, from its leader or from a second thread T; then
+ *       the same thread execs this probe ("sleeper"), keeping A's pid (with
+ *       "fail", the execve fails instead: ENOENT, and A lives on as it was).
+ *       B attaches A afterwards.
+ *   ptrace_probe tracer-exec thread|leader
+ *       C has a second thread T. A declares T's tid (thread) or C's pid
+ *       (leader). T execs this probe as "execd-attach A": the new image,
+ *       C's leader now under C's pid, attaches A.
+ *   ptrace_probe execd-attach PID
+ *       attach PID once and report as ATTACH:after-exec (then exit).
+ *   ptrace_probe sleeper
+ *       sleep until killed (what tracee-exec execs).
+ * OPS also: perf (perf_event_open of a software event on the target),
+ * perfsig (the same with attr.sigtrap: ATTACH mode), kcmp (KCMP_VM: READ mode).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/kcmp.h>
+#include <linux/perf_event.h>
 #include <linux/sched.h>
 #include <pthread.h>
 #include <signal.h>
@@ -367,6 +386,37 @@ static const char *op_procmem(pid_t target)
     return n == sizeof(got) && got == MAGIC ? "0" : "MISMATCH";
 }
 
+/* A software event on target; with sigtrap (remove_on_exec, as the kernel
+ * requires) perf_check_permission asks ptrace in ATTACH mode. */
+static const char *op_perf(pid_t target, int sigtrap)
+{
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    attr.sample_period = 1000000000ULL;    /* a second of the target's CPU: it sleeps */
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    attr.sigtrap = (unsigned)sigtrap;
+    attr.remove_on_exec = (unsigned)sigtrap;
+    long fd = syscall(SYS_perf_event_open, &attr, target, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    int e = errno;
+    if (fd < 0)
+        return errname(e);
+    int flags = fcntl((int)fd, F_GETFD);
+    struct perf_event_attr back;
+    (void)back;
+    close((int)fd);
+    return flags >= 0 && (flags & FD_CLOEXEC) ? "0" : "NO_CLOEXEC";
+}
+
+static const char *op_kcmp(pid_t target)
+{
+    long rc = syscall(SYS_kcmp, getpid(), target, KCMP_VM, 0, 0);
+    return rc < 0 ? errname(errno) : "0";
+}
+
 static const char *op_environ(pid_t target)
 {
     char path[64], buf[256];
@@ -413,6 +463,12 @@ static void do_ops(const char *ops, pid_t target, int is_thread, const char *lab
             r = op_procmem(target);
         else if (!strcmp(op, "environ"))
             r = op_environ(target);
+        else if (!strcmp(op, "perf"))
+            r = op_perf(target, 0);
+        else if (!strcmp(op, "perfsig"))
+            r = op_perf(target, 1);
+        else if (!strcmp(op, "kcmp"))
+            r = op_kcmp(target);
         else
             r = "UNKNOWN_OP";
         if (label)
@@ -921,6 +977,155 @@ static int cmd_tracee_vm(void)
     return 0;
 }
 
+/* ---- exec and PR_SET_PTRACER lifetimes ----------------------------------- */
+
+static char self_exe[4096];
+
+struct exec_job {
+    int by_thread;
+    pid_t actor;
+    int fail_first;
+    int ready_fd;
+};
+
+static void declare_and_exec(struct exec_job *job)
+{
+    long rc = prctl(PR_SET_PTRACER, (unsigned long)job->actor, 0, 0, 0);
+    int e = errno;
+    say("PRCTL:actor %s", res(rc, e));
+    say("DECLARED_BY %d", (int)gettid_());
+    if (job->fail_first) {            /* an exec that fails frees nothing */
+        execl("/nonexistent/yama-probe", "x", (char *)NULL);
+        say("EXEC:fail %s", errname(errno));
+        put_int(job->ready_fd, 1);
+        sleep_forever();
+    }
+    put_int(job->ready_fd, 1);
+    execl(self_exe, "ptrace_probe", "sleeper", (char *)NULL);
+    die("exec");
+}
+
+static void *declare_exec_thread(void *arg)
+{
+    declare_and_exec(arg);
+    return NULL;
+}
+
+static int cmd_tracee_exec(int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "usage: tracee-exec leader|thread [fail]\n");
+        return 2;
+    }
+    int by_thread = !strcmp(argv[0], "thread");
+    int fail_first = argc > 1 && !strcmp(argv[1], "fail");
+    struct waiter b = spawn_actor("yp-actor", "actor", "attach", -1);
+    say("PID actor %d", (int)b.pid);
+    int ready[2];
+    mkpipe(ready);
+    pid_t a = fork_or_die();
+    if (a == 0) {
+        child_init("yp-target", 1);
+        struct exec_job job = { by_thread, b.pid, fail_first, ready[1] };
+        if (by_thread) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, declare_exec_thread, &job) != 0)
+                die("pthread_create");
+            pthread_join(t, NULL);          /* never returns: the exec kills us */
+            _exit(3);
+        }
+        declare_and_exec(&job);
+    }
+    say("PID target %d", (int)a);
+    get_int(ready[0]);
+    /* wait until the exec has happened: A's comm becomes the sleeper's */
+    for (int i = 0; i < 500 && !fail_first; i++) {
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)a);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+            fclose(f);
+        }
+        if (!strncmp(comm, "yp-sleeper", 10))
+            break;
+        usleep(10000);
+    }
+    put_int(b.go, a);
+    get_int(b.done);
+    wait_exit(b.pid);
+    kill_reap(a);
+    return 0;
+}
+
+struct tracer_exec_job {
+    int go_fd;           /* A's pid arrives here, then T execs */
+    int tid_fd;
+};
+
+static void *tracer_exec_thread(void *arg)
+{
+    struct tracer_exec_job *job = arg;
+    put_int(job->tid_fd, (int)gettid_());
+    pid_t target = get_int(job->go_fd);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)target);
+    execl(self_exe, "ptrace_probe", "execd-attach", pid, (char *)NULL);
+    die("exec");
+    return NULL;
+}
+
+static int cmd_tracer_exec(int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "usage: tracer-exec thread|leader\n");
+        return 2;
+    }
+    int name_thread = !strcmp(argv[0], "thread");
+    int tidp[2], go[2], ready[2];
+    mkpipe(tidp);
+    mkpipe(go);
+    mkpipe(ready);
+    pid_t c = fork_or_die();
+    if (c == 0) {
+        child_init("yp-actor", 1);
+        struct tracer_exec_job job = { go[0], tidp[1] };
+        pthread_t t;
+        if (pthread_create(&t, NULL, tracer_exec_thread, &job) != 0)
+            die("pthread_create");
+        sleep_forever();
+    }
+    pid_t tid = get_int(tidp[0]);
+    say("PID actor %d", (int)c);
+    say("TRACER_TID %d", (int)tid);
+    pid_t a = fork_or_die();
+    if (a == 0) {
+        child_init("yp-target", 1);
+        long rc = prctl(PR_SET_PTRACER, (unsigned long)(name_thread ? tid : c), 0, 0, 0);
+        int e = errno;
+        say("PRCTL:%s %s", name_thread ? "thread" : "leader", res(rc, e));
+        put_int(ready[1], 1);
+        sleep_forever();
+    }
+    say("PID target %d", (int)a);
+    get_int(ready[0]);
+    put_int(go[1], a);
+    wait_exit(c);
+    kill_reap(a);
+    return 0;
+}
+
+static int cmd_execd_attach(int argc, char **argv)
+{
+    if (argc != 1)
+        return 2;
+    name_self("yp-execd");
+    say("EXECD_PID %d", (int)getpid());
+    do_ops("attach", (pid_t)atoi(argv[0]), 0, "after-exec");
+    return 0;
+}
+
 /* pidns-alias -u UID: run as root as pid 1 of a new pid namespace (unshare
  * --pid --fork) whose /proc is still the outer one. Actor B (dropped to UID)
  * has a child D. A sibling A of B is created with, as its pid in this
@@ -1050,6 +1255,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setup_probe_fd();
     const char *cmd = argv[1];
+    if (readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1) < 0)
+        die("readlink /proc/self/exe");
+    if (!strcmp(cmd, "sleeper")) {
+        name_self("yp-sleeper");
+        sleep_forever();
+    }
+    if (!strcmp(cmd, "wait-any")) {     /* a target that declared PR_SET_PTRACER_ANY */
+        alarm(600);
+        name_self("yp-outsider");
+        long rc = prctl(PR_SET_PTRACER, PTRACER_ANY, 0, 0, 0);
+        int e = errno;
+        say("READY %d %s", (int)getpid(), res(rc, e));
+        sleep_forever();
+    }
     if (!strcmp(cmd, "wait")) {
         alarm(600);            /* the test kills it; this only bounds a leak */
         name_self("yp-outsider");
@@ -1071,6 +1290,12 @@ int main(int argc, char **argv)
         return cmd_tracee_vm();
     if (!strcmp(cmd, "pidns-alias"))
         return cmd_pidns_alias(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tracee-exec"))
+        return cmd_tracee_exec(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tracer-exec"))
+        return cmd_tracer_exec(argc - 2, argv + 2);
+    if (!strcmp(cmd, "execd-attach"))
+        return cmd_execd_attach(argc - 2, argv + 2);
     fprintf(stderr, "unknown command %s\n", cmd);
     return 2;
 }

@@ -1,0 +1,473 @@
+"""Calls that signal or act on another process by pid: the guard of yama-run's
+own processes, and the place containment is asked.
+
+For each call the target is found as the kernel finds it (the caller's pid,
+in the caller's pid namespace), then:
+
+  * a protected yama-run process (sup.protected_pids: the supervisor, and the
+    front process once there is one) is refused, in every mode, with a line
+    that says so ("it would reach the supervisor");
+  * any other target is put to the chain at the kernel's LSM hook of the call
+    (task_kill, task_prlimit, task_setnice, task_setioprio, task_setscheduler,
+    task_movememory): the contain module refuses targets outside the sandbox
+    when it is on; nothing else hooks them;
+  * otherwise the call goes on.
+
+A pid names a task for good while it lives, so a call decided on its pid is
+continued (after ID_VALID). A pidfd can be swapped by another thread after a
+check, so pidfd_send_signal, process_madvise and process_mrelease are
+performed here on the supervisor's own copy of it, as the caller. Arguments
+read from the caller's memory (F_SETOWN_EX's owner, process_madvise's iovecs)
+are read once, and the call is made on that copy."""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import struct
+
+from . import procfs
+from ._yama import ffi, lib
+from .requests import Sandbox, TaskAct
+from .sysargs import int_arg, pidfd_target, take_fd
+
+PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
+F_SETOWN, F_SETOWN_EX = 8, 15
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+UIO_MAXIOV = 1024
+SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 440, 448       # x86-64, the supervisor's ABI
+RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK",
+           "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
+
+
+class Guard:
+    def __init__(self, supervisor):
+        self.sup = supervisor
+        self.sandbox = Sandbox(supervisor)
+        self.me = os.getpid()
+        self.my_pgrp = os.getpgrp()
+
+    def handlers(self) -> dict:
+        """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
+        return {
+            "kill": self.on_kill,
+            "rt_sigqueueinfo": self.on_kill,
+            "tkill": self.on_tkill,
+            "tgkill": self.on_tgkill,
+            "rt_tgsigqueueinfo": self.on_tgkill,
+            "pidfd_send_signal": self.on_pidfd_send_signal,
+            "fcntl": self.on_setown,
+            "ioctl": self.on_setown,
+            "prlimit64": self.on_prlimit,
+            "setpriority": self.on_setpriority,
+            "ioprio_set": self.on_ioprio_set,
+            "sched_setaffinity": self.on_sched,
+            "sched_setscheduler": self.on_sched,
+            "sched_setparam": self.on_sched,
+            "sched_setattr": self.on_sched,
+            "migrate_pages": self.on_movememory,
+            "move_pages": self.on_movememory,
+            "process_madvise": self.on_process_madvise,
+            "process_mrelease": self.on_process_mrelease,
+        }
+
+    # -- answers -------------------------------------------------------------
+
+    def _reply(self, ev, err: int, value: int = 0) -> None:
+        lib.yr_reply(self.sup.ctx, ev.id, value, err)
+
+    def _refuse(self, ev, caller, what: str, err: int = errno.EPERM) -> None:
+        self.sup.audit.say(f"refused {what} by {caller.describe()}: it would reach the supervisor")
+        self._reply(ev, err)
+
+    def _pass(self, ev) -> None:
+        if lib.yr_id_valid(self.sup.ctx, ev.id):
+            lib.yr_reply_continue(self.sup.ctx, ev.id)
+
+    def _protected(self, tgid: int | None) -> bool:
+        return self.sandbox.protected(tgid)
+
+    def _judge(self, ev, caller, hook: str, operation: str, target: int, tgid: int,
+               err: int = errno.EPERM) -> bool:
+        """The guard's and the chain's verdict on one target (a tid of ours).
+        True: go on; False: refused (answered)."""
+        if self._protected(tgid):
+            self._refuse(ev, caller, f"{operation} of {target}", err)
+            return False
+        if tgid == caller.tgid:
+            return True                 # its own process: inside, never protected
+        request = TaskAct(caller, _name(ev), operation, target, tgid, hook=hook,
+                          sandbox=self.sandbox, deny_errno=err)
+        deny = self.sup.chain.walk(hook, request)
+        if deny is not None:
+            self._reply(ev, deny.errno)
+            return False
+        return True
+
+    def _target(self, caller, pid: int) -> tuple[int, int] | None:
+        """(tid, tgid) of ours for a pid the caller names; None: none."""
+        ours = procfs.caller_pid(caller.tid, pid) if pid > 0 else None
+        tgid = procfs.tgid_of(ours) if ours else None
+        return (ours, tgid) if tgid else None
+
+    def _by_pid(self, ev, caller, hook: str, operation: str, pid: int) -> None:
+        """A call on one task named by pid (0: the caller itself)."""
+        if pid == 0:
+            self._pass(ev)
+            return
+        found = self._target(caller, pid)
+        if found is None:
+            self._reply(ev, errno.ESRCH)    # the kernel's answer; a later task is never reached
+        elif self._judge(ev, caller, hook, operation, *found):
+            self._pass(ev)
+
+    # -- sets of processes: a group, a user's ------------------------------------
+
+    def _members(self, caller, pgrp: int | None = None, uid: int | None = None) -> list[int]:
+        """The processes of a group or of a real uid, in our numbers. An
+        O(processes) walk of /proc, as the kernel's own for these calls."""
+        out = []
+        for pid in _pids():
+            if pgrp is not None and _pgrp_of(pid) != pgrp:
+                continue
+            if uid is not None and _ruid_of(pid) != uid:
+                continue
+            out.append(pid)
+        return out
+
+    def _judge_set(self, ev, caller, hook: str, operation: str, members: list[int],
+                   what: str) -> bool:
+        """A call on a set of processes: refused when it holds a protected
+        one, or one the chain refuses (outside a contained sandbox)."""
+        for pid in members:
+            if self._protected(pid):
+                self._refuse(ev, caller, what)
+                return False
+        for pid in members:
+            if pid != caller.tgid and not self._judge(ev, caller, hook, operation, pid, pid):
+                return False
+        return True
+
+    def _group(self, caller, pgrp: int) -> int | None:
+        """The process group the caller names (0: its own), in our numbers."""
+        if pgrp == 0:
+            return _pgrp_of(caller.tid)
+        return procfs.caller_pid(caller.tid, pgrp)
+
+    # -- the kill family -------------------------------------------------------
+
+    def on_kill(self, ev, caller) -> None:
+        """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
+        pid, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
+        if pid > 0:
+            self._by_pid(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", pid)
+        elif self.sup.shield.landlock:
+            # Landlock's scope drops the signal for every process outside the
+            # domain, yama-run's included: the kernel decides per member.
+            self._pass(ev)
+        elif pid == -1:
+            # Every process the caller may signal: that may include us.
+            self._refuse(ev, caller, "a signal to every process (kill -1)")
+        else:
+            self._kill_group(ev, caller, -pid, sig)
+
+    def _kill_group(self, ev, caller, pgrp_named: int, sig: int) -> None:
+        pgrp = self._group(caller, pgrp_named)
+        if pgrp is None:
+            self._reply(ev, errno.ESRCH)
+            return
+        if not self.sup.shield.contained and \
+                pgrp not in {_pgrp_of(pid) for pid in self.sup.protected_pids}:
+            self._pass(ev)         # no one of ours in it, no one to keep out: no walk
+            return
+        members = self._members(caller, pgrp=pgrp)
+        shared = any(self._protected(pid) for pid in members)
+        if not shared:
+            if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", members,
+                               "a group signal"):
+                self._pass(ev)
+        elif ev.sys != lib.YR_SYS_KILL:
+            self._refuse(ev, caller, "a signal to the supervisor's process group")
+        else:
+            self._kill_group_but_us(ev, caller, members, sig)
+
+    def _kill_group_but_us(self, ev, caller, members: list[int], sig: int) -> None:
+        """kill(0) or kill(-pgrp) of the group yama-run shares with the program
+        (it keeps the terminal's foreground): sent here to every member but
+        yama-run's own (and, contained, but those outside), as the caller.
+        Unlike the kernel's, this walk is not atomic: a process that joins the
+        group meanwhile may be missed, and the receivers see yama-run's pid as
+        the sender."""
+        chosen = [pid for pid in members if not self._protected(pid) and (
+            pid == caller.tgid or not self._outside_refused(caller, pid, sig))]
+        arr = ffi.new("int32_t[]", chosen or [0])
+        rc = lib.yr_kill_each_as(caller.creds, arr, len(chosen), sig)
+        self._reply(ev, -rc if rc < 0 else 0)
+
+    def _outside_refused(self, caller, pid: int, sig: int) -> bool:
+        request = TaskAct(caller, "kill", f"kill (signal {sig})", pid, pid, hook="task_kill",
+                          sandbox=self.sandbox)
+        return self.sup.chain.walk("task_kill", request) is not None
+
+    def on_tkill(self, ev, caller) -> None:
+        tid = int_arg(ev.args[0])
+        if tid <= 0:
+            self._pass(ev)                  # EINVAL: the kernel says it
+        else:
+            self._by_pid(ev, caller, "task_kill", f"tkill (signal {int_arg(ev.args[1])})", tid)
+
+    def on_tgkill(self, ev, caller) -> None:
+        tgid, tid, sig = int_arg(ev.args[0]), int_arg(ev.args[1]), int_arg(ev.args[2])
+        if tgid <= 0 or tid <= 0:
+            self._pass(ev)                  # EINVAL: the kernel says it
+            return
+        found = self._target(caller, tid)
+        leader = procfs.caller_pid(caller.tid, tgid)
+        if found is None or leader != found[1]:
+            self._reply(ev, errno.ESRCH)    # no such thread in that group
+        elif self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", *found):
+            self._pass(ev)
+
+    def on_pidfd_send_signal(self, ev, caller) -> None:
+        pidfd, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
+        info, flags = ev.args[2], ev.args[3] & 0xFFFFFFFF
+        copy, err = take_fd(caller.tgid, pidfd)
+        if err:
+            self._reply(ev, err)
+            return
+        try:
+            target = _target_of(copy)
+            if target is None:
+                self._refuse(ev, caller, "pidfd_send_signal")
+                return
+            if target > 0:
+                tgid = procfs.tgid_of(target)
+                if flags & PIDFD_SIGNAL_PROCESS_GROUP and not self.sup.shield.landlock and \
+                        any(self._protected(p) for p in self._members(caller, _pgrp_of(target))):
+                    self._refuse(ev, caller, "a signal to the supervisor's process group")
+                    return
+                if tgid and not self._judge(ev, caller, "task_kill",
+                                            f"pidfd_send_signal (signal {sig})", target, tgid):
+                    return
+            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, flags)
+            self._reply(ev, -rc if rc < 0 else 0)
+        finally:
+            os.close(copy)
+
+    # -- file owners: the kernel signals them on I/O (SIGIO, or F_SETSIG's) --------
+
+    def _owner_refused(self, ev, caller, kind: int, pid: int) -> bool:
+        """Would making this the file's owner let the caller signal a process
+        it may not? True: refused (answered)."""
+        if pid == 0:
+            return False
+        if kind == F_OWNER_PGRP or (kind == F_OWNER_PID and pid < 0):
+            pgrp = self._group(caller, abs(pid))
+            members = self._members(caller, pgrp=pgrp) if pgrp else []
+            return not self._judge_set(ev, caller, "task_kill", "file owner", members,
+                                       "a file owner")
+        found = self._target(caller, pid)
+        return found is not None and not self._judge(ev, caller, "task_kill", "file owner",
+                                                     *found)
+
+    def on_setown(self, ev, caller) -> None:
+        """fcntl F_SETOWN names the owner with an integer: decided on it, and
+        let through. F_SETOWN_EX, FIOSETOWN and SIOCSPGRP read it from the
+        caller's memory, which another thread may rewrite: read once here,
+        and performed here on a copy of the descriptor, as the caller."""
+        fd, cmd, arg = int_arg(ev.args[0]), int_arg(ev.args[1]), ev.args[2]
+        if ev.sys == lib.YR_SYS_FCNTL and cmd == F_SETOWN:
+            if not self._owner_refused(ev, caller, F_OWNER_PID, int_arg(arg)):
+                self._pass(ev)
+            return
+        size = 8 if cmd == F_SETOWN_EX else 4
+        raw = ffi.new("char[]", size)
+        have = lib.yr_read_mem(caller.tid, arg, raw, size) == 0
+        if cmd == F_SETOWN_EX:
+            kind, pid = struct.unpack("<ii", ffi.buffer(raw)) if have else (0, 0)
+        else:
+            kind, pid = F_OWNER_PID, struct.unpack("<i", ffi.buffer(raw))[0] if have else 0
+        if have and self._owner_refused(ev, caller, kind, pid):
+            return
+        if have and pid and lib.yr_in_our_pidns(caller.tid) != 1:
+            # its pid is a number of its own namespace; we would act on ours
+            self._refuse(ev, caller, "a file owner named from another pid namespace")
+            return
+        copy, err = take_fd(caller.tgid, fd)
+        if err:
+            self._reply(ev, err)
+            return
+        try:
+            rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, int(have))
+            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+        finally:
+            os.close(copy)
+
+    # -- limits, priority, scheduling, memory --------------------------------------
+
+    def on_prlimit(self, ev, caller) -> None:
+        """prlimit64(pid, resource, new, old), routed when setting another's."""
+        resource = int_arg(ev.args[1])
+        name = RLIMITS[resource] if 0 <= resource < len(RLIMITS) else str(resource)
+        self._by_pid(ev, caller, "task_prlimit", f"prlimit64 RLIMIT_{name}",
+                     int_arg(ev.args[0]))
+
+    def on_setpriority(self, ev, caller) -> None:
+        self._who(ev, caller, "task_setnice", "setpriority", int_arg(ev.args[0]),
+                  int_arg(ev.args[1]), (PRIO_PROCESS, PRIO_PGRP, PRIO_USER))
+
+    def on_ioprio_set(self, ev, caller) -> None:
+        self._who(ev, caller, "task_setioprio", "ioprio_set", int_arg(ev.args[0]),
+                  int_arg(ev.args[1]), (IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER))
+
+    def _who(self, ev, caller, hook: str, name: str, which: int, who: int, kinds) -> None:
+        """setpriority and ioprio_set: a process, a group or a user's processes
+        (who 0: the caller's own). A set that holds a protected process, or
+        (contained) one outside, is refused whole: the kernel's loop over it
+        cannot be made to skip one."""
+        process, group, user = kinds
+        if which == process:
+            self._by_pid(ev, caller, hook, name, who)
+            return
+        if which == group:
+            pgrp = self._group(caller, who)
+            members = self._members(caller, pgrp=pgrp) if pgrp else []
+        elif which == user:
+            uid = caller.creds.ruid if who == 0 else _uid_of_user(caller, who)
+            if uid is None:
+                self._refuse(ev, caller, f"{name} of a user named from another user namespace")
+                return
+            members = self._members(caller, uid=uid)
+        else:
+            self._pass(ev)                  # EINVAL: the kernel says it
+            return
+        if self._judge_set(ev, caller, hook, name, members, f"{name} of a set of processes"):
+            self._pass(ev)
+
+    def on_sched(self, ev, caller) -> None:
+        self._by_pid(ev, caller, "task_setscheduler", _name(ev), int_arg(ev.args[0]))
+
+    def on_movememory(self, ev, caller) -> None:
+        name = "migrate_pages" if ev.sys == lib.YR_SYS_MIGRATE_PAGES else "move_pages"
+        self._by_pid(ev, caller, "task_movememory", name, int_arg(ev.args[0]))
+
+    # -- by pidfd: performed on our copy, as the caller ----------------------------
+
+    def _by_pidfd(self, ev, caller, name: str, perform) -> None:
+        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
+        if err:
+            self._reply(ev, err)
+            return
+        try:
+            target = pidfd_target(copy)
+            if target is None:
+                self._reply(ev, errno.EBADF)
+                return
+            tgid = procfs.tgid_of(target) if target > 0 else None
+            if tgid is None:
+                self._reply(ev, errno.ESRCH)
+                return
+            if not self._judge(ev, caller, "task_movememory", name, target, tgid):
+                return
+            rc = perform(copy, target)
+            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+        finally:
+            os.close(copy)
+
+    def on_process_madvise(self, ev, caller) -> None:
+        """process_madvise(pidfd, iovec, vlen, advice, flags): the iovecs
+        (addresses in the target) read once from the caller; the kernel's own
+        check (mm_access, READ_FSCREDS; CAP_SYS_NICE) is made on the caller's
+        credentials."""
+        vlen = ev.args[2] & 0xFFFFFFFFFFFFFFFF
+        if vlen > UIO_MAXIOV:
+            self._reply(ev, errno.EINVAL)
+            return
+        compat = ev.arch == 0x40000003 or bool(ev.nr & 0x40000000)
+        each = 8 if compat else 16
+        raw = ffi.new("char[]", max(1, vlen * each))
+        if vlen and lib.yr_read_mem(caller.tid, ev.args[1], raw, vlen * each) < 0:
+            self._reply(ev, errno.EFAULT)
+            return
+        fmt = "<II" if compat else "<QQ"
+        vecs = [struct.unpack_from(fmt, ffi.buffer(raw), i * each) for i in range(vlen)]
+        local = ffi.new("uint64_t[]", [v for pair in vecs for v in pair] or [0])
+
+        def perform(pidfd: int, target: int) -> int:
+            if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_FSCREDS):
+                return -errno.EPERM
+            args = ffi.new("uint64_t[6]", [pidfd, int(ffi.cast("uintptr_t", local)), vlen,
+                                           int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF, 0])
+            return lib.yr_syscall_as(caller.creds, SYS_PROCESS_MADVISE, args)
+
+        self._by_pidfd(ev, caller, "process_madvise", perform)
+
+    def on_process_mrelease(self, ev, caller) -> None:
+        flags = ev.args[1] & 0xFFFFFFFF
+
+        def perform(pidfd: int, _target: int) -> int:
+            args = ffi.new("uint64_t[6]", [pidfd, flags, 0, 0, 0, 0])
+            return lib.yr_syscall_as(caller.creds, SYS_PROCESS_MRELEASE, args)
+
+        self._by_pidfd(ev, caller, "process_mrelease", perform)
+
+
+def _name(ev) -> str:
+    """The syscall's name (the registry's first)."""
+    return ffi.string(lib.yr_sys_names(ev.sys)).decode().split()[0]
+
+
+def _pids():
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            yield int(name)
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _pgrp_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _ruid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _uid_of_user(caller, who: int) -> int | None:
+    """A uid the caller names, as ours: the same number in our user
+    namespace, or unknown (None: nothing can be judged, the call refused)
+    when the caller lives in another."""
+    return who if caller.userns == procfs.OWN_USERNS else None
+
+
+def _target_of(fd: int) -> int | None:
+    """The pid a pidfd (or a /proc/PID directory fd) of ours refers to;
+    -1 for an exited pidfd's process; None when it is neither (or a /proc of
+    another pid namespace, which we cannot judge: refused)."""
+    pid = pidfd_target(fd)
+    if pid is not None:
+        return pid
+    try:
+        m = re.fullmatch(r"/proc/(\d+)", os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None

@@ -1,0 +1,272 @@
+"""Where denials are kept for later, whether or not -v or --audit-log was
+given: the user's journal where systemd-journald runs (structured fields,
+SYSLOG_IDENTIFIER=yama-run, as AppArmor's denials are kept by the audit
+system), else a rotated JSON-lines file under $XDG_STATE_HOME/yama-run/.
+`yama-run --list-denials` reads them back.
+
+A hostile program decides how many denials it causes, so neither the disk
+nor the supervisor may pay without bound: records are written by a thread of
+their own from a bounded queue (the notification path never waits on a
+disk), at most BURST at once and RATE a second after that per run (the rest
+are counted, and the count recorded), and the file is rotated at MAX_BYTES,
+one old generation kept: at most 2 x MAX_BYTES on disk for all runs."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+IDENTIFIER = "yama-run"
+FILE_NAME = "denials.jsonl"
+MAX_BYTES = 1 << 20
+BURST, RATE = 100, 10.0
+QUEUE_SIZE = 256
+
+
+def state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "yama-run")
+
+
+def journald_reachable() -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(JOURNAL_SOCKET)
+        return True
+    except OSError:
+        return False
+
+
+def open_default(program: str, profile: str) -> "Journal":
+    sink = SystemJournal() if journald_reachable() else FileJournal(state_dir())
+    return Journal(sink, program, profile)
+
+
+class RateLimit:
+    """A token bucket: BURST records at once, then RATE a second."""
+
+    def __init__(self, burst: int = BURST, rate: float = RATE):
+        self.burst, self.rate = burst, rate
+        self.tokens = float(burst)
+        self.last = time.monotonic()
+        self.dropped = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
+
+
+class Journal:
+    """One run's denials, to their sink, from a writer thread."""
+
+    def __init__(self, sink, program: str, profile: str):
+        self.sink = sink
+        self.program = os.path.basename(program)
+        self.profile = profile
+        self.limit = RateLimit()
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def where(self) -> str:
+        return self.sink.where()
+
+    def admit(self) -> bool:
+        """May one more record be kept? (Called before the record is built.)"""
+        with self._lock:
+            return self.limit.allow()
+
+    def record(self, record: dict, message: str) -> None:
+        record = {**record, "program": self.program, "profile": self.profile,
+                  "message": message}
+        self._put(record)
+
+    def _put(self, record: dict) -> None:
+        with self._lock:
+            if self._thread is None:        # started in the supervisor, not before the fork
+                self._queue = queue.Queue(QUEUE_SIZE)
+                self._thread = threading.Thread(target=self._write_loop,
+                                                name="yama-run-journal", daemon=True)
+                self._thread.start()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self.limit.dropped += 1
+
+    def _write_loop(self) -> None:
+        while True:
+            record = self._queue.get()
+            try:
+                if record is None:
+                    return
+                self.sink.write(record)
+            except Exception:           # a full disk loses records, never the sandbox
+                pass
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 1.0) -> None:
+        """Wait (a bounded time) until what was recorded so far is written,
+        with the count of what was not: before yama-run returns, so that
+        --list-denials right after sees it."""
+        self._summarize()
+        if self._queue is None:
+            return
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks and time.monotonic() < deadline:
+                self._queue.all_tasks_done.wait(max(0.0, deadline - time.monotonic()))
+
+    def _summarize(self) -> None:
+        """One record for the records dropped since the last one."""
+        with self._lock:
+            dropped, self.limit.dropped = self.limit.dropped, 0
+        if dropped:
+            self._put({"time": time.time(), "action": "not-recorded", "count": dropped,
+                       "program": self.program, "profile": self.profile,
+                       "message": f"{dropped} more denials were not recorded (rate limit)"})
+
+    def close(self) -> None:
+        self._summarize()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+
+class FileJournal:
+    """JSON lines in STATE_DIR/denials.jsonl, rotated to denials.jsonl.1."""
+
+    def __init__(self, directory: str):
+        self.dir = directory
+        self.path = os.path.join(directory, FILE_NAME)
+
+    def where(self) -> str:
+        return self.path
+
+    def write(self, record: dict) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        fd = self._open_locked()
+        try:
+            if os.fstat(fd).st_size + len(line) > MAX_BYTES:
+                os.replace(self.path, self.path + ".1")     # under the lock: one rotation
+                os.close(fd)
+                fd = self._open_locked()
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def _open_locked(self) -> int:
+        """The current file, locked (one writer at a time, across yama-runs);
+        opened again if another run rotated it meanwhile."""
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def recent(self, limit: int) -> list[dict]:
+        lines: list[str] = []
+        for path in (self.path + ".1", self.path):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    lines += f.readlines()
+            except OSError:
+                pass
+        out = []
+        for line in lines[-limit:]:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+class SystemJournal:
+    """systemd-journald's native protocol: one datagram of KEY=value fields."""
+
+    def __init__(self):
+        self._sock = None
+
+    def where(self) -> str:
+        return f"the journal (journalctl -t {IDENTIFIER})"
+
+    def write(self, record: dict) -> None:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._sock.sendto(encode_fields(journal_fields(record)), JOURNAL_SOCKET)
+
+    @staticmethod
+    def recent(limit: int) -> list[dict]:
+        if shutil.which("journalctl") is None:
+            return []
+        r = subprocess.run(["journalctl", "--no-pager", "-o", "json", "-n", str(limit),
+                            "-t", IDENTIFIER], capture_output=True, text=True, timeout=30)
+        out = []
+        for line in r.stdout.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            out.append({key[len("YAMA_RUN_"):].lower(): value for key, value in entry.items()
+                        if key.startswith("YAMA_RUN_")}
+                       | {"time": int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6})
+        return out
+
+
+def journal_fields(record: dict) -> list[tuple[str, str]]:
+    """MESSAGE, PRIORITY, SYSLOG_IDENTIFIER and each field as YAMA_RUN_KEY."""
+    fields = [("MESSAGE", record.get("message", "")), ("PRIORITY", "4"),
+              ("SYSLOG_IDENTIFIER", IDENTIFIER)]
+    for key, value in sorted(record.items()):
+        if key in ("message", "time") or value is None:
+            continue
+        name = "YAMA_RUN_" + "".join(c if c.isalnum() else "_" for c in key.upper())
+        fields.append((name, value if isinstance(value, str) else json.dumps(value)))
+    return fields
+
+
+def encode_fields(fields) -> bytes:
+    """KEY=value lines; a value with a newline in the length-prefixed form."""
+    out = bytearray()
+    for key, value in fields:
+        data = value.encode("utf-8", "surrogateescape")
+        if b"\n" in data:
+            out += key.encode() + b"\n" + len(data).to_bytes(8, "little") + data + b"\n"
+        else:
+            out += key.encode() + b"=" + data + b"\n"
+    return bytes(out)
+
+
+def show_recent(echo, limit: int = 50) -> int:
+    """--list-denials: the last LIMIT records, one readable line each."""
+    from .audit import printable
+    sink = SystemJournal() if journald_reachable() else FileJournal(state_dir())
+    records = sink.recent(limit)
+    for record in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time", 0))))
+        echo(printable(f"{when} {record.get('program', '?')} "
+                       f"[{record.get('profile', '?')}] {record.get('message', '')}"))
+    echo(f"({len(records)} recent denials; kept in {printable(sink.where())})"
+         if records else f"(no denials recorded in {printable(sink.where())})")
+    return 0

@@ -1,0 +1,320 @@
+"""Containment as a choice (sandbox/modules/contain.py; docs/containment.md).
+
+On: nothing inside signals, traces or acts on a process outside the sandbox;
+every such call is refused by the contain module, audited and said as such,
+with Landlock's domain as the kernel's backstop (mode "landlock") or without
+it (mode "hooks": YAMA_RUN_NO_LANDLOCK=1, as on a kernel without Landlock's
+signal scope). Off: the kernel's rules alone, for targets inside and outside.
+In every mode, yama-run's own processes are out of reach (issue 12 item 5:
+prlimit(RLIMIT_CPU) from inside killed the supervisor).
+
+Each case runs tests/helpers/contain_probe.c, which makes the calls and
+reports their errnos and what the target looks like afterwards (its CPU
+limit, nice value, allowed CPUs, scheduling policy, whether it lives)."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import YAMA_RUN, public_copy, requires_root, tree_env, yama_run
+from test_hostile import results
+
+pytestmark = requires_root
+
+UID = 1001
+AS_USER = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+TIMEOUT = 40
+NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
+MODES = {"landlock": None, "hooks": NO_LANDLOCK}
+
+# Every call that acts on another process by pid or pidfd, as the probe names it.
+ACTS = "kill0,prlimit,nice,affinity,sched,ioprio,migrate,movepages,madvise,mrelease,perf,attach"
+REFUSED = {"KILL0": "EPERM", "PRLIMIT": "EPERM", "NICE": "EPERM", "AFFINITY": "EPERM",
+           "SCHED": "EPERM", "IOPRIO": "EPERM", "MIGRATE": "EPERM", "MOVEPAGES": "EPERM",
+           "MADVISE": "EPERM", "MRELEASE": "EPERM", "PERF": "EACCES", "ATTACH": "EPERM"}
+# natively, root on a process of its own uid (process_mrelease: only a dying
+# one); uid 1001 lacks CAP_SYS_NICE, which process_madvise of another needs
+NATIVE = {op: "0" for op in REFUSED} | {"MRELEASE": "EINVAL"}
+NATIVE_USER = NATIVE | {"MADVISE": "EPERM"}
+UNTOUCHED = {"AFTER_CPU_LIMIT": "unlimited", "AFTER_NICE": "0", "AFTER_POLICY": "0",
+             "AFTER_ALIVE": "1"}
+CHANGED = {"AFTER_CPU_LIMIT": "1", "AFTER_NICE": "19", "AFTER_POLICY": "3", "AFTER_CPUS": "1",
+           "AFTER_ALIVE": "1"}
+
+
+@pytest.fixture(scope="session")
+def cprobe(helper):
+    """The probe, -no-pie, in a directory every uid can reach."""
+    exe, where = public_copy(helper("contain_probe", "-no-pie"), "contain_probe")
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def profiles():
+    """In a directory every uid can read (pytest's own are 0700)."""
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp(prefix="yama-run-contain-profiles-"))
+    d.chmod(0o755)
+    out = {}
+    for name, on in (("contained", "true"), ("open", "false")):
+        path = d / f"{name}.toml"
+        path.write_text(f'chain = ["contain", "ptrace"]\n\n[contain]\nenabled = {on}\n\n'
+                        f'[ptrace]\nscope = 1\n')
+        path.chmod(0o644)
+        out[name] = str(path)
+    yield out
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def start_outsider(cprobe, prefix=()):
+    proc = subprocess.Popen([*prefix, cprobe, "wait"], stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 10)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"outsider did not start: {line!r}")
+    return proc
+
+
+def stop(proc):
+    proc.kill()                     # our own Popen child, by its pid
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+
+@pytest.fixture
+def outsider(cprobe):
+    """An unrelated process of uid 1001 outside any sandbox."""
+    proc = start_outsider(cprobe, AS_USER)
+    yield proc.pid
+    stop(proc)
+
+
+@pytest.fixture
+def root_outsider(cprobe):
+    proc = start_outsider(cprobe)
+    yield proc.pid
+    stop(proc)
+
+
+def run(profile, *cmd, env=None, options=(), backend=()):
+    r = yama_run(*backend, "--profile", profile, *options, "--", *cmd, env=env, timeout=TIMEOUT)
+    return r, results(r.stdout)
+
+
+def after(got: dict) -> dict:
+    return {k: v for k, v in got.items() if k.startswith("AFTER_") and k != "AFTER_CPUS"}
+
+
+# -- on: nothing outside is reached ------------------------------------------------
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("as_user", [True, False], ids=["uid1001", "root"])
+def test_contained_refuses_every_call_aimed_outside(cprobe, profiles, outsider, root_outsider,
+                                                    mode, as_user):
+    """uid 1001 on an outsider of its own uid, root on a root outsider: the
+    kernel would allow every call (test_native_control_reaches_outsiders);
+    contained, each is refused and the outsider is left as it was."""
+    target = outsider if as_user else root_outsider
+    r, got = run(profiles["contained"], *(AS_USER if as_user else ()), cprobe, "act",
+                 f"pid={target}", ACTS, env=MODES[mode])
+    assert r.returncode == 0, r
+    assert {k: got[k] for k in REFUSED} == REFUSED, r.stdout
+    assert after(got) == UNTOUCHED, r.stdout
+
+
+def test_native_control_reaches_outsiders(cprobe, outsider):
+    """Without yama-run the same calls all work on a process of one's uid."""
+    r = subprocess.run([*AS_USER, cprobe, "act", f"pid={outsider}", ACTS],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert {k: got[k] for k in NATIVE_USER} == NATIVE_USER, r.stdout
+    assert {k: got[k] for k in CHANGED} == CHANGED, r.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_contained_acts_inside(cprobe, profiles, mode):
+    """Inside the sandbox, containment changes nothing: a child is reached."""
+    r, got = run(profiles["contained"], *AS_USER, cprobe, "act", "child", ACTS,
+                 env=MODES[mode])
+    assert {k: got[k] for k in NATIVE_USER} == NATIVE_USER, r.stdout
+    assert {k: got[k] for k in CHANGED} == CHANGED, r.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_contained_kill_is_audited_as_containments(cprobe, profiles, outsider, tmp_path, mode):
+    log = tmp_path / "audit.jsonl"
+    r, got = run(profiles["contained"], *AS_USER, cprobe, "act", f"pid={outsider}",
+                 "kill0,prlimit", env=MODES[mode], options=("-v", "--audit-log", log))
+    assert got["KILL0"] == got["PRLIMIT"] == "EPERM", r.stdout
+    lines = [line for line in r.stderr.splitlines() if "contain: denied" in line]
+    assert any(f"contain: denied kill (signal 0) of {outsider} (contain_probe) by " in line
+               and line.endswith(": outside the sandbox") for line in lines), r.stderr
+    assert any(f"contain: denied prlimit64 RLIMIT_CPU of {outsider}" in line
+               for line in lines), r.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(rec["module"], rec["hook"], rec["syscall"], rec["errno"], rec["target"])
+            for rec in records} == {("contain", "task_kill", "kill", "EPERM", outsider),
+                                    ("contain", "task_prlimit", "prlimit64", "EPERM", outsider)}
+    assert all(rec["reason"] == "outside the sandbox" for rec in records), records
+
+
+def test_contained_ptrace_backend(cprobe, profiles, outsider):
+    """The ptrace backend routes the same calls: the same refusals."""
+    r, got = run(profiles["contained"], *AS_USER, cprobe, "act", f"pid={outsider}",
+                 "kill0,prlimit,nice,affinity", backend=("--backend", "ptrace"))
+    if "python-ptrace" in r.stderr:
+        pytest.skip("the ptrace backend needs python-ptrace")
+    assert {k: got.get(k) for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY")} == \
+        {k: "EPERM" for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY")}, r
+    assert after(got) == UNTOUCHED, r.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_contained_group_signal_spares_outsiders(profiles, mode):
+    """kill(0) from a program sharing its process group with a process
+    outside (as in yama-run's caller's pipeline) and with the supervisor:
+    the member inside gets it, the others do not (Landlock's scope, or the
+    hooks' emulation)."""
+    outside = subprocess.Popen(["sleep", "30"], process_group=0)
+    try:
+        script = "trap 'echo GOT' USR1; sleep 0.2; kill -USR1 0; echo KILL $?; sleep 0.2"
+        r = subprocess.run([*YAMA_RUN, "--profile", profiles["contained"], "--",
+                            "sh", "-c", script], capture_output=True, text=True,
+                           timeout=TIMEOUT, env=tree_env(MODES[mode]),
+                           process_group=outside.pid)
+        assert "GOT" in r.stdout and "KILL 0" in r.stdout, r
+        assert r.returncode == 0, r
+        assert outside.poll() is None, "the process outside was signalled"
+    finally:
+        outside.kill()
+        outside.wait()
+
+
+# -- off: the kernel's rules, inside and outside --------------------------------------
+
+def test_not_contained_reaches_outside_as_the_kernel(cprobe, profiles, outsider):
+    r, got = run(profiles["open"], *AS_USER, cprobe, "act", f"pid={outsider}", ACTS.replace(
+        ",attach", ""))
+    expect = {k: v for k, v in NATIVE_USER.items() if k != "ATTACH"}
+    assert {k: got[k] for k in expect} == expect, r.stdout
+    assert {k: got[k] for k in CHANGED} == CHANGED, r.stdout
+
+
+def test_not_contained_kill_of_an_outside_process_of_the_same_user(profiles):
+    """14 item 1: kill of an outside same-user process works, as natively."""
+    outside = subprocess.Popen([*AS_USER, "sleep", "30"])
+    try:
+        r = yama_run("--profile", profiles["open"], "--", *AS_USER, "kill", "-TERM",
+                     str(outside.pid), timeout=TIMEOUT)
+        assert r.returncode == 0, r
+        assert outside.wait(timeout=10) == -15
+    finally:
+        if outside.poll() is None:
+            outside.kill()
+            outside.wait()
+
+
+def test_verbose_says_whether_contained(profiles):
+    on = yama_run("-v", "--profile", profiles["contained"], "--", "true")
+    assert "yama-run: contain: on: nothing inside may signal, trace or act on a process " \
+           "outside the sandbox" in on.stderr, on.stderr
+    off = yama_run("-v", "--profile", profiles["open"], "--", "true")
+    assert "yama-run: contain: off: processes outside the sandbox are reached as the " \
+           "kernel allows" in off.stderr, off.stderr
+    bare = yama_run("-v", "--no-profile", "--", "true")
+    assert "yama-run: not contained:" in bare.stderr, bare.stderr
+
+
+def test_no_profile_is_not_contained(profiles, outsider):
+    """--no-profile: every bundled module with its default: the kernel's
+    semantics, so a process outside of the same uid is reached."""
+    r = yama_run("--no-profile", "--", *AS_USER, "kill", "-0", str(outsider), timeout=TIMEOUT)
+    assert r.returncode == 0, r
+
+
+# -- yama-run's own processes: out of reach in every mode (issue 12 item 5) -------------
+
+SUPERVISOR_ACTS = "prlimit,nice,affinity,sched,ioprio,migrate,movepages,madvise,mrelease,perf"
+ALL_MODES = {"contained-landlock": ("contained", None), "contained-hooks": ("contained",
+                                                                             NO_LANDLOCK),
+             "not-contained": ("open", None)}
+
+
+@pytest.mark.parametrize("mode", list(ALL_MODES))
+def test_root_inside_never_reaches_the_supervisor(cprobe, profiles, mode):
+    """Root inside, whose capabilities pass every kernel check: prlimit
+    (RLIMIT_CPU, which killed it), setpriority, sched_*, ioprio_set,
+    migrate_pages, move_pages, process_madvise, process_mrelease and
+    perf_event_open on the supervisor are all refused, and it is unchanged."""
+    name, env = ALL_MODES[mode]
+    r, got = run(profiles[name], cprobe, "act", "ppid", SUPERVISOR_ACTS, env=env)
+    assert r.returncode == 0, r
+    want = {k: v for k, v in REFUSED.items() if k in SUPERVISOR_ACTS.upper().split(",")}
+    assert {k: got[k] for k in want} == want, r.stdout
+    assert got["AFTER_CPU_LIMIT"] == "unlimited" and got["AFTER_ALIVE"] == "1", r.stdout
+
+
+@pytest.fixture(scope="session")
+def user_yama_run():
+    """The command that runs this tree's yama-run as uid 1001. The test
+    interpreter may live where uid 1001 cannot read (a root-only pyenv):
+    then Debian's python3 runs it, with copies of the pure-Python
+    dependencies in a directory every uid can read."""
+    import click
+    import pyseccomp
+    from pathlib import Path
+    python = "/usr/bin/python3"
+    where = Path(tempfile.mkdtemp(prefix="yama-run-user-site-"))   # pytest's own are 0700
+    where.chmod(0o755)
+    shutil.copytree(os.path.dirname(click.__file__), where / "click")
+    shutil.copy(pyseccomp.__file__, where / "pyseccomp.py")
+    for path in where.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [*AS_USER, "env", f"PYTHONPATH={root}:{where}", python, "-m", "sandbox.cli"]
+    probe = subprocess.run([*cmd, "--version"], capture_output=True, text=True, cwd="/")
+    if probe.returncode != 0:
+        shutil.rmtree(where, ignore_errors=True)
+        pytest.skip(f"yama-run cannot run as uid {UID} here: {probe.stderr.strip()[-200:]}")
+    yield cmd
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", list(ALL_MODES))
+def test_unprivileged_yama_run_keeps_its_supervisor(cprobe, profiles, user_yama_run, mode):
+    """yama-run started by uid 1001: the program has the supervisor's uid,
+    so the kernel would let it set the supervisor's CPU limit, nice value,
+    affinity... The guard refuses them all."""
+    name, env = ALL_MODES[mode]
+    proc = subprocess.run([*user_yama_run, "--profile", profiles[name], "--", cprobe,
+                           "act", "ppid", SUPERVISOR_ACTS + ",kill0"],
+                          capture_output=True, text=True, timeout=TIMEOUT,
+                          env=env or dict(os.environ), cwd="/")
+    got = results(proc.stdout)
+    assert proc.returncode == 0, proc
+    for op in ("PRLIMIT", "NICE", "AFFINITY", "SCHED", "IOPRIO", "MADVISE", "PERF", "KILL0"):
+        assert got[op] in ("EPERM", "EACCES"), proc.stdout
+    assert got["AFTER_CPU_LIMIT"] == "unlimited" and got["AFTER_NICE"] == "0", proc.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_unprivileged_yama_run_contains(cprobe, profiles, user_yama_run, outsider, mode):
+    """yama-run started by uid 1001, contained: an outsider of the same uid
+    is left alone, though the kernel would let the program reach it."""
+    proc = subprocess.run([*user_yama_run, "--profile", profiles["contained"], "--", cprobe,
+                           "act", f"pid={outsider}", "kill0,prlimit,nice,affinity,attach"],
+                          capture_output=True, text=True, timeout=TIMEOUT,
+                          env=MODES[mode] or dict(os.environ), cwd="/")
+    got = results(proc.stdout)
+    assert {k: got.get(k) for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY", "ATTACH")} == \
+        {k: "EPERM" for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY", "ATTACH")}, proc
+    assert after(got) == UNTOUCHED, proc.stdout
