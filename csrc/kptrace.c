@@ -50,6 +50,7 @@ struct task_facts {
     pid_t tgid;
     uint32_t uid[4], gid[4];    /* real, effective, saved, filesystem (as we see them) */
     uint64_t eff, prm;
+    int has_mm;                 /* status shows Vm* lines: an mm (zombies have none) */
     int ns;                     /* its user namespace (an nsfs fd of ours) */
 };
 
@@ -95,6 +96,7 @@ static int task_facts(pid_t tid, struct task_facts *t)
     t->tgid = (pid_t)atoi(tg);
     t->eff = strtoull(ce, NULL, 16);
     t->prm = strtoull(cp, NULL, 16);
+    t->has_mm = field(buf, "VmSize:") != NULL;
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
     t->ns = open(path, O_RDONLY | O_CLOEXEC);
     return t->ns < 0 ? -ESRCH : 0;
@@ -211,6 +213,9 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
 {
     char path[64];
     struct stat st;
+    if (!t->has_mm)
+        return 1;        /* the kernel checks only a task that has an mm (an exiting task's is
+                          * gone for good: it cannot come back between our two reads) */
     snprintf(path, sizeof(path), "/proc/%d/environ", (int)tid);
     if (stat(path, &st) < 0)
         return 0;

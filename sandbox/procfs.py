@@ -1,6 +1,7 @@
 """Facts about tasks for the core and the requests (thin wrappers over csrc/procinfo.c)."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -127,11 +128,15 @@ PTRACE_MODE_FSCREDS = lib.YR_PTRACE_FSCREDS
 PTRACE_MODE_REALCREDS = lib.YR_PTRACE_REALCREDS
 
 
-def kernel_ptrace_allows(caller, target: int, mode: int) -> bool:
+def kernel_ptrace_refusal(caller, target: int, mode: int, refused: int) -> int:
     """__ptrace_may_access(target, mode) for caller, before any LSM
     (csrc/kptrace.c: the same rule the path engine's gate applies to /proc
     entries). The supervisor may hold more authority than the caller (root,
     or the owner of the sandbox's user namespace): what it performs on
-    another process for a caller is first judged here. A task gone, or a
-    fact out of reach: refused."""
-    return lib.yr_kernel_ptrace_allows(caller.tid, target, mode) == 1
+    another process for a caller is first judged here. 0: the kernel would
+    allow it; ESRCH: the task is gone (or a zombie), as the kernel says;
+    else `refused`, also when a fact is out of reach."""
+    rc = lib.yr_kernel_ptrace_allows(caller.tid, target, mode)
+    if rc == 1:
+        return 0
+    return errno.ESRCH if rc == -errno.ESRCH else refused

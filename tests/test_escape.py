@@ -93,10 +93,11 @@ def probe(helper, place):
     return str(exe)
 
 
-def profile(place: Path, scope: int, symlinks: int = 1) -> str:
-    path = place / f"scope{scope}-symlinks{symlinks}.toml"
-    path.write_text(f'chain = ["ptrace", "hardlinks", "symlinks"]\n\n[ptrace]\nscope = {scope}\n'
-                    f'\n[symlinks]\nprotected = {symlinks}\n')
+def profile(place: Path, scope: int, symlinks: int = 1, contained: bool = False) -> str:
+    path = place / f"scope{scope}-symlinks{symlinks}-contained{int(contained)}.toml"
+    path.write_text(f'chain = ["contain", "ptrace", "hardlinks", "symlinks"]\n\n'
+                    f'[contain]\nenabled = {str(contained).lower()}\n\n'
+                    f'[ptrace]\nscope = {scope}\n\n[symlinks]\nprotected = {symlinks}\n')
     path.chmod(0o644)
     return str(path)
 
@@ -174,10 +175,11 @@ def outsider(probe):
 def test_nothing_outside_is_reached(probe, place, outsider, backend, who):
     """Every ptrace-class entry of a process outside the sandbox (memory,
     environ, fd/, cwd, root, exe, syscall, stack), in every form, and the
-    entries that act on it (oom_score_adj), are refused: the supervisor opens
-    from outside the sandbox's Landlock domain and must not lend that."""
+    entries that act on it (oom_score_adj), are refused in a contained sandbox,
+    even at scope 0: the supervisor opens from outside the sandbox's Landlock
+    domain and must not lend that."""
     launcher, inside = who
-    proc = run(launcher, backend, profile(place, 0),
+    proc = run(launcher, backend, profile(place, 0, contained=True),
                [*inside, probe, "attack", str(outsider), *OUTSIDE])
     got = results(proc.stdout)
     assert {a: got.get(a) for a in OUTSIDE} == dict.fromkeys(OUTSIDE, "EACCES"), \
