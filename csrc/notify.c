@@ -13,7 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
-#include "yama.h"
+#include "engine.h"
 
 /* Debian 12's uapi header predates these. */
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -25,28 +25,32 @@
 
 #define MAX_MAP 256
 
-struct yr_map {
-    uint32_t arch;
-    int32_t nr;
-    int32_t sys;
-};
-
 enum { STAT_RECEIVED, STAT_SETTLED_IN_C, STAT_TO_PYTHON, STAT_CALLER_GONE };
 
-struct yr_ctx {
-    int listener;
-    struct seccomp_notif *req;
-    struct seccomp_notif_resp *resp;
-    size_t req_size, resp_size;
-    int nmap;
-    struct yr_map map[MAX_MAP];
-    uint64_t stats[4];
-    struct yr_link *link;      /* the link a module is deciding on */
-    uint64_t link_mask;        /* the chain's path_link rule, tabulated */
-    int recv_first;            /* RECV itself returns once no caller is left (see receive) */
-    int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */
-    struct yr_deferred reply;
-};
+/* A call's context, with room for a walk's link bodies. */
+static struct yr_call *call_new(void)
+{
+    struct yr_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->res.bodies = calloc(MAXSYMLINKS + 1, sizeof(*c->res.bodies));
+    if (!c->res.bodies) {
+        free(c);
+        return NULL;
+    }
+    c->res.dir = c->res.obj = c->res.root = c->ifd = c->link_src = c->link_dir = -1;
+    c->spare_start = -1;
+    return c;
+}
+
+static void call_free(struct yr_call *c)
+{
+    if (!c)
+        return;
+    yr_call_close(c);
+    free(c->res.bodies);
+    free(c);
+}
 
 struct yr_ctx *yr_ctx_new(int listener)
 {
@@ -61,10 +65,9 @@ struct yr_ctx *yr_ctx_new(int listener)
     ctx->resp_size = sizes.seccomp_notif_resp > sizeof(*ctx->resp) ? sizes.seccomp_notif_resp : sizeof(*ctx->resp);
     ctx->req = calloc(1, ctx->req_size);
     ctx->resp = calloc(1, ctx->resp_size);
-    ctx->link = calloc(1, sizeof(*ctx->link));
-    if (ctx->link)
-        ctx->link->src_fd = ctx->link->dir_fd = -1;
-    if (!ctx->req || !ctx->resp || !ctx->link) {
+    ctx->call = call_new();
+    ctx->ids = yr_idcache_new();
+    if (!ctx->req || !ctx->resp || !ctx->call || !ctx->ids) {
         yr_ctx_free(ctx);
         return NULL;
     }
@@ -80,9 +83,11 @@ void yr_ctx_free(struct yr_ctx *ctx)
         return;
     if (ctx->reply.fd >= 0)
         close(ctx->reply.fd);
+    yr_worker_release(ctx);
     free(ctx->req);
     free(ctx->resp);
-    free(ctx->link);
+    call_free(ctx->call);
+    yr_idcache_free(ctx->ids);
     free(ctx);
 }
 
@@ -224,26 +229,6 @@ int yr_id_valid(struct yr_ctx *ctx, uint64_t id)
     return ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
-struct yr_link *yr_ctx_link(struct yr_ctx *ctx)
-{
-    return ctx->link;
-}
-
-void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
-{
-    ctx->link_mask = allow_mask;
-}
-
-uint64_t yr_ctx_link_mask(struct yr_ctx *ctx)
-{
-    return ctx->link_mask;
-}
-
-int yr_ctx_listener(struct yr_ctx *ctx)
-{
-    return ctx->listener;
-}
-
 void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4])
 {
     memcpy(out, ctx->stats, sizeof(ctx->stats));
@@ -310,27 +295,15 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         return 1;
     }
     yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
-    if (yr_walk_linkat(ev)) {                  /* AT_SYMLINK_FOLLOW: its source walked first */
-        if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
-            yr_reply(ctx, ev->id, 0, ESRCH);
-            return 1;
-        }
-        return yr_walk_settle(ctx, ev);
-    }
     int server = yr_sys_server(ev->sys);
-    if (server == YR_SERVE_LINK) {
-        if (yr_link_settle(ctx, ev, ctx->link, ctx->link_mask))
+    if (server == YR_SERVE_LINK || server == YR_SERVE_WALK) {
+        /* link.c, walk.c: 0 only at a hook point */
+        if (server == YR_SERVE_LINK ? yr_link_settle(ctx, ev) : yr_walk_settle(ctx, ev))
             return 1;
-        if (ev->tgid <= 0 && (ev->tgid = yr_tgid_of(ev->tid)) < 0) {
-            yr_link_finish(ctx, ev->id, ESRCH);    /* Python needs it; the caller is gone */
+        if ((ev->tgid = yr_caller_tgid(ctx->call)) < 0) {
+            yr_walk_resume(ctx, ev->id, ESRCH);    /* Python needs it; the caller is gone */
             return 1;
         }
-        return 0;
-    }
-    if (server == YR_SERVE_WALK) {
-        if (yr_walk_settle(ctx, ev))        /* walk.c: 0 only at a hook point */
-            return 1;
-        ev->tgid = yr_walk_current_tgid();  /* Python's Caller needs it */
         return 0;
     }
     /* process_vm_* within one's own thread group: the kernel allows it before

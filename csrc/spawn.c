@@ -1,9 +1,12 @@
 /* Start the sandboxed program.
  *
- * The child installs the filter on itself and hands the listener back over a
- * socketpair before it execs. Between installing the filter and sending the
- * listener it makes no syscall the filter could route to a supervisor, or it
- * would wait on a supervisor that does not hold the listener yet. The
+ * The child installs the filter on itself and hands the listener back before
+ * it execs: it writes the listener's number on a socketpair and waits for a
+ * byte while the supervisor takes the listener with pidfd_getfd. Between
+ * installing the filter and that byte it makes no syscall the filter could
+ * route (write and read never are; sendmsg is routed with AF_UNIX path
+ * protection), or it would wait on a supervisor that does not hold the
+ * listener yet. The
  * Landlock shield (harden.c) comes before the filter, so it makes no notified
  * call either.
  *
@@ -50,50 +53,31 @@ int yr_filter_flags_supported(uint32_t flags)
     return rc < 0 && errno == EFAULT;
 }
 
-static int send_fd(int sock, int fd)
+/* The child's listener, by its number there (pidfd_getfd), then the byte
+ * it waits for. -1 if the child failed before (its reason is on the status
+ * pipe). */
+static int take_listener(pid_t pid, int sock)
 {
-    char byte = 0;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-    };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-    };
+    int number;
     ssize_t n;
     do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        n = read(sock, &number, sizeof(number));
     } while (n < 0 && errno == EINTR);
-    if (n <= 0)
+    if (n != sizeof(number))
         return -1;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    if (!cm || cm->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, number, 0);
+    if (pidfd >= 0)
+        close(pidfd);
+    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    char ack = 1;
+    if (fd >= 0 && write(sock, &ack, 1) != 1) {
+        close(fd);
+        fd = -1;
+    }
     return fd;
 }
 
@@ -220,7 +204,7 @@ uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode)
     if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
         bits |= YR_EXEC_SETGID;
     char path[64 + YR_PATH_MAX];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d%s%s", dirfd, *name ? "/" : "", name);
     if (getxattr(path, "security.capability", NULL, 0) > 0)
         bits |= YR_EXEC_FCAPS;
     return bits;
@@ -317,8 +301,12 @@ static void child(const char *file, char *const argv[], char *const envp[],
         int listener = seccomp_install(flags, bpf, insns);
         if (listener < 0)
             child_fail(status_fd, YR_STAGE_FILTER, errno);
-        if (send_fd(sock, listener) < 0)
-            child_fail(status_fd, YR_STAGE_SETUP, errno);
+        /* The supervisor takes the listener with pidfd_getfd while we wait:
+         * write and read are never routed (sendmsg may be). */
+        char ack;
+        if (write(sock, &listener, sizeof(listener)) != sizeof(listener) ||
+            read(sock, &ack, 1) != 1)
+            child_fail(status_fd, YR_STAGE_SETUP, EPIPE);
         close(listener);
     }
     close(sock);
@@ -359,7 +347,7 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
         out->listener = sv[0];          /* the go socket: yr_spawn_release */
         return 0;
     }
-    out->listener = bpf ? recv_fd(sv[0]) : -1;
+    out->listener = bpf ? take_listener(pid, sv[0]) : -1;
     close(sv[0]);
     return 0;
 }

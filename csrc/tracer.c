@@ -21,7 +21,7 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 
-#include "yama.h"
+#include "engine.h"
 
 /* glibc's <sys/ptrace.h> and <linux/ptrace.h> do not mix: call it raw. */
 static long trace(long request, pid_t tid, unsigned long addr, unsigned long data)
@@ -323,6 +323,8 @@ int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
     struct yr_deferred reply;
     int64_t result;
     yr_ctx_take_reply(ctx, &reply);
+    if (reply.kind == YR_DEFER_PENDING)
+        return 0;                              /* a worker answers later: it stays stopped */
     int rc = apply(tid, &reply, &result);
     if (rc == 1) {
         *status = (int)result;
@@ -339,9 +341,32 @@ int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
  * YR_TRACE_STATUS: *status of ev->tid (not a seccomp stop: the debugger's
  * business); YR_TRACE_DECIDE: ev is a hooked call for the chain, its caller
  * stopped until yr_trace_answer; <0: -errno. */
+/* A worker's answer to a caller it left stopped, applied (worker.c).
+ * 0: none left; 1: *status of ev->tid is Python's; <0: -errno. */
+static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
+{
+    pid_t tid;
+    struct yr_deferred reply;
+    while (yr_worker_take(ctx, &tid, &reply)) {
+        ctx->reply = reply;
+        int rc = yr_trace_answer(ctx, tid, status);
+        if (rc != 0) {
+            ev->tid = tid;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
 {
+    yr_worker_wakeable(ctx);
     for (;;) {
+        int done = answer_workers(ctx, ev, status);
+        if (done == 1)
+            return YR_TRACE_STATUS;
+        if (done < 0)
+            return done;
         pid_t tid = waitpid(-1, status, __WALL);
         if (tid < 0) {
             if (errno == EINTR)

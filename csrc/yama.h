@@ -4,8 +4,9 @@
  * notify.c    the user-notify receive loop and the replies
  * procinfo.c  facts about tasks, read from the kernel as cheaply as it allows
  * creds.c     a caller's credentials, and a supervisor thread acting as it
- * pathops.c   paths read once and resolved as the caller would; link emulated
- * walk.c      the race-free path walk; open, stat, access, symlink emulated
+ * walk.c      the path engine: path calls walked, judged and performed for the
+ *             caller (its parts behind engine.h: resolve.c, gate.c, open.c,
+ *             worker.c, meta.c, statcopy.c, link.c, decode.c, caller.c)
  * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
  * syscalls.c  the registry of routed syscalls (syscalls.def), for C and Python
  * tracer.c    the ptrace backend: seccomp stops read, settled and answered
@@ -81,7 +82,7 @@ struct yr_fsid {
 int yr_fs_become(const struct yr_fsid *id);
 int yr_fs_reset(void);
 
-/* pathops.c: link and linkat, emulated.
+/* link.c: link and linkat, emulated.
  * Facts about the captured source, the only inputs of a path_link decision that
  * C can settle: a module's rule over these bits is tabulated by Python once
  * (bit f of the mask set = every module allows facts f), so the rule is
@@ -96,9 +97,8 @@ enum {
     YR_LF_COUNT = 6               /* 64 combinations: one uint64_t */
 };
 #define YR_PATH_MAX 4096
+/* What Python sees of a link waiting for the chain's path_link verdict. */
 struct yr_link {
-    int32_t src_fd;         /* O_PATH: the source object, captured once */
-    int32_t dir_fd;         /* O_PATH: the parent of the new name */
     uint32_t facts;         /* YR_LF_* */
     uint32_t uid, gid, mode;/* the source's owner and mode */
     uint32_t fsuid;         /* the caller's */
@@ -112,17 +112,11 @@ struct yr_link *yr_ctx_link(struct yr_ctx *ctx);
 void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask);
 int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
 int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
-int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
-                   uint64_t allow_mask);
-int yr_link_settle_src(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_link *op,
-                       uint64_t allow_mask, int src);
-uint64_t yr_ctx_link_mask(struct yr_ctx *ctx);
-int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 
-/* walk.c: path-taking calls performed for the caller after a walk that
- * follows trailing symlinks by hand. Python is asked only at a hook point:
- * facts of the object met there, tabulated like path_link's (bit f of a
- * mask set = every module allows facts f). */
+/* walk.c: path-taking calls performed for the caller (the path engine,
+ * docs/path-engine.md). Python is asked only at a hook point: facts of the
+ * object met there, tabulated like path_link's (bit f of a mask set = every
+ * module allows facts f). */
 enum {                                /* follow_link (a trailing link in a sticky dir) */
     YR_FL_OWNER = 1 << 0,             /* the follower's fsuid owns the link */
     YR_FL_DIR_STICKY_WW = 1 << 1,     /* its directory is sticky and world-writable */
@@ -138,34 +132,44 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
     YR_CF_DIR_OWNER = 1 << 5,         /* the directory's owner owns the file */
     YR_CF_COUNT = 6
 };
-enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_MEM, YR_HOOK_PATH_SYMLINK,
-       YR_HOOK_PATH_LINK,       /* linkat(AT_SYMLINK_FOLLOW) walked: path_link next */
+enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_ACCESS,
+       YR_HOOK_PATH_SYMLINK, YR_HOOK_PATH_LINK,
        YR_HOOK_EXEC_PRIVILEGED };   /* a notice only: execve of a setuid/setgid/fcaps file */
-enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace: opens of /proc/PID/mem are asked about */
+enum { YR_WALK_PROC_MEM = 1 << 0,     /* ptrace_access_check is hooked: the /proc entries the
+                                       * kernel checks in PTRACE_MODE_ATTACH are asked about */
        YR_WALK_PATH_SYMLINK = 1 << 1, /* symlink creation in sticky dirs is asked about */
-       YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked: linkat's source is walked */
-       YR_WALK_LANDLOCK = 1 << 3,     /* the sandbox is a Landlock domain: /proc of outsiders is out of reach */
+       YR_WALK_FOLLOW = 1 << 2,       /* follow_link is hooked */
+       YR_WALK_LANDLOCK = 1 << 3,    /* the sandbox is contained: /proc of outsiders is out of reach */
        YR_WALK_EXEC_NOTICE = 1 << 4 };/* execve of a privileged file is told to Python */
+/* What Python sees of a call waiting at a hook point (yr_ctx_walk). */
 struct yr_walk {
     int32_t hook;           /* YR_HOOK_*: what Python is asked */
     uint32_t facts;         /* YR_FL_* or YR_CF_* */
     uint32_t obj_uid, obj_mode;   /* the link or file met */
     uint32_t dir_uid, dir_mode;   /* its directory */
     uint32_t fsuid;         /* the caller's */
-    int32_t mem_pid;        /* YR_HOOK_PROC_MEM: the task whose mem is opened (our pid ns) */
+    int32_t target_tid;     /* YR_HOOK_PROC_ACCESS: the task whose entry is opened (our pid ns) */
+    int32_t target_tgid;    /*   its process */
+    int32_t deny_errno;     /*   the kernel's errno for a refusal of that entry */
+    char entry[32];         /*   the entry ("mem", "syscall"...) */
     char path[YR_PATH_MAX]; /* the path as the caller gave it */
     char name[YR_PATH_MAX]; /* the trailing name met (the link, the file, the new name) */
     char target[YR_PATH_MAX];   /* the link's target / the new symlink's */
 };
 void yr_walk_setup(uint64_t follow_mask, uint64_t create_mask, uint32_t flags);
-struct yr_walk *yr_walk_current(void);
-int yr_walk_settle(struct yr_ctx *ctx, const struct yr_event *ev);
-int yr_walk_linkat(const struct yr_event *ev);
-int yr_walk_current_tgid(void);
+/* gate.c: the yama-run processes besides the supervisor (always protected)
+ * whose /proc entries nothing inside may reach; declared before serving. */
+int yr_gate_protect(pid_t pid);
+int yr_gate_is_protected(pid_t tgid);
+/* kptrace.c: the kernel's core ptrace rule for caller on target
+ * (__ptrace_may_access and commoncap's cap_ptrace_access_check, no LSM):
+ * 1 the kernel would allow it, 0 refuse it, -errno (a task gone). Never 1
+ * where the kernel would refuse (facts out of reach: the stricter case). */
+enum { YR_PTRACE_READ = 0x01, YR_PTRACE_ATTACH = 0x02, YR_PTRACE_FSCREDS = 0x08,
+       YR_PTRACE_REALCREDS = 0x10 };
+int yr_kernel_ptrace_allows(pid_t caller_tid, pid_t target_tid, uint32_t mode);
+struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
-int yr_walk_table_allows(uint64_t mask, uint32_t facts);
-int yr_caller_identity(const struct yr_event *ev, struct yr_fsid *out, int *procdir);
-int yr_ctx_listener(struct yr_ctx *ctx);
 
 /* spawn.c */
 struct yr_spawn_result {
@@ -185,10 +189,11 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
 int yr_filter_flags_supported(uint32_t flags);
 int yr_set_pdeathsig(int sig);
-int yr_userns_probe(void);
+int yr_userns_probe(void);         /* 0: an unprivileged user namespace can be made; else errno */
 /* What executing this file would grant without no_new_privs: YR_EXEC_* bits. */
 enum { YR_EXEC_SETUID = 1 << 0, YR_EXEC_SETGID = 1 << 1, YR_EXEC_FCAPS = 1 << 2 };
-uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);          /* 0: an unprivileged user namespace can be made; else errno */
+/* name "": dirfd is the file itself. */
+uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
@@ -256,7 +261,8 @@ int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
  * notify.c's context without a listener (yr_ctx_new(-1)) keeps each reply
  * instead of sending it, so the same handlers serve both backends; tracer.c
  * reads a seccomp stop into a yr_event and applies the kept reply. */
-enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3 };
+enum { YR_DEFER_NONE = 0, YR_DEFER_CONTINUE = 1, YR_DEFER_RETURN = 2, YR_DEFER_FD = 3,
+       YR_DEFER_PENDING = 4 };   /* a worker answers later (worker.c): leave the caller stopped */
 struct yr_deferred {
     int32_t kind;           /* YR_DEFER_* */
     int32_t err;            /* RETURN: errno, or 0 and val */

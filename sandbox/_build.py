@@ -9,8 +9,11 @@ from cffi import FFI
 # setuptools wants source paths relative to setup.py, which is where it runs.
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = pathlib.Path("csrc")
-SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "pathops.c", "walk.c",
-           "harden.c", "tracer.c"]
+SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden.c", "tracer.c",
+           # the path engine (csrc/engine.h)
+           "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
+           "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
+           "tmpfiles.c"]
 REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 
@@ -46,7 +49,7 @@ ffibuilder.set_source(
     "sandbox._yama",
     '#include "yama.h"',
     sources=[str(CSRC / name) for name in SOURCES],
-    depends=[str(CSRC / "yama.h"), str(CSRC / "syscalls.def")],
+    depends=[str(CSRC / "yama.h"), str(CSRC / "engine.h"), str(CSRC / "syscalls.def")],
     include_dirs=[str(CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
 )

@@ -396,8 +396,10 @@ class Guard:
         local = ffi.new("uint64_t[]", [v for pair in vecs for v in pair] or [0])
 
         def perform(pidfd: int, target: int) -> int:
-            if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_FSCREDS):
-                return -errno.EPERM
+            refusal = procfs.kernel_ptrace_refusal(caller, target, procfs.PTRACE_MODE_FSCREDS,
+                                                   errno.EPERM)
+            if refusal:
+                return -refusal
             args = ffi.new("uint64_t[6]", [pidfd, int(ffi.cast("uintptr_t", local)), vlen,
                                            int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF, 0])
             return lib.yr_syscall_as(caller.creds, SYS_PROCESS_MADVISE, args)

@@ -1,13 +1,12 @@
-"""Path calls at a hook point: C (csrc/walk.c, csrc/pathops.c) has read the
-path once, walked it as the caller and holds the objects met; the chain
-decides on their facts and C goes on from the same objects."""
+"""Path calls at a hook point: C (the path engine, csrc/walk.c and its parts)
+has read the path once, walked it as the caller and holds the objects met;
+the chain decides on their facts and C goes on from the same objects."""
 from __future__ import annotations
 
 import errno
 import os
 
 from . import filter as seccomp_filter
-from . import procfs
 from ._yama import ffi, lib
 from .requests import CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
 
@@ -19,13 +18,12 @@ class PathCalls:
     def handlers(self) -> dict:
         """syscall name -> handler: every call the registry gives to C's
         link emulation or path walk comes here at a hook point."""
-        return {name: (self.on_link if server == lib.YR_SERVE_LINK else self.on_walk)
-                for name, server in seccomp_filter.SERVERS.items()
+        return {name: self.on_walk for name, server in seccomp_filter.SERVERS.items()
                 if server in (lib.YR_SERVE_LINK, lib.YR_SERVE_WALK)}
 
     def waiting(self) -> bool:
-        """Does a walk (maybe linkat's source) wait for the chain's verdict?"""
-        return bool(lib.yr_walk_current().hook)
+        """Does a path call (a walk, or a link) wait for the chain's verdict?"""
+        return bool(lib.yr_ctx_walk(self.sup.ctx).hook)
 
     def on_link(self, ev, caller) -> None:
         """C has read the paths once, captured the source and the new parent
@@ -42,29 +40,28 @@ class PathCalls:
 
     def on_walk(self, ev, caller) -> None:
         """C has walked the path as the caller and stopped at a hook point
-        (yr_walk_current says which, with the facts of the objects it holds);
+        (yr_ctx_walk says which, with the facts of the objects it holds);
         the chain decides, C goes on from the same objects (yr_walk_resume),
         possibly to the next hook point (the next hop of a chain of links)."""
         try:
             self._walk_hooks(ev, caller)
         finally:
-            if lib.yr_walk_current().hook:      # an error on the way: fail closed
+            if lib.yr_ctx_walk(self.sup.ctx).hook:     # an error on the way: fail closed
                 lib.yr_walk_resume(self.sup.ctx, ev.id, errno.EPERM)
 
     def _walk_hooks(self, ev, caller) -> None:
-        w = lib.yr_walk_current()
+        w = lib.yr_ctx_walk(self.sup.ctx)
         syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
         while True:
-            if w.hook == lib.YR_HOOK_PATH_LINK:   # linkat's source walked: the link itself
-                w.hook = 0
+            if w.hook == lib.YR_HOOK_PATH_LINK:   # both paths walked: the link itself
                 self.on_link(ev, caller)
                 return
             path = os.fsdecode(ffi.string(w.path))
             if w.hook == lib.YR_HOOK_EXEC_PRIVILEGED:   # a notice; the exec goes on
                 self.sup.exec_privileged(caller, path, w.facts, w.obj_uid, w.obj_mode)
                 deny_errno = 0
-            elif w.hook == lib.YR_HOOK_PROC_MEM:
-                deny_errno = self._proc_mem(caller, syscall, w.mem_pid, path)
+            elif w.hook == lib.YR_HOOK_PROC_ACCESS:
+                deny_errno = self._proc_access(caller, syscall, w, path)
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:
                     hook, request = "follow_link", FollowLink(
@@ -85,16 +82,14 @@ class PathCalls:
             if lib.yr_walk_resume(self.sup.ctx, ev.id, deny_errno):
                 return
 
-    def _proc_mem(self, caller, syscall: str, target: int, path: str) -> int:
-        """Opening another process's /proc/PID/mem: an ATTACH-mode access
-        (proc_mem_open), EACCES when refused. target is in our pid namespace."""
-        target_tgid = procfs.tgid_of(target)
-        if target_tgid is None:
-            return 0            # gone: the open through the held directory fails by itself
-        if target_tgid in self.sup.protected_pids:
-            self.sup.audit.say(f"refused opening the supervisor's memory by {caller.describe()}")
-            return errno.EACCES
-        request = PtraceAccess(caller, syscall, "open /proc/PID/mem", target, target_tgid,
-                               deny_errno=errno.EACCES, path=path)
+    def _proc_access(self, caller, syscall: str, w, path: str) -> int:
+        """Another process's /proc entry that the kernel checks in
+        PTRACE_MODE_ATTACH (mem on open; stack, syscall, personality on
+        read): the gate (csrc/gate.c) has applied the kernel's own rule for
+        the caller and refused outsiders; Yama's part is the chain's. The
+        task is named in our pid namespace."""
+        entry = ffi.string(w.entry).decode()
+        request = PtraceAccess(caller, syscall, f"open /proc/PID/{entry}", w.target_tid,
+                               w.target_tgid, deny_errno=w.deny_errno, path=path)
         deny = self.sup.chain.walk("ptrace_access_check", request)
         return deny.errno if deny is not None else 0

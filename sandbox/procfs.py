@@ -1,6 +1,7 @@
 """Facts about tasks for the core and the requests (thin wrappers over csrc/procinfo.c)."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -123,72 +124,19 @@ def caller_pid(caller_tid: int, pid: int) -> int | None:
 
 # -- the kernel's own ptrace rule (kernel/ptrace.c, security/commoncap.c) ----------
 
-PTRACE_MODE_FSCREDS = 0x08
-PTRACE_MODE_REALCREDS = 0x10
+PTRACE_MODE_FSCREDS = lib.YR_PTRACE_FSCREDS
+PTRACE_MODE_REALCREDS = lib.YR_PTRACE_REALCREDS
 
 
-def _status(tid: int) -> dict[str, list[int]] | None:
-    want = {b"Uid:": 10, b"Gid:": 10, b"CapPrm:": 16}
-    out = {}
-    try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                key, _, rest = line.partition(b"\t")
-                if key in want:
-                    out[key.decode()[:-1]] = [int(x, want[key]) for x in rest.split()]
-    except (OSError, ValueError):
-        return None
-    return out if len(out) == 3 else None
-
-
-def _dumpable(tgid: int, euid: int, egid: int) -> bool:
-    """/proc/PID belongs to the task's euid and egid only while it is
-    dumpable (task_dump_owner); otherwise to root of its mm's namespace.
-    Ambiguous for a root task: taken as dumpable (the kernel asks again when
-    the call is made as the caller, csrc/creds.c yr_syscall_as)."""
-    try:
-        st = os.stat(f"/proc/{tgid}")
-    except OSError:
-        return False
-    return st.st_uid == euid and st.st_gid == egid
-
-
-def kernel_ptrace_allows(caller, target: int, mode: int) -> bool:
-    """__ptrace_may_access(target, mode) for caller, before any LSM: the same
-    thread group; else the caller's real (REALCREDS) or filesystem (FSCREDS)
-    uid and gid equal to all of the target's, or CAP_SYS_PTRACE over its user
-    namespace; the target dumpable, or that capability; then commoncap: in
-    the same user namespace the target's permitted set within the caller's
-    (permitted for REALCREDS, effective for FSCREDS), else the capability.
-
-    The supervisor may hold more (root, or soon the owner of the sandbox's
-    user namespace); what it performs on another process for a caller is
-    first judged here. To be replaced by ENGINE's C yr_kernel_ptrace_allows."""
-    target_tgid = tgid_of(target)
-    if target_tgid is None:
-        return False
-    if target_tgid == caller.tgid:
-        return True
-    st = _status(target)
-    if st is None:
-        return False
-    c = caller.creds
-    uid, gid = (c.ruid, c.rgid) if mode & PTRACE_MODE_REALCREDS else (c.fsuid, c.fsgid)
-    capable = None
-
-    def has_ptrace() -> bool:
-        nonlocal capable
-        if capable is None:
-            capable = capable_over(caller, target, CAP_SYS_PTRACE)
-        return capable
-
-    ruid, euid, suid = st["Uid"][:3]
-    rgid, egid, sgid = st["Gid"][:3]
-    if not ({ruid, euid, suid} == {uid} and {rgid, egid, sgid} == {gid}) and not has_ptrace():
-        return False
-    if not _dumpable(target_tgid, euid, egid) and not has_ptrace():
-        return False
-    caller_caps = c.cap_permitted if mode & PTRACE_MODE_REALCREDS else caller.cap_effective
-    if caller.userns == userns_of(target) and st["CapPrm"][0] & ~caller_caps == 0:
-        return True
-    return has_ptrace()
+def kernel_ptrace_refusal(caller, target: int, mode: int, refused: int) -> int:
+    """__ptrace_may_access(target, mode) for caller, before any LSM
+    (csrc/kptrace.c: the same rule the path engine's gate applies to /proc
+    entries). The supervisor may hold more authority than the caller (root,
+    or the owner of the sandbox's user namespace): what it performs on
+    another process for a caller is first judged here. 0: the kernel would
+    allow it; ESRCH: the task is gone (or a zombie), as the kernel says;
+    else `refused`, also when a fact is out of reach."""
+    rc = lib.yr_kernel_ptrace_allows(caller.tid, target, mode)
+    if rc == 1:
+        return 0
+    return errno.ESRCH if rc == -errno.ESRCH else refused

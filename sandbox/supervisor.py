@@ -252,6 +252,9 @@ class Supervisor:
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
             lib.yr_ctx_map(ctx, arch, nr, sys_id)
         lib.yr_ctx_link_table(ctx, self.link_table())
+        for pid in self.protected_pids:          # their /proc entries out of the sandbox's reach
+            if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
+                raise SetupError("too many yama-run processes to protect")
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)

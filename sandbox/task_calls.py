@@ -7,7 +7,7 @@ another thread could swap after a check, and perf_event_open's mode (attr.
 sigtrap) lies in the caller's memory, which another thread could rewrite:
 both are performed here, on what was read once, with exactly the caller's
 authority (csrc/creds.c yr_syscall_as), after the kernel's own rule was
-judged for the caller (procfs.kernel_ptrace_allows): the supervisor holds
+judged for the caller (procfs.kernel_ptrace_refusal): the supervisor holds
 more than the caller (root, or the owner of the sandbox's user namespace).
 PR_SET_PTRACER is emulated (this kernel has no Yama to answer it); the tasks
 a declaration names are pinned by the task watch (sandbox/taskwatch.py),
@@ -192,8 +192,10 @@ class TaskCalls:
                 self._reply(ev, errno.EPERM)
                 return
             if tgid != caller.tgid:    # own thread group: no check at all
-                if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_REALCREDS):
-                    self._reply(ev, errno.EPERM)     # the kernel's own rule, before any LSM
+                refusal = procfs.kernel_ptrace_refusal(caller, target,
+                                                       procfs.PTRACE_MODE_REALCREDS, errno.EPERM)
+                if refusal:
+                    self._reply(ev, refusal)         # the kernel's own rule, before any LSM
                     return
                 request = PtraceAccess(caller, "pidfd_getfd", "pidfd_getfd", target, tgid,
                                        sandbox=self.sandbox)
@@ -253,8 +255,10 @@ class TaskCalls:
         exempt = self._perfmon_capable(caller) and (
             not sigtrap or procfs.capable_over(caller, target, procfs.CAP_KILL))
         if not exempt:
-            if not procfs.kernel_ptrace_allows(caller, target, procfs.PTRACE_MODE_REALCREDS):
-                self._reply(ev, errno.EACCES)
+            refusal = procfs.kernel_ptrace_refusal(caller, target,
+                                                   procfs.PTRACE_MODE_REALCREDS, errno.EACCES)
+            if refusal:
+                self._reply(ev, refusal)
                 return
             if sigtrap:
                 access = PtraceAccess(caller, "perf_event_open", "perf_event_open sigtrap",

@@ -13,6 +13,12 @@ import pytest
 
 HELPERS = Path(__file__).parent / "helpers"
 YAMA_RUN = [sys.executable, "-m", "sandbox.cli"]
+# Every yama-run a test starts runs this checkout's package, whatever its cwd
+# (without it, `-m sandbox.cli` from another directory finds whichever
+# `sandbox` the interpreter has installed).
+_REPO = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_REPO, os.environ.get("PYTHONPATH", "")) if p)
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setpriv, sysctl)")
 

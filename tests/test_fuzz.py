@@ -156,13 +156,12 @@ def test_fuzz_hooked_calls_match_the_kernel(fuzz_probe):
     assert VOLUME["calls"] >= EXAMPLES * 40
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: csrc/pathops.c reads the old and the new path of link/linkat before it resolves "
-    "the old one, so link(\"nope/x\", <5000-byte name>) is ENAMETOOLONG (and a bad new-name "
-    "pointer EFAULT) under yama-run; the kernel resolves the old path first (do_linkat: "
-    "filename_lookup(old) before filename_create(new)) and says ENOENT. Found by the fuzzer"))
 @pytest.mark.parametrize("new", ["p:long", "p:bad"])
 def test_link_reports_old_path_errors_first(fuzz_probe, new):
+    """The kernel resolves the old path before it looks at the new name
+    (do_linkat: filename_lookup(old) before filename_create(new)), so
+    link("nope/x", <5000-byte name or bad pointer>) is ENOENT: found by the
+    fuzzer, fixed by one resolver for both paths (csrc/link.c)."""
     exe, base = fuzz_probe
     script = f"link p:missing {new} 0 0 0 0\nlinkat f:cwd p:missing f:cwd {new} 0 0\n"
     assert run([*AS_USER, exe], script, fresh_dir(base)) == ["ENOENT", "ENOENT"]

@@ -306,12 +306,7 @@ def _check_rule(cases, groups, denied, group, ident, native):
 # Defects of yama-run found by these tests (each checked by hand against the
 # walk branch): group -> (reason, identities it shows for; None: all). Strict:
 # a fix XPASSes and fails, and the entry must then go.
-GAPS: dict[str, tuple[str, set | None]] = {
-    "getxattrat": ("getxattrat (Linux 6.13) is not routed (ISSUE4.md amendment 5: "
-                   "libseccomp 2.5.4 has no name for it), so a trailing symlink in a sticky "
-                   "world-writable directory is followed: the kernel's EACCES becomes the "
-                   "target's own result", None),
-}
+GAPS: dict[str, tuple[str, set | None]] = {}
 
 
 def _gap_marks(group, ident):

@@ -1,0 +1,255 @@
+/* Who the caller is, and its memory.
+ *
+ * A path call acts as its caller: its filesystem identity (fsuid, fsgid,
+ * groups, capabilities) and its /proc/TID directory, from which its cwd,
+ * root and descriptors are reached. Both are cached per notification
+ * context, so a run of calls by one thread pays for them once. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "engine.h"
+
+#define CAP_SETGID 6
+#define CAP_DAC_OVERRIDE 1
+#define PIDFD_THREAD O_EXCL
+
+/* Debian 12's headers predate PIDFD_GET_INFO (6.13): its first 64 bytes. */
+struct pidfd_info_v0 {
+    uint64_t mask, cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+#define PIDFD_INFO_CREDS (1UL << 1)
+#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
+
+/* ---- reading the caller's memory ------------------------------------------ */
+
+/* Like the kernel's getname: up to the NUL, EFAULT on an unreadable byte
+ * before it, ENAMETOOLONG without one in size bytes. Reads stop at page
+ * ends, so a string just before an unmapped page is still read. */
+int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
+{
+    const uint64_t page = 4096;
+    size_t got = 0;
+    while (got < size) {
+        uint64_t at = addr + got;
+        size_t chunk = (size_t)(page - at % page);
+        if (chunk > size - got)
+            chunk = size - got;
+        struct iovec local = { out + got, chunk };
+        struct iovec remote = { (void *)(uintptr_t)at, chunk };
+        ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        if (n <= 0)
+            return n == 0 || errno == EFAULT || errno == EIO ? -EFAULT : -errno;
+        char *nul = memchr(out + got, '\0', (size_t)n);
+        if (nul)
+            return (int)(nul - out);
+        got += (size_t)n;
+    }
+    return -ENAMETOOLONG;
+}
+
+/* A path (or a symlink's target), read once. A caller that is not dumpable
+ * may refuse us as itself: then as ourselves. */
+int yr_read_str(struct yr_call *c, uint64_t addr, char *out)
+{
+    int n = yr_read_path(c->ev.tid, addr, out, YR_PATH_MAX);
+    if (n == -EPERM || n == -EACCES) {
+        yr_fs_reset();
+        n = yr_read_path(c->ev.tid, addr, out, YR_PATH_MAX);
+        yr_fs_become(&c->id);
+    }
+    return n;
+}
+
+/* size bytes at addr, all or -EFAULT. */
+int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size)
+{
+    struct iovec l = { out, size }, r = { (void *)(uintptr_t)addr, size };
+    ssize_t n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
+    if (n < 0 && (errno == EPERM || errno == EACCES)) {
+        yr_fs_reset();
+        n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
+        yr_fs_become(&c->id);
+    }
+    return n == (ssize_t)size ? 0 : -EFAULT;
+}
+
+int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
+                    const struct iovec *remote, int rn)
+{
+    ssize_t total = 0;
+    for (int i = 0; i < rn; i++)
+        total += (ssize_t)remote[i].iov_len;
+    pid_t tid = c->ev.tid;
+    ssize_t k = process_vm_writev(tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
+    if (k < 0 && (errno == EPERM || errno == EACCES)) {
+        yr_fs_reset();
+        k = process_vm_writev(tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
+        yr_fs_become(&c->id);
+    }
+    return k == total ? 0 : -EFAULT;
+}
+
+/* The caller's process, found only when needed (yr_next leaves it 0). */
+pid_t yr_caller_tgid(struct yr_call *c)
+{
+    if (c->ev.tgid <= 0)
+        c->ev.tgid = yr_tgid_of(c->ev.tid);
+    return c->ev.tgid;
+}
+
+/* name under the caller's /proc/TID as the caller; a caller that is not
+ * dumpable may not open its own /proc entries as itself: then as us. */
+int yr_proc_open(struct yr_call *c, const char *name, int flags)
+{
+    int fd = openat(c->procdir, name, flags | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        yr_fs_reset();
+        fd = openat(c->procdir, name, flags | O_CLOEXEC);
+        int e = errno;
+        yr_fs_become(&c->id);
+        errno = e;
+    }
+    return fd < 0 ? -errno : fd;
+}
+
+/* ---- the caller's filesystem identity, cheaply ---------------------------
+ *
+ * /proc/TID/status costs ~13 us; PIDFD_GET_INFO on a kept pidfd ~1 us. A
+ * thread's credentials change only by its own syscalls, and it is blocked in
+ * ours, so a cached identity is right while its ids and capabilities are
+ * unchanged, except for the supplementary groups, which only a thread that
+ * may setgroups (CAP_SETGID permitted) can change without changing those;
+ * for a thread that may, the groups are read again unless they cannot
+ * matter (CAP_DAC_OVERRIDE in effect). */
+#define ID_CACHE 64
+struct id_entry {
+    pid_t tid;
+    int pidfd;
+    int procdir;              /* O_PATH /proc/TID: bound to the task, like the pidfd */
+    uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
+    uint64_t eff, perm;
+    struct yr_fsid fsid;
+};
+struct yr_idcache {
+    struct id_entry e[ID_CACHE];
+    uint64_t own_userns;
+};
+
+struct yr_idcache *yr_idcache_new(void)
+{
+    struct yr_idcache *ids = calloc(1, sizeof(*ids));
+    for (int i = 0; ids && i < ID_CACHE; i++)
+        ids->e[i].pidfd = ids->e[i].procdir = -1;
+    return ids;
+}
+
+static void entry_drop(struct id_entry *e)
+{
+    yr_close(e->pidfd);
+    yr_close(e->procdir);
+    e->tid = 0;
+    e->pidfd = e->procdir = -1;
+}
+
+void yr_idcache_free(struct yr_idcache *ids)
+{
+    for (int i = 0; ids && i < ID_CACHE; i++)
+        entry_drop(&ids->e[i]);
+    free(ids);
+}
+
+static int get_info(int pidfd, uint32_t ids[8])
+{
+    struct pidfd_info_v0 info;
+    memset(&info, 0, sizeof(info));
+    info.mask = PIDFD_INFO_CREDS;
+    if (ioctl(pidfd, PIDFD_GET_INFO, &info) < 0 || !(info.mask & PIDFD_INFO_CREDS))
+        return -1;
+    uint32_t v[8] = { info.ruid, info.rgid, info.euid, info.egid,
+                      info.suid, info.sgid, info.fsuid, info.fsgid };
+    memcpy(ids, v, sizeof(v));
+    return 0;
+}
+
+static uint64_t userns_of(pid_t tid)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
+    return stat(path, &st) < 0 ? 0 : (uint64_t)st.st_ino;
+}
+
+static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_event *ev)
+{
+    /* Both handles are taken again: a tid reused since holds neither. The
+     * /proc/TID directory, like the pidfd, stays bound to the task it was
+     * opened for (its struct pid): once that task is gone, every lookup
+     * through it fails, it never reaches a later task with the same number.
+     * The pidfd is asked (get_info) after the directory is opened, so both
+     * name the same live task. */
+    struct yr_creds c;
+    uint32_t v[8];
+    e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */
+    /* The look-ups below are ours to make: as the identity the thread last
+     * took (another caller's, maybe without capabilities), /proc/TID/ns/user
+     * of a new caller is out of reach and it would lose its capabilities. */
+    yr_fs_reset();
+    if (!(e->tid == ev->tid && e->pidfd >= 0 && e->procdir >= 0 && get_info(e->pidfd, v) == 0)) {
+        entry_drop(e);
+        e->pidfd = (int)syscall(SYS_pidfd_open, ev->tid, PIDFD_THREAD);
+        if (e->pidfd < 0)
+            return -1;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d", (int)ev->tid);
+        e->procdir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        e->tid = ev->tid;
+        if (e->procdir < 0 || get_info(e->pidfd, v) < 0) {
+            entry_drop(e);
+            return -1;
+        }
+    }
+    if (yr_creds_read(ev->tid, &c) < 0)
+        return -1;
+    if (!ids->own_userns)
+        ids->own_userns = userns_of(getpid());
+    /* Capabilities held in another user namespace are not ours to lend. */
+    uint64_t caps = userns_of(ev->tid) == ids->own_userns ? ev->cap_effective : 0;
+    memcpy(e->ids, v, sizeof(v));
+    e->eff = ev->cap_effective;
+    e->perm = ev->cap_permitted;
+    e->fsid = (struct yr_fsid){ .ruid = c.ruid, .rgid = c.rgid, .fsuid = c.fsuid,
+                                .fsgid = c.fsgid, .ngroups = c.ngroups, .caps = caps };
+    memcpy(e->fsid.groups, c.groups, c.ngroups * sizeof(c.groups[0]));
+    return 0;
+}
+
+/* The caller's filesystem identity and its /proc/TID directory (bound to
+ * the task; owned by the cache, valid until the next look-up). */
+int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_fsid *out,
+                       int *procdir)
+{
+    struct yr_idcache *ids = ctx->ids;
+    struct id_entry *e = &ids->e[(unsigned)ev->tid % ID_CACHE];
+    uint32_t v[8];
+    int groups_settled = !(ev->cap_permitted >> CAP_SETGID & 1) ||
+                         (ev->cap_effective >> CAP_DAC_OVERRIDE & 1);
+    int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
+                e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
+                get_info(e->pidfd, v) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
+    if (!fresh && refresh(ids, e, ev) < 0)
+        return -ESRCH;
+    *out = e->fsid;
+    *procdir = e->procdir;
+    return 0;
+}

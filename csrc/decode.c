@@ -1,0 +1,458 @@
+/* A path call's arguments, decoded for its ABI, and the errors the kernel
+ * gives before it looks at any path (flags, structures in memory). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+
+#include "engine.h"
+
+#define STATX_SYNC_BITS (AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC)
+/* What open() passes on (build_open_how). */
+#define VALID_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
+                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | \
+                          O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | \
+                          TMPFILE_BIT)
+#define O_PATH_FLAGS (O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC)
+
+int yr_op_of(int32_t sys)
+{
+    switch (sys) {
+    case YR_SYS_OPEN: case YR_SYS_OPENAT: case YR_SYS_OPENAT2: case YR_SYS_CREAT:
+        return OP_OPEN;
+    case YR_SYS_STAT: case YR_SYS_LSTAT: case YR_SYS_NEWFSTATAT:
+        return OP_STAT;
+    case YR_SYS_STAT64: case YR_SYS_LSTAT64: case YR_SYS_FSTATAT64:
+        return OP_STAT64;
+    case YR_SYS_STATX:
+        return OP_STATX;
+    case YR_SYS_ACCESS: case YR_SYS_FACCESSAT: case YR_SYS_FACCESSAT2:
+        return OP_ACCESS;
+    case YR_SYS_SYMLINK: case YR_SYS_SYMLINKAT:
+        return OP_SYMLINK;
+    case YR_SYS_EXECVE: case YR_SYS_EXECVEAT: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+    case YR_SYS_OPEN_TREE:
+        return OP_CHECK;
+    case YR_SYS_LINK: case YR_SYS_LINKAT:
+        return OP_LINK;
+    case YR_SYS_OPEN_TREE_ATTR:
+        return OP_CHECK;
+    case YR_SYS_CONNECT: case YR_SYS_BIND: case YR_SYS_SENDTO: case YR_SYS_SENDMSG:
+    case YR_SYS_SENDMMSG: case YR_SYS_SOCKETCALL:
+        return OP_SOCKADDR;
+    default:
+        return OP_META;
+    }
+}
+
+static int64_t s32(uint64_t v)
+{
+    return (int64_t)(int32_t)(uint32_t)v;
+}
+
+/* The kernel's own validation of open flags and mode (build_open_flags),
+ * asked of the kernel: an openat2 on a bad descriptor fails with EBADF
+ * only once the how itself is valid. */
+static int kernel_checks_how(const struct open_how *how)
+{
+    struct open_how probe = *how;
+    probe.flags |= O_CLOEXEC;
+    long rc = syscall(SYS_openat2, -1, "x", &probe, sizeof(probe));
+    if (rc >= 0) {
+        close((int)rc);
+        return -EBADF;
+    }
+    return errno == EBADF ? 0 : -errno;
+}
+
+static int read_how(struct yr_call *c, uint64_t addr, uint64_t size)
+{
+    if (size < 24)
+        return -EINVAL;
+    if (size > 4096)
+        return -E2BIG;
+    unsigned char buf[4096];
+    if (yr_read_caller(c, addr, buf, (size_t)size) < 0)
+        return -EFAULT;
+    for (uint64_t i = 24; i < size; i++)
+        if (buf[i])
+            return -E2BIG;
+    struct open_how how;
+    memcpy(&how, buf, 24);
+    int err = kernel_checks_how(&how);
+    if (err < 0)
+        return err;
+    c->flags = (int)how.flags;
+    c->mode = (uint32_t)how.mode;
+    c->res.resolve = how.resolve;
+    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | TMPFILE_BIT)))
+        return -EAGAIN;
+    return 0;
+}
+
+/* open, openat, creat: what build_open_how makes of the flags (unknown bits
+ * dropped; O_PATH beats everything else), then the kernel's own checks. */
+static int open_flags(struct yr_call *c)
+{
+    int flags = c->flags & VALID_OPEN_FLAGS;
+    if (flags & O_PATH)
+        flags &= O_PATH_FLAGS;
+    c->flags = flags;
+    if (!(flags & (O_CREAT | TMPFILE_BIT)))
+        c->mode = 0;
+    c->mode &= 07777;
+    if (flags & (O_CREAT | TMPFILE_BIT)) {
+        struct open_how how = { .flags = (uint64_t)flags, .mode = c->mode };
+        return kernel_checks_how(&how);
+    }
+    return 0;
+}
+
+/* The times of utime, utimes, futimesat and utimensat, in timespecs. */
+static int read_times(struct yr_call *c, uint64_t addr)
+{
+    int compat = c->ev.arch == AUDIT_ARCH_I386_;
+    int32_t sys = c->ev.sys;
+    c->times_null = addr == 0;
+    if (!addr)
+        return 0;
+    unsigned char b[32];
+    size_t n;
+    if (sys == YR_SYS_UTIME)
+        n = compat ? 8 : 16;
+    else if (sys == YR_SYS_UTIMENSAT_TIME64)
+        n = 32;
+    else                                      /* utimensat, utimes, futimesat */
+        n = compat ? 16 : 32;
+    if (yr_read_caller(c, addr, b, n) < 0)
+        return -EFAULT;
+    int64_t v[4] = { 0, 0, 0, 0 };
+    for (int i = 0; i < 4; i++) {
+        if (n == 32) {
+            int64_t x;
+            memcpy(&x, b + 8 * i, 8);
+            v[i] = x;
+        } else if (n == 16) {
+            int32_t x;
+            memcpy(&x, b + 4 * i, 4);
+            v[i] = x;
+        }
+    }
+    if (sys == YR_SYS_UTIME) {                /* {actime, modtime}: whole seconds */
+        if (n == 8) {
+            int32_t a, m;
+            memcpy(&a, b, 4);
+            memcpy(&m, b + 4, 4);
+            v[0] = a;
+            v[2] = m;
+        } else {
+            v[2] = v[1];
+        }
+        v[1] = v[3] = 0;
+    } else if (sys == YR_SYS_UTIMES || sys == YR_SYS_FUTIMESAT) {
+        for (int i = 1; i < 4; i += 2) {
+            if (v[i] < 0 || v[i] >= 1000000)
+                return -EINVAL;
+            v[i] *= 1000;
+        }
+    } else if (compat) {                       /* a compat caller's nsec is 32 bits */
+        v[1] = (int32_t)v[1];
+        v[3] = (int32_t)v[3];
+    }
+    c->ts[0] = (struct timespec){ (time_t)v[0], (long)v[1] };
+    c->ts[1] = (struct timespec){ (time_t)v[2], (long)v[3] };
+    return 0;
+}
+
+static int read_xname(struct yr_call *c, uint64_t addr)
+{
+    int n = yr_read_path(c->ev.tid, addr, c->xname, sizeof(c->xname));
+    if (n == -ENAMETOOLONG || n == 0)
+        return -ERANGE;
+    return n < 0 ? n : 0;
+}
+
+/* A structure of the caller's of usize bytes, as copy_struct_from_user
+ * takes it into ksize bytes: bytes past ksize must be zero (E2BIG). */
+static int read_struct(struct yr_call *c, uint64_t addr, uint64_t usize, void *out, size_t ksize)
+{
+    unsigned char buf[4096];
+    if (usize > sizeof(buf))
+        return -E2BIG;
+    memset(out, 0, ksize);
+    if (yr_read_caller(c, addr, buf, (size_t)usize) < 0)
+        return -EFAULT;
+    for (uint64_t i = ksize; i < usize; i++)
+        if (buf[i])
+            return -E2BIG;
+    memcpy(out, buf, usize < ksize ? (size_t)usize : ksize);
+    return 0;
+}
+
+/* setxattrat, getxattrat: struct xattr_args { value, size, flags } (6.13). */
+static int read_xattr_args(struct yr_call *c, uint64_t addr, uint64_t usize)
+{
+    struct { uint64_t value; uint32_t size, flags; } args;
+    if (usize > 4096)
+        return -E2BIG;
+    if (usize < sizeof(args))
+        return -EINVAL;
+    int err = read_struct(c, addr, usize, &args, sizeof(args));
+    if (err < 0)
+        return err;
+    c->buf = args.value;
+    c->xsize = args.size;
+    c->xflags = args.flags;
+    if (c->ev.sys == YR_SYS_GETXATTRAT ? args.flags != 0
+                                       : (args.flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE)))
+        return -EINVAL;
+    return c->ev.sys == YR_SYS_SETXATTRAT && c->xsize > XATTR_VALUE_MAX ? -E2BIG : 0;
+}
+
+/* The *xattrat calls and file_[gs]etattr take AT_SYMLINK_NOFOLLOW and
+ * AT_EMPTY_PATH only. */
+static int at_flags(struct yr_call *c, uint64_t v)
+{
+    c->flags = (int)(uint32_t)v;
+    return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
+}
+
+/* The *xattrat calls (6.13): (dirfd, path, at_flags, ...). */
+static int decode_xattrat(struct yr_call *c, uint64_t *path_addr)
+{
+    const uint64_t *a = c->ev.args;
+    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
+    c->dirfd = (int32_t)a[0];
+    *path_addr = a[1] & m;
+    int err = at_flags(c, a[2]);
+    if (err < 0)
+        return err;
+    switch (c->ev.sys) {
+    case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT:
+        err = read_xattr_args(c, a[4] & m, a[5] & m);
+        return err < 0 ? err : read_xname(c, a[3] & m);
+    case YR_SYS_LISTXATTRAT:
+        c->buf = a[3] & m;
+        c->xsize = a[4] & m;
+        return 0;
+    default:                                     /* removexattrat */
+        return read_xname(c, a[3] & m);
+    }
+}
+
+/* file_getattr, file_setattr (6.17): (dirfd, path, struct file_attr *, usize, at_flags). */
+static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
+{
+    const uint64_t *a = c->ev.args;
+    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
+    c->dirfd = (int32_t)a[0];
+    *path_addr = a[1] & m;
+    c->buf = a[2] & m;
+    c->xflags = (uint32_t)(a[3] & m);            /* usize: the kernel checks it on our call */
+    if (c->xflags > 4096)
+        return -E2BIG;
+    return at_flags(c, a[4]);
+}
+
+static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
+{
+    c->mode = (uint32_t)mask;
+    if (!(c->mode & (IN_ALL_EVENTS | IN_UNMOUNT | IN_Q_OVERFLOW | IN_IGNORED | IN_ONLYDIR |
+                     IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_MASK_ADD | IN_ISDIR | IN_ONESHOT |
+                     0x10000000 /* IN_MASK_CREATE */)))
+        return -EINVAL;
+    if (c->mode & IN_DONT_FOLLOW)
+        c->res.follow = 0;
+    yr_fs_reset();                          /* the caller's instance, fetched as us */
+    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)fd_arg);
+    yr_fs_become(&c->id);
+    if (fd < 0)
+        return -EBADF;
+    c->ifd = fd;
+    return 0;
+}
+
+/* The metadata calls' arguments (OP_META). */
+static int decode_meta(struct yr_call *c, uint64_t *path_addr)
+{
+    const struct yr_event *ev = &c->ev;
+    int compat = ev->arch == AUDIT_ARCH_I386_;
+    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
+    const uint64_t *a = ev->args;
+    int err = 0;
+    switch (ev->sys) {
+    case YR_SYS_TRUNCATE:
+        *path_addr = a[0] & m; c->len = compat ? s32(a[1]) : (int64_t)a[1];
+        return c->len < 0 ? -EINVAL : 0;
+    case YR_SYS_TRUNCATE64:
+        *path_addr = a[0] & m; c->len = (int64_t)((a[1] & 0xFFFFFFFFu) | (a[2] << 32));
+        return c->len < 0 ? -EINVAL : 0;
+    case YR_SYS_CHMOD:
+        *path_addr = a[0] & m; c->mode = (uint32_t)a[1] & 07777;
+        return 0;
+    case YR_SYS_FCHMODAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2] & 07777;
+        return 0;
+    case YR_SYS_FCHMODAT2:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2] & 07777;
+        c->flags = (int)a[3];
+        return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
+    case YR_SYS_CHOWN:
+        *path_addr = a[0] & m; c->uid = (uint32_t)a[1]; c->gid = (uint32_t)a[2];
+        if (compat && ev->nr == 182) {         /* i386 chown: 16-bit ids, 0xffff = -1 */
+            c->uid = (c->uid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (c->uid & 0xFFFF);
+            c->gid = (c->gid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (c->gid & 0xFFFF);
+        }
+        return 0;
+    case YR_SYS_FCHOWNAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->uid = (uint32_t)a[2];
+        c->gid = (uint32_t)a[3]; c->flags = (int)a[4];
+        return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[3];
+        if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+            return -EINVAL;
+        return read_times(c, a[2] & m);
+    case YR_SYS_UTIME: case YR_SYS_UTIMES:
+        *path_addr = a[0] & m;
+        return read_times(c, a[1] & m);
+    case YR_SYS_FUTIMESAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
+        return read_times(c, a[2] & m);
+    case YR_SYS_GETXATTR:
+        *path_addr = a[0] & m; c->buf = a[2] & m; c->xsize = a[3] & m;
+        return read_xname(c, a[1] & m);
+    case YR_SYS_SETXATTR:
+        *path_addr = a[0] & m; c->buf = a[2] & m; c->xsize = a[3] & m; c->flags = (int)a[4];
+        if (c->flags & ~(XATTR_CREATE | XATTR_REPLACE))
+            return -EINVAL;
+        err = read_xname(c, a[1] & m);
+        return !err && c->xsize > XATTR_VALUE_MAX ? -E2BIG : err;
+    case YR_SYS_LISTXATTR:
+        *path_addr = a[0] & m; c->buf = a[1] & m; c->xsize = a[2] & m;
+        return 0;
+    case YR_SYS_REMOVEXATTR:
+        *path_addr = a[0] & m;
+        return read_xname(c, a[1] & m);
+    case YR_SYS_STATFS:
+        *path_addr = a[0] & m; c->buf = a[1] & m;
+        return 0;
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m;
+        c->xsize = a[3] & m;                    /* the mount id's address */
+        c->flags = (int)a[4];
+        return 0;
+    case YR_SYS_OPEN_TREE: case YR_SYS_OPEN_TREE_ATTR:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
+        return 0;
+    case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
+    case YR_SYS_REMOVEXATTRAT:
+        return decode_xattrat(c, path_addr);
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
+        return decode_file_attr(c, path_addr);
+    case YR_SYS_INOTIFY_ADD_WATCH:
+        *path_addr = a[1] & m;
+        return decode_inotify(c, a[0], a[2]);
+    default:
+        return -ENOSYS;
+    }
+}
+
+/* The call's arguments. 0, or -errno the kernel gives before any walk. */
+int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr)
+{
+    const struct yr_event *ev = &c->ev;
+    int compat = ev->arch == AUDIT_ARCH_I386_;
+    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
+    const uint64_t *a = ev->args;
+    int err = 0;
+    c->dirfd = AT_FDCWD_INT;
+    c->flags = 0;
+    c->mode = 0;
+    c->res.resolve = 0;
+    c->res.follow = 1;
+    *target_addr = 0;
+    switch (ev->sys) {
+    case YR_SYS_OPEN:
+        *path_addr = a[0] & m; c->flags = (int)a[1]; c->mode = (uint32_t)a[2];
+        err = open_flags(c);
+        break;
+    case YR_SYS_CREAT:
+        *path_addr = a[0] & m; c->flags = O_CREAT | O_WRONLY | O_TRUNC; c->mode = (uint32_t)a[1];
+        err = open_flags(c);
+        break;
+    case YR_SYS_OPENAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
+        c->mode = (uint32_t)a[3];
+        err = open_flags(c);
+        break;
+    case YR_SYS_OPENAT2:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
+        err = read_how(c, a[2] & m, a[3]);
+        break;
+    case YR_SYS_STAT: case YR_SYS_STAT64:
+        *path_addr = a[0] & m; c->buf = a[1] & m;
+        break;
+    case YR_SYS_LSTAT: case YR_SYS_LSTAT64:
+        *path_addr = a[0] & m; c->buf = a[1] & m; c->flags = AT_SYMLINK_NOFOLLOW;
+        break;
+    case YR_SYS_NEWFSTATAT: case YR_SYS_FSTATAT64:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m; c->flags = (int)a[3];
+        if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_STATX:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
+        c->mode = (uint32_t)a[3]; c->buf = a[4] & m;
+        if ((c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | STATX_SYNC_BITS)) ||
+            (c->flags & STATX_SYNC_BITS) == STATX_SYNC_BITS || (c->mode & STATX__RESERVED))
+            return -EINVAL;
+        break;
+    case YR_SYS_ACCESS:
+        *path_addr = a[0] & m; c->mode = (uint32_t)a[1];
+        break;
+    case YR_SYS_FACCESSAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2];
+        break;
+    case YR_SYS_FACCESSAT2:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2];
+        c->flags = (int)a[3];
+        if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH))
+            return -EINVAL;
+        break;
+    case YR_SYS_EXECVE: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
+        *path_addr = a[0] & m;
+        break;
+    case YR_SYS_EXECVEAT:
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[4];
+        break;
+    case YR_SYS_SYMLINK:
+        *target_addr = a[0] & m; *path_addr = a[1] & m;
+        break;
+    case YR_SYS_SYMLINKAT:
+        *target_addr = a[0] & m; c->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
+        break;
+    default:
+        err = decode_meta(c, path_addr);
+    }
+    if (err < 0)
+        return err;
+    if (c->op == OP_ACCESS && (c->mode & ~(uint32_t)S_IRWXO))
+        return -EINVAL;
+    if (c->op == OP_OPEN) {
+        c->res.follow = !(c->flags & O_NOFOLLOW) &&
+                        (c->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+        /* ADDFD takes its file with fget(), which refuses O_PATH files: an
+         * O_PATH open is walked, judged and continued, like execve. */
+        if (c->flags & O_PATH)
+            c->op = OP_CHECK;
+    } else if (c->op == OP_SYMLINK || (c->flags & AT_SYMLINK_NOFOLLOW)) {
+        c->res.follow = 0;
+    }
+    return 0;
+}

@@ -1,0 +1,227 @@
+/* The path engine's private interface: one call's context and the parts
+ * that serve it. Python sees only yama.h.
+ *
+ *   caller.c    who the caller is (its identity, cached per context) and its memory
+ *   decode.c    a call's arguments, and the kernel's checks made before any walk
+ *   resolve.c   the resolver: a path walked as the caller to a held parent and name
+ *   gate.c      the gate: every object judged on the fd the supervisor holds
+ *   kptrace.c   the kernel's core ptrace rule, judged for a caller
+ *   open.c      opens performed for the caller
+ *   worker.c    opens that may wait, in a thread of their own
+ *   helper.c    opens judged on the opener's credentials, made by a helper that is the caller
+ *   statcopy.c  stat results in each ABI's layout, written to the caller
+ *   meta.c      access, metadata, xattr, name_to_handle_at and symlink calls
+ *   link.c      link and linkat
+ *   tmpfiles.c  whose file linkat(fd, "", AT_EMPTY_PATH) names
+ *   sockaddr.c  AF_UNIX path addresses of connect, bind and the sends
+ *   walk.c      a path call driven from its notification to its reply
+ *
+ * All per-call state lives in struct yr_call, one per notification context
+ * (struct yr_ctx): receiver threads with contexts of their own serve calls
+ * concurrently. File-scope state is configuration set once before serving
+ * (yr_walk_setup) or a cache behind a lock. */
+#ifndef YAMA_ENGINE_H
+#define YAMA_ENGINE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <linux/stat.h>
+
+#include "yama.h"
+
+#define MAXSYMLINKS 40
+#define AT_FDCWD_INT (-100)
+#define AUDIT_ARCH_I386_ 0x40000003u
+#define TMPFILE_BIT 020000000      /* the kernel's __O_TMPFILE (glibc's adds O_DIRECTORY) */
+#define XATTR_VALUE_MAX 65536
+
+/* What a call does with the object its path leads to. */
+enum yr_op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
+             OP_LINK, OP_SOCKADDR };
+/* Results inside the engine (besides 0 and -errno). */
+enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path */ };
+#define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
+/* Where a call goes on after Python's verdict at a hook point. */
+enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
+                 RESUME_LINK, RESUME_CONTINUE /* a notice told: the checked call goes on */ };
+
+/* ---- the notification context (notify.c) ------------------------------- */
+
+struct yr_idcache;
+struct yr_call;
+
+struct yr_ctx {
+    int listener;
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    size_t req_size, resp_size;
+    int nmap;
+    struct yr_map { uint32_t arch; int32_t nr; int32_t sys; } map[256];
+    uint64_t stats[4];
+    uint64_t link_mask;        /* the chain's path_link rule, tabulated */
+    int recv_first;            /* RECV itself returns once no caller is left (see receive) */
+    int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */
+    struct yr_deferred reply;
+    struct yr_call *call;      /* the call being served */
+    struct yr_idcache *ids;    /* callers' identities */
+    struct yr_done *done;      /* deferred mode: answers of workers, for the tracer (worker.c) */
+    pid_t tracer;              /* deferred mode: the thread that waits for stops */
+};
+
+/* ---- one call ------------------------------------------------------------ */
+
+/* The resolver's state for one path: a stack of what remains to walk (the
+ * path itself at the bottom, each link body met on the way above it), the
+ * held parent of the trailing name, and what was found there. */
+struct yr_res {
+    int root;                   /* the caller's root, or the RESOLVE_BENEATH/IN_ROOT scope */
+    int root_known;
+    struct statx root_stx;
+    uint64_t resolve;           /* openat2's RESOLVE_* */
+    int follow;                 /* follow a trailing link */
+    int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
+    int depth;                  /* the top of the stack below */
+    const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */
+    char (*bodies)[YR_PATH_MAX + 2];    /* link bodies, one per level (MAXSYMLINKS + 1) */
+    int dir;                    /* the held parent of name */
+    char name[NAME_MAX + 1];
+    int slash;                  /* name was followed by a slash: must be (or lead to) a dir */
+    int magic;                  /* name is a /proc magic link: the kernel follows it */
+    int exists;
+    struct stat st;             /* name's, not followed */
+    int obj;                    /* O_PATH: the final object, judged by the gate */
+    struct stat obj_st;         /* its stat (followed, for a magic link) */
+};
+
+struct yr_call {
+    struct yr_ctx *ctx;
+    struct yr_event ev;
+    struct yr_fsid id;          /* whom the walk acts as */
+    int procdir;                /* the caller's /proc/TID (owned by the identity cache) */
+    enum yr_op op;
+    enum yr_resume resume;      /* what waits for Python's verdict */
+    int retries;
+    pid_t recheck;              /* the gate allowed on the core ptrace rule: again after */
+    int opener_matters;         /* the gate found an entry judged on its opener (helper.c) */
+    int32_t dirfd;
+    int flags;                  /* open flags, or AT_* flags */
+    uint32_t mode;              /* open mode, access mode, statx mask */
+    uint64_t buf;               /* the caller's stat buffer, xattr value or list */
+    int64_t len;                /* truncate */
+    uint32_t uid, gid;          /* chown */
+    struct timespec ts[2];      /* utime* */
+    int times_null;
+    char xname[256];            /* xattr */
+    uint64_t xsize;
+    uint32_t xflags;            /* setxattrat's flags; file_[gs]etattr's size */
+    int ifd;                    /* inotify: our copy of the caller's instance */
+    struct yr_res res;
+    char path[YR_PATH_MAX];     /* as given */
+    char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
+    char xbuf[XATTR_VALUE_MAX]; /* xattr values and lists */
+    char sock[YR_SOCK_PATHS][109];  /* AF_UNIX paths addressed (sockaddr.c) */
+    int nsock, sock_next;
+    struct yr_walk pub;         /* Python's view at a hook point */
+    /* link and linkat (link.c) */
+    struct yr_link link;        /* Python's view of a link */
+    int link_src;               /* O_PATH: the source, captured once */
+    int link_dir;               /* O_PATH: the new name's parent */
+    int spare_start;            /* a start no walk took (yr_call_run), for link's new name */
+    int32_t link_newdfd;
+    int link_new_len;           /* the new path's length once read, else -1 */
+    uint64_t link_newp;
+};
+
+/* walk.c */
+int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev);
+int yr_walk_table_allows(uint64_t mask, uint32_t facts);
+int yr_own_fd_dir(void);
+void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event *ev);
+void yr_call_close(struct yr_call *c);
+int yr_call_finish(struct yr_call *c, int err);
+int yr_call_drive(struct yr_call *c);
+int yr_call_run(struct yr_call *c, int from);
+int yr_hook(struct yr_call *c, int hook, enum yr_resume resume);
+uint32_t yr_walk_config(uint64_t *follow_mask, uint64_t *create_mask);
+int yr_reopen(int obj, int flags, uint32_t mode);
+int yr_openat2(int dir, const char *name, int flags, uint64_t resolve);
+void yr_close(int fd);
+
+/* caller.c */
+int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
+struct yr_idcache *yr_idcache_new(void);
+void yr_idcache_free(struct yr_idcache *ids);
+int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_fsid *out,
+                       int *procdir);
+int yr_proc_open(struct yr_call *c, const char *name, int flags);
+int yr_read_str(struct yr_call *c, uint64_t addr, char *out);
+int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);
+int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
+                    const struct iovec *remote, int rn);
+pid_t yr_caller_tgid(struct yr_call *c);
+
+/* decode.c */
+int yr_op_of(int32_t sys);
+int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr);
+
+/* gate.c */
+enum yr_access { ACC_STAT, ACC_PATH, ACC_FOLLOW, ACC_READ, ACC_WRITE, ACC_EXEC, ACC_LINK };
+int yr_gate(struct yr_call *c, int obj, enum yr_access access);
+int yr_gate_link(struct yr_call *c, int dir, const char *name);
+int yr_gate_recheck(struct yr_call *c);
+int yr_on_proc(int fd);
+int yr_on_proc_st(int fd, const struct stat *st);
+
+/* resolve.c */
+int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir);
+int yr_open_root(struct yr_call *c);
+int yr_walk(struct yr_call *c, int from, const char *path);
+int yr_trail(struct yr_call *c);
+int yr_follow_held(struct yr_call *c);
+int yr_hold_final(struct yr_call *c, enum yr_access access);
+int yr_has_dotdot(const char *p);
+int yr_hold_whole(struct yr_call *c, int from, const char *path);
+
+/* open.c */
+int yr_act_open(struct yr_call *c);
+int yr_open_final(struct yr_call *c);
+int yr_install(struct yr_call *c, int fd, int flags);
+int yr_take_umask(struct yr_call *c);
+
+/* helper.c */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags);
+int yr_is_helper(pid_t pid);
+
+/* worker.c */
+int yr_open_in_worker(struct yr_call *c, int obj, int flags);
+int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply);
+void yr_worker_wakeable(struct yr_ctx *ctx);
+void yr_worker_release(struct yr_ctx *ctx);
+
+/* tmpfiles.c */
+void yr_opened_for(struct yr_call *c, const struct stat *st);
+void yr_exec_seen(struct yr_call *c);
+int yr_empty_path_link_allowed(struct yr_call *c, const struct stat *st);
+
+/* sockaddr.c */
+int yr_sock_paths(struct yr_call *c);
+
+/* statcopy.c */
+int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);
+
+/* meta.c */
+int yr_act_stat(struct yr_call *c);
+int yr_act_access(struct yr_call *c);
+int yr_act_symlink(struct yr_call *c);
+int yr_perform_symlink(struct yr_call *c);
+int yr_act_meta(struct yr_call *c);
+int yr_meta_perform(struct yr_call *c, int fd);
+
+/* link.c */
+int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev);
+int yr_link_source_held(struct yr_call *c);
+int yr_link_resume(struct yr_call *c, int32_t deny_errno);
+
+#endif

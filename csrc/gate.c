@@ -1,0 +1,359 @@
+/* The gate: one function judges every object the supervisor opens or acts
+ * on for a caller, before it does, whatever route led there (a walked path,
+ * a dirfd, a magic link met on the way or at the end, an O_PATH fd opened
+ * again through /proc/self/fd, linkat's source, AT_EMPTY_PATH).
+ *
+ * The object is identified from the O_PATH fd the supervisor holds, never
+ * from the caller's string: is it on procfs, and which entry of which
+ * process? Its name is read back from the kernel (our /proc/self/fd link)
+ * and proved: the same inode must be found under that name in a /proc whose
+ * pid numbers are ours (looked up without following any link). An object on
+ * procfs that cannot be proved so is refused for anything the kernel would
+ * check (fail closed).
+ *
+ * The supervisor acts from outside the sandbox's Landlock domain, and with
+ * more authority than its callers (root, or an unprivileged supervisor that
+ * owns the user namespace the sandbox runs in), so the kernel's own
+ * ptrace-class checks, made on its opens, are not the caller's. Here, for an
+ * entry of another process:
+ *
+ *   - the supervisor and the other protected yama-run processes, and, while
+ *     the sandbox is contained, any process outside it: every ptrace-class
+ *     entry is refused (EACCES), and so is every open for writing of any of
+ *     their entries (oom_score_adj, comm, attr/, ...: they act on it);
+ *   - a process inside: the kernel's core rule for the caller (kptrace.c)
+ *     where the kernel checks on open or on following a magic link, and,
+ *     for the entries the kernel checks in PTRACE_MODE_ATTACH, the chain
+ *     (hook ptrace_access_check), as Yama would be asked. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include "engine.h"
+
+#define CAP_SYS_ADMIN 21
+
+/* ---- which entries the kernel checks, and how (fs/proc/base.c) ---------- */
+
+enum entry_class {
+    E_PLAIN,        /* no ptrace check: status, stat, cmdline, comm, oom_score_adj... */
+    E_SENSITIVE,    /* no check worth the chain inside, but out of an outsider's reach */
+    E_READ_OPEN,    /* PTRACE_MODE_READ_FSCREDS on open (mm_access, fdinfo): EACCES */
+    E_READ_LINK,    /* PTRACE_MODE_READ_FSCREDS on following the magic link: EACCES */
+    E_ATTACH_OPEN,  /* PTRACE_MODE_ATTACH_FSCREDS on open (mem): EACCES */
+    E_ATTACH_READ,  /* PTRACE_MODE_ATTACH_FSCREDS on read (lock_trace): EPERM */
+};
+
+static const struct { const char *name; enum entry_class class; } entries[] = {
+    { "mem", E_ATTACH_OPEN },
+    { "stack", E_ATTACH_READ }, { "syscall", E_ATTACH_READ }, { "personality", E_ATTACH_READ },
+    { "environ", E_READ_OPEN }, { "auxv", E_READ_OPEN }, { "maps", E_READ_OPEN },
+    { "smaps", E_READ_OPEN }, { "smaps_rollup", E_READ_OPEN }, { "numa_maps", E_READ_OPEN },
+    { "pagemap", E_READ_OPEN }, { "fdinfo", E_READ_OPEN },
+    { "fd", E_READ_LINK }, { "map_files", E_READ_LINK }, { "cwd", E_READ_LINK },
+    { "root", E_READ_LINK }, { "exe", E_READ_LINK }, { "ns", E_READ_LINK },
+    /* checked by the kernel on read with the reader's own credentials, or
+     * not at all: no decision of ours inside, but never an outsider's */
+    { "io", E_SENSITIVE }, { "wchan", E_SENSITIVE }, { "timers", E_SENSITIVE },
+    { "timerslack_ns", E_SENSITIVE }, { "patch_state", E_SENSITIVE },
+};
+
+static enum entry_class class_of(const char *entry)
+{
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (strcmp(entry, entries[i].name) == 0)
+            return entries[i].class;
+    return E_PLAIN;
+}
+
+/* Entries whose writes the kernel judges on the opener's credentials
+ * (file->f_cred): opened by a helper that is the caller (helper.c). */
+static int opener_entry(const char *entry)
+{
+    static const char *const names[] = { "uid_map", "gid_map", "projid_map", "setgroups",
+                                         "timens_offsets" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(entry, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- protected processes ---------------------------------------------------- */
+
+#define MAX_PROTECTED 16
+static pid_t protected_pids[MAX_PROTECTED];
+static int nprotected;
+
+/* Python declares the yama-run processes other than the supervisor itself
+ * (which is always protected), before serving. */
+int yr_gate_protect(pid_t pid)
+{
+    for (int i = 0; i < nprotected; i++)
+        if (protected_pids[i] == pid)
+            return 0;
+    if (nprotected >= MAX_PROTECTED)
+        return -ENOSPC;
+    protected_pids[nprotected++] = pid;
+    return 0;
+}
+
+int yr_gate_is_protected(pid_t tgid)
+{
+    if (tgid == getpid() || yr_is_helper(tgid))
+        return 1;
+    for (int i = 0; i < nprotected; i++)
+        if (protected_pids[i] == tgid)
+            return 1;
+    return 0;
+}
+
+/* ---- what the object is ---------------------------------------------------------- */
+
+struct proc_obj {
+    int pid_entry;          /* an entry of a process (or its directory) */
+    pid_t tid;              /* the task named (a thread's, below task/) */
+    pid_t tgid;             /* its process */
+    char entry[32];         /* the first name below the task directory ("" for it) */
+};
+
+int yr_on_proc(int fd)
+{
+    struct statfs sf;
+    return fstatfs(fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+}
+
+/* The same, for an object already stat'ed: a filesystem on a block device
+ * is never /proc (procfs has an anonymous device, major 0). */
+int yr_on_proc_st(int fd, const struct stat *st)
+{
+    return major(st->st_dev) == 0 && yr_on_proc(fd);
+}
+
+static int own_proc = -1;          /* our /proc (set up once, before serving) */
+static dev_t own_proc_dev;
+
+static int own_proc_setup(void)
+{
+    if (own_proc >= 0)
+        return 0;
+    int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !yr_on_proc(fd) || st.st_ino != 1)
+        return -EACCES;
+    own_proc_dev = st.st_dev;
+    own_proc = fd;
+    return 0;
+}
+
+/* Does rel, looked up below the procfs root `root` without following any
+ * link, lead to the very inode st? */
+static int proves(int root, const char *rel, const struct stat *st)
+{
+    int fd = yr_openat2(root, *rel ? rel : ".", O_PATH | O_NOFOLLOW,
+                        RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV);
+    struct stat found;
+    int same = fd >= 0 && fstat(fd, &found) == 0 && found.st_ino == st->st_ino &&
+               found.st_dev == st->st_dev;
+    yr_close(fd);
+    return same;
+}
+
+/* The part of name (the object's path as the kernel gives it) that names
+ * it below the procfs root `root`: the longest suffix that proves, or NULL. */
+static const char *proven_suffix(int root, const char *name, const struct stat *st)
+{
+    for (const char *p = strchr(name, '/'); p; p = strchr(p + 1, '/'))
+        if (proves(root, p + 1, st))
+            return p + 1;
+    return proves(root, "", st) ? "" : NULL;     /* the root itself */
+}
+
+/* Whose pid numbers does the procfs root `root` show? 1: ours. */
+static int numbers_ours(int root)
+{
+    char own[32];
+    ssize_t k = readlinkat(root, "self", own, sizeof(own) - 1);
+    if (k <= 0)
+        return 0;
+    own[k] = '\0';
+    return atoi(own) == getpid();
+}
+
+/* The /proc the caller sees at its "/proc", when it is another procfs than
+ * ours: -1 if none. */
+static int callers_proc(struct yr_call *c, dev_t dev)
+{
+    if (yr_open_root(c) < 0)
+        return -1;
+    int fd = yr_openat2(c->res.root, "proc", O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != dev || st.st_ino != 1 || !yr_on_proc(fd))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd < 0 ? -1 : fd;
+}
+
+/* Parse "PID[/task/TID][/ENTRY...]" into o. */
+static void parse_entry(const char *rel, struct proc_obj *o)
+{
+    char *end;
+    memset(o, 0, sizeof(*o));
+    if (*rel < '0' || *rel > '9')
+        return;                                  /* not below a task directory */
+    long pid = strtol(rel, &end, 10);
+    if (*end && *end != '/')
+        return;
+    o->pid_entry = 1;
+    o->tid = (pid_t)pid;
+    if (strncmp(end, "/task/", 6) == 0 && end[6] >= '0' && end[6] <= '9') {
+        o->tid = (pid_t)strtol(end + 6, &end, 10);
+        if (*end && *end != '/') {
+            o->pid_entry = 0;
+            return;
+        }
+    }
+    const char *e = *end == '/' ? end + 1 : end;
+    size_t len = strcspn(e, "/");
+    snprintf(o->entry, sizeof(o->entry), "%.*s", (int)(len < sizeof(o->entry) ? len : 0), e);
+    o->tgid = yr_tgid_of(o->tid);
+}
+
+/* 0: o says what fd is (not a process's entry: o->pid_entry 0); -EACCES:
+ * a procfs object that cannot be proved. */
+static int identify(struct yr_call *c, int fd, const struct stat *st, struct proc_obj *o)
+{
+    char name[YR_PATH_MAX], link[16];
+    memset(o, 0, sizeof(*o));
+    snprintf(link, sizeof(link), "%d", fd);
+    ssize_t n = readlinkat(yr_own_fd_dir(), link, name, sizeof(name) - 1);
+    if (n <= 0 || own_proc_setup() < 0)
+        return -EACCES;
+    name[n] = '\0';
+    const char *rel = NULL;
+    if (st->st_dev == own_proc_dev) {
+        rel = proven_suffix(own_proc, name, st);
+    } else {
+        int root = callers_proc(c, st->st_dev);
+        if (root >= 0 && numbers_ours(root))
+            rel = proven_suffix(root, name, st);
+        yr_close(root);
+    }
+    if (!rel)
+        return -EACCES;                          /* fail closed */
+    parse_entry(rel, o);
+    return 0;
+}
+
+/* ---- the judgement ---------------------------------------------------------------- */
+
+static int inside(struct yr_call *c, pid_t tgid)
+{
+    if (yr_gate_is_protected(tgid))
+        return 0;
+    if (!(yr_walk_config(NULL, NULL) & YR_WALK_LANDLOCK) || tgid == yr_caller_tgid(c))
+        return 1;
+    return yr_is_descendant(getpid(), tgid) == 1;
+}
+
+static int kernel_checks(enum entry_class class, enum yr_access access)
+{
+    switch (class) {
+    case E_READ_OPEN:
+    case E_ATTACH_OPEN:
+        return access == ACC_READ || access == ACC_WRITE || access == ACC_EXEC;
+    case E_READ_LINK:
+        return access == ACC_FOLLOW;
+    case E_ATTACH_READ:
+        return access == ACC_READ || access == ACC_WRITE;
+    default:
+        return 0;
+    }
+}
+
+/* A process inside the sandbox: what the kernel would ask for the caller. */
+static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
+                        enum yr_access access)
+{
+    if (!kernel_checks(class, access))
+        return 0;
+    int attach = class == E_ATTACH_OPEN || class == E_ATTACH_READ;
+    int errnum = class == E_ATTACH_READ ? EPERM : EACCES;
+    if (class != E_ATTACH_READ) {                /* on read the kernel asks the reader */
+        int ok = yr_kernel_ptrace_allows(c->ev.tid, o->tid, YR_PTRACE_FSCREDS |
+                                         (attach ? YR_PTRACE_ATTACH : YR_PTRACE_READ));
+        if (ok <= 0)
+            return ok == -ESRCH ? -ENOENT : -errnum;
+        c->recheck = o->tid;                     /* again once opened (open.c) */
+    }
+    if (!attach || !(yr_walk_config(NULL, NULL) & YR_WALK_PROC_MEM))
+        return 0;
+    /* stack: the kernel asks for CAP_SYS_ADMIN (of the opener, which acts as
+     * the caller) before it asks Yama: without it the read fails by itself. */
+    if (strcmp(o->entry, "stack") == 0 && !(c->id.caps >> CAP_SYS_ADMIN & 1))
+        return 0;
+    struct yr_walk *pub = &c->pub;               /* Yama's part: the chain decides */
+    pub->target_tid = o->tid;
+    pub->target_tgid = o->tgid;
+    pub->deny_errno = errnum;
+    snprintf(pub->entry, sizeof(pub->entry), "%s", o->entry);
+    return yr_hook(c, YR_HOOK_PROC_ACCESS, RESUME_ACT);
+}
+
+int yr_gate(struct yr_call *c, int obj, enum yr_access access)
+{
+    struct stat st;
+    if (fstat(obj, &st) < 0)
+        return -errno;
+    if (!yr_on_proc_st(obj, &st))
+        return 0;
+    struct proc_obj o;
+    int err = identify(c, obj, &st, &o);
+    int kernel_would_check = access == ACC_READ || access == ACC_WRITE || access == ACC_EXEC ||
+                             access == ACC_FOLLOW;
+    if (err < 0)
+        return kernel_would_check ? err : 0;     /* unproved: a stat is harmless */
+    if (!o.pid_entry || o.tgid <= 0)
+        return 0;                                /* /proc/sys..., or gone: the kernel says */
+    c->opener_matters = opener_entry(o.entry);
+    if (o.tgid == yr_caller_tgid(c))
+        return 0;                                /* one's own: the kernel allows it */
+    enum entry_class class = class_of(o.entry);
+    if (!inside(c, o.tgid))
+        return class != E_PLAIN || access == ACC_WRITE ? -EACCES : 0;
+    return judge_inside(c, &o, class, access);
+}
+
+/* After an open or a follow the gate allowed on the kernel's core rule:
+ * the rule again, so that a target that became non-dumpable (or changed its
+ * ids) meanwhile is refused, as the kernel would have refused it had the
+ * caller itself made the call at that moment. 0 or -EACCES. */
+int yr_gate_recheck(struct yr_call *c)
+{
+    pid_t tid = c->recheck;
+    c->recheck = 0;
+    if (!tid)
+        return 0;
+    return yr_kernel_ptrace_allows(c->ev.tid, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) > 0
+               ? 0 : -EACCES;
+}
+
+/* A magic link about to be followed: the link itself is the entry. */
+int yr_gate_link(struct yr_call *c, int dir, const char *name)
+{
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = yr_gate(c, fd, ACC_FOLLOW);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,271 @@
+/* Opens the kernel judges on the opener's own credentials.
+ *
+ * The id-map files of /proc/PID (uid_map, gid_map, projid_map), setgroups
+ * and timens_offsets are judged on file->f_cred: the user namespace, euid
+ * and capabilities of whoever opened them (map_write, new_idmap_permitted,
+ * proc_setgroups_open, proc_timens_set_offset). An fd the supervisor opens
+ * carries the supervisor's, never the caller's; continuing the caller's own
+ * open after a check instead would let another thread swap the path for a
+ * sibling's /proc/PID/mem.
+ *
+ * So such an open is made by a short-lived helper forked here: single
+ * threaded, it takes the caller's ids, groups and capabilities, enters the
+ * caller's user namespace, opens the object the gate judged (our O_PATH fd,
+ * through its own /proc/self/fd) and hands the fd back over a socketpair;
+ * the supervisor installs it in the caller. Nothing in the helper allocates:
+ * it is a fork of a threaded process. While it lives, its pid is protected
+ * like the supervisor's. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/sched.h>
+
+#include "engine.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* The caller's credentials as the supervisor sees them (ids in our user
+ * namespace: kuids), read before the fork. */
+struct as_caller {
+    struct yr_creds ids;
+    uint64_t eff, prm, inh;
+};
+
+static int read_caller(pid_t tid, struct as_caller *a)
+{
+    char path[64], buf[4096];
+    if (yr_creds_read(tid, &a->ids) < 0)
+        return -ESRCH;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -ESRCH;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    const char *i = strstr(buf, "\nCapInh:"), *p = strstr(buf, "\nCapPrm:"),
+               *e = strstr(buf, "\nCapEff:");
+    if (!i || !p || !e)
+        return -ESRCH;
+    a->inh = strtoull(i + 8, NULL, 16);
+    a->prm = strtoull(p + 8, NULL, 16);
+    a->eff = strtoull(e + 8, NULL, 16);
+    return 0;
+}
+
+static long capset3(uint64_t eff, uint64_t prm, uint64_t inh)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = {
+        { (uint32_t)eff, (uint32_t)prm, (uint32_t)inh },
+        { (uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32) },
+    };
+    return syscall(SYS_capset, &hdr, d);
+}
+
+static long capget_perm(uint64_t *prm)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    long rc = syscall(SYS_capget, &hdr, d);
+    *prm = (uint64_t)d[1].permitted << 32 | d[0].permitted;
+    return rc;
+}
+
+static void send_result(int sock, int fd, int err)
+{
+    char byte = (char)err;
+    struct iovec iov = { &byte, 1 };
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.b;
+        msg.msg_controllen = sizeof(ctl.b);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    }
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        _exit(1);
+}
+
+/* In the helper (fds: 3 the object, 4 the caller's user namespace or -1,
+ * 5 the socket): become the caller, open, send. Never returns. */
+static void helper_main(const struct as_caller *a, int flags, int userns_differs)
+{
+    const struct yr_creds *c = &a->ids;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0);
+    /* The ids first, in our namespace (where the caller's are mapped; its
+     * own namespace may map none yet); capabilities kept to go on. */
+    int err = 0;
+    uint64_t ours = 0;
+    if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || capget_perm(&ours) < 0)
+        err = errno;
+    if (!err && geteuid() == 0) {
+        syscall(SYS_setgroups, c->ngroups, c->groups);        /* best effort: see doc */
+        if (syscall(SYS_setresgid, c->rgid, c->egid, c->sgid) < 0 ||
+            syscall(SYS_setresuid, c->ruid, c->euid, c->suid) < 0)
+            err = errno;
+        syscall(SYS_setfsgid, c->fsgid);
+        syscall(SYS_setfsuid, c->fsuid);
+        capset3(ours, ours, 0);                  /* effective again, for setns */
+    }
+    if (!err && userns_differs && setns(4, CLONE_NEWUSER) < 0)
+        err = errno;
+    if (!err && capset3(a->eff, a->prm, a->inh) < 0)
+        err = errno;
+    prctl(PR_SET_DUMPABLE, 0);                   /* commit_creds may have reset it */
+    int fd = -1;
+    if (!err) {
+        fd = openat(AT_FDCWD, "/proc/self/fd/3", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) |
+                    O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            err = errno;
+    }
+    send_result(5, fd, err);
+    _exit(0);
+}
+
+/* Move fd to the number `want` in the child (no other fd of ours may be there). */
+static int place(int fd, int want)
+{
+    return fd == want ? 0 : dup2(fd, want) < 0 ? -1 : 0;
+}
+
+/* The helper's pid while it lives: protected like the supervisor's. */
+#define MAX_HELPERS 32
+static volatile pid_t helpers[MAX_HELPERS];
+
+int yr_is_helper(pid_t pid)
+{
+    for (int i = 0; i < MAX_HELPERS; i++)
+        if (helpers[i] == pid && pid > 0)
+            return 1;
+    return 0;
+}
+
+static int mark_helper(pid_t pid)
+{
+    for (int i = 0; i < MAX_HELPERS; i++)
+        if (__sync_bool_compare_and_swap(&helpers[i], 0, pid))
+            return i;
+    return -1;
+}
+
+static int receive_fd(int sock, int *err)
+{
+    struct pollfd p = { sock, POLLIN, 0 };
+    if (poll(&p, 1, 5000) != 1) {                /* it never blocks: 5 s is broken */
+        *err = ETIMEDOUT;
+        return -1;
+    }
+    char byte = 0;
+    struct iovec iov = { &byte, 1 };
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                          .msg_controllen = sizeof(ctl.b) };
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) {
+        *err = EIO;
+        return -1;
+    }
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS) {
+        *err = byte ? (unsigned char)byte : EIO;
+        return -1;
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    return fd;
+}
+
+/* obj (O_PATH, judged) opened with flags by a helper that is the caller.
+ * The fd, or -errno. */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags)
+{
+    struct as_caller a;
+    yr_fs_reset();                               /* our look-ups, with our authority */
+    int err = read_caller(c->ev.tid, &a);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)c->ev.tid);
+    int userns = err ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+    int ours = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    struct stat x, y;
+    int differs = userns >= 0 && ours >= 0 && fstat(userns, &x) == 0 && fstat(ours, &y) == 0 &&
+                  (x.st_ino != y.st_ino || x.st_dev != y.st_dev);
+    yr_close(ours);
+    int sv[2] = { -1, -1 };
+    if (!err && (userns < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0))
+        err = userns < 0 ? ESRCH : errno;
+    /* High numbers first, so that placing them at 3, 4, 5 never overwrites one. */
+    int hobj = -1, hns = -1, hsock = -1;
+    if (!err) {
+        hobj = fcntl(obj, F_DUPFD_CLOEXEC, 64);
+        hns = fcntl(userns, F_DUPFD_CLOEXEC, 64);
+        hsock = fcntl(sv[1], F_DUPFD_CLOEXEC, 64);
+        if (hobj < 0 || hns < 0 || hsock < 0)
+            err = EMFILE;
+    }
+    /* A fork with a pidfd: the helper is waited for and killed through it,
+     * never by a number the reaper (lifetime.py) may have freed meanwhile. */
+    pid_t pid = -1;
+    int pidfd = -1;
+    if (!err) {
+        pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
+        if (pid == 0) {
+            if (place(hobj, 3) < 0 || place(hns, 4) < 0 || place(hsock, 5) < 0)
+                _exit(1);
+            syscall(SYS_close_range, 6, ~0U, 0);
+            char go;
+            if (read(5, &go, 1) != 1)            /* not before it is protected */
+                _exit(1);
+            helper_main(&a, flags, differs);
+        }
+        if (pid < 0)
+            err = errno;
+    }
+    int slot = pid > 0 ? mark_helper(pid) : -1;
+    if (pid > 0 && (slot < 0 || write(sv[0], "g", 1) != 1))
+        err = EAGAIN;
+    yr_close(hobj);
+    yr_close(hns);
+    yr_close(hsock);
+    yr_close(userns);
+    yr_close(sv[1]);
+    int fd = -1;
+    if (!err)
+        fd = receive_fd(sv[0], &err);
+    if (fd < 0 && err == 0)
+        err = EIO;
+    yr_close(sv[0]);
+    if (pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);   /* done, or broken */
+        siginfo_t info;
+        waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED);
+        close(pidfd);
+    }
+    if (slot >= 0)
+        helpers[slot] = 0;
+    yr_fs_become(&c->id);
+    return fd >= 0 ? fd : -(err ? err : EIO);
+}

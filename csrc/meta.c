@@ -1,0 +1,232 @@
+/* stat, access, metadata and xattr calls, name_to_handle_at and symlink,
+ * performed for the caller on the object its path led to (res.obj, held as
+ * an O_PATH fd and judged by the gate), never by name again. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+
+#include "engine.h"
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+/* The object exists (as the call's path form requires): 0 or -errno. */
+static int object_there(const struct yr_call *c)
+{
+    const struct yr_res *r = &c->res;
+    if (!r->exists && !r->magic)
+        return -ENOENT;
+    if (r->slash && !r->magic && !S_ISDIR(r->st.st_mode))
+        return -ENOTDIR;
+    return 0;
+}
+
+int yr_act_stat(struct yr_call *c)
+{
+    int err = object_there(c);
+    if (err < 0)
+        return err;
+    err = yr_stat_to_caller(c, c->res.obj, &c->res.obj_st);
+    yr_reply(c->ctx, c->ev.id, 0, -err);
+    return R_DONE;
+}
+
+int yr_act_access(struct yr_call *c)
+{
+    int err = object_there(c);
+    if (err < 0)
+        return err;
+    long rc = syscall(SYS_faccessat2, c->res.obj, "", (int)c->mode, AT_EMPTY_PATH | AT_EACCESS);
+    yr_reply(c->ctx, c->ev.id, 0, rc < 0 ? errno : 0);
+    return R_DONE;
+}
+
+int yr_perform_symlink(struct yr_call *c)
+{
+    int rc = symlinkat(c->target, c->res.dir, c->res.name);
+    yr_reply(c->ctx, c->ev.id, 0, rc < 0 ? errno : 0);
+    return R_DONE;
+}
+
+int yr_act_symlink(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    if (r->exists || strcmp(r->name, ".") == 0 || strcmp(r->name, "..") == 0)
+        return -EEXIST;
+    if (r->slash)
+        return -ENOENT;
+    struct stat ds;
+    if (fstat(r->dir, &ds) < 0)
+        return -errno;
+    if ((yr_walk_config(NULL, NULL) & YR_WALK_PATH_SYMLINK) && (ds.st_mode & S_ISVTX) &&
+        (ds.st_mode & S_IWOTH) && ds.st_uid != c->id.fsuid) {
+        c->pub.dir_uid = ds.st_uid;
+        c->pub.dir_mode = ds.st_mode;
+        memcpy(c->pub.target, c->target, sizeof(c->pub.target));
+        return yr_hook(c, YR_HOOK_PATH_SYMLINK, RESUME_SYMLINK);
+    }
+    return yr_perform_symlink(c);
+}
+
+/* name_to_handle_at(AT_SYMLINK_FOLLOW) on the walked object: the header
+ * and handle (on EOVERFLOW the header only) and the mount id written back,
+ * as do_sys_name_to_handle. */
+#define AT_HANDLE_MNT_ID_UNIQUE_ 0x001
+static long handle_of(struct yr_call *c, int fd)
+{
+    struct { uint32_t bytes; int32_t type; unsigned char h[128]; } fh;
+    if (yr_read_caller(c, c->buf, &fh.bytes, 4) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (fh.bytes > 128) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t mnt = 0;
+    int extra = c->flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH);
+    long rc = syscall(SYS_name_to_handle_at, fd, "", &fh, &mnt, AT_EMPTY_PATH | extra);
+    int e = errno;
+    if (rc < 0 && e != EOVERFLOW)
+        return rc;
+    size_t msize = (extra & AT_HANDLE_MNT_ID_UNIQUE_) ? 8 : 4;
+    size_t hsize = 8 + (rc == 0 ? fh.bytes : 0);
+    struct iovec lm = { &mnt, msize }, rm = { (void *)(uintptr_t)c->xsize, msize };
+    struct iovec lh = { &fh, hsize }, rh = { (void *)(uintptr_t)c->buf, hsize };
+    if (yr_write_caller(c, &lm, 1, &rm, 1) < 0 || yr_write_caller(c, &lh, 1, &rh, 1) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    errno = e;
+    return rc;
+}
+
+/* getxattr and listxattr: the value or list written back. */
+static long xattr_read(struct yr_call *c, const char *self)
+{
+    size_t size = c->xsize > XATTR_VALUE_MAX ? XATTR_VALUE_MAX : (size_t)c->xsize;
+    int get = c->ev.sys == YR_SYS_GETXATTR || c->ev.sys == YR_SYS_GETXATTRAT;
+    long rc = get ? getxattr(self, c->xname, size ? c->xbuf : NULL, size)
+                  : listxattr(self, size ? c->xbuf : NULL, size);
+    if (rc < 0 && errno == ERANGE && size >= XATTR_VALUE_MAX)
+        errno = E2BIG;
+    if (rc > 0 && size) {
+        struct iovec l = { c->xbuf, (size_t)rc }, r = { (void *)(uintptr_t)c->buf, (size_t)rc };
+        if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
+            errno = EFAULT;
+            return -1;
+        }
+    }
+    return rc;
+}
+
+static long statfs_to_caller(struct yr_call *c, int fd)
+{
+    struct statfs sf;
+    memset(&sf, 0, sizeof(sf));
+    if (fstatfs(fd, &sf) < 0)
+        return -1;
+    struct iovec l = { &sf, sizeof(sf) }, r = { (void *)(uintptr_t)c->buf, sizeof(sf) };
+    if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    return 0;
+}
+
+/* file_getattr, file_setattr (6.17) on fd: the same call made on our copy
+ * of the caller's struct file_attr (its size checked by the kernel). */
+#ifndef SYS_file_getattr
+#define SYS_file_getattr 468
+#define SYS_file_setattr 469
+#endif
+static long file_attr(struct yr_call *c, int fd)
+{
+    size_t usize = c->xflags;
+    int set = c->ev.sys == YR_SYS_FILE_SETATTR;
+    memset(c->xbuf, 0, usize);
+    if (set && yr_read_caller(c, c->buf, c->xbuf, usize) < 0) {
+        errno = EFAULT;
+        return -1;
+    }
+    long rc = syscall(set ? SYS_file_setattr : SYS_file_getattr, fd, "", c->xbuf, usize,
+                      AT_EMPTY_PATH);
+    if (rc == 0 && !set) {
+        struct iovec l = { c->xbuf, usize }, r = { (void *)(uintptr_t)c->buf, usize };
+        if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
+            errno = EFAULT;
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* Change or read the metadata of fd (O_PATH, the walked object), as the
+ * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
+int yr_meta_perform(struct yr_call *c, int fd)
+{
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    long rc = -1;
+    switch (c->ev.sys) {
+    case YR_SYS_TRUNCATE: case YR_SYS_TRUNCATE64:
+        rc = truncate(self, c->len);
+        break;
+    case YR_SYS_CHMOD: case YR_SYS_FCHMODAT: case YR_SYS_FCHMODAT2:
+        rc = syscall(SYS_fchmodat2, fd, "", c->mode, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_CHOWN: case YR_SYS_FCHOWNAT:
+        rc = fchownat(fd, "", c->uid, c->gid, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64: case YR_SYS_UTIME:
+    case YR_SYS_UTIMES: case YR_SYS_FUTIMESAT:
+        rc = utimensat(fd, "", c->times_null ? NULL : c->ts, AT_EMPTY_PATH);
+        break;
+    case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
+        rc = xattr_read(c, self);
+        break;
+    case YR_SYS_SETXATTR: case YR_SYS_SETXATTRAT:
+        if (c->xsize && yr_read_caller(c, c->buf, c->xbuf, (size_t)c->xsize) < 0) {
+            errno = EFAULT;
+            break;
+        }
+        rc = setxattr(self, c->xname, c->xbuf, (size_t)c->xsize,
+                      c->ev.sys == YR_SYS_SETXATTR ? c->flags : (int)c->xflags);
+        break;
+    case YR_SYS_REMOVEXATTR: case YR_SYS_REMOVEXATTRAT:
+        rc = removexattr(self, c->xname);
+        break;
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
+        rc = file_attr(c, fd);
+        break;
+    case YR_SYS_INOTIFY_ADD_WATCH:
+        rc = inotify_add_watch(c->ifd, self, c->mode & ~(uint32_t)IN_DONT_FOLLOW);
+        break;
+    case YR_SYS_STATFS:                          /* x86-64 and x32: the kernel's layout */
+        rc = statfs_to_caller(c, fd);
+        break;
+    case YR_SYS_NAME_TO_HANDLE_AT:
+        rc = handle_of(c, fd);
+        break;
+    default:
+        errno = ENOSYS;
+    }
+    yr_reply(c->ctx, c->ev.id, rc < 0 ? 0 : rc, rc < 0 ? errno : 0);
+    return R_DONE;
+}
+
+int yr_act_meta(struct yr_call *c)
+{
+    int err = object_there(c);
+    return err < 0 ? err : yr_meta_perform(c, c->res.obj);
+}

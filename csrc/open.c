@@ -1,0 +1,281 @@
+/* Opens performed for the caller.
+ *
+ * The object an open leads to is held as an O_PATH fd and judged by the gate
+ * before anything opens it (resolve.c: yr_hold_final); it is then opened from
+ * that fd (through our own /proc/self/fd, so no other name can be swapped
+ * in), with the caller's flags, credentials and umask, always O_NOCTTY, and
+ * installed in the caller with SECCOMP_IOCTL_NOTIF_ADDFD (O_CLOEXEC as
+ * asked). Its type, known before the open, says where it is opened: an open
+ * that may wait for a peer goes to a worker thread (worker.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#include "engine.h"
+
+static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64_t resolve)
+{
+    struct open_how how = { .flags = (uint64_t)flags, .resolve = resolve };
+    if (flags & (O_CREAT | TMPFILE_BIT))
+        how.mode = mode & 07777;
+    int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+    return fd < 0 ? -1 : fd;
+}
+
+/* fd becomes the caller's, and the call's result. */
+int yr_install(struct yr_call *c, int fd, int flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+        yr_opened_for(c, &st);                   /* the caller's to name by descriptor */
+    int rc = yr_reply_addfd(c->ctx, c->ev.id, fd, (uint32_t)(flags & O_CLOEXEC));
+    close(fd);
+    if (rc < 0)
+        yr_reply(c->ctx, c->ev.id, 0, -rc);
+    return R_DONE;
+}
+
+static __thread int own_fs;
+
+/* The caller's umask, for this thread's creations (its own fs_struct). */
+int yr_take_umask(struct yr_call *c)
+{
+    if (!own_fs) {
+        if (unshare(CLONE_FS) < 0)
+            return -errno;
+        own_fs = 1;
+    }
+    int fd = yr_proc_open(c, "status", O_RDONLY);
+    if (fd < 0)
+        return -ESRCH;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    char *u = strstr(buf, "\nUmask:");
+    if (!u)
+        return -ESRCH;
+    umask((mode_t)strtoul(u + 7, NULL, 8));
+    return 0;
+}
+
+/* An open that may wait (a FIFO without a peer, a device, a lease): in a
+ * worker thread (worker.c), which answers the caller (or, under the ptrace
+ * backend, the tracer for it) when the open is done. */
+static int wait_elsewhere(struct yr_call *c)
+{
+    yr_opened_for(c, &c->res.obj_st);
+    return yr_open_in_worker(c, c->res.obj, c->flags);
+}
+
+/* ---- /dev/tty --------------------------------------------------------------- */
+
+/* /dev/tty is whoever opens it's controlling terminal: the supervisor's own
+ * open would yield the supervisor's. The caller's is its tty_nr (field 7 of
+ * /proc/TID/stat; 0: none, and the kernel says ENXIO). */
+static dev_t caller_tty(struct yr_call *c)
+{
+    int fd = yr_proc_open(c, "stat", O_RDONLY);
+    char buf[1024];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    yr_close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');              /* comm may hold anything, ')' too */
+    unsigned long long tty = 0;
+    int pid, pgrp, session;
+    char state;
+    if (!p || sscanf(p + 1, " %c %d %d %d %llu", &state, &pid, &pgrp, &session, &tty) != 5)
+        return 0;
+    /* tty_nr: new_encode_dev (minor's low byte, major, minor's high bits) */
+    return makedev((unsigned)((tty >> 8) & 0xfff), (unsigned)((tty & 0xff) | ((tty >> 12) & 0xfff00)));
+}
+
+/* An O_PATH fd of the device node `tty`: one of the caller's own
+ * descriptors on it, else /dev/pts/N in the caller's root. -errno if none. */
+static int tty_node(struct yr_call *c, dev_t tty)
+{
+    char name[32];
+    struct stat st;
+    for (int fd = 0; fd < 256; fd++) {         /* where a terminal's fds usually are */
+        snprintf(name, sizeof(name), "fd/%d", fd);
+        if (fstatat(c->procdir, name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
+            return yr_proc_open(c, name, O_PATH);
+    }
+    if (major(tty) >= 136 && major(tty) <= 143 && yr_open_root(c) == 0) {
+        snprintf(name, sizeof(name), "dev/pts/%u", (major(tty) - 136) * 256 + minor(tty));
+        int fd = yr_openat2(c->res.root, name, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
+            return fd;
+        yr_close(fd);
+    }
+    return -ENXIO;
+}
+
+/* The held object is /dev/tty (5:0): hold the caller's terminal instead. */
+static int as_callers_tty(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    dev_t tty = caller_tty(c);
+    if (!tty)
+        return -ENXIO;                           /* no controlling terminal */
+    int fd = tty_node(c, tty);
+    if (fd < 0)
+        return fd;
+    close(r->obj);
+    r->obj = fd;
+    fstat(fd, &r->obj_st);
+    r->magic = 1;                                /* opened from the held fd, not by name */
+    return 0;
+}
+
+/* Devices that never wait on open (the memory devices: null, zero, random...):
+ * opened here; any other device, like a FIFO, where a stall delays only its
+ * caller. */
+static int may_wait(const struct stat *st)
+{
+    if (S_ISFIFO(st->st_mode))
+        return 1;
+    if (!S_ISCHR(st->st_mode) && !S_ISBLK(st->st_mode))
+        return 0;
+    return !(S_ISCHR(st->st_mode) && major(st->st_rdev) == 1);
+}
+
+/* Open the held object (res.obj) with the caller's flags. */
+int yr_open_final(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    int fl = c->flags | O_NOCTTY | O_CLOEXEC;
+    int type = r->obj_st.st_mode & S_IFMT;
+    int added_nonblock = 0;
+    if (c->opener_matters) {
+        int fd = yr_open_as_caller(c, r->obj, c->flags);
+        return fd < 0 ? fd : yr_install(c, fd, c->flags);
+    }
+    if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
+        int err = as_callers_tty(c);
+        if (err < 0)
+            return err;
+    }
+    if (!(fl & O_NONBLOCK)) {
+        if (may_wait(&r->obj_st) && !(type == S_IFIFO && (fl & O_ACCMODE) != O_RDONLY))
+            return wait_elsewhere(c);
+        /* Writers to a FIFO with a reader, devices, regular files: never wait here. */
+        fl |= O_NONBLOCK;
+        added_nonblock = 1;
+    }
+    if ((fl & (O_CREAT | TMPFILE_BIT)) && yr_take_umask(c) < 0)
+        return -ESRCH;
+    int fd;
+    if (r->magic || r->dir < 0) {
+        fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
+    } else {
+        /* By name from the held parent, so that the kernel's own rules on
+         * the open (its sticky-directory checks with O_CREAT) apply; the
+         * file opened must be the one judged. */
+        fd = open_here(r->dir, r->name, fl, c->mode, RESOLVE_NO_SYMLINKS);
+        struct stat st;
+        if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_ino != r->obj_st.st_ino ||
+                        st.st_dev != r->obj_st.st_dev) && !(fl & TMPFILE_BIT)) {
+            close(fd);
+            return R_AGAIN;                /* swapped meanwhile: look again */
+        }
+        if (fd < 0 && errno == ELOOP && r->follow)
+            return R_AGAIN;                /* became a symlink: walk it */
+    }
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENXIO && added_nonblock && type == S_IFIFO)
+            return wait_elsewhere(c);      /* no reader yet: wait for one */
+        if (e == EWOULDBLOCK && added_nonblock && type == S_IFREG)
+            return wait_elsewhere(c);      /* a lease to break */
+        return -e;
+    }
+    int err = yr_gate_recheck(c);
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    if (added_nonblock)
+        fcntl(fd, F_SETFL, c->flags & (O_APPEND | O_DIRECT | O_NOATIME));
+    return yr_install(c, fd, c->flags);
+}
+
+static int create(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    int fl = c->flags;
+    if (!(fl & O_CREAT))
+        return -ENOENT;
+    if (r->slash)
+        return -EISDIR;
+    if (yr_take_umask(c) < 0)
+        return -ESRCH;
+    int fd = open_here(r->dir, r->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC, c->mode,
+                       RESOLVE_NO_SYMLINKS);
+    if (fd < 0)
+        return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
+    return yr_install(c, fd, fl);
+}
+
+/* O_CREAT met an existing file in a sticky directory: create_in_sticky. */
+static int sticky_hook(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    uint64_t follow_mask, create_mask;
+    yr_walk_config(&follow_mask, &create_mask);
+    int type = r->st.st_mode & S_IFMT;
+    if (!(c->flags & O_CREAT) || (type != S_IFREG && type != S_IFIFO) || create_mask == ~0ULL)
+        return 0;
+    struct stat ds;
+    if (fstat(r->dir, &ds) < 0)
+        return -errno;
+    if (!(ds.st_mode & S_ISVTX))
+        return 0;
+    uint32_t f = (type == S_IFIFO ? YR_CF_FIFO : YR_CF_REGULAR) |
+                 (ds.st_mode & S_IWOTH ? YR_CF_DIR_WW : 0) |
+                 (ds.st_mode & S_IWGRP ? YR_CF_DIR_GW : 0) |
+                 (r->st.st_uid == c->id.fsuid ? YR_CF_OWNER : 0) |
+                 (r->st.st_uid == ds.st_uid ? YR_CF_DIR_OWNER : 0);
+    if (yr_walk_table_allows(create_mask, f))
+        return 0;
+    struct yr_walk *pub = &c->pub;
+    pub->facts = f;
+    pub->obj_uid = r->obj_st.st_uid;
+    pub->obj_mode = r->obj_st.st_mode;
+    pub->dir_uid = ds.st_uid;
+    pub->dir_mode = ds.st_mode;
+    return yr_hook(c, YR_HOOK_CREATE_IN_STICKY, RESUME_OPEN);
+}
+
+int yr_act_open(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    int fl = c->flags;
+    if (r->magic)
+        return yr_open_final(c);
+    if (!r->exists)
+        return create(c);
+    if ((fl & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+        return -EEXIST;
+    if (r->slash && !S_ISDIR(r->st.st_mode) && !S_ISLNK(r->st.st_mode))
+        return -ENOTDIR;
+    int rc = sticky_hook(c);
+    if (rc != 0)
+        return rc;
+    return yr_open_final(c);
+}

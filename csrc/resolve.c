@@ -1,0 +1,596 @@
+/* The resolver: one path walked as the caller, for every path call.
+ *
+ * A path is walked from the caller's cwd, dirfd or root (fds of ours, taken
+ * through its /proc/TID directory) while this thread acts with the caller's
+ * filesystem identity, to the PARENT of the trailing component, which is
+ * then held open. Intermediate symlinks are followed as the kernel follows
+ * them, unchecked: one openat2 with RESOLVE_NO_SYMLINKS when none is on the
+ * way, else component by component, by hand. What remains to walk is a
+ * stack, as in the kernel: the path at the bottom, each link body met on the
+ * way above it, so only each body is bounded (PATH_MAX), not their sum, and
+ * at most MAXSYMLINKS links are followed in all (ELOOP).
+ *
+ * The trailing object is looked at in the held parent; a trailing symlink is
+ * decided on (its owner, the parent's mode and owner: follow_link), its
+ * target read from that very link fd, and followed by hand, hop by hop.
+ * /proc/self and /proc/thread-self are the caller's wherever they are met;
+ * other /proc symlinks below a pid directory are magic links that only the
+ * kernel can follow: it follows them, for us, as the caller, after the gate
+ * has judged the link (gate.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+
+#include "engine.h"
+
+/* ---- where a walk starts ---------------------------------------------------- */
+
+int yr_open_root(struct yr_call *c)
+{
+    if (c->res.root >= 0)
+        return 0;
+    int fd = yr_proc_open(c, "root", O_PATH | O_DIRECTORY);
+    if (fd < 0)
+        return -ESRCH;
+    c->res.root = fd;
+    return 0;
+}
+
+static int same_dir(const struct statx *a, const struct statx *b)
+{
+    return a->stx_ino == b->stx_ino && a->stx_dev_major == b->stx_dev_major &&
+           a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
+}
+
+/* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. */
+static int at_root(struct yr_call *c, int dir)
+{
+    struct yr_res *r = &c->res;
+    struct statx sx;
+    if (yr_open_root(c) < 0)
+        return 0;
+    if (!r->root_known) {
+        if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0)
+            return 0;
+        r->root_known = 1;
+    }
+    return statx(dir, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
+           same_dir(&sx, &r->root_stx);
+}
+
+/* The caller's dirfd (or cwd) as an O_PATH fd of ours. */
+int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir)
+{
+    char name[32];
+    if (dirfd == AT_FDCWD_INT)
+        snprintf(name, sizeof(name), "cwd");
+    else if (dirfd < 0)
+        return -EBADF;
+    else
+        snprintf(name, sizeof(name), "fd/%d", (int)dirfd);
+    int fd = yr_proc_open(c, name, O_PATH | (want_dir ? O_DIRECTORY : 0));
+    if ((fd == -EACCES || fd == -EPERM) && dirfd != AT_FDCWD_INT) {
+        /* A non-dumpable caller's fd/ belongs to its namespace's root, which an
+         * unprivileged supervisor's user namespace does not map: the caller's
+         * own descriptor, taken by pidfd_getfd (procinfo.c). */
+        yr_fs_reset();
+        fd = yr_caller_fd_reopen(c->ev.tid, yr_caller_tgid(c), dirfd, want_dir ? O_DIRECTORY : 0);
+        yr_fs_become(&c->id);
+    }
+    if (fd >= 0 || fd == -ENOTDIR)
+        return fd;
+    return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
+}
+
+int yr_has_dotdot(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
+        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* ---- /proc symlinks ------------------------------------------------------------ */
+
+enum { PL_NONE, PL_SELF, PL_MAGIC };
+
+/* A symlink called name in dir: an ordinary one, /proc/self or
+ * /proc/thread-self (subst: what it means for the caller), or a magic link. */
+static int proc_link(struct yr_call *c, int dir, const char *name, char *subst, size_t n)
+{
+    struct statfs sf;
+    struct stat ds;
+    if (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+        return PL_NONE;
+    if (fstat(dir, &ds) < 0)
+        return -errno;
+    if (ds.st_ino != 1)                 /* below /proc's root: fd/N, cwd, exe, ns/... */
+        return PL_MAGIC;
+    int self = strcmp(name, "self") == 0, tself = strcmp(name, "thread-self") == 0;
+    if (!self && !tself)
+        return PL_NONE;                 /* mounts -> self/mounts: ordinary */
+    /* Our pid numbers mean the same in this /proc only if it counts as ours. */
+    char own[32];
+    ssize_t k = readlinkat(dir, "self", own, sizeof(own) - 1);
+    if (k <= 0)
+        return -EACCES;
+    own[k] = '\0';
+    if (atoi(own) != getpid())
+        return -EACCES;                 /* another pid namespace's /proc: fail closed */
+    if (self)
+        snprintf(subst, n, "%d", (int)yr_caller_tgid(c));
+    else
+        snprintf(subst, n, "%d/task/%d", (int)yr_caller_tgid(c), (int)c->ev.tid);
+    return PL_SELF;
+}
+
+/* ---- the stack of what remains ---------------------------------------------- */
+
+static int to_root(struct yr_call *c, int *cur)
+{
+    if (c->res.resolve & RESOLVE_BENEATH)
+        return -EXDEV;
+    int err = yr_open_root(c);
+    if (err < 0)
+        return err;
+    int fd = fcntl(c->res.root, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    yr_close(*cur);
+    *cur = fd;
+    return 0;
+}
+
+/* Make body (in storage of the resolver's) the top of the stack; an
+ * absolute one starts again at the root. */
+static int push(struct yr_call *c, int *cur, const char *body)
+{
+    struct yr_res *r = &c->res;
+    r->seg[++r->depth] = body;
+    if (*body != '/')
+        return 0;
+    while (*body == '/')
+        body++;
+    r->seg[r->depth] = body;
+    return to_root(c, cur);
+}
+
+/* A link's body, NUL-terminated into buf (YR_PATH_MAX + 1 bytes at least):
+ * an empty one is ENOENT, as in the kernel. */
+static int read_link(int dir, const char *name, char *buf)
+{
+    ssize_t n = readlinkat(dir, name, buf, YR_PATH_MAX);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ENOENT;
+    if (n >= YR_PATH_MAX)
+        return -ENAMETOOLONG;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* An intermediate symlink name in cur: followed into *next, or (an ordinary
+ * link) its body pushed. 0 or -errno. */
+static int through_link(struct yr_call *c, int *cur, const char *name, int *next)
+{
+    struct yr_res *r = &c->res;
+    if ((r->resolve & RESOLVE_NO_SYMLINKS) || ++r->hops > MAXSYMLINKS)
+        return -ELOOP;
+    char subst[64];
+    int pl = proc_link(c, *cur, name, subst, sizeof(subst));
+    if (pl < 0)
+        return pl;
+    if (pl == PL_SELF) {
+        *next = yr_openat2(*cur, subst, O_PATH | O_DIRECTORY, 0);
+        return *next < 0 ? *next : 0;
+    }
+    if (pl == PL_MAGIC) {
+        if (r->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -ELOOP;
+        int err = yr_gate_link(c, *cur, name);
+        if (err < 0)
+            return err;
+        *next = yr_openat2(*cur, name, O_PATH | O_DIRECTORY, 0);   /* the kernel follows it */
+        if (*next >= 0 && (err = yr_gate_recheck(c)) < 0) {
+            close(*next);
+            *next = -1;
+            return err;
+        }
+        return *next < 0 ? *next : 0;
+    }
+    if (r->depth + 1 > MAXSYMLINKS)
+        return -ELOOP;
+    int err = read_link(*cur, name, r->bodies[r->depth + 1]);
+    if (err < 0)
+        return err;
+    *next = -1;
+    return push(c, cur, r->bodies[r->depth + 1]);   /* cur stays: the body is walked from it */
+}
+
+/* One intermediate component (not "." or the last): cur moves into it. */
+static int step(struct yr_call *c, int *cur, const char *name)
+{
+    struct yr_res *r = &c->res;
+    int next;
+    if (strcmp(name, "..") == 0) {
+        if (at_root(c, *cur))
+            return r->resolve & RESOLVE_BENEATH ? -EXDEV : 0;
+        next = yr_openat2(*cur, "..", O_PATH | O_DIRECTORY, r->resolve & RESOLVE_NO_XDEV);
+    } else {
+        next = yr_openat2(*cur, name, O_PATH | O_NOFOLLOW | O_DIRECTORY,
+                          r->resolve & RESOLVE_NO_XDEV);
+        if (next == -ENOTDIR) {
+            struct stat st;
+            if (fstatat(*cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+                return -ENOTDIR;
+            int err = through_link(c, cur, name, &next);
+            if (err < 0 || next < 0)
+                return err;
+        }
+    }
+    if (next < 0)
+        return next;
+    yr_close(*cur);
+    *cur = next;
+    return 0;
+}
+
+/* Component by component from cur (consumed) through the stack, to the
+ * parent of the last component: sets res.dir, res.name, res.slash. */
+static int walk_slow(struct yr_call *c, int cur)
+{
+    struct yr_res *r = &c->res;
+    char name[NAME_MAX + 1];
+    for (;;) {
+        while (r->depth > 0 && *r->seg[r->depth] == '\0')
+            r->depth--;                  /* a body walked to its end */
+        const char *p = r->seg[r->depth];
+        size_t len = strcspn(p, "/");
+        const char *q = p + len;
+        while (*q == '/')
+            q++;
+        r->seg[r->depth] = q;
+        if (len > NAME_MAX) {
+            yr_close(cur);
+            return -ENAMETOOLONG;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        /* Bodies are pushed only for links with more to walk after them, so
+         * the last component is the bottom's. */
+        if (r->depth == 0 && *q == '\0') {
+            snprintf(r->name, sizeof(r->name), "%s", len ? name : ".");
+            r->slash = q != p + len;
+            r->dir = cur;
+            return 0;
+        }
+        if (len == 0 || strcmp(name, ".") == 0)
+            continue;
+        int err = step(c, &cur, name);
+        if (err < 0) {
+            yr_close(cur);
+            return err;
+        }
+    }
+}
+
+/* Walk path from `from` (consumed; -1 for an absolute path) to the parent of
+ * its last component. One openat2 when no symlink is on the way, else
+ * walk_slow. path must stay valid during the walk (it is the bottom of the
+ * stack). */
+int yr_walk(struct yr_call *c, int from, const char *path)
+{
+    struct yr_res *r = &c->res;
+    int scoped = (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
+    r->depth = -1;
+    if (path[0] == '/' && !scoped) {
+        int err = to_root(c, &from);
+        if (err < 0) {
+            yr_close(from);
+            return err;
+        }
+    }
+    const char *rel = path;
+    while (*rel == '/' && !scoped)
+        rel++;
+    /* the last component and the directory part before it */
+    size_t len = strlen(rel), end = len;
+    while (end > 0 && rel[end - 1] == '/')
+        end--;
+    size_t last = end;
+    while (last > 0 && rel[last - 1] != '/')
+        last--;
+    int slow = end - last > NAME_MAX || (!scoped && path[0] != '/' && yr_has_dotdot(rel)) ||
+               (scoped && path[0] == '/');
+    int dir = -1;
+    if (!slow) {
+        uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV);
+        if (path[0] == '/')
+            res |= RESOLVE_IN_ROOT;        /* ".." stops at the caller's root */
+        if (scoped)
+            res |= r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT);
+        if (last == 0) {
+            dir = from;                    /* the start itself */
+            from = -1;
+        } else {
+            char part[YR_PATH_MAX];
+            memcpy(part, rel, last);
+            part[last] = '\0';
+            dir = yr_openat2(from, part, O_PATH | O_DIRECTORY, res);
+            if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
+                dir == -EXDEV)
+                slow = 1;                  /* a symlink, a /proc magic link, or ".." on the way */
+        }
+    }
+    if (slow) {
+        yr_close(dir);
+        int err = push(c, &from, scoped ? path : rel);
+        if (err < 0) {
+            yr_close(from);
+            return err;
+        }
+        return walk_slow(c, from);
+    }
+    yr_close(from);
+    if (dir < 0)
+        return dir;
+    if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
+        strcpy(r->name, ".");
+        r->slash = 0;
+    } else {
+        memcpy(r->name, rel + last, end - last);
+        r->name[end - last] = '\0';
+        r->slash = end < len;
+    }
+    r->dir = dir;
+    return 0;
+}
+
+/* ---- the trailing component ---------------------------------------------- */
+
+static uint32_t follow_facts(const struct yr_call *c, const struct stat *link,
+                             const struct stat *dir)
+{
+    uint32_t f = 0;
+    if (link->st_uid == c->id.fsuid)
+        f |= YR_FL_OWNER;
+    if ((dir->st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH))
+        f |= YR_FL_DIR_STICKY_WW;
+    if (dir->st_uid == link->st_uid)
+        f |= YR_FL_DIR_OWNER;
+    return f;
+}
+
+/* Links followed by hand escape the kernel's own may_follow_link: while
+ * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
+ * audit: it is the kernel's). Read when needed: hook points are rare. */
+static int kernel_follow_denies(uint32_t f)
+{
+    char v = '0';
+    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &v, 1) != 1)
+            v = '1';                             /* unreadable: as if on */
+        close(fd);
+    }
+    return v != '0' && !(f & YR_FL_OWNER) && (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
+}
+
+/* Walk again from the held parent to body (copied into the bottom level's
+ * storage; a trailing slash kept). */
+static int walk_body(struct yr_call *c, const char *body)
+{
+    struct yr_res *r = &c->res;
+    char *buf = r->bodies[0];
+    size_t n = strlen(body);
+    memmove(buf, body, n + 1);
+    if (r->slash)
+        strcpy(buf + n, "/");
+    if (buf[0] == '/' && (r->resolve & RESOLVE_BENEATH))
+        return -EXDEV;
+    int from = r->dir;
+    r->dir = -1;
+    return yr_walk(c, from, buf);
+}
+
+/* Follow the link held in res.obj: its target, read from it, walked from its
+ * directory (or the caller's root). */
+int yr_follow_held(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    if (r->resolve & RESOLVE_NO_SYMLINKS)
+        return -ELOOP;                           /* after may_follow_link, as the kernel */
+    int lfd = r->obj;
+    r->obj = -1;
+    int err = read_link(lfd, "", c->target);
+    close(lfd);
+    return err < 0 ? err : walk_body(c, c->target);
+}
+
+/* A trailing link to follow. 0: walk on; R_DONE: the object is settled
+ * (a magic link); R_HOOK: Python decides; <0: errno. */
+static int trailing_link(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    if (++r->hops > MAXSYMLINKS)
+        return -ELOOP;
+    char subst[64];
+    int pl = proc_link(c, r->dir, r->name, subst, sizeof(subst));
+    if (pl < 0)
+        return pl;
+    if (pl == PL_SELF) {
+        if (r->resolve & RESOLVE_NO_SYMLINKS)
+            return -ELOOP;
+        return walk_body(c, subst);
+    }
+    if (pl == PL_MAGIC) {
+        if (r->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
+                          RESOLVE_IN_ROOT))
+            return -ELOOP;
+        r->magic = 1;
+        return R_DONE;
+    }
+    int lfd = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (lfd < 0)
+        return errno == ENOENT ? 0 : -errno;     /* gone: look again */
+    struct stat ls, ds;
+    if (fstat(lfd, &ls) < 0 || !S_ISLNK(ls.st_mode) || fstat(r->dir, &ds) < 0) {
+        close(lfd);
+        r->hops--;
+        return 0;                                /* no longer a link: look again */
+    }
+    r->obj = lfd;
+    if (ds.st_mode & S_ISVTX) {                  /* a hook point */
+        uint64_t follow_mask, create_mask;
+        yr_walk_config(&follow_mask, &create_mask);
+        uint32_t f = follow_facts(c, &ls, &ds);
+        if (kernel_follow_denies(f))
+            return -EACCES;
+        if (!yr_walk_table_allows(follow_mask, f)) {
+            struct yr_walk *pub = &c->pub;
+            pub->facts = f;
+            pub->obj_uid = ls.st_uid;
+            pub->obj_mode = ls.st_mode;
+            pub->dir_uid = ds.st_uid;
+            pub->dir_mode = ds.st_mode;
+            ssize_t n = readlinkat(lfd, "", pub->target, sizeof(pub->target) - 1);
+            pub->target[n > 0 ? n : 0] = '\0';
+            return yr_hook(c, YR_HOOK_FOLLOW_LINK, RESUME_FOLLOW);
+        }
+    }
+    return yr_follow_held(c);
+}
+
+/* Settle the trailing component. 0: res.dir/res.name is the object
+ * (res.exists, res.st; res.magic for a magic link); R_HOOK; <0 errno. */
+int yr_trail(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    for (;;) {
+        if (c->op == OP_OPEN && (c->flags & O_CREAT) && r->slash)
+            return -EISDIR;                      /* before the name is looked at */
+        if (strcmp(r->name, "..") == 0) {
+            int nd;
+            if (at_root(c, r->dir)) {
+                if (r->resolve & RESOLVE_BENEATH)
+                    return -EXDEV;
+                nd = fcntl(r->dir, F_DUPFD_CLOEXEC, 0);
+            } else {
+                nd = yr_openat2(r->dir, "..", O_PATH | O_DIRECTORY, r->resolve & RESOLVE_NO_XDEV);
+            }
+            if (nd < 0)
+                return nd;
+            close(r->dir);
+            r->dir = nd;
+            strcpy(r->name, ".");
+        }
+        if (fstatat(r->dir, r->name, &r->st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                return -errno;
+            r->exists = 0;
+            return 0;
+        }
+        r->exists = 1;
+        if (!S_ISLNK(r->st.st_mode) || !(r->follow || r->slash))
+            return 0;
+        int rc = trailing_link(c);
+        if (rc == R_DONE)
+            return 0;
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* The settled object as an O_PATH fd (res.obj, res.obj_st), judged by the
+ * gate. 0; R_AGAIN when the name changed under us (gone, or became a symlink
+ * to follow); R_HOOK; -errno. Nothing to hold for a name that does not
+ * exist (creation). */
+int yr_hold_final(struct yr_call *c, enum yr_access access)
+{
+    struct yr_res *r = &c->res;
+    if (r->obj >= 0)
+        return 0;                                /* held already (a hook point's) */
+    if (r->magic) {
+        int err = yr_gate_link(c, r->dir, r->name);
+        if (err < 0)
+            return err;
+        r->obj = openat(r->dir, r->name, O_PATH | O_CLOEXEC);    /* the kernel follows it */
+        if (r->obj < 0)
+            return -errno;
+        if ((err = yr_gate_recheck(c)) < 0)
+            return err;
+        if (fstat(r->obj, &r->obj_st) < 0)
+            return -errno;
+    } else {
+        if (!r->exists)
+            return 0;
+        r->obj = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (r->obj < 0)
+            return errno == ENOENT ? R_AGAIN : -errno;
+        if (fstat(r->obj, &r->obj_st) < 0)
+            return -errno;
+        if (r->obj_st.st_ino != r->st.st_ino || r->obj_st.st_dev != r->st.st_dev ||
+            (r->follow && S_ISLNK(r->obj_st.st_mode)))
+            return R_AGAIN;                      /* swapped meanwhile: look again */
+    }
+    return yr_gate(c, r->obj, access);
+}
+
+/* The common case in one syscall: a path with no symlink, magic link or
+ * ".." on the way, resolved whole with RESOLVE_NO_SYMLINKS (and, absolute,
+ * RESOLVE_IN_ROOT at the caller's root) to an O_PATH fd of its object.
+ * Anything else (a link met, a trailing slash, a name to create, /proc,
+ * RESOLVE_* of the caller's) is left to the walk. 1: res.obj holds the
+ * object (res.st, res.obj_st; no parent held); 0: walk; -errno: the
+ * kernel's answer for this path. from is not consumed. */
+int yr_hold_whole(struct yr_call *c, int from, const char *path)
+{
+    struct yr_res *r = &c->res;
+    size_t len = strlen(path);
+    const char *last = strrchr(path, '/');
+    last = last ? last + 1 : path;
+    if (r->resolve || len == 0 || path[len - 1] == '/' || strcmp(last, ".") == 0 ||
+        strcmp(last, "..") == 0 || strlen(last) > NAME_MAX || c->op == OP_SYMLINK ||
+        (c->op == OP_OPEN && (c->flags & (O_CREAT | TMPFILE_BIT))))
+        return 0;
+    uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int start = from;
+    const char *rel = path;
+    if (path[0] == '/') {
+        if (yr_open_root(c) < 0)
+            return 0;
+        while (*rel == '/')
+            rel++;
+        start = r->root;
+        res |= RESOLVE_IN_ROOT;                 /* ".." stops at the caller's root */
+    } else if (yr_has_dotdot(rel)) {
+        return 0;
+    }
+    int obj = yr_openat2(start, rel, O_PATH | O_NOFOLLOW, res);
+    if (obj == -ELOOP || obj == -EXDEV || obj == -EAGAIN)
+        return 0;                                /* a symlink on the way: the walk */
+    if (obj < 0)
+        return obj;
+    if (fstat(obj, &r->obj_st) < 0 || (S_ISLNK(r->obj_st.st_mode) && r->follow) ||
+        yr_on_proc_st(obj, &r->obj_st)) {
+        close(obj);
+        return 0;                                /* a trailing link to follow; /proc */
+    }
+    r->obj = obj;
+    r->st = r->obj_st;
+    r->exists = 1;
+    r->slash = r->magic = 0;
+    snprintf(r->name, sizeof(r->name), "%s", last);
+    return 1;
+}
+

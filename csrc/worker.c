@@ -1,0 +1,342 @@
+/* Opens that may wait (a FIFO without its peer, a device, a lease to
+ * break), each in a thread of its own, so the receive loop goes on serving
+ * every other caller meanwhile. Under user-notify the worker answers its
+ * caller itself; under the ptrace backend only the tracer thread may touch a
+ * tracee, so the worker leaves its answer in the context's queue and wakes
+ * the tracer (tracer.c takes it with yr_worker_take); the caller stays in its
+ * seccomp stop until then. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include "engine.h"
+
+/* Deferred mode: answers waiting for the tracer, shared by the context and
+ * every worker it started (the last one out frees it). */
+struct done_item {
+    struct done_item *next;
+    pid_t tid;
+    int pidfd;              /* the caller's task: its number may be reused once it is gone */
+    struct yr_deferred reply;
+};
+struct yr_done {
+    pthread_mutex_t lock;
+    int refs;
+    pid_t tracer;           /* the thread to wake */
+    struct done_item *head;
+};
+
+struct blocking_open {
+    int listener;           /* user-notify: where to answer; -1: deferred */
+    struct yr_done *done;   /* deferred: where to leave the answer */
+    int pidfd;              /* deferred: the caller's task */
+    uint64_t id;
+    pid_t tid, tgid;        /* the caller */
+    int obj;                /* O_PATH: the object, judged by the gate */
+    int flags;
+    struct yr_fsid id_as;
+};
+
+#define TRACER_WAKE (SIGRTMIN + 6)
+
+static void done_put(struct yr_done *d)
+{
+    pthread_mutex_lock(&d->lock);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!last)
+        return;
+    for (struct done_item *i = d->head, *next; i; i = next) {
+        next = i->next;
+        if (i->reply.fd >= 0)
+            close(i->reply.fd);
+        close(i->pidfd);
+        free(i);
+    }
+    free(d);
+}
+
+static void no_op(int sig)
+{
+    (void)sig;
+}
+
+/* The tracer's context gets a queue, and its waits can be interrupted by a
+ * worker's wake-up (no SA_RESTART: waitpid returns EINTR). */
+void yr_worker_wakeable(struct yr_ctx *ctx)
+{
+    if (!ctx->done) {
+        ctx->done = calloc(1, sizeof(*ctx->done));
+        if (!ctx->done)
+            return;
+        pthread_mutex_init(&ctx->done->lock, NULL);
+        ctx->done->refs = 1;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = no_op;
+        sigemptyset(&sa.sa_mask);
+        sigaction(TRACER_WAKE, &sa, NULL);
+    }
+    ctx->done->tracer = (pid_t)syscall(SYS_gettid);
+}
+
+void yr_worker_release(struct yr_ctx *ctx)
+{
+    if (ctx->done)
+        done_put(ctx->done);
+    ctx->done = NULL;
+}
+
+/* One worker's answer for a caller still waiting, if any: 1 (*tid,
+ * *reply filled), 0 none. An answer for a task that is gone is dropped: its
+ * number may belong to another task by now. */
+int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply)
+{
+    struct yr_done *d = ctx->done;
+    for (;;) {
+        if (!d)
+            return 0;
+        pthread_mutex_lock(&d->lock);
+        struct done_item *i = d->head;
+        if (i)
+            d->head = i->next;
+        pthread_mutex_unlock(&d->lock);
+        if (!i)
+            return 0;
+        int alive = syscall(SYS_pidfd_send_signal, i->pidfd, 0, NULL, 0) == 0;
+        close(i->pidfd);
+        *tid = i->tid;
+        *reply = i->reply;
+        free(i);
+        if (alive)
+            return 1;
+        if (reply->fd >= 0)
+            close(reply->fd);
+    }
+}
+
+static void deferred_answer(const struct blocking_open *b, int fd, int err)
+{
+    struct done_item *i = malloc(sizeof(*i));
+    int pidfd = fcntl(b->pidfd, F_DUPFD_CLOEXEC, 0);
+    if (!i || pidfd < 0) {
+        free(i);
+        yr_close(pidfd);
+        if (fd >= 0)
+            close(fd);
+        return;                                  /* the caller stays stopped: killed at exit */
+    }
+    i->tid = b->tid;
+    i->pidfd = pidfd;
+    if (fd >= 0)
+        i->reply = (struct yr_deferred){ .kind = YR_DEFER_FD, .fd = fd,
+                                         .fd_flags = (uint32_t)(b->flags & O_CLOEXEC) };
+    else
+        i->reply = (struct yr_deferred){ .kind = YR_DEFER_RETURN, .err = err, .val = -1,
+                                         .fd = -1 };
+    pthread_mutex_lock(&b->done->lock);
+    i->next = b->done->head;
+    b->done->head = i;
+    pid_t tracer = b->done->tracer;
+    pthread_mutex_unlock(&b->done->lock);
+    syscall(SYS_tgkill, getpid(), tracer, TRACER_WAKE);
+}
+
+/* ---- replies from any thread ----------------------------------------------- */
+
+static void mt_reply(const struct blocking_open *b, int err)
+{
+    struct seccomp_notif_resp r;
+    memset(&r, 0, sizeof(r));
+    r.id = b->id;
+    r.val = err ? -1 : 0;
+    r.error = -err;
+    while (ioctl(b->listener, SECCOMP_IOCTL_NOTIF_SEND, &r) < 0 && errno == EINTR)
+        ;
+}
+
+static void mt_addfd(const struct blocking_open *b, int fd)
+{
+    struct seccomp_notif_addfd add = {
+        .id = b->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (uint32_t)fd,
+        .newfd_flags = (b->flags & O_CLOEXEC) ? O_CLOEXEC : 0,
+    };
+    while (ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != ENOENT && errno != EINPROGRESS)
+            mt_reply(b, errno);
+        return;
+    }
+}
+
+/* The waiting thread wakes every 100 ms (a timer signal that interrupts
+ * the open) to see whether the caller is gone or has a caught signal
+ * pending: natively that signal would interrupt the open, and the seccomp
+ * wait of a caller can only be killed. The caller then gets ERESTARTSYS,
+ * which the kernel turns into EINTR or a restart of the call, as for its
+ * own wait. */
+#define WAKE_SIG (SIGRTMIN + 5)
+#define ERESTARTSYS_ 512
+
+static void wake_tick(int sig)
+{
+    (void)sig;
+}
+
+static void wake_setup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = wake_tick;                   /* no SA_RESTART: the open gives EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(WAKE_SIG, &sa, NULL);
+}
+
+static uint64_t status_mask(const char *buf, const char *key)
+{
+    const char *p = strstr(buf, key);
+    return p ? strtoull(p + strlen(key), NULL, 16) : 0;
+}
+
+/* Has the caller a caught, unblocked signal pending? */
+static int caller_signalled(pid_t tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
+    return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
+}
+
+static int still_waiting(const struct blocking_open *b)
+{
+    if (b->listener < 0)                         /* a tracee waits in its stop until killed */
+        return syscall(SYS_tgkill, b->tgid, b->tid, 0) == 0 || errno == EPERM;
+    uint64_t id = b->id;
+    return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+static void *blocking_worker(void *arg)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    struct blocking_open *b = arg;
+    pthread_once(&once, wake_setup);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, WAKE_SIG);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = WAKE_SIG;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    timer_t timer;
+    int timed = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+    if (timed) {
+        struct itimerspec every = { { 0, 100000000 }, { 0, 100000000 } };
+        timer_settime(timer, 0, &every, NULL);
+    }
+    yr_fs_become(&b->id_as);
+    int fd, err = 0;
+    for (;;) {
+        fd = yr_reopen(b->obj, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY, 0);
+        if (fd >= 0 || errno != EINTR) {
+            err = fd < 0 ? errno : 0;
+            break;
+        }
+        if (!still_waiting(b)) {
+            err = -1;                            /* the caller is gone: nobody to answer */
+            break;
+        }
+        if (caller_signalled(b->tid)) {
+            /* A tracee cannot be made to restart its call: it sees EINTR. */
+            err = b->listener >= 0 ? ERESTARTSYS_ : EINTR;
+            break;
+        }
+    }
+    if (timed)
+        timer_delete(timer);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (b->listener < 0) {
+        if (err >= 0)
+            deferred_answer(b, fd, err);
+        else if (fd >= 0)
+            close(fd);
+        done_put(b->done);
+        close(b->pidfd);
+    } else if (fd >= 0) {
+        mt_addfd(b, fd);
+        close(fd);
+    } else if (err > 0) {
+        mt_reply(b, err);
+    }
+    close(b->obj);
+    free(b);
+    return NULL;
+}
+
+/* Open obj (an O_PATH fd, judged) in a worker thread that replies itself.
+ * R_DONE: the worker has the call; -errno otherwise. */
+int yr_open_in_worker(struct yr_call *c, int obj, int flags)
+{
+    struct blocking_open *b = malloc(sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    int copy = fcntl(obj, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
+        free(b);
+        return -errno;
+    }
+    struct yr_ctx *ctx = c->ctx;
+    *b = (struct blocking_open){ ctx->listener, ctx->done, -1, c->ev.id, c->ev.tid,
+                                 yr_caller_tgid(c), copy, flags, c->id };
+    if (ctx->listener < 0) {
+        b->pidfd = (int)syscall(SYS_pidfd_open, c->ev.tid, O_EXCL /* PIDFD_THREAD */);
+        if (!ctx->done || b->pidfd < 0) {
+            yr_close(b->pidfd);
+            close(copy);
+            free(b);
+            return -ENOSYS;                      /* a tracer that cannot be woken */
+        }
+        pthread_mutex_lock(&ctx->done->lock);
+        ctx->done->refs++;
+        pthread_mutex_unlock(&ctx->done->lock);
+    }
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&t, &attr, blocking_worker, b);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        if (ctx->listener < 0) {
+            done_put(b->done);
+            close(b->pidfd);
+        }
+        close(copy);
+        free(b);
+        return -EAGAIN;
+    }
+    if (ctx->listener < 0)
+        ctx->reply = (struct yr_deferred){ .kind = YR_DEFER_PENDING, .fd = -1 };
+    return R_DONE;
+}
