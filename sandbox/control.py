@@ -29,8 +29,9 @@ SO_PEERPIDFD):
     A peer in a pid namespace we cannot see has pid 0 and is refused.
 
 The one way around it is a process outside the sandbox made to connect for
-the program: one it may trace (ptrace.scope 0, not contained), or a file it
-may write that someone outside runs (yama-run confines no file access).
+the program: one it may trace (not contained: scope 0, or root's CAP_SYS_PTRACE
+at 1 and 2), or a file it may write that someone outside runs (yama-run
+confines no file access).
 Those are reaches the program has already; the socket adds none.
 
 What may change. The filter was built at start and cannot change (a task adds
@@ -236,6 +237,7 @@ class ControlServer:
             sock.bind(self._at(temporary))
             os.chmod(self._at(temporary), 0o600)
             sock.listen(BACKLOG)
+            sock.setblocking(False)     # a client gone between select and accept
             os.rename(self._at(temporary), self._at(name))
             self._inode = os.stat(self._at(name), follow_symlinks=False).st_ino
         except OSError:
@@ -280,15 +282,22 @@ class ControlServer:
             try:
                 ready, _, _ = select.select([self._sock], [], [], CHECK_EVERY)
                 if ready:
-                    conn, _ = self._sock.accept()
-                    with conn:
-                        self._serve(conn)
+                    self._accept()
                 if not self.stopped:
                     self._upkeep()
             except Exception:       # the control socket must never end the supervisor
                 self.sup.audit.internal_error("serving the control socket",
                                               traceback.format_exc())
                 time.sleep(CHECK_EVERY)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return
+        with conn:
+            conn.setblocking(True)
+            self._serve(conn)
 
     # -- one connection --------------------------------------------------------------
 
@@ -343,6 +352,8 @@ class ControlServer:
         conn.settimeout(REQUEST_TIMEOUT)
         try:
             running.send_line(conn, {"refused": why, "supervisor": os.getpid()})
+            conn.shutdown(socket.SHUT_WR)
+            _discard_queued(conn)
         except OSError:
             pass
 
@@ -507,6 +518,19 @@ class ControlServer:
 def nested() -> bool:
     """Does this process run inside a sandbox (no_new_privs and a filter)?"""
     return running.sandboxed("self") is not False
+
+
+def _discard_queued(conn: socket.socket) -> None:
+    """Drop what a refused peer already sent, never waiting for more: a
+    socket closed with unread data resets the connection, and the peer
+    would get ECONNRESET in place of the end of our answer."""
+    conn.setblocking(False)
+    for _ in range(running.REQUEST_MAX // 65536 + 1):
+        try:
+            if not conn.recv(65536):
+                return
+        except OSError:             # nothing queued (EAGAIN), or gone
+            return
 
 
 def inside(pid: int, supervisor: int, attempts: int = 3) -> bool:

@@ -242,8 +242,11 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
         except OSError as exc:
             raise ControlError(f"cannot connect: {exc.strerror or exc}") from None
         _check_server(sock, expected_pid)
-        send_line(sock, {**request, "v": PROTOCOL})
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            send_line(sock, {**request, "v": PROTOCOL})
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass        # a supervisor that refuses us answers without reading: read that
         try:
             raw = read_bounded(sock, REPLY_MAX, time.monotonic() + CLIENT_TIMEOUT)
             answer = json.loads(raw)
@@ -342,16 +345,25 @@ def resolve(ident: str, found: list[Found]) -> Found:
             for f in live:
                 if pid == f.pid or pid == f.answer.get("main_pid"):
                     return f
-        raise ControlError(f"no running sandbox of this user holds process {ident}")
+        raise ControlError(f"no running sandbox of this user holds process {ident}"
+                           + _unanswered(found))
     named = [f for f in live if ident in (f.answer.get("program"), f.answer.get("profile"))]
     if len(named) == 1:
         return named[0]
     if not named:
         raise ControlError(f"no running sandbox of this user runs {ident!r} "
-                           "(see yama-run --list-running)")
+                           "(see yama-run --list-running)" + _unanswered(found))
     pids = ", ".join(str(f.pid) for f in named)
     raise ControlError(f"{len(named)} sandboxes run {ident!r} (supervisors {pids}): "
                        "name one by pid")
+
+
+def _unanswered(found: list[Found]) -> str:
+    silent = [f for f in found if f.answer is None]
+    if not silent:
+        return ""
+    return (f"; {len(silent)} control socket{'s' if len(silent) > 1 else ''} did not "
+            f"answer: {silent[0].error}")
 
 
 def one(ident: str, request: dict) -> dict:
