@@ -30,8 +30,9 @@ SO_PEERPIDFD):
 
 The one way around it is a process outside the sandbox made to connect for
 the program: one it may trace (not contained: scope 0, or root's CAP_SYS_PTRACE
-at 1 and 2), or a file it may write that someone outside runs (yama-run
-confines no file access).
+at 1 and 2), a file it may write that someone outside runs (yama-run
+confines no file access), a service that starts commands for the user
+(systemd-run --user over the session bus).
 Those are reaches the program has already; the socket adds none.
 
 What may change. The filter was built at start and cannot change (a task adds
