@@ -75,7 +75,12 @@ LOCKED_AT = {("ptrace", "scope"): 3}
 
 
 class ChangeRefused(Exception):
-    """A change that is not made (and nothing else of its request is)."""
+    """A change that is not made (and nothing else of its request is).
+    brief: the reason without advice, where the detail view lists it per value."""
+
+    def __init__(self, message: str, brief: str = ""):
+        super().__init__(message)
+        self.brief = brief or message
 
 
 @dataclass

@@ -446,7 +446,7 @@ class ControlServer:
         try:
             self._plan([[f"{module.name}.{key}", running.toml(value).strip('"')]], "")
         except chains.ChangeRefused as exc:
-            return str(exc)
+            return exc.brief
         return ""
 
     # -- changing ------------------------------------------------------------------
@@ -461,7 +461,9 @@ class ControlServer:
         for _, module in plan.recreated:
             missing = missing_routes(sup.hooks(), set(module.hooks()), sup.shield.landlock)
             if missing and not _kernel_enforces(module):
-                raise chains.ChangeRefused(_not_routed(module, missing))
+                raise chains.ChangeRefused(_not_routed(module, missing),
+                                           f"{module.name} would need calls routed that this "
+                                           "sandbox was started without (--ready-to-tighten)")
         if sup.shield.landlock and not any(getattr(m, "contained", False)
                                            for m in plan.chain.modules):
             raise chains.ChangeRefused(
