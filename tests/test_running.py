@@ -631,7 +631,7 @@ def test_a_socket_planted_by_the_program_is_not_believed(ident, sandboxes):
     assert box.do("attach") == "EPERM"
 
 
-def test_a_planted_name_of_a_real_supervisor_is_not_believed(root, sandboxes):
+def test_a_socket_named_after_another_process_is_not_believed(root, sandboxes):
     """A socket named after another process's pid: its listener is not that pid."""
     box = sandboxes(root)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
