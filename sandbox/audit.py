@@ -159,13 +159,14 @@ class Audit:
                      **request.audit_fields()})
         self.say(f"emulated {request.describe()} by {caller.describe()}")
 
-    def notice(self, kind: str, message: str, **fields) -> None:
+    def notice(self, kind: str, message: str, always: bool = False, **fields) -> None:
         """Something the user should know of a run, neither a denial nor an
         error (a setuid program run without its privilege): the audit log, the
-        journal, and -v."""
+        journal, and -v. always: kept in the journal whatever the rate limit
+        (a settings change, which only the sandbox's owner makes)."""
         record = {"time": time.time(), "action": kind, **fields}
         self._write(record)
-        if self.journal is not None and self.journal.admit():
+        if self.journal is not None and (always or self.journal.admit()):
             self.journal.record(record, message)
         self.say(message)
 

@@ -83,6 +83,7 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
         _until_done(tracer, sup.link)
     finally:
         thread.join()
+        sup.stop_control()                      # no live change into a freed context
         lib.yr_ctx_free(sup.ctx)
         sup.ctx = ffi.NULL
     if failure is not None:

@@ -2,6 +2,7 @@
            [--audit-log FILE] [--permissive] [-v] [-q] [--wait] [--] PROGRAM [ARG]...
 yama-run --list-profiles | --list-modules | --show-profile PROGRAM|NAME|FILE.toml [--set ...]
 yama-run --list-denials
+yama-run --list-running | --show-running ID | --change-running ID --set MODULE.KEY=VALUE...
 
 Introspection is by options, not subcommands, so any PROGRAM name still runs."""
 from __future__ import annotations
@@ -95,6 +96,25 @@ def _list_modules() -> None:
                        f"  (valid: {choices}){'  ' + setting.doc if setting.doc else ''}")
 
 
+def _running(list_running, show_running, change_running, overrides, program) -> None:
+    """The options that talk to running sandboxes (sandbox/running.py)."""
+    from . import running
+    if program or sum(map(bool, (list_running, show_running, change_running))) > 1:
+        raise click.UsageError("--list-running, --show-running and --change-running each "
+                               "run alone, and no program")
+    if overrides and not change_running:
+        raise click.UsageError("--set with --list-running or --show-running: did you mean "
+                               "--change-running ID --set ...?")
+    try:
+        if list_running:
+            return running.list_running(click.echo)
+        if show_running:
+            return running.show_running(show_running, click.echo)
+        return running.change_running(change_running, list(overrides), click.echo)
+    except running.ControlError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _act(propose, install_desktop, remove_desktop, program) -> None:
     """The options that act and exit: a learned profile, a menu entry."""
     from . import desktop
@@ -175,12 +195,28 @@ def _act(propose, install_desktop, remove_desktop, program) -> None:
                    "Exec run under yama-run, and exit.")
 @click.option("--remove-desktop", metavar="PROGRAM", shell_complete=completion.desktop_ids,
               help="Remove the menu entry that --install-desktop made, and exit.")
+@click.option("--list-running", is_flag=True,
+              help="List this user's running sandboxes (supervisor and program pid, program, "
+                   "profile, state, processes, denials so far, settings in force) and exit.")
+@click.option("--show-running", metavar="ID",
+              help="Show one running sandbox in detail (its settings with what each may be "
+                   "changed to live, its processes, the changes made) and exit. ID: a pid "
+                   "of the sandbox, or its program's or profile's name.")
+@click.option("--change-running", metavar="ID",
+              help="Change settings of a running sandbox, given with --set, from its next "
+                   "call; every change is audited. Tightening is always possible where the "
+                   "running filter routes what it needs; ptrace.scope 3 is one-way.")
+@click.option("--ready-to-tighten", "ready", is_flag=True,
+              help="Route every call that any value of the profile's settings needs, so "
+                   "that every setting can be tightened while the program runs (costs a "
+                   "round trip to the supervisor on each open, stat and access).")
 @click.version_option(__version__, "--version", prog_name="yama-run")
 @click.argument("program", required=False, shell_complete=completion.command)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=completion.files)
 def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, quiet, wait_all,
         backend, userns, list_profiles, list_modules, list_denials, show, learn, propose,
-        install_desktop, remove_desktop, program, args):
+        install_desktop, remove_desktop, list_running, show_running, change_running, ready,
+        program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
     if profile_name and no_profile:
@@ -194,6 +230,8 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
                                f"--show-profile run no program (got {program!r})")
     if propose or install_desktop or remove_desktop:
         return _act(propose, install_desktop, remove_desktop, program)
+    if list_running or show_running or change_running:
+        return _running(list_running, show_running, change_running, overrides, program)
     if learn and not audit_log:
         raise click.UsageError("--learn needs --audit-log FILE: the log to learn into")
     try:
@@ -234,7 +272,8 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
     def serve(link) -> int:
         """In the supervisor process (lifetime.split)."""
         try:
-            return Supervisor(chain, audit, backend, link=link, userns=userns).run(argv, env)
+            return Supervisor(chain, audit, backend, link=link, userns=userns, profile=profile,
+                              ready=ready).run(argv, env)
         except SetupError as exc:
             click.echo(f"yama-run: {printable(str(exc))}", err=True)
             return EXIT_SETUP

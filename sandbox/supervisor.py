@@ -13,6 +13,7 @@ import signal
 import threading
 import traceback
 
+from . import control
 from . import filter as seccomp_filter
 from . import lifetime
 from . import modules as policy_modules
@@ -45,16 +46,26 @@ CAP_SYS_PTRACE = 19
 
 
 class Supervisor:
-    def __init__(self, chain, audit, backend: str = "auto", link=None, userns: str = "auto"):
-        self.chain = chain
+    def __init__(self, chain, audit, backend: str = "auto", link=None, userns: str = "auto",
+                 profile=None, ready: bool = False):
+        self.chain = chain                  # replaced whole by a live change (apply_chain)
         self.audit = audit
         self.backend = backend
+        self.served_by = "none"             # the backend in use, once one is
+        self.profile = profile              # what the chain was made from, if known
+        self.ready = ready                  # --ready-to-tighten: route what any setting needs
+        self._routed: set[str] | None = None
+        # Held while C's rule tables are loaded or the context freed: a live
+        # change (control thread) never loads them into a freed context.
+        self.rules_lock = threading.Lock()
+        self.control = control.ControlServer(self)
         self.link = link                    # to the front (lifetime.Link), if any
         if link is not None:
             link.before_report = audit.flush
         self.ctx = ffi.NULL
         self.listener = -1
         self.main_pid = -1
+        self.argv: list[str] = []
         self._program = "?"
         # yama-run's own processes (this supervisor and the front the shell
         # waits on): out of the program's reach in every mode, the one place
@@ -66,7 +77,10 @@ class Supervisor:
         # must not take the notification loop down with it.
         self.audit.stream = QuietStream(self.audit.stream)
         self.paths = PathCalls(self)
-        servers = [TaskCalls(self), self.paths, Guard(self)]
+        task_calls = TaskCalls(self)
+        if "task_free" in self.hooks():     # routed for a later scope 1: relations kept exact
+            task_calls.tasks.watch_execs()
+        servers = [task_calls, self.paths, Guard(self)]
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
@@ -92,7 +106,15 @@ class Supervisor:
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         """With the backend asked for; auto: notify, else ptrace where the
-        kernel lacks user-notify or refuses a listener (EBUSY)."""
+        kernel lacks user-notify or refuses a listener (EBUSY). The control
+        socket is served from the start to the end of the tree."""
+        self.argv = list(argv)
+        try:
+            return self._run_backend(argv, env)
+        finally:
+            self.stop_control()
+
+    def _run_backend(self, argv: list[str], env: dict[str, str]) -> int:
         if not self.hooks() or self.backend == "notify":
             return self._run_notify(argv, env)
         if self.backend == "ptrace":
@@ -115,6 +137,7 @@ class Supervisor:
         if why:
             self.audit.say(f"{why}: falling back to the ptrace backend")
         self._program = argv[0]
+        self.served_by = "ptrace"
         bpf = seccomp_filter.build(self.hooks(), self.shield.landlock, seccomp_filter.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
@@ -144,6 +167,7 @@ class Supervisor:
                 self._exec_result(status_fd)          # raises with the child's reason
                 raise SetupError("the child did not hand over the seccomp listener")
             self.audit.say("backend: notify")
+            self.served_by = "notify"
             self._start_serving(listener, hooks)
             server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
             server.start()
@@ -151,17 +175,23 @@ class Supervisor:
         status = lifetime.reap_all(pid, self.link)
         if server is not None:
             server.join()
+            self.stop_control()
             lib.yr_ctx_free(self.ctx)
+            self.ctx = ffi.NULL
             os.close(self.listener)
         if failure is not None:
             return failure
         return status
 
     def hooks(self) -> set[str]:
-        """The chain's hook points, and the supervisor's own notice of
-        privileged execs whenever a filter is installed at all."""
-        hooks = self.chain.hooks()
-        return hooks | {"exec_notice"} if hooks else hooks
+        """What the filter routes, fixed before the spawn: the chain's hook
+        points, what tightening a setting live needs where that is cheap
+        (all of it with --ready-to-tighten: sandbox/control.py), and the
+        supervisor's own notice of privileged execs whenever a filter is
+        installed at all."""
+        if self._routed is None:
+            self._routed = control.routed_hooks(self.chain, self.shield.landlock, self.ready)
+        return self._routed
 
     def exec_privileged(self, caller, path: str, bits: int, uid: int, mode: int) -> None:
         """A setuid, setgid or file-capability program is executed: it runs
@@ -177,9 +207,11 @@ class Supervisor:
                           mode=oct(mode))
 
     def started(self, pid: int) -> None:
-        """The program runs: the front may signal it; -v says how it runs."""
+        """The program runs: the front may signal it; -v says how it runs;
+        the control socket answers (sandbox/control.py)."""
         if self.link is not None:
             self.link.started(pid)
+        self.control.start(pid)
         if self.userns:
             self.audit.say(f"in a user namespace owned by uid {os.geteuid()}: the program keeps "
                            "its ids, others' show as 65534 (docs/everyday.md)")
@@ -247,14 +279,24 @@ class Supervisor:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
 
     def load_tables(self, ctx, hooks) -> None:
-        """What C settles alone, for either backend: the routed syscalls and
-        the chain's tabulated rules."""
+        """What C settles alone, for either backend: the routed syscalls
+        (fixed) and the chain's rules (load_rules)."""
         for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
             lib.yr_ctx_map(ctx, arch, nr, sys_id)
-        lib.yr_ctx_link_table(ctx, self.link_table())
         for pid in self.protected_pids:          # their /proc entries out of the sandbox's reach
             if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
                 raise SetupError("too many yama-run processes to protect")
+        with self.rules_lock:
+            self.load_rules(ctx)
+
+    def load_rules(self, ctx) -> None:
+        """The one place C's rules are set from the chain in force: its
+        tabulated rules and the walk's switches. At start, and again after
+        every live change (apply_chain), rules_lock held. Each is one aligned
+        word that C reads once at the point it decides: a call already past
+        that point keeps the old answer, the next call reads the new one."""
+        hooks = self.chain.hooks()
+        lib.yr_ctx_link_table(ctx, self.link_table())
         lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
                           self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
                           (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
@@ -262,7 +304,24 @@ class Supervisor:
                           | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
                           | (lib.YR_WALK_LANDLOCK if self.shield.contained
                              and not self.shield.permissive else 0)
-                          | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in hooks else 0))
+                          | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in self.hooks() else 0))
+
+    def apply_chain(self, chain) -> None:
+        """Put a new chain in force (a live change; rules_lock held): Python's
+        side in one assignment, which every handler reads per call (a walk
+        under way finishes with the chain it started with), then C's rules.
+        Containment turned on here works by the hooks alone: no Landlock
+        domain can be added to a running program."""
+        self.chain = chain
+        self.shield.contained = any(getattr(m, "contained", False) for m in chain.modules)
+        if self.ctx != ffi.NULL:
+            self.load_rules(self.ctx)
+
+    def stop_control(self) -> None:
+        """No live change after this (before the context is freed); the
+        control socket is removed."""
+        with self.rules_lock:
+            self.control.stop()
 
     def link_table(self) -> int:
         """The chain's path_link rule over the C side's facts (yr_link_table_allows).

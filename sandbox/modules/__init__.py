@@ -82,6 +82,11 @@ class Module:
     def hooks(self) -> set[str]:
         raise NotImplementedError
 
+    def adopt(self, old: "Module") -> None:
+        """A running sandbox's settings changed: this instance, made from the
+        new config, replaces old. Take over what old learned while the
+        sandbox ran (never its settings). Default: nothing to take."""
+
 
 def hooked(modules, hook: str) -> bool:
     """Does any module hook `hook`?"""

@@ -63,6 +63,15 @@ class Ptrace(Module):
             hooks.add("task_free")
         return hooks
 
+    def adopt(self, old) -> None:
+        """A live change of scope keeps the PR_SET_PTRACER declarations, as
+        the kernel keeps its relations whatever ptrace_scope is written. Both
+        instances share them (and their lock) while a walk under the old one
+        finishes."""
+        self._lock = old._lock
+        with self._lock:
+            self.relations, self._by_tracer = old.relations, old._by_tracer
+
     # -- hooks --------------------------------------------------------------
 
     def ptrace_access_check(self, req):
