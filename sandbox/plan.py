@@ -240,13 +240,13 @@ def store(plan: dict) -> str:
         raise Miss(plan["uncacheable"])
     directory = cache_dir()
     if directory is None:
-        raise Miss("no cache directory (no home)")
+        raise Miss("not kept: no cache directory (no home)")
     _make_private_dirs(directory)
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if not _owned_privately(os.fstat(dfd), directory=True):
-            raise Miss(f"{directory} is not a directory of uid {os.geteuid()} that only it "
-                       "can write")
+            raise Miss(f"not kept: {directory} is not a directory of uid {os.geteuid()} that "
+                       "only it can write")
         name = file_name(plan["key"])
         temporary = f".{name}.{os.getpid()}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
