@@ -200,6 +200,9 @@ def _start_and_serve(plan: dict, run: Run, env: dict, link, say) -> int:
     state = Loading(started)
     if started.ctx != spawn.ffi.NULL:
         _thread.start_new_thread(_notify_thread, (state,))
+        # The program waits for its first call to be served: the notify thread
+        # goes first, else it waits for the GIL while the chain loads.
+        state.entering.acquire()
     else:
         state.serving.release()
     _thread.start_new_thread(_reaper_thread, (state, link, run.command[0]))
@@ -225,6 +228,7 @@ class Loading:
     def __init__(self, started):
         self.started = started
         self.supervisor = None
+        self.entering = _locked()   # released as the notify thread enters C
         self.loaded = _locked()     # released once the supervisor is loaded (or failed)
         self.serving = _locked()    # released when the notify thread is done
         self.finished = _locked()
@@ -246,8 +250,15 @@ def _notify_thread(state: Loading) -> None:
     serve on as it always does (Supervisor._serve)."""
     from . import spawn
     try:
-        event = spawn.ffi.new("struct yr_event *")
-        rc = spawn.lib.yr_next(state.started.ctx, event)
+        try:
+            event = spawn.ffi.new("struct yr_event *")
+        except BaseException:
+            import traceback
+            _fail_closed(state.started, traceback.format_exc())
+            raise
+        finally:
+            state.entering.release()
+        rc = spawn.lib.yr_next(state.started.ctx, event)     # (the GIL released)
         supervisor = state.wait_loaded()
         if supervisor is not None:
             supervisor._serve((rc, event))

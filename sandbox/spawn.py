@@ -96,7 +96,7 @@ def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
 
     c_argv = ffi.new("char *[]", [cstr(a) for a in argv] + [ffi.NULL])
     c_env = ffi.new("char *[]", [cstr(f"{k}={v}") for k, v in env.items()] + [ffi.NULL])
-    path = env.get("PATH")
+    path = search_from(argv[0], env.get("PATH"))
     c_path = cstr(path) if path is not None else ffi.NULL
     out = ffi.new("struct yr_spawn_result *")
     if bpf is not None:
@@ -109,6 +109,29 @@ def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
     if rc < 0:
         raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
     return Started(out.pid, out.listener, out.status_fd, userns)
+
+
+def search_from(program: str, path: str | None) -> str | None:
+    """PATH from its first entry where program may be: the program's execvp
+    search (csrc/spawn.c) then skips the directories that lack it, each of
+    which would cost a notified execve (exec_notice) failing with ENOENT.
+    Only entries whose lookup says ENOENT or ENOTDIR are skipped, the errors
+    the search passes over; the first other answer (the file, EACCES, any
+    error) starts the search as before, so it finds and reports the same. A
+    directory changed in between is a race the search itself has: the
+    program's exec is checked whatever it finds."""
+    if path is None or "/" in program:
+        return path
+    entries = path.split(":")
+    for i, entry in enumerate(entries):
+        try:
+            os.stat(os.path.join(entry or ".", program))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError):
+            pass
+        return ":".join(entries[i:])
+    return path
 
 
 NEVER_USERNS = ("no user namespace (--userns=never): the calls of non-dumpable programs "
