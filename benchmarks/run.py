@@ -20,8 +20,10 @@ skipped with the reason.
 
 Workloads: micro (C loops in workloads/ that time their own calls and print
 ns per call, so start-up never enters a per-call figure), macro (wall time of
-a whole command: cp -al, tar -x, git clone --local, python3 -c pass,
-make -j2, a Firefox headless screenshot) and start-up (`true`).
+a whole command: cp -al, tar -x, git clone --local, git status,
+python3 -c pass, make -j2, make of one file, a Firefox headless screenshot)
+and start-up (`true`). The bare user-notify round trip is measured in every
+run and printed beside every figure; issue 17's goals are judged against it.
 
 --quick: tiny sizes, one round, no warm-up: a smoke test that everything runs
 and gives the expected results; no timing claims.

@@ -175,9 +175,6 @@ class Supervisor:
     def link_table(self) -> int:
         return link_table(self.chain.modules)
 
-    def walk_table(self, hook: str, request, bits: int) -> int:
-        return walk_table(self.chain.modules, hook, request, bits)
-
     # -- the notification loop -----------------------------------------------
 
     def _serve(self, first=None) -> None:

@@ -372,3 +372,8 @@ def test_a_cached_start_denies_what_a_cold_one_denies(tmp_path, args):
     assert "kept in" in plan_said(cold) and FROM_CACHE in plan_said(cached)
     assert cold.returncode != 0 and outcome(cold)[1], cold.stderr
     assert outcome(cached) == outcome(cold)
+
+
+def test_the_plan_key_knows_every_launcher_the_lookup_sees_through():
+    from sandbox import launchers, plan
+    assert plan.LAUNCHERS == frozenset(launchers.LAUNCHERS)
