@@ -231,6 +231,14 @@ def _micro(key, title, prog, full, quick, rounds, expect=every_call_ok, extra_ar
                     size_text="{n:,} calls per run", **kw)
 
 
+def _on_path(key, title, prog, path_key, setup, short) -> Workload:
+    """workloads/PROG.c on the path c.fx[path_key], made by setup: every call must succeed."""
+    return Workload(key, title, "micro", "µs",
+                    lambda c: [c.prog(prog), str(c.fx["n"][key]), str(c.fx[path_key])],
+                    20_000, 200, 9, setup=setup, expect=every_call_ok,
+                    size_text="{n:,} calls per run", short=short)
+
+
 def _files_in(path_key: str, files_key: str):
     def check(c: Ctx) -> str | None:
         dst = c.fx[path_key]
@@ -271,14 +279,20 @@ def setup_make(c: Ctx, n: int) -> None:
     c.fx["cproj"] = fixtures.c_project(c.work / "fx", n)
 
 
-def make_clean(c: Ctx) -> None:
-    subprocess.run(["make", "-s", "-C", str(c.fx["cproj"]), "clean"], check=True,
-                   stdout=subprocess.DEVNULL)
+def make_clean(project: str):
+    """Before each run (untimed): `make clean` in the fixture c.fx[project]."""
+    def clean(c: Ctx) -> None:
+        subprocess.run(["make", "-s", "-C", str(c.fx[project]), "clean"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return clean
 
 
-def make_built(c: Ctx) -> str | None:
-    app = c.fx["cproj"] / "app"
-    return None if app.exists() else f"{app} was not built"
+def make_built(project: str, program: str):
+    """After each run: the fixture's program must have been built."""
+    def check(c: Ctx) -> str | None:
+        built = c.fx[project] / program
+        return None if built.exists() else f"{built} was not built"
+    return check
 
 
 def setup_firefox(c: Ctx, n: int) -> str | None:
@@ -346,16 +360,6 @@ def setup_make_one(c: Ctx, n: int) -> None:
     c.fx["cone"] = fixtures.c_program(c.work / "fx")
 
 
-def make_one_clean(c: Ctx) -> None:
-    subprocess.run(["make", "-s", "-C", str(c.fx["cone"]), "clean"], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
-def make_one_built(c: Ctx) -> str | None:
-    hello = c.fx["cone"] / "hello"
-    return None if hello.exists() else f"{hello} was not built"
-
-
 def workloads() -> list[Workload]:
     py = lambda c: c.python   # noqa: E731
     return [
@@ -388,31 +392,17 @@ def workloads() -> list[Workload]:
         _micro("linkat", "emulated linkat (caller owns the file)", "linkat", 10_000, 200, 9,
                short="linkat, emulated",
                extra_args=lambda c: [str(c.work / "scratch" / "links")]),
-        Workload("open_close", "open + close of an ordinary file", "micro", "µs",
-                 lambda c: [c.prog("open_close"), str(c.fx["n"]["open_close"]),
-                            str(c.fx["plain"])], 20_000, 200, 9, setup=setup_files,
-                 expect=every_call_ok, size_text="{n:,} calls per run", short="open + close"),
-        Workload("stat", "stat of an ordinary file", "micro", "µs",
-                 lambda c: [c.prog("stat"), str(c.fx["n"]["stat"]), str(c.fx["plain"])],
-                 20_000, 200, 9, setup=setup_files, expect=every_call_ok,
-                 size_text="{n:,} calls per run", short="stat"),
-        Workload("open_dir_link", "open + close through a symlinked directory "
-                 "(/lib/ARCH/libc.so.6, /lib -> usr/lib)", "micro", "µs",
-                 lambda c: [c.prog("open_close"), str(c.fx["n"]["open_dir_link"]),
-                            c.fx["dir_link"]], 20_000, 200, 9, setup=setup_links,
-                 expect=every_call_ok, size_text="{n:,} calls per run",
-                 short="open + close via a linked directory"),
-        Workload("open_trailing_link", "open + close through a trailing symlink "
-                 "(/etc/os-release)", "micro", "µs",
-                 lambda c: [c.prog("open_close"), str(c.fx["n"]["open_trailing_link"]),
-                            c.fx["trailing_link"]], 20_000, 200, 9, setup=setup_links,
-                 expect=every_call_ok, size_text="{n:,} calls per run",
-                 short="open + close via a trailing link"),
-        Workload("stat_link", "stat through a symlink (/etc/os-release)", "micro", "µs",
-                 lambda c: [c.prog("stat"), str(c.fx["n"]["stat_link"]),
-                            c.fx["trailing_link"]], 20_000, 200, 9, setup=setup_links,
-                 expect=every_call_ok, size_text="{n:,} calls per run",
-                 short="stat via a symlink"),
+        _on_path("open_close", "open + close of an ordinary file", "open_close", "plain",
+                 setup_files, "open + close"),
+        _on_path("stat", "stat of an ordinary file", "stat", "plain", setup_files, "stat"),
+        _on_path("open_dir_link", "open + close through a symlinked directory "
+                 "(/lib/ARCH/libc.so.6, /lib -> usr/lib)", "open_close", "dir_link",
+                 setup_links, "open + close via a linked directory"),
+        _on_path("open_trailing_link", "open + close through a trailing symlink "
+                 "(/etc/os-release)", "open_close", "trailing_link", setup_links,
+                 "open + close via a trailing link"),
+        _on_path("stat_link", "stat through a symlink (/etc/os-release)", "stat",
+                 "trailing_link", setup_links, "stat via a symlink"),
         Workload("cp_al", "cp -al of a file tree", "macro", "s",
                  lambda c: ["cp", "-al", str(c.fx["tree"]), str(c.fx["tree_copy"])],
                  20_000, 200, 5, setup=setup_tree, after=_files_in("tree_copy", "tree_files"),
@@ -435,11 +425,13 @@ def workloads() -> list[Workload]:
                  lambda c: [c.python, "-c", "pass"], 1, 1, 11, size_text=""),
         Workload("make", "make -j2 of a small C project", "macro", "s",
                  lambda c: ["make", "-s", "-j2", "-C", str(c.fx["cproj"])],
-                 16, 2, 5, setup=setup_make, before=make_clean, after=make_built,
+                 16, 2, 5, setup=setup_make, before=make_clean("cproj"),
+                 after=make_built("cproj", "app"),
                  size_text="{n} C files of 20 functions and a main", short="make -j2"),
         Workload("make_one", "make of one C file", "macro", "ms",
                  lambda c: ["make", "-s", "-C", str(c.fx["cone"])], 1, 1, 11,
-                 setup=setup_make_one, before=make_one_clean, after=make_one_built,
+                 setup=setup_make_one, before=make_clean("cone"),
+                 after=make_built("cone", "hello"),
                  size_text="", short="make of one file"),
         Workload("firefox", "Firefox ESR headless screenshot of a local page", "macro", "s",
                  firefox_argv, 1, 1, 5, setup=setup_firefox, after=firefox_shot,
