@@ -113,7 +113,10 @@ class Supervisor:
 
     def attach(self, started, announced: bool = False) -> None:
         """The program runs (sandbox/spawn.py); announced: the front was told
-        and -v said how it runs, before this supervisor was loaded."""
+        and -v said how it runs, before this supervisor was loaded. Both launch
+        paths come here, the cold one (_run_notify) and the cached one
+        (sandbox/launch.py, which never calls run): whatever must start beside
+        the notification loop once the program runs belongs here."""
         if not announced:
             spawn.announce(started, self.link, self.routing(), self.audit.say)
         self.main_pid = started.pid
