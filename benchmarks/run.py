@@ -120,7 +120,7 @@ class Comparator:
 def comparators(before: str | None = None) -> list[Comparator]:
     """before: another yama-run (say, main's) run with its default profile
     beside this one, for a before-and-after table from one run."""
-    then = ([Comparator("yama-before", f"yama-run default, before ({before})",
+    then = ([Comparator("yama-before", "yama-run default, before",
                         lambda c, a: [before, "--", *a])] if before else [])
     return [
         Comparator("native", "native", lambda c, a: a),
