@@ -183,11 +183,15 @@ def _supervise(plan: dict, run: Run, env: dict, link, say) -> int:
 def _start_and_serve(plan: dict, run: Run, env: dict, link, say) -> int:
     """The program first, then the chain.
 
-    Three threads: this one loads the chain and the Supervisor; the notify
-    thread serves calls in C from the start and waits for the Supervisor only
-    at a call Python must decide; the reaper waits for the program, gives the
-    front its status and ends this process when the last program process is
-    gone, whether or not the chain has finished loading."""
+    Three threads: this one, which spawned the program, waits for it (the
+    reaper: it gives the front the status and ends this process when the
+    last program process is gone, whether or not the chain has finished
+    loading); the notify thread serves calls in C from the start and waits
+    for the Supervisor only at a call Python must decide; the loader loads
+    the chain and the Supervisor. The reaper is the thread that forked the
+    program because a program that asks PTRACE_TRACEME makes that thread its
+    tracer, and only the tracer's ptrace requests let its stops go
+    (lifetime.reap_all)."""
     from . import spawn
     try:
         started = spawn.start(plan, run.command, env, run.userns, say)
@@ -203,22 +207,11 @@ def _start_and_serve(plan: dict, run: Run, env: dict, link, say) -> int:
         # The program waits for its first call to be served: the notify thread
         # goes first, else it waits for the GIL while the chain loads.
         state.entering.acquire()
-    else:
+        _thread.start_new_thread(_loader_thread, (state, plan, run, link))
+    else:                       # no filter: no call will ever be asked, nothing to load
         state.serving.release()
-    _thread.start_new_thread(_reaper_thread, (state, link, run.command[0]))
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(FAST_SWITCH_INTERVAL)
-    try:
-        supervisor = _load(plan, run, link)
-        supervisor.attach(started, announced=True)
-        state.supervisor = supervisor
-    except BaseException:
-        import traceback
-        _fail_closed(started, traceback.format_exc())
-    finally:
-        sys.setswitchinterval(interval)
         state.loaded.release()
-    state.finished.acquire()        # the reaper ends the process (never released)
+    _reap(state, link, run.command[0])      # (never returns)
     return lifetime.EXIT_SETUP
 
 
@@ -231,7 +224,6 @@ class Loading:
         self.entering = _locked()   # released as the notify thread enters C
         self.loaded = _locked()     # released once the supervisor is loaded (or failed)
         self.serving = _locked()    # released when the notify thread is done
-        self.finished = _locked()
 
     def wait_loaded(self):
         self.loaded.acquire()
@@ -266,7 +258,24 @@ def _notify_thread(state: Loading) -> None:
         state.serving.release()
 
 
-def _reaper_thread(state: Loading, link, program: str) -> None:
+def _loader_thread(state: Loading, plan: dict, run: Run, link) -> None:
+    """The chain and the Supervisor, while the program runs; a failure kills
+    the program (fail closed)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(FAST_SWITCH_INTERVAL)
+    try:
+        supervisor = _load(plan, run, link)
+        supervisor.attach(state.started, announced=True)
+        state.supervisor = supervisor
+    except BaseException:
+        import traceback
+        _fail_closed(state.started, traceback.format_exc())
+    finally:
+        sys.setswitchinterval(interval)
+        state.loaded.release()
+
+
+def _reap(state: Loading, link, program: str) -> None:
     """The program's exit status to the front as soon as it is known; the
     process ends with the last program process."""
     from . import spawn

@@ -367,3 +367,14 @@ def test_a_cached_start_denies_what_a_cold_one_denies(tmp_path, args):
 def test_the_plan_key_knows_every_launcher_the_lookup_sees_through():
     from sandbox import launchers, plan
     assert plan.LAUNCHERS == frozenset(launchers.LAUNCHERS)
+
+
+def test_a_program_that_makes_the_supervisor_its_tracer_runs_from_the_cache(tmp_path, helper):
+    """PTRACE_TRACEME makes the thread that forked the program its tracer:
+    on the cached path too, that thread reaps it and lets its stops go."""
+    probe = helper("hostile_probe")
+    cache = tmp_path / "cache"
+    for said in ("kept in", FROM_CACHE):
+        r = run(cache, "--", probe, "traceme-raise", timeout=30)
+        assert said in plan_said(r), r.stderr
+        assert r.returncode == 3 and "HANDLED 1" in r.stdout, r
