@@ -1,14 +1,18 @@
 """The inputs of the macro workloads, built once per benchmark run in a
 temporary directory: a file tree, a tar archive of it, a git repository with
-loose objects, a small C project, and a page and profile for Firefox.
+loose objects, a small C project, a one-file program, a process several
+ancestors deep, and a page and profile for Firefox.
 
 Every builder takes the directory to build in and a size, and returns what
 the workload needs (paths); the sizes come from run.py (full or quick)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -84,6 +88,43 @@ def c_project(root: Path, units: int) -> Path:
         "clean:\n\trm -f *.o app\n"
         ".PHONY: clean\n")
     return proj
+
+
+def c_program(root: Path) -> Path:
+    """One C file and a Makefile that builds it (`make` of one file)."""
+    proj = root / "cone"
+    proj.mkdir()
+    (proj / "hello.c").write_text(
+        "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n")
+    (proj / "Makefile").write_text("hello: hello.c\n\t$(CC) -O1 -o $@ $<\n"
+                                   "clean:\n\trm -f hello\n.PHONY: clean\n")
+    return proj
+
+
+def deep_process(depth: int) -> tuple[subprocess.Popen, int]:
+    """A `sleep` with `depth` shells between it and us, in a session of its
+    own: (the outermost shell, the sleep's pid). A scope-1 ptrace check walks
+    every ancestor of its target."""
+    command = "sleep 1000000"
+    for _ in range(depth):
+        command = f"sh -c {shlex.quote(command + ' & wait')}"
+    top = subprocess.Popen(["sh", "-c", command + " & wait"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, start_new_session=True)
+    pid, level, deadline = top.pid, 0, time.monotonic() + 10
+    while level <= depth:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        if children:
+            pid, level = int(children[0]), level + 1
+        elif time.monotonic() > deadline:
+            os.killpg(top.pid, signal.SIGKILL)
+            top.wait()
+            raise RuntimeError(f"the process chain stopped at depth {level}")
+        else:
+            time.sleep(0.01)
+    return top, pid
 
 
 def firefox_inputs(root: Path) -> dict[str, Path]:

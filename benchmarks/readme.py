@@ -14,7 +14,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from report import GOAL_COMPARATORS, UNITS, cell, fmt, machine_line   # noqa: E402
+from report import (floor_line, goal_columns, goal_rows, machine_line,  # noqa: E402
+                    row_cells)
 
 PAGE = HERE.parent / "docs" / "overhead.md"
 
@@ -39,7 +40,7 @@ def section(doc: dict, results: Path, notes: str) -> str:
            "Medians of interleaved rounds; per call for the micro workloads (timed inside the "
            "program), per run for the others (wall time of the whole command, start-up "
            f"included); in brackets the ratio to native. Rounds: {rounds_text(doc)}, after one "
-           "discarded warm-up round.", "",
+           "discarded warm-up round.", "", floor_line(doc), "",
            "| workload | " + " | ".join(c["label"] for c in comps) + " |",
            "| --- | " + " | ".join("--:" for _ in comps) + " |"]
     for r in doc["workloads"]:
@@ -49,10 +50,8 @@ def section(doc: dict, results: Path, notes: str) -> str:
         if r["status"] != "ok":
             out.append(f"| {name} | " + " | ".join("skipped" for _ in comps) + " |")
             continue
-        by = {c["key"]: c for c in r["comparators"]}
-        out.append(f"| {name} | " + " | ".join(
-            cell(by[c["key"]], r["unit"], c["key"] == "native") if c["key"] in by else "-"
-            for c in comps) + " |")
+        out.append(f"| {name} | " + " | ".join(row_cells(doc, r, [c["key"] for c in comps]))
+                   + " |")
     skipped = [f"{c['label']}: {c['skip']}" for c in comps if c.get("skip")]
     failed = [f"{r['key']} under {c['label']}: {len(c.get('failures') or [1])} run(s) failed"
               for r in doc["workloads"] for c in r["comparators"] if c.get("failures")
@@ -60,22 +59,12 @@ def section(doc: dict, results: Path, notes: str) -> str:
     if skipped or failed:
         out += ["", "Skipped: " + ("; ".join(skipped) or "none") + ". Failed runs (* in the "
                 "table; reasons in results.md): " + ("; ".join(failed) or "none") + "."]
+    columns = goal_columns(doc)
     out += ["", f"![time relative to native, log scale]({rel}/results.png)", "",
-            "Goals of issue 7:", "", "| goal | limit | yama-run default | yama-run all on |",
-            "| --- | --- | --: | --: |"]
-    units = {r["key"]: r["unit"] for r in doc["workloads"]}
-    for g in doc["goals"]:
-        cells = []
-        for comp in GOAL_COMPARATORS:
-            res = g["results"][comp]
-            if res["status"] != "ok":
-                cells.append(res["status"])
-                continue
-            u = units[g["workload"]]
-            v = (f"{res['value']:.2f}x" if g["metric"] == "ratio"
-                 else f"{fmt(res['value'] * UNITS[u], u)} {u}")
-            cells.append(f"{v} {'met' if res['met'] else '**missed**'}")
-        out.append(f"| {g['goal']} | {g['limit']} | " + " | ".join(cells) + " |")
+            "Goals of issue 17, judged on this run:", "",
+            "| goal | workload | limit | " + " | ".join(label for _, label in columns) + " |",
+            "| --- | --- | --- | " + " | ".join("--:" for _ in columns) + " |"]
+    out += goal_rows(doc, judged=True)
     return "\n".join(out) + "\n\n" + notes.strip() + "\n"
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pngchart
 
 UNITS = {"ns": 1.0, "µs": 1e3, "ms": 1e6, "s": 1e9}   # unit -> ns
-GOAL_COMPARATORS = ("yama-default", "yama-all")        # the goals are checked for these
+# The goals are judged for these (yama-before: only with --before).
+GOAL_COMPARATORS = ("yama-default", "yama-all", "yama-before")
 
 
 def fmt(ns: float, unit: str) -> str:
@@ -98,6 +99,8 @@ def machine(ctx, repo: Path) -> dict:
         "distro": distro, "python": platform.python_version(), "python_executable": ctx.python,
         "libseccomp": libseccomp_version(),
         "yama_run": " ".join(ctx.yama), "yama_run_tree": str(repo),
+        "yama_run_version": _out([*ctx.yama, "--version"]),
+        "yama_run_sys_path": ctx.pypath,
         "git_commit": _out([*git, "rev-parse", "HEAD"]),
         "git_branch": _out([*git, "rev-parse", "--abbrev-ref", "HEAD"]),
         "git_dirty": bool(_out([*git, "status", "--porcelain", "--", "sandbox", "csrc",
@@ -121,11 +124,72 @@ def machine(ctx, repo: Path) -> dict:
     }
 
 
-def cell(c: dict, unit: str, native: bool) -> str:
+def cell(c: dict, unit: str, native: bool, above: float | None = None) -> str:
+    """median (ratio to native[, round trips above native])."""
     if c["status"] != "ok":
         return c["status"]
     v = fmt(c["median"] * UNITS[unit], unit) + f" {unit}" + ("*" if c.get("failures") else "")
-    return v if native or c["ratio"] is None else f"{v} ({c['ratio']:.2f}x)"
+    if native or c["ratio"] is None:
+        return v
+    trips = f", {above:+.1f} rt" if above is not None else ""
+    return f"{v} ({c['ratio']:.2f}x{trips})"
+
+
+def row_cells(doc: dict, r: dict, keys: list[str]) -> list[str]:
+    """A workload's cells; per-call figures also in round trips of this
+    run's bare user-notify responder above native (rt)."""
+    by = {c["key"]: c for c in r["comparators"]}
+    floor, native = doc.get("floor_ns"), by.get("native")
+    out = []
+    for k in keys:
+        if k not in by:
+            out.append("-")
+            continue
+        c, above = by[k], None
+        if (r["kind"] == "micro" and floor and c["status"] == "ok" and native
+                and native["status"] == "ok" and k != "native"):
+            above = (c["median"] - native["median"]) * UNITS[r["unit"]] / floor
+        out.append(cell(c, r["unit"], k == "native", above))
+    return out
+
+
+def floor_line(doc: dict) -> str:
+    floor = doc.get("floor_ns")
+    if not floor:
+        return ("The bare user-notify round trip was not measured in this run: no figure "
+                "is given in round trips.")
+    return (f"The bare user-notify round trip in this run (`floor-bare-responder`, "
+            f"workloads/notify_floor.c): **{fmt(floor, 'µs')} µs**; \"rt\" is a per-call "
+            f"figure's distance from native in such round trips.")
+
+
+def goal_columns(doc: dict) -> list[tuple[str, str]]:
+    labels = {c["key"]: c["label"] for c in doc["comparators"]}
+    return [(k, labels[k]) for k in GOAL_COMPARATORS if k in labels]
+
+
+def goal_rows(doc: dict, judged: bool) -> list[str]:
+    """Issue 17's goals as Markdown table rows (judged: met / missed)."""
+    units = {r["key"]: r["unit"] for r in doc["workloads"]}
+    keys = [k for k, _ in goal_columns(doc)]
+    lines = []
+    for g in doc["goals"]:
+        cells = []
+        for comp in keys:
+            res = g["results"].get(comp, {"status": "-"})
+            if res["status"] != "ok":
+                cells.append(res["status"])
+                continue
+            u, v, metric = units[g["workload"]], res["value"], g["metric"]
+            text = (f"{fmt(v * UNITS[u], u)} {u}" if metric == "median"
+                    else f"{v:.2f}x" if metric in ("ratio", "floor")
+                    else f"{v:.2f} rt" if metric == "floor_above" else f"{v:.2f}x its time")
+            verdict = ("" if not judged else " n/a" if res["met"] is None
+                       else " met" if res["met"] else " **missed**")
+            cells.append(text + verdict)
+        lines.append(f"| {g['goal']} | {g['workload']} | {g['limit']} | " + " | ".join(cells)
+                     + " |")
+    return lines
 
 
 def markdown(doc: dict) -> str:
@@ -137,7 +201,8 @@ def markdown(doc: dict) -> str:
     lines += ["Median per call (micro) or per run (macro, start-up: wall time of the whole "
               "command); in brackets the ratio to native. Interleaved rounds (see the rounds "
               "column), one warm-up round discarded." if not quick else
-              "One run each, tiny sizes: these numbers only show that everything ran.", ""]
+              "One run each, tiny sizes: these numbers only show that everything ran.", "",
+              floor_line(doc), ""]
     lines += ["| workload | rounds | " + " | ".join(c["label"] for c in comps) + " |",
               "| --- | --: | " + " | ".join("--:" for _ in comps) + " |"]
     for r in doc["workloads"]:
@@ -145,26 +210,13 @@ def markdown(doc: dict) -> str:
         if r["status"] != "ok":
             lines.append(f"| {name} | - | " + " | ".join("skipped" for _ in comps) + " |")
             continue
-        by = {c["key"]: c for c in r["comparators"]}
-        cells = [cell(by[k], r["unit"], k == "native") if k in by else "-" for k in main_keys]
+        cells = row_cells(doc, r, main_keys)
         lines.append(f"| {name} | {r['rounds']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Goals (issue 7)", "",
-              "| goal | workload | limit | yama-run default | yama-run all on |",
-              "| --- | --- | --- | --: | --: |"]
-    units = {r["key"]: r["unit"] for r in doc["workloads"]}
-    for g in doc["goals"]:
-        cells = []
-        for comp in GOAL_COMPARATORS:
-            res = g["results"][comp]
-            if res["status"] != "ok":
-                cells.append(res["status"])
-                continue
-            v = (f"{res['value']:.2f}x" if g["metric"] == "ratio"
-                 else f"{fmt(res['value'] * UNITS[units[g['workload']]], units[g['workload']])}"
-                      f" {units[g['workload']]}")
-            verdict = "n/a" if res["met"] is None else "met" if res["met"] else "**missed**"
-            cells.append(f"{v} {verdict}")
-        lines.append(f"| {g['goal']} | {g['workload']} | {g['limit']} | " + " | ".join(cells) + " |")
+    columns = goal_columns(doc)
+    lines += ["", "## Goals (issue 17)", "",
+              "| goal | workload | limit | " + " | ".join(label for _, label in columns) + " |",
+              "| --- | --- | --- | " + " | ".join("--:" for _ in columns) + " |"]
+    lines += goal_rows(doc, judged=True)
     diag = [(r, c) for r in doc["workloads"] for c in r["comparators"] if c["diagnostic"]]
     if diag:
         lines += ["", "## Diagnostic rows", "", "| workload | variant | median | min | max | ratio |",
@@ -206,8 +258,9 @@ def machine_line(doc: dict) -> str:
     return (f"`{doc['command']}`, {m['date']}, {doc['duration_s']:.0f} s: {m['cpu']}, "
             f"{m['vcpus']} vCPUs ({m['virtualization'] or 'bare metal?'}), {m['distro']}, "
             f"Linux {m['kernel']}, Python {m['python']}, libseccomp {m['libseccomp']}, "
-            f"yama-run {m['git_commit'][:10]}{' (dirty)' if m['git_dirty'] else ''} "
-            f"({m['git_branch']}); {load}.")
+            f"benchmarks at {m['git_commit'][:10]}{' (dirty)' if m['git_dirty'] else ''} "
+            f"({m['git_branch']}), measuring `{m['yama_run']}` "
+            f"({m.get('yama_run_version') or 'version unknown'}); {load}.")
 
 
 def plot(doc: dict) -> bytes:
@@ -245,9 +298,17 @@ def print_table(doc: dict) -> None:
     comps = doc["comparators"]
     rows = [["workload", *[c["key"] for c in comps]]]
     for r in doc["workloads"]:
-        by = {c["key"]: c for c in r["comparators"]}
-        rows.append([r["key"], *[cell(by[c["key"]], r["unit"], c["key"] == "native")
-                                 if c["key"] in by else "skipped" for c in comps]])
+        rows.append([r["key"], *row_cells(doc, r, [c["key"] for c in comps])])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
+    floor = doc.get("floor_ns")
+    print(f"floor (bare user-notify round trip, this run): "
+          f"{fmt(floor, 'µs') + ' µs' if floor else 'not measured'}; rt: round trips above native")
+    for g in doc["goals"]:
+        verdicts = []
+        for comp, res in g["results"].items():
+            met = res.get("met")
+            verdicts.append(f"{comp} " + (res["status"] if res["status"] != "ok" else
+                                          "n/a" if met is None else "met" if met else "MISSED"))
+        print(f"goal {g['goal']} ({g['limit']}): {', '.join(verdicts)}")

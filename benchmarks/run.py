@@ -20,8 +20,10 @@ skipped with the reason.
 
 Workloads: micro (C loops in workloads/ that time their own calls and print
 ns per call, so start-up never enters a per-call figure), macro (wall time of
-a whole command: cp -al, tar -x, git clone --local, python3 -c pass,
-make -j2, a Firefox headless screenshot) and start-up (`true`).
+a whole command: cp -al, tar -x, git clone --local, git status,
+python3 -c pass, make -j2, make of one file, a Firefox headless screenshot)
+and start-up (`true`). The bare user-notify round trip is measured in every
+run and printed beside every figure; issue 17's goals are judged against it.
 
 --quick: tiny sizes, one round, no warm-up: a smoke test that everything runs
 and gives the expected results; no timing claims.
@@ -38,6 +40,7 @@ import json
 import os
 import shutil
 import signal
+import site
 import statistics
 import subprocess
 import sys
@@ -56,14 +59,11 @@ from report import (GOAL_COMPARATORS, UNITS, fmt, machine, markdown, plot,  # no
 REPO = HERE.parent
 WORKLOADS = HERE / "workloads"
 UNPRIV = ("1001", "1001")                 # uid, gid of the unprivileged ptrace caller
+DEEP = 8                                  # shells between the scope-1 target and us
+FLOOR = ("pvm_readv_self", "floor-bare-responder")   # the round trip: workload, comparator
 ALL_ON = ["--set", "ptrace.scope=1", "--set", "hardlinks.protected=1",
           "--set", "symlinks.protected=1", "--set", "fifos.protected=2",
           "--set", "regular.protected=2"]
-# What strace traces when the tree cannot tell (sandbox.filter.ROUTES is asked first).
-STRACE_FALLBACK = ["ptrace", "prctl", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
-                   "link", "linkat", "open", "openat", "openat2", "creat", "stat", "newfstatat",
-                   "statx", "access", "faccessat", "faccessat2", "execve", "execveat", "chdir",
-                   "symlink", "symlinkat"]
 
 
 class BenchError(Exception):
@@ -78,6 +78,7 @@ class Ctx:
     work: Path                    # temporary directory: programs, fixtures, scratch
     yama: list[str]               # how to start yama-run
     python: str                   # the interpreter yama-run runs on
+    pypath: list[str]             # what it puts on sys.path: the package measured, its deps
     env: dict[str, str]
     root: bool
     target_pid: int               # an unrelated process for PTRACE_ATTACH
@@ -85,6 +86,12 @@ class Ctx:
     empty_profile: Path
     fx: dict = field(default_factory=dict)   # fixture paths, by workload
     started: float = field(default_factory=time.monotonic)
+
+    def py_import(self, module: str) -> list[str]:
+        """python3 importing the measured yama-run's module, as its command
+        starts (-IS, its package and dependencies on sys.path)."""
+        return [self.python, "-IS", "-c",
+                f"import sys; sys.path[:0] = {self.pypath!r}; import {module}"]
 
     def prog(self, name: str) -> str:
         return str(self.work / "bin" / name)
@@ -110,7 +117,11 @@ class Comparator:
         return " ".join(self.wrap(ctx, ["CMD"]))
 
 
-def comparators() -> list[Comparator]:
+def comparators(before: str | None = None) -> list[Comparator]:
+    """before: another yama-run (say, main's) run with its default profile
+    beside this one, for a before-and-after table from one run."""
+    then = ([Comparator("yama-before", "yama-run default, before",
+                        lambda c, a: [before, "--", *a])] if before else [])
     return [
         Comparator("native", "native", lambda c, a: a),
         Comparator("yama-default", "yama-run default", lambda c, a: [*c.yama, "--", *a]),
@@ -124,6 +135,7 @@ def comparators() -> list[Comparator]:
         Comparator("firejail", "firejail --noprofile",
                    lambda c, a: ["firejail", "--noprofile", "--quiet", "--", *a]),
         Comparator("bwrap", "bwrap", lambda c, a: ["bwrap", "--dev-bind", "/", "/", "--", *a]),
+        *then,
     ]
 
 
@@ -198,7 +210,7 @@ def attach_denied(r: dict, comp: str) -> str | None:
 
 def ptracer_result(r: dict, comp: str) -> str | None:
     # yama-run emulates PR_SET_PTRACER (0); a kernel without Yama says EINVAL.
-    if comp in ("yama-default", "yama-all", "yama-scope3"):
+    if comp in ("yama-default", "yama-all", "yama-scope3", "yama-before"):
         return every_call_ok(r, comp)
     if r["ok"] == r["calls"] or (r["fail"] == r["calls"] and r["errno"] == "EINVAL"):
         return None
@@ -206,14 +218,25 @@ def ptracer_result(r: dict, comp: str) -> str | None:
 
 
 def _micro(key, title, prog, full, quick, rounds, expect=every_call_ok, extra_args=None,
-           unit="µs", **kw) -> Workload:
-    """A C loop of workloads/PROG.c: CALLS calls, timed by the program itself."""
+           unit="µs", setup=None, **kw) -> Workload:
+    """A C loop of workloads/PROG.c: CALLS calls, timed by the program itself;
+    setup: what else it needs (returns a skip reason or None)."""
+    def prepare(c: Ctx, n: int) -> str | None:
+        c.fx["n"][key] = n
+        return setup(c, n) if setup else None
     return Workload(key, title, "micro", unit,
                     lambda c: [c.prog(prog), str(c.fx["n"][key]),
                                *(extra_args(c) if extra_args else [])],
-                    full, quick, rounds, expect=expect,
-                    setup=lambda c, n: c.fx["n"].__setitem__(key, n) or None,
+                    full, quick, rounds, expect=expect, setup=prepare,
                     size_text="{n:,} calls per run", **kw)
+
+
+def _on_path(key, title, prog, path_key, setup, short) -> Workload:
+    """workloads/PROG.c on the path c.fx[path_key], made by setup: every call must succeed."""
+    return Workload(key, title, "micro", "µs",
+                    lambda c: [c.prog(prog), str(c.fx["n"][key]), str(c.fx[path_key])],
+                    20_000, 200, 9, setup=setup, expect=every_call_ok,
+                    size_text="{n:,} calls per run", short=short)
 
 
 def _files_in(path_key: str, files_key: str):
@@ -256,14 +279,20 @@ def setup_make(c: Ctx, n: int) -> None:
     c.fx["cproj"] = fixtures.c_project(c.work / "fx", n)
 
 
-def make_clean(c: Ctx) -> None:
-    subprocess.run(["make", "-s", "-C", str(c.fx["cproj"]), "clean"], check=True,
-                   stdout=subprocess.DEVNULL)
+def make_clean(project: str):
+    """Before each run (untimed): `make clean` in the fixture c.fx[project]."""
+    def clean(c: Ctx) -> None:
+        subprocess.run(["make", "-s", "-C", str(c.fx[project]), "clean"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return clean
 
 
-def make_built(c: Ctx) -> str | None:
-    app = c.fx["cproj"] / "app"
-    return None if app.exists() else f"{app} was not built"
+def make_built(project: str, program: str):
+    """After each run: the fixture's program must have been built."""
+    def check(c: Ctx) -> str | None:
+        built = c.fx[project] / program
+        return None if built.exists() else f"{built} was not built"
+    return check
 
 
 def setup_firefox(c: Ctx, n: int) -> str | None:
@@ -298,6 +327,39 @@ def setup_files(c: Ctx, n: int) -> None:
     c.fx["n"]["open_close"] = c.fx["n"]["stat"] = n
 
 
+def setup_links(c: Ctx, n: int) -> str | None:
+    """The two common symlinks on a path: a directory (/lib on merged /usr)
+    and a trailing one (/etc/os-release)."""
+    lib = os.path.realpath("/lib")
+    libc = sorted(str(p) for p in Path("/lib").glob("*/libc.so.6"))
+    if lib == "/lib" or not libc:
+        return "/lib is not a symlink here (no merged /usr): no libc.so.6 through a linked directory"
+    if not os.path.islink("/etc/os-release"):
+        return "/etc/os-release is not a symlink here"
+    c.fx["dir_link"], c.fx["trailing_link"] = libc[0], "/etc/os-release"
+    for key in ("open_dir_link", "open_trailing_link", "stat_link"):
+        c.fx["n"][key] = n
+    return None
+
+
+def setup_deep_target(c: Ctx, n: int) -> str | None:
+    if not c.root:
+        return "needs root and setpriv for the uid-1001 caller (ours would be allowed natively)"
+    top, pid = fixtures.deep_process(DEEP)
+    c.fx["procs"].append(top)
+    c.fx["deep_pid"] = pid
+    return None
+
+
+def setup_git_status(c: Ctx, n: int) -> None:
+    if "repo" not in c.fx:
+        setup_git(c, n)
+
+
+def setup_make_one(c: Ctx, n: int) -> None:
+    c.fx["cone"] = fixtures.c_program(c.work / "fx")
+
+
 def workloads() -> list[Workload]:
     py = lambda c: c.python   # noqa: E731
     return [
@@ -319,20 +381,28 @@ def workloads() -> list[Workload]:
                    "yama-scope3", "yama-run --set ptrace.scope=3, root caller",
                    lambda c, a: [*c.yama, "--set", "ptrace.scope=3", "--", *a],
                    diagnostic=True, root_caller=True)]),
+        _micro("ptrace_deep", f"hooked, decided by the chain at scope 1: PTRACE_ATTACH denied "
+               f"(caller uid 1001, target {DEEP} ancestors deep)", "ptrace_attach", 5_000, 100,
+               9, short=f"PTRACE_ATTACH at scope 1, target {DEEP} deep",
+               expect=attach_denied, extra_args=lambda c: [str(c.fx["deep_pid"])],
+               as_user=True, setup=setup_deep_target),
         _micro("prctl_ptracer", "hooked, emulated in Python: prctl(PR_SET_PTRACER, 0)",
                "prctl_ptracer", 20_000, 200, 9, expect=ptracer_result,
                short="prctl(PR_SET_PTRACER, 0), emulated"),
         _micro("linkat", "emulated linkat (caller owns the file)", "linkat", 10_000, 200, 9,
                short="linkat, emulated",
                extra_args=lambda c: [str(c.work / "scratch" / "links")]),
-        Workload("open_close", "open + close of an ordinary file", "micro", "µs",
-                 lambda c: [c.prog("open_close"), str(c.fx["n"]["open_close"]),
-                            str(c.fx["plain"])], 20_000, 200, 9, setup=setup_files,
-                 expect=every_call_ok, size_text="{n:,} calls per run", short="open + close"),
-        Workload("stat", "stat of an ordinary file", "micro", "µs",
-                 lambda c: [c.prog("stat"), str(c.fx["n"]["stat"]), str(c.fx["plain"])],
-                 20_000, 200, 9, setup=setup_files, expect=every_call_ok,
-                 size_text="{n:,} calls per run", short="stat"),
+        _on_path("open_close", "open + close of an ordinary file", "open_close", "plain",
+                 setup_files, "open + close"),
+        _on_path("stat", "stat of an ordinary file", "stat", "plain", setup_files, "stat"),
+        _on_path("open_dir_link", "open + close through a symlinked directory "
+                 "(/lib/ARCH/libc.so.6, /lib -> usr/lib)", "open_close", "dir_link",
+                 setup_links, "open + close via a linked directory"),
+        _on_path("open_trailing_link", "open + close through a trailing symlink "
+                 "(/etc/os-release)", "open_close", "trailing_link", setup_links,
+                 "open + close via a trailing link"),
+        _on_path("stat_link", "stat through a symlink (/etc/os-release)", "stat",
+                 "trailing_link", setup_links, "stat via a symlink"),
         Workload("cp_al", "cp -al of a file tree", "macro", "s",
                  lambda c: ["cp", "-al", str(c.fx["tree"]), str(c.fx["tree_copy"])],
                  20_000, 200, 5, setup=setup_tree, after=_files_in("tree_copy", "tree_files"),
@@ -347,12 +417,22 @@ def workloads() -> list[Workload]:
                             str(c.fx["clone"])],
                  4_000, 50, 5, setup=setup_git, after=_files_in("clone", "repo_files"),
                  size_text="{n:,} files", short="git clone --local"),
+        Workload("git_status", "git status in a checkout", "macro", "ms",
+                 lambda c: ["git", "-C", str(c.fx["repo"]), "status", "--porcelain"],
+                 4_000, 50, 11, setup=setup_git_status, size_text="{n:,} files",
+                 short="git status"),
         Workload("python", "python3 -c pass", "macro", "ms",
                  lambda c: [c.python, "-c", "pass"], 1, 1, 11, size_text=""),
         Workload("make", "make -j2 of a small C project", "macro", "s",
                  lambda c: ["make", "-s", "-j2", "-C", str(c.fx["cproj"])],
-                 16, 2, 5, setup=setup_make, before=make_clean, after=make_built,
+                 16, 2, 5, setup=setup_make, before=make_clean("cproj"),
+                 after=make_built("cproj", "app"),
                  size_text="{n} C files of 20 functions and a main", short="make -j2"),
+        Workload("make_one", "make of one C file", "macro", "ms",
+                 lambda c: ["make", "-s", "-C", str(c.fx["cone"])], 1, 1, 11,
+                 setup=setup_make_one, before=make_clean("cone"),
+                 after=make_built("cone", "hello"),
+                 size_text="", short="make of one file"),
         Workload("firefox", "Firefox ESR headless screenshot of a local page", "macro", "s",
                  firefox_argv, 1, 1, 5, setup=setup_firefox, after=firefox_shot,
                  env=lambda c: {"HOME": str(c.fx["ff"]["home"])}, timeout=90,
@@ -363,98 +443,168 @@ def workloads() -> list[Workload]:
                  size_text="one page, a kept profile", short="Firefox headless screenshot"),
         Workload("startup", "start-up: `true`", "startup", "ms", lambda c: ["true"], 1, 1, 15,
                  short="start-up (true)", extras=[
-                     Comparator("python-S", "python3 -S -c pass (yama-run's interpreter)",
-                                lambda c, a: [py(c), "-S", "-c", "pass"], diagnostic=True),
-                     Comparator("python-import", "python3 -c 'import sandbox.cli'",
-                                lambda c, a: [py(c), "-c", f"import sys; sys.path.insert(0, "
-                                              f"{str(REPO)!r}); import sandbox.cli"],
-                                diagnostic=True)]),
+                     Comparator("python-S", "python3 -IS -c pass (yama-run's interpreter)",
+                                lambda c, a: [py(c), "-IS", "-c", "pass"], diagnostic=True),
+                     Comparator("python-launch", "python3 -IS: import sandbox.launch "
+                                "(what a cached start loads before the program runs)",
+                                lambda c, a: c.py_import("sandbox.launch"), diagnostic=True),
+                     Comparator("python-import", "python3 -IS: import sandbox.cli "
+                                "(a start without a cached plan)",
+                                lambda c, a: c.py_import("sandbox.cli"), diagnostic=True)]),
     ]
 
 
-# -- goals (issue 7) ------------------------------------------------------------------
+# -- goals (issue 17) -----------------------------------------------------------------
 
 @dataclass
 class Goal:
+    """metric: "ratio" (median / native median), "median" (in the workload's
+    unit), "floor" (median / the bare round trip), "floor_above" ((median -
+    native median) / the bare round trip) or "below:COMPARATOR" (median /
+    that comparator's median: under 1 means faster)."""
     text: str
     workload: str
-    metric: str          # ratio | median
-    limit: float         # in the workload's unit for a median
+    metric: str
+    limit: float
     strict: bool = False
 
-    def check(self, stats: dict) -> bool:
-        v = stats[self.metric]
-        return v < self.limit if self.strict else v <= self.limit
+    def value(self, stats: dict, by: dict, floor_ns: float | None, unit: str) -> float | None:
+        scale = UNITS[unit]
+        median = stats["median"] * scale
+        native = by.get("native")
+        if self.metric == "ratio":
+            return stats["ratio"]
+        if self.metric == "median":
+            return stats["median"]
+        if self.metric.startswith("below:"):
+            other = by.get(self.metric.split(":", 1)[1])
+            return (median / (other["median"] * scale)
+                    if other and other["status"] == "ok" else None)
+        if floor_ns is None:
+            return None
+        if self.metric == "floor":
+            return median / floor_ns
+        if native is None or native["status"] != "ok":
+            return None
+        return (median - native["median"] * scale) / floor_ns
+
+    def check(self, value: float) -> bool:
+        return value < self.limit if self.strict else value <= self.limit
 
     def limit_text(self, unit: str) -> str:
         op = "<" if self.strict else "<="
-        return f"{op} {self.limit:g}x" if self.metric == "ratio" else f"{op} {self.limit:g} {unit}"
+        if self.metric == "median":
+            return f"{op} {self.limit:g} {unit}"
+        if self.metric.startswith("below:"):
+            return f"under {self.metric.split(':', 1)[1]}"
+        what = {"ratio": "native", "floor": "the round trip",
+                "floor_above": "the round trip above native"}[self.metric]
+        return f"{op} {self.limit:g}x {what}"
 
 
 GOALS = [
-    Goal("unhooked syscall", "getppid", "ratio", 1.05),
-    Goal("hooked, settled in C", "pvm_readv_self", "median", 3.5),
-    Goal("hooked, decided by the Python chain", "ptrace_attach", "median", 8.0),
-    Goal("hooked, emulated in Python (prctl)", "prctl_ptracer", "median", 8.0),
-    Goal("emulated linkat", "linkat", "median", 12.0),
-    Goal("cp -al", "cp_al", "ratio", 2.5),
-    Goal("Firefox screenshot", "firefox", "ratio", 1.10),
-    Goal("start-up", "startup", "median", 24.0, strict=True),
+    Goal("`yama-run -- true`", "startup", "median", 20.0),
+    Goal("`yama-run -- true`: under firejail --noprofile", "startup", "below:firejail", 1.0,
+         strict=True),
+    Goal("a call settled in C", "pvm_readv_self", "floor", 1.2),
+    Goal("ptrace decided by the chain at scope 1 (uid 1001, target several ancestors deep)",
+         "ptrace_deep", "floor", 2.5),
+    Goal("open+close of a plain file, every protection on", "open_close", "floor_above", 2.0),
+    Goal("open through a symlinked directory", "open_dir_link", "floor_above", 2.5),
+    Goal("open through a trailing symlink", "open_trailing_link", "floor_above", 2.5),
+    Goal("stat", "stat", "floor_above", 1.5),
+    Goal("stat through a symlink", "stat_link", "floor_above", 1.5),
+    Goal("cp -al of 20,000 files, every protection on", "cp_al", "ratio", 2.0),
+    Goal("git status", "git_status", "ratio", 2.0),
+    Goal("python3 -c pass", "python", "ratio", 2.0),
+    Goal("make of one file", "make_one", "ratio", 2.0),
+    Goal("Firefox headless screenshot under its bundled profile", "firefox", "ratio", 1.05),
 ]
 
 
 # -- running ---------------------------------------------------------------------------
 
-def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str]:
-    """yama-run as a console script would start it, importing this tree's
-    sandbox package (or the one given with --yama-run)."""
+def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str, list[str]]:
+    """How to start the yama-run measured, its interpreter, and the sys.path
+    entries that find its package and dependencies: the one given with
+    --yama-run (an installed command), else this tree, started as the
+    installed command starts (bin/yama-run: python3 -IS, paths added by hand)."""
     if explicit:
-        return [explicit], interpreter_of(explicit)
+        script = shutil.which(explicit) if "/" not in explicit else explicit
+        if script is None or not os.access(script, os.X_OK):
+            raise BenchError(f"--yama-run {explicit}: not an executable")
+        python = interpreter_of(script)
+        return [os.path.abspath(script)], python, installed_path(python, script)
     if not list((REPO / "sandbox").glob("_yama*.so")):
         raise BenchError(f"the C extension is not built in {REPO}: run "
                          f"`python3 setup.py build_ext --inplace` there first")
     python = os.path.realpath(sys.executable)
+    pypath = [str(REPO), *(p for p in site.getsitepackages() if os.path.isdir(p))]
     script = work / "bin" / "yama-run"
-    script.write_text(WRAPPER.format(python=python, repo=str(REPO)))
+    script.write_text(WRAPPER.format(python=python, path=pypath))
     script.chmod(0o755)
-    return [str(script)], python
+    return [str(script)], python, pypath
 
 
-# The console script, for this tree. The package maps sandbox.profiles to the
-# top-level profiles/ (pyproject's package-dir); an editable install of another
-# tree would otherwise answer that import with its own bundled profiles.
-WRAPPER = """#!{python}
-import importlib.util, sys
-sys.path.insert(0, {repo!r})
-spec = importlib.util.spec_from_file_location(
-    "sandbox.profiles", {repo!r} + "/profiles/__init__.py",
-    submodule_search_locations=[{repo!r} + "/profiles"])
-sys.modules["sandbox.profiles"] = profiles = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(profiles)
-from sandbox.cli import main
-sys.exit(main())
+# This tree's command, as bin/yama-run starts an installed one: no `site`, the
+# package and the interpreter's site-packages (without their .pth files) on
+# sys.path by hand.
+WRAPPER = """#!{python} -IS
+import sys
+sys.path[:0] = {path!r}
+from sandbox.launch import main
+main()
 """
 
 
 def interpreter_of(script: str) -> str:
+    """The python3 an installed yama-run runs on: its shebang's, or (bin/yama-run,
+    a sh script) the one beside its real path."""
     try:
         with open(script, "rb") as f:
             first = f.readline().decode(errors="replace")
-    except OSError:
-        first = ""
-    return first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
+    except OSError as exc:
+        raise BenchError(f"--yama-run {script}: {exc.strerror}") from None
+    if first.startswith("#!") and "python" in first:
+        return first[2:].split()[0]
+    beside = os.path.join(os.path.dirname(os.path.realpath(script)), "python3")
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("python3")
+    if found is None:
+        raise BenchError(f"--yama-run {script}: cannot tell which python3 it runs on")
+    return found
 
 
-def strace_syscalls(python: str) -> list[str]:
-    """The syscalls yama-run's filter can route, from the tree being measured."""
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sandbox.filter import ROUTES; "
+def installed_path(python: str, script: str) -> list[str]:
+    """The sys.path of that interpreter with `site` (its venv's site-packages,
+    their .pth files): where it finds the sandbox package it runs."""
+    code = "import json, sys, sandbox; print(json.dumps([p for p in sys.path if p]))"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
+                              cwd="/")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"--yama-run {script}: {python} cannot be run: {exc}") from None
+    if done.returncode != 0:
+        raise BenchError(f"--yama-run {script}: {python} cannot import its sandbox package: "
+                         f"{done.stderr.strip()[-300:]}")
+    return json.loads(done.stdout)
+
+
+def strace_syscalls(ctx_python: str, pypath: list[str]) -> list[str]:
+    """The syscalls the measured yama-run's filter can route (sandbox.filter.ROUTES)."""
+    code = (f"import sys; sys.path[:0] = {pypath!r}; from sandbox.filter import ROUTES; "
             "print(','.join(sorted({n for r in ROUTES.values() for n, _ in r})))")
     try:
-        out = subprocess.run([python, "-c", code, str(REPO)], capture_output=True, text=True,
-                             timeout=60).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        out = ""
-    return out.split(",") if out else STRACE_FALLBACK
+        done = subprocess.run([ctx_python, "-IS", "-c", code], capture_output=True, text=True,
+                              timeout=60, cwd="/")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"cannot ask the measured yama-run what it routes: {exc}") from None
+    out = done.stdout.strip()
+    if done.returncode != 0 or not out:
+        raise BenchError("cannot ask the measured yama-run what it routes: "
+                         f"{done.stderr.strip()[-300:]}")
+    return out.split(",")
 
 
 def build_programs(bindir: Path) -> None:
@@ -603,8 +753,21 @@ def skipped_workload(w: Workload, reason: str) -> dict:
             "reason": reason, "comparators": []}
 
 
-def evaluate_goals(results: list[dict], quick: bool) -> list[dict]:
+def floor_ns(results: list[dict]) -> float | None:
+    """The bare user-notify round trip measured in this run (ns), if it was."""
+    workload, comp = FLOOR
+    for r in results:
+        for c in r["comparators"] if r["key"] == workload else ():
+            if c["key"] == comp and c["status"] == "ok":
+                return c["median"] * UNITS[r["unit"]]
+    return None
+
+
+def evaluate_goals(results: list[dict], quick: bool, present: list[str]) -> list[dict]:
+    """Issue 17's goals, each judged for every yama-run comparator in the run
+    (in quick mode: computed, never judged)."""
     by_key = {r["key"]: r for r in results}
+    floor = floor_ns(results)
     out = []
     for g in GOALS:
         r = by_key.get(g.workload)
@@ -612,14 +775,21 @@ def evaluate_goals(results: list[dict], quick: bool) -> list[dict]:
             continue
         row = {"goal": g.text, "workload": g.workload, "limit": g.limit_text(r["unit"]),
                "metric": g.metric, "results": {}}
-        for comp in GOAL_COMPARATORS:
-            s = next((c for c in r["comparators"] if c["key"] == comp), None)
+        by = {c["key"]: c for c in r["comparators"]}
+        for comp in (k for k in GOAL_COMPARATORS if k in present):
+            s = by.get(comp)
             if s is None or s["status"] != "ok":
                 row["results"][comp] = {"status": s["status"] if s else r["status"]}
                 continue
-            value = s[g.metric]
+            value = g.value(s, by, floor, r["unit"])
+            if value is None:
+                missing = (g.metric.split(":", 1)[1] if g.metric.startswith("below:")
+                           else "the round trip" if g.metric == "floor" else
+                           "native or the round trip")
+                row["results"][comp] = {"status": f"{missing} not measured"}
+                continue
             row["results"][comp] = {"status": "ok", "value": value,
-                                    "met": None if quick else g.check(s)}
+                                    "met": None if quick else g.check(value)}
         out.append(row)
     return out
 
@@ -637,8 +807,11 @@ def main(argv: list[str] | None = None) -> int:
                     "benchmarks/results/MODE-YYYYmmdd-HHMMSS)")
     ap.add_argument("--rounds", type=int, help="rounds per workload (default: per workload)")
     ap.add_argument("--yama-run", dest="yama_run", metavar="PATH",
-                    help="measure this yama-run (default: this tree, started as a console "
-                         "script would start it)")
+                    help="measure this yama-run, an installed command (default: this tree, "
+                         "started as the installed command starts)")
+    ap.add_argument("--before", metavar="PATH",
+                    help="also run this yama-run (say, an install of main) with its default "
+                         "profile: before and after in one run")
     args = ap.parse_args(argv)
     all_w = workloads()
     if args.only:
@@ -647,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}; "
                      f"known: {', '.join(w.key for w in all_w)}")
+        wanted.add(FLOOR[0])        # every figure beside the round trip of the same run
         all_w = [w for w in all_w if w.key in wanted]
     mode = "quick" if args.quick else "full"
     out = args.out or HERE / "results" / f"{mode}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -660,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
             (work / d).mkdir()
             (work / d).chmod(0o755)
         build_programs(work / "bin")
-        yama, python = yama_command(args.yama_run, work)
+        yama, python, pypath = yama_command(args.yama_run, work)
         empty = work / "empty-chain.toml"
         empty.write_text("# no module: yama-run installs no filter\nchain = []\n")
         root = os.geteuid() == 0 and shutil.which("setpriv") is not None
@@ -672,10 +846,11 @@ def main(argv: list[str] | None = None) -> int:
         # whatever the state of the tree's __pycache__.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        ctx = Ctx(quick=args.quick, work=work, yama=yama, python=python, env=env, root=root,
-                  target_pid=target.pid if target else 1, strace_set=strace_syscalls(python),
-                  empty_profile=empty, fx={"n": {}})
-        comps = comparators()
+        ctx = Ctx(quick=args.quick, work=work, yama=yama, python=python, pypath=pypath, env=env,
+                  root=root, target_pid=target.pid if target else 1,
+                  strace_set=strace_syscalls(python, pypath), empty_profile=empty,
+                  fx={"n": {}, "procs": []})
+        comps = comparators(args.before)
         info = machine(ctx, REPO)
         print(f"yama-run benchmarks, {mode} mode: {' '.join(yama)}; results in {out}", flush=True)
         for c in comps:
@@ -694,6 +869,9 @@ def main(argv: list[str] | None = None) -> int:
         if target is not None:
             target.send_signal(signal.SIGKILL)
             target.wait()
+        for proc in ctx.fx["procs"] if ctx is not None else ():
+            os.killpg(proc.pid, signal.SIGKILL)         # its session: every shell and the sleep
+            proc.wait()
         shutil.rmtree(work, ignore_errors=True)
         if ctx is not None and "untar" in ctx.fx:
             shutil.rmtree(ctx.fx["untar"].parent, ignore_errors=True)
@@ -704,7 +882,8 @@ def main(argv: list[str] | None = None) -> int:
            "machine": info,
            "comparators": [{"key": c.key, "label": c.label, "command": c.shown(ctx),
                             "skip": c.skip} for c in comps],
-           "workloads": results, "goals": evaluate_goals(results, args.quick)}
+           "workloads": results, "floor_ns": floor_ns(results),
+           "goals": evaluate_goals(results, args.quick, [c.key for c in comps])}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     (out / "results.md").write_text(markdown(doc))

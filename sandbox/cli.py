@@ -13,9 +13,10 @@ import traceback
 
 import click
 
-from . import __version__, argv0, completion, journal
+from . import __version__, completion, journal
 from . import learn as learning
 from . import modules as policy_modules
+from . import plan as plans
 from . import profile as profiles
 from .audit import Audit, QuietStream, printable
 from .chain import Chain
@@ -26,9 +27,11 @@ BACKENDS = ("auto", "notify", "ptrace")     # sandbox.supervisor.BACKENDS
 USERNS = ("auto", "never")                  # sandbox.supervisor.USERNS
 EXIT_SETUP = 125                            # sandbox.lifetime.EXIT_SETUP
 
-# The caller's descriptors, noted before anything of ours is open: the
-# supervisor closes them when it detaches (sandbox/lifetime.py).
-_inherited: list = []
+# From the launch path (sandbox/launch.py): the caller's descriptors, noted
+# before anything of ours was open (the supervisor closes them when it
+# detaches, sandbox/lifetime.py); when this run began (a plan is kept only if
+# no input changed since, sandbox/plan.py); why no cached plan was used.
+_launch: dict = {"inherited": [], "since": 0, "miss": ""}
 
 
 def _describe(profile) -> str:
@@ -264,16 +267,20 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     found = f"; {profile.found}" if profile.found else ""
     kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
-    audit.say(f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}")
+    said = f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}"
+    audit.say(said)
     from . import lifetime
     from .supervisor import SetupError, Supervisor
     argv, env = [program, *args], dict(os.environ)
+    plan = _compile_plan(profile, chain, plans.Options(profile_name, no_profile, overrides,
+                                                       permissive, ready), argv, said, learn)
+    audit.say(plan.pop("kept"))
 
     def serve(link) -> int:
         """In the supervisor process (lifetime.split)."""
         try:
             return Supervisor(chain, audit, backend, link=link, userns=userns, profile=profile,
-                              ready=ready).run(argv, env)
+                              ready=ready, plan=plan).run(argv, env)
         except SetupError as exc:
             click.echo(f"yama-run: {printable(str(exc))}", err=True)
             return EXIT_SETUP
@@ -283,23 +290,40 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         finally:
             audit.close()
 
-    return lifetime.split(serve, wait_all, _inherited)
+    return lifetime.split(serve, wait_all, _launch["inherited"])
 
 
-def main(argv=None) -> None:
-    """The console script; under another name (a symlink called firefox-esr),
-    that program run under its profile with its arguments untouched."""
-    from . import lifetime
-    lifetime.hold_standard_fds()
-    _inherited[:] = lifetime.inherited_fds()
+def _compile_plan(profile, chain, options, argv, said: str, learn: bool) -> dict:
+    """The plan of this run (sandbox/plan.py), kept for the next one unless
+    it was a learning run; plan["kept"]: the -v line that says which."""
+    plan = plans.compile(plans.key(options, argv), profile, chain, _launch["since"], [said],
+                         options.ready)
+    why = f"no cached plan: {_launch['miss']}" if _launch["miss"] else "compiled"
+    try:
+        if learn:
+            raise plans.Miss("not kept: a learning run")
+        plan["kept"] = f"plan: {why}; kept in {plans.store(plan)}"
+    except plans.Miss as exc:
+        plan["kept"] = f"plan: {why}; {exc}"
+    except OSError as exc:
+        plan["kept"] = f"plan: {why}; not kept: {exc.filename}: {exc.strerror}"
+    return plan
+
+
+def main(argv=None, inherited=None, since: int = 0, miss: str = "") -> None:
+    """The cold path of the console script (sandbox/launch.py): click reads
+    the command line. Called without `inherited` (python3 -m sandbox.cli, an
+    older console script), it starts with the launch path."""
+    if inherited is None:
+        from . import launch
+        return launch.main(argv)
+    _launch.update(inherited=inherited, since=since, miss=miss)
     # yama-run's own messages never change the program's exit status: a full
     # or closed stderr only loses them.
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:          # closed when Python started
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     sys.stderr = QuietStream(sys.stderr)
-    if argv is None and argv0.invoked_as(sys.argv[0]):
-        argv = argv0.arguments(sys.argv[0], sys.argv[1:])
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)
     except click.exceptions.Exit as exc:        # --help, --version

@@ -16,9 +16,9 @@ supervisor learns it through its parent-death signal and kills the program,
 as before the split, when killing yama-run killed the program."""
 from __future__ import annotations
 
+import _signal as signal     # the C modules: `signal` and `socket` cost ~6 ms
+import _socket as socket     # of enum classes before the program starts
 import os
-import signal
-import socket
 import struct
 
 
@@ -103,7 +103,8 @@ def split(serve, wait_all: bool, inherited) -> int:
     here, in the front, wait for the status and forward signals meanwhile."""
     signal.pthread_sigmask(signal.SIG_BLOCK,
                            FORWARDED + (signal.SIGCHLD, WAKE_FRONT, FRONT_GONE))
-    front_end, sup_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    front_end, sup_end = socket.socketpair(socket.AF_UNIX,
+                                           socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     front = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -137,8 +138,9 @@ class Link:
             os.kill(os.getpid(), FRONT_GONE)
 
     def _send(self, kind: bytes, payload: bytes = b"", fds=()) -> None:
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
         try:
-            socket.send_fds(self.sock, [kind + payload], list(fds))
+            self.sock.sendmsg([kind + payload], rights if fds else [])
             os.kill(self.front, WAKE_FRONT)
         except OSError:
             pass                        # the front is gone: nobody to tell
@@ -178,7 +180,7 @@ class Front:
 
     def __init__(self, sock: socket.socket, supervisor: int):
         self.sock = sock
-        self.sock.setblocking(False)        # (socket.recv_fds ignores its flags)
+        self.sock.setblocking(False)
         self.supervisor = supervisor
         self.pidfd = -1
         self.pending: list[int] = []        # signals sent before the program started
@@ -211,10 +213,8 @@ class Front:
     def _drain(self) -> None:
         while self.status is None:
             try:
-                msg, fds, _, _ = socket.recv_fds(self.sock, 64, 4)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+                msg, fds = _recv_fds(self.sock, 64, 4)
+            except OSError:             # nothing waits (EAGAIN), or the link is gone
                 return
             if not msg:
                 return                  # the supervisor closed its end
@@ -234,6 +234,17 @@ class Front:
             signal.pidfd_send_signal(self.pidfd, sig)
         except OSError:
             pass                        # it has exited
+
+
+def _recv_fds(sock, size: int, most: int) -> tuple[bytes, list[int]]:
+    """One message and the descriptors that came with it (socket.recv_fds)."""
+    msg, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(most * 4))
+    fds = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            whole = len(data) - len(data) % 4
+            fds += struct.unpack(f"{whole // 4}i", data[:whole])
+    return msg, fds
 
 
 # -- the supervisor's reaper (notify backend) -----------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +30,28 @@ DEFAULT = "default"
 
 class ProfileError(Exception):
     pass
+
+
+class Inputs:
+    """What the profile lookup and loading read: the files and directories
+    (their absolute paths) and where programs were found on PATH, so that a
+    compiled plan (sandbox/plan.py) knows when it must be made again."""
+
+    def __init__(self):
+        self.paths: set[str] = set()
+        self.lookups: list[tuple] = []
+
+    def read(self, path) -> None:
+        self.paths.add(os.path.abspath(str(path)))
+
+    def which(self, program: str, search_path: str | None) -> str | None:
+        from .plan import which_fact
+        fact = which_fact(program, search_path)
+        self.lookups.append(fact)
+        return fact[-1]
+
+
+inputs = Inputs()
 
 
 # -- where profiles live -------------------------------------------------------
@@ -82,6 +103,7 @@ def catalogue() -> list[Entry]:
     """Every profile file in search order; later files of a seen name are shadowed."""
     entries, first = [], {}
     for kind, directory in search_dirs():
+        inputs.read(directory)
         try:
             files = sorted(p for p in directory.glob("*.toml") if p.is_file())
         except OSError:
@@ -101,6 +123,8 @@ def find(name: str, skip: Path | None = None) -> tuple[Path, str]:
     passed over, so ~/.config/.../firefox.toml can include the bundled firefox."""
     for kind, directory in search_dirs():
         candidate = directory / f"{name}.toml"
+        inputs.read(directory)
+        inputs.read(candidate)
         if candidate.is_file() and (skip is None or not _same(candidate, skip)):
             return candidate, kind
     looked = ", ".join(str(d) for _, d in search_dirs())
@@ -134,13 +158,13 @@ def for_program(program: str, search_path: str | None = None) -> tuple[Path, str
     found = _by_name_or_alias(base)
     if found:
         return found
-    located = shutil.which(program, path=search_path)
-    real = os.path.basename(os.path.realpath(located)) if located else base
+    located = inputs.which(program, search_path)        # its real path
+    real = os.path.basename(located) if located else base
     if real != base:
         found = _by_name_or_alias(real)
         if found:
             path, kind, why = found
-            return path, kind, f"{base} resolves to {os.path.realpath(located)}: {why}"
+            return path, kind, f"{base} resolves to {located}: {why}"
     path, kind = find(DEFAULT)
     return path, kind, f"no profile for {base}"
 
@@ -174,6 +198,7 @@ def _parse(path: Path) -> tuple[dict, str]:
     """(data, text) of a profile file; a syntax error names file and line."""
     key = path.resolve()
     if key not in _cache:
+        inputs.read(path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -261,6 +286,7 @@ def load(name_or_path: str) -> Profile:
     """--profile NAME|PATH (a name is searched; a value with / or .toml is a path)."""
     if is_path(name_or_path):
         path = Path(name_or_path)
+        inputs.read(path)
         if not path.is_file():
             raise ProfileError(f"{name_or_path}: no such profile file")
         return load_file(path, "path")
@@ -340,6 +366,7 @@ def _resolve_include(path: Path, target: str) -> Path:
     path relative to the including file's directory."""
     if is_path(target):
         child = (path.parent / target) if not os.path.isabs(target) else Path(target)
+        inputs.read(child)
         if not child.is_file():
             raise ProfileError(f"{_where(path, None, 'include')}: include {target!r}: "
                                f"no such profile file ({child})")

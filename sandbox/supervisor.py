@@ -17,44 +17,31 @@ from . import control
 from . import filter as seccomp_filter
 from . import lifetime
 from . import modules as policy_modules
+from . import plan as plans
 from . import shield as shields
-from .audit import QuietStream, printable
+from . import spawn
+from .audit import QuietStream
 from ._yama import ffi, lib
 from .guard import Guard
-from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
 from .path_calls import PathCalls
 from .requests import Caller, CreateInSticky, FollowLink, PathLink
+from .spawn import ListenerUnavailable, SetupError, has_cap_sys_ptrace  # noqa: F401
 from .task_calls import TaskCalls
-
-WAIT_KILLABLE_RECV = 1 << 5
-NEW_LISTENER = 1 << 3
-
-
-class SetupError(Exception):
-    """yama-run itself could not start the program (exit 125)."""
-
-
-class ListenerUnavailable(SetupError):
-    """The kernel refused a user-notify listener (EBUSY: another one watches)."""
-
-
-
 
 BACKENDS = ("auto", "notify", "ptrace")
 USERNS = ("auto", "never")
-CAP_SYS_PTRACE = 19
 
 
 class Supervisor:
     def __init__(self, chain, audit, backend: str = "auto", link=None, userns: str = "auto",
-                 profile=None, ready: bool = False):
+                 profile=None, ready: bool = False, plan: dict | None = None):
         self.chain = chain                  # replaced whole by a live change (apply_chain)
+        self.plan = plan                    # routing and tables (sandbox/plan.py); made if None
         self.audit = audit
         self.backend = backend
         self.served_by = "none"             # the backend in use, once one is
         self.profile = profile              # what the chain was made from, if known
         self.ready = ready                  # --ready-to-tighten: route what any setting needs
-        self._routed: set[str] | None = None
         # Held while C's rule tables are loaded or the context freed: a live
         # change (control thread) never loads them into a freed context.
         self.rules_lock = threading.Lock()
@@ -72,7 +59,8 @@ class Supervisor:
         # every check reads them from.
         self.protected_pids = {os.getpid()} | ({link.front} if link is not None else set())
         self.shield = shields.Shield(chain)
-        self.userns = self._want_userns(userns)
+        self.userns_choice = userns
+        self.userns = spawn.wants_userns(userns)
         # The program shares our stderr: if its reader goes away, a message
         # must not take the notification loop down with it.
         self.audit.stream = QuietStream(self.audit.stream)
@@ -86,23 +74,6 @@ class Supervisor:
                           for server in servers for name, handler in server.handlers().items()}
 
     # -- start and lifetime --------------------------------------------------
-
-    def _want_userns(self, choice: str) -> bool:
-        """A user namespace of ours around the program, when we lack
-        CAP_SYS_PTRACE: without it we could not read the memory or the
-        /proc/PID/{cwd,root,fd} of a non-dumpable caller (docs/everyday.md)."""
-        if has_cap_sys_ptrace():
-            return False
-        if choice == "never":
-            self.audit.say("no user namespace (--userns=never): the calls of non-dumpable "
-                           "programs cannot be served and fail with EPERM")
-            return False
-        err = lib.yr_userns_probe()
-        if err:
-            self.audit.say(f"no user namespace ({os.strerror(err)}): the calls of "
-                           "non-dumpable programs cannot be served and fail with EPERM")
-            return False
-        return True
 
     def run(self, argv: list[str], env: dict[str, str]) -> int:
         """With the backend asked for; auto: notify, else ptrace where the
@@ -124,8 +95,7 @@ class Supervisor:
                                     "with ADDFD (Linux 5.9)")
         try:
             return self._run_notify(argv, env)
-        except ListenerUnavailable as exc:
-            os.waitpid(self.main_pid, 0)        # the child that could not install it
+        except ListenerUnavailable as exc:      # (its child reaped by spawn.start)
             return self._run_traced(argv, env, str(exc))
 
     def _run_traced(self, argv, env, why: str | None = None) -> int:
@@ -141,57 +111,59 @@ class Supervisor:
         bpf = seccomp_filter.build(self.hooks(), self.shield.landlock, seccomp_filter.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
+    def routing(self) -> dict:
+        """The plan's routing and tables (compiled now if none was given)."""
+        if self.plan is None:
+            self.plan = plans.routing(self.chain, self.ready)
+        return self.plan
+
     def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
-        for module in self.chain.modules:
-            if hasattr(module, "enforcement"):
-                self.audit.say(module.enforcement())
-        hooks = self.hooks()
-        bpf = seccomp_filter.build(hooks, self.shield.landlock)
-        flags = NEW_LISTENER
-        if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
-            flags |= WAIT_KILLABLE_RECV
-        elif bpf is not None:
-            self.audit.say("kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call")
-        if lib.yr_set_subreaper() < 0:
-            raise SetupError("cannot become a child subreaper")
-        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
-        pid, listener, status_fd = self._spawn(argv, env, bpf, flags)
-        self.started(pid)
-        if bpf is not None:
-            self.shield.harden_supervisor()
-            self.audit.say(self.shield.describe())
+        started = spawn.start(self.routing(), argv, env, self.userns_choice, self.audit.say,
+                              protect=self.protected_pids)
+        self.attach(started)
         server = None
-        if bpf is not None:
-            if listener < 0:
-                self._exec_result(status_fd)          # raises with the child's reason
-                raise SetupError("the child did not hand over the seccomp listener")
-            self.audit.say("backend: notify")
-            self.served_by = "notify"
-            self._start_serving(listener, hooks)
+        if started.ctx != ffi.NULL:
             server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
             server.start()
-        failure = self._exec_result(status_fd)
-        status = lifetime.reap_all(pid, self.link)
+        failure = spawn.exec_result(started.status_fd, self._program)
+        status = lifetime.reap_all(started.pid, self.link)
         if server is not None:
             server.join()
-            self.stop_control()
+        self.release()
+        return failure if failure is not None else status
+
+    def attach(self, started, announced: bool = False) -> None:
+        """The program runs (sandbox/spawn.py); announced: the front was told
+        and -v said how it runs, before this supervisor was loaded. Both launch
+        paths come here, the cold one (_run_notify) and the cached one
+        (sandbox/launch.py, which never calls run): whatever must start beside
+        the notification loop once the program runs belongs here."""
+        if not announced:
+            spawn.announce(started, self.link, self.routing(), self.audit.say)
+        self.main_pid = started.pid
+        self.userns = started.userns
+        self.shield.nondumpable = started.nondumpable
+        self.listener = started.listener
+        self.ctx = started.ctx
+        if self.ctx != ffi.NULL:
+            self.served_by = "notify"
+        self.control.start(started.pid)
+
+    def release(self) -> None:
+        """After the last caller: the control socket (no live change after
+        this), the context and the listener."""
+        self.stop_control()
+        if self.ctx != ffi.NULL:
             lib.yr_ctx_free(self.ctx)
             self.ctx = ffi.NULL
             os.close(self.listener)
-        if failure is not None:
-            return failure
-        return status
 
     def hooks(self) -> set[str]:
-        """What the filter routes, fixed before the spawn: the chain's hook
-        points, what tightening a setting live needs where that is cheap
-        (all of it with --ready-to-tighten: sandbox/control.py), and the
-        supervisor's own notice of privileged execs whenever a filter is
-        installed at all."""
-        if self._routed is None:
-            self._routed = control.routed_hooks(self.chain, self.shield.landlock, self.ready)
-        return self._routed
+        """What the filter routes, fixed before the spawn (sandbox/plan.py
+        routing: the chain's hook points, what tightening a setting live
+        needs where that is cheap, the notice of privileged execs)."""
+        return set(self.routing()["hooks"])
 
     def exec_privileged(self, caller, path: str, bits: int, uid: int, mode: int) -> None:
         """A setuid, setgid or file-capability program is executed: it runs
@@ -207,104 +179,42 @@ class Supervisor:
                           mode=oct(mode))
 
     def started(self, pid: int) -> None:
-        """The program runs: the front may signal it; -v says how it runs;
-        the control socket answers (sandbox/control.py)."""
+        """The program runs (the ptrace backend): the front may signal it;
+        -v says how it runs; the control socket answers."""
         if self.link is not None:
             self.link.started(pid)
         self.control.start(pid)
         if self.userns:
-            self.audit.say(f"in a user namespace owned by uid {os.geteuid()}: the program keeps "
-                           "its ids, others' show as 65534 (docs/everyday.md)")
+            self.audit.say(spawn.in_userns())
 
     def _spawn(self, argv, env, bpf, flags):
-        keep = []
-
-        def cstr(s: str):
-            buf = ffi.new("char[]", os.fsencode(s))
-            keep.append(buf)
-            return buf
-
-        c_argv = ffi.new("char *[]", [cstr(a) for a in argv] + [ffi.NULL])
-        c_env = ffi.new("char *[]", [cstr(f"{k}={v}") for k, v in env.items()] + [ffi.NULL])
-        path = env.get("PATH")
-        c_path = cstr(path) if path is not None else ffi.NULL
-        out = ffi.new("struct yr_spawn_result *")
-        if bpf is not None:
-            if self.userns:
-                flags |= lib.YR_SPAWN_USERNS
-            c_bpf = ffi.from_buffer(bpf)
-            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, c_bpf,
-                                   len(bpf) // 8, flags, int(self.shield.landlock), out)
-        else:
-            rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
-        if rc < 0:
-            raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
-        self.main_pid = out.pid
-        return out.pid, out.listener, out.status_fd
+        """The ptrace backend's spawn (sandbox/backend_ptrace.py)."""
+        if self.userns_choice == "never" and not has_cap_sys_ptrace():
+            self.audit.say(spawn.NEVER_USERNS)
+        if self.userns and bpf is not None and (err := lib.yr_userns_probe()):
+            self.audit.say(spawn.no_userns(err))
+            self.userns = False
+        started = spawn._spawn(argv, env, bpf, flags, self.shield.landlock,
+                               self.userns and bpf is not None)
+        self.main_pid = started.pid
+        return started.pid, started.listener, started.status_fd
 
     def _exec_result(self, status_fd: int) -> int | None:
-        """None when the program is running; else the exit status to give."""
-        try:
-            data = os.read(status_fd, 8)
-        finally:
-            os.close(status_fd)
-        if not data:
-            return None
-        failure = ffi.new("struct yr_spawn_failure *")
-        ffi.memmove(failure, data, min(len(data), ffi.sizeof(failure[0])))
-        reason = os.strerror(failure.err)
-        if failure.stage == lib.YR_STAGE_EXEC:
-            print(f"yama-run: {printable(self._program)}: {reason}", file=self.audit.stream)
-            return EXIT_NOTFOUND if failure.err == errno.ENOENT else EXIT_NOEXEC
-        if failure.stage == lib.YR_STAGE_FILTER:
-            hint = (" (another user-notify supervisor, such as an outer yama-run, "
-                    "already watches this process)" if failure.err == errno.EBUSY else "")
-            error = ListenerUnavailable if failure.err == errno.EBUSY else SetupError
-            raise error(f"cannot install the seccomp filter: {reason}{hint}")
-        if failure.stage == lib.YR_STAGE_USERNS:
-            raise SetupError(f"cannot make the sandbox's user namespace: {reason} "
-                             "(--userns=never runs without one)")
-        if failure.stage == lib.YR_STAGE_SHIELD:
-            raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
-                             f"{reason}")
-        raise SetupError(f"cannot set up the sandbox: {reason}")
-
-    def _start_serving(self, listener: int, hooks) -> None:
-        self.listener = listener
-        self.ctx = lib.yr_ctx_new(listener)
-        if self.ctx == ffi.NULL:
-            raise SetupError("cannot allocate the notification context")
-        self.load_tables(self.ctx, hooks)
-        if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
-            self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+        return spawn.exec_result(status_fd, self._program)
 
     def load_tables(self, ctx, hooks) -> None:
-        """What C settles alone, for either backend: the routed syscalls
-        (fixed) and the chain's rules (load_rules)."""
-        for arch, nr, sys_id in seccomp_filter.syscall_table(hooks, self.shield.landlock):
-            lib.yr_ctx_map(ctx, arch, nr, sys_id)
-        for pid in self.protected_pids:          # their /proc entries out of the sandbox's reach
-            if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
-                raise SetupError("too many yama-run processes to protect")
+        """What C settles alone, for the ptrace backend: the routed syscalls
+        (fixed), the protected processes and the chain's rules."""
+        spawn.protect_pids(self.protected_pids)
         with self.rules_lock:
-            self.load_rules(ctx)
+            spawn.load_tables(ctx, self.routing())
 
     def load_rules(self, ctx) -> None:
-        """The one place C's rules are set from the chain in force: its
-        tabulated rules and the walk's switches. At start, and again after
-        every live change (apply_chain), rules_lock held. Each is one aligned
-        word that C reads once at the point it decides: a call already past
-        that point keeps the old answer, the next call reads the new one."""
-        hooks = self.chain.hooks()
-        lib.yr_ctx_link_table(ctx, self.link_table())
-        lib.yr_walk_setup(self.walk_table("follow_link", FollowLink, lib.YR_FL_COUNT),
-                          self.walk_table("create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
-                          (lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
-                          | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
-                          | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
-                          | (lib.YR_WALK_LANDLOCK if self.shield.contained
-                             and not self.shield.permissive else 0)
-                          | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in self.hooks() else 0))
+        """C's rules from the chain in force, after a live change (apply_chain,
+        rules_lock held). Each is one aligned word that C reads once at the
+        point it decides: a call already past that point keeps the old answer,
+        the next call reads the new one."""
+        spawn.load_rules(ctx, rule_tables(self.chain, self.hooks(), self.shield))
 
     def apply_chain(self, chain) -> None:
         """Put a new chain in force (a live change; rules_lock held): Python's
@@ -324,39 +234,29 @@ class Supervisor:
             self.control.stop()
 
     def link_table(self) -> int:
-        """The chain's path_link rule over the C side's facts (yr_link_table_allows).
-        YAMA_RUN_NO_FAST_PATH=1 sends every undecided link to Python (for tests)."""
-        if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
-            return 0
-        return policy_modules.rule_table(self.chain.modules, "path_link",
-                                         PathLink.hypothetical, lib.YR_LF_COUNT)
-
-    def walk_table(self, hook: str, request, bits: int) -> int:
-        """A walk hook's rule over the C side's facts (all ones: nobody hooks it).
-        YAMA_RUN_NO_FAST_PATH=1 sends every hook point to Python."""
-        if not policy_modules.hooked(self.chain.modules, hook):
-            return (1 << 64) - 1
-        if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
-            return 0
-        return policy_modules.rule_table(self.chain.modules, hook, request.hypothetical, bits)
+        return link_table(self.chain.modules)
 
     # -- the notification loop -----------------------------------------------
 
-    def _serve(self) -> None:
+    def _serve(self, first=None) -> None:
+        """The notification loop; first: (rc, event) yr_next gave before the
+        supervisor was loaded (sandbox/launch.py), served first."""
         try:
-            self._serve_loop()
+            self._serve_loop(first)
         except BaseException:                      # never leave callers waiting
             self._fail_closed("the notification loop failed", traceback.format_exc())
 
-    def _serve_loop(self) -> None:
-        ev = ffi.new("struct yr_event *")
+    def _serve_loop(self, first=None) -> None:
+        rc, ev = first if first is not None else (None, ffi.new("struct yr_event *"))
         while True:
-            rc = lib.yr_next(self.ctx, ev)
+            if rc is None:
+                rc = lib.yr_next(self.ctx, ev)
             if rc == 0:
                 return
             if rc < 0:
                 self._fail_closed(f"receiving notifications failed: {os.strerror(-rc)}")
                 return
+            rc = None
             try:
                 self._handle(ev)
             except Exception:
@@ -391,16 +291,41 @@ class Supervisor:
             self._handlers[ev.sys](ev, caller)
 
 
-def has_cap_sys_ptrace() -> bool:
-    """Do we hold CAP_SYS_PTRACE (over the processes of our user namespace)?"""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
-    except (OSError, ValueError):
-        pass
-    return False
+def rule_tables(chain, routed: set[str], shield) -> dict:
+    """The chain's rules over the facts C finds, and what the walk asks: the
+    chain's own hook points (routed may hold more, for a later tightening:
+    sandbox/control.py), the notice of privileged execs if routed."""
+    modules, hooks = chain.modules, chain.hooks()
+    return {
+        "link": link_table(modules),
+        "follow": walk_table(modules, "follow_link", FollowLink, lib.YR_FL_COUNT),
+        "create": walk_table(modules, "create_in_sticky", CreateInSticky, lib.YR_CF_COUNT),
+        "walk_flags": ((lib.YR_WALK_PROC_MEM if "ptrace_access_check" in hooks else 0)
+                       | (lib.YR_WALK_PATH_SYMLINK if "path_symlink" in hooks else 0)
+                       | (lib.YR_WALK_FOLLOW if "follow_link" in hooks else 0)
+                       | (lib.YR_WALK_LANDLOCK if shield.contained
+                          and not shield.permissive else 0)
+                       | (lib.YR_WALK_EXEC_NOTICE if "exec_notice" in routed else 0)),
+    }
+
+
+def link_table(modules) -> int:
+    """The chain's path_link rule over the C side's facts (yr_link_table_allows).
+    YAMA_RUN_NO_FAST_PATH=1 sends every undecided link to Python (for tests)."""
+    if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+        return 0
+    return policy_modules.rule_table(modules, "path_link", PathLink.hypothetical,
+                                     lib.YR_LF_COUNT)
+
+
+def walk_table(modules, hook: str, request, bits: int) -> int:
+    """A walk hook's rule over the C side's facts (all ones: nobody hooks it).
+    YAMA_RUN_NO_FAST_PATH=1 sends every hook point to Python."""
+    if not policy_modules.hooked(modules, hook):
+        return (1 << 64) - 1
+    if os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+        return 0
+    return policy_modules.rule_table(modules, hook, request.hypothetical, bits)
 
 
 def kernel_at_least(major: int, minor: int) -> bool:

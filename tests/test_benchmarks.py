@@ -95,3 +95,68 @@ def test_quick_mode_claims_no_goal(quick):
     for g in doc["goals"]:
         for res in g["results"].values():
             assert res.get("met") is None
+
+
+def fresh_copy(into: Path) -> Path:
+    """The checkout as a fresh clone has it: no built extension, no bytecode."""
+    src = into / "yama-run"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "*.so", ".pytest_cache",
+        "results"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def installed_quick(tmp_path_factory):
+    """README's install of a fresh clone into a venv, and the quick suite of
+    that clone measuring the installed command."""
+    debian = "/usr/bin/python3"
+    if shutil.which("gcc") is None or subprocess.run(
+            [debian, "-c", "import ensurepip, venv"], capture_output=True).returncode != 0:
+        pytest.skip("needs gcc and Debian's python3 with python3-venv")
+    where = tmp_path_factory.mktemp("fresh")
+    src, venv = fresh_copy(where), where / "venv"
+    subprocess.run([debian, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(src)],
+                         capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    out = where / "out"
+    done = subprocess.run([debian, str(src / "benchmarks" / "run.py"), "--quick", "--yama-run",
+                           str(venv / "bin" / "yama-run"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=400, cwd=where)
+    return done, json.loads((out / "results.json").read_text()), src, venv
+
+
+def test_quick_run_of_a_fresh_clone_measures_the_installed_yama_run(installed_quick):
+    done, doc, src, venv = installed_quick
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not list((src / "sandbox").glob("_yama*"))          # nothing built in the clone
+    m = doc["machine"]
+    assert m["yama_run"] == str(venv / "bin" / "yama-run")
+    assert m["python_executable"] == str(venv / "bin" / "python3")
+    assert m["yama_run_version"].startswith("yama-run, version")
+    assert not any(p.startswith(str(src)) for p in m["yama_run_sys_path"]), m
+    assert any(p.startswith(str(venv)) for p in m["yama_run_sys_path"]), m
+    startup = next(w for w in doc["workloads"] if w["key"] == "startup")
+    rows = {c["key"]: c for c in startup["comparators"]}
+    for key in ("yama-default", "yama-empty", "python-S", "python-launch", "python-import"):
+        assert rows[key]["status"] == "ok", (key, rows[key].get("reason"))
+    for w in doc["workloads"]:
+        for c in w["comparators"]:
+            if c["key"] == "native" or c["key"] in YAMA_RUN_COMPARATORS:
+                assert c["status"] != "failed", (w["key"], c["key"], c.get("reason"))
+
+
+def test_the_floor_is_measured_and_every_goal_of_issue_17_computed(quick):
+    _, doc, out = quick
+    assert doc["floor_ns"] and doc["floor_ns"] > 0
+    table = (out / "results.md").read_text()
+    assert "## Goals (issue 17)" in table and "bare user-notify round trip in this run" in table
+    goals = {g["workload"] for g in doc["goals"]}
+    assert goals >= {"startup", "pvm_readv_self", "ptrace_deep", "open_close", "open_dir_link",
+                     "open_trailing_link", "stat", "stat_link", "cp_al", "git_status",
+                     "python", "make_one"}
+    for g in doc["goals"]:
+        for comp, res in g["results"].items():
+            assert res["status"] in ("ok", "skipped") or "not measured" in res["status"], \
+                (g["goal"], comp, res)

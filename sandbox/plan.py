@@ -1,0 +1,379 @@
+"""The compiled plan: everything a run needs before its program starts (the
+BPF program, the routed syscalls of every ABI, the chain's rules over the
+facts C finds, the -v lines), cached per user so that the next run of the
+same command starts without reading a profile, importing a policy module or
+building a filter (docs/startup.md).
+
+A plan is rebuilt whenever one of its inputs changes. The inputs are its key
+(yama-run's version and location, the Python and kernel, the options that
+choose and change the profile, the command as far as the profile lookup
+reads it, the environment the lookup reads) and its facts, checked on every
+use: every profile file and directory the lookup read, the code of yama-run
+and of libseccomp, where the program resolves on PATH, the fs.protected_*
+sysctls that "auto" reads, and Landlock's ABI. A plan is only kept when
+every module of its chain is bundled (a third-party module's inputs are its
+own) and when no input changed within the second before it was read
+(timestamps are coarse: a change in the same tick would go unseen).
+
+Plans live in $XDG_CACHE_HOME/yama-run/plans (~/.cache), one file each,
+owner-only, and are only read from a directory and a file the user owns that
+nobody else can write: a plan says which filter a program runs under.
+
+Only modules written in C are imported at module level: the cached launch
+path (sandbox/launch.py) runs this before the program starts."""
+from __future__ import annotations
+
+import marshal
+import os
+import stat
+import sys
+import zlib
+
+FORMAT = 1
+SYSCTLS = ("protected_symlinks", "protected_hardlinks", "protected_fifos", "protected_regular")
+ENVIRONMENT = ("HOME", "XDG_CONFIG_HOME", "PATH", "YAMA_RUN_NO_FAST_PATH",
+               "YAMA_RUN_NO_LANDLOCK")
+# The profile lookup reads a launcher's whole command line (sandbox/launchers.py).
+LAUNCHERS = frozenset({"env", "nice", "ionice", "taskset", "chrt", "nohup", "setsid",
+                       "stdbuf", "timeout"})
+RACY_NS = 1_000_000_000         # an input changed this close to the build: not kept
+MAX_PLANS = 256                 # the oldest are removed past this many
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Options:
+    """What shapes a plan on yama-run's command line."""
+
+    def __init__(self, profile=None, no_profile=False, overrides=(), permissive=False,
+                 ready=False):
+        self.profile = profile
+        self.no_profile = no_profile
+        self.overrides = tuple(overrides)
+        self.permissive = permissive
+        self.ready = ready                      # --ready-to-tighten: more routes
+
+
+# -- the key: which plan a run wants ---------------------------------------------------
+
+def key(options: Options, command: list[str]) -> tuple:
+    profile = options.profile
+    if profile and ("/" in profile or profile.endswith(".toml")):
+        profile = os.path.abspath(profile)      # a path: relative to our cwd
+    lookup = ()
+    if not profile and not options.no_profile:
+        program = command[0]
+        base = os.path.basename(program.rstrip("/")) or program
+        lookup = tuple(command) if base in LAUNCHERS else (program,)
+    return (FORMAT, _version(), sys.version, PACKAGE, os.geteuid(), os.uname().release,
+            profile, options.no_profile, options.overrides, options.permissive, options.ready,
+            lookup,
+            tuple(os.environ.get(name) for name in ENVIRONMENT))
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+# -- facts: the inputs checked on every use ----------------------------------------------
+
+def signature(path: str):
+    """What tells a changed file or directory (ctime cannot be set back)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def which(program: str, search_path: str | None, cwd: str | None) -> str | None:
+    """Where shutil.which finds program (then its real path), as the profile
+    lookup asks it; cwd: where a relative result is relative to."""
+    if os.path.dirname(program):
+        candidates = [program]
+    else:
+        if search_path is None:
+            search_path = os.environ.get("PATH")
+            if search_path is None:
+                search_path = os.confstr("CS_PATH") or os.defpath
+        candidates, seen = [], set()
+        for directory in search_path.split(os.pathsep) if search_path else ():
+            if directory not in seen:
+                seen.add(directory)
+                candidates.append(os.path.join(directory, program))
+    for candidate in candidates:
+        if (os.path.exists(candidate) and os.access(candidate, os.F_OK | os.X_OK)
+                and not os.path.isdir(candidate)):
+            return os.path.realpath(candidate)
+    return None
+
+
+def _depends_on_cwd(program: str, search_path: str | None) -> bool:
+    if os.path.dirname(program):
+        return not os.path.isabs(program)
+    entries = (search_path if search_path is not None else os.environ.get("PATH", "")).split(":")
+    return any(not os.path.isabs(entry) for entry in entries)
+
+
+def which_fact(program: str, search_path: str | None) -> tuple:
+    cwd = os.getcwd() if _depends_on_cwd(program, search_path) else None
+    return ("which", program, search_path, cwd, which(program, search_path, cwd))
+
+
+def sysctl(name: str) -> bytes | None:
+    try:
+        with open(f"/proc/sys/fs/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def holds(fact: tuple, landlock_abi) -> bool:
+    """Is this fact still true? landlock_abi: a callable (the extension's)."""
+    kind = fact[0]
+    if kind == "stat":
+        return signature(fact[1]) == fact[2]
+    if kind == "sysctl":
+        return sysctl(fact[1]) == fact[2]
+    if kind == "which":
+        _, program, search_path, cwd, found = fact
+        if cwd is not None and cwd != os.getcwd():
+            return False
+        return which(program, search_path, cwd) == found
+    if kind == "landlock":
+        return landlock_abi() == fact[1]
+    return False
+
+
+# -- where plans are kept ------------------------------------------------------------------
+
+def cache_dir() -> str | None:
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None                 # no home: no cache
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "yama-run", "plans")
+
+
+def file_name(run_key: tuple) -> str:
+    data = repr(run_key).encode("utf-8", "surrogateescape")    # (marshal's bytes vary)
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.plan"
+
+
+def _owned_privately(st, directory: bool) -> bool:
+    """Ours, and nobody else may write it (a plan says which filter runs)."""
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    return (kind(st.st_mode) and st.st_uid == os.geteuid()
+            and not st.st_mode & (0o022 if directory else 0o077))
+
+
+class Miss(Exception):
+    """Why no cached plan is used; said with -v."""
+
+
+def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
+    """(plan, its path) for this key, every fact checked; raises Miss."""
+    directory = cache_dir()
+    if directory is None:
+        raise Miss("no cache directory (no home)")
+    path = os.path.join(directory, file_name(run_key))
+    try:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Miss(f"{directory}: {exc.strerror}") from None
+    try:
+        if not _owned_privately(os.fstat(dfd), directory=True):
+            raise Miss(f"{directory} is not a directory of uid {os.geteuid()} that only it "
+                       "can write: not trusted")
+        try:
+            fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=dfd)
+        except FileNotFoundError:
+            raise Miss("no plan for this command yet") from None
+        except OSError as exc:
+            raise Miss(f"{path}: {exc.strerror}") from None
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not _owned_privately(st, directory=False):
+            raise Miss(f"{path} is not a file of uid {os.geteuid()} that only it can "
+                       "write: not trusted")
+        data = _read_all(fd, st.st_size)
+    finally:
+        os.close(fd)
+    try:
+        plan = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        raise Miss(f"{path} is not a plan") from None
+    if not isinstance(plan, dict) or plan.get("key") != run_key:
+        raise Miss("the cached plan is another command's")
+    for fact in plan["facts"]:
+        if not holds(fact, landlock_abi):
+            raise Miss(f"changed since the plan was made: {describe(fact)}")
+    return plan, path
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, max(size, 65536))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def describe(fact: tuple) -> str:
+    kind = fact[0]
+    if kind == "stat":
+        return fact[1]
+    if kind == "sysctl":
+        return f"fs.{fact[1]}"
+    if kind == "which":
+        return f"where {fact[1]} is found on PATH"
+    return "the Landlock ABI"
+
+
+def store(plan: dict) -> str:
+    """Keep the plan for the next run; returns where. Raises OSError or
+    Miss (why it is not kept)."""
+    if plan.get("uncacheable"):
+        raise Miss(plan["uncacheable"])
+    directory = cache_dir()
+    if directory is None:
+        raise Miss("not kept: no cache directory (no home)")
+    _make_private_dirs(directory)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not _owned_privately(os.fstat(dfd), directory=True):
+            raise Miss(f"not kept: {directory} is not a directory of uid {os.geteuid()} that "
+                       "only it can write")
+        name = file_name(plan["key"])
+        temporary = f".{name}.{os.getpid()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(marshal.dumps(plan))
+            os.rename(temporary, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(temporary, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        _prune(dfd)
+    finally:
+        os.close(dfd)
+    return os.path.join(directory, name)
+
+
+def _make_private_dirs(directory: str) -> None:
+    """Create what is missing, owner-only (existing parents are left alone)."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+
+
+def _prune(dfd: int) -> None:
+    """Past MAX_PLANS, the least recently written go (a plan per command)."""
+    names = [n for n in os.listdir(dfd) if n.endswith(".plan")]
+    if len(names) <= MAX_PLANS:
+        return
+    dated = []
+    for name in names:
+        try:
+            dated.append((os.stat(name, dir_fd=dfd).st_mtime_ns, name))
+        except OSError:
+            pass
+    for _, name in sorted(dated)[:len(dated) - MAX_PLANS]:
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except OSError:
+            pass
+
+
+# -- compiling (the cold path: the chain is loaded) -----------------------------------------
+
+def routing(chain, ready: bool = False) -> dict:
+    """What the supervisor routes and what C settles alone, for a chain: the
+    part of a plan that does not depend on how the profile was found. ready
+    (--ready-to-tighten): every route any value of the settings needs."""
+    from . import filter as seccomp_filter
+    from .control import routed_hooks
+    from .shield import Shield
+    from .supervisor import rule_tables
+    shield = Shield(chain)
+    hooks = routed_hooks(chain, shield.landlock, ready)
+    shield.nondumpable = True
+    shielded = shield.describe()
+    shield.nondumpable = False
+    return {
+        "format": FORMAT,
+        "hooks": sorted(hooks),
+        "bpf": seccomp_filter.build(hooks, shield.landlock),
+        "syscalls": list(seccomp_filter.syscall_table(hooks, shield.landlock)),
+        "tables": rule_tables(chain, hooks, shield),
+        "landlock": shield.landlock,
+        "exec_watch": "task_free" in hooks,
+        "shield_says": {True: shielded, False: shield.describe()},
+        "enforcement": [module.enforcement() for module in chain.modules
+                        if hasattr(module, "enforcement")],
+    }
+
+
+def compile(run_key: tuple, profile, chain, since_ns: int, says: list[str],
+            ready: bool = False) -> dict:
+    """The whole plan: routing, the profile it was made from, the -v lines
+    (escaped) and every fact it depends on. since_ns: when this run began
+    (before the profile lookup read anything)."""
+    from . import modules as policy_modules
+    from . import profile as profiles
+    from ._yama import lib
+    from .audit import printable
+    plan = routing(chain, ready)
+    plan.update({
+        "key": run_key,
+        "profile": {"name": profile.name, "chain": list(profile.chain),
+                    "settings": {name: dict(values) for name, values in profile.settings.items()}},
+        "says": [printable(line) for line in says],
+    })
+    facts = []
+    for path in sorted(set(profiles.inputs.paths) | set(_code_files())):
+        facts.append(("stat", path, signature(path)))
+    facts += [fact for fact in profiles.inputs.lookups]
+    facts += [("sysctl", name, sysctl(name)) for name in SYSCTLS]
+    facts.append(("landlock", lib.yr_landlock_abi()))
+    plan["facts"] = facts
+    foreign = [name for name in profile.chain if name not in policy_modules.BUNDLED]
+    racy = [fact[1] for fact in facts if fact[0] == "stat" and fact[2] is not None
+            and fact[2][5] >= since_ns - RACY_NS]
+    if foreign:
+        plan["uncacheable"] = f"not kept: modules not bundled ({', '.join(foreign)})"
+    elif racy:
+        plan["uncacheable"] = f"not kept: changed a moment ago ({racy[0]})"
+    return plan
+
+
+def _code_files() -> list[str]:
+    """yama-run's own code as loaded (the package, its extension), pyseccomp
+    and the libseccomp that built the filter: a change to any of them may
+    change the plan."""
+    files = [module.__file__ for name, module in list(sys.modules.items())
+             if (name == "sandbox" or name.startswith("sandbox.") or name == "pyseccomp")
+             and getattr(module, "__file__", None)]
+    try:
+        with open("/proc/self/maps") as maps:
+            files += {line.split(None, 5)[5].strip() for line in maps
+                      if "libseccomp" in line and len(line.split(None, 5)) == 6}
+    except OSError:
+        pass
+    return [os.path.abspath(path) for path in files]

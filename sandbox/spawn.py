@@ -1,0 +1,285 @@
+"""The program started from a plan (sandbox/plan.py): under its filter, with
+the C fast path ready to serve its calls before any policy module is loaded.
+
+Both launch paths use this: the cold one (sandbox/cli.py, the chain already
+loaded) and the cached one (sandbox/launch.py, which loads the chain while
+the program runs). Only standard-library modules written in C are imported
+here, and the extension: this runs before the program starts."""
+from __future__ import annotations
+
+import _signal as signal
+import errno
+import os
+
+from ._yama import ffi, lib
+from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
+from .shield import Shield
+
+WAIT_KILLABLE_RECV = 1 << 5
+NEW_LISTENER = 1 << 3
+CAP_SYS_PTRACE = 19
+
+
+class SetupError(Exception):
+    """yama-run itself could not start the program (exit 125)."""
+
+
+class ListenerUnavailable(SetupError):
+    """The kernel refused a user-notify listener (EBUSY: another one watches)."""
+
+
+class Started:
+    """The running program as the supervisor holds it."""
+
+    def __init__(self, pid: int, listener: int, status_fd: int, userns: bool):
+        self.pid = pid
+        self.listener = listener        # -1: no filter, nothing to serve
+        self.status_fd = status_fd      # reads 0 bytes once exec succeeded
+        self.userns = userns            # it runs in a user namespace of ours
+        self.ctx = ffi.NULL
+        self.nondumpable = False
+
+
+def wants_userns(choice: str) -> bool:
+    """Run the program in a user namespace of ours? Only without CAP_SYS_PTRACE
+    (docs/everyday.md): whether the kernel allows one is found by the spawn."""
+    return choice != "never" and not has_cap_sys_ptrace()
+
+
+def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
+          say, protect=()) -> Started:
+    """Spawn argv under the plan's filter and make its C context: every routed
+    syscall mapped, the chain's tabulated rules loaded. say(text): -v lines.
+    Raises SetupError (ListenerUnavailable for EBUSY: its child reaped), or
+    returns with the program past its filter (its exec and first calls wait
+    to be served)."""
+    for line in plan["enforcement"]:
+        say(line)
+    userns = wants_userns(userns_choice)
+    if userns_choice == "never" and not has_cap_sys_ptrace():
+        say(NEVER_USERNS)
+    bpf = plan["bpf"]
+    flags = NEW_LISTENER
+    if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
+        flags |= WAIT_KILLABLE_RECV
+    elif bpf is not None:
+        say("kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call")
+    if lib.yr_set_subreaper() < 0:
+        raise SetupError("cannot become a child subreaper")
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
+    protect_pids(protect)
+    if plan["exec_watch"]:
+        lib.yr_exec_watch(1)    # notes from the very first call (sandbox/taskwatch.py takes them)
+    started = _spawn(argv, env, bpf, flags, plan["landlock"], userns and bpf is not None)
+    if started.userns and started.listener < 0:
+        err = _userns_failure(started)
+        if err:         # the child failed before its filter: nothing ran; again without
+            say(no_userns(err))
+            started = _spawn(argv, env, bpf, flags, plan["landlock"], False)
+    if bpf is not None and started.listener < 0:
+        try:
+            exec_result(started.status_fd, argv[0])     # raises with the child's reason
+        finally:
+            os.waitpid(started.pid, 0)                  # it never became the program
+        raise SetupError("the child did not hand over the seccomp listener")
+    if bpf is not None:
+        started.ctx = _context(plan, started.listener, say)
+    return started
+
+
+def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
+    keep = []
+
+    def cstr(s: str):
+        buf = ffi.new("char[]", os.fsencode(s))
+        keep.append(buf)
+        return buf
+
+    c_argv = ffi.new("char *[]", [cstr(a) for a in argv] + [ffi.NULL])
+    c_env = ffi.new("char *[]", [cstr(f"{k}={v}") for k, v in env.items()] + [ffi.NULL])
+    path = search_from(argv[0], env.get("PATH"))
+    c_path = cstr(path) if path is not None else ffi.NULL
+    out = ffi.new("struct yr_spawn_result *")
+    if bpf is not None:
+        if userns:
+            flags |= lib.YR_SPAWN_USERNS
+        rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.from_buffer(bpf),
+                               len(bpf) // 8, flags, int(landlock), out)
+    else:
+        rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
+    if rc < 0:
+        raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
+    return Started(out.pid, out.listener, out.status_fd, userns)
+
+
+def search_from(program: str, path: str | None) -> str | None:
+    """PATH from its first entry where program may be: the program's execvp
+    search (csrc/spawn.c) then skips the directories that lack it, each of
+    which would cost a notified execve (exec_notice) failing with ENOENT.
+    Only entries whose lookup says ENOENT or ENOTDIR are skipped, the errors
+    the search passes over; the first other answer (the file, EACCES, any
+    error) starts the search as before, so it finds and reports the same. A
+    directory changed in between is a race the search itself has: the
+    program's exec is checked whatever it finds."""
+    if path is None or "/" in program:
+        return path
+    entries = path.split(":")
+    for i, entry in enumerate(entries):
+        try:
+            os.stat(os.path.join(entry or ".", program))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError):
+            pass
+        return ":".join(entries[i:])
+    return path
+
+
+NEVER_USERNS = ("no user namespace (--userns=never): the calls of non-dumpable programs "
+                "cannot be served and fail with EPERM")
+
+
+def in_userns() -> str:
+    return (f"in a user namespace owned by uid {os.geteuid()}: the program keeps its ids, "
+            "others' show as 65534 (docs/everyday.md)")
+
+
+def announce(started: Started, link, plan: dict, say) -> None:
+    """The program runs: the front may signal it; the supervisor is made out
+    of its reach; -v says how it runs."""
+    if link is not None:
+        link.started(started.pid)
+    if started.userns:
+        say(in_userns())
+    if started.ctx != ffi.NULL:
+        harden(started)
+        say(plan["shield_says"][started.nondumpable])
+        say("backend: notify")
+
+
+def no_userns(err: int) -> str:
+    return (f"no user namespace ({os.strerror(err)}): the calls of non-dumpable programs "
+            "cannot be served and fail with EPERM")
+
+
+def _userns_failure(started: Started) -> int:
+    """The errno of a child that could not make the user namespace (reaped),
+    else 0 with its status left to read."""
+    data = _read_status(started.status_fd)
+    failure = _failure(data)
+    if failure is None or failure.stage != lib.YR_STAGE_USERNS:
+        started.status_fd = _replay(data)
+        return 0
+    os.close(started.status_fd)
+    os.waitpid(started.pid, 0)
+    return failure.err
+
+
+def _read_status(status_fd: int) -> bytes:
+    return os.read(status_fd, 8)
+
+
+def _replay(data: bytes) -> int:
+    """A pipe that reads `data` again, for exec_result."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
+def _failure(data: bytes):
+    if not data:
+        return None
+    failure = ffi.new("struct yr_spawn_failure *")
+    ffi.memmove(failure, data, min(len(data), ffi.sizeof(failure[0])))
+    return failure
+
+
+def exec_result(status_fd: int, program: str) -> int | None:
+    """None when the program is running; else the exit status to give (a
+    message said for a program that cannot be run). Raises SetupError when
+    the sandbox could not be set up."""
+    try:
+        failure = _failure(_read_status(status_fd))
+    finally:
+        os.close(status_fd)
+    if failure is None:
+        return None
+    reason = os.strerror(failure.err)
+    if failure.stage == lib.YR_STAGE_EXEC:
+        from .audit import printable
+        _say_always(f"{printable(program)}: {reason}")
+        return EXIT_NOTFOUND if failure.err == errno.ENOENT else EXIT_NOEXEC
+    if failure.stage == lib.YR_STAGE_FILTER:
+        hint = (" (another user-notify supervisor, such as an outer yama-run, "
+                "already watches this process)" if failure.err == errno.EBUSY else "")
+        error = ListenerUnavailable if failure.err == errno.EBUSY else SetupError
+        raise error(f"cannot install the seccomp filter: {reason}{hint}")
+    if failure.stage == lib.YR_STAGE_USERNS:
+        raise SetupError(f"cannot make the sandbox's user namespace: {reason} "
+                         "(--userns=never runs without one)")
+    if failure.stage == lib.YR_STAGE_SHIELD:
+        raise SetupError(f"cannot enter the Landlock domain that shields the supervisor: "
+                         f"{reason}")
+    raise SetupError(f"cannot set up the sandbox: {reason}")
+
+
+def _say_always(text: str) -> None:
+    try:
+        os.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
+    except OSError:
+        pass                            # a lost stderr only loses messages
+
+
+def _context(plan: dict, listener: int, say):
+    """The notification context: what C settles alone, from the plan."""
+    ctx = lib.yr_ctx_new(listener)
+    if ctx == ffi.NULL:
+        raise SetupError("cannot allocate the notification context")
+    load_tables(ctx, plan)
+    if lib.yr_ctx_sync_wakeup(ctx) < 0:
+        say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+    return ctx
+
+
+def load_tables(ctx, plan: dict) -> None:
+    """The routed syscalls (arch, nr -> logical id) and the chain's rules over
+    the facts C finds (bit f set: every module allows facts f)."""
+    for arch, nr, sys_id in plan["syscalls"]:
+        lib.yr_ctx_map(ctx, arch, nr, sys_id)
+    load_rules(ctx, plan["tables"])
+
+
+def load_rules(ctx, tables: dict) -> None:
+    """The chain's rules (at start, and again after a live change)."""
+    lib.yr_ctx_link_table(ctx, tables["link"])
+    lib.yr_walk_setup(tables["follow"], tables["create"], tables["walk_flags"])
+
+
+def protect_pids(pids) -> None:
+    """yama-run's own processes besides this one (the front): their /proc
+    entries out of the program's reach (csrc/gate.c), declared before the
+    program runs."""
+    for pid in pids:
+        if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
+            raise SetupError("too many yama-run processes to protect")
+
+
+def harden(started: Started) -> None:
+    """After the spawn (the program inherits neither): the supervisor out of
+    the program's reach (sandbox/shield.py)."""
+    shield = Shield()
+    shield.harden_supervisor()
+    started.nondumpable = shield.nondumpable
+
+
+def has_cap_sys_ptrace() -> bool:
+    """Do we hold CAP_SYS_PTRACE (over the processes of our user namespace)?"""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
