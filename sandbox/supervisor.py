@@ -1,6 +1,12 @@
 """The supervisor: spawns the program under the filter, serves notifications in
-a thread (the receive loop is C, the decisions are the chain's), reaps the
-tree as a child subreaper and returns the program's exit status.
+receiver threads (the receive loop is C, the decisions are the chain's), reaps
+the tree as a child subreaper and returns the program's exit status.
+
+Receivers: YR_RECEIVERS_BASE threads, each with a notification context of its
+own, take notifications from the one listener; a watchdog thread starts
+another whenever one stays busy on a call (a read of the caller's memory that
+faults into userfaultfd, a walk on a FUSE mount whose daemon never answers):
+csrc/pool.c, docs/stall.md.
 
 It runs in the process that yama-run's front forked (sandbox/lifetime.py):
 the main program's status goes to the front as soon as it is known, and the
@@ -11,6 +17,7 @@ import errno
 import os
 import signal
 import threading
+import time
 import traceback
 
 from . import filter as seccomp_filter
@@ -52,7 +59,12 @@ class Supervisor:
         self.link = link                    # to the front (lifetime.Link), if any
         if link is not None:
             link.before_report = audit.flush
-        self.ctx = ffi.NULL
+        self._ctx = ffi.NULL                # the context of a lone server (the tracer)
+        self._local = threading.local()     # a receiver's own context (ctx)
+        self.pool = ffi.NULL
+        self._template = ffi.NULL           # the tables every receiver's context copies
+        self._receivers: list[threading.Thread] = []
+        self._receivers_lock = threading.Lock()
         self.listener = -1
         self.main_pid = -1
         self._program = "?"
@@ -70,6 +82,16 @@ class Supervisor:
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
+
+    @property
+    def ctx(self):
+        """The notification context of the calling thread: a receiver's own,
+        else the lone one (the ptrace backend's tracer)."""
+        return getattr(self._local, "ctx", self._ctx)
+
+    @ctx.setter
+    def ctx(self, value) -> None:
+        self._ctx = value
 
     # -- start and lifetime --------------------------------------------------
 
@@ -138,21 +160,21 @@ class Supervisor:
         if bpf is not None:
             self.shield.harden_supervisor()
             self.audit.say(self.shield.describe())
-        server = None
+        watchdog = None
         if bpf is not None:
             if listener < 0:
                 self._exec_result(status_fd)          # raises with the child's reason
                 raise SetupError("the child did not hand over the seccomp listener")
             self.audit.say("backend: notify")
             self._start_serving(listener, hooks)
-            server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
-            server.start()
+            self._add_receiver()
+            watchdog = threading.Thread(target=self._watch, name="yama-run-watchdog",
+                                        daemon=True)
+            watchdog.start()
         failure = self._exec_result(status_fd)
         status = lifetime.reap_all(pid, self.link)
-        if server is not None:
-            server.join()
-            lib.yr_ctx_free(self.ctx)
-            os.close(self.listener)
+        if watchdog is not None:
+            self._stop_serving(watchdog)
         if failure is not None:
             return failure
         return status
@@ -239,12 +261,60 @@ class Supervisor:
 
     def _start_serving(self, listener: int, hooks) -> None:
         self.listener = listener
-        self.ctx = lib.yr_ctx_new(listener)
-        if self.ctx == ffi.NULL:
+        self._template = lib.yr_ctx_new(listener)
+        self.pool = lib.yr_pool_new()
+        if self._template == ffi.NULL or self.pool == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
-        self.load_tables(self.ctx, hooks)
-        if lib.yr_ctx_sync_wakeup(self.ctx) < 0:
+        self.load_tables(self._template, hooks)
+        if lib.yr_ctx_sync_wakeup(self._template) < 0:
             self.audit.say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+
+    def _add_receiver(self) -> bool:
+        """One more receiver thread, with a context of its own."""
+        ctx = lib.yr_ctx_clone(self._template)
+        if ctx == ffi.NULL or lib.yr_pool_join(self.pool, ctx) < 0:
+            lib.yr_ctx_free(ctx)
+            return False
+        thread = threading.Thread(target=self._serve, args=(ctx,), name="yama-run-notify",
+                                  daemon=True)
+        with self._receivers_lock:
+            self._receivers = [t for t in self._receivers if t.is_alive()] + [thread]
+        try:
+            thread.start()
+        except RuntimeError:                  # no thread to be had: the pool forgets it
+            lib.yr_ctx_free(ctx)
+            return False
+        return True
+
+    def _watch(self) -> None:
+        """The watchdog (csrc/pool.c yr_pool_watch): another receiver
+        whenever one is stalled on a call, up to the pool's bound."""
+        try:
+            while lib.yr_pool_watch(self.pool) > 0:
+                if not self._add_receiver():
+                    self.audit.internal_error("cannot start another receiver",
+                                              "cannot start another receiver")
+                    time.sleep(0.1)
+        except BaseException:
+            self.audit.internal_error("the receivers' watchdog failed", traceback.format_exc(),
+                                      always=True)
+
+    def _stop_serving(self, watchdog: threading.Thread) -> None:
+        """The tree is gone: every receiver finds no caller left and ends
+        (a stalled one once its caller is gone too)."""
+        while True:
+            with self._receivers_lock:
+                alive = [t for t in self._receivers if t.is_alive()]
+            if not alive:
+                break
+            for thread in alive:
+                thread.join()
+        lib.yr_pool_close(self.pool)
+        watchdog.join()
+        lib.yr_ctx_free(self._template)
+        lib.yr_pool_free(self.pool)
+        self._template = self.pool = ffi.NULL
+        os.close(self.listener)
 
     def load_tables(self, ctx, hooks) -> None:
         """What C settles alone, for either backend: the routed syscalls and
@@ -283,17 +353,22 @@ class Supervisor:
 
     # -- the notification loop -----------------------------------------------
 
-    def _serve(self) -> None:
+    def _serve(self, ctx) -> None:
+        """One receiver, on its own context until it retires or no caller
+        is left."""
+        self._local.ctx = ctx
         try:
             self._serve_loop()
         except BaseException:                      # never leave callers waiting
             self._fail_closed("the notification loop failed", traceback.format_exc())
+        finally:
+            lib.yr_ctx_free(ctx)
 
     def _serve_loop(self) -> None:
         ev = ffi.new("struct yr_event *")
         while True:
             rc = lib.yr_next(self.ctx, ev)
-            if rc == 0:
+            if rc == 0 or rc == lib.YR_NEXT_RETIRE:
                 return
             if rc < 0:
                 self._fail_closed(f"receiving notifications failed: {os.strerror(-rc)}")

@@ -1,0 +1,200 @@
+"""Issue 13: a hostile program cannot stall or exhaust the supervisor.
+
+Each attack runs in a sandbox beside a bystander (tests/helpers/stall_probe.c
+bystander: prctl, open+close and stat back to back) that measures its worst
+wait on the supervisor; the supervisor's threads and descriptors are read from
+/proc before the attack, at its peak and after the attacker is gone
+(docs/stall.md: the bounds and the errnos)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from as_user import AS_USER
+from conftest import YAMA_RUN, public_copy, requires_root
+from test_containment import user_yama_run  # noqa: F401  (a fixture)
+
+STALL_BOUND_US = 1_000_000      # the issue's bound on a bystander's worst wait
+# The receiver pool's and the blocking opens' bounds (csrc/pool.c, csrc/worker.c).
+STALLED_PER_PROCESS = 2
+WORKERS_PER_PROCESS = 16
+WORKERS_PER_SANDBOX = 128
+# Descriptors that an attack's callers leave in the supervisor's bounded
+# per-caller caches (the identity cache's pidfd and /proc/TID per recent
+# caller, /proc/PID/stat of ancestors): released when their slots are reused.
+CALLER_CACHES = 10
+
+pytestmark = requires_root
+
+
+@pytest.fixture(scope="session")
+def stall(helper):
+    exe, where = public_copy(helper("stall_probe"), "stall_probe")
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def starter(request):
+    """Who starts yama-run: root (None: the usual command), or uid 1001."""
+    if request.param == "root":
+        return None
+    return request.getfixturevalue("user_yama_run")
+
+
+def supervisor_of(front: int, deadline: float) -> int:
+    """The supervisor: the one child the front forks first thing."""
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{front}/task/{front}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError("no supervisor")
+
+
+def sample(pid: int) -> tuple[int, int]:
+    """The supervisor's (threads, descriptors)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+        return threads, len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, StopIteration):
+        return 0, 0
+
+
+def parse(text: str) -> dict:
+    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+
+
+def attack_with_bystander(stall, attack: str, starter=None, prefix=()) -> dict:
+    """Run `attack` (a shell command; {dir} is a directory every uid may
+    write) in a sandbox (--no-profile: every module, so opens and stats are
+    routed) beside the bystander. Returns the bystander's and the attacker's
+    outputs, the samples (before, peak, after) and yama-run's stderr."""
+    where = Path(tempfile.mkdtemp(prefix="yama-run-stall-"))
+    where.chmod(0o777)
+    try:
+        return _attack(stall, where, attack.format(dir=where), starter, prefix)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _attack(stall, d: Path, attack: str, starter, prefix) -> dict:
+    by, att = d / "bystander.out", d / "attack.out"
+    script = (f"{stall} bystander {d}/stop > {by} & "
+              f"while [ ! -e {d}/go ]; do sleep 0.05; done; "
+              f"{attack} > {att} 2>&1; touch {d}/done; wait")
+    cmd = [*(starter or YAMA_RUN), "--no-profile", "-q", "--", *prefix, "sh", "-c", script]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd="/")
+    try:
+        sup = supervisor_of(proc.pid, time.monotonic() + 10)
+        time.sleep(1.0)
+        before = sample(sup)
+        (d / "go").touch()
+        peak = before
+        deadline = time.monotonic() + 150
+        while not (d / "done").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            now = sample(sup)
+            peak = (max(peak[0], now[0]), max(peak[1], now[1]))
+            time.sleep(0.05)
+        time.sleep(1.5)          # what the attacker's end releases is released by now
+        after = sample(sup)
+        (d / "stop").touch()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    result = {"bystander": parse(by.read_text()), "attack": parse(att.read_text()),
+              "before": before, "peak": peak, "after": after, "stderr": stderr}
+    print(f"\n{attack[:60]}: worst {result['bystander'].get('WORST_US')} us, threads/fds "
+          f"before {before} peak {peak} after {after}; attacker {result['attack']}")
+    return result
+
+
+def assert_unharmed(r: dict) -> None:
+    """The bystander was never held up a second; the supervisor is back to
+    its baseline once the attacker is gone; nothing reached the terminal."""
+    assert int(r["bystander"]["WORST_US"]) < STALL_BOUND_US, r
+    assert int(r["bystander"]["CALLS"]) > 100, r
+    assert r["after"][0] == r["before"][0], r
+    assert r["after"][1] <= r["before"][1] + CALLER_CACHES, r
+    assert "Traceback" not in r["stderr"], r["stderr"]
+
+
+# -- item 2: a path argument in a userfaultfd-registered page, never answered ----------------
+
+def test_uffd_path_never_answered_stalls_only_its_caller(stall):
+    """Root inside registers the page of a path argument with userfaultfd and
+    never answers: the receiver that reads it stalls until the attacker dies;
+    the watchdog starts another, so the bystander is served; the attacker's
+    process gets at most STALLED_PER_PROCESS calls stalled, its further calls
+    fail at once with ENOMEM, before anything of theirs is read."""
+    r = attack_with_bystander(stall, f"{stall} uffd 8 3")
+    a = r["attack"]
+    assert a.get("UFFD") == "ok", r
+    assert int(a["BLOCKED"]) <= STALLED_PER_PROCESS, r
+    assert int(a["ANSWERED"]) == int(a.get("ENOMEM", 0)) >= 8 - STALLED_PER_PROCESS, r
+    assert_unharmed(r)
+
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+def test_uffd_user_mode_only_never_stalls(stall, starter):
+    """uid 1001 (or root of a sandbox started by an ordinary user, which has
+    no CAP_SYS_PTRACE outside) may only have user-mode faults handled
+    (UFFD_USER_MODE_ONLY): the supervisor's read of the page fails at once,
+    the caller gets EFAULT as natively (a kernel-mode access to it)."""
+    prefix = AS_USER if starter is None else ()
+    r = attack_with_bystander(stall, f"{stall} uffd 8 3 user", starter=starter, prefix=prefix)
+    a = r["attack"]
+    assert a.get("UFFD") == "ok", r
+    assert a["BLOCKED"] == "0" and a.get("EFAULT") == "8", r
+    assert_unharmed(r)
+
+
+# -- item 5: blocked FIFO opens ------------------------------------------------------------
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+def test_3000_blocked_fifo_opens_from_one_process(stall, starter):
+    """3,000 threads of one process open a FIFO nobody writes: each waiting
+    open costs a worker thread and a descriptor, WORKERS_PER_PROCESS at most
+    per process; the others fail at once with EMFILE (the process's own
+    table of opens is full). All is released when the attacker exits."""
+    prefix = AS_USER if starter is None else ()
+    r = attack_with_bystander(stall, f"{stall} fifos 3000 3 {{dir}}", starter=starter,
+                              prefix=prefix)
+    a = r["attack"]
+    assert int(a["BLOCKED"]) == WORKERS_PER_PROCESS, r
+    assert int(a.get("EMFILE", 0)) == 3000 - WORKERS_PER_PROCESS, r
+    assert r["peak"][0] <= r["before"][0] + WORKERS_PER_PROCESS + 4, r
+    assert_unharmed(r)
+
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+def test_blocked_fifo_opens_from_many_processes(stall, starter):
+    """1,000 processes open a FIFO nobody writes, one each: at most
+    WORKERS_PER_SANDBOX wait in workers; the others fail at once with ENFILE
+    (the sandbox's table of waiting opens is full); all is released when
+    they are killed. (3,000 in the slow soak, tests/test_load.py.)"""
+    prefix = AS_USER if starter is None else ()
+    r = attack_with_bystander(stall, f"{stall} fifo-procs 1000 4 {{dir}}", starter=starter,
+                              prefix=prefix)
+    a = r["attack"]
+    assert int(a["BLOCKED"]) == WORKERS_PER_SANDBOX, r
+    assert int(a.get("ENFILE", 0)) == 1000 - WORKERS_PER_SANDBOX, r
+    assert r["peak"][0] <= r["before"][0] + WORKERS_PER_SANDBOX + 4, r
+    assert_unharmed(r)
