@@ -1,7 +1,10 @@
 /* The receiver pool and its watchdog (issue 13, docs/stall.md).
  *
- * Several receivers, each a Python thread with a context of its own, take
- * notifications from the one listener. Whatever a receiver does for a caller
+ * Receivers, each a Python thread with a context of its own, take
+ * notifications from the one listener: YR_RECEIVERS_BASE (one) while none is
+ * stalled, because seccomp's RECV waits are not exclusive (every waiting
+ * receiver is woken for each notification, and all but one go back to
+ * sleep: a cost on every call on two CPUs). Whatever a receiver does for a caller
  * may wait on something the caller controls: a read of its memory that
  * faults into userfaultfd or FUSE, a walk or a stat on a FUSE or hung NFS
  * mount. Such a wait cannot be interrupted (GUP waits killable for the fault

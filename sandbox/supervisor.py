@@ -65,6 +65,7 @@ class Supervisor:
         self._template = ffi.NULL           # the tables every receiver's context copies
         self._receivers: list[threading.Thread] = []
         self._receivers_lock = threading.Lock()
+        self._failed = False                # the listener is given up (_fail_closed)
         self.listener = -1
         self.main_pid = -1
         self._program = "?"
@@ -389,6 +390,10 @@ class Supervisor:
     def _fail_closed(self, why: str, trace: str = "") -> None:
         """Nobody will answer any more: kill the program, and drop the listener
         so that its descendants' hooked calls fail (ENOSYS) instead of waiting."""
+        with self._receivers_lock:              # once, whichever receiver finds it first
+            failed, self._failed = self._failed, True
+        if failed:
+            return
         self.audit.internal_error(f"{why}; killing the sandboxed program", trace or why,
                                   always=True)
         try:

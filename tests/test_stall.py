@@ -166,6 +166,27 @@ def test_uffd_user_mode_only_never_stalls(stall, starter):
     assert_unharmed(r)
 
 
+# Who mounts FUSE: root inside; under an unprivileged yama-run, root of a
+# user namespace of its own.
+FUSE_PREFIX = {"root": (), "uid1001": ("unshare", "--user", "--map-root-user")}
+
+
+@pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
+def test_fuse_daemon_never_answering_stalls_only_its_caller(stall, starter):
+    """A FUSE mount whose daemon never answers (not even INIT): the walk of
+    a path on it waits until the daemon's descriptor is closed; the same
+    containment as for userfaultfd."""
+    prefix = FUSE_PREFIX["root" if starter is None else "uid1001"]
+    r = attack_with_bystander(stall, " ".join([*prefix, f"{stall} fuse 8 3 {{dir}}"]),
+                              starter=starter)
+    a = r["attack"]
+    if a.get("FUSE") != "ok":
+        pytest.skip(f"no FUSE mount to be had in the sandbox: {a}")
+    assert int(a["BLOCKED"]) <= STALLED_PER_PROCESS, r
+    assert int(a["ANSWERED"]) == int(a.get("ENOMEM", 0)) >= 8 - STALLED_PER_PROCESS, r
+    assert_unharmed(r)
+
+
 # -- item 5: blocked FIFO opens ------------------------------------------------------------
 
 @pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
@@ -197,4 +218,55 @@ def test_blocked_fifo_opens_from_many_processes(stall, starter):
     assert int(a["BLOCKED"]) == WORKERS_PER_SANDBOX, r
     assert int(a.get("ENFILE", 0)) == 1000 - WORKERS_PER_SANDBOX, r
     assert r["peak"][0] <= r["before"][0] + WORKERS_PER_SANDBOX + 4, r
+    assert_unharmed(r)
+
+
+# -- items 1, 3 and 4 again, with this bystander ------------------------------------------
+
+@pytest.fixture(scope="session")
+def escape(helper):
+    exe, where = public_copy(helper("escape_probe"), "escape_probe")
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_fifo_behind_a_magic_link_again(stall, escape):
+    """Item 1: eight threads of uid 1001 open /proc/self/fd/N while another
+    swaps N between a regular file and a FIFO nobody writes, for 3 s."""
+    r = attack_with_bystander(stall, f"{escape} fifo-race {{dir}} 3", prefix=AS_USER)
+    assert "fifo-race done" in (d := "\n".join(f"{k} {v}" for k, v in r["attack"].items())), d
+    assert_unharmed(r)
+
+
+def test_15000_threads_in_a_foreign_pid_namespace_again(stall):
+    """Item 3: a caller in its own pid namespace with 15,000 idle threads
+    makes ptrace and PR_SET_PTRACER calls naming its own threads."""
+    r = attack_with_bystander(stall, f"unshare --pid --fork {stall} threads 15000 3")
+    assert r["attack"].get("THREADS") == "15000", r
+    assert_unharmed(r)
+
+
+def test_10000_ptracer_declarations_again(stall):
+    """Item 4: 10,000 live processes of uid 1001 each declare PR_SET_PTRACER."""
+    r = attack_with_bystander(stall, f"{stall} declare 10000", prefix=AS_USER)
+    ok_, nomem, other = map(int, r["attack"]["DECLARED"].split())
+    assert ok_ + nomem == 10000 and other == 0, r
+    assert r["attack"]["AFTER"] == "0", r
+    assert_unharmed(r)
+
+
+# -- the soak ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_soak_of_stalls_and_blocked_opens(stall):
+    """Three rounds of every stall of this file back to back, 3,000 blocked
+    FIFO opens from 3,000 processes among them: the bystander is never held
+    up a second, and the supervisor ends where it began."""
+    rounds = " ".join([f"{stall} uffd 8 2 >> {{dir}}/uffd.out; "
+                       f"{stall} fuse 8 2 {{dir}} >> {{dir}}/fuse.out; "
+                       f"{stall} fifos 3000 2 {{dir}} >> {{dir}}/fifos.out; "
+                       f"{stall} fifo-procs 3000 4 {{dir}} >> {{dir}}/procs.out;"] * 3)
+    r = attack_with_bystander(stall, f"sh -c '{rounds} cat {{dir}}/procs.out'")
+    assert r["attack"]["BLOCKED"] == str(WORKERS_PER_SANDBOX), r
+    assert r["attack"]["ENFILE"] == str(3000 - WORKERS_PER_SANDBOX), r
     assert_unharmed(r)

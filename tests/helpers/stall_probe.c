@@ -12,6 +12,11 @@
  *       faults are never answered; after SECONDS print "ANSWERED n" (calls
  *       that returned), "E<name> n" per errno and "BLOCKED n", and exit
  *       (which closes the userfaultfd: a fault waiting on it fails).
+ *   stall_probe fuse N SECONDS DIR
+ *       (issue 13 item 2's kin) in a mount namespace of its own, mount FUSE
+ *       on DIR/mnt with a /dev/fuse descriptor nobody reads (not even the
+ *       INIT request), then N threads each stat() DIR/mnt/x; the same counts
+ *       as uffd after SECONDS, and exit (the connection is then aborted).
  *   stall_probe fifos N SECONDS DIR
  *       (issue 13 item 5) N threads of this process each open DIR/fifo (a
  *       FIFO nobody writes) for reading; after SECONDS print the same counts
@@ -37,7 +42,9 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
@@ -287,6 +294,34 @@ static int uffd(int n, double seconds, int user_only)
     _exit(0);
 }
 
+static int fuse(int n, double seconds, const char *dir)
+{
+    static char mnt[4096], path[4200];
+    char opts[128];
+    snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+    snprintf(path, sizeof(path), "%s/x", mnt);
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        printf("FUSE unshare %s\n", errname(errno));
+        return 0;
+    }
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0 || (mkdir(mnt, 0755) < 0 && errno != EEXIST)) {
+        printf("FUSE open %s\n", errname(errno));
+        return 0;
+    }
+    snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%d,group_id=%d", fd,
+             (int)getuid(), (int)getgid());
+    if (mount("stall", mnt, "fuse", MS_NOSUID | MS_NODEV, opts) < 0) {
+        printf("FUSE mount %s\n", errname(errno));
+        return 0;
+    }
+    printf("FUSE ok\n");
+    start_threads(n, stat_there, path);
+    sleep_for(seconds);
+    print_outcome(n);
+    _exit(0);
+}
+
 static void *open_fifo(void *path)
 {
     int fd = open((const char *)path, O_RDONLY | O_CLOEXEC);
@@ -364,11 +399,13 @@ int main(int argc, char **argv)
         return redeclare(atoi(argv[2]));
     if ((argc == 4 || argc == 5) && !strcmp(argv[1], "uffd"))
         return uffd(atoi(argv[2]), atof(argv[3]), argc == 5 && !strcmp(argv[4], "user"));
+    if (argc == 5 && !strcmp(argv[1], "fuse"))
+        return fuse(atoi(argv[2]), atof(argv[3]), argv[4]);
     if (argc == 5 && !strcmp(argv[1], "fifos"))
         return fifos(atoi(argv[2]), atof(argv[3]), argv[4]);
     if (argc == 5 && !strcmp(argv[1], "fifo-procs"))
         return fifo_procs(atoi(argv[2]), atof(argv[3]), argv[4]);
     fprintf(stderr, "usage: stall_probe bystander STOPFILE | threads N S | declare N | "
-            "redeclare N | uffd N S [user] | fifos N S DIR | fifo-procs N S DIR\n");
+            "redeclare N | uffd N S [user] | fuse N S DIR | fifos N S DIR | fifo-procs N S DIR\n");
     return 2;
 }
