@@ -73,6 +73,7 @@ struct yr_ctx {
     struct yr_pool *pool;      /* NULL: a lone receiver (the tracer, tests) */
     uint64_t busy_since;       /* atomic: when the call being served came (ns), 0: none */
     pid_t busy_tid;            /* atomic: its caller */
+    pid_t thread;              /* atomic: the receiver thread serving this context */
     int stalled;               /* under the pool's lock: marked by the watchdog */
     pid_t stalled_tgid;        /* ... the process it is stalled for */
 };

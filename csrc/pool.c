@@ -10,7 +10,8 @@
  * mount. Such a wait cannot be interrupted (GUP waits killable for the fault
  * handler, a FUSE request until its daemon answers or dies), so it is not
  * prevented but contained: the watchdog notices a receiver busy for longer
- * than STALL_AFTER_NS, marks it stalled and asks Python for another (up to
+ * than STALL_AFTER_NS and not running (it waits in the kernel; one that is
+ * only slow on a busy machine is left alone), marks it stalled and asks Python for another (up to
  * YR_STALLED_MAX), so the other callers keep being served. The stalled
  * receiver finishes its call when the caller or whoever holds it up dies
  * (userfaultfd's last close wakes the fault with an error, a dead FUSE
@@ -22,6 +23,10 @@
  * their own sandbox waits: each sandbox has a supervisor of its own. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +128,8 @@ int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
     struct yr_pool *p = ctx->pool;
     if (!p)
         return 0;
+    if (!ctx->thread)                        /* a context is served by one thread */
+        __atomic_store_n(&ctx->thread, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     __atomic_store_n(&ctx->busy_tid, tid, __ATOMIC_RELAXED);
     /* Release: the watchdog that sees this time sees the tid above. */
     __atomic_store_n(&ctx->busy_since, now_ns(), __ATOMIC_RELEASE);
@@ -165,13 +172,35 @@ int yr_pool_idle(struct yr_ctx *ctx)
     return retire;
 }
 
-/* Mark the receivers busy on one call for longer than STALL_AFTER_NS. */
+/* Is this thread of ours running (or waiting for a CPU)? A receiver that is
+ * slow only because the machine is busy is not stalled: it would be
+ * replaced for nothing, and its caller's next calls refused. */
+static int running(pid_t thread)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)thread);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')');     /* the name may hold anything */
+    return end && end[1] == ' ' && end[2] == 'R';
+}
+
+/* Mark the receivers that have waited on one call for longer than
+ * STALL_AFTER_NS. */
 static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
 {
     for (int i = 0; i < p->n; i++) {
         struct yr_ctx *c = p->ctx[i];
         uint64_t since = __atomic_load_n(&c->busy_since, __ATOMIC_ACQUIRE);
         if (since == 0 || since == STALLED || now - since < STALL_AFTER_NS)
+            continue;
+        if (running(__atomic_load_n(&c->thread, __ATOMIC_RELAXED)))
             continue;
         pid_t tid = __atomic_load_n(&c->busy_tid, __ATOMIC_RELAXED);
         /* Fails if the receiver finished that call meanwhile (or took
