@@ -29,6 +29,7 @@ WORKERS_PER_SANDBOX = 128
 # per-caller caches (the identity cache's pidfd and /proc/TID per recent
 # caller, /proc/PID/stat of ancestors): released when their slots are reused.
 CALLER_CACHES = 10
+IDENTITY_CACHE_FDS = 128        # the whole identity cache (csrc/caller.c: 64 callers, 2 each)
 
 pytestmark = requires_root
 
@@ -126,13 +127,14 @@ def _attack(stall, d: Path, attack: str, starter, prefix) -> dict:
     return result
 
 
-def assert_unharmed(r: dict) -> None:
+def assert_unharmed(r: dict, cached: int = CALLER_CACHES) -> None:
     """The bystander was never held up a second; the supervisor is back to
-    its baseline once the attacker is gone; nothing reached the terminal."""
+    its baseline once the attacker is gone (but for `cached` descriptors of
+    dead callers left in bounded caches); nothing reached the terminal."""
     assert int(r["bystander"]["WORST_US"]) < STALL_BOUND_US, r
     assert int(r["bystander"]["CALLS"]) > 100, r
     assert r["after"][0] == r["before"][0], r
-    assert r["after"][1] <= r["before"][1] + CALLER_CACHES, r
+    assert r["after"][1] <= r["before"][1] + cached, r
     assert "Traceback" not in r["stderr"], r["stderr"]
 
 
@@ -199,7 +201,6 @@ FIFO_ATTACKS = {
     # get ENFILE (the sandbox's table is full); 3,000 in the slow soak
     "many-processes": ("fifo-procs 1000 4", 1000, WORKERS_PER_SANDBOX, "ENFILE"),
 }
-IDENTITY_CACHE_FDS = 128        # a receiver's cache of callers (a pidfd and /proc/TID each)
 
 
 @pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
@@ -217,7 +218,9 @@ def test_blocked_fifo_opens_cost_bounded_threads(stall, starter, attack):
     assert int(a.get(err, 0)) == int(a["ANSWERED"]) == n - bound, r
     assert r["peak"][0] <= r["before"][0] + bound + 2, r
     assert r["peak"][1] <= r["before"][1] + bound + IDENTITY_CACHE_FDS + CALLER_CACHES, r
-    assert_unharmed(r)
+    # The identity cache keeps the callers it served (a slot is reused, not
+    # emptied, when its caller dies): 3,000 callers fill it.
+    assert_unharmed(r, cached=IDENTITY_CACHE_FDS + CALLER_CACHES)
 
 
 # -- items 1, 3 and 4 again, with this bystander ------------------------------------------
@@ -234,7 +237,7 @@ def test_fifo_behind_a_magic_link_again(stall, escape):
     swaps N between a regular file and a FIFO nobody writes, for 3 s."""
     r = attack_with_bystander(stall, f"{escape} fifo-race {{dir}} 3", prefix=AS_USER)
     assert "fifo-race done" in (d := "\n".join(f"{k} {v}" for k, v in r["attack"].items())), d
-    assert_unharmed(r)
+    assert_unharmed(r, cached=IDENTITY_CACHE_FDS + CALLER_CACHES)
 
 
 def test_15000_threads_in_a_foreign_pid_namespace_again(stall):
@@ -268,4 +271,4 @@ def test_soak_of_stalls_and_blocked_opens(stall):
     r = attack_with_bystander(stall, f"sh -c '{rounds} cat {{dir}}/procs.out'")
     assert r["attack"]["BLOCKED"] == str(WORKERS_PER_SANDBOX), r
     assert r["attack"]["ENFILE"] == str(3000 - WORKERS_PER_SANDBOX), r
-    assert_unharmed(r)
+    assert_unharmed(r, cached=IDENTITY_CACHE_FDS + CALLER_CACHES)
