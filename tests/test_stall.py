@@ -50,13 +50,18 @@ def starter(request):
 
 
 def supervisor_of(front: int, deadline: float) -> int:
-    """The supervisor: the one child the front forks first thing."""
+    """The supervisor: the child the front forks (its command line is the
+    front's), not a short-lived one of a library's (ldconfig)."""
     while time.monotonic() < deadline:
         try:
+            with open(f"/proc/{front}/cmdline", "rb") as f:
+                cmdline = f.read()
             with open(f"/proc/{front}/task/{front}/children") as f:
                 kids = f.read().split()
-            if kids:
-                return int(kids[0])
+            for kid in kids:
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        return int(kid)
         except OSError:
             pass
         time.sleep(0.01)
