@@ -43,7 +43,7 @@
 struct yr_pool {
     pthread_mutex_t lock;
     int closed;                 /* no caller left (or the listener failed): no more receivers */
-    int n;                      /* receivers in the pool */
+    int n;                      /* receivers in the pool (read without the lock as a hint) */
     int nstalled;               /* of which stalled (read without the lock as a hint) */
     struct yr_ctx *ctx[POOL_SIZE];
     uint64_t stats[YR_POOL_STATS];
@@ -82,7 +82,8 @@ int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx)
         ctx->pool = p;
         ctx->stalled = 0;
         __atomic_store_n(&ctx->busy_since, 0, __ATOMIC_RELAXED);
-        p->ctx[p->n++] = ctx;
+        p->ctx[p->n] = ctx;
+        __atomic_store_n(&p->n, p->n + 1, __ATOMIC_RELAXED);   /* read as a hint by yr_pool_idle */
         p->stats[YR_POOL_STARTED]++;
         if ((uint64_t)p->n > p->stats[YR_POOL_PEAK])
             p->stats[YR_POOL_PEAK] = (uint64_t)p->n;
@@ -96,7 +97,8 @@ static void leave_locked(struct yr_pool *p, struct yr_ctx *ctx)
 {
     for (int i = 0; i < p->n; i++)
         if (p->ctx[i] == ctx) {
-            p->ctx[i] = p->ctx[--p->n];
+            p->ctx[i] = p->ctx[p->n - 1];
+            __atomic_store_n(&p->n, p->n - 1, __ATOMIC_RELAXED);
             break;
         }
     if (ctx->stalled)
@@ -149,8 +151,9 @@ int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
 }
 
 /* The receiver's call is done (it is about to receive the next).
- * 1: it was stalled and another took its place meanwhile: it retires (it has
- * left the pool; its context is the caller's to free). */
+ * 1: it retires (it has left the pool; its context is the caller's to free):
+ * it was stalled and another took its place meanwhile, or there are more
+ * receivers than wanted (one started for a stall that ended meanwhile). */
 int yr_pool_idle(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
@@ -159,11 +162,15 @@ int yr_pool_idle(struct yr_ctx *ctx)
     /* The exchange decides the race with the watchdog's mark: either the
      * watchdog's compare-exchange saw this call still busy (then STALLED is
      * read here), or it finds 0 and marks nothing. */
-    if (__atomic_exchange_n(&ctx->busy_since, 0, __ATOMIC_ACQ_REL) != STALLED)
-        return 0;
+    int was_stalled = __atomic_exchange_n(&ctx->busy_since, 0, __ATOMIC_ACQ_REL) == STALLED;
+    if (!was_stalled && __atomic_load_n(&p->n, __ATOMIC_RELAXED) -
+                        __atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) <= YR_RECEIVERS_BASE)
+        return 0;                   /* the common case: no lock */
     pthread_mutex_lock(&p->lock);
-    ctx->stalled = 0;
-    __atomic_sub_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+    if (was_stalled) {
+        ctx->stalled = 0;
+        __atomic_sub_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+    }
     int serving_others = p->n - 1 - p->nstalled;
     int retire = serving_others >= YR_RECEIVERS_BASE;
     if (retire)
