@@ -82,6 +82,7 @@ struct yr_ctx {
 int yr_pool_busy(struct yr_ctx *ctx, pid_t tid);
 int yr_pool_idle(struct yr_ctx *ctx);
 void yr_pool_leave(struct yr_ctx *ctx, int closing);
+ssize_t yr_read_text(const char *path, char *buf, size_t size);
 
 /* ---- one call ------------------------------------------------------------ */
 

@@ -186,16 +186,23 @@ static int running(pid_t thread)
 {
     char path[64], buf[512];
     snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)thread);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     const char *end = strrchr(buf, ')');     /* the name may hold anything */
     return end && end[1] == ' ' && end[2] == 'R';
+}
+
+/* A small text file (of /proc), NUL-terminated: its length, or <= 0. */
+ssize_t yr_read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
 }
 
 /* Mark the receivers that have waited on one call for longer than

@@ -259,14 +259,8 @@ static int caller_signalled(pid_t tid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
     return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
 }
