@@ -15,6 +15,7 @@
  *   tmpfiles.c  whose file linkat(fd, "", AT_EMPTY_PATH) names
  *   sockaddr.c  AF_UNIX path addresses of connect, bind and the sends
  *   walk.c      a path call driven from its notification to its reply
+ *   pool.c      several receivers on one listener, a stalled one replaced
  *
  * All per-call state lives in struct yr_call, one per notification context
  * (struct yr_ctx): receiver threads with contexts of their own serve calls
@@ -60,7 +61,6 @@ struct yr_ctx {
     int nmap;
     struct yr_map { uint32_t arch; int32_t nr; int32_t sys; } map[256];
     uint64_t stats[4];
-    uint64_t link_mask;        /* the chain's path_link rule, tabulated */
     int recv_first;            /* RECV itself returns once no caller is left (see receive) */
     int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */
     struct yr_deferred reply;
@@ -68,7 +68,20 @@ struct yr_ctx {
     struct yr_idcache *ids;    /* callers' identities */
     struct yr_done *done;      /* deferred mode: answers of workers, for the tracer (worker.c) */
     pid_t tracer;              /* deferred mode: the thread that waits for stops */
+    /* the receiver pool (pool.c) */
+    struct yr_pool *pool;      /* NULL: a lone receiver (the tracer, tests) */
+    uint64_t busy_since;       /* atomic: when the call being served came (ns), 0: none */
+    pid_t busy_tid;            /* atomic: its caller */
+    pid_t thread;              /* atomic: the receiver thread serving this context */
+    int stalled;               /* under the pool's lock: marked by the watchdog */
+    pid_t stalled_tgid;        /* ... the process it is stalled for */
 };
+
+/* pool.c */
+int yr_pool_busy(struct yr_ctx *ctx, pid_t tid);
+int yr_pool_idle(struct yr_ctx *ctx);
+void yr_pool_leave(struct yr_ctx *ctx, int closing);
+ssize_t yr_read_text(const char *path, char *buf, size_t size);
 
 /* ---- one call ------------------------------------------------------------ */
 

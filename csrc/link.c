@@ -22,6 +22,10 @@
 
 #include "engine.h"
 
+/* The chain's path_link rule, one for every receiver of the sandbox (a live
+ * change reaches them all): one aligned word, read once per decision. */
+static uint64_t link_mask;
+
 #define CAP_FOWNER 3
 
 int yr_link_table_allows(uint64_t allow_mask, uint32_t facts)
@@ -182,7 +186,7 @@ int yr_link_source_held(struct yr_call *c)
         err = new_name(c);
     if (err < 0)
         return err;
-    uint64_t mask = c->ctx->link_mask;
+    uint64_t mask = __atomic_load_n(&link_mask, __ATOMIC_RELAXED);
     op->facts = base_facts(c, &src_st);
     if (!op->trailing && known_without_rw(mask, op->facts) &&
         yr_link_table_allows(mask, op->facts))
@@ -288,7 +292,8 @@ struct yr_link *yr_ctx_link(struct yr_ctx *ctx)
 
 void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
 {
-    ctx->link_mask = allow_mask;
+    (void)ctx;
+    __atomic_store_n(&link_mask, allow_mask, __ATOMIC_RELAXED);
 }
 
 /* After the chain: deny with deny_errno, or make the link as the caller. */

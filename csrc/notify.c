@@ -77,10 +77,24 @@ struct yr_ctx *yr_ctx_new(int listener)
     return ctx;
 }
 
+/* Another receiver on ctx's listener, with its tables and a call and an
+ * identity cache of its own (csrc/pool.c). */
+struct yr_ctx *yr_ctx_clone(const struct yr_ctx *ctx)
+{
+    struct yr_ctx *c = yr_ctx_new(ctx->listener);
+    if (!c)
+        return NULL;
+    c->nmap = ctx->nmap;
+    memcpy(c->map, ctx->map, sizeof(c->map));
+    c->recv_first = ctx->recv_first;
+    return c;
+}
+
 void yr_ctx_free(struct yr_ctx *ctx)
 {
     if (!ctx)
         return;
+    yr_pool_leave(ctx, 0);
     if (ctx->reply.fd >= 0)
         close(ctx->reply.fd);
     yr_worker_release(ctx);
@@ -332,13 +346,24 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
 {
     for (;;) {
+        if (yr_pool_idle(ctx))          /* the last call is done */
+            return YR_NEXT_RETIRE;
         int rc = receive(ctx);
-        if (rc <= 0)
+        if (rc <= 0) {
+            yr_pool_leave(ctx, 1);
             return rc;
+        }
         const struct seccomp_notif *n = ctx->req;
         memset(ev, 0, sizeof(*ev));
         ev->id = n->id;
         ev->tid = (int32_t)n->pid;
+        if (yr_pool_busy(ctx, ev->tid)) {
+            /* Its process has calls stalled already: refused before
+             * anything of it is read, as the kernel when it cannot
+             * allocate (docs/stall.md). */
+            yr_reply(ctx, n->id, 0, ENOMEM);
+            continue;
+        }
         ev->arch = n->data.arch;
         ev->nr = n->data.nr;
         if (yr_abi_refused(n->data.arch, n->data.nr)) {

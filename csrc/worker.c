@@ -1,6 +1,9 @@
 /* Opens that may wait (a FIFO without its peer, a device, a lease to
  * break), each in a thread of its own, so the receive loop goes on serving
- * every other caller meanwhile. Under user-notify the worker answers its
+ * every other caller meanwhile. A waiting open costs a thread and a
+ * descriptor: YR_WORKERS_PER_PROCESS per process and YR_WORKERS_MAX in all
+ * at most; beyond, the open fails for that caller alone, with the errno of a
+ * full table of open files: EMFILE (its process's), ENFILE (the sandbox's). Under user-notify the worker answers its
  * caller itself; under the ptrace backend only the tracer thread may touch a
  * tracee, so the worker leaves its answer in the context's queue and wakes
  * the tracer (tracer.c takes it with yr_worker_take); the caller stays in its
@@ -35,6 +38,48 @@ struct yr_done {
     pid_t tracer;           /* the thread to wake */
     struct done_item *head;
 };
+
+/* ---- the bound ------------------------------------------------------------- */
+
+static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
+static int workers;                          /* waiting opens in all */
+static struct { pid_t tgid; int n; } workers_of[YR_WORKERS_MAX];  /* n == 0: free */
+
+/* One more waiting open for process tgid: 0, or -EMFILE, -ENFILE. */
+static int worker_reserve(pid_t tgid)
+{
+    pthread_mutex_lock(&workers_lock);
+    int err = workers >= YR_WORKERS_MAX ? -ENFILE : 0, slot = -1;
+    for (int i = 0; !err && i < YR_WORKERS_MAX; i++) {
+        if (workers_of[i].n && workers_of[i].tgid == tgid) {
+            slot = i;
+            break;
+        }
+        if (!workers_of[i].n && slot < 0)
+            slot = i;
+    }
+    if (!err && workers_of[slot].n >= YR_WORKERS_PER_PROCESS)
+        err = -EMFILE;
+    if (!err) {
+        workers_of[slot].tgid = tgid;
+        workers_of[slot].n++;
+        workers++;
+    }
+    pthread_mutex_unlock(&workers_lock);
+    return err;
+}
+
+static void worker_release(pid_t tgid)
+{
+    pthread_mutex_lock(&workers_lock);
+    for (int i = 0; i < YR_WORKERS_MAX; i++)
+        if (workers_of[i].n && workers_of[i].tgid == tgid) {
+            workers_of[i].n--;
+            workers--;
+            break;
+        }
+    pthread_mutex_unlock(&workers_lock);
+}
 
 struct blocking_open {
     int listener;           /* user-notify: where to answer; -1: deferred */
@@ -214,14 +259,8 @@ static int caller_signalled(pid_t tid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
     return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
 }
@@ -289,6 +328,7 @@ static void *blocking_worker(void *arg)
         mt_reply(b, err);
     }
     close(b->obj);
+    worker_release(b->tgid);
     free(b);
     return NULL;
 }
@@ -297,23 +337,30 @@ static void *blocking_worker(void *arg)
  * R_DONE: the worker has the call; -errno otherwise. */
 int yr_open_in_worker(struct yr_call *c, int obj, int flags)
 {
+    pid_t tgid = yr_caller_tgid(c);
+    if (tgid <= 0)
+        return -ESRCH;
+    int err = worker_reserve(tgid);
+    if (err)
+        return err;
     struct blocking_open *b = malloc(sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    int copy = fcntl(obj, F_DUPFD_CLOEXEC, 0);
+    int copy = b ? fcntl(obj, F_DUPFD_CLOEXEC, 0) : -1;
     if (copy < 0) {
+        err = b ? -errno : -ENOMEM;
         free(b);
-        return -errno;
+        worker_release(tgid);
+        return err;
     }
     struct yr_ctx *ctx = c->ctx;
     *b = (struct blocking_open){ ctx->listener, ctx->done, -1, c->ev.id, c->ev.tid,
-                                 yr_caller_tgid(c), copy, flags, c->id };
+                                 tgid, copy, flags, c->id };
     if (ctx->listener < 0) {
         b->pidfd = (int)syscall(SYS_pidfd_open, c->ev.tid, O_EXCL /* PIDFD_THREAD */);
         if (!ctx->done || b->pidfd < 0) {
             yr_close(b->pidfd);
             close(copy);
             free(b);
+            worker_release(tgid);
             return -ENOSYS;                      /* a tracer that cannot be woken */
         }
         pthread_mutex_lock(&ctx->done->lock);
@@ -334,6 +381,7 @@ int yr_open_in_worker(struct yr_call *c, int obj, int flags)
         }
         close(copy);
         free(b);
+        worker_release(tgid);
         return -EAGAIN;
     }
     if (ctx->listener < 0)

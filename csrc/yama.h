@@ -197,15 +197,36 @@ uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);
 
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
+struct yr_ctx *yr_ctx_clone(const struct yr_ctx *ctx);  /* another receiver, same tables */
 void yr_ctx_free(struct yr_ctx *ctx);
 int yr_ctx_map(struct yr_ctx *ctx, uint32_t arch, int32_t nr, int32_t sys);
 int yr_ctx_sync_wakeup(struct yr_ctx *ctx);
+#define YR_NEXT_RETIRE 2       /* yr_next: a receiver that was stalled is no longer needed */
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev);
 int yr_reply_continue(struct yr_ctx *ctx, uint64_t id);
 int yr_reply(struct yr_ctx *ctx, uint64_t id, int64_t val, int32_t err);
 int yr_id_valid(struct yr_ctx *ctx, uint64_t id);
 int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags);
 void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4]);
+
+/* pool.c: several receivers on one listener, and a watchdog that replaces a
+ * receiver stalled on one call (docs/stall.md). */
+#define YR_RECEIVERS_BASE 1         /* receivers while none is stalled (see pool.c) */
+#define YR_STALLED_MAX 16           /* stalled receivers replaced, per sandbox */
+#define YR_STALLED_PER_PROCESS 2    /* beyond, the process's calls are refused (ENOMEM) */
+enum { YR_POOL_STARTED, YR_POOL_PEAK, YR_POOL_STALLS, YR_POOL_REFUSED, YR_POOL_NOW,
+       YR_POOL_STATS };
+struct yr_pool;
+struct yr_pool *yr_pool_new(void);
+void yr_pool_free(struct yr_pool *p);
+int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx);
+int yr_pool_watch(struct yr_pool *p);
+void yr_pool_close(struct yr_pool *p);
+void yr_pool_stats(struct yr_pool *p, uint64_t out[5]);
+
+/* worker.c: opens that may wait, bounded (docs/stall.md) */
+#define YR_WORKERS_PER_PROCESS 16   /* beyond, EMFILE for that process */
+#define YR_WORKERS_MAX 128          /* beyond, ENFILE */
 
 /* procinfo.c */
 pid_t yr_tgid_of(pid_t tid);

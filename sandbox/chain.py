@@ -8,6 +8,7 @@ already under way finishes with the chain it started with)."""
 from __future__ import annotations
 
 import copy
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,13 @@ class Chain:
         self.modules = list(modules)
         self.audit = audit
         self.permissive = permissive
+        # Hooks run in several threads (the receivers, the task watch):
+        # one module is asked at a time, so the state modules keep (the
+        # ptrace module's relations) needs no lock of its own. Only the
+        # modules' own code runs under it: never a read of a caller's
+        # memory or a filesystem operation for it (those may stall,
+        # docs/stall.md), nor a write to the terminal.
+        self._lock = threading.RLock()
         self._by_hook: dict[str, list] = {}
         for module in self.modules:
             for hook in module.hooks():
@@ -54,7 +62,8 @@ class Chain:
 
     def _ask(self, module, hook: str, request) -> Deny | None:
         try:
-            verdict = getattr(module, hook)(request)
+            with self._lock:
+                verdict = getattr(module, hook)(request)
         except Exception as exc:  # fail closed: a broken module denies
             self.audit.module_error(module.name, hook, request, traceback.format_exc())
             return Deny(request.default_errno, f"module error: {exc!r}")

@@ -254,7 +254,7 @@ def _notify_thread(state: Loading) -> None:
         rc = spawn.lib.yr_next(state.started.ctx, event)     # (the GIL released)
         supervisor = state.wait_loaded()
         if supervisor is not None:
-            supervisor._serve((rc, event))
+            supervisor._serve(state.started.ctx, (rc, event))
     finally:
         state.serving.release()
 

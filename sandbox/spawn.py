@@ -36,7 +36,9 @@ class Started:
         self.listener = listener        # -1: no filter, nothing to serve
         self.status_fd = status_fd      # reads 0 bytes once exec succeeded
         self.userns = userns            # it runs in a user namespace of ours
-        self.ctx = ffi.NULL
+        self.template = ffi.NULL        # the tables every receiver's context copies
+        self.pool = ffi.NULL            # the receivers and their watchdog (csrc/pool.c)
+        self.ctx = ffi.NULL             # the first receiver's context, in the pool
         self.nondumpable = False
 
 
@@ -83,7 +85,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
             os.waitpid(started.pid, 0)                  # it never became the program
         raise SetupError("the child did not hand over the seccomp listener")
     if bpf is not None:
-        started.ctx = _context(plan, started.listener, say)
+        _context(started, plan, say)
     return started
 
 
@@ -231,14 +233,28 @@ def _say_always(text: str) -> None:
         pass                            # a lost stderr only loses messages
 
 
-def _context(plan: dict, listener: int, say):
-    """The notification context: what C settles alone, from the plan."""
-    ctx = lib.yr_ctx_new(listener)
-    if ctx == ffi.NULL:
+def _context(started: Started, plan: dict, say) -> None:
+    """The notification contexts: a template with what C settles alone (from
+    the plan), the receiver pool, and the first receiver's own context."""
+    started.template = lib.yr_ctx_new(started.listener)
+    started.pool = lib.yr_pool_new()
+    if started.template == ffi.NULL or started.pool == ffi.NULL:
         raise SetupError("cannot allocate the notification context")
-    load_tables(ctx, plan)
-    if lib.yr_ctx_sync_wakeup(ctx) < 0:
+    load_tables(started.template, plan)
+    if lib.yr_ctx_sync_wakeup(started.template) < 0:
         say("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: slower replies")
+    started.ctx = receiver_context(started.template, started.pool)
+    if started.ctx == ffi.NULL:
+        raise SetupError("cannot allocate the notification context")
+
+
+def receiver_context(template, pool):
+    """Another receiver's context (the template's tables), in the pool; NULL
+    when none can be had."""
+    ctx = lib.yr_ctx_clone(template)
+    if ctx != ffi.NULL and lib.yr_pool_join(pool, ctx) < 0:
+        lib.yr_ctx_free(ctx)
+        return ffi.NULL
     return ctx
 
 

@@ -1,6 +1,12 @@
 """The supervisor: spawns the program under the filter, serves notifications in
-a thread (the receive loop is C, the decisions are the chain's), reaps the
-tree as a child subreaper and returns the program's exit status.
+receiver threads (the receive loop is C, the decisions are the chain's), reaps
+the tree as a child subreaper and returns the program's exit status.
+
+Receivers: YR_RECEIVERS_BASE threads, each with a notification context of its
+own, take notifications from the one listener; a watchdog thread starts
+another whenever one stays busy on a call (a read of the caller's memory that
+faults into userfaultfd, a walk on a FUSE mount whose daemon never answers):
+csrc/pool.c, docs/stall.md.
 
 It runs in the process that yama-run's front forked (sandbox/lifetime.py):
 the main program's status goes to the front as soon as it is known, and the
@@ -11,6 +17,7 @@ import errno
 import os
 import signal
 import threading
+import time
 import traceback
 
 from . import control
@@ -49,7 +56,14 @@ class Supervisor:
         self.link = link                    # to the front (lifetime.Link), if any
         if link is not None:
             link.before_report = audit.flush
-        self.ctx = ffi.NULL
+        self._ctx = ffi.NULL                # the context of a lone server (the tracer)
+        self._local = threading.local()     # a receiver's own context (ctx)
+        self.pool = ffi.NULL
+        self._template = ffi.NULL           # the tables every receiver's context copies
+        self._receivers: list[threading.Thread] = []
+        self._receivers_lock = threading.Lock()
+        self._watchdog: threading.Thread | None = None
+        self._failed = False                # the listener is given up (_fail_closed)
         self.listener = -1
         self.main_pid = -1
         self.argv: list[str] = []
@@ -72,6 +86,16 @@ class Supervisor:
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
+
+    @property
+    def ctx(self):
+        """The notification context of the calling thread: a receiver's own,
+        else the lone one (the ptrace backend's tracer)."""
+        return getattr(self._local, "ctx", self._ctx)
+
+    @ctx.setter
+    def ctx(self, value) -> None:
+        self._ctx = value
 
     # -- start and lifetime --------------------------------------------------
 
@@ -122,14 +146,10 @@ class Supervisor:
         started = spawn.start(self.routing(), argv, env, self.userns_choice, self.audit.say,
                               protect=self.protected_pids)
         self.attach(started)
-        server = None
         if started.ctx != ffi.NULL:
-            server = threading.Thread(target=self._serve, name="yama-run-notify", daemon=True)
-            server.start()
+            self._add_receiver(started.ctx)
         failure = spawn.exec_result(started.status_fd, self._program)
         status = lifetime.reap_all(started.pid, self.link)
-        if server is not None:
-            server.join()
         self.release()
         return failure if failure is not None else status
 
@@ -138,26 +158,43 @@ class Supervisor:
         and -v said how it runs, before this supervisor was loaded. Both launch
         paths come here, the cold one (_run_notify) and the cached one
         (sandbox/launch.py, which never calls run): whatever must start beside
-        the notification loop once the program runs belongs here."""
+        the notification loop once the program runs belongs here (the
+        receivers' watchdog, the control socket)."""
         if not announced:
             spawn.announce(started, self.link, self.routing(), self.audit.say)
         self.main_pid = started.pid
         self.userns = started.userns
         self.shield.nondumpable = started.nondumpable
         self.listener = started.listener
-        self.ctx = started.ctx
-        if self.ctx != ffi.NULL:
+        self._template, self.pool = started.template, started.pool
+        if self.pool != ffi.NULL:
             self.served_by = "notify"
+            self._watchdog = threading.Thread(target=self._watch, name="yama-run-watchdog",
+                                              daemon=True)
+            self._watchdog.start()
         self.control.start(started.pid)
 
     def release(self) -> None:
         """After the last caller: the control socket (no live change after
-        this), the context and the listener."""
+        this), then every receiver (a stalled one once its caller is gone
+        too), the watchdog, the contexts and the listener. The cached launch
+        path's first receiver has ended before (sandbox/launch.py)."""
         self.stop_control()
-        if self.ctx != ffi.NULL:
-            lib.yr_ctx_free(self.ctx)
-            self.ctx = ffi.NULL
-            os.close(self.listener)
+        if self.pool == ffi.NULL:
+            return
+        while True:
+            with self._receivers_lock:
+                alive = [t for t in self._receivers if t.is_alive()]
+            if not alive:
+                break
+            for thread in alive:
+                thread.join()
+        lib.yr_pool_close(self.pool)
+        self._watchdog.join()
+        lib.yr_ctx_free(self._template)
+        lib.yr_pool_free(self.pool)
+        self._template = self.pool = ffi.NULL
+        os.close(self.listener)
 
     def hooks(self) -> set[str]:
         """What the filter routes, fixed before the spawn (sandbox/plan.py
@@ -202,6 +239,37 @@ class Supervisor:
     def _exec_result(self, status_fd: int) -> int | None:
         return spawn.exec_result(status_fd, self._program)
 
+    def _add_receiver(self, ctx=None) -> bool:
+        """One more receiver thread, with a context of its own (ctx: the first
+        one's, made with the pool)."""
+        if ctx is None:
+            ctx = spawn.receiver_context(self._template, self.pool)
+            if ctx == ffi.NULL:
+                return False
+        thread = threading.Thread(target=self._serve, args=(ctx,), name="yama-run-notify",
+                                  daemon=True)
+        with self._receivers_lock:
+            self._receivers = [t for t in self._receivers if t.is_alive()] + [thread]
+        try:
+            thread.start()
+        except RuntimeError:                  # no thread to be had: the pool forgets it
+            lib.yr_ctx_free(ctx)
+            return False
+        return True
+
+    def _watch(self) -> None:
+        """The watchdog (csrc/pool.c yr_pool_watch): another receiver
+        whenever one is stalled on a call, up to the pool's bound."""
+        try:
+            while lib.yr_pool_watch(self.pool) > 0:
+                if not self._add_receiver():
+                    self.audit.internal_error("cannot start another receiver",
+                                              "cannot start another receiver")
+                    time.sleep(0.1)
+        except BaseException:
+            self.audit.internal_error("the receivers' watchdog failed", traceback.format_exc(),
+                                      always=True)
+
     def load_tables(self, ctx, hooks) -> None:
         """What C settles alone, for the ptrace backend: the routed syscalls
         (fixed), the protected processes and the chain's rules."""
@@ -224,8 +292,9 @@ class Supervisor:
         domain can be added to a running program."""
         self.chain = chain
         self.shield.contained = any(getattr(m, "contained", False) for m in chain.modules)
-        if self.ctx != ffi.NULL:
-            self.load_rules(self.ctx)
+        ctx = self._template if self._template != ffi.NULL else self._ctx
+        if ctx != ffi.NULL:                      # the rules are the sandbox's (csrc/link.c)
+            self.load_rules(ctx)
 
     def stop_control(self) -> None:
         """No live change after this (before the context is freed); the
@@ -238,20 +307,24 @@ class Supervisor:
 
     # -- the notification loop -----------------------------------------------
 
-    def _serve(self, first=None) -> None:
-        """The notification loop; first: (rc, event) yr_next gave before the
-        supervisor was loaded (sandbox/launch.py), served first."""
+    def _serve(self, ctx, first=None) -> None:
+        """One receiver, on its own context until it retires or no caller is
+        left; first: (rc, event) yr_next gave before the supervisor was loaded
+        (sandbox/launch.py), served first."""
+        self._local.ctx = ctx
         try:
             self._serve_loop(first)
         except BaseException:                      # never leave callers waiting
             self._fail_closed("the notification loop failed", traceback.format_exc())
+        finally:
+            lib.yr_ctx_free(ctx)
 
     def _serve_loop(self, first=None) -> None:
         rc, ev = first if first is not None else (None, ffi.new("struct yr_event *"))
         while True:
             if rc is None:
                 rc = lib.yr_next(self.ctx, ev)
-            if rc == 0:
+            if rc == 0 or rc == lib.YR_NEXT_RETIRE:
                 return
             if rc < 0:
                 self._fail_closed(f"receiving notifications failed: {os.strerror(-rc)}")
@@ -273,6 +346,10 @@ class Supervisor:
     def _fail_closed(self, why: str, trace: str = "") -> None:
         """Nobody will answer any more: kill the program, and drop the listener
         so that its descendants' hooked calls fail (ENOSYS) instead of waiting."""
+        with self._receivers_lock:              # once, whichever receiver finds it first
+            failed, self._failed = self._failed, True
+        if failed:
+            return
         self.audit.internal_error(f"{why}; killing the sandboxed program", trace or why,
                                   always=True)
         try:

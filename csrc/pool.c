@@ -1,0 +1,267 @@
+/* The receiver pool and its watchdog (issue 13, docs/stall.md).
+ *
+ * Receivers, each a Python thread with a context of its own, take
+ * notifications from the one listener: YR_RECEIVERS_BASE (one) while none is
+ * stalled, because seccomp's RECV waits are not exclusive (every waiting
+ * receiver is woken for each notification, and all but one go back to
+ * sleep: a cost on every call on two CPUs). Whatever a receiver does for a caller
+ * may wait on something the caller controls: a read of its memory that
+ * faults into userfaultfd or FUSE, a walk or a stat on a FUSE or hung NFS
+ * mount. Such a wait cannot be interrupted (GUP waits killable for the fault
+ * handler, a FUSE request until its daemon answers or dies), so it is not
+ * prevented but contained: the watchdog notices a receiver busy for longer
+ * than STALL_AFTER_NS and not running (it waits in the kernel; one that is
+ * only slow on a busy machine is left alone), marks it stalled and asks Python for another (up to
+ * YR_STALLED_MAX), so the other callers keep being served. The stalled
+ * receiver finishes its call when the caller or whoever holds it up dies
+ * (userfaultfd's last close wakes the fault with an error, a dead FUSE
+ * daemon aborts its requests), then retires.
+ *
+ * A process with YR_STALLED_PER_PROCESS calls stalled gets its next calls
+ * refused at once (ENOMEM), before anything of theirs is read: one process
+ * cannot take every receiver; many can (YR_STALLED_MAX in all), and then only
+ * their own sandbox waits: each sandbox has a supervisor of its own. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/uio.h>
+
+#include "engine.h"
+
+#define STALL_AFTER_NS 100000000ULL   /* busy this long on one call: stalled */
+#define TICK_NS 50000000L             /* the watchdog looks this often */
+#define STALLED ((uint64_t)-1)        /* busy_since of a receiver marked stalled */
+#define POOL_SIZE (YR_RECEIVERS_BASE + YR_STALLED_MAX)
+
+struct yr_pool {
+    pthread_mutex_t lock;
+    int closed;                 /* no caller left (or the listener failed): no more receivers */
+    int n;                      /* receivers in the pool (read without the lock as a hint) */
+    int nstalled;               /* of which stalled (read without the lock as a hint) */
+    struct yr_ctx *ctx[POOL_SIZE];
+    uint64_t stats[YR_POOL_STATS];
+};
+_Static_assert(YR_POOL_STATS == 5, "yr_pool_stats' out[5]");
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+struct yr_pool *yr_pool_new(void)
+{
+    struct yr_pool *p = calloc(1, sizeof(*p));
+    if (p)
+        pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
+void yr_pool_free(struct yr_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* ctx serves from now on as one of the pool's receivers. */
+int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx)
+{
+    pthread_mutex_lock(&p->lock);
+    int rc = -ENOSPC;
+    if (p->n < POOL_SIZE) {
+        ctx->pool = p;
+        ctx->stalled = 0;
+        __atomic_store_n(&ctx->busy_since, 0, __ATOMIC_RELAXED);
+        p->ctx[p->n] = ctx;
+        __atomic_store_n(&p->n, p->n + 1, __ATOMIC_RELAXED);   /* read as a hint by yr_pool_idle */
+        p->stats[YR_POOL_STARTED]++;
+        if ((uint64_t)p->n > p->stats[YR_POOL_PEAK])
+            p->stats[YR_POOL_PEAK] = (uint64_t)p->n;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void leave_locked(struct yr_pool *p, struct yr_ctx *ctx)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->ctx[i] == ctx) {
+            p->ctx[i] = p->ctx[p->n - 1];
+            __atomic_store_n(&p->n, p->n - 1, __ATOMIC_RELAXED);
+            break;
+        }
+    if (ctx->stalled)
+        __atomic_sub_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+    ctx->stalled = 0;
+    ctx->pool = NULL;
+}
+
+/* The receiver stops. closing: no caller is left (every receiver will find
+ * the same, so no other is started), or receiving failed; else its context
+ * is freed. */
+void yr_pool_leave(struct yr_ctx *ctx, int closing)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (closing)
+        p->closed = 1;
+    leave_locked(p, ctx);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* A notification from tid was received: the receiver is busy from now on.
+ * 1: refuse it (its process has YR_STALLED_PER_PROCESS calls stalled).
+ * The process is looked up only while some receiver is stalled. */
+int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return 0;
+    if (!ctx->thread)                        /* a context is served by one thread */
+        __atomic_store_n(&ctx->thread, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+    __atomic_store_n(&ctx->busy_tid, tid, __ATOMIC_RELAXED);
+    /* Release: the watchdog that sees this time sees the tid above. */
+    __atomic_store_n(&ctx->busy_since, now_ns(), __ATOMIC_RELEASE);
+    if (__atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) == 0)
+        return 0;
+    pid_t tgid = yr_tgid_of(tid);
+    if (tgid <= 0)
+        return 0;                  /* gone: its call is answered ESRCH anyway */
+    int same = 0;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->n; i++)
+        same += p->ctx[i]->stalled && p->ctx[i]->stalled_tgid == tgid;
+    if (same >= YR_STALLED_PER_PROCESS)
+        p->stats[YR_POOL_REFUSED]++;
+    pthread_mutex_unlock(&p->lock);
+    return same >= YR_STALLED_PER_PROCESS;
+}
+
+/* The receiver's call is done (it is about to receive the next).
+ * 1: it retires (it has left the pool; its context is the caller's to free):
+ * it was stalled and another took its place meanwhile, or there are more
+ * receivers than wanted (one started for a stall that ended meanwhile). */
+int yr_pool_idle(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return 0;
+    /* The exchange decides the race with the watchdog's mark: either the
+     * watchdog's compare-exchange saw this call still busy (then STALLED is
+     * read here), or it finds 0 and marks nothing. */
+    int was_stalled = __atomic_exchange_n(&ctx->busy_since, 0, __ATOMIC_ACQ_REL) == STALLED;
+    if (!was_stalled && __atomic_load_n(&p->n, __ATOMIC_RELAXED) -
+                        __atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) <= YR_RECEIVERS_BASE)
+        return 0;                   /* the common case: no lock */
+    pthread_mutex_lock(&p->lock);
+    if (was_stalled) {
+        ctx->stalled = 0;
+        __atomic_sub_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+    }
+    int serving_others = p->n - 1 - p->nstalled;
+    int retire = serving_others >= YR_RECEIVERS_BASE;
+    if (retire)
+        leave_locked(p, ctx);
+    pthread_mutex_unlock(&p->lock);
+    return retire;
+}
+
+/* Is this thread of ours running (or waiting for a CPU)? A receiver that is
+ * slow only because the machine is busy is not stalled: it would be
+ * replaced for nothing, and its caller's next calls refused. */
+static int running(pid_t thread)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)thread);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+        return 0;
+    const char *end = strrchr(buf, ')');     /* the name may hold anything */
+    return end && end[1] == ' ' && end[2] == 'R';
+}
+
+/* A small text file (of /proc), NUL-terminated: its length, or <= 0. */
+ssize_t yr_read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
+/* Mark the receivers that have waited on one call for longer than
+ * STALL_AFTER_NS. */
+static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
+{
+    for (int i = 0; i < p->n; i++) {
+        struct yr_ctx *c = p->ctx[i];
+        uint64_t since = __atomic_load_n(&c->busy_since, __ATOMIC_ACQUIRE);
+        if (since == 0 || since == STALLED || now - since < STALL_AFTER_NS)
+            continue;
+        if (running(__atomic_load_n(&c->thread, __ATOMIC_RELAXED)))
+            continue;
+        pid_t tid = __atomic_load_n(&c->busy_tid, __ATOMIC_RELAXED);
+        /* Fails if the receiver finished that call meanwhile (or took
+         * another: a new time). Then it is not stalled. */
+        if (!__atomic_compare_exchange_n(&c->busy_since, &since, STALLED, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        c->stalled = 1;
+        c->stalled_tgid = yr_tgid_of(tid);
+        __atomic_add_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+        p->stats[YR_POOL_STALLS]++;
+    }
+}
+
+/* The watchdog, in a thread of its own: returns 1 when another receiver is
+ * wanted (Python starts one: yr_ctx_clone, yr_pool_join), 0 once the pool is
+ * closed. */
+int yr_pool_watch(struct yr_pool *p)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int closed = p->closed;
+        if (!closed)
+            mark_stalled_locked(p, now_ns());
+        int want = !closed && p->n - p->nstalled < YR_RECEIVERS_BASE && p->n < POOL_SIZE;
+        pthread_mutex_unlock(&p->lock);
+        if (closed)
+            return 0;
+        if (want)
+            return 1;
+        struct timespec tick = { 0, TICK_NS };
+        nanosleep(&tick, NULL);
+    }
+}
+
+/* No more receivers (the program's tree is gone). */
+void yr_pool_close(struct yr_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closed = 1;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void yr_pool_stats(struct yr_pool *p, uint64_t out[5])
+{
+    pthread_mutex_lock(&p->lock);
+    memcpy(out, p->stats, sizeof(p->stats));
+    out[YR_POOL_NOW] = (uint64_t)p->n;
+    pthread_mutex_unlock(&p->lock);
+}
