@@ -187,7 +187,7 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path);
 /* open.c */
 int yr_act_open(struct yr_call *c);
 int yr_open_final(struct yr_call *c);
-int yr_install(struct yr_call *c, int fd, int flags);
+int yr_install(struct yr_call *c, int fd, int flags, const struct stat *known);
 int yr_take_umask(struct yr_call *c);
 
 /* helper.c */
