@@ -168,7 +168,18 @@ pid_t yr_ppid_of(pid_t pid)
     struct yr_pidfd_info info;
     if (task_info(pid, &info) == 0)
         return (pid_t)info.ppid;
-    return errno == ESRCH ? -1 : 0;
+    if (errno == ESRCH)
+        return -1;
+    /* a kernel without PIDFD_GET_INFO (before 6.13): field 4 of its stat */
+    char buf[1024];
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+        return -1;
+    char *p = strrchr(buf, ')');  /* comm may itself hold ')' */
+    int ppid;
+    char state;
+    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+        return -1;
+    return ppid;
 }
 
 /* The thread that ptraces pid, 0 if none. */
