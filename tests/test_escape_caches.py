@@ -82,7 +82,9 @@ def _parent_of(pid: int) -> int | None:
 
 # The caller: a descendant D is read (allowed at scope 1), D ends, someone
 # else takes its number; reading that number again must be EPERM.
-CALLER = textwrap.dedent(r"""
+# read_of(pid): process_vm_readv of 8 bytes at an unmapped address of pid:
+# "Bad-address" once the access is allowed, "Operation-not-permitted" if not.
+READ_OF = textwrap.dedent(r"""
     import ctypes, os, sys, time
     libc = ctypes.CDLL(None, use_errno=True)
     class iovec(ctypes.Structure):
@@ -90,9 +92,12 @@ CALLER = textwrap.dedent(r"""
     buf = ctypes.create_string_buffer(8)
     def read_of(pid):
         local = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
-        remote = iovec(0x1000, 8)      # unmapped: EFAULT once the access is allowed
+        remote = iovec(0x1000, 8)
         rc = libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
         return "ok" if rc >= 0 else os.strerror(ctypes.get_errno()).replace(" ", "-")
+""")
+
+CALLER = READ_OF + textwrap.dedent(r"""
     child = os.fork()
     if child == 0:
         time.sleep(60)
@@ -173,17 +178,7 @@ def test_ptrace_scope1_descendant_reused_pid(public_dir):
 
 def test_ptrace_scope1_unrelated_refused_descendant_allowed():
     """The walk itself, both ways, on live tasks (kept pidfds included)."""
-    code = textwrap.dedent(r"""
-        import ctypes, os, time
-        libc = ctypes.CDLL(None, use_errno=True)
-        class iovec(ctypes.Structure):
-            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-        buf = ctypes.create_string_buffer(8)
-        def read_of(pid):
-            local = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
-            remote = iovec(0x1000, 8)
-            rc = libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-            return "ok" if rc >= 0 else os.strerror(ctypes.get_errno()).replace(" ", "-")
+    code = READ_OF + textwrap.dedent(r"""
         # a grandchild: two ancestors up to the caller
         r, w = os.pipe()
         mid = os.fork()
