@@ -17,19 +17,10 @@
 #include <sys/uio.h>
 
 #include "engine.h"
+#include "pidfd.h"
 
 #define CAP_SETGID 6
 #define CAP_DAC_OVERRIDE 1
-#define PIDFD_THREAD O_EXCL
-
-/* Debian 12's headers predate PIDFD_GET_INFO (6.13): its first 64 bytes. */
-struct pidfd_info_v0 {
-    uint64_t mask, cgroupid;
-    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-    int32_t exit_code;
-};
-#define PIDFD_INFO_CREDS (1UL << 1)
-#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
 
 /* ---- reading the caller's memory ------------------------------------------ */
 
@@ -100,9 +91,14 @@ int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
     return k == total ? 0 : -EFAULT;
 }
 
-/* The caller's process, found only when needed (yr_next leaves it 0). */
+static pid_t cached_tgid(struct yr_ctx *ctx, pid_t tid);
+
+/* The caller's process, found only when needed (yr_next leaves it 0): the
+ * identity cache has it from this call's PIDFD_GET_INFO. */
 pid_t yr_caller_tgid(struct yr_call *c)
 {
+    if (c->ev.tgid <= 0)
+        c->ev.tgid = cached_tgid(c->ctx, c->ev.tid);
     if (c->ev.tgid <= 0)
         c->ev.tgid = yr_tgid_of(c->ev.tid);
     return c->ev.tgid;
@@ -135,6 +131,7 @@ int yr_proc_open(struct yr_call *c, const char *name, int flags)
 #define ID_CACHE 64
 struct id_entry {
     pid_t tid;
+    pid_t tgid;               /* from the last PIDFD_GET_INFO: a live tid's never changes */
     int pidfd;
     int procdir;              /* O_PATH /proc/TID: bound to the task, like the pidfd */
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
@@ -158,7 +155,7 @@ static void entry_drop(struct id_entry *e)
 {
     yr_close(e->pidfd);
     yr_close(e->procdir);
-    e->tid = 0;
+    e->tid = e->tgid = 0;
     e->pidfd = e->procdir = -1;
 }
 
@@ -169,16 +166,17 @@ void yr_idcache_free(struct yr_idcache *ids)
     free(ids);
 }
 
-static int get_info(int pidfd, uint32_t ids[8])
+static int get_info(int pidfd, uint32_t ids[8], pid_t *tgid)
 {
-    struct pidfd_info_v0 info;
+    struct yr_pidfd_info info;
     memset(&info, 0, sizeof(info));
-    info.mask = PIDFD_INFO_CREDS;
-    if (ioctl(pidfd, PIDFD_GET_INFO, &info) < 0 || !(info.mask & PIDFD_INFO_CREDS))
+    info.mask = YR_PIDFD_INFO_CREDS;
+    if (ioctl(pidfd, YR_PIDFD_GET_INFO, &info) < 0 || !(info.mask & YR_PIDFD_INFO_CREDS))
         return -1;
     uint32_t v[8] = { info.ruid, info.rgid, info.euid, info.egid,
                       info.suid, info.sgid, info.fsuid, info.fsgid };
     memcpy(ids, v, sizeof(v));
+    *tgid = (pid_t)info.tgid;
     return 0;
 }
 
@@ -205,16 +203,17 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
      * took (another caller's, maybe without capabilities), /proc/TID/ns/user
      * of a new caller is out of reach and it would lose its capabilities. */
     yr_fs_reset();
-    if (!(e->tid == ev->tid && e->pidfd >= 0 && e->procdir >= 0 && get_info(e->pidfd, v) == 0)) {
+    if (!(e->tid == ev->tid && e->pidfd >= 0 && e->procdir >= 0 &&
+          get_info(e->pidfd, v, &e->tgid) == 0)) {
         entry_drop(e);
-        e->pidfd = (int)syscall(SYS_pidfd_open, ev->tid, PIDFD_THREAD);
+        e->pidfd = (int)syscall(SYS_pidfd_open, ev->tid, YR_PIDFD_THREAD);
         if (e->pidfd < 0)
             return -1;
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d", (int)ev->tid);
         e->procdir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         e->tid = ev->tid;
-        if (e->procdir < 0 || get_info(e->pidfd, v) < 0) {
+        if (e->procdir < 0 || get_info(e->pidfd, v, &e->tgid) < 0) {
             entry_drop(e);
             return -1;
         }
@@ -246,10 +245,17 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
                          (ev->cap_effective >> CAP_DAC_OVERRIDE & 1);
     int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
-                get_info(e->pidfd, v) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
+                get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
     if (!fresh && refresh(ids, e, ev) < 0)
         return -ESRCH;
     *out = e->fsid;
     *procdir = e->procdir;
     return 0;
+}
+
+/* tid's process, as this call's identity look-up found it (0: not known). */
+static pid_t cached_tgid(struct yr_ctx *ctx, pid_t tid)
+{
+    const struct id_entry *e = &ctx->ids->e[(unsigned)tid % ID_CACHE];
+    return e->tid == tid && e->pidfd >= 0 ? e->tgid : 0;
 }

@@ -95,6 +95,7 @@ struct yr_res {
     uint64_t resolve;           /* openat2's RESOLVE_* */
     int follow;                 /* follow a trailing link */
     int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
+    int link_on_way;            /* yr_hold_whole met a link before the last name */
     int depth;                  /* the top of the stack below */
     const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */
     char (*bodies)[YR_PATH_MAX + 2];    /* link bodies, one per level (MAXSYMLINKS + 1) */
@@ -182,6 +183,7 @@ int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr);
 /* gate.c */
 enum yr_access { ACC_STAT, ACC_PATH, ACC_FOLLOW, ACC_READ, ACC_WRITE, ACC_EXEC, ACC_LINK };
 int yr_gate(struct yr_call *c, int obj, enum yr_access access);
+int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
 int yr_gate_recheck(struct yr_call *c);
 int yr_on_proc(int fd);
@@ -200,7 +202,7 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path);
 /* open.c */
 int yr_act_open(struct yr_call *c);
 int yr_open_final(struct yr_call *c);
-int yr_install(struct yr_call *c, int fd, int flags);
+int yr_install(struct yr_call *c, int fd, int flags, const struct stat *known);
 int yr_take_umask(struct yr_call *c);
 
 /* helper.c */

@@ -314,10 +314,17 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access)
     struct stat st;
     if (fstat(obj, &st) < 0)
         return -errno;
-    if (!yr_on_proc_st(obj, &st))
+    return yr_gate_held(c, obj, &st, access);
+}
+
+/* The same, on an object whose stat was taken from obj itself (an fd's
+ * stat cannot change what the fd is: its inode and device are fixed). */
+int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access)
+{
+    if (!yr_on_proc_st(obj, held))
         return 0;
     struct proc_obj o;
-    int err = identify(c, obj, &st, &o);
+    int err = identify(c, obj, held, &o);
     int kernel_would_check = access == ACC_READ || access == ACC_WRITE || access == ACC_EXEC ||
                              access == ACC_FOLLOW;
     if (err < 0)

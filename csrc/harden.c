@@ -8,6 +8,8 @@
  * family through the filter instead (sandbox/shield.py). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -99,9 +101,19 @@ int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
 }
 
 /* 1: tid lives in the supervisor's pid namespace (its pid arguments are our
- * numbers), 0: in another one, -1: gone. A task never changes its own pid
- * namespace, but a tid can be reused, so this is asked per call. */
-int yr_in_our_pidns(pid_t tid)
+ * numbers), 0: in another one, -1: gone.
+ *
+ * A task never changes its own pid namespace (setns and unshare change only
+ * its children's), so the answer is kept per task, with a pidfd of it. The
+ * pidfd is bound to that task, not to the number: a signal 0 through it
+ * answers ESRCH once the task is gone, and then the number is looked at
+ * again (a later task with the same tid may live elsewhere). A kept answer
+ * is used only after that test, made on every call. */
+#define PIDNS_CACHE 64
+static struct { pid_t tid; int pidfd, ours; } pidns_cache[PIDNS_CACHE];
+static pthread_mutex_t pidns_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int pidns_lookup(pid_t tid)
 {
     static struct stat ours;
     static int have_ours;
@@ -116,6 +128,39 @@ int yr_in_our_pidns(pid_t tid)
     if (stat(path, &st) < 0)
         return -1;
     return st.st_ino == ours.st_ino && st.st_dev == ours.st_dev;
+}
+
+static int task_alive(int pidfd)
+{
+    return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno == EPERM;
+}
+
+int yr_in_our_pidns(pid_t tid)
+{
+    pthread_mutex_lock(&pidns_lock);
+    int slot = (int)((unsigned)tid % PIDNS_CACHE), rc = -1;
+    if (pidns_cache[slot].tid == tid && task_alive(pidns_cache[slot].pidfd)) {
+        rc = pidns_cache[slot].ours;
+    } else {
+        if (pidns_cache[slot].tid)
+            close(pidns_cache[slot].pidfd);
+        pidns_cache[slot].tid = 0;
+        /* The pidfd first: the answer read after it is that very task's. */
+        int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL /* PIDFD_THREAD */);
+        if (pidfd < 0 && errno == EINVAL)
+            rc = pidns_lookup(tid);        /* before 6.9: no thread pidfd, nothing kept */
+        else
+            rc = pidfd < 0 ? -1 : pidns_lookup(tid);
+        if (rc >= 0 && task_alive(pidfd)) {
+            pidns_cache[slot].tid = tid;
+            pidns_cache[slot].pidfd = pidfd;
+            pidns_cache[slot].ours = rc;
+        } else if (pidfd >= 0) {
+            close(pidfd);
+        }
+    }
+    pthread_mutex_unlock(&pidns_lock);
+    return rc;
 }
 
 /* A sandboxed child that called PTRACE_TRACEME made us its tracer: let it go

@@ -321,22 +321,23 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         return 0;
     }
     /* process_vm_* within one's own thread group: the kernel allows it before
-     * any LSM is asked, so Yama never sees it. The pid is a number of the
-     * caller's pid namespace: compared with ours only when that is ours.
-     * First the errors the kernel finds before it looks at the target. */
+     * any LSM is asked, so Yama never sees it: continued, and the kernel
+     * finds its own errors. The pid is a number of the caller's pid
+     * namespace: compared with ours only when that is ours. */
+    if (is_ptrace_access(ev->sys)) {
+        pid_t target = (pid_t)(int32_t)ev->args[0];
+        if ((target == ev->tgid || yr_tgid_of(target) == ev->tgid) &&
+            yr_in_our_pidns(ev->tid) == 1) {
+            yr_reply_continue(ctx, ev->id);
+            return 1;
+        }
+    }
+    /* Otherwise first the errors the kernel finds before it looks at the
+     * target, which Python's answer must not hide. */
     if (is_ptrace_access(ev->sys)) {
         int early = yr_pvm_precheck(ev);
         if (early <= 0) {
             yr_reply(ctx, ev->id, 0, -early);
-            return 1;
-        }
-    }
-    if (is_ptrace_access(ev->sys)) {
-        pid_t target = (pid_t)(int32_t)ev->args[0];
-        /* The namespace is asked last: a stat through /proc costs the most. */
-        if ((target == ev->tgid || yr_tgid_of(target) == ev->tgid) &&
-            yr_in_our_pidns(ev->tid) == 1) {
-            yr_reply_continue(ctx, ev->id);
             return 1;
         }
     }

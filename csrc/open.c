@@ -33,12 +33,13 @@ static int open_here(int dir, const char *name, int flags, uint32_t mode, uint64
     return fd < 0 ? -1 : fd;
 }
 
-/* fd becomes the caller's, and the call's result. */
-int yr_install(struct yr_call *c, int fd, int flags)
+/* fd becomes the caller's, and the call's result. known: its stat when
+ * already taken (NULL: taken here). */
+int yr_install(struct yr_call *c, int fd, int flags, const struct stat *known)
 {
     struct stat st;
-    if (fstat(fd, &st) == 0)
-        yr_opened_for(c, &st);                   /* the caller's to name by descriptor */
+    if (known || fstat(fd, &st) == 0)
+        yr_opened_for(c, known ? known : &st);   /* the caller's to name by descriptor */
     int rc = yr_reply_addfd(c->ctx, c->ev.id, fd, (uint32_t)(flags & O_CLOEXEC));
     close(fd);
     if (rc < 0)
@@ -164,7 +165,7 @@ int yr_open_final(struct yr_call *c)
     int added_nonblock = 0;
     if (c->opener_matters) {
         int fd = yr_open_as_caller(c, r->obj, c->flags);
-        return fd < 0 ? fd : yr_install(c, fd, c->flags);
+        return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
     }
     if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
         int err = as_callers_tty(c);
@@ -181,14 +182,17 @@ int yr_open_final(struct yr_call *c)
     if ((fl & (O_CREAT | TMPFILE_BIT)) && yr_take_umask(c) < 0)
         return -ESRCH;
     int fd;
+    struct stat st;
+    const struct stat *opened = &st;
     if (r->magic || r->dir < 0) {
+        /* the held file itself, opened again: its inode is the one held */
         fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
+        opened = &r->obj_st;
     } else {
         /* By name from the held parent, so that the kernel's own rules on
          * the open (its sticky-directory checks with O_CREAT) apply; the
          * file opened must be the one judged. */
         fd = open_here(r->dir, r->name, fl, c->mode, RESOLVE_NO_SYMLINKS);
-        struct stat st;
         if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_ino != r->obj_st.st_ino ||
                         st.st_dev != r->obj_st.st_dev) && !(fl & TMPFILE_BIT)) {
             close(fd);
@@ -212,7 +216,7 @@ int yr_open_final(struct yr_call *c)
     }
     if (added_nonblock)
         fcntl(fd, F_SETFL, c->flags & (O_APPEND | O_DIRECT | O_NOATIME));
-    return yr_install(c, fd, c->flags);
+    return yr_install(c, fd, c->flags, opened);
 }
 
 static int create(struct yr_call *c)
@@ -229,7 +233,7 @@ static int create(struct yr_call *c)
                        RESOLVE_NO_SYMLINKS);
     if (fd < 0)
         return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
-    return yr_install(c, fd, fl);
+    return yr_install(c, fd, fl, NULL);
 }
 
 /* O_CREAT met an existing file in a sticky directory: create_in_sticky. */

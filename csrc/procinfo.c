@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "pidfd.h"
 #include "yama.h"
 
 /* Does thread tid belong to process tgid? tgkill with signal 0 matches the
@@ -42,22 +43,7 @@ static ssize_t read_proc(pid_t pid, const char *file, char *buf, size_t size)
     return n;
 }
 
-static long status_field(pid_t pid, const char *key)
-{
-    char buf[4096];
-    if (read_proc(pid, "status", buf, sizeof(buf)) < 0)
-        return -1;
-    size_t klen = strlen(key);
-    for (char *line = buf; line && *line; ) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-            return strtol(line + klen + 1, NULL, 10);
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    errno = ENOENT;
-    return -1;
-}
+static int task_info(pid_t pid, struct yr_pidfd_info *info);
 
 /* Thread ids are unique while they live; a cached answer is re-checked with
  * tgkill, so a reused tid can never inherit a stale process. */
@@ -75,81 +61,135 @@ pid_t yr_tgid_of(pid_t tid)
     unsigned slot = (unsigned)tid % TGID_CACHE;
     if (tgid_cache[slot].tid == tid && thread_in_group(tgid_cache[slot].tgid, tid))
         return tgid_cache[slot].tgid;
-    long tgid = status_field(tid, "Tgid");
-    if (tgid <= 0)
+    struct yr_pidfd_info info;
+    if (task_info(tid, &info) < 0 || info.tgid == 0)
         return -1;
     tgid_cache[slot].tid = tid;
-    tgid_cache[slot].tgid = (pid_t)tgid;
-    return (pid_t)tgid;
+    tgid_cache[slot].tgid = (pid_t)info.tgid;
+    return (pid_t)info.tgid;
 }
 
-/* /proc/PID/stat descriptors, kept open: a pread on one costs about half of
- * an open+read+close. A descriptor stays bound to the task it was opened for
- * (its struct pid), so once that task is gone every read fails and a later
- * task with the same number is never read through it: a failed read drops
- * the entry and the file is opened again by number. */
-#define STAT_CACHE 256
-static struct { pid_t pid; int fd; } stat_cache[STAT_CACHE];
-static pthread_mutex_t stat_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Kept descriptors per task: a pidfd answers PIDFD_GET_INFO (its tgid and
+ * real parent) in one ioctl, where /proc/PID/stat costs a text rendering of
+ * some fifty fields; /proc/PID/status (TracerPid, the only place the kernel
+ * tells who traces a task) is read again with pread, without an open.
+ * Freshness: a pidfd, like a /proc/PID file, is bound to the task it was
+ * opened for (its struct pid), never to the number. Once that task is
+ * reaped, PIDFD_GET_INFO answers ESRCH and a read of the file fails, so a
+ * later task with the same number is never answered for through the old
+ * descriptor: the entry is dropped and the number opened again. The values
+ * (parent, tracer) are never cached, only the descriptor: each answer is
+ * the kernel's at the moment of the call, as a fresh read would be. */
+#define TASK_CACHE 256
+static struct task_fds { pid_t pid; int pidfd, status; } task_cache[TASK_CACHE];
+static pthread_mutex_t task_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static ssize_t read_stat_locked(pid_t pid, char *buf, size_t size)
+static void task_drop(struct task_fds *t)
 {
-    unsigned slot = (unsigned)pid % STAT_CACHE;
-    if (stat_cache[slot].pid == pid && stat_cache[slot].fd > 0) {
-        ssize_t n = pread(stat_cache[slot].fd, buf, size - 1, 0);
-        if (n > 0) {
-            buf[n] = '\0';
-            return n;
-        }
-        close(stat_cache[slot].fd);
-        stat_cache[slot].pid = stat_cache[slot].fd = 0;
+    if (t->pidfd > 0)
+        close(t->pidfd);
+    if (t->status > 0)
+        close(t->status);
+    t->pid = t->pidfd = t->status = 0;
+}
+
+/* The slot of pid, emptied first if it held another number (lock held). */
+static struct task_fds *task_slot(pid_t pid)
+{
+    struct task_fds *t = &task_cache[(unsigned)pid % TASK_CACHE];
+    if (t->pid != pid) {
+        task_drop(t);
+        t->pid = pid;
     }
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    return t;
+}
+
+static int info_ioctl(int pidfd, struct yr_pidfd_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->mask = YR_PIDFD_INFO_PID;
+    return ioctl(pidfd, YR_PIDFD_GET_INFO, info);
+}
+
+/* PIDFD_GET_INFO of task pid (any thread), or -1 (gone: errno ESRCH). */
+static int task_info(pid_t pid, struct yr_pidfd_info *info)
+{
+    if (pid <= 0) {
+        errno = ESRCH;
         return -1;
-    ssize_t n = pread(fd, buf, size - 1, 0);
+    }
+    pthread_mutex_lock(&task_lock);
+    struct task_fds *t = task_slot(pid);
+    int rc = t->pidfd > 0 ? info_ioctl(t->pidfd, info) : -1;
+    if (rc < 0) {
+        if (t->pidfd > 0)
+            close(t->pidfd);
+        t->pidfd = (int)syscall(SYS_pidfd_open, pid, YR_PIDFD_THREAD);
+        rc = t->pidfd > 0 ? info_ioctl(t->pidfd, info) : -1;
+        if (rc < 0)
+            task_drop(t);
+    }
+    int e = errno;
+    pthread_mutex_unlock(&task_lock);
+    errno = e;
+    return rc;
+}
+
+/* /proc/PID/status of a task, read through a kept descriptor (lock free:
+ * own buffer). */
+static ssize_t read_status(pid_t pid, char *buf, size_t size)
+{
+    pthread_mutex_lock(&task_lock);
+    struct task_fds *t = task_slot(pid);
+    ssize_t n = t->status > 0 ? pread(t->status, buf, size - 1, 0) : -1;
     if (n <= 0) {
-        close(fd);
-        return -1;
+        if (t->status > 0)
+            close(t->status);
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        t->status = open(path, O_RDONLY | O_CLOEXEC);
+        n = t->status > 0 ? pread(t->status, buf, size - 1, 0) : -1;
+        if (n <= 0) {
+            close(t->status);
+            t->status = 0;
+            n = -1;
+        }
     }
-    buf[n] = '\0';
-    if (stat_cache[slot].fd > 0)
-        close(stat_cache[slot].fd);
-    stat_cache[slot].pid = pid;
-    stat_cache[slot].fd = fd;
+    pthread_mutex_unlock(&task_lock);
+    if (n > 0)
+        buf[n] = '\0';
     return n;
 }
 
-static ssize_t read_stat(pid_t pid, char *buf, size_t size)
-{
-    pthread_mutex_lock(&stat_lock);
-    ssize_t n = read_stat_locked(pid, buf, size);
-    pthread_mutex_unlock(&stat_lock);
-    return n;
-}
-
-/* The tgid of pid's real parent (field 4 of /proc/PID/stat), 0 for pid 1's. */
+/* The tgid of pid's real parent, 0 for pid 1's (and for a task whose
+ * parent is outside our pid namespace, as /proc/PID/stat says). */
 pid_t yr_ppid_of(pid_t pid)
 {
+    struct yr_pidfd_info info;
+    if (task_info(pid, &info) == 0)
+        return (pid_t)info.ppid;
+    if (errno == ESRCH)
+        return -1;
+    /* a kernel without PIDFD_GET_INFO (before 6.13): field 4 of its stat */
     char buf[1024];
-    if (read_stat(pid, buf, sizeof(buf)) < 0)
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
         return -1;
     char *p = strrchr(buf, ')');  /* comm may itself hold ')' */
     int ppid;
     char state;
-    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2) {
-        errno = EINVAL;
+    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
         return -1;
-    }
     return ppid;
 }
 
 /* The thread that ptraces pid, 0 if none. */
 pid_t yr_tracer_of(pid_t pid)
 {
-    return (pid_t)status_field(pid, "TracerPid");
+    char buf[4096];
+    if (read_status(pid, buf, sizeof(buf)) < 0)
+        return -1;
+    const char *line = strstr(buf, "\nTracerPid:");
+    return line ? (pid_t)strtol(line + 11, NULL, 10) : -1;
 }
 
 /* Yama's task_is_descendant: both ends taken to their thread-group leaders,

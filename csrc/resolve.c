@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include "engine.h"
 
@@ -105,10 +106,15 @@ enum { PL_NONE, PL_SELF, PL_MAGIC };
 
 /* A symlink called name in dir: an ordinary one, /proc/self or
  * /proc/thread-self (subst: what it means for the caller), or a magic link. */
-static int proc_link(struct yr_call *c, int dir, const char *name, char *subst, size_t n)
+static int proc_link(struct yr_call *c, int dir, const char *name, const struct stat *link,
+                     char *subst, size_t n)
 {
     struct statfs sf;
     struct stat ds;
+    /* The link lives on its directory's filesystem; one on a block device
+     * is never procfs's (whose device is anonymous, major 0). */
+    if (major(link->st_dev) != 0)
+        return PL_NONE;
     if (fstatfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
         return PL_NONE;
     if (fstat(dir, &ds) < 0)
@@ -181,13 +187,14 @@ static int read_link(int dir, const char *name, char *buf)
 
 /* An intermediate symlink name in cur: followed into *next, or (an ordinary
  * link) its body pushed. 0 or -errno. */
-static int through_link(struct yr_call *c, int *cur, const char *name, int *next)
+static int through_link(struct yr_call *c, int *cur, const char *name, const struct stat *st,
+                        int *next)
 {
     struct yr_res *r = &c->res;
     if ((r->resolve & RESOLVE_NO_SYMLINKS) || ++r->hops > MAXSYMLINKS)
         return -ELOOP;
     char subst[64];
-    int pl = proc_link(c, *cur, name, subst, sizeof(subst));
+    int pl = proc_link(c, *cur, name, st, subst, sizeof(subst));
     if (pl < 0)
         return pl;
     if (pl == PL_SELF) {
@@ -233,7 +240,7 @@ static int step(struct yr_call *c, int *cur, const char *name)
             struct stat st;
             if (fstatat(*cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
                 return -ENOTDIR;
-            int err = through_link(c, cur, name, &next);
+            int err = through_link(c, cur, name, &st, &next);
             if (err < 0 || next < 0)
                 return err;
         }
@@ -247,13 +254,59 @@ static int step(struct yr_call *c, int *cur, const char *name)
 
 /* Component by component from cur (consumed) through the stack, to the
  * parent of the last component: sets res.dir, res.name, res.slash. */
+/* The directories of this level that are still to walk, in one look-up
+ * when no link, magic link or ".." is among them (the kernel's
+ * RESOLVE_NO_SYMLINKS says so, and the walk then goes on by hand from
+ * where it was): a link body is all directories; the path at the bottom,
+ * up to its last name. Only after a link was met: before that, the whole
+ * prefix was tried already (yr_walk). 0 (cur moved, or nothing to do here)
+ * or a look-up that failed: the components are stepped one by one. */
+static void prefix_at_once(struct yr_call *c, int *cur)
+{
+    struct yr_res *r = &c->res;
+    const char *p = r->seg[r->depth];
+    size_t len = strlen(p);
+    while (len > 0 && p[len - 1] == '/')
+        len--;
+    if (r->depth == 0) {                         /* up to the last name */
+        while (len > 0 && p[len - 1] != '/')
+            len--;
+        while (len > 0 && p[len - 1] == '/')
+            len--;
+    }
+    if (len == 0 || len >= YR_PATH_MAX || !memchr(p, '/', len))
+        return;                                  /* one component: a step is as cheap */
+    char part[YR_PATH_MAX];
+    memcpy(part, p, len);
+    part[len] = '\0';
+    if (yr_has_dotdot(part))
+        return;                                  /* ".." stops at the caller's root: by hand */
+    int next = yr_openat2(*cur, part, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS |
+                          RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV));
+    if (next < 0)
+        return;
+    yr_close(*cur);
+    *cur = next;
+    p += len;
+    while (*p == '/')
+        p++;
+    r->seg[r->depth] = p;
+}
+
 static int walk_slow(struct yr_call *c, int cur)
 {
     struct yr_res *r = &c->res;
     char name[NAME_MAX + 1];
+    /* prefix_at_once: once per link followed and level, after a first link */
+    int start_hops = r->hops, tried_hops = r->hops, tried_depth = r->depth;
     for (;;) {
         while (r->depth > 0 && *r->seg[r->depth] == '\0')
             r->depth--;                  /* a body walked to its end */
+        if (r->hops != start_hops && (r->hops != tried_hops || r->depth != tried_depth)) {
+            prefix_at_once(c, &cur);
+            tried_hops = r->hops;
+            tried_depth = r->depth;
+        }
         const char *p = r->seg[r->depth];
         size_t len = strcspn(p, "/");
         const char *q = p + len;
@@ -311,7 +364,8 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     while (last > 0 && rel[last - 1] != '/')
         last--;
     int slow = end - last > NAME_MAX || (!scoped && path[0] != '/' && yr_has_dotdot(rel)) ||
-               (scoped && path[0] == '/');
+               (scoped && path[0] == '/') || r->link_on_way;
+    r->link_on_way = 0;
     int dir = -1;
     if (!slow) {
         uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV);
@@ -425,7 +479,7 @@ static int trailing_link(struct yr_call *c)
     if (++r->hops > MAXSYMLINKS)
         return -ELOOP;
     char subst[64];
-    int pl = proc_link(c, r->dir, r->name, subst, sizeof(subst));
+    int pl = proc_link(c, r->dir, r->name, &r->st, subst, sizeof(subst));
     if (pl < 0)
         return pl;
     if (pl == PL_SELF) {
@@ -543,7 +597,7 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
             (r->follow && S_ISLNK(r->obj_st.st_mode)))
             return R_AGAIN;                      /* swapped meanwhile: look again */
     }
-    return yr_gate(c, r->obj, access);
+    return yr_gate_held(c, r->obj, &r->obj_st, access);
 }
 
 /* The common case in one syscall: a path with no symlink, magic link or
@@ -556,6 +610,7 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
 int yr_hold_whole(struct yr_call *c, int from, const char *path)
 {
     struct yr_res *r = &c->res;
+    r->link_on_way = 0;
     size_t len = strlen(path);
     const char *last = strrchr(path, '/');
     last = last ? last + 1 : path;
@@ -577,6 +632,9 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
         return 0;
     }
     int obj = yr_openat2(start, rel, O_PATH | O_NOFOLLOW, res);
+    /* ELOOP: a link before the last name (O_PATH | O_NOFOLLOW gives a
+     * trailing one itself), so yr_walk need not try the same prefix again. */
+    r->link_on_way = obj == -ELOOP;
     if (obj == -ELOOP || obj == -EXDEV || obj == -EAGAIN)
         return 0;                                /* a symlink on the way: the walk */
     if (obj < 0)

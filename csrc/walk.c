@@ -295,7 +295,7 @@ int yr_call_run(struct yr_call *c, int from)
     }
     if (rc == 1) {
         c->spare_start = from;                   /* the call's now (link may take it) */
-        rc = yr_gate(c, c->res.obj, access_of(c));
+        rc = yr_gate_held(c, c->res.obj, &c->res.obj_st, access_of(c));
         if (rc == 0)
             rc = act(c);
         if (rc != R_AGAIN)

@@ -49,7 +49,8 @@ ffibuilder.set_source(
     "sandbox._yama",
     '#include "yama.h"',
     sources=[str(CSRC / name) for name in SOURCES],
-    depends=[str(CSRC / "yama.h"), str(CSRC / "engine.h"), str(CSRC / "syscalls.def")],
+    depends=[str(CSRC / "yama.h"), str(CSRC / "engine.h"), str(CSRC / "pidfd.h"),
+             str(CSRC / "syscalls.def")],
     include_dirs=[str(CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
 )

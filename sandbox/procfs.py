@@ -101,11 +101,18 @@ def capable_over(caller, tid: int, cap: int) -> bool:
     """The kernel's ns_capable(tid's user namespace, cap) for caller: the
     capability held in that namespace or one above it, or ownership (euid) of
     that namespace or of one between it and the caller's."""
+    has_cap = caller.has_cap(cap)
+    target_ns = None if has_cap else userns_of(tid)
+    if not has_cap and target_ns in (OWN_USERNS, None):
+        # The most common case, in one look-up: the walk from our namespace
+        # up never meets the caller's (ours or one below it: a sandboxed
+        # process cannot enter a namespace above ours), so only the
+        # capability in effect counts, and there is none.
+        return False
     if caller.userns is None:
         return False
-    has_cap = caller.has_cap(cap)
-    if not has_cap and userns_of(tid) in (caller.userns, None):
-        return False        # the common case: no namespace of the caller's in between
+    if not has_cap and target_ns == caller.userns:
+        return False        # no namespace of the caller's in between
     euid = None if has_cap else caller.creds.euid   # with the cap, ownership adds nothing
     return ns_capable(caller.userns, euid, has_cap, tid)
 
