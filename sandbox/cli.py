@@ -318,12 +318,7 @@ def main(argv=None, inherited=None, since: int = 0, miss: str = "") -> None:
         from . import launch
         return launch.main(argv)
     _launch.update(inherited=inherited, since=since, miss=miss)
-    # yama-run's own messages never change the program's exit status: a full
-    # or closed stderr only loses them.
-    for name in ("stdout", "stderr"):
-        if getattr(sys, name) is None:          # closed when Python started
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
-    sys.stderr = QuietStream(sys.stderr)
+    sys.stderr = QuietStream(sys.stderr)      # streams never None here (launch.main)
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)
     except click.exceptions.Exit as exc:        # --help, --version

@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     that program run under its profile with its arguments untouched."""
     since = time.time_ns()
     lifetime.hold_standard_fds()
+    # yama-run's own messages never change the program's exit status: a full
+    # or closed stderr only loses them, on the cached path as on the cold one.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:          # closed when Python started
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     inherited = lifetime.inherited_fds()
     if argv is None and argv0.invoked_as(sys.argv[0]):
         argv = argv0.arguments(sys.argv[0], sys.argv[1:])
