@@ -389,7 +389,8 @@ def test_the_detail_view(ident, sandboxes):
     assert "ptrace.scope = 1  # " in out
     assert "may become 0, 1, 2, 3 live" in out
     assert "backend:    notify; not contained" in out
-    assert f"{box.pid} python3: {ident.python} {box.base}/actor.py" in out
+    comm = Path(f"/proc/{box.pid}/comm").read_text().strip()    # python in a venv
+    assert f"{box.pid} {comm}: {ident.python} {box.base}/actor.py" in out
     # by program name as well, and a pid of no sandbox is said so
     by_name = box.yama("--show-running", "python3").stdout
     assert by_name.split("\n  processes:")[0] == out.split("\n  processes:")[0]
