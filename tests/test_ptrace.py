@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from conftest import YAMA_RUN, public_copy, requires_root, requires_tool, yama_run
+from stall_harness import (CALLER_CACHES, IDENTITY_CACHE_FDS, assert_unharmed,
+                           attack_with_bystander, stall, starter)  # noqa: F401  (fixtures)
 from test_containment import user_yama_run  # noqa: F401  (a fixture)
 
 pytestmark = requires_root
@@ -756,85 +758,6 @@ def test_pidfd_getfd_of_a_capable_outsider_refused(sandbox, probe):
         stop_waiter(victim)
 
 
-class SupervisorSamples:
-    """The supervisor's threads and descriptors, read from /proc while a
-    sandbox runs: before an attack, at its peak, after it."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def sample(self) -> tuple[int, int]:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
-            return threads, len(os.listdir(f"/proc/{self.pid}/fd"))
-        except (OSError, StopIteration):
-            return 0, 0
-
-
-def attack_with_bystander(stall, attack: str, prefix=(), starter=None, profile_path=None):
-    """Run ATTACK in a sandbox beside a bystander that measures its worst
-    wait on the supervisor; sample the supervisor before (bystander running,
-    attack not begun), during (peak) and after (attacker gone, bystander
-    still running). Returns (bystander, attacker output, samples, stderr)."""
-    from pathlib import Path
-    tmp_path = Path(tempfile.mkdtemp(prefix="yama-run-attack-"))   # every uid writes here
-    tmp_path.chmod(0o777)
-    try:
-        return _attack(stall, tmp_path, attack, prefix, starter, profile_path)
-    finally:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-
-
-def _attack(stall, tmp_path, attack, prefix, starter, profile_path):
-    by, att = tmp_path / "bystander.out", tmp_path / "attack.out"
-    script = (f"{stall} bystander {tmp_path}/stop > {by} & "
-              f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done; "
-              f"{attack} > {att} 2>&1; touch {tmp_path}/done; wait")
-    cmd = [*(starter or YAMA_RUN), "--profile", profile_path, "--", *prefix, "sh", "-c", script]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd="/")
-    try:
-        sup = SupervisorSamples(_supervisor_pid(proc.pid))
-        time.sleep(1.0)
-        before = sup.sample()
-        (tmp_path / "go").touch()
-        peak = before
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "done").exists():
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            now = sup.sample()
-            peak = (max(peak[0], now[0]), max(peak[1], now[1]))
-            time.sleep(0.05)
-        time.sleep(1.5)          # what the attacker's end releases is released by now
-        after = sup.sample()
-        (tmp_path / "stop").touch()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    return parse_lines(by.read_text()), att.read_text(), (before, peak, after), stderr
-
-
-def _supervisor_pid(pid: int) -> int:
-    """The yama-run process (setpriv and env exec it in place)."""
-    return pid
-
-
-def parse_lines(text: str) -> dict:
-    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
-
-
-@pytest.fixture(scope="session")
-def stall(helper):
-    exe, where = public_copy(helper("stall_probe"), "stall_probe")
-    yield exe
-    shutil.rmtree(where, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def open_profile():
     """ptrace scope 1 alone, in a directory every uid can read."""
@@ -848,21 +771,7 @@ def open_profile():
     shutil.rmtree(where, ignore_errors=True)
 
 
-# Descriptors that the few processes of an attack that exec'd leave in the
-# supervisor's bounded per-caller caches (the path walk's identity cache keeps
-# a pidfd and a /proc/TID directory per recent caller, 64 callers at most;
-# csrc/procinfo.c keeps /proc/PID/stat of ancestors, 256 at most): released
-# when their slots are reused, not when the caller exits.
-CALLER_CACHES = 10
-STALL_BOUND_US = 1_000_000
-
-@pytest.fixture
-def starter(request):
-    """Who starts yama-run: root (None: the usual command), or uid 1001."""
-    if request.param == "root":
-        return None
-    return request.getfixturevalue("user_yama_run")
-
+TASK_WATCH_FDS = 4096       # the task watch's bound on declarations' descriptors (docs/ptrace.md)
 
 ATTACKERS = {
     "root": ([], "unshare --pid --fork"),
@@ -880,14 +789,10 @@ def test_15000_threads_in_a_foreign_pid_namespace(stall, open_profile, starter, 
     if starter is not None and inside == "root":
         pytest.skip("an unprivileged yama-run has no root inside")
     prefix, unshare = ATTACKERS[inside]
-    bystander, attack, (before, peak, after), err = attack_with_bystander(
-        stall, f"{unshare} {stall} threads 15000 3", prefix=() if starter else prefix,
-        starter=starter, profile_path=open_profile)
-    assert "THREADS 15000" in attack and "CALLS" in attack, attack + err
-    assert int(bystander["WORST_US"]) < STALL_BOUND_US, (bystander, before, peak, after)
-    assert after[0] == before[0], (before, peak, after)
-    assert after[1] <= before[1] + CALLER_CACHES, (before, peak, after)
-    assert "Traceback" not in err, err
+    r = attack_with_bystander(stall, f"{unshare} {stall} threads 15000 3", starter=starter,
+                              prefix=() if starter else prefix, profile=open_profile)
+    assert r["attack"].get("THREADS") == "15000" and "CALLS" in r["attack"], r
+    assert_unharmed(r)
 
 
 @pytest.mark.parametrize("starter", ["root", "uid1001"], indirect=True)
@@ -899,24 +804,21 @@ def test_10000_ptracer_declarations_are_bounded(stall, open_profile, starter):
     released the moment the declarers exit (no sweep); the supervisor still
     answers afterwards, and nothing reaches the terminal."""
     prefix = [] if starter is not None else AS_USER
-    bystander, attack, (before, peak, after), err = attack_with_bystander(
-        stall, f"{stall} declare 10000", prefix=prefix, starter=starter,
-        profile_path=open_profile)
-    got = parse_lines(attack)
-    ok_, nomem, other = map(int, got["DECLARED"].split())
-    assert ok_ + nomem == 10000 and other == 0 and ok_ >= 32, attack
-    assert got["AFTER"] == "0", attack
-    assert int(bystander["WORST_US"]) < STALL_BOUND_US, (bystander, before, peak, after)
-    assert peak[1] <= before[1] + 4096 + CALLER_CACHES, (before, peak, after)
-    assert after[0] == before[0] and after[1] <= before[1] + CALLER_CACHES, (before, peak, after)
-    assert "Traceback" not in err and "error" not in err, err
+    r = attack_with_bystander(stall, f"{stall} declare 10000", starter=starter, prefix=prefix,
+                              profile=open_profile)
+    ok_, nomem, other = map(int, r["attack"]["DECLARED"].split())
+    assert ok_ + nomem == 10000 and other == 0 and ok_ >= 32, r
+    assert r["attack"]["AFTER"] == "0", r
+    assert r["peak"][1] <= r["before"][1] + TASK_WATCH_FDS + IDENTITY_CACHE_FDS + CALLER_CACHES, r
+    assert_unharmed(r)
+    assert "error" not in r["stderr"], r["stderr"]
 
 
 def test_redeclaring_keeps_one_relation(stall, open_profile):
     """10,000 declarations from one process: each replaces the last and
     releases what it held (one relation, whatever the count)."""
-    bystander, attack, (before, peak, after), err = attack_with_bystander(
-        stall, f"{stall} redeclare 10000", prefix=AS_USER, profile_path=open_profile)
-    assert parse_lines(attack)["REDECLARED"] == "10000 0", attack
-    assert peak[1] <= before[1] + CALLER_CACHES + 2, (before, peak, after)
-    assert int(bystander["WORST_US"]) < STALL_BOUND_US, bystander
+    r = attack_with_bystander(stall, f"{stall} redeclare 10000", prefix=AS_USER,
+                              profile=open_profile)
+    assert r["attack"]["REDECLARED"] == "10000 0", r
+    assert r["peak"][1] <= r["before"][1] + IDENTITY_CACHE_FDS + CALLER_CACHES + 2, r
+    assert_unharmed(r)

@@ -1,149 +1,27 @@
 """Issue 13: a hostile program cannot stall or exhaust the supervisor.
 
-Each attack runs in a sandbox beside a bystander (tests/helpers/stall_probe.c
-bystander: prctl, open+close and stat back to back) that measures its worst
-wait on the supervisor; the supervisor's threads and descriptors are read from
-/proc before the attack, at its peak and after the attacker is gone
-(docs/stall.md: the bounds and the errnos)."""
+Each attack runs in a sandbox beside a bystander that measures its worst wait
+on the supervisor, the supervisor's threads and descriptors sampled before,
+during and after (tests/stall_harness.py; docs/stall.md: the bounds and the
+errnos)."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
 from as_user import AS_USER
-from conftest import YAMA_RUN, public_copy, requires_root
+from conftest import public_copy, requires_root
+from stall_harness import (CALLER_CACHES, IDENTITY_CACHE_FDS, assert_unharmed,
+                           attack_with_bystander, stall, starter)  # noqa: F401  (fixtures)
 from test_containment import user_yama_run  # noqa: F401  (a fixture)
 
-STALL_BOUND_US = 1_000_000      # the issue's bound on a bystander's worst wait
 # The receiver pool's and the blocking opens' bounds (csrc/pool.c, csrc/worker.c).
 STALLED_PER_PROCESS = 2
 WORKERS_PER_PROCESS = 16
 WORKERS_PER_SANDBOX = 128
-# Descriptors that an attack's callers leave in the supervisor's bounded
-# per-caller caches (the identity cache's pidfd and /proc/TID per recent
-# caller, /proc/PID/stat of ancestors): released when their slots are reused.
-CALLER_CACHES = 10
-IDENTITY_CACHE_FDS = 128        # the whole identity cache (csrc/caller.c: 64 callers, 2 each)
 
 pytestmark = requires_root
-
-
-@pytest.fixture(scope="session")
-def stall(helper):
-    exe, where = public_copy(helper("stall_probe"), "stall_probe")
-    yield exe
-    shutil.rmtree(where, ignore_errors=True)
-
-
-@pytest.fixture
-def starter(request):
-    """Who starts yama-run: root (None: the usual command), or uid 1001."""
-    if request.param == "root":
-        return None
-    return request.getfixturevalue("user_yama_run")
-
-
-def supervisor_of(front: int, deadline: float) -> int:
-    """The supervisor: the child the front forks (its command line is the
-    front's) once it serves (threads of its own), not a short-lived child
-    (a library's ldconfig, a fork that probes something)."""
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{front}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{front}/task/{front}/children") as f:
-                kids = f.read().split()
-            for kid in kids:
-                with open(f"/proc/{kid}/cmdline", "rb") as f:
-                    if f.read() == cmdline and sample(int(kid))[0] > 1:
-                        return int(kid)
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise AssertionError("no supervisor")
-
-
-def sample(pid: int) -> tuple[int, int]:
-    """The supervisor's (threads, descriptors)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
-        return threads, len(os.listdir(f"/proc/{pid}/fd"))
-    except (OSError, StopIteration):
-        return 0, 0
-
-
-def parse(text: str) -> dict:
-    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
-
-
-def attack_with_bystander(stall, attack: str, starter=None, prefix=()) -> dict:
-    """Run `attack` (a shell command; {dir} is a directory every uid may
-    write) in a sandbox (--no-profile: every module, so opens and stats are
-    routed) beside the bystander. Returns the bystander's and the attacker's
-    outputs, the samples (before, peak, after) and yama-run's stderr."""
-    where = Path(tempfile.mkdtemp(prefix="yama-run-stall-"))
-    where.chmod(0o777)
-    try:
-        return _attack(stall, where, attack.format(dir=where), starter, prefix)
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
-
-
-def _attack(stall, d: Path, attack: str, starter, prefix) -> dict:
-    by, att = d / "bystander.out", d / "attack.out"
-    script = (f"{stall} bystander {d}/stop > {by} & "
-              f"while [ ! -e {d}/go ]; do sleep 0.05; done; "
-              f"{attack} > {att} 2>&1; touch {d}/done; wait")
-    cmd = [*(starter or YAMA_RUN), "--no-profile", "-q", "--", *prefix, "sh", "-c", script]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd="/")
-    try:
-        sup = supervisor_of(proc.pid, time.monotonic() + 10)
-        time.sleep(1.0)
-        before = sample(sup)
-        (d / "go").touch()
-        peak = before
-        deadline = time.monotonic() + 150
-        while not (d / "done").exists():
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            now = sample(sup)
-            peak = (max(peak[0], now[0]), max(peak[1], now[1]))
-            time.sleep(0.05)
-        time.sleep(1.5)          # what the attacker's end releases is released by now
-        after = sample(sup)
-        (d / "stop").touch()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    result = {"bystander": parse(by.read_text()), "attack": parse(att.read_text()),
-              "before": before, "peak": peak, "after": after, "stderr": stderr}
-    print(f"\n{attack[:60]}: worst {result['bystander'].get('WORST_US')} us, threads/fds "
-          f"before {before} peak {peak} after {after}; attacker {result['attack']}")
-    return result
-
-
-def assert_unharmed(r: dict, cached: int = IDENTITY_CACHE_FDS + CALLER_CACHES) -> None:
-    """The bystander was never held up a second; the supervisor is back to
-    its baseline once the attacker is gone (but for descriptors of dead
-    callers left in bounded caches: the identity cache keeps the callers it
-    served, a slot is reused, not emptied, when its caller dies); nothing
-    reached the terminal."""
-    assert int(r["bystander"]["WORST_US"]) < STALL_BOUND_US, r
-    assert int(r["bystander"]["CALLS"]) > 100, r
-    assert r["after"][0] == r["before"][0], r
-    assert r["after"][1] <= r["before"][1] + cached, r
-    assert "Traceback" not in r["stderr"], r["stderr"]
 
 
 # -- item 2: a path argument in a userfaultfd-registered page, never answered ----------------
