@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,20 +139,33 @@ int yr_on_proc_st(int fd, const struct stat *st)
     return major(st->st_dev) == 0 && yr_on_proc(fd);
 }
 
-static int own_proc = -1;          /* our /proc (set up once, before serving) */
+/* Our /proc, opened on the first look at a procfs object. Receivers judge
+ * calls concurrently (csrc/pool.c), so two first looks could race: each
+ * would open /proc and one descriptor leak, or one receiver could see
+ * own_proc set before own_proc_dev (stores a compiler or CPU may reorder)
+ * and fail to recognise our own /proc. pthread_once runs the set-up in one
+ * thread and makes every other wait for it and see both values; a set-up
+ * that failed is not retried: every procfs object then fails closed. */
+static int own_proc = -1;
 static dev_t own_proc_dev;
+static pthread_once_t own_proc_once = PTHREAD_ONCE_INIT;
+
+static void own_proc_open(void)
+{
+    int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !yr_on_proc(fd) || st.st_ino != 1) {
+        yr_close(fd);
+        return;
+    }
+    own_proc_dev = st.st_dev;
+    own_proc = fd;
+}
 
 static int own_proc_setup(void)
 {
-    if (own_proc >= 0)
-        return 0;
-    int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !yr_on_proc(fd) || st.st_ino != 1)
-        return -EACCES;
-    own_proc_dev = st.st_dev;
-    own_proc = fd;
-    return 0;
+    pthread_once(&own_proc_once, own_proc_open);
+    return own_proc >= 0 ? 0 : -EACCES;
 }
 
 /* Does rel, looked up below the procfs root `root` without following any
