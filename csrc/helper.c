@@ -3,10 +3,12 @@
  * The id-map files of /proc/PID (uid_map, gid_map, projid_map), setgroups
  * and timens_offsets are judged on file->f_cred: the user namespace, euid
  * and capabilities of whoever opened them (map_write, new_idmap_permitted,
- * proc_setgroups_open, proc_timens_set_offset). An fd the supervisor opens
- * carries the supervisor's, never the caller's; continuing the caller's own
- * open after a check instead would let another thread swap the path for a
- * sibling's /proc/PID/mem.
+ * proc_setgroups_open, proc_timens_set_offset), and so is /dev/fuse: a FUSE
+ * mount takes its fd only if opened in the mounter's user namespace
+ * (fuse_fill_super). An fd the supervisor opens carries the supervisor's,
+ * never the caller's; continuing the caller's own open after a check
+ * instead would let another thread swap the path for a sibling's
+ * /proc/PID/mem.
  *
  * So such an open is made by a short-lived helper forked here: single
  * threaded, it takes the caller's ids, groups and capabilities, enters the
