@@ -158,9 +158,16 @@ def floor_line(doc: dict) -> str:
     if not floor:
         return ("The bare user-notify round trip was not measured in this run: no figure "
                 "is given in round trips.")
-    return (f"The bare user-notify round trip in this run (`floor-bare-responder`, "
+    line = (f"The bare user-notify round trip in this run (`floor-bare-responder`, "
             f"workloads/notify_floor.c): **{fmt(floor, 'µs')} µs**; \"rt\" is a per-call "
             f"figure's distance from native in such round trips.")
+    addfd = doc.get("addfd_floor_ns")
+    if addfd:
+        line += (f" The same responder answering each open with a descriptor "
+                 f"(`floor-addfd-responder`, one `SECCOMP_IOCTL_NOTIF_ADDFD`, the only way to "
+                 f"give a caller a file the supervisor opened): **{fmt(addfd, 'µs')} µs**: the "
+                 f"floor of every emulated open.")
+    return line
 
 
 def goal_columns(doc: dict) -> list[tuple[str, str]]:

@@ -61,6 +61,7 @@ WORKLOADS = HERE / "workloads"
 UNPRIV = ("1001", "1001")                 # uid, gid of the unprivileged ptrace caller
 DEEP = 8                                  # shells between the scope-1 target and us
 FLOOR = ("pvm_readv_self", "floor-bare-responder")   # the round trip: workload, comparator
+ADDFD_FLOOR = ("open_close", "floor-addfd-responder")  # the same, answered with a descriptor
 ALL_ON = ["--set", "ptrace.scope=1", "--set", "hardlinks.protected=1",
           "--set", "symlinks.protected=1", "--set", "fifos.protected=2",
           "--set", "regular.protected=2"]
@@ -231,12 +232,12 @@ def _micro(key, title, prog, full, quick, rounds, expect=every_call_ok, extra_ar
                     size_text="{n:,} calls per run", **kw)
 
 
-def _on_path(key, title, prog, path_key, setup, short) -> Workload:
+def _on_path(key, title, prog, path_key, setup, short, extras=()) -> Workload:
     """workloads/PROG.c on the path c.fx[path_key], made by setup: every call must succeed."""
     return Workload(key, title, "micro", "µs",
                     lambda c: [c.prog(prog), str(c.fx["n"][key]), str(c.fx[path_key])],
                     20_000, 200, 9, setup=setup, expect=every_call_ok,
-                    size_text="{n:,} calls per run", short=short)
+                    size_text="{n:,} calls per run", short=short, extras=list(extras))
 
 
 def _files_in(path_key: str, files_key: str):
@@ -393,7 +394,11 @@ def workloads() -> list[Workload]:
                short="linkat, emulated",
                extra_args=lambda c: [str(c.work / "scratch" / "links")]),
         _on_path("open_close", "open + close of an ordinary file", "open_close", "plain",
-                 setup_files, "open + close"),
+                 setup_files, "open + close", extras=[Comparator(
+                     "floor-addfd-responder", "no yama-run: bare C responder, each open "
+                     "answered with a descriptor (ADDFD)",
+                     lambda c, a: [c.prog("notify_floor"), a[1], "addfd", a[2]],
+                     diagnostic=True)]),
         _on_path("stat", "stat of an ordinary file", "stat", "plain", setup_files, "stat"),
         _on_path("open_dir_link", "open + close through a symlinked directory "
                  "(/lib/ARCH/libc.so.6, /lib -> usr/lib)", "open_close", "dir_link",
@@ -753,9 +758,10 @@ def skipped_workload(w: Workload, reason: str) -> dict:
             "reason": reason, "comparators": []}
 
 
-def floor_ns(results: list[dict]) -> float | None:
-    """The bare user-notify round trip measured in this run (ns), if it was."""
-    workload, comp = FLOOR
+def floor_ns(results: list[dict], which: tuple[str, str] = FLOOR) -> float | None:
+    """The bare user-notify round trip measured in this run (ns), if it was
+    (which=ADDFD_FLOOR: the one answered with a descriptor)."""
+    workload, comp = which
     for r in results:
         for c in r["comparators"] if r["key"] == workload else ():
             if c["key"] == comp and c["status"] == "ok":
@@ -883,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
            "comparators": [{"key": c.key, "label": c.label, "command": c.shown(ctx),
                             "skip": c.skip} for c in comps],
            "workloads": results, "floor_ns": floor_ns(results),
+           "addfd_floor_ns": floor_ns(results, ADDFD_FLOOR),
            "goals": evaluate_goals(results, args.quick, [c.key for c in comps])}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

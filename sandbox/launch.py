@@ -315,10 +315,20 @@ def _load(plan: dict, run: Run, link):
     chain = Chain(modules, audit, run.permissive)
     audit.journal = journal.open_default(run.command[0], profile["name"])
     audit.quiet = run.quiet
-    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns, plan=plan)
+    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns, plan=plan,
+                            profile=_profile_of(profile))
     supervisor._program = run.command[0]
     supervisor.argv = list(run.command)
     return supervisor
+
+
+def _profile_of(planned: dict):
+    """The profile as the plan keeps it: what --list-running and
+    --show-running say of this sandbox (its name, file, each setting's origin)."""
+    from .profile import Profile
+    return Profile(planned["name"], planned.get("source", "?"), list(planned["chain"]),
+                   {name: dict(values) for name, values in planned["settings"].items()},
+                   {(module, key): origin for module, key, origin in planned.get("origins", [])})
 
 
 def _closing(supervisor, call, *args) -> int:

@@ -150,8 +150,13 @@ def test_quick_run_of_a_fresh_clone_measures_the_installed_yama_run(installed_qu
 def test_the_floor_is_measured_and_every_goal_of_issue_17_computed(quick):
     _, doc, out = quick
     assert doc["floor_ns"] and doc["floor_ns"] > 0
+    assert doc["addfd_floor_ns"] and doc["addfd_floor_ns"] > 0      # the emulated open's floor
+    opens = next(w for w in doc["workloads"] if w["key"] == "open_close")
+    addfd = next(c for c in opens["comparators"] if c["key"] == "floor-addfd-responder")
+    assert addfd["status"] == "ok" and addfd["diagnostic"], addfd
     table = (out / "results.md").read_text()
     assert "## Goals (issue 17)" in table and "bare user-notify round trip in this run" in table
+    assert "`floor-addfd-responder`" in table
     goals = {g["workload"] for g in doc["goals"]}
     assert goals >= {"startup", "pvm_readv_self", "ptrace_deep", "open_close", "open_dir_link",
                      "open_trailing_link", "stat", "stat_link", "cp_al", "git_status",

@@ -234,11 +234,19 @@ class Sandbox:
         actor = f"{ident.python} {self.base}/actor.py {self.base}"
         program = (["sh", "-c", f"{actor} & exit 0"] if detached else actor.split())
         self.err = open(self.base / "stderr", "w")
+        sockets_before = set(ident.control_dir().glob("*.sock"))
         self.front = subprocess.Popen(
             ident.command("-v", "--audit-log", self.audit_log, *options, "--", *program),
             env=ident.env(), stdout=subprocess.DEVNULL, stderr=self.err)
         self.pid = int(wait_for(self.base / "pid", "actor started"))
         self.steps = 0
+        # The control socket is made once the chain is loaded, which on the
+        # cached launch path is after the program started: wait for it.
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while not set(ident.control_dir().glob("*.sock")) - sockets_before:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no control socket in {STEP_TIMEOUT}s: {self.stderr()}")
+            time.sleep(0.02)
 
     def do(self, *words) -> str:
         n = self.steps
@@ -392,10 +400,31 @@ def test_the_detail_view(ident, sandboxes):
     comm = Path(f"/proc/{box.pid}/comm").read_text().strip()    # python in a venv
     assert f"{box.pid} {comm}: {ident.python} {box.base}/actor.py" in out
     # by program name as well, and a pid of no sandbox is said so
-    by_name = box.yama("--show-running", "python3").stdout
+    by_name = box.yama("--show-running", comm).stdout
     assert by_name.split("\n  processes:")[0] == out.split("\n  processes:")[0]
     r = box.yama("--show-running", "1")
     assert r.returncode == 125 and "no running sandbox of this user holds process 1" in r.stderr
+
+
+def test_a_start_from_the_cached_plan_is_described_as_a_cold_one(root, sandboxes):
+    """The second start of a command comes from its cached plan: the sandbox
+    is listed and described the same (its profile, file, each setting's
+    origin), not as a profile of unknown origin. (As root: the user fixture's
+    fresh copy of the libraries makes a plan too new to keep.)"""
+    ident = root
+    def described(box):
+        out = box.yama("--show-running", box.pid).stdout
+        return [line for line in out.splitlines()
+                if line.startswith("  profile:") or " = " in line]
+    options = ("--set", "ptrace.scope=2")
+    cold, cached = sandboxes(ident, *options), sandboxes(ident, *options)
+    assert "plan: from the cache" in cached.stderr(), cached.stderr()
+    first = described(cold)
+    assert first[0].startswith("  profile:    default (") and "?" not in first[0], first
+    assert any("ptrace.scope = 2  # --set" in line for line in first), first
+    assert described(cached) == first
+    (row,) = [r for r in rows(cached.yama("--list-running").stdout) if int(r[1]) == cached.pid]
+    assert row[3] == "default"
 
 
 def test_a_daemon_left_behind_is_listed_and_changed(ident, sandboxes):

@@ -5,11 +5,18 @@
  * as yama-run sets them) and nothing else. yama-run's pvm_readv_self figure
  * minus this one is what the supervisor itself adds.
  *
+ * With "addfd PATH" the floor of a call that returns a descriptor, as an
+ * emulated open does: the caller's loop is open(PATH) + close, openat is
+ * routed, and the responder opens PATH itself and answers with one
+ * SECCOMP_IOCTL_NOTIF_ADDFD (FLAG_SEND). The kernel's ADDFD is a round trip of
+ * its own: the responder waits until the caller has installed the descriptor.
+ *
  * The parent forks the caller, takes its listener with pidfd_getfd, answers
  * until the caller exits and exits with its status.
- * usage: notify_floor CALLS */
+ * usage: notify_floor CALLS [addfd PATH] */
 #define _GNU_SOURCE
 #include "bench.h"
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -32,11 +39,29 @@
 static char src[64] = "yama-run benchmark: process_vm_readv of our own memory.......";
 static char dst[64];
 
+static const char *addfd_path;      /* NULL: the process_vm_readv floor */
+
 static long readv_self(pid_t self)
 {
     struct iovec local = { dst, sizeof(dst) };
     struct iovec remote = { src, sizeof(src) };
     return process_vm_readv(self, &local, 1, &remote, 1, 0);
+}
+
+/* One call of the loop: 1 when it did what it does natively. */
+static int one_call(pid_t self, int *err)
+{
+    if (addfd_path) {
+        int fd = open(addfd_path, O_RDONLY);
+        *err = fd < 0 ? errno : 0;
+        if (fd >= 0)
+            close(fd);
+        return fd >= 0;
+    }
+    memset(dst, 0, sizeof(dst));
+    long r = readv_self(self);
+    *err = r < 0 ? errno : 0;
+    return r == (long)sizeof(src) && memcmp(dst, src, sizeof(src)) == 0;
 }
 
 static void die(const char *what)
@@ -52,7 +77,7 @@ static int install_filter(void)
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, addfd_path ? SYS_openat : SYS_process_vm_readv, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -78,29 +103,48 @@ static void caller(long calls, int ready_fd, int go_fd)
         read(go_fd, &c, 1) != 1)      /* no notified call before the parent holds it */
         die("handover");
     pid_t self = getpid();
+    int err;
     for (long i = bench_warmup(calls); i > 0; i--)
-        readv_self(self);
+        one_call(self, &err);
     long ok = 0, fail = 0;
     int last_errno = 0;
     double t0 = bench_now_ns();
     for (long i = 0; i < calls; i++) {
-        memset(dst, 0, sizeof(dst));
-        long r = readv_self(self);
-        if (r == (long)sizeof(src) && memcmp(dst, src, sizeof(src)) == 0)
+        if (one_call(self, &err))
             ok++;
         else {
             fail++;
-            last_errno = r < 0 ? errno : 0;
+            last_errno = err;
         }
     }
     double t1 = bench_now_ns();
-    bench_report("notify_floor", calls, t1 - t0, ok, fail, last_errno);
+    bench_report(addfd_path ? "notify_floor_addfd" : "notify_floor", calls, t1 - t0, ok, fail,
+                 last_errno);
     exit(0);
+}
+
+/* The caller's open answered with a descriptor of our own opening. */
+static void answer_with_fd(int listener, __u64 id)
+{
+    int fd = open(addfd_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die(addfd_path);
+    struct seccomp_notif_addfd add = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd };
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0 && errno != ENOENT)
+        die("addfd");
+    close(fd);
 }
 
 int main(int argc, char **argv)
 {
     long calls = bench_arg(argc, argv, 1, "CALLS");
+    if (argc > 2) {
+        if (argc != 4 || strcmp(argv[2], "addfd") != 0) {
+            fprintf(stderr, "usage: notify_floor CALLS [addfd PATH]\n");
+            return 2;
+        }
+        addfd_path = argv[3];
+    }
     int ready[2], go[2];
     if (pipe(ready) < 0 || pipe(go) < 0)
         die("pipe");
@@ -147,6 +191,10 @@ int main(int argc, char **argv)
         struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, (int)req->pid };
         struct __user_cap_data_struct caps[2];
         syscall(SYS_capget, &hdr, caps);
+        if (addfd_path) {
+            answer_with_fd(listener, req->id);
+            continue;
+        }
         memset(resp, 0, sizes.seccomp_notif_resp);
         resp->id = req->id;
         resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
