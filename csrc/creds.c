@@ -236,7 +236,8 @@ int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[
  * last and raised first. */
 static __thread int fs_ready, fs_switched;
 static __thread uint64_t base_eff, base_perm;
-static __thread struct yr_fsid fs_base, fs_cur;
+static __thread struct yr_fsid fs_base, fs_cur, fs_paused;
+static __thread int fs_pausing;
 
 static int fs_init(void)
 {
@@ -315,4 +316,26 @@ int yr_fs_reset(void)
     if (!fs_ready || !fs_switched)
         return 0;
     return yr_fs_become(&fs_base);
+}
+
+/* Ourselves for a moment, then back to whomever the thread acted as: for
+ * what the kernel lets a process do to itself without asking but asks us
+ * about when we do it as the caller (its ids, none of the capabilities of a
+ * user namespace of its own), such as following its own magic links or
+ * reading its /proc/PID/ns. Not nested. */
+void yr_fs_pause(void)
+{
+    if (!fs_ready || !fs_switched)
+        return;
+    fs_paused = fs_cur;
+    fs_pausing = 1;
+    yr_fs_become(&fs_base);
+}
+
+void yr_fs_resume(void)
+{
+    if (!fs_pausing)
+        return;
+    fs_pausing = 0;
+    yr_fs_become(&fs_paused);
 }

@@ -119,6 +119,7 @@ struct yr_call {
     int retries;
     pid_t recheck;              /* the gate allowed on the core ptrace rule: again after */
     int opener_matters;         /* the gate found an entry judged on its opener (helper.c) */
+    int own_entry;              /* the gate found an entry of the caller's own process */
     int32_t dirfd;
     int flags;                  /* open flags, or AT_* flags */
     uint32_t mode;              /* open mode, access mode, statx mask */

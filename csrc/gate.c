@@ -294,6 +294,20 @@ static int kernel_checks(enum entry_class class, enum yr_access access)
     }
 }
 
+/* The kernel's core rule for the caller on tid, from facts we read in
+ * /proc (status, ns/user): read as ourselves, since reading them is itself
+ * a ptrace check that the caller's ids without our capabilities fail for a
+ * caller in a user namespace of its own (its ns/user: EACCES, and the rule
+ * would see the caller as gone). The facts are about the caller and the
+ * target; the decision is the caller's. */
+static int kernel_allows(struct yr_call *c, pid_t tid, int mode)
+{
+    yr_fs_pause();
+    int ok = yr_kernel_ptrace_allows(c->ev.tid, tid, mode);
+    yr_fs_resume();
+    return ok;
+}
+
 /* A process inside the sandbox: what the kernel would ask for the caller. */
 static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
                         enum yr_access access)
@@ -303,7 +317,7 @@ static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_
     int attach = class == E_ATTACH_OPEN || class == E_ATTACH_READ;
     int errnum = class == E_ATTACH_READ ? EPERM : EACCES;
     if (class != E_ATTACH_READ) {                /* on read the kernel asks the reader */
-        int ok = yr_kernel_ptrace_allows(c->ev.tid, o->tid, YR_PTRACE_FSCREDS |
+        int ok = kernel_allows(c, o->tid, YR_PTRACE_FSCREDS |
                                          (attach ? YR_PTRACE_ATTACH : YR_PTRACE_READ));
         if (ok <= 0)
             return ok == -ESRCH ? -ENOENT : -errnum;
@@ -335,6 +349,7 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access)
  * stat cannot change what the fd is: its inode and device are fixed). */
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access)
 {
+    c->own_entry = 0;
     if (!yr_on_proc_st(obj, held))
         return 0;
     struct proc_obj o;
@@ -346,8 +361,10 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     if (!o.pid_entry || o.tgid <= 0)
         return 0;                                /* /proc/sys..., or gone: the kernel says */
     c->opener_matters = opener_entry(o.entry);
-    if (o.tgid == yr_caller_tgid(c))
+    if (o.tgid == yr_caller_tgid(c)) {
+        c->own_entry = 1;
         return 0;                                /* one's own: the kernel allows it */
+    }
     enum entry_class class = class_of(o.entry);
     if (!inside(c, o.tgid))
         return class != E_PLAIN || access == ACC_WRITE ? -EACCES : 0;
@@ -364,7 +381,7 @@ int yr_gate_recheck(struct yr_call *c)
     c->recheck = 0;
     if (!tid)
         return 0;
-    return yr_kernel_ptrace_allows(c->ev.tid, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) > 0
+    return kernel_allows(c, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) > 0
                ? 0 : -EACCES;
 }
 

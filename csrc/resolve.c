@@ -185,6 +185,29 @@ static int read_link(int dir, const char *name, char *buf)
     return 0;
 }
 
+/* Follow the magic link dir/name, which the gate has judged: O_PATH (and
+ * extra flags), the kernel follows it; the fd or -errno. A process's own
+ * links the kernel never asks about (same thread group), but we follow
+ * them for it, and as the caller (its ids, none of its user namespace's
+ * capabilities) the kernel would ask us for CAP_SYS_PTRACE over a caller in
+ * a user namespace of its own (cap_ptrace_access_check): EACCES where
+ * natively it works. So a link of the caller's own process is followed as
+ * ourselves; nothing is opened (O_PATH), and the object is then opened or
+ * acted on as the caller, from the held fd. dir is a /proc/PID directory we
+ * opened for that process: a name below it cannot come to mean another
+ * process's link (a reused pid gets a new directory; the old one's names
+ * are gone). */
+static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
+{
+    int own = c->own_entry;
+    if (own)
+        yr_fs_pause();
+    int fd = yr_openat2(dir, name, O_PATH | extra, 0);
+    if (own)
+        yr_fs_resume();
+    return fd;
+}
+
 /* An intermediate symlink name in cur: followed into *next, or (an ordinary
  * link) its body pushed. 0 or -errno. */
 static int through_link(struct yr_call *c, int *cur, const char *name, const struct stat *st,
@@ -207,7 +230,7 @@ static int through_link(struct yr_call *c, int *cur, const char *name, const str
         int err = yr_gate_link(c, *cur, name);
         if (err < 0)
             return err;
-        *next = yr_openat2(*cur, name, O_PATH | O_DIRECTORY, 0);   /* the kernel follows it */
+        *next = follow_magic(c, *cur, name, O_DIRECTORY);
         if (*next >= 0 && (err = yr_gate_recheck(c)) < 0) {
             close(*next);
             *next = -1;
@@ -578,9 +601,10 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
         int err = yr_gate_link(c, r->dir, r->name);
         if (err < 0)
             return err;
-        r->obj = openat(r->dir, r->name, O_PATH | O_CLOEXEC);    /* the kernel follows it */
-        if (r->obj < 0)
-            return -errno;
+        int fd = follow_magic(c, r->dir, r->name, 0);
+        if (fd < 0)
+            return fd;
+        r->obj = fd;
         if ((err = yr_gate_recheck(c)) < 0)
             return err;
         if (fstat(r->obj, &r->obj_st) < 0)

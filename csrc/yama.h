@@ -81,6 +81,8 @@ struct yr_fsid {
 };
 int yr_fs_become(const struct yr_fsid *id);
 int yr_fs_reset(void);
+void yr_fs_pause(void);
+void yr_fs_resume(void);
 
 /* link.c: link and linkat, emulated.
  * Facts about the captured source, the only inputs of a path_link decision that

@@ -522,19 +522,68 @@ def test_native_control_fuse_mount_in_own_user_namespace(fuse_probe):
     assert results(out.stdout) == {"open": "0", "mount": "0"}, out.stdout + out.stderr
 
 
-# Known elsewhere in the path engine, not FUSE's: under yama-run started by
-# root, uid 1001 in a user namespace of its own cannot reopen any file of its
-# own through /proc/self/fd (EACCES, natively allowed): the supervisor
-# follows the magic link with the caller's ids but root's euid, so the
-# kernel's ptrace_may_access on a task in a namespace that root does not own
-# needs a CAP_SYS_PTRACE the thread has dropped.
-MAGIC_IN_OWN_USERNS = pytest.mark.xfail(strict=True, reason=(
-    "reopening one's own fd through /proc/self/fd from a user namespace of one's own "
-    "is EACCES under yama-run started by root (any file, not only /dev/fuse)"))
-FUSE_ROUTES = [pytest.param(("name", who), id=f"name-{who.id}") for who in WHO] + [
-    pytest.param(("magic", who), id=f"magic-{who.id}",
-                 marks=MAGIC_IN_OWN_USERNS if who.id == "root-runs-1001" else ())
-    for who in WHO]
+FUSE_ROUTES = [pytest.param((route, who), id=f"{route}-{who.id}")
+               for route in ("name", "magic") for who in WHO]
+
+
+OWN_AND_SIBLING_LINKS = """
+import os, subprocess, sys, time
+def reopen(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return exc.strerror
+    data = os.read(fd, 64)
+    os.close(fd)
+    return "read " + data.decode().strip()
+mine = os.open(sys.argv[1], os.O_RDONLY)
+print("own_fd", reopen(f"/proc/self/fd/{mine}"))
+print("own_fd_by_pid", reopen(f"/proc/{os.getpid()}/fd/{mine}"))
+print("own_cwd", "ok" if os.path.isdir(f"/proc/self/cwd/.") else "no")
+sibling = int(sys.argv[2])
+print("sibling_fd", reopen(f"/proc/{sibling}/fd/3"))
+"""
+
+
+@pytest.fixture
+def sibling_holding_a_file(place):
+    """A process of uid 1001 outside any user namespace of its own, holding
+    a readable file at fd 3."""
+    secret = place / "sibling-secret"
+    secret.write_text("sibling's\n")
+    secret.chmod(0o644)
+    code = f"import os, time; os.dup2(os.open({str(secret)!r}, os.O_RDONLY), 3); time.sleep(120)"
+    proc = subprocess.Popen([*AS_1001, sys.executable, "-c", code], pass_fds=())
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/proc/{proc.pid}/fd/3") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("who", WHO)
+def test_own_links_from_a_user_namespace_of_ones_own(place, backend, who, sibling_holding_a_file):
+    """A process in a user namespace of its own follows its own magic links
+    (the kernel never asks about one's own thread group): the supervisor
+    follows them for it with its own ids (as the caller, root's would lack
+    CAP_SYS_PTRACE over the caller's namespace: EACCES), then opens the file
+    as the caller. Another process's link stays as refused as natively: the
+    caller holds no capability over a task outside its namespace."""
+    probe = place / "own_links.py"
+    probe.write_text(OWN_AND_SIBLING_LINKS)
+    probe.chmod(0o644)
+    program = [*IN_OWN_USERNS, "/usr/bin/python3", str(probe), "/etc/hostname",
+               str(sibling_holding_a_file)]
+    hostname = Path("/etc/hostname").read_text().strip()
+    want = {"own_fd": f"read {hostname}", "own_fd_by_pid": f"read {hostname}", "own_cwd": "ok",
+            "sibling_fd": "Permission denied"}
+    native = subprocess.run([*AS_1001, *program], capture_output=True, text=True, timeout=60)
+    assert results(native.stdout) == want, native.stdout + native.stderr
+    launcher, inside = who
+    proc = run(launcher, backend, profile(place, 1), [*inside, *program], timeout=60)
+    assert results(proc.stdout) == want, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
