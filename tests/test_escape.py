@@ -540,6 +540,8 @@ mine = os.open(sys.argv[1], os.O_RDONLY)
 print("own_fd", reopen(f"/proc/self/fd/{mine}"))
 print("own_fd_by_pid", reopen(f"/proc/{os.getpid()}/fd/{mine}"))
 print("own_cwd", "ok" if os.path.isdir(f"/proc/self/cwd/.") else "no")
+mapped = sorted(os.listdir("/proc/self/map_files"))[0]     # wants CAP_CHECKPOINT_RESTORE
+print("own_map_files", reopen(f"/proc/self/map_files/{mapped}"))
 sibling = int(sys.argv[2])
 print("sibling_fd", reopen(f"/proc/{sibling}/fd/3"))
 """
@@ -569,8 +571,10 @@ def test_own_links_from_a_user_namespace_of_ones_own(place, backend, who, siblin
     (the kernel never asks about one's own thread group): the supervisor
     follows them for it with its own ids (as the caller, root's would lack
     CAP_SYS_PTRACE over the caller's namespace: EACCES), then opens the file
-    as the caller. Another process's link stays as refused as natively: the
-    caller holds no capability over a task outside its namespace."""
+    as the caller. Its map_files stay closed (they want a capability even of
+    the process itself), and another process's link stays as refused as
+    natively: the caller holds no capability over a task outside its
+    namespace."""
     probe = place / "own_links.py"
     probe.write_text(OWN_AND_SIBLING_LINKS)
     probe.chmod(0o644)
@@ -578,7 +582,7 @@ def test_own_links_from_a_user_namespace_of_ones_own(place, backend, who, siblin
                str(sibling_holding_a_file)]
     hostname = Path("/etc/hostname").read_text().strip()
     want = {"own_fd": f"read {hostname}", "own_fd_by_pid": f"read {hostname}", "own_cwd": "ok",
-            "sibling_fd": "Permission denied"}
+            "sibling_fd": "Permission denied", "own_map_files": "Operation not permitted"}
     native = subprocess.run([*AS_1001, *program], capture_output=True, text=True, timeout=60)
     assert results(native.stdout) == want, native.stdout + native.stderr
     launcher, inside = who
