@@ -42,7 +42,6 @@
 #include "engine.h"
 
 #define CAP_SYS_ADMIN 21
-#define CAP_CHECKPOINT_RESTORE 40
 
 /* ---- which entries the kernel checks, and how (fs/proc/base.c) ---------- */
 
@@ -91,8 +90,9 @@ static int opener_entry(const char *entry)
 
 /* A process's own links that the kernel follows for it without asking
  * anything (proc_fd_access_allowed: the same thread group): the resolver
- * may follow these as ourselves (resolve.c, follow_magic). Not map_files,
- * which wants CAP_CHECKPOINT_RESTORE even of the process itself. */
+ * may follow these as ourselves (resolve.c, follow_magic). Not map_files:
+ * the kernel wants CAP_CHECKPOINT_RESTORE for them even of the process
+ * itself, so they are followed as the caller, whose capabilities decide. */
 static int own_link_unasked(const char *entry)
 {
     static const char *const names[] = { "fd", "cwd", "root", "exe", "ns" };
@@ -376,9 +376,6 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
         return 0;                                /* /proc/sys..., or gone: the kernel says */
     c->opener_matters = opener_entry(o.entry);
     if (o.tgid == yr_caller_tgid(c)) {
-        if (access == ACC_FOLLOW && strcmp(o.entry, "map_files") == 0 &&
-            !(c->id.caps >> CAP_CHECKPOINT_RESTORE & 1) && !(c->id.caps >> CAP_SYS_ADMIN & 1))
-            return -EPERM;                       /* proc_map_files_get_link, even one's own */
         c->own_entry = own_link_unasked(o.entry);
         return 0;                                /* one's own: the kernel allows it */
     }
