@@ -33,6 +33,13 @@ def is_descendant(ancestor_tgid: int, tid: int) -> bool:
     return lib.yr_is_descendant(ancestor_tgid, tid) == 1
 
 
+def caller_is_ancestor(caller_tgid: int, tid: int) -> bool:
+    """is_descendant(caller_tgid, tid) for a caller (a process under our
+    filter), whose walk stops at the supervisor's ancestors (none is ever
+    a caller's descendant: csrc/ptrace_fast.c)."""
+    return lib.yr_caller_is_ancestor(caller_tgid, tid) == 1
+
+
 def cap_effective(tid: int) -> int | None:
     out = ffi.new("uint64_t *")
     return out[0] if lib.yr_cap_effective(tid, out) == 0 else None
@@ -47,9 +54,13 @@ def comm_of(pid: int) -> str:
 
 
 def _ns_of(tid: int, kind: str) -> int | None:
+    """The namespace's inode, from the link's text ("user:[4026531837]"):
+    a readlink costs less than the stat that follows the link, and asks the
+    same permission (ptrace_may_access, READ_FSCREDS)."""
     try:
-        return os.stat(f"/proc/{tid}/ns/{kind}").st_ino
-    except OSError:
+        text = os.readlink(f"/proc/{tid}/ns/{kind}")
+        return int(text[text.index("[") + 1:-1])
+    except (OSError, ValueError):
         return None
 
 
@@ -125,7 +136,14 @@ def caller_pid(caller_tid: int, pid: int) -> int | None:
     (csrc/procinfo.c, NS_GET_PID_FROM_PIDNS). None: no such task, or a kernel
     older than 6.11 that cannot say for a caller of another namespace (fail
     closed, never a scan of every task)."""
-    ours = lib.yr_pid_from_caller(caller_tid, pid) if pid > 0 else 0
+    if pid <= 0:
+        return None
+    if lib.yr_in_our_pidns(caller_tid) == 1:
+        # Kept per thread (csrc/harden.c): a task never changes pid
+        # namespace, and the answer is held with a pidfd of that thread,
+        # checked alive, so a reused tid never inherits it.
+        return pid
+    ours = lib.yr_pid_from_caller(caller_tid, pid)
     return ours if ours > 0 else None
 
 

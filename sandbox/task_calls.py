@@ -33,6 +33,11 @@ PERF_ATTR_SIZE_VER0, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 40, 37
 PAGE_SIZE = 4096
 
 
+def _monotonic_ns(deadline: float) -> int:
+    """A time.monotonic() deadline for C (CLOCK_MONOTONIC, ns); inf: never."""
+    return (1 << 63) - 1 if deadline == float("inf") else int(deadline * 1e9)
+
+
 class TaskCalls:
     def __init__(self, sup):
         self.sup = sup
@@ -41,6 +46,24 @@ class TaskCalls:
                                lambda text: self.sup.audit.say(f"internal error: {text}"))
         if "task_free" in sup.chain.hooks():
             self.tasks.watch_execs()
+        sup.audit.silent_source = lib.yr_ptrace_fast_take_silent
+        self.load_fast_rule(sup.chain)
+
+    @staticmethod
+    def load_fast_rule(chain) -> None:
+        """Let C settle ATTACH-mode calls by the ptrace module's rule
+        (csrc/ptrace_fast.c) when that module alone judges them: no other
+        module on ptrace_access_check (first deny wins and says who: the
+        others must be asked), not permissive or learning (every objection is
+        recorded there). At start and after every live change, before it is
+        acknowledged."""
+        judges = [m for m in chain.modules if "ptrace_access_check" in m.hooks()]
+        word = 0
+        if (len(judges) == 1 and judges[0].name == "ptrace" and not chain.permissive
+                and judges[0].scope in (1, 2, 3)
+                and os.environ.get("YAMA_RUN_NO_FAST_PATH") != "1"):
+            word = lib.YR_PTRACE_FAST_ON | judges[0].scope
+        lib.yr_ptrace_fast_rule(word)
 
     def handlers(self) -> dict:
         """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
@@ -55,12 +78,15 @@ class TaskCalls:
         if lib.yr_id_valid(self.sup.ctx, ev.id):
             lib.yr_reply_continue(self.sup.ctx, ev.id)
 
-    def _deny_or_continue(self, ev, hook: str, request) -> None:
+    def _deny_or_continue(self, ev, hook: str, request, attaches: bool = False) -> None:
+        """attaches: a tracer may result (an attach, seize or traceme)."""
         deny = self.sup.chain.walk(hook, request)
         if deny is not None:
             self._reply(ev, deny.errno)
-        else:
-            self._continue(ev)
+            return
+        if attaches:
+            lib.yr_ptrace_fast_tracing()    # before the kernel can make a tracer
+        self._continue(ev)
 
     def _target(self, ev, caller, pid: int, what: str, err: int = errno.EPERM):
         """(tid, tgid) of ours that the caller names, or None once answered:
@@ -89,16 +115,20 @@ class TaskCalls:
             self._continue(ev)
             return
         request = PtraceAccess(caller, syscall, operation, target, tgid, sandbox=self.sandbox)
-        self._deny_or_continue(ev, "ptrace_access_check", request)
+        self._deny_or_continue(ev, "ptrace_access_check", request, attaches=syscall == "ptrace")
+        # C settles the next denials alone while nobody would read them
+        lib.yr_ptrace_fast_quiet(_monotonic_ns(self.sup.audit.unread_until()))
 
     def on_ptrace(self, ev, caller) -> None:
         op = ev.args[0]
         if op == seccomp_filter.PTRACE_TRACEME:
             parent = procfs.ppid_of(caller.tgid) or 0
-            self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent))
+            self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent),
+                                   attaches=True)
         elif op == seccomp_filter.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
             # The kernel refuses these (ESRCH, else EIO) before any permission
             # check, on integers only: it may answer itself.
+            lib.yr_ptrace_fast_tracing()    # (it never attaches: counted all the same)
             self._continue(ev)
         elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
             name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
@@ -117,6 +147,8 @@ class TaskCalls:
         """PR_SET_PTRACER, emulated: this kernel has no Yama to answer it."""
         arg2 = ev.args[1]
         tracer = process = None
+        if arg2:
+            lib.yr_ptrace_fast_declared()   # before any relation can be recorded
         if arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or int_arg(arg2) == -1:
             tracer = PTRACER_ANY
         elif arg2:
