@@ -22,7 +22,10 @@
  * the first denial, and the journal out of tokens until a given time); the
  * denials settled meanwhile are handed back to be counted
  * (yr_ptrace_fast_take_silent). Every denial that is recorded or said is
- * therefore Python's, with the module's own line. */
+ * therefore Python's, with the module's own line.
+ *
+ * prctl(PR_SET_PTRACER, 0) is answered here too while nothing was ever
+ * declared and nobody reads emulated calls (settle_clear). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +49,7 @@
 #define PTRACE_SEIZE_REQ 0x4206
 #define PTRACE_O_MASK 0x003000FFu
 #define CAP_SYS_PTRACE_BIT 19
+#define PR_SET_PTRACER_OPT 0x59616d61u
 
 static _Atomic uint32_t rule;                   /* YR_PTRACE_FAST_ON | scope, or 0 */
 /* Monotonic, never cleared: once a declaration or an attach was seen, a
@@ -268,9 +272,24 @@ static enum verdict decide(uint32_t scope, const struct yr_event *ev, pid_t targ
     return desc ? ALLOW : DENY;
 }
 
+/* prctl(PR_SET_PTRACER, 0): the module drops the caller's relation, if any;
+ * while none was ever declared there is none, and (YR_PTRACE_FAST_PRCTL: no
+ * log, no -v) the emulated call leaves no record: it answers 0 (yama_lsm.c,
+ * yama_task_prctl: "arg2 == 0" clears, the other arguments unread). */
+static int settle_clear(uint32_t word, struct yr_ctx *ctx, const struct yr_event *ev)
+{
+    if (!(word & YR_PTRACE_FAST_PRCTL) || (uint32_t)ev->args[0] != PR_SET_PTRACER_OPT ||
+        ev->args[1] != 0 || atomic_load(&declared_seen))
+        return 0;
+    yr_reply(ctx, ev->id, 0, 0);
+    return 1;
+}
+
 int yr_ptrace_settle(struct yr_ctx *ctx, struct yr_event *ev)
 {
     uint32_t word = atomic_load(&rule);
+    if (ev->sys == YR_SYS_PRCTL)
+        return settle_clear(word, ctx, ev);
     uint32_t scope = word & 3;
     if (!(word & YR_PTRACE_FAST_ON) || scope == 0)
         return 0;

@@ -263,6 +263,7 @@ int yr_set_subreaper(void);
 /* ptrace_fast.c: the ptrace module's ATTACH-mode rule settled in C while the
  * module alone judges that hook (sandbox/task_calls.py loads it). */
 #define YR_PTRACE_FAST_ON 0x100     /* rule word: ON | scope (1-3); 0 = every call to Python */
+#define YR_PTRACE_FAST_PRCTL 0x200  /* rule word: PR_SET_PTRACER 0 settled while nothing is declared */
 void yr_ptrace_fast_rule(uint32_t word);
 void yr_ptrace_fast_declared(void);         /* a PR_SET_PTRACER declaration is made */
 void yr_ptrace_fast_tracing(void);          /* an attach, seize or traceme is let through */

@@ -176,11 +176,15 @@ class Audit:
             where = " (see yama-run --list-denials)" if self.journal is not None else ""
             self._print(f"yama-run: {printable(message)}{where}")
 
+    def records_emulated(self) -> bool:
+        """Does emulated() leave any trace? (Fixed for the run.)"""
+        return bool(self._log or self.verbose)
+
     def emulated(self, request) -> None:
         """A call the core performed for the caller because the kernel cannot
         (PR_SET_PTRACER here: no Yama): recorded, so that what a program was
         granted is as visible as what it was refused."""
-        if not self._log and not self.verbose:
+        if not self.records_emulated():
             return
         caller = request.caller
         self._write({"time": time.time(), "action": "emulated", "hook": request.hook,

@@ -47,22 +47,27 @@ class TaskCalls:
         if "task_free" in sup.chain.hooks():
             self.tasks.watch_execs()
         sup.audit.silent_source = lib.yr_ptrace_fast_take_silent
-        self.load_fast_rule(sup.chain)
+        self.load_fast_rule(sup.chain, sup.audit)
 
     @staticmethod
-    def load_fast_rule(chain) -> None:
-        """Let C settle ATTACH-mode calls by the ptrace module's rule
-        (csrc/ptrace_fast.c) when that module alone judges them: no other
-        module on ptrace_access_check (first deny wins and says who: the
-        others must be asked), not permissive or learning (every objection is
-        recorded there). At start and after every live change, before it is
-        acknowledged."""
-        judges = [m for m in chain.modules if "ptrace_access_check" in m.hooks()]
+    def load_fast_rule(chain, audit) -> None:
+        """Let C settle what the ptrace module alone decides (csrc/ptrace_fast.c):
+        ATTACH-mode calls by its scope when no other module judges them (first
+        deny wins and says who: the others must be asked), and
+        PR_SET_PTRACER 0 when it alone hooks prctl and emulated calls are not
+        recorded. Never permissive or learning (every objection is recorded
+        there). At start and in every live change, before it is acknowledged."""
+        if chain.permissive or os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+            lib.yr_ptrace_fast_rule(0)
+            return
+        def judges(hook):
+            return [m for m in chain.modules if hook in m.hooks()]
         word = 0
-        if (len(judges) == 1 and judges[0].name == "ptrace" and not chain.permissive
-                and judges[0].scope in (1, 2, 3)
-                and os.environ.get("YAMA_RUN_NO_FAST_PATH") != "1"):
-            word = lib.YR_PTRACE_FAST_ON | judges[0].scope
+        access = judges("ptrace_access_check")
+        if len(access) == 1 and access[0].name == "ptrace" and access[0].scope in (1, 2, 3):
+            word |= lib.YR_PTRACE_FAST_ON | access[0].scope
+        if [m.name for m in judges("task_prctl")] == ["ptrace"] and not audit.records_emulated():
+            word |= lib.YR_PTRACE_FAST_PRCTL
         lib.yr_ptrace_fast_rule(word)
 
     def handlers(self) -> dict:

@@ -511,3 +511,20 @@ def test_verbose_says_every_denial():
             if ln.startswith("yama-run: ptrace: denied process_vm_readv of 1 (")]
     assert len(said) == 150, done.stderr[-2000:]
     assert all(ln.endswith(": not a descendant") for ln in said)
+
+
+def test_clearing_ptracer_answered_alike_with_or_without_c():
+    """prctl(PR_SET_PTRACER, 0) is emulated (this kernel, without Yama, says
+    EINVAL): 0 each time, settled in C while nothing was ever declared; with
+    -v each call is the module's and said."""
+    code = textwrap.dedent(r"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        print([libc.prctl(0x59616d61, 0, 0, 0, 0) for _ in range(5)])
+    """)
+    for flags in ([], ["-v"]):
+        done = yama_run(*flags, "--set", "ptrace.scope=1", "--", *AS_1001, sys.executable,
+                        "-c", code)
+        assert done.stdout.strip() == "[0, 0, 0, 0, 0]", (flags, done.stdout, done.stderr)
+        said = [ln for ln in done.stderr.splitlines() if "emulated PR_SET_PTRACER clear by" in ln]
+        assert len(said) == (5 if flags else 0), (flags, done.stderr)
