@@ -150,7 +150,7 @@ int yr_userns_is_ours(pid_t tid)
  * succeeds: the process is not reaped yet, so it still holds the number.
  * The facts are read after the pidfd is opened, so they are that process's
  * (a number taken over before the open gives the newer process's record). */
-#define PROC_CACHE 64
+#define PROC_CACHE 32          /* at most 32 pidfds kept, of live or dead processes */
 struct proc_rec { pid_t pid; int pidfd; unsigned long long ino; int pidns_ours; };
 static struct proc_rec proc_cache[PROC_CACHE];
 static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;

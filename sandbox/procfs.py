@@ -35,8 +35,9 @@ def is_descendant(ancestor_tgid: int, tid: int) -> bool:
 
 def caller_is_ancestor(caller_tgid: int, tid: int) -> bool:
     """is_descendant(caller_tgid, tid) for a caller (a process under our
-    filter), whose walk stops at the supervisor's ancestors (none is ever
-    a caller's descendant: csrc/ptrace_fast.c)."""
+    filter), whose walk ends at once for a target older than the caller and
+    at the supervisor (neither is ever a caller's descendant:
+    csrc/ptrace_fast.c)."""
     return lib.yr_caller_is_ancestor(caller_tgid, tid) == 1
 
 
@@ -136,14 +137,7 @@ def caller_pid(caller_tid: int, pid: int) -> int | None:
     (csrc/procinfo.c, NS_GET_PID_FROM_PIDNS). None: no such task, or a kernel
     older than 6.11 that cannot say for a caller of another namespace (fail
     closed, never a scan of every task)."""
-    if pid <= 0:
-        return None
-    if lib.yr_in_our_pidns(caller_tid) == 1:
-        # Kept per thread (csrc/harden.c): a task never changes pid
-        # namespace, and the answer is held with a pidfd of that thread,
-        # checked alive, so a reused tid never inherits it.
-        return pid
-    ours = lib.yr_pid_from_caller(caller_tid, pid)
+    ours = lib.yr_pid_from_caller(caller_tid, pid) if pid > 0 else 0
     return ours if ours > 0 else None
 
 
