@@ -341,7 +341,7 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
             return 1;
         }
     }
-    return 0;
+    return yr_ptrace_settle(ctx, ev);   /* ptrace_fast.c: when the ptrace module alone decides */
 }
 
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev)

@@ -262,6 +262,19 @@ int yr_fetch_fd(pid_t tgid, int fd);
 int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 
+/* ptrace_fast.c: the ptrace module's ATTACH-mode rule settled in C while the
+ * module alone judges that hook (sandbox/task_calls.py loads it). */
+#define YR_PTRACE_FAST_ON 0x100     /* rule word: ON | scope (1-3); 0 = every call to Python */
+#define YR_PTRACE_FAST_PRCTL 0x200  /* rule word: PR_SET_PTRACER 0 settled while nothing is declared */
+void yr_ptrace_fast_rule(uint32_t word);
+void yr_ptrace_fast_declared(void);         /* a PR_SET_PTRACER declaration is made */
+void yr_ptrace_fast_tracing(void);          /* an attach, seize or traceme is let through */
+void yr_ptrace_fast_quiet(int64_t until_ns);    /* denials unread until (CLOCK_MONOTONIC) */
+uint64_t yr_ptrace_fast_take_silent(void);  /* denials settled silently since last asked */
+int yr_ptrace_settle(struct yr_ctx *ctx, struct yr_event *ev);
+int yr_caller_is_ancestor(pid_t caller_tgid, pid_t tid);
+int yr_userns_is_ours(pid_t tid);
+
 /* harden.c: the supervisor out of the sandbox's reach (Landlock signal
  * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
  * landlock in yr_spawn_path: 1 = the child enters the shield domain. */

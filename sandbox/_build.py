@@ -13,7 +13,8 @@ SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden
            # the path engine (csrc/engine.h)
            "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
            "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
-           "tmpfiles.c", "pool.c"]
+           "tmpfiles.c", "pool.c",
+           "ptrace_fast.c"]   # the ptrace module's rule, settled in C
 REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 

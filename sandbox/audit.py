@@ -76,14 +76,43 @@ class Audit:
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
         self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
-        self.denials = 0
+        self._denials = 0
+        # Denials settled without a record while unread_until() said nobody
+        # reads them (csrc/ptrace_fast.c): a callable giving their number.
+        self.silent_source = None
+
+    @property
+    def denials(self) -> int:
+        self._absorb_silent()
+        return self._denials
+
+    def _absorb_silent(self) -> None:
+        """Count the denials settled elsewhere as denial() would have: each
+        one more denial, and (none was due a record) one more not kept."""
+        count = self.silent_source() if self.silent_source is not None else 0
+        if not count:
+            return
+        with self._lock:
+            self._denials += count
+        if self.journal is not None:
+            self.journal.not_admitted(count)
+
+    def unread_until(self) -> float:
+        """Until when (time.monotonic()) a denial would leave no trace but the
+        counts: nothing logged or said (-v), not the first of the run, and no
+        journal token due. 0: the next one is read."""
+        if self._log or self.verbose or self._denials == 0:
+            return 0.0
+        return self.journal.next_admit_at() if self.journal is not None else float("inf")
 
     def flush(self) -> None:
         """Records of the run so far written (bounded wait)."""
+        self._absorb_silent()
         if self.journal is not None:
             self.journal.flush()
 
     def close(self) -> None:
+        self._absorb_silent()
         if self._said.dropped:
             self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")
             self._said.dropped = 0
@@ -116,9 +145,10 @@ class Audit:
                 self._print(f"yama-run: {printable(text)}")
 
     def denial(self, module: str, hook: str, request, deny, permissive: bool) -> None:
+        self._absorb_silent()
         with self._lock:
-            self.denials += 1
-            first = self.denials == 1
+            self._denials += 1
+            first = self._denials == 1
         kept = self.journal is not None and self.journal.admit()
         if not (self._log or self.verbose or kept or first):
             return      # nobody reads it: skip the /proc look-ups a record needs
@@ -146,11 +176,15 @@ class Audit:
             where = " (see yama-run --list-denials)" if self.journal is not None else ""
             self._print(f"yama-run: {printable(message)}{where}")
 
+    def records_emulated(self) -> bool:
+        """Does emulated() leave any trace? (Fixed for the run.)"""
+        return bool(self._log or self.verbose)
+
     def emulated(self, request) -> None:
         """A call the core performed for the caller because the kernel cannot
         (PR_SET_PTRACER here: no Yama): recorded, so that what a program was
         granted is as visible as what it was refused."""
-        if not self._log and not self.verbose:
+        if not self.records_emulated():
             return
         caller = request.caller
         self._write({"time": time.time(), "action": "emulated", "hook": request.hook,

@@ -69,6 +69,13 @@ class RateLimit:
         self.dropped += 1
         return False
 
+    def next_token_at(self) -> float:
+        """When (time.monotonic()) allow() can next say yes: 0 for now. The
+        bucket only fills with time, so no allow() before this says yes."""
+        if self.tokens >= 1:
+            return 0.0
+        return self.last + (1 - self.tokens) / self.rate
+
 
 class Journal:
     """One run's denials, to their sink, from a writer thread."""
@@ -89,6 +96,17 @@ class Journal:
         """May one more record be kept? (Called before the record is built.)"""
         with self._lock:
             return self.limit.allow()
+
+    def next_admit_at(self) -> float:
+        """When admit() can next say yes (time.monotonic(); 0: now)."""
+        with self._lock:
+            return self.limit.next_token_at()
+
+    def not_admitted(self, count: int) -> None:
+        """count denials refused a record elsewhere (settled in C while no
+        token was due: csrc/ptrace_fast.c), counted as admit() counts them."""
+        with self._lock:
+            self.limit.dropped += count
 
     def record(self, record: dict, message: str) -> None:
         record = {**record, "program": self.program, "profile": self.profile,

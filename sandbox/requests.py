@@ -127,7 +127,7 @@ class PtraceAccess(TargetRequest):
 
     def target_is_descendant(self) -> bool:
         """Yama's task_is_descendant(current, target)."""
-        return procfs.is_descendant(self.caller.tgid, self.target)
+        return procfs.caller_is_ancestor(self.caller.tgid, self.target)
 
     def caller_descends_from(self, tgid: int) -> bool:
         """Is the caller's process tgid or one of its descendants?"""

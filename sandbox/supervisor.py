@@ -291,6 +291,7 @@ class Supervisor:
         Containment turned on here works by the hooks alone: no Landlock
         domain can be added to a running program."""
         self.chain = chain
+        TaskCalls.load_fast_rule(chain, self.audit)   # C's ptrace rule (csrc/ptrace_fast.c)
         self.shield.contained = any(getattr(m, "contained", False) for m in chain.modules)
         ctx = self._template if self._template != ffi.NULL else self._ctx
         if ctx != ffi.NULL:                      # the rules are the sandbox's (csrc/link.c)

@@ -33,6 +33,11 @@ PERF_ATTR_SIZE_VER0, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 40, 37
 PAGE_SIZE = 4096
 
 
+def _monotonic_ns(deadline: float) -> int:
+    """A time.monotonic() deadline for C (CLOCK_MONOTONIC, ns); inf: never."""
+    return (1 << 63) - 1 if deadline == float("inf") else int(deadline * 1e9)
+
+
 class TaskCalls:
     def __init__(self, sup):
         self.sup = sup
@@ -41,6 +46,29 @@ class TaskCalls:
                                lambda text: self.sup.audit.say(f"internal error: {text}"))
         if "task_free" in sup.chain.hooks():
             self.tasks.watch_execs()
+        sup.audit.silent_source = lib.yr_ptrace_fast_take_silent
+        self.load_fast_rule(sup.chain, sup.audit)
+
+    @staticmethod
+    def load_fast_rule(chain, audit) -> None:
+        """Let C settle what the ptrace module alone decides (csrc/ptrace_fast.c):
+        ATTACH-mode calls by its scope when no other module judges them (first
+        deny wins and says who: the others must be asked), and
+        PR_SET_PTRACER 0 when it alone hooks prctl and emulated calls are not
+        recorded. Never permissive or learning (every objection is recorded
+        there). At start and in every live change, before it is acknowledged."""
+        if chain.permissive or os.environ.get("YAMA_RUN_NO_FAST_PATH") == "1":
+            lib.yr_ptrace_fast_rule(0)
+            return
+        def judges(hook):
+            return [m for m in chain.modules if hook in m.hooks()]
+        word = 0
+        access = judges("ptrace_access_check")
+        if len(access) == 1 and access[0].name == "ptrace" and access[0].scope in (1, 2, 3):
+            word |= lib.YR_PTRACE_FAST_ON | access[0].scope
+        if [m.name for m in judges("task_prctl")] == ["ptrace"] and not audit.records_emulated():
+            word |= lib.YR_PTRACE_FAST_PRCTL
+        lib.yr_ptrace_fast_rule(word)
 
     def handlers(self) -> dict:
         """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
@@ -55,12 +83,15 @@ class TaskCalls:
         if lib.yr_id_valid(self.sup.ctx, ev.id):
             lib.yr_reply_continue(self.sup.ctx, ev.id)
 
-    def _deny_or_continue(self, ev, hook: str, request) -> None:
+    def _deny_or_continue(self, ev, hook: str, request, attaches: bool = False) -> None:
+        """attaches: a tracer may result (an attach, seize or traceme)."""
         deny = self.sup.chain.walk(hook, request)
         if deny is not None:
             self._reply(ev, deny.errno)
-        else:
-            self._continue(ev)
+            return
+        if attaches:
+            lib.yr_ptrace_fast_tracing()    # before the kernel can make a tracer
+        self._continue(ev)
 
     def _target(self, ev, caller, pid: int, what: str, err: int = errno.EPERM):
         """(tid, tgid) of ours that the caller names, or None once answered:
@@ -89,16 +120,20 @@ class TaskCalls:
             self._continue(ev)
             return
         request = PtraceAccess(caller, syscall, operation, target, tgid, sandbox=self.sandbox)
-        self._deny_or_continue(ev, "ptrace_access_check", request)
+        self._deny_or_continue(ev, "ptrace_access_check", request, attaches=syscall == "ptrace")
+        # C settles the next denials alone while nobody would read them
+        lib.yr_ptrace_fast_quiet(_monotonic_ns(self.sup.audit.unread_until()))
 
     def on_ptrace(self, ev, caller) -> None:
         op = ev.args[0]
         if op == seccomp_filter.PTRACE_TRACEME:
             parent = procfs.ppid_of(caller.tgid) or 0
-            self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent))
+            self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent),
+                                   attaches=True)
         elif op == seccomp_filter.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
             # The kernel refuses these (ESRCH, else EIO) before any permission
             # check, on integers only: it may answer itself.
+            lib.yr_ptrace_fast_tracing()    # (it never attaches: counted all the same)
             self._continue(ev)
         elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
             name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
@@ -117,6 +152,8 @@ class TaskCalls:
         """PR_SET_PTRACER, emulated: this kernel has no Yama to answer it."""
         arg2 = ev.args[1]
         tracer = process = None
+        if arg2:
+            lib.yr_ptrace_fast_declared()   # before any relation can be recorded
         if arg2 in (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF) or int_arg(arg2) == -1:
             tracer = PTRACER_ANY
         elif arg2:

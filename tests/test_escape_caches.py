@@ -19,6 +19,7 @@ cache is asked again.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -257,3 +258,273 @@ def test_parent_and_tgid_of_reused_pid():
             _reap_all([again])
     finally:
         _reap_all([holder])
+
+
+# -- the ptrace module's rule settled in C (csrc/ptrace_fast.c) -------------------------
+#
+# C settles ATTACH-mode calls itself while the ptrace module alone judges them:
+# allows at once, denials once nobody reads them (past the first denial and the
+# journal's burst of 100: the loops below make 300 calls so that most are C's).
+# Each attack makes one of C's facts lie if it were kept or taken too early.
+
+REPEAT = 300
+PTRACE_HELPERS = READ_OF + textwrap.dedent(r"""
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    def reads(pid, n=%d):
+        return sorted({read_of(pid) for _ in range(n)})
+    def burn_in():
+        # 120 denials (of init): past the first one and the journal's burst,
+        # C settles denials alone from here on
+        return reads(1, 120)
+    def parent_of(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    def family():
+        # caller -> mid -> grandchild; mid waits for a byte, then exits
+        r, w = os.pipe()
+        go_r, go_w = os.pipe()
+        mid = os.fork()
+        if mid == 0:
+            g = os.fork()
+            if g == 0:
+                time.sleep(60)
+                os._exit(0)
+            os.write(w, str(g).encode())
+            os.read(go_r, 1)
+            os._exit(0)
+        return mid, int(os.read(r, 32)), go_w
+    def orphan(mid, grandchild, go_w):
+        os.write(go_w, b"x")
+        os.waitpid(mid, 0)
+        while parent_of(grandchild) == mid:
+            time.sleep(0.01)
+""" % REPEAT)
+
+
+def test_reparented_grandchild_refused_from_then_on():
+    """The walk is never kept: once the grandchild's parent exits, it is the
+    subreaper's (the supervisor's), no longer the caller's descendant, and
+    every read is refused (Yama: task_is_descendant follows real_parent now)."""
+    code = PTRACE_HELPERS + textwrap.dedent(r"""
+        burn_in()
+        mid, g, go = family()
+        before = reads(g)
+        orphan(mid, g, go)
+        print(before, reads(g), flush=True)
+        os.kill(g, 9)
+    """)
+    done = yama_run("--set", "ptrace.scope=1", "--", *AS_1001, sys.executable, "-c", code)
+    assert done.stdout.strip() == "['Bad-address'] ['Operation-not-permitted']", \
+        (done.stdout, done.stderr)
+
+
+def test_tracer_keeps_its_tracee_after_reparenting():
+    """An attach let through by C is remembered before the kernel attaches:
+    the tracer's tracee, reparented away, is still its to read (the module's
+    exception: the caller already traces it), never refused by a walk alone."""
+    code = PTRACE_HELPERS + textwrap.dedent(r"""
+        burn_in()
+        mid, g, go = family()
+        seized = libc.ptrace(0x4206, g, None, None)      # PTRACE_SEIZE
+        orphan(mid, g, go)
+        print(seized, reads(g), flush=True)
+        os.kill(g, 9)
+    """)
+    done = yama_run("--set", "ptrace.scope=1", "--", *AS_1001, sys.executable, "-c", code)
+    assert done.stdout.strip() == "0 ['Bad-address']", (done.stdout, done.stderr)
+
+
+def test_cleared_declaration_refuses_every_later_read():
+    """A PR_SET_PTRACER declaration hands the decision to the module for the
+    rest of the run: after the declarer clears it, each of many reads is
+    refused, none answered by C from before the declaration."""
+    # The reader and the declarer are siblings: only the declaration allows.
+    outer = PTRACE_HELPERS + textwrap.dedent(r"""
+        import subprocess
+        PR_SET_PTRACER = 0x59616d61
+        r, w = os.pipe()
+        go_r, go_w = os.pipe()
+        reader_r, reader_w = os.pipe()
+        declarer = os.fork()
+        if declarer == 0:
+            reader = int(os.read(reader_r, 32))
+            libc.prctl(PR_SET_PTRACER, reader, 0, 0, 0)
+            os.write(w, b"d")
+            os.read(go_r, 1)
+            libc.prctl(PR_SET_PTRACER, 0, 0, 0, 0)
+            os.write(w, b"c")
+            time.sleep(60)
+            os._exit(0)
+        reader = os.fork()
+        if reader == 0:
+            burn_in()
+            os.read(r, 1)
+            declared = reads(declarer, 3)
+            os.write(go_w, b"x")
+            os.read(r, 1)
+            print(declared, reads(declarer), flush=True)
+            os._exit(0)
+        os.write(reader_w, str(reader).encode())
+        os.waitpid(reader, 0)
+        os.kill(declarer, 9)
+    """)
+    done = yama_run("--set", "ptrace.scope=1", "--", *AS_1001, sys.executable, "-c", outer)
+    assert done.stdout.strip() == "['Bad-address'] ['Operation-not-permitted']", \
+        (done.stdout, done.stderr)
+
+
+# The caller (root without CAP_SYS_PTRACE: C decides for it, and it may set
+# ns_last_pid) reads an older sibling, refused by its age alone; the sibling
+# is reaped and the caller's own new child takes its number: that number
+# must be read as the child's (allowed), never with the old process's age.
+AGE_CALLER = PTRACE_HELPERS + textwrap.dedent(r"""
+    older, go = int(sys.argv[1]), sys.argv[2]
+    burn_in()
+    print(reads(older), flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    child = None
+    for _ in range(200):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(older - 1))
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        if pid == older:
+            child = pid
+            break
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    print(reads(child) if child else "not-reused", flush=True)
+    if child:
+        os.kill(child, 9)
+""")
+
+AGE_ORCHESTRATOR = textwrap.dedent(r"""
+    import os, subprocess, sys, time
+    caller_py, go = sys.argv[1], sys.argv[2]
+    older = subprocess.Popen(["sleep", "60"])
+    time.sleep(0.05)
+    caller = subprocess.Popen(
+        ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace",
+         sys.executable, caller_py, str(older.pid), go], stdout=subprocess.PIPE, text=True)
+    first = caller.stdout.readline().strip()
+    older.kill()
+    older.wait()
+    open(go, "w").close()
+    second = caller.stdout.readline().strip()
+    caller.wait()
+    print(first, "|", second, flush=True)
+""")
+
+
+def test_reused_number_of_an_older_process_is_the_new_childs(public_dir):
+    caller, orchestrator, go = (public_dir / "caller.py", public_dir / "orch.py",
+                                public_dir / "go")
+    caller.write_text(AGE_CALLER)
+    orchestrator.write_text(AGE_ORCHESTRATOR)
+    done = yama_run("--set", "ptrace.scope=1", "--", sys.executable, orchestrator, caller, go,
+                    timeout=120)
+    first, _, second = done.stdout.strip().partition(" | ")
+    if second == "not-reused":
+        pytest.skip("the pid could not be reused (a busy machine)")
+    assert first == "['Operation-not-permitted']", (done.stdout, done.stderr)
+    assert second == "['Bad-address']", (done.stdout, done.stderr)
+
+
+# -- C's answers are the module's, and every denial is counted --------------------------
+
+MATRIX = PTRACE_HELPERS + textwrap.dedent(r"""
+    mid, g, go = family()
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    sibling = int(sys.argv[1])
+    outside = int(sys.argv[2])
+    burn_in()
+    time.sleep(0.1)
+    print(" ".join(",".join(reads(p, 20)) for p in (child, g, sibling, os.getppid(), outside, 1)),
+          flush=True)
+    for p in (child, g):
+        os.kill(p, 9)
+    os.write(go, b"x")
+""")
+
+
+@pytest.mark.parametrize("scope", [1, 2, 3])
+def test_c_and_the_module_answer_alike(public_dir, scope):
+    """The same reads (a child, a grandchild, a sibling, the parent, an
+    outsider of the caller's uid, init) with C settling and with every call
+    handed to the module (YAMA_RUN_NO_FAST_PATH=1): the same answers."""
+    prog = public_dir / "matrix.py"
+    prog.write_text(MATRIX)
+    outsider = subprocess.Popen([*AS_1001, "sleep", "60"])
+    try:
+        runs = []
+        for env in (None, {**os.environ, "YAMA_RUN_NO_FAST_PATH": "1"}):
+            as_1001 = " ".join(AS_1001)
+            script = (f"{as_1001} sleep 60 & s=$!; {as_1001} {sys.executable} {prog} $s "
+                      f"{outsider.pid}; kill $s")
+            done = yama_run("--set", f"ptrace.scope={scope}", "--", "sh", "-c", script,
+                            env=env)
+            runs.append(done.stdout.strip())
+    finally:
+        _reap_all([outsider])
+    assert runs[0] == runs[1], runs
+    answers = runs[0].split()
+    allowed = "Bad-address" if scope == 1 else "Operation-not-permitted"
+    assert answers[:2] == [allowed, allowed], runs
+    assert answers[2:] == ["Operation-not-permitted"] * 4, runs
+
+
+def test_denials_settled_in_c_are_counted(tmp_path):
+    """No -v, no log: past the journal's burst C settles the denials alone;
+    the journal still accounts for every one (recorded, or counted as not
+    recorded), as if the module had denied each."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    code = PTRACE_HELPERS + "print(reads(1))"
+    done = yama_run("--set", "ptrace.scope=1", "--", *AS_1001, sys.executable, "-c", code,
+                    env=env)
+    assert done.stdout.strip() == "['Operation-not-permitted']", (done.stdout, done.stderr)
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("yama-run:")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("yama-run: ptrace: denied process_vm_readv of 1 ("), lines
+    kept = tmp_path / "state" / "yama-run" / "denials.jsonl"
+    if not kept.exists():
+        pytest.skip("denials go to systemd-journald here")
+    records = [json.loads(line) for line in kept.read_text().splitlines()]
+    recorded = sum(1 for r in records if r.get("action") == "deny")
+    not_recorded = sum(r.get("count", 0) for r in records if r.get("action") == "not-recorded")
+    assert recorded >= 100 and recorded + not_recorded == REPEAT, (recorded, not_recorded)
+
+
+def test_verbose_says_every_denial():
+    """With -v every denial is the module's, with its own line: C settles
+    none of them silently."""
+    code = PTRACE_HELPERS + "print(reads(1, 150))"
+    done = yama_run("-v", "--set", "ptrace.scope=1", "--", *AS_1001, sys.executable, "-c", code)
+    assert done.stdout.strip() == "['Operation-not-permitted']", (done.stdout, done.stderr)
+    said = [ln for ln in done.stderr.splitlines()
+            if ln.startswith("yama-run: ptrace: denied process_vm_readv of 1 (")]
+    assert len(said) == 150, done.stderr[-2000:]
+    assert all(ln.endswith(": not a descendant") for ln in said)
+
+
+def test_clearing_ptracer_answered_alike_with_or_without_c():
+    """prctl(PR_SET_PTRACER, 0) is emulated (this kernel, without Yama, says
+    EINVAL): 0 each time, settled in C while nothing was ever declared; with
+    -v each call is the module's and said."""
+    code = textwrap.dedent(r"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        print([libc.prctl(0x59616d61, 0, 0, 0, 0) for _ in range(5)])
+    """)
+    for flags in ([], ["-v"]):
+        done = yama_run(*flags, "--set", "ptrace.scope=1", "--", *AS_1001, sys.executable,
+                        "-c", code)
+        assert done.stdout.strip() == "[0, 0, 0, 0, 0]", (flags, done.stdout, done.stderr)
+        said = [ln for ln in done.stderr.splitlines() if "emulated PR_SET_PTRACER clear by" in ln]
+        assert len(said) == (5 if flags else 0), (flags, done.stderr)
