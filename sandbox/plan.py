@@ -21,8 +21,6 @@ nobody else can write: a plan says which filter a program runs under.
 
 Only modules written in C are imported at module level: the cached launch
 path (sandbox/launch.py) runs this before the program starts."""
-from __future__ import annotations
-
 import marshal
 import os
 import stat
