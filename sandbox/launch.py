@@ -310,6 +310,7 @@ def _load(plan: dict, run: Run, link):
     from . import modules as policy_modules
     from .audit import Audit
     from .chain import Chain
+    from .profile import Profile
     from .supervisor import Supervisor
     profile = plan["profile"]
     modules = [policy_modules.load(name)(profile["settings"].get(name, {}))
@@ -318,7 +319,13 @@ def _load(plan: dict, run: Run, link):
     chain = Chain(modules, audit, run.permissive)
     audit.journal = journal.open_default(run.command[0], profile["name"])
     audit.quiet = run.quiet
-    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns, plan=plan)
+    # The profile as the control socket shows it (--list-running) and live
+    # changes start from it: its name, file and where each setting came from.
+    made_from = Profile(profile["name"], profile["source"], list(profile["chain"]),
+                        {name: dict(values) for name, values in profile["settings"].items()},
+                        dict(profile["origins"]))
+    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns,
+                            profile=made_from, plan=plan)
     supervisor._program = run.command[0]
     supervisor.argv = list(run.command)
     return supervisor

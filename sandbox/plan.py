@@ -340,8 +340,9 @@ def compile(run_key: tuple, profile, chain, since_ns: int, says: list[str],
     plan = routing(chain, ready)
     plan.update({
         "key": run_key,
-        "profile": {"name": profile.name, "chain": list(profile.chain),
-                    "settings": {name: dict(values) for name, values in profile.settings.items()}},
+        "profile": {"name": profile.name, "source": profile.source, "chain": list(profile.chain),
+                    "settings": {name: dict(values) for name, values in profile.settings.items()},
+                    "origins": dict(profile.origins)},
         "says": [printable(line) for line in says],
     })
     facts = []

@@ -6,9 +6,10 @@ import os
 import site
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import ROOT, yama_run
+from conftest import BACKEND_ARGS, ROOT, YAMA_RUN, tree_env, yama_run
 
 FROM_CACHE = "plan: from the cache"
 
@@ -68,3 +69,33 @@ def test_a_chain_that_cannot_be_loaded_kills_the_program_from_the_cache(tmp_path
     assert "internal error in loading the supervisor" in r.stderr, r.stderr
     assert r.returncode == 128 + 9, r.stderr
     assert not marker.exists()
+
+
+def test_a_run_from_the_cache_is_listed_with_its_profile(tmp_path):
+    """--list-running shows the profile a cached start runs under (its name,
+    and where each setting came from), as it shows a cold one's."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_RUNTIME_DIR": str(runtime)}
+    args = ("--set", "ptrace.scope=2", "--", "sleep")
+    assert "kept in" in yama_run("-v", *args, "0", env=env).stderr
+    running = subprocess.Popen(
+        [*YAMA_RUN, *BACKEND_ARGS, "-v", *args, "30"], env=tree_env(env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        listed = []
+        while not listed and time.monotonic() < deadline:
+            out = yama_run("--list-running", env=env).stdout
+            listed = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+            time.sleep(0.1)
+        assert len(listed) == 1, out
+        program, profile, state = listed[0][2:5]
+        assert (program, profile, state) == ("sleep", "default", "running")
+        shown = yama_run("--show-running", "sleep", env=env).stdout
+        assert "ptrace.scope = 2  # --set" in shown, shown
+    finally:
+        running.terminate()
+        _, err = running.communicate(timeout=30)
+    assert FROM_CACHE in err, err
