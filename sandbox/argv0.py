@@ -3,8 +3,6 @@ yama-run (`ln -s /usr/local/bin/yama-run ~/.local/bin/firefox-esr`, early
 on PATH) runs that program under its profile. The real program is the next
 one of that name on PATH that is not a link to yama-run itself (so never
 itself: no loop), and every argument is passed to it untouched."""
-from __future__ import annotations
-
 import os
 import sys
 

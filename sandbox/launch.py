@@ -11,8 +11,6 @@ sandbox/cli.py, which compiles the plan and keeps it for the next run.
 
 Until the program runs, only modules written in C are imported (the `signal`
 and `socket` modules, `threading` and `re` each cost milliseconds)."""
-from __future__ import annotations
-
 import _thread
 import os
 import sys
@@ -192,8 +190,9 @@ def _start_and_serve(plan: dict, run: Run, env: dict, link, say) -> int:
     reaper: it gives the front the status and ends this process when the
     last program process is gone, whether or not the chain has finished
     loading); the notify thread serves calls in C from the start and waits
-    for the Supervisor only at a call Python must decide; the loader loads
-    the chain and the Supervisor. The reaper is the thread that forked the
+    for the Supervisor only at a call Python must decide; the loader, which
+    the notify thread starts just before it enters C, loads the chain and
+    the Supervisor. The reaper is the thread that forked the
     program because a program that asks PTRACE_TRACEME makes that thread its
     tracer, and only the tracer's ptrace requests let its stops go
     (lifetime.reap_all)."""
@@ -209,11 +208,10 @@ def _start_and_serve(plan: dict, run: Run, env: dict, link, say) -> int:
     spawn.announce(started, link, plan, say)
     state = Loading(started)
     if started.ctx != spawn.ffi.NULL:
-        _thread.start_new_thread(_notify_thread, (state,))
-        # The program waits for its first call to be served: the notify thread
-        # goes first, else it waits for the GIL while the chain loads.
-        state.entering.acquire()
-        _thread.start_new_thread(_loader_thread, (state, plan, run, link))
+        # The notify thread starts the loader itself, as it enters C: this
+        # thread goes on to wait for the exec (its GIL released there) without
+        # waiting for the notify thread to be scheduled first.
+        _thread.start_new_thread(_notify_thread, (state, plan, run, link))
     else:                       # no filter: no call will ever be asked, nothing to load
         state.serving.release()
         state.loaded.release()
@@ -227,7 +225,6 @@ class Loading:
     def __init__(self, started):
         self.started = started
         self.supervisor = None
-        self.entering = _locked()   # released as the notify thread enters C
         self.loaded = _locked()     # released once the supervisor is loaded (or failed)
         self.serving = _locked()    # released when the notify thread is done
 
@@ -243,19 +240,25 @@ def _locked():
     return lock
 
 
-def _notify_thread(state: Loading) -> None:
-    """Serve in C until a call needs Python; then wait for the supervisor and
-    serve on as it always does (Supervisor._serve)."""
+def _notify_thread(state: Loading, plan: dict, run: Run, link) -> None:
+    """Start the loader, serve in C until a call needs Python; then wait for
+    the supervisor and serve on as it always does (Supervisor._serve).
+
+    The program waits for its first call to be served, so this thread must
+    not wait for the GIL while the chain loads: the loader starts here, and
+    can only take the GIL once this thread releases it, in yr_next. If the
+    loader cannot be started, the program is killed (fail closed): nobody
+    would ever decide its calls."""
     from . import spawn
     try:
         try:
             event = spawn.ffi.new("struct yr_event *")
+            _thread.start_new_thread(_loader_thread, (state, plan, run, link))
         except BaseException:
             import traceback
             _fail_closed(state.started, traceback.format_exc())
+            state.loaded.release()
             raise
-        finally:
-            state.entering.release()
         rc = spawn.lib.yr_next(state.started.ctx, event)     # (the GIL released)
         supervisor = state.wait_loaded()
         if supervisor is not None:
@@ -307,6 +310,7 @@ def _load(plan: dict, run: Run, link):
     from . import modules as policy_modules
     from .audit import Audit
     from .chain import Chain
+    from .profile import Profile
     from .supervisor import Supervisor
     profile = plan["profile"]
     modules = [policy_modules.load(name)(profile["settings"].get(name, {}))
@@ -315,20 +319,16 @@ def _load(plan: dict, run: Run, link):
     chain = Chain(modules, audit, run.permissive)
     audit.journal = journal.open_default(run.command[0], profile["name"])
     audit.quiet = run.quiet
-    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns, plan=plan,
-                            profile=_profile_of(profile))
+    # The profile as the control socket shows it (--list-running) and live
+    # changes start from it: its name, file and where each setting came from.
+    made_from = Profile(profile["name"], profile["source"], list(profile["chain"]),
+                        {name: dict(values) for name, values in profile["settings"].items()},
+                        dict(profile["origins"]))
+    supervisor = Supervisor(chain, audit, run.backend, link=link, userns=run.userns,
+                            profile=made_from, plan=plan)
     supervisor._program = run.command[0]
     supervisor.argv = list(run.command)
     return supervisor
-
-
-def _profile_of(planned: dict):
-    """The profile as the plan keeps it: what --list-running and
-    --show-running say of this sandbox (its name, file, each setting's origin)."""
-    from .profile import Profile
-    return Profile(planned["name"], planned.get("source", "?"), list(planned["chain"]),
-                   {name: dict(values) for name, values in planned["settings"].items()},
-                   {(module, key): origin for module, key, origin in planned.get("origins", [])})
 
 
 def _closing(supervisor, call, *args) -> int:

@@ -14,12 +14,10 @@ until the last process exits. `--wait` keeps the front until then instead.
 If the front is killed (kill -9 of yama-run) while the program runs, the
 supervisor learns it through its parent-death signal and kills the program,
 as before the split, when killing yama-run killed the program."""
-from __future__ import annotations
-
 import _signal as signal     # the C modules: `signal` and `socket` cost ~6 ms
 import _socket as socket     # of enum classes before the program starts
 import os
-import struct
+import sys
 
 
 def _lib():
@@ -138,7 +136,7 @@ class Link:
             os.kill(os.getpid(), FRONT_GONE)
 
     def _send(self, kind: bytes, payload: bytes = b"", fds=()) -> None:
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _ints(fds))]
         try:
             self.sock.sendmsg([kind + payload], rights if fds else [])
             os.kill(self.front, WAKE_FRONT)
@@ -171,7 +169,7 @@ class Link:
         if detach_first:
             detach(self.inherited)
             self.detached = True
-        self._send(MSG_STATUS, struct.pack("i", status))
+        self._send(MSG_STATUS, _ints([status]))
         self.sock.close()
 
 
@@ -224,7 +222,7 @@ class Front:
                     self._forward(sig)
                 self.pending.clear()
             elif msg[:1] == MSG_STATUS:
-                self.status = struct.unpack("i", msg[1:5])[0]
+                self.status = _unints(msg[1:5])[0]
 
     def _forward(self, sig: int) -> None:
         if self.pidfd < 0:
@@ -236,6 +234,16 @@ class Front:
             pass                        # it has exited
 
 
+def _ints(values) -> bytes:
+    """C ints as struct.pack("Ni") packs them (struct costs an import)."""
+    return b"".join(v.to_bytes(4, sys.byteorder, signed=True) for v in values)
+
+
+def _unints(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+            for i in range(0, len(data) - len(data) % 4, 4)]
+
+
 def _recv_fds(sock, size: int, most: int) -> tuple[bytes, list[int]]:
     """One message and the descriptors that came with it (socket.recv_fds)."""
     msg, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(most * 4))
@@ -243,7 +251,7 @@ def _recv_fds(sock, size: int, most: int) -> tuple[bytes, list[int]]:
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             whole = len(data) - len(data) % 4
-            fds += struct.unpack(f"{whole // 4}i", data[:whole])
+            fds += _unints(data[:whole])
     return msg, fds
 
 

@@ -21,8 +21,6 @@ nobody else can write: a plan says which filter a program runs under.
 
 Only modules written in C are imported at module level: the cached launch
 path (sandbox/launch.py) runs this before the program starts."""
-from __future__ import annotations
-
 import marshal
 import os
 import stat
@@ -344,8 +342,7 @@ def compile(run_key: tuple, profile, chain, since_ns: int, says: list[str],
         "key": run_key,
         "profile": {"name": profile.name, "source": profile.source, "chain": list(profile.chain),
                     "settings": {name: dict(values) for name, values in profile.settings.items()},
-                    "origins": [[module, key, origin]
-                                for (module, key), origin in profile.origins.items()]},
+                    "origins": dict(profile.origins)},
         "says": [printable(line) for line in says],
     })
     facts = []

@@ -16,8 +16,6 @@ access, and the calls that act on a process by pid) to the guard
 (sandbox/guard.py), which refuses only those aimed at them. Those calls that
 Landlock does not cover (prlimit, setpriority, sched_*, ioprio_set...) are
 routed to the guard in both modes. The supervisor is also made non-dumpable."""
-from __future__ import annotations
-
 import os
 import resource
 

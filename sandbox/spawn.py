@@ -5,8 +5,6 @@ Both launch paths use this: the cold one (sandbox/cli.py, the chain already
 loaded) and the cached one (sandbox/launch.py, which loads the chain while
 the program runs). Only standard-library modules written in C are imported
 here, and the extension: this runs before the program starts."""
-from __future__ import annotations
-
 import _signal as signal
 import errno
 import os
