@@ -222,17 +222,26 @@ int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags
     };
     if (ctx->deferred)
         return defer_fd(ctx, fd, newfd_flags);
+    int stepped = yr_pool_step_out(ctx);   /* the caller's next call finds a receiver */
+    int rc;
     for (;;) {
-        if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0)
-            return 0;
+        if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0) {
+            rc = 0;
+            break;
+        }
         if (errno == EINTR)
             continue;
         if (errno == ENOENT) {
             ctx->stats[STAT_CALLER_GONE]++;
-            return 0;
+            rc = 0;
+            break;
         }
-        return -errno;
+        rc = -errno;
+        break;
     }
+    if (stepped)
+        yr_pool_step_back(ctx);
+    return rc;
 }
 
 /* 1: the caller still waits on this notification; 0: it is gone. */
@@ -346,10 +355,13 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
 {
+    yr_pool_step_back(ctx);             /* back from Python */
     for (;;) {
         if (yr_pool_idle(ctx))          /* the last call is done */
             return YR_NEXT_RETIRE;
+        yr_pool_wait_turn(ctx);         /* one receiver in RECV, two while one installs */
         int rc = receive(ctx);
+        yr_pool_received(ctx);
         if (rc <= 0) {
             yr_pool_leave(ctx, 1);
             return rc;
@@ -373,8 +385,10 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
         }
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
         memcpy(ev->args, n->data.args, sizeof(ev->args));
-        if (!yr_settle(ctx, ev))
+        if (!yr_settle(ctx, ev)) {
+            yr_pool_step_out(ctx);      /* Python decides: others are served meanwhile */
             return 1;
+        }
     }
 }
 

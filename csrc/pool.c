@@ -1,10 +1,17 @@
 /* The receiver pool and its watchdog (issue 13, docs/stall.md).
  *
  * Receivers, each a Python thread with a context of its own, take
- * notifications from the one listener: YR_RECEIVERS_BASE (one) while none is
- * stalled, because seccomp's RECV waits are not exclusive (every waiting
- * receiver is woken for each notification, and all but one go back to
- * sleep: a cost on every call on two CPUs). Whatever a receiver does for a caller
+ * notifications from the one listener: YR_RECEIVERS_BASE (two) while none is
+ * stalled, but only one of them waits in RECV while the other has nothing
+ * else to do: seccomp's RECV waits are not exclusive (every waiting receiver
+ * is woken for each notification, and all but one go back to sleep: 3-4 µs
+ * more per call, measured on two vCPUs). The other is parked
+ * (yr_pool_wait_turn) and called in when the one that received steps out
+ * for something that waits on another thread (yr_pool_step_out): ADDFD,
+ * which waits until the caller has woken and taken its descriptor (two
+ * cross-CPU wake-ups: the caller's next call would otherwise wait for the
+ * receiver to wake from it; an open+close 101 -> 62 µs here, docs/stall.md),
+ * or a call Python decides. Whatever a receiver does for a caller
  * may wait on something the caller controls: a read of its memory that
  * faults into userfaultfd or FUSE, a walk or a stat on a FUSE or hung NFS
  * mount. Such a wait cannot be interrupted (GUP waits killable for the fault
@@ -47,6 +54,11 @@ struct yr_pool {
     int nstalled;               /* of which stalled (read without the lock as a hint) */
     struct yr_ctx *ctx[POOL_SIZE];
     uint64_t stats[YR_POOL_STATS];
+    /* under the lock: who waits where (yr_pool_wait_turn) */
+    int receiving;              /* receivers in RECV (or about to be) */
+    int away;                   /* receivers stepped out (yr_pool_step_out) */
+    int parked;                 /* receivers waiting for their turn */
+    pthread_cond_t turn;        /* signalled when a parked receiver may be wanted */
 };
 _Static_assert(YR_POOL_STATS == 5, "yr_pool_stats' out[5]");
 
@@ -60,8 +72,10 @@ static uint64_t now_ns(void)
 struct yr_pool *yr_pool_new(void)
 {
     struct yr_pool *p = calloc(1, sizeof(*p));
-    if (p)
+    if (p) {
         pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->turn, NULL);
+    }
     return p;
 }
 
@@ -69,6 +83,7 @@ void yr_pool_free(struct yr_pool *p)
 {
     if (!p)
         return;
+    pthread_cond_destroy(&p->turn);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -95,6 +110,10 @@ int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx)
 
 static void leave_locked(struct yr_pool *p, struct yr_ctx *ctx)
 {
+    if (ctx->away) {
+        ctx->away = 0;
+        p->away--;
+    }
     for (int i = 0; i < p->n; i++)
         if (p->ctx[i] == ctx) {
             p->ctx[i] = p->ctx[p->n - 1];
@@ -116,9 +135,72 @@ void yr_pool_leave(struct yr_ctx *ctx, int closing)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    if (closing)
+    if (closing) {
         p->closed = 1;
+        pthread_cond_broadcast(&p->turn);   /* the parked find the same */
+    }
     leave_locked(p, ctx);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Before RECV: park while another receiver waits in RECV already, unless
+ * a receiver has stepped out (the next call must find one waiting), one is
+ * stalled (every receiver left must serve), or the pool is closing. A
+ * parked receiver is called in by whatever takes the one in RECV away (a
+ * step out, a stall mark, the close); a receiver busy with a call settled
+ * in C is not called in for: that call is short, as it was with one
+ * receiver. */
+void yr_pool_wait_turn(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    while (!p->closed && p->receiving > 0 && p->away == 0 && p->nstalled == 0) {
+        p->parked++;
+        pthread_cond_wait(&p->turn, &p->lock);
+        p->parked--;
+    }
+    p->receiving++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* RECV returned (a call, or the end). */
+void yr_pool_received(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->receiving--;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The receiver is about to wait on another thread (ADDFD, Python): if
+ * nobody waits in RECV, a parked receiver goes there. 1: it stepped out
+ * now (0: no pool, or out already: Python's ADDFD). */
+int yr_pool_step_out(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p || ctx->away)
+        return 0;
+    ctx->away = 1;
+    pthread_mutex_lock(&p->lock);
+    p->away++;
+    if (p->receiving == 0 && p->parked > 0)
+        pthread_cond_signal(&p->turn);
+    pthread_mutex_unlock(&p->lock);
+    return 1;
+}
+
+void yr_pool_step_back(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p || !ctx->away)
+        return;
+    ctx->away = 0;
+    pthread_mutex_lock(&p->lock);
+    p->away--;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -226,6 +308,7 @@ static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
         c->stalled_tgid = yr_tgid_of(tid);
         __atomic_add_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
         p->stats[YR_POOL_STALLS]++;
+        pthread_cond_broadcast(&p->turn);   /* every receiver left serves now */
     }
 }
 
@@ -255,6 +338,7 @@ void yr_pool_close(struct yr_pool *p)
 {
     pthread_mutex_lock(&p->lock);
     p->closed = 1;
+    pthread_cond_broadcast(&p->turn);
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -213,7 +213,7 @@ void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4]);
 
 /* pool.c: several receivers on one listener, and a watchdog that replaces a
  * receiver stalled on one call (docs/stall.md). */
-#define YR_RECEIVERS_BASE 1         /* receivers while none is stalled (see pool.c) */
+#define YR_RECEIVERS_BASE 2         /* receivers while none is stalled (see pool.c) */
 #define YR_STALLED_MAX 16           /* stalled receivers replaced, per sandbox */
 #define YR_STALLED_PER_PROCESS 2    /* beyond, the process's calls are refused (ENOMEM) */
 enum { YR_POOL_STARTED, YR_POOL_PEAK, YR_POOL_STALLS, YR_POOL_REFUSED, YR_POOL_NOW,

@@ -3,7 +3,9 @@ receiver threads (the receive loop is C, the decisions are the chain's), reaps
 the tree as a child subreaper and returns the program's exit status.
 
 Receivers: YR_RECEIVERS_BASE threads, each with a notification context of its
-own, take notifications from the one listener; a watchdog thread starts
+own, take notifications from the one listener, one at a time while the other
+is parked (called in while a receiver installs a descriptor or waits for
+Python's decision); a watchdog thread starts
 another whenever one stays busy on a call (a read of the caller's memory that
 faults into userfaultfd, a walk on a FUSE mount whose daemon never answers):
 csrc/pool.c, docs/stall.md.

@@ -159,3 +159,70 @@ def test_soak_of_stalls_and_blocked_opens(stall):
     assert r["attack"]["BLOCKED"] == str(WORKERS_PER_SANDBOX), r
     assert r["attack"]["ENFILE"] == str(3000 - WORKERS_PER_SANDBOX), r
     assert_unharmed(r)
+
+
+# -- a slow decision holds up no other caller -------------------------------------------------
+
+SLOW_DECISION_S = 1.5
+
+SLOW_MODULE = (
+    "import time\n"
+    "from sandbox.modules import Module\n"
+    "class Slow(Module):\n    name = 'slow'\n    def hooks(self):\n"
+    "        return {'task_prctl'}\n"
+    "    def task_prctl(self, req):\n"
+    f"        time.sleep({SLOW_DECISION_S})\n")
+
+# One thread's prctl waits on the slow module; meanwhile the main thread's
+# opens, settled in C, must go on: it prints how many it made before the
+# prctl returned, the longest of them, and the prctl's own time.
+WHILE_ONE_WAITS = """
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+spent = {}
+def declare():
+    t0 = time.monotonic()
+    libc.prctl(0x59616d61, 0, 0, 0, 0)
+    spent["prctl"] = time.monotonic() - t0
+waiter = threading.Thread(target=declare)
+waiter.start()
+time.sleep(0.02)      # the prctl under way (the watchdog would step in at 100 ms)
+opens, longest = 0, 0.0
+for _ in range(200):
+    t0 = time.monotonic()
+    os.close(os.open(sys.argv[1], os.O_RDONLY))
+    longest = max(longest, time.monotonic() - t0)
+    opens += 1
+done_first = "prctl" not in spent
+waiter.join()
+print(opens, done_first, round(longest, 4), round(spent["prctl"], 3))
+"""
+
+
+def test_a_slow_decision_holds_up_no_other_caller(tmp_path):
+    """A call the policy chain takes 1.5 s to decide (a module that sleeps)
+    holds up only its own thread: the program's other thread makes its 200
+    opens, each emulated in C, while that call still waits, none of them
+    waiting for long. With one receiver (before) the first of them waited
+    until the watchdog took the busy receiver for stalled (100-150 ms)."""
+    import os
+    from pathlib import Path
+    from conftest import yama_run
+    from test_profiles import entry_points
+    pkg = tmp_path / "mods"
+    pkg.mkdir()
+    (pkg / "slow_module.py").write_text(SLOW_MODULE)
+    root = Path(__file__).resolve().parent.parent
+    env = entry_points(tmp_path, dict(os.environ, PYTHONPATH=str(root)), {"slow": "slow_module:Slow"})
+    env["PYTHONPATH"] = f"{pkg}{os.pathsep}{env['PYTHONPATH']}"
+    profile = tmp_path / "p.toml"
+    profile.write_text('chain = ["slow", "symlinks"]\n[symlinks]\nprotected = 1\n')
+    target = tmp_path / "file"
+    target.write_text("x")
+    r = yama_run("--profile", profile, "/usr/bin/python3", "-c", WHILE_ONE_WAITS, target, env=env)
+    assert r.returncode == 0, r.stderr
+    opens, done_first, longest_s, prctl_s = r.stdout.split()
+    assert int(opens) == 200
+    assert done_first == "True", r.stdout            # before the slow call returned
+    assert float(prctl_s) >= SLOW_DECISION_S - 0.1   # the call did wait on its module
+    assert float(longest_s) < 0.05, r.stdout         # no open waited for it
