@@ -124,6 +124,9 @@ static void leave_locked(struct yr_pool *p, struct yr_ctx *ctx)
         __atomic_sub_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
     ctx->stalled = 0;
     ctx->pool = NULL;
+    /* It may have been the one a parked receiver counted on to come back
+     * to RECV (it retires after a call): they look again. */
+    pthread_cond_broadcast(&p->turn);
 }
 
 /* The receiver stops. closing: no caller is left (every receiver will find

@@ -237,17 +237,12 @@ def test_ordinary_user_runs_in_a_user_namespace_root_does_not(as_user):  # noqa:
 def test_internal_errors_are_one_line_and_audited(tmp_path):
     """A module that raises: the call is denied, -v says so in one line, the
     traceback is in the audit log, nothing raw reaches the terminal."""
-    pkg = tmp_path / "mods"
-    pkg.mkdir()
-    (pkg / "boom_module.py").write_text(
-        "from sandbox.modules import Module\n"
-        "class Boom(Module):\n    name = 'boom'\n    def hooks(self):\n"
-        "        return {'task_prctl'}\n"
-        "    def task_prctl(self, req):\n        raise RuntimeError('boom')\n")
-    from test_profiles import entry_points
-    root = Path(__file__).resolve().parent.parent
-    env = entry_points(tmp_path, dict(os.environ, PYTHONPATH=str(root)), {"boom": "boom_module:Boom"})
-    env["PYTHONPATH"] = f"{pkg}{os.pathsep}{env['PYTHONPATH']}"
+    from test_profiles import one_module_env
+    env = one_module_env(tmp_path, "boom", "Boom",
+                         "from sandbox.modules import Module\n"
+                         "class Boom(Module):\n    name = 'boom'\n    def hooks(self):\n"
+                         "        return {'task_prctl'}\n"
+                         "    def task_prctl(self, req):\n        raise RuntimeError('boom')\n")
     profile = tmp_path / "p.toml"
     profile.write_text('chain = ["boom"]\n')
     log = tmp_path / "audit.jsonl"

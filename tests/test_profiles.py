@@ -338,6 +338,20 @@ def entry_points(tmp_path: Path, env: dict, lines: dict[str, str]) -> dict:
     return env
 
 
+def one_module_env(tmp_path: Path, name: str, cls: str, source: str) -> dict:
+    """The environment in which yama-run (this tree's) finds one third-party
+    module: NAME_module.py with this source, installed as the entry point
+    NAME -> NAME_module:CLS."""
+    pkg = tmp_path / "mods"
+    pkg.mkdir()
+    (pkg / f"{name}_module.py").write_text(source)
+    root = Path(__file__).resolve().parent.parent
+    env = entry_points(tmp_path, dict(os.environ, PYTHONPATH=str(root)),
+                       {name: f"{name}_module:{cls}"})
+    env["PYTHONPATH"] = f"{pkg}{os.pathsep}{env['PYTHONPATH']}"
+    return env
+
+
 PTRACER_ANY = ("import ctypes; libc = ctypes.CDLL(None, use_errno=True)\n"
                "for tracer in (2**64 - 1, 1):\n"
                "    ctypes.set_errno(0)\n"

@@ -205,16 +205,9 @@ def test_a_slow_decision_holds_up_no_other_caller(tmp_path):
     opens, each emulated in C, while that call still waits, none of them
     waiting for long. With one receiver (before) the first of them waited
     until the watchdog took the busy receiver for stalled (100-150 ms)."""
-    import os
-    from pathlib import Path
     from conftest import yama_run
-    from test_profiles import entry_points
-    pkg = tmp_path / "mods"
-    pkg.mkdir()
-    (pkg / "slow_module.py").write_text(SLOW_MODULE)
-    root = Path(__file__).resolve().parent.parent
-    env = entry_points(tmp_path, dict(os.environ, PYTHONPATH=str(root)), {"slow": "slow_module:Slow"})
-    env["PYTHONPATH"] = f"{pkg}{os.pathsep}{env['PYTHONPATH']}"
+    from test_profiles import one_module_env
+    env = one_module_env(tmp_path, "slow", "Slow", SLOW_MODULE)
     profile = tmp_path / "p.toml"
     profile.write_text('chain = ["slow", "symlinks"]\n[symlinks]\nprotected = 1\n')
     target = tmp_path / "file"
