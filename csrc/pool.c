@@ -147,19 +147,20 @@ void yr_pool_leave(struct yr_ctx *ctx, int closing)
 }
 
 /* Before RECV: park while another receiver waits in RECV already, unless
- * a receiver has stepped out (the next call must find one waiting), one is
- * stalled (every receiver left must serve), or the pool is closing. A
- * parked receiver is called in by whatever takes the one in RECV away (a
- * step out, a stall mark, the close); a receiver busy with a call settled
- * in C is not called in for: that call is short, as it was with one
- * receiver. */
+ * a receiver has stepped out (the next call must find one waiting) or the
+ * pool is closing. A parked receiver is called in by whatever takes the
+ * one in RECV away for long (a step out, a stall mark, a retirement, the
+ * close); a receiver busy with a call settled in C is not replaced until
+ * the watchdog marks it stalled, as with one receiver: so a process's
+ * calls stall at most one receiver that is not marked yet, and the next is
+ * refused once YR_STALLED_PER_PROCESS are marked (yr_pool_busy). */
 void yr_pool_wait_turn(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    while (!p->closed && p->receiving > 0 && p->away == 0 && p->nstalled == 0) {
+    while (!p->closed && p->receiving > 0 && p->away == 0) {
         p->parked++;
         pthread_cond_wait(&p->turn, &p->lock);
         p->parked--;
