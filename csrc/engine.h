@@ -74,7 +74,8 @@ struct yr_ctx {
     pid_t busy_tid;            /* atomic: its caller */
     pid_t thread;              /* atomic: the receiver thread serving this context */
     int stalled;               /* under the pool's lock: marked by the watchdog */
-    int away;                  /* stepped out of the pool's turn (yr_pool_step_out) */
+    int away;                  /* under the pool's lock: stepped out (yr_pool_step_out) */
+    int parked;                /* under the pool's lock: waiting for its turn */
     pid_t stalled_tgid;        /* ... the process it is stalled for */
 };
 
@@ -83,7 +84,6 @@ int yr_pool_busy(struct yr_ctx *ctx, pid_t tid);
 int yr_pool_idle(struct yr_ctx *ctx);
 void yr_pool_leave(struct yr_ctx *ctx, int closing);
 void yr_pool_wait_turn(struct yr_ctx *ctx);
-void yr_pool_received(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);

@@ -359,9 +359,8 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
     for (;;) {
         if (yr_pool_idle(ctx))          /* the last call is done */
             return YR_NEXT_RETIRE;
-        yr_pool_wait_turn(ctx);         /* one receiver in RECV, two while one installs */
+        yr_pool_wait_turn(ctx);         /* one receiver serves; another while it steps out */
         int rc = receive(ctx);
-        yr_pool_received(ctx);
         if (rc <= 0) {
             yr_pool_leave(ctx, 1);
             return rc;

@@ -2,8 +2,8 @@
  *
  * Receivers, each a Python thread with a context of its own, take
  * notifications from the one listener: YR_RECEIVERS_BASE (two) while none is
- * stalled, but only one of them waits in RECV while the other has nothing
- * else to do: seccomp's RECV waits are not exclusive (every waiting receiver
+ * stalled, but only one of them serves while the other has nothing else to
+ * do: seccomp's RECV waits are not exclusive (every waiting receiver
  * is woken for each notification, and all but one go back to sleep: 3-4 µs
  * more per call, measured on two vCPUs). The other is parked
  * (yr_pool_wait_turn) and called in when the one that received steps out
@@ -54,10 +54,7 @@ struct yr_pool {
     int nstalled;               /* of which stalled (read without the lock as a hint) */
     struct yr_ctx *ctx[POOL_SIZE];
     uint64_t stats[YR_POOL_STATS];
-    /* under the lock: who waits where (yr_pool_wait_turn) */
-    int receiving;              /* receivers in RECV (or about to be) */
-    int away;                   /* receivers stepped out (yr_pool_step_out) */
-    int parked;                 /* receivers waiting for their turn */
+    int parked;                 /* under the lock: receivers waiting for their turn */
     pthread_cond_t turn;        /* signalled when a parked receiver may be wanted */
     uint64_t born_ns;           /* when the pool was made */
 };
@@ -94,10 +91,10 @@ void yr_pool_free(struct yr_pool *p)
 int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx)
 {
     pthread_mutex_lock(&p->lock);
-    int rc = -ENOSPC;
-    if (p->n < POOL_SIZE) {
+    int rc = p->closed ? -ESHUTDOWN : -ENOSPC;   /* closed: the supervisor frees it next */
+    if (!p->closed && p->n < POOL_SIZE) {
         ctx->pool = p;
-        ctx->stalled = 0;
+        ctx->stalled = ctx->away = ctx->parked = 0;
         __atomic_store_n(&ctx->busy_since, 0, __ATOMIC_RELAXED);
         p->ctx[p->n] = ctx;
         __atomic_store_n(&p->n, p->n + 1, __ATOMIC_RELAXED);   /* read as a hint by yr_pool_idle */
@@ -112,10 +109,7 @@ int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx)
 
 static void leave_locked(struct yr_pool *p, struct yr_ctx *ctx)
 {
-    if (ctx->away) {
-        ctx->away = 0;
-        p->away--;
-    }
+    ctx->away = 0;
     for (int i = 0; i < p->n; i++)
         if (p->ctx[i] == ctx) {
             p->ctx[i] = p->ctx[p->n - 1];
@@ -148,65 +142,67 @@ void yr_pool_leave(struct yr_ctx *ctx, int closing)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Before RECV: park while another receiver waits in RECV already, unless
- * a receiver has stepped out (the next call must find one waiting) or the
- * pool is closing. A parked receiver is called in by whatever takes the
- * one in RECV away for long (a step out, a stall mark, a retirement, the
- * close); a receiver busy with a call settled in C is not replaced until
- * the watchdog marks it stalled, as with one receiver: so a process's
- * calls stall at most one receiver that is not marked yet, and the next is
- * refused once YR_STALLED_PER_PROCESS are marked (yr_pool_busy). */
+/* Receivers other than ctx that will take the next call: waiting in RECV,
+ * or busy with a call settled in C (it is back in RECV when that call is
+ * done); not parked, stepped out or marked stalled. Under the lock. */
+static int others_serving_locked(const struct yr_pool *p, const struct yr_ctx *ctx)
+{
+    int k = 0;
+    for (int i = 0; i < p->n; i++) {
+        const struct yr_ctx *o = p->ctx[i];
+        k += o != ctx && !o->parked && !o->away && !o->stalled;
+    }
+    return k;
+}
+
+/* Before RECV: park while another receiver serves, until the pool closes.
+ * A parked receiver is called in by whatever takes the one serving away for
+ * long: a step out (ADDFD, Python), a stall mark, a retirement, the close.
+ * A receiver busy with a call settled in C counts as serving, as the lone
+ * receiver did before: if that call stalls, no other receiver takes a call
+ * until the watchdog has marked it, so a process never stalls more than one
+ * receiver that is not marked yet, and its next call is refused once
+ * YR_STALLED_PER_PROCESS are marked (yr_pool_busy). */
 void yr_pool_wait_turn(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    while (!p->closed && p->receiving > 0 && p->away == 0) {
+    while (!p->closed && others_serving_locked(p, ctx) > 0) {
+        ctx->parked = 1;
         p->parked++;
         pthread_cond_wait(&p->turn, &p->lock);
+        ctx->parked = 0;
         p->parked--;
     }
-    p->receiving++;
     pthread_mutex_unlock(&p->lock);
 }
 
-/* RECV returned (a call, or the end). */
-void yr_pool_received(struct yr_ctx *ctx)
-{
-    struct yr_pool *p = ctx->pool;
-    if (!p)
-        return;
-    pthread_mutex_lock(&p->lock);
-    p->receiving--;
-    pthread_mutex_unlock(&p->lock);
-}
-
-/* The receiver is about to wait on another thread (ADDFD, Python): if
- * nobody waits in RECV, a parked receiver goes there. 1: it stepped out
- * now (0: no pool, or out already: Python's ADDFD). */
+/* The receiver is about to wait on another thread (ADDFD, Python): if no
+ * other serves, a parked receiver is called in. 1: it stepped out now (0:
+ * no pool, or out already: an ADDFD of Python's). */
 int yr_pool_step_out(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
-    if (!p || ctx->away)
+    if (!p)
         return 0;
-    ctx->away = 1;
     pthread_mutex_lock(&p->lock);
-    p->away++;
-    if (p->receiving == 0 && p->parked > 0)
+    int now = !ctx->away;
+    ctx->away = 1;
+    if (now && p->parked > 0 && others_serving_locked(p, ctx) == 0)
         pthread_cond_signal(&p->turn);
     pthread_mutex_unlock(&p->lock);
-    return 1;
+    return now;
 }
 
 void yr_pool_step_back(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
-    if (!p || !ctx->away)
+    if (!p)
         return;
-    ctx->away = 0;
     pthread_mutex_lock(&p->lock);
-    p->away--;
+    ctx->away = 0;
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -184,6 +184,10 @@ class Supervisor:
         self.stop_control()
         if self.pool == ffi.NULL:
             return
+        # Closed first: the watchdog starts no receiver after the last one
+        # was joined (yr_pool_join refuses), and a parked one leaves.
+        lib.yr_pool_close(self.pool)
+        self._watchdog.join()
         while True:
             with self._receivers_lock:
                 alive = [t for t in self._receivers if t.is_alive()]
@@ -191,8 +195,6 @@ class Supervisor:
                 break
             for thread in alive:
                 thread.join()
-        lib.yr_pool_close(self.pool)
-        self._watchdog.join()
         lib.yr_ctx_free(self._template)
         lib.yr_pool_free(self.pool)
         self._template = self.pool = ffi.NULL
@@ -264,10 +266,13 @@ class Supervisor:
         whenever one is stalled on a call, up to the pool's bound."""
         try:
             while lib.yr_pool_watch(self.pool) > 0:
-                if not self._add_receiver():
-                    self.audit.internal_error("cannot start another receiver",
-                                              "cannot start another receiver")
-                    time.sleep(0.1)
+                if self._add_receiver():
+                    continue
+                if lib.yr_pool_watch(self.pool) == 0:
+                    return                  # closed meanwhile (release): none was missing
+                self.audit.internal_error("cannot start another receiver",
+                                          "cannot start another receiver")
+                time.sleep(0.1)
         except BaseException:
             self.audit.internal_error("the receivers' watchdog failed", traceback.format_exc(),
                                       always=True)
