@@ -165,8 +165,9 @@ def floor_line(doc: dict) -> str:
     if addfd:
         line += (f" The same responder answering each open with a descriptor "
                  f"(`floor-addfd-responder`, one `SECCOMP_IOCTL_NOTIF_ADDFD`, the only way to "
-                 f"give a caller a file the supervisor opened): **{fmt(addfd, 'µs')} µs**: the "
-                 f"floor of every emulated open.")
+                 f"give a caller a file the supervisor opened): **{fmt(addfd, 'µs')} µs**: with "
+                 f"one thread, whose next receive waits until the ioctl's second wake-up "
+                 f"(yama-run's second receiver serves the next call meanwhile, docs/stall.md).")
     return line
 
 
