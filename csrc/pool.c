@@ -10,8 +10,8 @@
  * for something that waits on another thread (yr_pool_step_out): ADDFD,
  * which waits until the caller has woken and taken its descriptor (two
  * cross-CPU wake-ups: the caller's next call would otherwise wait for the
- * receiver to wake from it; an open+close 101 -> 62 µs here, docs/stall.md),
- * or a call Python decides. Whatever a receiver does for a caller
+ * receiver to wake from the second; docs/stall.md), or a call Python
+ * decides. Whatever a receiver does for a caller
  * may wait on something the caller controls: a read of its memory that
  * faults into userfaultfd or FUSE, a walk or a stat on a FUSE or hung NFS
  * mount. Such a wait cannot be interrupted (GUP waits killable for the fault
@@ -199,7 +199,9 @@ int yr_pool_step_out(struct yr_ctx *ctx)
 void yr_pool_step_back(struct yr_ctx *ctx)
 {
     struct yr_pool *p = ctx->pool;
-    if (!p)
+    /* Read without the lock: only this receiver's own thread writes its
+     * flag (others read it, under the lock). Most calls never stepped out. */
+    if (!p || !ctx->away)
         return;
     pthread_mutex_lock(&p->lock);
     ctx->away = 0;
