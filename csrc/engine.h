@@ -97,10 +97,13 @@ struct yr_res {
     int root;                   /* the caller's root, or the RESOLVE_BENEATH/IN_ROOT scope */
     int root_known;
     struct statx root_stx;
+    int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
+    struct statx known_stx;
     uint64_t resolve;           /* openat2's RESOLVE_* */
     int follow;                 /* follow a trailing link */
     int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
     int link_on_way;            /* yr_hold_whole met a link before the last name */
+    int held_link;              /* obj: yr_hold_whole's trailing link, for yr_trail to check */
     int depth;                  /* the top of the stack below */
     const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */
     char (*bodies)[YR_PATH_MAX + 2];    /* link bodies, one per level (MAXSYMLINKS + 1) */

@@ -52,7 +52,12 @@ static int same_dir(const struct statx *a, const struct statx *b)
            a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
 }
 
-/* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. */
+/* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. A
+ * directory statx'ed already (res.known_dir: the parent of a trailing link
+ * just followed) is not asked again: what is compared (inode, device,
+ * mount) is fixed for as long as the descriptor is open, and release()
+ * forgets it before the descriptor is closed, so its number never stands
+ * for another directory. */
 static int at_root(struct yr_call *c, int dir)
 {
     struct yr_res *r = &c->res;
@@ -64,6 +69,8 @@ static int at_root(struct yr_call *c, int dir)
             return 0;
         r->root_known = 1;
     }
+    if (dir >= 0 && dir == r->known_dir)
+        return same_dir(&r->known_stx, &r->root_stx);
     return statx(dir, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
            same_dir(&sx, &r->root_stx);
 }
@@ -141,6 +148,27 @@ static int proc_link(struct yr_call *c, int dir, const char *name, const struct 
 
 /* ---- the stack of what remains ---------------------------------------------- */
 
+/* A walk that starts at (or jumps to) the caller's root walks from res.root
+ * itself, borrowed, not from a copy (a dup and its close saved per absolute
+ * path): release() closes every other descriptor of the walk, never that
+ * one, and own() gives a descriptor of the call's own where one is kept
+ * (res.dir), so res.root is closed once, by yr_call_close. */
+static void release(struct yr_call *c, int fd)
+{
+    if (fd == c->res.known_dir)
+        c->res.known_dir = -1;
+    if (fd != c->res.root)
+        yr_close(fd);
+}
+
+static int own(struct yr_call *c, int fd)
+{
+    if (fd < 0 || fd != c->res.root)
+        return fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return copy < 0 ? -errno : copy;
+}
+
 static int to_root(struct yr_call *c, int *cur)
 {
     if (c->res.resolve & RESOLVE_BENEATH)
@@ -148,11 +176,8 @@ static int to_root(struct yr_call *c, int *cur)
     int err = yr_open_root(c);
     if (err < 0)
         return err;
-    int fd = fcntl(c->res.root, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    yr_close(*cur);
-    *cur = fd;
+    release(c, *cur);
+    *cur = c->res.root;
     return 0;
 }
 
@@ -247,12 +272,15 @@ static int through_link(struct yr_call *c, int *cur, const char *name, const str
     return push(c, cur, r->bodies[r->depth + 1]);   /* cur stays: the body is walked from it */
 }
 
-/* One intermediate component (not "." or the last): cur moves into it. */
-static int step(struct yr_call *c, int *cur, const char *name)
+/* One intermediate component (not "." or the last): cur moves into it.
+ * *moved: a link was followed or ".." stepped, so what remains of this
+ * level starts somewhere new (prefix_at_once may take it at once). */
+static int step(struct yr_call *c, int *cur, const char *name, int *moved)
 {
     struct yr_res *r = &c->res;
     int next;
     if (strcmp(name, "..") == 0) {
+        *moved = 1;
         if (at_root(c, *cur))
             return r->resolve & RESOLVE_BENEATH ? -EXDEV : 0;
         next = yr_openat2(*cur, "..", O_PATH | O_DIRECTORY, r->resolve & RESOLVE_NO_XDEV);
@@ -263,6 +291,7 @@ static int step(struct yr_call *c, int *cur, const char *name)
             struct stat st;
             if (fstatat(*cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
                 return -ENOTDIR;
+            *moved = 1;
             int err = through_link(c, cur, name, &st, &next);
             if (err < 0 || next < 0)
                 return err;
@@ -270,20 +299,30 @@ static int step(struct yr_call *c, int *cur, const char *name)
     }
     if (next < 0)
         return next;
-    yr_close(*cur);
+    release(c, *cur);
     *cur = next;
     return 0;
 }
 
-/* Component by component from cur (consumed) through the stack, to the
- * parent of the last component: sets res.dir, res.name, res.slash. */
+/* Does p (len bytes) begin with the component ".."? */
+static int leading_dotdot(const char *p, size_t len)
+{
+    return len >= 2 && p[0] == '.' && p[1] == '.' && (len == 2 || p[2] == '/');
+}
+
 /* The directories of this level that are still to walk, in one look-up
  * when no link, magic link or ".." is among them (the kernel's
  * RESOLVE_NO_SYMLINKS says so, and the walk then goes on by hand from
  * where it was): a link body is all directories; the path at the bottom,
- * up to its last name. Only after a link was met: before that, the whole
- * prefix was tried already (yr_walk). 0 (cur moved, or nothing to do here)
- * or a look-up that failed: the components are stepped one by one. */
+ * up to its last name. Tried whenever the walk starts somewhere new: a link
+ * followed, ".." stepped, a body walked to its end, or a walk whose prefix
+ * yr_walk could not try (a ".." in it). One leading ".." is taken in the
+ * same look-up when cur is not the caller's root (nor the RESOLVE scope):
+ * at_root is the same test step() makes before its own ".." (and the same
+ * race: the kernel's follow_dotdot too compares the directory it stands in
+ * with the root at that moment); any further ".." is stepped by hand. cur
+ * moves, or stays when the look-up fails: the components are then stepped
+ * one by one. */
 static void prefix_at_once(struct yr_call *c, int *cur)
 {
     struct yr_res *r = &c->res;
@@ -302,13 +341,14 @@ static void prefix_at_once(struct yr_call *c, int *cur)
     char part[YR_PATH_MAX];
     memcpy(part, p, len);
     part[len] = '\0';
-    if (yr_has_dotdot(part))
-        return;                                  /* ".." stops at the caller's root: by hand */
+    int up = leading_dotdot(part, len);
+    if (yr_has_dotdot(up ? part + 2 : part) || (up && at_root(c, *cur)))
+        return;                                  /* ".." at the caller's root: by hand */
     int next = yr_openat2(*cur, part, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS |
                           RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV));
     if (next < 0)
         return;
-    yr_close(*cur);
+    release(c, *cur);
     *cur = next;
     p += len;
     while (*p == '/')
@@ -316,19 +356,21 @@ static void prefix_at_once(struct yr_call *c, int *cur)
     r->seg[r->depth] = p;
 }
 
-static int walk_slow(struct yr_call *c, int cur)
+/* Component by component from cur (consumed) through the stack, to the
+ * parent of the last component: sets res.dir, res.name, res.slash.
+ * tried: yr_walk tried the prefix from cur already. */
+static int walk_slow(struct yr_call *c, int cur, int tried)
 {
     struct yr_res *r = &c->res;
     char name[NAME_MAX + 1];
-    /* prefix_at_once: once per link followed and level, after a first link */
-    int start_hops = r->hops, tried_hops = r->hops, tried_depth = r->depth;
     for (;;) {
-        while (r->depth > 0 && *r->seg[r->depth] == '\0')
+        while (r->depth > 0 && *r->seg[r->depth] == '\0') {
             r->depth--;                  /* a body walked to its end */
-        if (r->hops != start_hops && (r->hops != tried_hops || r->depth != tried_depth)) {
+            tried = 0;
+        }
+        if (!tried) {
             prefix_at_once(c, &cur);
-            tried_hops = r->hops;
-            tried_depth = r->depth;
+            tried = 1;
         }
         const char *p = r->seg[r->depth];
         size_t len = strcspn(p, "/");
@@ -337,7 +379,7 @@ static int walk_slow(struct yr_call *c, int cur)
             q++;
         r->seg[r->depth] = q;
         if (len > NAME_MAX) {
-            yr_close(cur);
+            release(c, cur);
             return -ENAMETOOLONG;
         }
         memcpy(name, p, len);
@@ -347,16 +389,19 @@ static int walk_slow(struct yr_call *c, int cur)
         if (r->depth == 0 && *q == '\0') {
             snprintf(r->name, sizeof(r->name), "%s", len ? name : ".");
             r->slash = q != p + len;
-            r->dir = cur;
-            return 0;
+            r->dir = own(c, cur);
+            return r->dir < 0 ? r->dir : 0;
         }
         if (len == 0 || strcmp(name, ".") == 0)
             continue;
-        int err = step(c, &cur, name);
+        int moved = 0;
+        int err = step(c, &cur, name, &moved);
         if (err < 0) {
-            yr_close(cur);
+            release(c, cur);
             return err;
         }
+        if (moved)
+            tried = 0;
     }
 }
 
@@ -364,7 +409,7 @@ static int walk_slow(struct yr_call *c, int cur)
  * its last component. One openat2 when no symlink is on the way, else
  * walk_slow. path must stay valid during the walk (it is the bottom of the
  * stack). */
-int yr_walk(struct yr_call *c, int from, const char *path)
+static int walk_to_parent(struct yr_call *c, int from, const char *path)
 {
     struct yr_res *r = &c->res;
     int scoped = (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
@@ -372,7 +417,7 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     if (path[0] == '/' && !scoped) {
         int err = to_root(c, &from);
         if (err < 0) {
-            yr_close(from);
+            release(c, from);
             return err;
         }
     }
@@ -387,8 +432,10 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     while (last > 0 && rel[last - 1] != '/')
         last--;
     int slow = end - last > NAME_MAX || (!scoped && path[0] != '/' && yr_has_dotdot(rel)) ||
-               (scoped && path[0] == '/') || r->link_on_way;
+               (scoped && path[0] == '/');
+    int tried = r->link_on_way;          /* yr_hold_whole's look-up met a link on the way */
     r->link_on_way = 0;
+    slow |= tried;
     int dir = -1;
     if (!slow) {
         uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV);
@@ -397,7 +444,7 @@ int yr_walk(struct yr_call *c, int from, const char *path)
         if (scoped)
             res |= r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT);
         if (last == 0) {
-            dir = from;                    /* the start itself */
+            dir = own(c, from);            /* the start itself (a copy of the root) */
             from = -1;
         } else {
             char part[YR_PATH_MAX];
@@ -406,19 +453,19 @@ int yr_walk(struct yr_call *c, int from, const char *path)
             dir = yr_openat2(from, part, O_PATH | O_DIRECTORY, res);
             if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
                 dir == -EXDEV)
-                slow = 1;                  /* a symlink, a /proc magic link, or ".." on the way */
+                slow = tried = 1;          /* a symlink, a /proc magic link, or ".." on the way */
         }
     }
     if (slow) {
         yr_close(dir);
         int err = push(c, &from, scoped ? path : rel);
         if (err < 0) {
-            yr_close(from);
+            release(c, from);
             return err;
         }
-        return walk_slow(c, from);
+        return walk_slow(c, from, tried);
     }
-    yr_close(from);
+    release(c, from);
     if (dir < 0)
         return dir;
     if (end == last) {                 /* "", "/" or "dir/." forms: the start itself */
@@ -433,17 +480,24 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     return 0;
 }
 
+int yr_walk(struct yr_call *c, int from, const char *path)
+{
+    int err = walk_to_parent(c, from, path);
+    c->res.known_dir = -1;               /* its descriptor may be closed by others from here */
+    return err;
+}
+
 /* ---- the trailing component ---------------------------------------------- */
 
 static uint32_t follow_facts(const struct yr_call *c, const struct stat *link,
-                             const struct stat *dir)
+                             const struct statx *dir)
 {
     uint32_t f = 0;
     if (link->st_uid == c->id.fsuid)
         f |= YR_FL_OWNER;
-    if ((dir->st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH))
+    if ((dir->stx_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH))
         f |= YR_FL_DIR_STICKY_WW;
-    if (dir->st_uid == link->st_uid)
+    if (dir->stx_uid == link->st_uid)
         f |= YR_FL_DIR_OWNER;
     return f;
 }
@@ -494,8 +548,9 @@ int yr_follow_held(struct yr_call *c)
     return err < 0 ? err : walk_body(c, c->target);
 }
 
-/* A trailing link to follow. 0: walk on; R_DONE: the object is settled
- * (a magic link); R_HOOK: Python decides; <0: errno. */
+/* A trailing link to follow, held (res.obj) and stat'ed (res.st) by look().
+ * 0: walk on; R_DONE: the object is settled (a magic link); R_HOOK: Python
+ * decides; <0: errno. */
 static int trailing_link(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -505,6 +560,10 @@ static int trailing_link(struct yr_call *c)
     int pl = proc_link(c, r->dir, r->name, &r->st, subst, sizeof(subst));
     if (pl < 0)
         return pl;
+    if (pl != PL_NONE) {
+        yr_close(r->obj);                        /* what it means is found anew, below */
+        r->obj = -1;
+    }
     if (pl == PL_SELF) {
         if (r->resolve & RESOLVE_NO_SYMLINKS)
             return -ELOOP;
@@ -517,30 +576,31 @@ static int trailing_link(struct yr_call *c)
         r->magic = 1;
         return R_DONE;
     }
-    int lfd = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (lfd < 0)
-        return errno == ENOENT ? 0 : -errno;     /* gone: look again */
-    struct stat ls, ds;
-    if (fstat(lfd, &ls) < 0 || !S_ISLNK(ls.st_mode) || fstat(r->dir, &ds) < 0) {
-        close(lfd);
-        r->hops--;
-        return 0;                                /* no longer a link: look again */
-    }
-    r->obj = lfd;
-    if (ds.st_mode & S_ISVTX) {                  /* a hook point */
+    /* The decision is made on the link held (its owner: res.st, its own
+     * fstat) and the parent held (its mode and owner), and the body is read
+     * from that same fd and walked from that same parent (yr_follow_held):
+     * a link renamed or replaced meanwhile changes nothing decided here.
+     * The parent's statx also serves the body's first ".." (at_root). */
+    struct statx ds;
+    if (statx(r->dir, "", AT_EMPTY_PATH, STATX_MODE | STATX_UID | STATX_INO | STATX_MNT_ID,
+              &ds) < 0)
+        return -errno;
+    r->known_dir = r->dir;
+    r->known_stx = ds;
+    if (ds.stx_mode & S_ISVTX) {                 /* a hook point */
         uint64_t follow_mask, create_mask;
         yr_walk_config(&follow_mask, &create_mask);
-        uint32_t f = follow_facts(c, &ls, &ds);
+        uint32_t f = follow_facts(c, &r->st, &ds);
         if (kernel_follow_denies(f))
             return -EACCES;
         if (!yr_walk_table_allows(follow_mask, f)) {
             struct yr_walk *pub = &c->pub;
             pub->facts = f;
-            pub->obj_uid = ls.st_uid;
-            pub->obj_mode = ls.st_mode;
-            pub->dir_uid = ds.st_uid;
-            pub->dir_mode = ds.st_mode;
-            ssize_t n = readlinkat(lfd, "", pub->target, sizeof(pub->target) - 1);
+            pub->obj_uid = r->st.st_uid;
+            pub->obj_mode = r->st.st_mode;
+            pub->dir_uid = ds.stx_uid;
+            pub->dir_mode = ds.stx_mode;
+            ssize_t n = readlinkat(r->obj, "", pub->target, sizeof(pub->target) - 1);
             pub->target[n > 0 ? n : 0] = '\0';
             return yr_hook(c, YR_HOOK_FOLLOW_LINK, RESUME_FOLLOW);
         }
@@ -548,8 +608,59 @@ static int trailing_link(struct yr_call *c)
     return yr_follow_held(c);
 }
 
+/* yr_hold_whole met a trailing link to follow and kept it (res.obj), found
+ * by a look-up of its own from the start: is it the name in the parent the
+ * walk has held since? Compared by inode: while res.obj is open the link's
+ * inode cannot be freed, so no other file can take its number meanwhile,
+ * and an equal (dev, ino) means that very link was under this name in this
+ * directory when looked at, as an openat from the directory would show. A
+ * name swapped between the two look-ups fails the test and is looked at
+ * again (look). */
+static int held_link_here(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    struct stat st;
+    if (!r->held_link)
+        return 0;
+    r->held_link = 0;
+    if (fstatat(r->dir, r->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        st.st_dev != r->obj_st.st_dev || st.st_ino != r->obj_st.st_ino)
+        return 0;
+    r->st = r->obj_st = st;
+    r->exists = 1;
+    return 1;
+}
+
+/* The trailing name looked at in the held parent, and held: res.obj, an
+ * O_PATH fd of the name itself (not followed), res.st its own fstat. Every
+ * later decision (a link followed, the gate, the call's act) is made on that
+ * fd and that stat, so no file can be swapped in between a look and a hold.
+ * 0 (res.exists: whether the name is there) or -errno. */
+static int look(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    if (r->obj >= 0 && held_link_here(c))
+        return 0;
+    yr_close(r->obj);
+    r->obj = -1;
+    r->exists = 0;
+    int fd = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (fstat(fd, &r->st) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    r->obj = fd;
+    r->obj_st = r->st;
+    r->exists = 1;
+    return 0;
+}
+
 /* Settle the trailing component. 0: res.dir/res.name is the object
- * (res.exists, res.st; res.magic for a magic link); R_HOOK; <0 errno. */
+ * (res.exists, res.st, held as res.obj; res.magic for a magic link, not yet
+ * followed); R_HOOK; <0 errno. */
 int yr_trail(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -557,28 +668,22 @@ int yr_trail(struct yr_call *c)
         if (c->op == OP_OPEN && (c->flags & O_CREAT) && r->slash)
             return -EISDIR;                      /* before the name is looked at */
         if (strcmp(r->name, "..") == 0) {
-            int nd;
-            if (at_root(c, r->dir)) {
-                if (r->resolve & RESOLVE_BENEATH)
-                    return -EXDEV;
-                nd = fcntl(r->dir, F_DUPFD_CLOEXEC, 0);
-            } else {
-                nd = yr_openat2(r->dir, "..", O_PATH | O_DIRECTORY, r->resolve & RESOLVE_NO_XDEV);
+            if (!at_root(c, r->dir)) {
+                int nd = yr_openat2(r->dir, "..", O_PATH | O_DIRECTORY,
+                                    r->resolve & RESOLVE_NO_XDEV);
+                if (nd < 0)
+                    return nd;
+                close(r->dir);
+                r->dir = nd;
+            } else if (r->resolve & RESOLVE_BENEATH) {
+                return -EXDEV;
             }
-            if (nd < 0)
-                return nd;
-            close(r->dir);
-            r->dir = nd;
             strcpy(r->name, ".");
         }
-        if (fstatat(r->dir, r->name, &r->st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno != ENOENT)
-                return -errno;
-            r->exists = 0;
-            return 0;
-        }
-        r->exists = 1;
-        if (!S_ISLNK(r->st.st_mode) || !(r->follow || r->slash))
+        int err = look(c);
+        if (err < 0)
+            return err;
+        if (!r->exists || !S_ISLNK(r->st.st_mode) || !(r->follow || r->slash))
             return 0;
         int rc = trailing_link(c);
         if (rc == R_DONE)
@@ -588,19 +693,19 @@ int yr_trail(struct yr_call *c)
     }
 }
 
-/* The settled object as an O_PATH fd (res.obj, res.obj_st), judged by the
- * gate. 0; R_AGAIN when the name changed under us (gone, or became a symlink
- * to follow); R_HOOK; -errno. Nothing to hold for a name that does not
+/* The settled object, held by yr_trail as an O_PATH fd (res.obj,
+ * res.obj_st; a magic link followed here), judged by the gate. 0; R_AGAIN
+ * to look again; R_HOOK; -errno. Nothing to hold for a name that does not
  * exist (creation). */
 int yr_hold_final(struct yr_call *c, enum yr_access access)
 {
     struct yr_res *r = &c->res;
-    if (r->obj >= 0)
-        return 0;                                /* held already (a hook point's) */
     if (r->magic) {
         int err = yr_gate_link(c, r->dir, r->name);
         if (err < 0)
             return err;
+        yr_close(r->obj);
+        r->obj = -1;
         int fd = follow_magic(c, r->dir, r->name, 0);
         if (fd < 0)
             return fd;
@@ -609,17 +714,10 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
             return err;
         if (fstat(r->obj, &r->obj_st) < 0)
             return -errno;
-    } else {
-        if (!r->exists)
-            return 0;
-        r->obj = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (r->obj < 0)
-            return errno == ENOENT ? R_AGAIN : -errno;
-        if (fstat(r->obj, &r->obj_st) < 0)
-            return -errno;
-        if (r->obj_st.st_ino != r->st.st_ino || r->obj_st.st_dev != r->st.st_dev ||
-            (r->follow && S_ISLNK(r->obj_st.st_mode)))
-            return R_AGAIN;                      /* swapped meanwhile: look again */
+    } else if (!r->exists) {
+        return 0;
+    } else if (r->obj < 0) {
+        return R_AGAIN;                          /* not held: look again */
     }
     return yr_gate_held(c, r->obj, &r->obj_st, access);
 }
@@ -629,12 +727,13 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
  * RESOLVE_IN_ROOT at the caller's root) to an O_PATH fd of its object.
  * Anything else (a link met, a trailing slash, a name to create, /proc,
  * RESOLVE_* of the caller's) is left to the walk. 1: res.obj holds the
- * object (res.st, res.obj_st; no parent held); 0: walk; -errno: the
- * kernel's answer for this path. from is not consumed. */
+ * object (res.st, res.obj_st; no parent held); 0: walk (a trailing link to
+ * follow stays held in res.obj, res.held_link: the walk does not open it
+ * again); -errno: the kernel's answer for this path. from is not consumed. */
 int yr_hold_whole(struct yr_call *c, int from, const char *path)
 {
     struct yr_res *r = &c->res;
-    r->link_on_way = 0;
+    r->link_on_way = r->held_link = 0;
     size_t len = strlen(path);
     const char *last = strrchr(path, '/');
     last = last ? last + 1 : path;
@@ -663,10 +762,18 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
         return 0;                                /* a symlink on the way: the walk */
     if (obj < 0)
         return obj;
-    if (fstat(obj, &r->obj_st) < 0 || (S_ISLNK(r->obj_st.st_mode) && r->follow) ||
-        yr_on_proc_st(obj, &r->obj_st)) {
+    if (fstat(obj, &r->obj_st) < 0) {
         close(obj);
-        return 0;                                /* a trailing link to follow; /proc */
+        return 0;
+    }
+    if (S_ISLNK(r->obj_st.st_mode) && r->follow) {
+        r->obj = obj;                            /* a trailing link to follow: the walk */
+        r->held_link = 1;                        /* finds its parent, yr_trail checks it */
+        return 0;                                /* there and reads it (held_link_here) */
+    }
+    if (yr_on_proc_st(obj, &r->obj_st)) {
+        close(obj);
+        return 0;                                /* /proc: the walk */
     }
     r->obj = obj;
     r->st = r->obj_st;

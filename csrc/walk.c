@@ -113,11 +113,12 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->xsize = 0;
     c->path[0] = c->target[0] = '\0';
     r->root_known = 0;
+    r->known_dir = -1;
     r->resolve = 0;
     r->follow = 1;
     r->hops = 0;
     r->depth = -1;
-    r->magic = r->exists = r->slash = 0;
+    r->magic = r->exists = r->slash = r->held_link = 0;
     r->name[0] = '\0';
     memset(&c->pub, 0, sizeof(c->pub));
     memset(&c->link, 0, sizeof(c->link));
