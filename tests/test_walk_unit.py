@@ -147,3 +147,126 @@ def test_reopening_a_widowed_pipe_waits_only_in_its_caller(top):
               "os.waitpid(pid, 0)\n")
     out = run("python3", "-c", script)
     assert out.stdout.split() == ["served"], out.stderr
+
+
+# ---- fewer syscalls, the same decisions (issue 17) ----------------------------
+#
+# The walk keeps the trailing link yr_hold_whole found and the object yr_trail
+# looked at, borrows the caller's root instead of a copy, takes a leading ".."
+# into one look-up, and reopens the held object instead of opening it by name
+# again. Each test below makes the decision that depends on it, on a name
+# another process keeps swapping, and asserts the forbidden effect never
+# happens (natively, with the sysctls off, it does).
+
+FLIPPER = ("import ctypes, os, sys\n"
+           "libc = ctypes.CDLL(None, use_errno=True)\n"
+           "a, b = (os.fsencode(p) for p in sys.argv[1:3])\n"
+           "print('ready', flush=True)\n"
+           "while True:\n"
+           "    libc.renameat2(-100, a, -100, b, 2)\n")     # RENAME_EXCHANGE: never missing
+
+VICTIM = ("import json, os, sys\n"
+          "path, n, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+          "inos = {int(sys.argv[4]): 'S', int(sys.argv[5]): 'E'}\n"
+          "seen = dict(S=0, E=0, denied=0, other=0)\n"
+          "for _ in range(n):\n"
+          "    try:\n"
+          "        if how == 'open':\n"
+          "            fd = os.open(path, os.O_RDONLY)\n"
+          "            got = os.read(fd, 1).decode()\n"
+          "            os.close(fd)\n"
+          "        else:\n"
+          "            got = inos.get(os.stat(path).st_ino, 'other')\n"
+          "    except PermissionError:\n"
+          "        got = 'denied'\n"
+          "    except OSError:\n"
+          "        got = 'other'\n"
+          "    seen[got if got in seen else 'other'] += 1\n"
+          "print(json.dumps(seen))\n")
+
+
+def _swapped_names(top: Path, partner: str) -> tuple[Path, Path]:
+    """sticky/x and sticky/y, swapped all the time: the stranger's link to
+    evil_t and a partner (root's link to safe_t, or a plain file of S)."""
+    sticky = top / "sticky"
+    if partner == "link":
+        os.symlink(top / "safe_t", sticky / "x")
+    else:
+        (sticky / "x").write_text("S")
+        (sticky / "x").chmod(0o644)
+    os.symlink(top / "evil_t", sticky / "y")
+    os.lchown(sticky / "y", 1002, 1002)
+    os.symlink("sticky", top / "via")                   # a linked directory: the walk
+    return sticky / "x", sticky / "y"
+
+
+@pytest.mark.parametrize("how", ["open", "stat"])
+@pytest.mark.parametrize("partner", ["link", "file"])
+@pytest.mark.parametrize("route", ["absolute", "relative", "linked-dir"])
+def test_a_swapped_trailing_name_is_decided_on_what_is_read(top, route, partner, how):
+    """Whichever of the two the caller meets, the follow_link decision is on
+    the link whose body is read, in the directory it is read from: the held
+    link of the whole-path look-up is checked against the name in the walked
+    parent, and the object looked at is the one opened or stat'ed. Never
+    the stranger's target; both outcomes are seen."""
+    x, y = _swapped_names(top, partner)
+    safe_ino = (top / "safe_t").stat().st_ino if partner == "link" else x.stat().st_ino
+    path = {"absolute": str(x), "relative": "sticky/x", "linked-dir": "via/x"}[route]
+    args = [path, "1500", how, str(safe_ino), str((top / "evil_t").stat().st_ino)]
+    flip = subprocess.Popen(["python3", "-c", FLIPPER, str(x), str(y)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert flip.stdout.readline().strip() == "ready"
+        out = run(*AS_1001, "python3", "-c", VICTIM, *args, cwd=top)
+        native = subprocess.run([*AS_1001, "python3", "-c", VICTIM, *args], cwd=top,
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        flip.kill()
+        flip.wait()
+    seen = json.loads(out.stdout)
+    assert seen["E"] == 0, seen
+    assert seen["S"] > 0 and seen["denied"] > 0, seen
+    assert json.loads(native.stdout)["E"] > 0       # the kernel (sysctl 0) follows it
+
+
+JAILED = ("import os, sys\n"
+          "jail = sys.argv[1]\n"
+          "inside = os.stat(os.path.join(jail, 'etc/marker')).st_ino\n"
+          "os.chroot(jail)\n"
+          "os.chdir('/d')\n"
+          "for p in sys.argv[2:]:\n"
+          "    try:\n"
+          "        with open(p) as f:\n"
+          "            got = f.read().strip()\n"
+          "        got += '/' + ('in' if os.stat(p).st_ino == inside else 'out')\n"
+          "    except OSError as e:\n"
+          "        got = e.strerror\n"
+          "    print(p, got)\n")
+
+
+def test_dotdot_stops_at_a_chrooted_callers_root(top):
+    """A chrooted caller: every ".." the walk meets at its root stays there,
+    whether stepped by hand, taken with the directories after it in one
+    look-up (from below the root), met in a link body, or reached from the
+    root itself borrowed for an absolute body. OUT is one level above the
+    jail: any escape reads it."""
+    jail = top / "jail"
+    (jail / "etc").mkdir(parents=True)
+    (jail / "d" / "e").mkdir(parents=True)
+    (jail / "etc" / "marker").write_text("IN")
+    (top / "etc").mkdir()
+    (top / "etc" / "marker").write_text("OUT")
+    links = {"d/up1": "../etc/marker", "d/up2": "../../etc/marker", "up0": "../etc/marker",
+             "d/abs": "/etc/marker", "dl": "d", "d/deep": "../../../../etc",
+             "d/e/up": "../../../etc/marker", "d/absdir": "/d/e/../../etc"}
+    for name, body in links.items():
+        os.symlink(body, jail / name)
+    paths = ["up1", "up2", "/up0", "abs", "/dl/up2", "/dl/e/up", "deep/marker",
+             "absdir/marker", "../../etc/marker", "/../etc/marker", "e/../../../etc/marker",
+             "/dl/../etc/marker"]
+    want = [f"{p} IN/in" for p in paths]
+    native = subprocess.run(["python3", "-c", JAILED, str(jail), *paths], capture_output=True,
+                            text=True, timeout=60)
+    assert native.stdout.splitlines() == want, native.stdout + native.stderr
+    out = run("python3", "-c", JAILED, str(jail), *paths)
+    assert out.stdout.splitlines() == want, out.stdout + out.stderr
