@@ -195,19 +195,14 @@ int yr_open_final(struct yr_call *c)
     int fd;
     struct stat st;
     const struct stat *opened = &st;
-    if (r->magic || r->dir < 0 || !(fl & (O_CREAT | TMPFILE_BIT))) {
-        /* the held file itself, opened again: its inode is the one held and
-         * judged, with no window for another to be swapped in; the kernel's
-         * checks on the open (may_open: the file's modes, the mount's flags,
-         * O_TRUNC, a symlink's ELOOP) are made on that inode and mount, as
-         * an open by name would make them */
+    if (r->magic || r->dir < 0) {
+        /* the held file itself, opened again: its inode is the one held */
         fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
         opened = &r->obj_st;
     } else {
-        /* O_CREAT (or O_TMPFILE) on an existing name: by name from the held
-         * parent, so that the kernel's own rules of such an open (its
-         * sticky-directory checks, may_create_in_sticky) apply; the file
-         * opened must be the one judged. */
+        /* By name from the held parent, so that the kernel's own rules on
+         * the open (its sticky-directory checks with O_CREAT) apply; the
+         * file opened must be the one judged. */
         fd = open_here(r->dir, r->name, fl, c->mode, RESOLVE_NO_SYMLINKS);
         if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_ino != r->obj_st.st_ino ||
                         st.st_dev != r->obj_st.st_dev) && !(fl & TMPFILE_BIT)) {
