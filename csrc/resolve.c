@@ -152,7 +152,9 @@ static int proc_link(struct yr_call *c, int dir, const char *name, const struct 
  * itself, borrowed, not from a copy (a dup and its close saved per absolute
  * path): release() closes every other descriptor of the walk, never that
  * one, and own() gives a descriptor of the call's own where one is kept
- * (res.dir), so res.root is closed once, by yr_call_close. */
+ * (res.dir), so res.root is closed once, by yr_call_close: a second close
+ * could close whatever another receiver thread had opened under that number
+ * meanwhile. */
 static void release(struct yr_call *c, int fd)
 {
     if (fd == c->res.known_dir)
