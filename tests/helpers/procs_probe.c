@@ -49,6 +49,16 @@
  *       the second, with one more thread running, joins the child's UTS
  *       namespace instead (root only: a process with threads may not join a
  *       user namespace)
+ *   dir-nondumpable
+ *       /proc/PID opened while PID is dumpable, then PID made non-dumpable
+ *       (SIGUSR2 to a victim), then "environ" and "fd/0" opened relative to
+ *       the directory: "ENVIRON/FD" (ok or the errno of each); last, as the
+ *       victim stays non-dumpable
+ *   reparented-syscall
+ *       (PID unused) a grandchild's /proc/G/syscall opened and read while G
+ *       is a descendant; G's parent exits (G is reparented, no longer a
+ *       descendant); the same descriptor read again; then a fresh open:
+ *       "FIRST/AGAIN/FRESH" (ok or the errno of each)
  *   kcmp-vm        kcmp(self, PID, KCMP_VM): ok (0, 1 or 2) or the errno
  *   robust-list    get_robust_list(PID)
  */
@@ -468,12 +478,96 @@ static void entry_attack(pid_t pid, const char *what)
     say(what, "unknown");
 }
 
+static void dir_nondumpable(pid_t pid, const char *what)
+{
+    char path[64], r[64];
+    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) {
+        say(what, errname(errno));
+        return;
+    }
+    kill(pid, SIGUSR2);
+    usleep(50000);                              /* it has made itself non-dumpable */
+    int env = openat(dir, "environ", O_RDONLY);
+    int e1 = errno;
+    int fd0 = openat(dir, "fd/0", O_RDONLY);
+    int e2 = errno;
+    snprintf(r, sizeof(r), "%s/%s", env >= 0 ? "ok" : errname(e1), fd0 >= 0 ? "ok" : errname(e2));
+    say(what, r);
+    if (env >= 0)
+        close(env);
+    if (fd0 >= 0)
+        close(fd0);
+    close(dir);
+}
+
+static const char *read_once(int fd, char *buf, size_t len)
+{
+    char b[256];
+    if (fd < 0)
+        snprintf(buf, len, "%s", errname(errno));
+    else if (pread(fd, b, sizeof(b), 0) < 0)
+        snprintf(buf, len, "%s", errname(errno));
+    else
+        snprintf(buf, len, "ok");
+    return buf;
+}
+
+static void reparented_syscall(const char *what)
+{
+    int p[2], go[2];                            /* c -> us: g's pid; us -> c: exit */
+    if (pipe(p) < 0 || pipe(go) < 0)
+        return;
+    pid_t c = fork();
+    if (c == 0) {
+        pid_t g = fork();
+        if (g == 0) {
+            for (;;)
+                pause();
+        }
+        if (write(p[1], &g, sizeof(g)) < 0)
+            _exit(3);
+        char byte;
+        if (read(go[0], &byte, 1) < 0) { /* the parent has opened: exit now */ }
+        _exit(0);
+    }
+    pid_t g = 0;
+    if (read(p[0], &g, sizeof(g)) != sizeof(g))
+        return;
+    char path[64], first[32], again[32], fresh[32], r[100];
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)g);
+    int fd = open(path, O_RDONLY);
+    read_once(fd, first, sizeof(first));
+    if (write(go[1], "x", 1) < 0)
+        return;
+    waitpid(c, NULL, 0);                        /* g is reparented now */
+    read_once(fd, again, sizeof(again));
+    int fd2 = open(path, O_RDONLY);
+    read_once(fd2, fresh, sizeof(fresh));
+    snprintf(r, sizeof(r), "%s/%s/%s", first, again, fresh);
+    say(what, r);
+    kill(g, SIGKILL);
+    if (fd >= 0)
+        close(fd);
+    if (fd2 >= 0)
+        close(fd2);
+    close(p[0]);
+    close(p[1]);
+    close(go[0]);
+    close(go[1]);
+}
+
 static void attack(pid_t pid, const char *what)
 {
     if (strncmp(what, "scm-", 4) == 0)
         scm_attack(pid, what);
     else if (strncmp(what, "setns-child-userns", 18) == 0)
         setns_child(what);
+    else if (strcmp(what, "reparented-syscall") == 0)
+        reparented_syscall(what);
+    else if (strcmp(what, "dir-nondumpable") == 0)
+        dir_nondumpable(pid, what);
     else if (strncmp(what, "ns-", 3) == 0 || strncmp(what, "setns-", 6) == 0 ||
              strcmp(what, "pidfd-info") == 0)
         pidfd_attack(pid, what);
@@ -499,6 +593,12 @@ static void on_usr1(int sig)
 {
     (void)sig;
     report = 1;
+}
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    prctl(PR_SET_DUMPABLE, 0);
 }
 
 static void victim_wait(void)
@@ -528,6 +628,7 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     marker = TAG | (uint64_t)getpid();
     if (argc >= 2 && strcmp(argv[1], "victim") == 0) {
         char line[32];
