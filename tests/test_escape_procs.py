@@ -130,7 +130,7 @@ def test_no_route_reaches_a_siblings_memory_at_scope_1(probe, place, who):  # no
 @pytest.mark.parametrize("target", ["parent", "front"])
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize("scope", [0, 1])
-def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, target):  # noqa: F811,E501
+def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, target):  # noqa: F811
     """The supervisor (the program's parent) and the front (its parent), in
     every route: nothing of theirs opened, read, written or joined. The
     kernel refuses most (both are non-dumpable: a PTRACE_MODE_READ check fails
@@ -175,7 +175,7 @@ def test_an_outsiders_namespaces_are_joined_natively(probe, outsider):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("who", WHO)
-def test_no_route_reaches_a_process_outside_when_contained(probe, place, outsider, who,  # noqa: F811,E501
+def test_no_route_reaches_a_process_outside_when_contained(probe, place, outsider, who,  # noqa: F811
                                                            mode, backend):
     """Contained, every route to a process outside is refused. With Landlock's
     domain the kernel refuses every ptrace-class check, READ mode included.
@@ -199,7 +199,7 @@ def test_no_route_reaches_a_process_outside_when_contained(probe, place, outside
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("who", WHO)
-def test_pidfd_namespaces_inside_stay_the_kernels(probe, place, who, mode, backend):  # noqa: F811,E501
+def test_pidfd_namespaces_inside_stay_the_kernels(probe, place, who, mode, backend):  # noqa: F811
     """Contained, inside: a sibling's namespaces through its pidfd (emulated
     as the caller when there is no domain), kcmp and the robust list of a
     sibling, and setns by pidfd into the user namespace of one's own child
@@ -234,7 +234,7 @@ def test_setns_with_a_shared_descriptor_table_without_landlock(probe, place, mod
 @pytest.mark.xfail(strict=True, reason="residual window (docs/hostile.md): the kernel checks "
                    "syscall, stack and personality on each read, with the reader's credentials "
                    "and without Yama here; yama-run judges the open only")
-def test_a_syscall_file_opened_on_a_descendant_is_read_after_it_leaves(probe, place):  # noqa: F811,E501
+def test_a_syscall_file_opened_on_a_descendant_is_read_after_it_leaves(probe, place):  # noqa: F811
     """/proc/G/syscall opened while G is the caller's grandchild (allowed),
     then G's parent exits and G is reparented to the supervisor: with Yama, a
     read of the same descriptor is refused (lock_trace asks on every read);
