@@ -371,10 +371,11 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     is on; the calls that act on another process by pid, which Landlock does
     not cover, always (GUARDED); and without Landlock's domain, the signals
     (kill family, file owners) and every ptrace-class access, whatever the
-    chain hooks. The supervisor refuses those aimed at yama-run's own
+    chain hooks (the PTRACE_MODE_READ ones too, so that containment can be
+    turned on live). The supervisor refuses those aimed at yama-run's own
     processes (sandbox/guard.py)."""
     guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
-                                                      "ptrace_proc_open"))]
+                                                      "ptrace_proc_open", "ptrace_read_access"))]
     # Without Landlock's domain every open is routed for the guard (root
     # inside holds CAP_SYS_PTRACE over the supervisor: /proc/SUP/mem), so an
     # io_uring OPENAT would reach yama-run unseen: closed then too.

@@ -14,10 +14,10 @@ in the caller's pid namespace), then:
   * otherwise the call goes on.
 
 PTRACE_MODE_READ accesses that name a process without a /proc path (kcmp,
-get_robust_list, a pidfd's namespaces, setns by pidfd) are routed only in a
-contained sandbox: with its Landlock domain the kernel refuses every one
-aimed outside (and at yama-run), and the call goes on at once; without the
-domain they are judged here, as the contain module's.
+get_robust_list, a pidfd's namespaces, setns by pidfd) are routed while the
+sandbox is contained, or has no Landlock domain: with the domain the kernel
+refuses every one aimed outside (and at yama-run), and the call goes on at
+once; without it they are judged here (the contain module's, when on).
 
 A pid names a task for good while it lives, so a call decided on its pid is
 continued (after ID_VALID). A pidfd can be swapped by another thread after a
@@ -375,24 +375,36 @@ class Guard:
 
     # -- by pidfd: performed on our copy, as the caller ----------------------------
 
-    def _by_pidfd(self, ev, caller, name: str, perform) -> None:
-        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
-        if err:
-            self._reply(ev, err)
+    def _by_pidfd(self, ev, caller, name: str, perform, hook: str = "task_movememory",
+                  err: int = errno.EPERM, other=None, gives_fd: bool = False) -> None:
+        """perform(copy, target) on our copy of the caller's pidfd (its first
+        argument), once the target is judged at hook (refused with err); a
+        descriptor that is no pidfd: other(copy), else EBADF. gives_fd: the
+        result is a descriptor of ours, installed as the call's (O_CLOEXEC)."""
+        copy, bad = take_fd(caller.tgid, int_arg(ev.args[0]))
+        if bad:
+            self._reply(ev, bad)
             return
         try:
             target = pidfd_target(copy)
             if target is None:
-                self._reply(ev, errno.EBADF)
+                rc = other(copy) if other else -errno.EBADF
+                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
                 return
             tgid = procfs.tgid_of(target) if target > 0 else None
             if tgid is None:
                 self._reply(ev, errno.ESRCH)
                 return
-            if not self._judge(ev, caller, "task_movememory", name, target, tgid):
+            if not self._judge(ev, caller, hook, name, target, tgid, err):
                 return
             rc = perform(copy, target)
-            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+            if rc >= 0 and gives_fd:
+                try:
+                    lib.yr_reply_addfd(self.sup.ctx, ev.id, rc, os.O_CLOEXEC)
+                finally:
+                    os.close(rc)
+            else:
+                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
         finally:
             os.close(copy)
 
@@ -435,14 +447,7 @@ class Guard:
 
         self._by_pidfd(ev, caller, "process_mrelease", perform)
 
-
     # -- PTRACE_MODE_READ accesses without a /proc path (contained only) -----------
-
-    def _read_access_judged(self, ev, caller, name: str, target: int, tgid: int,
-                            err: int) -> bool:
-        """Landlock's refusal, made here when the sandbox has no domain: a
-        protected process, or (the contain module) one outside. True: go on."""
-        return self._judge(ev, caller, "ptrace_read_access", name, target, tgid, err)
 
     def on_kcmp(self, ev, caller) -> None:
         """kcmp(pid1, pid2, ...): decided on the two pids, then continued (a
@@ -455,7 +460,7 @@ class Guard:
             if found is None:
                 self._reply(ev, errno.ESRCH)
                 return
-            if not self._read_access_judged(ev, caller, "kcmp", *found, errno.EPERM):
+            if not self._judge(ev, caller, "ptrace_read_access", "kcmp", *found):
                 return
         self._pass(ev)
 
@@ -477,40 +482,18 @@ class Guard:
             self._pass(ev)
             return
         cmd = int_arg(ev.args[1]) & 0xFFFFFFFF
-        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
-        if err:
-            self._reply(ev, err)
-            return
-        try:
-            target = pidfd_target(copy)
+
+        def ioctl(copy: int) -> int:
             args = ffi.new("uint64_t[6]", [copy, cmd, 0, 0, 0, 0])
-            if target is None:                  # not a pidfd: the file's own answer
-                rc = lib.yr_syscall_as(caller.creds, SYS_IOCTL, args)
-                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
-                return
-            tgid = procfs.tgid_of(target) if target > 0 else None
-            if tgid is None:
-                self._reply(ev, errno.ESRCH)
-                return
-            if not self._read_access_judged(ev, caller, "pidfd namespace", target, tgid,
-                                            errno.EACCES):
-                return
-            if tgid != caller.tgid:
-                refusal = procfs.kernel_ptrace_refusal(
-                    caller, target, lib.YR_PTRACE_READ | lib.YR_PTRACE_FSCREDS, errno.EACCES)
-                if refusal:
-                    self._reply(ev, refusal)
-                    return
-            fd = lib.yr_syscall_as(caller.creds, SYS_IOCTL, args)
-            if fd < 0:
-                self._reply(ev, -fd)
-                return
-            try:                                # a namespace's fd is O_CLOEXEC
-                lib.yr_reply_addfd(self.sup.ctx, ev.id, fd, os.O_CLOEXEC)
-            finally:
-                os.close(fd)
-        finally:
-            os.close(copy)
+            return lib.yr_syscall_as(caller.creds, SYS_IOCTL, args)
+
+        def perform(copy: int, target: int) -> int:
+            refusal = procfs.kernel_ptrace_refusal(
+                caller, target, lib.YR_PTRACE_READ | lib.YR_PTRACE_FSCREDS, errno.EACCES)
+            return -refusal if refusal else ioctl(copy)    # a namespace's fd, O_CLOEXEC
+
+        self._by_pidfd(ev, caller, "pidfd namespace", perform, "ptrace_read_access",
+                       errno.EACCES, other=ioctl, gives_fd=True)
 
     def on_setns(self, ev, caller) -> None:
         """setns(fd, nstype): the caller must make it itself, so it is
@@ -520,7 +503,9 @@ class Guard:
         table (kcmp KCMP_FILES): none can then swap the descriptor (a task
         comes to share it only by a clone of one that already does). A
         caller whose table is shared (another thread) is refused (EPERM)
-        while the sandbox has no Landlock domain."""
+        while the sandbox is contained without a Landlock domain. Not
+        contained, only yama-run's processes are refused, and the kernel
+        refuses them too (non-dumpable) to any caller but root."""
         if self.sup.shield.landlock:
             self._pass(ev)
             return
@@ -537,17 +522,14 @@ class Guard:
             if tgid is None:
                 self._reply(ev, errno.ESRCH)
                 return
-            if not self._read_access_judged(ev, caller, "setns", target, tgid, errno.EPERM):
+            if not self._judge(ev, caller, "ptrace_read_access", "setns", target, tgid):
                 return
-        if _table_shared(caller.tid):
-            self._refuse_shared(ev, caller)
-            return
-        self._pass(ev)
-
-    def _refuse_shared(self, ev, caller) -> None:
-        self.sup.audit.say(f"refused setns by {caller.describe()}: its descriptor table is "
-                           "shared (another thread could swap the descriptor after the check)")
-        self._reply(ev, errno.EPERM)
+        if self.sup.shield.contained and _table_shared(caller.tid):
+            self.sup.audit.say(f"refused setns by {caller.describe()}: its descriptor table is "
+                               "shared (another thread could swap the descriptor after the check)")
+            self._reply(ev, errno.EPERM)
+        else:
+            self._pass(ev)
 
 
 def _table_shared(tid: int) -> bool:
