@@ -119,6 +119,15 @@ def test_no_route_reaches_a_siblings_memory_at_scope_1(probe, place, who):  # no
     assert {a: got[a] for a in ["scm-dir-fd", *PIDFD_NS, *OTHERS]} == \
         dict.fromkeys(["scm-dir-fd", *PIDFD_NS, *OTHERS], "ok"), said
     assert got["tree-mem"] == "EACCES" and got["moved-mem"] == "EACCES", said
+    # the entries written for their effect: as natively (the file modes and
+    # the kernel's own rules: Yama has no say in them)
+    native = results(subprocess.run([*AS_1001, probe, "siblings", *WRITES, "read-sched"],
+                                    capture_output=True, text=True, timeout=TIMEOUT).stdout)
+    same = [a for a in [*WRITES, "read-sched"] if a != "write-autogroup"]
+    assert {a: got[a] for a in same} == {a: native[a] for a in same}, said
+    # autogroup's nice is rate-limited machine-wide (EAGAIN within 100 ms)
+    assert got["write-autogroup"] in ("ok", "EAGAIN"), said
+    assert native["write-oom"] == "ok", native          # the control: a write does reach it
     # a directory opened while the sibling was dumpable gives nothing once it
     # is not: the kernel's rule is the caller's at each open (EACCES natively)
     assert got["dir-nondumpable"] == "EACCES/EACCES", said
