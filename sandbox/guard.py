@@ -509,9 +509,10 @@ class Guard:
         if self.sup.shield.landlock:
             self._pass(ev)
             return
-        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
-        if err:
-            self._reply(ev, err)
+        # from the calling thread's own table, which the kernel will read
+        copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, int_arg(ev.args[0]))
+        if copy < 0:
+            self._reply(ev, -copy)
             return
         try:
             target = pidfd_target(copy)

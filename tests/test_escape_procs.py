@@ -205,6 +205,22 @@ def test_no_route_reaches_a_process_outside_when_contained(probe, place, outside
         assert "contain: denied " in proc.stderr, proc.stderr      # the first one is said
 
 
+@pytest.mark.parametrize("mode", list(MODES))
+def test_setns_reads_the_descriptor_of_the_calling_thread(probe, place, outsider, mode):  # noqa: F811
+    """A thread with a descriptor table of its own holds, under the number its
+    leader uses for a pidfd of an inside child, a pidfd of the process
+    outside, and joins it: the pidfd judged must be the one the kernel will
+    take, from that thread's table (it was the leader's: root inside joined
+    the outsider's network namespace). Root inside, since a process with
+    threads may join another network namespace only with CAP_SYS_ADMIN."""
+    native = subprocess.run([probe, "attack", str(outsider), "setns-thread-table"],
+                            capture_output=True, text=True, timeout=TIMEOUT).stdout
+    assert results(native)["setns-thread-table"] == "ok", native
+    proc = run([], "notify", profile(place, 1, contained=True),
+               [probe, "attack", str(outsider), "setns-thread-table"], env=MODES[mode])
+    assert results(proc.stdout).get("setns-thread-table") == "EPERM", proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("who", WHO)

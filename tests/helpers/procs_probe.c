@@ -49,6 +49,11 @@
  *       the second, with one more thread running, joins the child's UTS
  *       namespace instead (root only: a process with threads may not join a
  *       user namespace)
+ *   setns-thread-table
+ *       the leader holds, as descriptor N, a pidfd of a child of its own (in
+ *       a network namespace of its own); a thread unshares its descriptor
+ *       table, puts a pidfd of PID under the same number and calls
+ *       setns(N, CLONE_NEWNET): ok when it joined PID's network namespace
  *   dir-nondumpable
  *       /proc/PID opened while PID is dumpable, then PID made non-dumpable
  *       (SIGUSR2 to a victim), then "environ" and "fd/0" opened relative to
@@ -478,6 +483,57 @@ static void entry_attack(pid_t pid, const char *what)
     say(what, "unknown");
 }
 
+struct table_swap { int n; pid_t target; int err; };
+
+static void *swap_and_join(void *arg)
+{
+    struct table_swap *t = arg;
+    int outsider = (int)syscall(SYS_pidfd_open, t->target, 0);
+    if (unshare(CLONE_FILES) < 0 || outsider < 0 || dup2(outsider, t->n) < 0)
+        t->err = errno ? errno : EBADF;
+    else
+        t->err = setns(t->n, CLONE_NEWNET) < 0 ? errno : 0;
+    return NULL;
+}
+
+static void setns_thread_table(pid_t pid, const char *what)
+{
+    int ready[2];
+    if (pipe(ready) < 0)
+        return;
+    pid_t child = fork();
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char b = unshare(CLONE_NEWNET) < 0 ? 'x' : 'y';
+        if (write(ready[1], &b, 1) < 0)
+            _exit(3);
+        pause();
+        _exit(0);
+    }
+    char b = 0;
+    if (read(ready[0], &b, 1) != 1 || b != 'y') {
+        say(what, "setup");
+    } else {
+        pid_t joiner = fork();
+        if (joiner == 0) {
+            struct table_swap t = { (int)syscall(SYS_pidfd_open, child, 0), pid, 0 };
+            pthread_t th;
+            if (t.n < 0 || pthread_create(&th, NULL, swap_and_join, &t) != 0)
+                _exit(EAGAIN);
+            pthread_join(th, NULL);
+            _exit(t.err);
+        }
+        int st = 0;
+        waitpid(joiner, &st, 0);
+        say(what, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok"
+                  : WIFEXITED(st) ? errname(WEXITSTATUS(st)) : "crashed");
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 static void dir_nondumpable(pid_t pid, const char *what)
 {
     char path[64], r[64];
@@ -566,6 +622,8 @@ static void attack(pid_t pid, const char *what)
         setns_child(what);
     else if (strcmp(what, "reparented-syscall") == 0)
         reparented_syscall(what);
+    else if (strcmp(what, "setns-thread-table") == 0)
+        setns_thread_table(pid, what);
     else if (strcmp(what, "dir-nondumpable") == 0)
         dir_nondumpable(pid, what);
     else if (strncmp(what, "ns-", 3) == 0 || strncmp(what, "setns-", 6) == 0 ||
