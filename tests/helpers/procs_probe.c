@@ -332,25 +332,39 @@ static void *idle(void *arg)
 
 /* A child in user and UTS namespaces of its own (so the caller owns them),
  * joined by pidfd from a fork. */
-static void setns_child(const char *what)
+/* A child in namespaces of its own (unshare(flags)), waiting to be killed;
+ * -1 (reaped) if it could not make them. */
+static pid_t child_in_namespaces(int flags)
 {
     int ready[2];
     if (pipe(ready) < 0)
-        return;
+        return -1;
     pid_t child = fork();
     if (child == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char b = unshare(CLONE_NEWUSER | CLONE_NEWUTS) < 0 ? 'x' : 'y';
+        char b = unshare(flags) < 0 ? 'x' : 'y';
         if (write(ready[1], &b, 1) < 0)
             _exit(3);
-        pause();
-        _exit(0);
+        for (;;)
+            pause();
     }
     char b = 0;
-    if (read(ready[0], &b, 1) != 1 || b != 'y') {
-        say(what, "setup");
+    ssize_t n = read(ready[0], &b, 1);
+    close(ready[0]);
+    close(ready[1]);
+    if (n != 1 || b != 'y') {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
+        return -1;
+    }
+    return child;
+}
+
+static void setns_child(const char *what)
+{
+    pid_t child = child_in_namespaces(CLONE_NEWUSER | CLONE_NEWUTS);
+    if (child < 0) {
+        say(what, "setup");
         return;
     }
     int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
@@ -370,8 +384,6 @@ static void setns_child(const char *what)
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     close(pidfd);
-    close(ready[0]);
-    close(ready[1]);
 }
 
 /* ---- another view of /proc --------------------------------------------------- */
@@ -498,20 +510,8 @@ static void *swap_and_join(void *arg)
 
 static void setns_thread_table(pid_t pid, const char *what)
 {
-    int ready[2];
-    if (pipe(ready) < 0)
-        return;
-    pid_t child = fork();
-    if (child == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char b = unshare(CLONE_NEWNET) < 0 ? 'x' : 'y';
-        if (write(ready[1], &b, 1) < 0)
-            _exit(3);
-        pause();
-        _exit(0);
-    }
-    char b = 0;
-    if (read(ready[0], &b, 1) != 1 || b != 'y') {
+    pid_t child = child_in_namespaces(CLONE_NEWNET);
+    if (child < 0) {
         say(what, "setup");
     } else {
         pid_t joiner = fork();
@@ -527,11 +527,9 @@ static void setns_thread_table(pid_t pid, const char *what)
         waitpid(joiner, &st, 0);
         say(what, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok"
                   : WIFEXITED(st) ? errname(WEXITSTATUS(st)) : "crashed");
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
     }
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
-    close(ready[0]);
-    close(ready[1]);
 }
 
 static void dir_nondumpable(pid_t pid, const char *what)
