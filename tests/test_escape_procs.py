@@ -137,14 +137,17 @@ def test_no_route_reaches_a_siblings_memory_at_scope_1(probe, place, who):  # no
 # -- yama-run's own processes ------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["parent", "front"])
-@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("who", [*WHO, pytest.param(([], []), id="root-runs-root")])
 @pytest.mark.parametrize("scope", [0, 1])
 def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, target):  # noqa: F811
     """The supervisor (the program's parent) and the front (its parent), in
     every route: nothing of theirs opened, read, written or joined. The
     kernel refuses most (both are non-dumpable: a PTRACE_MODE_READ check fails
     without CAP_SYS_PTRACE, and their /proc files are root's), the gate the
-    rest (every entry of a protected process, stat included)."""
+    rest (every entry of a protected process, stat included). Root inside
+    holds CAP_SYS_PTRACE: the guard refuses it a pidfd's namespaces, setns,
+    kcmp and get_robust_list of theirs (routed wherever there is no Landlock
+    domain)."""
     launcher, inside = who
     proc = run(launcher, "notify", profile(place, scope), [*inside, probe, target, *EVERY])
     got = results(proc.stdout)
