@@ -243,6 +243,22 @@ int yr_fetch_fd(pid_t tgid, int fd)
     return copy < 0 ? -e : copy;
 }
 
+/* The same, from the calling thread's own table: a thread cloned without
+ * CLONE_FILES, or that unshared it, holds another file under the same number
+ * than its leader. A call the kernel continues (setns) takes the descriptor
+ * from the thread's table: what is judged must come from there too
+ * (PIDFD_THREAD, 6.9+; before, the leader's). */
+int yr_fetch_thread_fd(pid_t tid, pid_t tgid, int fd)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);     /* PIDFD_THREAD */
+    if (pidfd < 0)
+        return yr_fetch_fd(tgid, fd);
+    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    int e = errno;
+    close(pidfd);
+    return copy < 0 ? -e : copy;
+}
+
 /* The caller's descriptor fd, opened again as an O_PATH file of ours, through
  * pidfd_getfd. For when /proc/TID/fd/ cannot be searched: a non-dumpable
  * task's /proc entries belong to the root of its user namespace

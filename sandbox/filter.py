@@ -82,6 +82,9 @@ def _not_self(arg: int) -> sc.Arg:
 
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+# PIDFD_GET_{CGROUP,IPC,MNT,NET,PID,PID_FOR_CHILDREN,TIME,TIME_FOR_CHILDREN,
+# USER,UTS}_NAMESPACE: _IO(0xFF, 1..10) (linux/pidfd.h, Linux 6.11)
+PIDFD_GET_NAMESPACE = tuple(0xFF00 | n for n in range(1, 11))
 KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
                "pidfd_send_signal")
 # A signal's route: the kill family, and file owners (F_SETOWN...: the kernel
@@ -120,6 +123,12 @@ ROUTES = {
     "task_movememory": [("migrate_pages", [_not_self(0)]), ("move_pages", [_not_self(0)]),
                         ("process_madvise", []), ("process_mrelease", [])],
     "perf_event_open": [("perf_event_open", [_not_self(1)])],
+    # PTRACE_MODE_READ accesses by pid or pidfd that have no /proc path for
+    # the gate to judge: the namespaces of a process (pidfd ioctls, whose
+    # argument must be 0, and setns by pidfd), kcmp, get_robust_list
+    "ptrace_read_access": [("kcmp", []), ("get_robust_list", [_not_self(0)]), ("setns", []),
+                           *(("ioctl", [_int_eq(1, cmd), sc.Arg(2, sc.EQ, 0)])
+                             for cmd in PIDFD_GET_NAMESPACE)],
     # linkat(fd, "", AT_EMPTY_PATH) names only a file the caller opened with
     # its current credentials: the supervisor sees the opens that give such
     # files (O_PATH, O_TMPFILE; every open while others route them) and the
@@ -362,10 +371,11 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     is on; the calls that act on another process by pid, which Landlock does
     not cover, always (GUARDED); and without Landlock's domain, the signals
     (kill family, file owners) and every ptrace-class access, whatever the
-    chain hooks. The supervisor refuses those aimed at yama-run's own
+    chain hooks (the PTRACE_MODE_READ ones too, so that containment can be
+    turned on live). The supervisor refuses those aimed at yama-run's own
     processes (sandbox/guard.py)."""
     guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
-                                                      "ptrace_proc_open"))]
+                                                      "ptrace_proc_open", "ptrace_read_access"))]
     # Without Landlock's domain every open is routed for the guard (root
     # inside holds CAP_SYS_PTRACE over the supervisor: /proc/SUP/mem), so an
     # io_uring OPENAT would reach yama-run unseen: closed then too.

@@ -13,6 +13,12 @@ in the caller's pid namespace), then:
     when it is on; nothing else hooks them;
   * otherwise the call goes on.
 
+PTRACE_MODE_READ accesses that name a process without a /proc path (kcmp,
+get_robust_list, a pidfd's namespaces, setns by pidfd) are routed while the
+sandbox is contained, or has no Landlock domain: with the domain the kernel
+refuses every one aimed outside (and at yama-run), and the call goes on at
+once; without it they are judged here (the contain module's, when on).
+
 A pid names a task for good while it lives, so a call decided on its pid is
 continued (after ID_VALID). A pidfd can be swapped by another thread after a
 check, so pidfd_send_signal, process_madvise and process_mrelease are
@@ -21,6 +27,7 @@ read from the caller's memory (F_SETOWN_EX's owner, process_madvise's iovecs)
 are read once, and the call is made on that copy."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
@@ -37,7 +44,11 @@ F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 UIO_MAXIOV = 1024
-SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 440, 448       # x86-64, the supervisor's ABI
+SYS_IOCTL, SYS_KCMP = 16, 312                              # x86-64, the supervisor's ABI
+SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 440, 448
+KCMP_FILES = 2
+PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
+_libc = ctypes.CDLL(None, use_errno=True)
 RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK",
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
@@ -59,7 +70,7 @@ class Guard:
             "rt_tgsigqueueinfo": self.on_tgkill,
             "pidfd_send_signal": self.on_pidfd_send_signal,
             "fcntl": self.on_setown,
-            "ioctl": self.on_setown,
+            "ioctl": self.on_ioctl,
             "prlimit64": self.on_prlimit,
             "setpriority": self.on_setpriority,
             "ioprio_set": self.on_ioprio_set,
@@ -71,6 +82,9 @@ class Guard:
             "move_pages": self.on_movememory,
             "process_madvise": self.on_process_madvise,
             "process_mrelease": self.on_process_mrelease,
+            "kcmp": self.on_kcmp,
+            "get_robust_list": self.on_get_robust_list,
+            "setns": self.on_setns,
         }
 
     # -- answers -------------------------------------------------------------
@@ -272,6 +286,12 @@ class Guard:
         return found is not None and not self._judge(ev, caller, "task_kill", "file owner",
                                                      *found)
 
+    def on_ioctl(self, ev, caller) -> None:
+        if int_arg(ev.args[1]) & 0xFFFFFFFF in PIDFD_GET_NAMESPACE:
+            self.on_pidfd_namespace(ev, caller)
+        else:
+            self.on_setown(ev, caller)
+
     def on_setown(self, ev, caller) -> None:
         """fcntl F_SETOWN names the owner with an integer: decided on it, and
         let through. F_SETOWN_EX, FIOSETOWN and SIOCSPGRP read it from the
@@ -355,24 +375,36 @@ class Guard:
 
     # -- by pidfd: performed on our copy, as the caller ----------------------------
 
-    def _by_pidfd(self, ev, caller, name: str, perform) -> None:
-        copy, err = take_fd(caller.tgid, int_arg(ev.args[0]))
-        if err:
-            self._reply(ev, err)
+    def _by_pidfd(self, ev, caller, name: str, perform, hook: str = "task_movememory",
+                  err: int = errno.EPERM, other=None, gives_fd: bool = False) -> None:
+        """perform(copy, target) on our copy of the caller's pidfd (its first
+        argument), once the target is judged at hook (refused with err); a
+        descriptor that is no pidfd: other(copy), else EBADF. gives_fd: the
+        result is a descriptor of ours, installed as the call's (O_CLOEXEC)."""
+        copy, bad = take_fd(caller.tgid, int_arg(ev.args[0]))
+        if bad:
+            self._reply(ev, bad)
             return
         try:
             target = pidfd_target(copy)
             if target is None:
-                self._reply(ev, errno.EBADF)
+                rc = other(copy) if other else -errno.EBADF
+                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
                 return
             tgid = procfs.tgid_of(target) if target > 0 else None
             if tgid is None:
                 self._reply(ev, errno.ESRCH)
                 return
-            if not self._judge(ev, caller, "task_movememory", name, target, tgid):
+            if not self._judge(ev, caller, hook, name, target, tgid, err):
                 return
             rc = perform(copy, target)
-            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+            if rc >= 0 and gives_fd:
+                try:
+                    lib.yr_reply_addfd(self.sup.ctx, ev.id, rc, os.O_CLOEXEC)
+                finally:
+                    os.close(rc)
+            else:
+                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
         finally:
             os.close(copy)
 
@@ -414,6 +446,114 @@ class Guard:
             return lib.yr_syscall_as(caller.creds, SYS_PROCESS_MRELEASE, args)
 
         self._by_pidfd(ev, caller, "process_mrelease", perform)
+
+    # -- PTRACE_MODE_READ accesses without a /proc path (contained only) -----------
+
+    def on_kcmp(self, ev, caller) -> None:
+        """kcmp(pid1, pid2, ...): decided on the two pids, then continued (a
+        pid names a task for good while it lives)."""
+        if self.sup.shield.landlock:
+            self._pass(ev)
+            return
+        for pid in (int_arg(ev.args[0]), int_arg(ev.args[1])):
+            found = self._target(caller, pid)
+            if found is None:
+                self._reply(ev, errno.ESRCH)
+                return
+            if not self._judge(ev, caller, "ptrace_read_access", "kcmp", *found):
+                return
+        self._pass(ev)
+
+    def on_get_robust_list(self, ev, caller) -> None:
+        if self.sup.shield.landlock:
+            self._pass(ev)
+        else:
+            self._by_pid(ev, caller, "ptrace_read_access", "get_robust_list",
+                         int_arg(ev.args[0]))
+
+    def on_pidfd_namespace(self, ev, caller) -> None:
+        """ioctl(pidfd, PIDFD_GET_*_NAMESPACE, 0): emulated on our copy of the
+        descriptor (another thread could swap it after a check), as the
+        caller, after the kernel's own rule for it (PTRACE_MODE_READ_FSCREDS,
+        EACCES); the namespace's descriptor is installed as its result.
+        A descriptor that is no pidfd gets the same ioctl on our copy, as
+        the caller (0xFF is pidfs's ioctl type; the argument is 0)."""
+        if self.sup.shield.landlock:
+            self._pass(ev)
+            return
+        cmd = int_arg(ev.args[1]) & 0xFFFFFFFF
+
+        def ioctl(copy: int) -> int:
+            args = ffi.new("uint64_t[6]", [copy, cmd, 0, 0, 0, 0])
+            return lib.yr_syscall_as(caller.creds, SYS_IOCTL, args)
+
+        def perform(copy: int, target: int) -> int:
+            refusal = procfs.kernel_ptrace_refusal(
+                caller, target, lib.YR_PTRACE_READ | lib.YR_PTRACE_FSCREDS, errno.EACCES)
+            return -refusal if refusal else ioctl(copy)    # a namespace's fd, O_CLOEXEC
+
+        self._by_pidfd(ev, caller, "pidfd namespace", perform, "ptrace_read_access",
+                       errno.EACCES, other=ioctl, gives_fd=True)
+
+    def on_setns(self, ev, caller) -> None:
+        """setns(fd, nstype): the caller must make it itself, so it is
+        continued. The pidfd it names is judged on our copy; and since the
+        kernel takes the descriptor again, from the caller's table, after
+        our answer, the call goes on only when no other task shares that
+        table (kcmp KCMP_FILES): none can then swap the descriptor (a task
+        comes to share it only by a clone of one that already does). A
+        caller whose table is shared (another thread) is refused (EPERM)
+        while the sandbox is contained without a Landlock domain. Not
+        contained, only yama-run's processes are refused, and the kernel
+        refuses them too (non-dumpable) to any caller but root."""
+        if self.sup.shield.landlock:
+            self._pass(ev)
+            return
+        # from the calling thread's own table, which the kernel will read
+        copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, int_arg(ev.args[0]))
+        if copy < 0:
+            self._reply(ev, -copy)
+            return
+        try:
+            target = pidfd_target(copy)
+        finally:
+            os.close(copy)
+        if target is not None and target > 0:
+            tgid = procfs.tgid_of(target)
+            if tgid is None:
+                self._reply(ev, errno.ESRCH)
+                return
+            if not self._judge(ev, caller, "ptrace_read_access", "setns", target, tgid):
+                return
+        shield = self.sup.shield            # permissive: would-be refusals only recorded
+        if shield.contained and not shield.permissive and _table_shared(caller.tid):
+            self.sup.audit.say(f"refused setns by {caller.describe()}: its descriptor table is "
+                               "shared (another thread could swap the descriptor after the check)")
+            self._reply(ev, errno.EPERM)
+        else:
+            self._pass(ev)
+
+
+def _table_shared(tid: int) -> bool:
+    """Does another task use tid's descriptor table (a thread, or a child
+    cloned with CLONE_FILES)? Every task we may compare is asked; a task we
+    may not compare is not the sandbox's (the supervisor may compare all of
+    its tasks)."""
+    for pid in _pids():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for name in tasks:
+            other = int(name)
+            if other != tid and _kcmp(tid, other, KCMP_FILES) == 0:
+                return True
+    return False
+
+
+def _kcmp(pid1: int, pid2: int, kind: int) -> int:
+    """0: the same object; 1 or 2: not; -1: not comparable (gone, or not ours)."""
+    return _libc.syscall(SYS_KCMP, pid1, pid2, kind, 0, 0)
 
 
 def _name(ev) -> str:

@@ -12,7 +12,9 @@ out of reach (sandbox/guard.py). With it on:
     seize, process_vm_readv/writev, pidfd_getfd, prlimit64, setpriority,
     ioprio_set, sched_setaffinity/setscheduler/setparam/setattr,
     migrate_pages, move_pages, process_madvise, process_mrelease and
-    perf_event_open. Each refusal is this module's, audited:
+    perf_event_open; and, without Landlock to refuse them, the
+    PTRACE_MODE_READ accesses that have no /proc path (a pidfd's
+    namespaces, setns by pidfd, kcmp, get_robust_list). Each refusal is this module's, audited:
     "contain: denied kill of 4242 (sleep) by 1200 (sh): outside the sandbox";
   * /proc entries of outsiders are out of reach of the core's opens;
   * the program runs in a Landlock domain with the signal scope (ABI 6+):
@@ -28,7 +30,7 @@ from . import Module, Setting
 
 # The LSM hooks (security/security.c names) of the calls containment judges.
 HOOKS = ("task_kill", "task_prlimit", "task_setnice", "task_setioprio", "task_setscheduler",
-         "task_movememory", "perf_event_open", "ptrace_access_check")
+         "task_movememory", "perf_event_open", "ptrace_access_check", "ptrace_read_access")
 
 REASON = "outside the sandbox"
 
@@ -62,6 +64,7 @@ class Contain(Module):
 
     task_kill = task_prlimit = task_setnice = task_setioprio = _judge
     task_setscheduler = task_movememory = perf_event_open = ptrace_access_check = _judge
+    ptrace_read_access = _judge
 
 
 MODULE = Contain
