@@ -251,12 +251,22 @@ int yr_fetch_fd(pid_t tgid, int fd)
 int yr_fetch_thread_fd(pid_t tid, pid_t tgid, int fd)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);     /* PIDFD_THREAD */
+    if (pidfd < 0 && tid != tgid)
+        return -EPERM;      /* no PIDFD_THREAD: the leader's table may hold another file */
     if (pidfd < 0)
         return yr_fetch_fd(tgid, fd);
     int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
     int e = errno;
     close(pidfd);
     return copy < 0 ? -e : copy;
+}
+
+/* kcmp(2): 0 when the two tasks share the object of the kind asked, 1 or 2
+ * when not, -1 when they cannot be compared (gone, or not ours to compare). */
+int yr_kcmp(pid_t a, pid_t b, int kind)
+{
+    long rc = syscall(SYS_kcmp, a, b, kind, 0, 0);
+    return rc < 0 ? -1 : (int)rc;
 }
 
 /* The caller's descriptor fd, opened again as an O_PATH file of ours, through

@@ -260,6 +260,7 @@ int yr_exec_eventfd(void);
 int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT]);
 int yr_fetch_fd(pid_t tgid, int fd);
 int yr_fetch_thread_fd(pid_t tid, pid_t tgid, int fd);
+int yr_kcmp(pid_t a, pid_t b, int kind);
 int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 

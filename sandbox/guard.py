@@ -27,7 +27,6 @@ read from the caller's memory (F_SETOWN_EX's owner, process_madvise's iovecs)
 are read once, and the call is made on that copy."""
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import re
@@ -44,11 +43,9 @@ F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 UIO_MAXIOV = 1024
-SYS_IOCTL, SYS_KCMP = 16, 312                              # x86-64, the supervisor's ABI
-SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 440, 448
+SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 16, 440, 448   # x86-64, ours
 KCMP_FILES = 2
 PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
-_libc = ctypes.CDLL(None, use_errno=True)
 RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK",
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
@@ -546,14 +543,9 @@ def _table_shared(tid: int) -> bool:
             continue
         for name in tasks:
             other = int(name)
-            if other != tid and _kcmp(tid, other, KCMP_FILES) == 0:
+            if other != tid and lib.yr_kcmp(tid, other, KCMP_FILES) == 0:
                 return True
     return False
-
-
-def _kcmp(pid1: int, pid2: int, kind: int) -> int:
-    """0: the same object; 1 or 2: not; -1: not comparable (gone, or not ours)."""
-    return _libc.syscall(SYS_KCMP, pid1, pid2, kind, 0, 0)
 
 
 def _name(ev) -> str:
