@@ -12,12 +12,14 @@ are counted, and the count recorded), and the file is rotated at MAX_BYTES,
 one old generation kept: at most 2 x MAX_BYTES on disk for all runs."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import queue
 import shutil
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -193,8 +195,14 @@ class FileJournal:
         """The current file, locked (one writer at a time, across yama-runs);
         opened again if another run rotated it meanwhile."""
         while True:
+            # The file is the user's, so a program of the same uid may put a
+            # FIFO in its place: O_NONBLOCK fails the open (ENXIO) rather than
+            # wait for a reader, and what opened must be a regular file.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                         | os.O_NOFOLLOW, 0o600)
+                         | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "not a regular file", self.path)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
@@ -206,11 +214,7 @@ class FileJournal:
     def recent(self, limit: int) -> list[dict]:
         lines: list[str] = []
         for path in (self.path + ".1", self.path):
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    lines += f.readlines()
-            except OSError:
-                pass
+            lines += _read_lines(path)
         out = []
         for line in lines[-limit:]:
             try:
@@ -218,6 +222,21 @@ class FileJournal:
             except ValueError:
                 continue
         return out
+
+
+def _read_lines(path: str) -> list[str]:
+    """The lines of a kept file; nothing from a FIFO or device planted in its
+    place (it would block --list-denials, or never end), or past what
+    rotation lets a file grow to."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        data = f.read(2 * MAX_BYTES)
+    return data.decode("utf-8", "replace").splitlines(keepends=True)
 
 
 class SystemJournal:

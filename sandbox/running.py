@@ -234,7 +234,7 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     try:
         sock.settimeout(CLIENT_TIMEOUT)
         try:
-            sock.connect(path)
+            _connect(sock, path, time.monotonic() + CLIENT_TIMEOUT)
         except (ConnectionRefusedError, FileNotFoundError, NotADirectoryError) as exc:
             error = ControlError(f"nobody listens ({exc.strerror})")
             error.stale = True
@@ -261,6 +261,21 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     if answer.get("supervisor") != expected_pid:
         raise ControlError("the answer is not from the supervisor the socket is named after")
     return answer
+
+
+def _connect(sock: socket.socket, path: str, deadline: float) -> None:
+    """connect(), waiting for a place in the listen queue until deadline. A
+    sandboxed program may keep the queue full with connections of its own
+    (each refused, but it makes them as fast as they are): a socket with a
+    timeout gets EAGAIN at once then, where a blocking one would wait."""
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _check_server(sock: socket.socket, expected_pid: int) -> None:
