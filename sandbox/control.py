@@ -325,7 +325,10 @@ class ControlServer:
     def _admit(self, conn: socket.socket) -> Peer:
         """The peer, if it may be answered (see the module's docstring)."""
         pid, uid, _ = running.peer_credentials(conn)
-        pidfd = running.peer_pidfd(conn)
+        try:
+            pidfd = running.peer_pidfd(conn)
+        except ProcessLookupError as exc:   # gone, and nothing proves which process pid is
+            raise Refused(f"pid {pid} has exited: {exc}") from None
         try:
             if uid not in (os.geteuid(), 0):
                 raise Refused(f"uid {uid} is neither the sandbox's owner nor root")

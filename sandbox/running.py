@@ -25,6 +25,7 @@ trusted for what it is called:
 Pure Python: the C extension is not needed to list or change sandboxes."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -120,11 +121,16 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 def peer_pidfd(sock: socket.socket) -> int | None:
     """A pidfd of the peer process (SO_PEERPIDFD): the process itself, which
-    a reused pid can never be. None where the kernel lacks it (before 6.5)."""
+    a reused pid can never be. None where the kernel lacks it (before 6.5).
+    Raises ProcessLookupError when the kernel has it but gives none: from 6.5
+    to 6.15 a peer already reaped (EINVAL), whose pid may be another's by now
+    (6.16 on gives a pidfd that says it exited)."""
     try:
         return struct.unpack("i", sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4))[0]
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            return None
+        raise ProcessLookupError(f"no pidfd of the peer ({exc.strerror})") from None
 
 
 def exited(pidfd: int) -> bool:
@@ -280,7 +286,10 @@ def _connect(sock: socket.socket, path: str, deadline: float) -> None:
 
 def _check_server(sock: socket.socket, expected_pid: int) -> None:
     pid, uid, _ = peer_credentials(sock)
-    pidfd = peer_pidfd(sock)
+    try:
+        pidfd = peer_pidfd(sock)
+    except ProcessLookupError as exc:
+        raise ControlError(f"served by pid {pid}, which has exited: {exc}") from None
     try:
         if pid != expected_pid:
             raise ControlError(f"served by pid {pid}, not by supervisor {expected_pid}: "
