@@ -82,6 +82,7 @@ def _not_self(arg: int) -> sc.Arg:
 
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+TIOCSTI = 0x5412
 KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
                "pidfd_send_signal")
 # A signal's route: the kill family, and file owners (F_SETOWN...: the kernel
@@ -364,6 +365,11 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     (kill family, file owners) and every ptrace-class access, whatever the
     chain hooks. The supervisor refuses those aimed at yama-run's own
     processes (sandbox/guard.py)."""
+    # TIOCSTI pushes input into the terminal the program shares with the
+    # user's shell, which runs it outside the sandbox once yama-run returns
+    # (a `yama-run --change-running ... --set ...` among it): refused, root
+    # inside too, with the kernel's errno under dev.tty.legacy_tiocsti=0.
+    yield sc.ERRNO(errno.EIO), "ioctl", [_int_eq(1, TIOCSTI)]
     guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
                                                       "ptrace_proc_open"))]
     # Without Landlock's domain every open is routed for the guard (root

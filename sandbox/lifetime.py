@@ -110,11 +110,12 @@ def split(serve, wait_all: bool, inherited) -> int:
         # The supervisor is never stopped by job control: the program shares
         # its terminal and (until detach) its process group, and could stop
         # it through the terminal (TOSTOP set, the terminal given to a group
-        # of its own, then a denial line written: SIGTTOU; a ^Z pushed with
-        # TIOCSTI: SIGTSTP), freezing every routed call of the sandbox and
-        # the control socket. Blocked, SIGTTOU lets the write through and
-        # SIGTSTP stays pending; every thread inherits this mask, and the
-        # program starts with an empty one (spawn.c).
+        # of its own, then a denial line written: SIGTTOU), freezing every
+        # routed call of the sandbox and the control socket; a Ctrl-Z would
+        # freeze what the program left behind with the job. Blocked, SIGTTOU
+        # lets the write through and SIGTSTP stays pending; every thread
+        # inherits this mask, and the program starts with an empty one
+        # (spawn.c).
         signal.pthread_sigmask(signal.SIG_BLOCK, JOB_CONTROL)
         front_end.close()
         link = Link(sup_end, front, wait_all, inherited)

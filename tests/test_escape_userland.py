@@ -279,9 +279,11 @@ def test_death_by_signal_with_a_core_and_codes_past_255_are_as_the_shell_gives_t
 def _in_a_terminal_job(argv: list[str], marker: Path | None = None) -> tuple[list[str], str]:
     """Run argv as a shell with job control runs a foreground job, on a pty
     of its own. Returns (what befell the job: "stopped by N", "continued:
-    marker" or "continued: late", "exit N", "hung"; what the terminal showed).
-    A stopped job is killed, or with marker, let go (SIGCONT, as fg) once
-    marker exists, or after BOUND."""
+    marker" or "continued: late", "exit N", "hung", then "input: TEXT" if
+    the shell would have read TEXT next; what the terminal showed). A
+    stopped job is killed, or with marker, let go (SIGCONT, as fg) once
+    marker exists, or after BOUND. The user types Ctrl-Z once the job
+    prints READY."""
     pid, master = pty.fork()
     if pid == 0:                            # the "shell": session leader
         try:
@@ -313,11 +315,17 @@ def _in_a_terminal_job(argv: list[str], marker: Path | None = None) -> tuple[lis
                 time.sleep(0.02)
             if not events[-1].startswith("exit"):
                 os.killpg(job, signal.SIGKILL)
+            os.tcsetpgrp(0, os.getpgrp())           # the terminal back, as a shell takes it
+            if select.select([0], [], [], 0.5)[0]:     # what the shell reads next
+                events.append("input: " + os.read(0, 4096).decode(errors="replace").strip())
             os.write(1, f"\nJOB: {'; '.join(events)}\n".encode())
         finally:
             os._exit(0)
-    shown = b""
+    shown, typed = b"", False
     while True:
+        if not typed and b"READY" in shown:
+            os.write(master, b"\x1a")             # Ctrl-Z, typed by the user
+            typed = True
         ready, _, _ = select.select([master], [], [], 3 * BOUND)
         if not ready:
             break
@@ -358,10 +366,12 @@ def test_the_program_cannot_stop_its_supervisor_through_the_terminal():
     assert "yama-run: ptrace: denied PTRACE_ATTACH" in shown
 
 
-TIOCSTI = r'''
-import ctypes, errno, fcntl, os, signal, sys, termios
+CTRL_Z = r'''
+import ctypes, errno, os, signal, sys, time
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTSTP})
-fcntl.ioctl(0, termios.TIOCSTI, b"\x1a")    # ^Z, as if typed: SIGTSTP to the job
+print("READY", flush=True)
+while signal.SIGTSTP not in signal.sigpending():
+    time.sleep(0.01)                        # until the user's Ctrl-Z arrived
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace(16, 1, 0, 0)                    # a routed call, answered by the supervisor
 with open(sys.argv[1] + ".tmp", "w") as f:
@@ -371,22 +381,43 @@ os._exit(3)
 '''
 
 
-def test_a_stop_pushed_into_the_terminal_stops_no_supervisor(tmp_path):
-    """The program pushes ^Z into its terminal (TIOCSTI): the job stops, as
-    on a real ^Z, but the supervisor does not, and the program's next routed
-    call is answered while the job is stopped; fg (SIGCONT) then ends the
-    run with the program's status."""
-    try:
-        allowed = Path("/proc/sys/dev/tty/legacy_tiocsti").read_text().strip() == "1"
-    except OSError:
-        allowed = True
-    if not allowed and os.geteuid() != 0:
-        pytest.skip("TIOCSTI is disabled here (dev.tty.legacy_tiocsti=0)")
+def test_ctrl_z_stops_the_job_but_not_its_supervisor(tmp_path):
+    """The user types Ctrl-Z: the job stops (the front, which the shell waits
+    for), the supervisor does not: the program (which blocks SIGTSTP, as a
+    daemon left behind need not even see it) has its next routed call
+    answered while the job is stopped; fg (SIGCONT) then ends the run with
+    the program's status."""
     marker = tmp_path / "answered"
     events, shown = _in_a_terminal_job([*YAMA_RUN, "-q", "--set", "ptrace.scope=3",
-                                        sys.executable, "-c", TIOCSTI, str(marker)], marker)
+                                        sys.executable, "-c", CTRL_Z, str(marker)], marker)
     assert events == [f"stopped by {signal.SIGTSTP}", "continued: marker", "exit 3"], shown
     assert marker.read_text() == "EPERM"
+
+
+TIOCSTI = r'''
+import errno, fcntl, os, sys, termios
+said = []
+for command in (termios.TIOCSTI, termios.TIOCSTI | 1 << 32):    # the kernel reads 32 bits
+    try:
+        for byte in b"echo INJECTED\n":
+            fcntl.ioctl(0, command, bytes([byte]))
+        said.append("pushed")
+    except OSError as exc:
+        said.append(errno.errorcode[exc.errno])
+print(" ".join(said), flush=True)
+os._exit(0)
+'''
+
+
+def test_the_program_cannot_push_a_command_into_the_users_shell():
+    """TIOCSTI on the terminal the program shares with the user's shell: the
+    shell would run the line outside the sandbox once yama-run returns (a
+    `yama-run --change-running` loosening it among them). Refused with EIO,
+    as the kernel refuses it under dev.tty.legacy_tiocsti=0, root included;
+    the shell reads nothing."""
+    events, shown = _in_a_terminal_job([*YAMA_RUN, sys.executable, "-c", TIOCSTI])
+    assert events == ["exit 0"], shown
+    assert "EIO EIO" in shown
 
 
 # -- the control socket -----------------------------------------------------------------
