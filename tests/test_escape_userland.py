@@ -212,12 +212,50 @@ def test_a_fifo_in_place_of_the_denials_file_stalls_nothing(tmp_path, sticky_dir
     kept.parent.mkdir(parents=True, mode=0o700)
     os.mkfifo(kept, 0o600)
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    r = yama_run("-q", "sh", "-c", 'cat "$0" 2>/dev/null; exit 4', link, env=env, timeout=BOUND)
-    assert r.returncode == 4, r.stderr
+    r = yama_run("-q", "sh", "-c", 'cat "$0" 2>/dev/null || exit 4', os.fsdecode(link), env=env,
+                 timeout=BOUND)
+    assert r.returncode == 4, r.stderr          # denied, and the status is the program's
     listed = yama_run("--list-denials", env=env, timeout=BOUND)
     assert listed.returncode == 0
     assert "no denials recorded" in listed.stdout
     assert kept.is_fifo()
+
+
+@requires_root
+@pytest.mark.parametrize("planted", ["link", "directory"])
+def test_root_with_a_users_home_neither_writes_nor_believes_its_denials_dir(tmp_path,
+                                                                            sticky_dir,
+                                                                            planted):
+    """Root's yama-run run with uid 1001's HOME (sudo keeps it on some
+    systems): uid 1001 made ~/.local/state/yama-run a link to a directory of
+    root's (where a file named denials.jsonl would be read: apt.conf.d), or a
+    directory of its own holding a forged record. Root's denial is not
+    written there, and root's --list-denials shows nothing of uid 1001's."""
+    if journald_reachable():
+        pytest.skip("denials go to systemd-journald here, not to a file")
+    home, victim = tmp_path / "home", tmp_path / "victim"
+    tmp_path.chmod(0o755)
+    victim.mkdir()
+    state = home / ".local" / "state"
+    state.mkdir(parents=True)
+    if planted == "link":
+        (state / "yama-run").symlink_to(victim)
+    else:
+        (state / "yama-run").mkdir(mode=0o700)
+        (state / "yama-run" / "denials.jsonl").write_text(json.dumps(
+            {"action": "deny", "time": 0, "program": "forged", "message": "FORGED"}) + "\n")
+    subprocess.run(["chown", "-hR", f"{UID}:{UID}", str(home)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env["HOME"] = str(home)
+    link = os.fsdecode(_foreign_link(sticky_dir, b"link"))
+    r = yama_run("-v", "cat", link, env=env, timeout=BOUND)
+    assert r.returncode == 1 and "symlinks: denied" in r.stderr, r.stderr
+    assert list(victim.iterdir()) == []
+    if planted == "directory":
+        assert [p.name for p in (state / "yama-run").iterdir()] == ["denials.jsonl"]
+    listed = yama_run("--list-denials", env=env, timeout=BOUND)
+    assert listed.returncode == 0
+    assert "FORGED" not in listed.stdout and "no denials recorded" in listed.stdout
 
 
 # -- the front process and the exit status ----------------------------------------------
