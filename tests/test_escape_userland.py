@@ -630,3 +630,55 @@ def test_a_peer_gone_and_its_pid_given_to_a_process_outside_is_refused(tmp_path)
             outside.wait()
         program.kill()
         program.wait()
+
+
+BIG_TREE = r'''
+import os, sys, time
+pids = []
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:                # a command line of 4000 DELs: 24,000 bytes of JSON each
+        os.execv("/bin/sleep", ["\x7f" * 4000, "60"])
+    pids.append(str(pid))
+with open(sys.argv[2], "w") as f:
+    f.write(" ".join(pids))
+time.sleep(60)
+'''
+
+
+@requires_root
+def test_command_lines_written_by_the_program_never_make_the_detail_too_big(tmp_path):
+    """250 processes with 4 KiB command lines of control characters: the
+    detail answer was 6 MB, past what a client reads (4 MiB), and
+    --show-running failed ("no valid answer"); each command line is now
+    shown cut, on one escaped line."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = tree_env({**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    count = 250
+    (tmp_path / "pids").write_text("")
+    program = subprocess.Popen([*YAMA_RUN, sys.executable, "-c", BIG_TREE, str(count),
+                                str(tmp_path / "pids")], env=env)
+    try:
+        _wait_for_socket(runtime / "yama-run")
+        deadline = time.monotonic() + BOUND
+        while True:
+            listed = yama_run("--list-running", env=env, timeout=BOUND)
+            rows = [line.split() for line in listed.stdout.splitlines()[1:2]]
+            if rows and int(rows[0][5]) > count or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert rows and int(rows[0][5]) > count, listed.stdout
+        shown = yama_run("--show-running", rows[0][0], env=env, timeout=BOUND)
+        assert shown.returncode == 0, shown.stderr
+        assert f"processes:  {count + 1}" in shown.stdout
+        cut = [line for line in shown.stdout.splitlines() if line.endswith("\\x7f...")]
+        assert len(cut) >= count and "\x7f" not in shown.stdout
+    finally:
+        program.kill()
+        program.wait()
+        for pid in (tmp_path / "pids").read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)   # the sleepers it started, left supervised
+            except ProcessLookupError:
+                pass
