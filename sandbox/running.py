@@ -122,9 +122,9 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 def peer_pidfd(sock: socket.socket) -> int | None:
     """A pidfd of the peer process (SO_PEERPIDFD): the process itself, which
     a reused pid can never be. None where the kernel lacks it (before 6.5).
-    Raises ProcessLookupError when the kernel has it but gives none: from 6.5
-    to 6.15 a peer already reaped (EINVAL), whose pid may be another's by now
-    (6.16 on gives a pidfd that says it exited)."""
+    Raises ProcessLookupError when the kernel has it but gives none: a peer
+    already reaped on kernels that refuse those (EINVAL), whose pid may be
+    another's by now (6.18 gives a pidfd that says it exited)."""
     try:
         return struct.unpack("i", sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4))[0]
     except OSError as exc:
