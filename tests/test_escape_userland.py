@@ -314,7 +314,8 @@ def test_death_by_signal_with_a_core_and_codes_past_255_are_as_the_shell_gives_t
     assert yama_run("sh", "-c", script, cwd=tmp_path).returncode == 128 + signal.SIGSEGV
 
 
-def _in_a_terminal_job(argv: list[str], marker: Path | None = None) -> tuple[list[str], str]:
+def _in_a_terminal_job(argv: list[str], marker: Path | None = None,
+                       env: dict | None = None) -> tuple[list[str], str]:
     """Run argv as a shell with job control runs a foreground job, on a pty
     of its own. Returns (what befell the job: "stopped by N", "continued:
     marker" or "continued: late", "exit N", "hung", then "input: TEXT" if
@@ -331,7 +332,7 @@ def _in_a_terminal_job(argv: list[str], marker: Path | None = None) -> tuple[lis
                 os.setpgid(0, 0)
                 os.tcsetpgrp(0, os.getpgrp())
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-                os.execvpe(argv[0], argv, tree_env())
+                os.execvpe(argv[0], argv, env or tree_env())
             os.setpgid(job, job)
             deadline, events = time.monotonic() + BOUND, []
             while True:
@@ -447,13 +448,19 @@ os._exit(0)
 '''
 
 
-def test_the_program_cannot_push_a_command_into_the_users_shell():
+@pytest.mark.parametrize("who", ["root", "uid 1001"])
+def test_the_program_cannot_push_a_command_into_the_users_shell(request, who):
     """TIOCSTI on the terminal the program shares with the user's shell: the
     shell would run the line outside the sandbox once yama-run returns (a
     `yama-run --change-running` loosening it among them). Refused with EIO,
     as the kernel refuses it under dev.tty.legacy_tiocsti=0, root included;
-    the shell reads nothing."""
-    events, shown = _in_a_terminal_job([*YAMA_RUN, sys.executable, "-c", TIOCSTI])
+    the shell reads nothing. (yama-run run by root, and by uid 1001.)"""
+    if who == "root":
+        events, shown = _in_a_terminal_job([*YAMA_RUN, sys.executable, "-c", TIOCSTI])
+    else:
+        user = request.getfixturevalue("as_user")
+        events, shown = _in_a_terminal_job(user.command("/usr/bin/python3", "-c", TIOCSTI),
+                                           env=user.env())
     assert events == ["exit 0"], shown
     assert "EIO EIO" in shown
 
