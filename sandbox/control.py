@@ -67,6 +67,7 @@ CHECK_EVERY = 1.0          # s: is our socket still where clients look for it?
 REQUEST_TIMEOUT = 2.0      # s: a peer that sends no request in time is dropped
 BACKLOG = 16
 CHANGES_KEPT = 50
+CMDLINE_SHOWN = 256        # bytes of each process's command line in the detail
 REFUSALS_BURST, REFUSALS_RATE = 10, 1.0     # refused peers recorded (a hostile program loops)
 
 # Calls rare enough that routing them costs nothing a program would notice:
@@ -325,7 +326,10 @@ class ControlServer:
     def _admit(self, conn: socket.socket) -> Peer:
         """The peer, if it may be answered (see the module's docstring)."""
         pid, uid, _ = running.peer_credentials(conn)
-        pidfd = running.peer_pidfd(conn)
+        try:
+            pidfd = running.peer_pidfd(conn)
+        except ProcessLookupError as exc:   # gone, and nothing proves which process pid is
+            raise Refused(f"pid {pid} has exited: {exc}") from None
         try:
             if uid not in (os.geteuid(), 0):
                 raise Refused(f"uid {uid} is neither the sandbox's owner nor root")
@@ -567,12 +571,18 @@ def descendants(root: int) -> list[tuple[int, int]]:
 
 
 def _described(tree, limit: int = 1000):
+    """(depth, pid, comm, cmdline) of the first limit processes. The program
+    writes its processes' command lines: at CMDLINE_SHOWN bytes each (a
+    control character costs six in JSON), a thousand of them fit the
+    client's REPLY_MAX; whole, 250 of 4 KiB made --show-running fail."""
     for depth, pid in tree[:limit]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read(4096).rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+                raw = f.read(CMDLINE_SHOWN + 1)
         except OSError:
-            cmdline = ""
+            raw = b""
+        cut = raw[:CMDLINE_SHOWN].rstrip(b"\0").replace(b"\0", b" ")
+        cmdline = cut.decode(errors="replace") + ("..." if len(raw) > CMDLINE_SHOWN else "")
         yield depth, pid, running.status_field(pid, "Name") or "?", cmdline
 
 

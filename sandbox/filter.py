@@ -82,6 +82,7 @@ def _not_self(arg: int) -> sc.Arg:
 
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+TIOCSTI = 0x5412
 # PIDFD_GET_{CGROUP,IPC,MNT,NET,PID,PID_FOR_CHILDREN,TIME,TIME_FOR_CHILDREN,
 # USER,UTS}_NAMESPACE: _IO(0xFF, 1..10) (linux/pidfd.h, Linux 6.11)
 PIDFD_GET_NAMESPACE = tuple(0xFF00 | n for n in range(1, 11))
@@ -374,6 +375,11 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     chain hooks (the PTRACE_MODE_READ ones too, so that containment can be
     turned on live). The supervisor refuses those aimed at yama-run's own
     processes (sandbox/guard.py)."""
+    # TIOCSTI pushes input into the terminal the program shares with the
+    # user's shell, which runs it outside the sandbox once yama-run returns
+    # (a `yama-run --change-running ... --set ...` among it): refused, root
+    # inside too, with the kernel's errno under dev.tty.legacy_tiocsti=0.
+    yield sc.ERRNO(errno.EIO), "ioctl", [_int_eq(1, TIOCSTI)]
     guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
                                                       "ptrace_proc_open", "ptrace_read_access"))]
     # Without Landlock's domain every open is routed for the guard (root

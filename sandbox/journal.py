@@ -12,12 +12,14 @@ are counted, and the count recorded), and the file is rotated at MAX_BYTES,
 one old generation kept: at most 2 x MAX_BYTES on disk for all runs."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import queue
 import shutil
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -177,40 +179,70 @@ class FileJournal:
         return self.path
 
     def write(self, record: dict) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        fd = self._open_locked()
+        dfd = self._open_dir(create=True)
         try:
-            if os.fstat(fd).st_size + len(line) > MAX_BYTES:
-                os.replace(self.path, self.path + ".1")     # under the lock: one rotation
+            fd = self._open_locked(dfd)
+            try:
+                if os.fstat(fd).st_size + len(line) > MAX_BYTES:     # under the lock: one
+                    os.replace(FILE_NAME, FILE_NAME + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
+                    os.close(fd)
+                    fd = self._open_locked(dfd)
+                os.write(fd, line)
+            finally:
                 os.close(fd)
-                fd = self._open_locked()
-            os.write(fd, line)
         finally:
-            os.close(fd)
+            os.close(dfd)
 
-    def _open_locked(self) -> int:
+    def _open_dir(self, create: bool) -> int:
+        """The directory, opened without following a link, and only if it is
+        the effective uid's and nobody else may write it: root run with a
+        user's HOME (sudo keeps it on some systems) must neither write where
+        that user points ~/.local/state/yama-run (a link to /etc/apt/apt.conf.d)
+        nor list records that user wrote. Every name below is opened
+        relative to this descriptor: a directory swapped in later is not used."""
+        if create:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            os.close(fd)
+            raise OSError(errno.EPERM, f"not a directory of uid {os.geteuid()} that only it "
+                          "can write", self.dir)
+        return fd
+
+    @staticmethod
+    def _open_locked(dfd: int) -> int:
         """The current file, locked (one writer at a time, across yama-runs);
         opened again if another run rotated it meanwhile."""
         while True:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                         | os.O_NOFOLLOW, 0o600)
+            # The file is the user's, so a program of the same uid may put a
+            # FIFO in its place: O_NONBLOCK fails the open (ENXIO) rather than
+            # wait for a reader, and what opened must be a regular file.
+            fd = os.open(FILE_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "not a regular file", FILE_NAME)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                if os.stat(FILE_NAME, dir_fd=dfd, follow_symlinks=False).st_ino == \
+                        os.fstat(fd).st_ino:
                     return fd
             except FileNotFoundError:
                 pass
             os.close(fd)
 
     def recent(self, limit: int) -> list[dict]:
-        lines: list[str] = []
-        for path in (self.path + ".1", self.path):
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    lines += f.readlines()
-            except OSError:
-                pass
+        try:
+            dfd = self._open_dir(create=False)
+        except OSError:
+            return []
+        try:
+            lines = [line for name in (FILE_NAME + ".1", FILE_NAME)
+                     for line in _read_lines(name, dfd)]
+        finally:
+            os.close(dfd)
         out = []
         for line in lines[-limit:]:
             try:
@@ -218,6 +250,22 @@ class FileJournal:
             except ValueError:
                 continue
         return out
+
+
+def _read_lines(name: str, dfd: int) -> list[str]:
+    """The lines of a kept file; nothing from a FIFO or device planted in its
+    place (it would block --list-denials, or never end), or past what
+    rotation lets a file grow to."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dfd)
+    except OSError:
+        return []
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        data = f.read(2 * MAX_BYTES)
+    return data.decode("utf-8", "replace").splitlines(keepends=True)
 
 
 class SystemJournal:

@@ -36,6 +36,9 @@ LAUNCHERS = frozenset({"env", "nice", "ionice", "taskset", "chrt", "nohup", "set
                        "stdbuf", "timeout"})
 RACY_NS = 1_000_000_000         # an input changed this close to the build: not kept
 MAX_PLANS = 256                 # the oldest are removed past this many
+# A plan is about 16 KiB; a bigger file in its place is not read at all (the
+# program, of the same uid, may plant one: a sparse terabyte must cost nothing).
+MAX_PLAN_BYTES = 4 << 20
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -186,8 +189,13 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
             raise Miss(f"{directory} is not a directory of uid {os.geteuid()} that only it "
                        "can write: not trusted")
         try:
-            fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=dfd)
+            # O_NONBLOCK: a FIFO planted under the plan's name (by the program,
+            # which runs as the same uid) must not hold the open until a
+            # writer comes; O_NOFOLLOW: nor a link lead elsewhere. What was
+            # opened is then judged by fstat on this descriptor, and read
+            # from it: a rename swap after the open changes nothing read.
+            fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, dir_fd=dfd)
         except FileNotFoundError:
             raise Miss("no plan for this command yet") from None
         except OSError as exc:
@@ -199,7 +207,9 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
         if not _owned_privately(st, directory=False):
             raise Miss(f"{path} is not a file of uid {os.geteuid()} that only it can "
                        "write: not trusted")
-        data = _read_all(fd, st.st_size)
+        if st.st_size > MAX_PLAN_BYTES:
+            raise Miss(f"{path} is larger than a plan ({st.st_size} bytes): not read")
+        data = _read_all(fd)
     finally:
         os.close(fd)
     try:
@@ -214,13 +224,17 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
     return plan, path
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, max(size, 65536))
+def _read_all(fd: int) -> bytes:
+    """At most MAX_PLAN_BYTES (the file may grow while it is read: a file
+    that does is no plan, and is not read to its end)."""
+    chunks, size = [], 0
+    while size <= MAX_PLAN_BYTES:
+        chunk = os.read(fd, MAX_PLAN_BYTES + 1 - size)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+        size += len(chunk)
+    raise Miss("the cached plan grew past any plan's size while it was read: not read")
 
 
 def describe(fact: tuple) -> str:

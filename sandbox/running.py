@@ -25,6 +25,7 @@ trusted for what it is called:
 Pure Python: the C extension is not needed to list or change sandboxes."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -120,11 +121,16 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 def peer_pidfd(sock: socket.socket) -> int | None:
     """A pidfd of the peer process (SO_PEERPIDFD): the process itself, which
-    a reused pid can never be. None where the kernel lacks it (before 6.5)."""
+    a reused pid can never be. None where the kernel lacks it (before 6.5).
+    Raises ProcessLookupError when the kernel has it but gives none: a peer
+    already reaped on kernels that refuse those (EINVAL), whose pid may be
+    another's by now (6.18 gives a pidfd that says it exited)."""
     try:
         return struct.unpack("i", sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4))[0]
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            return None
+        raise ProcessLookupError(f"no pidfd of the peer ({exc.strerror})") from None
 
 
 def exited(pidfd: int) -> bool:
@@ -234,7 +240,7 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     try:
         sock.settimeout(CLIENT_TIMEOUT)
         try:
-            sock.connect(path)
+            _connect(sock, path, time.monotonic() + CLIENT_TIMEOUT)
         except (ConnectionRefusedError, FileNotFoundError, NotADirectoryError) as exc:
             error = ControlError(f"nobody listens ({exc.strerror})")
             error.stale = True
@@ -263,9 +269,27 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     return answer
 
 
+def _connect(sock: socket.socket, path: str, deadline: float) -> None:
+    """connect(), waiting for a place in the listen queue until deadline. A
+    sandboxed program may keep the queue full with connections of its own
+    (each refused, but it makes them as fast as they are): a socket with a
+    timeout gets EAGAIN at once then, where a blocking one would wait."""
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _check_server(sock: socket.socket, expected_pid: int) -> None:
     pid, uid, _ = peer_credentials(sock)
-    pidfd = peer_pidfd(sock)
+    try:
+        pidfd = peer_pidfd(sock)
+    except ProcessLookupError as exc:
+        raise ControlError(f"served by pid {pid}, which has exited: {exc}") from None
     try:
         if pid != expected_pid:
             raise ControlError(f"served by pid {pid}, not by supervisor {expected_pid}: "
