@@ -8,8 +8,10 @@ with a newline or an escape sequence must not forge a line, or drive the
 terminal. The JSON log escapes by itself."""
 from __future__ import annotations
 
+import collections
 import errno
 import json
+import os
 import sys
 import threading
 import time
@@ -18,6 +20,9 @@ from .journal import RateLimit
 
 # -v lines: a hostile program decides how many denials it causes.
 VERBOSE_BURST, VERBOSE_RATE = 200, 20.0
+# Lines waiting for a stderr that takes none (LineWriter), and how long the
+# end of a run waits for them.
+PENDING_LINES, DRAIN_WAIT = 1000, 1.0
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
 
@@ -66,6 +71,69 @@ class QuietStream:
         return getattr(self._stream, name)
 
 
+class LineWriter:
+    """Lines to a stream from a thread of their own, so that the thread that
+    says one never waits on the stream. Once the program runs it shares
+    yama-run's stderr (a terminal, a pipe) and can keep a write from ever
+    completing: tcflow(TCOOFF) on the terminal, a pipe it fills while its
+    reader waits. A decision that said a line would then hold every call
+    waiting on the chain. Past PENDING_LINES waiting, lines are counted
+    (dropped), not kept. Made in the process whose thread writes: a process
+    forked from it writes its own lines itself (the thread is not there)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.dropped = 0
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._lines: collections.deque[str] = collections.deque()
+        self._writing = False
+        threading.Thread(target=self._run, name="yama-run-stderr", daemon=True).start()
+
+    def put(self, line: str) -> None:
+        if os.getpid() != self._pid:
+            _write_line(self.stream, line)
+            return
+        with self._cond:
+            if len(self._lines) >= PENDING_LINES:
+                self.dropped += 1
+                return
+            self._lines.append(line)
+            self._cond.notify_all()
+
+    def drain(self, timeout: float = DRAIN_WAIT) -> bool:
+        """Wait (at most timeout) until every line is written."""
+        if os.getpid() != self._pid:
+            return True
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._lines or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._lines:
+                    self._cond.wait()
+                line = self._lines.popleft()
+                self._writing = True
+            _write_line(self.stream, line)      # (may wait for as long as the stream likes)
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def _write_line(stream, line: str) -> None:
+    try:
+        print(line, file=stream, flush=True)
+    except (OSError, ValueError):
+        pass                            # a lost stderr only loses messages
+
+
 class Audit:
     def __init__(self, log_path: str | None = None, verbose: bool = False, stream=None,
                  journal=None, quiet: bool = False):
@@ -76,6 +144,7 @@ class Audit:
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
         self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
+        self._writer: LineWriter | None = None     # stderr written in line (write_aside)
         self._denials = 0
         # Denials settled without a record while unread_until() said nobody
         # reads them (csrc/ptrace_fast.c): a callable giving their number.
@@ -105,17 +174,28 @@ class Audit:
             return 0.0
         return self.journal.next_admit_at() if self.journal is not None else float("inf")
 
+    def write_aside(self) -> None:
+        """From now on stderr lines are written by a thread of their own
+        (LineWriter): called in the supervisor process before the program
+        runs, since the program can then hold a write to stderr forever."""
+        if self._writer is None:
+            self._writer = LineWriter(self.stream)
+
     def flush(self) -> None:
         """Records of the run so far written (bounded wait)."""
         self._absorb_silent()
         if self.journal is not None:
             self.journal.flush()
+        if self._writer is not None:
+            self._writer.drain()
 
     def close(self) -> None:
         self._absorb_silent()
         if self._said.dropped:
             self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")
             self._said.dropped = 0
+        if self._writer is not None:
+            self._writer.drain()
         if self.journal is not None:
             self.journal.close()
         if self._log:
@@ -131,10 +211,10 @@ class Audit:
                     pass                # a full disk loses records, never the sandbox
 
     def _print(self, line: str) -> None:
-        try:
-            print(line, file=self.stream, flush=True)
-        except (OSError, ValueError):
-            pass                        # a lost stderr only loses messages
+        if self._writer is not None:
+            self._writer.put(line)
+        else:
+            _write_line(self.stream, line)
 
     def say(self, text: str) -> None:
         """A readable line on stderr, only with -v (rate-limited)."""

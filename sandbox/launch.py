@@ -342,11 +342,12 @@ def _fail_closed(started, trace: str) -> None:
     """The chain could not be loaded: nobody will decide the program's calls.
     As Supervisor._fail_closed: kill it, drop the listener (ENOSYS)."""
     from . import spawn
-    last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
-    spawn._say_always(f"internal error in loading the supervisor: {last}; "
-                      "killing the sandboxed program")
     lifetime.kill_quietly(started.pid, 9)
     if started.listener >= 0:
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         os.dup2(null, started.listener, inheritable=False)
         os.close(null)
+    # Said last: the program may hold a write to stderr (a stopped terminal)
+    last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+    spawn._say_always(f"internal error in loading the supervisor: {last}; "
+                      "killed the sandboxed program")

@@ -56,6 +56,7 @@ class Supervisor:
         self.rules_lock = threading.Lock()
         self.control = control.ControlServer(self)
         self.link = link                    # to the front (lifetime.Link), if any
+        audit.write_aside()                 # the program may hold stderr: never wait on it
         if link is not None:
             link.before_report = audit.flush
         self._ctx = ffi.NULL                # the context of a lone server (the tracer)

@@ -433,6 +433,42 @@ def test_ctrl_z_stops_the_job_but_not_its_supervisor(tmp_path):
     assert marker.read_text() == "EPERM"
 
 
+STOPPED_OUTPUT = r'''
+import ctypes, errno, os, sys, termios, threading, time
+termios.tcflow(2, termios.TCOOFF)           # the terminal takes no more output
+resumed = threading.Event()
+def resume():                               # a bound: the terminal's output back after 5 s
+    time.sleep(5)
+    resumed.set()
+    termios.tcflow(2, termios.TCOON)
+threading.Thread(target=resume, daemon=True).start()
+libc = ctypes.CDLL(None, use_errno=True)
+answers = []
+for _ in range(3):                          # denied: yama-run has a line to write each time
+    libc.ptrace(16, 1, 0, 0)
+    answers.append(errno.errorcode[ctypes.get_errno()] + ("-late" if resumed.is_set() else ""))
+with open(sys.argv[1], "w") as f:
+    f.write(" ".join(answers))
+resumed.wait()
+time.sleep(0.5)
+os._exit(4)
+'''
+
+
+def test_a_terminal_that_takes_no_output_never_holds_a_decision(tmp_path):
+    """The program stops the terminal's output (tcflow TCOOFF, as ^S does)
+    and causes denials: each is answered at once, while the terminal still
+    takes nothing (the supervisor waited in its write of the denial line,
+    holding every call the chain decides, until the output came back), and
+    the lines are shown once it does."""
+    answers = tmp_path / "answers"
+    events, shown = _in_a_terminal_job([*YAMA_RUN, "-v", "--set", "ptrace.scope=3",
+                                        sys.executable, "-c", STOPPED_OUTPUT, str(answers)])
+    assert events == ["exit 4"], shown
+    assert answers.read_text() == "EPERM EPERM EPERM", shown
+    assert shown.count("yama-run: ptrace: denied PTRACE_ATTACH") == 3, shown
+
+
 TIOCSTI = r'''
 import errno, fcntl, os, sys, termios
 said = []
