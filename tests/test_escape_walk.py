@@ -235,17 +235,24 @@ def test_dir_swapped_for_a_link_to_slash_stays_in_the_jail(probe, area, jail, qu
 @pytest.fixture
 def moved_out(area, jail):
     """jail/a/b and out/b, swapped from outside the jail: the walk may stand
-    in b when b is out/b, whose '..' is out, then the area with OUTSIDE."""
+    in b when b is out/b, whose '..' is out, then the area with OUTSIDE. In
+    each b, up -> ../../marker and side -> ../sib/marker (one leading '..',
+    the rest taken at once by prefix_at_once), with a sib/marker JAIL in
+    jail/a and OUTSIDE in out."""
     def build(uid):
         j = jail(uid)
         tree(j / "a", j / "a" / "b", area / "out", area / "out" / "b", uid=uid)
         for b in (j / "a" / "b", area / "out" / "b"):
             link("../../marker", b / "up", uid=uid)
+            link("../sib/marker", b / "side", uid=uid)
+        write(j / "a" / "sib" / "marker", "JAIL", uid=uid)
+        write(area / "out" / "sib" / "marker", "OUTSIDE", uid=uid)
         return j
     return build
 
 
-@pytest.mark.parametrize("path", ["/a/b/../../marker", "/a/b/up", "/a/./b/../b/up"])
+@pytest.mark.parametrize("path", ["/a/b/../../marker", "/a/b/up", "/a/./b/../b/up", "/a/b/side",
+                                  "/a/b/../sib/marker"])
 @pytest.mark.parametrize("who", JAILED)
 def test_dir_moved_out_of_the_jail_under_an_absolute_walk(probe, area, moved_out, quiet,
                                                           who, path):
