@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,17 @@ static int same_dir(const struct statx *a, const struct statx *b)
            a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
 }
 
+/* Our own "/", read once: the supervisor never changes its root. Not read:
+ * every root is taken as one a '..' could leave (dotdot_checked). */
+static struct statx our_top;
+static int our_top_known;
+static pthread_once_t our_top_once = PTHREAD_ONCE_INIT;
+
+static void read_our_top(void)
+{
+    our_top_known = statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, &our_top) == 0;
+}
+
 /* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. A
  * directory statx'ed already (res.known_dir: the parent of a trailing link
  * just followed) is not asked again: what is compared (inode, device,
@@ -65,11 +77,10 @@ static int at_root(struct yr_call *c, int dir)
     if (yr_open_root(c) < 0)
         return 0;
     if (!r->root_known) {
-        struct statx top;
-        if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0 ||
-            statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, &top) < 0)
+        if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0)
             return 0;
-        r->root_top = same_dir(&top, &r->root_stx);
+        pthread_once(&our_top_once, read_our_top);
+        r->root_top = our_top_known && same_dir(&our_top, &r->root_stx);
         r->root_known = 1;
     }
     if (dir >= 0 && dir == r->known_dir)
