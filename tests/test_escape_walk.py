@@ -14,18 +14,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from conftest import requires_root, YAMA_RUN
+from test_escape import AS_1001, interpreter_for_1001  # noqa: F401  (autouse, per module)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
 
-AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
 TIMEOUT = 120
 TRIES = "3000"                         # attempts per race: a second or two under yama-run
 # (who starts yama-run, who the program is inside)
@@ -36,26 +35,6 @@ WHO = [pytest.param(([], AS_1001), id="root-runs-1001"),
 JAILED = [pytest.param(([], [], []), id="root-runs-root"),
           pytest.param((AS_1001, [], ["-U"]), id="1001-runs-1001-userns")]
 FS_OFF = {"fs.protected_symlinks": 0, "fs.protected_fifos": 0, "fs.protected_regular": 0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def interpreter_for_1001():
-    """yama-run started by uid 1001 runs this interpreter: a directory above
-    it only root may search (/root, for pyenv) is made searchable meanwhile."""
-    probe = [*AS_1001, sys.executable, "-c", "import click, cffi, pyseccomp"]
-    if subprocess.run(probe, capture_output=True).returncode == 0:
-        yield
-        return
-    blocker = next((p for p in Path(sys.executable).parents
-                    if p != Path("/") and not p.stat().st_mode & 0o001), None)
-    if blocker is None:
-        pytest.skip(f"uid 1001 cannot run yama-run with {sys.executable}")
-    mode = blocker.stat().st_mode & 0o7777
-    blocker.chmod(mode | 0o001)
-    try:
-        yield
-    finally:
-        blocker.chmod(mode)
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +246,17 @@ def test_dir_moved_out_of_the_jail_under_an_absolute_walk(probe, area, moved_out
     got = race(probe, [*opts, "-j", str(j), str(j / "a" / "b"), str(area / "out" / "b"), TRIES,
                        "open", path], launcher=launcher)
     assert set(got) <= {"read:JAIL", "err:EAGAIN"} and "read:JAIL" in got, got
+
+
+@pytest.mark.parametrize("who", JAILED)
+def test_trailing_dotdot_of_a_dir_moved_out_of_the_jail(probe, area, moved_out, quiet, who):
+    """stat("/a/b/.."): the trailing '..' is jail/a, never out/."""
+    launcher, _, opts = who
+    j = moved_out(1001 if launcher else 0)
+    got = race(probe, [*opts, "-j", str(j), str(j / "a" / "b"), str(area / "out" / "b"), TRIES,
+                       "stat", "/a/b/.."], launcher=launcher)
+    inside = f"ino:{os.stat(j / 'a').st_ino}"
+    assert set(got) <= {inside, "err:EAGAIN"} and inside in got, got
 
 
 def test_a_cwd_moved_out_of_the_jail_natively(probe, area, moved_out):
