@@ -117,6 +117,8 @@ static int below_root(struct yr_call *c, int up)
     struct yr_res *r = &c->res;
     struct statx sx, px;
     int err = -EAGAIN, cur = up;
+    if (!r->root_known)
+        return -EAGAIN;                          /* the root unknown: fail closed */
     yr_fs_pause();
     if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) < 0)
         goto out;
