@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires_root, YAMA_RUN
+from conftest import BACKEND_ARGS, requires_root, YAMA_RUN
 from test_escape import AS_1001, interpreter_for_1001  # noqa: F401  (autouse, per module)
 
 pytestmark = [requires_root,
@@ -82,7 +82,8 @@ def race(probe, args, *, launcher=None, inside=(), cwd=None) -> dict[str, int]:
     launcher, as `inside`; its outcomes."""
     prog = [*inside, probe, *args]
     cmd = prog if launcher is None else [
-        *launcher, *YAMA_RUN, "--profile", str(Path(probe).parent / "profile.toml"), "--", *prog]
+        *launcher, *YAMA_RUN, *BACKEND_ARGS, "--profile", str(Path(probe).parent / "profile.toml"),
+        "--", *prog]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
     got = outcomes(proc.stdout)
     assert proc.returncode == 0 and got and "swapper failed" not in got, \
