@@ -97,6 +97,8 @@ struct yr_res {
     int root;                   /* the caller's root, or the RESOLVE_BENEATH/IN_ROOT scope */
     int root_known;
     struct statx root_stx;
+    int root_top;               /* root is our own "/": nothing is above it to leave to */
+    int inside;                 /* the walk came through root (or starts at the scope) */
     int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
     struct statx known_stx;
     uint64_t resolve;           /* openat2's RESOLVE_* */

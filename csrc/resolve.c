@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,17 @@ static int same_dir(const struct statx *a, const struct statx *b)
            a->stx_dev_minor == b->stx_dev_minor && a->stx_mnt_id == b->stx_mnt_id;
 }
 
+/* Our own "/", read once: the supervisor never changes its root. Not read:
+ * every root is taken as one a '..' could leave (dotdot_checked). */
+static struct statx our_top;
+static int our_top_known;
+static pthread_once_t our_top_once = PTHREAD_ONCE_INIT;
+
+static void read_our_top(void)
+{
+    our_top_known = statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, &our_top) == 0;
+}
+
 /* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. A
  * directory statx'ed already (res.known_dir: the parent of a trailing link
  * just followed) is not asked again: what is compared (inode, device,
@@ -67,12 +79,85 @@ static int at_root(struct yr_call *c, int dir)
     if (!r->root_known) {
         if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0)
             return 0;
+        pthread_once(&our_top_once, read_our_top);
+        r->root_top = our_top_known && same_dir(&our_top, &r->root_stx);
         r->root_known = 1;
     }
     if (dir >= 0 && dir == r->known_dir)
         return same_dir(&r->known_stx, &r->root_stx);
     return statx(dir, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
            same_dir(&sx, &r->root_stx);
+}
+
+/* Must a '..' of this walk be checked to land below the root? When the walk
+ * came through the caller's root (an absolute path or body, a '..' stopped
+ * there) or walks an openat2 scope, and that root is not our own '/'. A walk
+ * from a cwd or dirfd that never passed through the root is not checked: the
+ * kernel stops '..' at the root only when the walk stands on it, so from a
+ * directory outside the jail '..' goes on up, natively as here. */
+static int dotdot_checked(struct yr_call *c)
+{
+    return c->res.inside && !c->res.root_top;
+}
+
+/* The race: the walk stands in a directory D below the root, and another
+ * process (outside the jail, or with a name of its own for D) renames D out
+ * of it; D's '..' is then outside. The kernel's own '..' of a RESOLVE_BENEATH
+ * / IN_ROOT walk fails with EAGAIN when any rename ran meanwhile (rename_lock);
+ * a walk by hand is far slower, so the window is wide (a swapper in a loop
+ * won most attempts). So the directory a '..' reached (up) is walked up to
+ * the root, as ourselves (a yes or no that tells the caller nothing): found,
+ * it is below the root; our own top reached first, it is not (EAGAIN, as the
+ * kernel's scoped walk). Checked after the '..', so whatever the walk goes on
+ * from was below the root at that moment; a later rename of it takes its
+ * subtree along, and what is renamed into that subtree could as well be
+ * renamed into the jail. */
+static int below_root(struct yr_call *c, int up)
+{
+    struct yr_res *r = &c->res;
+    struct statx sx, px;
+    int err = -EAGAIN, cur = up;
+    if (!r->root_known)
+        return -EAGAIN;                          /* the root unknown: fail closed */
+    yr_fs_pause();
+    if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) < 0)
+        goto out;
+    for (int depth = 0; depth < YR_PATH_MAX / 2; depth++) {
+        if (same_dir(&sx, &r->root_stx)) {
+            err = 0;
+            break;
+        }
+        int parent = yr_openat2(cur, "..", O_PATH | O_DIRECTORY, 0);
+        if (parent < 0)
+            break;
+        if (cur != up)
+            close(cur);
+        cur = parent;
+        if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &px) < 0 ||
+            same_dir(&px, &sx))
+            break;                               /* our own top: not below the root */
+        sx = px;
+    }
+out:
+    if (cur != up)
+        close(cur);
+    yr_fs_resume();
+    return err;
+}
+
+/* dir's '..' (dir not the root), checked to be below the root when it must
+ * be: the new fd or -errno. */
+static int dotdot(struct yr_call *c, int dir)
+{
+    int up = yr_openat2(dir, "..", O_PATH | O_DIRECTORY, c->res.resolve & RESOLVE_NO_XDEV);
+    if (up < 0 || !dotdot_checked(c))
+        return up;
+    int err = below_root(c, up);
+    if (err < 0) {
+        close(up);
+        return err;
+    }
+    return up;
 }
 
 /* The caller's dirfd (or cwd) as an O_PATH fd of ours. */
@@ -180,6 +265,7 @@ static int to_root(struct yr_call *c, int *cur)
         return err;
     release(c, *cur);
     *cur = c->res.root;
+    c->res.inside = 1;
     return 0;
 }
 
@@ -235,10 +321,11 @@ static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
     return fd;
 }
 
-/* An intermediate symlink name in cur: followed into *next, or (an ordinary
- * link) its body pushed. 0 or -errno. */
-static int through_link(struct yr_call *c, int *cur, const char *name, const struct stat *st,
-                        int *next)
+/* An intermediate symlink name in cur, held as lfd (st its fstat): followed
+ * into *next, or (an ordinary link) its body, read from lfd, pushed. 0 or
+ * -errno. */
+static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
+                        const struct stat *st, int *next)
 {
     struct yr_res *r = &c->res;
     if ((r->resolve & RESOLVE_NO_SYMLINKS) || ++r->hops > MAXSYMLINKS)
@@ -267,7 +354,7 @@ static int through_link(struct yr_call *c, int *cur, const char *name, const str
     }
     if (r->depth + 1 > MAXSYMLINKS)
         return -ELOOP;
-    int err = read_link(*cur, name, r->bodies[r->depth + 1]);
+    int err = read_link(lfd, "", r->bodies[r->depth + 1]);
     if (err < 0)
         return err;
     *next = -1;
@@ -283,20 +370,38 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
     int next;
     if (strcmp(name, "..") == 0) {
         *moved = 1;
-        if (at_root(c, *cur))
+        if (at_root(c, *cur)) {
+            r->inside = 1;
             return r->resolve & RESOLVE_BENEATH ? -EXDEV : 0;
-        next = yr_openat2(*cur, "..", O_PATH | O_DIRECTORY, r->resolve & RESOLVE_NO_XDEV);
+        }
+        next = dotdot(c, *cur);
     } else {
         next = yr_openat2(*cur, name, O_PATH | O_NOFOLLOW | O_DIRECTORY,
                           r->resolve & RESOLVE_NO_XDEV);
         if (next == -ENOTDIR) {
+            /* Not a directory: held as it is now, and decided on as held.
+             * Swapped (renameat2 RENAME_EXCHANGE) since the look-up above,
+             * it may be a directory again (walked into, as the kernel would
+             * have had it been looked up now) or a link whose body is read
+             * from the held fd, never from a name that could mean another. */
             struct stat st;
-            if (fstatat(*cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+            int held = yr_openat2(*cur, name, O_PATH | O_NOFOLLOW,
+                                  r->resolve & RESOLVE_NO_XDEV);
+            if (held < 0)
+                return held;
+            if (fstat(held, &st) < 0 || !(S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
+                close(held);
                 return -ENOTDIR;
-            *moved = 1;
-            int err = through_link(c, cur, name, &st, &next);
-            if (err < 0 || next < 0)
-                return err;
+            }
+            if (S_ISDIR(st.st_mode)) {
+                next = held;
+            } else {
+                *moved = 1;
+                int err = through_link(c, cur, name, held, &st, &next);
+                close(held);
+                if (err < 0 || next < 0)
+                    return err;
+            }
         }
     }
     if (next < 0)
@@ -344,8 +449,8 @@ static void prefix_at_once(struct yr_call *c, int *cur)
     memcpy(part, p, len);
     part[len] = '\0';
     int up = leading_dotdot(part, len);
-    if (yr_has_dotdot(up ? part + 2 : part) || (up && at_root(c, *cur)))
-        return;                                  /* ".." at the caller's root: by hand */
+    if (yr_has_dotdot(up ? part + 2 : part) || (up && (at_root(c, *cur) || dotdot_checked(c))))
+        return;                         /* ".." at the root, or to check (dotdot): by hand */
     int next = yr_openat2(*cur, part, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS |
                           RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV));
     if (next < 0)
@@ -416,6 +521,8 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
     struct yr_res *r = &c->res;
     int scoped = (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
     r->depth = -1;
+    if (scoped)
+        r->inside = 1;                   /* the walk starts at the scope */
     if (path[0] == '/' && !scoped) {
         int err = to_root(c, &from);
         if (err < 0) {
@@ -433,8 +540,11 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
     size_t last = end;
     while (last > 0 && rel[last - 1] != '/')
         last--;
+    /* A scoped walk in one openat2 only from the scope itself: a link body
+     * is walked from the link's directory, where RESOLVE_IN_ROOT would stop
+     * its ".." (the scope is res.root, not that directory). */
     int slow = end - last > NAME_MAX || (!scoped && path[0] != '/' && yr_has_dotdot(rel)) ||
-               (scoped && path[0] == '/');
+               (scoped && (path[0] == '/' || (r->hops > 0 && yr_has_dotdot(rel))));
     int tried = r->link_on_way;          /* yr_hold_whole's look-up met a link on the way */
     r->link_on_way = 0;
     slow |= tried;
@@ -482,11 +592,18 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
     return 0;
 }
 
-int yr_walk(struct yr_call *c, int from, const char *path)
+static int walk(struct yr_call *c, int from, const char *path)
 {
     int err = walk_to_parent(c, from, path);
     c->res.known_dir = -1;               /* its descriptor may be closed by others from here */
     return err;
+}
+
+/* A path of the call's, from its start (not a link body: walk_body). */
+int yr_walk(struct yr_call *c, int from, const char *path)
+{
+    c->res.inside = 0;                   /* until the walk comes through the root */
+    return walk(c, from, path);
 }
 
 /* ---- the trailing component ---------------------------------------------- */
@@ -533,7 +650,7 @@ static int walk_body(struct yr_call *c, const char *body)
         return -EXDEV;
     int from = r->dir;
     r->dir = -1;
-    return yr_walk(c, from, buf);
+    return walk(c, from, buf);
 }
 
 /* Follow the link held in res.obj: its target, read from it, walked from its
@@ -671,8 +788,7 @@ int yr_trail(struct yr_call *c)
             return -EISDIR;                      /* before the name is looked at */
         if (strcmp(r->name, "..") == 0) {
             if (!at_root(c, r->dir)) {
-                int nd = yr_openat2(r->dir, "..", O_PATH | O_DIRECTORY,
-                                    r->resolve & RESOLVE_NO_XDEV);
+                int nd = dotdot(c, r->dir);
                 if (nd < 0)
                     return nd;
                 close(r->dir);
