@@ -20,9 +20,11 @@ from .journal import RateLimit
 
 # -v lines: a hostile program decides how many denials it causes.
 VERBOSE_BURST, VERBOSE_RATE = 200, 20.0
-# Lines waiting for a stderr that takes none (LineWriter), and how long the
-# end of a run waits for them.
-PENDING_LINES, DRAIN_WAIT = 1000, 1.0
+# Lines waiting for a stderr that takes none (LineWriter), how long a line's
+# sayer waits for it to be written (so that it comes before the call's
+# answer, as the program's own output would), and how long the end of a run
+# waits for them all.
+PENDING_LINES, LINE_WAIT, DRAIN_WAIT = 1000, 0.05, 1.0
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
 
@@ -73,13 +75,15 @@ class QuietStream:
 
 class LineWriter:
     """Lines to a stream from a thread of their own, so that the thread that
-    says one never waits on the stream. Once the program runs it shares
-    yama-run's stderr (a terminal, a pipe) and can keep a write from ever
-    completing: tcflow(TCOOFF) on the terminal, a pipe it fills while its
-    reader waits. A decision that said a line would then hold every call
-    waiting on the chain. Past PENDING_LINES waiting, lines are counted
-    (dropped), not kept. Made in the process whose thread writes: a process
-    forked from it writes its own lines itself (the thread is not there)."""
+    says one never waits on the stream for long. Once the program runs it
+    shares yama-run's stderr (a terminal, a pipe) and can keep a write from
+    ever completing: tcflow(TCOOFF) on the terminal, a pipe it fills while
+    its reader waits. A decision that said a line would then hold every call
+    waiting on the chain. The sayer waits LINE_WAIT at most for its line
+    (written by then in the common case, before the call is answered), and
+    not at all while a write is already stuck; past PENDING_LINES waiting,
+    lines are counted (dropped), not kept. Made in the process whose thread
+    writes: a process forked from it writes its own lines itself."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -87,7 +91,8 @@ class LineWriter:
         self._pid = os.getpid()
         self._cond = threading.Condition()
         self._lines: collections.deque[str] = collections.deque()
-        self._writing = False
+        self._queued = self._written = 0
+        self._writing_since = 0.0           # time.monotonic() of the write under way, or 0
         threading.Thread(target=self._run, name="yama-run-stderr", daemon=True).start()
 
     def put(self, line: str) -> None:
@@ -99,19 +104,26 @@ class LineWriter:
                 self.dropped += 1
                 return
             self._lines.append(line)
+            self._queued += 1
+            mine = self._queued
             self._cond.notify_all()
+            self._wait_locked(lambda: self._written >= mine, LINE_WAIT)
 
     def drain(self, timeout: float = DRAIN_WAIT) -> bool:
         """Wait (at most timeout) until every line is written."""
         if os.getpid() != self._pid:
             return True
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._lines or self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
+            return self._wait_locked(lambda: self._written >= self._queued, timeout)
+
+    def _wait_locked(self, done, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            now = time.monotonic()
+            if now >= deadline or (self._writing_since and
+                                   now - self._writing_since > LINE_WAIT):
+                return False            # out of time, or the stream takes nothing now
+            self._cond.wait(deadline - now)
         return True
 
     def _run(self) -> None:
@@ -120,16 +132,19 @@ class LineWriter:
                 while not self._lines:
                     self._cond.wait()
                 line = self._lines.popleft()
-                self._writing = True
-            _write_line(self.stream, line)      # (may wait for as long as the stream likes)
+                self._writing_since = time.monotonic()
+            _write_line(self.stream, line)      # (as long as the stream makes it wait)
             with self._cond:
-                self._writing = False
+                self._writing_since = 0.0
+                self._written += 1
                 self._cond.notify_all()
 
 
 def _write_line(stream, line: str) -> None:
+    """One write: another writer of the stream (the program) never splits it."""
     try:
-        print(line, file=stream, flush=True)
+        stream.write(line + "\n")
+        stream.flush()
     except (OSError, ValueError):
         pass                            # a lost stderr only loses messages
 
