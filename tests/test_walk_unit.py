@@ -20,6 +20,8 @@ from conftest import requires_root, yama_run
 
 PROFILE = str(Path(__file__).resolve().parent.parent / "profiles" / "default.toml")
 AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
+# An interpreter uid 1001 can run (the one on root's PATH may live below /root)
+PYTHON_1001 = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
 SYSCTLS = ("fs.protected_symlinks", "fs.protected_fifos", "fs.protected_regular")
 
 pytestmark = [requires_root,
@@ -217,8 +219,8 @@ def test_a_swapped_trailing_name_is_decided_on_what_is_read(top, route, partner,
                             text=True)
     try:
         assert flip.stdout.readline().strip() == "ready"
-        out = run(*AS_1001, "python3", "-c", VICTIM, *args, cwd=top)
-        native = subprocess.run([*AS_1001, "python3", "-c", VICTIM, *args], cwd=top,
+        out = run(*AS_1001, PYTHON_1001, "-c", VICTIM, *args, cwd=top)
+        native = subprocess.run([*AS_1001, PYTHON_1001, "-c", VICTIM, *args], cwd=top,
                                 capture_output=True, text=True, timeout=60)
     finally:
         flip.kill()
