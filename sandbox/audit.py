@@ -8,22 +8,21 @@ with a newline or an escape sequence must not forge a line, or drive the
 terminal. The JSON log escapes by itself."""
 from __future__ import annotations
 
-import collections
 import errno
 import json
-import os
 import sys
 import threading
 import time
 
 from .journal import RateLimit
+from .writer import Writer
 
 # -v lines: a hostile program decides how many denials it causes.
 VERBOSE_BURST, VERBOSE_RATE = 200, 20.0
-# Lines waiting for a stderr that takes none (LineWriter), how long a line's
-# sayer waits for it to be written (so that it comes before the call's
-# answer, as the program's own output would), and how long the end of a run
-# waits for them all.
+# Once the program runs, stderr lines are written by a thread of their own
+# (write_aside): how many may wait, how long a line's sayer waits for it (so
+# that it comes before the call's answer, unless the stream takes nothing),
+# and how long the end of a run waits for them all.
 PENDING_LINES, LINE_WAIT, DRAIN_WAIT = 1000, 0.05, 1.0
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
@@ -73,73 +72,6 @@ class QuietStream:
         return getattr(self._stream, name)
 
 
-class LineWriter:
-    """Lines to a stream from a thread of their own, so that the thread that
-    says one never waits on the stream for long. Once the program runs it
-    shares yama-run's stderr (a terminal, a pipe) and can keep a write from
-    ever completing: tcflow(TCOOFF) on the terminal, a pipe it fills while
-    its reader waits. A decision that said a line would then hold every call
-    waiting on the chain. The sayer waits LINE_WAIT at most for its line
-    (written by then in the common case, before the call is answered), and
-    not at all while a write is already stuck; past PENDING_LINES waiting,
-    lines are counted (dropped), not kept. Made in the process whose thread
-    writes: a process forked from it writes its own lines itself."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.dropped = 0
-        self._pid = os.getpid()
-        self._cond = threading.Condition()
-        self._lines: collections.deque[str] = collections.deque()
-        self._queued = self._written = 0
-        self._writing_since = 0.0           # time.monotonic() of the write under way, or 0
-        threading.Thread(target=self._run, name="yama-run-stderr", daemon=True).start()
-
-    def put(self, line: str) -> None:
-        if os.getpid() != self._pid:
-            _write_line(self.stream, line)
-            return
-        with self._cond:
-            if len(self._lines) >= PENDING_LINES:
-                self.dropped += 1
-                return
-            self._lines.append(line)
-            self._queued += 1
-            mine = self._queued
-            self._cond.notify_all()
-            self._wait_locked(lambda: self._written >= mine, LINE_WAIT)
-
-    def drain(self, timeout: float = DRAIN_WAIT) -> bool:
-        """Wait (at most timeout) until every line is written."""
-        if os.getpid() != self._pid:
-            return True
-        with self._cond:
-            return self._wait_locked(lambda: self._written >= self._queued, timeout)
-
-    def _wait_locked(self, done, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not done():
-            now = time.monotonic()
-            if now >= deadline or (self._writing_since and
-                                   now - self._writing_since > LINE_WAIT):
-                return False            # out of time, or the stream takes nothing now
-            self._cond.wait(deadline - now)
-        return True
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._lines:
-                    self._cond.wait()
-                line = self._lines.popleft()
-                self._writing_since = time.monotonic()
-            _write_line(self.stream, line)      # (as long as the stream makes it wait)
-            with self._cond:
-                self._writing_since = 0.0
-                self._written += 1
-                self._cond.notify_all()
-
-
 def _write_line(stream, line: str) -> None:
     """One write: another writer of the stream (the program) never splits it."""
     try:
@@ -159,7 +91,7 @@ class Audit:
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
         self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
-        self._writer: LineWriter | None = None     # stderr written in line (write_aside)
+        self._writer: Writer | None = None     # stderr lines, once written aside
         self._denials = 0
         # Denials settled without a record while unread_until() said nobody
         # reads them (csrc/ptrace_fast.c): a callable giving their number.
@@ -191,10 +123,13 @@ class Audit:
 
     def write_aside(self) -> None:
         """From now on stderr lines are written by a thread of their own
-        (LineWriter): called in the supervisor process before the program
-        runs, since the program can then hold a write to stderr forever."""
+        (sandbox/writer.py): called in the supervisor process before the
+        program runs, since the program can then hold a write to stderr
+        forever (a stopped terminal: every decision that says a line would
+        wait with it). Past PENDING_LINES waiting, lines are dropped."""
         if self._writer is None:
-            self._writer = LineWriter(self.stream)
+            self._writer = Writer(lambda line: _write_line(self.stream, line), PENDING_LINES,
+                                  "yama-run-stderr")
 
     def flush(self) -> None:
         """Records of the run so far written (bounded wait)."""
@@ -202,7 +137,7 @@ class Audit:
         if self.journal is not None:
             self.journal.flush()
         if self._writer is not None:
-            self._writer.drain()
+            self._writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
 
     def close(self) -> None:
         self._absorb_silent()
@@ -210,7 +145,7 @@ class Audit:
             self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")
             self._said.dropped = 0
         if self._writer is not None:
-            self._writer.drain()
+            self._writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
         if self.journal is not None:
             self.journal.close()
         if self._log:
@@ -227,7 +162,7 @@ class Audit:
 
     def _print(self, line: str) -> None:
         if self._writer is not None:
-            self._writer.put(line)
+            self._writer.put(line, wait=LINE_WAIT)
         else:
             _write_line(self.stream, line)
 

@@ -16,13 +16,14 @@ import errno
 import fcntl
 import json
 import os
-import queue
 import shutil
 import socket
 import stat
 import subprocess
 import threading
 import time
+
+from .writer import Writer
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IDENTIFIER = "yama-run"
@@ -87,8 +88,7 @@ class Journal:
         self.program = os.path.basename(program)
         self.profile = profile
         self.limit = RateLimit()
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
+        self._writer: Writer | None = None
         self._lock = threading.Lock()
 
     def where(self) -> str:
@@ -117,40 +117,19 @@ class Journal:
 
     def _put(self, record: dict) -> None:
         with self._lock:
-            if self._thread is None:        # started in the supervisor, not before the fork
-                self._queue = queue.Queue(QUEUE_SIZE)
-                self._thread = threading.Thread(target=self._write_loop,
-                                                name="yama-run-journal", daemon=True)
-                self._thread.start()
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+            if self._writer is None:        # started in the supervisor, not before the fork
+                self._writer = Writer(self.sink.write, QUEUE_SIZE, "yama-run-journal")
+        if not self._writer.put(record):
             with self._lock:
                 self.limit.dropped += 1
-
-    def _write_loop(self) -> None:
-        while True:
-            record = self._queue.get()
-            try:
-                if record is None:
-                    return
-                self.sink.write(record)
-            except Exception:           # a full disk loses records, never the sandbox
-                pass
-            finally:
-                self._queue.task_done()
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait (a bounded time) until what was recorded so far is written,
         with the count of what was not: before yama-run returns, so that
         --list-denials right after sees it."""
         self._summarize()
-        if self._queue is None:
-            return
-        deadline = time.monotonic() + timeout
-        with self._queue.all_tasks_done:
-            while self._queue.unfinished_tasks and time.monotonic() < deadline:
-                self._queue.all_tasks_done.wait(max(0.0, deadline - time.monotonic()))
+        if self._writer is not None:
+            self._writer.drain(timeout)
 
     def _summarize(self) -> None:
         """One record for the records dropped since the last one."""
@@ -163,9 +142,8 @@ class Journal:
 
     def close(self) -> None:
         self._summarize()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=5)
+        if self._writer is not None:
+            self._writer.close(timeout=5)
 
 
 class FileJournal:
