@@ -159,7 +159,14 @@ OUTSIDE = ["reopen-mem", "reopen-mem-i386", "reopen-task-mem", "reopen-dir-mem",
 def outsider(probe):
     """A process outside the sandbox (uid 1001): killed afterwards, its
     oom_score_adj and memory checked unchanged."""
-    proc = subprocess.Popen([*AS_1001, probe, "victim"], stdout=subprocess.PIPE, text=True)
+    yield from watched_victim([*AS_1001, probe, "victim"])
+
+
+def watched_victim(command: list[str]):
+    """Run command (a probe's `victim`, which prints its pid and checks its
+    memory when told), yield its pid; afterwards its oom_score_adj and memory
+    must be as they were."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline().split()[1])
     before = Path(f"/proc/{pid}/oom_score_adj").read_text()
     yield pid

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from test_escape import (AS_1001, BACKENDS, TIMEOUT, interpreter_for_1001,  # noqa: F401
-                         place, results, run)
+                         place, results, run, watched_victim)
 
 SCM = ["scm-dir-mem", "scm-dir-fd", "scm-opath-mem", "scm-tree-mem"]
 NAMESPACES = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
@@ -162,17 +161,7 @@ def outsider(probe):
     of its own (so its uid owns them, and a caller of that uid in the parent
     namespace holds every capability there). Its memory and oom_score_adj are
     checked unchanged afterwards."""
-    proc = subprocess.Popen([*AS_1001, "unshare", "-Urn", probe, "victim"],
-                            stdout=subprocess.PIPE, text=True)
-    pid = int(proc.stdout.readline().split()[1])
-    before = Path(f"/proc/{pid}/oom_score_adj").read_text()
-    yield pid
-    after = Path(f"/proc/{pid}/oom_score_adj").read_text()
-    proc.send_signal(signal.SIGUSR1)
-    report = proc.stdout.read()
-    proc.wait(timeout=10)
-    assert after == before, "oom_score_adj of a process outside changed"
-    assert "victim intact" in report, report
+    yield from watched_victim([*AS_1001, "unshare", "-Urn", probe, "victim"])
 
 
 def test_an_outsiders_namespaces_are_joined_natively(probe, outsider):
