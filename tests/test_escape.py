@@ -88,8 +88,13 @@ def place():
 
 @pytest.fixture(scope="module")
 def probe(helper, place):
-    exe = place / "escape_probe"
-    shutil.copy(helper("escape_probe"), exe)
+    return placed_probe(helper, place, "escape_probe")
+
+
+def placed_probe(helper, place: Path, name: str) -> str:
+    """tests/helpers/NAME.c built and copied where every uid may run it."""
+    exe = place / name
+    shutil.copy(helper(name), exe)
     exe.chmod(0o755)
     return str(exe)
 

@@ -25,14 +25,13 @@ the control tests show it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from test_escape import (AS_1001, BACKENDS, TIMEOUT, interpreter_for_1001,  # noqa: F401
-                         place, results, run, watched_victim)
+                         place, results, run, watched_victim, placed_probe)
 
 SCM = ["scm-dir-mem", "scm-dir-fd", "scm-opath-mem", "scm-tree-mem"]
 NAMESPACES = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
@@ -60,10 +59,7 @@ MODES = {"landlock": None, "hooks": NO_LANDLOCK}
 
 @pytest.fixture(scope="module")
 def probe(helper, place):   # noqa: F811
-    exe = place / "procs_probe"
-    shutil.copy(helper("procs_probe"), exe)
-    exe.chmod(0o755)
-    return str(exe)
+    return placed_probe(helper, place, "procs_probe")
 
 
 def profile(place: Path, scope: int, contained: bool = False) -> str:   # noqa: F811

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BACKEND_ARGS, requires_root, YAMA_RUN
-from test_escape import AS_1001, interpreter_for_1001  # noqa: F401  (autouse, per module)
+from test_escape import AS_1001, interpreter_for_1001, placed_probe  # noqa: F401  (autouse, per module)
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -50,10 +50,7 @@ def place():
 
 @pytest.fixture(scope="module")
 def probe(helper, place):
-    exe = place / "walk_race"
-    shutil.copy(helper("walk_race"), exe)
-    exe.chmod(0o755)
-    return str(exe)
+    return placed_probe(helper, place, "walk_race")
 
 
 @pytest.fixture
