@@ -24,7 +24,7 @@ from pathlib import Path
 from . import __version__
 from . import modules as policy_modules
 from . import profile as profiles
-from .audit import Audit
+from .audit import Audit, printable
 from .chain import Chain
 
 # Each setting's values from the loosest to the strictest. A setting that is
@@ -188,14 +188,14 @@ def _header(path: str, runs: list[dict], program: str) -> list[str]:
     when = datetime.datetime.fromtimestamp(run.get("time", 0), datetime.timezone.utc)
     which = f"the last of {len(runs)} learning runs" if len(runs) > 1 else "a learning run"
     every = " (the calls of every run in the log count)" if len(runs) > 1 else ""
-    return [f"# Proposed by yama-run --propose-profile {path}",
-            f"# from {which} of: {shlex.join(run.get('argv') or [program])}",
-            f"# (yama-run {run.get('version', '?')}, {when:%Y-%m-%d %H:%M} UTC, profile "
-            f"{run.get('profile')}: {run.get('source')}).",
+    return [f"# Proposed by yama-run --propose-profile {printable(path)}",
+            f"# from {which} of: {printable(shlex.join(run.get('argv') or [program]))}",
+            f"# (yama-run {printable(str(run.get('version', '?')))}, {when:%Y-%m-%d %H:%M} UTC, "
+            f"profile {printable(str(run.get('profile')))}: {printable(str(run.get('source')))}).",
             f"# Each value is the strictest that denied no call of the run{every},",
             "# with the calls that ruled out the stricter ones. A run shows only what",
             "# it exercised: review, then save as",
-            f"# ~/.config/yama-run/profiles/{program}.toml (found for {program} by name)",
+            printable(f"# ~/.config/yama-run/profiles/{program}.toml (found for {program} by name)"),
             "# or pass the file with --profile."]
 
 
@@ -224,8 +224,10 @@ def _decide(module: str, key: str, run_value, learned: list[dict]):
                      f" would have been denied, e.g.:")
         for record in calls[:EXAMPLES]:
             reasons = {_spell(v): why for v, why in record.get("reasons", [])}
-            lines.append(f"#     {record.get('call', record.get('syscall'))}: "
-                         f"{reasons.get(_spell(stricter), '')}")
+            # the call names what the program chose (paths, its comm): one
+            # line each, or a newline in them would write the profile
+            lines.append(printable(f"#     {record.get('call', record.get('syscall'))}: "
+                                   f"{reasons.get(_spell(stricter), '')}"))
     return lines, value
 
 

@@ -129,3 +129,25 @@ def test_a_log_without_a_learning_run_is_refused(tmp_path):
 def test_propose_profile_runs_no_program(tmp_path):
     r = yama_run("--propose-profile", tmp_path / "x.jsonl", "true")
     assert r.returncode == 125 and "each run alone" in r.stderr
+
+
+@requires_root
+def test_what_the_program_names_cannot_write_lines_of_the_proposed_profile(sticky, tmp_path):
+    """The comments that explain a value quote the calls that ruled out a
+    stricter one, and the program chooses their text (its comm, its paths): a
+    newline in them must not end the comment and add a table or a setting."""
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    log = tmp_path / "learn.jsonl"
+    learning = yama_run("--learn", "--audit-log", log, "--", "setpriv", "--reuid=1001",
+                        "--regid=1001", "--clear-groups", python, "-c", f"""
+import ctypes, os
+ctypes.CDLL(None).prctl(15, b"\\n[x]\\ny = 1\\n#", 0, 0, 0)    # PR_SET_NAME
+os.link("/etc/shadow", "{sticky}/shadow\\n[z]\\nw = 2\\n#")
+print("LINKED")""")
+    assert learning.returncode == 0 and learning.stdout == "LINKED\n", learning.stderr
+    proposal = yama_run("--propose-profile", log)
+    assert proposal.returncode == 0, proposal.stderr
+    profile = tomllib.loads(proposal.stdout)
+    assert set(profile) == {"description", "chain", *profile["chain"]}, proposal.stdout
+    assert profile["hardlinks"] == {"protected": 0}
+    assert "by " in proposal.stdout and "(\\n[x]\\ny = 1\\n#)" in proposal.stdout
