@@ -64,17 +64,19 @@ int main(int argc, char **argv)
 
     const char *name = (const char *)getauxval(AT_EXECFN);
     if (name == NULL)
-        name = argc > 0 ? argv[0] : self;
-    /* python3 -IS PART NAME ARG... (argv[1..argc] and its NULL) */
-    char **args = calloc((size_t)argc + 4, sizeof *args);
+        name = argc > 0 ? argv[0] : "yama-run";
+    /* python3 -IS PART NAME ARG... NULL: 5 slots and argv[1..argc-1] (none
+     * when argc is 0, which Linux before 5.18 allows) */
+    int rest = argc > 1 ? argc - 1 : 0;
+    char **args = calloc((size_t)rest + 5, sizeof *args);
     if (args == NULL)
         fail("cannot run its interpreter", python, errno);
     args[0] = python;
     args[1] = "-IS";
     args[2] = part;
     args[3] = (char *)name;
-    for (int i = 1; i < argc; i++)
-        args[i + 3] = argv[i];
+    for (int i = 0; i < rest; i++)
+        args[i + 4] = argv[i + 1];
 
     execv(python, args);
     int err = errno;
