@@ -3,35 +3,37 @@ yama-run (`ln -s /usr/local/bin/yama-run ~/.local/bin/firefox-esr`, early
 on PATH) runs that program under its profile. The real program is the next
 one of that name on PATH that is not a link to yama-run itself (so never
 itself: no loop), and every argument is passed to it untouched."""
-import os
+import posix
 import sys
+
+from . import bareos
 
 NAME = "yama-run"
 
 
 def invoked_as(argv0: str) -> str | None:
     """The program name when yama-run was started under another name."""
-    name = os.path.basename(argv0)
+    name = bareos.basename(argv0)
     return name if name and name != NAME else None
 
 
 def real_program(name: str, argv0: str) -> str | None:
     """The first executable called name on PATH that is not yama-run."""
     myself = _identity(argv0)
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+    for directory in bareos.getenv("PATH", "").split(":"):
+        candidate = bareos.join(directory or ".", name)
+        if not (bareos.is_file(candidate) and posix.access(candidate, posix.X_OK)):
             continue
         if myself is not None and _identity(candidate) == myself:
             continue                # another link to us
-        return os.path.abspath(candidate)
+        return bareos.abspath(candidate)
     return None
 
 
 def _identity(path: str):
     """What a file is, through every symlink (device and inode)."""
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except OSError:
         return None
     return (st.st_dev, st.st_ino)

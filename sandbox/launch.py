@@ -9,14 +9,15 @@ Only a call that Python must decide waits for it. Anything else (another
 option, no plan yet, a plan whose inputs changed) goes the cold way, through
 sandbox/cli.py, which compiles the plan and keeps it for the next run.
 
-Until the program runs, only modules written in C are imported (the `signal`
-and `socket` modules, `threading` and `re` each cost milliseconds)."""
+Until the program runs, only modules written in C are imported, and small
+ones of ours (the `signal` and `socket` modules, `threading` and `re` each
+cost milliseconds; `os` about one: sandbox/bareos.py has what this needs)."""
 import _thread
-import os
+import posix
 import sys
 import time
 
-from . import argv0, lifetime
+from . import argv0, bareos, lifetime
 from . import plan as plans
 
 # What the launch path understands; anything else is click's (cli.py).
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     # or closed stderr only loses them, on the cached path as on the cold one.
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:          # closed when Python started
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+            setattr(sys, name, open(bareos.DEVNULL, "w", encoding="utf-8"))
     inherited = lifetime.inherited_fds()
     if argv is None and argv0.invoked_as(sys.argv[0]):
         argv = argv0.arguments(sys.argv[0], sys.argv[1:])
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     miss = "options the launch path does not read"
     if run is not None:
         try:
-            os._exit(_cached(run, inherited))
+            posix._exit(_cached(run, inherited))
         except plans.Miss as exc:
             miss = str(exc)
     from . import cli
@@ -122,7 +123,7 @@ def _cached(run: Run, inherited) -> int:
     for line in plan["says"]:               # escaped when the plan was made
         say(line)
     say(f"plan: from the cache ({where})")
-    env = dict(os.environ)
+    env = bareos.environ()
     return lifetime.split(lambda link: _supervise(plan, run, env, link, say), run.wait_all,
                           inherited)
 
@@ -130,19 +131,18 @@ def _cached(run: Run, inherited) -> int:
 def _check_writable(path: str) -> None:
     """--audit-log must open as click's Path and Audit open it, else click says why."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC,
+                        0o666)
     except OSError as exc:
         raise plans.Miss(f"--audit-log {path}: {exc.strerror}") from None
-    os.close(fd)
-    if os.path.isdir(path):
-        raise plans.Miss(f"--audit-log {path}: a directory")
+    posix.close(fd)                 # (a directory cannot be opened for writing: EISDIR)
 
 
 def _kernel_has_notify(backend: str) -> bool:
     """Supervisor.run falls back to the ptrace backend before Linux 5.9."""
     if backend == "notify":
         return True
-    release = os.uname().release.split("-")[0].split(".")
+    release = posix.uname().release.split("-")[0].split(".")
     try:
         return (int(release[0]), int(release[1])) >= (5, 9)
     except (IndexError, ValueError):
@@ -160,7 +160,7 @@ class Sayer:
     def __call__(self, text: str) -> None:
         if self.verbose:
             try:
-                os.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
+                posix.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
             except OSError:
                 pass                    # a lost stderr only loses messages
 
@@ -301,7 +301,7 @@ def _reap(state: Loading, link, program: str) -> None:
                 state.supervisor.audit.close()
     finally:
         link.finish(status)
-        os._exit(0)
+        posix._exit(0)
 
 
 def _load(plan: dict, run: Run, link):
@@ -344,9 +344,9 @@ def _fail_closed(started, trace: str) -> None:
     from . import spawn
     lifetime.kill_quietly(started.pid, 9)
     if started.listener >= 0:
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        os.dup2(null, started.listener, inheritable=False)
-        os.close(null)
+        null = posix.open(bareos.DEVNULL, posix.O_RDONLY | posix.O_CLOEXEC)
+        posix.dup2(null, started.listener, inheritable=False)
+        posix.close(null)
     # Said last: the program may hold a write to stderr (a stopped terminal)
     last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
     spawn._say_always(f"internal error in loading the supervisor: {last}; "

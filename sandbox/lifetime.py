@@ -16,8 +16,10 @@ supervisor learns it through its parent-death signal and kills the program,
 as before the split, when killing yama-run killed the program."""
 import _signal as signal     # the C modules: `signal` and `socket` cost ~6 ms
 import _socket as socket     # of enum classes before the program starts
-import os
+import posix
 import sys
+
+from .bareos import DEVNULL
 
 
 def _lib():
@@ -50,23 +52,23 @@ def hold_standard_fds() -> None:
     and 2), and the program still starts with it closed, as it would natively."""
     for fd in (0, 1, 2):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
+            null = posix.open(DEVNULL, posix.O_RDWR)
             if null != fd:
-                os.dup2(null, fd, inheritable=False)
-                os.close(null)
+                posix.dup2(null, fd, inheritable=False)
+                posix.close(null)
             else:
-                os.set_inheritable(fd, False)
+                posix.set_inheritable(fd, False)
 
 
 def inherited_fds() -> list[tuple[int, int, int]]:
     """(fd, device, inode) of every descriptor open at start-up: the caller's
     (its terminal, its pipes), to be closed when the supervisor detaches."""
     found = []
-    for name in os.listdir("/proc/self/fd"):
+    for name in posix.listdir("/proc/self/fd"):
         try:
-            st = os.fstat(int(name))
+            st = posix.fstat(int(name))
         except OSError:
             continue                    # the directory listing's own descriptor
         found.append((int(name), st.st_dev, st.st_ino))
@@ -77,20 +79,20 @@ def detach(inherited) -> None:
     """Out of the caller's session, its terminal and its pipes: a process left
     behind by the program must not keep `out=$(yama-run ...)` waiting."""
     try:
-        os.setsid()
+        posix.setsid()
     except OSError:
         pass                            # a group leader already: cannot, and need not
-    null = os.open(os.devnull, os.O_RDWR)
+    null = posix.open(DEVNULL, posix.O_RDWR)
     for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
+        posix.dup2(null, fd)
+    posix.close(null)
     for fd, dev, ino in inherited:
         if fd <= 2:
             continue
         try:                            # close only what is still the caller's object
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if (st.st_dev, st.st_ino) == (dev, ino):
-                os.close(fd)
+                posix.close(fd)
         except OSError:
             pass
 
@@ -104,8 +106,8 @@ def split(serve, wait_all: bool, inherited) -> int:
                            FORWARDED + (signal.SIGCHLD, WAKE_FRONT, FRONT_GONE))
     front_end, sup_end = socket.socketpair(socket.AF_UNIX,
                                            socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    front = os.getpid()
-    pid = os.fork()
+    front = posix.getpid()
+    pid = posix.fork()
     if pid == 0:
         # The supervisor is never stopped by job control: the program shares
         # its terminal and (until detach) its process group, and could stop
@@ -124,7 +126,7 @@ def split(serve, wait_all: bool, inherited) -> int:
             status = serve(link)
         finally:
             link.finish(status)
-            os._exit(0)
+            posix._exit(0)
     sup_end.close()
     _lib().yr_set_nondumpable()            # out of reach of the sandbox, as the supervisor
     return Front(front_end, pid).wait()
@@ -143,27 +145,27 @@ class Link:
         self.before_report = lambda: None   # the supervisor's: records written first
         # If the front dies while the program runs, we hear it (FRONT_GONE).
         _lib().yr_set_pdeathsig(FRONT_GONE)
-        if os.getppid() != front:       # it died before the signal was armed
-            os.kill(os.getpid(), FRONT_GONE)
+        if posix.getppid() != front:    # it died before the signal was armed
+            posix.kill(posix.getpid(), FRONT_GONE)
 
     def _send(self, kind: bytes, payload: bytes = b"", fds=()) -> None:
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _ints(fds))]
         try:
             self.sock.sendmsg([kind + payload], rights if fds else [])
-            os.kill(self.front, WAKE_FRONT)
+            posix.kill(self.front, WAKE_FRONT)
         except OSError:
             pass                        # the front is gone: nobody to tell
 
     def started(self, pid: int) -> None:
         """The program runs as pid: the front gets a pidfd to signal it."""
         try:
-            pidfd = os.pidfd_open(pid)  # our unreaped child: it is the program
+            pidfd = posix.pidfd_open(pid)  # our unreaped child: it is the program
         except OSError:
             return
         try:
             self._send(MSG_PIDFD, fds=[pidfd])
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def main_exited(self, status: int) -> None:
         """The main program is gone: the front exits with its status now,
@@ -214,7 +216,7 @@ class Front:
 
     def _supervisor_gone(self) -> bool:
         try:
-            pid, _ = os.waitpid(self.supervisor, os.WNOHANG)
+            pid, _ = posix.waitpid(self.supervisor, posix.WNOHANG)
         except ChildProcessError:
             return True
         return pid != 0
@@ -276,13 +278,13 @@ def reap_all(main_pid: int, link=None) -> int:
     while True:
         while True:
             try:
-                pid, raw = os.waitpid(-1, os.WNOHANG)
+                pid, raw = posix.waitpid(-1, posix.WNOHANG)
             except ChildProcessError:
                 return status if status is not None else EXIT_SETUP
             if pid == 0:
                 break
-            if os.WIFSTOPPED(raw):      # it called PTRACE_TRACEME: we trace no one
-                _lib().yr_ptrace_release(pid, os.WSTOPSIG(raw))
+            if posix.WIFSTOPPED(raw):   # it called PTRACE_TRACEME: we trace no one
+                _lib().yr_ptrace_release(pid, posix.WSTOPSIG(raw))
                 continue
             # Only the first exit of main_pid is the program's: once it is
             # reaped its pid is free, and a process it left behind may be
@@ -300,12 +302,12 @@ def reap_all(main_pid: int, link=None) -> int:
 
 def exit_status(raw: int) -> int:
     """A wait status as a shell gives it: the code, or 128+N for signal N."""
-    code = os.waitstatus_to_exitcode(raw)
+    code = posix.waitstatus_to_exitcode(raw)
     return 128 - code if code < 0 else code
 
 
 def kill_quietly(pid: int, sig: int) -> None:
     try:
-        os.kill(pid, sig)
+        posix.kill(pid, sig)
     except ProcessLookupError:
         pass

@@ -19,13 +19,15 @@ Plans live in $XDG_CACHE_HOME/yama-run/plans (~/.cache), one file each,
 owner-only, and are only read from a directory and a file the user owns that
 nobody else can write: a plan says which filter a program runs under.
 
-Only modules written in C are imported at module level: the cached launch
-path (sandbox/launch.py) runs this before the program starts."""
+Only modules written in C are imported at module level (`posix`, not `os`:
+sandbox/bareos.py): the cached launch path (sandbox/launch.py) runs this
+before the program starts."""
 import marshal
-import os
-import stat
+import posix
 import sys
 import zlib
+
+from . import bareos
 
 FORMAT = 1
 SYSCTLS = ("protected_symlinks", "protected_hardlinks", "protected_fifos", "protected_regular")
@@ -39,7 +41,7 @@ MAX_PLANS = 256                 # the oldest are removed past this many
 # A plan is about 16 KiB; a bigger file in its place is not read at all (the
 # program, of the same uid, may plant one: a sparse terabyte must cost nothing).
 MAX_PLAN_BYTES = 4 << 20
-PACKAGE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = bareos.dirname(bareos.abspath(__file__))
 
 
 class Options:
@@ -59,16 +61,16 @@ class Options:
 def key(options: Options, command: list[str]) -> tuple:
     profile = options.profile
     if profile and ("/" in profile or profile.endswith(".toml")):
-        profile = os.path.abspath(profile)      # a path: relative to our cwd
+        profile = bareos.abspath(profile)       # a path: relative to our cwd
     lookup = ()
     if not profile and not options.no_profile:
         program = command[0]
-        base = os.path.basename(program.rstrip("/")) or program
+        base = bareos.basename(program.rstrip("/")) or program
         lookup = tuple(command) if base in LAUNCHERS else (program,)
-    return (FORMAT, _version(), sys.version, PACKAGE, os.geteuid(), os.uname().release,
+    return (FORMAT, _version(), sys.version, PACKAGE, posix.geteuid(), posix.uname().release,
             profile, options.no_profile, options.overrides, options.permissive, options.ready,
             lookup,
-            tuple(os.environ.get(name) for name in ENVIRONMENT))
+            tuple(bareos.getenv(name) for name in ENVIRONMENT))
 
 
 def _version() -> str:
@@ -81,7 +83,7 @@ def _version() -> str:
 def signature(path: str):
     """What tells a changed file or directory (ctime cannot be set back)."""
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -90,34 +92,37 @@ def signature(path: str):
 def which(program: str, search_path: str | None, cwd: str | None) -> str | None:
     """Where shutil.which finds program (then its real path), as the profile
     lookup asks it; cwd: where a relative result is relative to."""
-    if os.path.dirname(program):
+    if bareos.dirname(program):
         candidates = [program]
     else:
         if search_path is None:
-            search_path = os.environ.get("PATH")
+            search_path = bareos.getenv("PATH")
             if search_path is None:
-                search_path = os.confstr("CS_PATH") or os.defpath
+                search_path = posix.confstr("CS_PATH") or bareos.DEFPATH
         candidates, seen = [], set()
-        for directory in search_path.split(os.pathsep) if search_path else ():
+        for directory in search_path.split(":") if search_path else ():
             if directory not in seen:
                 seen.add(directory)
-                candidates.append(os.path.join(directory, program))
+                candidates.append(bareos.join(directory, program))
     for candidate in candidates:
-        if (os.path.exists(candidate) and os.access(candidate, os.F_OK | os.X_OK)
-                and not os.path.isdir(candidate)):
-            return os.path.realpath(candidate)
+        if (bareos.exists(candidate) and posix.access(candidate, posix.F_OK | posix.X_OK)
+                and not bareos.is_dir(candidate)):
+            try:
+                return bareos.resolved(candidate)
+            except OSError:             # gone since: the next check compares again
+                return bareos.abspath(candidate)
     return None
 
 
 def _depends_on_cwd(program: str, search_path: str | None) -> bool:
-    if os.path.dirname(program):
-        return not os.path.isabs(program)
-    entries = (search_path if search_path is not None else os.environ.get("PATH", "")).split(":")
-    return any(not os.path.isabs(entry) for entry in entries)
+    if bareos.dirname(program):
+        return not bareos.isabs(program)
+    entries = (search_path if search_path is not None else bareos.getenv("PATH", "")).split(":")
+    return any(not bareos.isabs(entry) for entry in entries)
 
 
 def which_fact(program: str, search_path: str | None) -> tuple:
-    cwd = os.getcwd() if _depends_on_cwd(program, search_path) else None
+    cwd = posix.getcwd() if _depends_on_cwd(program, search_path) else None
     return ("which", program, search_path, cwd, which(program, search_path, cwd))
 
 
@@ -138,7 +143,7 @@ def holds(fact: tuple, landlock_abi) -> bool:
         return sysctl(fact[1]) == fact[2]
     if kind == "which":
         _, program, search_path, cwd, found = fact
-        if cwd is not None and cwd != os.getcwd():
+        if cwd is not None and cwd != posix.getcwd():
             return False
         return which(program, search_path, cwd) == found
     if kind == "landlock":
@@ -149,13 +154,13 @@ def holds(fact: tuple, landlock_abi) -> bool:
 # -- where plans are kept ------------------------------------------------------------------
 
 def cache_dir() -> str | None:
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base or not os.path.isabs(base):
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):
+    base = bareos.getenv("XDG_CACHE_HOME")
+    if not base or not bareos.isabs(base):
+        home = bareos.home()
+        if not bareos.isabs(home):
             return None                 # no home: no cache
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "yama-run", "plans")
+        base = bareos.join(home, ".cache")
+    return bareos.join(bareos.join(base, "yama-run"), "plans")
 
 
 def file_name(run_key: tuple) -> str:
@@ -165,8 +170,8 @@ def file_name(run_key: tuple) -> str:
 
 def _owned_privately(st, directory: bool) -> bool:
     """Ours, and nobody else may write it (a plan says which filter runs)."""
-    kind = stat.S_ISDIR if directory else stat.S_ISREG
-    return (kind(st.st_mode) and st.st_uid == os.geteuid()
+    kind = bareos.S_IFDIR if directory else bareos.S_IFREG
+    return (st.st_mode & bareos.S_IFMT == kind and st.st_uid == posix.geteuid()
             and not st.st_mode & (0o022 if directory else 0o077))
 
 
@@ -179,14 +184,15 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
     directory = cache_dir()
     if directory is None:
         raise Miss("no cache directory (no home)")
-    path = os.path.join(directory, file_name(run_key))
+    path = bareos.join(directory, file_name(run_key))
     try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                         | posix.O_CLOEXEC)
     except OSError as exc:
         raise Miss(f"{directory}: {exc.strerror}") from None
     try:
-        if not _owned_privately(os.fstat(dfd), directory=True):
-            raise Miss(f"{directory} is not a directory of uid {os.geteuid()} that only it "
+        if not _owned_privately(posix.fstat(dfd), directory=True):
+            raise Miss(f"{directory} is not a directory of uid {posix.geteuid()} that only it "
                        "can write: not trusted")
         try:
             # O_NONBLOCK: a FIFO planted under the plan's name (by the program,
@@ -194,24 +200,24 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
             # writer comes; O_NOFOLLOW: nor a link lead elsewhere. What was
             # opened is then judged by fstat on this descriptor, and read
             # from it: a rename swap after the open changes nothing read.
-            fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-                         | os.O_NONBLOCK, dir_fd=dfd)
+            fd = posix.open(bareos.basename(path), posix.O_RDONLY | posix.O_NOFOLLOW
+                            | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=dfd)
         except FileNotFoundError:
             raise Miss("no plan for this command yet") from None
         except OSError as exc:
             raise Miss(f"{path}: {exc.strerror}") from None
     finally:
-        os.close(dfd)
+        posix.close(dfd)
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if not _owned_privately(st, directory=False):
-            raise Miss(f"{path} is not a file of uid {os.geteuid()} that only it can "
+            raise Miss(f"{path} is not a file of uid {posix.geteuid()} that only it can "
                        "write: not trusted")
         if st.st_size > MAX_PLAN_BYTES:
             raise Miss(f"{path} is larger than a plan ({st.st_size} bytes): not read")
         data = _read_all(fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
     try:
         plan = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
@@ -229,7 +235,7 @@ def _read_all(fd: int) -> bytes:
     that does is no plan, and is not read to its end)."""
     chunks, size = [], 0
     while size <= MAX_PLAN_BYTES:
-        chunk = os.read(fd, MAX_PLAN_BYTES + 1 - size)
+        chunk = posix.read(fd, MAX_PLAN_BYTES + 1 - size)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
@@ -257,58 +263,59 @@ def store(plan: dict) -> str:
     if directory is None:
         raise Miss("not kept: no cache directory (no home)")
     _make_private_dirs(directory)
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                     | posix.O_CLOEXEC)
     try:
-        if not _owned_privately(os.fstat(dfd), directory=True):
-            raise Miss(f"not kept: {directory} is not a directory of uid {os.geteuid()} that "
+        if not _owned_privately(posix.fstat(dfd), directory=True):
+            raise Miss(f"not kept: {directory} is not a directory of uid {posix.geteuid()} that "
                        "only it can write")
         name = file_name(plan["key"])
-        temporary = f".{name}.{os.getpid()}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        temporary = f".{name}.{posix.getpid()}"
+        fd = posix.open(temporary, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
+                        | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dfd)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(fd, "wb") as f:
                 f.write(marshal.dumps(plan))
-            os.rename(temporary, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            posix.rename(temporary, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             try:
-                os.unlink(temporary, dir_fd=dfd)
+                posix.unlink(temporary, dir_fd=dfd)
             except OSError:
                 pass
             raise
         _prune(dfd)
     finally:
-        os.close(dfd)
-    return os.path.join(directory, name)
+        posix.close(dfd)
+    return bareos.join(directory, name)
 
 
 def _make_private_dirs(directory: str) -> None:
     """Create what is missing, owner-only (existing parents are left alone)."""
     missing = []
-    while directory and not os.path.isdir(directory):
+    while directory and not bareos.is_dir(directory):
         missing.append(directory)
-        directory = os.path.dirname(directory)
+        directory = bareos.dirname(directory)
     for path in reversed(missing):
         try:
-            os.mkdir(path, 0o700)
+            posix.mkdir(path, 0o700)
         except FileExistsError:
             pass
 
 
 def _prune(dfd: int) -> None:
     """Past MAX_PLANS, the least recently written go (a plan per command)."""
-    names = [n for n in os.listdir(dfd) if n.endswith(".plan")]
+    names = [n for n in posix.listdir(dfd) if n.endswith(".plan")]
     if len(names) <= MAX_PLANS:
         return
     dated = []
     for name in names:
         try:
-            dated.append((os.stat(name, dir_fd=dfd).st_mtime_ns, name))
+            dated.append((posix.stat(name, dir_fd=dfd).st_mtime_ns, name))
         except OSError:
             pass
     for _, name in sorted(dated)[:len(dated) - MAX_PLANS]:
         try:
-            os.unlink(name, dir_fd=dfd)
+            posix.unlink(name, dir_fd=dfd)
         except OSError:
             pass
 
@@ -389,4 +396,4 @@ def _code_files() -> list[str]:
                       if "libseccomp" in line and len(line.split(None, 5)) == 6}
     except OSError:
         pass
-    return [os.path.abspath(path) for path in files]
+    return [bareos.abspath(path) for path in files]

@@ -16,10 +16,11 @@ access, and the calls that act on a process by pid) to the guard
 (sandbox/guard.py), which refuses only those aimed at them. Those calls that
 Landlock does not cover (prlimit, setpriority, sched_*, ioprio_set...) are
 routed to the guard in both modes. The supervisor is also made non-dumpable."""
-import os
+import posix
 import resource
 
 from ._yama import lib
+from .bareos import getenv
 
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 
@@ -32,7 +33,7 @@ class Shield:
         modules = chain.modules if chain is not None else ()
         self.contained = any(getattr(module, "contained", False) for module in modules)
         self.permissive = chain is not None and chain.permissive
-        forced_off = os.environ.get("YAMA_RUN_NO_LANDLOCK") == "1"   # tests the hooks alone
+        forced_off = getenv("YAMA_RUN_NO_LANDLOCK") == "1"   # tests the hooks alone
         self.landlock = (self.contained and not self.permissive and not forced_off
                          and self.abi >= LANDLOCK_SIGNAL_SCOPE_ABI)
         self.nondumpable = False
@@ -63,12 +64,12 @@ class Shield:
                     f"routed){dumpable}")
         if self.permissive:
             why = "landlock not used: --permissive"
-        elif os.environ.get("YAMA_RUN_NO_LANDLOCK") == "1":
+        elif getenv("YAMA_RUN_NO_LANDLOCK") == "1":
             why = "landlock not used: YAMA_RUN_NO_LANDLOCK=1"
         elif self.abi > 0:
             why = f"landlock ABI {self.abi} lacks the signal scope"
         else:
-            why = f"no landlock: {os.strerror(-self.abi)}"
+            why = f"no landlock: {posix.strerror(-self.abi)}"
         return (f"contained by seccomp hooks alone ({why}: kill family, file owners, "
                 f"ptrace access and calls on a process by pid routed); supervisor "
                 f"shielded{dumpable}")

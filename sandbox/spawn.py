@@ -4,12 +4,14 @@ the C fast path ready to serve its calls before any policy module is loaded.
 Both launch paths use this: the cold one (sandbox/cli.py, the chain already
 loaded) and the cached one (sandbox/launch.py, which loads the chain while
 the program runs). Only standard-library modules written in C are imported
-here, and the extension: this runs before the program starts."""
+here (`posix`, not `os`), and the extension: this runs before the program
+starts."""
 import _signal as signal
 import errno
-import os
+import posix
 
 from ._yama import ffi, lib
+from .bareos import fsencode, join
 from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
 from .shield import Shield
 
@@ -80,7 +82,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
         try:
             exec_result(started.status_fd, argv[0])     # raises with the child's reason
         finally:
-            os.waitpid(started.pid, 0)                  # it never became the program
+            posix.waitpid(started.pid, 0)               # it never became the program
         raise SetupError("the child did not hand over the seccomp listener")
     if bpf is not None:
         _context(started, plan, say)
@@ -91,7 +93,7 @@ def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
     keep = []
 
     def cstr(s: str):
-        buf = ffi.new("char[]", os.fsencode(s))
+        buf = ffi.new("char[]", fsencode(s))
         keep.append(buf)
         return buf
 
@@ -108,7 +110,7 @@ def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
     else:
         rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
     if rc < 0:
-        raise SetupError(f"cannot start {argv[0]}: {os.strerror(-rc)}")
+        raise SetupError(f"cannot start {argv[0]}: {posix.strerror(-rc)}")
     return Started(out.pid, out.listener, out.status_fd, userns)
 
 
@@ -126,7 +128,7 @@ def search_from(program: str, path: str | None) -> str | None:
     entries = path.split(":")
     for i, entry in enumerate(entries):
         try:
-            os.stat(os.path.join(entry or ".", program))
+            posix.stat(join(entry or ".", program))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except (OSError, ValueError):
@@ -140,7 +142,7 @@ NEVER_USERNS = ("no user namespace (--userns=never): the calls of non-dumpable p
 
 
 def in_userns() -> str:
-    return (f"in a user namespace owned by uid {os.geteuid()}: the program keeps its ids, "
+    return (f"in a user namespace owned by uid {posix.geteuid()}: the program keeps its ids, "
             "others' show as 65534 (docs/everyday.md)")
 
 
@@ -158,7 +160,7 @@ def announce(started: Started, link, plan: dict, say) -> None:
 
 
 def no_userns(err: int) -> str:
-    return (f"no user namespace ({os.strerror(err)}): the calls of non-dumpable programs "
+    return (f"no user namespace ({posix.strerror(err)}): the calls of non-dumpable programs "
             "cannot be served and fail with EPERM")
 
 
@@ -170,20 +172,20 @@ def _userns_failure(started: Started) -> int:
     if failure is None or failure.stage != lib.YR_STAGE_USERNS:
         started.status_fd = _replay(data)
         return 0
-    os.close(started.status_fd)
-    os.waitpid(started.pid, 0)
+    posix.close(started.status_fd)
+    posix.waitpid(started.pid, 0)
     return failure.err
 
 
 def _read_status(status_fd: int) -> bytes:
-    return os.read(status_fd, 8)
+    return posix.read(status_fd, 8)
 
 
 def _replay(data: bytes) -> int:
     """A pipe that reads `data` again, for exec_result."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    os.write(w, data)
-    os.close(w)
+    r, w = posix.pipe2(posix.O_CLOEXEC)
+    posix.write(w, data)
+    posix.close(w)
     return r
 
 
@@ -202,10 +204,10 @@ def exec_result(status_fd: int, program: str) -> int | None:
     try:
         failure = _failure(_read_status(status_fd))
     finally:
-        os.close(status_fd)
+        posix.close(status_fd)
     if failure is None:
         return None
-    reason = os.strerror(failure.err)
+    reason = posix.strerror(failure.err)
     if failure.stage == lib.YR_STAGE_EXEC:
         from .audit import printable
         _say_always(f"{printable(program)}: {reason}")
@@ -226,7 +228,7 @@ def exec_result(status_fd: int, program: str) -> int | None:
 
 def _say_always(text: str) -> None:
     try:
-        os.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
+        posix.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
     except OSError:
         pass                            # a lost stderr only loses messages
 
@@ -275,7 +277,7 @@ def protect_pids(pids) -> None:
     entries out of the program's reach (csrc/gate.c), declared before the
     program runs."""
     for pid in pids:
-        if pid != os.getpid() and lib.yr_gate_protect(pid) < 0:
+        if pid != posix.getpid() and lib.yr_gate_protect(pid) < 0:
             raise SetupError("too many yama-run processes to protect")
 
 

@@ -112,6 +112,24 @@ def run_install(shell: list[str], src: Path, home: Path, timeout=600):
                           env=env, timeout=timeout)
 
 
+def check_command_installed_then_uninstalled(shell: list[str], venv: Path, home: Path):
+    """The command is the launcher compiled at install (csrc/launcher.c) and
+    the Python part it runs, which is read, never run itself; pip lists
+    both in RECORD, so `pip uninstall` removes both (docs/startup.md)."""
+    launcher, part = venv / "bin" / "yama-run", venv / "bin" / "yama-run.py"
+    assert launcher.read_bytes()[:4] == b"\x7fELF"
+    assert launcher.stat().st_mode & 0o111 == 0o111
+    assert part.stat().st_mode & 0o111 == 0
+    record = next(venv.glob("lib/python3*/site-packages/yama_run-*.dist-info/RECORD"))
+    listed = {line.split(",")[0] for line in record.read_text().splitlines()}
+    assert {"../../../bin/yama-run", "../../../bin/yama-run.py"} <= listed
+    env = {"HOME": str(home), "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
+    done = subprocess.run([*shell, str(venv / "bin" / "pip"), "uninstall", "-y", "yama-run"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in (venv / "bin").rglob("yama-run*")) == []
+
+
 def _marks(test):
     for mark in reversed(needs_install_tools):
         test = mark(test)
@@ -147,5 +165,7 @@ def test_install_as_an_ordinary_user_into_their_home():
         check_first_run_and_man(result, f"{home}/.local/share/man/man1/yama-run.1")
         assert (home / ".local" / "bin" / "yama-run").is_symlink()
         assert not (src / ".venv").exists()
+        check_command_installed_then_uninstalled(shell, home / ".local" / "lib" / "yama-run",
+                                                 home)
     finally:
         shutil.rmtree(where, ignore_errors=True)

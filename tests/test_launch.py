@@ -9,15 +9,19 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from hypothesis import given, strategies as st
+
 from conftest import BACKEND_ARGS, ROOT, YAMA_RUN, tree_env, yama_run
+from sandbox import bareos
 
 FROM_CACHE = "plan: from the cache"
 
 # Each of these costs the start of every run a fraction of a millisecond or
 # more (docs/startup.md, "For developers"); the launch path needs none of them
 # before the program runs.
-NOT_BEFORE_THE_PROGRAM = ("__future__", "struct", "socket", "signal", "threading", "re",
-                          "enum", "typing", "dataclasses", "importlib.metadata", "tomllib",
+NOT_BEFORE_THE_PROGRAM = ("os", "posixpath", "stat", "__future__", "struct", "socket",
+                          "signal", "threading", "re", "enum", "typing", "dataclasses", "importlib.metadata", "tomllib",
                           "click", "pyseccomp", "sandbox.cli", "sandbox.supervisor",
                           "sandbox.chain", "sandbox.modules", "sandbox.audit")
 
@@ -36,6 +40,76 @@ def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
     loaded = set(r.stdout.split())
     assert {"sandbox.launch", "sandbox.spawn", "sandbox._yama"} <= loaded
     assert sorted(loaded & set(NOT_BEFORE_THE_PROGRAM)) == []
+
+
+# -- os and os.path from posix alone (sandbox/bareos.py) ---------------------------------------
+
+PATHS = ["", "/", "//", "///", "a", "a/", "/a", "//a", "///a", "a//b", "a/./b", "a/../b", "../a",
+         "/..", "/../a", "a/b/..", "./", ".", "..", "/a/b/../../..", "a/../..", "~", "é/ü",
+         "\udcff/x"]
+path_text = st.text(alphabet="/.ab~", max_size=12)
+
+
+def same_names(directory: str, name: str) -> None:
+    assert bareos.join(directory, name) == os.path.join(directory, name)
+    for path in (directory, name):
+        assert bareos.basename(path) == os.path.basename(path)
+        assert bareos.dirname(path) == os.path.dirname(path)
+        assert bareos.isabs(path) == os.path.isabs(path)
+        assert bareos.normpath(path) == os.path.normpath(path)
+        assert bareos.abspath(path) == os.path.abspath(path)
+
+
+@given(path_text, path_text)
+def test_bareos_names_paths_as_os_path_does(directory, name):
+    same_names(directory, name)
+
+
+def test_bareos_names_these_paths_as_os_path_does():
+    for directory in PATHS:
+        for name in PATHS:
+            same_names(directory, name)
+
+
+@pytest.mark.parametrize("home", [None, "", "/", "/home/me/", "relative", "/a//"])
+def test_bareos_home_is_expanduser(home):
+    """As os.path.expanduser("~"): $HOME, trailing slashes dropped; without
+    HOME, the password entry's directory."""
+    script = ("import os, sys; sys.path.insert(0, sys.argv[1]); from sandbox import bareos; "
+              "print(bareos.home() == os.path.expanduser('~'), bareos.home())")
+    env = {"PATH": "/usr/bin:/bin"} if home is None else {"HOME": home}
+    r = subprocess.run([sys.executable, "-S", "-c", script, ROOT], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout.startswith("True "), r.stdout + r.stderr
+
+
+def test_bareos_reads_the_environment_as_os_environ():
+    """Names and values that are not UTF-8 come back as os.environ gives them."""
+    script = ("import os, sys; sys.path.insert(0, sys.argv[1]); from sandbox import bareos; "
+              "print(bareos.environ() == dict(os.environ), "
+              "bareos.getenv('ODD') == os.environ['ODD'], bareos.getenv('NONE', 'x') == 'x')")
+    env = {b"ODD": b"\xff/\xc3\xa9", b"\xfe": b"v", b"PATH": b"/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-S", "-c", script, ROOT], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout.split() == ["True", "True", "True"], r.stdout + r.stderr
+
+
+def test_bareos_kinds_and_resolved_paths(tmp_path):
+    """exists, is_dir, is_file as os.path's (a dangling link, a link to a
+    directory, a name with a NUL); resolved as os.path.realpath for a file
+    reached through links to it and to its directory."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "file").write_text("")
+    (tmp_path / "to-dir").symlink_to("dir")
+    (tmp_path / "to-file").symlink_to("to-dir/file")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    for name in ("dir", "dir/file", "to-dir", "to-file", "dangling", "nowhere", "a\0b"):
+        path = str(tmp_path / name)
+        assert bareos.exists(path) == os.path.exists(path), name
+        assert bareos.is_dir(path) == os.path.isdir(path), name
+        assert bareos.is_file(path) == os.path.isfile(path), name
+    link = str(tmp_path / "to-dir" / ".." / "to-file")
+    assert bareos.resolved(link) == os.path.realpath(link) == str(tmp_path / "dir" / "file")
 
 
 def run(cache: Path, *args, **kwargs) -> subprocess.CompletedProcess:

@@ -1,0 +1,126 @@
+"""What the launch path needs of os and os.path before the program runs, from
+`posix` alone: importing `os` costs about a millisecond of every start (its
+_collections_abc, stat and posixpath; docs/startup.md). Each function
+answers as its os namesake does for the inputs the launch path gives it
+(tests/test_launch.py compares them); once the program runs, the rest of
+yama-run uses os as usual.
+
+The environment is read from posix.environ, which is what os.environ is
+made from: yama-run never changes its own environment."""
+import posix
+import sys
+
+DEVNULL = "/dev/null"
+DEFPATH = "/bin:/usr/bin"               # os.defpath
+S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
+
+
+def fsencode(text: str) -> bytes:
+    return text.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def fsdecode(data: bytes) -> str:
+    return data.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def environ() -> dict[str, str]:
+    """A copy of os.environ."""
+    return {fsdecode(name): fsdecode(value) for name, value in posix.environ.items()}
+
+
+def getenv(name: str, default: str | None = None) -> str | None:
+    value = posix.environ.get(fsencode(name))
+    return default if value is None else fsdecode(value)
+
+
+# -- names (os.path's, for str paths) -----------------------------------------------------
+
+def join(directory: str, name: str) -> str:
+    """os.path.join of two parts."""
+    if name.startswith("/"):
+        return name
+    if not directory or directory.endswith("/"):
+        return directory + name
+    return f"{directory}/{name}"
+
+
+def basename(path: str) -> str:
+    return path[path.rfind("/") + 1:]
+
+
+def dirname(path: str) -> str:
+    head = path[:path.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head
+
+
+def isabs(path: str) -> bool:
+    return path.startswith("/")
+
+
+def normpath(path: str) -> str:
+    if not path:
+        return "."
+    initial = 1 if path.startswith("/") else 0
+    if path.startswith("//") and not path.startswith("///"):
+        initial = 2                     # POSIX leaves a leading // to the system
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part != ".." or (not initial and not parts) or (parts and parts[-1] == ".."):
+            parts.append(part)
+        elif parts:
+            parts.pop()
+    return "/" * initial + "/".join(parts) or "."
+
+
+def abspath(path: str) -> str:
+    return normpath(path if isabs(path) else join(posix.getcwd(), path))
+
+
+def home() -> str:
+    """os.path.expanduser("~")."""
+    directory = getenv("HOME")
+    if directory is None:
+        import pwd
+        try:
+            directory = pwd.getpwuid(posix.getuid()).pw_dir
+        except KeyError:
+            return "~"
+    return directory.rstrip("/") or "/"
+
+
+def resolved(path: str) -> str:
+    """The path of an existing file with every symbolic link resolved, as the
+    kernel names the file it opened (os.path.realpath's answer for a file
+    that exists and can be reached). Raises OSError."""
+    fd = posix.open(path, posix.O_PATH | posix.O_CLOEXEC)
+    try:
+        return posix.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        posix.close(fd)
+
+
+# -- kinds of file (os.path's: False when it cannot be told) ----------------------------------
+
+def _mode(path) -> int | None:
+    try:
+        return posix.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+
+
+def exists(path) -> bool:
+    return _mode(path) is not None
+
+
+def is_dir(path) -> bool:
+    mode = _mode(path)
+    return mode is not None and mode & S_IFMT == S_IFDIR
+
+
+def is_file(path) -> bool:
+    mode = _mode(path)
+    return mode is not None and mode & S_IFMT == S_IFREG

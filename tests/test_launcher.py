@@ -1,0 +1,195 @@
+"""The command a user runs (csrc/launcher.c, installed as bin/yama-run beside
+the Python part bin/yama-run.py; docs/startup.md): which interpreter it runs,
+with which arguments, and how it fails. The launcher is compiled here as
+setup.py compiles it; the interpreters it may run are probes that say how
+they were started, or a real venv-like tree around this checkout."""
+import os
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, requires_tool
+
+LAUNCHER = Path(ROOT) / "csrc" / "launcher.c"
+PYTHON_PART = Path(ROOT) / "bin" / "yama-run.py"
+SETUP_ERROR = 125
+
+pytestmark = requires_tool("cc")
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("launcher") / "yama-run"
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", str(out),
+                    str(LAUNCHER)], check=True, capture_output=True)
+    return out
+
+
+def probe(path: Path, marker: Path | None = None) -> Path:
+    """An interpreter that prints how it was started, one argument a line."""
+    touch = f'touch "{marker}"\n' if marker else ""
+    path.write_text(f'#!/bin/sh\n{touch}for a in "$0" "$@"; do printf "%s\\n" "$a"; done\n')
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def venv(tmp_path, launcher) -> Path:
+    """VENV/bin with the launcher, the Python part and a probe as python3."""
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    shutil.copy(launcher, bindir / "yama-run")
+    shutil.copy(PYTHON_PART, bindir / "yama-run.py")
+    probe(bindir / "python3")
+    return tmp_path / "venv"
+
+
+def start(command: str, *args: str, path: str, cwd=None, argv0=None) -> subprocess.CompletedProcess:
+    return subprocess.run([argv0 or command, *args], executable=command, capture_output=True,
+                          text=True, timeout=60, env={"PATH": path, "LANG": "C.UTF-8"}, cwd=cwd)
+
+
+def trap(directory: Path, marker: Path) -> str:
+    """A directory whose python3 must never run: it leaves marker behind."""
+    directory.mkdir()
+    probe(directory / "python3", marker)
+    return str(directory)
+
+
+def test_it_runs_the_python3_beside_its_real_path_isolated_with_the_name_it_was_started_by(
+        venv, tmp_path):
+    """Through a link from elsewhere, named after a program (firejail's
+    convention, sandbox/argv0.py): the venv's python3 -IS on the Python part
+    beside the launcher's real file, the link's path as the name, every
+    argument as it was (spaces, empty ones, ones that look like options);
+    a python3 earlier on PATH is never asked. The name is the path execve
+    was given, as a script's $0, not the argv[0] the caller chose (a shell
+    passes the bare name): argv0.py finds itself on PATH by that path."""
+    marker = tmp_path / "trap-ran"
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "firefox-esr").symlink_to(venv / "bin" / "yama-run")
+    r = start(str(links / "firefox-esr"), "a b", "", "-IS", "--", argv0="firefox-esr",
+              path=trap(tmp_path / "trap", marker))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:-1] == [
+        str(venv / "bin" / "python3"), "-IS", str(venv / "bin" / "yama-run.py"),
+        str(links / "firefox-esr"), "a b", "", "-IS", "--"]
+    assert not marker.exists()
+
+
+def test_the_name_is_the_path_it_was_started_by_even_a_relative_one(venv):
+    r = start("./yama-run", "--", "true", path="/nonexistent", cwd=venv / "bin")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[3:5] == ["./yama-run", "--"]
+
+
+def test_outside_a_venv_the_python3_on_path_runs_it_with_site(venv, tmp_path):
+    """No python3 beside it at all: as a `pip install --user` outside a venv,
+    the python3 on PATH runs the Python part, with `site` (which finds the
+    package where pip put it)."""
+    (venv / "bin" / "python3").unlink()
+    onpath = tmp_path / "onpath"
+    onpath.mkdir()
+    probe(onpath / "python3")
+    r = start(str(venv / "bin" / "yama-run"), "-v", path=f"/nonexistent:{onpath}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:-1] == [
+        str(onpath / "python3"), str(venv / "bin" / "yama-run.py"),
+        str(venv / "bin" / "yama-run"), "-v"]
+
+
+@pytest.mark.parametrize("broken", ["dangling link", "not executable", "a directory"])
+def test_a_python3_beside_it_that_cannot_run_is_a_setup_error_and_nothing_else_runs(
+        venv, tmp_path, broken):
+    """A venv whose interpreter is gone (its base python removed) or cannot
+    be run: exit 125, said on stderr, and the python3 on PATH is never run
+    in its place."""
+    python = venv / "bin" / "python3"
+    python.unlink()
+    if broken == "dangling link":
+        python.symlink_to(tmp_path / "removed-python3.11")
+    elif broken == "not executable":
+        probe(python).chmod(0o644)
+    else:
+        python.mkdir()
+    marker = tmp_path / "trap-ran"
+    r = start(str(venv / "bin" / "yama-run"), "--", "true", path=trap(tmp_path / "trap", marker))
+    assert r.returncode == SETUP_ERROR
+    assert r.stderr.startswith(f"yama-run: cannot run its interpreter {python}: "), r.stderr
+    assert r.stdout == "" and not marker.exists()
+
+
+def test_no_python3_anywhere_is_a_setup_error(venv, tmp_path):
+    (venv / "bin" / "python3").unlink()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = start(str(venv / "bin" / "yama-run"), "--", "true", path=str(empty))
+    assert r.returncode == SETUP_ERROR
+    assert "yama-run: cannot run its interpreter python3 (on PATH): " in r.stderr, r.stderr
+
+
+def test_a_missing_python_part_is_a_setup_error(venv, tmp_path):
+    (venv / "bin" / "yama-run.py").unlink()
+    marker = tmp_path / "ran"
+    probe(venv / "bin" / "python3", marker)
+    r = start(str(venv / "bin" / "yama-run"), "--", "true", path="/usr/bin:/bin")
+    assert r.returncode == SETUP_ERROR
+    assert r.stderr.startswith(
+        f"yama-run: cannot read its Python part {venv}/bin/yama-run.py: "), r.stderr
+    assert not marker.exists()
+
+
+# -- with a real interpreter: this checkout in a venv-like tree ------------------------------
+
+@pytest.fixture
+def real_venv(venv) -> Path:
+    """VENV/bin/python3 is this interpreter; VENV/pyvenv.cfg makes it a venv's;
+    its site-packages names this checkout and the interpreter's own
+    site-packages (cffi, pyseccomp, click) in a .pth file, as pip's editable
+    installs and .pth files do."""
+    python = Path(os.path.realpath(sys.executable))
+    (venv / "bin" / "python3").unlink()
+    (venv / "bin" / "python3").symlink_to(python)
+    (venv / "pyvenv.cfg").write_text(f"home = {python.parent}\n")
+    packages = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    packages.mkdir(parents=True)
+    paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
+    (packages / "paths.pth").write_text("# names directories only\n" + "\n".join(paths) + "\n")
+    return venv
+
+
+def run_real(command: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{tmp_path / 'links'}:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": "/nonexistent"}      # ignored: -I
+    return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_the_installed_command_runs_a_program_under_yama_run(real_venv, tmp_path):
+    r = run_real(real_venv / "bin" / "yama-run", "-v", "--", "sh", "-c", "exit 7",
+                 tmp_path=tmp_path)
+    assert r.returncode == 7, r.stderr
+    assert "yama-run: profile default" in r.stderr, r.stderr
+    again = run_real(real_venv / "bin" / "yama-run", "-v", "--", "sh", "-c", "exit 7",
+                     tmp_path=tmp_path)
+    assert again.returncode == 7 and "plan: from the cache" in again.stderr, again.stderr
+
+
+def test_a_link_named_after_a_program_runs_that_program_with_its_arguments(
+        real_venv, tmp_path):
+    """links/sh -> VENV/bin/yama-run: sh runs under yama-run (the real sh, the
+    next one on PATH that is not yama-run), every argument its own, none
+    read as yama-run's option."""
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "sh").symlink_to(real_venv / "bin" / "yama-run")
+    r = run_real(tmp_path / "links" / "sh", "-c", 'echo "$1"; grep ^Seccomp: /proc/self/status',
+                 "sh", "-v", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "-v"
+    assert r.stdout.split()[-1] == "2", r.stdout          # under a seccomp filter
