@@ -92,13 +92,20 @@ class QuietStream:
 
 
 def open_log(path: str) -> int:
-    """--audit-log's descriptor, for appending. Opened without waiting: a
-    FIFO planted under the log's name (the program runs as the user, and the
-    log is often the same name run after run) held yama-run's start forever;
-    one nobody reads now fails (ENXIO). Raises OSError."""
+    """--audit-log's descriptor, for appending. Raises OSError.
+
+    Opened without waiting: a FIFO planted under the log's name (the program
+    runs as the user, and the log is often the same name run after run) held
+    yama-run's start forever; one nobody reads now fails (ENXIO).
+
+    A symlink as the last component is followed only as the kernel's
+    fs.protected_symlinks would, whatever that sysctl says: root's yama-run
+    given --audit-log /tmp/app.jsonl appended its records (with the names the
+    program chose) to a root-only file through a link the program, as uid
+    1001, left there for the next run (fs.protected_symlinks=0)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                     | os.O_NONBLOCK, 0o666)
+        fd = _open_log(path, flags)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
             raise OSError(errno.ENXIO, "a FIFO that nobody reads (yama-run does not wait "
@@ -106,6 +113,38 @@ def open_log(path: str) -> int:
         raise
     os.set_blocking(fd, True)       # (a reader's pipe: written aside, write_aside)
     return fd
+
+
+def _open_log(path: str, flags: int) -> int:
+    for _ in range(8):
+        try:
+            return os.open(path, flags | os.O_NOFOLLOW)            # there, not a link
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            _may_follow(path)
+            # followed: a link that only its owner or the directory's (the
+            # sticky bit) can swap, both trusted by the rule
+            return os.open(path, flags | os.O_CREAT, 0o666)
+        try:                                # made here: O_EXCL follows no link
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue                        # made meanwhile: looked at again
+    raise OSError(errno.EAGAIN, "it keeps changing", path)
+
+
+def _may_follow(link: str) -> None:
+    """The kernel's rule for following a symlink (may_follow_link): in a
+    sticky world-writable directory, only a link of our own or of the
+    directory's owner. Raises OSError (EACCES) otherwise."""
+    owner = os.lstat(link).st_uid
+    where = os.stat(os.path.dirname(link) or ".")
+    if owner != os.geteuid() and where.st_mode & stat.S_ISVTX and where.st_mode & stat.S_IWOTH \
+            and owner != where.st_uid:
+        raise OSError(errno.EACCES, f"a symlink of uid {owner} in a sticky world-writable "
+                      "directory: not followed (the rule of fs.protected_symlinks)", link)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -131,9 +131,10 @@ def _check_writable(path: str) -> None:
     """--audit-log must open as click's Path and Audit open it, else click says why."""
     try:
         # O_NONBLOCK: a FIFO planted under the log's name fails (ENXIO), never
-        # waits for a reader (sandbox/audit.py open_log says why)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK,
-                     0o666)
+        # waits for a reader; O_NOFOLLOW: a symlink is for audit.open_log to
+        # judge, on the cold path (sandbox/audit.py says why)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+                     | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
         raise plans.Miss(f"--audit-log {path}: {exc.strerror}") from None
     os.close(fd)
