@@ -289,6 +289,38 @@ def test_a_fifo_planted_as_the_audit_log_never_holds_the_start(starter):
     assert "a FIFO that nobody reads" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_link_planted_as_the_audit_log_is_not_followed_by_root(tmp_path):
+    """Root's yama-run is given --audit-log in a sticky world-writable
+    directory (/tmp), run after run; its program, as uid 1001, leaves a
+    symlink under that name to a file only root may write (/root/.bashrc):
+    with fs.protected_symlinks=0 (as here) the next run appended its records,
+    the names the program chose among them ("$(...)" in a process name), to
+    that file. The link is now followed only as that sysctl's rule would (a
+    link of one's own, or of the directory's owner), whatever it says."""
+    sticky = Path(tempfile.mkdtemp(prefix="yama-run-sticky-"))
+    try:
+        sticky.chmod(0o1777)
+        target = tmp_path / "root-only"
+        target.write_text("secret\n")
+        log = sticky / "app.jsonl"
+        plant = f"import os; os.symlink({str(target)!r}, {str(log)!r})"
+        first = yama_run("--", *AS_USER, SYSTEM_PYTHON, "-c", plant, timeout=BOUND)
+        assert first.returncode == 0 and log.is_symlink(), first.stderr
+        r = yama_run("--audit-log", log, "--", *AS_USER, SYSTEM_PYTHON, "-c", DENIED_AS_COMM,
+                     timeout=BOUND)
+        assert r.returncode == 125 and "a symlink of uid 1001 in a sticky world-writable " \
+            "directory: not followed" in r.stderr, r.stderr
+        assert target.read_text() == "secret\n"
+        log.unlink()
+        log.symlink_to(target)              # root's own link: followed, as the kernel would
+        r = yama_run("--audit-log", log, "--", *AS_USER, SYSTEM_PYTHON, "-c", DENIED_AS_COMM,
+                     timeout=BOUND)
+        assert r.returncode == 0 and r.stdout == "ATTEMPTED\n", r.stderr
+        assert target.read_text().startswith("secret\n{")
+    finally:
+        shutil.rmtree(sticky, ignore_errors=True)
+
+
 MANY_DENIALS = """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
