@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import stat
 import sys
 import threading
 import time
+import unicodedata
 
 from .journal import RateLimit
 from .writer import Writer
@@ -28,24 +31,40 @@ PENDING_LINES, LINE_WAIT, DRAIN_WAIT = 1000, 0.05, 1.0
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
 
 
-def printable(text: str) -> str:
-    """text with every control character (C0, DEL, C1), the Unicode line and
+def printable(text: str, backslashes: bool = True) -> str:
+    """text with every control character (C0, DEL, C1), every Unicode format
+    character (the bidirectional overrides and isolates U+202A-202E and
+    U+2066-2069, the marks U+200E/F and U+061C, zero-width ones), the line and
     paragraph separators, and undecodable bytes (surrogate escapes) written as
-    escapes, and backslashes doubled so that an escape cannot be forged."""
+    escapes, and backslashes doubled so that an escape cannot be forged. A
+    process name holding U+202E made a terminal show the rest of a -v line,
+    the --list-denials line or the --show-running tree reversed, so that
+    "evil" read as another name or a refusal as something else.
+    backslashes=False: text escaped so already (a journal's MESSAGE), its
+    backslashes kept as they are."""
     out = []
     for ch in text:
         code = ord(ch)
-        if ch in _ESCAPES:
+        if ch == "\\" and not backslashes:
+            out.append(ch)
+        elif ch in _ESCAPES:
             out.append(_ESCAPES[ch])
         elif code < 0x20 or 0x7F <= code <= 0x9F:
             out.append(f"\\x{code:02x}")
+        elif code < 0xA0:
+            out.append(ch)
         elif 0xDC80 <= code <= 0xDCFF:          # a byte os.fsdecode could not decode
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF:
-            out.append(f"\\u{code:04x}")
+        elif unicodedata.category(ch) in _HIDDEN:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
         else:
             out.append(ch)
     return "".join(out)
+
+
+# Format characters (bidi controls, zero-width ones), line and paragraph
+# separators, lone surrogates: what reorders, hides or breaks a line.
+_HIDDEN = frozenset({"Cf", "Zl", "Zp", "Cs"})
 
 
 class QuietStream:
@@ -72,6 +91,70 @@ class QuietStream:
         return getattr(self._stream, name)
 
 
+def open_log(path: str) -> int:
+    """--audit-log's descriptor, for appending. Raises OSError.
+
+    Opened without waiting: a FIFO planted under the log's name (the program
+    runs as the user, and the log is often the same name run after run) held
+    yama-run's start forever; one nobody reads now fails (ENXIO).
+
+    A symlink as the last component is followed only as the kernel's
+    fs.protected_symlinks would, whatever that sysctl says: root's yama-run
+    given --audit-log /tmp/app.jsonl appended its records (with the names the
+    program chose) to a root-only file through a link the program, as uid
+    1001, left there for the next run (fs.protected_symlinks=0)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = _open_log(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO that nobody reads (yama-run does not wait "
+                          "for a reader)", path) from None
+        raise
+    os.set_blocking(fd, True)       # (a reader's pipe: written aside, write_aside)
+    return fd
+
+
+def _open_log(path: str, flags: int) -> int:
+    for _ in range(8):
+        try:
+            return os.open(path, flags | os.O_NOFOLLOW)            # there, not a link
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            _may_follow(path)
+            # followed: a link that only its owner or the directory's (the
+            # sticky bit) can swap, both trusted by the rule
+            return os.open(path, flags | os.O_CREAT, 0o666)
+        try:                                # made here: O_EXCL follows no link
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue                        # made meanwhile: looked at again
+    raise OSError(errno.EAGAIN, "it keeps changing", path)
+
+
+def _may_follow(link: str) -> None:
+    """The kernel's rule for following a symlink (may_follow_link): in a
+    sticky world-writable directory, only a link of our own or of the
+    directory's owner. Raises OSError (EACCES) otherwise."""
+    owner = os.lstat(link).st_uid
+    where = os.stat(os.path.dirname(link) or ".")
+    if owner != os.geteuid() and where.st_mode & stat.S_ISVTX and where.st_mode & stat.S_IWOTH \
+            and owner != where.st_uid:
+        raise OSError(errno.EACCES, f"a symlink of uid {owner} in a sticky world-writable "
+                      "directory: not followed (the rule of fs.protected_symlinks)", link)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass                        # a full disk loses records, never the sandbox
+
+
 def _write_line(stream, line: str) -> None:
     """One write: another writer of the stream (the program) never splits it."""
     try:
@@ -89,7 +172,9 @@ class Audit:
         self.stream = stream or sys.stderr
         self.journal = journal
         self._lock = threading.Lock()
-        self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
+        self._log = open_log(log_path) if log_path else None     # a descriptor
+        self._log_writer: Writer | None = None  # its records, once written aside
+        self._log_lost = 0                      # records its writer refused (too many wait)
         self._said = RateLimit(VERBOSE_BURST, VERBOSE_RATE)
         self._writer: Writer | None = None     # stderr lines, once written aside
         self._denials = 0
@@ -117,7 +202,7 @@ class Audit:
         """Until when (time.monotonic()) a denial would leave no trace but the
         counts: nothing logged or said (-v), not the first of the run, and no
         journal token due. 0: the next one is read."""
-        if self._log or self.verbose or self._denials == 0:
+        if self._log is not None or self.verbose or self._denials == 0:
             return 0.0
         return self.journal.next_admit_at() if self.journal is not None else float("inf")
 
@@ -130,35 +215,55 @@ class Audit:
         if self._writer is None:
             self._writer = Writer(lambda line: _write_line(self.stream, line), PENDING_LINES,
                                   "yama-run-stderr")
+        if self._log is not None and self._log_writer is None and \
+                not stat.S_ISREG(os.fstat(self._log).st_mode):
+            # --audit-log /dev/stderr, a terminal, a FIFO, a pipe: the program
+            # can stop it or fill it, as stderr; a regular file never waits
+            log = self._log
+            self._log_writer = Writer(lambda data: _write_all(log, data), PENDING_LINES,
+                                      "yama-run-audit-log")
 
     def flush(self) -> None:
         """Records of the run so far written (bounded wait)."""
         self._absorb_silent()
         if self.journal is not None:
             self.journal.flush()
-        if self._writer is not None:
-            self._writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
+        for writer in (self._writer, self._log_writer):
+            if writer is not None:
+                writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
 
     def close(self) -> None:
         self._absorb_silent()
+        if self._log_lost:
+            lost, self._log_lost = self._log_lost, 0
+            self._write({"time": time.time(), "action": "not-recorded", "count": lost,
+                         "message": f"{lost} records were not written: the log took nothing "
+                                    f"while {PENDING_LINES} waited"})
         if self._said.dropped:
             self._print(f"yama-run: {self._said.dropped} more lines not shown (rate limit)")
             self._said.dropped = 0
-        if self._writer is not None:
-            self._writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
+        for writer in (self._writer, self._log_writer):
+            if writer is not None:
+                writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
         if self.journal is not None:
             self.journal.close()
-        if self._log:
-            self._log.close()
+        if self._log is not None and self._log_writer is None:
+            os.close(self._log)         # (a writer still stuck on it keeps it open)
             self._log = None
 
     def _write(self, record: dict) -> None:
+        """One record, one line, one write(): O_APPEND keeps it whole beside
+        another writer of the file (another yama-run given the same log)."""
+        if self._log is None:
+            return
+        data = (json.dumps(record, sort_keys=True) + "\n").encode()
+        if self._log_writer is not None:
+            if not self._log_writer.put(data):      # past PENDING_LINES waiting: counted
+                with self._lock:
+                    self._log_lost += 1
+            return
         with self._lock:
-            if self._log:
-                try:
-                    self._log.write(json.dumps(record, sort_keys=True) + "\n")
-                except (OSError, ValueError):
-                    pass                # a full disk loses records, never the sandbox
+            _write_all(self._log, data)
 
     def _print(self, line: str) -> None:
         if self._writer is not None:
@@ -180,7 +285,7 @@ class Audit:
             self._denials += 1
             first = self._denials == 1
         kept = self.journal is not None and self.journal.admit()
-        if not (self._log or self.verbose or kept or first):
+        if not (self._log is not None or self.verbose or kept or first):
             return      # nobody reads it: skip the /proc look-ups a record needs
         caller = request.caller
         record = {
@@ -208,7 +313,7 @@ class Audit:
 
     def records_emulated(self) -> bool:
         """Does emulated() leave any trace? (Fixed for the run.)"""
-        return bool(self._log or self.verbose)
+        return self._log is not None or self.verbose
 
     def emulated(self, request) -> None:
         """A call the core performed for the caller because the kernel cannot

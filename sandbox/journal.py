@@ -272,15 +272,22 @@ class SystemJournal:
                 entry = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(entry, dict):
+                continue
             out.append({key[len("YAMA_RUN_"):].lower(): value for key, value in entry.items()
                         if key.startswith("YAMA_RUN_")}
-                       | {"time": int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6})
+                       | {"time": _number(entry.get("__REALTIME_TIMESTAMP")) / 1e6,
+                          "message": entry.get("MESSAGE", ""), "escaped": True})
         return out
 
 
 def journal_fields(record: dict) -> list[tuple[str, str]]:
-    """MESSAGE, PRIORITY, SYSLOG_IDENTIFIER and each field as YAMA_RUN_KEY."""
-    fields = [("MESSAGE", record.get("message", "")), ("PRIORITY", "4"),
+    """MESSAGE, PRIORITY, SYSLOG_IDENTIFIER and each field as YAMA_RUN_KEY.
+    MESSAGE is the line journalctl shows: escaped as yama-run's own lines are
+    (a newline in a path would show as a line of its own, an override
+    reverse what follows); the YAMA_RUN_* fields keep the values whole."""
+    from .audit import printable
+    fields = [("MESSAGE", printable(str(record.get("message", "")))), ("PRIORITY", "4"),
               ("SYSLOG_IDENTIFIER", IDENTIFIER)]
     for key, value in sorted(record.items()):
         if key in ("message", "time") or value is None:
@@ -306,11 +313,33 @@ def show_recent(echo, limit: int = 50) -> int:
     """--list-denials: the last LIMIT records, one readable line each."""
     from .audit import printable
     sink = SystemJournal() if journald_reachable() else FileJournal(state_dir())
-    records = sink.recent(limit)
+    # The file is the user's: the program may have written any JSON there (a
+    # "time" of "abc" or 1e300, a list for a record). Such a record is shown
+    # as well as it can be, never a traceback; each field escaped whole.
+    records = [record for record in sink.recent(limit) if isinstance(record, dict)]
     for record in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time", 0))))
-        echo(printable(f"{when} {record.get('program', '?')} "
-                       f"[{record.get('profile', '?')}] {record.get('message', '')}"))
+        # a journal's MESSAGE was escaped when written (journal_fields); any
+        # process of the user may log as yama-run, so it is escaped again but
+        # for its backslashes
+        message = printable(str(record.get("message", "")),
+                            backslashes=record.get("escaped") is not True)
+        echo(printable(f"{_when(record.get('time'))} {record.get('program', '?')} "
+                       f"[{record.get('profile', '?')}] ") + message)
     echo(f"({len(records)} recent denials; kept in {printable(sink.where())})"
          if records else f"(no denials recorded in {printable(sink.where())})")
     return 0
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _when(value) -> str:
+    """A record's time as local time, or ? for one that is none."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value or 0)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"

@@ -131,8 +131,11 @@ def _cached(run: Run, inherited) -> int:
 def _check_writable(path: str) -> None:
     """--audit-log must open as click's Path and Audit open it, else click says why."""
     try:
-        fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC,
-                        0o666)
+        # O_NONBLOCK: a FIFO planted under the log's name fails (ENXIO), never
+        # waits for a reader; O_NOFOLLOW: a symlink is for audit.open_log to
+        # judge, on the cold path (sandbox/audit.py says why)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
+                        | posix.O_NONBLOCK | posix.O_NOFOLLOW, 0o666)
     except OSError as exc:
         raise plans.Miss(f"--audit-log {path}: {exc.strerror}") from None
     posix.close(fd)                 # (a directory cannot be opened for writing: EISDIR)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
+import re
 import shlex
-import threading
+import stat
 import time
-from pathlib import Path
+import tomllib
 
 from . import __version__
 from . import modules as policy_modules
@@ -142,36 +144,131 @@ def start(profile, modules, audit_log: str, verbose: bool, argv: list[str]):
 
 
 # -- proposing a profile -------------------------------------------------------
+#
+# The log is a file of the user's, which the program (running as the user)
+# may have rewritten or replaced: a FIFO (the read waited forever), /dev/zero
+# or a sparse file of gigabytes (read whole into memory), records of any JSON
+# type ("denied_at": "abc", "argv": {}, a module named "x]\n[y"). Each gets an
+# error naming the file and line (yama-run exits 125), never a traceback or a
+# hang; and what is proposed is parsed back, so that it sets exactly the
+# chain and the settings it says.
 
-def _records(path: str) -> list[dict]:
+LOG_MAX = 256 << 20     # bytes of a log read (a learning run writes ~0.5 KiB a call)
+LINE_MAX = 1 << 20      # bytes of one record
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")      # a module's or a setting's name: a bare key
+_SCALARS = (bool, int, float, str)
+
+
+class Learned:
+    """What the learn records of a log say, per ranked setting: the values
+    that denied some call, and for each the number of calls and the first
+    EXAMPLES of them (the call and the reason, as the record gives them)."""
+
+    def __init__(self):
+        self.calls: dict[tuple[str, str], dict[str, list]] = {}
+
+    def add(self, record: dict, where: str) -> None:
+        module, key = record.get("module"), record.get("setting")
+        order = ORDER.get((module, key)) if isinstance(module, str) and \
+            isinstance(key, str) else None
+        if order is None:
+            return              # a setting yama-run does not rank: nothing to decide
+        denied_at, reasons = record.get("denied_at"), record.get("reasons", [])
+        if not (isinstance(denied_at, list) and isinstance(reasons, list)
+                and all(_is_value(v, order) for v in denied_at)
+                and all(isinstance(r, list) and len(r) == 2 and _is_value(r[0], order)
+                        and isinstance(r[1], str) for r in reasons)):
+            raise LearnError(f"{where}: a learn record whose values are not those of "
+                             f"{module}.{key}")
+        why = {_spell(value): reason for value, reason in reasons}
+        call = record.get("call", record.get("syscall"))
+        for value in denied_at:
+            entry = self.calls.setdefault((module, key), {}).setdefault(_spell(value), [0, []])
+            entry[0] += 1
+            if len(entry[1]) < EXAMPLES:
+                entry[1].append((str(call), why.get(_spell(value), "")))
+
+    def denied(self, module: str, key: str) -> dict[str, list]:
+        """{spelled value: [calls, examples]} of one setting."""
+        return self.calls.get((module, key), {})
+
+
+def _is_value(value, order) -> bool:
+    """One of the setting's values, of its type (True is not 1 here)."""
+    return any(type(value) is type(v) and value == v for v in order)
+
+
+def _records(path: str):
+    """(where, record) for each record of the log, read without waiting on
+    what is not a regular file, and within LOG_MAX and LINE_MAX."""
+    shown = printable(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise LearnError(f"{path}: {exc.strerror}") from None
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            raise LearnError(f"{path}:{number}: not a JSON audit record") from None
-    return records
+        raise LearnError(f"{shown}: {exc.strerror}") from None
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LearnError(f"{shown}: not a regular file (a learning run's --audit-log is one)")
+        if st.st_size > LOG_MAX:
+            raise LearnError(f"{shown}: larger than {LOG_MAX >> 20} MiB: not read (learn "
+                             "into a new log)")
+        total = 0
+        for number, line in enumerate(iter(lambda: f.readline(LINE_MAX + 1), b""), 1):
+            total += len(line)
+            where = f"{shown}:{number}"
+            if len(line) > LINE_MAX or total > LOG_MAX:
+                raise LearnError(f"{where}: a record longer than {LINE_MAX >> 20} MiB, or the "
+                                 f"log past {LOG_MAX >> 20} MiB: not read")
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                raise LearnError(f"{where}: not a JSON audit record") from None
+            if not isinstance(record, dict):
+                raise LearnError(f"{where}: not a JSON audit record")
+            yield where, record
+
+
+def _checked_run(record: dict, where: str) -> dict:
+    """A learn-start record whose fields have the types yama-run writes."""
+    argv, chain, settings = record.get("argv"), record.get("chain"), record.get("settings")
+    when = record.get("time", 0)
+    ok = (isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+          and isinstance(chain, list) and all(isinstance(m, str) and _NAME.fullmatch(m)
+                                              for m in chain)
+          and isinstance(settings, dict)
+          and all(isinstance(values, dict) and all(
+              isinstance(k, str) and _NAME.fullmatch(k) and isinstance(v, _SCALARS)
+              and (not isinstance(v, str) or printable(v) == v)
+              and (not isinstance(v, float) or math.isfinite(v))
+              for k, v in values.items()) for values in settings.values())
+          and isinstance(when, (int, float)) and not isinstance(when, bool)
+          and 0 <= when < 1e11)
+    if not ok:
+        raise LearnError(f"{where}: a learn-start record yama-run did not write (its argv, "
+                         "chain, settings or time are not of their types)")
+    return record
 
 
 def propose(path: str) -> str:
     """The profile learned from the log at path, as commented TOML."""
-    records = _records(path)
-    runs = [r for r in records if r.get("action") == "learn-start"]
+    runs, learned = [], Learned()
+    for where, record in _records(path):
+        if record.get("action") == "learn-start":
+            runs.append(_checked_run(record, where))
+        elif record.get("action") == "learn":
+            learned.add(record, where)
     if not runs:
-        raise LearnError(f"{path}: no record of a learning run; write one with "
-                         f"yama-run --learn --audit-log {path} -- PROGRAM [ARG]...")
+        raise LearnError(f"{printable(path)}: no record of a learning run; write one with "
+                         f"yama-run --learn --audit-log {printable(path)} -- PROGRAM [ARG]...")
     run = runs[-1]
-    learned = [r for r in records if r.get("action") == "learn"]
-    program = os.path.basename(run["argv"][0]) if run.get("argv") else "PROGRAM"
+    program = os.path.basename(run["argv"][0]) if run["argv"] else "PROGRAM"
     out = _header(path, runs, program)
-    out += [f"description = {profiles.toml_value(f'learned from a run of {program}')}",
+    out += [f"description = {profiles.toml_value(f'learned from a run of {printable(program)}')}",
             f"chain = {profiles.toml_value(run['chain'])}"]
+    proposed = {}
     for module in run["chain"]:
         out.append("")
         values = run["settings"].get(module, {})
@@ -179,8 +276,26 @@ def propose(path: str) -> str:
         for key in sorted(values):
             why, value = _decide(module, key, values[key], learned)
             body += [*why, f"{key} = {profiles.toml_value(value)}"]
+            proposed.setdefault(module, {})[key] = value
         out += [f"[{module}]", *body]
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    _says_what_it_sets(text, run["chain"], proposed)
+    return text
+
+
+def _says_what_it_sets(text: str, chain: list[str], proposed: dict) -> None:
+    """The proposal, parsed, holds the chain and the settings decided and
+    nothing else: no comment line of it ended early (a newline in what the
+    program named), no name or value wrote a table of its own."""
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LearnError(f"the proposed profile would not parse ({exc}): not printed") from None
+    expected = {"chain": chain, **{module: proposed.get(module, {}) for module in chain}}
+    parsed.pop("description", None)
+    if parsed != expected:
+        raise LearnError("the proposed profile would set more or other than was decided: "
+                         "not printed")
 
 
 def _header(path: str, runs: list[dict], program: str) -> list[str]:
@@ -199,35 +314,31 @@ def _header(path: str, runs: list[dict], program: str) -> list[str]:
             "# or pass the file with --profile."]
 
 
-def _decide(module: str, key: str, run_value, learned: list[dict]):
-    """(comment lines, value) for one setting. The values of one setting are
-    of one type, so comparing them (1 == True) cannot mix two settings."""
+def _decide(module: str, key: str, run_value, learned: Learned):
+    """(comment lines, value) for one setting."""
     order = ORDER.get((module, key))
     if order is None:
         return ([f"# {key}: kept from the run's profile (yama-run does not rank "
                  f"the values of {module}.{key})"], run_value)
-    mine = [r for r in learned if r.get("module") == module and r.get("setting") == key]
-    denied = {v for r in mine for v in r.get("denied_at", [])}
-    allowed = [v for v in order if v not in denied]
+    denied = learned.denied(module, key)
+    allowed = [v for v in order if _spell(v) not in denied]
     value = allowed[-1] if allowed else order[0]
     was = f" (the run's profile had {_spell(run_value)})" if run_value != value else ""
-    if not mine:
+    if not denied:
         return ([f"# {key} = {_spell(value)}: the strictest value; no call of the run "
                  f"was denied at it{was}"], value)
     lines = [f"# {key} = {_spell(value)}: the strictest value that denied no call "
              f"of the run{was};"]
     for stricter in order[order.index(value) + 1:]:
-        calls = [r for r in mine if stricter in r.get("denied_at", [])]
-        if not calls:
+        count, examples = denied.get(_spell(stricter), (0, []))
+        if not count:
             continue
-        lines.append(f"#   at {_spell(stricter)}, {len(calls)} call{'s' if len(calls) != 1 else ''}"
+        lines.append(f"#   at {_spell(stricter)}, {count} call{'s' if count != 1 else ''}"
                      f" would have been denied, e.g.:")
-        for record in calls[:EXAMPLES]:
-            reasons = {_spell(v): why for v, why in record.get("reasons", [])}
+        for call, reason in examples:
             # the call names what the program chose (paths, its comm): one
             # line each, or a newline in them would write the profile
-            lines.append(printable(f"#     {record.get('call', record.get('syscall'))}: "
-                                   f"{reasons.get(_spell(stricter), '')}"))
+            lines.append(printable(f"#     {call}: {reason}"))
     return lines, value
 
 

@@ -236,17 +236,23 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     after checking that the socket is served by that supervisor (the pid its
     name says, our uid or root, not possibly inside a sandbox). Raises
     ControlError (with .stale set when nobody listens)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    [(_, sock, error)] = _connect_all([path], time.monotonic() + CLIENT_TIMEOUT)
+    return _exchange(sock, error, request, expected_pid)
+
+
+def _exchange(sock: socket.socket | None, error: OSError | None, request: dict,
+              expected_pid: int) -> dict:
+    """One request and its answer on a socket _connect_all gave (closed
+    after), or the ControlError its connect() failed with."""
+    if sock is None:
+        if isinstance(error, (ConnectionRefusedError, FileNotFoundError, NotADirectoryError)):
+            stale = ControlError(f"nobody listens ({error.strerror})")
+            stale.stale = True
+            raise stale
+        raise ControlError(f"cannot connect: {error.strerror or error}")
     try:
+        sock.setblocking(True)
         sock.settimeout(CLIENT_TIMEOUT)
-        try:
-            _connect(sock, path, time.monotonic() + CLIENT_TIMEOUT)
-        except (ConnectionRefusedError, FileNotFoundError, NotADirectoryError) as exc:
-            error = ControlError(f"nobody listens ({exc.strerror})")
-            error.stale = True
-            raise error from None
-        except OSError as exc:
-            raise ControlError(f"cannot connect: {exc.strerror or exc}") from None
         _check_server(sock, expected_pid)
         try:
             send_line(sock, {**request, "v": PROTOCOL})
@@ -269,19 +275,57 @@ def ask(path: str, request: dict, expected_pid: int) -> dict:
     return answer
 
 
-def _connect(sock: socket.socket, path: str, deadline: float) -> None:
-    """connect(), waiting for a place in the listen queue until deadline. A
-    sandboxed program may keep the queue full with connections of its own
-    (each refused, but it makes them as fast as they are): a socket with a
-    timeout gets EAGAIN at once then, where a blocking one would wait."""
-    while True:
+def _connect_all(paths: list[str], deadline: float):
+    """Yields (index, socket, None) or (index, None, the OSError) for each
+    path as its connect() ends, waiting for a place in a listen queue until
+    deadline, for every path at once; the caller's exchange on a socket
+    follows its connect at once (a supervisor waits REQUEST_TIMEOUT for the
+    request). A sandboxed program may keep a queue full with connections of
+    its own (each refused, but it makes them as fast as they are), and may
+    plant sockets of its own in the control directory and never accept on
+    them: waited for one after another, 5 s each, four of them held
+    --list-running (and --change-running, which looks first) for 20 s, a
+    hundred for 500 s. A non-blocking connect to a full queue fails with
+    EAGAIN at once, where a blocking one would wait."""
+    _enough_descriptors()
+    pending = {}
+    for i, path in enumerate(paths):
         try:
-            sock.connect(path)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise
+            pending[i] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC
+                                       | socket.SOCK_NONBLOCK)
+        except OSError as exc:          # past the descriptors we may have: said for it
+            yield i, None, exc
+    while pending:
+        for i, sock in list(pending.items()):
+            try:
+                sock.connect(paths[i])
+            except BlockingIOError as exc:
+                if time.monotonic() < deadline:
+                    continue
+                sock.close()
+                del pending[i]
+                yield i, None, exc
+            except OSError as exc:
+                sock.close()
+                del pending[i]
+                yield i, None, exc
+            else:
+                del pending[i]
+                yield i, sock, None
+        if pending:
             time.sleep(0.005)
+
+
+def _enough_descriptors() -> None:
+    """The soft limit of open files raised to the hard one: one descriptor
+    per socket of the directory, however many the program planted."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            pass
 
 
 def _check_server(sock: socket.socket, expected_pid: int) -> None:
@@ -329,12 +373,14 @@ def survey(request: dict | None = None) -> tuple[list[Found], list[str], str]:
         raise
     found, notes = [], []
     try:
-        for name in sorted(os.listdir(in_dir(dir_fd, "."))):
-            pid = pid_of_name(name)
-            if pid is None:
-                continue
+        names = [(name, pid) for name in sorted(os.listdir(in_dir(dir_fd, ".")))
+                 if (pid := pid_of_name(name)) is not None]
+        connected = _connect_all([in_dir(dir_fd, name) for name, _ in names],
+                                 time.monotonic() + CLIENT_TIMEOUT)
+        for i, sock, error in connected:
+            name, pid = names[i]
             try:
-                answer = ask(in_dir(dir_fd, name), request or {"op": "status"}, pid)
+                answer = _exchange(sock, error, request or {"op": "status"}, pid)
                 found.append(Found(name, pid, answer))
             except ControlError as exc:
                 if getattr(exc, "stale", False):
@@ -344,6 +390,7 @@ def survey(request: dict | None = None) -> tuple[list[Found], list[str], str]:
                     found.append(Found(name, pid, error=str(exc)))
     finally:
         os.close(dir_fd)
+    found.sort(key=lambda f: f.name)
     return found, notes, where
 
 
