@@ -533,7 +533,7 @@ def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str, list
     """How to start the yama-run measured, its interpreter, and the sys.path
     entries that find its package and dependencies: the one given with
     --yama-run (an installed command), else this tree, started as the
-    installed command starts (bin/yama-run: python3 -IS, paths added by hand)."""
+    installed command starts (bin/yama-run.py: python3 -IS, paths added by hand)."""
     if explicit:
         script = shutil.which(explicit) if "/" not in explicit else explicit
         if script is None or not os.access(script, os.X_OK):
@@ -551,7 +551,7 @@ def yama_command(explicit: str | None, work: Path) -> tuple[list[str], str, list
     return [str(script)], python, pypath
 
 
-# This tree's command, as bin/yama-run starts an installed one: no `site`, the
+# This tree's command, as bin/yama-run.py starts an installed one: no `site`, the
 # package and the interpreter's site-packages (without their .pth files) on
 # sys.path by hand.
 WRAPPER = """#!{python} -IS
@@ -563,8 +563,8 @@ main()
 
 
 def interpreter_of(script: str) -> str:
-    """The python3 an installed yama-run runs on: its shebang's, or (bin/yama-run,
-    a sh script) the one beside its real path."""
+    """The python3 an installed yama-run runs on: its shebang's, or (the
+    compiled command, csrc/launcher.c) the one beside its real path."""
     try:
         with open(script, "rb") as f:
             first = f.readline().decode(errors="replace")
