@@ -4,9 +4,9 @@ sockets live, who may talk to them, and the client of `--list-running`,
 
 Each supervisor owns one socket, PID.TOKEN.sock, in the user's control
 directory (control_dir): $XDG_RUNTIME_DIR/yama-run, else /run/user/UID/yama-run
-when systemd made that directory for us, else /tmp/yama-run-UID; the directory
-0700 and the socket 0600, both the user's. The server side is
-sandbox/control.py.
+when systemd made that directory for us, else /run/yama-run for root and
+/tmp/yama-run-UID for the others; the directory 0700 and the socket 0600,
+both the user's. The server side is sandbox/control.py.
 
 A sandboxed program runs as the same uid in the same filesystem: it can
 connect to these sockets, remove them or plant its own. So nothing here is
@@ -36,6 +36,7 @@ import time
 
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)      # Linux 6.5
 SUFFIX = ".sock"
+ROOT_RUN = "/run"                   # root's runtime files, when systemd made none for it
 PROTOCOL = 1
 REQUEST_MAX = 64 << 10              # bytes a supervisor reads of one request
 REPLY_MAX = 4 << 20                 # bytes a client reads of one reply
@@ -59,15 +60,21 @@ def control_dir() -> tuple[str, str]:
     systemd = f"/run/user/{uid}"
     if _owned_dir(systemd, uid):
         return os.path.join(systemd, "yama-run"), f"{why}; {systemd} is the user's"
+    if uid == 0 and _owned_dir(ROOT_RUN, 0, private=True):
+        # not /tmp/yama-run-0: any user may make that first, and root's
+        # sandboxes would then have no control socket
+        return os.path.join(ROOT_RUN, "yama-run"), f"{why}, and there is no {systemd}"
     return f"/tmp/yama-run-{uid}", f"{why}, and there is no {systemd}"
 
 
-def _owned_dir(path: str, uid: int) -> bool:
+def _owned_dir(path: str, uid: int, private: bool = False) -> bool:
+    """A real directory of uid's (private: that no one else may write to)."""
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and \
+        not (private and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def open_dir(create: bool) -> int:

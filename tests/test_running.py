@@ -79,7 +79,7 @@ def read(path):
 
 def control_sockets():
     dirs = [os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "yama-run"),
-            f"/run/user/{os.getuid()}/yama-run", f"/tmp/yama-run-{os.getuid()}"]
+            f"/run/user/{os.getuid()}/yama-run", "/run/yama-run", f"/tmp/yama-run-{os.getuid()}"]
     for d in dirs:
         try:
             names = os.listdir(d)
@@ -715,3 +715,37 @@ def test_introspection_options_run_alone(root):
     assert r.returncode == 125 and "did you mean --change-running" in r.stderr
     r = root.yama("--list-running")
     assert r.returncode == 0 and "(0 running sandboxes;" in r.stdout
+
+
+@requires_root
+def test_roots_sockets_are_where_no_other_user_can_make_the_directory_first():
+    """Without XDG_RUNTIME_DIR and /run/user/0 (sudo, su, a cron job), root's
+    control directory is /run/yama-run: /tmp/yama-run-0, made first by uid
+    1001, left root's sandboxes without a control socket (not listed, not
+    changed live)."""
+    if os.path.isdir("/run/user/0"):
+        pytest.skip("systemd made /run/user/0 here: root's sockets are there")
+    env = tree_env({k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"})
+    squat = Path("/tmp/yama-run-0")
+    made = not squat.exists()
+    if made:                            # as another user would, before root's first run
+        squat.mkdir(mode=0o700)
+        os.chown(squat, 1001, 1001)
+    running = subprocess.Popen([*YAMA_RUN, "--", "sleep", "29.75"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, listed, out = time.monotonic() + 30, [], ""
+        while not listed and time.monotonic() < deadline:
+            out = subprocess.run([*YAMA_RUN, "--list-running"], env=env, capture_output=True,
+                                 text=True, timeout=60).stdout
+            listed = [line.split() for line in out.splitlines()
+                      if line[:1].isdigit() and line.split()[2] == "sleep"]
+            time.sleep(0.1)
+        assert listed, out
+        assert "control sockets in /run/yama-run" in out, out
+        assert not made or list(squat.iterdir()) == []
+    finally:
+        running.terminate()
+        running.wait(timeout=30)
+        if made:
+            shutil.rmtree(squat, ignore_errors=True)
