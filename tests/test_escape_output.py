@@ -15,10 +15,8 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
