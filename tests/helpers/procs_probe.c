@@ -360,6 +360,18 @@ static pid_t child_in_namespaces(int flags)
     return child;
 }
 
+/* The joiner's answer (its exit status: 0 or an errno), then the child whose
+ * namespaces it joined is ended. */
+static void say_joined(const char *what, pid_t joiner, pid_t child)
+{
+    int st = 0;
+    waitpid(joiner, &st, 0);
+    say(what, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok"
+              : WIFEXITED(st) ? errname(WEXITSTATUS(st)) : "crashed");
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+}
+
 static void setns_child(const char *what)
 {
     pid_t child = child_in_namespaces(CLONE_NEWUSER | CLONE_NEWUTS);
@@ -377,12 +389,7 @@ static void setns_child(const char *what)
         /* a process with threads may not join a user namespace: its UTS one */
         _exit(setns(pidfd, threaded ? CLONE_NEWUTS : CLONE_NEWUSER) < 0 ? errno : 0);
     }
-    int st = 0;
-    waitpid(joiner, &st, 0);
-    say(what, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok"
-              : WIFEXITED(st) ? errname(WEXITSTATUS(st)) : "crashed");
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    say_joined(what, joiner, child);
     close(pidfd);
 }
 
@@ -523,12 +530,7 @@ static void setns_thread_table(pid_t pid, const char *what)
             pthread_join(th, NULL);
             _exit(t.err);
         }
-        int st = 0;
-        waitpid(joiner, &st, 0);
-        say(what, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok"
-                  : WIFEXITED(st) ? errname(WEXITSTATUS(st)) : "crashed");
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
+        say_joined(what, joiner, child);
     }
 }
 
