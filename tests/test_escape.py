@@ -559,6 +559,13 @@ print("sibling_fd", reopen(f"/proc/{sibling}/fd/3"))
 """
 
 
+def _link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
 @pytest.fixture
 def sibling_holding_a_file(place):
     """A process of uid 1001 outside any user namespace of its own, holding
@@ -568,9 +575,12 @@ def sibling_holding_a_file(place):
     secret.chmod(0o644)
     code = f"import os, time; os.dup2(os.open({str(secret)!r}, os.O_RDONLY), 3); time.sleep(120)"
     proc = subprocess.Popen([*AS_1001, sys.executable, "-c", code], pass_fds=())
+    # its fd 3 is the secret, not a file the interpreter had open at fd 3 while it
+    # started (the native control then met no fd 3 at all: ENOENT, not EACCES)
     deadline = time.monotonic() + 10
-    while not os.path.exists(f"/proc/{proc.pid}/fd/3") and time.monotonic() < deadline:
+    while _link(f"/proc/{proc.pid}/fd/3") != str(secret) and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert _link(f"/proc/{proc.pid}/fd/3") == str(secret), "the sibling never held its file"
     yield proc.pid
     proc.kill()
     proc.wait()
