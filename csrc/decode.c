@@ -342,6 +342,20 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
     case YR_SYS_STATFS:
         *path_addr = a[0] & m; c->buf = a[1] & m;
         return 0;
+    case YR_SYS_READLINK: case YR_SYS_READLINKAT: {
+        /* do_readlinkat: bufsiz (an int) first, then the name; "" names the
+         * dirfd's own object (LOOKUP_EMPTY, whatever the flags); the link
+         * itself is read (followed only before a trailing slash, as lstat) */
+        int at = c->ev.sys == YR_SYS_READLINKAT;
+        int64_t size = s32(a[2 + at]);
+        if (at)
+            c->dirfd = (int32_t)a[0];
+        *path_addr = a[at] & m; c->buf = a[1 + at] & m; c->xsize = (uint64_t)size;
+        c->flags = AT_SYMLINK_NOFOLLOW;
+        if (size <= 0)
+            return -EINVAL;
+        return *path_addr ? 0 : -EFAULT;
+    }
     case YR_SYS_NAME_TO_HANDLE_AT:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m;
         c->xsize = a[3] & m;                    /* the mount id's address */

@@ -164,6 +164,7 @@ static int meta_writes(int32_t sys)
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
     case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH:
     case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_FILE_GETATTR:
+    case YR_SYS_READLINK: case YR_SYS_READLINKAT:
         return 0;
     default:
         return 1;
@@ -179,6 +180,8 @@ static enum yr_access access_of(const struct yr_call *c)
     case OP_CHECK:
         return c->ev.sys == YR_SYS_EXECVE || c->ev.sys == YR_SYS_EXECVEAT ? ACC_EXEC : ACC_PATH;
     case OP_META:
+        if (c->ev.sys == YR_SYS_READLINK || c->ev.sys == YR_SYS_READLINKAT)
+            return ACC_FOLLOW;                   /* the kernel checks a read as a follow */
         return meta_writes(c->ev.sys) ? ACC_WRITE : ACC_STAT;
     case OP_LINK:
         return ACC_LINK;
@@ -373,6 +376,8 @@ static int empty_path_allowed(const struct yr_call *c)
     case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_REMOVEXATTRAT:
     case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
         return (c->flags & AT_EMPTY_PATH) != 0;
+    case YR_SYS_READLINK: case YR_SYS_READLINKAT:
+        return 1;                                /* LOOKUP_EMPTY (decode: never NULL) */
     default:
         return 0;
     }

@@ -109,6 +109,11 @@ ROUTES = {
     # opens, so that those of /proc/PID entries checked in ATTACH mode (mem...)
     # are asked of ptrace_access_check: any path may be one
     "ptrace_proc_open": _OPENS,
+    # readlinks, so that those of /proc/PID links the kernel reads in
+    # PTRACE_MODE_READ (fd/N, cwd, root, exe, ns/*) are judged as following
+    # them is: only where the kernel would let a program read an outsider's
+    # (control.routed_hooks)
+    "ptrace_proc_readlink": [("readlink", []), ("readlinkat", [])],
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     # execve by a non-leader thread frees the old leader task (Yama's task_free)

@@ -21,7 +21,10 @@ the control tests show it.
      over /proc with move_mount, fsopen("proc") with subset=pid and hidepid
      (tree-*, moved-mem, fsmount-*);
   4. the entries read or written for their effect, and kcmp, get_robust_list
-     (read-*, write-*, kcmp-vm, robust-list)."""
+     (read-*, write-*, kcmp-vm, robust-list);
+  5. readlink of the links the kernel reads in PTRACE_MODE_READ (fd/0, cwd,
+     exe, ns/net), by name, relative to a /proc/PID handle, and on an O_PATH
+     handle of the link itself (link-*)."""
 from __future__ import annotations
 
 import os
@@ -43,8 +46,9 @@ WRITES = ["write-timerslack", "write-oom", "write-clear-refs", "write-coredump-f
           "write-attr-current", "write-sched", "write-comm", "write-autogroup",
           "write-setgroups", "write-uid-map"]
 OTHERS = ["kcmp-vm", "robust-list"]
+LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath"]
 EVERY = [*SCM, *PIDFD_NS, *SETNS, "pidfd-info", *MOUNTS, *READS, "read-sched", *WRITES,
-         *OTHERS]
+         *OTHERS, *LINKS]
 # Not ptrace-class: what anyone of the same uid reads natively (the target's
 # pid and ids; scheduler statistics, /proc/PID/sched, mode 0444).
 HARMLESS = {"pidfd-info", "read-sched"}
@@ -85,12 +89,13 @@ def test_every_route_reaches_a_sibling_natively(probe):
     namespaces, compares it with kcmp, reads its robust list."""
     out = subprocess.run([*AS_1001, probe, "siblings", "scm-dir-mem", "scm-tree-mem",
                           "scm-dir-fd", *PIDFD_NS, "read-syscall", "read-personality",
-                          *OTHERS], capture_output=True, text=True, timeout=TIMEOUT).stdout
+                          *OTHERS, *LINKS], capture_output=True, text=True,
+                         timeout=TIMEOUT).stdout
     got = results(out)
     assert got["scm-dir-mem"] == "WROTE" and got["victim"] == "CHANGED", out
     assert got["scm-tree-mem"] == "LEAK", out
     assert all(got[a] == "ok" for a in ["scm-dir-fd", *PIDFD_NS, "read-syscall",
-                                        "read-personality", *OTHERS]), out
+                                        "read-personality", *OTHERS, *LINKS]), out
 
 
 # -- a sibling at scope 1 ------------------------------------------------------------------
@@ -101,7 +106,8 @@ def test_no_route_reaches_a_siblings_memory_at_scope_1(probe, place, who):  # no
     syscall, personality: EPERM as lock_trace; stack needs CAP_SYS_ADMIN
     first, EACCES), whoever opened the directory or the /proc clone the path
     is relative to. PTRACE_MODE_READ stays the kernel's, as with Yama: fd/0,
-    the namespaces, kcmp and the robust list of a sibling are allowed."""
+    the namespaces, kcmp, the robust list and the links (fd/0, cwd, exe, ns)
+    of a sibling are allowed."""
     launcher, inside = who
     proc = run(launcher, "notify", profile(place, 1),
                [*inside, probe, "siblings", *EVERY, "dir-nondumpable"])
@@ -111,8 +117,8 @@ def test_no_route_reaches_a_siblings_memory_at_scope_1(probe, place, who):  # no
         dict.fromkeys(["scm-dir-mem", "scm-opath-mem", "scm-tree-mem"], "EACCES"), said
     assert (got["read-syscall"], got["read-personality"], got["read-stack"]) == \
         ("EPERM", "EPERM", "EACCES"), said
-    assert {a: got[a] for a in ["scm-dir-fd", *PIDFD_NS, *OTHERS]} == \
-        dict.fromkeys(["scm-dir-fd", *PIDFD_NS, *OTHERS], "ok"), said
+    assert {a: got[a] for a in ["scm-dir-fd", *PIDFD_NS, *OTHERS, *LINKS]} == \
+        dict.fromkeys(["scm-dir-fd", *PIDFD_NS, *OTHERS, *LINKS], "ok"), said
     assert got["tree-mem"] == "EACCES" and got["moved-mem"] == "EACCES", said
     # the entries written for their effect: as natively (the file modes and
     # the kernel's own rules: Yama has no say in them)
@@ -143,11 +149,13 @@ def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, 
     rest (every entry of a protected process, stat included). Root inside
     holds CAP_SYS_PTRACE: the guard refuses it a pidfd's namespaces, setns,
     kcmp and get_robust_list of theirs (routed wherever there is no Landlock
-    domain)."""
+    domain). Left: root inside reads the names behind their links (readlink
+    is not routed for it: docs/hostile.md), never the objects."""
     launcher, inside = who
     proc = run(launcher, "notify", profile(place, scope), [*inside, probe, target, *EVERY])
     got = results(proc.stdout)
-    assert reached(got, set(EVERY) - HARMLESS) == {}, proc.stdout + proc.stderr
+    names = {"link-fd", "link-cwd", "link-exe", "link-ns", "link-at"} if not inside else set()
+    assert reached(got, set(EVERY) - HARMLESS - names) == {}, proc.stdout + proc.stderr
 
 
 # -- a process outside a contained sandbox ---------------------------------------------------
@@ -163,11 +171,12 @@ def outsider(probe):
 
 def test_an_outsiders_namespaces_are_joined_natively(probe, outsider):
     """The control: uid 1001 gets every namespace of that process through a
-    pidfd, and joins its user namespace with setns(pidfd)."""
+    pidfd, joins its user namespace with setns(pidfd), and reads its links."""
     out = subprocess.run([*AS_1001, probe, "attack", str(outsider), *PIDFD_NS, "setns-user",
-                          *OTHERS], capture_output=True, text=True, timeout=TIMEOUT).stdout
+                          *OTHERS, *LINKS], capture_output=True, text=True,
+                         timeout=TIMEOUT).stdout
     got = results(out)
-    assert all(got[a] == "ok" for a in [*PIDFD_NS, "setns-user", *OTHERS]), out
+    assert all(got[a] == "ok" for a in [*PIDFD_NS, "setns-user", *OTHERS, *LINKS]), out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -123,6 +123,14 @@ def signal0(pid):
         return errno.errorcode[exc.errno]
 
 
+def readlink(path):
+    try:
+        os.readlink(path)
+        return "0"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
 def attack():
     return json.dumps({path: loosen(path) for path in control_sockets()})
 
@@ -162,7 +170,8 @@ def plant(name):
     return "0"
 
 
-OPS = {"attach": attach_child, "link": link, "read": read, "signal0": signal0, "attack": attack,
+OPS = {"attach": attach_child, "link": link, "read": read, "signal0": signal0,
+       "readlink": readlink, "attack": attack,
        "attack-daemonised": attack_daemonised, "attack-cli": attack_with_cli,
        "plant": plant}
 put("pid", str(os.getpid()))
@@ -570,9 +579,12 @@ def test_containment_is_added_live_by_the_hooks_and_never_lifted(root, sandboxes
     try:
         box = sandboxes(root, "--profile", "strict", "--set", "contain.enabled=false")
         assert box.do("signal0", str(outside.pid)) == "0"
+        assert box.do("readlink", f"/proc/{outside.pid}/cwd") == "0"
         r = box.yama("--change-running", box.pid, "--set", "contain.enabled=true")
         assert "contain.enabled false -> true (tightened" in r.stdout, r.stderr
         assert box.do("signal0", str(outside.pid)) == "EPERM"
+        # its links too (routed from the start where containment may come)
+        assert box.do("readlink", f"/proc/{outside.pid}/cwd") == "EACCES"
         assert "contained (hooks alone)" in box.yama("--show-running", box.pid).stdout
         # started in a Landlock domain: nothing lifts it
         landlocked = sandboxes(root, "--profile", "strict")

@@ -37,6 +37,10 @@
  *   fsmount-proc, fsmount-proc-subset
  *       fsopen("proc") (with subset=pid, hidepid=2), create, fsmount, then
  *       "PID/mem" relative to the new mount
+ *   link-fd link-cwd link-exe link-ns
+ *       readlink of /proc/PID/fd/0, cwd, exe, ns/net (the kernel: PTRACE_MODE_READ)
+ *   link-at      readlinkat(an O_PATH handle of /proc/PID, "fd/0")
+ *   link-opath   readlinkat(an O_PATH|O_NOFOLLOW handle of /proc/PID/fd/0, "")
  *   read-syscall read-stack read-personality read-sched
  *       open and read the entry
  *   write-timerslack write-oom write-clear-refs write-coredump-filter
@@ -511,6 +515,33 @@ static void entry_attack(pid_t pid, const char *what)
     say(what, "unknown");
 }
 
+/* ---- the links the kernel reads in PTRACE_MODE_READ ------------------------- */
+
+static void link_attack(pid_t pid, const char *what)
+{
+    const char *entry = strcmp(what, "link-cwd") == 0 ? "cwd" :
+                        strcmp(what, "link-exe") == 0 ? "exe" :
+                        strcmp(what, "link-ns") == 0 ? "ns/net" : "fd/0";
+    char path[64], buf[256];
+    ssize_t n;
+    int fd = -1;
+    if (strcmp(what, "link-at") == 0 || strcmp(what, "link-opath") == 0) {
+        int at = strcmp(what, "link-at") == 0;
+        snprintf(path, sizeof(path), at ? "/proc/%d" : "/proc/%d/fd/0", (int)pid);
+        fd = open(path, O_PATH | (at ? O_DIRECTORY : O_NOFOLLOW));
+        if (fd < 0) {
+            say(what, errname(errno));
+            return;
+        }
+        n = readlinkat(fd, at ? "fd/0" : "", buf, sizeof(buf));
+        close(fd);
+    } else {
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, entry);
+        n = readlink(path, buf, sizeof(buf));
+    }
+    say(what, n < 0 ? errname(errno) : "ok");
+}
+
 struct table_swap { int n; pid_t target; int err; };
 
 static void *swap_and_join(void *arg)
@@ -641,6 +672,8 @@ static void attack(pid_t pid, const char *what)
     else if (strncmp(what, "tree-", 5) == 0 || strcmp(what, "moved-mem") == 0 ||
              strncmp(what, "fsmount", 7) == 0)
         mount_attack(pid, what);
+    else if (strncmp(what, "link-", 5) == 0)
+        link_attack(pid, what);
     else if (strcmp(what, "kcmp-vm") == 0) {
         long r = syscall(SYS_kcmp, getpid(), pid, 1 /* KCMP_VM */, 0, 0);
         say(what, r < 0 ? errname(errno) : "ok");
