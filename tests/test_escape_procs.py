@@ -23,8 +23,8 @@ the control tests show it.
   4. the entries read or written for their effect, and kcmp, get_robust_list
      (read-*, write-*, kcmp-vm, robust-list);
   5. readlink of the links the kernel reads in PTRACE_MODE_READ (fd/0, cwd,
-     exe, ns/net), by name, relative to a /proc/PID handle, and on an O_PATH
-     handle of the link itself (link-*)."""
+     exe, ns/net), by name, relative to a /proc/PID handle, on an O_PATH
+     handle of the link itself, and through i386's readlink (link-*)."""
 from __future__ import annotations
 
 import os
@@ -46,7 +46,7 @@ WRITES = ["write-timerslack", "write-oom", "write-clear-refs", "write-coredump-f
           "write-attr-current", "write-sched", "write-comm", "write-autogroup",
           "write-setgroups", "write-uid-map"]
 OTHERS = ["kcmp-vm", "robust-list"]
-LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath"]
+LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath", "link-i386"]
 EVERY = [*SCM, *PIDFD_NS, *SETNS, "pidfd-info", *MOUNTS, *READS, "read-sched", *WRITES,
          *OTHERS, *LINKS]
 # Not ptrace-class: what anyone of the same uid reads natively (the target's
@@ -154,7 +154,8 @@ def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, 
     launcher, inside = who
     proc = run(launcher, "notify", profile(place, scope), [*inside, probe, target, *EVERY])
     got = results(proc.stdout)
-    names = {"link-fd", "link-cwd", "link-exe", "link-ns", "link-at"} if not inside else set()
+    names = {"link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-i386"} \
+        if not inside else set()
     assert reached(got, set(EVERY) - HARMLESS - names) == {}, proc.stdout + proc.stderr
 
 

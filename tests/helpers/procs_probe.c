@@ -41,6 +41,7 @@
  *       readlink of /proc/PID/fd/0, cwd, exe, ns/net (the kernel: PTRACE_MODE_READ)
  *   link-at      readlinkat(an O_PATH handle of /proc/PID, "fd/0")
  *   link-opath   readlinkat(an O_PATH|O_NOFOLLOW handle of /proc/PID/fd/0, "")
+ *   link-i386    i386's readlink (int $0x80) of /proc/PID/fd/0
  *   read-syscall read-stack read-personality read-sched
  *       open and read the entry
  *   write-timerslack write-oom write-clear-refs write-coredump-filter
@@ -82,6 +83,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -517,6 +519,24 @@ static void entry_attack(pid_t pid, const char *what)
 
 /* ---- the links the kernel reads in PTRACE_MODE_READ ------------------------- */
 
+/* i386's readlink (85) through int $0x80, its path and buffer below 4 GiB:
+ * the length read, or -errno. */
+static long i386_readlink(const char *path)
+{
+    char *low = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (low == MAP_FAILED)
+        return -errno;
+    snprintf(low, 4096, "%s", path);
+    long ret;
+    __asm__ volatile("int $0x80"
+                     : "=a"(ret)
+                     : "a"(85L), "b"(low), "c"(low + 4096), "d"(256L)
+                     : "memory", "r8", "r9", "r10", "r11");
+    munmap(low, 8192);
+    return ret;
+}
+
 static void link_attack(pid_t pid, const char *what)
 {
     const char *entry = strcmp(what, "link-cwd") == 0 ? "cwd" :
@@ -535,6 +555,11 @@ static void link_attack(pid_t pid, const char *what)
         }
         n = readlinkat(fd, at ? "fd/0" : "", buf, sizeof(buf));
         close(fd);
+    } else if (strcmp(what, "link-i386") == 0) {
+        snprintf(path, sizeof(path), "/proc/%d/fd/0", (int)pid);
+        n = i386_readlink(path);
+        if (n < 0)
+            errno = (int)-n;
     } else {
         snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, entry);
         n = readlink(path, buf, sizeof(buf));
