@@ -144,11 +144,12 @@ def routed_hooks(chain, kernel_shield: bool, ready: bool) -> set[str]:
     hooks = set(chain.hooks())
     possible = set().union(*(possible_hooks(m) for m in chain.modules)) - hooks
     if not kernel_shield and "ptrace_read_access" in hooks | possible:
-        # Contained, or containable live, without Landlock's domain: the names
-        # behind an outsider's /proc/PID/fd/N, cwd, root, exe are the kernel's
-        # to give any process of its uid, so the gate judges every readlink.
-        # Nowhere else: gcc makes about a thousand per file (docs/hostile.md).
-        hooks.add("ptrace_proc_readlink")
+        # Contained, or containable live, without Landlock's domain: an
+        # outsider's /proc/PID/fd/N, cwd, root, exe are the kernel's to give
+        # any process of its uid, so the gate judges every walked path and
+        # readlink. Nowhere else: gcc makes about a thousand readlinks per
+        # file (docs/hostile.md).
+        hooks.add("ptrace_proc_path")
     installed, closed = routes(hooks, kernel_shield)
     for hook in sorted(possible):
         needed, closes = routes(hooks | {hook}, kernel_shield)

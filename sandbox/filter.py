@@ -95,6 +95,14 @@ _SIGNALS = [*((name, []) for name in KILL_FAMILY),
               for cmd in (F_SETOWN, F_SETOWN_EX)),
             *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP))]
 
+# The calls whose path may follow a trailing link, walked by the supervisor.
+_WALKED = [(name, []) for name in _FOLLOWING] + [
+    ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
+    ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
+    ("sendto", [sc.Arg(4, sc.NE, 0)]),              # an address: not a connected send
+    # i386's multiplexer: the address is in memory, so every addressed call
+    *[("socketcall", [_int_eq(0, call)]) for call in SOCKETCALL_ADDRESSED]]
+
 # hook -> [(syscall, argument comparisons)]; a syscall routed for several hooks
 # is routed once per comparison.
 ROUTES = {
@@ -109,11 +117,12 @@ ROUTES = {
     # opens, so that those of /proc/PID entries checked in ATTACH mode (mem...)
     # are asked of ptrace_access_check: any path may be one
     "ptrace_proc_open": _OPENS,
-    # readlinks, so that those of /proc/PID links the kernel reads in
-    # PTRACE_MODE_READ (fd/N, cwd, root, exe, ns/*) are judged as following
-    # them is: only where the kernel would let a program read an outsider's
-    # (control.routed_hooks)
-    "ptrace_proc_readlink": [("readlink", []), ("readlinkat", [])],
+    # Every walked call, readlink too, so that an outsider's /proc/PID links
+    # (fd/N, cwd, root, exe, ns/*: PTRACE_MODE_READ) are judged wherever a
+    # path passes one (chdir into /proc/PID/root, then a relative open; a stat
+    # through it; readlink of it): only where the kernel would let a program
+    # pass them (control.routed_hooks)
+    "ptrace_proc_path": [*_WALKED, ("readlink", []), ("readlinkat", [])],
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     # execve by a non-leader thread frees the old leader task (Yama's task_free)
@@ -145,12 +154,7 @@ ROUTES = {
                   ("open", [sc.Arg(1, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
                   ("openat", [sc.Arg(2, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
                   ("openat2", [])],
-    "follow_link": [(name, []) for name in _FOLLOWING] + [
-        ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
-        ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
-        ("sendto", [sc.Arg(4, sc.NE, 0)]),              # an address: not a connected send
-        # i386's multiplexer: the address is in memory, so every addressed call
-        *[("socketcall", [_int_eq(0, call)]) for call in SOCKETCALL_ADDRESSED]],
+    "follow_link": _WALKED,
     "create_in_sticky": [
         ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
         ("openat", [sc.Arg(2, sc.MASKED_EQ, O_CREAT, O_CREAT)]),

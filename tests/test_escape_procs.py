@@ -24,7 +24,8 @@ the control tests show it.
      (read-*, write-*, kcmp-vm, robust-list);
   5. readlink of the links the kernel reads in PTRACE_MODE_READ (fd/0, cwd,
      exe, ns/net), by name, relative to a /proc/PID handle, on an O_PATH
-     handle of the link itself, and through i386's readlink (link-*)."""
+     handle of the link itself, and through i386's readlink (link-*); chdir,
+     stat and access through its root or cwd (path-*)."""
 from __future__ import annotations
 
 import os
@@ -46,7 +47,8 @@ WRITES = ["write-timerslack", "write-oom", "write-clear-refs", "write-coredump-f
           "write-attr-current", "write-sched", "write-comm", "write-autogroup",
           "write-setgroups", "write-uid-map"]
 OTHERS = ["kcmp-vm", "robust-list"]
-LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath", "link-i386"]
+LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath", "link-i386",
+         "path-chdir", "path-stat", "path-access"]
 EVERY = [*SCM, *PIDFD_NS, *SETNS, "pidfd-info", *MOUNTS, *READS, "read-sched", *WRITES,
          *OTHERS, *LINKS]
 # Not ptrace-class: what anyone of the same uid reads natively (the target's

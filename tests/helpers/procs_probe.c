@@ -42,6 +42,9 @@
  *   link-at      readlinkat(an O_PATH handle of /proc/PID, "fd/0")
  *   link-opath   readlinkat(an O_PATH|O_NOFOLLOW handle of /proc/PID/fd/0, "")
  *   link-i386    i386's readlink (int $0x80) of /proc/PID/fd/0
+ *   path-chdir, path-stat, path-access
+ *       through /proc/PID/root: chdir into it (then stat "."), stat of
+ *       /proc/PID/root/, access(/proc/PID/cwd/., F_OK)
  *   read-syscall read-stack read-personality read-sched
  *       open and read the entry
  *   write-timerslack write-oom write-clear-refs write-coredump-filter
@@ -86,6 +89,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -567,6 +571,31 @@ static void link_attack(pid_t pid, const char *what)
     say(what, n < 0 ? errname(errno) : "ok");
 }
 
+/* ---- paths that pass a process's root or cwd --------------------------------- */
+
+static void path_attack(pid_t pid, const char *what)
+{
+    char path[64];
+    struct stat st;
+    int r;
+    if (strcmp(what, "path-chdir") == 0) {
+        int back = open(".", O_PATH | O_DIRECTORY);
+        snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+        r = chdir(path) == 0 ? stat(".", &st) : -1;
+        int err = errno;
+        if (back >= 0 && fchdir(back) == 0)
+            close(back);
+        errno = err;
+    } else if (strcmp(what, "path-stat") == 0) {
+        snprintf(path, sizeof(path), "/proc/%d/root/", (int)pid);
+        r = stat(path, &st);
+    } else {
+        snprintf(path, sizeof(path), "/proc/%d/cwd/.", (int)pid);
+        r = access(path, F_OK);
+    }
+    say(what, r < 0 ? errname(errno) : "ok");
+}
+
 struct table_swap { int n; pid_t target; int err; };
 
 static void *swap_and_join(void *arg)
@@ -699,6 +728,8 @@ static void attack(pid_t pid, const char *what)
         mount_attack(pid, what);
     else if (strncmp(what, "link-", 5) == 0)
         link_attack(pid, what);
+    else if (strncmp(what, "path-", 5) == 0)
+        path_attack(pid, what);
     else if (strcmp(what, "kcmp-vm") == 0) {
         long r = syscall(SYS_kcmp, getpid(), pid, 1 /* KCMP_VM */, 0, 0);
         say(what, r < 0 ? errname(errno) : "ok");
