@@ -117,12 +117,13 @@ ROUTES = {
     # opens, so that those of /proc/PID entries checked in ATTACH mode (mem...)
     # are asked of ptrace_access_check: any path may be one
     "ptrace_proc_open": _OPENS,
-    # Every walked call, readlink too, so that an outsider's /proc/PID links
-    # (fd/N, cwd, root, exe, ns/*: PTRACE_MODE_READ) are judged wherever a
-    # path passes one (chdir into /proc/PID/root, then a relative open; a stat
-    # through it; readlink of it): only where the kernel would let a program
-    # pass them (control.routed_hooks)
-    "ptrace_proc_path": [*_WALKED, ("readlink", []), ("readlinkat", [])],
+    # Every walked call (readlink, symlink and link too), so that an
+    # outsider's /proc/PID links (fd/N, cwd, root, exe, ns/*: PTRACE_MODE_READ)
+    # are judged wherever a path passes one (chdir into /proc/PID/root, then a
+    # relative open; a stat through it; readlink of it): only where the kernel
+    # would let a program pass them (control.routed_hooks)
+    "ptrace_proc_path": [*_WALKED, *((name, []) for name in (
+        "readlink", "readlinkat", "symlink", "symlinkat", "link", "linkat"))],
     "ptrace_traceme": [("ptrace", [sc.Arg(0, sc.EQ, PTRACE_TRACEME)])],
     "task_prctl": [("prctl", [_int_eq(0, PR_SET_PTRACER)])],
     # execve by a non-leader thread frees the old leader task (Yama's task_free)

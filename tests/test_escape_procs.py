@@ -48,7 +48,7 @@ WRITES = ["write-timerslack", "write-oom", "write-clear-refs", "write-coredump-f
           "write-setgroups", "write-uid-map"]
 OTHERS = ["kcmp-vm", "robust-list"]
 LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath", "link-i386",
-         "path-chdir", "path-stat", "path-access"]
+         "path-chdir", "path-stat", "path-access", "path-symlink"]
 EVERY = [*SCM, *PIDFD_NS, *SETNS, "pidfd-info", *MOUNTS, *READS, "read-sched", *WRITES,
          *OTHERS, *LINKS]
 # Not ptrace-class: what anyone of the same uid reads natively (the target's

@@ -42,9 +42,10 @@
  *   link-at      readlinkat(an O_PATH handle of /proc/PID, "fd/0")
  *   link-opath   readlinkat(an O_PATH|O_NOFOLLOW handle of /proc/PID/fd/0, "")
  *   link-i386    i386's readlink (int $0x80) of /proc/PID/fd/0
- *   path-chdir, path-stat, path-access
+ *   path-chdir, path-stat, path-access, path-symlink
  *       through /proc/PID/root: chdir into it (then stat "."), stat of
- *       /proc/PID/root/, access(/proc/PID/cwd/., F_OK)
+ *       /proc/PID/root/, access(/proc/PID/cwd/., F_OK), a symlink made as
+ *       /proc/PID/root/tmp/NAME (removed again)
  *   read-syscall read-stack read-personality read-sched
  *       open and read the entry
  *   write-timerslack write-oom write-clear-refs write-coredump-filter
@@ -585,6 +586,15 @@ static void path_attack(pid_t pid, const char *what)
         int err = errno;
         if (back >= 0 && fchdir(back) == 0)
             close(back);
+        errno = err;
+    } else if (strcmp(what, "path-symlink") == 0) {
+        snprintf(path, sizeof(path), "/proc/%d/root/tmp/yr-probe-%d", (int)pid, (int)getpid());
+        r = symlink("x", path);
+        int err = errno;
+        if (r == 0) {
+            snprintf(path, sizeof(path), "/tmp/yr-probe-%d", (int)getpid());
+            unlink(path);
+        }
         errno = err;
     } else if (strcmp(what, "path-stat") == 0) {
         snprintf(path, sizeof(path), "/proc/%d/root/", (int)pid);
