@@ -361,6 +361,8 @@ def guard(unnamed_actions: dict[str, int]) -> bytes:
 # io_uring performs LINKAT, SYMLINKAT, OPENAT, STATX... without a syscall the
 # filter sees. EPERM is what the kernel itself answers with io_uring_disabled.
 IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
+# A Landlock domain of the program's own (landlock_add_rule needs a ruleset)
+LANDLOCK_SELF = ("landlock_create_ruleset", "landlock_restrict_self")
 PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
 
 # Calls that act on another process that Landlock's scopes do not cover: the
@@ -398,6 +400,13 @@ def hostile_rules(hooks: set[str], kernel_shield: bool):
     if path_protected(hooks) or "ptrace_proc_open" in guarded:
         for name in IO_URING:
             yield sc.ERRNO(errno.EPERM), name, []
+        # The supervisor then performs the program's opens (and its symlinks,
+        # links, truncates...) outside any Landlock domain the program would
+        # give itself, which would confine nothing done for it: the program
+        # is told Landlock is off, as the kernel says when it is disabled at
+        # boot, and its own fallback applies (docs/hostile.md).
+        for name in LANDLOCK_SELF:
+            yield sc.ERRNO(errno.EOPNOTSUPP), name, []
     for hook in guarded:
         if hook not in hooks:
             for name, args in ROUTES[hook]:
