@@ -164,7 +164,6 @@ static int meta_writes(int32_t sys)
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
     case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH:
     case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_FILE_GETATTR:
-    case YR_SYS_READLINK: case YR_SYS_READLINKAT:
         return 0;
     default:
         return 1;
