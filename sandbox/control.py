@@ -421,7 +421,10 @@ class ControlServer:
         sup = self.sup
         shield = sup.shield
         containment = ("contained (Landlock domain and hooks)" if shield.landlock else
-                       "contained (hooks alone)" if shield.contained else "not contained")
+                       "not contained" if not shield.contained else
+                       "contained (hooks alone)" if sup.userns else
+                       "contained (hooks alone: a call checked then continued can be raced "
+                       "past the check to a process outside)")
         return {
             **self.status(),
             "settings": self._settings(True),

@@ -24,6 +24,15 @@ from .bareos import getenv
 
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 
+# What the hooks alone cannot promise (docs/containment.md, "Residual windows"):
+# the kernel reads the path of a call checked then continued once more, after
+# the check, and a second thread may have rewritten it by then. A program in
+# a user namespace of yama-run's own is kept from processes outside by the
+# kernel's own rule whatever it names (the capability check of commoncap).
+RACED = ("without a user namespace of its own, a call checked then continued (chdir, exec, "
+         "an O_PATH open, an AF_UNIX address) can be raced past the check to a process "
+         "outside (docs/containment.md)")
+
 
 class Shield:
     """Which protection is in force; decided once, before the spawn."""
@@ -72,4 +81,4 @@ class Shield:
             why = f"no landlock: {posix.strerror(-self.abi)}"
         return (f"contained by seccomp hooks alone ({why}: kill family, file owners, "
                 f"ptrace access and calls on a process by pid routed); supervisor "
-                f"shielded{dumpable}")
+                f"shielded{dumpable}; {RACED}")

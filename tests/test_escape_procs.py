@@ -25,7 +25,10 @@ the control tests show it.
   5. readlink of the links the kernel reads in PTRACE_MODE_READ (fd/0, cwd,
      exe, ns/net), by name, relative to a /proc/PID handle, on an O_PATH
      handle of the link itself, and through i386's readlink (link-*); chdir,
-     stat and access through its root or cwd (path-*)."""
+     stat and access through its root or cwd (path-*).
+  6. a second thread rewriting the path of a call yama-run checks and then
+     lets the kernel make (chdir, an O_PATH open) between a harmless one and
+     one through the process's links (race-*)."""
 from __future__ import annotations
 
 import os
@@ -49,6 +52,7 @@ WRITES = ["write-timerslack", "write-oom", "write-clear-refs", "write-coredump-f
 OTHERS = ["kcmp-vm", "robust-list"]
 LINKS = ["link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-opath", "link-i386",
          "path-chdir", "path-stat", "path-access", "path-symlink"]
+RACES = ["race-chdir", "race-opath"]
 EVERY = [*SCM, *PIDFD_NS, *SETNS, "pidfd-info", *MOUNTS, *READS, "read-sched", *WRITES,
          *OTHERS, *LINKS]
 # Not ptrace-class: what anyone of the same uid reads natively (the target's
@@ -176,10 +180,10 @@ def test_an_outsiders_namespaces_are_joined_natively(probe, outsider):
     """The control: uid 1001 gets every namespace of that process through a
     pidfd, joins its user namespace with setns(pidfd), and reads its links."""
     out = subprocess.run([*AS_1001, probe, "attack", str(outsider), *PIDFD_NS, "setns-user",
-                          *OTHERS, *LINKS], capture_output=True, text=True,
+                          *OTHERS, *LINKS, *RACES], capture_output=True, text=True,
                          timeout=TIMEOUT).stdout
     got = results(out)
-    assert all(got[a] == "ok" for a in [*PIDFD_NS, "setns-user", *OTHERS, *LINKS]), out
+    assert all(got[a] == "ok" for a in [*PIDFD_NS, "setns-user", *OTHERS, *LINKS, *RACES]), out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -258,7 +262,41 @@ def test_setns_with_a_shared_descriptor_table_without_landlock(probe, place, con
         ("ok", expected), proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("who, mode", [
+    pytest.param(WHO[0].values[0], "landlock", id="root-runs-1001-landlock"),
+    pytest.param(WHO[1].values[0], "landlock", id="1001-runs-1001-landlock"),
+    pytest.param(WHO[1].values[0], "hooks", id="1001-runs-1001-hooks")])
+def test_a_raced_path_never_reaches_a_process_outside(probe, place, outsider, who, mode):  # noqa: F811
+    """chdir and an O_PATH open are checked and then made by the kernel, which
+    reads the path again: a second thread rewrites it in between, from a
+    harmless path to one through the outsider's root or exe, for 2 s. With
+    Landlock's domain the kernel refuses the link it follows; yama-run started
+    by uid 1001 puts the program in a user namespace of its own, where the
+    kernel's capability rule refuses every process outside, domain or not."""
+    launcher, inside = who
+    proc = run(launcher, "notify", profile(place, 1, contained=True),
+               [*inside, probe, "attack", str(outsider), *RACES], env=MODES[mode])
+    got = results(proc.stdout)
+    assert {a: got.get(a) for a in RACES} == dict.fromkeys(RACES, "held"), \
+        proc.stdout + proc.stderr
+
+
 # -- what is left ------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="residual window (docs/containment.md): without "
+                   "Landlock's domain, and without a user namespace of the program's own, the "
+                   "kernel's walk after a check-then-continue is the only one that counts")
+def test_a_raced_path_of_root_s_contained_sandbox_without_the_domain(probe, place, outsider):  # noqa: F811
+    """yama-run started by root, contained by its hooks alone (a kernel
+    before 6.12, containment turned on live, YAMA_RUN_NO_LANDLOCK=1), a
+    uid-1001 program: the same race reaches the outsider's root and exe
+    within tries (the check saw the harmless path; the kernel, the other)."""
+    proc = run([], "notify", profile(place, 1, contained=True),
+               [*AS_1001, probe, "attack", str(outsider), *RACES], env=NO_LANDLOCK)
+    got = results(proc.stdout)
+    assert {a: got.get(a) for a in RACES} == dict.fromkeys(RACES, "held"), \
+        proc.stdout + proc.stderr
+
 
 @pytest.mark.xfail(strict=True, reason="residual window (docs/hostile.md): the kernel checks "
                    "syscall, stack and personality on each read, with the reader's credentials "

@@ -188,7 +188,8 @@ def test_verbose_says_which_protection_is_in_force():
     r = yr("-v", "--", "true", env=NO_LANDLOCK)
     assert ("yama-run: contained by seccomp hooks alone (landlock not used: "
             "YAMA_RUN_NO_LANDLOCK=1: kill family, file owners, ptrace access and calls on a "
-            "process by pid routed); supervisor shielded, non-dumpable") in r.stderr, r.stderr
+            "process by pid routed); supervisor shielded, non-dumpable; without a user "
+            "namespace of its own, a call checked then continued") in r.stderr, r.stderr
     r = yr("-v", "--set", "contain.enabled=false", "--", "true")
     assert ("yama-run: not contained: processes outside the sandbox are reached as the "
             "kernel allows; supervisor shielded by seccomp hooks") in r.stderr, r.stderr

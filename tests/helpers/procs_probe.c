@@ -46,6 +46,12 @@
  *       through /proc/PID/root: chdir into it (then stat "."), stat of
  *       /proc/PID/root/, access(/proc/PID/cwd/., F_OK), a symlink made as
  *       /proc/PID/root/tmp/NAME (removed again)
+ *   race-chdir, race-opath
+ *       a thread rewrites the path between a harmless one and one through
+ *       PID's links while the program calls chdir (/tmp or /proc/PID/root)
+ *       or opens O_PATH (/etc/hostname or /proc/PID/exe), for up to 2 s:
+ *       ok when the kernel followed PID's link (then "." is "/", or the file
+ *       opened is this probe), else "held"
  *   read-syscall read-stack read-personality read-sched
  *       open and read the entry
  *   write-timerslack write-oom write-clear-refs write-coredump-filter
@@ -93,6 +99,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TAG 0x50726f6300000000ULL       /* "Proc" + pid */
@@ -606,6 +613,83 @@ static void path_attack(pid_t pid, const char *what)
     say(what, r < 0 ? errname(errno) : "ok");
 }
 
+/* ---- calls the supervisor judges and then lets the kernel make ------------- */
+
+struct flipper { char path[64]; const char *harmless, *through; volatile int stop; };
+
+/* Each string held a while, so that some judgements see one and the
+ * kernel's walk, a few microseconds later, the other. */
+static void *flip(void *arg)
+{
+    struct flipper *f = arg;
+    while (!f->stop) {
+        strcpy(f->path, f->harmless);
+        for (volatile int i = 0; i < 20000; i++)
+            ;
+        strcpy(f->path, f->through);
+        for (volatile int i = 0; i < 20000; i++)
+            ;
+    }
+    return NULL;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Did this try reach PID through its link? */
+static int raced_once(struct flipper *f, const char *what, const struct stat *goal)
+{
+    struct stat st;
+    int reached = 0;
+    if (strcmp(what, "race-chdir") == 0) {
+        int back = open(".", O_PATH | O_DIRECTORY);
+        if (chdir(f->path) == 0)
+            reached = stat(".", &st) == 0 && same_file(&st, goal);
+        if (back >= 0 && fchdir(back) == 0)
+            close(back);
+    } else {
+        int fd = open(f->path, O_PATH);
+        reached = fd >= 0 && fstat(fd, &st) == 0 && same_file(&st, goal);
+        if (fd >= 0)
+            close(fd);
+    }
+    return reached;
+}
+
+static void race_attack(pid_t pid, const char *what)
+{
+    static struct flipper f;
+    char through[64];
+    struct stat goal;
+    int chdir_race = strcmp(what, "race-chdir") == 0;
+    snprintf(through, sizeof(through), chdir_race ? "/proc/%d/root" : "/proc/%d/exe", (int)pid);
+    f.harmless = chdir_race ? "/tmp" : "/etc/hostname";
+    f.through = through;
+    f.stop = 0;
+    strcpy(f.path, f.harmless);
+    if (stat(chdir_race ? "/" : "/proc/self/exe", &goal) < 0) {
+        say(what, "setup");
+        return;
+    }
+    pthread_t th;
+    if (pthread_create(&th, NULL, flip, &f) != 0) {
+        say(what, "setup");
+        return;
+    }
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int reached = 0;
+    do {
+        reached = raced_once(&f, what, &goal);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (!reached && now.tv_sec - start.tv_sec < 2);
+    f.stop = 1;
+    pthread_join(th, NULL);
+    say(what, reached ? "ok" : "held");
+}
+
 struct table_swap { int n; pid_t target; int err; };
 
 static void *swap_and_join(void *arg)
@@ -740,6 +824,8 @@ static void attack(pid_t pid, const char *what)
         link_attack(pid, what);
     else if (strncmp(what, "path-", 5) == 0)
         path_attack(pid, what);
+    else if (strncmp(what, "race-", 5) == 0)
+        race_attack(pid, what);
     else if (strcmp(what, "kcmp-vm") == 0) {
         long r = syscall(SYS_kcmp, getpid(), pid, 1 /* KCMP_VM */, 0, 0);
         say(what, r < 0 ? errname(errno) : "ok");
