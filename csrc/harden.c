@@ -1,11 +1,15 @@
 /* The supervisor out of the sandbox's reach, and the ABIs the kernel refuses.
  *
- * Kernel-enforced first: the child enters a Landlock domain that handles no
- * filesystem or network access, only the signal scope (ABI 6). A task in a
- * domain can then neither signal nor ptrace-access (attach, process_vm_*,
- * /proc/PID/mem, pidfd_getfd, any PTRACE_MODE_READ check) a task outside it,
- * and the supervisor is outside. Without ABI 6 the supervisor routes the kill
- * family through the filter instead (sandbox/shield.py). */
+ * Kernel-enforced first: the child enters a Landlock domain. A task in any
+ * domain can no longer ptrace-access (attach, process_vm_*, /proc/PID/mem,
+ * pidfd_getfd, /proc/PID links, any PTRACE_MODE_READ check) a task outside
+ * it, and the supervisor is outside. From ABI 6 the domain handles no file or
+ * network access, only the signal scope: signals out of it are dropped too.
+ * Before (ABI 2-5) a domain must handle some file access: it handles
+ * reparenting (a link or rename into another directory) and allows it under
+ * "/", so nothing of the program's files changes but mounts, which the kernel
+ * refuses in any domain that handles file access; signals are then routed
+ * through the filter instead (sandbox/shield.py). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +32,14 @@ struct yr_landlock_ruleset_attr {
     uint64_t handled_access_net;
     uint64_t scoped;
 };
+struct yr_landlock_path_beneath_attr {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
 #define YR_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
 #define YR_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#define YR_LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#define YR_LANDLOCK_RULE_PATH_BENEATH 1
 #define YR_X32_SYSCALL_BIT 0x40000000
 
 int yr_landlock_abi(void)
@@ -39,18 +49,38 @@ int yr_landlock_abi(void)
     return abi < 0 ? -errno : (int)abi;
 }
 
-/* In the child, after no_new_privs: a domain with the signal scope and no
- * access rights handled, so files and sockets are untouched. */
-int yr_landlock_shield_self(void)
+/* Reparenting allowed beneath our root: the ruleset then refuses nothing a
+ * program does with its files. */
+static int allow_refer_beneath_root(int ruleset)
 {
-    struct yr_landlock_ruleset_attr attr = { .scoped = YR_LANDLOCK_SCOPE_SIGNAL };
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return -errno;
+    struct yr_landlock_path_beneath_attr rule = {
+        .allowed_access = YR_LANDLOCK_ACCESS_FS_REFER, .parent_fd = root };
+    long rc = syscall(SYS_landlock_add_rule, ruleset, YR_LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+    int e = errno;
+    close(root);
+    return rc < 0 ? -e : 0;
+}
+
+/* In the child, after no_new_privs: the domain (YR_DOMAIN_*). A larger
+ * attribute than an older kernel knows is accepted while its tail is zero. */
+int yr_landlock_shield_self(int32_t domain)
+{
+    struct yr_landlock_ruleset_attr attr = { 0 };
+    if (domain == YR_DOMAIN_SCOPED)
+        attr.scoped = YR_LANDLOCK_SCOPE_SIGNAL;
+    else
+        attr.handled_access_fs = YR_LANDLOCK_ACCESS_FS_REFER;
     int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
     if (fd < 0)
         return -errno;
-    long rc = syscall(SYS_landlock_restrict_self, fd, 0);
-    int e = errno;
+    long rc = domain == YR_DOMAIN_SCOPED ? 0 : allow_refer_beneath_root(fd);
+    if (rc == 0 && syscall(SYS_landlock_restrict_self, fd, 0) < 0)
+        rc = -errno;
     close(fd);
-    return rc < 0 ? -e : 0;
+    return (int)rc;
 }
 
 /* A non-dumpable supervisor: its /proc files belong to root and only

@@ -282,8 +282,8 @@ static void child(const char *file, char *const argv[], char *const envp[],
         _exit(125);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(status_fd, YR_STAGE_SETUP, errno);
-    if (landlock) {
-        int rc = yr_landlock_shield_self();
+    if (landlock != YR_DOMAIN_NONE) {
+        int rc = yr_landlock_shield_self(landlock);
         if (rc < 0)
             child_fail(status_fd, YR_STAGE_SHIELD, -rc);
     }

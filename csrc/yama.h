@@ -279,10 +279,16 @@ int yr_userns_is_ours(pid_t tid);
 
 /* harden.c: the supervisor out of the sandbox's reach (Landlock signal
  * scope and domain, non-dumpable), and ABIs the kernel itself refuses.
- * landlock in yr_spawn_path: 1 = the child enters the shield domain. */
+ * landlock in yr_spawn_path: the domain the child enters, if any. */
 enum { YR_STAGE_SHIELD = 4 };
+enum {
+    YR_DOMAIN_NONE = 0,
+    YR_DOMAIN_PTRACE = 1,     /* ABI 2-5: handles reparenting only, allowed under /;
+                                 every domain keeps ptrace-class access inside it */
+    YR_DOMAIN_SCOPED = 2,     /* ABI 6+: no access handled, the signal scope */
+};
 int yr_landlock_abi(void);
-int yr_landlock_shield_self(void);
+int yr_landlock_shield_self(int32_t domain);
 int yr_set_nondumpable(void);
 int yr_x32_enabled(void);
 int yr_abi_refused(uint32_t arch, int32_t nr);

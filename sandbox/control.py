@@ -62,6 +62,7 @@ from . import filter as seccomp_filter
 from . import modules as policy_modules
 from . import running
 from .journal import RateLimit
+from .shield import KERNEL_PTRACE
 
 CHECK_EVERY = 1.0          # s: is our socket still where clients look for it?
 REQUEST_TIMEOUT = 2.0      # s: a peer that sends no request in time is dropped
@@ -86,7 +87,7 @@ def _rule_key(name: str, args) -> tuple:
                        for arg in args)
 
 
-def routes(hooks: set[str], kernel_shield: bool) -> tuple[set[tuple], bool]:
+def routes(hooks: set[str], kernel: int) -> tuple[set[tuple], bool]:
     """(the rules the filter built for hooks sends to the supervisor,
     whether it closes io_uring), as seccomp_filter.build makes them."""
     rules = {_rule_key(name, args) for hook in hooks
@@ -94,7 +95,7 @@ def routes(hooks: set[str], kernel_shield: bool) -> tuple[set[tuple], bool]:
     if not rules:
         return set(), False         # no filter at all: nothing else is installed either
     closed = False
-    for action, name, args in seccomp_filter.hostile_rules(hooks, kernel_shield):
+    for action, name, args in seccomp_filter.hostile_rules(hooks, kernel):
         if name in seccomp_filter.IO_URING:
             closed = True
         elif action == sc.NOTIFY:
@@ -109,11 +110,11 @@ def _uncovered(needed: set[tuple], installed: set[tuple]) -> set[tuple]:
 
 
 def missing_routes(installed_hooks: set[str], wanted_hooks: set[str],
-                   kernel_shield: bool) -> list[str]:
+                   kernel: int) -> list[str]:
     """What a filter built for installed_hooks lacks to serve wanted_hooks:
     the syscalls not routed (and "io_uring closed" if it stays open)."""
-    installed, closed = routes(installed_hooks, kernel_shield)
-    needed, closes = routes(wanted_hooks, kernel_shield)
+    installed, closed = routes(installed_hooks, kernel)
+    needed, closes = routes(wanted_hooks, kernel)
     missing = sorted({name for name, _ in _uncovered(needed, installed)})
     if closes and not closed:
         missing.append("io_uring closed")
@@ -136,23 +137,23 @@ def possible_hooks(module) -> set[str]:
     return hooks
 
 
-def routed_hooks(chain, kernel_shield: bool, ready: bool) -> set[str]:
+def routed_hooks(chain, kernel: int, ready: bool) -> set[str]:
     """The hooks the filter is built for: the chain's, and those some value of
     its modules' settings needs when that routes only rare calls and leaves
     io_uring as it is (every one of them with ready); plus the supervisor's
     notice of privileged execs whenever anything is routed."""
     hooks = set(chain.hooks())
     possible = set().union(*(possible_hooks(m) for m in chain.modules)) - hooks
-    if not kernel_shield and "ptrace_read_access" in hooks | possible:
+    if not kernel & KERNEL_PTRACE and "ptrace_read_access" in hooks | possible:
         # Contained, or containable live, without Landlock's domain: an
         # outsider's /proc/PID/fd/N, cwd, root, exe are the kernel's to give
         # any process of its uid, so the gate judges every walked path and
         # readlink. Nowhere else: gcc makes about a thousand readlinks per
         # file (docs/hostile.md).
         hooks.add("ptrace_proc_path")
-    installed, closed = routes(hooks, kernel_shield)
+    installed, closed = routes(hooks, kernel)
     for hook in sorted(possible):
-        needed, closes = routes(hooks | {hook}, kernel_shield)
+        needed, closes = routes(hooks | {hook}, kernel)
         new_calls = {name for name, _ in _uncovered(needed, installed)}
         if ready or (new_calls <= RARE_CALLS and closes == closed):
             hooks.add(hook)
@@ -473,7 +474,7 @@ class ControlServer:
             raise chains.ChangeRefused("a learning run's settings do not change while it runs")
         plan = chains.changed(sup.chain, self.profile(), [tuple(p) for p in pairs], origin)
         for _, module in plan.recreated:
-            missing = missing_routes(sup.hooks(), set(module.hooks()), sup.shield.landlock)
+            missing = missing_routes(sup.hooks(), set(module.hooks()), sup.shield.kernel)
             if missing and not _kernel_enforces(module):
                 raise chains.ChangeRefused(_not_routed(module, missing),
                                            f"{module.name} would need calls routed that this "

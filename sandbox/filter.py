@@ -11,6 +11,7 @@ import tempfile
 import pyseccomp as sc
 
 from ._yama import ffi, lib
+from .shield import KERNEL_BOTH, KERNEL_PTRACE, KERNEL_SIGNALS
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
@@ -186,9 +187,10 @@ TRACE_GUARDS = [
 ]
 
 
-def build(hooks: set[str], kernel_shield: bool = True, action: int = sc.NOTIFY) -> bytes | None:
+def build(hooks: set[str], kernel: int = KERNEL_BOTH, action: int = sc.NOTIFY) -> bytes | None:
     """The BPF program for these hooks, or None when nothing is hooked.
-    kernel_shield: Landlock keeps the supervisor out of reach (else hooks do).
+    kernel: what Landlock's domain refuses by itself (sandbox/shield.py's
+    KERNEL_*); the hooks keep the rest out of reach.
     action: sc.NOTIFY (user-notify) or TRACED (the ptrace backend).
 
     Two parts, run one after the other: the guard (every number the project
@@ -214,7 +216,7 @@ def build(hooks: set[str], kernel_shield: bool = True, action: int = sc.NOTIFY) 
             unnamed_actions[name] = action       # by number, in the guard (no arguments)
         else:
             f.add_rule(action, name, *args)
-    for extra, name, args in hostile_rules(hooks, kernel_shield):
+    for extra, name, args in hostile_rules(hooks, kernel):
         f.add_rule(action if extra == sc.NOTIFY else extra, name, *args)
     for guard_action, name, args in TRACE_GUARDS if action == TRACED else ():
         f.add_rule(guard_action, name, *args)
@@ -231,10 +233,10 @@ def _number(arch: int, name: str) -> int:
     return sc.resolve_syscall(arch, name)
 
 
-def syscall_table(hooks: set[str], kernel_shield: bool = True):
+def syscall_table(hooks: set[str], kernel: int = KERNEL_BOTH):
     """(audit arch, nr, logical id) for every routed syscall on every ABI."""
     names = {name for hook in hooks for name, _ in ROUTES.get(hook, ())}
-    names |= {name for action, name, _ in hostile_rules(hooks, kernel_shield)
+    names |= {name for action, name, _ in hostile_rules(hooks, kernel)
               if action == sc.NOTIFY}
     for name in sorted(names):
         for arch, audit_arch in ARCHES:
@@ -378,22 +380,24 @@ def path_protected(hooks: set[str]) -> bool:
         or "ptrace_proc_open" in hooks
 
 
-def hostile_rules(hooks: set[str], kernel_shield: bool):
+def hostile_rules(hooks: set[str], kernel: int):
     """(action, syscall, argument comparisons) that close the paths around
     the filter: io_uring while a path protection (or the /proc/PID/mem check)
     is on; the calls that act on another process by pid, which Landlock does
-    not cover, always (GUARDED); and without Landlock's domain, the signals
-    (kill family, file owners) and every ptrace-class access, whatever the
-    chain hooks (the PTRACE_MODE_READ ones too, so that containment can be
-    turned on live). The supervisor refuses those aimed at yama-run's own
-    processes (sandbox/guard.py)."""
+    not cover, always (GUARDED); without Landlock's signal scope, the signals
+    (kill family, file owners); and without its domain, every ptrace-class
+    access, whatever the chain hooks (the PTRACE_MODE_READ ones too, so that
+    containment can be turned on live). The supervisor refuses those aimed at
+    yama-run's own processes (sandbox/guard.py)."""
     # TIOCSTI pushes input into the terminal the program shares with the
     # user's shell, which runs it outside the sandbox once yama-run returns
     # (a `yama-run --change-running ... --set ...` among it): refused, root
     # inside too, with the kernel's errno under dev.tty.legacy_tiocsti=0.
     yield sc.ERRNO(errno.EIO), "ioctl", [_int_eq(1, TIOCSTI)]
-    guarded = [*GUARDED, *(() if kernel_shield else ("task_kill", "ptrace_access_check",
-                                                      "ptrace_proc_open", "ptrace_read_access"))]
+    guarded = [*GUARDED,
+               *(() if kernel & KERNEL_SIGNALS else ("task_kill",)),
+               *(() if kernel & KERNEL_PTRACE else ("ptrace_access_check", "ptrace_proc_open",
+                                                    "ptrace_read_access"))]
     # Without Landlock's domain every open is routed for the guard (root
     # inside holds CAP_SYS_PTRACE over the supervisor: /proc/SUP/mem), so an
     # io_uring OPENAT would reach yama-run unseen: closed then too.

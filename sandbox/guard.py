@@ -182,7 +182,7 @@ class Guard:
         pid, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
         if pid > 0:
             self._by_pid(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", pid)
-        elif self.sup.shield.landlock:
+        elif self.sup.shield.signal_scope:
             # Landlock's scope drops the signal for every process outside the
             # domain, yama-run's included: the kernel decides per member.
             self._pass(ev)
@@ -263,7 +263,7 @@ class Guard:
                 return
             if target > 0:
                 tgid = procfs.tgid_of(target)
-                if flags & PIDFD_SIGNAL_PROCESS_GROUP and not self.sup.shield.landlock and \
+                if flags & PIDFD_SIGNAL_PROCESS_GROUP and not self.sup.shield.signal_scope and \
                         any(self._protected(p) for p in self._members(caller, _pgrp_of(target))):
                     self._refuse(ev, caller, "a signal to the supervisor's process group")
                     return

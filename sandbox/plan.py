@@ -32,7 +32,7 @@ from . import bareos
 FORMAT = 1
 SYSCTLS = ("protected_symlinks", "protected_hardlinks", "protected_fifos", "protected_regular")
 ENVIRONMENT = ("HOME", "XDG_CONFIG_HOME", "PATH", "YAMA_RUN_NO_FAST_PATH",
-               "YAMA_RUN_NO_LANDLOCK")
+               "YAMA_RUN_NO_LANDLOCK", "YAMA_RUN_LANDLOCK_ABI")
 # The profile lookup reads a launcher's whole command line (sandbox/launchers.py).
 LAUNCHERS = frozenset({"env", "nice", "ionice", "taskset", "chrt", "nohup", "setsid",
                        "stdbuf", "timeout"})
@@ -331,17 +331,17 @@ def routing(chain, ready: bool = False) -> dict:
     from .shield import Shield
     from .supervisor import rule_tables
     shield = Shield(chain)
-    hooks = routed_hooks(chain, shield.landlock, ready)
+    hooks = routed_hooks(chain, shield.kernel, ready)
     shield.nondumpable = True
     shielded = shield.describe()
     shield.nondumpable = False
     return {
         "format": FORMAT,
         "hooks": sorted(hooks),
-        "bpf": seccomp_filter.build(hooks, shield.landlock),
-        "syscalls": list(seccomp_filter.syscall_table(hooks, shield.landlock)),
+        "bpf": seccomp_filter.build(hooks, shield.kernel),
+        "syscalls": list(seccomp_filter.syscall_table(hooks, shield.kernel)),
         "tables": rule_tables(chain, hooks, shield),
-        "landlock": shield.landlock,
+        "landlock": shield.domain,
         "exec_watch": "task_free" in hooks,
         "shield_says": {True: shielded, False: shield.describe()},
         "enforcement": [module.enforcement() for module in chain.modules

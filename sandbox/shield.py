@@ -1,13 +1,16 @@
 """The supervisor out of the sandbox's reach, and the sandbox's containment.
 
 Containment is a choice (sandbox/modules/contain.py). When the sandbox is
-contained, the program starts in a Landlock domain (ABI 6+) with the signal
-scope and no access rights handled: no signal from inside reaches a process
-outside the domain, and no ptrace-class access (attach, process_vm_*,
-/proc/PID/mem, pidfd_getfd) does either, at any ptrace scope. The domain is
-the kernel's backstop: the calls themselves are routed and refused by the
-contain module first, which says so. yama-run's own processes are outside the
-domain too.
+contained, the program starts in a Landlock domain: no ptrace-class access
+from inside (attach, process_vm_*, /proc/PID/mem and links, pidfd_getfd, any
+PTRACE_MODE_READ check) reaches a process outside the domain, at any ptrace
+scope, whatever path the kernel reads. From ABI 6 the domain has the signal
+scope and no access rights handled, and no signal reaches outside either;
+with ABI 2-5 it handles reparenting only, allowed everywhere (csrc/harden.c),
+so mounts are refused inside, and signals are routed to the contain module.
+The domain is the kernel's backstop: the calls themselves are routed and
+refused by the contain module first, which says so. yama-run's own processes
+are outside the domain too.
 
 Not contained, there is no domain: the kernel's rules alone decide which
 process reaches which, and the filter routes every call that could reach
@@ -22,6 +25,12 @@ import resource
 from ._yama import lib
 from .bareos import getenv
 
+# What the kernel refuses from inside the program's domain, by itself.
+KERNEL_PTRACE = 1      # every ptrace-class access to a process outside
+KERNEL_SIGNALS = 2     # every signal to one (the signal scope)
+KERNEL_BOTH = KERNEL_PTRACE | KERNEL_SIGNALS
+
+LANDLOCK_REFER_ABI = 2               # the first a domain can be made harmless with
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 
 # What the hooks alone cannot promise (docs/containment.md, "Residual windows"):
@@ -43,9 +52,23 @@ class Shield:
         self.contained = any(getattr(module, "contained", False) for module in modules)
         self.permissive = chain is not None and chain.permissive
         forced_off = getenv("YAMA_RUN_NO_LANDLOCK") == "1"   # tests the hooks alone
-        self.landlock = (self.contained and not self.permissive and not forced_off
-                         and self.abi >= LANDLOCK_SIGNAL_SCOPE_ABI)
+        usable = min(self.abi, _abi_cap())
+        wanted = self.contained and not self.permissive and not forced_off
+        self.domain = (lib.YR_DOMAIN_NONE if not wanted or usable < LANDLOCK_REFER_ABI else
+                       lib.YR_DOMAIN_PTRACE if usable < LANDLOCK_SIGNAL_SCOPE_ABI else
+                       lib.YR_DOMAIN_SCOPED)
+        # the kernel refuses ptrace-class access out of any domain; signals
+        # out of a scoped one only
+        self.landlock = self.domain != lib.YR_DOMAIN_NONE
+        self.signal_scope = self.domain == lib.YR_DOMAIN_SCOPED
         self.nondumpable = False
+
+    @property
+    def kernel(self) -> int:
+        """What the kernel refuses itself from inside (KERNEL_*), so that the
+        filter need not route it (sandbox/filter.py)."""
+        return ((KERNEL_PTRACE if self.landlock else 0)
+                | (KERNEL_SIGNALS if self.signal_scope else 0))
 
     def harden_supervisor(self) -> None:
         """After the spawn (the program inherits neither): non-dumpable, and
@@ -62,10 +85,15 @@ class Shield:
 
     def describe(self) -> str:
         dumpable = ", non-dumpable" if self.nondumpable else ", dumpable (prctl failed)"
-        if self.landlock:
+        if self.signal_scope:
             return (f"contained: nothing inside reaches a process outside; calls routed "
                     f"and refused by contain, landlock (ABI {self.abi}: signal scope, "
                     f"ptrace domain) the kernel's backstop; supervisor shielded{dumpable}")
+        if self.landlock:
+            return (f"contained: nothing inside reaches a process outside; calls routed "
+                    f"and refused by contain, landlock (ABI {min(self.abi, _abi_cap())}: "
+                    f"ptrace domain; no signal scope: the kill family routed) the kernel's "
+                    f"backstop; mounts refused inside; supervisor shielded{dumpable}")
         if not self.contained:
             return (f"not contained: processes outside the sandbox are reached as the "
                     f"kernel allows; supervisor shielded by seccomp hooks (kill family, "
@@ -76,9 +104,16 @@ class Shield:
         elif getenv("YAMA_RUN_NO_LANDLOCK") == "1":
             why = "landlock not used: YAMA_RUN_NO_LANDLOCK=1"
         elif self.abi > 0:
-            why = f"landlock ABI {self.abi} lacks the signal scope"
+            why = f"landlock ABI {min(self.abi, _abi_cap())} has no harmless domain"
         else:
             why = f"no landlock: {posix.strerror(-self.abi)}"
         return (f"contained by seccomp hooks alone ({why}: kill family, file owners, "
                 f"ptrace access and calls on a process by pid routed); supervisor "
                 f"shielded{dumpable}; {RACED}")
+
+
+def _abi_cap() -> int:
+    """YAMA_RUN_LANDLOCK_ABI=N: use no Landlock feature after ABI N (the tests
+    try an older kernel's domain on this one)."""
+    value = getenv("YAMA_RUN_LANDLOCK_ABI")
+    return int(value) if value and value.isdigit() else 1 << 30

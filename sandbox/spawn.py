@@ -89,7 +89,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     return started
 
 
-def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
+def _spawn(argv, env, bpf, flags: int, domain: int, userns: bool) -> Started:
     keep = []
 
     def cstr(s: str):
@@ -106,7 +106,7 @@ def _spawn(argv, env, bpf, flags: int, landlock: bool, userns: bool) -> Started:
         if userns:
             flags |= lib.YR_SPAWN_USERNS
         rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.from_buffer(bpf),
-                               len(bpf) // 8, flags, int(landlock), out)
+                               len(bpf) // 8, flags, domain, out)
     else:
         rc = lib.yr_spawn_path(cstr(argv[0]), c_argv, c_env, c_path, ffi.NULL, 0, 0, 0, out)
     if rc < 0:

@@ -135,7 +135,7 @@ class Supervisor:
             self.audit.say(f"{why}: falling back to the ptrace backend")
         self._program = argv[0]
         self.served_by = "ptrace"
-        bpf = seccomp_filter.build(self.hooks(), self.shield.landlock, seccomp_filter.TRACED)
+        bpf = seccomp_filter.build(self.hooks(), self.shield.kernel, seccomp_filter.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
     def routing(self) -> dict:
@@ -236,7 +236,7 @@ class Supervisor:
         if self.userns and bpf is not None and (err := lib.yr_userns_probe()):
             self.audit.say(spawn.no_userns(err))
             self.userns = False
-        started = spawn._spawn(argv, env, bpf, flags, self.shield.landlock,
+        started = spawn._spawn(argv, env, bpf, flags, self.shield.domain,
                                self.userns and bpf is not None)
         self.main_pid = started.pid
         return started.pid, started.listener, started.status_fd

@@ -3,8 +3,9 @@
 On: nothing inside signals, traces or acts on a process outside the sandbox;
 every such call is refused by the contain module, audited and said as such,
 with Landlock's domain as the kernel's backstop (mode "landlock") or without
-it (mode "hooks": YAMA_RUN_NO_LANDLOCK=1, as on a kernel without Landlock's
-signal scope). Off: the kernel's rules alone, for targets inside and outside.
+it (mode "hooks": YAMA_RUN_NO_LANDLOCK=1, as on a kernel without Landlock),
+or with the domain of a kernel before 6.12 (mode "ptrace-domain":
+YAMA_RUN_LANDLOCK_ABI=5, no signal scope: the signals are the hooks'). Off: the kernel's rules alone, for targets inside and outside.
 In every mode, yama-run's own processes are out of reach (issue 12 item 5:
 prlimit(RLIMIT_CPU) from inside killed the supervisor).
 
@@ -31,7 +32,8 @@ UID = 1001
 AS_USER = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
 TIMEOUT = 40
 NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
-MODES = {"landlock": None, "hooks": NO_LANDLOCK}
+ABI_5 = {**os.environ, "YAMA_RUN_LANDLOCK_ABI": "5"}
+MODES = {"landlock": None, "hooks": NO_LANDLOCK, "ptrace-domain": ABI_5}
 
 # Every call that acts on another process by pid or pidfd, as the probe names it.
 ACTS = "kill0,prlimit,nice,affinity,sched,ioprio,migrate,movepages,madvise,mrelease,perf,attach"
@@ -234,6 +236,26 @@ def test_verbose_says_whether_contained(profiles):
     assert "yama-run: not contained:" in bare.stderr, bare.stderr
 
 
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_domain_leaves_the_programs_files_alone(profiles, tmp_path, mode):
+    """The domain of a kernel before 6.12 must handle a file access: it
+    handles reparenting and allows it under /, so a file moved and linked
+    into another directory works as in every other mode. What it costs,
+    and -v says: the kernel refuses mounts inside (root in a user namespace
+    of its own mounts a tmpfs in the other modes)."""
+    from sandbox._yama import lib
+    if mode == "ptrace-domain" and lib.yr_landlock_abi() < 2:
+        pytest.skip("kernel lacks Landlock ABI 2")
+    script = ("mkdir a b && echo x > a/f && mv a/f b/f && ln b/f a/g && cat a/g && "
+              "unshare -Urm sh -c 'mount -t tmpfs none /mnt' && echo mounted")
+    r = yama_run("-v", "--profile", profiles["contained"], "--", "sh", "-c", script,
+                 env=MODES[mode], timeout=TIMEOUT, cwd=str(tmp_path))
+    assert r.stdout.split("\n")[0] == "x", r.stdout + r.stderr
+    refused = mode == "ptrace-domain"
+    assert ("mounted" in r.stdout) is not refused, r.stdout + r.stderr
+    assert ("mounts refused inside" in r.stderr) is refused, r.stderr
+
+
 def test_no_profile_is_not_contained(profiles, outsider):
     """--no-profile: every bundled module with its default: the kernel's
     semantics, so a process outside of the same uid is reached."""
@@ -244,8 +266,9 @@ def test_no_profile_is_not_contained(profiles, outsider):
 # -- yama-run's own processes: out of reach in every mode (issue 12 item 5) -------------
 
 SUPERVISOR_ACTS = "prlimit,nice,affinity,sched,ioprio,migrate,movepages,madvise,mrelease,perf"
-ALL_MODES = {"contained-landlock": ("contained", None), "contained-hooks": ("contained",
-                                                                             NO_LANDLOCK),
+ALL_MODES = {"contained-landlock": ("contained", None),
+             "contained-hooks": ("contained", NO_LANDLOCK),
+             "contained-ptrace-domain": ("contained", ABI_5),
              "not-contained": ("open", None)}
 
 

@@ -332,7 +332,7 @@ def test_new_and_socket_calls_do_not_follow_a_protected_link(place, sticky_link,
 def _bpf():
     from sandbox import filter as seccomp_filter
     hooks = {"ptrace_access_check", "path_link", "follow_link", "create_in_sticky"}
-    return seccomp_filter, seccomp_filter.build(hooks, True)
+    return seccomp_filter, seccomp_filter.build(hooks, seccomp_filter.KERNEL_BOTH)
 
 
 ENOSYS = 0x00050000 | 38

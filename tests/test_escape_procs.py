@@ -64,7 +64,9 @@ REACHED = ("ok", "LEAK", "WROTE")
 WHO = [pytest.param(([], AS_1001), id="root-runs-1001"),
        pytest.param((AS_1001, []), id="1001-runs-1001")]
 NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
-MODES = {"landlock": None, "hooks": NO_LANDLOCK}
+# a kernel before 6.12: Landlock's domain without the signal scope
+ABI_5 = {**os.environ, "YAMA_RUN_LANDLOCK_ABI": "5"}
+MODES = {"landlock": None, "hooks": NO_LANDLOCK, "ptrace-domain": ABI_5}
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +195,7 @@ def test_no_route_reaches_a_process_outside_when_contained(probe, place, outside
                                                            mode, backend):
     """Contained, every route to a process outside is refused. With Landlock's
     domain the kernel refuses every ptrace-class check, READ mode included.
-    Without it (mode hooks: a kernel before 6.12, YAMA_RUN_NO_LANDLOCK=1) a
+    Without it (mode hooks: a kernel without Landlock, YAMA_RUN_NO_LANDLOCK=1) a
     pidfd's namespaces (EACCES), setns by pidfd (EPERM), kcmp and
     get_robust_list (EPERM) reached it until they were routed: a uid-1001
     program of a root yama-run joined the outsider's user namespace."""
@@ -264,13 +266,15 @@ def test_setns_with_a_shared_descriptor_table_without_landlock(probe, place, con
 
 @pytest.mark.parametrize("who, mode", [
     pytest.param(WHO[0].values[0], "landlock", id="root-runs-1001-landlock"),
+    pytest.param(WHO[0].values[0], "ptrace-domain", id="root-runs-1001-ptrace-domain"),
     pytest.param(WHO[1].values[0], "landlock", id="1001-runs-1001-landlock"),
     pytest.param(WHO[1].values[0], "hooks", id="1001-runs-1001-hooks")])
 def test_a_raced_path_never_reaches_a_process_outside(probe, place, outsider, who, mode):  # noqa: F811
     """chdir and an O_PATH open are checked and then made by the kernel, which
     reads the path again: a second thread rewrites it in between, from a
     harmless path to one through the outsider's root or exe, for 2 s. With
-    Landlock's domain the kernel refuses the link it follows; yama-run started
+    Landlock's domain (scoped, or the ptrace domain of ABI 2-5) the kernel
+    refuses the link it follows; yama-run started
     by uid 1001 puts the program in a user namespace of its own, where the
     kernel's capability rule refuses every process outside, domain or not."""
     launcher, inside = who
@@ -284,11 +288,13 @@ def test_a_raced_path_never_reaches_a_process_outside(probe, place, outsider, wh
 # -- what is left ------------------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="residual window (docs/containment.md): without "
-                   "Landlock's domain, and without a user namespace of the program's own, the "
-                   "kernel's walk after a check-then-continue is the only one that counts")
+                   "Landlock's domain (YAMA_RUN_NO_LANDLOCK=1, containment turned on live, a "
+                   "kernel without Landlock) and without a user namespace of the program's own, "
+                   "the kernel's walk after a check-then-continue is the only one that counts")
 def test_a_raced_path_of_root_s_contained_sandbox_without_the_domain(probe, place, outsider):  # noqa: F811
     """yama-run started by root, contained by its hooks alone (a kernel
-    before 6.12, containment turned on live, YAMA_RUN_NO_LANDLOCK=1), a
+    without Landlock or before 5.19, containment turned on live,
+    YAMA_RUN_NO_LANDLOCK=1), a
     uid-1001 program: the same race reaches the outsider's root and exe
     within tries (the check saw the harmless path; the kernel, the other)."""
     proc = run([], "notify", profile(place, 1, contained=True),

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import requires_root, yama_run
 from pinned_profile import PROFILE, YR, yr
+from sandbox.shield import KERNEL_BOTH, KERNEL_PTRACE
 
 
 pytestmark = requires_root
@@ -27,7 +28,9 @@ pytestmark = requires_root
 UID = 1001
 AS_USER = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
 NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
-MODES = {"landlock": None, "hooks": NO_LANDLOCK}
+# the domain of a kernel before 6.12: ptrace-class accesses, without the signal scope
+ABI_5 = {**os.environ, "YAMA_RUN_LANDLOCK_ABI": "5"}
+MODES = {"landlock": None, "hooks": NO_LANDLOCK, "ptrace-domain": ABI_5}
 TIMEOUT = 30
 
 
@@ -61,6 +64,12 @@ def ptrace_only(tmp_path_factory):
 def landlock_signal_scope() -> bool:
     from sandbox._yama import lib
     return lib.yr_landlock_abi() >= 6
+
+
+def kernel_refuses_ptrace(mode: str) -> bool:
+    """Does the program of this mode run in a Landlock domain?"""
+    from sandbox._yama import lib
+    return mode != "hooks" and lib.yr_landlock_abi() >= (6 if mode == "landlock" else 2)
 
 
 # -- the supervisor out of reach ---------------------------------------------------
@@ -100,7 +109,7 @@ def test_root_inside_cannot_signal_or_trace_the_supervisor(probe, mode, scope):
     # by the fallback to every member but itself
     assert got["KILL_OWN_GROUP"] == got["KILL_PGRP"] == "0", r.stdout
     assert got["GOT_GROUP_SIGNAL"] == "1", r.stdout
-    if mode == "landlock":
+    if kernel_refuses_ptrace(mode):
         # kernel-enforced: /proc/PID/mem and /proc/PID/fd (the listener) too
         assert got["PROCMEM"] == "EACCES" and got["PROCFD"] == "EACCES", r.stdout
 
@@ -190,6 +199,12 @@ def test_verbose_says_which_protection_is_in_force():
             "YAMA_RUN_NO_LANDLOCK=1: kill family, file owners, ptrace access and calls on a "
             "process by pid routed); supervisor shielded, non-dumpable; without a user "
             "namespace of its own, a call checked then continued") in r.stderr, r.stderr
+    if kernel_refuses_ptrace("ptrace-domain"):
+        r = yr("-v", "--", "true", env=ABI_5)
+        assert ("yama-run: contained: nothing inside reaches a process outside; calls routed "
+                "and refused by contain, landlock (ABI 5: ptrace domain; no signal scope: the "
+                "kill family routed) the kernel's backstop; mounts refused inside") in r.stderr, \
+            r.stderr
     r = yr("-v", "--set", "contain.enabled=false", "--", "true")
     assert ("yama-run: not contained: processes outside the sandbox are reached as the "
             "kernel allows; supervisor shielded by seccomp hooks") in r.stderr, r.stderr
@@ -346,7 +361,9 @@ def default_bpf():
     from sandbox import filter as seccomp_filter
     hooks = {"ptrace_access_check", "ptrace_traceme", "task_prctl", "path_link",
              "follow_link", "create_in_sticky"}
-    return {shield: seccomp_filter.build(hooks, shield) for shield in (True, False)}
+    # what the kernel refuses itself: everything (the signal scope), ptrace-class
+    # accesses only (a domain of ABI 2-5), nothing (no domain)
+    return {shield: seccomp_filter.build(hooks, shield) for shield in (KERNEL_BOTH, KERNEL_PTRACE, 0)}
 
 
 @pytest.mark.parametrize("family, abi", CASES)
@@ -360,7 +377,7 @@ def test_filter_routes_every_family_on_every_abi(default_bpf, family, abi):
 
 
 def test_filter_lets_unhooked_calls_through_and_kills_other_arches(default_bpf):
-    prog = default_bpf[True]
+    prog = default_bpf[KERNEL_BOTH]
     getpid = sc.resolve_syscall(sc.Arch.X86_64, "getpid")
     assert run_bpf(prog, getpid, AUDIT["x64"]) == 0x7FFF0000             # ALLOW
     assert run_bpf(prog, 1, 0xC00000B7) == 0x80000000                      # aarch64: KILL_PROCESS
@@ -374,8 +391,10 @@ def test_fallback_filter_routes_the_kill_family_and_file_owners(default_bpf):
                  "pidfd_send_signal"):
         for abi in ABIS:
             nr = sc.resolve_syscall(ARCH[abi], name)
-            assert run_bpf(default_bpf[False], nr, AUDIT[abi]) == NOTIFY, (name, abi)
-            assert run_bpf(default_bpf[True], nr, AUDIT[abi]) == 0x7FFF0000, (name, abi)
+            # routed wherever Landlock's domain has no signal scope
+            assert run_bpf(default_bpf[0], nr, AUDIT[abi]) == NOTIFY, (name, abi)
+            assert run_bpf(default_bpf[KERNEL_PTRACE], nr, AUDIT[abi]) == NOTIFY, (name, abi)
+            assert run_bpf(default_bpf[KERNEL_BOTH], nr, AUDIT[abi]) == 0x7FFF0000, (name, abi)
     # file owners (signals on I/O): only the owner-setting commands
     for abi in ABIS:
         fcntl = sc.resolve_syscall(ARCH[abi], "fcntl64" if abi == "i386" else "fcntl")
@@ -383,7 +402,7 @@ def test_fallback_filter_routes_the_kill_family_and_file_owners(default_bpf):
         for nr, cmd, want in ((fcntl, 8, NOTIFY), (fcntl, 15, NOTIFY), (fcntl, 3, 0x7FFF0000),
                               (ioctl, 0x8901, NOTIFY), (ioctl, 0x8902, NOTIFY),
                               (ioctl, 0x5401, 0x7FFF0000)):
-            assert run_bpf(default_bpf[False], nr, AUDIT[abi], (0, cmd, 0, 0, 0, 0)) == want
+            assert run_bpf(default_bpf[0], nr, AUDIT[abi], (0, cmd, 0, 0, 0, 0)) == want
 
 
 @pytest.fixture

@@ -124,6 +124,19 @@ def test_set_makes_a_plan_of_its_own(tmp_path):
     assert FROM_CACHE in plan_said(plain) and plain.returncode == 0, plain.stderr
 
 
+def test_an_older_kernels_landlock_makes_a_plan_of_its_own(tmp_path):
+    """YAMA_RUN_LANDLOCK_ABI (the tests' older kernel) changes the domain
+    and the routes: a plan made without it is never used with it."""
+    cache = tmp_path / "cache"
+    cached_twice(cache, "--profile", "strict", "--", "true")
+    older = {"YAMA_RUN_LANDLOCK_ABI": "5"}
+    r = run(cache, "--profile", "strict", "--", "true", env=older)
+    assert "no plan for this command yet" in plan_said(r), r.stderr
+    assert "ABI 5: ptrace domain" in r.stderr, r.stderr
+    again = run(cache, "--profile", "strict", "--", "true", env=older)
+    assert FROM_CACHE in plan_said(again) and "ABI 5: ptrace domain" in again.stderr, again.stderr
+
+
 def test_a_profile_created_where_the_lookup_looked_is_found(tmp_path):
     """The lookup's directories are inputs too: a user profile made after the
     plan was kept is used by the next run."""
