@@ -81,8 +81,9 @@ def _not_self(arg: int) -> sc.Arg:
     return sc.Arg(arg, sc.NE, 0)
 
 
-F_SETOWN, F_SETOWN_EX = 8, 15
-FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902
+F_SETOWN, F_SETOWN_EX, F_SETFL = 8, 15, 4
+FIOSETOWN, SIOCSPGRP, FIOASYNC = 0x8901, 0x8902, 0x5452
+O_ASYNC = 0o20000
 TIOCSTI = 0x5412
 # PIDFD_GET_{CGROUP,IPC,MNT,NET,PID,PID_FOR_CHILDREN,TIME,TIME_FOR_CHILDREN,
 # USER,UTS}_NAMESPACE: _IO(0xFF, 1..10) (linux/pidfd.h, Linux 6.11)
@@ -90,11 +91,14 @@ PIDFD_GET_NAMESPACE = tuple(0xFF00 | n for n in range(1, 11))
 KILL_FAMILY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
                "pidfd_send_signal")
 # A signal's route: the kill family, and file owners (F_SETOWN...: the kernel
-# signals them on I/O).
+# signals them on I/O). Turning O_ASYNC on names an owner too: a terminal
+# makes its foreground process group the owner (tty_fasync).
 _SIGNALS = [*((name, []) for name in KILL_FAMILY),
             *((name, [_int_eq(1, cmd)]) for name in ("fcntl", "fcntl64")
               for cmd in (F_SETOWN, F_SETOWN_EX)),
-            *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP))]
+            *((name, [_int_eq(1, F_SETFL), sc.Arg(2, sc.MASKED_EQ, O_ASYNC, O_ASYNC)])
+              for name in ("fcntl", "fcntl64")),
+            *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP, FIOASYNC))]
 
 # The calls whose path may follow a trailing link, walked by the supervisor.
 _WALKED = [(name, []) for name in _FOLLOWING] + [

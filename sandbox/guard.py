@@ -28,8 +28,10 @@ are read once, and the call is made on that copy."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
+import stat
 import struct
 import threading
 import traceback
@@ -40,7 +42,10 @@ from .requests import Sandbox, TaskAct
 from .sysargs import int_arg, pidfd_target, take_fd
 
 PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
-F_SETOWN, F_SETOWN_EX = 8, 15
+F_SETOWN, F_SETOWN_EX, F_SETFL = 8, 15, 4
+FIOASYNC = 0x5452
+TIOCGDEV = 0x80045432               # the terminal's own device number, as /proc's tty_nr
+SYS_FCNTL = 72
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
@@ -74,7 +79,7 @@ class Guard:
             "tgkill": self.on_tgkill,
             "rt_tgsigqueueinfo": self.on_tgkill,
             "pidfd_send_signal": self.on_pidfd_send_signal,
-            "fcntl": self.on_setown,
+            "fcntl": self.on_fcntl,
             "ioctl": self.on_ioctl,
             "prlimit64": self.on_prlimit,
             "setpriority": self.on_setpriority,
@@ -291,11 +296,73 @@ class Guard:
         return found is not None and not self._judge(ev, caller, "task_kill", "file owner",
                                                      *found)
 
-    def on_ioctl(self, ev, caller) -> None:
-        if int_arg(ev.args[1]) & 0xFFFFFFFF in PIDFD_GET_NAMESPACE:
-            self.on_pidfd_namespace(ev, caller)
+    def on_fcntl(self, ev, caller) -> None:
+        if int_arg(ev.args[1]) == F_SETFL:
+            self.on_async(ev, caller)
         else:
             self.on_setown(ev, caller)
+
+    def on_ioctl(self, ev, caller) -> None:
+        cmd = int_arg(ev.args[1]) & 0xFFFFFFFF
+        if cmd in PIDFD_GET_NAMESPACE:
+            self.on_pidfd_namespace(ev, caller)
+        elif cmd == FIOASYNC:
+            self.on_async(ev, caller)
+        else:
+            self.on_setown(ev, caller)
+
+    def on_async(self, ev, caller) -> None:
+        """O_ASYNC turned on (fcntl F_SETFL, ioctl FIOASYNC) names an owner
+        without F_SETOWN: a terminal makes its foreground process group the
+        owner (tty_fasync), which may hold yama-run's front and supervisor or
+        a process outside, and F_SETSIG then picks any signal, SIGKILL too.
+        Performed here, as the caller, on our copy of the descriptor, since
+        another thread could swap the number after a check."""
+        fd, cmd = int_arg(ev.args[0]), int_arg(ev.args[1])
+        value = ffi.new("int *")
+        if cmd == FIOASYNC and lib.yr_read_mem(caller.tid, ev.args[2], value, 4) != 0:
+            self._reply(ev, errno.EFAULT)
+            return
+        copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, fd)
+        if copy < 0:
+            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+            return
+        try:
+            turning_on = cmd != FIOASYNC or value[0] != 0
+            if turning_on and not self._async_owner_allowed(ev, caller, copy):
+                return
+            arg = int(ffi.cast("uintptr_t", value)) if cmd == FIOASYNC else int_arg(ev.args[2])
+            args = ffi.new("uint64_t[6]", [copy, cmd, arg & 0xFFFFFFFFFFFFFFFF, 0, 0, 0])
+            rc = lib.yr_syscall_as(caller.creds, SYS_IOCTL if cmd == FIOASYNC else SYS_FCNTL,
+                                   args)
+            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+        finally:
+            os.close(copy)
+
+    def _async_owner_allowed(self, ev, caller, copy: int) -> bool:
+        """Whom would the kernel make the owner? Pipes, sockets and files
+        name none (their fasync keeps the owner F_SETOWN set, judged). A
+        terminal names its foreground group, which is always a group of its
+        session; a session gains no member from outside it (setsid makes a
+        new one, setpgid stays in one), so when no process of the session is
+        one the caller may not signal, no foreground group ever holds one.
+        A terminal that is no one's (no session), or a character device that
+        is no terminal (tun...), names whoever turns O_ASYNC on: here, the
+        supervisor. True: go on; False: refused (answered)."""
+        if not stat.S_ISCHR(os.fstat(copy).st_mode):
+            return True
+        device = ffi.new("unsigned int *")
+        try:
+            fcntl.ioctl(copy, TIOCGDEV, ffi.buffer(device))
+        except OSError:
+            self._refuse(ev, caller, "O_ASYNC on a device that would make us its owner")
+            return False
+        members = _session_members(device[0])
+        if not members:
+            self._refuse(ev, caller, "O_ASYNC on a terminal that is no one's: we would own it")
+            return False
+        return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)", members,
+                               "O_ASYNC on a terminal whose session holds yama-run")
 
     def on_setown(self, ev, caller) -> None:
         """fcntl F_SETOWN names the owner with an integer: decided on it, and
@@ -688,6 +755,22 @@ def _stat_fields(pid: int) -> list[bytes]:
             return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return []
+
+
+def _session_members(tty_nr: int) -> list[int]:
+    """Every process of the session whose controlling terminal is tty_nr
+    (encoded as /proc shows it), found in one pass over /proc."""
+    sessions, session_of = set(), {}
+    for pid in _pids():
+        fields = _stat_fields(pid)
+        try:
+            session, tty = int(fields[3]), int(fields[4])
+        except (IndexError, ValueError):
+            continue
+        session_of[pid] = session
+        if tty == tty_nr:
+            sessions.add(session)
+    return [pid for pid, session in session_of.items() if session in sessions]
 
 
 def _pgrp_of(pid: int) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import select
 import shlex
+import shutil
 import signal
 import struct
 import subprocess
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import pyseccomp as sc
 import pytest
 
-from conftest import requires_root, yama_run
+from conftest import YAMA_RUN, requires_root, tree_env, yama_run
 from pinned_profile import PROFILE, YR, yr
 from sandbox.shield import KERNEL_BOTH, KERNEL_PTRACE
 
@@ -448,6 +449,68 @@ def test_every_family_on_every_abi(probe, scenario, family, abi):
         assert inside == ("EPERM" if f.action == ERRNO_EPERM else "ENOSYS")
         return
     assert (inside, outside) == (f.sandboxed, f.native)
+
+
+# -- the terminal's owner, named by O_ASYNC --------------------------------------------
+
+@pytest.fixture(scope="session")
+def async_probe(helper, tmp_path_factory):
+    where = tmp_path_factory.mktemp("async")
+    where.chmod(0o755)
+    exe = where / "async_probe"
+    exe.write_bytes(open(helper("async_probe"), "rb").read())
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def in_a_terminal(command: str, env=None) -> str:
+    """command run by sh in a new terminal (script), where it is the
+    foreground process group; what the terminal showed."""
+    if shutil.which("script") is None:
+        pytest.skip("needs script (util-linux) for a terminal")
+    out = subprocess.run(["script", "-qfec", command, "/dev/null"], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=TIMEOUT, env=tree_env(env))
+    return out.stdout.replace(".", "").replace("\r", "")
+
+
+@pytest.mark.parametrize("call", ["fcntl", "ioctl"])
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("contained", [False, True], ids=["default", "contained"])
+def test_the_terminal_never_makes_yama_run_its_owner(async_probe, tmp_path, mode, contained,
+                                                     call):
+    """O_ASYNC on the terminal makes its foreground group the owner of the
+    file, without F_SETOWN; F_SETSIG picks the signal and a stopped-then-
+    started output sends it (found by an attacker pass: SIGSTOP froze the
+    front and the supervisor, SIGUSR1 ended them). Natively the shell that
+    shares the group is ended (the control). Under yama-run it is refused
+    (EPERM: the session holds yama-run's front and supervisor), in every
+    mode (contained in Landlock's domain with the signal scope the kernel
+    would drop the signal too; the route is the contain module's there).
+    yama-run ends normally."""
+    results = tmp_path / "results"
+    native = in_a_terminal(f"sh -c '{async_probe} {call} 10 > {results}; echo shell-survived'")
+    assert "shell-survived" not in native, native
+    assert results.read_text() == "async: ok\ncaught: 1\n"
+    chain = "--profile " + PROFILE if contained else "--no-profile"
+    command = " ".join([*YAMA_RUN, "-v", chain, "--", async_probe, call, "10"])
+    got = in_a_terminal(f"{command} > {results}; echo yama-run-exit=$?", env=MODES[mode])
+    assert "yama-run-exit=0" in got, got
+    assert "refused O_ASYNC on a terminal whose session holds yama-run" in got, got
+    assert results.read_text() == "async: EPERM\ncaught: 0\n"
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_terminal_of_the_sandboxs_own_takes_o_async(async_probe, tmp_path, mode):
+    """A terminal whose session is the sandbox's own (script inside): its
+    foreground group can only ever hold the sandbox's processes, so O_ASYNC
+    goes on as natively and the probe gets its own signal."""
+    if shutil.which("script") is None:
+        pytest.skip("needs script (util-linux) for a terminal")
+    results = tmp_path / "results"
+    r = yr("--", "script", "-qfec", f"exec {async_probe} fcntl 10 > {results}", "/dev/null",
+           env=MODES[mode], timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r
+    assert results.read_text() == "async: ok\ncaught: 1\n"
 
 
 @pytest.mark.parametrize("mode", list(MODES))
