@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -277,6 +278,27 @@ static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
     return 0;
 }
 
+/* fanotify_mark(fd, flags, mask, dirfd, path): the mark is made on our copy
+ * of the caller's group, on the walked object. */
+static int decode_fanotify(struct yr_call *c, uint64_t *path_addr, int compat,
+                           const uint64_t *a, uint64_t m)
+{
+    int at = compat ? 4 : 3;                /* i386 splits the 64-bit mask */
+    c->xflags = (uint32_t)a[1];
+    c->xsize = compat ? (a[2] & 0xFFFFFFFFu) | (a[3] << 32) : a[2];
+    c->dirfd = (int32_t)a[at];
+    *path_addr = a[at + 1] & m;
+    if (c->xflags & FAN_MARK_DONT_FOLLOW)
+        c->res.follow = 0;
+    yr_fs_reset();                          /* the caller's group, fetched as us */
+    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)a[0]);
+    yr_fs_become(&c->id);
+    if (fd < 0)
+        return -EBADF;
+    c->ifd = fd;
+    return 0;
+}
+
 /* The metadata calls' arguments (OP_META). */
 static int decode_meta(struct yr_call *c, uint64_t *path_addr)
 {
@@ -372,6 +394,8 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
     case YR_SYS_INOTIFY_ADD_WATCH:
         *path_addr = a[1] & m;
         return decode_inotify(c, a[0], a[2]);
+    case YR_SYS_FANOTIFY_MARK:
+        return decode_fanotify(c, path_addr, compat, a, m);
     default:
         return -ENOSYS;
     }

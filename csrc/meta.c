@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -244,6 +245,10 @@ int yr_meta_perform(struct yr_call *c, int fd)
         break;
     case YR_SYS_INOTIFY_ADD_WATCH:
         rc = inotify_add_watch(c->ifd, self, c->mode & ~(uint32_t)IN_DONT_FOLLOW);
+        break;
+    case YR_SYS_FANOTIFY_MARK:
+        rc = fanotify_mark(c->ifd, c->xflags & ~(uint32_t)FAN_MARK_DONT_FOLLOW, c->xsize,
+                           AT_FDCWD, self);
         break;
     case YR_SYS_STATFS:                          /* x86-64 and x32: the kernel's layout */
         rc = statfs_to_caller(c, fd);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -162,7 +163,7 @@ static int meta_writes(int32_t sys)
 {
     switch (sys) {
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
-    case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH:
+    case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH: case YR_SYS_FANOTIFY_MARK:
     case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_FILE_GETATTR:
         return 0;
     default:
@@ -413,8 +414,10 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
         if (n <= 0)
             return yr_call_finish(c, n < 0 ? n : -ENOENT);
     }
-    if ((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64) && path_addr == 0) {
-        /* futimens: no path, nothing to decide */
+    if (((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64 ||
+          ev->sys == YR_SYS_FANOTIFY_MARK) && path_addr == 0) ||
+        (ev->sys == YR_SYS_FANOTIFY_MARK && (c->xflags & FAN_MARK_FLUSH))) {
+        /* futimens, a mark on dirfd itself, a flush: no path, nothing to decide */
         if (yr_id_valid(ctx, ev->id))
             yr_reply_continue(ctx, ev->id);
         yr_call_close(c);

@@ -57,7 +57,8 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
               "execve", "execveat", "chdir", "chroot", "truncate", "truncate64", "chmod",
               "fchmodat", "fchmodat2", "chown", "chown32", "fchownat", "utimensat",
               "utimensat_time64", "utime", "utimes", "futimesat", "getxattr", "setxattr",
-              "listxattr", "removexattr", "inotify_add_watch", "statfs", "statfs64",
+              "listxattr", "removexattr", "inotify_add_watch", "fanotify_mark", "statfs",
+              "statfs64",
               "open_tree", "setxattrat", "getxattrat", "listxattrat", "removexattrat",
               "open_tree_attr", "file_getattr", "file_setattr",
               "connect", "bind", "sendmsg", "sendmmsg")

@@ -155,6 +155,9 @@ SYSCALLS = {
     "removexattr": ("removexattr {p} user.none", "file", True),
     "inotify_add_watch": ("inotify {p}", "file", True),
     "inotify_add_watch IN_DONT_FOLLOW": ("inotify {p} dontfollow", "stat", False),
+    # found unrouted by an attacker pass: it reported the events of the target
+    "fanotify_mark": ("fanotify {p}", "file", True),
+    "fanotify_mark DONT_FOLLOW": ("fanotify {p} dontfollow", "stat", False),
     "readlink": ("readlink {p}", "stat", False),
     "i386 open": ("i386:open {p} RDONLY", "file", True),
     "i386 openat": ("i386:openat CWD {p} RDONLY", "file", True),

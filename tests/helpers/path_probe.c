@@ -40,7 +40,7 @@
  *   symlink TARGET PATH   symlinkat TARGET DIR PATH  (unlinked after success)
  *   getxattr PATH NAME   lgetxattr PATH NAME   setxattr PATH NAME VALUE
  *   listxattr PATH   removexattr PATH NAME   getxattrat DIR PATH FLAGS NAME
- *   inotify PATH [dontfollow]   statfs PATH   readlink PATH
+ *   inotify PATH [dontfollow]   fanotify PATH [dontfollow]   statfs PATH   readlink PATH
  *   name_to_handle_at DIR PATH FLAGS   open_tree DIR PATH FLAGS
  *   race N GOOD BAD TARGET  N opens and stats of a buffer another thread keeps
  *                    rewriting between GOOD and BAD: "ok opened=.. opened_bad=..
@@ -72,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -759,6 +760,14 @@ static void run_case(char **w, int nw, char *out, size_t size)
         r = syscall(SYS_inotify_add_watch, ifd, P(0), mask);
         fail_or(out, size, r, NULL);
         close(ifd);
+    } else if (!strcmp(op, "fanotify")) {
+        int gfd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID, O_RDONLY);
+        const char *how = A(1) ? A(1) : "";
+        unsigned int mark = FAN_MARK_ADD | (!strcmp(how, "dontfollow") ? FAN_MARK_DONT_FOLLOW : 0);
+        r = gfd < 0 ? gfd : syscall(SYS_fanotify_mark, gfd, mark, FAN_OPEN, AT_FDCWD, P(0));
+        fail_or(out, size, r, NULL);
+        if (gfd >= 0)
+            close(gfd);
     } else if (!strcmp(op, "statfs")) {
         struct statfs sf;
         r = syscall(SYS_statfs, P(0), &sf);
