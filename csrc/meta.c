@@ -62,6 +62,25 @@ int yr_perform_symlink(struct yr_call *c)
     return R_DONE;
 }
 
+/* protect_creation (hook path_symlink): is a new symlink in dir one the
+ * chain must judge? A sticky world-writable directory the caller's fsuid
+ * does not own, whether symlink() makes the link or link() gives a symlink
+ * inode a new name there (link.c). 1 (the directory's facts are in pub),
+ * 0, or -errno. */
+int yr_symlink_in_sticky(struct yr_call *c, int dir)
+{
+    if (!(yr_walk_config(NULL, NULL) & YR_WALK_PATH_SYMLINK))
+        return 0;
+    struct stat ds;
+    if (fstat(dir, &ds) < 0)
+        return -errno;
+    if (!(ds.st_mode & S_ISVTX) || !(ds.st_mode & S_IWOTH) || ds.st_uid == c->id.fsuid)
+        return 0;
+    c->pub.dir_uid = ds.st_uid;
+    c->pub.dir_mode = ds.st_mode;
+    return 1;
+}
+
 int yr_act_symlink(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -69,13 +88,10 @@ int yr_act_symlink(struct yr_call *c)
         return -EEXIST;
     if (r->slash)
         return -ENOENT;
-    struct stat ds;
-    if (fstat(r->dir, &ds) < 0)
-        return -errno;
-    if ((yr_walk_config(NULL, NULL) & YR_WALK_PATH_SYMLINK) && (ds.st_mode & S_ISVTX) &&
-        (ds.st_mode & S_IWOTH) && ds.st_uid != c->id.fsuid) {
-        c->pub.dir_uid = ds.st_uid;
-        c->pub.dir_mode = ds.st_mode;
+    int ask = yr_symlink_in_sticky(c, r->dir);
+    if (ask < 0)
+        return ask;
+    if (ask) {
         memcpy(c->pub.target, c->target, sizeof(c->pub.target));
         return yr_hook(c, YR_HOOK_PATH_SYMLINK, RESUME_SYMLINK);
     }
