@@ -46,7 +46,8 @@ enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path *
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
 /* Where a call goes on after Python's verdict at a hook point. */
 enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
-                 RESUME_LINK, RESUME_CONTINUE /* a notice told: the checked call goes on */ };
+                 RESUME_LINK, RESUME_LINK_SYMLINK /* a symlink's new name judged: link it */,
+                 RESUME_CONTINUE /* a notice told: the checked call goes on */ };
 
 /* ---- the notification context (notify.c) ------------------------------- */
 
@@ -242,6 +243,7 @@ int yr_act_stat(struct yr_call *c);
 int yr_act_access(struct yr_call *c);
 int yr_act_symlink(struct yr_call *c);
 int yr_perform_symlink(struct yr_call *c);
+int yr_symlink_in_sticky(struct yr_call *c, int dir);
 int yr_act_meta(struct yr_call *c);
 int yr_meta_perform(struct yr_call *c, int fd);
 
@@ -249,5 +251,6 @@ int yr_meta_perform(struct yr_call *c, int fd);
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev);
 int yr_link_source_held(struct yr_call *c);
 int yr_link_resume(struct yr_call *c, int32_t deny_errno);
+int yr_link_symlink_resume(struct yr_call *c);
 
 #endif

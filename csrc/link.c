@@ -113,6 +113,24 @@ static int perform(struct yr_call *c)
     return R_DONE;
 }
 
+/* The link rule allows it. A new name for a symlink inode is a symlink
+ * created in that directory: protect_creation's rule judges it as it
+ * judges symlink() (meta.c, hook path_symlink, the new path and the link's
+ * body for the audit), after the errors the kernel finds first, which
+ * symlink() also gives first (EEXIST...). */
+static int allowed(struct yr_call *c)
+{
+    int ask = S_ISLNK(c->link.mode) ? yr_symlink_in_sticky(c, c->link_dir) : 0;
+    if (ask > 0 && (ask = before_rule(c)) == 0) {
+        ssize_t n = readlinkat(c->link_src, "", c->pub.target, sizeof(c->pub.target) - 1);
+        c->pub.target[n > 0 ? n : 0] = '\0';
+        int rc = yr_hook(c, YR_HOOK_PATH_SYMLINK, RESUME_LINK_SYMLINK);
+        memcpy(c->pub.path, c->link.new_path, sizeof(c->pub.path));
+        return rc;
+    }
+    return ask < 0 ? ask : perform(c);
+}
+
 /* Split the new path's last component as filename_parentat does: -EEXIST
  * for ".", ".." and "/" (the kernel's LAST_DOT, LAST_DOTDOT, LAST_ROOT),
  * after its parent was found. */
@@ -190,10 +208,10 @@ int yr_link_source_held(struct yr_call *c)
     op->facts = base_facts(c, &src_st);
     if (!op->trailing && known_without_rw(mask, op->facts) &&
         yr_link_table_allows(mask, op->facts))
-        return perform(c);                     /* the common case, settled here */
+        return allowed(c);                     /* the common case, settled here */
     op->facts |= caller_can_rw(c->link_src) ? YR_LF_RW : 0;
     if (!op->trailing && yr_link_table_allows(mask, op->facts))
-        return perform(c);
+        return allowed(c);
     err = before_rule(c);
     if (err < 0)
         return err;
@@ -275,11 +293,24 @@ int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     return yr_call_finish(c, rc < 0 ? rc : -EAGAIN);
 }
 
-/* After the chain's verdict on path_link. */
+/* After the chain's verdict on path_link. 1: replied; 0: a symlink's new
+ * name waits for path_symlink's. */
 int yr_link_resume(struct yr_call *c, int32_t deny_errno)
 {
     if (deny_errno)
         return yr_call_finish(c, -deny_errno);
+    int rc = allowed(c);
+    if (rc == R_HOOK)
+        return 0;
+    if (rc != R_DONE)
+        return yr_call_finish(c, rc < 0 ? rc : -EAGAIN);
+    yr_call_close(c);
+    return 1;
+}
+
+/* After the chain's path_symlink verdict allowed a symlink's new name. */
+int yr_link_symlink_resume(struct yr_call *c)
+{
     perform(c);
     yr_call_close(c);
     return 1;
@@ -296,14 +327,16 @@ void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask)
     __atomic_store_n(&link_mask, allow_mask, __ATOMIC_RELAXED);
 }
 
-/* After the chain: deny with deny_errno, or make the link as the caller. */
+/* After the chain: deny with deny_errno, or make the link as the caller.
+ * 1: replied; 0: another hook point (a symlink's new name, path_symlink),
+ * answered with yr_walk_resume. */
 int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
 {
     struct yr_call *c = ctx->call;
     (void)id;
     if (c->resume != RESUME_LINK) {
         yr_reply(ctx, c->ev.id, 0, EPERM);     /* nothing held: fail closed */
-        return 0;
+        return 1;
     }
     c->resume = RESUME_NONE;
     c->pub.hook = 0;

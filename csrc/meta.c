@@ -5,11 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -59,6 +63,25 @@ int yr_perform_symlink(struct yr_call *c)
     return R_DONE;
 }
 
+/* protect_creation (hook path_symlink): is a new symlink in dir one the
+ * chain must judge? A sticky world-writable directory the caller's fsuid
+ * does not own, whether symlink() makes the link or link() gives a symlink
+ * inode a new name there (link.c). 1 (the directory's facts are in pub),
+ * 0, or -errno. */
+int yr_symlink_in_sticky(struct yr_call *c, int dir)
+{
+    if (!(yr_walk_config(NULL, NULL) & YR_WALK_PATH_SYMLINK))
+        return 0;
+    struct stat ds;
+    if (fstat(dir, &ds) < 0)
+        return -errno;
+    if (!(ds.st_mode & S_ISVTX) || !(ds.st_mode & S_IWOTH) || ds.st_uid == c->id.fsuid)
+        return 0;
+    c->pub.dir_uid = ds.st_uid;
+    c->pub.dir_mode = ds.st_mode;
+    return 1;
+}
+
 int yr_act_symlink(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -66,13 +89,10 @@ int yr_act_symlink(struct yr_call *c)
         return -EEXIST;
     if (r->slash)
         return -ENOENT;
-    struct stat ds;
-    if (fstat(r->dir, &ds) < 0)
-        return -errno;
-    if ((yr_walk_config(NULL, NULL) & YR_WALK_PATH_SYMLINK) && (ds.st_mode & S_ISVTX) &&
-        (ds.st_mode & S_IWOTH) && ds.st_uid != c->id.fsuid) {
-        c->pub.dir_uid = ds.st_uid;
-        c->pub.dir_mode = ds.st_mode;
+    int ask = yr_symlink_in_sticky(c, r->dir);
+    if (ask < 0)
+        return ask;
+    if (ask) {
         memcpy(c->pub.target, c->target, sizeof(c->pub.target));
         return yr_hook(c, YR_HOOK_PATH_SYMLINK, RESUME_SYMLINK);
     }
@@ -205,6 +225,72 @@ static long file_attr(struct yr_call *c, int fd)
     return rc;
 }
 
+/* The caller's soft RLIMIT_FSIZE. prlimit as the caller: this thread has
+ * its real ids, which is what check_prlimit_permission compares with the
+ * target's (we may lack CAP_SYS_RESOURCE); a caller whose real, effective
+ * and saved ids differ is read from its /proc/TID/limits instead. */
+static int caller_fsize_limit(struct yr_call *c, uint64_t *soft)
+{
+    struct rlimit lim;
+    if (prlimit(c->ev.tid, RLIMIT_FSIZE, NULL, &lim) == 0) {
+        *soft = lim.rlim_cur;
+        return 0;
+    }
+    if (errno != EPERM)
+        return -errno;
+    int fd = yr_proc_open(c, "limits", O_RDONLY);
+    if (fd < 0)
+        return fd;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *key = "\nMax file size", *v = strstr(buf, key);
+    if (!v)
+        return -EPERM;
+    v += strlen(key) + strspn(v + strlen(key), " ");
+    *soft = strncmp(v, "unlimited", 9) == 0 ? RLIM_INFINITY : strtoull(v, NULL, 10);
+    return 0;
+}
+
+/* truncate is made by us, under our RLIMIT_FSIZE: the caller's must be
+ * judged here (inode_newsize_ok). Growing a file past the caller's soft
+ * limit is EFBIG, and SIGXFSZ for the calling thread; shrinking is not
+ * limited. The kernel finds it in setattr, after vfs_truncate's own errors
+ * (EISDIR, EINVAL, EROFS, the write permission, EPERM for an append-only
+ * file), which are therefore given first: a truncate that fails for them
+ * sends no signal. 0: the truncate may be made; else -errno. */
+static int beyond_fsize_limit(struct yr_call *c, int fd)
+{
+    uint64_t soft;
+    int err = caller_fsize_limit(c, &soft);
+    if (err < 0)
+        return err;
+    if (soft == RLIM_INFINITY || (uint64_t)c->len <= soft)
+        return 0;
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &sx) < 0)
+        return -errno;
+    if (S_ISDIR(sx.stx_mode))
+        return -EISDIR;
+    if (!S_ISREG(sx.stx_mode))
+        return -EINVAL;
+    if ((uint64_t)c->len <= sx.stx_size)
+        return 0;
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return -EROFS;
+    if (syscall(SYS_faccessat2, fd, "", W_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
+        return -errno;                 /* EACCES; EPERM for an immutable file */
+    if (sx.stx_attributes & STATX_ATTR_APPEND)
+        return -EPERM;
+    /* Sent while the caller waits for our answer, as the kernel sends it
+     * before the call returns. */
+    if (yr_id_valid(c->ctx, c->ev.id))
+        syscall(SYS_tgkill, yr_caller_tgid(c), c->ev.tid, SIGXFSZ);
+    return -EFBIG;
+}
+
 /* Change or read the metadata of fd (O_PATH, the walked object), as the
  * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
 int yr_meta_perform(struct yr_call *c, int fd)
@@ -214,7 +300,11 @@ int yr_meta_perform(struct yr_call *c, int fd)
     long rc = -1;
     switch (c->ev.sys) {
     case YR_SYS_TRUNCATE: case YR_SYS_TRUNCATE64:
-        rc = truncate(self, c->len);
+        rc = beyond_fsize_limit(c, fd);
+        if (rc < 0)
+            errno = (int)-rc, rc = -1;
+        else
+            rc = truncate(self, c->len);
         break;
     case YR_SYS_CHMOD: case YR_SYS_FCHMODAT: case YR_SYS_FCHMODAT2:
         rc = syscall(SYS_fchmodat2, fd, "", c->mode, AT_EMPTY_PATH);

@@ -472,6 +472,8 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
         rc = settled(c, check_continue(c));
     } else if (at == RESUME_LINK) {
         rc = yr_link_resume(c, 0);
+    } else if (at == RESUME_LINK_SYMLINK) {
+        rc = yr_link_symlink_resume(c);
     } else {
         rc = yr_call_finish(c, -EPERM);          /* nothing waits: fail closed */
     }

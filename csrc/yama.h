@@ -113,7 +113,7 @@ struct yr_link {
 struct yr_link *yr_ctx_link(struct yr_ctx *ctx);
 void yr_ctx_link_table(struct yr_ctx *ctx, uint64_t allow_mask);
 int yr_link_table_allows(uint64_t allow_mask, uint32_t facts);
-int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
+int yr_link_finish(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);   /* 1: replied; 0: another hook point */
 
 /* walk.c: path-taking calls performed for the caller (the path engine,
  * docs/path-engine.md). Python is asked only at a hook point: facts of the

@@ -109,6 +109,18 @@ _WALKED = [(name, []) for name in _FOLLOWING] + [
     # i386's multiplexer: the address is in memory, so every addressed call
     *[("socketcall", [_int_eq(0, call)]) for call in SOCKETCALL_ADDRESSED]]
 
+# link and linkat, performed for the caller. linkat(fd, "", AT_EMPTY_PATH)
+# names only a file the caller opened with its current credentials: the
+# supervisor sees the opens that give such files (O_PATH, O_TMPFILE; every
+# open while others route them) and the execve that replaces the
+# credentials (csrc/tmpfiles.c).
+_LINKS = [("link", []), ("linkat", []), ("execve", []), ("execveat", []),
+          ("open", [sc.Arg(1, sc.MASKED_EQ, O_PATH, O_PATH)]),
+          ("openat", [sc.Arg(2, sc.MASKED_EQ, O_PATH, O_PATH)]),
+          ("open", [sc.Arg(1, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
+          ("openat", [sc.Arg(2, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
+          ("openat2", [])]
+
 # hook -> [(syscall, argument comparisons)]; a syscall routed for several hooks
 # is routed once per comparison.
 ROUTES = {
@@ -151,16 +163,7 @@ ROUTES = {
     "ptrace_read_access": [("kcmp", []), ("get_robust_list", [_not_self(0)]), ("setns", []),
                            *(("ioctl", [_int_eq(1, cmd), sc.Arg(2, sc.EQ, 0)])
                              for cmd in PIDFD_GET_NAMESPACE)],
-    # linkat(fd, "", AT_EMPTY_PATH) names only a file the caller opened with
-    # its current credentials: the supervisor sees the opens that give such
-    # files (O_PATH, O_TMPFILE; every open while others route them) and the
-    # execve that replaces the credentials (csrc/tmpfiles.c).
-    "path_link": [("link", []), ("linkat", []), ("execve", []), ("execveat", []),
-                  ("open", [sc.Arg(1, sc.MASKED_EQ, O_PATH, O_PATH)]),
-                  ("openat", [sc.Arg(2, sc.MASKED_EQ, O_PATH, O_PATH)]),
-                  ("open", [sc.Arg(1, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
-                  ("openat", [sc.Arg(2, sc.MASKED_EQ, O_TMPFILE_BIT, O_TMPFILE_BIT)]),
-                  ("openat2", [])],
+    "path_link": _LINKS,
     "follow_link": _WALKED,
     "create_in_sticky": [
         ("open", [sc.Arg(1, sc.MASKED_EQ, O_CREAT, O_CREAT)]),
@@ -168,7 +171,9 @@ ROUTES = {
         ("openat2", []),
         ("creat", []),
     ],
-    "path_symlink": [("symlink", []), ("symlinkat", [])],
+    # and link, linkat: a new name for a symlink inode is a symlink created
+    # in that directory (csrc/link.c)
+    "path_symlink": [("symlink", []), ("symlinkat", []), *_LINKS],
     # Not a module's: the supervisor's notice of a setuid program run without
     # its privilege (no_new_privs), routed whenever a filter is installed.
     "exec_notice": [("execve", []), ("execveat", [])],

@@ -25,10 +25,11 @@ class PathCalls:
         """Does a path call (a walk, or a link) wait for the chain's verdict?"""
         return bool(lib.yr_ctx_walk(self.sup.ctx).hook)
 
-    def on_link(self, ev, caller) -> None:
+    def on_link(self, ev, caller) -> bool:
         """C has read the paths once, captured the source and the new parent
         as the caller, and found no path error; the chain decides on those
-        objects and C makes the link from them (yr_link_finish)."""
+        objects and C makes the link from them (yr_link_finish). False: the
+        source is a symlink, and its new name waits for path_symlink."""
         op = lib.yr_ctx_link(self.sup.ctx)
         request = PathLink(caller, op.facts,
                            source=os.fsdecode(ffi.string(op.old_path)),
@@ -36,7 +37,8 @@ class PathCalls:
                            owner=op.uid, mode=op.mode,
                            syscall="link" if ev.sys == lib.YR_SYS_LINK else "linkat")
         deny = self.sup.chain.walk("path_link", request)
-        lib.yr_link_finish(self.sup.ctx, ev.id, deny.errno if deny is not None else 0)
+        return bool(lib.yr_link_finish(self.sup.ctx, ev.id,
+                                       deny.errno if deny is not None else 0))
 
     def on_walk(self, ev, caller) -> None:
         """C has walked the path as the caller and stopped at a hook point
@@ -54,8 +56,9 @@ class PathCalls:
         syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
         while True:
             if w.hook == lib.YR_HOOK_PATH_LINK:   # both paths walked: the link itself
-                self.on_link(ev, caller)
-                return
+                if self.on_link(ev, caller):
+                    return
+                continue
             path = os.fsdecode(ffi.string(w.path))
             if w.hook == lib.YR_HOOK_EXEC_PRIVILEGED:   # a notice; the exec goes on
                 self.sup.exec_privileged(caller, path, w.facts, w.obj_uid, w.obj_mode)

@@ -413,8 +413,10 @@ class CreateInSticky(Request):
 
 @dataclass
 class PathSymlink(Request):
-    """path_symlink: symlink/symlinkat into a sticky directory (the core
-    holds the parent and makes the link there if allowed)."""
+    """path_symlink: symlink/symlinkat into a sticky directory, or link/linkat
+    giving a symlink inode a new name there (syscall says which; target is
+    then the link's body). The core holds the parent and makes the link
+    there if allowed."""
 
     caller: Caller
     path: str                      # the new name as given

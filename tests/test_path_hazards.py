@@ -246,6 +246,72 @@ def test_o_trunc_truncates(tree, sysctl, mode):
     f.unlink()
 
 
+# -- truncate and the caller's RLIMIT_FSIZE ----------------------------------------
+
+MIB = 1 << 20
+# name -> (ABI, file uid, file mode, size before, new length, SIGXFSZ, how run)
+# with the caller's soft RLIMIT_FSIZE at 1 MiB (tests/helpers/fsize_probe.c)
+FSIZE_CASES = {
+    "grow past the limit": ("x64", 1001, 0o644, 0, 1 << 30, "catch", "1001"),
+    "i386 truncate64 past the limit": ("i386", 1001, 0o644, 0, 1 << 30, "catch", "1001"),
+    "i386 truncate past the limit": ("i386-32", 1001, 0o644, 0, 2 * MIB, "catch", "1001"),
+    "grow within the limit": ("x64", 1001, 0o644, 0, MIB // 2, "catch", "1001"),
+    "grow to the limit exactly": ("x64", 1001, 0o644, 0, MIB, "catch", "1001"),
+    "shrink, still above the limit": ("x64", 1001, 0o644, 3 * MIB, 2 * MIB, "catch", "1001"),
+    "same size, above the limit": ("x64", 1001, 0o644, 3 * MIB, 3 * MIB, "catch", "1001"),
+    "not writable: EACCES first": ("x64", 0, 0o644, 0, 1 << 30, "catch", "1001"),
+    "a directory: EISDIR first": ("x64", 1001, 0o755, None, 1 << 30, "catch", "1001"),
+    "ignored": ("x64", 1001, 0o644, 0, 1 << 30, "ignore", "1001"),
+    "default: the signal kills": ("x64", 1001, 0o644, 0, 1 << 30, "default", "1001"),
+    "ids that differ (prlimit refused)": ("x64", 1001, 0o644, 0, 1 << 30, "catch", "mixed"),
+}
+
+
+def _fsize_run(tree, probe, name, sandboxed, mode="fast"):
+    abi, uid, fmode, before, length, how, who = FSIZE_CASES[name]
+    target = tree.top / "fsize_target"
+    if target.is_dir():
+        target.rmdir()
+    target.unlink(missing_ok=True)
+    if before is None:
+        tree.dir("fsize_target", fmode, uid, uid)
+    else:
+        tree.file("fsize_target", fmode, uid, uid)
+        os.truncate(target, before)
+    argv = [probe, abi, str(target), str(MIB), str(length), how]
+    argv = [*AS_1001, *argv] if who == "1001" else [*argv, "mixed"]
+    if sandboxed:
+        proc = yama_run(*MODULES_ON, "--", *argv, env=env_for(mode))
+        code = proc.returncode - 128 if proc.returncode > 128 else proc.returncode
+    else:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        code = -proc.returncode if proc.returncode < 0 else proc.returncode
+    size = None if target.is_dir() else target.stat().st_size
+    return proc.stdout.strip(), code, size, proc.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", FSIZE_CASES)
+@retried_if_knobs_changed
+def test_truncate_keeps_the_callers_fsize_limit(tree, helper, sysctl, name, mode):
+    """The supervisor truncates under its own RLIMIT_FSIZE: the caller's is
+    judged for it (inode_newsize_ok): growing past it is EFBIG and SIGXFSZ
+    for the caller, shrinking is not limited, the kernel's earlier errors
+    come first and send nothing. Equal to the native run, file size included."""
+    modules_routed(sysctl)
+    probe = tree.top / "fsize_probe"
+    if not probe.exists():
+        shutil.copy(helper("fsize_probe"), probe)
+        probe.chmod(0o755)
+    want = _fsize_run(tree, str(probe), name, sandboxed=False)
+    got = _fsize_run(tree, str(probe), name, sandboxed=True, mode=mode)
+    assert got[:3] == want[:3], (got, want)
+    if name.endswith("past the limit") or name.startswith("ids"):    # the kernel's rule
+        assert want[:3] == ("truncate EFBIG size 0 sigxfsz 1", 0, 0), want
+    if name.startswith("default"):
+        assert want[:3] == ("", signal.SIGXFSZ, 0), want
+
+
 # -- /proc/self means the caller -----------------------------------------------------
 
 SELF_CASES = [

@@ -504,6 +504,15 @@ CREATION = [
     ("symlink t_file gsticky/new_link", "root", "ok"),        # not world-writable
     ("symlink t_file ww/new_link", "1001", "ok"),             # not sticky
     ("symlink t_file new/new_link", "1002", "ok"),
+    # a new name for a symlink inode is a symlink created there (linkat, no follow)
+    ("linkat CWD ww/1001_file CWD sticky/new_link 0", "1001", "EACCES"),    # one's own link
+    ("linkat CWD ww/1001_file D:sticky new_link 0", "1001", "EACCES"),
+    ("linkat CWD ww/root_file CWD ustick/new_link 0", "root", "EACCES"),   # root not exempt
+    ("linkat P:ww/root_file EMPTY CWD ustick/new_link EMPTY", "root", "EACCES"),  # by fd
+    ("linkat CWD ww/1001_file CWD ustick/new_link 0", "1001", "ok"),       # my sticky dir
+    ("linkat CWD ww/1001_file CWD ww/new_link 0", "1001", "ok"),           # not sticky
+    ("linkat CWD ww/1001_file CWD sticky/new_link FOLLOW", "1001", "ok"),  # t_file: no link
+    ("linkat CWD ww/1001_file CWD sticky/1001_file 0", "1001", "EEXIST"),  # the kernel's first
 ]
 
 
@@ -522,12 +531,47 @@ def test_protect_creation(tree, sysctl, mode):
     for line, ident, want in CREATION:
         got, proc, records = _audit(tree, sysctl, [("a", line)], ident,
                                     ("--profile", creation_profile(tree)), mode)
+        (tree.top / "sticky/new_link").unlink(missing_ok=True)   # not the prober's to remove
         assert result_word(got.get("a", "")) == want, (line, ident, proc.stderr)
         if want == "EACCES":
             assert [(r["module"], r["hook"], r["errno"]) for r in records] == [
                 ("symlinks", "path_symlink", "EACCES")], (line, records)
         else:
             assert records == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
+def test_protect_creation_linkat_without_hardlinks(tree, sysctl, mode):
+    """The route is the symlinks module's own: a chain without hardlinks
+    still routes link and linkat, and a symlink's new name is judged."""
+    set_all(sysctl, SYSCTLS_OFF)
+    profile = tree.top / "creation-only.toml"
+    profile.write_text('chain = ["symlinks"]\n\n[symlinks]\nprotected = 0\n'
+                       'protect_creation = true\n')
+    cases = [("a", "linkat CWD ww/1001_file CWD sticky/new_link 0"),
+             ("b", "linkat CWD ww/1001_file CWD ustick/new_link 0")]
+    got, proc, records = _audit(tree, sysctl, cases, "1001", ("--profile", str(profile)), mode)
+    assert [result_word(got.get(c, "")) for c in "ab"] == ["EACCES", "ok"], proc.stderr
+    assert [(r["module"], r["hook"], r["syscall"], r["errno"], r["path"], r["target"])
+            for r in records] == [("symlinks", "path_symlink", "linkat", "EACCES",
+                                   "sticky/new_link", "../t_file")], records
+
+
+@pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
+def test_protect_creation_linkat_after_the_hardlink_rule(tree, sysctl, mode):
+    """The chain's order: hardlinks (the kernel's rule, EPERM) before
+    symlinks' extension, as natively with fs.protected_hardlinks=1."""
+    set_all(sysctl, SYSCTLS_OFF)
+    sysctl("fs.protected_hardlinks", 1)
+    case = [("a", "linkat CWD ww/1002_file CWD sticky/new_link 0")]
+    assert result_word(run_native(tree, case, "1001")["a"]) == "EPERM"
+    sysctl("fs.protected_hardlinks", 0)
+    got, proc, records = _audit(tree, sysctl, case, "1001",
+                                ("--profile", creation_profile(tree)), mode)
+    assert result_word(got.get("a", "")) == "EPERM", proc.stderr
+    assert [(r["module"], r["hook"]) for r in records] == [("hardlinks", "path_link")], records
 
 
 @retried_if_knobs_changed
