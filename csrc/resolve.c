@@ -384,8 +384,10 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
         return *next < 0 ? *next : 0;
     }
     if (pl == PL_MAGIC) {
-        if (r->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        if (r->resolve & RESOLVE_NO_MAGICLINKS)
             return -ELOOP;
+        if (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -EXDEV;                       /* nd_jump_link: not in a scope */
         err = yr_gate_link(c, *cur, name);
         if (err < 0)
             return err;
@@ -748,9 +750,10 @@ static int trailing_link(struct yr_call *c)
         return walk_body(c, subst);
     }
     if (pl == PL_MAGIC) {
-        if (r->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
-                          RESOLVE_IN_ROOT))
+        if (r->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS))
             return -ELOOP;
+        if (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -EXDEV;                       /* nd_jump_link: not in a scope */
         r->magic = 1;
         return R_DONE;
     }

@@ -65,6 +65,11 @@ XDEV = [   # (id, case, the native answer)
     ("link into a mount", "openat2 CWD tom RDONLY NO_XDEV", "EXDEV"),
     ("trailing magic link", "openat2 D:/proc self/cwd RDONLY NO_XDEV", "EXDEV"),
     ("magic link on the way", "openat2 D:/proc self/cwd/target RDONLY NO_XDEV", "EXDEV"),
+    ("magic link in a scope", "openat2 D:/proc self/cwd RDONLY BENEATH", "EXDEV"),
+    ("magic link on the way in a scope", "openat2 D:/proc self/cwd/target RDONLY IN_ROOT",
+     "EXDEV"),
+    ("magic link, NO_MAGICLINKS first", "openat2 D:/proc self/cwd RDONLY BENEATH|NO_MAGICLINKS",
+     "ELOOP"),
     # controls: the same objects without the flag, or without a crossing
     ("control: mountpoint", "openat2 CWD m RDONLY 0", "ok"),
     ("control: link to a mountpoint", "openat2 CWD tomd RDONLY 0", "ok"),
