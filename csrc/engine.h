@@ -100,6 +100,7 @@ struct yr_res {
     struct statx root_stx;
     int root_top;               /* root is our own "/": nothing is above it to leave to */
     int inside;                 /* the walk came through root (or starts at the scope) */
+    int root_set;               /* the kernel's nd->root is set: an absolute path, a scope, a '..' */
     int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
     struct statx known_stx;
     uint64_t resolve;           /* openat2's RESOLVE_* */

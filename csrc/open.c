@@ -203,7 +203,8 @@ int yr_open_final(struct yr_call *c)
         /* By name from the held parent, so that the kernel's own rules on
          * the open (its sticky-directory checks with O_CREAT) apply; the
          * file opened must be the one judged. */
-        fd = open_here(r->dir, r->name, fl, c->mode, RESOLVE_NO_SYMLINKS);
+        fd = open_here(r->dir, r->name, fl, c->mode,
+                       RESOLVE_NO_SYMLINKS | (r->resolve & RESOLVE_NO_XDEV));
         if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_ino != r->obj_st.st_ino ||
                         st.st_dev != r->obj_st.st_dev) && !(fl & TMPFILE_BIT)) {
             close(fd);

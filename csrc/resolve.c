@@ -16,7 +16,10 @@
  * /proc/self and /proc/thread-self are the caller's wherever they are met;
  * other /proc symlinks below a pid directory are magic links that only the
  * kernel can follow: it follows them, for us, as the caller, after the gate
- * has judged the link (gate.c). */
+ * has judged the link (gate.c). The kernel's mount rules are applied to
+ * what is walked by hand: no link on a nosymfollow mount is followed, and
+ * RESOLVE_NO_XDEV refuses the last name's crossing and an absolute body's
+ * jump (nd_jump_root), as in fs/namei.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +36,10 @@
 #include <sys/sysmacros.h>
 
 #include "engine.h"
+
+#ifndef ST_NOSYMFOLLOW
+#define ST_NOSYMFOLLOW 0x2000
+#endif
 
 /* ---- where a walk starts ---------------------------------------------------- */
 
@@ -64,6 +71,22 @@ static void read_our_top(void)
     our_top_known = statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, &our_top) == 0;
 }
 
+/* The caller's root (or the RESOLVE scope) opened and statx'ed: 0 if not. */
+static int load_root(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    if (yr_open_root(c) < 0)
+        return 0;
+    if (!r->root_known) {
+        if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0)
+            return 0;
+        pthread_once(&our_top_once, read_our_top);
+        r->root_top = our_top_known && same_dir(&our_top, &r->root_stx);
+        r->root_known = 1;
+    }
+    return 1;
+}
+
 /* Is dir the caller's root (or the RESOLVE scope)? ".." stops there. A
  * directory statx'ed already (res.known_dir: the parent of a trailing link
  * just followed) is not asked again: what is compared (inode, device,
@@ -74,15 +97,8 @@ static int at_root(struct yr_call *c, int dir)
 {
     struct yr_res *r = &c->res;
     struct statx sx;
-    if (yr_open_root(c) < 0)
+    if (!load_root(c))
         return 0;
-    if (!r->root_known) {
-        if (statx(r->root, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &r->root_stx) < 0)
-            return 0;
-        pthread_once(&our_top_once, read_our_top);
-        r->root_top = our_top_known && same_dir(&our_top, &r->root_stx);
-        r->root_known = 1;
-    }
     if (dir >= 0 && dir == r->known_dir)
         return same_dir(&r->known_stx, &r->root_stx);
     return statx(dir, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
@@ -269,6 +285,32 @@ static int to_root(struct yr_call *c, int *cur)
     return 0;
 }
 
+/* A link followed by hand must not be on a nosymfollow mount: the kernel
+ * refuses any link there, magic ones included (pick_link: ELOOP). lfd: the
+ * link itself, held. One fstatfs per link followed by hand. */
+static int nosymfollow(int lfd)
+{
+    struct statfs sf;
+    if (fstatfs(lfd, &sf) < 0)
+        return -errno;
+    return sf.f_flags & ST_NOSYMFOLLOW ? -ELOOP : 0;
+}
+
+/* An absolute body under RESOLVE_NO_XDEV (nd_jump_root): EXDEV unless the
+ * kernel's root is set already (an absolute path, a scope, a '..' met) and
+ * dir, the link's directory, is on the root's mount. */
+static int jump_xdev(struct yr_call *c, int dir)
+{
+    struct yr_res *r = &c->res;
+    struct statx sx;
+    if (!(r->resolve & RESOLVE_NO_XDEV))
+        return 0;
+    if (!r->root_set || !load_root(c) ||
+        statx(dir, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
+        return -EXDEV;
+    return sx.stx_mnt_id == r->root_stx.stx_mnt_id ? 0 : -EXDEV;
+}
+
 /* Make body (in storage of the resolver's) the top of the stack; an
  * absolute one starts again at the root. */
 static int push(struct yr_call *c, int *cur, const char *body)
@@ -315,7 +357,7 @@ static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
     int own = c->own_entry;
     if (own)
         yr_fs_pause();
-    int fd = yr_openat2(dir, name, O_PATH | extra, 0);
+    int fd = yr_openat2(dir, name, O_PATH | extra, c->res.resolve & RESOLVE_NO_XDEV);
     if (own)
         yr_fs_resume();
     return fd;
@@ -330,6 +372,9 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
     struct yr_res *r = &c->res;
     if ((r->resolve & RESOLVE_NO_SYMLINKS) || ++r->hops > MAXSYMLINKS)
         return -ELOOP;
+    int err = nosymfollow(lfd);
+    if (err < 0)
+        return err;
     char subst[64];
     int pl = proc_link(c, *cur, name, st, subst, sizeof(subst));
     if (pl < 0)
@@ -339,9 +384,11 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
         return *next < 0 ? *next : 0;
     }
     if (pl == PL_MAGIC) {
-        if (r->resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+        if (r->resolve & RESOLVE_NO_MAGICLINKS)
             return -ELOOP;
-        int err = yr_gate_link(c, *cur, name);
+        if (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -EXDEV;                       /* nd_jump_link: not in a scope */
+        err = yr_gate_link(c, *cur, name);
         if (err < 0)
             return err;
         *next = follow_magic(c, *cur, name, O_DIRECTORY);
@@ -354,8 +401,10 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
     }
     if (r->depth + 1 > MAXSYMLINKS)
         return -ELOOP;
-    int err = read_link(lfd, "", r->bodies[r->depth + 1]);
+    err = read_link(lfd, "", r->bodies[r->depth + 1]);
     if (err < 0)
+        return err;
+    if (r->bodies[r->depth + 1][0] == '/' && (err = jump_xdev(c, *cur)) < 0)
         return err;
     *next = -1;
     return push(c, cur, r->bodies[r->depth + 1]);   /* cur stays: the body is walked from it */
@@ -370,6 +419,7 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
     int next;
     if (strcmp(name, "..") == 0) {
         *moved = 1;
+        r->root_set = 1;
         if (at_root(c, *cur)) {
             r->inside = 1;
             return r->resolve & RESOLVE_BENEATH ? -EXDEV : 0;
@@ -451,6 +501,8 @@ static void prefix_at_once(struct yr_call *c, int *cur)
     int up = leading_dotdot(part, len);
     if (yr_has_dotdot(up ? part + 2 : part) || (up && (at_root(c, *cur) || dotdot_checked(c))))
         return;                         /* ".." at the root, or to check (dotdot): by hand */
+    if (up)
+        r->root_set = 1;
     int next = yr_openat2(*cur, part, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS |
                           RESOLVE_NO_MAGICLINKS | (r->resolve & RESOLVE_NO_XDEV));
     if (next < 0)
@@ -603,6 +655,7 @@ static int walk(struct yr_call *c, int from, const char *path)
 int yr_walk(struct yr_call *c, int from, const char *path)
 {
     c->res.inside = 0;                   /* until the walk comes through the root */
+    c->res.root_set = path[0] == '/' || (c->res.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT));
     return walk(c, from, path);
 }
 
@@ -648,6 +701,9 @@ static int walk_body(struct yr_call *c, const char *body)
         strcpy(buf + n, "/");
     if (buf[0] == '/' && (r->resolve & RESOLVE_BENEATH))
         return -EXDEV;
+    int err = buf[0] == '/' ? jump_xdev(c, r->dir) : 0;
+    if (err < 0)
+        return err;
     int from = r->dir;
     r->dir = -1;
     return walk(c, from, buf);
@@ -662,7 +718,9 @@ int yr_follow_held(struct yr_call *c)
         return -ELOOP;                           /* after may_follow_link, as the kernel */
     int lfd = r->obj;
     r->obj = -1;
-    int err = read_link(lfd, "", c->target);
+    int err = nosymfollow(lfd);
+    if (err == 0)
+        err = read_link(lfd, "", c->target);
     close(lfd);
     return err < 0 ? err : walk_body(c, c->target);
 }
@@ -680,6 +738,9 @@ static int trailing_link(struct yr_call *c)
     if (pl < 0)
         return pl;
     if (pl != PL_NONE) {
+        int err = nosymfollow(r->obj);
+        if (err < 0)
+            return err;
         yr_close(r->obj);                        /* what it means is found anew, below */
         r->obj = -1;
     }
@@ -689,9 +750,10 @@ static int trailing_link(struct yr_call *c)
         return walk_body(c, subst);
     }
     if (pl == PL_MAGIC) {
-        if (r->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH |
-                          RESOLVE_IN_ROOT))
+        if (r->resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS))
             return -ELOOP;
+        if (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT))
+            return -EXDEV;                       /* nd_jump_link: not in a scope */
         r->magic = 1;
         return R_DONE;
     }
@@ -763,9 +825,10 @@ static int look(struct yr_call *c)
     yr_close(r->obj);
     r->obj = -1;
     r->exists = 0;
-    int fd = openat(r->dir, r->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    /* NO_XDEV: a mountpoint as the last name is a crossing too (EXDEV) */
+    int fd = yr_openat2(r->dir, r->name, O_PATH | O_NOFOLLOW, r->resolve & RESOLVE_NO_XDEV);
     if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
+        return fd == -ENOENT ? 0 : fd;
     if (fstat(fd, &r->st) < 0) {
         int e = errno;
         close(fd);
@@ -787,6 +850,7 @@ int yr_trail(struct yr_call *c)
         if (c->op == OP_OPEN && (c->flags & O_CREAT) && r->slash)
             return -EISDIR;                      /* before the name is looked at */
         if (strcmp(r->name, "..") == 0) {
+            r->root_set = 1;
             if (!at_root(c, r->dir)) {
                 int nd = dotdot(c, r->dir);
                 if (nd < 0)

@@ -113,7 +113,7 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->buf = 0;
     c->xsize = 0;
     c->path[0] = c->target[0] = '\0';
-    r->root_known = r->inside = 0;
+    r->root_known = r->inside = r->root_set = 0;
     r->known_dir = -1;
     r->resolve = 0;
     r->follow = 1;

@@ -220,15 +220,20 @@ def test_a_swapped_trailing_name_is_decided_on_what_is_read(top, route, partner,
     try:
         assert flip.stdout.readline().strip() == "ready"
         out = run(*AS_1001, PYTHON_1001, "-c", VICTIM, *args, cwd=top)
-        native = subprocess.run([*AS_1001, PYTHON_1001, "-c", VICTIM, *args], cwd=top,
-                                capture_output=True, text=True, timeout=60)
+        # the kernel (sysctl 0) follows it: within a few rounds of 1500 tries
+        # (one round's tries all met the other name once, on a busy machine)
+        for _ in range(5):
+            native = subprocess.run([*AS_1001, PYTHON_1001, "-c", VICTIM, *args], cwd=top,
+                                    capture_output=True, text=True, timeout=60)
+            if json.loads(native.stdout)["E"] > 0:
+                break
     finally:
         flip.kill()
         flip.wait()
     seen = json.loads(out.stdout)
     assert seen["E"] == 0, seen
     assert seen["S"] > 0 and seen["denied"] > 0, seen
-    assert json.loads(native.stdout)["E"] > 0       # the kernel (sysctl 0) follows it
+    assert json.loads(native.stdout)["E"] > 0, native.stdout
 
 
 JAILED = ("import os, sys\n"
