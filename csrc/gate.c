@@ -24,7 +24,11 @@
  *   - a process inside: the kernel's core rule for the caller (kptrace.c)
  *     where the kernel checks on open or on following a magic link, and,
  *     for the entries the kernel checks in PTRACE_MODE_ATTACH, the chain
- *     (hook ptrace_access_check), as Yama would be asked. */
+ *     (hook ptrace_access_check), as Yama would be asked.
+ *
+ * A cgroup file opened for writing acts on processes too, with no check of
+ * the writer against them: placed against yama-run's cgroups, and told to
+ * Python (cgroup files, below). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

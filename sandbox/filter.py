@@ -68,10 +68,10 @@ SOCKETCALL_ADDRESSED = (2, 3, 11, 16, 20)   # i386 socketcall: BIND, CONNECT, SE
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
 # Opens that may write: an access mode other than O_RDONLY (3, both, is
 # checked for reading and writing), or O_TRUNC; openat2 whole, creat always.
+_MAY_WRITE = ((O_ACCMODE, O_WRONLY), (O_ACCMODE, O_RDWR), (O_ACCMODE, O_ACCMODE),
+              (O_TRUNC, O_TRUNC))
 _WRITE_OPENS = [*((name, [sc.Arg(arg, sc.MASKED_EQ, mask, value)])
-                  for name, arg in (("open", 1), ("openat", 2))
-                  for mask, value in ((O_ACCMODE, O_WRONLY), (O_ACCMODE, O_RDWR),
-                                      (O_ACCMODE, O_ACCMODE), (O_TRUNC, O_TRUNC))),
+                  for name, arg in (("open", 1), ("openat", 2)) for mask, value in _MAY_WRITE),
                 ("openat2", []), ("creat", [])]
 
 
@@ -408,6 +408,12 @@ def hostile_rules(hooks: set[str], kernel: int):
     # (a `yama-run --change-running ... --set ...` among it): refused, root
     # inside too, with the kernel's errno under dev.tty.legacy_tiocsti=0.
     yield sc.ERRNO(errno.EIO), "ioctl", [_int_eq(1, TIOCSTI)]
+    # open_by_handle_at names its file by a handle, never by a path the gate
+    # could judge: root inside (CAP_DAC_READ_SEARCH) froze a cgroup through
+    # its cgroup.freeze's handle where the gate refuses the path. Refused for
+    # writing, with the kernel's errno for a caller without that capability.
+    for mask, value in _MAY_WRITE:
+        yield sc.ERRNO(errno.EPERM), "open_by_handle_at", [sc.Arg(2, sc.MASKED_EQ, mask, value)]
     guarded = [*GUARDED,
                *(() if kernel & KERNEL_SIGNALS else ("task_kill",)),
                *(() if kernel & KERNEL_PTRACE else ("ptrace_access_check", "ptrace_proc_open",

@@ -244,7 +244,7 @@ def untouched(cg: Tree, outsider: int, limit_before: str | None) -> None:
     assert _alive(outsider), "the outsider was killed"
     assert not _frozen(cg.editor), "the outsider's cgroup was frozen"
     assert _in(cg.editor, outsider), "the outsider was moved"
-    if cg.limit:
+    if limit_before is not None:
         assert (cg.editor / cg.limit[0]).read_text() == limit_before
 
 
@@ -361,12 +361,30 @@ def test_a_contained_program_writes_no_cgroup_file(cg, probe, place, mode, launc
     assert "contain: denied " in proc.stderr and "a cgroup file" in proc.stderr, proc.stderr
 
 
+def test_root_inside_writes_no_cgroup_file_by_handle(cg, probe, place):  # noqa: F811
+    """open_by_handle_at names a file by a handle, never by a path the gate
+    walks: root inside (CAP_DAC_READ_SEARCH; yama-run started by root) froze
+    the outsider's cgroup through its cgroup.freeze's handle while the path
+    was refused. Refused for writing (EPERM, as without that capability);
+    natively it works."""
+    outsider = cg.outsider()
+    ops = ["h", "freeze-handle", f"{cg.editor}/cgroup.freeze", "1"]
+    native = subprocess.run([probe, *ops], capture_output=True, text=True, timeout=TIMEOUT).stdout
+    assert results(native)["freeze-handle"] == "ok", native
+    _write(cg.editor / "cgroup.freeze", "0")
+    for prof in ("strict", profile(place, "default", DEFAULT)):
+        proc = run_in(cg, cg.sandbox, [], prof, [probe, *ops])
+        assert results(proc.stdout).get("freeze-handle") == "EPERM", proc.stdout + proc.stderr
+        untouched(cg, outsider, None)
+
+
 # -- not contained: yama-run's own cgroups are out of reach ----------------------------------
 
+@pytest.mark.parametrize("launch", list(LAUNCHERS))
 @pytest.mark.parametrize("mode", ["default", "default-no-landlock"])
-def test_the_supervisors_cgroup_is_out_of_reach(cg, probe, place, mode):  # noqa: F811
-    """Not contained, the program (uid 1001, yama-run started by root in a
-    delegated cgroup) moves itself to a sibling cgroup, as the attacker did,
+def test_the_supervisors_cgroup_is_out_of_reach(cg, probe, place, mode, launch):  # noqa: F811
+    """Not contained, the program (uid 1001, yama-run started by root or by
+    uid 1001 in a delegated cgroup) moves itself to a sibling cgroup, as the attacker did,
     then freezes the cgroup holding the supervisor and the front and its
     ancestor, writes the supervisor's pid into a cgroup of its own and kills
     the supervisor's cgroup: each refused (EACCES); the sandbox runs on and
@@ -375,7 +393,8 @@ def test_the_supervisors_cgroup_is_out_of_reach(cg, probe, place, mode):  # noqa
     cgroup files are read."""
     prof = profile(place, "default", DEFAULT)
     env = NO_LANDLOCK if mode.endswith("no-landlock") else None
-    kid = cg.own / f"kid-{mode}"
+    launcher, inside = LAUNCHERS[launch]
+    kid = cg.own / f"kid-{mode}-{launch}"
     ops = ["w", "move-self", f"{cg.mine}/cgroup.procs", "SELF",
            "w", "freeze", f"{cg.sandbox}/cgroup.freeze", "1",
            "p", "freeze-reopen", f"{cg.sandbox}/cgroup.freeze", "1",
@@ -391,7 +410,7 @@ def test_the_supervisors_cgroup_is_out_of_reach(cg, probe, place, mode):  # noqa
             "r", "read-events", f"{cg.app}/cgroup.events"]
     if cg.limit:
         ops += ["w", "limit-own", f"{kid}/{cg.limit[0]}", cg.limit[1]]
-    proc = run_in(cg, cg.sandbox, [], prof, [*AS_1001, probe, *ops], env=env)
+    proc = run_in(cg, cg.sandbox, launcher, prof, [*inside, probe, *ops], env=env)
     got = results(proc.stdout)
     said = proc.stdout + proc.stderr
     assert {a: got.get(a) for a in attacks} == dict.fromkeys(attacks, "EACCES"), said

@@ -8,6 +8,8 @@
  *   a   openat2(AT_FDCWD, PATH, O_WRONLY), write VALUE
  *   p   an O_PATH handle of PATH opened again for writing through
  *       /proc/self/fd/N, write VALUE
+ *   h   open_by_handle_at of PATH's handle, for writing (its directory as the
+ *       mount's descriptor), write VALUE
  *   r   open(PATH, O_RDONLY), read
  *   m   mkdir(PATH) (a cgroup of the program's own)
  * VALUE "SELF" is the program's pid, "PARENT" its parent's (under yama-run:
@@ -64,7 +66,7 @@ int main(int argc, char **argv)
         const char *value = "";
         char num[32];
         i += 3;
-        if (strchr("wap", op[0]) && i < argc) {
+        if (strchr("waph", op[0]) && i < argc) {
             value = argv[i++];
             if (strcmp(value, "SELF") == 0 || strcmp(value, "PARENT") == 0) {
                 snprintf(num, sizeof(num), "%d", strcmp(value, "SELF") == 0 ? getpid() : getppid());
@@ -84,6 +86,21 @@ int main(int argc, char **argv)
             res = h < 0 ? name_of(errno) : put(open(again, O_WRONLY | O_CLOEXEC), value);
             if (h >= 0)
                 close(h);
+        } else if (op[0] == 'h') {
+            struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+            char dir[4096];
+            int mount_id;
+            snprintf(dir, sizeof(dir), "%s", path);
+            *strrchr(dir, '/') = '\0';
+            fh->handle_bytes = MAX_HANDLE_SZ;
+            int m = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (m < 0 || name_to_handle_at(AT_FDCWD, path, fh, &mount_id, 0) < 0)
+                res = name_of(errno);
+            else
+                res = put(open_by_handle_at(m, fh, O_WRONLY | O_CLOEXEC), value);
+            if (m >= 0)
+                close(m);
+            free(fh);
         } else if (op[0] == 'r') {
             char buf[4096];
             int fd = open(path, O_RDONLY | O_CLOEXEC);
