@@ -36,7 +36,8 @@ from pathlib import Path
 import pytest
 
 from conftest import YAMA_RUN
-from test_escape import AS_1001, TIMEOUT, interpreter_for_1001, place, placed_probe  # noqa: F401
+from test_escape import (AS_1001, TIMEOUT, _have_ptrace_backend, interpreter_for_1001,  # noqa: F401
+                         place, placed_probe)
 
 CGROUP2_SUPER_MAGIC = 0x63677270
 NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
@@ -249,9 +250,10 @@ def untouched(cg: Tree, outsider: int, limit_before: str | None) -> None:
 
 
 def run_in(cg: Tree, cgroup: Path, launcher: list[str], prof: str, program: list[str],
-           env=None) -> subprocess.CompletedProcess:
+           env=None, backend: str = "notify") -> subprocess.CompletedProcess:
     """yama-run, started by launcher from cgroup, on program."""
-    proc = cg.start_in(cgroup, [*launcher, *YAMA_RUN, "-v", "--profile", prof, "--", *program],
+    proc = cg.start_in(cgroup, [*launcher, *YAMA_RUN, "-v", "--backend", backend,
+                                "--profile", prof, "--", *program],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out, err = proc.communicate(timeout=TIMEOUT)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -324,10 +326,11 @@ def test_the_supervisors_cgroup_is_reached_natively(cg, probe):
 # -- contained: no cgroup file is written ---------------------------------------------------
 
 CONTAINED = {
-    "strict": ("strict", None),
-    "strict-no-landlock": ("strict", NO_LANDLOCK),
-    "contain-only": ("contain-only", None),
-    "contain-only-no-landlock": ("contain-only", NO_LANDLOCK),
+    "strict": ("strict", None, "notify"),
+    "strict-no-landlock": ("strict", NO_LANDLOCK, "notify"),
+    "contain-only": ("contain-only", None, "notify"),
+    "contain-only-no-landlock": ("contain-only", NO_LANDLOCK, "notify"),
+    "strict-ptrace-backend": ("strict", None, "ptrace"),
 }
 LAUNCHERS = {"root-runs-1001": ([], AS_1001), "1001-runs-1001": (AS_1001, [])}
 
@@ -342,7 +345,9 @@ def test_a_contained_program_writes_no_cgroup_file(cg, probe, place, mode, launc
     its limit, cgroup.kill, and a cgroup.procs of the program's own given
     the outsider's pid: each refused (EACCES), the outsider alive, not frozen,
     not moved, its limit unchanged. Reading cgroup files still works."""
-    name, env = CONTAINED[mode]
+    name, env, backend = CONTAINED[mode]
+    if backend == "ptrace" and not _have_ptrace_backend():
+        pytest.skip("needs python-ptrace for --backend ptrace")
     prof = "strict" if name == "strict" else profile(place, name, CONTAIN_ONLY)
     launcher, inside = LAUNCHERS[launch]
     outsider = cg.outsider()
@@ -350,7 +355,8 @@ def test_a_contained_program_writes_no_cgroup_file(cg, probe, place, mode, launc
     ops = [*contained_attacks(cg, outsider),
            "r", "read-procs", f"{cg.editor}/cgroup.procs",
            "r", "read-events", f"{cg.sandbox}/cgroup.events"]
-    proc = run_in(cg, cg.sandbox, launcher, prof, [*inside, probe, *ops], env=env)
+    proc = run_in(cg, cg.sandbox, launcher, prof, [*inside, probe, *ops], env=env,
+                  backend=backend)
     got = results(proc.stdout)
     said = proc.stdout + proc.stderr
     attacks = [ops[i + 1] for i in range(0, len(ops) - 6, 4)]
