@@ -584,18 +584,22 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     the listener dropped: a descendant's hooked call gets ENOSYS, never
     waits for ever."""
     out = tmp_path / "late"
-    # A contained sandbox at scope 0 routes no opens: with opens routed (scope
-    # >= 1, for /proc/PID/mem; or not contained, for the supervisor's /proc
-    # entries), no dynamically linked program could start afterwards.
+    # A contained sandbox at scope 0 routes no opens that only read: with
+    # every open routed (scope >= 1, for /proc/PID/mem; or not contained, for
+    # the supervisor's /proc entries), no dynamically linked program could
+    # start afterwards. The opens that may write are routed (the cgroup
+    # check), so the late program's output goes to descriptors inherited.
     scope0 = tmp_path / "scope0.toml"
     scope0.write_text('chain = ["contain", "ptrace"]\n\n[contain]\nenabled = true\n\n'
                       '[ptrace]\nscope = 0\n')
-    script = (f"(sleep 1; {probe} abi x64 ptracer > {out} 2> {out}.err) & "
-              f"{probe} abi x64 ptracer; sleep 5")
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--wait", "--profile", str(scope0), "--",
-                        "sh", "-c", script],
-                       capture_output=True, text=True, timeout=30)
+    with open(out, "w") as late_out, open(f"{out}.err", "w") as late_err:
+        fds = (late_out.fileno(), late_err.fileno())
+        script = (f"(sleep 1; {probe} abi x64 ptracer >&{fds[0]} 2>&{fds[1]}) & "
+                  f"{probe} abi x64 ptracer; sleep 5")
+        r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--wait", "--profile", str(scope0),
+                            "--", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=30, pass_fds=fds)
     assert "the notification loop failed" in r.stderr, r.stderr
     assert r.returncode == 128 + signal.SIGKILL, r
     # The late call fails closed: its prctl, or already its execve (routed
