@@ -588,7 +588,8 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     # every open routed (scope >= 1, for /proc/PID/mem; or not contained, for
     # the supervisor's /proc entries), no dynamically linked program could
     # start afterwards. The opens that may write are routed (the cgroup
-    # check), so the late program's output goes to descriptors inherited.
+    # check), so the late program's output goes to descriptors inherited
+    # (bash: dash redirects only descriptors 0-9).
     scope0 = tmp_path / "scope0.toml"
     scope0.write_text('chain = ["contain", "ptrace"]\n\n[contain]\nenabled = true\n\n'
                       '[ptrace]\nscope = 0\n')
@@ -598,7 +599,7 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
         script = (f"(sleep 1; {probe} abi x64 ptracer >&{fds[0]} 2>&{fds[1]}) & "
                   f"{probe} abi x64 ptracer; sleep 5")
         r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--wait", "--profile", str(scope0),
-                            "--", "sh", "-c", script],
+                            "--", "bash", "-c", script],
                            capture_output=True, text=True, timeout=30, pass_fds=fds)
     assert "the notification loop failed" in r.stderr, r.stderr
     assert r.returncode == 128 + signal.SIGKILL, r
