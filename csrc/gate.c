@@ -24,7 +24,11 @@
  *   - a process inside: the kernel's core rule for the caller (kptrace.c)
  *     where the kernel checks on open or on following a magic link, and,
  *     for the entries the kernel checks in PTRACE_MODE_ATTACH, the chain
- *     (hook ptrace_access_check), as Yama would be asked. */
+ *     (hook ptrace_access_check), as Yama would be asked.
+ *
+ * A cgroup file opened for writing acts on processes too, with no check of
+ * the writer against them: placed against yama-run's cgroups, and told to
+ * Python (cgroup files, below). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -351,6 +355,292 @@ static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_
     return yr_hook(c, YR_HOOK_PROC_ACCESS, RESUME_ACT);
 }
 
+/* ---- cgroup files -------------------------------------------------------------- */
+
+/* A cgroup file written acts on every process of its cgroup and of the
+ * cgroups below it, and the kernel asks nothing of the writer about them:
+ * cgroup.kill (SIGKILL, no signal permission), cgroup.freeze, the limits
+ * (memory.max: the OOM killer; pids.max, cpu.max), cgroup.procs and
+ * cgroup.threads (the pid written is moved). A user's delegated subtree
+ * (systemd's user@UID.service) is writable by every process of that uid,
+ * and Landlock's scopes do not see any of it. For a cgroup file opened for
+ * writing the gate finds, from the objects it holds (YR_CG_*):
+ *   - whether its cgroup holds a yama-run process or is an ancestor of one's;
+ *   - whether it is cgroup.procs or cgroup.threads: the pid is known only at
+ *     write(), which is not routed, and the supervisor written into a cgroup
+ *     of the program's own could then be frozen there;
+ *   - whether either could not be established (cgroup v1, whose hierarchies
+ *     are not matched here, among them): fail closed.
+ * Python says the refusal (YR_HOOK_CGROUP_WRITE): any of these, in every
+ * mode; any cgroup write at all while contained (the contain module: a
+ * cgroup may hold processes outside). Nothing else is asked about. */
+
+#define CG_DEPTH 64          /* ancestors compared at most; deeper: not established */
+#define CG_FILE_MAX 65536    /* /proc/PID/cgroup read at most */
+
+struct cg_chain {
+    int n;
+    ino_t ino[CG_DEPTH];
+};
+
+/* dir and its ancestors, up to the root of the mount it is on (".." would
+ * cross a mount there: EXDEV), by cgroup id. cgroup v2 is one hierarchy:
+ * the kernfs node ids (st_ino) are the cgroup ids, the same through every
+ * mount of it (a mount in another cgroup namespace has a superblock, and an
+ * st_dev, of its own), and a cgroup never moves to another parent (v2
+ * refuses rename), so the chain of held directories is the cgroup's own.
+ * 0, or -1 (deeper than CG_DEPTH, or a look-up failed). dir is kept. */
+static int cg_ancestors(int dir, struct cg_chain *ch)
+{
+    struct stat st;
+    int cur = dir, rc = -1;
+    ch->n = 0;
+    while (fstat(cur, &st) == 0 && ch->n < CG_DEPTH) {
+        if (ch->n > 0 && st.st_ino == ch->ino[ch->n - 1]) {
+            rc = 0;                              /* our own root: ".." stays */
+            break;
+        }
+        ch->ino[ch->n++] = st.st_ino;
+        int up = yr_openat2(cur, "..", O_PATH | O_DIRECTORY, RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS);
+        if (cur != dir)
+            close(cur);
+        cur = dir;
+        if (up == -EXDEV)
+            return 0;                            /* the mount's root */
+        if (up < 0)
+            return -1;
+        cur = up;
+    }
+    if (cur != dir)
+        close(cur);
+    return rc;
+}
+
+static int cg_in(const struct cg_chain *ch, ino_t ino)
+{
+    for (int i = 0; i < ch->n; i++)
+        if (ch->ino[i] == ino)
+            return 1;
+    return 0;
+}
+
+/* Does name in dir lead to the cgroup v2 file held (st), with no link
+ * followed and no mount crossed? Then dir is its cgroup: a file
+ * bind-mounted elsewhere, or over another cgroup's file, proves nothing. */
+static int cg_child(int dir, const char *name, const struct stat *st)
+{
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return 0;
+    int fd = yr_openat2(dir, name, O_PATH | O_NOFOLLOW,
+                        RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
+    struct stat found;
+    struct statfs sf;
+    int same = fd >= 0 && fstat(fd, &found) == 0 && found.st_ino == st->st_ino &&
+               fstatfs(fd, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+    yr_close(fd);
+    return same;
+}
+
+/* The cgroup directory of the cgroup file held as obj (a new fd), and the
+ * file's name in it: the walk's held parent, if it proves; else the
+ * directory our /proc/self/fd link names, if it proves (a file reached
+ * through a magic link or a descriptor). -1: neither. */
+static int cg_dir_of(struct yr_call *c, int obj, const struct stat *st, char *name, size_t size)
+{
+    struct yr_res *r = &c->res;
+    if (r->dir >= 0 && cg_child(r->dir, r->name, st)) {
+        snprintf(name, size, "%s", r->name);
+        return fcntl(r->dir, F_DUPFD_CLOEXEC, 0);
+    }
+    char path[YR_PATH_MAX], link[16];
+    snprintf(link, sizeof(link), "%d", obj);
+    ssize_t n = readlinkat(yr_own_fd_dir(), link, path, sizeof(path) - 1);
+    if (n <= 0 || path[0] != '/')
+        return -1;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    snprintf(name, size, "%s", slash + 1);
+    *slash = '\0';
+    int dir = yr_openat2(AT_FDCWD, *path ? path : "/", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+    if (dir >= 0 && !cg_child(dir, name, st)) {
+        close(dir);
+        dir = -1;
+    }
+    return dir < 0 ? -1 : dir;
+}
+
+/* Our mount of cgroup v2 at our cgroup namespace's root (mountinfo shows a
+ * cgroup mount's root relative to the reader's namespace: "/"), where the
+ * paths of /proc/PID/cgroup are looked up. Set up once, as own_proc. */
+static int cg_mount = -1;
+static pthread_once_t cg_mount_once = PTHREAD_ONCE_INIT;
+
+static void cg_unescape(char *s)             /* mountinfo's \ooo */
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+static void cg_mount_open(void)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[2 * YR_PATH_MAX], root[YR_PATH_MAX], point[YR_PATH_MAX];
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strstr(line, " - cgroup2 ") ||
+            sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2 || strcmp(root, "/"))
+            continue;
+        cg_unescape(point);
+        int fd = open(point, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct statfs sf;
+        if (fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+            cg_mount = fd;
+            break;
+        }
+        yr_close(fd);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Is tid listed in the cgroup.threads of dir: a member of that cgroup? */
+static int cg_holds(int dir, pid_t tid)
+{
+    int fd = openat(dir, "cgroup.threads", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    long cur = 0;
+    int digits = 0, found = 0;
+    ssize_t n;
+    while (!found && (n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                cur = cur * 10 + (buf[i] - '0');
+                digits++;
+            } else {
+                if (digits && cur == tid)
+                    found = 1;
+                cur = digits = 0;
+            }
+        }
+    }
+    close(fd);
+    return found || (digits && cur == tid);
+}
+
+/* The cgroup (v2) of our process pid, held: the path of its "0::" line in
+ * /proc/PID/cgroup (relative to our cgroup namespace's root), looked up
+ * below our mount of that root, then proved by its cgroup.threads listing
+ * pid (the thread /proc/PID/cgroup speaks of). A process moves only by a
+ * write to cgroup.procs or cgroup.threads (refused from inside, above), so
+ * the program cannot move it between the read and the proof; a name swapped
+ * meanwhile (cgroup v2 has no rename; an rmdir and a mkdir) fails the
+ * proof. -ESRCH: gone; -EACCES: not established. */
+static int cg_of(pid_t pid)
+{
+    char rel[32], buf[CG_FILE_MAX];
+    snprintf(rel, sizeof(rel), "%d/cgroup", (int)pid);
+    int fd = openat(own_proc, rel, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -EACCES;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    char *line = strncmp(buf, "0::", 3) == 0 ? buf : strstr(buf, "\n0::");
+    if (!line)
+        return -EACCES;
+    char *path = line + (line == buf ? 3 : 4);
+    path[strcspn(path, "\n")] = '\0';
+    if (path[0] != '/' || strncmp(path, "/..", 3) == 0)  /* outside our namespace */
+        return -EACCES;
+    while (*path == '/')
+        path++;
+    pthread_once(&cg_mount_once, cg_mount_open);
+    if (cg_mount < 0)
+        return -EACCES;
+    int dir = yr_openat2(cg_mount, *path ? path : ".", O_PATH | O_DIRECTORY,
+                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+    if (dir >= 0 && !cg_holds(dir, pid)) {
+        close(dir);
+        dir = -EACCES;
+    }
+    return dir < 0 ? -EACCES : dir;
+}
+
+/* of_file: the file's cgroup and its ancestors. YR_CG_YAMA if it is the
+ * cgroup of a protected process or an ancestor of one's; YR_CG_UNKNOWN
+ * if that cannot be told: a protected cgroup not established, or no cgroup
+ * shared by both chains (the file's mount stops below a place our chain of
+ * that process reaches, or ours stops below the file's cgroup). */
+static uint32_t cg_reaches_yama(const struct cg_chain *of_file)
+{
+    pid_t pids[MAX_PROTECTED + 1];
+    int n = 0;
+    pids[n++] = getpid();
+    for (int i = 0; i < nprotected; i++)
+        pids[n++] = protected_pids[i];
+    uint32_t facts = 0;
+    for (int i = 0; i < n; i++) {
+        struct cg_chain of_yama;
+        int dir = cg_of(pids[i]);
+        if (dir == -ESRCH)
+            continue;                            /* gone: nothing of it to reach */
+        int ok = dir >= 0 && cg_ancestors(dir, &of_yama) == 0;
+        yr_close(dir);
+        if (!ok)
+            return YR_CG_UNKNOWN;
+        if (cg_in(&of_yama, of_file->ino[0]))
+            return YR_CG_YAMA;
+        int shared = 0;
+        for (int j = 0; j < of_file->n && !shared; j++)
+            shared = cg_in(&of_yama, of_file->ino[j]);
+        if (!shared)
+            facts |= YR_CG_UNKNOWN;
+    }
+    return facts;
+}
+
+static uint32_t cg_facts(struct yr_call *c, int obj, const struct stat *st, long fs_type)
+{
+    char name[NAME_MAX + 1];
+    if (fs_type != CGROUP2_SUPER_MAGIC || own_proc_setup() < 0)
+        return YR_CG_UNKNOWN;
+    int dir = cg_dir_of(c, obj, st, name, sizeof(name));
+    if (dir < 0)
+        return YR_CG_UNKNOWN;
+    uint32_t facts = strcmp(name, "cgroup.procs") == 0 || strcmp(name, "cgroup.threads") == 0
+                     ? YR_CG_MOVES : 0;
+    struct cg_chain of_file;
+    facts |= cg_ancestors(dir, &of_file) == 0 ? cg_reaches_yama(&of_file) : YR_CG_UNKNOWN;
+    close(dir);
+    return facts;
+}
+
+/* A cgroup file (v2 or v1) about to be written. The facts are ours to find
+ * (our /proc, our mount, directories the caller may not search). */
+static int judge_cgroup(struct yr_call *c, int obj, const struct stat *st, long fs_type)
+{
+    yr_fs_pause();
+    uint32_t facts = cg_facts(c, obj, st, fs_type);
+    yr_fs_resume();
+    if (!facts && !(yr_walk_config(NULL, NULL) & YR_WALK_LANDLOCK))
+        return 0;
+    c->pub.facts = facts;
+    return yr_hook(c, YR_HOOK_CGROUP_WRITE, RESUME_ACT);
+}
+
 int yr_gate(struct yr_call *c, int obj, enum yr_access access)
 {
     struct stat st;
@@ -364,7 +654,15 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access)
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access)
 {
     c->own_entry = 0;
-    if (!yr_on_proc_st(obj, held))
+    /* One fstatfs tells procfs and cgroupfs (anonymous devices, major 0);
+     * a filesystem on a block device is neither: no syscall for it. */
+    struct statfs sf;
+    if (major(held->st_dev) != 0 || fstatfs(obj, &sf) < 0)
+        return 0;
+    if (sf.f_type == CGROUP2_SUPER_MAGIC || sf.f_type == CGROUP_SUPER_MAGIC)
+        return access == ACC_WRITE && S_ISREG(held->st_mode)
+               ? judge_cgroup(c, obj, held, (long)sf.f_type) : 0;
+    if (sf.f_type != PROC_SUPER_MAGIC)
         return 0;
     struct proc_obj o;
     int err = identify(c, obj, held, &o);

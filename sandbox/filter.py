@@ -44,7 +44,9 @@ def _registry() -> tuple[dict[str, int], dict[int, str], dict[str, int]]:
 
 SYSCALL_IDS, SYSCALL_NAMES, SERVERS = _registry()
 
+O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
 O_CREAT = 0o100
+O_TRUNC = 0o1000
 O_PATH = 0o10000000
 O_TMPFILE_BIT = 0o20000000        # __O_TMPFILE (O_TMPFILE adds O_DIRECTORY)
 AT_SYMLINK_FOLLOW = 0x400
@@ -65,6 +67,13 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
 SOCKETCALL_ADDRESSED = (2, 3, 11, 16, 20)   # i386 socketcall: BIND, CONNECT, SENDTO, SENDMSG, SENDMMSG
 # Opens, whatever their flags (openat2's are in memory, creat's are O_CREAT).
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
+# Opens that may write: an access mode other than O_RDONLY (3, both, is
+# checked for reading and writing), or O_TRUNC; openat2 whole, creat always.
+_MAY_WRITE = ((O_ACCMODE, O_WRONLY), (O_ACCMODE, O_RDWR), (O_ACCMODE, O_ACCMODE),
+              (O_TRUNC, O_TRUNC))
+_WRITE_OPENS = [*((name, [sc.Arg(arg, sc.MASKED_EQ, mask, value)])
+                  for name, arg in (("open", 1), ("openat", 2)) for mask, value in _MAY_WRITE),
+                ("openat2", []), ("creat", [])]
 
 
 TRACED = sc.TRACE(0)     # SECCOMP_RET_TRACE: a PTRACE_EVENT_SECCOMP stop for the tracer
@@ -174,6 +183,11 @@ ROUTES = {
     # and link, linkat: a new name for a symlink inode is a symlink created
     # in that directory (csrc/link.c)
     "path_symlink": [("symlink", []), ("symlinkat", []), *_LINKS],
+    # a cgroup file opened for writing (cgroup.kill, cgroup.freeze, a limit,
+    # cgroup.procs) acts on every process of its cgroup: the gate judges it
+    # (csrc/gate.c), contained; in every mode every open is routed anyway
+    # where no Landlock domain is (hostile_rules)
+    "cgroup_write": _WRITE_OPENS,
     # Not a module's: the supervisor's notice of a setuid program run without
     # its privilege (no_new_privs), routed whenever a filter is installed.
     "exec_notice": [("execve", []), ("execveat", [])],
@@ -387,7 +401,7 @@ def path_protected(hooks: set[str]) -> bool:
     """A path protection, or the judging of opens of /proc/PID/mem: io_uring's
     OPENAT would reach a sibling's memory unseen."""
     return any(hook.startswith(PATH_HOOK_PREFIXES) for hook in hooks) \
-        or "ptrace_proc_open" in hooks
+        or "ptrace_proc_open" in hooks or "cgroup_write" in hooks
 
 
 def hostile_rules(hooks: set[str], kernel: int):
@@ -404,6 +418,12 @@ def hostile_rules(hooks: set[str], kernel: int):
     # (a `yama-run --change-running ... --set ...` among it): refused, root
     # inside too, with the kernel's errno under dev.tty.legacy_tiocsti=0.
     yield sc.ERRNO(errno.EIO), "ioctl", [_int_eq(1, TIOCSTI)]
+    # open_by_handle_at names its file by a handle, never by a path the gate
+    # could judge: root inside (CAP_DAC_READ_SEARCH) froze a cgroup through
+    # its cgroup.freeze's handle where the gate refuses the path. Refused for
+    # writing, with the kernel's errno for a caller without that capability.
+    for mask, value in _MAY_WRITE:
+        yield sc.ERRNO(errno.EPERM), "open_by_handle_at", [sc.Arg(2, sc.MASKED_EQ, mask, value)]
     guarded = [*GUARDED,
                *(() if kernel & KERNEL_SIGNALS else ("task_kill",)),
                *(() if kernel & KERNEL_PTRACE else ("ptrace_access_check", "ptrace_proc_open",

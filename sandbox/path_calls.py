@@ -8,7 +8,7 @@ import os
 
 from . import filter as seccomp_filter
 from ._yama import ffi, lib
-from .requests import CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
+from .requests import CgroupWrite, CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
 
 
 class PathCalls:
@@ -65,6 +65,8 @@ class PathCalls:
                 deny_errno = 0
             elif w.hook == lib.YR_HOOK_PROC_ACCESS:
                 deny_errno = self._proc_access(caller, syscall, w, path)
+            elif w.hook == lib.YR_HOOK_CGROUP_WRITE:
+                deny_errno = self._cgroup_write(caller, syscall, w, path)
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:
                     hook, request = "follow_link", FollowLink(
@@ -96,3 +98,29 @@ class PathCalls:
                                w.target_tgid, deny_errno=w.deny_errno, path=path)
         deny = self.sup.chain.walk("ptrace_access_check", request)
         return deny.errno if deny is not None else 0
+
+    def _cgroup_write(self, caller, syscall: str, w, path: str) -> int:
+        """A cgroup file opened for writing, with what the gate found of it
+        (csrc/gate.c, YR_CG_*). yama-run's own processes first, in every
+        mode, as the guard's (sandbox/guard.py): the cgroup of one of them or
+        an ancestor's; then the chain (contained: the contain module refuses
+        every cgroup write); then, in every mode, cgroup.procs and
+        cgroup.threads (the pid written is not seen: it may be yama-run's)
+        and a cgroup whose place could not be established (fail closed)."""
+        request = CgroupWrite(caller, path, syscall=syscall)
+        if w.facts & lib.YR_CG_YAMA:
+            return self._refuse(request, "it would reach the supervisor")
+        deny = self.sup.chain.walk("cgroup_write", request)
+        if deny is not None:
+            return deny.errno
+        if w.facts & lib.YR_CG_MOVES:
+            return self._refuse(request, "it would reach the supervisor "
+                                         "(the pid written may be one of yama-run's)")
+        if w.facts & lib.YR_CG_UNKNOWN:
+            return self._refuse(request, "it would reach the supervisor "
+                                         "(where this cgroup lies cannot be established)")
+        return 0
+
+    def _refuse(self, request, why: str) -> int:
+        self.sup.audit.say(f"refused {request.describe()} by {request.caller.describe()}: {why}")
+        return errno.EACCES

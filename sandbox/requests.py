@@ -412,6 +412,26 @@ class CreateInSticky(Request):
 
 
 @dataclass
+class CgroupWrite(Request):
+    """cgroup_write: a cgroup file opened for writing (cgroup.kill,
+    cgroup.freeze, memory.max, cgroup.procs...), which acts on every process
+    of its cgroup and of those below it, whoever they are; the core holds
+    the file and opens it if allowed (csrc/gate.c)."""
+
+    caller: Caller
+    path: str                      # as given
+    syscall: str = "openat"
+    hook = "cgroup_write"
+    default_errno = errno.EACCES
+
+    def describe(self) -> str:
+        return f"{self.syscall} {self.path!r} for writing (a cgroup file)"
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path}
+
+
+@dataclass
 class PathSymlink(Request):
     """path_symlink: symlink/symlinkat into a sticky directory, or link/linkat
     giving a symlink inode a new name there (syscall says which; target is

@@ -538,12 +538,15 @@ ALL_PATHS_OFF = ["--set", "ptrace.scope=0", "--set", "hardlinks.protected=0",
                  "--set", "regular.protected=0"]
 
 
-def test_io_uring_allowed_when_contained_and_nothing_routes_paths(probe):
+def test_io_uring_closed_when_contained_and_nothing_else_routes_paths(probe):
     """Contained (Landlock keeps yama-run out of reach), ptrace scope 0 and no
-    path protection: nothing to bypass, io_uring works."""
+    path protection: the opens that may write are still routed for the
+    gate's cgroup check (an io_uring OPENAT would write an outsider's
+    cgroup.kill unseen), so io_uring is closed there too. It worked there
+    until cgroup files were judged (docs/hostile.md)."""
     r = yama_run("--no-profile", "--set", "contain.enabled=true", *ALL_PATHS_OFF, "--",
                  probe, "abi", "x64", "uring_setup")
-    assert results(r.stdout) == {"uring_setup:x64": "0"}, r
+    assert results(r.stdout) == {"uring_setup:x64": "EPERM"}, r
 
 
 def test_io_uring_closed_when_not_contained(probe):
@@ -644,18 +647,23 @@ def test_broken_notification_loop_fails_closed(probe, tmp_path):
     the listener dropped: a descendant's hooked call gets ENOSYS, never
     waits for ever."""
     out = tmp_path / "late"
-    # A contained sandbox at scope 0 routes no opens: with opens routed (scope
-    # >= 1, for /proc/PID/mem; or not contained, for the supervisor's /proc
-    # entries), no dynamically linked program could start afterwards.
+    # A contained sandbox at scope 0 routes no opens that only read: with
+    # every open routed (scope >= 1, for /proc/PID/mem; or not contained, for
+    # the supervisor's /proc entries), no dynamically linked program could
+    # start afterwards. The opens that may write are routed (the cgroup
+    # check), so the late program's output goes to descriptors inherited
+    # (bash: dash redirects only descriptors 0-9).
     scope0 = tmp_path / "scope0.toml"
     scope0.write_text('chain = ["contain", "ptrace"]\n\n[contain]\nenabled = true\n\n'
                       '[ptrace]\nscope = 0\n')
-    script = (f"(sleep 1; {probe} abi x64 ptracer > {out} 2> {out}.err) & "
-              f"{probe} abi x64 ptracer; sleep 5")
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--wait", "--profile", str(scope0), "--",
-                        "sh", "-c", script],
-                       capture_output=True, text=True, timeout=30)
+    with open(out, "w") as late_out, open(f"{out}.err", "w") as late_err:
+        fds = (late_out.fileno(), late_err.fileno())
+        script = (f"(sleep 1; {probe} abi x64 ptracer >&{fds[0]} 2>&{fds[1]}) & "
+                  f"{probe} abi x64 ptracer; sleep 5")
+        r = subprocess.run([sys.executable, "-c", BROKEN_LOOP, "--wait", "--profile", str(scope0),
+                            "--", "bash", "-c", script],
+                           capture_output=True, text=True, timeout=30, pass_fds=fds)
     assert "the notification loop failed" in r.stderr, r.stderr
     assert r.returncode == 128 + signal.SIGKILL, r
     # The late call fails closed: its prctl, or already its execve (routed

@@ -17,6 +17,8 @@ out of reach (sandbox/guard.py). With it on:
     namespaces, setns by pidfd, kcmp, get_robust_list). Each refusal is this module's, audited:
     "contain: denied kill of 4242 (sleep) by 1200 (sh): outside the sandbox";
   * /proc entries of outsiders are out of reach of the core's opens;
+  * no cgroup file is opened for writing (cgroup.kill, cgroup.freeze,
+    memory.max, cgroup.procs... act on processes outside): EACCES;
   * the program runs in a Landlock domain with the signal scope (ABI 6+):
     the kernel's own backstop for signals and ptrace-class access, whatever
     route a call takes.
@@ -30,9 +32,14 @@ from . import Module, Setting
 
 # The LSM hooks (security/security.c names) of the calls containment judges.
 HOOKS = ("task_kill", "task_prlimit", "task_setnice", "task_setioprio", "task_setscheduler",
-         "task_movememory", "perf_event_open", "ptrace_access_check", "ptrace_read_access")
+         "task_movememory", "perf_event_open", "ptrace_access_check", "ptrace_read_access",
+         "cgroup_write")
 
 REASON = "outside the sandbox"
+# cgroup.kill, cgroup.freeze, a limit, cgroup.procs: a cgroup file acts on
+# every process of its cgroup, and which processes those are is known only
+# at write() (a cgroup.procs write, a process moving): never inside alone
+CGROUP_REASON = "a cgroup file acts on processes outside the sandbox"
 
 
 class Contain(Module):
@@ -65,6 +72,9 @@ class Contain(Module):
     task_kill = task_prlimit = task_setnice = task_setioprio = _judge
     task_setscheduler = task_movememory = perf_event_open = ptrace_access_check = _judge
     ptrace_read_access = _judge
+
+    def cgroup_write(self, req):
+        return Deny(req.default_errno, CGROUP_REASON)
 
 
 MODULE = Contain
