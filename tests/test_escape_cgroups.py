@@ -281,18 +281,24 @@ def test_a_contained_programs_attacks_work_natively(cg, probe):
         assert (cg.editor / cg.limit[0]).read_text().strip() == cg.limit[1]
         _write(cg.editor / cg.limit[0], "max")
     _write(cg.editor / "cgroup.freeze", "0")
-    out = subprocess.run([*AS_1001, probe, "w", "move", f"{cg.mine}/cgroup.procs", str(outsider)],
+    _moved_then_killed(cg, probe, outsider, cg.editor)
+
+
+def _moved_then_killed(cg, probe, pid: int, home) -> None:
+    """Natively, as uid 1001: pid is moved into a cgroup of its own (cg.mine),
+    put back in home, and home's cgroup.kill ends it."""
+    out = subprocess.run([*AS_1001, probe, "w", "move", f"{cg.mine}/cgroup.procs", str(pid)],
                          capture_output=True, text=True, timeout=TIMEOUT).stdout
-    assert results(out)["move"] == "ok" and _in(cg.mine, outsider), out
-    _write(cg.editor / "cgroup.procs", str(outsider))
-    out = subprocess.run([*AS_1001, probe, "w", "kill", f"{cg.editor}/cgroup.kill", "1"],
+    assert results(out)["move"] == "ok" and _in(cg.mine, pid), out
+    _write(home / "cgroup.procs", str(pid))
+    out = subprocess.run([*AS_1001, probe, "w", "kill", f"{home}/cgroup.kill", "1"],
                          capture_output=True, text=True, timeout=TIMEOUT).stdout
     assert results(out)["kill"] == "ok", out
     for _ in range(200):
-        if not _alive(outsider):
+        if not _alive(pid):
             break
         time.sleep(0.01)
-    assert not _alive(outsider), out
+    assert not _alive(pid), out
 
 
 def test_the_supervisors_cgroup_is_reached_natively(cg, probe):
@@ -309,18 +315,7 @@ def test_the_supervisors_cgroup_is_reached_natively(cg, probe):
     assert results(out)["freeze"] == results(out)["freeze-ancestor"] == "ok", out
     _write(cg.app / "cgroup.freeze", "0")
     _write(cg.sandbox / "cgroup.freeze", "0")
-    out = subprocess.run([*AS_1001, probe, "w", "move", f"{cg.mine}/cgroup.procs",
-                          str(bystander)], capture_output=True, text=True, timeout=TIMEOUT).stdout
-    assert results(out)["move"] == "ok" and _in(cg.mine, bystander), out
-    _write(cg.sandbox / "cgroup.procs", str(bystander))
-    out = subprocess.run([*AS_1001, probe, "w", "kill", f"{cg.sandbox}/cgroup.kill", "1"],
-                         capture_output=True, text=True, timeout=TIMEOUT).stdout
-    assert results(out)["kill"] == "ok", out
-    for _ in range(200):
-        if not _alive(bystander):
-            break
-        time.sleep(0.01)
-    assert not _alive(bystander)
+    _moved_then_killed(cg, probe, bystander, cg.sandbox)
 
 
 # -- contained: no cgroup file is written ---------------------------------------------------
