@@ -260,6 +260,19 @@ static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
     return at_flags(c, a[4]);
 }
 
+/* Our copy of the caller's inotify instance or fanotify group (c->ifd),
+ * fetched as us: the call is made on it. */
+static int take_group(struct yr_call *c, uint64_t fd_arg)
+{
+    yr_fs_reset();
+    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)fd_arg);
+    yr_fs_become(&c->id);
+    if (fd < 0)
+        return -EBADF;
+    c->ifd = fd;
+    return 0;
+}
+
 static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
 {
     c->mode = (uint32_t)mask;
@@ -269,13 +282,7 @@ static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
         return -EINVAL;
     if (c->mode & IN_DONT_FOLLOW)
         c->res.follow = 0;
-    yr_fs_reset();                          /* the caller's instance, fetched as us */
-    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)fd_arg);
-    yr_fs_become(&c->id);
-    if (fd < 0)
-        return -EBADF;
-    c->ifd = fd;
-    return 0;
+    return take_group(c, fd_arg);
 }
 
 /* fanotify_mark(fd, flags, mask, dirfd, path): the mark is made on our copy
@@ -290,13 +297,7 @@ static int decode_fanotify(struct yr_call *c, uint64_t *path_addr, int compat,
     *path_addr = a[at + 1] & m;
     if (c->xflags & FAN_MARK_DONT_FOLLOW)
         c->res.follow = 0;
-    yr_fs_reset();                          /* the caller's group, fetched as us */
-    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)a[0]);
-    yr_fs_become(&c->id);
-    if (fd < 0)
-        return -EBADF;
-    c->ifd = fd;
-    return 0;
+    return take_group(c, a[0]);
 }
 
 /* The metadata calls' arguments (OP_META). */

@@ -325,7 +325,7 @@ class Guard:
             return
         copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, fd)
         if copy < 0:
-            self._reply(ev, errno.EBADF if -copy == errno.EBADF else -copy)
+            self._reply(ev, -copy)
             return
         try:
             turning_on = cmd != FIOASYNC or value[0] != 0

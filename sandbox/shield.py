@@ -52,9 +52,10 @@ class Shield:
         self.contained = any(getattr(module, "contained", False) for module in modules)
         self.permissive = chain is not None and chain.permissive
         forced_off = getenv("YAMA_RUN_NO_LANDLOCK") == "1"   # tests the hooks alone
-        usable = min(self.abi, _abi_cap())
+        self.usable_abi = min(self.abi, _abi_cap())
         wanted = self.contained and not self.permissive and not forced_off
-        self.domain = (lib.YR_DOMAIN_NONE if not wanted or usable < LANDLOCK_REFER_ABI else
+        usable = self.usable_abi if wanted else 0
+        self.domain = (lib.YR_DOMAIN_NONE if usable < LANDLOCK_REFER_ABI else
                        lib.YR_DOMAIN_PTRACE if usable < LANDLOCK_SIGNAL_SCOPE_ABI else
                        lib.YR_DOMAIN_SCOPED)
         # the kernel refuses ptrace-class access out of any domain; signals
@@ -91,7 +92,7 @@ class Shield:
                     f"ptrace domain) the kernel's backstop; supervisor shielded{dumpable}")
         if self.landlock:
             return (f"contained: nothing inside reaches a process outside; calls routed "
-                    f"and refused by contain, landlock (ABI {min(self.abi, _abi_cap())}: "
+                    f"and refused by contain, landlock (ABI {self.usable_abi}: "
                     f"ptrace domain; no signal scope: the kill family routed) the kernel's "
                     f"backstop; mounts refused inside; supervisor shielded{dumpable}")
         if not self.contained:
@@ -104,7 +105,7 @@ class Shield:
         elif getenv("YAMA_RUN_NO_LANDLOCK") == "1":
             why = "landlock not used: YAMA_RUN_NO_LANDLOCK=1"
         elif self.abi > 0:
-            why = f"landlock ABI {min(self.abi, _abi_cap())} has no harmless domain"
+            why = f"landlock ABI {self.usable_abi} has no harmless domain"
         else:
             why = f"no landlock: {posix.strerror(-self.abi)}"
         return (f"contained by seccomp hooks alone ({why}: kill family, file owners, "
