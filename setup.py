@@ -1,8 +1,8 @@
 """Here for what pyproject.toml cannot say: cffi_modules, and the command.
 
 The command is two files in bin/: the launcher compiled from
-csrc/launcher.c as `yama-run`, and the Python part it runs, `yama-run.py`
-(docs/startup.md). Both are scripts to setuptools, so pip installs them into
+csrc/launcher.c and csrc/front.c as `yama-run`, and the Python part it
+runs, `yama-run.py` (docs/startup.md). Both are scripts to setuptools, so pip installs them into
 the venv's bin/ (in a wheel, an editable install, or `--user`), lists them
 in RECORD and removes them on uninstall."""
 import os
@@ -14,7 +14,7 @@ from distutils.ccompiler import new_compiler
 from distutils.command.build_scripts import build_scripts
 from distutils.sysconfig import customize_compiler
 
-LAUNCHER = "csrc/launcher.c"
+LAUNCHER = ["csrc/launcher.c", "csrc/front.c"]     # front.c: the extension's too
 COMMAND = "yama-run"
 PYTHON_PART = "yama-run.py"
 
@@ -28,7 +28,7 @@ class build_command(build_scripts):
         compiler = new_compiler(force=self.force)
         customize_compiler(compiler)
         build_temp = self.get_finalized_command("build").build_temp
-        objects = compiler.compile([LAUNCHER], output_dir=build_temp,
+        objects = compiler.compile(LAUNCHER, output_dir=build_temp, include_dirs=["csrc"],
                                    extra_postargs=["-O2", "-Wall", "-Wextra", "-std=gnu11"])
         compiler.link_executable(objects, COMMAND, output_dir=self.build_dir)
 

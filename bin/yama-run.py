@@ -1,11 +1,13 @@
 """yama-run's Python part. bin/yama-run (csrc/launcher.c, installed beside
-this file) runs it as `python3 -IS yama-run.py NAME ARG...`: the venv's
+this file) runs it as `python3 -IS yama-run.py FD:PID NAME ARG...`: the venv's
 interpreter isolated and without `site`, as site-packages elsewhere on a
 machine may hold .pth files that import whole libraries before main() runs.
 The venv's own site-packages is added here by hand (docs/startup.md).
-Outside a venv the launcher runs the python3 on PATH with `site`. NAME is
-the path yama-run was started by: a link called firefox-esr keeps that name
-as sys.argv[0] (sandbox/argv0.py).
+Outside a venv the launcher runs the python3 on PATH with `site`. FD is
+this process's end of the link to the front, which the launcher became, and
+PID the front's (sandbox/lifetime.py). NAME is the path yama-run was started
+by: a link called firefox-esr keeps that name as sys.argv[0]
+(sandbox/argv0.py).
 
 Until the program runs nothing here imports `os` (docs/startup.md)."""
 import posix
@@ -55,8 +57,20 @@ def add_site_packages() -> None:
                         sys.path.append(path)
 
 
+def the_front(link: str) -> tuple[int, int]:
+    """FD:PID, as the launcher gives it; the link is never the program's."""
+    try:
+        fd, pid = (int(part) for part in link.split(":"))
+        posix.set_inheritable(fd, False)
+    except (ValueError, OSError):
+        posix.write(2, b"yama-run: its Python part is run by bin/yama-run, not by hand\n")
+        posix._exit(125)
+    return fd, pid
+
+
 if __name__ == "__main__":
+    front = the_front(sys.argv.pop(1) if len(sys.argv) > 1 else "")
     sys.argv[0:2] = sys.argv[1:2]       # the name it was started as (the link's)
     add_site_packages()
     from sandbox.launch import main
-    main()
+    main(front=front)

@@ -1,11 +1,16 @@
 /* yama-run's command (installed as bin/yama-run by `pip install`, built by
- * setup.py): it execs the python3 beside its own real path, isolated and
- * without `site` (-IS), on the Python part installed beside it
- * (bin/yama-run.py), with the name it was started as and its arguments:
+ * setup.py with csrc/front.c): it forks; the child execs the python3 beside
+ * the command's own real path, isolated and without `site` (-IS), on the
+ * Python part installed beside it (bin/yama-run.py), with the front's end
+ * of their link, the name it was started as and its arguments:
  *
- *     VENV/bin/python3 -IS VENV/bin/yama-run.py NAME ARG...
+ *     VENV/bin/python3 -IS VENV/bin/yama-run.py FD:PID NAME ARG...
  *
- * A sh script did this before, at a cost of 1-2 ms per start (docs/startup.md).
+ * and this process stays as the front (csrc/front.c): the process the shell
+ * waits on, which forwards signals and exits with the program's status. So
+ * the interpreter is never forked for a front, nor torn down by one; a sh
+ * script and then a front forked by Python did this before, each at a cost
+ * of milliseconds per start (docs/startup.md).
  *
  * Its real path is /proc/self/exe, the file the kernel ran, so a link to the
  * command from elsewhere ($P/bin/yama-run, ~/.local/bin/firefox-esr) finds
@@ -20,13 +25,19 @@
  * error (exit 125, said on stderr): nothing else is run instead. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "yama.h"
 
 #define EXIT_SETUP 125                  /* yama-run's own setup errors */
 #define PYTHON_PART "yama-run.py"
@@ -42,6 +53,37 @@ static void beside(char *out, size_t size, const char *directory, const char *na
 {
     if ((size_t)snprintf(out, size, "%s/%s", directory, name) >= size)
         fail("cannot run its interpreter beside", directory, ENAMETOOLONG);
+}
+
+/* Fork: the parent waits as the front and exits with the program's status;
+ * in the child, which goes on to exec the interpreter, "FD:PID": its end of
+ * the link (kept open across the exec) and the front's pid. */
+static char *become_the_front(void)
+{
+    static char link[32];
+    sigset_t caller;
+    int pair[2];
+    pthread_sigmask(SIG_SETMASK, NULL, &caller);
+    if (yr_front_block() != 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        fail("cannot start its front:", "socketpair", errno);
+    pid_t front = getpid();
+    pid_t child = fork();
+    if (child < 0)
+        fail("cannot start its front:", "fork", errno);
+    if (child > 0) {
+        close(pair[1]);
+        exit(yr_front(pair[0], child));
+    }
+    close(pair[0]);
+    /* Killed with the front until the supervisor arms its own parent-death
+     * signal (sandbox/lifetime.py); a front already gone leaves nothing to run. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != front)
+        _exit(EXIT_SETUP);
+    pthread_sigmask(SIG_SETMASK, &caller, NULL);    /* the interpreter starts as we did */
+    if (fcntl(pair[1], F_SETFD, 0) < 0)
+        fail("cannot start its front:", "fcntl", errno);
+    snprintf(link, sizeof link, "%d:%d", pair[1], (int)front);
+    return link;
 }
 
 int main(int argc, char **argv)
@@ -65,18 +107,19 @@ int main(int argc, char **argv)
     const char *name = (const char *)getauxval(AT_EXECFN);
     if (name == NULL)
         name = argc > 0 ? argv[0] : "yama-run";
-    /* python3 -IS PART NAME ARG... NULL: 5 slots and argv[1..argc-1] (none
-     * when argc is 0, which Linux before 5.18 allows) */
+    /* python3 -IS PART FD:PID NAME ARG... NULL: 6 slots and argv[1..argc-1]
+     * (none when argc is 0, which Linux before 5.18 allows) */
     int rest = argc > 1 ? argc - 1 : 0;
-    char **args = calloc((size_t)rest + 5, sizeof *args);
+    char **args = calloc((size_t)rest + 6, sizeof *args);
     if (args == NULL)
         fail("cannot run its interpreter", python, errno);
     args[0] = python;
     args[1] = "-IS";
     args[2] = part;
-    args[3] = (char *)name;
+    args[3] = become_the_front();
+    args[4] = (char *)name;
     for (int i = 0; i < rest; i++)
-        args[i + 4] = argv[i + 1];
+        args[i + 5] = argv[i + 1];
 
     execv(python, args);
     int err = errno;

@@ -10,6 +10,8 @@
  * harden.c    the supervisor out of the sandbox's reach (Landlock, dumpable)
  * syscalls.c  the registry of routed syscalls (syscalls.def), for C and Python
  * tracer.c    the ptrace backend: seccomp stops read, settled and answered
+ * front.c     the process the shell waits on: signals forwarded, the status
+ *             returned (compiled into csrc/launcher.c too)
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -328,5 +330,12 @@ int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
 int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
+
+/* front.c: the front waits for the program's status from the supervisor,
+ * its child, over sock; the caller blocked the front's signals first. */
+int yr_front_block(void);
+int yr_front(int sock, int supervisor);
+int yr_front_wake_signal(void);    /* the supervisor -> the front: a message waits */
+int yr_front_forwarded(int i);     /* the i-th signal forwarded to the program, 0 past the end */
 
 #endif

@@ -14,7 +14,8 @@ SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden
            "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
            "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
            "tmpfiles.c", "pool.c",
-           "ptrace_fast.c"]   # the ptrace module's rule, settled in C
+           "ptrace_fast.c",   # the ptrace module's rule, settled in C
+           "front.c"]         # the process the shell waits on (also in the launcher)
 REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 

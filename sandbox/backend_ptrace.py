@@ -34,7 +34,7 @@ with warnings.catch_warnings():        # it warns on import under Python 3.12+
     from ptrace.error import PtraceError
 
 from ._yama import ffi, lib
-from .lifetime import EXIT_SETUP, FORWARDED, FRONT_GONE, exit_status, kill_quietly
+from .lifetime import EXIT_SETUP, FRONT_GONE, exit_status, forwarded, kill_quietly
 from .supervisor import SetupError, kernel_at_least
 
 PTRACE_SEIZE = 0x4206
@@ -62,7 +62,7 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
         raise SetupError("the ptrace backend needs Linux 5.3 (PTRACE_GET_SYSCALL_INFO)")
     if lib.yr_set_subreaper() < 0:
         raise SetupError("cannot become a child subreaper")
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD, WAKE))
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded() + (signal.SIGCHLD, WAKE))
     tracer = Tracer(sup)
     pid, go_fd, status_fd = sup._spawn(argv, env, bpf, lib.YR_SPAWN_TRACED)
     tracer.main_pid = pid

@@ -31,7 +31,7 @@ EXIT_SETUP = 125                            # sandbox.lifetime.EXIT_SETUP
 # before anything of ours was open (the supervisor closes them when it
 # detaches, sandbox/lifetime.py); when this run began (a plan is kept only if
 # no input changed since, sandbox/plan.py); why no cached plan was used.
-_launch: dict = {"inherited": [], "since": 0, "miss": ""}
+_launch: dict = {"inherited": [], "since": 0, "miss": "", "front": None}
 
 
 def _describe(profile) -> str:
@@ -290,7 +290,7 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         finally:
             audit.close()
 
-    return lifetime.split(serve, wait_all, _launch["inherited"])
+    return lifetime.split(serve, wait_all, _launch["inherited"], _launch["front"])
 
 
 def _compile_plan(profile, chain, options, argv, said: str, learn: bool) -> dict:
@@ -310,14 +310,14 @@ def _compile_plan(profile, chain, options, argv, said: str, learn: bool) -> dict
     return plan
 
 
-def main(argv=None, inherited=None, since: int = 0, miss: str = "") -> None:
+def main(argv=None, inherited=None, since: int = 0, miss: str = "", front=None) -> None:
     """The cold path of the console script (sandbox/launch.py): click reads
     the command line. Called without `inherited` (python3 -m sandbox.cli, an
     older console script), it starts with the launch path."""
     if inherited is None:
         from . import launch
         return launch.main(argv)
-    _launch.update(inherited=inherited, since=since, miss=miss)
+    _launch.update(inherited=inherited, since=since, miss=miss, front=front)
     sys.stderr = QuietStream(sys.stderr)      # streams never None here (launch.main)
     try:
         status = cli.main(args=argv, prog_name="yama-run", standalone_mode=False)

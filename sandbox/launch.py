@@ -86,9 +86,10 @@ def parse(args: list[str]) -> Run | None:
     return run
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, front=None) -> None:
     """The console script; under another name (a symlink called firefox-esr),
-    that program run under its profile with its arguments untouched."""
+    that program run under its profile with its arguments untouched.
+    front: (fd, pid) of the front the launcher became (lifetime.split)."""
     since = time.time_ns()
     lifetime.hold_standard_fds()
     # yama-run's own messages never change the program's exit status: a full
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:          # closed when Python started
             setattr(sys, name, open(bareos.DEVNULL, "w", encoding="utf-8"))
-    inherited = lifetime.inherited_fds()
+    inherited = lifetime.inherited_fds(ours=front[0] if front else None)
     if argv is None and argv0.invoked_as(sys.argv[0]):
         argv = argv0.arguments(sys.argv[0], sys.argv[1:])
     args = sys.argv[1:] if argv is None else list(argv)
@@ -104,14 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     miss = "options the launch path does not read"
     if run is not None:
         try:
-            posix._exit(_cached(run, inherited))
+            posix._exit(_cached(run, inherited, front))
         except plans.Miss as exc:
             miss = str(exc)
     from . import cli
-    cli.main(args, inherited=inherited, since=since, miss=miss)
+    cli.main(args, inherited=inherited, since=since, miss=miss, front=front)
 
 
-def _cached(run: Run, inherited) -> int:
+def _cached(run: Run, inherited, front) -> int:
     """The run from its cached plan; raises plans.Miss before anything started."""
     if run.audit_log is not None:
         _check_writable(run.audit_log)
@@ -125,7 +126,7 @@ def _cached(run: Run, inherited) -> int:
     say(f"plan: from the cache ({where})")
     env = bareos.environ()
     return lifetime.split(lambda link: _supervise(plan, run, env, link, say), run.wait_all,
-                          inherited)
+                          inherited, front)
 
 
 def _check_writable(path: str) -> None:

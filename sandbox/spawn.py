@@ -12,7 +12,7 @@ import posix
 
 from ._yama import ffi, lib
 from .bareos import fsencode, join
-from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, FORWARDED
+from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, forwarded
 from .shield import Shield
 
 WAIT_KILLABLE_RECV = 1 << 5
@@ -68,7 +68,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
         say("kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call")
     if lib.yr_set_subreaper() < 0:
         raise SetupError("cannot become a child subreaper")
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED + (signal.SIGCHLD,))
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded() + (signal.SIGCHLD,))
     protect_pids(protect)
     if plan["exec_watch"]:
         lib.yr_exec_watch(1)    # notes from the very first call (sandbox/taskwatch.py takes them)
