@@ -42,10 +42,15 @@
 #define EXIT_SETUP 125                  /* yama-run's own setup errors */
 #define PYTHON_PART "yama-run.py"
 
+/* Said on stderr, then exit: written so that the child of vfork may call it
+ * too (no stdio buffer, no exit handlers: it shares our memory). */
 static void fail(const char *what, const char *path, int err)
 {
-    fprintf(stderr, "yama-run: %s %s: %s\n", what, path, strerror(err));
-    exit(EXIT_SETUP);
+    char msg[PATH_MAX + 256];
+    int n = snprintf(msg, sizeof msg, "yama-run: %s %s: %s\n", what, path, strerror(err));
+    if (n > 0 && write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+        n = 0;                  /* a lost stderr only loses the message */
+    _exit(EXIT_SETUP);
 }
 
 /* DIRECTORY/NAME in out, or exit if it does not fit. */
@@ -55,40 +60,56 @@ static void beside(char *out, size_t size, const char *directory, const char *na
         fail("cannot run its interpreter beside", directory, ENAMETOOLONG);
 }
 
-/* Fork: the parent waits as the front and exits with the program's status;
- * in the child, which goes on to exec the interpreter, "FD:PID": its end of
- * the link (kept open across the exec) and the front's pid. */
-static char *become_the_front(void)
+/* python3 -IS PART FD:PID NAME ARG...; outside a venv, the python3 on PATH
+ * (args + 1). Never returns. */
+static void exec_interpreter(const char *python, char **args)
 {
-    static char link[32];
+    execv(python, args);
+    int err = errno;
+    struct stat st;
+    if (err != ENOENT || lstat(python, &st) == 0)   /* there (a dangling link too), but not runnable */
+        fail("cannot run its interpreter", python, err);
+    /* Not in a venv: python3 PART FD:PID NAME ARG..., with `site`. */
+    args[1] = "python3";
+    execvp("python3", args + 1);
+    fail("cannot run its interpreter", "python3 (on PATH)", errno);
+}
+
+/* This process becomes the front (csrc/front.c) and exits with the
+ * program's status; its child execs the interpreter, given in link
+ * (args' FD:PID) its end of their link, kept open across the exec, and the
+ * front's pid. vfork: the child only execs, so nothing of ours is copied
+ * for it, and the front waits from the moment the interpreter runs. */
+static void exec_under_front(const char *python, char **args, char *link, size_t size)
+{
     sigset_t caller;
     int pair[2];
     pthread_sigmask(SIG_SETMASK, NULL, &caller);
     if (yr_front_block() != 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         fail("cannot start its front:", "socketpair", errno);
     pid_t front = getpid();
-    pid_t child = fork();
-    if (child < 0)
-        fail("cannot start its front:", "fork", errno);
-    if (child > 0) {
-        close(pair[1]);
-        exit(yr_front(pair[0], child));
+    snprintf(link, size, "%d:%d", pair[1], (int)front);
+    pid_t child = vfork();
+    if (child == 0) {
+        /* Killed with the front until the supervisor arms its own
+         * parent-death signal (sandbox/lifetime.py); a front already gone
+         * leaves nothing to run. Each call here changes this task alone. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != front)
+            _exit(EXIT_SETUP);
+        pthread_sigmask(SIG_SETMASK, &caller, NULL);    /* the interpreter starts as we did */
+        if (fcntl(pair[1], F_SETFD, 0) < 0)
+            fail("cannot start its front:", "fcntl", errno);
+        exec_interpreter(python, args);
     }
-    close(pair[0]);
-    /* Killed with the front until the supervisor arms its own parent-death
-     * signal (sandbox/lifetime.py); a front already gone leaves nothing to run. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != front)
-        _exit(EXIT_SETUP);
-    pthread_sigmask(SIG_SETMASK, &caller, NULL);    /* the interpreter starts as we did */
-    if (fcntl(pair[1], F_SETFD, 0) < 0)
-        fail("cannot start its front:", "fcntl", errno);
-    snprintf(link, sizeof link, "%d:%d", pair[1], (int)front);
-    return link;
+    if (child < 0)
+        fail("cannot start its front:", "vfork", errno);
+    close(pair[1]);
+    exit(yr_front(pair[0], child));
 }
 
 int main(int argc, char **argv)
 {
-    char self[PATH_MAX], python[PATH_MAX], part[PATH_MAX];
+    char self[PATH_MAX], python[PATH_MAX], part[PATH_MAX], link[32];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self);
     if (n < 0)
         fail("cannot find its own file:", "/proc/self/exe", errno);
@@ -116,18 +137,10 @@ int main(int argc, char **argv)
     args[0] = python;
     args[1] = "-IS";
     args[2] = part;
-    args[3] = become_the_front();
+    args[3] = link;                             /* FD:PID, filled in by exec_under_front */
     args[4] = (char *)name;
     for (int i = 0; i < rest; i++)
         args[i + 5] = argv[i + 1];
 
-    execv(python, args);
-    int err = errno;
-    struct stat st;
-    if (err != ENOENT || lstat(python, &st) == 0)   /* there (a dangling link too), but not runnable */
-        fail("cannot run its interpreter", python, err);
-    /* Not in a venv: python3 PART NAME ARG..., with `site`. */
-    args[1] = "python3";
-    execvp("python3", args + 1);
-    fail("cannot run its interpreter", "python3 (on PATH)", errno);
+    exec_under_front(python, args, link, sizeof link);
 }

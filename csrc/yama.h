@@ -12,6 +12,8 @@
  * tracer.c    the ptrace backend: seccomp stops read, settled and answered
  * front.c     the process the shell waits on: signals forwarded, the status
  *             returned (compiled into csrc/launcher.c too)
+ * lifetime.c  the supervisor's side: the main program reaped, its status
+ *             given to the front, without the GIL
  *
  * Everything here is called from Python through cffi (the GIL is released
  * around each call), so a blocking receive runs in a Python thread. */
@@ -337,5 +339,9 @@ int yr_front_block(void);
 int yr_front(int sock, int supervisor);
 int yr_front_wake_signal(void);    /* the supervisor -> the front: a message waits */
 int yr_front_forwarded(int i);     /* the i-th signal forwarded to the program, 0 past the end */
+/* lifetime.c: the supervisor's end. */
+int yr_reap_main(int main_pid, int front_gone, int *raw);
+int yr_link_report(int sock, int front, int status, int detach_first,
+                   const int *fds, const uint64_t *devs, const uint64_t *inos, int n);
 
 #endif

@@ -15,7 +15,8 @@ SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden
            "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
            "tmpfiles.c", "pool.c",
            "ptrace_fast.c",   # the ptrace module's rule, settled in C
-           "front.c"]         # the process the shell waits on (also in the launcher)
+           "front.c",         # the process the shell waits on (also in the launcher)
+           "lifetime.c"]
 REGISTRY_ENTRY = re.compile(r'YR_SYSCALL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*"([^"]*)"\s*\)')
 
 

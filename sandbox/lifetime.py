@@ -39,7 +39,7 @@ EXIT_NOTFOUND = 127
 JOB_CONTROL = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)   # never stop the supervisor
 FRONT_GONE = signal.SIGRTMIN + 3    # the supervisor's parent-death signal
 
-MSG_HELLO, MSG_PIDFD, MSG_STATUS = b"H", b"P", b"S"     # csrc/front.c reads them
+MSG_HELLO, MSG_PIDFD = b"H", b"P"   # csrc/front.c reads them; the status: csrc/lifetime.c
 
 
 def forwarded() -> tuple[int, ...]:
@@ -55,8 +55,8 @@ def forwarded() -> tuple[int, ...]:
 
 def hold_standard_fds() -> None:
     """A standard descriptor the caller closed is held on /dev/null,
-    close-on-exec: none of ours may take its number (detach() overwrites 0, 1
-    and 2), and the program still starts with it closed, as it would natively."""
+    close-on-exec: none of ours may take its number (detaching overwrites 0, 1
+    and 2: csrc/lifetime.c), and the program still starts with it closed, as it would natively."""
     for fd in (0, 1, 2):
         try:
             posix.fstat(fd)
@@ -83,28 +83,6 @@ def inherited_fds(ours: int | None = None) -> list[tuple[int, int, int]]:
             continue                    # the directory listing's own descriptor
         found.append((int(name), st.st_dev, st.st_ino))
     return found
-
-
-def detach(inherited) -> None:
-    """Out of the caller's session, its terminal and its pipes: a process left
-    behind by the program must not keep `out=$(yama-run ...)` waiting."""
-    try:
-        posix.setsid()
-    except OSError:
-        pass                            # a group leader already: cannot, and need not
-    null = posix.open(DEVNULL, posix.O_RDWR)
-    for fd in (0, 1, 2):
-        posix.dup2(null, fd)
-    posix.close(null)
-    for fd, dev, ino in inherited:
-        if fd <= 2:
-            continue
-        try:                            # close only what is still the caller's object
-            st = posix.fstat(fd)
-            if (st.st_dev, st.st_ino) == (dev, ino):
-                posix.close(fd)
-        except OSError:
-            pass
 
 
 # -- the two processes ----------------------------------------------------------------
@@ -200,15 +178,16 @@ class Link:
             self.finish(status, detach_first=True)
 
     def finish(self, status: int, detach_first: bool = False) -> None:
+        """The status to the front ("S"), detached first if asked, in
+        one C call: the GIL is not taken back between (csrc/lifetime.c)."""
         if self.reported:
             return
         self.reported = True
         self.before_report()
-        _lib().yr_set_pdeathsig(0)         # the front exits normally from here on
-        if detach_first:
-            detach(self.inherited)
-            self.detached = True
-        self._send(MSG_STATUS, _ints([status]))
+        fds, devs, inos = zip(*self.inherited) if self.inherited else ((), (), ())
+        _lib().yr_link_report(self.sock.fileno(), self.front, status, detach_first,
+                              list(fds), list(devs), list(inos), len(fds))
+        self.detached = detach_first
         self.sock.close()
 
 
@@ -222,31 +201,29 @@ def _ints(values) -> bytes:
 def reap_all(main_pid: int, link=None) -> int:
     """Wait until no descendant is left. The main program's status goes to
     the front as soon as it is known (link.main_exited)."""
-    status = None
-    wanted = {signal.SIGCHLD, FRONT_GONE}
-    while True:
+    from ._yama import ffi
+    raw = ffi.new("int *")
+    # Only the first exit of main_pid is the program's (yr_reap_main returns
+    # at it): once it is reaped its pid is free, and a process it left
+    # behind may be given that pid (a fork loop wraps pid_max; root may
+    # write ns_last_pid) and exit later with a status of its choosing,
+    # which --wait would otherwise report as the program's.
+    if _lib().yr_reap_main(main_pid, FRONT_GONE, raw) < 0:
+        return EXIT_SETUP                           # no child at all
+    status = exit_status(raw[0])
+    if link is not None:
+        link.main_exited(status)
+    while True:                 # what the program left behind, to the last
         while True:
             try:
                 pid, raw = posix.waitpid(-1, posix.WNOHANG)
             except ChildProcessError:
-                return status if status is not None else EXIT_SETUP
+                return status
             if pid == 0:
                 break
             if posix.WIFSTOPPED(raw):   # it called PTRACE_TRACEME: we trace no one
                 _lib().yr_ptrace_release(pid, posix.WSTOPSIG(raw))
-                continue
-            # Only the first exit of main_pid is the program's: once it is
-            # reaped its pid is free, and a process it left behind may be
-            # given that pid (a fork loop wraps pid_max; root may write
-            # ns_last_pid) and exit later with a status of its choosing,
-            # which --wait would otherwise report as the program's.
-            if pid == main_pid and status is None:
-                status = exit_status(raw)
-                if link is not None:
-                    link.main_exited(status)
-        info = signal.sigwaitinfo(wanted)
-        if info.si_signo == FRONT_GONE and status is None:
-            kill_quietly(main_pid, signal.SIGKILL)   # yama-run was killed: so is the program
+        signal.sigwaitinfo({signal.SIGCHLD, FRONT_GONE})
 
 
 def exit_status(raw: int) -> int:

@@ -5,16 +5,18 @@ setup.py compiles it; the interpreters it may run are probes that say how
 they were started, or a real venv-like tree around this checkout."""
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, requires_tool
 
-LAUNCHER = Path(ROOT) / "csrc" / "launcher.c"
+LAUNCHER = [Path(ROOT) / "csrc" / "launcher.c", Path(ROOT) / "csrc" / "front.c"]
 PYTHON_PART = Path(ROOT) / "bin" / "yama-run.py"
 SETUP_ERROR = 125
 
@@ -25,14 +27,18 @@ pytestmark = requires_tool("cc")
 def launcher(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("launcher") / "yama-run"
     subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", str(out),
-                    str(LAUNCHER)], check=True, capture_output=True)
+                    f"-I{ROOT}/csrc", *map(str, LAUNCHER)], check=True, capture_output=True)
     return out
 
 
 def probe(path: Path, marker: Path | None = None) -> Path:
-    """An interpreter that prints how it was started, one argument a line."""
+    """An interpreter that prints how it was started, one argument a line,
+    with the front's link (FD:PID) given as "LINK" when FD is open here,
+    not close-on-exec, and PID is this process's parent: the front."""
     touch = f'touch "{marker}"\n' if marker else ""
-    path.write_text(f'#!/bin/sh\n{touch}for a in "$0" "$@"; do printf "%s\\n" "$a"; done\n')
+    path.write_text(f'#!/bin/sh\n{touch}for a in "$0" "$@"; do\n'
+                    '  case "$a" in *:$PPID) [ -e "/proc/$$/fd/${a%%:*}" ] && a=LINK;; esac\n'
+                    '  printf "%s\\n" "$a"\ndone\n')
     path.chmod(0o755)
     return path
 
@@ -77,7 +83,7 @@ def test_it_runs_the_python3_beside_its_real_path_isolated_with_the_name_it_was_
               path=trap(tmp_path / "trap", marker))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:-1] == [
-        str(venv / "bin" / "python3"), "-IS", str(venv / "bin" / "yama-run.py"),
+        str(venv / "bin" / "python3"), "-IS", str(venv / "bin" / "yama-run.py"), "LINK",
         str(links / "firefox-esr"), "a b", "", "-IS", "--"]
     assert not marker.exists()
 
@@ -85,7 +91,7 @@ def test_it_runs_the_python3_beside_its_real_path_isolated_with_the_name_it_was_
 def test_the_name_is_the_path_it_was_started_by_even_a_relative_one(venv):
     r = start("./yama-run", "--", "true", path="/nonexistent", cwd=venv / "bin")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[3:5] == ["./yama-run", "--"]
+    assert r.stdout.split("\n")[4:6] == ["./yama-run", "--"]
 
 
 def test_outside_a_venv_the_python3_on_path_runs_it_with_site(venv, tmp_path):
@@ -99,7 +105,7 @@ def test_outside_a_venv_the_python3_on_path_runs_it_with_site(venv, tmp_path):
     r = start(str(venv / "bin" / "yama-run"), "-v", path=f"/nonexistent:{onpath}")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:-1] == [
-        str(onpath / "python3"), str(venv / "bin" / "yama-run.py"),
+        str(onpath / "python3"), str(venv / "bin" / "yama-run.py"), "LINK",
         str(venv / "bin" / "yama-run"), "-v"]
 
 
@@ -193,3 +199,109 @@ def test_a_link_named_after_a_program_runs_that_program_with_its_arguments(
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[0] == "-v"
     assert r.stdout.split()[-1] == "2", r.stdout          # under a seccomp filter
+
+
+# -- the front: the launcher itself waits, its child is the interpreter ----------------------
+
+FAKE_SUPERVISOR = '''#!{python}
+"""A stand-in for the supervisor: it speaks the front's protocol (csrc/front.c)
+over the link the launcher gave it, as the script says."""
+import os, signal, socket, sys, time
+fd, front = (int(p) for p in sys.argv[3].split(":"))
+link = socket.socket(fileno=fd)
+def send(msg, fds=()):
+    link.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(fds and
+                 __import__("array").array("i", fds)))] if fds else [])
+    os.kill(front, signal.SIGRTMIN + 2)
+{script}
+'''
+
+
+def fake_supervisor(venv: Path, script: str) -> None:
+    python = venv / "bin" / "python3"
+    python.unlink()
+    python.write_text(FAKE_SUPERVISOR.format(python=os.path.realpath(sys.executable),
+                                             script=script))
+    python.chmod(0o755)
+
+
+@pytest.mark.parametrize("script, status", [
+    ("sys.exit(3)", 3),                                     # never a supervisor: its own exit
+    ("link.send(b'H'); sys.exit(3)", SETUP_ERROR),          # a supervisor gone silent
+    ("link.send(b'H'); os.kill(os.getpid(), 9)", SETUP_ERROR),
+    ("send(b'S' + (42).to_bytes(4, sys.byteorder)); time.sleep(30)", 42),   # the status, at once
+    ("os.kill(os.getpid(), signal.SIGTERM)", -signal.SIGTERM),  # killed before: so is the front
+])
+def test_the_front_exits_with_what_its_child_says(venv, script, status):
+    """The front returns the program's status the moment the supervisor
+    sends it (not when the supervisor ends); a child that never became a
+    supervisor (--help, a usage error) is yama-run, its exit or signal
+    included; a supervisor that ends without a status is a setup error."""
+    fake_supervisor(venv, script)
+    started = time.monotonic()
+    r = start(str(venv / "bin" / "yama-run"), "--", "true", path="/usr/bin:/bin")
+    assert r.returncode == status, r.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_the_front_forwards_signals_through_the_pidfd_even_those_sent_before(venv, tmp_path):
+    """A signal sent to yama-run before the program runs is held, then given
+    to the program through the pidfd the supervisor sends; one from the
+    terminal (SI_KERNEL) would not be: the program's group has it already."""
+    got = tmp_path / "got"
+    fake_supervisor(venv, f'''
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+pid = os.fork()
+if pid == 0:
+    signal.sigwaitinfo([signal.SIGUSR1])
+    open("{got}", "w").write("USR1")
+    os._exit(0)
+link.send(b'H')
+open("{tmp_path}/ready", "w").close()
+while not os.path.exists("{tmp_path}/sent"):
+    time.sleep(0.01)
+send(b'P', [os.pidfd_open(pid)])
+os.waitpid(pid, 0)
+send(b'S' + (5).to_bytes(4, sys.byteorder))
+''')
+    proc = subprocess.Popen([str(venv / "bin" / "yama-run"), "--", "true"])
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGUSR1)
+    time.sleep(0.2)
+    assert proc.poll() is None                      # forwarded, not acted on
+    (tmp_path / "sent").touch()
+    assert proc.wait(timeout=20) == 5
+    assert got.read_text() == "USR1"
+
+
+def test_the_installed_command_is_its_own_front(real_venv, tmp_path):
+    """The process the shell waits on is the launcher, never a forked
+    interpreter; its child, the interpreter, is the supervisor and the
+    program's parent; a SIGTERM to yama-run reaches the program; kill -9 of
+    yama-run kills the program (the supervisor's parent-death signal)."""
+    ready, got = tmp_path / "ready", tmp_path / "got"
+    script = f"trap 'echo TERM > {got}; exit 9' TERM; touch {ready}; while :; do sleep 0.05; done"
+    for sig, status in ((signal.SIGTERM, 9), (signal.SIGKILL, -signal.SIGKILL)):
+        ready.unlink(missing_ok=True)
+        proc = subprocess.Popen([str(real_venv / "bin" / "yama-run"), "--", "sh", "-c", script],
+                                env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the program never ran"
+            time.sleep(0.02)
+        assert os.path.realpath(f"/proc/{proc.pid}/exe") == \
+            os.path.realpath(real_venv / "bin" / "yama-run")
+        sup = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+        assert Path(f"/proc/{sup}/cmdline").read_bytes().split(b"\0")[2].endswith(b"yama-run.py")
+        program = int(Path(f"/proc/{sup}/task/{sup}/children").read_text().split()[0])
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=30) == status
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{program}").exists() and \
+                Path(f"/proc/{program}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the program outlived yama-run"
+            time.sleep(0.05)
+    assert got.read_text() == "TERM\n"
