@@ -48,6 +48,49 @@ def tree_env(env=None) -> dict:
 os.environ["PYTHONPATH"] = tree_env()["PYTHONPATH"]
 
 
+LAUNCHER_SOURCES = [Path(ROOT) / "csrc" / "launcher.c", Path(ROOT) / "csrc" / "front.c"]
+
+
+def build_launcher(out: Path) -> Path:
+    """The command, compiled from this checkout as setup.py compiles it."""
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", str(out),
+                    f"-I{ROOT}/csrc", *map(str, LAUNCHER_SOURCES)], check=True,
+                   capture_output=True)
+    return out
+
+
+def venv_around_checkout(venv: Path) -> Path:
+    """VENV/bin/python3 is this interpreter; VENV/pyvenv.cfg makes it a venv's;
+    its site-packages names this checkout and the interpreter's own
+    site-packages (cffi, pyseccomp, click) in a .pth file, as pip's editable
+    installs and .pth files do. VENV/bin must hold the launcher already."""
+    import site
+    python = Path(os.path.realpath(sys.executable))
+    (venv / "bin" / "python3").unlink(missing_ok=True)
+    (venv / "bin" / "python3").symlink_to(python)
+    shutil.copy(Path(ROOT) / "bin" / "yama-run.py", venv / "bin" / "yama-run.py")
+    (venv / "pyvenv.cfg").write_text(f"home = {python.parent}\n")
+    packages = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    packages.mkdir(parents=True, exist_ok=True)
+    paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
+    (packages / "paths.pth").write_text("# names directories only\n" + "\n".join(paths) + "\n")
+    return venv
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """VENV/bin/yama-run as a user's install runs it: the launcher, which is
+    the front, and this checkout's Python part under this interpreter."""
+    if shutil.which("cc") is None:
+        pytest.skip("needs cc to build the command")
+    venv = tmp_path_factory.mktemp("installed")
+    venv.chmod(0o755)
+    (venv / "bin").mkdir()
+    build_launcher(venv / "bin" / "yama-run")
+    venv_around_checkout(venv)
+    return venv / "bin" / "yama-run"
+
+
 def yama_run(*args, check=False, timeout=60, **kwargs) -> subprocess.CompletedProcess:
     """Run yama-run with args; text output captured unless told otherwise."""
     kwargs.setdefault("capture_output", True)

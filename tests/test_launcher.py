@@ -6,7 +6,6 @@ they were started, or a real venv-like tree around this checkout."""
 import os
 import shutil
 import signal
-import site
 import subprocess
 import sys
 import time
@@ -14,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, requires_tool
+from conftest import ROOT, build_launcher, requires_tool, venv_around_checkout
 
-LAUNCHER = [Path(ROOT) / "csrc" / "launcher.c", Path(ROOT) / "csrc" / "front.c"]
 PYTHON_PART = Path(ROOT) / "bin" / "yama-run.py"
 SETUP_ERROR = 125
 
@@ -25,10 +23,7 @@ pytestmark = requires_tool("cc")
 
 @pytest.fixture(scope="module")
 def launcher(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("launcher") / "yama-run"
-    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", str(out),
-                    f"-I{ROOT}/csrc", *map(str, LAUNCHER)], check=True, capture_output=True)
-    return out
+    return build_launcher(tmp_path_factory.mktemp("launcher") / "yama-run")
 
 
 def probe(path: Path, marker: Path | None = None) -> Path:
@@ -154,19 +149,8 @@ def test_a_missing_python_part_is_a_setup_error(venv, tmp_path):
 
 @pytest.fixture
 def real_venv(venv) -> Path:
-    """VENV/bin/python3 is this interpreter; VENV/pyvenv.cfg makes it a venv's;
-    its site-packages names this checkout and the interpreter's own
-    site-packages (cffi, pyseccomp, click) in a .pth file, as pip's editable
-    installs and .pth files do."""
-    python = Path(os.path.realpath(sys.executable))
-    (venv / "bin" / "python3").unlink()
-    (venv / "bin" / "python3").symlink_to(python)
-    (venv / "pyvenv.cfg").write_text(f"home = {python.parent}\n")
-    packages = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    packages.mkdir(parents=True)
-    paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
-    (packages / "paths.pth").write_text("# names directories only\n" + "\n".join(paths) + "\n")
-    return venv
+    """The launcher and the Python part around this checkout (conftest)."""
+    return venv_around_checkout(venv)
 
 
 def run_real(command: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -281,9 +265,11 @@ def test_the_installed_command_is_its_own_front(real_venv, tmp_path):
     """The process the shell waits on is the launcher, never a forked
     interpreter; its child, the interpreter, is the supervisor and the
     program's parent; a SIGTERM to yama-run reaches the program; kill -9 of
-    yama-run kills the program (the supervisor's parent-death signal)."""
-    ready, got = tmp_path / "ready", tmp_path / "got"
-    script = f"trap 'echo TERM > {got}; exit 9' TERM; touch {ready}; while :; do sleep 0.05; done"
+    yama-run kills the program (the supervisor's parent-death signal); the
+    program holds no end of the link between the two."""
+    ready, got, fds = tmp_path / "ready", tmp_path / "got", tmp_path / "fds"
+    script = (f"trap 'echo TERM > {got}; exit 9' TERM; ls -l /proc/$$/fd > {fds}; touch {ready}; "
+              "while :; do sleep 0.05; done")
     for sig, status in ((signal.SIGTERM, 9), (signal.SIGKILL, -signal.SIGKILL)):
         ready.unlink(missing_ok=True)
         proc = subprocess.Popen([str(real_venv / "bin" / "yama-run"), "--", "sh", "-c", script],
@@ -305,3 +291,4 @@ def test_the_installed_command_is_its_own_front(real_venv, tmp_path):
             assert time.monotonic() < deadline, "the program outlived yama-run"
             time.sleep(0.05)
     assert got.read_text() == "TERM\n"
+    assert "socket:" not in fds.read_text()         # the link to the front is not the program's

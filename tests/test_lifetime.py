@@ -199,18 +199,24 @@ def test_messages_never_change_the_exit_status(how):
     assert status == 3
 
 
+@pytest.mark.parametrize("command", ["python -m sandbox.cli", "installed"])
 @pytest.mark.parametrize("landlock", ["landlock", "hooks"])
-def test_the_program_cannot_signal_either_yama_run_process(landlock):
-    """The front (the program's grandparent) and the supervisor (its parent)
-    are both out of reach: kill gets EPERM, both live on, and the program's
-    status comes back as usual."""
+def test_the_program_cannot_signal_either_yama_run_process(landlock, command, request):
+    """The front (the program's grandparent: a forked interpreter, or the
+    installed command itself) and the supervisor (its parent) are both out
+    of reach: kill gets EPERM, both live on, and the program's status comes
+    back as usual."""
     env = {**os.environ}
     if landlock == "hooks":
         env["YAMA_RUN_NO_LANDLOCK"] = "1"
     script = ("sup=$PPID; front=$(awk '{print $4}' /proc/$sup/stat); "
               "kill -TERM $front 2>/dev/null; echo front=$?; "
               "kill -TERM $sup 2>/dev/null; echo sup=$?; exit 6")
-    r = yama_run("sh", "-c", script, env=env)
+    if command == "installed":
+        r = subprocess.run([str(request.getfixturevalue("installed")), "sh", "-c", script],
+                           env=env, capture_output=True, text=True, timeout=60)
+    else:
+        r = yama_run("sh", "-c", script, env=env)
     assert r.returncode == 6, r.stderr
     assert r.stdout.split() == ["front=1", "sup=1"]
 
