@@ -198,9 +198,11 @@ def _ints(values) -> bytes:
 
 # -- the supervisor's reaper (notify backend) -----------------------------------------
 
-def reap_all(main_pid: int, link=None) -> int:
+def reap_all(main_pid: int, link=None, settle=None) -> int:
     """Wait until no descendant is left. The main program's status goes to
-    the front as soon as it is known (link.main_exited)."""
+    the front as soon as it is known (link.main_exited), as settle(status)
+    gives it: the exec's outcome is read then, from a pipe whose end came
+    with the exec, so no thread wakes at the exec to take the GIL back."""
     from ._yama import ffi
     raw = ffi.new("int *")
     # Only the first exit of main_pid is the program's (yr_reap_main returns
@@ -211,6 +213,8 @@ def reap_all(main_pid: int, link=None) -> int:
     if _lib().yr_reap_main(main_pid, FRONT_GONE, raw) < 0:
         return EXIT_SETUP                           # no child at all
     status = exit_status(raw[0])
+    if settle is not None:
+        status = settle(status)
     if link is not None:
         link.main_exited(status)
     while True:                 # what the program left behind, to the last

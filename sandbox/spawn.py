@@ -226,6 +226,15 @@ def exec_result(status_fd: int, program: str) -> int | None:
     raise SetupError(f"cannot set up the sandbox: {reason}")
 
 
+def settle_exec(status_fd: int, program: str):
+    """For lifetime.reap_all: the main program's status, or the one its
+    failed exec gives (exec_result), read once the program has exited."""
+    def settle(status: int) -> int:
+        failure = exec_result(status_fd, program)
+        return failure if failure is not None else status
+    return settle
+
+
 def _say_always(text: str) -> None:
     try:
         posix.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))

@@ -151,10 +151,10 @@ class Supervisor:
         self.attach(started)
         if started.ctx != ffi.NULL:
             self._add_receiver(started.ctx)
-        failure = spawn.exec_result(started.status_fd, self._program)
-        status = lifetime.reap_all(started.pid, self.link)
+        status = lifetime.reap_all(started.pid, self.link,
+                                   spawn.settle_exec(started.status_fd, self._program))
         self.release()
-        return failure if failure is not None else status
+        return status
 
     def attach(self, started, announced: bool = False) -> None:
         """The program runs (sandbox/spawn.py); announced: the front was told
