@@ -21,12 +21,30 @@
 
 #include "yama.h"
 
-/* Reap until the main program exits: its wait status in *raw and 0, or
- * -ECHILD when there is no child left to wait for. A child stopped by
- * PTRACE_TRACEME is let go (we trace no one); the front's death
+/* What the spawn's status pipe holds once the main program is gone: nothing
+ * if its exec succeeded, else a yr_spawn_failure (csrc/spawn.c). Its only
+ * writer was the child, whose copy closed at the exec or at its exit, so
+ * this never waits. */
+static int read_exec_outcome(int status_fd, void *failure, size_t size)
+{
+    if (status_fd < 0)
+        return 0;
+    ssize_t n;
+    do {
+        n = read(status_fd, failure, size);
+    } while (n < 0 && errno == EINTR);
+    close(status_fd);
+    return n < 0 ? 0 : (int)n;
+}
+
+/* Reap until the main program exits: its wait status in *raw, and the
+ * number of bytes of its exec's failure read from status_fd into failure
+ * (0: it ran); -ECHILD when there is no child left to wait for. A child
+ * stopped by PTRACE_TRACEME is let go (we trace no one); the front's death
  * (front_gone, the parent-death signal) kills the program. Both signals are
  * blocked in every thread of the supervisor. */
-int yr_reap_main(int main_pid, int front_gone, int *raw)
+int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
+                 void *failure, size_t size)
 {
     sigset_t wanted;
     sigemptyset(&wanted);
@@ -43,7 +61,7 @@ int yr_reap_main(int main_pid, int front_gone, int *raw)
             yr_ptrace_release(pid, WSTOPSIG(status));
         } else if (pid == main_pid) {
             *raw = status;
-            return 0;
+            return read_exec_outcome(status_fd, failure, size);
         } else if (pid == 0) {
             siginfo_t info;
             if (sigwaitinfo(&wanted, &info) == front_gone)

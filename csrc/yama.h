@@ -340,7 +340,8 @@ int yr_front(int sock, int supervisor);
 int yr_front_wake_signal(void);    /* the supervisor -> the front: a message waits */
 int yr_front_forwarded(int i);     /* the i-th signal forwarded to the program, 0 past the end */
 /* lifetime.c: the supervisor's end. */
-int yr_reap_main(int main_pid, int front_gone, int *raw);
+int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
+                 void *failure, size_t size);
 int yr_link_report(int sock, int front, int status, int detach_first,
                    const int *fds, const uint64_t *devs, const uint64_t *inos, int n);
 

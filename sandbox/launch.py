@@ -294,8 +294,8 @@ def _reap(state: Loading, link, program: str) -> None:
     from . import spawn
     status = lifetime.EXIT_SETUP
     try:
-        status = lifetime.reap_all(state.started.pid, link,
-                                   spawn.settle_exec(state.started.status_fd, program))
+        status = lifetime.reap_all(state.started.pid, link, state.started.status_fd,
+                                   spawn.settle_exec(program))
         if state.loaded.acquire(False):         # loaded: its last records written
             state.loaded.release()
             state.serving.acquire()

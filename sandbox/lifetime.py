@@ -198,23 +198,25 @@ def _ints(values) -> bytes:
 
 # -- the supervisor's reaper (notify backend) -----------------------------------------
 
-def reap_all(main_pid: int, link=None, settle=None) -> int:
+def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
     """Wait until no descendant is left. The main program's status goes to
-    the front as soon as it is known (link.main_exited), as settle(status)
-    gives it: the exec's outcome is read then, from a pipe whose end came
-    with the exec, so no thread wakes at the exec to take the GIL back."""
+    the front as soon as it is known (link.main_exited), as
+    settle(status, failure) gives it: failure is what the spawn's status pipe
+    exec_fd held (b"": the exec succeeded), read once the program has exited,
+    in the same C call, so no thread wakes at the exec to take the GIL back."""
     from ._yama import ffi
-    raw = ffi.new("int *")
+    raw, failure = ffi.new("int *"), ffi.new("char[64]")
     # Only the first exit of main_pid is the program's (yr_reap_main returns
     # at it): once it is reaped its pid is free, and a process it left
     # behind may be given that pid (a fork loop wraps pid_max; root may
     # write ns_last_pid) and exit later with a status of its choosing,
     # which --wait would otherwise report as the program's.
-    if _lib().yr_reap_main(main_pid, FRONT_GONE, raw) < 0:
+    n = _lib().yr_reap_main(main_pid, FRONT_GONE, exec_fd, raw, failure, len(failure))
+    if n < 0:
         return EXIT_SETUP                           # no child at all
     status = exit_status(raw[0])
     if settle is not None:
-        status = settle(status)
+        status = settle(status, ffi.buffer(failure, n)[:])
     if link is not None:
         link.main_exited(status)
     while True:                 # what the program left behind, to the last

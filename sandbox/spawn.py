@@ -202,9 +202,15 @@ def exec_result(status_fd: int, program: str) -> int | None:
     message said for a program that cannot be run). Raises SetupError when
     the sandbox could not be set up."""
     try:
-        failure = _failure(_read_status(status_fd))
+        data = _read_status(status_fd)
     finally:
         posix.close(status_fd)
+    return exec_outcome(data, program)
+
+
+def exec_outcome(data: bytes, program: str) -> int | None:
+    """exec_result of what the status pipe held."""
+    failure = _failure(data)
     if failure is None:
         return None
     reason = posix.strerror(failure.err)
@@ -226,12 +232,12 @@ def exec_result(status_fd: int, program: str) -> int | None:
     raise SetupError(f"cannot set up the sandbox: {reason}")
 
 
-def settle_exec(status_fd: int, program: str):
+def settle_exec(program: str):
     """For lifetime.reap_all: the main program's status, or the one its
-    failed exec gives (exec_result), read once the program has exited."""
-    def settle(status: int) -> int:
-        failure = exec_result(status_fd, program)
-        return failure if failure is not None else status
+    failed exec gives (exec_outcome)."""
+    def settle(status: int, failure: bytes) -> int:
+        outcome = exec_outcome(failure, program)
+        return outcome if outcome is not None else status
     return settle
 
 

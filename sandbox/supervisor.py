@@ -151,8 +151,8 @@ class Supervisor:
         self.attach(started)
         if started.ctx != ffi.NULL:
             self._add_receiver(started.ctx)
-        status = lifetime.reap_all(started.pid, self.link,
-                                   spawn.settle_exec(started.status_fd, self._program))
+        status = lifetime.reap_all(started.pid, self.link, started.status_fd,
+                                   spawn.settle_exec(self._program))
         self.release()
         return status
 
