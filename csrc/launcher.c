@@ -75,6 +75,22 @@ static void exec_interpreter(const char *python, char **args)
     fail("cannot run its interpreter", "python3 (on PATH)", errno);
 }
 
+/* fd, or a copy of it above 2 when the caller closed a standard descriptor
+ * and fd took its number: the supervisor holds 0, 1 and 2 on /dev/null when
+ * they are closed, and overwrites them when it detaches (sandbox/lifetime.py,
+ * csrc/lifetime.c), and the program must start with them closed, as it would
+ * without yama-run. */
+static int above_standard(int fd)
+{
+    if (fd > 2)
+        return fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        fail("cannot start its front:", "fcntl", errno);
+    close(fd);
+    return copy;
+}
+
 /* This process becomes the front (csrc/front.c) and exits with the
  * program's status; its child execs the interpreter, given in link
  * (args' FD:PID) its end of their link, kept open across the exec, and the
@@ -87,6 +103,8 @@ static void exec_under_front(const char *python, char **args, char *link, size_t
     pthread_sigmask(SIG_SETMASK, NULL, &caller);
     if (yr_front_block() != 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         fail("cannot start its front:", "socketpair", errno);
+    for (int i = 0; i < 2; i++)
+        pair[i] = above_standard(pair[i]);
     pid_t front = getpid();
     snprintf(link, size, "%d:%d", pair[1], (int)front);
     pid_t child = vfork();

@@ -292,3 +292,19 @@ def test_the_installed_command_is_its_own_front(real_venv, tmp_path):
             time.sleep(0.05)
     assert got.read_text() == "TERM\n"
     assert "socket:" not in fds.read_text()         # the link to the front is not the program's
+
+
+@pytest.mark.parametrize("closed", ["0", "0 1", "0 1 2"])
+def test_the_installed_command_with_standard_descriptors_closed(installed, tmp_path, closed):
+    """The caller closed stdin (and stdout, and stderr): the program still
+    starts with them closed, as it would natively, and its status comes
+    back (the link to the front never takes their numbers, which the
+    supervisor overwrites when it detaches)."""
+    seen = tmp_path / "seen"
+    script = (f"s=; for fd in 0 1 2; do [ -e /proc/$$/fd/$fd ] && s=\"$s $fd\"; done; "
+              f"echo $s > {seen}; exit 4")
+    closing = " ".join(f"{fd}>&-" if fd != "0" else "<&-" for fd in closed.split())
+    r = subprocess.run(["sh", "-c", f'"$0" sh -c "$1" {closing}', str(installed), script],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4, r.stderr
+    assert seen.read_text().split() == [fd for fd in "012" if fd not in closed.split()]
