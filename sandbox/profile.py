@@ -99,16 +99,39 @@ class Entry:
         return {"aliases": aliases, "description": str(data.get("description", ""))}
 
 
+def _unreadable(path: Path, exc: OSError) -> ProfileError:
+    """A profile directory or file that cannot be looked at is an error, not
+    an absence: a profile there would have applied (fail closed), even in a
+    HOME that is not the user's (sudo may keep one)."""
+    return ProfileError(f"cannot read {path}: {exc.strerror} (a profile there would apply; "
+                        f"its permissions, or HOME and XDG_CONFIG_HOME, are to be fixed)")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:              # (pathlib answers False for ENOENT, ENOTDIR, ELOOP)
+        raise _unreadable(path, exc) from None
+
+
+def _profile_files(directory: Path) -> list[Path]:
+    """The *.toml files of a profile directory; none when there is none."""
+    try:
+        with os.scandir(directory) as found:
+            names = [entry.name for entry in found if entry.name.endswith(".toml")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise _unreadable(directory, exc) from None
+    return sorted(path for path in (directory / name for name in names) if _is_file(path))
+
+
 def catalogue() -> list[Entry]:
     """Every profile file in search order; later files of a seen name are shadowed."""
     entries, first = [], {}
     for kind, directory in search_dirs():
         inputs.read(directory)
-        try:
-            files = sorted(p for p in directory.glob("*.toml") if p.is_file())
-        except OSError:
-            continue
-        for path in files:
+        for path in _profile_files(directory):
             entry = Entry(path.stem, path, kind)
             if path.stem in first:
                 entry.shadowed_by = first[path.stem].path
@@ -125,7 +148,7 @@ def find(name: str, skip: Path | None = None) -> tuple[Path, str]:
         candidate = directory / f"{name}.toml"
         inputs.read(directory)
         inputs.read(candidate)
-        if candidate.is_file() and (skip is None or not _same(candidate, skip)):
+        if _is_file(candidate) and (skip is None or not _same(candidate, skip)):
             return candidate, kind
     looked = ", ".join(str(d) for _, d in search_dirs())
     raise ProfileError(f"no profile named {name!r} (looked in {looked}); "

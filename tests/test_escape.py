@@ -241,8 +241,11 @@ def test_raced_paths_reach_no_sibling(probe, place, backend, race):
     again through /proc/self/fd), and while an id-map file is opened (now
     performed by a helper that is the caller, never continued). Natively the
     same race reads the sibling's memory."""
-    native = subprocess.run([*AS_1001, probe, "siblings", race], capture_output=True,
-                            text=True, timeout=TIMEOUT).stdout
+    for _ in range(5):          # a round of 3,000 tries can miss on a loaded VM
+        native = subprocess.run([*AS_1001, probe, "siblings", race], capture_output=True,
+                                text=True, timeout=TIMEOUT).stdout
+        if results(native)[race].startswith("LEAK"):
+            break
     assert results(native)[race].startswith("LEAK"), native
     started = time.monotonic()
     proc = run([], backend, profile(place, 1), [*AS_1001, probe, "siblings", race])
@@ -514,6 +517,19 @@ os.rmdir(where)
 IN_OWN_USERNS = ["unshare", "--user", "--map-root-user", "--mount"]
 
 
+def _dev_fuse_open_to_all() -> bool:
+    try:
+        return os.stat("/dev/fuse").st_mode & 0o006 == 0o006
+    except OSError:
+        return False
+
+
+# udev makes /dev/fuse 0666; without udev (a container's devtmpfs) it is 0600 root,
+# and an ordinary user can no more open it natively than under yama-run.
+needs_dev_fuse_for_all = pytest.mark.skipif(
+    not _dev_fuse_open_to_all(), reason="needs /dev/fuse open to every user (udev's rule)")
+
+
 @pytest.fixture(scope="module")
 def fuse_probe(place):
     if not os.path.exists("/dev/fuse"):
@@ -526,6 +542,7 @@ def fuse_probe(place):
     return ["/usr/bin/python3", str(path)]
 
 
+@needs_dev_fuse_for_all
 def test_native_control_fuse_mount_in_own_user_namespace(fuse_probe):
     """Natively, uid 1001 as root of a user namespace of its own opens
     /dev/fuse and mounts FUSE with it."""
@@ -617,6 +634,7 @@ def test_own_links_from_a_user_namespace_of_ones_own(place, backend, who, siblin
     assert results(proc.stdout) == want, proc.stdout + proc.stderr
 
 
+@needs_dev_fuse_for_all
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("route_who", FUSE_ROUTES)
 def test_fuse_mount_in_own_user_namespace(fuse_probe, place, backend, route_who):
@@ -689,6 +707,7 @@ for key, n in counts.items():
 """
 
 
+@needs_dev_fuse_for_all
 def test_fuse_open_flood_never_stalls_the_others(place, fuse_probe, stall):
     """Each open of /dev/fuse costs a helper process on the receiving
     thread: 32 threads of uid 1001, root of a user namespace of their own,

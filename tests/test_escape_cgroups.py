@@ -251,7 +251,11 @@ def untouched(cg: Tree, outsider: int, limit_before: str | None) -> None:
 
 def run_in(cg: Tree, cgroup: Path, launcher: list[str], prof: str, program: list[str],
            env=None, backend: str = "notify") -> subprocess.CompletedProcess:
-    """yama-run, started by launcher from cgroup, on program."""
+    """yama-run, started by launcher from cgroup, on program. Started by
+    uid 1001, not with root's HOME (which it may not search): none, so the
+    profiles it finds are the bundled ones, as root's run finds them."""
+    if launcher:
+        env = {**(os.environ if env is None else env), "HOME": "/nonexistent"}
     proc = cg.start_in(cgroup, [*launcher, *YAMA_RUN, "-v", "--backend", backend,
                                 "--profile", prof, "--", *program],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

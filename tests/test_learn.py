@@ -19,9 +19,13 @@ AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
 
 
 @pytest.fixture
-def sticky():
+def sticky(sysctl):
     """A sticky world-writable directory (as /tmp) holding a file and a symlink
-    of uid 1002's, for uid 1001 to trip over."""
+    of uid 1002's, for uid 1001 to trip over; the kernel's own fs.protected_*
+    at 0, so that what is refused is yama-run's doing (and what a learning
+    run lets through, the kernel does not refuse instead)."""
+    for knob in ("hardlinks", "symlinks", "fifos", "regular"):
+        sysctl(f"fs.protected_{knob}", 0)
     where = Path(tempfile.mkdtemp(prefix="yama-run-learn-"))
     where.chmod(0o1777)
     (where / "theirs").write_text("theirs\n")

@@ -10,11 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
+from as_user import as_user  # noqa: F401  (fixture)
 from conftest import requires_root, yama_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -505,3 +507,29 @@ def test_make_builds_and_runs_a_program_under_its_profile(env, tmp_path):
     assert f"profile make ({BUNDLED / 'make.toml'}, bundled; named make)" in profile_line(r.stderr)
     assert (tmp_path / "out.txt").read_text() == "built\n"
     assert (tmp_path / "audit.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("named", [None, "strict"])
+def test_a_profile_directory_the_user_cannot_read_is_an_error_not_an_absence(
+        as_user, named):  # noqa: F811
+    """uid 1001 with a HOME it cannot search (another user's, as sudo may
+    keep it): a profile there would have applied, so yama-run says which
+    file it could not read and exits 125 instead of running the program
+    under whatever it found elsewhere (before: a traceback, exit 1)."""
+    where = Path(tempfile.mkdtemp(prefix="yama-run-home-"))
+    try:
+        where.chmod(0o755)
+        home, out = where / "home", where / "out"
+        (home / ".config").mkdir(parents=True)
+        home.chmod(0o700)                   # root's: uid 1001 cannot search it
+        out.mkdir()
+        out.chmod(0o1777)
+        args = ["--profile", named] if named else []
+        r = as_user.run(*args, "--", "touch", out / "ran", env={"HOME": str(home)})
+        assert r.returncode == 125, r.stderr
+        assert f"cannot read {home}/.config/yama-run/profiles" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and not (out / "ran").exists()
+        r = as_user.run(*args, "--", "touch", out / "ran")      # its own HOME: it runs
+        assert r.returncode == 0 and (out / "ran").exists(), r.stderr
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
