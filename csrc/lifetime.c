@@ -1,17 +1,20 @@
 /* The supervisor's side of the program's lifetime (sandbox/lifetime.py): the
  * main program's exit waited for, and its status given to the front
- * (csrc/front.c), each in one call.
+ * (csrc/front.c).
  *
  * Why C: while the chain loads (sandbox/launch.py), the loader thread holds
- * the GIL for up to milliseconds at a time (imports). Written in Python, the
- * reaper took the GIL back after every system call of this path, about a
- * dozen, and the front heard the status a millisecond or more after the
- * program exited. Here the reaper takes it twice: after the wait, and
- * after the report, once the front already has the status. */
+ * the GIL for up to milliseconds at a time (imports, the code dataclasses
+ * compile). A reaper in Python had to take the GIL back after its wait
+ * before it could tell the front, and the front heard the status 0.3 to 7 ms
+ * after the program exited. So when nothing Python holds must be written
+ * first (no supervisor loaded yet: no record can exist), the status goes to
+ * the front from here, before the wait returns; otherwise the supervisor
+ * writes its records out (Audit.flush) and then reports, with one C call. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -20,6 +23,54 @@
 #include <unistd.h>
 
 #include "yama.h"
+
+/* Set once a supervisor that writes records exists, before it decides any
+ * call (lifetime.Link.report_after). Read at the main program's exit: 0
+ * then means no record of the run can exist, as every call that needs the
+ * chain waits for it, and the main program, gone, waits for none. */
+static atomic_int records_first;
+
+void yr_front_records_first(void)
+{
+    atomic_store(&records_first, 1);
+}
+
+/* Out of the caller's session, its terminal and its pipes: a process left
+ * behind by the program must not keep `out=$(yama-run ...)` waiting.
+ * inherited: the caller's descriptors at start-up, each closed only while
+ * it is still the caller's object (device and inode). */
+static void detach(const struct yr_front_link *link)
+{
+    setsid();                   /* EPERM: a group leader already: cannot, and need not */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        for (int fd = 0; fd <= 2; fd++)
+            dup2(null, fd);
+        close(null);
+    }
+    for (int i = 0; i < link->n; i++) {
+        struct stat st;
+        int fd = link->fds[i];
+        if (fd > 2 && fstat(fd, &st) == 0 && st.st_dev == link->devs[i] &&
+                st.st_ino == link->inos[i])
+            close(fd);
+    }
+}
+
+/* The status to the front ("S"), detached first if asked; the front exits
+ * normally from here on, so its death no longer concerns us. */
+int yr_front_report(struct yr_front_link *link, int status, int detach_first)
+{
+    link->reported = 1;
+    prctl(PR_SET_PDEATHSIG, 0);
+    if (detach_first)
+        detach(link);
+    char msg[1 + sizeof status] = {'S'};
+    memcpy(msg + 1, &status, sizeof status);
+    if (send(link->sock, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg)
+        return -errno;          /* the front is gone: nobody to tell */
+    return kill(link->front, yr_front_wake_signal()) < 0 ? -errno : 0;
+}
 
 /* What the spawn's status pipe holds once the main program is gone: nothing
  * if its exec succeeded, else a yr_spawn_failure (csrc/spawn.c). Its only
@@ -37,14 +88,22 @@ static int read_exec_outcome(int status_fd, void *failure, size_t size)
     return n < 0 ? 0 : (int)n;
 }
 
+/* A wait status as a shell gives it: the code, or 128+N for signal N. */
+static int shell_status(int raw)
+{
+    return WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : WEXITSTATUS(raw);
+}
+
 /* Reap until the main program exits: its wait status in *raw, and the
  * number of bytes of its exec's failure read from status_fd into failure
  * (0: it ran); -ECHILD when there is no child left to wait for. A child
  * stopped by PTRACE_TRACEME is let go (we trace no one); the front's death
  * (front_gone, the parent-death signal) kills the program. Both signals are
- * blocked in every thread of the supervisor. */
+ * blocked in every thread of the supervisor. link (NULL: none): the status
+ * is reported from here, detached first, when it ran and nothing must be
+ * written before (records_first); link->reported says so. */
 int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
-                 void *failure, size_t size)
+                 void *failure, size_t size, struct yr_front_link *link)
 {
     sigset_t wanted;
     sigemptyset(&wanted);
@@ -61,46 +120,14 @@ int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
             yr_ptrace_release(pid, WSTOPSIG(status));
         } else if (pid == main_pid) {
             *raw = status;
-            return read_exec_outcome(status_fd, failure, size);
+            int n = read_exec_outcome(status_fd, failure, size);
+            if (link && n == 0 && !link->wait_all && !atomic_load(&records_first))
+                yr_front_report(link, shell_status(status), 1);
+            return n;
         } else if (pid == 0) {
             siginfo_t info;
             if (sigwaitinfo(&wanted, &info) == front_gone)
                 kill(main_pid, SIGKILL);    /* yama-run was killed: so is the program */
         }
     }
-}
-
-/* Out of the caller's session, its terminal and its pipes: a process left
- * behind by the program must not keep `out=$(yama-run ...)` waiting.
- * inherited: the caller's descriptors at start-up, each closed only while
- * it is still the caller's object (device and inode). */
-static void detach(const int *fds, const uint64_t *devs, const uint64_t *inos, int n)
-{
-    setsid();                   /* EPERM: a group leader already: cannot, and need not */
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        for (int fd = 0; fd <= 2; fd++)
-            dup2(null, fd);
-        close(null);
-    }
-    for (int i = 0; i < n; i++) {
-        struct stat st;
-        if (fds[i] > 2 && fstat(fds[i], &st) == 0 && st.st_dev == devs[i] && st.st_ino == inos[i])
-            close(fds[i]);
-    }
-}
-
-/* The status to the front, detached first if asked; the front exits
- * normally from here on, so its death no longer concerns us. */
-int yr_link_report(int sock, int front, int status, int detach_first,
-                   const int *fds, const uint64_t *devs, const uint64_t *inos, int n)
-{
-    prctl(PR_SET_PDEATHSIG, 0);
-    if (detach_first)
-        detach(fds, devs, inos, n);
-    char msg[1 + sizeof status] = {'S'};
-    memcpy(msg + 1, &status, sizeof status);
-    if (send(sock, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg)
-        return -errno;          /* the front is gone: nobody to tell */
-    return kill(front, yr_front_wake_signal()) < 0 ? -errno : 0;
 }

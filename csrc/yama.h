@@ -339,10 +339,17 @@ int yr_front_block(void);
 int yr_front(int sock, int supervisor);
 int yr_front_wake_signal(void);    /* the supervisor -> the front: a message waits */
 int yr_front_forwarded(int i);     /* the i-th signal forwarded to the program, 0 past the end */
-/* lifetime.c: the supervisor's end. */
+/* lifetime.c: the supervisor's end of the link to the front. */
+struct yr_front_link {
+    int32_t sock, front, wait_all;
+    int32_t reported;       /* the status was sent */
+    const int *fds;         /* the caller's descriptors, closed when detaching */
+    const uint64_t *devs, *inos;
+    int32_t n;
+};
+void yr_front_records_first(void);
+int yr_front_report(struct yr_front_link *link, int status, int detach_first);
 int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
-                 void *failure, size_t size);
-int yr_link_report(int sock, int front, int status, int detach_first,
-                   const int *fds, const uint64_t *devs, const uint64_t *inos, int n);
+                 void *failure, size_t size, struct yr_front_link *link);
 
 #endif

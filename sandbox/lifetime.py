@@ -140,10 +140,9 @@ class Link:
         self.sock = sock
         self.front = front
         self.wait_all = wait_all
-        self.inherited = inherited
-        self.reported = False
         self.detached = False
-        self.before_report = lambda: None   # the supervisor's: records written first
+        self._before_report = lambda: None  # the supervisor's: its records written first
+        self.c, self._keep = _c_link(sock.fileno(), front, wait_all, inherited)
         self.wake = _lib().yr_front_wake_signal()
         # If the front dies while the program runs, we hear it (FRONT_GONE).
         _lib().yr_set_pdeathsig(FRONT_GONE)
@@ -177,18 +176,37 @@ class Link:
         if not self.wait_all:
             self.finish(status, detach_first=True)
 
+    def report_after(self, flush) -> None:
+        """A supervisor that writes records exists: flush() writes them out
+        before the status goes, so the status is sent from here from now on,
+        never from the reaper's wait in C (csrc/lifetime.c)."""
+        self._before_report = flush
+        _lib().yr_front_records_first()
+
     def finish(self, status: int, detach_first: bool = False) -> None:
-        """The status to the front ("S"), detached first if asked, in
-        one C call: the GIL is not taken back between (csrc/lifetime.c)."""
-        if self.reported:
-            return
-        self.reported = True
-        self.before_report()
-        fds, devs, inos = zip(*self.inherited) if self.inherited else ((), (), ())
-        _lib().yr_link_report(self.sock.fileno(), self.front, status, detach_first,
-                              list(fds), list(devs), list(inos), len(fds))
-        self.detached = detach_first
+        """The status to the front ("S"), detached first if asked, in one C
+        call, unless the reaper's wait sent it already (detached first)."""
+        if self.sock.fileno() < 0:
+            return                      # reported and closed
+        if self.c.reported:
+            self.detached = True
+        else:
+            self._before_report()
+            _lib().yr_front_report(self.c, status, detach_first)
+            self.detached = detach_first
         self.sock.close()
+
+
+def _c_link(sock: int, front: int, wait_all: bool, inherited):
+    """struct yr_front_link, and the arrays it points to (kept alive with it)."""
+    from ._yama import ffi
+    fds, devs, inos = zip(*inherited) if inherited else ((), (), ())
+    keep = (ffi.new("int[]", list(fds)), ffi.new("uint64_t[]", list(devs)),
+            ffi.new("uint64_t[]", list(inos)))
+    link = ffi.new("struct yr_front_link *", {"sock": sock, "front": front, "wait_all": wait_all,
+                                        "fds": keep[0], "devs": keep[1], "inos": keep[2],
+                                        "n": len(fds)})
+    return link, keep
 
 
 def _ints(values) -> bytes:
@@ -200,10 +218,11 @@ def _ints(values) -> bytes:
 
 def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
     """Wait until no descendant is left. The main program's status goes to
-    the front as soon as it is known (link.main_exited), as
-    settle(status, failure) gives it: failure is what the spawn's status pipe
-    exec_fd held (b"": the exec succeeded), read once the program has exited,
-    in the same C call, so no thread wakes at the exec to take the GIL back."""
+    the front as soon as it is known, as settle(status, failure) gives it:
+    failure is what the spawn's status pipe exec_fd held (b"": the exec
+    succeeded), read once the program has exited. Where nothing must be
+    written first, the C wait reports it itself, before the GIL is taken back
+    (csrc/lifetime.c); else link.main_exited does."""
     from ._yama import ffi
     raw, failure = ffi.new("int *"), ffi.new("char[64]")
     # Only the first exit of main_pid is the program's (yr_reap_main returns
@@ -211,7 +230,8 @@ def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
     # behind may be given that pid (a fork loop wraps pid_max; root may
     # write ns_last_pid) and exit later with a status of its choosing,
     # which --wait would otherwise report as the program's.
-    n = _lib().yr_reap_main(main_pid, FRONT_GONE, exec_fd, raw, failure, len(failure))
+    n = _lib().yr_reap_main(main_pid, FRONT_GONE, exec_fd, raw, failure, len(failure),
+                            link.c if link is not None else ffi.NULL)
     if n < 0:
         return EXIT_SETUP                           # no child at all
     status = exit_status(raw[0])

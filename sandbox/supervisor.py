@@ -58,7 +58,7 @@ class Supervisor:
         self.link = link                    # to the front (lifetime.Link), if any
         audit.write_aside()                 # the program may hold stderr: never wait on it
         if link is not None:
-            link.before_report = audit.flush
+            link.report_after(audit.flush)
         self._ctx = ffi.NULL                # the context of a lone server (the tracer)
         self._local = threading.local()     # a receiver's own context (ctx)
         self.pool = ffi.NULL
