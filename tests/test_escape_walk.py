@@ -176,6 +176,29 @@ def test_dir_swapped_for_the_supervisors_proc_dir(probe, area, quiet, who, name)
     assert set(got) <= {"read:DECOY", "err:EACCES"} and "read:DECOY" in got, got
 
 
+@pytest.mark.parametrize("name", ["environ", "mem"])
+@pytest.mark.parametrize("who", [pytest.param(([], []), id="root-runs-root"),
+                                 pytest.param((AS_1001, ["-U"]), id="1001-runs-1001-userns")])
+def test_dir_swapped_for_a_mount_of_the_supervisors_proc_dir(probe, area, quiet, who, name):
+    """att/p and att/q, two directories of the attacker's, each with a
+    directory x; att/p/x holds a decoy, and on att/q/x the program has
+    bind-mounted /proc/PPID (the supervisor) in a mount namespace of its own.
+    A swapper outside that namespace exchanges p and q while the program
+    opens att/p/x/NAME: a path with no link on the way, held whole in one
+    look-up and opened again by that same look-up (yr_open_whole), which may
+    cross into the mount after the swap. The supervisor's entry is never
+    given (the gate's EACCES, or the decoy): what the second look-up opened
+    is not the inode judged, and is closed."""
+    launcher, opts = who
+    uid = 1001 if launcher else 0
+    att = area / "att"
+    tree(att, att / "p", att / "p" / "x", att / "q", att / "q" / "x", uid=uid)
+    write(att / "p" / "x" / name, "DECOY", uid=uid)
+    got = race(probe, [*opts, "-m", str(att / "q" / "x"), str(att / "p"), str(att / "q"), TRIES,
+                       "open", str(att / "p" / "x" / name)], launcher=launcher)
+    assert set(got) <= {"read:DECOY", "err:EACCES"} and "read:DECOY" in got, got
+
+
 # -- chroot: the jail is never left ------------------------------------------------------
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 /* walk_race: an attacker's races on the path walk (tests/test_escape_walk.py).
  *
- *   walk_race [-U] [-j JAIL [-k]] [-c DIR] [-L LINK] A B N OP PATH
+ *   walk_race [-U] [-m DIR] [-j JAIL [-k]] [-c DIR] [-L LINK] A B N OP PATH
  *
  * A second process, forked before anything else (so outside any jail), swaps
  * the names A and B with renameat2(RENAME_EXCHANGE) for as long as this
@@ -13,7 +13,8 @@
  *   ino:N       OP stat: the inode stat() gave (the link followed)
  *   err:ENAME   the call failed
  * -L LINK makes LINK a symlink to /proc/PPID first (the supervisor, under
- * yama-run). OP: open (open O_RDONLY), stat, beneath / inroot (openat2 from
+ * yama-run). -m DIR bind-mounts /proc/PPID on DIR in a mount namespace of
+ * this process's own (after -U), before the swapper starts. OP: open (open O_RDONLY), stat, beneath / inroot (openat2 from
  * the cwd with RESOLVE_BENEATH / RESOLVE_IN_ROOT). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -128,6 +130,16 @@ static pid_t swapper(const char *a, const char *b)
     _exit(0);
 }
 
+/* /proc/PPID bind-mounted on dir, in a mount namespace of our own. */
+static int proc_mount(const char *dir)
+{
+    char src[32];
+    snprintf(src, sizeof(src), "/proc/%d", (int)getppid());
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -1;
+    return mount(src, dir, NULL, MS_BIND, NULL);
+}
+
 static int own_namespace(void)
 {
     char map[64];
@@ -152,14 +164,15 @@ static int own_namespace(void)
 
 int main(int argc, char **argv)
 {
-    const char *jail = NULL, *dir = NULL, *link = NULL;
+    const char *jail = NULL, *dir = NULL, *link = NULL, *mnt = NULL;
     int opt, userns = 0, keep = 0;
-    while ((opt = getopt(argc, argv, "Ukj:c:L:")) != -1) {
+    while ((opt = getopt(argc, argv, "Ukj:c:L:m:")) != -1) {
         if (opt == 'U') userns = 1;
         else if (opt == 'k') keep = 1;
         else if (opt == 'j') jail = optarg;
         else if (opt == 'c') dir = optarg;
         else if (opt == 'L') link = optarg;
+        else if (opt == 'm') mnt = optarg;
         else return 2;
     }
     if (argc - optind != 5)
@@ -176,10 +189,16 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* The mount is made before the swapper starts, so that it is on DIR as
+     * named (the swapper, in this namespace then, renames only its parents). */
+    if (mnt && ((userns && own_namespace() < 0) || proc_mount(mnt) < 0)) {
+        perror("mount");
+        return 2;
+    }
     pid_t pid = n > 0 ? swapper(a, b) : 0;
     if (pid < 0)
         return 2;
-    if ((userns && own_namespace() < 0) || (jail && (chroot(jail) < 0 || (!keep && chdir("/") < 0))) ||
+    if ((userns && !mnt && own_namespace() < 0) || (jail && (chroot(jail) < 0 || (!keep && chdir("/") < 0))) ||
         (dir && chdir(dir) < 0)) {
         perror("jail");
         if (pid > 0)
