@@ -108,7 +108,6 @@ struct yr_res {
     int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
     int link_on_way;            /* yr_hold_whole met a link before the last name */
     int held_link;              /* obj: yr_hold_whole's trailing link, for yr_trail to check */
-    int whole;                  /* obj: found by yr_hold_whole's look-up of the whole path */
     int depth;                  /* the top of the stack below */
     const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */
     char (*bodies)[YR_PATH_MAX + 2];    /* link bodies, one per level (MAXSYMLINKS + 1) */
@@ -212,7 +211,6 @@ int yr_follow_held(struct yr_call *c);
 int yr_hold_final(struct yr_call *c, enum yr_access access);
 int yr_has_dotdot(const char *p);
 int yr_hold_whole(struct yr_call *c, int from, const char *path);
-int yr_open_whole(struct yr_call *c, int flags, int *fd);
 
 /* open.c */
 int yr_act_open(struct yr_call *c);

@@ -2,12 +2,13 @@
  *
  * The object an open leads to is held as an O_PATH fd and judged by the gate
  * before anything opens it (resolve.c: yr_hold_final); it is then opened by
- * name again (from the held parent, or by the whole path's look-up) and must
- * be the inode judged, or from that fd (through our own /proc/self/fd) when
- * it was reached through a magic link, with the caller's flags, credentials
- * and umask, always O_NOCTTY, and installed in the caller with
- * SECCOMP_IOCTL_NOTIF_ADDFD (O_CLOEXEC as asked). Its type, known before the open, says where it is opened: an open
- * that may wait for a peer goes to a worker thread (worker.c). */
+ * name from the held parent and must be the inode judged, or, with no
+ * parent held (a magic link, the whole path's look-up), from that fd
+ * (through our own /proc/self/fd, so no other name can be swapped in), with
+ * the caller's flags, credentials and umask, always O_NOCTTY, and installed
+ * in the caller with SECCOMP_IOCTL_NOTIF_ADDFD (O_CLOEXEC as asked). Its
+ * type, known before the open, says where it is opened: an open that may
+ * wait for a peer goes to a worker thread (worker.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -196,12 +197,7 @@ int yr_open_final(struct yr_call *c)
     int fd;
     struct stat st;
     const struct stat *opened = &st;
-    if (r->whole && r->dir < 0 && !r->magic) {
-        /* the whole path looked up again, as it was held: the same inode */
-        if (yr_open_whole(c, fl, &fd) == R_AGAIN)
-            return R_AGAIN;
-        opened = &r->obj_st;
-    } else if (r->magic || r->dir < 0) {
+    if (r->magic || r->dir < 0) {
         /* the held file itself, opened again: its inode is the one held */
         fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
         opened = &r->obj_st;

@@ -915,7 +915,7 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
 int yr_hold_whole(struct yr_call *c, int from, const char *path)
 {
     struct yr_res *r = &c->res;
-    r->link_on_way = r->held_link = r->whole = 0;
+    r->link_on_way = r->held_link = 0;
     size_t len = strlen(path);
     const char *last = strrchr(path, '/');
     last = last ? last + 1 : path;
@@ -961,61 +961,6 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
     r->st = r->obj_st;
     r->exists = 1;
     r->slash = r->magic = 0;
-    r->whole = 1;
     memcpy(r->name, last, strlen(last) + 1);     /* at most NAME_MAX: checked above */
     return 1;
-}
-
-/* The object yr_hold_whole held (res.whole), opened with flags by the same
- * look-up again: from the same start (the caller's root for an absolute
- * path, else the start yr_call_run kept, spare_start), with the same
- * RESOLVE_* rules (no link followed, the last name's included). It costs
- * less than opening the held descriptor again through our /proc/self/fd,
- * whose look-up makes a procfs inode each time (open and fstat 1.5 against
- * 2.3 us on this VM).
- *
- * The race: the names on the way are swapped between the two look-ups (a
- * rename, a directory exchanged for one with a mount below it). The file
- * opened must be the inode the gate judged: while res.obj is open that
- * inode cannot be freed, so no other file can take its (dev, ino), and an
- * equal pair is the very object judged. Anything else, or a link, magic
- * link or rename met on the way, is R_AGAIN, and the call is walked. As
- * with the open by name from a held parent (open.c), what a swap put under
- * the name was opened with the caller's credentials, by the caller's own
- * name, and is closed unused: no descriptor of it reaches the caller
- * (tests/test_escape_walk.py, the supervisor's /proc directory mounted and
- * swapped in). 0 with *fd set (-1 and errno: the kernel's answer), or
- * R_AGAIN. */
-int yr_open_whole(struct yr_call *c, int flags, int *fd)
-{
-    struct yr_res *r = &c->res;
-    const char *rel = c->path;
-    int start = c->spare_start;
-    uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    if (rel[0] == '/') {
-        while (*rel == '/')
-            rel++;
-        start = r->root;
-        res |= RESOLVE_IN_ROOT;
-    }
-    if (start < 0)
-        return R_AGAIN;
-    /* The caller's flags alone (O_NOFOLLOW would stay in its F_GETFL):
-     * RESOLVE_NO_SYMLINKS refuses a trailing link as well (ELOOP). */
-    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
-                            .resolve = res };    /* never O_CREAT here: yr_hold_whole */
-    int got = (int)syscall(SYS_openat2, start, rel, &how, sizeof(how));
-    if (got < 0) {
-        if (errno == ELOOP || errno == EXDEV || errno == EAGAIN)
-            return R_AGAIN;
-        *fd = -1;
-        return 0;
-    }
-    struct stat st;
-    if (fstat(got, &st) < 0 || st.st_dev != r->obj_st.st_dev || st.st_ino != r->obj_st.st_ino) {
-        close(got);
-        return R_AGAIN;
-    }
-    *fd = got;
-    return 0;
 }

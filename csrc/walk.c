@@ -133,7 +133,7 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     r->follow = 1;
     r->hops = 0;
     r->depth = -1;
-    r->magic = r->exists = r->slash = r->held_link = r->whole = 0;
+    r->magic = r->exists = r->slash = r->held_link = 0;
     r->name[0] = '\0';
     views_clear(c);
 }
@@ -319,7 +319,6 @@ int yr_call_run(struct yr_call *c, int from)
             return settled(c, rc);
         yr_close(c->res.obj);                    /* changed under us: the walk */
         c->res.obj = -1;
-        c->res.whole = 0;
         from = c->spare_start;
         c->spare_start = -1;
         if (from < 0 && c->path[0] != '/' && (from = yr_start_at(c, c->dirfd, 1)) < 0)
