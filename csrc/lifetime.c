@@ -35,13 +35,13 @@ void yr_front_records_first(void)
     atomic_store(&records_first, 1);
 }
 
-/* Out of the caller's session, its terminal and its pipes: a process left
- * behind by the program must not keep `out=$(yama-run ...)` waiting.
- * inherited: the caller's descriptors at start-up, each closed only while
- * it is still the caller's object (device and inode). */
+/* Out of the caller's terminal and pipes (its session was left when the
+ * program started: lifetime.Link.started): a process left behind by the
+ * program must not keep `out=$(yama-run ...)` waiting. inherited: the
+ * caller's descriptors at start-up, each closed only while it is still the
+ * caller's object (device and inode). */
 static void detach(const struct yr_front_link *link)
 {
-    setsid();                   /* EPERM: a group leader already: cannot, and need not */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
         for (int fd = 0; fd <= 2; fd++)

@@ -160,7 +160,15 @@ class Link:
             pass                        # the front is gone: nobody to tell
 
     def started(self, pid: int) -> None:
-        """The program runs as pid: the front gets a pidfd to signal it."""
+        """The program runs as pid: the front gets a pidfd to signal it, and
+        the supervisor leaves the caller's session, which the program keeps
+        with its terminal. Left at the program's exit, as it used to be, the
+        new session's scheduling group (autogroup) took the CPU from the
+        reaper for a tick at the moment the front waited for the status."""
+        try:
+            posix.setsid()
+        except OSError:
+            pass                        # a group leader already: cannot, and need not
         try:
             pidfd = posix.pidfd_open(pid)  # our unreaped child: it is the program
         except OSError:
