@@ -107,8 +107,11 @@ def test_the_entry_validates_and_is_removed_again(desk):
 @requires_tool("desktop-file-validate")
 @pytest.mark.skipif(not Path("/usr/share/applications/firefox-esr.desktop").exists(),
                     reason="needs firefox-esr's menu entry")
-def test_firefox_esr_menu_entry(tmp_path):
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_DATA_DIRS": "/usr/share"}
+def test_firefox_esr_menu_entry(tmp_path, installed):
+    """The entry runs the yama-run command found on PATH (here the one built
+    from this checkout), started through `python3 -m sandbox.cli`."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_DATA_DIRS": "/usr/share",
+           "PATH": f"{installed.parent}:{os.environ['PATH']}"}
     r = yama_run("--install-desktop", "firefox-esr", env=env)
     assert r.returncode == 0, r.stderr
     entry = tmp_path / "applications" / "firefox-esr.desktop"

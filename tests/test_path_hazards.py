@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import struct
@@ -373,8 +374,8 @@ def test_dev_stdin_and_process_substitution(sysctl, mode):
 def test_controlling_terminal(sysctl):
     """/dev/tty is the caller's controlling terminal (script gives it a pty)."""
     modules_routed(sysctl)
-    inner = " ".join(["python3", "-m", "sandbox.cli", *MODULES_ON, "--", "sh", "-c",
-                      "'echo via-tty > /dev/tty; echo rc=$?'"])
+    inner = " ".join([shlex.quote(sys.executable), "-m", "sandbox.cli", *MODULES_ON, "--",
+                      "sh", "-c", "'echo via-tty > /dev/tty; echo rc=$?'"])
     proc = subprocess.run(["script", "-qec", inner, "/dev/null"], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "via-tty" in proc.stdout and "rc=0" in proc.stdout, proc.stdout + proc.stderr
