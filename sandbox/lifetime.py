@@ -10,10 +10,11 @@ The supervisor is the program's parent and a child subreaper: it serves the
 whole tree. The front forwards the signals sent to yama-run to the program
 (through a pidfd the supervisor hands it, so a reused pid is never
 signalled), and exits with the program's status as soon as the supervisor
-sends it, which it does when the main program exits. The supervisor then
-detaches (its own session, standard streams on /dev/null, every descriptor
-inherited from the caller closed) and serves what the program left behind
-until the last process exits. `--wait` keeps the front until then instead.
+sends it, which it does when the main program exits. The supervisor leaves
+the caller's session once the program has started (the program keeps it);
+at the main program's exit it detaches (standard streams on /dev/null, every
+descriptor inherited from the caller closed) and serves what the program
+left behind until the last process exits. `--wait` keeps the front until then instead.
 
 If the front is killed (kill -9 of yama-run) while the program runs, the
 supervisor learns it through its parent-death signal and kills the program,
@@ -56,7 +57,8 @@ def forwarded() -> tuple[int, ...]:
 def hold_standard_fds() -> None:
     """A standard descriptor the caller closed is held on /dev/null,
     close-on-exec: none of ours may take its number (detaching overwrites 0, 1
-    and 2: csrc/lifetime.c), and the program still starts with it closed, as it would natively."""
+    and 2: csrc/lifetime.c), and the program still starts with it closed, as
+    it would natively."""
     for fd in (0, 1, 2):
         try:
             posix.fstat(fd)
@@ -115,7 +117,7 @@ def split(serve, wait_all: bool, inherited, front=None) -> int:
 def _supervise(serve, sock: socket.socket, front: int, wait_all: bool, inherited) -> None:
     """The supervisor process: serve(link), report, and end."""
     # The supervisor is never stopped by job control: the program shares
-    # its terminal and (until detach) its process group, and could stop
+    # its terminal and (until Link.started) its process group, and could stop
     # it through the terminal (TOSTOP set, the terminal given to a group
     # of its own, then a denial line written: SIGTTOU), freezing every
     # routed call of the sandbox and the control socket; a Ctrl-Z would
