@@ -94,15 +94,15 @@ static int shell_status(int raw)
     return WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : WEXITSTATUS(raw);
 }
 
-/* Reap until the main program exits: its wait status in *raw, and the
- * number of bytes of its exec's failure read from status_fd into failure
+/* Reap until the main program exits: its status as a shell gives it in
+ * *status (what the front is sent), and the number of bytes of its exec's failure read from status_fd into failure
  * (0: it ran); -ECHILD when there is no child left to wait for. A child
  * stopped by PTRACE_TRACEME is let go (we trace no one); the front's death
  * (front_gone, the parent-death signal) kills the program. Both signals are
  * blocked in every thread of the supervisor. link (NULL: none): the status
  * is reported from here, detached first, when it ran and nothing must be
  * written before (records_first); link->reported says so. */
-int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
+int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
                  void *failure, size_t size, struct yr_front_link *link)
 {
     sigset_t wanted;
@@ -110,19 +110,19 @@ int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
     sigaddset(&wanted, SIGCHLD);
     sigaddset(&wanted, front_gone);
     for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        int raw;
+        pid_t pid = waitpid(-1, &raw, WNOHANG);
         if (pid < 0 && errno == EINTR)
             continue;
         if (pid < 0)
             return -errno;
-        if (pid > 0 && WIFSTOPPED(status)) {
-            yr_ptrace_release(pid, WSTOPSIG(status));
+        if (pid > 0 && WIFSTOPPED(raw)) {
+            yr_ptrace_release(pid, WSTOPSIG(raw));
         } else if (pid == main_pid) {
-            *raw = status;
+            *status = shell_status(raw);
             int n = read_exec_outcome(status_fd, failure, size);
             if (link && n == 0 && !link->wait_all && !atomic_load(&records_first))
-                yr_front_report(link, shell_status(status), 1);
+                yr_front_report(link, *status, 1);
             return n;
         } else if (pid == 0) {
             siginfo_t info;

@@ -349,7 +349,7 @@ struct yr_front_link {
 };
 void yr_front_records_first(void);
 int yr_front_report(struct yr_front_link *link, int status, int detach_first);
-int yr_reap_main(int main_pid, int front_gone, int status_fd, int *raw,
+int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
                  void *failure, size_t size, struct yr_front_link *link);
 
 #endif

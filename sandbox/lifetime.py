@@ -234,17 +234,17 @@ def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
     written first, the C wait reports it itself, before the GIL is taken back
     (csrc/lifetime.c); else link.main_exited does."""
     from ._yama import ffi
-    raw, failure = ffi.new("int *"), ffi.new("char[64]")
+    main_status, failure = ffi.new("int *"), ffi.new("char[64]")
     # Only the first exit of main_pid is the program's (yr_reap_main returns
     # at it): once it is reaped its pid is free, and a process it left
     # behind may be given that pid (a fork loop wraps pid_max; root may
     # write ns_last_pid) and exit later with a status of its choosing,
     # which --wait would otherwise report as the program's.
-    n = _lib().yr_reap_main(main_pid, FRONT_GONE, exec_fd, raw, failure, len(failure),
+    n = _lib().yr_reap_main(main_pid, FRONT_GONE, exec_fd, main_status, failure, len(failure),
                             link.c if link is not None else ffi.NULL)
     if n < 0:
         return EXIT_SETUP                           # no child at all
-    status = exit_status(raw[0])
+    status = main_status[0]                         # as a shell gives it (exit_status)
     if settle is not None:
         status = settle(status, ffi.buffer(failure, n)[:])
     if link is not None:
@@ -263,7 +263,8 @@ def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
 
 
 def exit_status(raw: int) -> int:
-    """A wait status as a shell gives it: the code, or 128+N for signal N."""
+    """A wait status as a shell gives it: the code, or 128+N for signal N (the
+    ptrace backend's; the notify reaper's is csrc/lifetime.c's shell_status)."""
     code = posix.waitstatus_to_exitcode(raw)
     return 128 - code if code < 0 else code
 
