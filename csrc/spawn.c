@@ -388,10 +388,12 @@ struct arena {
     char data[];                /* argv, envp, then their strings */
 };
 
-static struct arena *arenas;    /* under the GIL: spawns are the main thread's */
+static struct arena *arenas;
+static pthread_mutex_t arenas_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void reclaim_arenas(void)
 {
+    pthread_mutex_lock(&arenas_lock);
     for (struct arena **a = &arenas; *a; ) {
         struct arena *done = *a;
         if (__atomic_load_n(&done->tid, __ATOMIC_ACQUIRE) == 0) {
@@ -401,6 +403,7 @@ static void reclaim_arenas(void)
             a = &done->next;
         }
     }
+    pthread_mutex_unlock(&arenas_lock);
 }
 
 static size_t vector_size(char *const v[], size_t *count)
@@ -490,8 +493,10 @@ static pid_t clone_sharing_memory(struct spawn_job *job)
         munmap(a->base, a->size);
         return -e;
     }
+    pthread_mutex_lock(&arenas_lock);
     a->next = arenas;
     arenas = a;
+    pthread_mutex_unlock(&arenas_lock);
     return pid;
 }
 
