@@ -298,6 +298,7 @@ enum {
 };
 int yr_landlock_abi(void);
 int yr_landlock_shield_self(int32_t domain);
+int yr_raise_nofile(void);          /* the soft RLIMIT_NOFILE to the hard one */
 int yr_set_nondumpable(void);
 int yr_x32_enabled(void);
 int yr_abi_refused(uint32_t arch, int32_t nr);
@@ -348,6 +349,7 @@ struct yr_front_link {
     int32_t n;
 };
 void yr_front_records_first(void);
+int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake);
 int yr_front_report(struct yr_front_link *link, int status, int detach_first);
 int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
                  void *failure, size_t size, struct yr_front_link *link);
