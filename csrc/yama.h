@@ -209,8 +209,10 @@ uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
 struct yr_ctx *yr_ctx_clone(const struct yr_ctx *ctx);  /* another receiver, same tables */
+struct yr_ctx *yr_ctx_template(int listener);         /* tables only: never serves */
 void yr_ctx_free(struct yr_ctx *ctx);
-int yr_ctx_map(struct yr_ctx *ctx, uint32_t arch, int32_t nr, int32_t sys);
+int yr_ctx_map_all(struct yr_ctx *ctx, const uint32_t *arch, const int32_t *nr,
+                   const int32_t *sys, int n);
 int yr_ctx_sync_wakeup(struct yr_ctx *ctx);
 #define YR_NEXT_RETIRE 2       /* yr_next: a receiver that was stalled is no longer needed */
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev);
