@@ -54,13 +54,15 @@ enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYM
 struct yr_idcache;
 struct yr_call;
 
+#define YR_MAX_MAP 512             /* routed (arch, nr) pairs: some 240 with every hook */
+
 struct yr_ctx {
     int listener;
     struct seccomp_notif *req;
     struct seccomp_notif_resp *resp;
     size_t req_size, resp_size;
     int nmap;
-    struct yr_map { uint32_t arch; int32_t nr; int32_t sys; } map[256];
+    struct yr_map { uint32_t arch; int32_t nr; int32_t sys; } map[YR_MAX_MAP];
     uint64_t stats[4];
     int recv_first;            /* RECV itself returns once no caller is left (see receive) */
     int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */

@@ -20,10 +20,12 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include "rawsys.h"
 #include "yama.h"
 
 /* Debian 12's uapi header predates the scoped field (Linux 6.12). */
@@ -51,21 +53,22 @@ int yr_landlock_abi(void)
 
 /* Reparenting allowed beneath our root: the ruleset then refuses nothing a
  * program does with its files. */
-static int allow_refer_beneath_root(int ruleset)
+static long allow_refer_beneath_root(int ruleset)
 {
-    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    long root = yr_raw4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
     if (root < 0)
-        return -errno;
+        return root;
     struct yr_landlock_path_beneath_attr rule = {
-        .allowed_access = YR_LANDLOCK_ACCESS_FS_REFER, .parent_fd = root };
-    long rc = syscall(SYS_landlock_add_rule, ruleset, YR_LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
-    int e = errno;
-    close(root);
-    return rc < 0 ? -e : 0;
+        .allowed_access = YR_LANDLOCK_ACCESS_FS_REFER, .parent_fd = (int32_t)root };
+    long rc = yr_raw4(SYS_landlock_add_rule, ruleset, YR_LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+    yr_raw1(SYS_close, root);
+    return rc < 0 ? rc : 0;
 }
 
-/* In the child, after no_new_privs: the domain (YR_DOMAIN_*). A larger
- * attribute than an older kernel knows is accepted while its tail is zero. */
+/* In the spawn's child, after no_new_privs: the domain (YR_DOMAIN_*). Raw
+ * calls only: the child may share the supervisor's memory (rawsys.h). A
+ * larger attribute than an older kernel knows is accepted while its tail is
+ * zero. */
 int yr_landlock_shield_self(int32_t domain)
 {
     struct yr_landlock_ruleset_attr attr = { 0 };
@@ -73,14 +76,14 @@ int yr_landlock_shield_self(int32_t domain)
         attr.scoped = YR_LANDLOCK_SCOPE_SIGNAL;
     else
         attr.handled_access_fs = YR_LANDLOCK_ACCESS_FS_REFER;
-    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+    long fd = yr_raw3(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
     if (fd < 0)
-        return -errno;
-    long rc = domain == YR_DOMAIN_SCOPED ? 0 : allow_refer_beneath_root(fd);
-    if (rc == 0 && syscall(SYS_landlock_restrict_self, fd, 0) < 0)
-        rc = -errno;
-    close(fd);
-    return (int)rc;
+        return (int)fd;
+    long rc = domain == YR_DOMAIN_SCOPED ? 0 : allow_refer_beneath_root((int)fd);
+    if (rc == 0)
+        rc = yr_raw2(SYS_landlock_restrict_self, fd, 0);
+    yr_raw1(SYS_close, fd);
+    return (int)(rc < 0 ? rc : 0);
 }
 
 /* A non-dumpable supervisor: its /proc files belong to root and only
@@ -88,6 +91,18 @@ int yr_landlock_shield_self(int32_t domain)
 int yr_set_nondumpable(void)
 {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* Every descriptor the hard limit allows (sandbox/shield.py says why). */
+int yr_raise_nofile(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        return -errno;
+    if (limit.rlim_cur == limit.rlim_max)
+        return 0;
+    limit.rlim_cur = limit.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &limit) < 0 ? -errno : 0;
 }
 
 /* Does this kernel run x32 syscalls at all? (CONFIG_X86_X32_ABI, and the

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +60,33 @@ static void detach(const struct yr_front_link *link)
 
 /* The status to the front ("S"), detached first if asked; the front exits
  * normally from here on, so its death no longer concerns us. */
+/* A message to the front: its kind (MSG_* in sandbox/lifetime.py), with a
+ * descriptor when fd >= 0 (the program's pidfd), the front woken if wake.
+ * 0, or -errno when the front is gone: nobody to tell. In C so that the
+ * launch path needs no socket module before the program runs. */
+int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake)
+{
+    struct iovec iov = { &kind, 1 };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    if (sendmsg(link->sock, &msg, MSG_NOSIGNAL) != 1)
+        return -errno;
+    return wake && kill(link->front, yr_front_wake_signal()) < 0 ? -errno : 0;
+}
+
 int yr_front_report(struct yr_front_link *link, int status, int detach_first)
 {
     link->reported = 1;

@@ -33,16 +33,20 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
+#include "rawsys.h"
 #include "yama.h"
 
-static int seccomp_install(uint32_t flags, const void *bpf, size_t insns)
+/* In the child: the listener, or -errno. */
+static long seccomp_install(uint32_t flags, const void *bpf, size_t insns)
 {
     struct sock_fprog prog = {
         .len = (unsigned short)insns,
         .filter = (struct sock_filter *)bpf,
     };
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    return yr_raw3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
 
 /* The kernel checks the flags before it reads the program: EFAULT on a NULL
@@ -85,10 +89,10 @@ static int take_listener(pid_t pid, int sock)
 static int wait_for_tracer(int sock)
 {
     char go = 0;
-    ssize_t n;
+    long n;
     do {
-        n = read(sock, &go, 1);
-    } while (n < 0 && errno == EINTR);
+        n = yr_raw3(SYS_read, sock, &go, 1);
+    } while (n == -EINTR);
     return n == 1 && go == 1 ? 0 : -1;
 }
 
@@ -107,24 +111,24 @@ int yr_spawn_release(int go_fd, int go)
 }
 
 /* Report why the child could not become the program, then die. */
-static void child_fail(int status_fd, int stage, int err)
+static void child_fail(int status_fd, int stage, long err)
 {
-    struct yr_spawn_failure f = { .stage = stage, .err = err };
-    ssize_t unused = write(status_fd, &f, sizeof(f));
-    (void)unused;
-    _exit(stage == YR_STAGE_EXEC && err == ENOENT ? 127 : 126);
+    struct yr_spawn_failure f = { .stage = stage, .err = (int32_t)(err < 0 ? -err : err) };
+    yr_raw3(SYS_write, status_fd, &f, sizeof(f));
+    yr_raw1(SYS_exit_group, stage == YR_STAGE_EXEC && f.err == ENOENT ? 127 : 126);
+    __builtin_unreachable();
 }
 
-/* Write a short text to a /proc/self file (async-signal-safe). */
+/* Write a short text to a /proc/self file: 0 or an errno. */
 static int write_proc_self(const char *name, const char *text)
 {
-    int fd = open(name, O_WRONLY | O_CLOEXEC);
+    long fd = yr_raw4(SYS_openat, AT_FDCWD, name, O_WRONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return errno;
-    size_t len = strlen(text);
-    int err = write(fd, text, len) == (ssize_t)len ? 0 : errno;
-    close(fd);
-    return err;
+        return (int)-fd;
+    long len = (long)strlen(text);
+    long n = yr_raw3(SYS_write, fd, text, len);
+    yr_raw1(SYS_close, fd);
+    return n == len ? 0 : n < 0 ? (int)-n : EIO;
 }
 
 /* "ID ID 1\n": one id mapped to itself (no snprintf: a forked child of a
@@ -145,15 +149,12 @@ static void one_to_one(char *out, unsigned id)
     memcpy(out, "1\n", 3);
 }
 
-/* A user namespace owned by our euid, our own ids mapped to themselves: the
- * program sees the same ids (others' show as the overflow id, 65534). */
-static int enter_userns(void)
+/* Our own ids mapped to themselves in the user namespace we are the first
+ * process of: the program sees the same ids (others' show as the overflow
+ * id, 65534). setgroups is denied first, as an unprivileged map requires. */
+static int map_own_ids(uid_t uid, gid_t gid)
 {
-    uid_t uid = geteuid();
-    gid_t gid = getegid();
     char map[64];
-    if (unshare(CLONE_NEWUSER) < 0)
-        return errno;
     int err = write_proc_self("/proc/self/setgroups", "deny");
     if (err && err != ENOENT)                   /* before Linux 3.19 there is no such file */
         return err;
@@ -162,6 +163,13 @@ static int enter_userns(void)
         return err;
     one_to_one(map, (unsigned)uid);
     return write_proc_self("/proc/self/uid_map", map);
+}
+
+/* A user namespace owned by our euid (a forked child: unshare). */
+static int enter_userns(uid_t uid, gid_t gid)
+{
+    long rc = yr_raw1(SYS_unshare, CLONE_NEWUSER);
+    return rc < 0 ? (int)-rc : map_own_ids(uid, gid);
 }
 
 /* Can we make the sandbox's user namespace? A child tries and says (0, or
@@ -174,7 +182,7 @@ int yr_userns_probe(void)
         return errno;
     pid_t pid = fork();
     if (pid == 0) {
-        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
+        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns(geteuid(), getegid());
         ssize_t unused = write(p[1], &err, sizeof(err));
         (void)unused;
         _exit(0);
@@ -210,15 +218,14 @@ uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode)
     return bits;
 }
 
-/* execvp's search, without malloc (we are a forked child of a threaded
- * process): EACCES anywhere wins over a later ENOENT, as in glibc and env(1). */
+/* execvp's search, without malloc or errno (we share the supervisor's memory,
+ * or are a forked child of a threaded process): EACCES anywhere wins over a
+ * later ENOENT, as in glibc and env(1). */
 static int exec_search(const char *file, char *const argv[], char *const envp[],
                        const char *path)
 {
-    if (strchr(file, '/')) {
-        execve(file, argv, envp);
-        return errno;
-    }
+    if (strchr(file, '/'))
+        return (int)-yr_raw3(SYS_execve, file, argv, envp);
     if (!path)
         path = "/usr/local/bin:/usr/bin:/bin";
     int seen_eacces = 0, last = ENOENT;
@@ -236,8 +243,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[],
         if (dlen + 1 + flen < sizeof(buf)) {
             buf[dlen] = '/';
             memcpy(buf + dlen + 1, file, flen + 1);
-            execve(buf, argv, envp);
-            last = errno;
+            last = (int)-yr_raw3(SYS_execve, buf, argv, envp);
             if (last == EACCES)
                 seen_eacces = 1;
             else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
@@ -251,66 +257,259 @@ static int exec_search(const char *file, char *const argv[], char *const envp[],
     return seen_eacces ? EACCES : last;
 }
 
-static void child(const char *file, char *const argv[], char *const envp[],
-                  const char *path, const void *bpf, size_t insns,
-                  uint32_t flags, int landlock, pid_t parent, int sock, int status_fd)
-{
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    /* Python ignores these two for itself; the program expects defaults. */
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGXFSZ, SIG_DFL);
+/* What the child is given. In a child that shares our memory, this and every
+ * string it points to live in its arena, never on a stack or heap of ours. */
+struct spawn_job {
+    const char *file, *path;
+    char *const *argv, *const *envp;
+    const void *bpf;
+    size_t insns;
+    uint32_t flags;
+    int32_t landlock;
+    pid_t parent;
+    uid_t uid;
+    gid_t gid;
+    int sock, status_fd;
+    int shared_vm;          /* cloned with CLONE_VM (and CLONE_NEWUSER for a namespace) */
+};
 
-    if (flags & YR_SPAWN_USERNS) {
+struct yr_ksigaction {      /* the kernel's struct sigaction (x86-64, arm64) */
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+/* Every handler of ours back to the default before any signal is let in:
+ * sharing our memory, a handler run here (Python's SIGINT handler trips its
+ * flag, writes its wakeup descriptor) would act in the supervisor. Python
+ * ignores SIGPIPE and SIGXFSZ for itself; the program expects defaults.
+ * Other ignored signals stay ignored, as exec keeps them. */
+static void default_handlers(void)
+{
+    struct yr_ksigaction old, dfl = { .handler = SIG_DFL };
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (yr_raw4(SYS_rt_sigaction, sig, NULL, &old, sizeof(uint64_t)) < 0)
+            continue;
+        if ((old.handler != SIG_DFL && old.handler != SIG_IGN) ||
+            sig == SIGPIPE || sig == SIGXFSZ)
+            yr_raw4(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+    }
+}
+
+/* The program's process until its exec: only raw system calls (rawsys.h). */
+static int child(void *arg)
+{
+    const struct spawn_job *job = arg;
+    int status_fd = job->status_fd, sock = job->sock;
+    uint32_t flags = job->flags;
+    const void *bpf = job->bpf;
+    uint64_t none = 0;
+
+    default_handlers();
+    yr_raw4(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+
+    if ((flags & YR_SPAWN_USERNS) && !job->shared_vm) {
         /* Dumpable: a non-dumpable task's /proc/self/uid_map is its namespace
          * root's (task_dump_owner), which it could not write (the supervisor
          * is non-dumpable once a first program runs: a fallback respawn).
          * Again after: gaining the namespace's capabilities made us
          * non-dumpable, and our memory is our parent namespace's until exec,
-         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE. */
-        int err = prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : enter_userns();
-        if (!err && prctl(PR_SET_DUMPABLE, 1) < 0)
-            err = errno;
+         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE.
+         * (Sharing our memory, the namespace came with the clone, which
+         * changes no dumpable flag, and the supervisor was dumpable.) */
+        long rc = yr_raw2(SYS_prctl, PR_SET_DUMPABLE, 1);
+        int err = rc < 0 ? (int)-rc : enter_userns(job->uid, job->gid);
+        if (!err && (rc = yr_raw2(SYS_prctl, PR_SET_DUMPABLE, 1)) < 0)
+            err = (int)-rc;
+        if (err)
+            child_fail(status_fd, YR_STAGE_USERNS, err);
+    } else if (flags & YR_SPAWN_USERNS) {
+        int err = map_own_ids(job->uid, job->gid);
         if (err)
             child_fail(status_fd, YR_STAGE_USERNS, err);
     }
     /* After the namespace: gaining its capabilities cleared the death signal. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        child_fail(status_fd, YR_STAGE_SETUP, errno);
-    if (getppid() != parent)        /* the supervisor died before we armed it */
-        _exit(125);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        child_fail(status_fd, YR_STAGE_SETUP, errno);
-    if (landlock != YR_DOMAIN_NONE) {
-        int rc = yr_landlock_shield_self(landlock);
-        if (rc < 0)
-            child_fail(status_fd, YR_STAGE_SHIELD, -rc);
-    }
+    long rc = yr_raw2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    if (rc < 0)
+        child_fail(status_fd, YR_STAGE_SETUP, rc);
+    if (yr_raw0(SYS_getppid) != job->parent)    /* the supervisor died before we armed it */
+        yr_raw1(SYS_exit_group, 125);
+    if ((rc = yr_raw6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0)) < 0)
+        child_fail(status_fd, YR_STAGE_SETUP, rc);
+    if (job->landlock != YR_DOMAIN_NONE && (rc = yr_landlock_shield_self(job->landlock)) < 0)
+        child_fail(status_fd, YR_STAGE_SHIELD, rc);
     int traced = (flags & YR_SPAWN_TRACED) != 0;
     flags &= ~(uint32_t)(YR_SPAWN_TRACED | YR_SPAWN_USERNS);
     if (traced) {
         /* SECCOMP_RET_TRACE: wait until the supervisor is our tracer. */
         if (wait_for_tracer(sock) < 0)
             child_fail(status_fd, YR_STAGE_SETUP, EPERM);
-        if (bpf && seccomp_install(flags, bpf, insns) < 0)
-            child_fail(status_fd, YR_STAGE_FILTER, errno);
+        if (bpf && (rc = seccomp_install(flags, bpf, job->insns)) < 0)
+            child_fail(status_fd, YR_STAGE_FILTER, rc);
         bpf = NULL;
     }
     if (bpf) {
-        int listener = seccomp_install(flags, bpf, insns);
+        long listener = seccomp_install(flags, bpf, job->insns);
         if (listener < 0)
-            child_fail(status_fd, YR_STAGE_FILTER, errno);
+            child_fail(status_fd, YR_STAGE_FILTER, listener);
         /* The supervisor takes the listener with pidfd_getfd while we wait:
          * write and read are never routed (sendmsg may be). */
+        int number = (int)listener;
         char ack;
-        if (write(sock, &listener, sizeof(listener)) != sizeof(listener) ||
-            read(sock, &ack, 1) != 1)
+        if (yr_raw3(SYS_write, sock, &number, sizeof(number)) != sizeof(number) ||
+            yr_raw3(SYS_read, sock, &ack, 1) != 1)
             child_fail(status_fd, YR_STAGE_SETUP, EPIPE);
-        close(listener);
+        yr_raw1(SYS_close, listener);
     }
-    close(sock);
-    child_fail(status_fd, YR_STAGE_EXEC, exec_search(file, argv, envp, path));
+    yr_raw1(SYS_close, sock);
+    child_fail(status_fd, YR_STAGE_EXEC, exec_search(job->file, job->argv, job->envp, job->path));
+    return 0;
+}
+
+/* -- the child's arena: its stack and a copy of what it execs --------------------------
+ *
+ * A child cloned with CLONE_VM runs in our memory until its exec, and its
+ * exec (a notified call, answered after yr_spawn_path returned) reads the
+ * file, argv and envp then: they are copied here, with the job and the
+ * child's stack, and the arena stays mapped until the kernel says the child
+ * has left our memory (its exec or exit clears `tid`, CLONE_CHILD_CLEARTID).
+ * Arenas are reclaimed at the next spawn. */
+#define ARENA_STACK (64 * 1024)
+
+struct arena {
+    volatile pid_t tid;         /* the child's; 0 once it left our memory */
+    char *base;                 /* the mapping: guard page, stack, this */
+    size_t size;
+    struct arena *next;
+    struct spawn_job job;
+    char data[];                /* argv, envp, then their strings */
+};
+
+static struct arena *arenas;
+static pthread_mutex_t arenas_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void reclaim_arenas(void)
+{
+    pthread_mutex_lock(&arenas_lock);
+    for (struct arena **a = &arenas; *a; ) {
+        struct arena *done = *a;
+        if (__atomic_load_n(&done->tid, __ATOMIC_ACQUIRE) == 0) {
+            *a = done->next;
+            munmap(done->base, done->size);
+        } else {
+            a = &done->next;
+        }
+    }
+    pthread_mutex_unlock(&arenas_lock);
+}
+
+static size_t vector_size(char *const v[], size_t *count)
+{
+    size_t bytes = 0, n = 0;
+    for (; v[n]; n++)
+        bytes += strlen(v[n]) + 1;
+    *count = n;
+    return bytes;
+}
+
+static char *copy_string(char **cursor, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *copy = memcpy(*cursor, s, len);
+    *cursor += len;
+    return copy;
+}
+
+static char **copy_vector(char ***slots, char **cursor, char *const v[], size_t n)
+{
+    char **copy = *slots;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = copy_string(cursor, v[i]);
+    copy[n] = NULL;
+    *slots += n + 1;
+    return copy;
+}
+
+/* A guard page, the stack, then the arena header and data. NULL: no memory. */
+static struct arena *arena_new(const struct spawn_job *job)
+{
+    size_t nargv, nenvp;
+    size_t strings = vector_size(job->argv, &nargv) + vector_size(job->envp, &nenvp)
+                     + strlen(job->file) + 1 + (job->path ? strlen(job->path) + 1 : 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t need = sizeof(struct arena) + (nargv + nenvp + 2) * sizeof(char *) + strings;
+    size_t size = page + ARENA_STACK + ((need + page - 1) & ~(page - 1));
+    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mprotect(base, page, PROT_NONE) < 0) {      /* a stack overflow faults */
+        munmap(base, size);
+        return NULL;
+    }
+    struct arena *a = (struct arena *)(base + page + ARENA_STACK);
+    a->base = base;
+    a->size = size;
+    a->job = *job;
+    char **slots = (char **)a->data;
+    char *cursor = (char *)(slots + nargv + nenvp + 2);
+    a->job.argv = copy_vector(&slots, &cursor, job->argv, nargv);
+    a->job.envp = copy_vector(&slots, &cursor, job->envp, nenvp);
+    a->job.file = copy_string(&cursor, job->file);
+    a->job.path = job->path ? copy_string(&cursor, job->path) : NULL;
+    return a;
+}
+
+/* The child in our memory: no page tables copied for it, and none of ours
+ * write-protected for copy-on-write, which every page the interpreter then
+ * touched paid for as a fault (about 1.2 ms of a start). Only before the
+ * sandbox holds any process (the first spawn, or again before any program
+ * ran): the child holds our memory, writable, until its exec. A namespace
+ * comes with the clone itself (unshare refuses a task that shares its
+ * memory), which needs the supervisor dumpable (map_own_ids writes its own
+ * /proc files); the ptrace backend's child is traced, and forks. Signals
+ * stay blocked in this thread across the clone, so the child starts with
+ * all of them blocked until default_handlers() is done. Returns the pid, or
+ * -errno. */
+static pid_t clone_sharing_memory(struct spawn_job *job)
+{
+    reclaim_arenas();
+    struct arena *a = arena_new(job);
+    if (!a)
+        return -ENOMEM;
+    a->job.shared_vm = 1;
+    int cflags = CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
+    if (job->flags & YR_SPAWN_USERNS)
+        cflags |= CLONE_NEWUSER;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(child, (char *)a, cflags, &a->job, &a->tid, NULL, &a->tid);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        munmap(a->base, a->size);
+        return -e;
+    }
+    pthread_mutex_lock(&arenas_lock);
+    a->next = arenas;
+    arenas = a;
+    pthread_mutex_unlock(&arenas_lock);
+    return pid;
+}
+
+static int may_share_memory(uint32_t flags)
+{
+#ifdef YR_HAVE_RAW_SYSCALLS
+    if (flags & YR_SPAWN_TRACED)
+        return 0;
+    return !(flags & YR_SPAWN_USERNS) || prctl(PR_GET_DUMPABLE) == 1;
+#else
+    (void)flags;
+    return 0;
+#endif
 }
 
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
@@ -326,20 +525,31 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
         close(sv[1]);
         return -e;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(sv[0]);
-        close(status[0]);
-        child(file, argv, envp, path, bpf, insns, flags, landlock, parent, sv[1], status[1]);
+    struct spawn_job job = {
+        .file = file, .path = path, .argv = argv, .envp = envp, .bpf = bpf, .insns = insns,
+        .flags = flags, .landlock = landlock, .parent = getpid(), .uid = geteuid(),
+        .gid = getegid(), .sock = sv[1], .status_fd = status[1],
+    };
+    pid_t pid;
+    if (may_share_memory(flags)) {
+        pid = clone_sharing_memory(&job);
+    } else {
+        pid = fork();
+        if (pid == 0) {
+            close(sv[0]);
+            close(status[0]);
+            child(&job);
+        }
+        pid = pid < 0 ? -errno : pid;
     }
-    int e = errno;
+    /* The child's ends: a shared-memory child holds its own copies (no
+     * CLONE_FILES), and the forked one closed ours in its table. */
     close(sv[1]);
     close(status[1]);
     if (pid < 0) {
         close(sv[0]);
         close(status[0]);
-        return -e;
+        return pid;
     }
     out->pid = pid;
     out->status_fd = status[0];

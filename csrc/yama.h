@@ -209,8 +209,10 @@ uint32_t yr_exec_privilege(int dirfd, const char *name, uint32_t mode);
 /* notify.c */
 struct yr_ctx *yr_ctx_new(int listener);
 struct yr_ctx *yr_ctx_clone(const struct yr_ctx *ctx);  /* another receiver, same tables */
+struct yr_ctx *yr_ctx_template(int listener);         /* tables only: never serves */
 void yr_ctx_free(struct yr_ctx *ctx);
-int yr_ctx_map(struct yr_ctx *ctx, uint32_t arch, int32_t nr, int32_t sys);
+int yr_ctx_map_all(struct yr_ctx *ctx, const uint32_t *arch, const int32_t *nr,
+                   const int32_t *sys, int n);
 int yr_ctx_sync_wakeup(struct yr_ctx *ctx);
 #define YR_NEXT_RETIRE 2       /* yr_next: a receiver that was stalled is no longer needed */
 int yr_next(struct yr_ctx *ctx, struct yr_event *ev);
@@ -298,6 +300,7 @@ enum {
 };
 int yr_landlock_abi(void);
 int yr_landlock_shield_self(int32_t domain);
+int yr_raise_nofile(void);          /* the soft RLIMIT_NOFILE to the hard one */
 int yr_set_nondumpable(void);
 int yr_x32_enabled(void);
 int yr_abi_refused(uint32_t arch, int32_t nr);
@@ -348,6 +351,7 @@ struct yr_front_link {
     int32_t n;
 };
 void yr_front_records_first(void);
+int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake);
 int yr_front_report(struct yr_front_link *link, int status, int detach_first);
 int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
                  void *failure, size_t size, struct yr_front_link *link);

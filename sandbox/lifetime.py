@@ -19,8 +19,7 @@ left behind until the last process exits. `--wait` keeps the front until then in
 If the front is killed (kill -9 of yama-run) while the program runs, the
 supervisor learns it through its parent-death signal and kills the program,
 as before the split, when killing yama-run killed the program."""
-import _signal as signal     # the C modules: `signal` and `socket` cost ~6 ms
-import _socket as socket     # of enum classes before the program starts
+import _signal as signal     # the C module: `signal` costs milliseconds of enum classes
 import posix
 import sys
 
@@ -102,19 +101,20 @@ def split(serve, wait_all: bool, inherited, front=None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, (FRONT_GONE,))
     if front is not None:
         fd, front_pid = front
-        _supervise(serve, socket.socket(fileno=fd), front_pid, wait_all, inherited)
+        _supervise(serve, fd, front_pid, wait_all, inherited)
+    import _socket as socket        # (not on the installed command's way)
     front_end, sup_end = socket.socketpair(socket.AF_UNIX,
                                            socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     front_pid = posix.getpid()
     pid = posix.fork()
     if pid == 0:
         front_end.close()
-        _supervise(serve, sup_end, front_pid, wait_all, inherited)
+        _supervise(serve, sup_end.detach(), front_pid, wait_all, inherited)
     sup_end.close()
     return lib.yr_front(front_end.fileno(), pid)
 
 
-def _supervise(serve, sock: socket.socket, front: int, wait_all: bool, inherited) -> None:
+def _supervise(serve, sock: int, front: int, wait_all: bool, inherited) -> None:
     """The supervisor process: serve(link), report, and end."""
     # The supervisor is never stopped by job control: the program shares
     # its terminal and (until Link.started) its process group, and could stop
@@ -138,28 +138,20 @@ def _supervise(serve, sock: socket.socket, front: int, wait_all: bool, inherited
 class Link:
     """The supervisor's end: what it tells the front, and its lifetime."""
 
-    def __init__(self, sock: socket.socket, front: int, wait_all: bool, inherited):
-        self.sock = sock
+    def __init__(self, sock: int, front: int, wait_all: bool, inherited):
+        self.sock = sock                # -1 once closed
         self.front = front
         self.wait_all = wait_all
         self.detached = False
         self._before_report = lambda: None  # the supervisor's: its records written first
-        self.c, self._keep = _c_link(sock.fileno(), front, wait_all, inherited)
-        self.wake = _lib().yr_front_wake_signal()
+        self.c, self._keep = _c_link(sock, front, wait_all, inherited)
         # If the front dies while the program runs, we hear it (FRONT_GONE).
         _lib().yr_set_pdeathsig(FRONT_GONE)
         if posix.getppid() != front:    # it died before the signal was armed
             posix.kill(posix.getpid(), FRONT_GONE)
-        self._send(MSG_HELLO, wake=False)   # from here, a silent end is a setup error
-
-    def _send(self, kind: bytes, payload: bytes = b"", fds=(), wake: bool = True) -> None:
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _ints(fds))]
-        try:
-            self.sock.sendmsg([kind + payload], rights if fds else [])
-            if wake:
-                posix.kill(self.front, self.wake)
-        except OSError:
-            pass                        # the front is gone: nobody to tell
+        # From here, a silent end is a setup error. (An error: the front is
+        # gone, nobody to tell.)
+        _lib().yr_front_send(self.c, MSG_HELLO, -1, False)
 
     def started(self, pid: int) -> None:
         """The program runs as pid: the front gets a pidfd to signal it, and
@@ -175,10 +167,8 @@ class Link:
             pidfd = posix.pidfd_open(pid)  # our unreaped child: it is the program
         except OSError:
             return
-        try:
-            self._send(MSG_PIDFD, fds=[pidfd])
-        finally:
-            posix.close(pidfd)
+        _lib().yr_front_send(self.c, MSG_PIDFD, pidfd, True)
+        posix.close(pidfd)
 
     def main_exited(self, status: int) -> None:
         """The main program is gone: the front exits with its status now,
@@ -196,7 +186,7 @@ class Link:
     def finish(self, status: int, detach_first: bool = False) -> None:
         """The status to the front ("S"), detached first if asked, in one C
         call, unless the reaper's wait sent it already (detached first)."""
-        if self.sock.fileno() < 0:
+        if self.sock < 0:
             return                      # reported and closed
         if self.c.reported:
             self.detached = True
@@ -204,7 +194,8 @@ class Link:
             self._before_report()
             _lib().yr_front_report(self.c, status, detach_first)
             self.detached = detach_first
-        self.sock.close()
+        posix.close(self.sock)
+        self.sock = -1
 
 
 def _c_link(sock: int, front: int, wait_all: bool, inherited):
@@ -217,11 +208,6 @@ def _c_link(sock: int, front: int, wait_all: bool, inherited):
                                         "fds": keep[0], "devs": keep[1], "inos": keep[2],
                                         "n": len(fds)})
     return link, keep
-
-
-def _ints(values) -> bytes:
-    """C ints as struct.pack("Ni") packs them (struct costs an import)."""
-    return b"".join(v.to_bytes(4, sys.byteorder, signed=True) for v in values)
 
 
 # -- the supervisor's reaper (notify backend) -----------------------------------------

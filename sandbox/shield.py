@@ -20,7 +20,6 @@ access, and the calls that act on a process by pid) to the guard
 Landlock does not cover (prlimit, setpriority, sched_*, ioprio_set...) are
 routed to the guard in both modes. The supervisor is also made non-dumpable."""
 import posix
-import resource
 
 from ._yama import lib
 from .bareos import getenv
@@ -77,12 +76,7 @@ class Shield:
         the supervisor holds (pidfds of PR_SET_PTRACER declarations, bounded
         by sandbox/taskwatch.py within what is raised here)."""
         self.nondumpable = lib.yr_set_nondumpable() == 0
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != hard:
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            except (ValueError, OSError):
-                pass
+        lib.yr_raise_nofile()       # (it fails only as setrlimit may: kept as it is)
 
     def describe(self) -> str:
         dumpable = ", non-dumpable" if self.nondumpable else ", dumpable (prctl failed)"

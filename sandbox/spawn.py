@@ -251,7 +251,7 @@ def _say_always(text: str) -> None:
 def _context(started: Started, plan: dict, say) -> None:
     """The notification contexts: a template with what C settles alone (from
     the plan), the receiver pool, and the first receiver's own context."""
-    started.template = lib.yr_ctx_new(started.listener)
+    started.template = lib.yr_ctx_template(started.listener)
     started.pool = lib.yr_pool_new()
     if started.template == ffi.NULL or started.pool == ffi.NULL:
         raise SetupError("cannot allocate the notification context")
@@ -276,8 +276,10 @@ def receiver_context(template, pool):
 def load_tables(ctx, plan: dict) -> None:
     """The routed syscalls (arch, nr -> logical id) and the chain's rules over
     the facts C finds (bit f set: every module allows facts f)."""
-    for arch, nr, sys_id in plan["syscalls"]:
-        lib.yr_ctx_map(ctx, arch, nr, sys_id)
+    arches, numbers, ids = zip(*plan["syscalls"]) if plan["syscalls"] else ((), (), ())
+    if lib.yr_ctx_map_all(ctx, ffi.new("uint32_t[]", arches), ffi.new("int32_t[]", numbers),
+                          ffi.new("int32_t[]", ids), len(arches)) < 0:
+        raise SetupError(f"cannot map the {len(arches)} routed syscalls")
     load_rules(ctx, plan["tables"])
 
 

@@ -20,7 +20,8 @@ FROM_CACHE = "plan: from the cache"
 # Each of these costs the start of every run a fraction of a millisecond or
 # more (docs/startup.md, "For developers"); the launch path needs none of them
 # before the program runs.
-NOT_BEFORE_THE_PROGRAM = ("os", "posixpath", "stat", "__future__", "struct", "socket",
+NOT_BEFORE_THE_PROGRAM = ("os", "posixpath", "stat", "__future__", "struct", "socket", "_socket",
+                          "resource",
                           "signal", "threading", "re", "enum", "typing", "dataclasses", "importlib.metadata", "tomllib",
                           "click", "pyseccomp", "sandbox.cli", "sandbox.supervisor",
                           "sandbox.chain", "sandbox.modules", "sandbox.audit")

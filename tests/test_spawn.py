@@ -1,0 +1,84 @@
+"""The program's process before its exec (csrc/spawn.c): a child that shares
+the supervisor's memory (CLONE_VM) and execs from an arena of its own, which
+the supervisor reclaims once the kernel says the child left its memory."""
+import subprocess
+import sys
+
+from conftest import ROOT, tree_env, yama_run
+
+ECHO = "import sys, os; sys.stdout.write(repr((sys.argv[1:], os.environ['BIG'])))"
+
+
+def test_the_program_gets_its_arguments_and_environment_intact():
+    """The exec is a notified call, answered after the spawn returned and its
+    caller's buffers were freed: what the program gets is the arena's copy.
+    Many arguments and a large variable, as the caller gave them."""
+    args = [f"argument {i} " + "x" * (i % 50) for i in range(2000)] + ["", "é", "--"]
+    big = "".join(chr(65 + i % 26) for i in range(100_000))
+    r = yama_run("--", sys.executable, "-c", ECHO, *args, env=tree_env({"BIG": big}),
+                 timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == repr((args, big))
+
+
+SPAWN_LOOP = """
+import posix, sys
+sys.path.insert(0, {root!r})
+from sandbox._yama import ffi, lib
+
+def arenas():
+    with open("/proc/self/maps") as maps:        # our arenas: a guard page, then rw
+        return sum(1 for line in maps if " ---p 00000000 00:00 0" in line)
+
+def spawn_true():
+    keep = [ffi.new("char[]", b"/bin/true")]
+    argv = ffi.new("char *[]", [keep[0], ffi.NULL])
+    envp = ffi.new("char *[]", [ffi.NULL])
+    out = ffi.new("struct yr_spawn_result *")
+    assert lib.yr_spawn_path(keep[0], argv, envp, ffi.NULL, ffi.NULL, 0, 0, 0, out) == 0
+    _, status = posix.waitpid(out.pid, 0)
+    assert posix.read(out.status_fd, 8) == b""        # the exec succeeded
+    posix.close(out.status_fd)
+    assert posix.waitstatus_to_exitcode(status) == 0
+
+spawn_true()
+before = arenas()
+for _ in range(50):
+    spawn_true()
+print(arenas() - before)
+"""
+
+
+def test_spawn_arenas_are_reclaimed():
+    """Fifty programs spawned one after another by one process: each arena is
+    unmapped at the next spawn, once its child has exec'd (the kernel cleared
+    its tid word), so at most the last one is still mapped."""
+    r = subprocess.run([sys.executable, "-c", SPAWN_LOOP.format(root=ROOT)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) <= 1
+
+
+def test_a_program_not_found_is_said_from_the_arena():
+    """The PATH search runs in the child on the arena's copy of PATH: a
+    program on none of its entries is 127 and named, as natively."""
+    env = tree_env({"PATH": "/nonexistent-a:/nonexistent-b:/usr/bin"})
+    r = yama_run("--", "no-such-program-yr", env=env)
+    assert r.returncode == 127
+    assert "no-such-program-yr: No such file or directory" in r.stderr
+    r = yama_run("--", "true", env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_program_starts_with_the_dispositions_of_a_native_start():
+    """The child resets every handler of the supervisor's before it lets a
+    signal in (a handler run there would act in the supervisor's memory),
+    and the two signals Python ignores for itself (SIGPIPE, SIGXFSZ); an
+    ignored SIGHUP (nohup's) stays ignored. The program's ignored and caught
+    signals are then a native start's."""
+    shell = "trap '' HUP; exec grep -E '^Sig(Ign|Cgt|Blk)' /proc/self/status"
+    native = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, timeout=60)
+    r = yama_run("--", "sh", "-c", shell)
+    assert r.returncode == 0, r.stderr
+    assert "SigIgn:\t0000000000000001\n" in native.stdout
+    assert r.stdout == native.stdout
