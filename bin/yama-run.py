@@ -5,21 +5,20 @@ import posix
 import sys
 
 prefix = sys.executable.rpartition("/")[0].rpartition("/")[0]
-if not posix.access(f"{prefix}/pyvenv.cfg", posix.F_OK):
+if not posix.access(prefix + "/pyvenv.cfg", posix.F_OK):
     prefix = sys.prefix                 # not a venv's (only `site` makes sys.prefix a venv's)
-packages = []
-for lib in dict.fromkeys((sys.platlibdir, "lib")):
-    path = f"{prefix}/{lib}/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
-    if posix.access(path, posix.F_OK) and path not in sys.path:
-        packages.append(path)
+site_packages = "/python%d.%d/site-packages" % sys.version_info[:2]
+packages = [path for path in dict.fromkeys((prefix + "/" + sys.platlibdir + site_packages,
+                                            prefix + "/lib" + site_packages))
+            if posix.access(path, posix.F_OK) and path not in sys.path]
 sys.path += packages
 try:
     from sandbox import entry
-except ImportError:                     # pip install -e: only its own .pth finds the package
+except ImportError:                     # pip install -e: found only through its own .pth
     for path in packages:
         for name in posix.listdir(path):
             if name.startswith("__editable__.yama_run-") and name.endswith(".pth"):
-                for line in open(f"{path}/{name}", encoding="utf-8").read().splitlines():
+                for line in open(path + "/" + name, encoding="utf-8").read().splitlines():
                     if line.startswith("import"):
                         exec(line)      # its finder's install()
                     elif line:
