@@ -61,9 +61,12 @@ def build_launcher(out: Path) -> Path:
 
 def venv_around_checkout(venv: Path) -> Path:
     """VENV/bin/python3 is this interpreter; VENV/pyvenv.cfg makes it a venv's;
-    its site-packages names this checkout and the interpreter's own
-    site-packages (cffi, pyseccomp, click) in a .pth file, as pip's editable
-    installs and .pth files do. VENV/bin must hold the launcher already."""
+    its site-packages names this checkout in yama-run's editable .pth file, as
+    `pip install -e` writes it in strict mode (a directory line: bin/yama-run.py
+    reads that file only when the package is not in site-packages), and the
+    interpreter's own site-packages (cffi, pyseccomp, click) in another .pth
+    file (sandbox/entry.py adds the directories such files name). VENV/bin
+    must hold the launcher already."""
     import site
     python = Path(os.path.realpath(sys.executable))
     (venv / "bin" / "python3").unlink(missing_ok=True)
@@ -72,7 +75,8 @@ def venv_around_checkout(venv: Path) -> Path:
     (venv / "pyvenv.cfg").write_text(f"home = {python.parent}\n")
     packages = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     packages.mkdir(parents=True, exist_ok=True)
-    paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
+    (packages / "__editable__.yama_run-0.1.0.pth").write_text(ROOT + "\n")
+    paths = [p for p in site.getsitepackages() if os.path.isdir(p)]
     (packages / "paths.pth").write_text("# names directories only\n" + "\n".join(paths) + "\n")
     return venv
 

@@ -115,7 +115,10 @@ def run_install(shell: list[str], src: Path, home: Path, timeout=600):
 def check_command_installed_then_uninstalled(shell: list[str], venv: Path, home: Path):
     """The command is the launcher compiled at install (csrc/launcher.c) and
     the Python part it runs, which is read, never run itself; pip lists
-    both in RECORD, so `pip uninstall` removes both (docs/startup.md)."""
+    both in RECORD, so `pip uninstall` removes both (docs/startup.md). The
+    Python part is compiled at every run, sandbox/entry.py, which does the
+    rest, once: pip compiled it at install (RECORD lists its bytecode), and
+    the bytecode is valid for the source (its mtime and size)."""
     launcher, part = venv / "bin" / "yama-run", venv / "bin" / "yama-run.py"
     assert launcher.read_bytes()[:4] == b"\x7fELF"
     assert launcher.stat().st_mode & 0o111 == 0o111
@@ -123,6 +126,11 @@ def check_command_installed_then_uninstalled(shell: list[str], venv: Path, home:
     record = next(venv.glob("lib/python3*/site-packages/yama_run-*.dist-info/RECORD"))
     listed = {line.split(",")[0] for line in record.read_text().splitlines()}
     assert {"../../../bin/yama-run", "../../../bin/yama-run.py"} <= listed
+    (cached,) = [name for name in listed if name.startswith("sandbox/__pycache__/entry.")]
+    entry = record.parent.parent / "sandbox" / "entry.py"
+    header = (record.parent.parent / cached).read_bytes()[4:16]     # flags, mtime, size
+    assert header == bytes(4) + (int(entry.stat().st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + \
+        entry.stat().st_size.to_bytes(4, "little")
     env = {"HOME": str(home), "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
     done = subprocess.run([*shell, str(venv / "bin" / "pip"), "uninstall", "-y", "yama-run"],
                           capture_output=True, text=True, env=env, timeout=120)
@@ -167,5 +175,32 @@ def test_install_as_an_ordinary_user_into_their_home():
         assert not (src / ".venv").exists()
         check_command_installed_then_uninstalled(shell, home / ".local" / "lib" / "yama-run",
                                                  home)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@requires_tool("cc")
+@needs_install_tools[-1]
+def test_an_editable_install_runs_a_program():
+    """`pip install -e`: the package is not in site-packages, only found
+    through the finder yama-run's __editable__ .pth installs, which the
+    Python part runs when the package is not there (docs/startup.md)."""
+    where = scratch()
+    try:
+        src = source_copy(where)
+        venv = where / "venv"
+        env = {"HOME": str(where), "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
+        subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(venv)], check=True, env=env, timeout=120)
+        done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", str(src)],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (packages,) = venv.glob("lib/python3*/site-packages")
+        assert not (packages / "sandbox").exists()
+        (pth,) = packages.glob("__editable__.yama_run-*.pth")
+        assert pth.read_text().startswith("import "), pth.read_text()
+        r = subprocess.run([str(venv / "bin" / "yama-run"), "-v", "--", "sh", "-c", "exit 7"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 7, r.stderr
+        assert f"yama-run: profile default ({src}/profiles/default.toml" in r.stderr, r.stderr
     finally:
         shutil.rmtree(where, ignore_errors=True)

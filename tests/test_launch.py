@@ -33,13 +33,13 @@ def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
     sys.path): none of the modules that cost milliseconds."""
     paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
     code = (f"import sys; sys.path[:0] = {paths!r}; "
-            "import sandbox.launch, sandbox.spawn, sandbox.shield; "
+            "import sandbox.entry, sandbox.launch, sandbox.spawn, sandbox.shield; "
             "print(' '.join(sorted(sys.modules)))")
     r = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True,
                        cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
     loaded = set(r.stdout.split())
-    assert {"sandbox.launch", "sandbox.spawn", "sandbox._yama"} <= loaded
+    assert {"sandbox.entry", "sandbox.launch", "sandbox.spawn", "sandbox._yama"} <= loaded
     assert sorted(loaded & set(NOT_BEFORE_THE_PROGRAM)) == []
 
 

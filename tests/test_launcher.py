@@ -1,8 +1,9 @@
 """The command a user runs (csrc/launcher.c, installed as bin/yama-run beside
 the Python part bin/yama-run.py; docs/startup.md): which interpreter it runs,
-with which arguments, and how it fails. The launcher is compiled here as
-setup.py compiles it; the interpreters it may run are probes that say how
+with which arguments, and how it fails; what the Python part leaves to
+sandbox/entry.py. The launcher is compiled here as setup.py compiles it; the interpreters it may run are probes that say how
 they were started, or a real venv-like tree around this checkout."""
+import ast
 import os
 import shutil
 import signal
@@ -143,6 +144,27 @@ def test_a_missing_python_part_is_a_setup_error(venv, tmp_path):
     assert r.stderr.startswith(
         f"yama-run: cannot read its Python part {venv}/bin/yama-run.py: "), r.stderr
     assert not marker.exists()
+
+
+def test_the_python_part_only_finds_the_package_and_reads_no_file_on_the_way():
+    """A script is compiled from source at every run (never cached as
+    bytecode), in proportion to its size: the Python part only puts the
+    venv's site-packages on sys.path and imports sandbox.entry, compiled at
+    install and cached, which does the rest (the .pth files' directories,
+    the front's FD:PID, the name). The script reads a file only when the
+    package is not in site-packages: yama-run's own editable .pth."""
+    tree = ast.parse(PYTHON_PART.read_text())
+    code = tree.body[1:]                                    # after the docstring
+    assert code[-1].end_lineno - code[0].lineno < 25
+    assert not [node for node in ast.walk(tree)
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+    (fallback,) = [node for node in code if isinstance(node, ast.Try)]
+    assert [ast.unparse(h.type) for h in fallback.handlers] == ["ImportError"]
+    handled = {id(node) for h in fallback.handlers for node in ast.walk(h)}
+    reads = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and ast.unparse(node.func) in ("open", "exec", "posix.listdir")]
+    assert reads and all(id(node) in handled for node in reads)
+    assert ast.unparse(code[-1]) == "entry.main(packages)"
 
 
 # -- with a real interpreter: this checkout in a venv-like tree ------------------------------
