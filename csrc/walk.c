@@ -376,7 +376,7 @@ static int on_dirfd(struct yr_call *c)
         return yr_call_finish(c, -ENOENT);       /* continued: the kernel does it */
     int fd = yr_start_at(c, c->dirfd, 0);
     if (fd < 0)
-        return yr_call_finish(c, fd == -ESRCH ? -ESRCH : -EBADF);
+        return yr_call_finish(c, fd == -ESRCH || fd == -EPERM ? fd : -EBADF);
     struct yr_res *r = &c->res;
     r->obj = fd;
     r->magic = 1;                                /* reached through the caller's fd */
