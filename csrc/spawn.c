@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -149,12 +150,16 @@ static void one_to_one(char *out, unsigned id)
     memcpy(out, "1\n", 3);
 }
 
-/* Our own ids mapped to themselves in the user namespace we are the first
- * process of: the program sees the same ids (others' show as the overflow
- * id, 65534). setgroups is denied first, as an unprivileged map requires. */
-static int map_own_ids(uid_t uid, gid_t gid)
+/* A user namespace owned by our euid (uid, gid: taken before it), our own
+ * ids mapped to themselves: the program sees the same ids (others' show as
+ * the overflow id, 65534). setgroups is denied first, as an unprivileged map
+ * requires. 0 or an errno. */
+static int enter_userns(uid_t uid, gid_t gid)
 {
     char map[64];
+    long rc = yr_raw1(SYS_unshare, CLONE_NEWUSER);
+    if (rc < 0)
+        return (int)-rc;
     int err = write_proc_self("/proc/self/setgroups", "deny");
     if (err && err != ENOENT)                   /* before Linux 3.19 there is no such file */
         return err;
@@ -163,13 +168,6 @@ static int map_own_ids(uid_t uid, gid_t gid)
         return err;
     one_to_one(map, (unsigned)uid);
     return write_proc_self("/proc/self/uid_map", map);
-}
-
-/* A user namespace owned by our euid (a forked child: unshare). */
-static int enter_userns(uid_t uid, gid_t gid)
-{
-    long rc = yr_raw1(SYS_unshare, CLONE_NEWUSER);
-    return rc < 0 ? (int)-rc : map_own_ids(uid, gid);
 }
 
 /* Can we make the sandbox's user namespace? A child tries and says (0, or
@@ -270,7 +268,6 @@ struct spawn_job {
     uid_t uid;
     gid_t gid;
     int sock, status_fd;
-    int shared_vm;          /* cloned with CLONE_VM (and CLONE_NEWUSER for a namespace) */
 };
 
 struct yr_ksigaction {      /* the kernel's struct sigaction (x86-64, arm64) */
@@ -311,23 +308,17 @@ static int child(void *arg)
     default_handlers();
     yr_raw4(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
 
-    if ((flags & YR_SPAWN_USERNS) && !job->shared_vm) {
+    if (flags & YR_SPAWN_USERNS) {      /* (a forked child: may_share_memory) */
         /* Dumpable: a non-dumpable task's /proc/self/uid_map is its namespace
          * root's (task_dump_owner), which it could not write (the supervisor
          * is non-dumpable once a first program runs: a fallback respawn).
          * Again after: gaining the namespace's capabilities made us
          * non-dumpable, and our memory is our parent namespace's until exec,
-         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE.
-         * (Sharing our memory, the namespace came with the clone, which
-         * changes no dumpable flag, and the supervisor was dumpable.) */
+         * where the ptrace backend's PTRACE_SEIZE would need CAP_SYS_PTRACE. */
         long rc = yr_raw2(SYS_prctl, PR_SET_DUMPABLE, 1);
         int err = rc < 0 ? (int)-rc : enter_userns(job->uid, job->gid);
         if (!err && (rc = yr_raw2(SYS_prctl, PR_SET_DUMPABLE, 1)) < 0)
             err = (int)-rc;
-        if (err)
-            child_fail(status_fd, YR_STAGE_USERNS, err);
-    } else if (flags & YR_SPAWN_USERNS) {
-        int err = map_own_ids(job->uid, job->gid);
         if (err)
             child_fail(status_fd, YR_STAGE_USERNS, err);
     }
@@ -464,25 +455,19 @@ static struct arena *arena_new(const struct spawn_job *job)
 
 /* The child in our memory: no page tables copied for it, and none of ours
  * write-protected for copy-on-write, which every page the interpreter then
- * touched paid for as a fault (about 1.2 ms of a start). Only before the
- * sandbox holds any process (the first spawn, or again before any program
- * ran): the child holds our memory, writable, until its exec. A namespace
- * comes with the clone itself (unshare refuses a task that shares its
- * memory), which needs the supervisor dumpable (map_own_ids writes its own
- * /proc files); the ptrace backend's child is traced, and forks. Signals
- * stay blocked in this thread across the clone, so the child starts with
- * all of them blocked until default_handlers() is done. Returns the pid, or
- * -errno. */
+ * touched paid for as a fault. Only before the sandbox holds any process
+ * (the first spawn, or again when that child failed before its filter): the
+ * child holds our memory, writable, until its exec. Signals stay blocked in
+ * this thread across the clone, so the child starts with all of them blocked
+ * (but glibc's own two, whose handlers act only on signals from their own
+ * process) until default_handlers() is done. Returns the pid, or -errno. */
 static pid_t clone_sharing_memory(struct spawn_job *job)
 {
     reclaim_arenas();
     struct arena *a = arena_new(job);
     if (!a)
         return -ENOMEM;
-    a->job.shared_vm = 1;
     int cflags = CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
-    if (job->flags & YR_SPAWN_USERNS)
-        cflags |= CLONE_NEWUSER;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -500,12 +485,21 @@ static pid_t clone_sharing_memory(struct spawn_job *job)
     return pid;
 }
 
+/* May the child share our memory? Only a supervisor that holds
+ * CAP_SYS_PTRACE over its own user namespace (root, which runs the program
+ * without a namespace of ours): the supervisor makes itself non-dumpable
+ * before it answers the child's exec, and the child, in the same memory, is
+ * then non-dumpable too; its exec is walked from its /proc/PID/root and cwd,
+ * which only that capability opens then. Anyone else forks (a test attacks
+ * this: tests/test_spawn_attacks.py). So does the ptrace backend's child,
+ * which is traced, and any child where rawsys.h has no raw calls. */
 static int may_share_memory(uint32_t flags)
 {
 #ifdef YR_HAVE_RAW_SYSCALLS
-    if (flags & YR_SPAWN_TRACED)
+    uint64_t eff, perm, inh;
+    if (flags & (YR_SPAWN_TRACED | YR_SPAWN_USERNS))
         return 0;
-    return !(flags & YR_SPAWN_USERNS) || prctl(PR_GET_DUMPABLE) == 1;
+    return yr_caps3(0, &eff, &perm, &inh) == 0 && (eff >> CAP_SYS_PTRACE & 1);
 #else
     (void)flags;
     return 0;

@@ -158,13 +158,22 @@ int yr_hook(struct yr_call *c, int hook, enum yr_resume resume)
 /* Reply with err (0 or -errno) and end the call. 1. */
 int yr_call_finish(struct yr_call *c, int err)
 {
-    if ((c->op == OP_CHECK || c->op == OP_SOCKADDR) && err != -EACCES) {
+    int checked = c->op == OP_CHECK || c->op == OP_SOCKADDR;
+    if (checked && (err == -ESRCH || err == -EPERM))
+        /* The caller's memory, root or cwd could not be reached (gone, or
+         * a non-dumpable caller we may not ptrace-access): nothing was
+         * checked, so nothing is continued (docs/everyday.md: such calls
+         * fail closed with EPERM). */
+        err = -EPERM;
+    else if (checked && err != -EACCES) {
         /* The kernel walks again and names the error itself. */
         if (yr_id_valid(c->ctx, c->ev.id))
             yr_reply_continue(c->ctx, c->ev.id);
-    } else {
-        yr_reply(c->ctx, c->ev.id, 0, -err);
+        yr_call_close(c);
+        c->pub.hook = 0;
+        return 1;
     }
+    yr_reply(c->ctx, c->ev.id, 0, -err);
     yr_call_close(c);
     c->pub.hook = 0;
     return 1;
@@ -367,7 +376,7 @@ static int on_dirfd(struct yr_call *c)
         return yr_call_finish(c, -ENOENT);       /* continued: the kernel does it */
     int fd = yr_start_at(c, c->dirfd, 0);
     if (fd < 0)
-        return yr_call_finish(c, fd == -ESRCH ? -ESRCH : -EBADF);
+        return yr_call_finish(c, fd == -ESRCH || fd == -EPERM ? fd : -EBADF);
     struct yr_res *r = &c->res;
     r->obj = fd;
     r->magic = 1;                                /* reached through the caller's fd */

@@ -4,7 +4,7 @@ the supervisor reclaims once the kernel says the child left its memory."""
 import subprocess
 import sys
 
-from conftest import ROOT, tree_env, yama_run
+from conftest import ROOT, YAMA_RUN, tree_env, yama_run
 
 ECHO = "import sys, os; sys.stdout.write(repr((sys.argv[1:], os.environ['BIG'])))"
 
@@ -70,15 +70,24 @@ def test_a_program_not_found_is_said_from_the_arena():
     assert r.returncode == 0, r.stderr
 
 
-def test_the_program_starts_with_the_dispositions_of_a_native_start():
+def test_the_program_starts_with_the_dispositions_of_a_native_start(installed):
     """The child resets every handler of the supervisor's before it lets a
     signal in (a handler run there would act in the supervisor's memory),
-    and the two signals Python ignores for itself (SIGPIPE, SIGXFSZ); an
-    ignored SIGHUP (nohup's) stays ignored. The program's ignored and caught
-    signals are then a native start's."""
-    shell = "trap '' HUP; exec grep -E '^Sig(Ign|Cgt|Blk)' /proc/self/status"
-    native = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, timeout=60)
-    r = yama_run("--", "sh", "-c", shell)
-    assert r.returncode == 0, r.stderr
+    and the two signals Python ignores for itself (SIGPIPE, SIGXFSZ). A
+    signal its caller ignored (nohup's SIGHUP) stays ignored, and one its
+    own shell ignores too. The program's ignored, caught and blocked signals
+    are then a native start's, through the installed command as through
+    `python3 -m sandbox.cli`."""
+    show = "exec grep -E '^Sig(Ign|Cgt|Blk)' /proc/self/status"
+    native = subprocess.run(["sh", "-c", f"trap '' HUP; {show}"], capture_output=True,
+                            text=True, timeout=60)
     assert "SigIgn:\t0000000000000001\n" in native.stdout
+    r = yama_run("--", "sh", "-c", f"trap '' HUP; {show}")
+    assert r.returncode == 0, r.stderr
     assert r.stdout == native.stdout
+    for command in ([str(installed)], YAMA_RUN):     # the caller ignores SIGHUP
+        r = subprocess.run(["sh", "-c", 'trap "" HUP; exec "$@"', "sh", *command, "--", "sh",
+                            "-c", show], capture_output=True, text=True, timeout=60,
+                           env=tree_env())
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == native.stdout, command
