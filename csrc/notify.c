@@ -23,7 +23,6 @@
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
 
-#define MAX_MAP YR_MAX_MAP
 
 enum { STAT_RECEIVED, STAT_SETTLED_IN_C, STAT_TO_PYTHON, STAT_CALLER_GONE };
 
@@ -128,13 +127,13 @@ static int map_before(const struct yr_map *a, uint32_t arch, int32_t nr)
 
 /* Every routed syscall: n (arch, nr, logical id), sorted here so that each
  * call's lookup is a binary search (over some 240 entries, a linear scan
- * cost 0.1-0.2 us per call). -ENOSPC past MAX_MAP, -EINVAL for a pair given
- * twice: the supervisor then refuses to start (a routed call unmapped would
- * go undecided). */
+ * cost 0.1-0.2 us per call). -ENOSPC past YR_MAX_MAP, -EINVAL for a pair given
+ * twice: the supervisor then refuses to start (a routed call left out would
+ * be refused, ENOSYS, whatever the chain says). */
 int yr_ctx_map_all(struct yr_ctx *ctx, const uint32_t *arch, const int32_t *nr,
                    const int32_t *sys, int n)
 {
-    if (n < 0 || n > MAX_MAP)
+    if (n < 0 || n > YR_MAX_MAP)
         return -ENOSPC;
     ctx->nmap = 0;
     for (int i = 0; i < n; i++) {           /* insertion sort: once, at start */

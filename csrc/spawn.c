@@ -256,7 +256,9 @@ static int exec_search(const char *file, char *const argv[], char *const envp[],
 }
 
 /* What the child is given. In a child that shares our memory, this and every
- * string it points to live in its arena, never on a stack or heap of ours. */
+ * string it points to live in its arena, never on a stack or heap of ours;
+ * only bpf is the caller's, read by the child's seccomp() while the caller
+ * still waits in yr_spawn_path for the listener. */
 struct spawn_job {
     const char *file, *path;
     char *const *argv, *const *envp;
