@@ -369,7 +369,9 @@ static int child(void *arg)
  * file, argv and envp then: they are copied here, with the job and the
  * child's stack, and the arena stays mapped until the kernel says the child
  * has left our memory (its exec or exit clears `tid`, CLONE_CHILD_CLEARTID).
- * Arenas are reclaimed at the next spawn. */
+ * Arenas are reclaimed at the next spawn. A child killed by a core-dumping
+ * signal before its exec leaves `tid` set (the kernel keeps it for the
+ * dump): its arena stays mapped, one per supervisor at most, never reused. */
 #define ARENA_STACK (64 * 1024)
 
 struct arena {
