@@ -58,35 +58,42 @@ static void detach(const struct yr_front_link *link)
     }
 }
 
-/* The status to the front ("S"), detached first if asked; the front exits
- * normally from here on, so its death no longer concerns us. */
-/* A message to the front: its kind (MSG_* in sandbox/lifetime.py), with a
- * descriptor when fd >= 0 (the program's pidfd), the front woken if wake.
- * 0, or -errno when the front is gone: nobody to tell. In C so that the
- * launch path needs no socket module before the program runs. */
-int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake)
+/* msg to the front, with a descriptor when fd >= 0 (the program's pidfd),
+ * then the front woken if wake. 0, or -errno when the front is gone: nobody
+ * to tell. */
+static int send_to_front(const struct yr_front_link *link, void *msg, size_t len, int fd,
+                         int wake)
 {
-    struct iovec iov = { &kind, 1 };
+    struct iovec iov = { msg, len };
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct msghdr msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 };
     if (fd >= 0) {
         memset(&control, 0, sizeof control);
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof control.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        msg_hdr.msg_control = control.buf;
+        msg_hdr.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg_hdr);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &fd, sizeof fd);
     }
-    if (sendmsg(link->sock, &msg, MSG_NOSIGNAL) != 1)
+    if (sendmsg(link->sock, &msg_hdr, MSG_NOSIGNAL) != (ssize_t)len)
         return -errno;
     return wake && kill(link->front, yr_front_wake_signal()) < 0 ? -errno : 0;
 }
 
+/* A message of its kind (MSG_* in sandbox/lifetime.py) to the front. In C
+ * so that the launch path needs no socket module before the program runs. */
+int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake)
+{
+    return send_to_front(link, &kind, 1, fd, wake);
+}
+
+/* The status to the front ("S"), detached first if asked; the front exits
+ * normally from here on, so its death no longer concerns us. */
 int yr_front_report(struct yr_front_link *link, int status, int detach_first)
 {
     link->reported = 1;
@@ -95,9 +102,7 @@ int yr_front_report(struct yr_front_link *link, int status, int detach_first)
         detach(link);
     char msg[1 + sizeof status] = {'S'};
     memcpy(msg + 1, &status, sizeof status);
-    if (send(link->sock, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg)
-        return -errno;          /* the front is gone: nobody to tell */
-    return kill(link->front, yr_front_wake_signal()) < 0 ? -errno : 0;
+    return send_to_front(link, msg, sizeof msg, -1, 1);
 }
 
 /* What the spawn's status pipe holds once the main program is gone: nothing
@@ -123,8 +128,8 @@ static int shell_status(int raw)
 }
 
 /* Reap until the main program exits: its status as a shell gives it in
- * *status (what the front is sent), and the number of bytes of its exec's failure read from status_fd into failure
- * (0: it ran); -ECHILD when there is no child left to wait for. A child
+ * *status (what the front is sent), and the number of bytes of its exec's
+ * failure read from status_fd into failure (0: it ran); -ECHILD when there is no child left to wait for. A child
  * stopped by PTRACE_TRACEME is let go (we trace no one); the front's death
  * (front_gone, the parent-death signal) kills the program. Both signals are
  * blocked in every thread of the supervisor. link (NULL: none): the status

@@ -224,7 +224,7 @@ static int empty_source(struct yr_call *c, int32_t olddfd)
 {
     int fd = yr_start_at(c, olddfd, 0);
     if (fd < 0)
-        return fd == -ESRCH || fd == -EPERM ? fd : -EBADF;
+        return fd;                             /* -EBADF, -EPERM or -ESRCH */
     struct yr_res *r = &c->res;
     r->obj = fd;
     r->magic = 1;                              /* reached through the caller's fd */

@@ -159,21 +159,19 @@ int yr_hook(struct yr_call *c, int hook, enum yr_resume resume)
 int yr_call_finish(struct yr_call *c, int err)
 {
     int checked = c->op == OP_CHECK || c->op == OP_SOCKADDR;
-    if (checked && (err == -ESRCH || err == -EPERM))
+    if (checked && err == -ESRCH)
         /* The caller's memory, root or cwd could not be reached (gone, or
-         * a non-dumpable caller we may not ptrace-access): nothing was
-         * checked, so nothing is continued (docs/everyday.md: such calls
-         * fail closed with EPERM). */
+         * a non-dumpable caller we may not ptrace-access: EPERM already):
+         * nothing was checked, so nothing is continued (docs/everyday.md:
+         * such calls fail closed with EPERM). */
         err = -EPERM;
-    else if (checked && err != -EACCES) {
+    if (checked && err != -EACCES && err != -EPERM) {
         /* The kernel walks again and names the error itself. */
         if (yr_id_valid(c->ctx, c->ev.id))
             yr_reply_continue(c->ctx, c->ev.id);
-        yr_call_close(c);
-        c->pub.hook = 0;
-        return 1;
+    } else {
+        yr_reply(c->ctx, c->ev.id, 0, -err);
     }
-    yr_reply(c->ctx, c->ev.id, 0, -err);
     yr_call_close(c);
     c->pub.hook = 0;
     return 1;
@@ -376,7 +374,7 @@ static int on_dirfd(struct yr_call *c)
         return yr_call_finish(c, -ENOENT);       /* continued: the kernel does it */
     int fd = yr_start_at(c, c->dirfd, 0);
     if (fd < 0)
-        return yr_call_finish(c, fd == -ESRCH || fd == -EPERM ? fd : -EBADF);
+        return yr_call_finish(c, fd);            /* -EBADF, -EPERM or -ESRCH */
     struct yr_res *r = &c->res;
     r->obj = fd;
     r->magic = 1;                                /* reached through the caller's fd */
