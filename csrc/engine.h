@@ -46,8 +46,7 @@ enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path *
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
 /* Where a call goes on after Python's verdict at a hook point. */
 enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
-                 RESUME_LINK, RESUME_LINK_SYMLINK /* a symlink's new name judged: link it */,
-                 RESUME_CONTINUE /* a notice told: the checked call goes on */ };
+                 RESUME_LINK, RESUME_LINK_SYMLINK /* a symlink's new name judged: link it */ };
 
 /* ---- the notification context (notify.c) ------------------------------- */
 
@@ -161,6 +160,11 @@ struct yr_call {
     int32_t link_newdfd;
     int link_new_len;           /* the new path's length once read, else -1 */
     uint64_t link_newp;
+    /* execve: the interpreters the kernel opens after it (interp.c) */
+    int exec_state;             /* walk.c's EXEC_*: where this exec's object stands */
+    int interps;                /* "#!" interpreters walked so far */
+    int exec_loader;            /* the object held has a PT_INTERP to walk after the notice */
+    char interp[YR_PATH_MAX];
 };
 
 /* walk.c */
@@ -190,6 +194,10 @@ int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);
 int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
                     const struct iovec *remote, int rn);
 pid_t yr_caller_tgid(struct yr_call *c);
+
+/* interp.c */
+enum { YR_INTERP_NONE, YR_INTERP_SCRIPT, YR_INTERP_ELF };
+int yr_exec_interpreter(int obj, char *out, size_t size);
 
 /* decode.c */
 int yr_op_of(int32_t sys);

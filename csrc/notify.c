@@ -438,8 +438,8 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
  * (replied), 0 when it is Python's to decide. */
 int yr_settle(struct yr_ctx *ctx, struct yr_event *ev)
 {
-    /* A link's or a walked call's tgid is found only if needed (pathops.c,
-     * walk.c: caller_tgid; before Python, below). */
+    /* A link's or a walked call's tgid is found only if needed (caller.c:
+     * yr_caller_tgid; before Python, below). */
     int server = yr_sys_server(ev->sys);
     int is_path = server == YR_SERVE_LINK || server == YR_SERVE_WALK;
     ev->tgid = is_path ? 0 : yr_tgid_of(ev->tid);

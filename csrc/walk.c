@@ -88,6 +88,13 @@ int yr_openat2(int dir, const char *name, int flags, uint64_t resolve)
 
 /* ---- one call's state ---------------------------------------------------------- */
 
+/* Where an exec's object stands (exec_state). */
+enum {
+    EXEC_HEADER,        /* held and judged; its header not read yet */
+    EXEC_NOTICED,       /* the file the kernel runs: notice given, its PT_INTERP next */
+    EXEC_LOADER,        /* an ELF's interpreter: loaded as it is, no header of its own */
+};
+
 void yr_call_close(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -135,6 +142,8 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     r->depth = -1;
     r->magic = r->exists = r->slash = r->held_link = 0;
     r->name[0] = '\0';
+    c->exec_state = EXEC_HEADER;
+    c->interps = c->exec_loader = 0;
     views_clear(c);
 }
 
@@ -212,13 +221,17 @@ static enum yr_access access_of(const struct yr_call *c)
 
 static int check_continue(struct yr_call *c);
 
+static int is_exec(int32_t sys)
+{
+    return sys == YR_SYS_EXECVE || sys == YR_SYS_EXECVEAT;
+}
+
 /* The exec of a setuid, setgid or file-capability program, which runs
  * without its privilege (no_new_privs): a notice for Python, decided on
- * nothing (the exec is continued as any other). */
+ * nothing (the exec goes on: act() again). */
 static int exec_notice(struct yr_call *c)
 {
-    if (!(walk_flags & YR_WALK_EXEC_NOTICE) || c->res.obj < 0 ||
-        (c->ev.sys != YR_SYS_EXECVE && c->ev.sys != YR_SYS_EXECVEAT))
+    if (!(walk_flags & YR_WALK_EXEC_NOTICE) || c->res.obj < 0)
         return 0;
     uint32_t bits = yr_exec_privilege(c->res.obj, "", c->res.obj_st.st_mode);
     if (!bits)
@@ -226,7 +239,58 @@ static int exec_notice(struct yr_call *c)
     c->pub.facts = bits;
     c->pub.obj_uid = c->res.obj_st.st_uid;
     c->pub.obj_mode = c->res.obj_st.st_mode;
-    return yr_hook(c, YR_HOOK_EXEC_PRIVILEGED, RESUME_CONTINUE);
+    return yr_hook(c, YR_HOOK_EXEC_PRIVILEGED, RESUME_ACT);
+}
+
+/* The kernel opens at most six "#!" interpreters for one exec (exec_binprm:
+ * depth 0 to 5), then says ELOOP without reading the sixth. */
+#define EXEC_INTERPRETERS 6
+
+/* The interpreter the kernel opens next, as the call's next path: relative
+ * to the caller's cwd, a trailing link followed (open_exec: no flags of the
+ * caller's execveat apply). */
+static int interpreter_next(struct yr_call *c)
+{
+    memcpy(c->path, c->interp, sizeof(c->path));
+    c->flags = 0;
+    c->dirfd = AT_FDCWD_INT;
+    c->res.follow = 1;
+    return R_NEXT;
+}
+
+/* An exec's object, held and judged. The kernel goes on to open what
+ * interprets it: a "#!" line's interpreter (whose own header it reads in
+ * turn), an ELF's PT_INTERP (loaded as it is). Each is walked and judged
+ * as the exec's own path was (R_NEXT); the notice of a privileged program
+ * is for the file whose privilege the kernel would grant: an ELF, never a
+ * script. 0: the kernel may go on. An object the caller may not read: the
+ * kernel reads its header itself; nothing more is walked (docs/path-engine.md). */
+static int exec_step(struct yr_call *c)
+{
+    switch (c->exec_state) {
+    case EXEC_LOADER:
+        return 0;
+    case EXEC_HEADER: {
+        const struct stat *st = &c->res.obj_st;
+        int kind = YR_INTERP_NONE;
+        if (S_ISREG(st->st_mode) && (st->st_mode & 0111) && c->interps < EXEC_INTERPRETERS)
+            kind = yr_exec_interpreter(c->res.obj, c->interp, sizeof(c->interp));
+        if (kind == YR_INTERP_SCRIPT) {
+            c->interps++;
+            return interpreter_next(c);          /* its header read once held */
+        }
+        c->exec_loader = kind == YR_INTERP_ELF;
+        c->exec_state = EXEC_NOTICED;
+        if (exec_notice(c))
+            return R_HOOK;                       /* told, then here again */
+    }   /* fall through */
+    case EXEC_NOTICED:
+        if (!c->exec_loader)
+            return 0;
+        c->exec_state = EXEC_LOADER;
+        return interpreter_next(c);
+    }
+    return 0;
 }
 
 static int act(struct yr_call *c)
@@ -247,12 +311,17 @@ static int act(struct yr_call *c)
     case OP_LINK:
         return yr_link_source_held(c);
     case OP_SOCKADDR:
-        if (c->sock_next < c->nsock)
+        if (c->sock_next < c->nsock) {
+            snprintf(c->path, sizeof(c->path), "%s", c->sock[c->sock_next++]);
             return R_NEXT;
+        }
         /* fall through - every address judged */
     case OP_CHECK:
-        if (exec_notice(c))
-            return R_HOOK;                       /* told, then continued (yr_walk_resume) */
+        if (is_exec(c->ev.sys)) {
+            int rc = exec_step(c);
+            if (rc)
+                return rc;
+        }
         return check_continue(c);
     }
     return -ENOSYS;
@@ -263,15 +332,15 @@ static int check_continue(struct yr_call *c)
 {
     if (!yr_id_valid(c->ctx, c->ev.id))
         return R_DONE;
-    if (c->ev.sys == YR_SYS_EXECVE || c->ev.sys == YR_SYS_EXECVEAT)
+    if (is_exec(c->ev.sys))
         yr_exec_seen(c);
-        else if (c->op == OP_CHECK && c->res.obj >= 0)
-            yr_opened_for(c, &c->res.obj_st);    /* an O_PATH file the kernel opens for it */
+    else if (c->op == OP_CHECK && c->res.obj >= 0)
+        yr_opened_for(c, &c->res.obj_st);        /* an O_PATH file the kernel opens for it */
     yr_reply_continue(c->ctx, c->ev.id);
     return R_DONE;
 }
 
-static int next_address(struct yr_call *c);
+static int walk_next(struct yr_call *c);
 
 /* Map an action's result to the call's end: 1 replied (or handed to a
  * worker), 0 Python decides. */
@@ -280,7 +349,7 @@ static int settled(struct yr_call *c, int rc)
     if (rc == R_HOOK)
         return 0;
     if (rc == R_NEXT)
-        return next_address(c);
+        return walk_next(c);
     if (rc == R_DONE) {
         yr_call_close(c);
         c->pub.hook = 0;
@@ -337,9 +406,11 @@ int yr_call_run(struct yr_call *c, int from)
     return yr_call_drive(c);
 }
 
-/* The next AF_UNIX path the call addresses, walked and judged (bind's
- * only to its parent); the call is continued once all are. */
-static int next_address(struct yr_call *c)
+/* The call's next path, put in c->path by act(): the next AF_UNIX address
+ * (bind's judged only to its parent), or the interpreter an exec's kernel
+ * opens; walked afresh from the caller's cwd or root, and judged. The call
+ * is continued once every path is. */
+static int walk_next(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
     yr_close(r->dir);
@@ -347,7 +418,6 @@ static int next_address(struct yr_call *c)
     r->dir = r->obj = -1;
     r->magic = r->exists = r->slash = 0;
     r->hops = 0;
-    snprintf(c->path, sizeof(c->path), "%s", c->sock[c->sock_next++]);
     int from = -1;
     if (c->path[0] != '/' && (from = yr_start_at(c, AT_FDCWD_INT, 1)) < 0)
         return yr_call_finish(c, from);
@@ -367,10 +437,11 @@ static void access_identity(struct yr_call *c)
     c->id.caps = (c->id.ruid == 0 && !foreign_ns) ? c->ev.cap_permitted : 0;
 }
 
-/* AT_EMPTY_PATH with an empty path: the caller's descriptor itself. */
+/* AT_EMPTY_PATH with an empty path: the caller's descriptor itself. An
+ * exec of it is judged for the interpreters the kernel opens after it. */
 static int on_dirfd(struct yr_call *c)
 {
-    if (c->op == OP_CHECK)
+    if (c->op == OP_CHECK && !is_exec(c->ev.sys))
         return yr_call_finish(c, -ENOENT);       /* continued: the kernel does it */
     int fd = yr_start_at(c, c->dirfd, 0);
     if (fd < 0)
@@ -488,8 +559,6 @@ int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno)
         rc = settled(c, yr_open_final(c));
     } else if (at == RESUME_ACT) {
         rc = settled(c, act(c));
-    } else if (at == RESUME_CONTINUE) {
-        rc = settled(c, check_continue(c));
     } else if (at == RESUME_LINK) {
         rc = yr_link_resume(c, 0);
     } else if (at == RESUME_LINK_SYMLINK) {
