@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -91,6 +92,34 @@ static int elf_class(const unsigned char *buf)
     return 0;
 }
 
+/* The first PT_INTERP of the program headers ph decides: at most PATH_MAX,
+ * NUL-terminated. */
+static int first_interp(int fd, int bits, const unsigned char *ph, unsigned phnum, char *out,
+                        size_t size)
+{
+    for (unsigned i = 0; i < phnum; i++) {
+        uint64_t filesz, offset;
+        if (bits == 64) {
+            Elf64_Phdr p;
+            memcpy(&p, ph + i * sizeof(p), sizeof(p));
+            if (p.p_type != PT_INTERP)
+                continue;
+            filesz = p.p_filesz, offset = p.p_offset;
+        } else {
+            Elf32_Phdr p;
+            memcpy(&p, ph + i * sizeof(p), sizeof(p));
+            if (p.p_type != PT_INTERP)
+                continue;
+            filesz = p.p_filesz, offset = p.p_offset;
+        }
+        if (filesz < 2 || filesz > PATH_MAX || filesz > size ||
+            pread(fd, out, filesz, (off_t)offset) != (ssize_t)filesz || out[filesz - 1])
+            return 0;
+        return 1;
+    }
+    return 0;
+}
+
 /* PT_INTERP's name, read from fd as load_elf_binary reads it: 1 with out
  * set, 0 when the ELF has none or the kernel refuses it (ENOEXEC, EIO). */
 static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t size)
@@ -116,31 +145,11 @@ static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t s
     size_t phsize = (size_t)phentsize * phnum;
     if ((type != ET_EXEC && type != ET_DYN) || phsize == 0 || phsize > ELF_PHDRS_MAX)
         return 0;
-    unsigned char ph[ELF_PHDRS_MAX];
-    if (pread(fd, ph, phsize, (off_t)phoff) != (ssize_t)phsize)
-        return 0;
-    for (unsigned i = 0; i < phnum; i++) {
-        uint64_t filesz, offset;
-        if (bits == 64) {
-            Elf64_Phdr p;
-            memcpy(&p, ph + i * sizeof(p), sizeof(p));
-            if (p.p_type != PT_INTERP)
-                continue;
-            filesz = p.p_filesz, offset = p.p_offset;
-        } else {
-            Elf32_Phdr p;
-            memcpy(&p, ph + i * sizeof(p), sizeof(p));
-            if (p.p_type != PT_INTERP)
-                continue;
-            filesz = p.p_filesz, offset = p.p_offset;
-        }
-        /* The first PT_INTERP decides: at most PATH_MAX, NUL-terminated. */
-        if (filesz < 2 || filesz > PATH_MAX || filesz > size ||
-            pread(fd, out, filesz, (off_t)offset) != (ssize_t)filesz || out[filesz - 1])
-            return 0;
-        return 1;
-    }
-    return 0;
+    unsigned char *ph = malloc(phsize);         /* off the stack: a worker's is 64 KiB */
+    int found = ph && pread(fd, ph, phsize, (off_t)phoff) == (ssize_t)phsize &&
+                first_interp(fd, bits, ph, phnum, out, size);
+    free(ph);
+    return found;
 }
 
 /* What runs the executable held as obj: YR_INTERP_SCRIPT or YR_INTERP_ELF
