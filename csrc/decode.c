@@ -45,7 +45,12 @@ int yr_op_of(int32_t sys)
         return OP_CHECK;
     case YR_SYS_CONNECT: case YR_SYS_BIND: case YR_SYS_SENDTO: case YR_SYS_SENDMSG:
     case YR_SYS_SENDMMSG: case YR_SYS_SOCKETCALL:
-        return OP_SOCKADDR;
+    case YR_SYS_MOUNT: case YR_SYS_UMOUNT2: case YR_SYS_PIVOT_ROOT: case YR_SYS_MOVE_MOUNT:
+    case YR_SYS_FSPICK: case YR_SYS_MOUNT_SETATTR: case YR_SYS_FSCONFIG:
+    case YR_SYS_QUOTACTL: case YR_SYS_ACCT: case YR_SYS_SWAPON: case YR_SYS_SWAPOFF:
+    case YR_SYS_OLDSTAT: case YR_SYS_OLDLSTAT: case YR_SYS_LCHOWN: case YR_SYS_LSETXATTR:
+    case YR_SYS_LREMOVEXATTR:
+        return OP_SOCKADDR;                      /* the paths it names: sockaddr.c */
     default:
         return OP_META;
     }

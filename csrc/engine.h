@@ -13,7 +13,8 @@
  *   meta.c      access, metadata, xattr, name_to_handle_at and symlink calls
  *   link.c      link and linkat
  *   tmpfiles.c  whose file linkat(fd, "", AT_EMPTY_PATH) names
- *   sockaddr.c  AF_UNIX path addresses of connect, bind and the sends
+ *   sockaddr.c  the paths a checked call names: AF_UNIX addresses of connect,
+ *               bind and the sends; the mount family, quotactl, acct, swapon
  *   walk.c      a path call driven from its notification to its reply
  *   pool.c      several receivers on one listener, a stalled one replaced
  *
@@ -40,10 +41,14 @@
 
 /* What a call does with the object its path leads to. */
 enum yr_op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
-             OP_LINK, OP_SOCKADDR };
+             OP_LINK, OP_SOCKADDR /* paths named by the call, each walked and judged
+                                     from the cwd, then the call continued: AF_UNIX
+                                     addresses, the mount family... (sockaddr.c) */ };
 /* Results inside the engine (besides 0 and -errno). */
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path */ };
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
+#define YR_NAMED_PATHS 2            /* other paths one checked call names (mount: target, source) */
+#define YR_CALL_PATHS 512           /* paths one checked call may name (overlayfs: 500 layers) */
 /* Where a call goes on after Python's verdict at a hook point. */
 enum yr_resume { RESUME_NONE, RESUME_FOLLOW, RESUME_ACT, RESUME_OPEN, RESUME_SYMLINK,
                  RESUME_LINK, RESUME_LINK_SYMLINK /* a symlink's new name judged: link it */ };
@@ -149,7 +154,14 @@ struct yr_call {
     char path[YR_PATH_MAX];     /* as given */
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
     char xbuf[XATTR_VALUE_MAX]; /* xattr values and lists */
-    char sock[YR_SOCK_PATHS][109];  /* AF_UNIX paths addressed (sockaddr.c) */
+    /* The paths a checked call names, walked one after the other and the
+     * call continued once all are judged (sockaddr.c): AF_UNIX addresses
+     * (kept in sock_buf), and the mount family's and a few others' paths
+     * (kept in named: at most YR_NAMED_PATHS of PATH_MAX each; an overlayfs
+     * mount's layers, one page of options, in named[1]). */
+    const char *sock[YR_CALL_PATHS];
+    char sock_buf[YR_SOCK_PATHS][109];
+    char named[YR_NAMED_PATHS][YR_PATH_MAX];
     int nsock, sock_next;
     struct yr_walk pub;         /* Python's view at a hook point */
     /* link and linkat (link.c) */

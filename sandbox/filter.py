@@ -63,7 +63,15 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
               "statfs64",
               "open_tree", "setxattrat", "getxattrat", "listxattrat", "removexattrat",
               "open_tree_attr", "file_getattr", "file_setattr",
-              "connect", "bind", "sendmsg", "sendmmsg")
+              "connect", "bind", "sendmsg", "sendmmsg",
+              # the mount family and the others that follow a trailing link
+              # in a path they name (csrc/sockaddr.c, decode.c)
+              "mount", "umount2", "umount", "pivot_root", "move_mount", "fspick",
+              "mount_setattr", "quotactl", "acct", "swapon", "swapoff", "oldstat",
+              # and those that follow one only before a trailing slash: the
+              # writes (lgetxattr, llistxattr are left alone: ls -l calls them
+              # for every name it lists)
+              "oldlstat", "lchown", "lchown32", "lsetxattr", "lremovexattr")
 SOCKETCALL_ADDRESSED = (2, 3, 11, 16, 20)   # i386 socketcall: BIND, CONNECT, SENDTO, SENDMSG, SENDMMSG
 # Opens, whatever their flags (openat2's are in memory, creat's are O_CREAT).
 _OPENS = [("open", []), ("openat", []), ("openat2", []), ("creat", [])]
@@ -110,8 +118,10 @@ _SIGNALS = [*((name, []) for name in KILL_FAMILY),
               for name in ("fcntl", "fcntl64")),
             *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP, FIOASYNC))]
 
+FSCONFIG_SET_STRING = 1
 # The calls whose path may follow a trailing link, walked by the supervisor.
 _WALKED = [(name, []) for name in _FOLLOWING] + [
+    ("fsconfig", [_int_eq(1, FSCONFIG_SET_STRING)]),   # overlayfs's layers (csrc/sockaddr.c)
     ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("sendto", [sc.Arg(4, sc.NE, 0)]),              # an address: not a connected send
