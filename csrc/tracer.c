@@ -384,7 +384,9 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             ev->tid = tid;
             return rc;
         }
-        if (!yr_settle(ctx, ev))
+        if (yr_abi_refused(ev->arch, ev->nr))
+            yr_reply(ctx, ev->id, 0, ENOSYS);  /* as the kernel: no x32 here (notify.c) */
+        else if (!yr_settle(ctx, ev))
             return YR_TRACE_DECIDE;
         rc = yr_trace_answer(ctx, tid, status);
         if (rc == 1) {
