@@ -316,13 +316,45 @@ static int overlay_options(struct yr_call *c, const char *opts)
     return 0;
 }
 
-/* mount(2) of a new overlayfs: its layers, after the target. */
+/* Does the filesystem type need a block device (listed without "nodev" in
+ * /proc/filesystems)? Its source is then a path: get_tree_bdev looks it up
+ * with lookup_bdev (LOOKUP_FOLLOW), once the caller may mount it
+ * (mount_capable: CAP_SYS_ADMIN, such filesystems are not mounted in a user
+ * namespace). */
+static int block_fs(const char *type)
+{
+    int fd = open("/proc/filesystems", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char list[8192];
+    ssize_t n = read(fd, list, sizeof(list) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    list[n] = '\0';
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab = strchr(line, '\t');
+        if (tab && strcmp(tab + 1, type) == 0)
+            return strncmp(line, "nodev", 5) != 0;
+    }
+    return 0;
+}
+
+/* mount(2) of a new filesystem: an overlayfs's layers, or a block device
+ * filesystem's source, after the target. */
 static int mount_overlay(struct yr_call *c, const uint64_t *a, uint32_t flags)
 {
-    char type[16];
-    if (flags & (MS_REMOUNT_ | MS_BIND_ | MS_MOVE_ | MS_PROPAGATION_) || !a[2] || !a[4])
+    char type[64];
+    if (flags & (MS_REMOUNT_ | MS_BIND_ | MS_MOVE_ | MS_PROPAGATION_) || !a[2])
         return 0;
-    if (read_string(c, a[2], type, sizeof(type)) < 0 || strcmp(type, "overlay") != 0)
+    if (read_string(c, a[2], type, sizeof(type)) <= 0)
+        return 0;
+    if (strcmp(type, "overlay") != 0) {
+        if ((c->id.caps >> CAP_SYS_ADMIN_ & 1) && block_fs(type))
+            return add_named(c, AT_FDCWD_INT, a[0], 1);
+        return 0;
+    }
+    if (!a[4])
         return 0;
     char opts[4096];                             /* copy_mount_options: one page */
     if (read_string(c, a[4], opts, sizeof(opts)) < 0)

@@ -5,7 +5,7 @@ route to the supervisor before:
 
 * the mount family, in a user and mount namespace of the program's own
   (`unshare -Urm`) and as root: mount(2) (the target; a bind's or a move's
-  source; an overlayfs mount's layers), umount2 without UMOUNT_NOFOLLOW and
+  source; an overlayfs mount's layers; a block device filesystem's source), umount2 without UMOUNT_NOFOLLOW and
   i386's umount, pivot_root, move_mount with MOVE_MOUNT_[FT]_SYMLINKS, fspick
   and mount_setattr without their NOFOLLOW flags, fsconfig's
   FSCONFIG_SET_STRING of an overlayfs layer; open_tree (routed already);
@@ -70,6 +70,11 @@ MOUNT_CASES = {
     "mount overlay lowerdir": ("mount_overlay sticky/l_low:t_dir t_dst", BOTH),
     "mount overlay own lowerdir": ("mount_overlay sticky/m_low:t_dir t_dst", ROOT),
     "mount overlay plain": ("mount_overlay t_low:t_dir t_dst", NONE),
+    # a block device filesystem's source (lookup_bdev, root only: EPERM in a
+    # user namespace first); a regular file once followed is ENOTBLK
+    "mount ext4 source": ("mount_fs ext4 sticky/l_file t_dst", ROOT),
+    "mount ext4 own source": ("mount_fs ext4 sticky/m_file t_dst", ROOT),
+    "mount ext4 plain source": ("mount_fs ext4 t_file t_dst", NONE),
     "mount move source": ("mount_move t_mnt sticky/l_mnt t_dst", BOTH),
     "mount move own source": ("mount_move t_mnt sticky/m_mnt t_dst", ROOT),
     "umount2": (f"tmpfs_umount2 t_mnt sticky/l_mnt 0", BOTH),

@@ -18,6 +18,7 @@
  *                           (SRC's target, named as the 3rd word) - see below
  *   mount_tmpfs DST         mount("none", DST, "tmpfs")
  *   mount_overlay LOWER DST mount(overlay) with lowerdir=LOWER and no upper
+ *   mount_fs TYPE SRC DST   mount(SRC, DST, TYPE)
  *   tmpfs_umount2 MNT PATH FLAGS   a tmpfs on MNT, then umount2(PATH, FLAGS)
  *   tmpfs_move_mount MNT FROM TO FLAGS  a tmpfs on MNT, then move_mount
  *   tmpfs_fspick MNT PATH FLAGS         a tmpfs on MNT, then fspick
@@ -265,6 +266,9 @@ static long mount_op(int i386, const char *op, char **w, int n)
                             lowstr(data))
                     : rc_of(mount("overlay", w[1], "overlay", 0, data));
     }
+    if (!strcmp(op, "mount_fs") && n >= 3)              /* TYPE SRC DST */
+        return i386 ? int80(21, lowstr(w[1]), lowstr(w[2]), lowstr(w[0]), 0, 0)
+                    : rc_of(mount(w[1], w[2], w[0], 0, NULL));
     if (!strcmp(op, "mount_move") && n >= 3) {          /* MNT SRC DST */
         if (tmpfs_on(w[0]) < 0)
             return -1000;
