@@ -97,6 +97,12 @@ MOUNT_CASES = {
     "mount_setattr": ("tmpfs_setattr t_mnt sticky/l_mnt 0", BOTH),
     "mount_setattr own": ("tmpfs_setattr t_mnt sticky/m_mnt 0", ROOT),
     "mount_setattr NOFOLLOW": (f"tmpfs_setattr t_mnt sticky/l_mnt {AT_SYMLINK_NOFOLLOW}", NONE),
+    # relative to a descriptor (walked as /proc/self/fd/N/NAME)
+    "fspick by dirfd": ("tmpfs_at t_mnt sticky fspick l_mnt 0", BOTH),
+    "fspick by dirfd own": ("tmpfs_at t_mnt sticky fspick m_mnt 0", ROOT),
+    "mount_setattr by dirfd": ("tmpfs_at t_mnt sticky setattr l_mnt 0", BOTH),
+    "move_mount F_SYMLINKS by dirfd": (f"tmpfs_at t_mnt sticky move_mount l_mnt {MOVE_F}", BOTH),
+    "move_mount by dirfd plain": ("tmpfs_at t_mnt . move_mount t_mnt 0", NONE),
     "open_tree": ("tmpfs_open_tree t_mnt sticky/l_mnt 0", BOTH),
     "open_tree OPEN_TREE_CLONE": (f"tmpfs_open_tree t_mnt sticky/l_mnt {OPEN_TREE_CLONE}", BOTH),
     "pivot_root": ("pivot_root sticky/l_root t_root/old t_root", BOTH),

@@ -25,6 +25,9 @@
  *   tmpfs_setattr MNT PATH FLAGS        a tmpfs on MNT, then mount_setattr
  *                                       (propagation MS_PRIVATE)
  *   tmpfs_open_tree MNT PATH FLAGS      a tmpfs on MNT, then open_tree
+ *   tmpfs_at MNT DIR CALL NAME FLAGS    a tmpfs on MNT, then CALL (fspick, setattr,
+ *                                       move_mount to t_dst) of NAME relative to
+ *                                       DIR opened O_PATH
  *   pivot_root NEW OLD      NEW bound onto itself first (by its real name,
  *                           the 3rd word REAL)
  *   fsconfig_string KEY PATH  fsopen("overlay") and FSCONFIG_SET_STRING
@@ -295,6 +298,32 @@ static long mount_op(int i386, const char *op, char **w, int n)
     if (tmpfs_on(w[0]) < 0)
         return -1000;
     op += 6;
+    if (!strcmp(op, "at") && n >= 5) {            /* MNT DIR CALL NAME FLAGS: by a dirfd */
+        int dfd = open(w[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            return -1000 - errno;
+        unsigned fl = (unsigned)strtoul(w[4], NULL, 0);
+        long r;
+        struct mount_attr attr = { .propagation = MS_PRIVATE };
+        if (!strcmp(w[2], "fspick")) {
+            r = i386 ? int80(433, dfd, lowstr(w[3]), fl, 0, 0)
+                     : rc_of(syscall(SYS_fspick, dfd, w[3], fl));
+            if (r >= 0) close((int)r);
+        } else if (!strcmp(w[2], "setattr")) {
+            if (i386) {
+                uint32_t at = lowbuf(sizeof(attr));
+                memcpy((void *)(uintptr_t)at, &attr, sizeof(attr));
+                r = int80(442, dfd, lowstr(w[3]), fl, at, sizeof(attr));
+            } else {
+                r = rc_of(syscall(SYS_mount_setattr, dfd, w[3], fl, &attr, sizeof(attr)));
+            }
+        } else {                                  /* move_mount from DIR/NAME to the cwd's t_dst */
+            r = i386 ? int80(429, dfd, lowstr(w[3]), -100, lowstr("t_dst"), fl)
+                     : rc_of(syscall(SYS_move_mount, dfd, w[3], AT_FDCWD, "t_dst", fl));
+        }
+        close(dfd);
+        return r;
+    }
     const char *path = w[1];
     unsigned flags = n > 2 ? (unsigned)strtoul(w[n - 1], NULL, 0) : 0;
     if (!strcmp(op, "umount") && !i386)
