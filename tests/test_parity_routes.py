@@ -131,6 +131,8 @@ OTHER_CASES = {
     "acct plain": ("acct t_file", NONE),
     "swapon": ("swapon sticky/l_file", ROOT),
     "swapon plain": ("swapon t_file", NONE),
+    "swapoff": ("swapoff sticky/l_file", ROOT),
+    "swapoff plain (not a swap)": ("swapoff t_file", NONE),
     "i386 acct": ("i386:acct sticky/l_file", ROOT),
     "i386 quotactl": ("i386:quotactl sticky/l_file", BOTH),
     "i386 swapon": ("i386:swapon sticky/l_file", ROOT),

@@ -35,6 +35,7 @@
  *   quotactl SPECIAL        quotactl(QCMD(Q_GETFMT, USRQUOTA), SPECIAL)
  *   acct PATH               acct(PATH), acct(NULL) after a success
  *   swapon PATH             swapon(PATH, 0), swapoff after a success
+ *   swapoff PATH
  *   uselib PATH
  *   lchown PATH   lgetxattr PATH   llistxattr PATH   lsetxattr PATH
  *   lremovexattr PATH       (ids -1; the name user.yr, value "v"; user.none)
@@ -411,6 +412,8 @@ static long run(const char *op, char **w, int n)
         if (r == 0) swapoff(w[0]);
         return r;
     }
+    if (!strcmp(op, "swapoff"))
+        return rc_of(swapoff(w[0]));
     if (!strcmp(op, "uselib"))
         return rc_of(syscall(134, w[0]));
     if (!strcmp(op, "lchown"))
