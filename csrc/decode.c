@@ -50,7 +50,7 @@ int yr_op_of(int32_t sys)
     case YR_SYS_QUOTACTL: case YR_SYS_ACCT: case YR_SYS_SWAPON: case YR_SYS_SWAPOFF:
     case YR_SYS_OLDSTAT: case YR_SYS_OLDLSTAT: case YR_SYS_LCHOWN: case YR_SYS_LSETXATTR:
     case YR_SYS_LREMOVEXATTR:
-        return OP_SOCKADDR;                      /* the paths it names: sockaddr.c */
+        return OP_NAMED;                         /* sockaddr.c, named.c */
     default:
         return OP_META;
     }

@@ -14,7 +14,8 @@
  *   link.c      link and linkat
  *   tmpfiles.c  whose file linkat(fd, "", AT_EMPTY_PATH) names
  *   sockaddr.c  the paths a checked call names: AF_UNIX addresses of connect,
- *               bind and the sends; the mount family, quotactl, acct, swapon
+ *               bind and the sends (and named.c's for the others)
+ *   named.c     the paths of the mount family, quotactl, acct, swapon...
  *   walk.c      a path call driven from its notification to its reply
  *   pool.c      several receivers on one listener, a stalled one replaced
  *
@@ -41,9 +42,9 @@
 
 /* What a call does with the object its path leads to. */
 enum yr_op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
-             OP_LINK, OP_SOCKADDR /* paths named by the call, each walked and judged
+             OP_LINK, OP_NAMED /* paths named by the call, each walked and judged
                                      from the cwd, then the call continued: AF_UNIX
-                                     addresses, the mount family... (sockaddr.c) */ };
+                                     addresses (sockaddr.c), the mount family... (named.c) */ };
 /* Results inside the engine (besides 0 and -errno). */
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path */ };
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
@@ -155,7 +156,7 @@ struct yr_call {
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
     char xbuf[XATTR_VALUE_MAX]; /* xattr values and lists */
     /* The paths a checked call names, walked one after the other and the
-     * call continued once all are judged (sockaddr.c): AF_UNIX addresses
+     * call continued once all are judged (sockaddr.c, named.c): AF_UNIX addresses
      * (kept in sock_buf), and the mount family's and a few others' paths
      * (kept in named: at most YR_NAMED_PATHS of PATH_MAX each; an overlayfs
      * mount's layers, one page of options, in named[1]). */
@@ -256,7 +257,10 @@ void yr_exec_seen(struct yr_call *c);
 int yr_empty_path_link_allowed(struct yr_call *c, const struct stat *st);
 
 /* sockaddr.c */
-int yr_sock_paths(struct yr_call *c);
+int yr_checked_paths(struct yr_call *c);
+
+/* named.c */
+int yr_named_paths(struct yr_call *c, const uint64_t *a);
 
 /* statcopy.c */
 int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);

@@ -167,7 +167,7 @@ int yr_hook(struct yr_call *c, int hook, enum yr_resume resume)
 /* Reply with err (0 or -errno) and end the call. 1. */
 int yr_call_finish(struct yr_call *c, int err)
 {
-    int checked = c->op == OP_CHECK || c->op == OP_SOCKADDR;
+    int checked = c->op == OP_CHECK || c->op == OP_NAMED;
     if (checked && err == -ESRCH)
         /* The caller's memory, root or cwd could not be reached (gone, or
          * a non-dumpable caller we may not ptrace-access: EPERM already):
@@ -310,7 +310,7 @@ static int act(struct yr_call *c)
         return yr_act_meta(c);
     case OP_LINK:
         return yr_link_source_held(c);
-    case OP_SOCKADDR:
+    case OP_NAMED:
         if (c->sock_next < c->nsock) {
             snprintf(c->path, sizeof(c->path), "%s", c->sock[c->sock_next++]);
             return R_NEXT;
@@ -485,10 +485,10 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
     int err = yr_caller_identity(ctx, ev, &c->id, &c->procdir);
     if (err < 0)
         return yr_call_finish(c, err);
-    if (c->op == OP_SOCKADDR) {
+    if (c->op == OP_NAMED) {
         yr_fs_become(&c->id);
         c->sock_next = 0;
-        err = yr_sock_paths(c);
+        err = yr_checked_paths(c);
         if (err < 0)
             return yr_call_finish(c, err);
         return settled(c, act(c));               /* no path: continued at once */

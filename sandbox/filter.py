@@ -65,7 +65,7 @@ _FOLLOWING = ("open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat
               "open_tree_attr", "file_getattr", "file_setattr",
               "connect", "bind", "sendmsg", "sendmmsg",
               # the mount family and the others that follow a trailing link
-              # in a path they name (csrc/sockaddr.c, decode.c)
+              # in a path they name (csrc/named.c, decode.c)
               "mount", "umount2", "umount", "pivot_root", "move_mount", "fspick",
               "mount_setattr", "quotactl", "acct", "swapon", "swapoff", "oldstat",
               # and those that follow one only before a trailing slash: the
@@ -121,7 +121,7 @@ _SIGNALS = [*((name, []) for name in KILL_FAMILY),
 FSCONFIG_SET_STRING = 1
 # The calls whose path may follow a trailing link, walked by the supervisor.
 _WALKED = [(name, []) for name in _FOLLOWING] + [
-    ("fsconfig", [_int_eq(1, FSCONFIG_SET_STRING)]),   # overlayfs's layers (csrc/sockaddr.c)
+    ("fsconfig", [_int_eq(1, FSCONFIG_SET_STRING)]),   # overlayfs's layers (csrc/named.c)
     ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("sendto", [sc.Arg(4, sc.NE, 0)]),              # an address: not a connected send
