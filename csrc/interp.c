@@ -120,11 +120,11 @@ static int first_interp(int fd, int bits, const unsigned char *ph, unsigned phnu
     return 0;
 }
 
-/* PT_INTERP's name, read from fd as load_elf_binary reads it: 1 with out
- * set, 0 when the ELF has none or the kernel refuses it (ENOEXEC, EIO). */
-static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t size)
+/* PT_INTERP's name, read from fd as load_elf_binary reads it, the header
+ * read as bits says: 1 with out set, 0 when the ELF has none or the
+ * kernel refuses it (ENOEXEC, EIO). */
+static int elf_view(int fd, const unsigned char *buf, int bits, char *out, size_t size)
 {
-    int bits = elf_class(buf);
     uint16_t type, phentsize, phnum;
     uint64_t phoff;
     if (bits == 64) {
@@ -153,6 +153,26 @@ static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t s
                 first_interp(fd, bits, ph, phnum, out, size);
     free(ph);
     return found;
+}
+
+static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t size)
+{
+    int bits = elf_class(buf);
+    if (!bits)
+        return 0;
+    if (elf_view(fd, buf, bits, out, size))
+        return 1;
+#if defined(__x86_64__)
+    /* x32: an EM_X86_64 file the 64-bit loader refuses (ENOEXEC: e_phentsize
+     * not 56, no valid PT_INTERP...) goes on to the compat loader, which
+     * reads it as Elf32 where the kernel has CONFIG_X86_X32_ABI
+     * (compat_elf_check_arch; search_binary_handler tries the next format
+     * on ENOEXEC). Without x32 the kernel says ENOEXEC: walking its
+     * Elf32 PT_INTERP then costs at most that errno, as EACCES. */
+    if (bits == 64)
+        return elf_view(fd, buf, 32, out, size);
+#endif
+    return 0;
 }
 
 /* What runs the executable held as obj: YR_INTERP_SCRIPT or YR_INTERP_ELF

@@ -295,3 +295,24 @@ def test_relative_execs_leak_no_descriptor(home):
          'echo "failed=$f"; cat ./tool > /dev/null && echo cat-ok'],
         cwd=str(home), capture_output=True, text=True, env=tree_env(), timeout=300)
     assert r.stdout == "failed=0\ncat-ok\n", (r.stdout, r.stderr[-2000:])
+
+
+def test_an_x32_elfs_loader_is_walked(planted, home, sysctl):
+    """An x32 ELF (Elf32 layout, e_machine EM_X86_64): the 64-bit loader
+    refuses it (e_phentsize 32, ENOEXEC) and the compat loader takes it
+    where the kernel has CONFIG_X86_X32_ABI (compat_elf_check_arch), opening
+    its PT_INTERP. interp.c read it only as a 64-bit ELF: nothing walked.
+    Walked now on every x86_64 kernel; without x32 (ENOEXEC natively) the
+    answer is EACCES, the cost of not knowing the kernel's configuration."""
+    from test_exec_interpreter import elf32_with_interp
+    elf = elf32_with_interp(home / "x32", f"{planted}/ld")
+    data = bytearray(elf.read_bytes())
+    struct.pack_into("<H", data, 18, 62)                    # e_machine = EM_X86_64
+    elf.write_bytes(bytes(data))
+    sysctl("fs.protected_symlinks", 1)
+    native = native_errno(elf)
+    assert native in (errno.EACCES, errno.ENOEXEC), native     # EACCES: x32 loads it
+    sysctl("fs.protected_symlinks", 0)
+    r = yama_run("--", str(elf))
+    assert r.returncode == DENIED, (r.returncode, r.stderr)
+    assert "symlinks: denied execve following 'ld'" in r.stderr, r.stderr
