@@ -118,13 +118,15 @@ os.waitpid(pid, 0)
 """
 
 
-def test_a_lease_hides_no_interpreter(home):
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+def test_a_lease_hides_no_interpreter(home, backend):
     """Root inside takes a write lease on its script (its own file), whose
     "#!" names yama-run's supervisor's /proc/PID/exe, and execs it: the
     supervisor's O_NONBLOCK open of the header fails (EWOULDBLOCK), the
     kernel's own open waits for the lease, which is then dropped, and read
     the line unseen: yama-run's interpreter ran. Refused now (EACCES)."""
-    r = yama_run("--", "/usr/bin/python3", "-c", LEASE_PROBE, cwd=str(home), timeout=60)
+    r = yama_run("--backend", backend, "--", "/usr/bin/python3", "-c", LEASE_PROBE,
+                 cwd=str(home), timeout=60)
     assert "RAN" not in r.stdout, (r.stdout, r.stderr)
     assert r.stdout == "EACCES\n", (r.stdout, r.stderr)
 
@@ -153,14 +155,16 @@ except OSError as e:
 """
 
 
-def test_an_unreadable_script_hides_no_interpreter(home):
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+def test_an_unreadable_script_hides_no_interpreter(home, backend):
     """Root inside drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its
     effective set (keeping CAP_SYS_PTRACE) and execs its own --x script whose
     "#!" names the supervisor's /proc/PID/exe: the supervisor's read as the
     caller failed (EACCES), the header was taken for one the caller's own
     choice (nothing walked), and the kernel, which reads it whatever the
     mode, ran yama-run's interpreter. The supervisor reads it as itself now."""
-    r = yama_run("--", "/usr/bin/python3", "-c", NODAC_PROBE, cwd=str(home), timeout=60)
+    r = yama_run("--backend", backend, "--", "/usr/bin/python3", "-c", NODAC_PROBE,
+                 cwd=str(home), timeout=60)
     assert "RAN" not in r.stdout, (r.stdout, r.stderr)
     assert r.stdout == "EACCES\n", (r.stdout, r.stderr)
 
@@ -316,3 +320,25 @@ def test_an_x32_elfs_loader_is_walked(planted, home, sysctl):
     r = yama_run("--", str(elf))
     assert r.returncode == DENIED, (r.returncode, r.stderr)
     assert "symlinks: denied execve following 'ld'" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("levels, native", [(6, errno.EACCES), (7, errno.ELOOP)])
+def test_the_sixth_interpreter_is_walked_the_seventh_never_opened(planted, home, sysctl,
+                                                                  levels, native):
+    """A chain of scripts whose last "#!" names the stranger's link: the
+    kernel opens six interpreters (exec_binprm, depth 0 to 5), the sixth
+    whatever it is, then says ELOOP. The link as the sixth: opened (EACCES at
+    1); as the seventh: never opened (ELOOP). The same under yama-run at 0."""
+    prev = script(home / f"s{levels - 1}", f"{planted}/interp", "echo ran")
+    for i in range(levels - 2, -1, -1):
+        prev = script(home / f"s{i}", str(prev), "")
+    sysctl("fs.protected_symlinks", 1)
+    assert native_errno(prev) == native
+    sysctl("fs.protected_symlinks", 0)
+    probe = ("import errno, os\n"
+             "try:\n"
+             f"    os.execv({str(prev)!r}, ['s'])\n"
+             "except OSError as e:\n"
+             "    print(errno.errorcode[e.errno])\n")
+    r = yama_run("--", "/usr/bin/python3", "-c", probe)
+    assert r.stdout == errno.errorcode[native] + "\n", (r.stdout, r.stderr)
