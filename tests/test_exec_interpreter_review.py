@@ -182,8 +182,8 @@ print(errno.errorcode[ctypes.get_errno()])
 
 
 @pytest.mark.parametrize("who", ["root", "1001"])
-def test_execveat_opens_the_interpreter_from_the_cwd_not_the_dirfd(as_user, planted, home,  # noqa: F811
-                                                                   sysctl, who):
+def test_execveat_interpreter_from_the_cwd_not_the_dirfd(as_user, planted, home,  # noqa: F811
+                                                         sysctl, who):
     """execveat(dirfd, "tool"), where tool's "#!interp" is relative: the
     kernel opens it from the caller's cwd (open_exec: AT_FDCWD), never from
     dirfd. From the stranger's directory as cwd, its `interp` is refused;
