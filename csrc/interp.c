@@ -22,7 +22,7 @@
 #include "engine.h"
 
 #define BINPRM_BUF_SIZE 256     /* what the kernel reads of the file first */
-#define ELF_PHDRS_MAX 4096      /* load_elf_phdrs: at most ELF_MIN_ALIGN (a page) */
+#define ELF_PHDRS_MAX 65536     /* load_elf_phdrs: at most 64 KiB and ELF_MIN_ALIGN */
 
 static int spacetab(char ch)
 {
@@ -120,11 +120,11 @@ static int first_interp(int fd, int bits, const unsigned char *ph, unsigned phnu
     return 0;
 }
 
-/* PT_INTERP's name, read from fd as load_elf_binary reads it: 1 with out
- * set, 0 when the ELF has none or the kernel refuses it (ENOEXEC, EIO). */
-static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t size)
+/* PT_INTERP's name, read from fd as load_elf_binary reads it, the header
+ * read as bits says: 1 with out set, 0 when the ELF has none or the
+ * kernel refuses it (ENOEXEC, EIO). */
+static int elf_view(int fd, const unsigned char *buf, int bits, char *out, size_t size)
 {
-    int bits = elf_class(buf);
     uint16_t type, phentsize, phnum;
     uint64_t phoff;
     if (bits == 64) {
@@ -143,7 +143,10 @@ static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t s
         return 0;
     }
     size_t phsize = (size_t)phentsize * phnum;
-    if ((type != ET_EXEC && type != ET_DYN) || phsize == 0 || phsize > ELF_PHDRS_MAX)
+    /* ELF_MIN_ALIGN is the page size on x86 and arm64 alike: a fixed 4096
+     * refused, on a kernel of 16 or 64 KiB pages, headers its loader takes. */
+    if ((type != ET_EXEC && type != ET_DYN) || phsize == 0 || phsize > ELF_PHDRS_MAX ||
+        phsize > (size_t)sysconf(_SC_PAGESIZE))
         return 0;
     unsigned char *ph = malloc(phsize);         /* off the stack: a worker's is 64 KiB */
     int found = ph && pread(fd, ph, phsize, (off_t)phoff) == (ssize_t)phsize &&
@@ -152,13 +155,46 @@ static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t s
     return found;
 }
 
+static int elf_interpreter(int fd, const unsigned char *buf, char *out, size_t size)
+{
+    int bits = elf_class(buf);
+    if (!bits)
+        return 0;
+    if (elf_view(fd, buf, bits, out, size))
+        return 1;
+#if defined(__x86_64__)
+    /* x32: an EM_X86_64 file the 64-bit loader refuses (ENOEXEC: e_phentsize
+     * not 56, no valid PT_INTERP...) goes on to the compat loader, which
+     * reads it as Elf32 where the kernel has CONFIG_X86_X32_ABI
+     * (compat_elf_check_arch; search_binary_handler tries the next format
+     * on ENOEXEC). Without x32 the kernel says ENOEXEC: walking its
+     * Elf32 PT_INTERP then costs at most that errno, as EACCES. */
+    if (bits == 64)
+        return elf_view(fd, buf, 32, out, size);
+#endif
+    return 0;
+}
+
 /* What runs the executable held as obj: YR_INTERP_SCRIPT or YR_INTERP_ELF
- * with the interpreter's name in out, YR_INTERP_NONE, or -errno when the
- * caller (whose file system identity this thread holds) may not read it.
- * O_NONBLOCK: a lease on the file refuses the open instead of waiting. */
+ * with the interpreter's name in out, YR_INTERP_NONE, or -errno when it
+ * cannot be read. Read as the caller (whose file system identity this
+ * thread holds), else as ourselves: the kernel reads the header whatever
+ * the file's mode says, so a --x file of the caller's own (root without
+ * CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in effect) whose "#!" named
+ * yama-run's /proc/PID/exe was run unseen. Only the header is read, and
+ * only to judge the walk of a name the kernel would open anyway.
+ * O_NONBLOCK: a lease on the file refuses the open instead of waiting
+ * (-EWOULDBLOCK: the caller fails closed, walk.c). */
 int yr_exec_interpreter(int obj, char *out, size_t size)
 {
     int fd = yr_reopen(obj, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        yr_fs_pause();
+        fd = yr_reopen(obj, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+        int e = errno;
+        yr_fs_resume();
+        errno = e;
+    }
     if (fd < 0)
         return -errno;
     unsigned char buf[BINPRM_BUF_SIZE] = { 0 };  /* the kernel's bprm->buf, zeroed past the end */
@@ -167,7 +203,10 @@ int yr_exec_interpreter(int obj, char *out, size_t size)
     if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
         if (script_interpreter((const char *)buf, out, size))
             kind = YR_INTERP_SCRIPT;
-    } else if (n >= (ssize_t)sizeof(Elf32_Ehdr) && memcmp(buf, ELFMAG, SELFMAG) == 0) {
+    } else if (n >= SELFMAG && memcmp(buf, ELFMAG, SELFMAG) == 0) {
+        /* Any length: the kernel reads the header from bprm->buf, zeroed past
+         * the end of the file, so a 49-byte i386 ELF whose one program header
+         * overlaps its own header's unused bytes has its PT_INTERP opened. */
         if (elf_interpreter(fd, buf, out, size))
             kind = YR_INTERP_ELF;
     }

@@ -88,6 +88,8 @@ int yr_openat2(int dir, const char *name, int flags, uint64_t resolve)
 
 /* ---- one call's state ---------------------------------------------------------- */
 
+#define YR_AT_EXECVE_CHECK 0x10000   /* linux/fcntl.h, 6.14; libc headers may lack it */
+
 /* Where an exec's object stands (exec_state). */
 enum {
     EXEC_HEADER,        /* held and judged; its header not read yet */
@@ -273,8 +275,25 @@ static int exec_step(struct yr_call *c)
     case EXEC_HEADER: {
         const struct stat *st = &c->res.obj_st;
         int kind = YR_INTERP_NONE;
+        /* AT_EXECVE_CHECK (6.14): the kernel checks the file alone and opens
+         * no interpreter (bprm_execve stops before exec_binprm); walking one
+         * refused with EACCES a check the kernel answers 0. Only the call's
+         * own flags: an interpreter's walk has none (interpreter_next). */
+        if (c->ev.sys == YR_SYS_EXECVEAT && (c->flags & YR_AT_EXECVE_CHECK))
+            return 0;
+        if (c->res.obj < 0)
+            return 0;          /* nothing held (no such name): the kernel's ENOENT */
         if (S_ISREG(st->st_mode) && (st->st_mode & 0111) && c->interps < EXEC_INTERPRETERS)
             kind = yr_exec_interpreter(c->res.obj, c->interp, sizeof(c->interp));
+        if (kind < 0 && kind != -EACCES && kind != -EPERM)
+            /* Not read, though the kernel will read it: a lease (our open is
+             * O_NONBLOCK; the kernel's waits for the holder, who drops the
+             * lease once we have answered), no descriptor left, an I/O error.
+             * What it names is unknown: fail closed (EACCES; any other errno
+             * would be continued by yr_call_finish). Unreadable even by us
+             * (EACCES, an unprivileged supervisor and a --x file): only its
+             * owner chose its "#!" line (docs/path-engine.md). */
+            return -EACCES;
         if (kind == YR_INTERP_SCRIPT) {
             c->interps++;
             return interpreter_next(c);          /* its header read once held */
@@ -415,6 +434,12 @@ static int walk_next(struct yr_call *c)
     struct yr_res *r = &c->res;
     yr_close(r->dir);
     yr_close(r->obj);
+    /* The last path's start, kept when it was held whole (yr_call_run): the
+     * next path's run sets its own, and lost this one, a descriptor leaked
+     * in the supervisor per execve("./script") (or of a dynamic program),
+     * per relative AF_UNIX address of a sendmmsg but the last. */
+    yr_close(c->spare_start);
+    c->spare_start = -1;
     r->dir = r->obj = -1;
     r->magic = r->exists = r->slash = 0;
     r->hops = 0;
