@@ -166,6 +166,17 @@ int yr_hook(struct yr_call *c, int hook, enum yr_resume resume)
     return R_HOOK;
 }
 
+/* An error of the walk's own making, not the path's: the kernel's walk
+ * would not meet it. EAGAIN is a walk that gave up on a name changing under
+ * it (16 retries) or on a '..' it could not place (below_root): a race that
+ * another user can run, to make the kernel follow, unchecked, what we could
+ * not judge. The others are the supervisor's resources. */
+static int walk_gave_up(int err)
+{
+    return err == -EAGAIN || err == -EMFILE || err == -ENFILE || err == -ENOMEM ||
+           err == -EINTR;
+}
+
 /* Reply with err (0 or -errno) and end the call. 1. */
 int yr_call_finish(struct yr_call *c, int err)
 {
@@ -176,7 +187,7 @@ int yr_call_finish(struct yr_call *c, int err)
          * nothing was checked, so nothing is continued (docs/everyday.md:
          * such calls fail closed with EPERM). */
         err = -EPERM;
-    if (checked && err != -EACCES && err != -EPERM) {
+    if (checked && err != -EACCES && err != -EPERM && !walk_gave_up(err)) {
         /* The kernel walks again and names the error itself. */
         if (yr_id_valid(c->ctx, c->ev.id))
             yr_reply_continue(c->ctx, c->ev.id);
