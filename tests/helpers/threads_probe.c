@@ -430,12 +430,7 @@ static void *maker(void *arg)
     if (pipe2(p, O_CLOEXEC) < 0)
         return NULL;
     while (!atomic_load(&stop)) {
-        if (!strcmp(kind, "spin")) {
-            for (volatile int k = 0; k < 100000; k++)
-                ;
-        } else if (!strcmp(kind, "signal")) {
-            kill(kid, 0);
-        } else if (!strcmp(kind, "getfd")) {
+        if (!strcmp(kind, "getfd")) {
             int fd = (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
             if (fd >= 0)
                 close(fd);
