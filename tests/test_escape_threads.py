@@ -30,8 +30,9 @@ from test_escape import (AS_1001, BACKENDS, TIMEOUT, _have_ptrace_backend,  # no
 from conftest import YAMA_RUN
 
 BY_TID = ["attach", "seize", "vmread", "vmwrite", "getfd", "pidfd-signal",
-          "pidfd-signal-thread", "kill", "tkill", "tgkill", "sigqueue", "tgsigqueue", "prlimit",
-          "setpriority", "ioprio", "affinity", "setparam", "setscheduler", "move-pages",
+          "pidfd-signal-thread", "pidfd-signal-pgrp", "kill", "tkill", "tgkill", "sigqueue",
+          "tgsigqueue", "prlimit", "setpriority", "ioprio", "affinity", "setparam",
+          "setscheduler", "setattr", "move-pages",
           "migrate-pages", "madvise", "kcmp", "robust", "ns", "setns", "perf", "perf-sigtrap",
           "setown-tid"]
 PROC = ["proc-mem", "proc-environ", "proc-fd", "proc-task-mem", "proc-task-environ",
@@ -41,9 +42,10 @@ LINKS = ["link-fd", "link-cwd", "link-exe", "link-root", "link-ns", "link-task-f
 WRITES = ["write-oom", "write-task-oom", "write-timerslack", "write-sched", "write-comm",
           "write-clear-refs"]
 EVERY = [*BY_TID, *PROC, *LINKS, *WRITES]
-# natively: attach stops the parent (its group), setns wants CAP_SYS_ADMIN, and
-# process_madvise takes a process's pidfd only (a thread's: ESRCH)
-NATIVE = [a for a in EVERY if a not in ("attach", "setns", "madvise")]
+# natively: attach stops the parent (its group), setns wants CAP_SYS_ADMIN,
+# process_madvise takes a process's pidfd only (a thread's: ESRCH), and a
+# thread's id names no process group (ESRCH)
+NATIVE = [a for a in EVERY if a not in ("attach", "setns", "madvise", "pidfd-signal-pgrp")]
 
 WHO = [pytest.param(([], AS_1001), id="root-runs-1001"),
        pytest.param(([], []), id="root-runs-root"),

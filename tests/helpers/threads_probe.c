@@ -28,8 +28,9 @@
  * Attacks by thread id (sig 0 where a signal is sent: permission only;
  * writes only opened, never written):
  *   attach seize vmread vmwrite getfd pidfd-signal pidfd-signal-thread
+ *   pidfd-signal-pgrp
  *   kill tkill tgkill sigqueue tgsigqueue prlimit setpriority ioprio affinity
- *   setparam setscheduler move-pages migrate-pages madvise kcmp robust ns
+ *   setparam setscheduler setattr move-pages migrate-pages madvise kcmp robust ns
  *   setns perf perf-sigtrap setown-tid
  *   proc-mem proc-environ proc-fd proc-task-mem proc-task-environ
  *   proc-task-fd proc-opath-fd proc-fddir proc-syscall proc-stack
@@ -64,6 +65,9 @@
 
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
+#endif
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1UL << 2)
 #endif
 #ifndef PIDFD_SIGNAL_THREAD
 #define PIDFD_SIGNAL_THREAD (1UL << 0)
@@ -241,6 +245,14 @@ static long attack_one(const char *what, pid_t tgid, pid_t tid)
         return what[3] == 'p' ? rc_of(sched_setparam(tid, &p))
                               : rc_of(sched_setscheduler(tid, policy, &p));
     }
+    if (!strcmp(what, "setattr")) {
+        uint32_t attr[14];                       /* struct sched_attr, version 1 (56 bytes) */
+        memset(attr, 0, sizeof attr);
+        if (syscall(SYS_sched_getattr, tid, attr, sizeof attr, 0) < 0)
+            return -errno;
+        attr[0] = sizeof attr;
+        return rc_of(syscall(SYS_sched_setattr, tid, attr, 0));
+    }
     if (!strcmp(what, "move-pages"))
         return rc_of(syscall(SYS_move_pages, tid, 0, NULL, NULL, NULL, 0));
     if (!strcmp(what, "migrate-pages")) {
@@ -283,6 +295,8 @@ static long attack_one(const char *what, pid_t tgid, pid_t tid)
             rc = rc_of(syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0));
         } else if (!strcmp(what, "pidfd-signal-thread")) {
             rc = rc_of(syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, PIDFD_SIGNAL_THREAD));
+        } else if (!strcmp(what, "pidfd-signal-pgrp")) {
+            rc = rc_of(syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, PIDFD_SIGNAL_PROCESS_GROUP));
         } else if (!strcmp(what, "madvise")) {
             struct iovec none = { NULL, 0 };
             rc = rc_of(syscall(SYS_process_madvise, pidfd, &none, 1, MADV_COLD, 0));
