@@ -98,7 +98,9 @@ static int capget_self(uint64_t *eff, uint64_t *perm)
  * the supervisor dumpable, and a thread of it holding a caller's ids then
  * open to that caller's ptrace-class checks (the links of /proc/TID, which
  * nothing routes). So each change is followed by this (the mm's flag, one
- * syscall), and no thread of ours ever holds all of a caller's ids. */
+ * syscall); and a thread that holds a caller's ids keeps either our permitted
+ * set (yr_creds_enter) or our saved ids (yr_syscall_as), which no caller's
+ * check passes. */
 static void stay_undumpable(void)
 {
     syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -173,8 +175,9 @@ int yr_creds_leave(struct yr_creds_saved *saved)
  * none of these calls reads them, and a thread holding all of a caller's
  * ids and no capability beyond its would be that caller's to inspect
  * (__ptrace_may_access wants real, effective and saved ids alike) whenever
- * the process is dumpable (fs.suid_dumpable=1: stay_undumpable, above). Credentials are per thread; descriptors are shared,
- * so an fd it opens is ours. An unprivileged supervisor cannot take other
+ * the process is dumpable (fs.suid_dumpable=1: stay_undumpable, above).
+ * Credentials are per thread; descriptors are shared, so an fd it opens is
+ * ours. An unprivileged supervisor cannot take other
  * ids: its thread only drops capabilities to the caller's (the callers of an
  * unprivileged supervisor have its ids). */
 struct as_job {
