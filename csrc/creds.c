@@ -93,6 +93,19 @@ static int capget_self(uint64_t *eff, uint64_t *perm)
     return 0;
 }
 
+/* Every credential change of a thread makes the whole process's memory
+ * dumpable again as fs.suid_dumpable says (commit_creds): 1 there would make
+ * the supervisor dumpable, and a thread of it holding a caller's ids then
+ * open to that caller's ptrace-class checks (the links of /proc/TID, which
+ * nothing routes). So each change is followed by this (the mm's flag, one
+ * syscall); and a thread that holds a caller's ids keeps either our permitted
+ * set (yr_creds_enter) or our saved ids (yr_syscall_as), which no caller's
+ * check passes. */
+static void stay_undumpable(void)
+{
+    syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 /* Switch this thread to c. Returns 0, or -1 with errno (then still as before). */
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
 {
@@ -117,6 +130,7 @@ int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
         goto fail;
     syscall(SYS_setfsgid, c->fsgid);
     syscall(SYS_setfsuid, c->fsuid);
+    stay_undumpable();
     if (capset_effective(c->cap_effective & saved->cap_permitted, saved->cap_permitted) < 0)
         goto fail;
     return 0;
@@ -140,6 +154,7 @@ int yr_creds_leave(struct yr_creds_saved *saved)
     rc |= (int)syscall(SYS_setresgid, saved->rgid, saved->egid, saved->sgid);
     rc |= (int)syscall(SYS_setgroups, saved->ngroups, saved->groups);
     rc |= capset_effective(saved->cap_effective, saved->cap_permitted);
+    stay_undumpable();
     if (rc) {
         /* A supervisor thread stuck as the caller would act wrongly for the
          * next one: nothing is safer than stopping here. */
@@ -154,10 +169,15 @@ int yr_creds_leave(struct yr_creds_saved *saved)
  * permitted set, which the kernel's ptrace check compares in REALCREDS mode
  * (cap_ptrace_access_check: the target's permitted set must be a subset of
  * the caller's). A permitted set, once lowered, cannot be raised again, so
- * the call is made in a thread of its own that takes the caller's real,
- * effective and saved ids, groups and all three capability sets, makes the
- * one syscall and ends. Credentials are per thread; descriptors are shared,
- * so an fd it opens is ours. An unprivileged supervisor cannot take other
+ * the call is made in a thread of its own that takes the caller's real and
+ * effective ids (the filesystem ids follow them), groups and all three
+ * capability sets, makes the one syscall and ends. Its saved ids stay ours:
+ * none of these calls reads them, and a thread holding all of a caller's
+ * ids and no capability beyond its would be that caller's to inspect
+ * (__ptrace_may_access wants real, effective and saved ids alike) whenever
+ * the process is dumpable (fs.suid_dumpable=1: stay_undumpable, above).
+ * Credentials are per thread; descriptors are shared, so an fd it opens is
+ * ours. An unprivileged supervisor cannot take other
  * ids: its thread only drops capabilities to the caller's (the callers of an
  * unprivileged supervisor have its ids). */
 struct as_job {
@@ -188,12 +208,13 @@ static int become_exactly(const struct yr_creds *c)
                           c->cap_inheritable & perm);
     if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
         syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
-        syscall(SYS_setresgid, c->rgid, c->egid, c->sgid) < 0 ||
-        syscall(SYS_setresuid, c->ruid, c->euid, c->suid) < 0)
+        syscall(SYS_setresgid, c->rgid, c->egid, -1) < 0 ||
+        syscall(SYS_setresuid, c->ruid, c->euid, -1) < 0)
         return -1;
     syscall(SYS_setfsgid, c->fsgid);
     syscall(SYS_setfsuid, c->fsuid);
     syscall(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    stay_undumpable();
     return capset_all(c->cap_effective & perm, c->cap_permitted & perm,
                       c->cap_inheritable & perm);
 }
@@ -306,6 +327,7 @@ int yr_fs_become(const struct yr_fsid *want)
         fs_stuck();
     if (capset_effective(id->caps & base_perm, base_perm) < 0)
         fs_stuck();
+    stay_undumpable();
     fs_cur = *id;
     fs_switched = !same_fsid(&fs_cur, &fs_base);
     return 0;

@@ -131,10 +131,12 @@ static void helper_main(const struct as_caller *a, int flags, int userns_differs
             err = errno;
         syscall(SYS_setfsgid, c->fsgid);
         syscall(SYS_setfsuid, c->fsuid);
+        prctl(PR_SET_DUMPABLE, 0);               /* before it holds only the caller's */
         capset3(ours, ours, 0);                  /* effective again, for setns */
     }
     if (!err && userns_differs && setns(4, CLONE_NEWUSER) < 0)
         err = errno;
+    prctl(PR_SET_DUMPABLE, 0);                   /* setns is a credential change too */
     if (!err && capset3(a->eff, a->prm, a->inh) < 0)
         err = errno;
     prctl(PR_SET_DUMPABLE, 0);                   /* commit_creds may have reset it */
