@@ -74,14 +74,16 @@ class Request:
 class Sandbox:
     """Which processes are the sandbox's: the supervisor's descendants (it is
     their parent and subreaper), except yama-run's own protected processes
-    (sup.protected_pids, the one place that lists them)."""
+    (sup.protected_pids, the one place that lists them, and the helper
+    processes C forks while they live: the gate's own answer)."""
 
     def __init__(self, sup):
         self._sup = sup
         self.root = os.getpid()
 
     def protected(self, tgid: int | None) -> bool:
-        return tgid is not None and tgid in self._sup.protected_pids
+        return tgid is not None and (tgid in self._sup.protected_pids or
+                                     bool(lib.yr_gate_is_protected(tgid)))
 
     def outside(self, tid: int) -> bool:
         tgid = procfs.tgid_of(tid)

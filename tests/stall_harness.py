@@ -138,6 +138,9 @@ def assert_unharmed(r: dict, cached: int = IDENTITY_CACHE_FDS + CALLER_CACHES) -
     reached the terminal."""
     assert int(r["bystander"]["WORST_US"]) < STALL_BOUND_US, r
     assert int(r["bystander"]["CALLS"]) > 100, r
-    assert r["after"][0] == r["before"][0], r
+    # at most as many threads as before: a thread that was starting or ending
+    # when the baseline was taken (a short-lived one acting as a caller) is
+    # no leak
+    assert r["after"][0] <= r["before"][0], r
     assert r["after"][1] <= r["before"][1] + cached, r
     assert "Traceback" not in r["stderr"], r["stderr"]
