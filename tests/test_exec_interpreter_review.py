@@ -17,6 +17,7 @@ import pytest
 
 from as_user import as_user  # noqa: F401  (fixture)
 from conftest import YAMA_RUN, tree_env, yama_run
+from test_exec_interpreter import PROBE as EXEC_PROBE
 from test_exec_interpreter import (DENIED, as_runner, elf_with_loader, home,  # noqa: F401
                                    native_errno, owner_of, planted, script)
 
@@ -241,24 +242,13 @@ def odd_headers(home: Path) -> dict[str, Path]:
     return out
 
 
-ODD_PROBE = """
-import errno, subprocess, sys
-for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
-    try:
-        r = subprocess.run([path], capture_output=True, text=True, timeout=30)
-        print(name, "ran" if r.stdout.strip() == "ran" else f"exit {r.returncode}")
-    except OSError as e:
-        print(name, errno.errorcode[e.errno])
-"""
-
-
 def test_odd_headers_are_answered_as_the_kernel(home):
     """NULs in the "#!" line, a line without a newline, a name running to the
     buffer's end, an ELF shorter than its header: each answered as natively."""
     args = [x for name, path in odd_headers(home).items() for x in (name, str(path))]
-    native = subprocess.run(["/usr/bin/python3", "-c", ODD_PROBE, *args], capture_output=True,
+    native = subprocess.run(["/usr/bin/python3", "-c", EXEC_PROBE, *args], capture_output=True,
                             text=True, timeout=120)
-    r = yama_run("--", "/usr/bin/python3", "-c", ODD_PROBE, *args, timeout=120)
+    r = yama_run("--", "/usr/bin/python3", "-c", EXEC_PROBE, *args, timeout=120)
     assert r.stdout == native.stdout, (r.stdout, native.stdout, r.stderr)
 
 
