@@ -276,8 +276,9 @@ static int interpreter_next(struct yr_call *c)
  * turn), an ELF's PT_INTERP (loaded as it is). Each is walked and judged
  * as the exec's own path was (R_NEXT); the notice of a privileged program
  * is for the file whose privilege the kernel would grant: an ELF, never a
- * script. 0: the kernel may go on. An object the caller may not read: the
- * kernel reads its header itself; nothing more is walked (docs/path-engine.md). */
+ * script. 0: the kernel may go on. A header neither the caller nor we may
+ * read (an unprivileged supervisor, another user's --x file): nothing more
+ * is walked; one we fail to read otherwise: refused (docs/path-engine.md). */
 static int exec_step(struct yr_call *c)
 {
     switch (c->exec_state) {
