@@ -49,17 +49,24 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
     return -ENAMETOOLONG;
 }
 
-/* A path (or a symlink's target), read once. A caller that is not dumpable
- * may refuse us as itself: then as ourselves. */
-int yr_read_str(struct yr_call *c, uint64_t addr, char *out)
+/* A string of the caller's into size bytes, read once. A caller that is
+ * not dumpable (or in a user namespace of its own) may refuse us as itself:
+ * then as ourselves. */
+int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size)
 {
-    int n = yr_read_path(c->ev.tid, addr, out, YR_PATH_MAX);
+    int n = yr_read_path(c->ev.tid, addr, out, size);
     if (n == -EPERM || n == -EACCES) {
         yr_fs_reset();
-        n = yr_read_path(c->ev.tid, addr, out, YR_PATH_MAX);
+        n = yr_read_path(c->ev.tid, addr, out, size);
         yr_fs_become(&c->id);
     }
     return n;
+}
+
+/* A path (or a symlink's target). */
+int yr_read_str(struct yr_call *c, uint64_t addr, char *out)
+{
+    return yr_read_strn(c, addr, out, YR_PATH_MAX);
 }
 
 /* size bytes at addr, all or -EFAULT. */

@@ -203,6 +203,7 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
                        int *procdir);
 int yr_proc_open(struct yr_call *c, const char *name, int flags);
 int yr_read_str(struct yr_call *c, uint64_t addr, char *out);
+int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size);
 int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);
 int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
                     const struct iovec *remote, int rn);

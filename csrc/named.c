@@ -45,20 +45,6 @@
 #define MOUNT_SETATTR_FLAGS_ (AT_EMPTY_PATH | 0x8000 /* AT_RECURSIVE */ | AT_SYMLINK_NOFOLLOW | \
                               AT_NO_AUTOMOUNT)
 
-/* A string of the caller's, as yr_read_str reads a path (a caller that is
- * not dumpable, or in a user namespace of its own, may refuse us as itself:
- * then as ourselves), into size bytes. */
-static int read_string(struct yr_call *c, uint64_t addr, char *out, size_t size)
-{
-    int n = yr_read_path(c->ev.tid, addr, out, size);
-    if (n == -EPERM || n == -EACCES) {
-        yr_fs_reset();
-        n = yr_read_path(c->ev.tid, addr, out, size);
-        yr_fs_become(&c->id);
-    }
-    return n;
-}
-
 /* Is there a link for the walk to judge on path (as the caller, from its cwd
  * or root)? Not when the whole path resolves without following any link
  * (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, O_PATH: a trailing
@@ -109,7 +95,7 @@ static int add_named(struct yr_call *c, int dirfd, uint64_t addr, int follows)
     int pre = 0;
     if (dirfd != AT_FDCWD_INT)
         pre = snprintf(out, YR_PATH_MAX, "/proc/self/fd/%d/", dirfd);
-    int n = read_string(c, addr, out + pre, YR_PATH_MAX - (size_t)pre);
+    int n = yr_read_strn(c, addr, out + pre, YR_PATH_MAX - (size_t)pre);
     if (n == -ENAMETOOLONG && pre)
         return -EACCES;                          /* too long once prefixed: refused */
     if (n <= 0)
@@ -260,7 +246,7 @@ static int mount_overlay(struct yr_call *c, const uint64_t *a, uint32_t flags)
     char type[64];
     if (flags & (MS_REMOUNT_ | MS_BIND_ | MS_MOVE_ | MS_PROPAGATION_) || !a[2])
         return 0;
-    if (read_string(c, a[2], type, sizeof(type)) <= 0)
+    if (yr_read_strn(c, a[2], type, sizeof(type)) <= 0)
         return 0;
     if (strcmp(type, "overlay") != 0) {
         if ((c->id.caps >> CAP_SYS_ADMIN_ & 1) && block_fs(type))
@@ -270,7 +256,7 @@ static int mount_overlay(struct yr_call *c, const uint64_t *a, uint32_t flags)
     if (!a[4])
         return 0;
     char opts[4096];                             /* copy_mount_options: one page */
-    if (read_string(c, a[4], opts, sizeof(opts)) < 0)
+    if (yr_read_strn(c, a[4], opts, sizeof(opts)) < 0)
         return 0;                                /* unreadable or unterminated: not parsed */
     return overlay_options(c, opts);
 }
@@ -283,8 +269,8 @@ static int fsconfig_layer(struct yr_call *c, const uint64_t *a)
 {
     char key[16], value[256];
     if ((uint32_t)a[1] != 1 /* FSCONFIG_SET_STRING */ ||
-        read_string(c, a[2], key, sizeof(key)) <= 0 ||
-        read_string(c, a[3], value, sizeof(value)) < 0)
+        yr_read_strn(c, a[2], key, sizeof(key)) <= 0 ||
+        yr_read_strn(c, a[3], value, sizeof(value)) < 0)
         return 0;
     char *room = c->named[1];
     return add_layers(c, &room, key, strlen(key), value, strlen(value));
