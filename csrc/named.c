@@ -58,7 +58,7 @@ static int has_link(struct yr_call *c, const char *path)
     if (yr_has_dotdot(path))
         return 1;
     uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    int start;
+    int start, cwd = -1;                         /* the caller's root is the call's, kept */
     const char *rel = path;
     if (path[0] == '/') {
         if (yr_open_root(c) < 0)
@@ -67,15 +67,13 @@ static int has_link(struct yr_call *c, const char *path)
             rel++;
         if (!*rel)
             return 0;                            /* "/" */
-        start = dup(c->res.root);
+        start = c->res.root;
         res |= RESOLVE_IN_ROOT;
-    } else {
-        start = yr_start_at(c, AT_FDCWD_INT, 1);
-    }
-    if (start < 0)
+    } else if ((start = cwd = yr_start_at(c, AT_FDCWD_INT, 1)) < 0) {
         return 1;
+    }
     int fd = yr_openat2(start, rel, O_PATH, res);
-    close(start);
+    yr_close(cwd);
     if (fd >= 0)
         close(fd);
     return fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN;
