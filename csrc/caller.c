@@ -26,7 +26,8 @@
 
 /* Like the kernel's getname: up to the NUL, EFAULT on an unreadable byte
  * before it, ENAMETOOLONG without one in size bytes. Reads stop at page
- * ends, so a string just before an unmapped page is still read. */
+ * ends, so a string just before an unmapped page is still read; the first
+ * takes at most YR_FIRST_READ bytes (engine.h). */
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
 {
     const uint64_t page = 4096;
@@ -34,6 +35,8 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
     while (got < size) {
         uint64_t at = addr + got;
         size_t chunk = (size_t)(page - at % page);
+        if (got == 0 && chunk > YR_FIRST_READ)
+            chunk = YR_FIRST_READ;
         if (chunk > size - got)
             chunk = size - got;
         struct iovec local = { out + got, chunk };

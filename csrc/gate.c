@@ -641,6 +641,24 @@ static int judge_cgroup(struct yr_call *c, int obj, const struct stat *st, long 
     return yr_hook(c, YR_HOOK_CGROUP_WRITE, RESUME_ACT);
 }
 
+/* A binfmt_misc file about to be written. A rule written to `register`
+ * names an interpreter that the kernel opens itself, by that path, at every
+ * exec of a file the rule matches (or once, at the write, with the F flag),
+ * following links where fs.protected_symlinks would judge them, and with
+ * no call of the program's for yama-run to walk: a program may mount an
+ * instance of its own in a user namespace (Linux 6.7+). Python says the
+ * refusal (YR_HOOK_BINFMT_WRITE: the symlinks module, while it protects).
+ * Every file of it is judged, not `register` alone: the others (`status`,
+ * a rule's file) are a handful of administrative switches, and which one
+ * is `register` would have to be told by an inode number the kernel could
+ * change. */
+static int judge_binfmt(struct yr_call *c, const struct stat *st, enum yr_access access)
+{
+    if (access != ACC_WRITE || !S_ISREG(st->st_mode))
+        return 0;
+    return yr_hook(c, YR_HOOK_BINFMT_WRITE, RESUME_ACT);
+}
+
 int yr_gate(struct yr_call *c, int obj, enum yr_access access)
 {
     struct stat st;
@@ -654,14 +672,17 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access)
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access)
 {
     c->own_entry = 0;
-    /* One fstatfs tells procfs and cgroupfs (anonymous devices, major 0);
-     * a filesystem on a block device is neither: no syscall for it. */
+    /* One fstatfs tells procfs, cgroupfs and binfmt_misc (anonymous
+     * devices, major 0); a filesystem on a block device is none of them:
+     * no syscall for it. */
     struct statfs sf;
     if (major(held->st_dev) != 0 || fstatfs(obj, &sf) < 0)
         return 0;
     if (sf.f_type == CGROUP2_SUPER_MAGIC || sf.f_type == CGROUP_SUPER_MAGIC)
         return access == ACC_WRITE && S_ISREG(held->st_mode)
                ? judge_cgroup(c, obj, held, (long)sf.f_type) : 0;
+    if (sf.f_type == BINFMTFS_MAGIC)
+        return judge_binfmt(c, held, access);
     if (sf.f_type != PROC_SUPER_MAGIC)
         return 0;
     struct proc_obj o;

@@ -147,7 +147,7 @@ static int new_name(struct yr_call *c)
 }
 
 /* Both strings in one process_vm_readv (one mm look-up and access check
- * instead of two), each up to its page end as yr_read_path reads. Used only
+ * instead of two), each as yr_read_path's first read takes it. Used only
  * when it gives both NULs; anything else (a fault, a long string) is read
  * again one string at a time, for the kernel's errors in its order (the
  * old path's first). Returns the old path's length or -1. */
@@ -156,6 +156,8 @@ static int read_both(struct yr_call *c, uint64_t oldp)
     const uint64_t page = 4096;
     struct yr_link *op = &c->link;
     size_t c1 = (size_t)(page - oldp % page), c2 = (size_t)(page - c->link_newp % page);
+    c1 = c1 < YR_FIRST_READ ? c1 : YR_FIRST_READ;
+    c2 = c2 < YR_FIRST_READ ? c2 : YR_FIRST_READ;
     struct iovec local[2] = { { op->old_path, c1 }, { op->new_path, c2 } };
     struct iovec remote[2] = { { (void *)(uintptr_t)oldp, c1 },
                                { (void *)(uintptr_t)c->link_newp, c2 } };

@@ -2,10 +2,10 @@
  * follows but which cannot be made for the caller.
  *
  * mount, umount2 (and i386's umount), pivot_root, move_mount, fspick,
- * mount_setattr, quotactl, acct, swapon, swapoff, and i386's oldstat and
- * oldlstat resolve their
+ * mount_setattr, quotactl, acct, swapon, swapoff, bpf(BPF_OBJ_GET), and
+ * i386's oldstat and oldlstat resolve their
  * paths with LOOKUP_FOLLOW (fs/namespace.c, fs/quota/quota.c,
- * kernel/acct.c, mm/swapfile.c, fs/stat.c), so fs.protected_symlinks
+ * kernel/acct.c, mm/swapfile.c, kernel/bpf/inode.c, fs/stat.c), so fs.protected_symlinks
  * refuses a protected trailing link in them. They change the caller's own
  * mount table, its accounting or swap, or fill a compat layout: each path is
  * walked and judged here as connect's address is, then the call is
@@ -274,6 +274,36 @@ static int fsconfig_layer(struct yr_call *c, const uint64_t *a)
     return add_layers(c, &room, key, strlen(key), value, strlen(value));
 }
 
+/* bpf(BPF_OBJ_GET, attr, size): the pinned object's path, which
+ * bpf_obj_get_user looks up with LOOKUP_FOLLOW, from attr's path_fd with
+ * BPF_F_PATH_FD. Any user may ask (unprivileged_bpf_disabled guards the
+ * making of maps and programs, not this). Looked up only once the kernel has
+ * found the attributes valid: at most a page (E2BIG), no bpf_fd, known
+ * flags, nothing after path_fd (EINVAL). */
+#define BPF_ATTR_OBJ_ 20                     /* pathname, bpf_fd, file_flags, path_fd */
+#define BPF_F_PATH_FD_ (1u << 14)
+#define BPF_OBJ_FLAGS_ ((1u << 3) | (1u << 4) | BPF_F_PATH_FD_)   /* RDONLY, WRONLY */
+static int bpf_obj_path(struct yr_call *c, const uint64_t *a)
+{
+    unsigned char attr[4096] = { 0 };
+    size_t size = (uint32_t)a[2];                 /* an unsigned int */
+    if (size > sizeof(attr) || !a[1] || yr_read_caller(c, a[1], attr, size) < 0)
+        return 0;                                /* E2BIG, EFAULT: the kernel's */
+    for (size_t i = BPF_ATTR_OBJ_; i < size; i++)
+        if (attr[i])
+            return 0;
+    uint64_t path;
+    uint32_t bpf_fd, flags;
+    int32_t path_fd;
+    memcpy(&path, attr, 8);
+    memcpy(&bpf_fd, attr + 8, 4);
+    memcpy(&flags, attr + 12, 4);
+    memcpy(&path_fd, attr + 16, 4);
+    if (bpf_fd || (flags & ~BPF_OBJ_FLAGS_) || (!(flags & BPF_F_PATH_FD_) && path_fd))
+        return 0;
+    return add_named(c, flags & BPF_F_PATH_FD_ ? path_fd : AT_FDCWD_INT, path, 1);
+}
+
 /* The paths the call (one of those above) names, added to c->sock in the
  * order the kernel resolves them: 0 or -errno. */
 int yr_named_paths(struct yr_call *c, const uint64_t *a)
@@ -356,6 +386,8 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         return add_named(c, AT_FDCWD_INT, a[0], 0);      /* only before a trailing slash */
     case YR_SYS_FSCONFIG:
         return fsconfig_layer(c, a);
+    case YR_SYS_BPF:
+        return bpf_obj_path(c, a);
     }
     return 0;
 }

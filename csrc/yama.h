@@ -141,7 +141,8 @@ enum {                                /* create_in_sticky (O_CREAT met an existi
 enum { YR_HOOK_FOLLOW_LINK = 1, YR_HOOK_CREATE_IN_STICKY, YR_HOOK_PROC_ACCESS,
        YR_HOOK_PATH_SYMLINK, YR_HOOK_PATH_LINK,
        YR_HOOK_EXEC_PRIVILEGED,     /* a notice only: execve of a setuid/setgid/fcaps file */
-       YR_HOOK_CGROUP_WRITE };      /* a cgroup file opened for writing (facts: YR_CG_*) */
+       YR_HOOK_CGROUP_WRITE,        /* a cgroup file opened for writing (facts: YR_CG_*) */
+       YR_HOOK_BINFMT_WRITE };      /* a binfmt_misc file opened for writing: a rule's interpreter */
 /* What the gate found of a cgroup file opened for writing (gate.c). */
 enum { YR_CG_YAMA = 1 << 0,           /* its cgroup holds a yama-run process, or is an ancestor of one */
        YR_CG_MOVES = 1 << 1,          /* cgroup.procs or cgroup.threads: the pid written moves */

@@ -119,9 +119,11 @@ _SIGNALS = [*((name, []) for name in KILL_FAMILY),
             *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP, FIOASYNC))]
 
 FSCONFIG_SET_STRING = 1
+BPF_OBJ_GET = 7
 # The calls whose path may follow a trailing link, walked by the supervisor.
 _WALKED = [(name, []) for name in _FOLLOWING] + [
     ("fsconfig", [_int_eq(1, FSCONFIG_SET_STRING)]),   # overlayfs's layers (csrc/named.c)
+    ("bpf", [_int_eq(0, BPF_OBJ_GET)]),              # a pinned object's path (csrc/named.c)
     ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("sendto", [sc.Arg(4, sc.NE, 0)]),              # an address: not a connected send
@@ -198,6 +200,9 @@ ROUTES = {
     # (csrc/gate.c), contained; in every mode every open is routed anyway
     # where no Landlock domain is (hostile_rules)
     "cgroup_write": _WRITE_OPENS,
+    # a binfmt_misc file opened for writing: a rule's interpreter is opened
+    # by the kernel with no call to walk (csrc/gate.c)
+    "binfmt_write": _WRITE_OPENS,
     # Not a module's: the supervisor's notice of a setuid program run without
     # its privilege (no_new_privs), routed whenever a filter is installed.
     "exec_notice": [("execve", []), ("execveat", [])],
@@ -411,7 +416,7 @@ def path_protected(hooks: set[str]) -> bool:
     """A path protection, or the judging of opens of /proc/PID/mem: io_uring's
     OPENAT would reach a sibling's memory unseen."""
     return any(hook.startswith(PATH_HOOK_PREFIXES) for hook in hooks) \
-        or "ptrace_proc_open" in hooks or "cgroup_write" in hooks
+        or "ptrace_proc_open" in hooks or "cgroup_write" in hooks or "binfmt_write" in hooks
 
 
 def hostile_rules(hooks: set[str], kernel: int):

@@ -8,7 +8,8 @@ import os
 
 from . import filter as seccomp_filter
 from ._yama import ffi, lib
-from .requests import CgroupWrite, CreateInSticky, FollowLink, PathLink, PathSymlink, PtraceAccess
+from .requests import (BinfmtWrite, CgroupWrite, CreateInSticky, FollowLink, PathLink,
+                       PathSymlink, PtraceAccess)
 
 
 class PathCalls:
@@ -67,6 +68,10 @@ class PathCalls:
                 deny_errno = self._proc_access(caller, syscall, w, path)
             elif w.hook == lib.YR_HOOK_CGROUP_WRITE:
                 deny_errno = self._cgroup_write(caller, syscall, w, path)
+            elif w.hook == lib.YR_HOOK_BINFMT_WRITE:
+                deny = self.sup.chain.walk("binfmt_write", BinfmtWrite(caller, path,
+                                                                       syscall=syscall))
+                deny_errno = deny.errno if deny is not None else 0
             else:
                 if w.hook == lib.YR_HOOK_FOLLOW_LINK:
                     hook, request = "follow_link", FollowLink(

@@ -434,6 +434,27 @@ class CgroupWrite(Request):
 
 
 @dataclass
+class BinfmtWrite(Request):
+    """binfmt_write: a binfmt_misc file opened for writing (`register` above
+    all). A rule names an interpreter that the kernel opens by its path at
+    each exec of a file the rule matches (with the F flag, once, at the
+    write), following links with no call of the program's to judge: what
+    fs.protected_symlinks would refuse there goes unseen (csrc/gate.c)."""
+
+    caller: Caller
+    path: str                      # as given
+    syscall: str = "openat"
+    hook = "binfmt_write"
+    default_errno = errno.EACCES
+
+    def describe(self) -> str:
+        return f"{self.syscall} {self.path!r} for writing (a binfmt_misc file)"
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path}
+
+
+@dataclass
 class PathSymlink(Request):
     """path_symlink: symlink/symlinkat into a sticky directory, or link/linkat
     giving a symlink inode a new name there (syscall says which; target is

@@ -9,7 +9,7 @@ route to the supervisor before:
   i386's umount, pivot_root, move_mount with MOVE_MOUNT_[FT]_SYMLINKS, fspick
   and mount_setattr without their NOFOLLOW flags, fsconfig's
   FSCONFIG_SET_STRING of an overlayfs layer; open_tree (routed already);
-* quotactl's device, acct, swapon (root);
+* quotactl's device, acct, swapon (root); bpf(BPF_OBJ_GET) (any user);
 * lchown, lsetxattr, lremovexattr before a trailing slash (which makes the
   link trailing and followed);
 * i386's oldstat and oldlstat (int $0x80), and the i386 form of every routed
@@ -157,6 +157,17 @@ OTHER_CASES = {
     "x32 umount2": ("x32 166 sticky/l_dir", NONE),
     "x32 open": ("x32 2 sticky/l_file", NONE),
     "x32 acct": ("x32 163 sticky/l_file", NONE),
+    # bpf(BPF_OBJ_GET): any user's look-up (a dangling link: EACCES when
+    # refused, ENOENT once followed; a link to a file is EACCES either way)
+    "bpf OBJ_GET": ("bpf_obj_get sticky/l_gone", BOTH),
+    "bpf OBJ_GET own": ("bpf_obj_get sticky/m_gone", ROOT),
+    "bpf OBJ_GET plain": ("bpf_obj_get t_gone", NONE),
+    "bpf OBJ_GET by path_fd": ("bpf_obj_get_at sticky l_gone", BOTH),
+    "bpf OBJ_GET by path_fd own": ("bpf_obj_get_at sticky m_gone", ROOT),
+    "bpf OBJ_GET bad flags (EINVAL first)": ("bpf_obj_get sticky/l_gone 0x1", NONE),
+    "bpf OBJ_GET a bpf_fd (EINVAL first)": ("bpf_obj_get sticky/l_gone 0 3", NONE),
+    "i386 bpf OBJ_GET": ("i386:bpf_obj_get sticky/l_gone", BOTH),
+    "i386 bpf OBJ_GET by path_fd": ("i386:bpf_obj_get_at sticky l_gone", BOTH),
     "uselib (not in this kernel)": ("uselib sticky/l_file", NONE),
     "i386 uselib (not in this kernel)": ("i386:uselib sticky/l_file", NONE),
 }
@@ -208,7 +219,7 @@ def tree(helper):
     t.dir("sticky", 0o1777)
     t.dir("t_xdir", 0o755, 1001, 1001)                   # 1001 may set its xattrs
     os.setxattr(t.top / "t_xdir", "user.yr", b"v")
-    for kind in ("dir", "dst", "mnt", "root", "file", "low", "xdir"):
+    for kind in ("dir", "dst", "mnt", "root", "file", "low", "xdir", "gone"):   # no t_gone
         t.link(f"sticky/l_{kind}", f"../t_{kind}", 1002)
         t.link(f"sticky/m_{kind}", f"../t_{kind}", 1001)
     yield t

@@ -10,6 +10,10 @@ protected "auto": level 1 enforced here only while the kernel's own
              fs.protected_symlinks is 0.
 protect_creation: symlink/symlinkat into a sticky world-writable directory
              is EACCES unless the caller's fsuid owns that directory.
+binfmt_write: while level 1 is enforced here, no binfmt_misc file is opened
+             for writing (EACCES): a rule's interpreter is opened by the
+             kernel at each exec of a file it matches, by a path whose links
+             no call of the program's shows (csrc/gate.c).
 
 follow_link reads only the request's facts: the core tabulates it for C."""
 from __future__ import annotations
@@ -93,7 +97,7 @@ class Symlinks(Protection):
     tabulated = {"follow_link"}
 
     def hooks(self) -> set[str]:
-        hooks = {"follow_link"} if self.protected else set()
+        hooks = {"follow_link", "binfmt_write"} if self.protected else set()
         if self.config["protect_creation"]:
             hooks.add("path_symlink")
         return hooks
@@ -105,6 +109,15 @@ class Symlinks(Protection):
             return None
         return Deny(errno.EACCES, "trailing symlink in a sticky world-writable directory, "
                     "owned neither by the follower nor by the directory's owner")
+
+    def binfmt_write(self, req):
+        """A binfmt_misc rule names an interpreter the kernel opens by its
+        path, following links there unseen: no rule is written while links
+        are protected here."""
+        if not self.protected:
+            return None
+        return Deny(errno.EACCES, "a binfmt_misc rule names an interpreter the kernel opens "
+                    "by its path, following links yama-run cannot judge")
 
     def path_symlink(self, req):
         if not self.config["protect_creation"]:

@@ -41,7 +41,9 @@
  *   lremovexattr PATH       (ids -1; the name user.yr, value "v"; user.none)
  *   name_to_handle_at PATH FLAGS    inotify_add_watch PATH
  *   x32 NR PATH             the x32 call NR with PATH as its first argument
- *   bpf_obj_get PATH
+ *   bpf_obj_get PATH [FLAGS [BPF_FD]]  bpf(BPF_OBJ_GET)
+ *   bpf_obj_get_at DIR NAME  the same, NAME relative to DIR opened O_PATH
+ *                           (BPF_F_PATH_FD)
  *   i386:NAME ARGS          an i386 call by its name (see i386_call)
  */
 #define _GNU_SOURCE
@@ -159,6 +161,40 @@ static long int80(long nr, long a, long b, long c, long d, long e)
     return ret;
 }
 
+/* bpf(BPF_OBJ_GET) of path, with flags and bpf_fd; with dir, path is
+ * relative to dir opened O_PATH (BPF_F_PATH_FD). */
+#define BPF_F_PATH_FD_ (1u << 14)
+static long bpf_obj_get(int i386, const char *dir, const char *path, uint32_t flags,
+                        uint32_t bpf_fd)
+{
+    struct bpf_obj { uint64_t pathname; uint32_t bpf_fd, file_flags; int32_t path_fd; };
+    int dfd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    struct bpf_obj attr = { .bpf_fd = bpf_fd, .file_flags = flags | (dir ? BPF_F_PATH_FD_ : 0),
+                            .path_fd = dir ? dfd : 0 };
+    long r;
+    if (i386) {
+        struct bpf_obj *a = (struct bpf_obj *)(uintptr_t)lowbuf(sizeof(attr));
+        *a = attr;
+        a->pathname = lowstr(path);
+        r = int80(357, 7 /* BPF_OBJ_GET */, (long)(uintptr_t)a, sizeof(attr), 0, 0);
+    } else {
+        attr.pathname = (uint64_t)(uintptr_t)path;
+        r = rc_of(syscall(SYS_bpf, 7 /* BPF_OBJ_GET */, &attr, sizeof(attr)));
+    }
+    if (r >= 0) close((int)r);
+    if (dfd >= 0) close(dfd);
+    return r;
+}
+
+/* bpf_obj_get PATH [FLAGS [BPF_FD]], bpf_obj_get_at DIR NAME */
+static long bpf_case(int i386, const char *op, char **w, int n)
+{
+    if (!strcmp(op, "bpf_obj_get_at"))
+        return n < 2 ? -EINVAL : bpf_obj_get(i386, w[0], w[1], 0, 0);
+    return bpf_obj_get(i386, NULL, w[0], n > 1 ? (uint32_t)strtoul(w[1], NULL, 0) : 0,
+                       n > 2 ? (uint32_t)strtoul(w[2], NULL, 0) : 0);
+}
+
 /* i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl) */
 static long i386_call(const char *name, char **w, int n)
 {
@@ -231,6 +267,7 @@ static long i386_call(const char *name, char **w, int n)
         return r;
     }
     if (!strcmp(name, "uselib")) return int80(86, s, 0, 0, 0, 0);
+    if (!strncmp(name, "bpf_obj_get", 11)) return bpf_case(1, name, w, n);
     if (!strcmp(name, "acct")) {
         long r = int80(51, s, 0, 0, 0, 0);
         if (r == 0) acct(NULL);
@@ -438,13 +475,8 @@ static long run(const char *op, char **w, int n)
     }
     if (!strcmp(op, "x32") && n >= 2)        /* x32 NR PATH: the path first, the rest 0 */
         return rc_of(syscall(0x40000000L | strtol(w[0], NULL, 0), w[1], 0, 0, 0, 0, 0));
-    if (!strcmp(op, "bpf_obj_get")) {
-        struct { uint64_t pathname; uint32_t bpf_fd, file_flags; int32_t path_fd; } attr =
-            { .pathname = (uint64_t)(uintptr_t)w[0] };
-        long r = rc_of(syscall(SYS_bpf, 7 /* BPF_OBJ_GET */, &attr, sizeof(attr)));
-        if (r >= 0) close((int)r);
-        return r;
-    }
+    if (!strncmp(op, "bpf_obj_get", 11))
+        return bpf_case(0, op, w, n);
     if (!strcmp(op, "inotify_add_watch")) {
         int fd = (int)syscall(SYS_inotify_init1, 0);
         long r = rc_of(syscall(SYS_inotify_add_watch, fd, w[0], 0xfffu));

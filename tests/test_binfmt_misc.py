@@ -1,0 +1,198 @@
+"""binfmt_misc: an interpreter the kernel opens by a path no call shows.
+
+A binfmt_misc rule (written to a `register` file) names an interpreter, and
+the kernel opens it by that path at each exec of a file the rule matches
+(with the F flag, once, when the rule is written), following links there as
+fs.protected_symlinks says. Since Linux 6.7 any user may mount an instance of
+its own in a user namespace, so a program could run a stranger's planted link
+in /tmp as the interpreter of its own exec: the kernel's rule refuses that
+(EACCES), and yama-run saw no call to walk. While yama-run protects links, no
+binfmt_misc file is opened for writing (csrc/gate.c, the symlinks module).
+
+Each attack asserts that the stranger's program never ran (cp, the link's
+target, would have copied the victim to the marker); the controls show the
+kernel refusing it at fs.protected_symlinks=1 and running it at 0."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from as_user import AS_USER, as_user  # noqa: F401  (fixture)
+from conftest import yama_run
+
+DENIAL = "symlinks: denied openat"
+# Run as uid 1001 in a user namespace of its own: mount an instance, write
+# the rule, exec a file it matches with the marker's name as its argument.
+PROBE = r"""
+d=$(mktemp -d) && mount -t binfmt_misc none "$d" || { echo "mount: failed"; exit 3; }
+/usr/bin/python3 - "$d/register" "$RULE" <<'EOF'
+import errno, os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY)
+    try:
+        os.write(fd, sys.argv[2].encode())
+    finally:
+        os.close(fd)
+    print("register: OK")
+except OSError as e:
+    print("register:", errno.errorcode[e.errno])
+EOF
+"$VICTIM" "$MARKER" 2>/dev/null; echo "exec: $?"
+"""
+
+
+def binfmt_in_userns() -> str | None:
+    """Why an unprivileged instance cannot be mounted here, or None."""
+    if os.geteuid() != 0:
+        return "needs root: the link is another uid's"
+    if "binfmt_misc" not in Path("/proc/filesystems").read_text():
+        return "needs binfmt_misc"
+    r = subprocess.run([*AS_USER, "unshare", "-Urm", "sh", "-c",
+                        'd=$(mktemp -d) && mount -t binfmt_misc none "$d"'],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else f"no binfmt_misc in a user namespace: {r.stderr}"
+
+
+@pytest.fixture
+def planted(sysctl):
+    """A sticky world-writable directory where uid 1002 planted `interp`, a
+    link to cp, and the victim: a file of uid 1001 that only a rule runs.
+    The kernel's own protection off. Yields (dir, victim, marker)."""
+    reason = binfmt_in_userns()
+    if reason:
+        pytest.skip(reason)
+    sysctl("fs.protected_symlinks", 0)
+    d = Path(tempfile.mkdtemp(prefix="yr-binfmt-", dir="/tmp"))
+    d.chmod(0o1777)
+    os.symlink("/bin/cp", d / "interp")
+    os.lchown(d / "interp", 1002, 1002)
+    victim = d / f"victim.yrt{os.getpid()}"
+    victim.write_text("not a program\n")
+    victim.chmod(0o755)
+    os.chown(victim, 1001, 1001)
+    yield d, victim, d / "ran"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def probe_vars(planted, flags: str = "") -> dict:
+    d, victim, marker = planted
+    ext = victim.suffix.lstrip(".")
+    return {"RULE": f":yr{ext}:E::{ext}::{d}/interp:{flags}",
+            "VICTIM": str(victim), "MARKER": str(marker)}
+
+
+def probe_env(planted, flags: str = "") -> dict:
+    return {**os.environ, **probe_vars(planted, flags)}
+
+
+def probe_file(planted) -> Path:
+    path = planted[0] / "probe.sh"
+    path.write_text(PROBE)
+    path.chmod(0o755)
+    return path
+
+
+def native(planted, flags: str = "") -> str:
+    return subprocess.run([*AS_USER, "unshare", "-Urm", "sh", str(probe_file(planted))],
+                          env=probe_env(planted, flags), capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+# -- the kernel's own rule: the control -------------------------------------------------------
+
+@pytest.mark.parametrize("flags", ["", "F"])
+def test_the_kernel_refuses_a_planted_binfmt_interpreter(planted, sysctl, flags):
+    """Natively at 1 the kernel refuses the planted link: at the exec
+    (EACCES, 126), or with F at the rule's write; at 0 the stranger's program
+    runs (the marker is made): the route this file attacks."""
+    marker = planted[2]
+    sysctl("fs.protected_symlinks", 1)
+    out = native(planted, flags)
+    assert ("exec: 126" in out) if not flags else ("register: EACCES" in out), out
+    assert not marker.exists()
+    sysctl("fs.protected_symlinks", 0)
+    out = native(planted, flags)
+    assert "register: OK" in out and "exec: 0" in out, out
+    assert marker.exists()
+
+
+# -- the attack ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+@pytest.mark.parametrize("flags", ["", "F"])
+def test_no_rule_is_registered_while_links_are_protected(planted, backend, flags):
+    """yama-run (root) running the probe as uid 1001: the register file is
+    not opened for writing (EACCES, said by the symlinks module), and the
+    stranger's program never runs."""
+    r = yama_run("--backend", backend, "--", *AS_USER, "unshare", "-Urm", "sh",
+                 probe_file(planted), env=probe_env(planted, flags))
+    assert "register: EACCES" in r.stdout, (r.stdout, r.stderr)
+    assert DENIAL in r.stderr and "for writing (a binfmt_misc file)" in r.stderr, r.stderr
+    assert "following links yama-run cannot judge" in r.stderr
+    assert not planted[2].exists()
+
+
+def test_started_by_an_ordinary_user(planted, as_user):  # noqa: F811
+    """yama-run started by uid 1001 itself: the same refusal."""
+    r = as_user.run("--", "unshare", "-Urm", "sh", probe_file(planted),
+                    env=probe_vars(planted))
+    assert "register: EACCES" in r.stdout, (r.stdout, r.stderr)
+    assert DENIAL in r.stderr, r.stderr
+    assert not planted[2].exists()
+
+
+def test_the_machines_register_file_is_refused_to_root_inside(planted):
+    """Root inside, in a mount namespace of its own, mounts the machine's own
+    instance (root's user namespace has one) and opens its register file
+    for writing: refused. Nothing is written: the probe opens and closes it,
+    so a failure here registers nothing either. Reading stays allowed."""
+    probe = ("import errno, os\n"
+             "try:\n"
+             "    os.close(os.open('/proc/sys/fs/binfmt_misc/register', os.O_WRONLY))\n"
+             "    print('open: OK')\n"
+             "except OSError as e:\n"
+             "    print('open:', errno.errorcode[e.errno])\n"
+             "print('status:', open('/proc/sys/fs/binfmt_misc/status').read().strip())\n")
+    r = yama_run("--", "unshare", "-m", "sh", "-c",
+                 "mount -t binfmt_misc none /proc/sys/fs/binfmt_misc && "
+                 f"exec /usr/bin/python3 -c \"{probe}\"")
+    assert r.stdout.startswith("open: EACCES\nstatus: "), (r.stdout, r.stderr)
+    assert r.stdout.split("status: ")[1].strip() in ("enabled", "disabled")
+    assert DENIAL in r.stderr
+
+
+def test_rules_are_written_when_links_are_not_protected(planted):
+    """With the protection off the rule is written and runs, as natively
+    at 0: the refusal is the protection's, not a blanket one."""
+    r = yama_run("--set", "symlinks.protected=0", "--", *AS_USER, "unshare", "-Urm", "sh",
+                 probe_file(planted), env=probe_env(planted))
+    assert "register: OK" in r.stdout and "exec: 0" in r.stdout, (r.stdout, r.stderr)
+    assert planted[2].exists()
+    assert DENIAL not in r.stderr
+
+
+def test_an_o_path_descriptor_reopened_for_writing_is_refused(planted):
+    """The register file held with O_PATH, then opened for writing through
+    /proc/self/fd: the gate judges the object reached, not the name."""
+    probe = r"""
+d=$(mktemp -d) && mount -t binfmt_misc none "$d" || exit 3
+/usr/bin/python3 - "$d/register" <<'EOF'
+import errno, os, sys
+held = os.open(sys.argv[1], os.O_PATH)
+try:
+    os.close(os.open(f"/proc/self/fd/{held}", os.O_WRONLY))
+    print("reopen: OK")
+except OSError as e:
+    print("reopen:", errno.errorcode[e.errno])
+EOF
+"""
+    path = planted[0] / "reopen.sh"
+    path.write_text(probe)
+    r = yama_run("--", *AS_USER, "unshare", "-Urm", "sh", path)
+    assert r.stdout == "reopen: EACCES\n", (r.stdout, r.stderr)
+    assert DENIAL in r.stderr
