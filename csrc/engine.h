@@ -76,6 +76,7 @@ struct yr_ctx {
     struct yr_idcache *ids;    /* callers' identities */
     struct yr_done *done;      /* deferred mode: answers of workers, for the tracer (worker.c) */
     pid_t tracer;              /* deferred mode: the thread that waits for stops */
+    struct yr_stops *stops;    /* deferred mode: stops waited for, served in turn (tracer.c) */
     /* the receiver pool (pool.c) */
     struct yr_pool *pool;      /* NULL: a lone receiver (the tracer, tests) */
     uint64_t busy_since;       /* atomic: when the call being served came (ns), 0: none */
@@ -86,6 +87,9 @@ struct yr_ctx {
     int parked;                /* under the pool's lock: waiting for its turn */
     pid_t stalled_tgid;        /* ... the process it is stalled for */
 };
+
+/* tracer.c */
+void yr_stops_free(struct yr_stops *stops);
 
 /* pool.c */
 int yr_pool_busy(struct yr_ctx *ctx, pid_t tid);

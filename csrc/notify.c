@@ -117,6 +117,7 @@ void yr_ctx_free(struct yr_ctx *ctx)
     free(ctx->resp);
     call_free(ctx->call);
     yr_idcache_free(ctx->ids);
+    yr_stops_free(ctx->stops);
     free(ctx);
 }
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/ptrace.h>
@@ -358,6 +359,47 @@ static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
     return 0;
 }
 
+/* The stops (and exits) one wait found, served in the order found. waitpid(-1)
+ * reports the first ready tracee in the kernel's list: two threads that
+ * stop again the moment they are resumed (a loop of pidfd_getfd) were
+ * always first, and a thread stopped behind them waited for ever (the
+ * sandbox hung). So once a wait returns, every other tracee ready then is
+ * taken too (WNOHANG), and all are served before the next wait: a tracee
+ * is reported once per stop, and none of these is resumed before its turn. */
+#define STOPS_MAX 256
+struct yr_stops {
+    int n, next;
+    struct { pid_t tid; int status; } q[STOPS_MAX];
+};
+
+void yr_stops_free(struct yr_stops *stops)
+{
+    free(stops);
+}
+
+/* The next stop or exit to serve: 1, 0 when no tracee is left, -errno
+ * (-EINTR: a worker's wake-up, whose answer is applied first). */
+static int next_stop(struct yr_ctx *ctx, pid_t *tid, int *status)
+{
+    struct yr_stops *s = ctx->stops;
+    if (!s && !(s = ctx->stops = calloc(1, sizeof(*s))))
+        return -ENOMEM;
+    if (s->next == s->n) {
+        s->next = s->n = 0;
+        int st;
+        pid_t got = waitpid(-1, &st, __WALL);
+        if (got < 0)
+            return errno == ECHILD ? 0 : -errno;
+        do {
+            s->q[s->n].tid = got;
+            s->q[s->n++].status = st;
+        } while (s->n < STOPS_MAX && (got = waitpid(-1, &st, __WALL | WNOHANG)) > 0);
+    }
+    *tid = s->q[s->next].tid;
+    *status = s->q[s->next++].status;
+    return 1;
+}
+
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
 {
     yr_worker_wakeable(ctx);
@@ -367,12 +409,12 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             return YR_TRACE_STATUS;
         if (done < 0)
             return done;
-        pid_t tid = waitpid(-1, status, __WALL);
-        if (tid < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == ECHILD ? 0 : -errno;
-        }
+        pid_t tid;
+        int found = next_stop(ctx, &tid, status);
+        if (found == -EINTR)
+            continue;
+        if (found <= 0)
+            return found;
         if (!WIFSTOPPED(*status) || *status >> 16 != PTRACE_EVENT_SECCOMP) {
             ev->tid = tid;
             return YR_TRACE_STATUS;

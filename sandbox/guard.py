@@ -696,18 +696,21 @@ def tables_shared(callers: list[int], root: int) -> set[int]:
     is compared: a relay of processes, each cloned with CLONE_FILES, went
     unseen by one listing (a caller sharing its table with one was let go on
     162 to 180 setns calls of 200). So the tasks are listed again until a listing
-    shows none that was not compared (a process whose entries vanished
-    while listed stands for itself), and a caller is refused when
-    SCAN_ROUNDS listings never settle. (A new sharer given the number of a
-    task compared and gone meanwhile would need the pid space to wrap
-    during one scan.)"""
+    shows none that was not compared and lost none on the way, and a caller
+    is refused when SCAN_ROUNDS listings never settle. A listing that lost a
+    process (its entries vanished while it was read) is not settled: the
+    child it had cloned was reparented to us after our children list was
+    read, so it is in no list of that listing (the relay got 1 call of 200
+    through that way under load). (A new sharer given the number of a task
+    compared and gone meanwhile would need the pid space to wrap during one
+    scan.)"""
     pending, shared, seen = set(callers), set(), set()
     for _ in range(SCAN_ROUNDS):
         if not pending:
             break
-        tasks = set(_tasks_below(root))
+        tasks, whole = _tasks_below(root)
         new = tasks - seen
-        if not new:
+        if not new and whole:
             return shared
         for tid in list(pending):
             if any(other != tid and lib.yr_kcmp(tid, other, KCMP_FILES) == 0 for other in new):
@@ -717,25 +720,29 @@ def tables_shared(callers: list[int], root: int) -> set[int]:
     return shared | pending
 
 
-def _tasks_below(root: int):
+def _tasks_below(root: int) -> tuple[set[int], bool]:
     """Every task of root's descendants (by /proc's children lists of each
-    thread); a process whose entries vanish meanwhile is given by its pid."""
-    stack = [root]
+    thread), and whether the listing is whole: False when a process or a
+    thread vanished while listed (it stands for itself, but the children it
+    had may have moved to a list read already)."""
+    tasks, whole, stack = set(), True, [root]
     while stack:
         pid = stack.pop()
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
-            yield pid
+            tasks.add(pid)
+            whole = False
             continue
         for name in tids:
             if pid != root:
-                yield int(name)
+                tasks.add(int(name))
             try:
                 with open(f"/proc/{pid}/task/{name}/children", "rb") as f:
                     stack.extend(int(child) for child in f.read().split())
             except OSError:
-                continue
+                whole = False
+    return tasks, whole
 
 
 def _name(ev) -> str:

@@ -168,16 +168,15 @@ def test_a_short_lived_thread_of_the_caller_s_ids_is_never_reached(probe, place,
 
 
 @pytest.mark.skipif(not _have_ptrace_backend(), reason="needs python-ptrace for --backend ptrace")
-@pytest.mark.xfail(strict=True, reason="found, not fixed: under the ptrace backend two threads "
-                   "making pidfd_getfd at once hang the sandbox (the tracer spins; every call waits)")
 def test_pidfd_getfd_from_two_threads_under_the_ptrace_backend(probe, place):  # noqa: F811
     """Two threads of the program each call pidfd_getfd on a pidfd of a child
     of their own, in a loop, for 1 s, while the main thread reads
-    /proc/loadavg: under --backend ptrace the run never ends (the tracer's
-    thread spins at 100% CPU, waitpid on a thread stopped in pidfd_getfd
-    while the fd is injected; csrc/tracer.c), where the notify backend ends
-    at once. The sandbox is the program's own: a denial of its own service,
-    and of every other call of the sandbox meanwhile."""
+    /proc/loadavg: under --backend ptrace the run never ended (waitpid(-1)
+    always reported the two looping threads first, and the main thread's
+    call waited behind them for ever; csrc/tracer.c serves every tracee ready
+    at a wait before the next now), where the notify backend ends at once.
+    The sandbox is the program's own: a denial of its own service, and of
+    every other call of the sandbox meanwhile."""
     try:
         proc = run([], profile(place, None),
                    [probe, "race", "1", "getfd", "getfd", "--", "link-fd"], timeout=20,
