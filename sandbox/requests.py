@@ -414,44 +414,44 @@ class CreateInSticky(Request):
 
 
 @dataclass
-class CgroupWrite(Request):
-    """cgroup_write: a cgroup file opened for writing (cgroup.kill,
-    cgroup.freeze, memory.max, cgroup.procs...), which acts on every process
-    of its cgroup and of those below it, whoever they are; the core holds
-    the file and opens it if allowed (csrc/gate.c)."""
+class FileWrite(Request):
+    """A file the gate holds (csrc/gate.c), opened for writing, whose write
+    acts beyond the file: each kind below says how. The core opens it if
+    allowed."""
 
     caller: Caller
     path: str                      # as given
     syscall: str = "openat"
-    hook = "cgroup_write"
     default_errno = errno.EACCES
+    kind = ""                      # what the file is, for the audit line
 
     def describe(self) -> str:
-        return f"{self.syscall} {self.path!r} for writing (a cgroup file)"
+        return f"{self.syscall} {self.path!r} for writing ({self.kind})"
 
     def audit_fields(self) -> dict:
         return {"path": self.path}
 
 
 @dataclass
-class BinfmtWrite(Request):
+class CgroupWrite(FileWrite):
+    """cgroup_write: a cgroup file opened for writing (cgroup.kill,
+    cgroup.freeze, memory.max, cgroup.procs...), which acts on every process
+    of its cgroup and of those below it, whoever they are."""
+
+    hook = "cgroup_write"
+    kind = "a cgroup file"
+
+
+@dataclass
+class BinfmtWrite(FileWrite):
     """binfmt_write: a binfmt_misc file opened for writing (`register` above
     all). A rule names an interpreter that the kernel opens by its path at
     each exec of a file the rule matches (with the F flag, once, at the
     write), following links with no call of the program's to judge: what
-    fs.protected_symlinks would refuse there goes unseen (csrc/gate.c)."""
+    fs.protected_symlinks would refuse there goes unseen."""
 
-    caller: Caller
-    path: str                      # as given
-    syscall: str = "openat"
     hook = "binfmt_write"
-    default_errno = errno.EACCES
-
-    def describe(self) -> str:
-        return f"{self.syscall} {self.path!r} for writing (a binfmt_misc file)"
-
-    def audit_fields(self) -> dict:
-        return {"path": self.path}
+    kind = "a binfmt_misc file"
 
 
 @dataclass
