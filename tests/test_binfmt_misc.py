@@ -196,3 +196,28 @@ EOF
     r = yama_run("--", *AS_USER, "unshare", "-Urm", "sh", path)
     assert r.stdout == "reopen: EACCES\n", (r.stdout, r.stderr)
     assert DENIAL in r.stderr
+
+
+def test_an_instance_made_with_the_new_mount_api_is_refused(planted):
+    """fsopen("binfmt_misc"), fsmount, then register opened relative to the
+    mount's descriptor (no path names it): the gate judges the object."""
+    probe = planted[0] / "fsmount.py"
+    probe.write_text(
+        "import ctypes, errno, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "fs = libc.syscall(430, b'binfmt_misc', 1)          # fsopen, FSOPEN_CLOEXEC\n"
+        "assert fs >= 0 and libc.syscall(431, fs, 6, None, None, 0) == 0   # FSCONFIG_CMD_CREATE\n"
+        "mnt = libc.syscall(432, fs, 1, 0)                  # fsmount, FSMOUNT_CLOEXEC\n"
+        "assert mnt >= 0\n"
+        "try:\n"
+        "    os.close(os.open('register', os.O_WRONLY, dir_fd=mnt))\n"
+        "    print('open: OK')\n"
+        "except OSError as e:\n"
+        "    print('open:', errno.errorcode[e.errno])\n")
+    probe.chmod(0o644)
+    native = subprocess.run([*AS_USER, "unshare", "-Urm", "/usr/bin/python3", str(probe)],
+                            capture_output=True, text=True, timeout=60)
+    assert native.stdout == "open: OK\n", native
+    r = yama_run("--", *AS_USER, "unshare", "-Urm", "/usr/bin/python3", probe)
+    assert r.stdout == "open: EACCES\n", (r.stdout, r.stderr)
+    assert DENIAL in r.stderr
