@@ -221,3 +221,40 @@ def test_an_instance_made_with_the_new_mount_api_is_refused(planted):
     r = yama_run("--", *AS_USER, "unshare", "-Urm", "/usr/bin/python3", probe)
     assert r.stdout == "open: EACCES\n", (r.stdout, r.stderr)
     assert DENIAL in r.stderr
+
+
+I386_OPEN = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+int main(int argc, char **argv)
+{
+    char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    snprintf(low, 4096, "%s/register", argv[1]);
+    long ret;                                   /* i386 open(path, O_WRONLY) */
+    __asm__ volatile("push %%rbp\n\txor %%ebp, %%ebp\n\tint $0x80\n\tpop %%rbp"
+                     : "=a"(ret) : "a"(5L), "b"((long)(unsigned long)low), "c"(1L), "d"(0L)
+                     : "memory", "r8", "r9", "r10", "r11", "cc");
+    printf("open: %s\n", ret >= 0 ? "OK" : strerrorname_np((int)-ret));
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_the_i386_open_of_register_is_refused(planted):
+    """The same open through int $0x80: the walk and the gate are the ABI's
+    alike."""
+    src, exe = planted[0] / "open386.c", planted[0] / "open386"
+    src.write_text(I386_OPEN)
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True)
+    exe.chmod(0o755)
+    line = f'd=$(mktemp -d) && mount -t binfmt_misc none "$d" && {exe} "$d"'
+    native = subprocess.run([*AS_USER, "unshare", "-Urm", "sh", "-c", line],
+                            capture_output=True, text=True, timeout=60)
+    assert native.stdout == "open: OK\n", native
+    r = yama_run("--", *AS_USER, "unshare", "-Urm", "sh", "-c", line)
+    assert r.stdout == "open: EACCES\n", (r.stdout, r.stderr)
+    assert DENIAL.replace("openat", "open") in r.stderr
