@@ -34,9 +34,7 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
     size_t got = 0;
     while (got < size) {
         uint64_t at = addr + got;
-        size_t chunk = (size_t)(page - at % page);
-        if (got == 0 && chunk > YR_FIRST_READ)
-            chunk = YR_FIRST_READ;
+        size_t chunk = got == 0 ? yr_first_read(at) : (size_t)(page - at % page);
         if (chunk > size - got)
             chunk = size - got;
         struct iovec local = { out + got, chunk };

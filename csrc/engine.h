@@ -204,6 +204,11 @@ void yr_close(int fd);
  * paths end within it, and each byte more to the page's end costs about
  * 0.17 ns of copying (a path 1.3 KB before its page end: 0.2 µs a call). */
 #define YR_FIRST_READ 256
+static inline size_t yr_first_read(uint64_t addr)   /* to the page's end, at most that */
+{
+    size_t to_end = (size_t)(4096 - addr % 4096);
+    return to_end < YR_FIRST_READ ? to_end : YR_FIRST_READ;
+}
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);

@@ -153,11 +153,8 @@ static int new_name(struct yr_call *c)
  * old path's first). Returns the old path's length or -1. */
 static int read_both(struct yr_call *c, uint64_t oldp)
 {
-    const uint64_t page = 4096;
     struct yr_link *op = &c->link;
-    size_t c1 = (size_t)(page - oldp % page), c2 = (size_t)(page - c->link_newp % page);
-    c1 = c1 < YR_FIRST_READ ? c1 : YR_FIRST_READ;
-    c2 = c2 < YR_FIRST_READ ? c2 : YR_FIRST_READ;
+    size_t c1 = yr_first_read(oldp), c2 = yr_first_read(c->link_newp);
     struct iovec local[2] = { { op->old_path, c1 }, { op->new_path, c2 } };
     struct iovec remote[2] = { { (void *)(uintptr_t)oldp, c1 },
                                { (void *)(uintptr_t)c->link_newp, c2 } };

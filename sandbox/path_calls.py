@@ -68,12 +68,10 @@ class PathCalls:
                 deny_errno = self._proc_access(caller, syscall, w, path)
             elif w.hook == lib.YR_HOOK_CGROUP_WRITE:
                 deny_errno = self._cgroup_write(caller, syscall, w, path)
-            elif w.hook == lib.YR_HOOK_BINFMT_WRITE:
-                deny = self.sup.chain.walk("binfmt_write", BinfmtWrite(caller, path,
-                                                                       syscall=syscall))
-                deny_errno = deny.errno if deny is not None else 0
             else:
-                if w.hook == lib.YR_HOOK_FOLLOW_LINK:
+                if w.hook == lib.YR_HOOK_BINFMT_WRITE:
+                    hook, request = "binfmt_write", BinfmtWrite(caller, path, syscall=syscall)
+                elif w.hook == lib.YR_HOOK_FOLLOW_LINK:
                     hook, request = "follow_link", FollowLink(
                         caller, w.facts, path=path, link=os.fsdecode(ffi.string(w.name)),
                         target=os.fsdecode(ffi.string(w.target)), link_uid=w.obj_uid,
