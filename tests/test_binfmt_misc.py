@@ -26,6 +26,7 @@ from as_user import AS_USER, as_user  # noqa: F401  (fixture)
 from conftest import yama_run
 
 DENIAL = "symlinks: denied openat"
+IN_USERNS = [*AS_USER, "unshare", "-Urm"]   # uid 1001 in a user namespace of its own
 # Run as uid 1001 in a user namespace of its own: mount an instance, write
 # the rule, exec a file it matches with the marker's name as its argument.
 PROBE = r"""
@@ -52,7 +53,7 @@ def binfmt_in_userns() -> str | None:
         return "needs root: the link is another uid's"
     if "binfmt_misc" not in Path("/proc/filesystems").read_text():
         return "needs binfmt_misc"
-    r = subprocess.run([*AS_USER, "unshare", "-Urm", "sh", "-c",
+    r = subprocess.run([*IN_USERNS, "sh", "-c",
                         'd=$(mktemp -d) && mount -t binfmt_misc none "$d"'],
                        capture_output=True, text=True)
     return None if r.returncode == 0 else f"no binfmt_misc in a user namespace: {r.stderr}"
@@ -98,7 +99,7 @@ def probe_file(planted) -> Path:
 
 
 def native(planted, flags: str = "") -> str:
-    return subprocess.run([*AS_USER, "unshare", "-Urm", "sh", str(probe_file(planted))],
+    return subprocess.run([*IN_USERNS, "sh", str(probe_file(planted))],
                           env=probe_env(planted, flags), capture_output=True, text=True,
                           timeout=60).stdout
 
@@ -129,7 +130,7 @@ def test_no_rule_is_registered_while_links_are_protected(planted, backend, flags
     """yama-run (root) running the probe as uid 1001: the register file is
     not opened for writing (EACCES, said by the symlinks module), and the
     stranger's program never runs."""
-    r = yama_run("--backend", backend, "--", *AS_USER, "unshare", "-Urm", "sh",
+    r = yama_run("--backend", backend, "--", *IN_USERNS, "sh",
                  probe_file(planted), env=probe_env(planted, flags))
     assert "register: EACCES" in r.stdout, (r.stdout, r.stderr)
     assert DENIAL in r.stderr and "for writing (a binfmt_misc file)" in r.stderr, r.stderr
@@ -169,7 +170,7 @@ def test_the_machines_register_file_is_refused_to_root_inside(planted):
 def test_rules_are_written_when_links_are_not_protected(planted):
     """With the protection off the rule is written and runs, as natively
     at 0: the refusal is the protection's, not a blanket one."""
-    r = yama_run("--set", "symlinks.protected=0", "--", *AS_USER, "unshare", "-Urm", "sh",
+    r = yama_run("--set", "symlinks.protected=0", "--", *IN_USERNS, "sh",
                  probe_file(planted), env=probe_env(planted))
     assert "register: OK" in r.stdout and "exec: 0" in r.stdout, (r.stdout, r.stderr)
     assert planted[2].exists()
@@ -193,7 +194,7 @@ EOF
 """
     path = planted[0] / "reopen.sh"
     path.write_text(probe)
-    r = yama_run("--", *AS_USER, "unshare", "-Urm", "sh", path)
+    r = yama_run("--", *IN_USERNS, "sh", path)
     assert r.stdout == "reopen: EACCES\n", (r.stdout, r.stderr)
     assert DENIAL in r.stderr
 
@@ -215,10 +216,10 @@ def test_an_instance_made_with_the_new_mount_api_is_refused(planted):
         "except OSError as e:\n"
         "    print('open:', errno.errorcode[e.errno])\n")
     probe.chmod(0o644)
-    native = subprocess.run([*AS_USER, "unshare", "-Urm", "/usr/bin/python3", str(probe)],
+    native = subprocess.run([*IN_USERNS, "/usr/bin/python3", str(probe)],
                             capture_output=True, text=True, timeout=60)
     assert native.stdout == "open: OK\n", native
-    r = yama_run("--", *AS_USER, "unshare", "-Urm", "/usr/bin/python3", probe)
+    r = yama_run("--", *IN_USERNS, "/usr/bin/python3", probe)
     assert r.stdout == "open: EACCES\n", (r.stdout, r.stderr)
     assert DENIAL in r.stderr
 
@@ -252,9 +253,84 @@ def test_the_i386_open_of_register_is_refused(planted):
     subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True)
     exe.chmod(0o755)
     line = f'd=$(mktemp -d) && mount -t binfmt_misc none "$d" && {exe} "$d"'
-    native = subprocess.run([*AS_USER, "unshare", "-Urm", "sh", "-c", line],
+    native = subprocess.run([*IN_USERNS, "sh", "-c", line],
                             capture_output=True, text=True, timeout=60)
     assert native.stdout == "open: OK\n", native
-    r = yama_run("--", *AS_USER, "unshare", "-Urm", "sh", "-c", line)
+    r = yama_run("--", *IN_USERNS, "sh", "-c", line)
     assert r.stdout == "open: EACCES\n", (r.stdout, r.stderr)
     assert DENIAL.replace("openat", "open") in r.stderr
+
+
+RACE_OPEN = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/vfs.h>
+static char a[512], b[512], buf[512];
+static volatile int stop;
+static void *flip(void *unused)
+{
+    for (unsigned i = 0; !stop; i++)
+        memcpy(buf, i & 1 ? a : b, sizeof(buf));
+    return unused;
+}
+/* a, b: the same length (leading slashes), so every flip is a whole path */
+static void padded(char *out, const char *path, size_t len)
+{
+    size_t pad = len - strlen(path);
+    memset(out, '/', pad);
+    strcpy(out + pad, path);
+}
+int main(int argc, char **argv)
+{
+    char reg[256];
+    snprintf(reg, sizeof(reg), "%s/register", argv[1]);
+    size_t len = strlen(reg) > strlen(argv[2]) ? strlen(reg) : strlen(argv[2]);
+    padded(a, reg, len);
+    padded(b, argv[2], len);
+    memcpy(buf, b, sizeof(buf));
+    pthread_t t;
+    pthread_create(&t, NULL, flip, NULL);
+    int harmless = 0, reached = 0;
+    for (int i = 0; i < 3000; i++) {
+        int fd = open(buf, O_WRONLY | O_CLOEXEC);
+        struct statfs sf;
+        if (fd < 0)
+            continue;
+        if (fstatfs(fd, &sf) == 0 && sf.f_type == 0x42494e4d)   /* BINFMTFS_MAGIC */
+            reached++;
+        else
+            harmless++;
+        close(fd);
+    }
+    stop = 1;
+    pthread_join(t, NULL);
+    printf("harmless=%s reached=%d\n", harmless ? "some" : "none", reached);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_a_raced_path_never_opens_register_for_writing(planted):
+    """A second thread flips the path between register and a file the caller
+    may write, while the first opens it for writing 3,000 times: the gate
+    judges the object opened (the one given to the caller), not a name read
+    earlier, so no descriptor of register is ever had. Natively some are."""
+    src, exe = planted[0] / "race.c", planted[0] / "race"
+    harmless = planted[0] / "harmless"
+    harmless.write_text("")
+    harmless.chmod(0o666)
+    src.write_text(RACE_OPEN)
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(exe), str(src)], check=True)
+    exe.chmod(0o755)
+    line = f'd=$(mktemp -d) && mount -t binfmt_misc none "$d" && {exe} "$d" {harmless}'
+    native = subprocess.run([*IN_USERNS, "sh", "-c", line], capture_output=True, text=True,
+                            timeout=60)
+    assert native.stdout.startswith("harmless=some reached=") and \
+        native.stdout != "harmless=some reached=0\n", native
+    r = yama_run("--", *IN_USERNS, "sh", "-c", line, timeout=120)
+    assert r.stdout == "harmless=some reached=0\n", (r.stdout, r.stderr[-2000:])
