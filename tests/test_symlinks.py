@@ -645,8 +645,16 @@ def test_racing_path_rewrite_never_follows_a_protected_link(tree, sysctl, mode):
 
 @retried_if_knobs_changed
 def test_racing_path_rewrite_really_races(tree, sysctl):
-    """Control: with no protection at all, both targets are reached."""
+    """Control: with no protection at all, both targets are reached. Natively
+    the loop is fast and the flipper shares two vCPUs with the rest of the suite,
+    so one run of 2000 may see no swap at all: up to five runs are tried."""
     set_all(sysctl, SYSCTLS_OFF)
-    got = run_native(tree, [("a", "race 2000 sticky/1001_file sticky/1002_stat t_stat")], "1001")
-    fields = dict(kv.split("=") for kv in got["a"].split()[1:])
-    assert 0 < int(fields["opened_bad"]) < int(fields["opened"]), got["a"]
+    seen = []
+    for _ in range(5):
+        got = run_native(tree, [("a", "race 20000 sticky/1001_file sticky/1002_stat t_stat")],
+                         "1001")
+        fields = dict(kv.split("=") for kv in got["a"].split()[1:])
+        if 0 < int(fields["opened_bad"]) < int(fields["opened"]):
+            return
+        seen.append(got["a"])
+    pytest.fail(f"the flipper never raced natively: {seen}")

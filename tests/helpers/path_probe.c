@@ -67,6 +67,7 @@
 #include <linux/openat2.h>
 #include <linux/stat.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -483,12 +484,13 @@ static void do_tmpfile(struct ctx *c, char **w, char *out, size_t size)
  * length) while this one opens and stats it N times: a supervisor that
  * decided on one string and then let the kernel read the other would open or
  * stat BAD's target although BAD is refused. BAD's target holds "bad". */
-struct flipper { char *buf; const char *good, *bad; volatile int stop; };
+struct flipper { char *buf; const char *good, *bad; volatile int stop, running; };
 
 static void *flip_main(void *arg)
 {
     struct flipper *f = arg;
     size_t n = strlen(f->good) + 1;
+    f->running = 1;
     while (!f->stop) {
         memcpy(f->buf, f->bad, n);
         memcpy(f->buf, f->good, n);
@@ -505,9 +507,12 @@ static void do_race(char **w, char *out, size_t size)
     if (stat(w[3], &bad_st) < 0) { snprintf(out, size, "NOTARGET"); return; }
     static char buf[PATH_MAX];
     memcpy(buf, good, strlen(good) + 1);
-    struct flipper f = {buf, good, bad, 0};
+    struct flipper f = {buf, good, bad, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, flip_main, &f);
+    /* The opens start once the flipper runs: on a loaded machine a new thread
+     * can otherwise be scheduled only after a fast (native) loop has ended. */
+    while (!f.running) sched_yield();
     int opened = 0, opened_bad = 0, statted = 0, statted_bad = 0;
     for (int i = 0; i < times; i++) {
         long fd = syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY | O_CLOEXEC);
