@@ -299,6 +299,15 @@ int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size)
     return process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
 }
 
+/* Bytes written into the caller's memory (a value the kernel writes back on
+ * an error it gives, answered by us). 0 or -EFAULT. */
+int yr_write_mem(pid_t tid, uint64_t addr, const void *in, size_t size)
+{
+    struct iovec local = { (void *)in, size };
+    struct iovec remote = { (void *)(uintptr_t)addr, size };
+    return process_vm_writev(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
+}
+
 /* F_SETOWN_EX, FIOSETOWN or SIOCSPGRP performed by the supervisor on its copy
  * of the caller's descriptor, with the caller's credentials (the kernel keeps
  * them with the owner and checks them when it sends the signal). The value

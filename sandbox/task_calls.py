@@ -29,7 +29,7 @@ from .taskwatch import TaskWatch
 PTRACE_O_MASK = 0x003000FF
 SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298      # x86-64: the supervisor's own ABI
 PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
-PERF_ATTR_SIZE_VER0, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 40, 37
+PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
 PAGE_SIZE = 4096
 
 
@@ -262,11 +262,15 @@ class TaskCalls:
         kernel/events/core.c perf_check_permission: a READ-mode ptrace check,
         ATTACH when attr.sigtrap is set (a signal changes the target) unless
         the caller has CAP_PERFMON and CAP_KILL over it. Containment judges
-        the target whatever the mode."""
+        the target whatever the mode. The attr is read first, as the kernel
+        copies it before it looks at the task."""
         pid, flags = int_arg(ev.args[1]), ev.args[4] & 0xFFFFFFFFFFFFFFFF
         if pid <= 0 or flags & PERF_FLAG_PID_CGROUP:
             self._continue(ev)          # a cpu, a cgroup, or the kernel's EINVAL: no task
             return
+        attr = self._read_attr(ev, caller)
+        if attr is None:
+            return                      # answered: the kernel's EFAULT or E2BIG
         found = self._target(ev, caller, pid, "perf_event_open", errno.EACCES)
         if found is None:
             return
@@ -282,10 +286,6 @@ class TaskCalls:
             return
         if not self.sup.chain.hooks() & {"ptrace_access_check"}:
             self._continue(ev)          # no ATTACH rule: the attr decides nothing of ours
-            return
-        attr = self._read_attr(caller, ev.args[0])
-        if attr is None:
-            self._continue(ev)          # unreadable or a size the kernel refuses: it says so
             return
         flag_word = struct.unpack_from("<Q", attr, PERF_ATTR_FLAGS_AT)[0]
         sigtrap = bool(flag_word >> PERF_SIGTRAP_BIT & 1)
@@ -307,20 +307,34 @@ class TaskCalls:
                     return
         self._perf_open(ev, caller, attr, target)
 
-    @staticmethod
-    def _read_attr(caller, addr: int) -> bytes | None:
-        """The attr, read once, as perf_copy_attr reads it (size 0 is the first
-        version's); None when the kernel would refuse its size anyway."""
-        head = ffi.new("char[8]")
-        if lib.yr_read_mem(caller.tid, addr, head, 8) < 0:
+    def _read_attr(self, ev, caller) -> bytearray | None:
+        """The attr, read once as perf_copy_attr reads it: its size field
+        first (0 is the first version's), then that many bytes. None once
+        answered: EFAULT for memory the caller cannot read; a size the kernel
+        refuses is refused by the kernel itself on our copy (E2BIG, its own
+        size written back into attr.size). Never continued: the kernel would
+        read the caller's memory again, where another thread may have
+        written a valid size (or mapped the page) since, and the call would
+        then go on with no check of ours at all."""
+        addr = ev.args[0] & 0xFFFFFFFFFFFFFFFF
+        field = ffi.new("uint32_t *")
+        if lib.yr_read_mem(caller.tid, (addr + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF,
+                           field, 4) < 0:
+            self._reply(ev, errno.EFAULT)
             return None
-        size = struct.unpack("<I", ffi.buffer(head)[4:8])[0] or PERF_ATTR_SIZE_VER0
-        if size < PERF_ATTR_SIZE_VER0 or size > PAGE_SIZE:
+        size = field[0] or PERF_ATTR_SIZE_VER0
+        if not PERF_ATTR_SIZE_VER0 <= size <= PAGE_SIZE:
+            head = bytearray(PERF_ATTR_SIZE_VER0)
+            struct.pack_into("<I", head, PERF_ATTR_SIZE_AT, size)
+            # no task, cpu or group: the kernel's answer comes before it looks at them
+            fd = self._perf_syscall(ev, caller, head, -1, -1, -1)
+            self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
             return None
         raw = ffi.new("char[]", size)
         if lib.yr_read_mem(caller.tid, addr, raw, size) < 0:
+            self._reply(ev, errno.EFAULT)
             return None
-        return bytes(ffi.buffer(raw))
+        return bytearray(ffi.buffer(raw))
 
     @staticmethod
     def _perfmon_capable(caller) -> bool:
@@ -329,10 +343,10 @@ class TaskCalls:
         return caller.userns == procfs.OWN_USERNS and (
             caller.has_cap(procfs.CAP_PERFMON) or caller.has_cap(procfs.CAP_SYS_ADMIN))
 
-    def _perf_open(self, ev, caller, attr: bytes, target: int) -> None:
+    def _perf_open(self, ev, caller, attr: bytearray, target: int) -> None:
         """The event opened on our copy of attr, as the caller, for target (a
         pid of ours), with the caller's group leader fd taken once."""
-        cpu, group_fd, flags = int_arg(ev.args[2]), int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF
+        group_fd = int_arg(ev.args[3])
         group = -1
         if group_fd != -1:
             group, err = take_fd(caller.tgid, group_fd)
@@ -340,13 +354,27 @@ class TaskCalls:
                 self._reply(ev, err)
                 return
         try:
-            buf = ffi.from_buffer(attr)
-            args = ffi.new("uint64_t[6]", [int(ffi.cast("uintptr_t", buf)), target,
-                                           cpu & 0xFFFFFFFFFFFFFFFF,
-                                           group & 0xFFFFFFFFFFFFFFFF,
-                                           flags | PERF_FLAG_FD_CLOEXEC, 0])
-            fd = lib.yr_syscall_as(caller.creds, SYS_PERF_EVENT_OPEN, args)
-            self._install(ev, fd, bool(flags & PERF_FLAG_FD_CLOEXEC))
+            fd = self._perf_syscall(ev, caller, attr, target, int_arg(ev.args[2]), group)
+            self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
         finally:
             if group >= 0:
                 os.close(group)
+
+    @staticmethod
+    def _perf_syscall(ev, caller, attr: bytearray, target: int, cpu: int, group: int) -> int:
+        """perf_event_open on our copy of attr, as the caller, with its flags:
+        the fd or -errno. The kernel's E2BIG writes its own size into our
+        copy; it is written back into the caller's attr.size, as the kernel's
+        put_user (whose failure it ignores too)."""
+        flags = ev.args[4] & 0xFFFFFFFF
+        buf = ffi.from_buffer(attr)
+        args = ffi.new("uint64_t[6]", [int(ffi.cast("uintptr_t", buf)),
+                                       target & 0xFFFFFFFFFFFFFFFF, cpu & 0xFFFFFFFFFFFFFFFF,
+                                       group & 0xFFFFFFFFFFFFFFFF,
+                                       flags | PERF_FLAG_FD_CLOEXEC, 0])
+        fd = lib.yr_syscall_as(caller.creds, SYS_PERF_EVENT_OPEN, args)
+        if fd == -errno.E2BIG:
+            size_field = ffi.from_buffer(bytes(attr[PERF_ATTR_SIZE_AT:PERF_ATTR_SIZE_AT + 4]))
+            lib.yr_write_mem(caller.tid, (ev.args[0] + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF,
+                             size_field, 4)
+        return fd

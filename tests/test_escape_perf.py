@@ -1,0 +1,117 @@
+"""perf_event_open's attr, rewritten between the supervisor's read and the kernel's.
+
+perf_event_open with attr.sigtrap on another task is an ATTACH-mode ptrace
+access (a SIGTRAP sent to the target at each sample: it kills a program that
+does not expect one), judged by yama-run's scope. The attr lies in the
+caller's memory. The supervisor used to let the call go on unjudged whenever
+its own read of the attr failed or found a size the kernel refuses ("the
+kernel says so"), but the kernel then read the attr again: a second thread
+flipping attr.size between 0x2000 and a valid size, or the attr's page
+between unreadable and readable, had the kernel open the event on a process
+the program may not ptrace, and that process died of SIGTRAP. Now the call
+is never continued once the attr has been read: the kernel's EFAULT and
+E2BIG are answered from the supervisor's one read, E2BIG by the kernel
+itself on the supervisor's copy, its size written back as the kernel writes
+it (sandbox/task_calls.py).
+
+tests/helpers/perf_attr_probe.c makes the calls. The victim is a busy
+uid-1001 process outside the sandbox, not the program's descendant: at
+scope 1 refused; natively (no Yama in this kernel) the same uid opens the
+event (test_ptrace_parity.py's control)."""
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from as_user import AS_USER, as_user  # noqa: F401  (fixture)
+from conftest import requires_root, yama_run
+from test_escape import place, placed_probe  # noqa: F401  (fixture)
+
+pytestmark = requires_root
+
+TRIES = "3000"
+
+
+@pytest.fixture(scope="module")
+def probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "perf_attr_probe")
+
+
+@pytest.fixture
+def victim():
+    """A busy uid-1001 process outside any sandbox: an event with sigtrap on
+    it would kill it within a millisecond of its CPU time."""
+    proc = subprocess.Popen([*AS_USER, "sh", "-c", "while :; do :; done"])
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def counts(out: str) -> dict[str, int]:
+    line = next((ln for ln in out.splitlines() if ln.startswith("opened=")), "")
+    return {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
+
+
+def assert_unreached(out: str, victim) -> None:
+    got = counts(out)
+    assert got and got["opened"] == 0, out
+    assert victim.poll() is None, f"the victim ended: {victim.returncode} " \
+                                  f"(SIGTRAP is {int(signal.SIGTRAP)})"
+
+
+@pytest.mark.parametrize("flip", ["race-size", "race-map"])
+def test_a_raced_attr_never_opens_an_event_on_a_process_outside(probe, victim, flip):
+    """yama-run started by root, the program uid 1001: thousands of opens
+    while another thread flips the attr; none is given, the victim lives."""
+    r = yama_run("--", *AS_USER, probe, flip, victim.pid, TRIES, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_unreached(r.stdout, victim)
+
+
+SIBLING = 'sh -c "while :; do :; done" & v=$!; "$0" "$1" $v "$2"; s=$?; kill $v; exit $s'
+
+
+@pytest.mark.parametrize("flip", ["race-size", "race-map"])
+def test_a_raced_attr_under_a_yama_run_of_an_ordinary_user(probe, as_user, flip):  # noqa: F811
+    """yama-run started by uid 1001: the program, in the user namespace
+    yama-run gives it, races an event on a busy sibling (not a descendant:
+    scope 1 refuses it, where the kernel's own rule allows it)."""
+    r = as_user.run("--", "sh", "-c", SIBLING, probe, flip, TRIES, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = counts(r.stdout)
+    assert got and got["opened"] == 0, r.stdout
+
+
+SIZES = ["0", "8", "63", "64", "200", "4096", "4097", "0x2000"]
+
+
+def _line(out: str) -> str:
+    return next((ln for ln in out.splitlines() if ln.startswith("errno=")), out)
+
+
+def _native(probe, *args) -> str:
+    return _line(subprocess.run([*AS_USER, probe, *args], capture_output=True, text=True,
+                                timeout=60).stdout)
+
+
+def _sandboxed(probe, *args) -> str:
+    return _line(yama_run("--", *AS_USER, probe, *args).stdout)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_attr_size_answers_as_the_kernel(probe, size):
+    """On a child of its own (allowed): the same errno as natively, and the
+    same attr.size after the call (E2BIG writes the kernel's size back; 200
+    and 4096 carry a non-zero byte past it, which the kernel refuses on the
+    supervisor's copy: that size was lost before)."""
+    native, sandboxed = _native(probe, "size", size), _sandboxed(probe, "size", size)
+    assert sandboxed == native, f"native {native}, yama-run {sandboxed}"
+
+
+def test_unmapped_attr_is_efault(probe):
+    native = _native(probe, "unmapped")
+    assert native == "errno=EFAULT"
+    assert _sandboxed(probe, "unmapped") == native
