@@ -2,8 +2,8 @@
  * follows but which cannot be made for the caller.
  *
  * mount, umount2 (and i386's umount), pivot_root, move_mount, fspick,
- * mount_setattr, quotactl, acct, swapon, swapoff, bpf(BPF_OBJ_GET), and
- * i386's oldstat and oldlstat resolve their
+ * mount_setattr, fsconfig, quotactl, acct, swapon, swapoff, bpf(BPF_OBJ_GET),
+ * and i386's oldstat and oldlstat resolve their
  * paths with LOOKUP_FOLLOW (fs/namespace.c, fs/quota/quota.c,
  * kernel/acct.c, mm/swapfile.c, kernel/bpf/inode.c, fs/stat.c), so fs.protected_symlinks
  * refuses a protected trailing link in them. They change the caller's own
@@ -117,7 +117,7 @@ static int may_mount_(const struct yr_call *c)
     return (c->ev.cap_effective >> CAP_SYS_ADMIN_) & 1;
 }
 
-/* ---- overlayfs: the layers its options name ----------------------------
+/* ---- paths in a filesystem's options -----------------------------------
  *
  * overlayfs resolves each layer it is given (lowerdir, lowerdir+, upperdir,
  * workdir, datadir+) with kern_path(LOOKUP_FOLLOW) when the option is parsed
@@ -126,24 +126,42 @@ static int may_mount_(const struct yr_call *c)
  * commas not escaped by a backslash (ovl_next_opt); lowerdir's value at
  * colons not escaped ("::" too); lowerdir, upperdir and workdir are then
  * unescaped (ovl_unescape: a backslash takes the next character as it is),
- * lowerdir+ and datadir+ are taken as they are. The layers are kept in
- * named[1], one after the other. */
+ * lowerdir+ and datadir+ are taken as they are.
+ *
+ * Block filesystems name devices in their options, which the kernel looks up
+ * with LOOKUP_FOLLOW: ext4's journal_path (fs_lookup_param when parsed, from
+ * FSCONFIG_SET_PATH too) and btrfs's device (scanned when parsed): options
+ * are parsed before mount_capable() and before the source is looked up, so
+ * these are walked whenever the caller may mount at all, before the source.
+ * xfs's logdev and rtdev are only kept when parsed and opened once the
+ * source is (xfs_open_devices): walked after the source, for a caller that
+ * may mount a block filesystem. mount(2)'s options of filesystems other
+ * than overlayfs are split at every comma (vfs_parse_comma_sep) and taken as
+ * they are. The paths are kept in named[1], one after the other. */
 
 enum { LAYER_NONE, LAYER_SPLIT, LAYER_ESCAPED, LAYER_RAW };
+enum { KEY_OVERLAY = 1, KEY_DEVICE = 2, KEY_DEVICE_LATE = 4,
+       KEY_SET_PATH = 8 /* also given as FSCONFIG_SET_PATH */ };
 
-static int layer_kind(const char *key, size_t n)
+/* How key (n bytes) names paths, among the keys of the kinds in `where`. */
+static int layer_kind(const char *key, size_t n, int where)
 {
-    static const struct { const char *key; int kind; } keys[] = {
-        { "lowerdir", LAYER_SPLIT }, { "upperdir", LAYER_ESCAPED },
-        { "workdir", LAYER_ESCAPED }, { "lowerdir+", LAYER_RAW }, { "datadir+", LAYER_RAW },
+    static const struct { const char *key; int kind, where; } keys[] = {
+        { "lowerdir", LAYER_SPLIT, KEY_OVERLAY }, { "upperdir", LAYER_ESCAPED, KEY_OVERLAY },
+        { "workdir", LAYER_ESCAPED, KEY_OVERLAY }, { "lowerdir+", LAYER_RAW, KEY_OVERLAY },
+        { "datadir+", LAYER_RAW, KEY_OVERLAY },
+        { "journal_path", LAYER_RAW, KEY_DEVICE | KEY_SET_PATH },
+        { "device", LAYER_RAW, KEY_DEVICE }, { "logdev", LAYER_RAW, KEY_DEVICE_LATE },
+        { "rtdev", LAYER_RAW, KEY_DEVICE_LATE },
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (strlen(keys[i].key) == n && memcmp(keys[i].key, key, n) == 0)
+        if ((keys[i].where & where) && strlen(keys[i].key) == n &&
+            memcmp(keys[i].key, key, n) == 0)
             return keys[i].kind;
     return LAYER_NONE;
 }
 
-/* One layer, value[0..n), listed (unescaped when asked). */
+/* One path, value[0..n), listed (unescaped when asked). */
 static int add_layer(struct yr_call *c, char **room, const char *value, size_t n, int unescape)
 {
     char *end = c->named[1] + YR_PATH_MAX;
@@ -165,11 +183,11 @@ static int add_layer(struct yr_call *c, char **room, const char *value, size_t n
     return 0;
 }
 
-/* key=value (value n bytes): the layers it names. */
+/* key=value (value n bytes): the paths it names. */
 static int add_layers(struct yr_call *c, char **room, const char *key, size_t klen,
-                      const char *value, size_t n)
+                      const char *value, size_t n, int where)
 {
-    int kind = layer_kind(key, klen);
+    int kind = layer_kind(key, klen, where);
     if (kind == LAYER_NONE)
         return 0;
     if (kind != LAYER_SPLIT)
@@ -190,21 +208,22 @@ static int add_layers(struct yr_call *c, char **room, const char *key, size_t kl
     return 0;
 }
 
-/* mount(2)'s options of an overlayfs mount (opts, NUL-terminated). */
-static int overlay_options(struct yr_call *c, const char *opts)
+/* mount(2)'s options (opts, NUL-terminated): the paths the keys of `where`
+ * name; overlayfs's commas may be escaped. */
+static int option_paths(struct yr_call *c, char **room, const char *opts, int where)
 {
-    char *room = c->named[1];
     const char *p = opts;
     while (*p) {
         const char *q = p;
         while (*q && *q != ',') {
-            if (*q == '\\' && q[1])
+            if (where == KEY_OVERLAY && *q == '\\' && q[1])
                 q++;
             q++;
         }
         const char *eq = memchr(p, '=', (size_t)(q - p));
         if (eq) {
-            int err = add_layers(c, &room, p, (size_t)(eq - p), eq + 1, (size_t)(q - eq - 1));
+            int err = add_layers(c, room, p, (size_t)(eq - p), eq + 1, (size_t)(q - eq - 1),
+                                 where);
             if (err < 0)
                 return err;
         }
@@ -237,41 +256,56 @@ static int block_fs(const char *type)
     return 0;
 }
 
-/* mount(2) of a new filesystem: an overlayfs's layers, or a block device
- * filesystem's source, after the target. */
-static int mount_overlay(struct yr_call *c, const uint64_t *a, uint32_t flags)
+/* mount(2) of a new filesystem: the paths its options name (overlayfs's
+ * layers, a block filesystem's devices: the other filesystems refuse these
+ * keys), then a block filesystem's source and late devices, after the
+ * target. */
+static int mount_new(struct yr_call *c, const uint64_t *a, uint32_t flags)
 {
     char type[64];
     if (flags & (MS_REMOUNT_ | MS_BIND_ | MS_MOVE_ | MS_PROPAGATION_) || !a[2])
         return 0;
     if (yr_read_strn(c, a[2], type, sizeof(type)) <= 0)
         return 0;
-    if (strcmp(type, "overlay") != 0) {
-        if ((c->id.caps >> CAP_SYS_ADMIN_ & 1) && block_fs(type))
-            return add_named(c, AT_FDCWD_INT, a[0], 1);
+    int overlay = strcmp(type, "overlay") == 0, block = !overlay && block_fs(type);
+    if (!overlay && !block)
         return 0;
-    }
-    if (!a[4])
-        return 0;
+    char *room = c->named[1];
     char opts[4096];                             /* copy_mount_options: one page */
-    if (yr_read_strn(c, a[4], opts, sizeof(opts)) < 0)
-        return 0;                                /* unreadable or unterminated: not parsed */
-    return overlay_options(c, opts);
+    int have_opts = a[4] && yr_read_strn(c, a[4], opts, sizeof(opts)) >= 0;  /* else not parsed */
+    int err = have_opts ? option_paths(c, &room, opts, overlay ? KEY_OVERLAY : KEY_DEVICE) : 0;
+    if (err < 0 || overlay || !(c->id.caps >> CAP_SYS_ADMIN_ & 1))
+        return err;
+    char source[YR_PATH_MAX];
+    int n = a[0] ? yr_read_strn(c, a[0], source, sizeof(source)) : 0;
+    if (n > 0 && (err = add_layer(c, &room, source, (size_t)n, 0)) < 0)
+        return err;
+    return have_opts ? option_paths(c, &room, opts, KEY_DEVICE_LATE) : 0;
 }
 
 /* fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0): a layer given to an
- * overlayfs context (a context of another filesystem refuses these keys
- * itself: EINVAL, where a protected link there is EACCES here). The kernel
- * takes a value of at most 255 bytes. */
-static int fsconfig_layer(struct yr_call *c, const uint64_t *a)
+ * overlayfs context, or a device to a block filesystem's (a context of
+ * another filesystem refuses these keys itself: EINVAL, where a protected
+ * link there is EACCES here); the kernel takes a value of at most 255
+ * bytes. fsconfig(fd, FSCONFIG_SET_PATH[_EMPTY], key, path, dirfd): a device
+ * given by path (ext4's journal_path; overlayfs takes no layer so). */
+#define FSCONFIG_SET_STRING_ 1
+#define FSCONFIG_SET_PATH_ 3
+#define FSCONFIG_SET_PATH_EMPTY_ 4
+static int fsconfig_paths(struct yr_call *c, const uint64_t *a)
 {
+    uint32_t cmd = (uint32_t)a[1];
     char key[16], value[256];
-    if ((uint32_t)a[1] != 1 /* FSCONFIG_SET_STRING */ ||
-        yr_read_strn(c, a[2], key, sizeof(key)) <= 0 ||
-        yr_read_strn(c, a[3], value, sizeof(value)) < 0)
+    if (yr_read_strn(c, a[2], key, sizeof(key)) <= 0)
+        return 0;
+    if (cmd == FSCONFIG_SET_PATH_ || cmd == FSCONFIG_SET_PATH_EMPTY_)
+        return layer_kind(key, strlen(key), KEY_SET_PATH) == LAYER_NONE ? 0
+               : add_named(c, (int32_t)a[4], a[3], 1);
+    if (cmd != FSCONFIG_SET_STRING_ || yr_read_strn(c, a[3], value, sizeof(value)) < 0)
         return 0;
     char *room = c->named[1];
-    return add_layers(c, &room, key, strlen(key), value, strlen(value));
+    return add_layers(c, &room, key, strlen(key), value, strlen(value),
+                      KEY_OVERLAY | KEY_DEVICE | KEY_DEVICE_LATE);
 }
 
 /* bpf(BPF_OBJ_GET, attr, size): the pinned object's path, which
@@ -318,7 +352,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
             return err;                          /* path_mount: may_mount() first */
         if ((flags & MS_BIND_) || ((flags & MS_MOVE_) && !(flags & MS_PROPAGATION_)))
             return add_named(c, AT_FDCWD_INT, a[0], 1);  /* do_loopback, do_move_mount_old */
-        return mount_overlay(c, a, flags);
+        return mount_new(c, a, flags);
     }
     case YR_SYS_UMOUNT2: {                       /* i386's umount (22) has no flags */
         uint32_t flags = c->ev.nr == 22 && c->ev.arch == AUDIT_ARCH_I386_ ? 0 : (uint32_t)a[1];
@@ -385,7 +419,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
     case YR_SYS_OLDLSTAT: case YR_SYS_LCHOWN: case YR_SYS_LSETXATTR: case YR_SYS_LREMOVEXATTR:
         return add_named(c, AT_FDCWD_INT, a[0], 0);      /* only before a trailing slash */
     case YR_SYS_FSCONFIG:
-        return fsconfig_layer(c, a);
+        return fsconfig_paths(c, a);
     case YR_SYS_BPF:
         return bpf_obj_path(c, a);
     }

@@ -118,11 +118,13 @@ _SIGNALS = [*((name, []) for name in KILL_FAMILY),
               for name in ("fcntl", "fcntl64")),
             *(("ioctl", [_int_eq(1, cmd)]) for cmd in (FIOSETOWN, SIOCSPGRP, FIOASYNC))]
 
-FSCONFIG_SET_STRING = 1
+FSCONFIG_SET_STRING, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY = 1, 3, 4
 BPF_OBJ_GET = 7
 # The calls whose path may follow a trailing link, walked by the supervisor.
 _WALKED = [(name, []) for name in _FOLLOWING] + [
-    ("fsconfig", [_int_eq(1, FSCONFIG_SET_STRING)]),   # overlayfs's layers (csrc/named.c)
+    # overlayfs's layers, a block filesystem's devices (csrc/named.c)
+    *(("fsconfig", [_int_eq(1, cmd)])
+      for cmd in (FSCONFIG_SET_STRING, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY)),
     ("bpf", [_int_eq(0, BPF_OBJ_GET)]),              # a pinned object's path (csrc/named.c)
     ("linkat", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),
     ("name_to_handle_at", [sc.Arg(4, sc.MASKED_EQ, AT_SYMLINK_FOLLOW, AT_SYMLINK_FOLLOW)]),

@@ -337,7 +337,10 @@ def _in_a_terminal_job(argv: list[str], marker: Path | None = None,
                 os.tcsetpgrp(0, os.getpgrp())
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
                 os.execvpe(argv[0], argv, env or tree_env())
-            os.setpgid(job, job)
+            try:
+                os.setpgid(job, job)            # as a shell does, in both
+            except PermissionError:
+                pass                            # the job has exec'd: it did it itself
             deadline, events = time.monotonic() + BOUND, []
             while True:
                 done, st = os.waitpid(job, os.WUNTRACED | os.WNOHANG)

@@ -5,10 +5,12 @@ route to the supervisor before:
 
 * the mount family, in a user and mount namespace of the program's own
   (`unshare -Urm`) and as root: mount(2) (the target; a bind's or a move's
-  source; an overlayfs mount's layers; a block device filesystem's source), umount2 without UMOUNT_NOFOLLOW and
+  source; an overlayfs mount's layers; a block device filesystem's source
+  and btrfs's device option), umount2 without UMOUNT_NOFOLLOW and
   i386's umount, pivot_root, move_mount with MOVE_MOUNT_[FT]_SYMLINKS, fspick
   and mount_setattr without their NOFOLLOW flags, fsconfig's
-  FSCONFIG_SET_STRING of an overlayfs layer; open_tree (routed already);
+  FSCONFIG_SET_STRING of an overlayfs layer or btrfs's device; open_tree
+  (routed already); ext4's journal_path: tests/test_mount_devices.py;
 * quotactl's device, acct, swapon (root); bpf(BPF_OBJ_GET) (any user);
 * lchown, lsetxattr, lremovexattr before a trailing slash (which makes the
   link trailing and followed);
@@ -113,6 +115,20 @@ MOUNT_CASES = {
     "fsconfig SET_STRING lowerdir": ("fsconfig_string lowerdir t_dir:sticky/l_low", BOTH),
     "fsconfig SET_STRING plain": ("fsconfig_string lowerdir+ t_low", NONE),
     "fsconfig SET_PATH (overlayfs refuses it)": ("fsconfig_path lowerdir+ sticky/l_low", NONE),
+    # a block filesystem's device in its options, looked up when they are
+    # parsed (before mount_capable: uid 1001's too); a link to a file is
+    # EACCES natively, ENOTBLK once followed
+    "mount btrfs device=": ("mount_opts btrfs t_file t_dst device=sticky/l_file", BOTH),
+    "mount btrfs device= own": ("mount_opts btrfs t_file t_dst device=sticky/m_file", ROOT),
+    "mount btrfs device= plain": ("mount_opts btrfs t_file t_dst device=t_file", NONE),
+    "mount btrfs device= after another option": (
+        "mount_opts btrfs t_file t_dst ro,device=sticky/l_file", BOTH),
+    "mount tmpfs device= (not a key of tmpfs)": (
+        "mount_opts tmpfs none t_dst device=sticky/l_file", NONE),
+    "fsconfig SET_STRING btrfs device": ("fsconfig_on btrfs string device sticky/l_file", BOTH),
+    "fsconfig SET_STRING btrfs device plain": ("fsconfig_on btrfs string device t_file", NONE),
+    "fsconfig SET_PATH btrfs device (btrfs refuses it)": (
+        "fsconfig_on btrfs path device sticky/l_file", NONE),
 }
 # the same through int $0x80 (i386 numbers), and i386's own umount (22)
 MOUNT_CASES.update({f"i386 {k}": (f"i386:{line}", deny) for k, (line, deny) in

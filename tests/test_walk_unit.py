@@ -219,7 +219,16 @@ def test_a_swapped_trailing_name_is_decided_on_what_is_read(top, route, partner,
                             text=True)
     try:
         assert flip.stdout.readline().strip() == "ready"
-        out = run(*AS_1001, PYTHON_1001, "-c", VICTIM, *args, cwd=top)
+        # under yama-run: both names met, within a few rounds of 1500 tries
+        # (the flipper, another process, may get no CPU through a round on a
+        # busy machine), and never the stranger's target in any round
+        rounds = []
+        for _ in range(5):
+            seen = json.loads(run(*AS_1001, PYTHON_1001, "-c", VICTIM, *args, cwd=top).stdout)
+            rounds.append(seen)
+            assert seen["E"] == 0, rounds
+            if seen["S"] > 0 and seen["denied"] > 0:
+                break
         # the kernel (sysctl 0) follows it: within a few rounds of 1500 tries
         # (one round's tries all met the other name once, on a busy machine)
         for _ in range(5):
@@ -230,9 +239,7 @@ def test_a_swapped_trailing_name_is_decided_on_what_is_read(top, route, partner,
     finally:
         flip.kill()
         flip.wait()
-    seen = json.loads(out.stdout)
-    assert seen["E"] == 0, seen
-    assert seen["S"] > 0 and seen["denied"] > 0, seen
+    assert seen["S"] > 0 and seen["denied"] > 0, rounds
     assert json.loads(native.stdout)["E"] > 0, native.stdout
 
 

@@ -30,8 +30,10 @@
  *                                       DIR opened O_PATH
  *   pivot_root NEW OLD      NEW bound onto itself first (by its real name,
  *                           the 3rd word REAL)
+ *   mount_opts TYPE SRC DST OPTS  mount(SRC, DST, TYPE, 0, OPTS)
  *   fsconfig_string KEY PATH  fsopen("overlay") and FSCONFIG_SET_STRING
  *   fsconfig_path KEY PATH    fsopen("overlay") and FSCONFIG_SET_PATH
+ *   fsconfig_on TYPE string|path KEY PATH   the same on fsopen(TYPE)
  *   quotactl SPECIAL        quotactl(QCMD(Q_GETFMT, USRQUOTA), SPECIAL)
  *   acct PATH               acct(PATH), acct(NULL) after a success
  *   swapon PATH             swapon(PATH, 0), swapoff after a success
@@ -321,6 +323,21 @@ static long mount_op(int i386, const char *op, char **w, int n)
             return -1000;
         return i386 ? int80(217, lowstr(w[0]), lowstr(w[1]), 0, 0, 0)
                     : rc_of(syscall(SYS_pivot_root, w[0], w[1]));
+    }
+    if (!strcmp(op, "mount_opts") && n >= 4)            /* TYPE SRC DST OPTS */
+        return i386 ? int80(21, lowstr(w[1]), lowstr(w[2]), lowstr(w[0]), 0, lowstr(w[3]))
+                    : rc_of(mount(w[1], w[2], w[0], 0, w[3]));
+    if (!strcmp(op, "fsconfig_on") && n >= 4) {         /* TYPE string|path KEY PATH */
+        const char *type = w[0];
+        int path = !strcmp(w[1], "path");
+        w += 2;
+        int fs = (int)syscall(SYS_fsopen, type, 0);
+        if (fs < 0)
+            return -1000 - errno;
+        int cmd = path ? FSCONFIG_SET_PATH : FSCONFIG_SET_STRING;
+        int aux = path ? AT_FDCWD : 0;
+        return i386 ? int80(431, fs, cmd, lowstr(w[0]), lowstr(w[1]), aux)
+                    : rc_of(syscall(SYS_fsconfig, fs, cmd, w[0], w[1], aux));
     }
     if (!strcmp(op, "fsconfig_string") || !strcmp(op, "fsconfig_path")) {
         int fs = (int)syscall(SYS_fsopen, "overlay", 0);
