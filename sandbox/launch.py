@@ -345,12 +345,24 @@ def _fail_closed(started, trace: str) -> None:
     """The chain could not be loaded: nobody will decide the program's calls.
     As Supervisor._fail_closed: kill it, drop the listener (ENOSYS)."""
     from . import spawn
-    lifetime.kill_quietly(started.pid, 9)
-    if started.listener >= 0:
-        null = posix.open(bareos.DEVNULL, posix.O_RDONLY | posix.O_CLOEXEC)
-        posix.dup2(null, started.listener, inheritable=False)
-        posix.close(null)
-    # Said last: the program may hold a write to stderr (a stopped terminal)
-    last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
-    spawn._say_always(f"internal error in loading the supervisor: {last}; "
-                      "killed the sandboxed program")
+    # The message goes to a copy of stderr taken first: once the program is
+    # killed, the reaper (csrc/lifetime.c, no supervisor loaded) detaches at
+    # once, /dev/null over stderr, and the front exits, so a write to fd 2
+    # after the kill was lost whenever the reaper was the quicker.
+    try:
+        stderr = posix.dup(2)
+    except OSError:
+        stderr = 2                      # (no descriptor left: the kill comes first)
+    try:
+        lifetime.kill_quietly(started.pid, 9)
+        if started.listener >= 0:
+            null = posix.open(bareos.DEVNULL, posix.O_RDONLY | posix.O_CLOEXEC)
+            posix.dup2(null, started.listener, inheritable=False)
+            posix.close(null)
+        # Said last: the program may hold a write to stderr (a stopped terminal)
+        last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+        spawn._say_always(f"internal error in loading the supervisor: {last}; "
+                          "killed the sandboxed program", stderr)
+    finally:
+        if stderr != 2:
+            posix.close(stderr)

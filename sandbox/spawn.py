@@ -241,9 +241,9 @@ def settle_exec(program: str):
     return settle
 
 
-def _say_always(text: str) -> None:
+def _say_always(text: str, fd: int = 2) -> None:
     try:
-        posix.write(2, f"yama-run: {text}\n".encode(errors="surrogateescape"))
+        posix.write(fd, f"yama-run: {text}\n".encode(errors="surrogateescape"))
     except OSError:
         pass                            # a lost stderr only loses messages
 
