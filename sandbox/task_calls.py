@@ -29,6 +29,7 @@ from .taskwatch import TaskWatch
 PTRACE_O_MASK = 0x003000FF
 SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298      # x86-64: the supervisor's own ABI
 PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
+PERF_FLAG_ALL = 0xF                                  # with FD_NO_GROUP, FD_OUTPUT
 PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
 PAGE_SIZE = 4096
 
@@ -265,8 +266,10 @@ class TaskCalls:
         the target whatever the mode. The attr is read first, as the kernel
         copies it before it looks at the task."""
         pid, flags = int_arg(ev.args[1]), ev.args[4] & 0xFFFFFFFFFFFFFFFF
-        if pid <= 0 or flags & PERF_FLAG_PID_CGROUP:
-            self._continue(ev)          # a cpu, a cgroup, or the kernel's EINVAL: no task
+        if pid <= 0 or flags & (PERF_FLAG_PID_CGROUP | ~PERF_FLAG_ALL):
+            # a cpu, a cgroup, or the kernel's EINVAL (unknown flags: before
+            # the attr is read): no task, and nothing of the caller's memory
+            self._continue(ev)
             return
         attr = self._read_attr(ev, caller)
         if attr is None:

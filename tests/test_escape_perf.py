@@ -111,7 +111,9 @@ def test_attr_size_answers_as_the_kernel(probe, size):
     assert sandboxed == native, f"native {native}, yama-run {sandboxed}"
 
 
-def test_unmapped_attr_is_efault(probe):
-    native = _native(probe, "unmapped")
-    assert native == "errno=EFAULT"
-    assert _sandboxed(probe, "unmapped") == native
+@pytest.mark.parametrize("flags, want", [("0", "errno=EFAULT"), ("0x100", "errno=EINVAL")])
+def test_unmapped_attr_answers_as_the_kernel(probe, flags, want):
+    """EFAULT; with an unknown flag the kernel's EINVAL comes first."""
+    native = _native(probe, "unmapped", flags)
+    assert native == want
+    assert _sandboxed(probe, "unmapped", flags) == native

@@ -10,7 +10,8 @@
  *   perf_attr_probe size SIZE         one open with attr.size = SIZE (and a
  *                                     non-zero byte past the kernel's size when
  *                                     SIZE is larger) on a child of its own
- *   perf_attr_probe unmapped          one open with attr on an unmapped page
+ *   perf_attr_probe unmapped [FLAGS]  one open with attr on an unmapped page
+ *                                     (and FLAGS: an unknown one is EINVAL first)
  *
  * Prints "opened=K e2big=E eacces=A other=O" for the races (K: events the
  * call gave), "errno=NAME size=S" for the single calls (S: attr.size after
@@ -164,7 +165,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(op, "unmapped")) {
         pid_t child = sleeper();
         munmap(attr, 8192);
-        long fd = syscall(SYS_perf_event_open, attr, child, -1, -1, 0);
+        unsigned long flags = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+        long fd = syscall(SYS_perf_event_open, attr, child, -1, -1, flags);
         printf("errno=%s\n", name(fd < 0 ? errno : 0));
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
