@@ -227,7 +227,7 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
         }
     }
     if (yr_creds_read(ev->tid, &c) < 0)
-        return -1;
+        return errno == E2BIG ? -E2BIG : -1;
     if (!ids->own_userns)
         ids->own_userns = userns_of(getpid());
     /* Capabilities held in another user namespace are not ours to lend. */
@@ -254,8 +254,9 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
     int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
                 get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
-    if (!fresh && refresh(ids, e, ev) < 0)
-        return -ESRCH;
+    int err = fresh ? 0 : refresh(ids, e, ev);
+    if (err < 0)     /* more groups than an identity keeps: refused, as the caller's are not all ours */
+        return err == -E2BIG ? -EPERM : -ESRCH;
     *out = e->fsid;
     *procdir = e->procdir;
     return 0;

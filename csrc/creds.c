@@ -62,12 +62,26 @@ int yr_creds_read(pid_t tid, struct yr_creds *c)
         errno = EINVAL;
         return -1;
     }
+    /* Every group or none: a group left out would lift a permission that
+     * refuses it (a 0604 file of that group, an ACL entry), so a caller in
+     * more groups than we keep, or a line cut by our buffer (a last number
+     * perhaps cut too), is E2BIG and nothing is done as it. */
     char *end;
-    for (const char *p = gr; c->ngroups < YR_MAX_GROUPS; p = end) {
+    const char *p = gr;
+    for (;; p = end) {
         unsigned long v = strtoul(p, &end, 10);
         if (end == p)
             break;
+        if (c->ngroups == YR_MAX_GROUPS) {
+            errno = E2BIG;
+            return -1;
+        }
         c->groups[c->ngroups++] = (uint32_t)v;
+    }
+    p += strspn(p, " \t");
+    if (*p != '\n') {
+        errno = E2BIG;
+        return -1;
     }
     return yr_caps3(tid, &c->cap_effective, &c->cap_permitted, &c->cap_inheritable);
 }

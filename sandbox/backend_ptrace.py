@@ -36,6 +36,7 @@ with warnings.catch_warnings():        # it warns on import under Python 3.12+
 from ._yama import ffi, lib
 from .lifetime import EXIT_SETUP, FRONT_GONE, exit_status, forwarded, kill_quietly
 from .supervisor import SetupError, kernel_at_least
+from .spawn import say_if_too_many_groups
 
 PTRACE_SEIZE = 0x4206
 PTRACE_LISTEN = 0x4208
@@ -58,6 +59,7 @@ LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
 def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     """Run argv under sup's chain, traced. bpf: the filter built with TRACED."""
     sup.audit.say(f"backend: ptrace; {LIMIT}")
+    say_if_too_many_groups()
     if not kernel_at_least(5, 3):
         raise SetupError("the ptrace backend needs Linux 5.3 (PTRACE_GET_SYSCALL_INFO)")
     if lib.yr_set_subreaper() < 0:

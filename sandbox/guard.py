@@ -212,7 +212,9 @@ class Guard:
             if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", members,
                                "a group signal"):
                 self._pass(ev)
-        elif ev.sys != lib.YR_SYS_KILL:
+        elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
+            # (sent from here, a signal from another pid namespace would reach
+            # what the kernel keeps from it: an init's SIGKILL, for one)
             self._refuse(ev, caller, "a signal to the supervisor's process group")
         else:
             self._kill_group_but_us(ev, caller, members, sig)
@@ -275,6 +277,15 @@ class Guard:
                 if tgid and not self._judge(ev, caller, "task_kill",
                                             f"pidfd_send_signal (signal {sig})", target, tgid):
                     return
+            if lib.yr_in_our_pidns(caller.tid) != 1:
+                # The kernel judges by the sender's pid namespace: a target
+                # it cannot see is EINVAL, and an init ignores SIGKILL sent
+                # from inside its namespace, not from ours. Sent from here it
+                # would reach both: the kernel sends it, from the caller's.
+                # A pidfd swapped meanwhile reaches only what the caller's
+                # namespace sees: yama-run's processes are outside it.
+                self._pass(ev)
+                return
             rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:

@@ -57,6 +57,8 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     to be served)."""
     for line in plan["enforcement"]:
         say(line)
+    if plan["bpf"] is not None:
+        say_if_too_many_groups()
     userns = wants_userns(userns_choice)
     if userns_choice == "never" and not has_cap_sys_ptrace():
         say(NEVER_USERNS)
@@ -87,6 +89,16 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     if bpf is not None:
         _context(started, plan, say)
     return started
+
+
+def say_if_too_many_groups() -> None:
+    """The program starts in our groups: past those an identity keeps
+    (csrc/creds.c), every call performed for it is refused. Said, always."""
+    groups = len(posix.getgroups())
+    if groups > lib.YR_MAX_GROUPS:
+        _say_always(f"this process is in {groups} supplementary groups, more than the "
+                    f"{lib.YR_MAX_GROUPS} the supervisor acts with: every call it performs "
+                    "for the program is refused (EPERM) while it keeps them")
 
 
 def _spawn(argv, env, bpf, flags: int, domain: int, userns: bool) -> Started:

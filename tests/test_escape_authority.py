@@ -1,0 +1,113 @@
+"""What the supervisor does as the caller, with no more authority than it.
+
+Found by a review of the emulated calls (docs/hostile.md):
+
+* The caller's supplementary groups were kept up to 256 and the rest dropped
+  without a word, so a permission that refuses a group the caller is in (a
+  0604 file of that group) no longer applied once the group fell past the
+  256th: the supervisor opened the file. A caller in more groups than the
+  supervisor keeps is now refused every call performed for it (EPERM), and
+  yama-run says so when it starts in that many (csrc/creds.c).
+* pidfd_send_signal, and kill(0) of the group yama-run shares with the
+  program, were sent from the supervisor's pid namespace: a program in a pid
+  namespace of its own signalled a process it cannot see (the kernel:
+  EINVAL) and killed its namespace's init with SIGKILL (ignored from inside).
+  A caller in another pid namespace now has the kernel send its pidfd
+  signal, and its kill(0) of that group is refused (sandbox/guard.py).
+
+tests/helpers/pidns_signal_probe.c makes the signals; the natively-run
+control shows the kernel's answers."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from as_user import AS_USER, as_user  # noqa: F401  (fixture)
+from conftest import BACKEND_ARGS, YAMA_RUN, requires_root, tree_env, yama_run
+from test_escape import place, placed_probe  # noqa: F401  (fixture)
+
+pytestmark = requires_root
+
+
+@pytest.fixture(scope="module")
+def probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "pidns_signal_probe")
+
+
+def _facts(out: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+NATIVE_PIDFD = {"outside": "EINVAL", "init": "0", "init-end": "alive", "sibling": "alive"}
+
+
+def test_native_control_signals_from_a_pid_namespace(probe):
+    r = subprocess.run([*AS_USER, probe, "pidfd"], capture_output=True, text=True, timeout=30)
+    assert _facts(r.stdout) == NATIVE_PIDFD, r.stdout + r.stderr
+
+
+def test_a_pidfd_signal_from_a_pid_namespace_is_the_kernels(probe):
+    """yama-run started by root, the program uid 1001 in a user and pid
+    namespace of its own: the outsider is not reached (EINVAL), the init
+    survives its own namespace's SIGKILL."""
+    r = yama_run("--", *AS_USER, probe, "pidfd", timeout=60)
+    assert _facts(r.stdout) == NATIVE_PIDFD, r.stdout + r.stderr
+
+
+def test_the_same_under_a_yama_run_of_an_ordinary_user(probe, as_user):  # noqa: F811
+    r = as_user.run("--", probe, "pidfd", timeout=60)
+    assert _facts(r.stdout) == NATIVE_PIDFD, r.stdout + r.stderr
+
+
+def test_kill0_from_a_pid_namespace_of_the_shared_group_is_refused(probe):
+    """kill(0, SIGKILL) from inside, where the group is the one yama-run
+    shares with the program (its own session here, so that nothing of the
+    test's is in it): refused, and the init and the sibling live."""
+    r = yama_run("--", *AS_USER, probe, "kill0", timeout=60, start_new_session=True)
+    assert _facts(r.stdout) == {"kill0": "EPERM", "init-end": "alive", "sibling": "alive"}, \
+        r.stdout + r.stderr
+
+
+@pytest.fixture
+def group_file():
+    """A 0604 file of group 2299: refused to a member of that group."""
+    d = Path(tempfile.mkdtemp(prefix="yr-groups-", dir="/tmp"))
+    d.chmod(0o755)
+    f = d / "not-for-2299"
+    f.write_text("secret\n")
+    os.chown(f, 0, 2299)
+    f.chmod(0o604)
+    yield f
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _groups(n: int) -> str:
+    """n supplementary groups, 2299 last (the kernel keeps them sorted)."""
+    return ",".join([str(g) for g in range(2000, 2000 + n - 1)] + ["2299"])
+
+
+@pytest.mark.parametrize("n", [256, 257, 300])
+def test_a_group_that_refuses_is_never_dropped(group_file, n):
+    as_member = ["setpriv", "--reuid=1001", "--regid=1001", f"--groups={_groups(n)}"]
+    native = subprocess.run([*as_member, "cat", group_file], capture_output=True, text=True,
+                            timeout=30)
+    assert native.returncode != 0 and "Permission denied" in native.stderr
+    r = yama_run("--", *as_member, "cat", group_file, timeout=60)
+    assert "secret" not in r.stdout, r.stdout
+    assert r.returncode != 0
+    # 256: judged as natively; more: refused before anything is done as it
+    want = "Permission denied" if n <= 256 else "Operation not permitted"
+    assert want in r.stderr, r.stderr
+
+
+def test_yama_run_in_too_many_groups_says_so(group_file):
+    r = subprocess.run(["setpriv", f"--groups={_groups(257)}", *YAMA_RUN, *BACKEND_ARGS, "--",
+                        "true"], capture_output=True, text=True, timeout=60, env=tree_env())
+    assert r.returncode != 0
+    assert "in 257 supplementary groups, more than the 256" in r.stderr, r.stderr
+
