@@ -139,6 +139,7 @@ int yr_gate_is_protected(pid_t tgid)
 
 struct proc_obj {
     int pid_entry;          /* an entry of a process (or its directory) */
+    int by_opener;          /* not a process's: judged on the opener itself (below) */
     pid_t tid;              /* the task named (a thread's, below task/) */
     pid_t tgid;             /* its process */
     char entry[32];         /* the first name below the task directory ("" for it) */
@@ -283,6 +284,12 @@ static int identify(struct yr_call *c, int fd, const struct stat *st, struct pro
     if (!rel)
         return -EACCES;                          /* fail closed */
     parse_entry(rel, o);
+    /* The sysctl tree is judged on the opener's euid and egid
+     * (sysctl_perm), not its fsuid: a thread of ours keeps euid 0. /proc/keys
+     * and key-users list what the opener's keyrings possess (file->f_cred).
+     * Opened by a helper that is the caller (helper.c), as the id-map files. */
+    o->by_opener = !o->pid_entry && (strncmp(rel, "sys/", 4) == 0 || strcmp(rel, "sys") == 0 ||
+                                     strcmp(rel, "keys") == 0 || strcmp(rel, "key-users") == 0);
     return 0;
 }
 
@@ -691,8 +698,10 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
                              access == ACC_FOLLOW;
     if (err < 0)
         return kernel_would_check ? err : 0;     /* unproved: a stat is harmless */
-    if (!o.pid_entry || o.tgid <= 0)
+    if (!o.pid_entry || o.tgid <= 0) {
+        c->opener_matters = o.by_opener;
         return 0;                                /* /proc/sys..., or gone: the kernel says */
+    }
     c->opener_matters = opener_entry(o.entry);
     if (o.tgid == yr_caller_tgid(c)) {
         c->own_entry = own_link_unasked(o.entry);

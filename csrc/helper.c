@@ -118,9 +118,13 @@ static void helper_main(const struct as_caller *a, int flags, int userns_differs
     const struct yr_creds *c = &a->ids;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_DUMPABLE, 0);
+    int err = 0;
+    /* A session keyring of its own, empty: ours would lend the keys it
+     * holds (/proc/keys lists what the opener's keyrings possess). */
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
+        err = errno;
     /* The ids first, in our namespace (where the caller's are mapped; its
      * own namespace may map none yet); capabilities kept to go on. */
-    int err = 0;
     uint64_t ours = 0;
     if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || capget_perm(&ours) < 0)
         err = errno;

@@ -111,3 +111,50 @@ def test_yama_run_in_too_many_groups_says_so(group_file):
     assert r.returncode != 0
     assert "in 257 supplementary groups, more than the 256" in r.stderr, r.stderr
 
+
+
+# -- what a file of /proc judges on its opener, not on its fsuid -----------------------
+#
+# A thread of the supervisor acting for a caller takes the caller's fsuid,
+# fsgid, groups and capabilities, and keeps euid 0 and the supervisor's
+# keyrings. The sysctl tree is judged on the opener's euid and egid
+# (sysctl_perm): uid 1001 was given a writable descriptor of
+# kernel.core_pattern, which a root process it is handed to writes (its own
+# writes are refused, the kernel judging each write on the writer). /proc/keys
+# lists what the opener's keyrings possess. Both are now opened by a helper
+# that is the caller, with a session keyring of its own (csrc/helper.c).
+
+@pytest.mark.parametrize("path", ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/cad_pid"])
+def test_a_root_only_sysctl_is_never_opened_for_writing(path):
+    line = f'exec 3>>{path} && echo OPENED'
+    native = subprocess.run([*AS_USER, "sh", "-c", line], capture_output=True, text=True,
+                            timeout=30)
+    assert "OPENED" not in native.stdout and "Permission denied" in native.stderr
+    r = yama_run("--", *AS_USER, "sh", "-c", line, timeout=60)
+    assert "OPENED" not in r.stdout, r.stdout + r.stderr
+    assert "Permission denied" in r.stderr, r.stderr
+
+
+def test_a_root_only_sysctl_is_not_read_nor_a_readable_one_refused():
+    r = yama_run("--", *AS_USER, "sh", "-c",
+                 "cat /proc/sys/kernel/ostype; cat /proc/sys/kernel/cad_pid", timeout=60)
+    assert r.stdout == "Linux\n", r.stdout + r.stderr
+    assert "cad_pid: Permission denied" in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def keys_probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "keys_probe")
+
+
+def test_proc_keys_never_lists_what_the_supervisor_possesses(keys_probe):
+    """yama-run started in a session keyring holding a key only its
+    possessor may view; the program (uid 1001, a session of its own) lists
+    /proc/keys: not that key, as natively."""
+    native = subprocess.run([keys_probe, "hold", *AS_USER, keys_probe, "list"],
+                            capture_output=True, text=True, timeout=30)
+    assert native.stdout == "secret=hidden\n", native
+    r = subprocess.run([keys_probe, "hold", *YAMA_RUN, *BACKEND_ARGS, "--", *AS_USER,
+                        keys_probe, "list"], capture_output=True, text=True, timeout=60,
+                       env=tree_env())
+    assert r.stdout == "secret=hidden\n", r.stdout + r.stderr
