@@ -80,18 +80,6 @@ static enum entry_class class_of(const char *entry)
     return E_PLAIN;
 }
 
-/* Entries whose writes the kernel judges on the opener's credentials
- * (file->f_cred): opened by a helper that is the caller (helper.c). */
-static int opener_entry(const char *entry)
-{
-    static const char *const names[] = { "uid_map", "gid_map", "projid_map", "setgroups",
-                                         "timens_offsets" };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(entry, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* A process's own links that the kernel follows for it without asking
  * anything (proc_fd_access_allowed: the same thread group): the resolver
  * may follow these as ourselves (resolve.c, follow_magic). Not map_files:
@@ -139,7 +127,7 @@ int yr_gate_is_protected(pid_t tgid)
 
 struct proc_obj {
     int pid_entry;          /* an entry of a process (or its directory) */
-    int by_opener;          /* not a process's: judged on the opener itself (below) */
+    int by_opener;          /* judged on the opener's own credentials (judged_on_opener) */
     pid_t tid;              /* the task named (a thread's, below task/) */
     pid_t tgid;             /* its process */
     char entry[32];         /* the first name below the task directory ("" for it) */
@@ -261,6 +249,28 @@ static void parse_entry(const char *rel, struct proc_obj *o)
     o->tgid = yr_tgid_of(o->tid);
 }
 
+/* Files the kernel judges on their opener's own credentials, which a thread
+ * of ours acting for a caller does not wholly take (it keeps euid 0 and our
+ * keyrings): opened by a helper that is the caller (helper.c). A process's
+ * id-map entries (their writes: file->f_cred); outside the processes, the
+ * sysctl tree (sysctl_perm: euid and egid) and /proc/keys and key-users (what
+ * the opener's keyrings possess). rel: the path below /proc. */
+static int judged_on_opener(const struct proc_obj *o, const char *rel)
+{
+    static const char *const entries[] = { "uid_map", "gid_map", "projid_map", "setgroups",
+                                           "timens_offsets" };
+    static const char *const others[] = { "sys", "keys", "key-users" };
+    const char *const *names = o->pid_entry ? entries : others;
+    size_t n = o->pid_entry ? sizeof(entries) / sizeof(entries[0])
+                            : sizeof(others) / sizeof(others[0]);
+    const char *name = o->pid_entry ? o->entry : rel;
+    size_t len = o->pid_entry ? strlen(name) : strcspn(rel, "/");
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == len && strncmp(name, names[i], len) == 0)
+            return 1;
+    return 0;
+}
+
 /* 0: o says what fd is (not a process's entry: o->pid_entry 0); -EACCES:
  * a procfs object that cannot be proved. */
 static int identify(struct yr_call *c, int fd, const struct stat *st, struct proc_obj *o)
@@ -284,12 +294,7 @@ static int identify(struct yr_call *c, int fd, const struct stat *st, struct pro
     if (!rel)
         return -EACCES;                          /* fail closed */
     parse_entry(rel, o);
-    /* The sysctl tree is judged on the opener's euid and egid
-     * (sysctl_perm), not its fsuid: a thread of ours keeps euid 0. /proc/keys
-     * and key-users list what the opener's keyrings possess (file->f_cred).
-     * Opened by a helper that is the caller (helper.c), as the id-map files. */
-    o->by_opener = !o->pid_entry && (strncmp(rel, "sys/", 4) == 0 || strcmp(rel, "sys") == 0 ||
-                                     strcmp(rel, "keys") == 0 || strcmp(rel, "key-users") == 0);
+    o->by_opener = judged_on_opener(o, rel);
     return 0;
 }
 
@@ -698,11 +703,9 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
                              access == ACC_FOLLOW;
     if (err < 0)
         return kernel_would_check ? err : 0;     /* unproved: a stat is harmless */
-    if (!o.pid_entry || o.tgid <= 0) {
-        c->opener_matters = o.by_opener;
+    c->opener_matters = o.by_opener;
+    if (!o.pid_entry || o.tgid <= 0)
         return 0;                                /* /proc/sys..., or gone: the kernel says */
-    }
-    c->opener_matters = opener_entry(o.entry);
     if (o.tgid == yr_caller_tgid(c)) {
         c->own_entry = own_link_unasked(o.entry);
         return 0;                                /* one's own: the kernel allows it */

@@ -34,6 +34,11 @@ PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 6
 PAGE_SIZE = 4096
 
 
+def _size_field(ev) -> int:
+    """Where perf_event_open's attr.size is in the caller's memory."""
+    return (ev.args[0] + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF
+
+
 def _monotonic_ns(deadline: float) -> int:
     """A time.monotonic() deadline for C (CLOCK_MONOTONIC, ns); inf: never."""
     return (1 << 63) - 1 if deadline == float("inf") else int(deadline * 1e9)
@@ -321,8 +326,7 @@ class TaskCalls:
         then go on with no check of ours at all."""
         addr = ev.args[0] & 0xFFFFFFFFFFFFFFFF
         field = ffi.new("uint32_t *")
-        if lib.yr_read_mem(caller.tid, (addr + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF,
-                           field, 4) < 0:
+        if lib.yr_read_mem(caller.tid, _size_field(ev), field, 4) < 0:
             self._reply(ev, errno.EFAULT)
             return None
         size = field[0] or PERF_ATTR_SIZE_VER0
@@ -378,6 +382,5 @@ class TaskCalls:
         fd = lib.yr_syscall_as(caller.creds, SYS_PERF_EVENT_OPEN, args)
         if fd == -errno.E2BIG:
             size_field = ffi.from_buffer(bytes(attr[PERF_ATTR_SIZE_AT:PERF_ATTR_SIZE_AT + 4]))
-            lib.yr_write_mem(caller.tid, (ev.args[0] + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF,
-                             size_field, 4)
+            lib.yr_write_mem(caller.tid, _size_field(ev), size_field, 4)
         return fd

@@ -135,6 +135,30 @@ def test_a_root_only_sysctl_is_never_opened_for_writing(path):
     assert "Permission denied" in r.stderr, r.stderr
 
 
+OTHER_ROUTES = r"""
+import os
+d = os.open("/proc/sys/kernel", os.O_PATH | os.O_DIRECTORY)
+p = os.open("/proc/sys/kernel/core_pattern", os.O_PATH)
+for open_it in (lambda: os.open("core_pattern", os.O_WRONLY, dir_fd=d),
+                lambda: os.open(f"/proc/self/fd/{p}", os.O_WRONLY)):
+    try:
+        open_it()
+        print("OPENED")
+    except PermissionError:
+        print("EACCES")
+"""
+
+
+def test_a_root_only_sysctl_by_a_dirfd_or_a_reopened_handle():
+    """The same file reached relative to a directory descriptor, and by
+    reopening an O_PATH handle through /proc/self/fd: refused alike."""
+    native = subprocess.run([*AS_USER, "/usr/bin/python3", "-c", OTHER_ROUTES],
+                            capture_output=True, text=True, timeout=30)
+    assert native.stdout == "EACCES\nEACCES\n", native
+    r = yama_run("--", *AS_USER, "/usr/bin/python3", "-c", OTHER_ROUTES, timeout=60)
+    assert r.stdout == native.stdout, r.stdout + r.stderr
+
+
 def test_a_root_only_sysctl_is_not_read_nor_a_readable_one_refused():
     r = yama_run("--", *AS_USER, "sh", "-c",
                  "cat /proc/sys/kernel/ostype; cat /proc/sys/kernel/cad_pid", timeout=60)
