@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/audit.h>
 #include <linux/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -62,36 +63,91 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
  * caller recvmsg it from the other end, close both ends, and return the
  * received number as the call's result. Nothing is decided on tracee memory:
  * what its other threads could change there only misdirects its own copy.
- * Signals that arrive meanwhile are held and queued again afterwards. */
+ * Signals that arrive meanwhile are held and queued again afterwards.
+ *
+ * But the syscall instruction re-run is the caller's code, which another of
+ * its threads may rewrite between two injected calls (a jump to a call of
+ * its own: a review made an open of a stranger's link, a ptrace attach and
+ * a kill of the supervisor that way, each resumed past its seccomp stop
+ * unjudged). So every stop of an injection is checked: a syscall-entry stop
+ * must be the injected call (its number and its six arguments), an exit stop
+ * an exit; anything else (another call, a seccomp stop) kills the caller's
+ * process, and the call is answered by its exit. And the wait is for any
+ * tracee, not the caller's thread alone: a thread group leader's exit is
+ * reported only once every other thread of it is reaped, which only this
+ * wait does (a process that ended while one of its calls was given a
+ * descriptor hung the sandbox); other tracees' stops and exits are queued
+ * for the loop (yr_stops), and an exec by another thread, which takes the
+ * caller's place, ends the injection and goes to Python as it is. */
 
 struct injection {
+    struct yr_ctx *ctx;
     pid_t tid;
     struct user_regs_struct base;  /* the registers at the seccomp stop */
     int at_exit;                   /* stopped at a syscall exit (not the seccomp stop) */
+    long nr;                       /* the call injected, checked at its entry */
+    uint64_t args[6];
     int held[8], nheld;            /* signals to queue again */
-    int exited;                    /* the tracee died: status in *status */
+    int exited;                    /* the tracee died (or exec'd): status in *status */
     int status;
 };
 
-/* Wait for tid's next syscall stop; signal stops are held. */
-static int wait_syscall_stop(struct injection *in)
+static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status);
+
+/* The syscall stop in is at: its entry with the injected call (entry 1) or
+ * an exit (entry 0). Otherwise the caller's code was changed under us. */
+static int expected_stop(const struct injection *in, int entry)
+{
+    struct ptrace_syscall_info info;
+    memset(&info, 0, sizeof(info));
+    if (trace(PTRACE_GET_SYSCALL_INFO, in->tid, sizeof(info), (unsigned long)&info) < 0)
+        return 0;
+    if (!entry)
+        return info.op == PTRACE_SYSCALL_INFO_EXIT;
+    if (info.op != PTRACE_SYSCALL_INFO_ENTRY || info.arch != AUDIT_ARCH_X86_64 ||
+        info.entry.nr != (uint64_t)in->nr)
+        return 0;
+    return memcmp(info.entry.args, in->args, sizeof(in->args)) == 0;
+}
+
+/* Fail closed: the caller's process is killed, its call answered by its exit. */
+static int broken(struct injection *in)
+{
+    pid_t tgid = yr_tgid_of(in->tid);
+    syscall(SYS_tgkill, tgid > 0 ? tgid : in->tid, in->tid, SIGKILL);
+    if (tgid > 0)
+        kill(tgid, SIGKILL);
+    return -ESRCH;
+}
+
+/* Wait for tid's next syscall stop, an entry (entry 1) or an exit: 0, or
+ * -errno (-ESRCH: it is gone, or was killed as broken). Signal stops are
+ * held; other tracees' stops and exits are queued. */
+static int wait_syscall_stop(struct injection *in, int entry)
 {
     for (;;) {
         int status;
-        pid_t got = waitpid(in->tid, &status, __WALL);
+        pid_t got = waitpid(-1, &status, __WALL);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
-        if (!WIFSTOPPED(status)) {
-            in->exited = 1;
+        if (got != in->tid) {
+            if (queue_stop(in->ctx, got, status) < 0)
+                return broken(in);             /* no memory to keep it: fail closed */
+            continue;
+        }
+        if (!WIFSTOPPED(status) || status >> 16 == PTRACE_EVENT_EXEC) {
+            in->exited = 1;                    /* gone, or another thread's exec took its place */
             in->status = status;
             return -ESRCH;
         }
         int sig = WSTOPSIG(status);
         if (sig == (SIGTRAP | 0x80))
-            return 0;
+            return expected_stop(in, entry) ? 0 : broken(in);
+        if (status >> 16 == PTRACE_EVENT_SECCOMP)
+            return broken(in);                 /* a hooked call of its own */
         if (status >> 16 == 0 && in->nheld < (int)(sizeof(in->held) / sizeof(in->held[0])))
             in->held[in->nheld++] = sig;       /* a signal on its way: later */
         if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
@@ -113,17 +169,21 @@ static long inject(struct injection *in, long nr, const uint64_t a[6])
     r.r9 = a[5];
     if (in->at_exit)
         r.rip = in->base.rip - 2;              /* the syscall instruction, again */
+    in->nr = nr;
+    memcpy(in->args, a, sizeof(in->args));
     if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0)
         return -errno;
     if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
         return -errno;
-    int rc = wait_syscall_stop(in);
+    /* From the seccomp stop the call goes on to its exit; from an exit, the
+     * instruction runs again: its entry first. */
+    int rc = wait_syscall_stop(in, in->at_exit);
     if (rc < 0)
         return rc;
     if (in->at_exit) {                         /* that was the entry: now the exit */
         if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
             return -errno;
-        if ((rc = wait_syscall_stop(in)) < 0)
+        if ((rc = wait_syscall_stop(in, 0)) < 0)
             return rc;
     }
     in->at_exit = 1;
@@ -276,7 +336,7 @@ static int set_return(pid_t tid, struct user_regs_struct *r, int skip, int64_t v
 /* Apply the kept reply to tid, stopped at the seccomp stop of its call. 0:
  * resume it with PTRACE_CONT; 1: it died meanwhile (*result: its wait
  * status, not yet handled); <0: -errno, not answered. */
-static int apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
+static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64_t *result)
 {
     struct user_regs_struct r;
     *result = 0;
@@ -291,7 +351,7 @@ static int apply(pid_t tid, struct yr_deferred *reply, int64_t *result)
     if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
         return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
-    struct injection in = { .tid = tid, .base = r };
+    struct injection in = { .ctx = ctx, .tid = tid, .base = r };
     long fd;
     /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
     uint64_t insn = 0;
@@ -326,7 +386,7 @@ int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
     yr_ctx_take_reply(ctx, &reply);
     if (reply.kind == YR_DEFER_PENDING)
         return 0;                              /* a worker answers later: it stays stopped */
-    int rc = apply(tid, &reply, &result);
+    int rc = apply(ctx, tid, &reply, &result);
     if (rc == 1) {
         *status = (int)result;
         return 1;
@@ -366,34 +426,64 @@ static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
  * sandbox hung). So once a wait returns, every other tracee ready then is
  * taken too (WNOHANG), and all are served before the next wait: a tracee
  * is reported once per stop, and none of these is resumed before its turn. */
-#define STOPS_MAX 256
+#define STOPS_DRAIN 256                /* taken at once after a wait (WNOHANG) */
 struct yr_stops {
-    int n, next;
-    struct { pid_t tid; int status; } q[STOPS_MAX];
+    int n, next, size;
+    struct stop { pid_t tid; int status; } *q;
 };
 
 void yr_stops_free(struct yr_stops *stops)
 {
+    if (stops)
+        free(stops->q);
     free(stops);
+}
+
+static struct yr_stops *stops_of(struct yr_ctx *ctx)
+{
+    if (!ctx->stops)
+        ctx->stops = calloc(1, sizeof(*ctx->stops));
+    return ctx->stops;
+}
+
+/* tid's stop or exit, to serve after those queued before it: 0 or -ENOMEM.
+ * A tracee is reported once per stop and once at its exit, so the queue
+ * holds at most two entries per tracee. */
+static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status)
+{
+    struct yr_stops *s = stops_of(ctx);
+    if (!s)
+        return -ENOMEM;
+    if (s->n == s->size) {
+        int size = s->size ? 2 * s->size : STOPS_DRAIN;
+        struct stop *q = realloc(s->q, (size_t)size * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        s->q = q;
+        s->size = size;
+    }
+    s->q[s->n].tid = tid;
+    s->q[s->n++].status = status;
+    return 0;
 }
 
 /* The next stop or exit to serve: 1, 0 when no tracee is left, -errno
  * (-EINTR: a worker's wake-up, whose answer is applied first). */
 static int next_stop(struct yr_ctx *ctx, pid_t *tid, int *status)
 {
-    struct yr_stops *s = ctx->stops;
-    if (!s && !(s = ctx->stops = calloc(1, sizeof(*s))))
+    struct yr_stops *s = stops_of(ctx);
+    if (!s)
         return -ENOMEM;
     if (s->next == s->n) {
         s->next = s->n = 0;
-        int st;
+        int st, taken = 0;
         pid_t got = waitpid(-1, &st, __WALL);
         if (got < 0)
             return errno == ECHILD ? 0 : -errno;
         do {
-            s->q[s->n].tid = got;
-            s->q[s->n++].status = st;
-        } while (s->n < STOPS_MAX && (got = waitpid(-1, &st, __WALL | WNOHANG)) > 0);
+            if (queue_stop(ctx, got, st) < 0)
+                return -ENOMEM;
+        } while (++taken < STOPS_DRAIN && (got = waitpid(-1, &st, __WALL | WNOHANG)) > 0);
     }
     *tid = s->q[s->next].tid;
     *status = s->q[s->next++].status;

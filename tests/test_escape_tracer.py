@@ -1,0 +1,84 @@
+"""The ptrace backend's descriptor injection under attack (found by a review
+of the backend, docs/backends.md and docs/hostile.md).
+
+ptrace has no SECCOMP_IOCTL_NOTIF_ADDFD: an emulated open's descriptor is
+passed in by making the caller run socketpair, recvmsg, close and fcntl,
+each by running its syscall instruction again (csrc/tracer.c). That
+instruction is the caller's own code:
+
+* a second thread of the program rewrote it, between two injected calls,
+  into a jump to an open of its own; the tracer took that open's entry for
+  its injected call's and resumed it past its seccomp stop, unjudged: a
+  stranger's link followed (and, the same way, a ptrace attach of a process
+  outside and a kill of the supervisor). Every stop of an injection is now
+  checked to be the injected call; anything else kills the program.
+* the tracer waited for the caller's thread alone: when another thread
+  ended the process meanwhile (exit_group), the caller, its group's leader,
+  was never reported (a leader's exit waits for its other threads to be
+  reaped, which only the tracer does), and the sandbox hung for ever, a
+  benign program too. The injection now waits for any tracee and queues the
+  others' stops and exits.
+
+tests/helpers/inject_race.c makes both."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_root, yama_run
+from test_escape import AS_1001, _have_ptrace_backend, place, placed_probe  # noqa: F401
+
+pytestmark = [requires_root,
+              pytest.mark.skipif(not _have_ptrace_backend(),
+                                 reason="needs python-ptrace for --backend ptrace")]
+PTRACE = ["--backend", "ptrace"]
+
+
+@pytest.fixture(scope="module")
+def probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "inject_race")
+
+
+@pytest.fixture
+def strangers_link():
+    """A stranger's (uid 1002) link in a sticky world-writable directory to a
+    file uid 1001 may read: what fs.protected_symlinks refuses to follow."""
+    d = Path(tempfile.mkdtemp(prefix="yr-inject-", dir="/tmp"))
+    d.chmod(0o755)
+    secret = d / "secret.txt"
+    secret.write_text("SECRET\n")
+    secret.chmod(0o644)
+    sticky = d / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "l"
+    os.symlink(secret, link)
+    os.lchown(link, 1002, 1002)
+    yield link
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_rewritten_syscall_instruction_runs_no_call_unjudged(probe, strangers_link, sysctl):
+    """The program rewrites the instruction the tracer runs again into an
+    open of a stranger's link, 200 times: never opened (the kernel's knob at
+    0, yama-run's symlinks protection on); the program is killed at the first
+    stop that is not the injected call."""
+    sysctl("fs.protected_symlinks", 0)
+    r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", *AS_1001, probe, "rewrite",
+                 strangers_link, "200", timeout=120)
+    assert "LEAK" not in r.stdout, r.stdout + r.stderr
+    assert r.returncode in (0, 128 + 9, -9), (r.returncode, r.stdout, r.stderr)
+
+
+def test_a_process_ending_while_its_call_is_given_a_descriptor_ends(probe):
+    """A benign program: one thread opens and closes a file in a loop, another
+    ends the process after 20 ms. It ends, with its status, every time (3 in
+    6 runs hung before)."""
+    for _ in range(6):
+        r = yama_run(*PTRACE, "--", *AS_1001, probe, "exit-during-open", "20000", timeout=30)
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
