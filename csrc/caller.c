@@ -135,7 +135,12 @@ int yr_proc_open(struct yr_call *c, const char *name, int flags)
  * unchanged, except for the supplementary groups, which only a thread that
  * may setgroups (CAP_SETGID permitted) can change without changing those;
  * for a thread that may, the groups are read again unless they cannot
- * matter (CAP_DAC_OVERRIDE in effect). */
+ * matter (CAP_DAC_OVERRIDE in effect). A thread that holds capabilities
+ * may enter another user namespace (unshare, setns) keeping the same masks
+ * (a full set before and after, or capset back to them), and then none of
+ * them is ours to lend: for such a thread the namespace is looked at on
+ * every call (one readlink, ~0.8 us here); a thread without capabilities
+ * has none to lend in any namespace. */
 #define ID_CACHE 64
 struct id_entry {
     pid_t tid;
@@ -144,6 +149,7 @@ struct id_entry {
     int procdir;              /* O_PATH /proc/TID: bound to the task, like the pidfd */
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
     uint64_t eff, perm;
+    uint64_t userns;          /* its user namespace's inode when last refreshed */
     struct yr_fsid fsid;
 };
 struct yr_idcache {
@@ -188,12 +194,18 @@ static int get_info(int pidfd, uint32_t ids[8], pid_t *tgid)
     return 0;
 }
 
-static uint64_t userns_of(pid_t tid)
+/* The user namespace of the task whose /proc directory dir is (AT_FDCWD:
+ * "/proc/self"), by the number its ns/user link names ("user:[N]"); 0 when
+ * it cannot be read (then it is no namespace of ours). */
+static uint64_t userns_at(int dir)
 {
-    char path[64];
-    struct stat st;
-    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
-    return stat(path, &st) < 0 ? 0 : (uint64_t)st.st_ino;
+    char link[48];
+    ssize_t n = readlinkat(dir, dir == AT_FDCWD ? "/proc/self/ns/user" : "ns/user", link,
+                           sizeof(link) - 1);
+    if (n <= 6 || strncmp(link, "user:[", 6) != 0)
+        return 0;
+    link[n] = '\0';
+    return strtoull(link + 6, NULL, 10);
 }
 
 static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_event *ev)
@@ -229,14 +241,17 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
     if (yr_creds_read(ev->tid, &c) < 0)
         return errno == E2BIG ? -E2BIG : -1;
     if (!ids->own_userns)
-        ids->own_userns = userns_of(getpid());
+        ids->own_userns = userns_at(AT_FDCWD);
     /* Capabilities held in another user namespace are not ours to lend. */
-    uint64_t caps = userns_of(ev->tid) == ids->own_userns ? ev->cap_effective : 0;
+    e->userns = userns_at(e->procdir);
+    int foreign = !e->userns || e->userns != ids->own_userns;
+    uint64_t caps = foreign ? 0 : ev->cap_effective;
     memcpy(e->ids, v, sizeof(v));
     e->eff = ev->cap_effective;
     e->perm = ev->cap_permitted;
     e->fsid = (struct yr_fsid){ .ruid = c.ruid, .rgid = c.rgid, .fsuid = c.fsuid,
-                                .fsgid = c.fsgid, .ngroups = c.ngroups, .caps = caps };
+                                .fsgid = c.fsgid, .ngroups = c.ngroups, .caps = caps,
+                                .foreign_userns = (uint32_t)foreign };
     memcpy(e->fsid.groups, c.groups, c.ngroups * sizeof(c.groups[0]));
     return 0;
 }
@@ -253,13 +268,96 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
                          (ev->cap_effective >> CAP_DAC_OVERRIDE & 1);
     int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
-                get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
+                get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0 &&
+                (!(ev->cap_effective | ev->cap_permitted) || userns_at(e->procdir) == e->userns);
     int err = fresh ? 0 : refresh(ids, e, ev);
     if (err < 0)     /* more groups than an identity keeps: refused, as the caller's are not all ours */
         return err == -E2BIG ? -EPERM : -ESRCH;
     *out = e->fsid;
     *procdir = e->procdir;
     return 0;
+}
+
+/* ---- ids as a caller in a user namespace of its own sees them ----------------
+ *
+ * A stat performed for a caller reports owners as our user namespace sees
+ * them; the kernel reports them as the caller's does (from_kuid_munged):
+ * mapped through its uid_map and gid_map, the overflow ids (65534) for what
+ * its namespace does not map. Read from /proc/TID, each extent's lower id
+ * is given in the reader's namespace, ours. A map is written once, so a
+ * written one (a namespace's maps are never empty once written) is kept
+ * with the namespace it belongs to; an empty one is read again. */
+#define MAP_EXTENTS 16
+struct idmap {
+    uint64_t userns;
+    uint32_t n;
+    struct { uint32_t first, lower, count; } ext[MAP_EXTENTS];
+};
+static __thread struct idmap uid_map, gid_map;
+
+static uint32_t overflow_id(const char *name)
+{
+    char path[64], buf[16];
+    snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
+    return yr_read_text(path, buf, sizeof(buf)) > 0 ? (uint32_t)strtoul(buf, NULL, 10) : 65534;
+}
+
+/* m for the namespace userns, read from procdir's entry name: 0, or -1 (then
+ * nothing is mapped: every id is the overflow one). */
+static int map_load(struct idmap *m, int procdir, const char *name, uint64_t userns)
+{
+    if (m->userns == userns && m->n > 0)
+        return 0;
+    m->userns = 0;
+    m->n = 0;
+    char buf[MAP_EXTENTS * 36 + 1];
+    int fd = openat(procdir, name, O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    yr_close(fd);
+    if (len <= 0 || len == (ssize_t)sizeof(buf) - 1)
+        return -1;                               /* none yet, or more than kept */
+    buf[len] = '\0';
+    for (char *line = buf; *line && m->n < MAP_EXTENTS; ) {
+        unsigned long first, lower, count;
+        char *end;
+        first = strtoul(line, &end, 10);
+        lower = strtoul(end, &end, 10);
+        count = strtoul(end, &end, 10);
+        if (lower != 0xFFFFFFFFUL)               /* unmapped in ours: maps nothing we see */
+            m->ext[m->n++] = (typeof(m->ext[0])){ (uint32_t)first, (uint32_t)lower,
+                                                  (uint32_t)count };
+        line = strchr(end, '\n');
+        if (!line)
+            break;
+        line++;
+    }
+    m->userns = userns;
+    return 0;
+}
+
+static uint32_t map_down(const struct idmap *m, uint32_t id, uint32_t overflow)
+{
+    for (uint32_t i = 0; i < m->n; i++)
+        if (id >= m->ext[i].lower && id - m->ext[i].lower < m->ext[i].count)
+            return m->ext[i].first + (id - m->ext[i].lower);
+    return overflow;
+}
+
+void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
+{
+    static uint32_t overflow_uid, overflow_gid;
+    if (!c->id.foreign_userns)
+        return;
+    if (!overflow_uid) {
+        overflow_gid = overflow_id("overflowgid");
+        overflow_uid = overflow_id("overflowuid");
+    }
+    const struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
+    uint64_t userns = e->tid == c->ev.tid ? e->userns : 0;
+    int ok = userns && map_load(&uid_map, c->procdir, "uid_map", userns) == 0 &&
+             map_load(&gid_map, c->procdir, "gid_map", userns) == 0;
+    *uid = ok ? map_down(&uid_map, *uid, overflow_uid) : overflow_uid;
+    *gid = ok ? map_down(&gid_map, *gid, overflow_gid) : overflow_gid;
 }
 
 /* tid's process, as this call's identity look-up found it (0: not known). */

@@ -120,12 +120,46 @@ static void stay_undumpable(void)
     syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* A thread that acts for callers leaves our session keyring, once, for an
+ * empty one of its own: keys are searched in the acting thread's keyrings,
+ * and a root supervisor's session (a login's, inherited by yama-run) may
+ * hold keys that unlock files for whoever opens them (an fscrypt v1 key, a
+ * CIFS multiuser mount's credentials): a caller of another uid would open
+ * them with root's keys. Only the credentials of the calling thread change
+ * (join_session_keyring: commit_creds), and a thread it creates inherits the
+ * new keyring, so one created by a thread that left already need not. An
+ * unprivileged supervisor acts for callers of its own uid, whose session it
+ * is. Not done where keys are not built in (ENOSYS). */
+#define KEYCTL_GET_KEYRING_ID_ 0
+#define KEYCTL_JOIN_SESSION_KEYRING_ 1
+#define KEY_SPEC_SESSION_KEYRING_ (-3)
+static long ours_session = -1;
+static pthread_once_t session_once = PTHREAD_ONCE_INIT;
+static __thread int session_left;
+
+static void read_our_session(void)
+{
+    ours_session = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID_, KEY_SPEC_SESSION_KEYRING_, 0);
+}
+
+static void leave_our_session_keyring(void)
+{
+    if (session_left || geteuid() != 0)
+        return;
+    session_left = 1;
+    pthread_once(&session_once, read_our_session);
+    if (ours_session >= 0 &&
+        syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID_, KEY_SPEC_SESSION_KEYRING_, 0) == ours_session)
+        syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL);
+}
+
 /* Switch this thread to c. Returns 0, or -1 with errno (then still as before). */
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
 {
     saved->active = 0;
     if (geteuid() != 0)
         return 0;                          /* see the comment at the top */
+    leave_our_session_keyring();
     if (capget_self(&saved->cap_effective, &saved->cap_permitted) < 0)
         return -1;
     long n = syscall(SYS_getgroups, YR_MAX_GROUPS, saved->groups);
@@ -220,6 +254,7 @@ static int become_exactly(const struct yr_creds *c)
     if (geteuid() != 0)      /* what we hold beyond the caller is all we can take away */
         return capset_all(c->cap_effective & eff, c->cap_permitted & perm,
                           c->cap_inheritable & perm);
+    leave_our_session_keyring();
     if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
         syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
         syscall(SYS_setresgid, c->rgid, c->egid, -1) < 0 ||
@@ -278,6 +313,7 @@ static int fs_init(void)
 {
     if (fs_ready)
         return 0;
+    leave_our_session_keyring();
     if (capget_self(&base_eff, &base_perm) < 0)
         return -1;
     long n = syscall(SYS_getgroups, YR_MAX_GROUPS, fs_base.groups);

@@ -110,7 +110,14 @@ struct yr_res {
     int root_known;
     struct statx root_stx;
     int root_top;               /* root is our own "/": nothing is above it to leave to */
-    int inside;                 /* the walk came through root (or starts at the scope) */
+    int inside;                 /* the walk came through root, starts at the scope, or set
+                                   out from a directory below the root */
+    int start;                  /* a relative walk's start (the caller's cwd or dirfd),
+                                   kept until the call ends, or -1 */
+    int start_judged;           /* start looked at: is it below the root? */
+    struct yr_proven *proven;   /* directories found below the root (below_root), or NULL */
+    uint32_t proven_gen;        /* this call's entries in it */
+    uint32_t climbed;           /* '..' steps below_root took in this call */
     int root_set;               /* the kernel's nd->root is set: an absolute path, a scope, a '..' */
     int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
     struct statx known_stx;
@@ -278,6 +285,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a);
 
 /* statcopy.c */
 int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);
+void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid);
 
 /* meta.c */
 int yr_act_stat(struct yr_call *c);

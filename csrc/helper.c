@@ -5,14 +5,19 @@
  * and capabilities of whoever opened them (map_write, new_idmap_permitted,
  * proc_setgroups_open, proc_timens_set_offset), and so is /dev/fuse: a FUSE
  * mount takes its fd only if opened in the mounter's user namespace
- * (fuse_fill_super). An fd the supervisor opens carries the supervisor's,
+ * (fuse_fill_super). /dev/net/tun binds the opener's network namespace
+ * (tun_chr_open: current->nsproxy->net_ns): a device attached or created
+ * through it lives there, so a caller that made a network namespace of its
+ * own (unshare -rn) would reach the supervisor's, the host's, taps; and
+ * /dev/ppp checks the opener's user namespace (ppp_open: f_cred). An fd the
+ * supervisor opens carries the supervisor's,
  * never the caller's; continuing the caller's own open after a check
  * instead would let another thread swap the path for a sibling's
  * /proc/PID/mem.
  *
  * So such an open is made by a short-lived helper forked here: single
  * threaded, it takes the caller's ids, groups and capabilities, enters the
- * caller's user namespace, opens the object the gate judged (our O_PATH fd,
+ * caller's user and network namespaces, opens the object the gate judged (our O_PATH fd,
  * through its own /proc/self/fd) and hands the fd back over a socketpair;
  * the supervisor installs it in the caller. Nothing in the helper allocates:
  * it is a fork of a threaded process. While it lives, its pid is protected
@@ -91,6 +96,8 @@ static long capget_perm(uint64_t *prm)
     return rc;
 }
 
+#define HELPER_SOCK_FD 5
+
 static void send_result(int sock, int fd, int err)
 {
     char byte = (char)err;
@@ -111,9 +118,18 @@ static void send_result(int sock, int fd, int err)
         _exit(1);
 }
 
-/* In the helper (fds: 3 the object, 4 the caller's user namespace or -1,
- * 5 the socket): become the caller, open, send. Never returns. */
-static void helper_main(const struct as_caller *a, int flags, int userns_differs)
+/* The caller's namespaces the helper enters where they are not ours: the
+ * user namespace first (the others are then judged from inside it). */
+static const struct { const char *name; int type; } joined[] = {
+    { "user", CLONE_NEWUSER }, { "net", CLONE_NEWNET },
+};
+#define JOINED (int)(sizeof(joined) / sizeof(joined[0]))
+#define HELPER_NS_FD 6                           /* joined[i]'s descriptor: 6 + i */
+
+/* In the helper (fds: 3 the object, 5 the socket, 6 + i the caller's
+ * namespace joined[i], entered where it is not ours: bit i of differs):
+ * become the caller, open, send. Never returns. */
+static void helper_main(const struct as_caller *a, int flags, unsigned differs)
 {
     const struct yr_creds *c = &a->ids;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -138,8 +154,9 @@ static void helper_main(const struct as_caller *a, int flags, int userns_differs
         prctl(PR_SET_DUMPABLE, 0);               /* before it holds only the caller's */
         capset3(ours, ours, 0);                  /* effective again, for setns */
     }
-    if (!err && userns_differs && setns(4, CLONE_NEWUSER) < 0)
-        err = errno;
+    for (int i = 0; i < JOINED && !err; i++)
+        if (differs >> i & 1 && setns(HELPER_NS_FD + i, joined[i].type) < 0)
+            err = errno;
     prctl(PR_SET_DUMPABLE, 0);                   /* setns is a credential change too */
     if (!err && capset3(a->eff, a->prm, a->inh) < 0)
         err = errno;
@@ -151,7 +168,7 @@ static void helper_main(const struct as_caller *a, int flags, int userns_differs
         if (fd < 0)
             err = errno;
     }
-    send_result(5, fd, err);
+    send_result(HELPER_SOCK_FD, fd, err);
     _exit(0);
 }
 
@@ -207,6 +224,24 @@ static int receive_fd(int sock, int *err)
     return fd;
 }
 
+/* The caller's namespace joined[i] as an fd (bit i of *differs set when it
+ * is not ours), or -1: the caller is gone. */
+static int caller_ns(pid_t tid, int i, unsigned *differs)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)tid, joined[i].name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "/proc/self/ns/%s", joined[i].name);
+    struct stat x, y;
+    if (fd < 0 || stat(path, &y) < 0 || fstat(fd, &x) < 0) {
+        yr_close(fd);
+        return -1;
+    }
+    if (x.st_ino != y.st_ino || x.st_dev != y.st_dev)
+        *differs |= 1u << i;
+    return fd;
+}
+
 /* obj (O_PATH, judged) opened with flags by a helper that is the caller.
  * The fd, or -errno. */
 int yr_open_as_caller(struct yr_call *c, int obj, int flags)
@@ -214,24 +249,26 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
     struct as_caller a;
     yr_fs_reset();                               /* our look-ups, with our authority */
     int err = read_caller(c->ev.tid, &a);
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)c->ev.tid);
-    int userns = err ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-    int ours = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-    struct stat x, y;
-    int differs = userns >= 0 && ours >= 0 && fstat(userns, &x) == 0 && fstat(ours, &y) == 0 &&
-                  (x.st_ino != y.st_ino || x.st_dev != y.st_dev);
-    yr_close(ours);
+    unsigned differs = 0;
+    int ns[JOINED], hns[JOINED];
+    for (int i = 0; i < JOINED; i++) {
+        hns[i] = -1;
+        ns[i] = err ? -1 : caller_ns(c->ev.tid, i, &differs);
+        if (ns[i] < 0 && !err)
+            err = ESRCH;
+    }
     int sv[2] = { -1, -1 };
-    if (!err && (userns < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0))
-        err = userns < 0 ? ESRCH : errno;
-    /* High numbers first, so that placing them at 3, 4, 5 never overwrites one. */
-    int hobj = -1, hns = -1, hsock = -1;
+    if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        err = errno;
+    /* High numbers first, so that placing them at 3, 5, 6... never overwrites one. */
+    int hobj = -1, hsock = -1;
     if (!err) {
         hobj = fcntl(obj, F_DUPFD_CLOEXEC, 64);
-        hns = fcntl(userns, F_DUPFD_CLOEXEC, 64);
         hsock = fcntl(sv[1], F_DUPFD_CLOEXEC, 64);
-        if (hobj < 0 || hns < 0 || hsock < 0)
+        for (int i = 0; i < JOINED; i++)
+            if ((hns[i] = fcntl(ns[i], F_DUPFD_CLOEXEC, 64)) < 0)
+                err = EMFILE;
+        if (hobj < 0 || hsock < 0)
             err = EMFILE;
     }
     /* A fork with a pidfd: the helper is waited for and killed through it,
@@ -241,11 +278,14 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
     if (!err) {
         pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
         if (pid == 0) {
-            if (place(hobj, 3) < 0 || place(hns, 4) < 0 || place(hsock, 5) < 0)
+            if (place(hobj, 3) < 0 || place(hsock, HELPER_SOCK_FD) < 0)
                 _exit(1);
-            syscall(SYS_close_range, 6, ~0U, 0);
+            for (int i = 0; i < JOINED; i++)
+                if (place(hns[i], HELPER_NS_FD + i) < 0)
+                    _exit(1);
+            syscall(SYS_close_range, HELPER_NS_FD + JOINED, ~0U, 0);
             char go;
-            if (read(5, &go, 1) != 1)            /* not before it is protected */
+            if (read(HELPER_SOCK_FD, &go, 1) != 1)   /* not before it is protected */
                 _exit(1);
             helper_main(&a, flags, differs);
         }
@@ -256,9 +296,11 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
     if (pid > 0 && (slot < 0 || write(sv[0], "g", 1) != 1))
         err = EAGAIN;
     yr_close(hobj);
-    yr_close(hns);
     yr_close(hsock);
-    yr_close(userns);
+    for (int i = 0; i < JOINED; i++) {
+        yr_close(hns[i]);
+        yr_close(ns[i]);
+    }
     yr_close(sv[1]);
     int fd = -1;
     if (!err)

@@ -37,7 +37,8 @@ static struct yr_call *call_new(void)
         free(c);
         return NULL;
     }
-    c->res.dir = c->res.obj = c->res.root = c->ifd = c->link_src = c->link_dir = -1;
+    c->res.dir = c->res.obj = c->res.root = c->res.start = c->ifd = c->link_src =
+        c->link_dir = -1;
     c->spare_start = -1;
     return c;
 }
@@ -48,6 +49,7 @@ static void call_free(struct yr_call *c)
         return;
     yr_call_close(c);
     free(c->res.bodies);
+    free(c->res.proven);
     free(c);
 }
 

@@ -158,15 +158,20 @@ static int may_wait(const struct stat *st)
     return !(S_ISCHR(st->st_mode) && major(st->st_rdev) == 1);
 }
 
-/* /dev/fuse (misc 10:229), by whatever name, node or magic link it was
- * reached: a FUSE mount takes its fd only if it was opened in the mounter's
- * user namespace (fuse_fill_super compares file->f_cred->user_ns), so it is
- * opened as the caller, like the id-map files. Its open never waits
- * (fuse_dev_open only allocates), so the helper's round trip on this
- * receiver is bounded. */
-static int fuse_device(const struct stat *st)
+/* Devices whose open binds the opener's namespaces, by whatever name, node
+ * or magic link they were reached, opened as the caller like the id-map
+ * files (helper.c): /dev/fuse (misc 10:229; a FUSE mount takes its fd only
+ * if it was opened in the mounter's user namespace, fuse_fill_super),
+ * /dev/net/tun (misc 10:200: its devices live in the opener's network
+ * namespace, tun_chr_open) and /dev/ppp (108:0: ppp_open asks for
+ * CAP_NET_ADMIN in the opener's user namespace). Their opens never wait
+ * (they only allocate), so the helper's round trip on this receiver is
+ * bounded. */
+static int binds_opener(const struct stat *st)
 {
-    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(10, 229);
+    return S_ISCHR(st->st_mode) && (st->st_rdev == makedev(10, 229) ||
+                                    st->st_rdev == makedev(10, 200) ||
+                                    st->st_rdev == makedev(108, 0));
 }
 
 /* Open the held object (res.obj) with the caller's flags. */
@@ -176,7 +181,7 @@ int yr_open_final(struct yr_call *c)
     int fl = c->flags | O_NOCTTY | O_CLOEXEC;
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
-    if (c->opener_matters || fuse_device(&r->obj_st)) {
+    if (c->opener_matters || binds_opener(&r->obj_st)) {
         int fd = yr_open_as_caller(c, r->obj, c->flags);
         return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
     }

@@ -18,7 +18,8 @@
  * handler, a FUSE request until its daemon answers or dies), so it is not
  * prevented but contained: the watchdog notices a receiver busy for longer
  * than STALL_AFTER_NS and not running (it waits in the kernel; one that is
- * only slow on a busy machine is left alone), marks it stalled and asks Python for another (up to
+ * only slow on a busy machine is left alone), or busy for longer than
+ * STALL_RUNNING_NS whatever it does, marks it stalled and asks Python for another (up to
  * YR_STALLED_MAX), so the other callers keep being served. The stalled
  * receiver finishes its call when the caller or whoever holds it up dies
  * (userfaultfd's last close wakes the fault with an error, a dead FUSE
@@ -43,6 +44,10 @@
 #include "engine.h"
 
 #define STALL_AFTER_NS 100000000ULL   /* busy this long on one call: stalled */
+/* ...even running: no call takes a second of CPU unless a program made it
+ * costly on purpose (a walk the kernel makes in milliseconds), and waiting
+ * that long for a CPU on one call is no load the others should wait for. */
+#define STALL_RUNNING_NS 1000000000ULL
 #define TICK_NS 50000000L             /* the watchdog looks this often */
 #define STALLED ((uint64_t)-1)        /* busy_since of a receiver marked stalled */
 #define POOL_SIZE (YR_RECEIVERS_BASE + YR_STALLED_MAX)
@@ -300,7 +305,8 @@ static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
         uint64_t since = __atomic_load_n(&c->busy_since, __ATOMIC_ACQUIRE);
         if (since == 0 || since == STALLED || now - since < STALL_AFTER_NS)
             continue;
-        if (running(__atomic_load_n(&c->thread, __ATOMIC_RELAXED)))
+        if (now - since < STALL_RUNNING_NS &&
+            running(__atomic_load_n(&c->thread, __ATOMIC_RELAXED)))
             continue;
         pid_t tid = __atomic_load_n(&c->busy_tid, __ATOMIC_RELAXED);
         /* Fails if the receiver finished that call meanwhile (or took

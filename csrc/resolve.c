@@ -105,16 +105,91 @@ static int at_root(struct yr_call *c, int dir)
            same_dir(&sx, &r->root_stx);
 }
 
-/* Must a '..' of this walk be checked to land below the root? When the walk
- * came through the caller's root (an absolute path or body, a '..' stopped
- * there) or walks an openat2 scope, and that root is not our own '/'. A walk
- * from a cwd or dirfd that never passed through the root is not checked: the
- * kernel stops '..' at the root only when the walk stands on it, so from a
- * directory outside the jail '..' goes on up, natively as here. */
+static int below_root(struct yr_call *c, int up);
+
+/* Must a '..' of this walk be checked to land below the root? When the root
+ * is not our own '/', and the walk came through it (an absolute path or
+ * body, a '..' stopped there), walks an openat2 scope, or set out from a
+ * directory below it: a relative walk's start (the caller's cwd or dirfd,
+ * looked at here, at the walk's first '..', from the descriptor the walk
+ * started from and kept since) or a magic link's directory (through_link).
+ * A walk from a directory outside the jail (a chroot without chdir, a cwd
+ * moved out before the call, a descriptor of a directory outside) is not
+ * checked: the kernel stops '..' at the root only when the walk stands on
+ * it, so from there '..' goes on up, natively as here. The race a start
+ * below the root closes: the walk steps into D, and D is renamed out of the
+ * jail before D's '..' (below_root). */
 static int dotdot_checked(struct yr_call *c)
 {
-    return c->res.inside && !c->res.root_top;
+    struct yr_res *r = &c->res;
+    if (!r->inside && r->start >= 0 && !r->start_judged && load_root(c) && !r->root_top) {
+        r->start_judged = 1;
+        r->inside = below_root(c, r->start) != -EAGAIN;   /* BELOW_UNKNOWN: checked */
+    }
+    return r->inside && !r->root_top;
 }
+
+/* Directories below_root found below the root in this call: a climb stops
+ * at the first of them it meets. Without it each '..' climbed to the root
+ * again: a path of 40 link bodies, each "../" a thousand times down a tree
+ * a thousand deep, cost the receiver a minute of look-ups (the kernel's
+ * '..' is one step: 2-6 ms for the whole path), and every other caller of
+ * the sandbox waited (found by a review). Entries carry the call's
+ * generation (proven_gen), so a new call starts with none without clearing
+ * the table; allocated on the first climb, so only jailed and scoped walks
+ * pay for it. A climb that would go past CLIMB_BUDGET steps in one call
+ * fails as a raced one does (EAGAIN), whatever defeats the table. */
+#define PROVEN_SLOTS 4096                     /* a power of two */
+#define PROVEN_PROBES 8
+#define CLIMB_MAX (YR_PATH_MAX / 2)           /* the deepest a path can reach */
+#define CLIMB_BUDGET (16 * CLIMB_MAX)
+struct proven_key {
+    uint64_t ino, mnt;
+    uint32_t dev, gen;
+};
+struct yr_proven {
+    struct proven_key slot[PROVEN_SLOTS];
+    struct proven_key climb[CLIMB_MAX + 1];  /* the directories of the climb under way */
+};
+
+static struct proven_key key_of(const struct statx *sx, uint32_t gen)
+{
+    return (struct proven_key){ sx->stx_ino, sx->stx_mnt_id,
+                                sx->stx_dev_major << 20 | sx->stx_dev_minor, gen };
+}
+
+static struct proven_key *proven_slot(struct yr_proven *p, const struct proven_key *k, int *found)
+{
+    uint64_t h = (k->ino * 0x9E3779B97F4A7C15ULL) ^ (k->mnt << 17) ^ k->dev;
+    struct proven_key *free_slot = NULL;
+    for (int i = 0; i < PROVEN_PROBES; i++) {
+        struct proven_key *s = &p->slot[(h + (uint64_t)i) & (PROVEN_SLOTS - 1)];
+        if (s->gen != k->gen) {
+            if (!free_slot)
+                free_slot = s;
+            continue;
+        }
+        if (s->ino == k->ino && s->mnt == k->mnt && s->dev == k->dev) {
+            *found = 1;
+            return s;
+        }
+    }
+    *found = 0;
+    return free_slot;                         /* NULL: full there, the key is not kept */
+}
+
+static int proven_before(struct yr_proven *p, const struct proven_key *k)
+{
+    int found;
+    proven_slot(p, k, &found);
+    return found;
+}
+
+/* below_root's answer when it could not tell (no memory, a look-up failed,
+ * the climb's bound reached): a '..' checked fails with EAGAIN, and a start
+ * or a magic link's directory is taken as below the root, so that its '..'
+ * is checked (and fails) rather than let go. */
+#define BELOW_UNKNOWN (-EDEADLK)
 
 /* The race: the walk stands in a directory D below the root, and another
  * process (outside the jail, or with a name of its own for D) renames D out
@@ -127,32 +202,49 @@ static int dotdot_checked(struct yr_call *c)
  * kernel's scoped walk). Checked after the '..', so whatever the walk goes on
  * from was below the root at that moment; a later rename of it takes its
  * subtree along, and what is renamed into that subtree could as well be
- * renamed into the jail. */
+ * renamed into the jail. A directory found below the root earlier in the
+ * call ends the climb as the root does: if it was renamed out since, up is
+ * in what was its subtree, the same case. */
 static int below_root(struct yr_call *c, int up)
 {
     struct yr_res *r = &c->res;
     struct statx sx, px;
-    int err = -EAGAIN, cur = up;
+    int err = BELOW_UNKNOWN, cur = up, n = 0, found = 0;
     if (!r->root_known)
-        return -EAGAIN;                          /* the root unknown: fail closed */
+        return BELOW_UNKNOWN;
+    if (!r->proven && !(r->proven = calloc(1, sizeof(*r->proven))))
+        return BELOW_UNKNOWN;
+    struct yr_proven *p = r->proven;
     yr_fs_pause();
     if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) < 0)
         goto out;
-    for (int depth = 0; depth < YR_PATH_MAX / 2; depth++) {
-        if (same_dir(&sx, &r->root_stx)) {
-            err = 0;
+    for (;;) {
+        struct proven_key k = key_of(&sx, r->proven_gen);
+        if (same_dir(&sx, &r->root_stx) || proven_before(p, &k)) {
+            err = 0;                             /* the root, or found below it before */
             break;
         }
+        if (n == CLIMB_MAX || ++r->climbed > CLIMB_BUDGET)
+            break;
+        p->climb[n++] = k;
         int parent = yr_openat2(cur, "..", O_PATH | O_DIRECTORY, 0);
         if (parent < 0)
             break;
         if (cur != up)
             close(cur);
         cur = parent;
-        if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &px) < 0 ||
-            same_dir(&px, &sx))
-            break;                               /* our own top: not below the root */
+        if (statx(cur, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &px) < 0)
+            break;
+        if (same_dir(&px, &sx)) {
+            err = -EAGAIN;                       /* our own top: not below the root */
+            break;
+        }
         sx = px;
+    }
+    for (int i = 0; i < n && err == 0; i++) {   /* each was below the root just now */
+        struct proven_key *s = proven_slot(p, &p->climb[i], &found);
+        if (s && !found)
+            *s = p->climb[i];
     }
 out:
     if (cur != up)
@@ -171,7 +263,7 @@ static int dotdot(struct yr_call *c, int dir)
     int err = below_root(c, up);
     if (err < 0) {
         close(up);
-        return err;
+        return -EAGAIN;                          /* outside, or not known: as a raced one */
     }
     return up;
 }
@@ -257,21 +349,21 @@ static int proc_link(struct yr_call *c, int dir, const char *name, const struct 
 /* A walk that starts at (or jumps to) the caller's root walks from res.root
  * itself, borrowed, not from a copy (a dup and its close saved per absolute
  * path): release() closes every other descriptor of the walk, never that
- * one, and own() gives a descriptor of the call's own where one is kept
- * (res.dir), so res.root is closed once, by yr_call_close: a second close
- * could close whatever another receiver thread had opened under that number
- * meanwhile. */
+ * one (nor res.start, kept for dotdot_checked), and own() gives a descriptor
+ * of the call's own where one is kept (res.dir), so each is closed once, by
+ * yr_call_close: a second close could close whatever another receiver
+ * thread had opened under that number meanwhile. */
 static void release(struct yr_call *c, int fd)
 {
     if (fd == c->res.known_dir)
         c->res.known_dir = -1;
-    if (fd != c->res.root)
+    if (fd != c->res.root && fd != c->res.start)
         yr_close(fd);
 }
 
 static int own(struct yr_call *c, int fd)
 {
-    if (fd < 0 || fd != c->res.root)
+    if (fd < 0 || (fd != c->res.root && fd != c->res.start))
         return fd;
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     return copy < 0 ? -errno : copy;
@@ -402,7 +494,14 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
             *next = -1;
             return err;
         }
-        return *next < 0 ? *next : 0;
+        if (*next < 0)
+            return *next;
+        /* The walk sets out anew from the descriptor's directory, as the
+         * kernel's (nd_jump_link): its '..' is checked when that directory
+         * is below the root, whatever the walk did before (dotdot_checked). */
+        r->start_judged = 1;
+        r->inside = load_root(c) && !r->root_top && below_root(c, *next) != -EAGAIN;
+        return 0;
     }
     if (r->depth + 1 > MAXSYMLINKS)
         return -ELOOP;
@@ -659,8 +758,13 @@ static int walk(struct yr_call *c, int from, const char *path)
 /* A path of the call's, from its start (not a link body: walk_body). */
 int yr_walk(struct yr_call *c, int from, const char *path)
 {
-    c->res.inside = 0;                   /* until the walk comes through the root */
-    c->res.root_set = path[0] == '/' || (c->res.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT));
+    struct yr_res *r = &c->res;
+    int scoped = (r->resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0;
+    r->inside = 0;                       /* until the walk comes through the root */
+    r->root_set = path[0] == '/' || scoped;
+    yr_close(r->start);                  /* an earlier path's (linkat's new name) */
+    r->start = path[0] != '/' && !scoped ? from : -1;
+    r->start_judged = 0;
     return walk(c, from, path);
 }
 

@@ -74,6 +74,7 @@ int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken)
         if (statx(fd, "", AT_EMPTY_PATH | (c->flags & (STATX_SYNC_BITS | AT_NO_AUTOMOUNT)),
                   c->mode, &sx) < 0)
             return -errno;
+        yr_ids_for_caller(c, &sx.stx_uid, &sx.stx_gid);
         struct iovec l = { &sx, sizeof(sx) }, r = { (void *)(uintptr_t)c->buf, sizeof(sx) };
         return yr_write_caller(c, &l, 1, &r, 1);
     }
@@ -82,6 +83,7 @@ int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken)
         st = *taken;
     else if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
         return -errno;
+    yr_ids_for_caller(c, &st.st_uid, &st.st_gid);
     if (c->op == OP_STAT64)
         return put_stat64(c, &st);
     /* x86-64 and x32: the kernel's own layout, padding zeroed */

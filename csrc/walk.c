@@ -103,11 +103,13 @@ void yr_call_close(struct yr_call *c)
     yr_close(r->dir);
     yr_close(r->obj);
     yr_close(r->root);
+    yr_close(r->start);
     yr_close(c->ifd);
     yr_close(c->link_src);
     yr_close(c->link_dir);
     yr_close(c->spare_start);
-    r->dir = r->obj = r->root = c->ifd = c->link_src = c->link_dir = c->spare_start = -1;
+    r->dir = r->obj = r->root = r->start = c->ifd = c->link_src = c->link_dir =
+        c->spare_start = -1;
     c->resume = RESUME_NONE;
 }
 
@@ -137,6 +139,9 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->xsize = 0;
     c->path[0] = c->target[0] = '\0';
     r->root_known = r->inside = r->root_set = 0;
+    r->climbed = 0;
+    if (++r->proven_gen == 0)                    /* below_root's entries of earlier calls */
+        r->proven_gen = 1;
     r->known_dir = -1;
     r->resolve = 0;
     r->follow = 1;
@@ -468,10 +473,9 @@ static void access_identity(struct yr_call *c)
 {
     if (c->ev.sys == YR_SYS_FACCESSAT2 && (c->flags & AT_EACCESS))
         return;
-    int foreign_ns = c->ev.cap_effective != 0 && c->id.caps == 0;
     c->id.fsuid = c->id.ruid;
     c->id.fsgid = c->id.rgid;
-    c->id.caps = (c->id.ruid == 0 && !foreign_ns) ? c->ev.cap_permitted : 0;
+    c->id.caps = c->id.ruid == 0 && !c->id.foreign_userns ? c->ev.cap_permitted : 0;
 }
 
 /* AT_EMPTY_PATH with an empty path: the caller's descriptor itself. An

@@ -82,6 +82,8 @@ struct yr_fsid {
     uint32_t fsuid, fsgid, ngroups;
     uint32_t groups[YR_MAX_GROUPS];
     uint64_t caps;          /* the caller's effective set, as far as ours covers it */
+    uint32_t foreign_userns;  /* it is in another user namespace: none of its capabilities
+                                 are ours to lend (caps 0); not part of the switch */
 };
 int yr_fs_become(const struct yr_fsid *id);
 int yr_fs_reset(void);

@@ -6,12 +6,14 @@ during and after (tests/stall_harness.py; docs/stall.md: the bounds and the
 errnos)."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 
 import pytest
 
 from as_user import AS_USER
-from conftest import public_copy, requires_root
+from conftest import public_copy, requires_root, yama_run
 from stall_harness import (CALLER_CACHES, IDENTITY_CACHE_FDS, assert_unharmed,
                            attack_with_bystander, stall, starter)  # noqa: F401  (fixtures)
 from test_containment import user_yama_run  # noqa: F401  (a fixture)
@@ -219,3 +221,37 @@ def test_a_slow_decision_holds_up_no_other_caller(tmp_path):
     assert done_first == "True", r.stdout            # before the slow call returned
     assert float(prctl_s) >= SLOW_DECISION_S - 0.1   # the call did wait on its module
     assert float(longest_s) < 0.05, r.stdout         # no open waited for it
+
+
+# -- a walk that costs the supervisor far more than the kernel ---------------------------
+
+@pytest.fixture
+def flood(helper):
+    """The probe where every uid may run it, and a directory uid 1001 may
+    build its tree in."""
+    exe, where = public_copy(helper("dotdot_flood"), "dotdot_flood")
+    os.chmod(where, 0o1777)
+    yield exe, where
+    subprocess.run(["rm", "-rf", where])         # 1,000 deep: past shutil's recursion
+
+
+@pytest.mark.parametrize("inside", [[], AS_USER], ids=["root", "uid1001"])
+def test_a_walk_of_many_dotdots_holds_up_no_bystander(flood, inside):
+    """openat2(RESOLVE_IN_ROOT) through 10 links, each climbing 819 levels of
+    a tree 1,000 deep and coming back down: every '..' is proven below the
+    scope (docs/path-engine.md), and each proof climbed to the scope again,
+    so one call held the serving receiver for 5 seconds (40 with 39 links
+    and 1,500 levels) while a bystander process of the sandbox waited for
+    its open and stat (one round in 3 s). A climb now stops at a directory
+    it found below the scope before in the call (tens of ms here); a
+    receiver busy on one call for a second, running or not, is replaced.
+    The call's answer is the kernel's."""
+    probe, where = flood
+    native = subprocess.run([*inside, probe, f"{where}/native", "1000", "10", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert "result=ok" in native.stdout, native.stdout + native.stderr
+    r = yama_run("--", *inside, probe, f"{where}/t", "1000", "10", "3", timeout=120)
+    facts = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    assert facts.get("result") == "ok", r.stdout + r.stderr
+    assert int(facts["bystander"]) >= 10, facts
+    assert int(facts["worst_ms"]) < 1500, facts

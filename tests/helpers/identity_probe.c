@@ -1,0 +1,202 @@
+/* identity_probe: what a program gets from what the supervisor's acting
+ * threads keep of the supervisor (tests/test_escape_identity.py).
+ *
+ *   identity_probe userns-open FILE   fork: a child makes one routed call,
+ *                                     enters a user namespace of its own
+ *                                     (the parent maps 0 to 0), lowers its
+ *                                     capability masks back to those it had,
+ *                                     opens FILE: "open=OK" or "open=ENAME"
+ *   identity_probe userns-access FILE...  a user namespace of its own, no
+ *                                     effective capability left:
+ *                                     "access:FILE=OK|ENAME" (R_OK|W_OK)
+ *   identity_probe tap NODE NAME      open NODE (a tun node), attach to the
+ *                                     tap NAME, write one Ethernet frame:
+ *                                     "attach=...", "write=..."
+ *   identity_probe tun-create NODE NAME  open NODE, create the tun NAME,
+ *                                     persistent: "create=..."
+ *   identity_probe fscrypt-key CMD... a session keyring of its own holding a
+ *                                     v1 fscrypt logon key, then exec CMD
+ *   identity_probe fscrypt-policy DIR the v1 policy of that key on DIR
+ *   identity_probe newsess CMD...     an empty session keyring, then exec CMD */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <linux/capability.h>
+#include <linux/fscrypt.h>
+#include <linux/if_tun.h>
+#include <linux/keyctl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+static const char *err_name(int e)
+{
+    const char *n = strerrorname_np(e);
+    return n ? n : "?";
+}
+
+static void caps_get(unsigned long long *eff, unsigned long long *prm)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    syscall(SYS_capget, &h, d);
+    *eff = (unsigned long long)d[1].effective << 32 | d[0].effective;
+    *prm = (unsigned long long)d[1].permitted << 32 | d[0].permitted;
+}
+
+static int caps_set(unsigned long long eff, unsigned long long prm)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = { { (unsigned)eff, (unsigned)prm, 0 },
+                                           { (unsigned)(eff >> 32), (unsigned)(prm >> 32), 0 } };
+    return (int)syscall(SYS_capset, &h, d);
+}
+
+static void write_file(pid_t pid, const char *name, const char *text)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY);
+    if (fd >= 0) {
+        if (write(fd, text, strlen(text)) < 0)
+            perror(path);
+        close(fd);
+    }
+}
+
+static int userns_open(const char *file)
+{
+    int up[2], down[2];
+    if (pipe(up) < 0 || pipe(down) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        unsigned long long eff0, prm0, eff1, prm1;
+        char b;
+        caps_get(&eff0, &prm0);
+        int fd = open("/etc/hostname", O_RDONLY);      /* routed: the identity is cached */
+        if (fd >= 0)
+            close(fd);
+        if (unshare(CLONE_NEWUSER) < 0) {
+            printf("unshare=%s\n", err_name(errno));
+            _exit(0);
+        }
+        if (write(up[1], "x", 1) != 1 || read(down[0], &b, 1) != 1)
+            _exit(1);
+        caps_get(&eff1, &prm1);
+        caps_set(eff1 & eff0, prm1 & prm0);              /* the masks it had */
+        fd = open(file, O_RDONLY);
+        printf("open=%s\n", fd >= 0 ? "OK" : err_name(errno));
+        _exit(0);
+    }
+    char b;
+    if (read(up[0], &b, 1) == 1) {
+        write_file(child, "uid_map", "0 0 1");
+        write_file(child, "setgroups", "deny");
+        write_file(child, "gid_map", "0 0 1");
+    }
+    if (write(down[1], "x", 1) != 1)
+        return 1;
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+static int userns_access(int n, char **files)
+{
+    if (unshare(CLONE_NEWUSER) < 0) {
+        printf("unshare=%s\n", err_name(errno));
+        return 0;
+    }
+    unsigned long long eff, prm;
+    caps_get(&eff, &prm);
+    caps_set(0, prm);
+    for (int i = 0; i < n; i++)
+        printf("access:%s=%s\n", files[i],
+               access(files[i], R_OK | W_OK) == 0 ? "OK" : err_name(errno));
+    return 0;
+}
+
+static int tun(const char *node, const char *name, int create)
+{
+    int fd = open(node, O_RDWR);
+    if (fd < 0) {
+        printf("open=%s\n", err_name(errno));
+        return 0;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = (create ? IFF_TUN : IFF_TAP) | IFF_NO_PI;
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+    int rc = ioctl(fd, TUNSETIFF, &ifr);
+    if (create) {
+        if (rc == 0)
+            rc = ioctl(fd, TUNSETPERSIST, 1);
+        printf("create=%s\n", rc == 0 ? "OK" : err_name(errno));
+        return 0;
+    }
+    printf("attach=%s\n", rc == 0 ? "OK" : err_name(errno));
+    if (rc < 0)
+        return 0;
+    unsigned char frame[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5 };
+    ssize_t n = write(fd, frame, sizeof(frame));
+    printf("write=%s\n", n == (ssize_t)sizeof(frame) ? "OK" : err_name(errno));
+    return 0;
+}
+
+static const unsigned char descriptor[FSCRYPT_KEY_DESCRIPTOR_SIZE] =
+    { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77 };
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc >= 3 && strcmp(argv[1], "userns-open") == 0)
+        return userns_open(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "userns-access") == 0)
+        return userns_access(argc - 2, argv + 2);
+    if (argc == 4 && (strcmp(argv[1], "tap") == 0 || strcmp(argv[1], "tun-create") == 0))
+        return tun(argv[2], argv[3], argv[1][1] == 'u');
+    if (argc >= 3 && strcmp(argv[1], "fscrypt-key") == 0) {
+        struct fscrypt_key key = { .mode = 0, .size = FSCRYPT_MAX_KEY_SIZE };
+        for (int i = 0; i < FSCRYPT_MAX_KEY_SIZE; i++)
+            key.raw[i] = (unsigned char)(i * 7 + 3);
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, "yr-fscrypt-test") < 0 ||
+            syscall(SYS_add_key, "logon", "fscrypt:0011223344556677", &key, sizeof(key),
+                    KEY_SPEC_SESSION_KEYRING) < 0) {
+            perror("fscrypt key");
+            return 1;
+        }
+        execvp(argv[2], argv + 2);
+        perror(argv[2]);
+        return 1;
+    }
+    if (argc >= 3 && strcmp(argv[1], "newsess") == 0) {
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0) {
+            perror("session keyring");
+            return 1;
+        }
+        execvp(argv[2], argv + 2);
+        perror(argv[2]);
+        return 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "fscrypt-policy") == 0) {
+        struct fscrypt_policy_v1 p = { .version = FSCRYPT_POLICY_V1,
+            .contents_encryption_mode = FSCRYPT_MODE_AES_256_XTS,
+            .filenames_encryption_mode = FSCRYPT_MODE_AES_256_CTS,
+            .flags = FSCRYPT_POLICY_FLAGS_PAD_32 };
+        memcpy(p.master_key_descriptor, descriptor, sizeof(descriptor));
+        int fd = open(argv[2], O_RDONLY | O_DIRECTORY);
+        if (fd < 0 || ioctl(fd, FS_IOC_SET_ENCRYPTION_POLICY, &p) < 0) {
+            perror("fscrypt policy");
+            return 1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: see the comment at the top\n");
+    return 2;
+}

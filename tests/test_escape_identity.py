@@ -1,0 +1,298 @@
+"""What the supervisor's acting threads keep of the supervisor, and what a
+program got from it (found by a review of the calls performed as the
+caller, docs/hostile.md):
+
+* A root program that entered a user namespace of its own (a runtime, a
+  self-sandbox) lost every capability over the files outside it, natively;
+  the supervisor's identity cache still lent its capabilities as the initial
+  namespace's when the masks looked the same, and access() lent its
+  permitted set once its effective set was empty: a 0600 file of uid 1001
+  read (csrc/caller.c, csrc/walk.c).
+* /dev/net/tun, opened by a thread of the supervisor, made its devices in
+  the supervisor's network namespace: uid 1001 in a network namespace of its
+  own (unshare -rn) attached to a tap of the host and sent frames into it;
+  root inside created interfaces in the host. It is opened by the helper
+  that is the caller, now in the caller's network namespace too
+  (csrc/helper.c, csrc/open.c).
+* The acting threads kept the supervisor's session keyring, whose keys
+  unlock files for whoever opens them: uid 1001 read an fscrypt v1 file
+  under a yama-run started by root in the session holding the key. Each
+  acting thread of a root supervisor now has an empty session keyring of its
+  own (csrc/creds.c).
+
+tests/helpers/identity_probe.c makes the calls; each test runs the natively
+run control beside yama-run."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from as_user import AS_USER, as_user  # noqa: F401  (fixture)
+from conftest import BACKEND_ARGS, YAMA_RUN, requires_root, tree_env, yama_run
+from test_escape import place, placed_probe  # noqa: F401  (fixture)
+
+pytestmark = requires_root
+
+
+@pytest.fixture(scope="module")
+def probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "identity_probe")
+
+
+def _facts(out: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+# -- capabilities of a user namespace of the caller's own --------------------------------
+
+@pytest.fixture
+def files_of_1001():
+    """A 0600 file of uid 1001, and a file below a 0700 directory of its."""
+    d = Path(tempfile.mkdtemp(prefix="yr-identity-", dir="/tmp"))
+    d.chmod(0o755)
+    secret = d / "secret"
+    secret.write_text("secret of 1001\n")
+    (d / "private").mkdir()
+    inner = d / "private" / "inner"
+    inner.write_text("x\n")
+    for path, mode in ((secret, 0o600), (d / "private", 0o700), (inner, 0o600)):
+        os.chown(path, 1001, 1001)
+        path.chmod(mode)
+    yield secret, inner
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_capabilities_held_in_its_own_user_namespace_are_never_lent(probe, files_of_1001):
+    """A routed call (the identity cached), then a user namespace of its own
+    (0 mapped to 0) and the masks lowered back to what they were: root
+    there has no capability over uid 1001's file (EACCES), under yama-run
+    as natively."""
+    secret, _ = files_of_1001
+    native = subprocess.run([probe, "userns-open", secret], capture_output=True, text=True,
+                            timeout=30)
+    assert _facts(native.stdout) == {"open": "EACCES"}, native.stdout + native.stderr
+    r = yama_run("--", probe, "userns-open", secret, timeout=60)
+    assert _facts(r.stdout) == {"open": "EACCES"}, r.stdout + r.stderr
+
+
+def test_access_lends_no_permitted_set_of_another_user_namespace(probe, files_of_1001):
+    """access() judges root's real ids with its permitted set, in its own
+    user namespace: there, none over uid 1001's files."""
+    secret, inner = files_of_1001
+    want = {f"access:{secret}": "EACCES", f"access:{inner}": "EACCES"}
+    native = subprocess.run([probe, "userns-access", secret, inner], capture_output=True,
+                            text=True, timeout=30)
+    assert _facts(native.stdout) == want, native.stdout + native.stderr
+    r = yama_run("--", probe, "userns-access", secret, inner, timeout=60)
+    assert _facts(r.stdout) == want, r.stdout + r.stderr
+
+
+# -- /dev/net/tun binds the opener's network namespace -----------------------------------
+
+TUNSETIFF, TUNSETPERSIST, TUNSETOWNER = 0x400454CA, 0x400454CB, 0x400454CC
+IFF_TUN, IFF_TAP, IFF_NO_PI, IFF_UP = 0x0001, 0x0002, 0x1000, 0x1
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
+
+
+def _ifreq(name: str, flags: int) -> bytes:
+    return struct.pack("16sH22x", name.encode(), flags)
+
+
+def _tun_persist(name: str, kind: int, persist: bool, owner: int | None = None) -> None:
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, _ifreq(name, kind | IFF_NO_PI))
+        if owner is not None:
+            fcntl.ioctl(fd, TUNSETOWNER, owner)
+        fcntl.ioctl(fd, TUNSETPERSIST, int(persist))
+    finally:
+        os.close(fd)
+
+
+def _up(name: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, _ifreq(name, 0)))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, _ifreq(name, flags | IFF_UP))
+
+
+def _received(name: str) -> int:
+    return int(Path(f"/sys/class/net/{name}/statistics/rx_packets").read_text())
+
+
+@pytest.fixture
+def tun_node(place):  # noqa: F811
+    """A tun node every uid may open (Debian's /dev/net/tun is 0666; this
+    VM's is 0600), and the host's tap yrtapN of uid 1001, up."""
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("no /dev/net/tun")
+    node = place / "tun"
+    if not node.exists():
+        os.mknod(node, 0o20666, os.makedev(10, 200))
+    node.chmod(0o666)
+    name = f"yrtap{os.getpid() % 100000}"
+    try:
+        _tun_persist(name, IFF_TAP, True, owner=1001)
+    except OSError as e:
+        pytest.skip(f"cannot make a tap: {e}")
+    try:
+        _up(name)
+        yield str(node), name
+    finally:
+        _tun_persist(name, IFF_TAP, False)
+
+
+ATTACH_IN_OWN_NETNS = {"attach": "OK", "write": "EIO"}    # a new tap there, down
+
+
+def test_tap_natively_from_a_network_namespace_of_its_own(probe, tun_node):
+    node, name = tun_node
+    before = _received(name)
+    r = subprocess.run([*AS_USER, "unshare", "-rn", probe, "tap", node, name],
+                       capture_output=True, text=True, timeout=30)
+    assert _facts(r.stdout) == ATTACH_IN_OWN_NETNS, r.stdout + r.stderr
+    assert _received(name) == before
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "strict"]], ids=["default", "strict"])
+def test_a_tap_of_the_host_is_never_reached_from_a_network_namespace_of_its_own(
+        probe, tun_node, profile):
+    """uid 1001 in a user and network namespace of its own attaches to a tap
+    of that name: a new one there, down (EIO), never the host's (up, of
+    uid 1001: the frame would be received there)."""
+    node, name = tun_node
+    before = _received(name)
+    r = yama_run(*profile, "--", *AS_USER, "unshare", "-rn", probe, "tap", node, name,
+                 timeout=60)
+    assert _facts(r.stdout) == ATTACH_IN_OWN_NETNS, r.stdout + r.stderr
+    assert _received(name) == before
+
+
+def test_the_same_under_a_yama_run_of_an_ordinary_user(probe, tun_node, as_user):  # noqa: F811
+    node, name = tun_node
+    before = _received(name)
+    r = as_user.run("--", "unshare", "-rn", probe, "tap", node, name, timeout=60)
+    assert _facts(r.stdout) == ATTACH_IN_OWN_NETNS, r.stdout + r.stderr
+    assert _received(name) == before
+
+
+def test_root_in_a_network_namespace_of_its_own_creates_its_tun_there(probe):
+    """Root inside, unshare -n: the persistent tun it creates lives in its
+    namespace (and ends with it), never in the host's."""
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("no /dev/net/tun")
+    name = f"yrtun{os.getpid() % 100000}"
+    host = Path("/sys/class/net") / name
+    try:
+        for run in (lambda *a: subprocess.run(list(a), capture_output=True, text=True,
+                                              timeout=30),
+                    lambda *a: yama_run("--", *a, timeout=60)):
+            r = run("unshare", "-n", probe, "tun-create", "/dev/net/tun", name)
+            assert _facts(r.stdout) == {"create": "OK"}, r.stdout + r.stderr
+            assert not host.exists(), "made in the host's network namespace"
+    finally:
+        if host.exists():
+            _tun_persist(name, IFF_TUN, False)
+
+
+# -- the session keyring: an fscrypt v1 key ----------------------------------------------
+
+@pytest.fixture
+def encrypted(probe):
+    """An ext4 image with encryption, mounted; enc/ under the v1 policy of
+    identity_probe's key, holding plain.txt; remount() forgets what was
+    unlocked (v1 keeps an unlocked inode's key for everyone)."""
+    for tool in ("mkfs.ext4", "losetup"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    where = Path(tempfile.mkdtemp(prefix="yr-fscrypt-", dir="/tmp"))   # uid 1001 may search it
+    where.chmod(0o755)
+    img, mnt = where / "fs.img", where / "mnt"
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "encrypt", str(img)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"mkfs.ext4 -O encrypt: {made.stderr.strip()}")
+    mnt.mkdir()
+
+    def mount():
+        r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a loop image: {r.stderr.strip()}")
+
+    def remount():
+        subprocess.run(["umount", str(mnt)], check=True)
+        mount()
+
+    mount()
+    try:
+        mnt.chmod(0o755)
+        enc = mnt / "enc"
+        enc.mkdir()
+        enc.chmod(0o777)
+        made = subprocess.run([probe, "fscrypt-key", "sh", "-c",
+                               f'"$0" fscrypt-policy {enc} && echo plaintext > {enc}/plain.txt '
+                               f'&& chmod 644 {enc}/plain.txt', probe],
+                              capture_output=True, text=True, timeout=30)
+        if made.returncode != 0:
+            pytest.skip(f"no fscrypt v1 here: {made.stderr.strip()}")
+        remount()
+        yield enc / "plain.txt", remount
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def test_a_key_of_the_supervisors_session_unlocks_nothing_for_another_uid(probe, encrypted):
+    """Root holds the v1 key in its session and runs yama-run there; the
+    program, uid 1001 in a session keyring of its own, cannot read the file
+    (natively its name is not even found); root in the session can."""
+    plain, remount = encrypted
+    cat = [probe, "newsess", *AS_USER, "cat", str(plain)]
+    native = subprocess.run([probe, "fscrypt-key", *cat], capture_output=True, text=True,
+                            timeout=30)
+    assert "No such file" in native.stderr and "plaintext" not in native.stdout, native.stderr
+    remount()
+    r = subprocess.run([probe, "fscrypt-key", *YAMA_RUN, *BACKEND_ARGS, "--", *cat],
+                       capture_output=True, text=True, timeout=60, env=tree_env())
+    assert "plaintext" not in r.stdout, r.stdout + r.stderr
+    assert r.returncode != 0 and "No such file" in r.stderr, r.stderr
+    remount()
+    control = subprocess.run([probe, "fscrypt-key", "cat", str(plain)], capture_output=True,
+                             text=True, timeout=30)
+    assert control.stdout == "plaintext\n", control.stdout + control.stderr
+
+
+# -- ids as a caller in a user namespace of its own sees them ----------------------------
+
+STAT_IDS = ('import os, sys\n'
+            'for p in sys.argv[1:]:\n'
+            '    s, l = os.stat(p), os.lstat(p)\n'
+            '    print(f"py:{p}={s.st_uid}:{s.st_gid}:{l.st_uid}:{l.st_gid}")\n')
+
+
+def test_a_stat_reports_the_ids_its_caller_sees(files_of_1001):
+    """uid 1001 in `unshare -r` (its 0 is uid 1001): its own file is 0:0,
+    root's is the overflow id, as the kernel's stat says (from_kuid_munged);
+    stat(1) asks statx. yama-run reported the ids of its own namespace (1001
+    and 0): a program checking that it owns its files (git's safe.directory)
+    was refused."""
+    secret, _ = files_of_1001
+    cmd = [*AS_USER, "unshare", "-r", "sh", "-c",
+           'python3 -c "$0" "$@" && stat -c "statx:%n=%u:%g" "$1" "$2"', STAT_IDS,
+           str(secret), "/etc/passwd"]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    want = {f"py:{secret}": "0:0:0:0", "py:/etc/passwd": "65534:65534:65534:65534",
+            f"statx:{secret}": "0:0", "statx:/etc/passwd": "65534:65534"}
+    assert _facts(native.stdout) == want, native.stdout + native.stderr
+    r = yama_run("--", *cmd, timeout=60)
+    assert _facts(r.stdout) == want, r.stdout + r.stderr
