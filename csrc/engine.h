@@ -263,7 +263,8 @@ int yr_install(struct yr_call *c, int fd, int flags, const struct stat *known);
 int yr_take_umask(struct yr_call *c);
 
 /* helper.c */
-int yr_open_as_caller(struct yr_call *c, int obj, int flags);
+#define YR_AS_CALLER_NET 1          /* the helper enters the caller's network namespace too */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how);
 int yr_is_helper(pid_t pid);
 
 /* worker.c */

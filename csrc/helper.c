@@ -96,7 +96,7 @@ static long capget_perm(uint64_t *prm)
     return rc;
 }
 
-#define HELPER_SOCK_FD 5
+#define HELPER_SOCK_FD 4
 
 static void send_result(int sock, int fd, int err)
 {
@@ -119,14 +119,18 @@ static void send_result(int sock, int fd, int err)
 }
 
 /* The caller's namespaces the helper enters where they are not ours: the
- * user namespace first (the others are then judged from inside it). */
+ * user namespace always, first (the others are then judged from inside it);
+ * the network namespace for the devices that bind it (YR_AS_CALLER_NET):
+ * only for them, since the id-map files are written while a namespace is
+ * being set up, where a network namespace of the caller's may not be
+ * enterable yet (Chromium's zygote failed to write its uid_map). */
 static const struct { const char *name; int type; } joined[] = {
     { "user", CLONE_NEWUSER }, { "net", CLONE_NEWNET },
 };
 #define JOINED (int)(sizeof(joined) / sizeof(joined[0]))
-#define HELPER_NS_FD 6                           /* joined[i]'s descriptor: 6 + i */
+#define HELPER_NS_FD 5                           /* joined[i]'s descriptor: 5 + i */
 
-/* In the helper (fds: 3 the object, 5 the socket, 6 + i the caller's
+/* In the helper (fds: 3 the object, 4 the socket, 5 + i the caller's
  * namespace joined[i], entered where it is not ours: bit i of differs):
  * become the caller, open, send. Never returns. */
 static void helper_main(const struct as_caller *a, int flags, unsigned differs)
@@ -242,9 +246,10 @@ static int caller_ns(pid_t tid, int i, unsigned *differs)
     return fd;
 }
 
-/* obj (O_PATH, judged) opened with flags by a helper that is the caller.
- * The fd, or -errno. */
-int yr_open_as_caller(struct yr_call *c, int obj, int flags)
+/* obj (O_PATH, judged) opened with flags by a helper that is the caller,
+ * in its user namespace and, with YR_AS_CALLER_NET in how, its network
+ * namespace. The fd, or -errno. */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
 {
     struct as_caller a;
     yr_fs_reset();                               /* our look-ups, with our authority */
@@ -252,7 +257,9 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
     unsigned differs = 0;
     int ns[JOINED], hns[JOINED];
     for (int i = 0; i < JOINED; i++) {
-        hns[i] = -1;
+        hns[i] = ns[i] = -1;
+        if (i == 1 && !(how & YR_AS_CALLER_NET))
+            continue;
         ns[i] = err ? -1 : caller_ns(c->ev.tid, i, &differs);
         if (ns[i] < 0 && !err)
             err = ESRCH;
@@ -260,13 +267,13 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
     int sv[2] = { -1, -1 };
     if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         err = errno;
-    /* High numbers first, so that placing them at 3, 5, 6... never overwrites one. */
+    /* High numbers first, so that placing them at 3, 4, 5... never overwrites one. */
     int hobj = -1, hsock = -1;
     if (!err) {
         hobj = fcntl(obj, F_DUPFD_CLOEXEC, 64);
         hsock = fcntl(sv[1], F_DUPFD_CLOEXEC, 64);
         for (int i = 0; i < JOINED; i++)
-            if ((hns[i] = fcntl(ns[i], F_DUPFD_CLOEXEC, 64)) < 0)
+            if (ns[i] >= 0 && (hns[i] = fcntl(ns[i], F_DUPFD_CLOEXEC, 64)) < 0)
                 err = EMFILE;
         if (hobj < 0 || hsock < 0)
             err = EMFILE;
@@ -281,8 +288,9 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags)
             if (place(hobj, 3) < 0 || place(hsock, HELPER_SOCK_FD) < 0)
                 _exit(1);
             for (int i = 0; i < JOINED; i++)
-                if (place(hns[i], HELPER_NS_FD + i) < 0)
-                    _exit(1);
+                if (hns[i] < 0 ? close(HELPER_NS_FD + i) < 0 && errno != EBADF
+                               : place(hns[i], HELPER_NS_FD + i) < 0)
+                    _exit(1);                    /* nothing of ours left at a slot unused */
             syscall(SYS_close_range, HELPER_NS_FD + JOINED, ~0U, 0);
             char go;
             if (read(HELPER_SOCK_FD, &go, 1) != 1)   /* not before it is protected */

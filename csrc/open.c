@@ -174,6 +174,11 @@ static int binds_opener(const struct stat *st)
                                     st->st_rdev == makedev(108, 0));
 }
 
+static unsigned namespaces_bound(const struct stat *st)
+{
+    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(10, 200) ? YR_AS_CALLER_NET : 0;
+}
+
 /* Open the held object (res.obj) with the caller's flags. */
 int yr_open_final(struct yr_call *c)
 {
@@ -182,7 +187,7 @@ int yr_open_final(struct yr_call *c)
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
     if (c->opener_matters || binds_opener(&r->obj_st)) {
-        int fd = yr_open_as_caller(c, r->obj, c->flags);
+        int fd = yr_open_as_caller(c, r->obj, c->flags, namespaces_bound(&r->obj_st));
         return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
     }
     if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
