@@ -139,8 +139,10 @@ int yr_proc_open(struct yr_call *c, const char *name, int flags)
  * may enter another user namespace (unshare, setns) keeping the same masks
  * (a full set before and after, or capset back to them), and then none of
  * them is ours to lend: for such a thread the namespace is looked at on
- * every call (one readlink, ~0.8 us here); a thread without capabilities
- * has none to lend in any namespace. */
+ * every call (one readlink, ~0.7 us here). A thread without capabilities
+ * has none to lend in any namespace, and one in another namespace already
+ * lends none and cannot come back to ours (setns to it would need
+ * CAP_SYS_ADMIN here). */
 #define ID_CACHE 64
 struct id_entry {
     pid_t tid;
@@ -269,7 +271,8 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
     int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
                 get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0 &&
-                (!(ev->cap_effective | ev->cap_permitted) || userns_at(e->procdir) == e->userns);
+                (!(ev->cap_effective | ev->cap_permitted) || e->fsid.foreign_userns ||
+                 userns_at(e->procdir) == e->userns);
     int err = fresh ? 0 : refresh(ids, e, ev);
     if (err < 0)     /* more groups than an identity keeps: refused, as the caller's are not all ours */
         return err == -E2BIG ? -EPERM : -ESRCH;
@@ -284,16 +287,20 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
  * them; the kernel reports them as the caller's does (from_kuid_munged):
  * mapped through its uid_map and gid_map, the overflow ids (65534) for what
  * its namespace does not map. Read from /proc/TID, each extent's lower id
- * is given in the reader's namespace, ours. A map is written once, so a
- * written one (a namespace's maps are never empty once written) is kept
- * with the namespace it belongs to; an empty one is read again. */
+ * is given in the reader's namespace, ours. A map is written once, so the
+ * maps of a namespace, once written (never empty then), are kept per thread
+ * with a descriptor of that namespace: held, it cannot be freed, so its
+ * inode number, the key, names no later namespace. */
 #define MAP_EXTENTS 16
 struct idmap {
-    uint64_t userns;
     uint32_t n;
     struct { uint32_t first, lower, count; } ext[MAP_EXTENTS];
 };
-static __thread struct idmap uid_map, gid_map;
+static __thread struct {
+    uint64_t userns;          /* the namespace both maps are of (0: none kept) */
+    int nsfd;                 /* held while they are kept */
+    struct idmap uid, gid;
+} maps = { 0, -1, { 0 }, { 0 } };
 
 static uint32_t overflow_id(const char *name)
 {
@@ -302,36 +309,59 @@ static uint32_t overflow_id(const char *name)
     return yr_read_text(path, buf, sizeof(buf)) > 0 ? (uint32_t)strtoul(buf, NULL, 10) : 65534;
 }
 
-/* m for the namespace userns, read from procdir's entry name: 0, or -1 (then
- * nothing is mapped: every id is the overflow one). */
-static int map_load(struct idmap *m, int procdir, const char *name, uint64_t userns)
+/* m read from procdir's entry name: 0, or -1 (none written yet, or more
+ * extents than kept: then every id is the overflow one). */
+static int map_read(struct idmap *m, int procdir, const char *name)
 {
-    if (m->userns == userns && m->n > 0)
-        return 0;
-    m->userns = 0;
     m->n = 0;
     char buf[MAP_EXTENTS * 36 + 1];
     int fd = openat(procdir, name, O_RDONLY | O_CLOEXEC);
     ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
     yr_close(fd);
     if (len <= 0 || len == (ssize_t)sizeof(buf) - 1)
-        return -1;                               /* none yet, or more than kept */
+        return -1;
     buf[len] = '\0';
     for (char *line = buf; *line && m->n < MAP_EXTENTS; ) {
-        unsigned long first, lower, count;
         char *end;
-        first = strtoul(line, &end, 10);
-        lower = strtoul(end, &end, 10);
-        count = strtoul(end, &end, 10);
-        if (lower != 0xFFFFFFFFUL)               /* unmapped in ours: maps nothing we see */
-            m->ext[m->n++] = (typeof(m->ext[0])){ (uint32_t)first, (uint32_t)lower,
-                                                  (uint32_t)count };
+        unsigned long first = strtoul(line, &end, 10);
+        unsigned long lower = strtoul(end, &end, 10);
+        unsigned long count = strtoul(end, &end, 10);
+        if (lower != 0xFFFFFFFFUL) {             /* unmapped in ours: maps nothing we see */
+            m->ext[m->n].first = (uint32_t)first;
+            m->ext[m->n].lower = (uint32_t)lower;
+            m->ext[m->n++].count = (uint32_t)count;
+        }
         line = strchr(end, '\n');
         if (!line)
             break;
         line++;
     }
-    m->userns = userns;
+    return 0;
+}
+
+/* The maps of the caller whose /proc directory procdir is: 0, or -1. */
+static int maps_load(int procdir)
+{
+    struct stat st;
+    int nsfd = openat(procdir, "ns/user", O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || fstat(nsfd, &st) < 0) {
+        yr_close(nsfd);
+        return -1;
+    }
+    if (maps.userns == (uint64_t)st.st_ino && maps.nsfd >= 0) {
+        close(nsfd);                             /* the one kept (it is held) */
+        return 0;
+    }
+    yr_close(maps.nsfd);
+    maps.nsfd = -1;
+    maps.userns = 0;
+    if (map_read(&maps.uid, procdir, "uid_map") < 0 ||
+        map_read(&maps.gid, procdir, "gid_map") < 0) {
+        close(nsfd);
+        return -1;
+    }
+    maps.nsfd = nsfd;
+    maps.userns = (uint64_t)st.st_ino;
     return 0;
 }
 
@@ -353,11 +383,15 @@ void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
         overflow_uid = overflow_id("overflowuid");
     }
     const struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
-    uint64_t userns = e->tid == c->ev.tid ? e->userns : 0;
-    int ok = userns && map_load(&uid_map, c->procdir, "uid_map", userns) == 0 &&
-             map_load(&gid_map, c->procdir, "gid_map", userns) == 0;
-    *uid = ok ? map_down(&uid_map, *uid, overflow_uid) : overflow_uid;
-    *gid = ok ? map_down(&gid_map, *gid, overflow_gid) : overflow_gid;
+    int ok = e->tid == c->ev.tid && e->userns && maps.userns == e->userns;
+    if (!ok) {
+        yr_fs_pause();           /* ns/user: ptrace-read access, ours (its own namespace's
+                                    capabilities are not lent to us) */
+        ok = maps_load(c->procdir) == 0;
+        yr_fs_resume();
+    }
+    *uid = ok ? map_down(&maps.uid, *uid, overflow_uid) : overflow_uid;
+    *gid = ok ? map_down(&maps.gid, *gid, overflow_gid) : overflow_gid;
 }
 
 /* tid's process, as this call's identity look-up found it (0: not known). */
