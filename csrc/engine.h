@@ -265,6 +265,9 @@ int yr_take_umask(struct yr_call *c);
 /* helper.c */
 #define YR_AS_CALLER_NET 1          /* the helper enters the caller's network namespace too */
 int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how);
+/* The signal that interrupts the ptrace backend's tracer in waitpid (no
+ * SA_RESTART): a worker's answer (worker.c), an injection's clock (tracer.c). */
+#define YR_TRACER_WAKE (SIGRTMIN + 6)
 int yr_is_helper(pid_t pid);
 
 /* worker.c */

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "engine.h"
 
@@ -78,7 +79,11 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
  * wait does (a process that ended while one of its calls was given a
  * descriptor hung the sandbox); other tracees' stops and exits are queued
  * for the loop (yr_stops), and an exec by another thread, which takes the
- * caller's place, ends the injection and goes to Python as it is. */
+ * caller's place, ends the injection and goes to Python as it is.
+ * Nothing injected may wait: recvmsg is MSG_DONTWAIT (another thread that
+ * took the byte first left the tracer, and so the sandbox, waiting for as
+ * long as it liked), and one fd's injection that lasts longer than
+ * INJECT_LIMIT_NS (its code rewritten into a loop) kills the program. */
 
 struct injection {
     struct yr_ctx *ctx;
@@ -90,7 +95,39 @@ struct injection {
     int held[8], nheld;            /* signals to queue again */
     int exited;                    /* the tracee died (or exec'd): status in *status */
     int status;
+    uint64_t deadline_ns;          /* past it, the injection is broken */
 };
+
+#define INJECT_LIMIT_NS 1000000000ULL
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* The tracer's clock while it injects: YR_TRACER_WAKE every 100 ms, so that
+ * a wait for a stop that never comes returns (EINTR) to look at the
+ * deadline. One timer per tracer thread, armed only meanwhile. */
+static __thread timer_t inject_timer;
+static __thread int inject_timer_state;          /* 0 not made, 1 made, -1 failed */
+
+static void inject_clock(int on)
+{
+    if (inject_timer_state == 0) {
+        struct sigevent sev;
+        memset(&sev, 0, sizeof(sev));
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = YR_TRACER_WAKE;
+        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        inject_timer_state = timer_create(CLOCK_MONOTONIC, &sev, &inject_timer) == 0 ? 1 : -1;
+    }
+    if (inject_timer_state != 1)
+        return;
+    struct itimerspec t = { { 0, on ? 100000000 : 0 }, { 0, on ? 100000000 : 0 } };
+    timer_settime(inject_timer, 0, &t, NULL);
+}
 
 static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status);
 
@@ -129,9 +166,11 @@ static int wait_syscall_stop(struct injection *in, int entry)
         int status;
         pid_t got = waitpid(-1, &status, __WALL);
         if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
+            if (errno != EINTR)
+                return -errno;
+            if (now_ns() > in->deadline_ns)
+                return broken(in);             /* a stop that never comes */
+            continue;
         }
         if (got != in->tid) {
             if (queue_stop(in->ctx, got, status) < 0)
@@ -266,8 +305,10 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
         if ((rc = poke(in->tid, scratch + SC_MSG, &msg, sizeof(msg))) == 0 &&
             (rc = poke(in->tid, scratch + SC_IOV, &iov, sizeof(iov))) == 0 &&
             (rc = poke(in->tid, scratch + SC_CMSG, zero, sizeof(zero))) == 0) {
+            /* sent already: a byte not there was taken by another thread */
             uint64_t r[6] = { (uint64_t)sv1, scratch + SC_MSG,
-                              (fd_flags & O_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0, 0, 0, 0 };
+                              MSG_DONTWAIT | ((fd_flags & O_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0),
+                              0, 0, 0 };
             rc = inject(in, SYS_recvmsg, r);
         }
     }
@@ -351,15 +392,19 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
     if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
         return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
-    struct injection in = { .ctx = ctx, .tid = tid, .base = r };
+    struct injection in = { .ctx = ctx, .tid = tid, .base = r,
+                            .deadline_ns = now_ns() + INJECT_LIMIT_NS };
     long fd;
     /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
     uint64_t insn = 0;
     if ((r.orig_rax & X32_SYSCALL_BIT) || peek(tid, r.rip - 2, &insn) < 0 ||
         (insn & 0xFFFF) != 0x050F)             /* not `syscall`: int $0x80 or sysenter */
         fd = -ENOSYS;
-    else
+    else {
+        inject_clock(1);
         fd = fd_into(&in, reply->fd, reply->fd_flags);
+        inject_clock(0);
+    }
     close(reply->fd);
     reply->fd = -1;
     if (in.exited) {

@@ -92,7 +92,7 @@ struct blocking_open {
     struct yr_fsid id_as;
 };
 
-#define TRACER_WAKE (SIGRTMIN + 6)
+#define TRACER_WAKE YR_TRACER_WAKE
 
 static void done_put(struct yr_done *d)
 {

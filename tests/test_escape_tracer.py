@@ -82,3 +82,24 @@ def test_a_process_ending_while_its_call_is_given_a_descriptor_ends(probe):
     for _ in range(6):
         r = yama_run(*PTRACE, "--", *AS_1001, probe, "exit-during-open", "20000", timeout=30)
         assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+
+
+def test_a_stolen_byte_holds_up_no_one(probe):
+    """A thread takes the byte the tracer sends over the injected socketpair
+    before the injected recvmsg runs, and gives one back 3 s later: the
+    recvmsg waited for it, and the one tracer with it, so a second process
+    of the sandbox made no open for those 3 s. recvmsg is now MSG_DONTWAIT
+    (the caller's open fails): the bystander is not held up."""
+    r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", *AS_1001, probe, "steal", "3",
+                 timeout=60)
+    facts = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    assert facts.get("stolen") not in (None, "0"), r.stdout + r.stderr   # the race was won
+    assert int(facts["worst_ms"]) < 1000, facts
+
+
+def test_a_caller_that_never_stops_again_is_killed(probe):
+    """The re-run instruction rewritten into a jump to itself: the caller
+    spins and never reaches the stop the tracer waits for, which held the
+    whole sandbox for ever; past a second, the program is killed."""
+    r = yama_run(*PTRACE, "--", *AS_1001, probe, "spin", "200", timeout=60)
+    assert r.returncode in (0, 128 + 9, -9), (r.returncode, r.stdout, r.stderr)

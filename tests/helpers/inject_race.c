@@ -8,9 +8,17 @@
  *                                rewrites X into a jump to an open of LINK.
  *                                Prints "LEAK:<line>" when an open gave
  *                                LINK's file, "tries=N" at the end
+ *   inject_race spin 1           the same, the instruction rewritten into a
+ *                                jump to itself: the caller never stops again
  *   inject_race exit-during-open US  the main thread opens and closes a file
  *                                in a loop; another thread ends the process
- *                                (exit_group(0)) after US microseconds */
+ *                                (exit_group(0)) after US microseconds
+ *   inject_race steal HOLD       a thread takes the byte the tracer sends over
+ *                                the injected socketpair before the injected
+ *                                recvmsg runs, and writes one back HOLD
+ *                                seconds later; a second process (the
+ *                                bystander) opens a file every 20 ms for
+ *                                HOLD + 1 s: "worst_ms=T", its longest gap */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
@@ -20,12 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define X 0x10000000UL
 static volatile unsigned char *page;
-static volatile int armed, watched;
+static volatile int armed, watched, spin;
 
 /* X: syscall; ret. X+16: openat(AT_FDCWD, link, O_RDONLY); ret. */
 static void write_code(const char *link)
@@ -68,8 +79,8 @@ static void *rewriter(void *arg)
         while (armed && fcntl(want, F_GETFD) < 0)
             ;
         if (armed) {
-            page[0] = 0xEB;                            /* jmp X+16 */
-            page[1] = 0x0E;
+            page[0] = 0xEB;                            /* jmp X+16, or jmp X */
+            page[1] = spin ? 0xFE : 0x0E;
         }
         while (armed)
             ;
@@ -126,6 +137,61 @@ static int rewrite(const char *link, int tries)
     return 0;
 }
 
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static volatile int stolen;
+
+static void *thief(void *arg)
+{
+    int hold = (int)(uintptr_t)arg;
+    char byte;
+    while (!stolen)
+        for (int fd = 3; fd <= 8 && !stolen; fd++)
+            if (recv(fd, &byte, 1, MSG_DONTWAIT) == 1)
+                stolen = fd;
+    sleep((unsigned)hold);
+    for (int fd = 3; fd <= 8; fd++)              /* a byte back: the old tracer's way out */
+        if (fd != stolen && send(fd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+            break;
+    return NULL;
+}
+
+static int steal(int hold)
+{
+    pid_t bystander = fork();
+    if (bystander == 0) {
+        double start = now(), last = start, worst = 0;
+        while (now() - start < hold + 1) {
+            int fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            double t = now();
+            if (t - last > worst)
+                worst = t - last;
+            last = t;
+            usleep(20000);
+        }
+        printf("worst_ms=%.0f\n", worst * 1000);
+        _exit(0);
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, thief, (void *)(uintptr_t)hold);
+    double start = now();
+    while (!stolen && now() - start < hold) {
+        int fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+    printf("stolen=%d\n", stolen);
+    waitpid(bystander, NULL, 0);
+    _exit(0);
+}
+
 static void *ender(void *arg)
 {
     usleep((useconds_t)(uintptr_t)arg);
@@ -138,6 +204,12 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc == 4 && strcmp(argv[1], "rewrite") == 0)
         return rewrite(argv[2], atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "spin") == 0) {
+        spin = 1;
+        return rewrite("/etc/hostname", atoi(argv[2]));
+    }
+    if (argc == 3 && strcmp(argv[1], "steal") == 0)
+        return steal(atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "exit-during-open") == 0) {
         pthread_t t;
         pthread_create(&t, NULL, ender, (void *)(uintptr_t)atol(argv[2]));
