@@ -19,8 +19,19 @@ sandbox is contained, or has no Landlock domain: with the domain the kernel
 refuses every one aimed outside (and at yama-run), and the call goes on at
 once; without it they are judged here (the contain module's, when on).
 
-A pid names a task for good while it lives, so a call decided on its pid is
-continued (after ID_VALID). A pidfd can be swapped by another thread after a
+A pid names a task only while it lives, and the program decides when its
+children die and are reaped: a child kept a zombie through the check, then
+reaped, its number taken again after the pid space wrapped, and the caller
+kept off the CPU meanwhile (SCHED_IDLE) made a continued kill land, a second
+later, on a thread the supervisor had just started (a FIFO open's worker),
+and SIGKILL or SIGSTOP reached the supervisor (found by a review). So a
+signal by pid to any task but the caller itself is sent here, through a
+pidfd taken before the target is judged, as the caller (the receiver's
+si_pid then names the supervisor); where Landlock's signal scope already
+keeps every yama-run process out of reach, or the caller numbers pids in a
+namespace of its own (ours are not in it), the kernel sends it. Other calls
+decided on a pid are continued (after ID_VALID): their window is in
+docs/design.md. A pidfd can be swapped by another thread after a
 check, so pidfd_send_signal, process_madvise and process_mrelease are
 performed here on the supervisor's own copy of it, as the caller. Arguments
 read from the caller's memory (F_SETOWN_EX's owner, process_madvise's iovecs)
@@ -41,7 +52,9 @@ from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
 from .sysargs import int_arg, pidfd_target, take_fd
 
-PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
+PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 1 << 1, 1 << 2
+PIDFD_THREAD = os.O_EXCL
+AUDIT_ARCH_X86_64 = 0xC000003E       # linux/audit.h: a 64-bit caller's siginfo is ours
 F_SETOWN, F_SETOWN_EX, F_SETFL = 8, 15, 4
 FIOASYNC = 0x5452
 TIOCGDEV = 0x80045432               # the terminal's own device number, as /proc's tty_nr
@@ -182,10 +195,53 @@ class Guard:
 
     # -- the kill family -------------------------------------------------------
 
+    def _pinned(self, ev, caller, tid: int) -> bool:
+        """Is a signal to tid (a number of the caller's) sent here through a
+        pidfd rather than continued? Not to the caller's own thread or
+        process (alive while it waits in this call: its numbers cannot be
+        taken again), not under Landlock's signal scope, not from another
+        pid namespace; an i386 siginfo's layout is not ours to pass on."""
+        return (tid not in (caller.tid, caller.tgid) and not self.sup.shield.signal_scope
+                and lib.yr_in_our_pidns(caller.tid) == 1
+                and not (ev.sys in (lib.YR_SYS_RT_SIGQUEUEINFO, lib.YR_SYS_RT_TGSIGQUEUEINFO)
+                         and ev.arch != AUDIT_ARCH_X86_64))
+
+    def _signal_pinned(self, ev, caller, tid: int, sig: int, *, thread: bool,
+                       tgid_wanted: int | None = None, info: int = 0) -> None:
+        """Send sig to the task numbered tid (ours: the caller's pid namespace
+        is), as the caller, through a pidfd taken first: the task judged is
+        the task signalled, whatever later takes its number (it only ever
+        reaches the pinned one, or nothing once that one is gone).
+        thread: to that thread alone (tkill, tgkill), else to its process."""
+        try:
+            fd = os.pidfd_open(tid, PIDFD_THREAD)
+        except OSError as e:
+            self._reply(ev, errno.ESRCH if e.errno in (errno.ESRCH, errno.EINVAL) else e.errno)
+            return
+        try:
+            target = pidfd_target(fd)
+            # the number names the pinned task while it lives; once dead, the
+            # pidfd reaches nothing, whatever is judged here
+            tgid = procfs.tgid_of(target) if target and target > 0 else None
+            if not tgid or (tgid_wanted is not None and tgid != tgid_wanted):
+                self._reply(ev, errno.ESRCH)
+                return
+            if not self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
+                               target, tgid):
+                return
+            flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
+            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, fd, sig, info, flags)
+            self._reply(ev, -rc if rc < 0 else 0)
+        finally:
+            os.close(fd)
+
     def on_kill(self, ev, caller) -> None:
         """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
         pid, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
-        if pid > 0:
+        if pid > 0 and self._pinned(ev, caller, pid):
+            info = ev.args[2] if ev.sys == lib.YR_SYS_RT_SIGQUEUEINFO else 0
+            self._signal_pinned(ev, caller, pid, sig, thread=False, info=info)
+        elif pid > 0:
             self._by_pid(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", pid)
         elif self.sup.shield.signal_scope:
             # Landlock's scope drops the signal for every process outside the
@@ -241,6 +297,8 @@ class Guard:
         tid = int_arg(ev.args[0])
         if tid <= 0:
             self._pass(ev)                  # EINVAL: the kernel says it
+        elif self._pinned(ev, caller, tid):
+            self._signal_pinned(ev, caller, tid, int_arg(ev.args[1]), thread=True)
         else:
             self._by_pid(ev, caller, "task_kill", f"tkill (signal {int_arg(ev.args[1])})", tid)
 
@@ -248,6 +306,10 @@ class Guard:
         tgid, tid, sig = int_arg(ev.args[0]), int_arg(ev.args[1]), int_arg(ev.args[2])
         if tgid <= 0 or tid <= 0:
             self._pass(ev)                  # EINVAL: the kernel says it
+            return
+        if self._pinned(ev, caller, tid):
+            info = ev.args[3] if ev.sys == lib.YR_SYS_RT_TGSIGQUEUEINFO else 0
+            self._signal_pinned(ev, caller, tid, sig, thread=True, tgid_wanted=tgid, info=info)
             return
         found = self._target(caller, tid)
         leader = procfs.caller_pid(caller.tid, tgid)

@@ -182,3 +182,33 @@ def test_proc_keys_never_lists_what_the_supervisor_possesses(keys_probe):
                         keys_probe, "list"], capture_output=True, text=True, timeout=60,
                        env=tree_env())
     assert r.stdout == "secret=hidden\n", r.stdout + r.stderr
+
+
+# -- a signal by pid whose number the program gives away -----------------------------------
+#
+# A kill judged on a pid was continued, and the kernel looked the pid up
+# again when the caller ran: the program kept the target (its child) a
+# zombie through the check, reaped it, wrapped the pid space (pid_max 32768
+# here) and kept the caller off the CPU (SCHED_IDLE beside busy threads), so
+# that the number went to a thread the supervisor started for it meanwhile
+# (a FIFO open's worker): SIGKILL reached the supervisor (yama-run exit 125).
+# The kill family is now sent through a pidfd taken before the target is
+# judged (sandbox/guard.py).
+
+@pytest.fixture
+def fifo_without_writer():
+    d = Path(tempfile.mkdtemp(prefix="yr-pidreuse-", dir="/tmp"))
+    d.chmod(0o755)
+    fifo = d / "fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o666)
+    yield fifo
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_kill_whose_pid_is_taken_again_never_reaches_the_supervisor(helper, place,  # noqa: F811
+                                                                      fifo_without_writer):
+    probe = placed_probe(helper, place, "pid_reuse_race")
+    r = yama_run("--", *AS_USER, probe, fifo_without_writer, "9", "6", timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "hits" in r.stdout, r.stdout      # the program ran every try
