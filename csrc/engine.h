@@ -28,6 +28,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <linux/stat.h>
@@ -99,6 +100,20 @@ void yr_pool_wait_turn(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
+
+/* CLOCK_MONOTONIC in ns. */
+static inline uint64_t yr_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* worker.c: a timer that sends signo to the calling thread (0, or -1), and
+ * its period (0: stopped). Waits with no deadline of their own (an open, a
+ * waitpid) are interrupted by it, no SA_RESTART, to look at theirs. */
+int yr_thread_ticker(int signo, timer_t *timer);
+void yr_ticker_every(timer_t timer, long period_ns);
 
 /* ---- one call ------------------------------------------------------------ */
 

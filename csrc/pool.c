@@ -65,20 +65,13 @@ struct yr_pool {
 };
 _Static_assert(YR_POOL_STATS == 5, "yr_pool_stats' out[5]");
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 struct yr_pool *yr_pool_new(void)
 {
     struct yr_pool *p = calloc(1, sizeof(*p));
     if (p) {
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->turn, NULL);
-        p->born_ns = now_ns();
+        p->born_ns = yr_now_ns();
     }
     return p;
 }
@@ -225,7 +218,7 @@ int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
         __atomic_store_n(&ctx->thread, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     __atomic_store_n(&ctx->busy_tid, tid, __ATOMIC_RELAXED);
     /* Release: the watchdog that sees this time sees the tid above. */
-    __atomic_store_n(&ctx->busy_since, now_ns(), __ATOMIC_RELEASE);
+    __atomic_store_n(&ctx->busy_since, yr_now_ns(), __ATOMIC_RELEASE);
     if (__atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) == 0)
         return 0;
     pid_t tgid = yr_tgid_of(tid);
@@ -331,10 +324,10 @@ int yr_pool_watch(struct yr_pool *p)
         pthread_mutex_lock(&p->lock);
         int closed = p->closed;
         if (!closed)
-            mark_stalled_locked(p, now_ns());
+            mark_stalled_locked(p, yr_now_ns());
         /* The second receiver only once the program has run for a tick:
          * a short one (`yama-run -- true`) never waits for its start. */
-        int base = now_ns() - p->born_ns < (uint64_t)TICK_NS ? 1 : YR_RECEIVERS_BASE;
+        int base = yr_now_ns() - p->born_ns < (uint64_t)TICK_NS ? 1 : YR_RECEIVERS_BASE;
         int want = !closed && p->n - p->nstalled < base && p->n < POOL_SIZE;
         pthread_mutex_unlock(&p->lock);
         if (closed)

@@ -43,7 +43,7 @@
 #include <sys/syscall.h>
 
 #include "pidfd.h"
-#include "yama.h"
+#include "engine.h"
 
 #define PTRACE_ATTACH_REQ 16
 #define PTRACE_SEIZE_REQ 0x4206
@@ -81,13 +81,6 @@ void yr_ptrace_fast_quiet(int64_t until_ns)
 uint64_t yr_ptrace_fast_take_silent(void)
 {
     return atomic_exchange(&silent, 0);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* ---- namespaces -------------------------------------------------------------
@@ -307,7 +300,7 @@ int yr_ptrace_settle(struct yr_ctx *ctx, struct yr_event *ev)
         yr_reply_continue(ctx, ev->id);
         return 1;
     case DENY:
-        if (now_ns() >= atomic_load(&quiet_until))
+        if ((int64_t)yr_now_ns() >= atomic_load(&quiet_until))
             return 0;                   /* someone reads this one: Python's */
         yr_reply(ctx, ev->id, 0, EPERM);
         atomic_fetch_add(&silent, 1);

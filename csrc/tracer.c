@@ -22,7 +22,6 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "engine.h"
 
@@ -100,13 +99,6 @@ struct injection {
 
 #define INJECT_LIMIT_NS 1000000000ULL
 
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
-
 /* The tracer's clock while it injects: YR_TRACER_WAKE every 100 ms, so that
  * a wait for a stop that never comes returns (EINTR) to look at the
  * deadline. One timer per tracer thread, armed only meanwhile. */
@@ -115,18 +107,10 @@ static __thread int inject_timer_state;          /* 0 not made, 1 made, -1 faile
 
 static void inject_clock(int on)
 {
-    if (inject_timer_state == 0) {
-        struct sigevent sev;
-        memset(&sev, 0, sizeof(sev));
-        sev.sigev_notify = SIGEV_THREAD_ID;
-        sev.sigev_signo = YR_TRACER_WAKE;
-        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-        inject_timer_state = timer_create(CLOCK_MONOTONIC, &sev, &inject_timer) == 0 ? 1 : -1;
-    }
-    if (inject_timer_state != 1)
-        return;
-    struct itimerspec t = { { 0, on ? 100000000 : 0 }, { 0, on ? 100000000 : 0 } };
-    timer_settime(inject_timer, 0, &t, NULL);
+    if (inject_timer_state == 0)
+        inject_timer_state = yr_thread_ticker(YR_TRACER_WAKE, &inject_timer) == 0 ? 1 : -1;
+    if (inject_timer_state == 1)
+        yr_ticker_every(inject_timer, on ? 100000000L : 0);
 }
 
 static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status);
@@ -168,7 +152,7 @@ static int wait_syscall_stop(struct injection *in, int entry)
         if (got < 0) {
             if (errno != EINTR)
                 return -errno;
-            if (now_ns() > in->deadline_ns)
+            if (yr_now_ns() > in->deadline_ns)
                 return broken(in);             /* a stop that never comes */
             continue;
         }
@@ -393,7 +377,7 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
         return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
     struct injection in = { .ctx = ctx, .tid = tid, .base = r,
-                            .deadline_ns = now_ns() + INJECT_LIMIT_NS };
+                            .deadline_ns = yr_now_ns() + INJECT_LIMIT_NS };
     long fd;
     /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
     uint64_t insn = 0;

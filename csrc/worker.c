@@ -273,6 +273,23 @@ static int still_waiting(const struct blocking_open *b)
     return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
+int yr_thread_ticker(int signo, timer_t *timer)
+{
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = signo;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    return timer_create(CLOCK_MONOTONIC, &sev, timer) == 0 ? 0 : -1;
+}
+
+void yr_ticker_every(timer_t timer, long period_ns)
+{
+    struct itimerspec t = { { period_ns / 1000000000L, period_ns % 1000000000L },
+                            { period_ns / 1000000000L, period_ns % 1000000000L } };
+    timer_settime(timer, 0, &t, NULL);
+}
+
 static void *blocking_worker(void *arg)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -282,17 +299,10 @@ static void *blocking_worker(void *arg)
     sigemptyset(&set);
     sigaddset(&set, WAKE_SIG);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    struct sigevent sev;
-    memset(&sev, 0, sizeof(sev));
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = WAKE_SIG;
-    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
     timer_t timer;
-    int timed = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
-    if (timed) {
-        struct itimerspec every = { { 0, 100000000 }, { 0, 100000000 } };
-        timer_settime(timer, 0, &every, NULL);
-    }
+    int timed = yr_thread_ticker(WAKE_SIG, &timer) == 0;
+    if (timed)
+        yr_ticker_every(timer, 100000000L);
     yr_fs_become(&b->id_as);
     int fd, err = 0;
     for (;;) {
