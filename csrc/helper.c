@@ -17,7 +17,8 @@
  *
  * So such an open is made by a short-lived helper forked here: single
  * threaded, it takes the caller's ids, groups and capabilities, enters the
- * caller's user and network namespaces, opens the object the gate judged (our O_PATH fd,
+ * caller's user namespace (and, for tun, its network namespace), opens the
+ * object the gate judged (our O_PATH fd,
  * through its own /proc/self/fd) and hands the fd back over a socketpair;
  * the supervisor installs it in the caller. Nothing in the helper allocates:
  * it is a fork of a threaded process. While it lives, its pid is protected
@@ -124,8 +125,9 @@ static void send_result(int sock, int fd, int err)
  * only for them, since the id-map files are written while a namespace is
  * being set up, where a network namespace of the caller's may not be
  * enterable yet (Chromium's zygote failed to write its uid_map). */
-static const struct { const char *name; int type; } joined[] = {
-    { "user", CLONE_NEWUSER }, { "net", CLONE_NEWNET },
+static const struct { const char *name; int type; unsigned when; } joined[] = {
+    { "user", CLONE_NEWUSER, 0 },                /* 0: always */
+    { "net", CLONE_NEWNET, YR_AS_CALLER_NET },
 };
 #define JOINED (int)(sizeof(joined) / sizeof(joined[0]))
 #define HELPER_NS_FD 5                           /* joined[i]'s descriptor: 5 + i */
@@ -258,7 +260,7 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
     int ns[JOINED], hns[JOINED];
     for (int i = 0; i < JOINED; i++) {
         hns[i] = ns[i] = -1;
-        if (i == 1 && !(how & YR_AS_CALLER_NET))
+        if (joined[i].when && !(how & joined[i].when))
             continue;
         ns[i] = err ? -1 : caller_ns(c->ev.tid, i, &differs);
         if (ns[i] < 0 && !err)

@@ -167,16 +167,18 @@ static int may_wait(const struct stat *st)
  * CAP_NET_ADMIN in the opener's user namespace). Their opens never wait
  * (they only allocate), so the helper's round trip on this receiver is
  * bounded. */
+static const struct { unsigned major, minor, how; } opener_bound[] = {
+    { 10, 229, 0 }, { 10, 200, YR_AS_CALLER_NET }, { 108, 0, 0 },
+};
+
+/* -1: not such a device; else how the helper opens it (yr_open_as_caller). */
 static int binds_opener(const struct stat *st)
 {
-    return S_ISCHR(st->st_mode) && (st->st_rdev == makedev(10, 229) ||
-                                    st->st_rdev == makedev(10, 200) ||
-                                    st->st_rdev == makedev(108, 0));
-}
-
-static unsigned namespaces_bound(const struct stat *st)
-{
-    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(10, 200) ? YR_AS_CALLER_NET : 0;
+    for (size_t i = 0; S_ISCHR(st->st_mode) && i < sizeof(opener_bound) / sizeof(opener_bound[0]);
+         i++)
+        if (st->st_rdev == makedev(opener_bound[i].major, opener_bound[i].minor))
+            return (int)opener_bound[i].how;
+    return -1;
 }
 
 /* Open the held object (res.obj) with the caller's flags. */
@@ -186,8 +188,9 @@ int yr_open_final(struct yr_call *c)
     int fl = c->flags | O_NOCTTY | O_CLOEXEC;
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
-    if (c->opener_matters || binds_opener(&r->obj_st)) {
-        int fd = yr_open_as_caller(c, r->obj, c->flags, namespaces_bound(&r->obj_st));
+    int bound = binds_opener(&r->obj_st);
+    if (c->opener_matters || bound >= 0) {
+        int fd = yr_open_as_caller(c, r->obj, c->flags, bound > 0 ? (unsigned)bound : 0);
         return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
     }
     if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
