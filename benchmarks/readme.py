@@ -36,7 +36,8 @@ def section(doc: dict, results: Path, notes: str) -> str:
            f"fs.protected_* during the run: {fmt_sysctl(m['sysctl'])} (they decide what the "
            f"default profile's `auto` levels route: below the strongest level yama-run "
            f"enforces it, so here `default` routes "
-           f"{'as much as' if routes_all(m['sysctl']) else 'less than'} `all on`).", "",
+           f"{'as much as' if routes_all(m['sysctl']) else 'less than'} `all on`"
+           f"{DEBIAN_NOTE if any(c['key'] == 'yama-debian' for c in comps) else ''}).", "",
            "Medians of interleaved rounds; per call for the micro workloads (timed inside the "
            "program), per run for the others (wall time of the whole command, start-up "
            f"included); in brackets the ratio to native. Rounds: {rounds_text(doc)}, after one "
@@ -66,6 +67,10 @@ def section(doc: dict, results: Path, notes: str) -> str:
             "| --- | --- | --- | " + " | ".join("--:" for _ in columns) + " |"]
     out += goal_rows(doc, judged=True)
     return "\n".join(out) + "\n\n" + notes.strip() + "\n"
+
+
+DEBIAN_NOTE = ("; the column `yama-run default, Debian's fs.protected_*` has them at Debian "
+               "12's values for its runs, where `default` leaves all but `fifos=2` to the kernel")
 
 
 def rounds_text(doc: dict) -> str:

@@ -15,7 +15,7 @@ import pngchart
 
 UNITS = {"ns": 1.0, "µs": 1e3, "ms": 1e6, "s": 1e9}   # unit -> ns
 # The goals are judged for these (yama-before: only with --before).
-GOAL_COMPARATORS = ("yama-default", "yama-all", "yama-before")
+GOAL_COMPARATORS = ("yama-default", "yama-debian", "yama-all", "yama-before")
 
 
 def fmt(ns: float, unit: str) -> str:

@@ -11,7 +11,9 @@ after one discarded warm-up round (full mode); figures are medians over the
 rounds, with min, max, the ratio to native of the medians and the median of
 the per-round ratios ("paired").
 
-Comparators: native; yama-run with the default profile; yama-run with every
+Comparators: native; yama-run with the default profile; the same with the
+kernel's fs.protected_* at Debian 12's values for its runs (what the default
+profile costs on a stock Debian, where it routes less); yama-run with every
 protection on; yama-run with an empty chain (no filter: its start-up and
 supervision alone); strace --seccomp-bpf tracing the syscalls yama-run can
 hook (the ptrace-based anchor); firejail --noprofile; bwrap. One that cannot
@@ -35,6 +37,7 @@ versions), results.md (the tables) and results.png (ratios to native).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -65,6 +68,8 @@ ADDFD_FLOOR = ("open_close", "floor-addfd-responder")  # the same, answered with
 ALL_ON = ["--set", "ptrace.scope=1", "--set", "hardlinks.protected=1",
           "--set", "symlinks.protected=1", "--set", "fifos.protected=2",
           "--set", "regular.protected=2"]
+# fs.protected_* as Debian 12 ships them (procps's /usr/lib/sysctl.d/protect-links.conf)
+DEBIAN_KNOBS = {"symlinks": 1, "hardlinks": 1, "fifos": 1, "regular": 2}
 
 
 class BenchError(Exception):
@@ -113,6 +118,15 @@ class Comparator:
     diagnostic: bool = False      # a workload's extra row (no comparator of its own)
     root_caller: bool = False     # run the workload without the unprivileged prefix
     skip: str | None = None
+    # fs.protected_* for its runs only (root), and then a plan cache of its own:
+    # yama-run checks the sysctls a plan was made under on every use, and two
+    # comparators alternating them would compile a plan at every run.
+    kernel: dict[str, int] | None = None
+
+    def env(self, ctx: Ctx) -> dict[str, str]:
+        if not self.kernel:
+            return ctx.env
+        return {**ctx.env, "XDG_CACHE_HOME": str(ctx.work / f"cache-{self.key}")}
 
     def shown(self, ctx: Ctx) -> str:
         return " ".join(self.wrap(ctx, ["CMD"]))
@@ -126,6 +140,8 @@ def comparators(before: str | None = None) -> list[Comparator]:
     return [
         Comparator("native", "native", lambda c, a: a),
         Comparator("yama-default", "yama-run default", lambda c, a: [*c.yama, "--", *a]),
+        Comparator("yama-debian", "yama-run default, Debian's fs.protected_*",
+                   lambda c, a: [*c.yama, "--", *a], kernel=DEBIAN_KNOBS),
         Comparator("yama-all", "yama-run all on", lambda c, a: [*c.yama, *ALL_ON, "--", *a]),
         Comparator("yama-empty", "yama-run empty chain",
                    lambda c, a: [*c.yama, "--profile", str(c.empty_profile), "--", *a]),
@@ -140,16 +156,37 @@ def comparators(before: str | None = None) -> list[Comparator]:
     ]
 
 
+@contextlib.contextmanager
+def kernel_knobs(want: dict[str, int] | None):
+    """fs.protected_* set to want for the block, then back to what they were,
+    whatever happens in it (SIGTERM too: main makes it an exit)."""
+    if not want:
+        yield
+        return
+    files = {k: Path(f"/proc/sys/fs/protected_{k}") for k in want}
+    before = {k: f.read_text().strip() for k, f in files.items()}
+    try:
+        for k, v in want.items():
+            files[k].write_text(str(v))
+        yield
+    finally:
+        for k, v in before.items():
+            files[k].write_text(v)
+
+
 def probe(comp: Comparator, ctx: Ctx) -> str | None:
     """Why this comparator cannot run here, or None."""
+    if comp.kernel and not ctx.root:
+        return "needs root to set the kernel's fs.protected_* for its runs"
     tool = {"strace": "strace", "firejail": "firejail", "bwrap": "bwrap"}.get(comp.key)
     if tool and shutil.which(tool) is None:
         pkg = {"bwrap": "bubblewrap"}.get(tool, tool)
         return f"{tool} is not installed (apt-get install {pkg})"
     argv = comp.wrap(ctx, ["true"])
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=60, env=ctx.env, cwd=ctx.work)
+        with kernel_knobs(comp.kernel):
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  errors="replace", timeout=60, env=comp.env(ctx), cwd=ctx.work)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`{' '.join(argv)}` failed: {exc}"
     if done.returncode == 0:
@@ -210,8 +247,9 @@ def attach_denied(r: dict, comp: str) -> str | None:
 
 
 def ptracer_result(r: dict, comp: str) -> str | None:
-    # yama-run emulates PR_SET_PTRACER (0); a kernel without Yama says EINVAL.
-    if comp in ("yama-default", "yama-all", "yama-scope3", "yama-before"):
+    # yama-run emulates PR_SET_PTRACER (0); a kernel without Yama says EINVAL,
+    # and so does yama-run's empty chain (no filter).
+    if comp.startswith("yama-") and comp != "yama-empty":
         return every_call_ok(r, comp)
     if r["ok"] == r["calls"] or (r["fail"] == r["calls"] and r["errno"] == "EINVAL"):
         return None
@@ -646,14 +684,15 @@ def run_once(w: Workload, comp: Comparator, ctx: Ctx) -> dict:
     if w.as_user and not comp.root_caller:
         core = [*ctx.unpriv(), *core]
     argv = comp.wrap(ctx, core)
-    env = {**ctx.env, **(w.env(ctx) if w.env else {})}
+    env = {**comp.env(ctx), **(w.env(ctx) if w.env else {})}
     if w.before:
         w.before(ctx)
     timeout = w.timeout / 3 if ctx.quick else w.timeout
     try:
-        t0 = time.perf_counter_ns()
-        done = run_command(argv, timeout, env, ctx.work)
-        t1 = time.perf_counter_ns()
+        with kernel_knobs(comp.kernel):
+            t0 = time.perf_counter_ns()
+            done = run_command(argv, timeout, env, ctx.work)
+            t1 = time.perf_counter_ns()
     finally:
         complaint = w.after(ctx) if w.after else None
     accepted = w.accept_exit.get(comp.key, (set(), ""))[0]
@@ -819,6 +858,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run this yama-run (say, an install of main) with its default "
                          "profile: before and after in one run")
     args = ap.parse_args(argv)
+    # A TERM (a CI timeout, kill) ends the run through its finally blocks: the
+    # sysctls a comparator set are restored, the fixtures' processes ended.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     all_w = workloads()
     if args.only:
         wanted = {k for item in args.only for k in item.split(",") if k}

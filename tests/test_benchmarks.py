@@ -3,6 +3,7 @@ and writes its three outputs; it makes no timing claims, so neither does this.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = REPO / "benchmarks" / "run.py"
-YAMA_RUN_COMPARATORS = ("yama-default", "yama-all", "yama-empty")
+YAMA_RUN_COMPARATORS = ("yama-default", "yama-debian", "yama-all", "yama-empty")
+KNOBS = ("symlinks", "hardlinks", "fifos", "regular")
+
+
+def knobs() -> dict[str, str]:
+    return {k: Path(f"/proc/sys/fs/protected_{k}").read_text().strip() for k in KNOBS}
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +26,10 @@ def quick(tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc to build the benchmark workloads")
     out = tmp_path_factory.mktemp("bench")
+    before = knobs()
     done = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=400)
+    assert knobs() == before, "the benchmark left the kernel's fs.protected_* changed"
     doc = json.loads((out / "results.json").read_text())
     return done, doc, out
 
@@ -86,7 +94,37 @@ def test_native_and_yama_run_runs_all_succeed(quick):
             if c["key"] == "native" or c["key"] in YAMA_RUN_COMPARATORS:
                 assert c["status"] != "failed", (w["key"], c["key"], c.get("reason"))
                 if c["status"] == "skipped":
-                    assert c["key"] == "yama-all", (w["key"], c["key"])
+                    assert c["key"] == "yama-all" or (c["key"] == "yama-debian"
+                                                      and os.geteuid() != 0), (w["key"], c["key"])
+
+
+def test_debian_sysctls_are_set_for_their_comparator_only(quick):
+    """The column of Debian's fs.protected_* runs the default profile with the
+    kernel's knobs at Debian 12's values, and the run ends with them as they
+    were (the fixture compares them before and after)."""
+    _, doc, _ = quick
+    comp = next(c for c in doc["comparators"] if c["key"] == "yama-debian")
+    if os.geteuid() != 0:
+        assert comp["skip"] == "needs root to set the kernel's fs.protected_* for its runs"
+        return
+    assert comp["skip"] is None and comp["command"] == next(
+        c["command"] for c in doc["comparators"] if c["key"] == "yama-default")
+    assert doc["machine"]["sysctl"] == doc["machine"]["sysctl_end"]
+
+
+def test_the_knobs_come_back_when_a_run_fails(sysctl):
+    sysctl("fs.protected_fifos", 0)          # and restored by the fixture, in any case
+    sysctl("fs.protected_regular", 0)
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(RUN.parent))
+    with pytest.raises(RuntimeError):
+        with run.kernel_knobs({"fifos": 1, "regular": 2}):
+            assert knobs()["fifos"] == "1" and knobs()["regular"] == "2"
+            raise RuntimeError("a run that fails")
+    assert knobs()["fifos"] == "0" and knobs()["regular"] == "0"
 
 
 def test_quick_mode_claims_no_goal(quick):
