@@ -173,9 +173,14 @@ static int add_layer(struct yr_call *c, char **room, const char *value, size_t n
             return -EACCES;                      /* more than we keep: refused */
         *d++ = value[i];
     }
-    *d = '\0';
-    if (d == out || !has_link(c, out))
-        return 0;                                /* empty (the kernel's EINVAL); no link */
+    /* Empty: the kernel's EINVAL, nothing to walk, and nothing written: an
+     * earlier path may have filled the room to its last byte, and *room is
+     * then the end of named[1] (a NUL there lands in the fields after it). */
+    if (d == out)
+        return 0;
+    *d = '\0';                                   /* d < end: the loop kept a byte for it */
+    if (!has_link(c, out))
+        return 0;
     if (c->nsock >= YR_CALL_PATHS)
         return -EACCES;
     c->sock[c->nsock++] = out;
@@ -192,9 +197,13 @@ static int add_layers(struct yr_call *c, char **room, const char *key, size_t kl
         return 0;
     if (kind != LAYER_SPLIT)
         return add_layer(c, room, value, n, kind == LAYER_ESCAPED);
+    /* Split at every ':' not escaped, as ovl_parse_param_split_lowerdirs:
+     * a backslash keeps the byte after it in the layer, and a last one stays
+     * in the last layer (the kernel's split copies it, unescaping then drops
+     * it: "a:b\\" names a and b). */
     size_t from = 0;
     for (size_t i = 0; i <= n; i++) {
-        if (i < n && value[i] == '\\') {
+        if (i + 1 < n && value[i] == '\\') {
             i++;
             continue;
         }

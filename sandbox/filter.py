@@ -5,6 +5,7 @@ says what becomes of each number on each ABI."""
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 import tempfile
 
@@ -268,10 +269,29 @@ def build(hooks: set[str], kernel: int = KERNEL_BOTH, action: int = sc.NOTIFY) -
 
 
 def _number(arch: int, name: str) -> int:
-    """name's number on this ABI (x32's with its bit), or a negative one."""
+    """name's number on this ABI (x32's with its bit), or a negative one.
+    i386's socket calls have two: socketcall's (libseccomp names it with a
+    negative pseudo number, and routes socketcall) and the direct one of
+    Linux 4.3 (connect is 362), which libseccomp routes too but will not give
+    for the name: found the other way round."""
     if name in UNNAMED:
         return UNNAMED[name] | (X32_SYSCALL_BIT if arch == sc.Arch.X32 else 0)
-    return sc.resolve_syscall(arch, name)
+    nr = sc.resolve_syscall(arch, name)
+    if nr < 0 and arch == sc.Arch.X86:
+        return _direct_i386().get(name, nr)
+    return nr
+
+
+@functools.cache
+def _direct_i386() -> dict[str, int]:
+    """i386's syscall names, by number, as libseccomp names the numbers."""
+    names = {}
+    for nr in range(_HIGHEST):
+        try:
+            names.setdefault(sc.resolve_syscall(sc.Arch.X86, nr).decode(), nr)
+        except ValueError:
+            continue
+    return names
 
 
 def syscall_table(hooks: set[str], kernel: int = KERNEL_BOTH):

@@ -46,7 +46,10 @@
  *   bpf_obj_get PATH [FLAGS [BPF_FD]]  bpf(BPF_OBJ_GET)
  *   bpf_obj_get_at DIR NAME  the same, NAME relative to DIR opened O_PATH
  *                           (BPF_F_PATH_FD)
- *   i386:NAME ARGS          an i386 call by its name (see i386_call)
+ *   i386:NAME ARGS          an i386 call by its name (see i386_call); the
+ *                           AF_UNIX ones (connect, bind, sendmsg: the direct
+ *                           numbers of Linux 4.3; socketcall_connect: the
+ *                           multiplexer) name PATH as the address
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,8 +62,10 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/quota.h>
+#include <sys/socket.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +203,39 @@ static long bpf_case(int i386, const char *op, char **w, int n)
 }
 
 /* i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl) */
+/* An i386 AF_UNIX call naming path: a socket of ours, the address and every
+ * structure the call reads in MAP_32BIT memory, in i386's layouts. */
+static long i386_unix(const char *name, const char *path)
+{
+    int dgram = !strcmp(name, "sendmsg");
+    int fd = socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1000;
+    struct sockaddr_un *sa = (void *)(uintptr_t)lowbuf(sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", path);
+    uint32_t a = (uint32_t)(uintptr_t)sa, len = sizeof(*sa);
+    long r = -ENOSYS - 1000;
+    if (!strcmp(name, "connect"))
+        r = int80(362, fd, a, len, 0, 0);
+    else if (!strcmp(name, "bind"))
+        r = int80(361, fd, a, len, 0, 0);
+    else if (!strcmp(name, "socketcall_connect")) {
+        uint32_t *args = (void *)(uintptr_t)lowbuf(3 * 4);
+        args[0] = (uint32_t)fd, args[1] = a, args[2] = len;
+        r = int80(102, 3 /* SYS_CONNECT */, (uint32_t)(uintptr_t)args, 0, 0, 0);
+    } else if (dgram) {
+        uint32_t *iov = (void *)(uintptr_t)lowbuf(2 * 4), *msg = (void *)(uintptr_t)lowbuf(7 * 4);
+        iov[0] = lowstr("x"), iov[1] = 1;
+        msg[0] = a, msg[1] = len, msg[2] = (uint32_t)(uintptr_t)iov, msg[3] = 1;
+        r = int80(370, fd, (uint32_t)(uintptr_t)msg, 0, 0, 0);
+    }
+    if (r == 0 && !strcmp(name, "bind"))
+        unlink(path);
+    close(fd);
+    return r;
+}
+
 static long i386_call(const char *name, char **w, int n)
 {
     low_used = 0;
@@ -205,6 +243,9 @@ static long i386_call(const char *name, char **w, int n)
     uint32_t s = lowstr(p);
     uint32_t buf = lowbuf(512);
     const long AT_FDCWD_ = -100;
+    if (!strcmp(name, "connect") || !strcmp(name, "bind") || !strcmp(name, "sendmsg") ||
+        !strcmp(name, "socketcall_connect"))
+        return i386_unix(name, p);
     if (!strcmp(name, "oldstat")) return int80(18, s, buf, 0, 0, 0);
     if (!strcmp(name, "oldlstat")) return int80(84, s, buf, 0, 0, 0);
     if (!strcmp(name, "stat")) return int80(106, s, buf, 0, 0, 0);
