@@ -394,10 +394,14 @@ int yr_fs_reset(void)
  * what the kernel lets a process do to itself without asking but asks us
  * about when we do it as the caller (its ids, none of the capabilities of a
  * user namespace of its own), such as following its own magic links or
- * reading its /proc/PID/ns. Not nested. */
+ * reading its /proc/PID/ns. Nested pauses count: only the outermost resume
+ * acts as the caller again, so an inner one can never leave the thread
+ * acting as ourselves, nor give the caller's identity back too early. */
+static __thread int fs_pause_depth;
+
 void yr_fs_pause(void)
 {
-    if (!fs_ready || !fs_switched)
+    if (fs_pause_depth++ > 0 || !fs_ready || !fs_switched)
         return;
     fs_paused = fs_cur;
     fs_pausing = 1;
@@ -406,6 +410,8 @@ void yr_fs_pause(void)
 
 void yr_fs_resume(void)
 {
+    if (fs_pause_depth > 0 && --fs_pause_depth > 0)
+        return;
     if (!fs_pausing)
         return;
     fs_pausing = 0;

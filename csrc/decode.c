@@ -447,8 +447,8 @@ int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr)
         break;
     case YR_SYS_NEWFSTATAT: case YR_SYS_FSTATAT64:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m; c->flags = (int)a[3];
-        if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH))
-            return -EINVAL;
+        if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | STATX_SYNC_BITS))
+            return -EINVAL;                      /* vfs_statx's own check */
         break;
     case YR_SYS_STATX:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];

@@ -257,12 +257,14 @@ enum yr_access { ACC_STAT, ACC_PATH, ACC_FOLLOW, ACC_READ, ACC_WRITE, ACC_EXEC, 
 int yr_gate(struct yr_call *c, int obj, enum yr_access access);
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
+int yr_gate_own_fd_entry(struct yr_call *c, int obj);
 int yr_gate_recheck(struct yr_call *c);
 int yr_on_proc(int fd);
 int yr_on_proc_st(int fd, const struct stat *st);
 
 /* resolve.c */
 int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir);
+int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve);
 int yr_open_root(struct yr_call *c);
 int yr_walk(struct yr_call *c, int from, const char *path);
 int yr_trail(struct yr_call *c);

@@ -179,8 +179,16 @@ static int own_proc_setup(void)
  * link, lead to the very inode st? */
 static int proves(int root, const char *rel, const struct stat *st)
 {
-    int fd = yr_openat2(root, *rel ? rel : ".", O_PATH | O_NOFOLLOW,
-                        RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV);
+    const uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV;
+    int fd = yr_openat2(root, *rel ? rel : ".", O_PATH | O_NOFOLLOW, res);
+    if (fd == -EACCES) {
+        /* A directory the caller may not search as itself (its own fd
+         * directory, non-dumpable: yr_lookup): this look-up only says what
+         * the object held is, and what it finds is closed here. */
+        yr_fs_pause();
+        fd = yr_openat2(root, *rel ? rel : ".", O_PATH | O_NOFOLLOW, res);
+        yr_fs_resume();
+    }
     struct stat found;
     int same = fd >= 0 && fstat(fd, &found) == 0 && found.st_ino == st->st_ino &&
                found.st_dev == st->st_dev;
@@ -716,6 +724,22 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     return judge_inside(c, &o, class, access);
 }
 
+/* Is obj the caller's own fd or fdinfo directory (/proc/PID/fd, or
+ * task/TID/fd, of its thread group), or a file of its fdinfo? The kernel
+ * lets a thread group search and read these whoever owns them
+ * (proc_fd_permission: a non-dumpable process's fd directory is root's,
+ * 0500; proc_fdinfo_permission: a ptrace check a process passes on itself),
+ * and nothing else of /proc. Proved as the gate proves what an object is. */
+int yr_gate_own_fd_entry(struct yr_call *c, int obj)
+{
+    struct stat st;
+    struct proc_obj o;
+    if (fstat(obj, &st) < 0 || !yr_on_proc_st(obj, &st) || identify(c, obj, &st, &o) < 0)
+        return 0;
+    return o.pid_entry && o.tgid > 0 && o.tgid == yr_caller_tgid(c) &&
+           (strcmp(o.entry, "fd") == 0 || strcmp(o.entry, "fdinfo") == 0);
+}
+
 /* After an open or a follow the gate allowed on the kernel's core rule:
  * the rule again, so that a target that became non-dumpable (or changed its
  * ids) meanwhile is refused, as the kernel would have refused it had the
@@ -733,9 +757,9 @@ int yr_gate_recheck(struct yr_call *c)
 /* A magic link about to be followed: the link itself is the entry. */
 int yr_gate_link(struct yr_call *c, int dir, const char *name)
 {
-    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int fd = yr_lookup(c, dir, name, O_PATH | O_NOFOLLOW, 0);
     if (fd < 0)
-        return -errno;
+        return fd;
     int rc = yr_gate(c, fd, ACC_FOLLOW);
     close(fd);
     return rc;

@@ -213,7 +213,9 @@ int yr_open_final(struct yr_call *c)
     if (r->magic || r->dir < 0) {
         /* the held file itself, opened again: its inode is the one held */
         fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
-        opened = &r->obj_st;
+        /* O_TMPFILE in the held directory: a new inode, stat'ed by yr_install
+         * (tmpfiles.c records it, for linkat(AT_EMPTY_PATH)) */
+        opened = fl & TMPFILE_BIT ? NULL : &r->obj_st;
     } else {
         /* By name from the held parent, so that the kernel's own rules on
          * the open (its sticky-directory checks with O_CREAT) apply; the
@@ -227,6 +229,21 @@ int yr_open_final(struct yr_call *c)
         }
         if (fd < 0 && errno == ELOOP && r->follow)
             return R_AGAIN;                /* became a symlink: walk it */
+    }
+    int refused = fd < 0 && errno == EACCES;          /* errno: the open's, kept */
+    if (refused && (type == S_IFDIR || type == S_IFREG) && yr_gate_own_fd_entry(c, r->obj)) {
+        /* The caller's own fd or fdinfo directory or fdinfo file, which the
+         * kernel lets its thread group read whoever owns them: listed by a
+         * process that made itself non-dumpable. The held object itself,
+         * opened again. */
+        yr_fs_pause();
+        fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
+        int e = errno;
+        yr_fs_resume();
+        errno = e;
+        opened = &r->obj_st;
+    } else if (refused) {
+        errno = EACCES;
     }
     if (fd < 0) {
         int e = errno;

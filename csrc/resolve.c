@@ -437,6 +437,22 @@ static int read_link(int dir, const char *name, char *buf)
     return 0;
 }
 
+/* name looked up in dir as the caller (yr_openat2's flags and resolve), or,
+ * refused, as ourselves when dir is the caller's own fd or fdinfo directory,
+ * which the kernel lets its thread group search whoever owns it: a process
+ * that made itself non-dumpable still reaches its own /proc/self/fd/N (its
+ * fd directory is then root's, 0500). What is found is judged as ever. */
+int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve)
+{
+    int fd = yr_openat2(dir, name, flags, resolve);
+    if (fd != -EACCES || !yr_gate_own_fd_entry(c, dir))
+        return fd;
+    yr_fs_pause();
+    fd = yr_openat2(dir, name, flags, resolve);
+    yr_fs_resume();
+    return fd;
+}
+
 /* Follow the magic link dir/name, which the gate has judged: O_PATH (and
  * extra flags), the kernel follows it; the fd or -errno. A process's own
  * links the kernel never asks about (same thread group), but we follow
@@ -530,8 +546,8 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
         }
         next = dotdot(c, *cur);
     } else {
-        next = yr_openat2(*cur, name, O_PATH | O_NOFOLLOW | O_DIRECTORY,
-                          r->resolve & RESOLVE_NO_XDEV);
+        next = yr_lookup(c, *cur, name, O_PATH | O_NOFOLLOW | O_DIRECTORY,
+                         r->resolve & RESOLVE_NO_XDEV);
         if (next == -ENOTDIR) {
             /* Not a directory: held as it is now, and decided on as held.
              * Swapped (renameat2 RENAME_EXCHANGE) since the look-up above,
@@ -539,8 +555,8 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
              * have had it been looked up now) or a link whose body is read
              * from the held fd, never from a name that could mean another. */
             struct stat st;
-            int held = yr_openat2(*cur, name, O_PATH | O_NOFOLLOW,
-                                  r->resolve & RESOLVE_NO_XDEV);
+            int held = yr_lookup(c, *cur, name, O_PATH | O_NOFOLLOW,
+                                 r->resolve & RESOLVE_NO_XDEV);
             if (held < 0)
                 return held;
             if (fstat(held, &st) < 0 || !(S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
@@ -935,7 +951,7 @@ static int look(struct yr_call *c)
     r->obj = -1;
     r->exists = 0;
     /* NO_XDEV: a mountpoint as the last name is a crossing too (EXDEV) */
-    int fd = yr_openat2(r->dir, r->name, O_PATH | O_NOFOLLOW, r->resolve & RESOLVE_NO_XDEV);
+    int fd = yr_lookup(c, r->dir, r->name, O_PATH | O_NOFOLLOW, r->resolve & RESOLVE_NO_XDEV);
     if (fd < 0)
         return fd == -ENOENT ? 0 : fd;
     if (fstat(fd, &r->st) < 0) {
@@ -956,8 +972,14 @@ int yr_trail(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
     for (;;) {
-        if (c->op == OP_OPEN && (c->flags & O_CREAT) && r->slash)
-            return -EISDIR;                      /* before the name is looked at */
+        if (c->op == OP_OPEN && (c->flags & O_CREAT) && r->slash) {
+            /* before the name is looked at, but after the search of its
+             * directory (may_lookup, for the last name too): the kernel's
+             * EACCES first */
+            if (syscall(SYS_faccessat2, r->dir, "", X_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
+                return errno == EACCES ? -EACCES : -EISDIR;
+            return -EISDIR;
+        }
         if (strcmp(r->name, "..") == 0) {
             r->root_set = 1;
             if (!at_root(c, r->dir)) {
@@ -974,7 +996,10 @@ int yr_trail(struct yr_call *c)
         int err = look(c);
         if (err < 0)
             return err;
-        if (!r->exists || !S_ISLNK(r->st.st_mode) || !(r->follow || r->slash))
+        /* symlink() creates: its new name is never followed, a slash after
+         * it or not (filename_create: an existing name is EEXIST) */
+        int slash_follows = r->slash && c->op != OP_SYMLINK;
+        if (!r->exists || !S_ISLNK(r->st.st_mode) || !(r->follow || slash_follows))
             return 0;
         int rc = trailing_link(c);
         if (rc == R_DONE)
@@ -1005,6 +1030,10 @@ int yr_hold_final(struct yr_call *c, enum yr_access access)
             return err;
         if (fstat(r->obj, &r->obj_st) < 0)
             return -errno;
+        /* A trailing slash wants a directory where the jump lands
+         * (LOOKUP_DIRECTORY), and a symlink landed on is not followed. */
+        if (r->slash && !S_ISDIR(r->obj_st.st_mode))
+            return -ENOTDIR;
     } else if (!r->exists) {
         return 0;
     } else if (r->obj < 0) {
@@ -1051,6 +1080,8 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
     r->link_on_way = obj == -ELOOP;
     if (obj == -ELOOP || obj == -EXDEV || obj == -EAGAIN)
         return 0;                                /* a symlink on the way: the walk */
+    if (obj == -EACCES)
+        return 0;          /* the walk: one directory may be searched whoever owns it (yr_lookup) */
     if (obj < 0)
         return obj;
     if (fstat(obj, &r->obj_st) < 0) {

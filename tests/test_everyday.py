@@ -110,6 +110,62 @@ def test_a_non_dumpable_program_opens_and_stats_files(who, nodump_probe, backend
     assert who.native(nodump_probe, d, "f").returncode == 0
 
 
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+def test_a_non_dumpable_program_of_another_uid_reaches_its_own_descriptors(
+        as_user, nodump_probe, shared_dir, backend):  # noqa: F811
+    """yama-run started by root, the program uid 1001's: the supervisor acts
+    as the caller, which as itself may not search its own fd directory once
+    non-dumpable (root's, 0500); the kernel lets a process reach its own
+    /proc/self/fd/N, list its fd directory and read its fdinfo whoever owns
+    them (EACCES before)."""
+    runner = Runner("root", None, shared_dir / "home")
+    runner.home.mkdir()
+    os.chown(runner.home, UID, UID)
+    d = probe_dir(Runner("user", as_user, runner.home))
+    ids = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    r = runner.run("--backend", backend, *ids, nodump_probe, d, "f", "own")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert sum("own-fd" in line for line in lines) == 12, r.stdout
+    assert all(line.endswith(" ok") for line in lines), r.stdout
+    assert subprocess.run([*ids, str(nodump_probe), str(d), "f", "own"],
+                          capture_output=True).returncode == 0
+
+
+OTHERS_FDS = """
+import os, ctypes, time
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)        # non-dumpable: its fd directory is root's
+    os.write(w, b"x")
+    time.sleep(30)
+    os._exit(0)
+os.read(r, 1)
+for what, act in (("open", lambda: os.open(f"/proc/{child}/fd/0", os.O_RDONLY)),
+                  ("list", lambda: os.listdir(f"/proc/{child}/fd")),
+                  ("fdinfo", lambda: open(f"/proc/{child}/fdinfo/0").read())):
+    try:
+        act(); print(what, "ok")
+    except OSError as e:
+        print(what, e.strerror)
+os.kill(child, 9)
+"""
+
+
+def test_another_process_s_fd_directory_stays_refused(as_user, shared_dir):  # noqa: F811
+    """The exemption is a process's own: uid 1001's non-dumpable child's fd
+    directory is refused to it, under yama-run started by root as natively."""
+    ids = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    native = subprocess.run([*ids, sys.executable, "-c", OTHERS_FDS], capture_output=True,
+                            text=True, cwd=shared_dir, timeout=60)
+    assert native.stdout.split() == ["open", "Permission", "denied", "list", "Permission",
+                                     "denied", "fdinfo", "Permission", "denied"], native
+    runner = Runner("root", None, shared_dir)
+    r = runner.run(*ids, sys.executable, "-c", OTHERS_FDS)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
+
+
 def test_without_the_user_namespace_it_fails_closed_and_says_why(as_user, nodump_probe,  # noqa: F811
                                                                  shared_dir):
     """--userns=never, started by an ordinary user: the supervisor cannot read

@@ -67,6 +67,7 @@ def tree(helper):
     t.dir("d_own", 0o755, 1001, 1001)
     t.dir("sgid", 0o2777, 0, 1000)
     t.dir("acl", 0o777, 1001, 1001)
+    t.dir("d_nosearch", 0o666, 1001, 1001)           # 1001's, but not searchable
     t.has_acl = default_acl_rwx(t.top / "acl")
     t.fifo("fifo_rw", 0o666)
     t.link("loop", "loop", 1001)
@@ -126,6 +127,27 @@ BATCH = [
     ("O_TMPFILE", "open d_own TMPFILE|RDWR 0600"),
     ("O_TMPFILE + linkat", "tmpfile d_own d_own/new6"),
     ("O_TMPFILE on a file", "open f_own TMPFILE|RDWR 0600"),
+    # through a magic link (the held directory reopened): still the caller's
+    # to name by descriptor (ENOENT before: the directory's inode was recorded)
+    ("O_TMPFILE through /proc/self/fd + linkat AT_EMPTY_PATH", "tmpfile_by_fd d_own d_own/new8"),
+    # a trailing slash wants a directory where a magic link lands (ENOTDIR),
+    # checked after the jump, for every call (before: opened, stat'ed)
+    ("a trailing slash after a magic link to a file", "open /proc/self/exe/ RDONLY"),
+    ("stat: a trailing slash after a magic link to a file", "stat /proc/self/exe/"),
+    ("access: a trailing slash after a magic link to a file", "access /proc/self/exe/ 4"),
+    ("a trailing slash after a magic link to a directory", "open /proc/self/cwd/ RDONLY"),
+    # symlink() never follows its new name, a slash after it or not: an
+    # existing name is EEXIST (before: the link followed, ELOOP or ENOENT)
+    ("symlink over a link, a trailing slash", "symlink x lnk/"),
+    ("symlink over a looping link, a trailing slash", "symlink x loop/"),
+    ("symlink, a new name with a trailing slash", "symlink x d_own/newsl/"),
+    # O_CREAT with a trailing slash: EISDIR, but the search of its directory
+    # first (EACCES where it may not be searched)
+    ("O_CREAT, a trailing slash, a directory not searchable", "open d_nosearch/x/ WRONLY|CREAT 0644"),
+    ("O_CREAT, a trailing slash", "open d_own/x/ WRONLY|CREAT 0644"),
+    # stat flags vfs_statx accepts (EINVAL before)
+    ("newfstatat AT_STATX_DONT_SYNC", "newfstatat CWD f_own 0x4000"),
+    ("newfstatat AT_STATX_FORCE_SYNC", "newfstatat CWD f_own 0x2000"),
     ("fifo O_RDWR", "open fifo_rw RDWR"),
     ("fifo O_RDONLY|O_NONBLOCK", "open fifo_rw RDONLY|NONBLOCK"),
     ("fifo O_WRONLY|O_NONBLOCK: ENXIO", "open fifo_rw WRONLY|NONBLOCK"),
@@ -140,7 +162,7 @@ BATCH = [
     ("stat through /dev/fd", "read /dev/fd/../comm"),
 ]
 CLEAN = ["unlink d_own/new1", "unlink sgid/new2", "unlink d_own/new4", "unlink d_own/new5",
-         "unlink d_own/new6", "unlink d_own/new7"]
+         "unlink d_own/new6", "unlink d_own/new7", "unlink d_own/new8"]
 
 
 def batch():
@@ -220,6 +242,18 @@ def test_native_batch_means_something(tree, sysctl):
     assert by["O_TMPFILE + linkat"].startswith("ok ") and " u=1001 " in by["O_TMPFILE + linkat"]
     assert by["threads"] == "ok n=640"
     assert by["stat /proc/self (the caller's)"] == "ok path_probe"
+    assert by["O_TMPFILE through /proc/self/fd + linkat AT_EMPTY_PATH"].startswith("ok ")
+    for name in ("a trailing slash after a magic link to a file",
+                 "stat: a trailing slash after a magic link to a file",
+                 "access: a trailing slash after a magic link to a file"):
+        assert by[name] == "ENOTDIR", name
+    assert by["a trailing slash after a magic link to a directory"].startswith("ok ")
+    assert by["symlink over a link, a trailing slash"] == "EEXIST"
+    assert by["symlink over a looping link, a trailing slash"] == "EEXIST"
+    assert by["symlink, a new name with a trailing slash"] == "ENOENT"
+    assert by["O_CREAT, a trailing slash, a directory not searchable"] == "EACCES"
+    assert by["O_CREAT, a trailing slash"] == "EISDIR"
+    assert by["newfstatat AT_STATX_DONT_SYNC"].startswith("ok")
 
 
 @retried_if_knobs_changed

@@ -1,10 +1,14 @@
 /* A program that makes itself non-dumpable (as ssh-agent, gpg-agent and
  * password managers do), then opens, stats and reads files by every route
  * the supervisor serves: absolute, relative to the cwd, relative to a dirfd,
- * the dirfd itself (AT_EMPTY_PATH), access(). Prints one word per step:
- * "ok" or the errno's name; exits 0 only if every step worked.
- *   nodump_probe DIR FILE    (FILE: a name in DIR) */
+ * the dirfd itself (AT_EMPTY_PATH), access(); with "own", also its own
+ * descriptors in /proc (fd/N opened and stat'ed, the fd directory listed,
+ * fdinfo/N read, through self, thread-self and its pid: the kernel lets a
+ * process reach its own whoever owns those directories). Prints one word
+ * per step: "ok" or the errno's name; exits 0 only if every step worked.
+ *   nodump_probe DIR FILE [own]    (FILE: a name in DIR) */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,9 +26,59 @@ static void step(const char *name, int rc)
         failures++;
 }
 
+/* Is fd listed in the directory at path? 0 or -1 (errno set). */
+static int lists(const char *path, int fd)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    char want[16];
+    snprintf(want, sizeof(want), "%d", fd);
+    int found = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        found |= strcmp(e->d_name, want) == 0;
+    closedir(d);
+    errno = ENOENT;
+    return found ? 0 : -1;
+}
+
+static void own_descriptors(const char *path)
+{
+    int fd = open(path, O_RDONLY), got;
+    char p[96], buf[64];
+    struct stat st;
+    const char *const selves[] = { "self", "thread-self", NULL };
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    const char *const *names = selves;
+    for (const char *const *who = names; ; who++) {
+        const char *me = *who ? *who : pid;
+        snprintf(p, sizeof(p), "/proc/%s/fd/%d", me, fd);
+        got = open(p, O_RDONLY);
+        printf("[%s] ", me);
+        step("own-fd-open", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
+        if (got >= 0)
+            close(got);
+        printf("[%s] ", me);
+        step("own-fd-stat", stat(p, &st));
+        snprintf(p, sizeof(p), "/proc/%s/fd", me);
+        printf("[%s] ", me);
+        step("own-fd-list", lists(p, fd));
+        snprintf(p, sizeof(p), "/proc/%s/fdinfo/%d", me, fd);
+        got = open(p, O_RDONLY);
+        printf("[%s] ", me);
+        step("own-fdinfo-read", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
+        if (got >= 0)
+            close(got);
+        if (!*who)
+            break;
+    }
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "own") == 0))
         return 2;
     const char *dir = argv[1], *file = argv[2];
     char path[4096];
@@ -49,5 +103,7 @@ int main(int argc, char **argv)
     step("fstatat-dirfd", fstatat(dfd, file, &st, 0));
     step("creat", fd = open("created-by-probe", O_WRONLY | O_CREAT | O_TRUNC, 0600));
     step("unlink", unlink("created-by-probe"));
+    if (argc == 4)
+        own_descriptors(path);
     return failures ? 1 : 0;
 }

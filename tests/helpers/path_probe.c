@@ -47,6 +47,8 @@
  *                    statted=.. statted_bad=.." (_bad: BAD's TARGET was reached)
  *   alarmopen PATH   open O_RDONLY with SIGALRM (no SA_RESTART) due in 1 s
  *   tmpfile DIR NEW  O_TMPFILE in DIR, written, linked as NEW via /proc/self/fd
+ *   tmpfile_by_fd DIR NEW  DIR held O_PATH, O_TMPFILE through /proc/self/fd/D,
+ *                    linked as NEW by its descriptor (linkat AT_EMPTY_PATH)
  *   unlink PATH   rmdir PATH     (for clean-up between cases)
  *   status PATH      open, read, "ok Pid=N Tgid=N me=TGID tid=TID"
  *   read PATH        open, read, "ok <first line, blanks as _>"
@@ -478,6 +480,23 @@ static void do_tmpfile(struct ctx *c, char **w, char *out, size_t size)
     describe_fd(out, size, fd);
 }
 
+/* DIR held O_PATH, O_TMPFILE opened through the magic link /proc/self/fd/D,
+ * then named NEW by its own descriptor (AT_EMPTY_PATH: the opener's
+ * credentials are the caller's own). */
+static void do_tmpfile_by_fd(struct ctx *c, char **w, char *out, size_t size)
+{
+    long d = syscall(SYS_openat, AT_FDCWD, path_arg(c, w[0]), O_PATH | O_DIRECTORY, 0);
+    if (d < 0) { snprintf(out, size, "DIR_%s", errname(errno)); return; }
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%ld", d);
+    long fd = syscall(SYS_openat, AT_FDCWD, proc, O_TMPFILE | O_RDWR, 0600);
+    close((int)d);
+    if (fd < 0) { snprintf(out, size, "%s", errname(errno)); return; }
+    long r = syscall(SYS_linkat, fd, "", AT_FDCWD, path_arg(c, w[1]), AT_EMPTY_PATH);
+    if (r < 0) { snprintf(out, size, "LINK_%s", errname(errno)); close((int)fd); return; }
+    describe_fd(out, size, fd);
+}
+
 /* ---- a racing path rewrite ----------------------------------------------------- */
 
 /* Another thread keeps rewriting the path buffer between GOOD and BAD (same
@@ -800,6 +819,8 @@ static void run_case(char **w, int nw, char *out, size_t size)
         do_alarmopen(&c, a, out, size);
     } else if (!strcmp(op, "tmpfile")) {
         do_tmpfile(&c, a, out, size);
+    } else if (!strcmp(op, "tmpfile_by_fd")) {
+        do_tmpfile_by_fd(&c, a, out, size);
     } else if (!strcmp(op, "unlink")) {
         fail_or(out, size, syscall(SYS_unlink, P(0)), NULL);
     } else if (!strcmp(op, "rmdir")) {
