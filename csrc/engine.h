@@ -102,6 +102,17 @@ void yr_pool_step_back(struct yr_ctx *ctx);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
 
 /* CLOCK_MONOTONIC in ns. */
+/* A call's arguments as the kernel will use them: the i386 entry takes the
+ * low 32 bits of each register, while seccomp (user-notify and ptrace alike)
+ * reports all 64, whose upper halves a 64-bit program making an int $0x80
+ * call sets as it likes. Every decision, in C and in Python, and the audit
+ * read these, never the raw registers. */
+static inline void yr_event_args(struct yr_event *ev, const uint64_t raw[6])
+{
+    for (int i = 0; i < 6; i++)
+        ev->args[i] = ev->arch == AUDIT_ARCH_I386_ ? (uint32_t)raw[i] : raw[i];
+}
+
 static inline uint64_t yr_now_ns(void)
 {
     struct timespec t;

@@ -429,7 +429,7 @@ int yr_next(struct yr_ctx *ctx, struct yr_event *ev)
             continue;
         }
         ev->sys = lookup_sys(ctx, n->data.arch, n->data.nr);
-        memcpy(ev->args, n->data.args, sizeof(ev->args));
+        yr_event_args(ev, n->data.args);
         if (!yr_settle(ctx, ev)) {
             yr_pool_step_out(ctx);      /* Python decides: others are served meanwhile */
             return 1;

@@ -51,7 +51,7 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
     ev->arch = info.arch;
     ev->nr = (int32_t)info.seccomp.nr;
     ev->sys = yr_ctx_sys(ctx, ev->arch, ev->nr);
-    memcpy(ev->args, info.seccomp.args, sizeof(ev->args));
+    yr_event_args(ev, info.seccomp.args);
     return 0;
 }
 

@@ -323,6 +323,28 @@ static const char *op_attach32(pid_t target, int seize)
     return res(e ? -1 : 0, e);
 }
 
+/* The same with junk in the upper halves of every register the call reads
+ * (request, pid, addr, data; seize32addr: addr's alone): the i386 entry
+ * uses the low 32 bits, while
+ * seccomp reports all 64; a supervisor that judged the raw values saw a
+ * SEIZE with addr 1<<32 (the kernel's EIO, it thought) and let it through. */
+static const char *op_attach32_hi(pid_t target, int seize, int only_addr)
+{
+    long rc;
+    long request = (seize ? PTRACE_SEIZE : PTRACE_ATTACH) | (only_addr ? 0 : 1L << 32);
+    long pid = (long)(uint32_t)target | (only_addr ? 0 : 1L << 40);
+    long data = only_addr ? 0 : 1L << 33;
+    __asm__ volatile("int $0x80"
+                     : "=a"(rc)
+                     : "0"(26L), "b"(request), "c"(pid), "d"(1L << 32), "S"(data)
+                     : "memory", "r8", "r9", "r10", "r11");
+    int e = rc < 0 && rc > -4096 ? (int)-rc : 0;
+    if (rc == 0)
+        stop_and_detach(target, seize);
+    errno = e;
+    return res(e ? -1 : 0, e);
+}
+
 static const char *op_vmread(pid_t target)
 {
     uint64_t got = 0;
@@ -453,6 +475,12 @@ static void do_ops(const char *ops, pid_t target, int is_thread, const char *lab
             r = op_attach32(target, 0);
         else if (!strcmp(op, "seize32"))
             r = op_attach32(target, 1);
+        else if (!strcmp(op, "attach32hi"))
+            r = op_attach32_hi(target, 0, 0);
+        else if (!strcmp(op, "seize32hi"))
+            r = op_attach32_hi(target, 1, 0);
+        else if (!strcmp(op, "seize32addr"))          /* junk in addr's upper half only */
+            r = op_attach32_hi(target, 1, 1);
         else if (!strcmp(op, "vmread"))
             r = op_vmread(target);
         else if (!strcmp(op, "vmwrite"))
