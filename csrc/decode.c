@@ -232,22 +232,21 @@ static int at_flags(struct yr_call *c, uint64_t v)
 static int decode_xattrat(struct yr_call *c, uint64_t *path_addr)
 {
     const uint64_t *a = c->ev.args;
-    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
     c->dirfd = (int32_t)a[0];
-    *path_addr = a[1] & m;
+    *path_addr = a[1];
     int err = at_flags(c, a[2]);
     if (err < 0)
         return err;
     switch (c->ev.sys) {
     case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT:
-        err = read_xattr_args(c, a[4] & m, a[5] & m);
-        return err < 0 ? err : read_xname(c, a[3] & m);
+        err = read_xattr_args(c, a[4], a[5]);
+        return err < 0 ? err : read_xname(c, a[3]);
     case YR_SYS_LISTXATTRAT:
-        c->buf = a[3] & m;
-        c->xsize = a[4] & m;
+        c->buf = a[3];
+        c->xsize = a[4];
         return 0;
     default:                                     /* removexattrat */
-        return read_xname(c, a[3] & m);
+        return read_xname(c, a[3]);
     }
 }
 
@@ -255,11 +254,10 @@ static int decode_xattrat(struct yr_call *c, uint64_t *path_addr)
 static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
 {
     const uint64_t *a = c->ev.args;
-    uint64_t m = c->ev.arch == AUDIT_ARCH_I386_ ? 0xFFFFFFFFu : ~0ULL;
     c->dirfd = (int32_t)a[0];
-    *path_addr = a[1] & m;
-    c->buf = a[2] & m;
-    c->xflags = (uint32_t)(a[3] & m);            /* usize: the kernel checks it on our call */
+    *path_addr = a[1];
+    c->buf = a[2];
+    c->xflags = (uint32_t)(a[3]);            /* usize: the kernel checks it on our call */
     if (c->xflags > 4096)
         return -E2BIG;
     return at_flags(c, a[4]);
@@ -293,13 +291,13 @@ static int decode_inotify(struct yr_call *c, uint64_t fd_arg, uint64_t mask)
 /* fanotify_mark(fd, flags, mask, dirfd, path): the mark is made on our copy
  * of the caller's group, on the walked object. */
 static int decode_fanotify(struct yr_call *c, uint64_t *path_addr, int compat,
-                           const uint64_t *a, uint64_t m)
+                           const uint64_t *a)
 {
     int at = compat ? 4 : 3;                /* i386 splits the 64-bit mask */
     c->xflags = (uint32_t)a[1];
     c->xsize = compat ? (a[2] & 0xFFFFFFFFu) | (a[3] << 32) : a[2];
     c->dirfd = (int32_t)a[at];
-    *path_addr = a[at + 1] & m;
+    *path_addr = a[at + 1];
     if (c->xflags & FAN_MARK_DONT_FOLLOW)
         c->res.follow = 0;
     return take_group(c, a[0]);
@@ -310,65 +308,64 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
 {
     const struct yr_event *ev = &c->ev;
     int compat = ev->arch == AUDIT_ARCH_I386_;
-    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
     const uint64_t *a = ev->args;
     int err = 0;
     switch (ev->sys) {
     case YR_SYS_TRUNCATE:
-        *path_addr = a[0] & m; c->len = compat ? s32(a[1]) : (int64_t)a[1];
+        *path_addr = a[0]; c->len = compat ? s32(a[1]) : (int64_t)a[1];
         return c->len < 0 ? -EINVAL : 0;
     case YR_SYS_TRUNCATE64:
-        *path_addr = a[0] & m; c->len = (int64_t)((a[1] & 0xFFFFFFFFu) | (a[2] << 32));
+        *path_addr = a[0]; c->len = (int64_t)((a[1] & 0xFFFFFFFFu) | (a[2] << 32));
         return c->len < 0 ? -EINVAL : 0;
     case YR_SYS_CHMOD:
-        *path_addr = a[0] & m; c->mode = (uint32_t)a[1] & 07777;
+        *path_addr = a[0]; c->mode = (uint32_t)a[1] & 07777;
         return 0;
     case YR_SYS_FCHMODAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2] & 07777;
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->mode = (uint32_t)a[2] & 07777;
         return 0;
     case YR_SYS_FCHMODAT2:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2] & 07777;
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->mode = (uint32_t)a[2] & 07777;
         c->flags = (int)a[3];
         return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
     case YR_SYS_CHOWN:
-        *path_addr = a[0] & m; c->uid = (uint32_t)a[1]; c->gid = (uint32_t)a[2];
+        *path_addr = a[0]; c->uid = (uint32_t)a[1]; c->gid = (uint32_t)a[2];
         if (compat && ev->nr == 182) {         /* i386 chown: 16-bit ids, 0xffff = -1 */
             c->uid = (c->uid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (c->uid & 0xFFFF);
             c->gid = (c->gid & 0xFFFF) == 0xFFFF ? (uint32_t)-1 : (c->gid & 0xFFFF);
         }
         return 0;
     case YR_SYS_FCHOWNAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->uid = (uint32_t)a[2];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->uid = (uint32_t)a[2];
         c->gid = (uint32_t)a[3]; c->flags = (int)a[4];
         return c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) ? -EINVAL : 0;
     case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[3];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[3];
         if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
             return -EINVAL;
-        return read_times(c, a[2] & m);
+        return read_times(c, a[2]);
     case YR_SYS_UTIME: case YR_SYS_UTIMES:
-        *path_addr = a[0] & m;
-        return read_times(c, a[1] & m);
+        *path_addr = a[0];
+        return read_times(c, a[1]);
     case YR_SYS_FUTIMESAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
-        return read_times(c, a[2] & m);
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1];
+        return read_times(c, a[2]);
     case YR_SYS_GETXATTR:
-        *path_addr = a[0] & m; c->buf = a[2] & m; c->xsize = a[3] & m;
-        return read_xname(c, a[1] & m);
+        *path_addr = a[0]; c->buf = a[2]; c->xsize = a[3];
+        return read_xname(c, a[1]);
     case YR_SYS_SETXATTR:
-        *path_addr = a[0] & m; c->buf = a[2] & m; c->xsize = a[3] & m; c->flags = (int)a[4];
+        *path_addr = a[0]; c->buf = a[2]; c->xsize = a[3]; c->flags = (int)a[4];
         if (c->flags & ~(XATTR_CREATE | XATTR_REPLACE))
             return -EINVAL;
-        err = read_xname(c, a[1] & m);
+        err = read_xname(c, a[1]);
         return !err && c->xsize > XATTR_VALUE_MAX ? -E2BIG : err;
     case YR_SYS_LISTXATTR:
-        *path_addr = a[0] & m; c->buf = a[1] & m; c->xsize = a[2] & m;
+        *path_addr = a[0]; c->buf = a[1]; c->xsize = a[2];
         return 0;
     case YR_SYS_REMOVEXATTR:
-        *path_addr = a[0] & m;
-        return read_xname(c, a[1] & m);
+        *path_addr = a[0];
+        return read_xname(c, a[1]);
     case YR_SYS_STATFS:
-        *path_addr = a[0] & m; c->buf = a[1] & m;
+        *path_addr = a[0]; c->buf = a[1];
         return 0;
     case YR_SYS_READLINK: case YR_SYS_READLINKAT: {
         /* do_readlinkat: bufsiz (an int) first, then the name; "" names the
@@ -378,19 +375,19 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
         int64_t size = s32(a[2 + at]);
         if (at)
             c->dirfd = (int32_t)a[0];
-        *path_addr = a[at] & m; c->buf = a[1 + at] & m; c->xsize = (uint64_t)size;
+        *path_addr = a[at]; c->buf = a[1 + at]; c->xsize = (uint64_t)size;
         c->flags = AT_SYMLINK_NOFOLLOW;
         if (size <= 0)
             return -EINVAL;
         return *path_addr ? 0 : -EFAULT;
     }
     case YR_SYS_NAME_TO_HANDLE_AT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m;
-        c->xsize = a[3] & m;                    /* the mount id's address */
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->buf = a[2];
+        c->xsize = a[3];                    /* the mount id's address */
         c->flags = (int)a[4];
         return 0;
     case YR_SYS_OPEN_TREE: case YR_SYS_OPEN_TREE_ATTR:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[2];
         return 0;
     case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
     case YR_SYS_REMOVEXATTRAT:
@@ -398,10 +395,10 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
     case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
         return decode_file_attr(c, path_addr);
     case YR_SYS_INOTIFY_ADD_WATCH:
-        *path_addr = a[1] & m;
+        *path_addr = a[1];
         return decode_inotify(c, a[0], a[2]);
     case YR_SYS_FANOTIFY_MARK:
-        return decode_fanotify(c, path_addr, compat, a, m);
+        return decode_fanotify(c, path_addr, compat, a);
     default:
         return -ENOSYS;
     }
@@ -411,8 +408,6 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
 int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr)
 {
     const struct yr_event *ev = &c->ev;
-    int compat = ev->arch == AUDIT_ARCH_I386_;
-    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
     const uint64_t *a = ev->args;
     int err = 0;
     c->dirfd = AT_FDCWD_INT;
@@ -423,63 +418,63 @@ int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr)
     *target_addr = 0;
     switch (ev->sys) {
     case YR_SYS_OPEN:
-        *path_addr = a[0] & m; c->flags = (int)a[1]; c->mode = (uint32_t)a[2];
+        *path_addr = a[0]; c->flags = (int)a[1]; c->mode = (uint32_t)a[2];
         err = open_flags(c);
         break;
     case YR_SYS_CREAT:
-        *path_addr = a[0] & m; c->flags = O_CREAT | O_WRONLY | O_TRUNC; c->mode = (uint32_t)a[1];
+        *path_addr = a[0]; c->flags = O_CREAT | O_WRONLY | O_TRUNC; c->mode = (uint32_t)a[1];
         err = open_flags(c);
         break;
     case YR_SYS_OPENAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[2];
         c->mode = (uint32_t)a[3];
         err = open_flags(c);
         break;
     case YR_SYS_OPENAT2:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m;
-        err = read_how(c, a[2] & m, a[3]);
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1];
+        err = read_how(c, a[2], a[3]);
         break;
     case YR_SYS_STAT: case YR_SYS_STAT64:
-        *path_addr = a[0] & m; c->buf = a[1] & m;
+        *path_addr = a[0]; c->buf = a[1];
         break;
     case YR_SYS_LSTAT: case YR_SYS_LSTAT64:
-        *path_addr = a[0] & m; c->buf = a[1] & m; c->flags = AT_SYMLINK_NOFOLLOW;
+        *path_addr = a[0]; c->buf = a[1]; c->flags = AT_SYMLINK_NOFOLLOW;
         break;
     case YR_SYS_NEWFSTATAT: case YR_SYS_FSTATAT64:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->buf = a[2] & m; c->flags = (int)a[3];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->buf = a[2]; c->flags = (int)a[3];
         if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | STATX_SYNC_BITS))
             return -EINVAL;                      /* vfs_statx's own check */
         break;
     case YR_SYS_STATX:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[2];
-        c->mode = (uint32_t)a[3]; c->buf = a[4] & m;
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[2];
+        c->mode = (uint32_t)a[3]; c->buf = a[4];
         if ((c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | STATX_SYNC_BITS)) ||
             (c->flags & STATX_SYNC_BITS) == STATX_SYNC_BITS || (c->mode & STATX__RESERVED))
             return -EINVAL;
         break;
     case YR_SYS_ACCESS:
-        *path_addr = a[0] & m; c->mode = (uint32_t)a[1];
+        *path_addr = a[0]; c->mode = (uint32_t)a[1];
         break;
     case YR_SYS_FACCESSAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->mode = (uint32_t)a[2];
         break;
     case YR_SYS_FACCESSAT2:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->mode = (uint32_t)a[2];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->mode = (uint32_t)a[2];
         c->flags = (int)a[3];
         if (c->flags & ~(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH))
             return -EINVAL;
         break;
     case YR_SYS_EXECVE: case YR_SYS_CHDIR: case YR_SYS_CHROOT:
-        *path_addr = a[0] & m;
+        *path_addr = a[0];
         break;
     case YR_SYS_EXECVEAT:
-        c->dirfd = (int32_t)a[0]; *path_addr = a[1] & m; c->flags = (int)a[4];
+        c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[4];
         break;
     case YR_SYS_SYMLINK:
-        *target_addr = a[0] & m; *path_addr = a[1] & m;
+        *target_addr = a[0]; *path_addr = a[1];
         break;
     case YR_SYS_SYMLINKAT:
-        *target_addr = a[0] & m; c->dirfd = (int32_t)a[1]; *path_addr = a[2] & m;
+        *target_addr = a[0]; c->dirfd = (int32_t)a[1]; *path_addr = a[2];
         break;
     default:
         err = decode_meta(c, path_addr);

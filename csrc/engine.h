@@ -28,6 +28,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -107,10 +108,12 @@ ssize_t yr_read_text(const char *path, char *buf, size_t size);
  * reports all 64, whose upper halves a 64-bit program making an int $0x80
  * call sets as it likes. Every decision, in C and in Python, and the audit
  * read these, never the raw registers. */
-static inline void yr_event_args(struct yr_event *ev, const uint64_t raw[6])
+static inline void yr_event_args(struct yr_event *ev, const void *raw)  /* six u64 */
 {
-    for (int i = 0; i < 6; i++)
-        ev->args[i] = ev->arch == AUDIT_ARCH_I386_ ? (uint32_t)raw[i] : raw[i];
+    memcpy(ev->args, raw, sizeof(ev->args));
+    if (ev->arch == AUDIT_ARCH_I386_)
+        for (int i = 0; i < 6; i++)
+            ev->args[i] &= 0xFFFFFFFFu;
 }
 
 static inline uint64_t yr_now_ns(void)

@@ -240,20 +240,18 @@ int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     struct yr_call *c = ctx->call;
     yr_call_reset(c, ctx, ev);
     c->op = OP_LINK;
-    int compat = ev->arch == AUDIT_ARCH_I386_;
-    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
     int32_t olddfd = AT_FDCWD_INT;       /* kept in c->dirfd */
     uint64_t oldp;
     if (ev->sys == YR_SYS_LINK) {
-        oldp = ev->args[0] & m;
+        oldp = ev->args[0];
         c->link_newdfd = AT_FDCWD_INT;
-        c->link_newp = ev->args[1] & m;
+        c->link_newp = ev->args[1];
         c->flags = 0;
     } else {
         olddfd = (int32_t)ev->args[0];
-        oldp = ev->args[1] & m;
+        oldp = ev->args[1];
         c->link_newdfd = (int32_t)ev->args[2];
-        c->link_newp = ev->args[3] & m;
+        c->link_newp = ev->args[3];
         c->flags = (int32_t)ev->args[4];
     }
     c->link.flags = c->flags;

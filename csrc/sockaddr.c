@@ -101,10 +101,7 @@ int yr_checked_paths(struct yr_call *c)
 {
     const struct yr_event *ev = &c->ev;
     int compat = ev->arch == AUDIT_ARCH_I386_;
-    uint64_t m = compat ? 0xFFFFFFFFu : ~0ULL;
-    uint64_t a[6];
-    for (int i = 0; i < 6; i++)
-        a[i] = ev->args[i] & m;
+    const uint64_t *a = ev->args;               /* i386's: their low halves (yr_event_args) */
     c->nsock = 0;
     c->res.follow = 1;
     c->dirfd = AT_FDCWD_INT;                     /* a walk started again starts here too */
