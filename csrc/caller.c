@@ -373,6 +373,19 @@ static uint32_t map_down(const struct idmap *m, uint32_t id, uint32_t overflow)
     return overflow;
 }
 
+/* The maps of the caller's user namespace, kept for its thread: 0 or -1. */
+static int callers_maps(struct yr_call *c)
+{
+    const struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
+    if (e->tid == c->ev.tid && e->userns && maps.userns == e->userns)
+        return 0;
+    yr_fs_pause();               /* ns/user: ptrace-read access, ours (its own namespace's
+                                    capabilities are not lent to us) */
+    int rc = maps_load(c->procdir);
+    yr_fs_resume();
+    return rc;
+}
+
 void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
 {
     static uint32_t overflow_uid, overflow_gid;
@@ -382,16 +395,37 @@ void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
         overflow_gid = overflow_id("overflowgid");
         overflow_uid = overflow_id("overflowuid");
     }
-    const struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
-    int ok = e->tid == c->ev.tid && e->userns && maps.userns == e->userns;
-    if (!ok) {
-        yr_fs_pause();           /* ns/user: ptrace-read access, ours (its own namespace's
-                                    capabilities are not lent to us) */
-        ok = maps_load(c->procdir) == 0;
-        yr_fs_resume();
-    }
+    int ok = callers_maps(c) == 0;
     *uid = ok ? map_down(&maps.uid, *uid, overflow_uid) : overflow_uid;
     *gid = ok ? map_down(&maps.gid, *gid, overflow_gid) : overflow_gid;
+}
+
+/* id, as the caller's namespace names it, in ours: 0, or -EINVAL for an id
+ * its namespace does not map (make_kuid gives no valid id: chown's EINVAL).
+ * -1 stays -1 ("no change"). */
+static int map_up(const struct idmap *m, uint32_t *id)
+{
+    if (*id == (uint32_t)-1)
+        return 0;
+    for (uint32_t i = 0; i < m->n; i++)
+        if (*id >= m->ext[i].first && *id - m->ext[i].first < m->ext[i].count) {
+            *id = m->ext[i].lower + (*id - m->ext[i].first);
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/* The ids a caller in a user namespace of its own gives (chown's): in ours,
+ * as the kernel takes them (chown_common: make_kuid in the caller's
+ * namespace). 0 or -errno. */
+int yr_ids_from_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
+{
+    if (!c->id.foreign_userns)
+        return 0;
+    if (callers_maps(c) < 0)
+        return -EPERM;                           /* its maps unknown: refused, not guessed */
+    int err = map_up(&maps.uid, uid);
+    return err < 0 ? err : map_up(&maps.gid, gid);
 }
 
 /* tid's process, as this call's identity look-up found it (0: not known). */

@@ -309,9 +309,15 @@ int yr_meta_perform(struct yr_call *c, int fd)
     case YR_SYS_CHMOD: case YR_SYS_FCHMODAT: case YR_SYS_FCHMODAT2:
         rc = syscall(SYS_fchmodat2, fd, "", c->mode, AT_EMPTY_PATH);
         break;
-    case YR_SYS_CHOWN: case YR_SYS_FCHOWNAT:
-        rc = fchownat(fd, "", c->uid, c->gid, AT_EMPTY_PATH);
+    case YR_SYS_CHOWN: case YR_SYS_FCHOWNAT: {
+        uint32_t uid = c->uid, gid = c->gid;
+        int err = yr_ids_from_caller(c, &uid, &gid);
+        if (err < 0)
+            errno = -err;
+        else
+            rc = fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
         break;
+    }
     case YR_SYS_UTIMENSAT: case YR_SYS_UTIMENSAT_TIME64: case YR_SYS_UTIME:
     case YR_SYS_UTIMES: case YR_SYS_FUTIMESAT:
         rc = utimensat(fd, "", c->times_null ? NULL : c->ts, AT_EMPTY_PATH);

@@ -166,6 +166,45 @@ def test_another_process_s_fd_directory_stays_refused(as_user, shared_dir):  # n
     assert r.stdout == native.stdout, (r.stdout, r.stderr)
 
 
+USERNS_CHOWN = """
+set -e
+cd "$1"
+touch x y z
+chown 0:0 x && echo "chown 0:0 ok"
+chown 1 y 2>/dev/null || echo "chown 1: $?"
+chgrp 0 z && echo "chgrp 0 ok"
+stat -c '%u:%g %n' x z
+mkdir out
+tar -xf a.tar -C out && echo "tar ok"
+stat -c '%u:%g %n' out/member
+"""
+
+
+@requires_tool("unshare")
+def test_root_of_its_own_user_namespace_chowns_its_files(as_user, shared_dir):  # noqa: F811
+    """uid 1001 in `unshare -r` (its 0 is our 1001) gives its files to its own
+    root, as tar -x of an archive of root's does: the ids are the caller's
+    namespace's, taken into ours as the kernel takes them (EPERM before: 0
+    was taken for our root), and an id it does not map is EINVAL."""
+    work = shared_dir / "ns"
+    work.mkdir()
+    member = work / "member"
+    member.write_text("x\n")
+    subprocess.run(["tar", "--owner=0", "--group=0", "-cf", str(work / "a.tar"), "-C",
+                    str(work), "member"], check=True)
+    member.unlink()
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(work)], check=True)
+    ids = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    cmd = [*ids, "unshare", "-r", "sh", "-c", USERNS_CHOWN, "sh", str(work)]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert native.returncode == 0, native.stderr
+    assert native.stdout.split("\n")[:4] == ["chown 0:0 ok", "chown 1: 1", "chgrp 0 ok",
+                                              "0:0 x"], native.stdout
+    subprocess.run(["sh", "-c", f"cd {work} && rm -rf x y z out"], check=True)
+    r = Runner("root", None, shared_dir).run("--set", "symlinks.protected=1", *cmd)
+    assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr
+
+
 def test_without_the_user_namespace_it_fails_closed_and_says_why(as_user, nodump_probe,  # noqa: F811
                                                                  shared_dir):
     """--userns=never, started by an ordinary user: the supervisor cannot read
