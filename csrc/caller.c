@@ -428,6 +428,44 @@ int yr_ids_from_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid)
     return err < 0 ? err : map_up(&maps.gid, gid);
 }
 
+/* A POSIX ACL's xattr value (system.posix_acl_access or _default: a 4-byte
+ * version, then 8-byte entries of tag, permissions and id) with its named
+ * users' and groups' ids moved between the caller's namespace and ours, as
+ * the kernel moves them for the caller: up for a value it sets (EINVAL for
+ * an id its namespace does not map), down for one it reads (-1 for an id it
+ * does not see). 0 or -errno; a value of another shape is left to the
+ * kernel's own check. */
+#define ACL_USER_TAG 0x02
+#define ACL_GROUP_TAG 0x08
+
+int yr_acl_ids(struct yr_call *c, const char *name, unsigned char *v, size_t n, int up)
+{
+    if (!c->id.foreign_userns || (strcmp(name, "system.posix_acl_access") != 0 &&
+                                  strcmp(name, "system.posix_acl_default") != 0))
+        return 0;
+    if (n < 4 || (n - 4) % 8 != 0)
+        return 0;
+    if (callers_maps(c) < 0)
+        return -EPERM;
+    for (size_t at = 4; at < n; at += 8) {
+        uint16_t tag;
+        uint32_t id;
+        memcpy(&tag, v + at, 2);
+        if (tag != ACL_USER_TAG && tag != ACL_GROUP_TAG)
+            continue;
+        memcpy(&id, v + at + 4, 4);
+        const struct idmap *m = tag == ACL_USER_TAG ? &maps.uid : &maps.gid;
+        if (up) {
+            if (id == (uint32_t)-1 || map_up(m, &id) < 0)
+                return -EINVAL;
+        } else {
+            id = map_down(m, id, (uint32_t)-1);
+        }
+        memcpy(v + at + 4, &id, 4);
+    }
+    return 0;
+}
+
 /* tid's process, as this call's identity look-up found it (0: not known). */
 static pid_t cached_tgid(struct yr_ctx *ctx, pid_t tid)
 {

@@ -322,6 +322,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a);
 int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);
 void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid);
 int yr_ids_from_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid);
+int yr_acl_ids(struct yr_call *c, const char *name, unsigned char *v, size_t n, int up);
 
 /* meta.c */
 int yr_act_stat(struct yr_call *c);

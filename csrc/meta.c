@@ -142,6 +142,8 @@ static long xattr_read(struct yr_call *c, const char *self)
     if (rc < 0 && errno == ERANGE && size >= XATTR_VALUE_MAX)
         errno = E2BIG;
     if (rc > 0 && size) {
+        if (get)
+            yr_acl_ids(c, c->xname, (unsigned char *)c->xbuf, (size_t)rc, 0);
         struct iovec l = { c->xbuf, (size_t)rc }, r = { (void *)(uintptr_t)c->buf, (size_t)rc };
         if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
             errno = EFAULT;
@@ -328,6 +330,11 @@ int yr_meta_perform(struct yr_call *c, int fd)
     case YR_SYS_SETXATTR: case YR_SYS_SETXATTRAT:
         if (c->xsize && yr_read_caller(c, c->buf, c->xbuf, (size_t)c->xsize) < 0) {
             errno = EFAULT;
+            break;
+        }
+        long err = yr_acl_ids(c, c->xname, (unsigned char *)c->xbuf, (size_t)c->xsize, 1);
+        if (err < 0) {
+            errno = (int)-err;
             break;
         }
         rc = setxattr(self, c->xname, c->xbuf, (size_t)c->xsize,

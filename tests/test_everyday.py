@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,53 @@ def test_root_of_its_own_user_namespace_chowns_its_files(as_user, shared_dir):  
     subprocess.run(["sh", "-c", f"cd {work} && rm -rf x y z out"], check=True)
     r = Runner("root", None, shared_dir).run("--set", "symlinks.protected=1", *cmd)
     assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr
+
+
+USERNS_ACL = """
+import os, struct, sys
+def acl(named):     # ACL v2: user::rw-, user:ID:rw-, group::r--, mask::rw-, other::r--
+    e = [(1, 6, 0xffffffff), (2, 6, named), (4, 4, 0xffffffff), (16, 6, 0xffffffff),
+         (32, 4, 0xffffffff)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *x) for x in e)
+for named in (5, 0):
+    name = f"{sys.argv[1]}/acl{named}"
+    open(name, "w").close()
+    try:
+        os.setxattr(name, "system.posix_acl_access", acl(named))
+        v = os.getxattr(name, "system.posix_acl_access")
+        print(named, "set, reads", struct.unpack_from("<HHI", v, 12)[2])
+    except OSError as e:
+        print(named, e.strerror)
+"""
+
+
+@requires_tool("unshare")
+def test_acl_ids_of_a_user_namespace_are_its_own(as_user, shared_dir):  # noqa: F811
+    """yama-run started by uid 1001, the program in `unshare -r`: an ACL's
+    named ids are the caller's namespace's both ways (user:5, which it does
+    not map, is EINVAL; before, real uid 5 was granted access), as natively."""
+    work = shared_dir / "acl"
+    work.mkdir()
+    os.chown(work, UID, UID)
+    script = shared_dir / "acl.py"
+    script.write_text(USERNS_ACL)
+    script.chmod(0o644)
+    cmd = ["unshare", "-r", "/usr/bin/python3", str(script), str(work)]
+    ids = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    native = subprocess.run([*ids, *cmd], capture_output=True, text=True, timeout=60)
+    if "Operation not supported" in native.stdout:
+        pytest.skip(f"{work}'s filesystem has no POSIX ACLs")
+    assert native.stdout.splitlines() == ["5 Invalid argument", "0 set, reads 0"], native
+    assert struct.unpack_from("<HHI", os.getxattr(work / "acl0", "system.posix_acl_access"),
+                              12)[2] == UID
+    subprocess.run(["rm", "-f", str(work / "acl5"), str(work / "acl0")], check=True)
+    runner = Runner("user", as_user, shared_dir / "home")
+    runner.home.mkdir()
+    os.chown(runner.home, UID, UID)
+    r = runner.run("--set", "symlinks.protected=1", *cmd)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
+    assert struct.unpack_from("<HHI", os.getxattr(work / "acl0", "system.posix_acl_access"),
+                              12)[2] == UID
 
 
 def test_without_the_user_namespace_it_fails_closed_and_says_why(as_user, nodump_probe,  # noqa: F811
