@@ -724,20 +724,24 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     return judge_inside(c, &o, class, access);
 }
 
-/* Is obj the caller's own fd or fdinfo directory (/proc/PID/fd, or
- * task/TID/fd, of its thread group), or a file of its fdinfo? The kernel
- * lets a thread group search and read these whoever owns them
- * (proc_fd_permission: a non-dumpable process's fd directory is root's,
- * 0500; proc_fdinfo_permission: a ptrace check a process passes on itself),
- * and nothing else of /proc. Proved as the gate proves what an object is. */
-int yr_gate_own_fd_entry(struct yr_call *c, int obj)
+/* Is obj an entry of the caller's own process that the kernel lets a thread
+ * group reach whoever owns it, but asks a stranger about: its fd and fdinfo
+ * directories and what is in fdinfo (proc_fd_permission; a non-dumpable
+ * process's fd directory is root's, 0500), and the files opened under a
+ * ptrace check it passes on itself (maps, environ, mem...: mm_access)? Our
+ * acting thread, not of its thread group, is refused them as the caller.
+ * Not map_files: the kernel wants CAP_CHECKPOINT_RESTORE even of the process
+ * itself. Proved as the gate proves what an object is. */
+int yr_gate_own_unasked(struct yr_call *c, int obj)
 {
     struct stat st;
     struct proc_obj o;
     if (fstat(obj, &st) < 0 || !yr_on_proc_st(obj, &st) || identify(c, obj, &st, &o) < 0)
         return 0;
-    return o.pid_entry && o.tgid > 0 && o.tgid == yr_caller_tgid(c) &&
-           (strcmp(o.entry, "fd") == 0 || strcmp(o.entry, "fdinfo") == 0);
+    if (!o.pid_entry || o.tgid <= 0 || o.tgid != yr_caller_tgid(c))
+        return 0;
+    enum entry_class class = class_of(o.entry);
+    return strcmp(o.entry, "fd") == 0 || class == E_READ_OPEN || class == E_ATTACH_OPEN;
 }
 
 /* After an open or a follow the gate allowed on the kernel's core rule:

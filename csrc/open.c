@@ -75,6 +75,32 @@ int yr_take_umask(struct yr_call *c)
     return 0;
 }
 
+/* Do the held file's mode bits let the caller open it so (generic_permission,
+ * from its ids, its groups and CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH in
+ * effect)? The kernel checks them besides its ptrace check, which a file of
+ * the caller's own process opened as ourselves skips: a non-dumpable
+ * process's /proc/self/environ (root's, 0400) stays refused to it. Worked
+ * out here: proc's own permission op would ask the ptrace check again, of
+ * this thread. */
+#define CAP_DAC_OVERRIDE_BIT 1
+#define CAP_DAC_READ_SEARCH_BIT 2
+
+static int owner_bits_allow(const struct yr_call *c, const struct stat *st, int flags)
+{
+    const struct yr_fsid *id = &c->id;
+    int acc = flags & O_ACCMODE;
+    int want = acc == O_RDONLY ? 4 : acc == O_WRONLY ? 2 : 6;
+    if (id->caps >> CAP_DAC_OVERRIDE_BIT & 1)
+        return 1;
+    if (want == 4 && (id->caps >> CAP_DAC_READ_SEARCH_BIT & 1))
+        return 1;
+    int in_group = st->st_gid == id->fsgid;
+    for (uint32_t i = 0; i < id->ngroups && !in_group; i++)
+        in_group = st->st_gid == id->groups[i];
+    int shift = st->st_uid == id->fsuid ? 6 : in_group ? 3 : 0;
+    return ((st->st_mode >> shift) & want) == want;
+}
+
 /* An open that may wait (a FIFO without a peer, a device, a lease): in a
  * worker thread (worker.c), which answers the caller (or, under the ptrace
  * backend, the tracer for it) when the open is done. */
@@ -231,11 +257,12 @@ int yr_open_final(struct yr_call *c)
             return R_AGAIN;                /* became a symlink: walk it */
     }
     int refused = fd < 0 && errno == EACCES;          /* errno: the open's, kept */
-    if (refused && (type == S_IFDIR || type == S_IFREG) && yr_gate_own_fd_entry(c, r->obj)) {
-        /* The caller's own fd or fdinfo directory or fdinfo file, which the
-         * kernel lets its thread group read whoever owns them: listed by a
-         * process that made itself non-dumpable. The held object itself,
-         * opened again. */
+    if (refused && (type == S_IFDIR || (type == S_IFREG && owner_bits_allow(c, &r->obj_st, fl))) &&
+        yr_gate_own_unasked(c, r->obj)) {
+        /* An entry of the caller's own process that the kernel lets its
+         * thread group open whoever owns it (its fd directory listed, its
+         * maps read, by a process that made itself non-dumpable): the held
+         * object itself, opened again as ourselves. */
         yr_fs_pause();
         fd = yr_reopen(r->obj, fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW), c->mode);
         int e = errno;

@@ -445,7 +445,7 @@ static int read_link(int dir, const char *name, char *buf)
 int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve)
 {
     int fd = yr_openat2(dir, name, flags, resolve);
-    if (fd != -EACCES || !yr_gate_own_fd_entry(c, dir))
+    if (fd != -EACCES || !yr_gate_own_unasked(c, dir))
         return fd;
     yr_fs_pause();
     fd = yr_openat2(dir, name, flags, resolve);

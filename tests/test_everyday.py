@@ -117,8 +117,8 @@ def test_a_non_dumpable_program_of_another_uid_reaches_its_own_descriptors(
     """yama-run started by root, the program uid 1001's: the supervisor acts
     as the caller, which as itself may not search its own fd directory once
     non-dumpable (root's, 0500); the kernel lets a process reach its own
-    /proc/self/fd/N, list its fd directory and read its fdinfo whoever owns
-    them (EACCES before)."""
+    /proc/self/fd/N, list its fd directory, read its fdinfo and its maps
+    whoever owns them (EACCES before)."""
     runner = Runner("root", None, shared_dir / "home")
     runner.home.mkdir()
     os.chown(runner.home, UID, UID)
@@ -127,10 +127,39 @@ def test_a_non_dumpable_program_of_another_uid_reaches_its_own_descriptors(
     r = runner.run("--backend", backend, *ids, nodump_probe, d, "f", "own")
     assert r.returncode == 0, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
-    assert sum("own-fd" in line for line in lines) == 12, r.stdout
+    assert sum("] own-" in line for line in lines) == 15, r.stdout
     assert all(line.endswith(" ok") for line in lines), r.stdout
     assert subprocess.run([*ids, str(nodump_probe), str(d), "f", "own"],
                           capture_output=True).returncode == 0
+
+
+DROPPED = """
+import os
+os.setgroups([]); os.setresgid(1001, 1001, 1001); os.setresuid(1001, 1001, 1001)
+fd = os.open("/etc/hostname", os.O_RDONLY)
+for what, act in (("maps", lambda: open("/proc/self/maps").read(1)),
+                  ("environ", lambda: open("/proc/self/environ", "rb").read(1)),
+                  ("fd", lambda: open(f"/proc/self/fd/{fd}").read(1)),
+                  ("fd list", lambda: os.listdir("/proc/self/fd")),
+                  ("chdir fd", lambda: os.chdir("/proc/self/fd")),
+                  ("cwd", lambda: os.readlink("/proc/self/cwd"))):
+    try:
+        act(); print(what, "ok")
+    except OSError as e:
+        print(what, e.strerror)
+"""
+
+
+def test_root_dropping_to_another_uid_keeps_its_own_proc_entries(shared_dir):
+    """Root that drops to uid 1001 is non-dumpable (its /proc entries root's):
+    it still reads its own maps and fd directory, and not its environ (0400,
+    root's), as natively (EACCES for maps and fd before, under yama-run)."""
+    native = subprocess.run([sys.executable, "-c", DROPPED], capture_output=True, text=True,
+                            cwd=shared_dir, timeout=60)
+    assert native.stdout.split("\n")[:2] == ["maps ok", "environ Permission denied"], native
+    r = Runner("root", None, shared_dir).run("--set", "symlinks.protected=1",
+                                             sys.executable, "-c", DROPPED)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
 
 
 OTHERS_FDS = """

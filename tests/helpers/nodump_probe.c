@@ -3,7 +3,7 @@
  * the supervisor serves: absolute, relative to the cwd, relative to a dirfd,
  * the dirfd itself (AT_EMPTY_PATH), access(); with "own", also its own
  * descriptors in /proc (fd/N opened and stat'ed, the fd directory listed,
- * fdinfo/N read, through self, thread-self and its pid: the kernel lets a
+ * fdinfo/N and maps read, through self, thread-self and its pid: the kernel lets a
  * process reach its own whoever owns those directories). Prints one word
  * per step: "ok" or the errno's name; exits 0 only if every step worked.
  *   nodump_probe DIR FILE [own]    (FILE: a name in DIR) */
@@ -68,6 +68,12 @@ static void own_descriptors(const char *path)
         got = open(p, O_RDONLY);
         printf("[%s] ", me);
         step("own-fdinfo-read", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
+        if (got >= 0)
+            close(got);
+        snprintf(p, sizeof(p), "/proc/%s/maps", me);      /* 0444, under mm_access */
+        got = open(p, O_RDONLY);
+        printf("[%s] ", me);
+        step("own-maps-read", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
         if (got >= 0)
             close(got);
         if (!*who)
