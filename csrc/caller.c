@@ -309,8 +309,9 @@ static uint32_t overflow_id(const char *name)
     return yr_read_text(path, buf, sizeof(buf)) > 0 ? (uint32_t)strtoul(buf, NULL, 10) : 65534;
 }
 
-/* m read from procdir's entry name: 0, or -1 (none written yet, or more
- * extents than kept: then every id is the overflow one). */
+/* m read from procdir's entry name: 1, 0 when none is written yet (m maps
+ * nothing: every id is unmapped), or -1 (unreadable, or more extents than
+ * kept). */
 static int map_read(struct idmap *m, int procdir, const char *name)
 {
     m->n = 0;
@@ -318,7 +319,9 @@ static int map_read(struct idmap *m, int procdir, const char *name)
     int fd = openat(procdir, name, O_RDONLY | O_CLOEXEC);
     ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
     yr_close(fd);
-    if (len <= 0 || len == (ssize_t)sizeof(buf) - 1)
+    if (len == 0)
+        return 0;
+    if (len < 0 || len == (ssize_t)sizeof(buf) - 1)
         return -1;
     buf[len] = '\0';
     for (char *line = buf; *line && m->n < MAP_EXTENTS; ) {
@@ -355,10 +358,15 @@ static int maps_load(int procdir)
     yr_close(maps.nsfd);
     maps.nsfd = -1;
     maps.userns = 0;
-    if (map_read(&maps.uid, procdir, "uid_map") < 0 ||
-        map_read(&maps.gid, procdir, "gid_map") < 0) {
+    int uid = map_read(&maps.uid, procdir, "uid_map");
+    int gid = map_read(&maps.gid, procdir, "gid_map");
+    if (uid < 0 || gid < 0) {
         close(nsfd);
         return -1;
+    }
+    if (!uid || !gid) {          /* one not written yet (it may be, once): not kept */
+        close(nsfd);
+        return 0;
     }
     maps.nsfd = nsfd;
     maps.userns = (uint64_t)st.st_ino;
@@ -373,12 +381,13 @@ static uint32_t map_down(const struct idmap *m, uint32_t id, uint32_t overflow)
     return overflow;
 }
 
-/* The maps of the caller's user namespace, kept for its thread: 0 or -1. */
+/* The maps of the caller's user namespace as it is now: 0 or -1. Looked at
+ * on every use (maps_load keeps the maps of the namespace last seen): a
+ * caller in a namespace of its own may enter another below it (unshare,
+ * setns) with the same ids and capabilities, which the identity cache does
+ * not look at for it (none of its capabilities is lent either way). */
 static int callers_maps(struct yr_call *c)
 {
-    const struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
-    if (e->tid == c->ev.tid && e->userns && maps.userns == e->userns)
-        return 0;
     yr_fs_pause();               /* ns/user: ptrace-read access, ours (its own namespace's
                                     capabilities are not lent to us) */
     int rc = maps_load(c->procdir);

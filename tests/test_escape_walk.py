@@ -292,13 +292,16 @@ def test_dir_moved_out_of_the_jail_under_a_relative_walk(probe, area, moved_out,
 
 def test_a_relative_walk_in_the_jail_natively(probe, area, moved_out):
     """The control of the test above: the kernel's own walk, raced the same
-    way, stays in the jail (its window is a few instructions)."""
+    way, stays in the jail all but very rarely (its window is a few
+    instructions: 1 in 3,000 tries once, in a CI-mode run), where yama-run's,
+    before, left it in about half."""
     j = moved_out(0)
     link("a/b/../../marker", j / "rel")
     for path in ("a/b/../../marker", "rel"):
         got = race(probe, ["-j", str(j), str(j / "a" / "b"), str(area / "out" / "b"), TRIES,
                            "open", path])
-        assert set(got) <= {"read:JAIL"}, (path, got)
+        assert set(got) <= {"read:JAIL", "read:OUTSIDE"}, (path, got)
+        assert got.get("read:OUTSIDE", 0) * 100 <= int(TRIES), (path, got)
 
 
 @pytest.mark.parametrize("path", ["/a/b/..", "a/b/.."])

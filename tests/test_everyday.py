@@ -235,6 +235,39 @@ def test_root_of_its_own_user_namespace_chowns_its_files(as_user, shared_dir):  
     assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr
 
 
+NESTED_USERNS = """
+import ctypes, os, sys
+f = sys.argv[1]
+open(f, "w").close()
+def chown(uid):
+    try:
+        os.chown(f, uid, -1); return "ok"
+    except OSError as e:
+        return e.strerror
+print("outer", chown(0), chown(5))
+assert ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0    # CLONE_NEWUSER
+open("/proc/self/uid_map", "w").write("5 0 1")                       # its 5 is the outer 0
+print("nested", chown(0), chown(5), os.stat(f).st_uid)
+"""
+
+
+@requires_tool("unshare")
+def test_ids_follow_the_caller_into_a_nested_user_namespace(shared_dir):
+    """A caller in a namespace of its own that enters another below it: its
+    ids are the new namespace's (the maps of the first were kept: 0 taken
+    for 1001, 5 refused; and a map not yet written, its gid_map, refused
+    every chown)."""
+    f = shared_dir / "nested"
+    ids = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    cmd = [*ids, "unshare", "-r", "/usr/bin/python3", "-c", NESTED_USERNS, str(f)]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert native.stdout.splitlines() == ["outer ok Invalid argument",
+                                          "nested Invalid argument ok 5"], native
+    f.unlink()
+    r = Runner("root", None, shared_dir).run("--set", "symlinks.protected=1", *cmd)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
+
+
 USERNS_ACL = """
 import os, struct, sys
 def acl(named):     # ACL v2: user::rw-, user:ID:rw-, group::r--, mask::rw-, other::r--

@@ -42,42 +42,42 @@ static int lists(const char *path, int fd)
     return found ? 0 : -1;
 }
 
+/* Open path and read from it: 0 or -1 (errno set). */
+static int reads(const char *path)
+{
+    char buf[64];
+    int fd = open(path, O_RDONLY);
+    int rc = fd < 0 ? -1 : (int)read(fd, buf, sizeof(buf));
+    if (fd >= 0)
+        close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Each step prefixed with how the process names itself: [self], [thread-self], [PID]. */
+static void own_step(const char *me, const char *name, int rc)
+{
+    printf("[%s] ", me);
+    step(name, rc);
+}
+
 static void own_descriptors(const char *path)
 {
-    int fd = open(path, O_RDONLY), got;
-    char p[96], buf[64];
+    int fd = open(path, O_RDONLY);
+    char p[96], pid[16];
     struct stat st;
-    const char *const selves[] = { "self", "thread-self", NULL };
-    char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    const char *const *names = selves;
-    for (const char *const *who = names; ; who++) {
-        const char *me = *who ? *who : pid;
+    const char *const names[] = { "self", "thread-self", pid };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *me = names[i];
         snprintf(p, sizeof(p), "/proc/%s/fd/%d", me, fd);
-        got = open(p, O_RDONLY);
-        printf("[%s] ", me);
-        step("own-fd-open", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
-        if (got >= 0)
-            close(got);
-        printf("[%s] ", me);
-        step("own-fd-stat", stat(p, &st));
+        own_step(me, "own-fd-open", reads(p));
+        own_step(me, "own-fd-stat", stat(p, &st));
         snprintf(p, sizeof(p), "/proc/%s/fd", me);
-        printf("[%s] ", me);
-        step("own-fd-list", lists(p, fd));
+        own_step(me, "own-fd-list", lists(p, fd));
         snprintf(p, sizeof(p), "/proc/%s/fdinfo/%d", me, fd);
-        got = open(p, O_RDONLY);
-        printf("[%s] ", me);
-        step("own-fdinfo-read", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
-        if (got >= 0)
-            close(got);
+        own_step(me, "own-fdinfo-read", reads(p));
         snprintf(p, sizeof(p), "/proc/%s/maps", me);      /* 0444, under mm_access */
-        got = open(p, O_RDONLY);
-        printf("[%s] ", me);
-        step("own-maps-read", got < 0 ? -1 : (int)read(got, buf, sizeof(buf)));
-        if (got >= 0)
-            close(got);
-        if (!*who)
-            break;
+        own_step(me, "own-maps-read", reads(p));
     }
     close(fd);
 }

@@ -307,36 +307,22 @@ static const char *op_attach_hi(pid_t target)
     return res(rc, e);
 }
 
-/* ptrace through the i386 ABI (int $0x80, syscall 26) from this 64-bit program. */
-static const char *op_attach32(pid_t target, int seize)
-{
-    long rc;
-    long request = seize ? PTRACE_SEIZE : PTRACE_ATTACH;
-    __asm__ volatile("int $0x80"
-                     : "=a"(rc)
-                     : "0"(26L), "b"(request), "c"((long)target), "d"(0L), "S"(0L)
-                     : "memory", "r8", "r9", "r10", "r11");
-    int e = rc < 0 && rc > -4096 ? (int)-rc : 0;
-    if (rc == 0)
-        stop_and_detach(target, seize);
-    errno = e;
-    return res(e ? -1 : 0, e);
-}
+/* ptrace through the i386 ABI (int $0x80, syscall 26) from this 64-bit
+ * program. hi: what goes above bit 31 of the request, pid, addr and data
+ * registers (HI_*): the i386 entry uses the low 32 bits, while seccomp
+ * reports all 64; a supervisor that judged the raw values saw a SEIZE with
+ * addr 1<<32 (the kernel's EIO, it thought) and let it through. */
+enum { HI_NONE, HI_ALL, HI_ADDR };
 
-/* The same with junk in the upper halves of every register the call reads
- * (request, pid, addr, data; seize32addr: addr's alone): the i386 entry
- * uses the low 32 bits, while
- * seccomp reports all 64; a supervisor that judged the raw values saw a
- * SEIZE with addr 1<<32 (the kernel's EIO, it thought) and let it through. */
-static const char *op_attach32_hi(pid_t target, int seize, int only_addr)
+static const char *op_attach32(pid_t target, int seize, int hi)
 {
     long rc;
-    long request = (seize ? PTRACE_SEIZE : PTRACE_ATTACH) | (only_addr ? 0 : 1L << 32);
-    long pid = (long)(uint32_t)target | (only_addr ? 0 : 1L << 40);
-    long data = only_addr ? 0 : 1L << 33;
+    long request = (seize ? PTRACE_SEIZE : PTRACE_ATTACH) | (hi == HI_ALL ? 1L << 32 : 0);
+    long pid = (long)(uint32_t)target | (hi == HI_ALL ? 1L << 40 : 0);
+    long addr = hi != HI_NONE ? 1L << 32 : 0, data = hi == HI_ALL ? 1L << 33 : 0;
     __asm__ volatile("int $0x80"
                      : "=a"(rc)
-                     : "0"(26L), "b"(request), "c"(pid), "d"(1L << 32), "S"(data)
+                     : "0"(26L), "b"(request), "c"(pid), "d"(addr), "S"(data)
                      : "memory", "r8", "r9", "r10", "r11");
     int e = rc < 0 && rc > -4096 ? (int)-rc : 0;
     if (rc == 0)
@@ -472,15 +458,15 @@ static void do_ops(const char *ops, pid_t target, int is_thread, const char *lab
         else if (!strcmp(op, "attachhi"))
             r = op_attach_hi(target);
         else if (!strcmp(op, "attach32"))
-            r = op_attach32(target, 0);
+            r = op_attach32(target, 0, HI_NONE);
         else if (!strcmp(op, "seize32"))
-            r = op_attach32(target, 1);
+            r = op_attach32(target, 1, HI_NONE);
         else if (!strcmp(op, "attach32hi"))
-            r = op_attach32_hi(target, 0, 0);
+            r = op_attach32(target, 0, HI_ALL);
         else if (!strcmp(op, "seize32hi"))
-            r = op_attach32_hi(target, 1, 0);
+            r = op_attach32(target, 1, HI_ALL);
         else if (!strcmp(op, "seize32addr"))          /* junk in addr's upper half only */
-            r = op_attach32_hi(target, 1, 1);
+            r = op_attach32(target, 1, HI_ADDR);
         else if (!strcmp(op, "vmread"))
             r = op_vmread(target);
         else if (!strcmp(op, "vmwrite"))
