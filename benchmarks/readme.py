@@ -70,7 +70,8 @@ def section(doc: dict, results: Path, notes: str) -> str:
 
 
 DEBIAN_NOTE = ("; the column `yama-run default, Debian's fs.protected_*` has them at Debian "
-               "12's values for its runs, where `default` leaves all but `fifos=2` to the kernel")
+               "12's values for its runs, where `default`'s `auto` levels leave symlinks and "
+               "regular files to the kernel")
 
 
 def rounds_text(doc: dict) -> str:
