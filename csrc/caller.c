@@ -15,12 +15,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 #include "pidfd.h"
-
-#define CAP_SETGID 6
-#define CAP_DAC_OVERRIDE 1
 
 /* ---- reading the caller's memory ------------------------------------------ */
 

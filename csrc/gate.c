@@ -42,10 +42,10 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
-#define CAP_SYS_ADMIN 21
 
 /* ---- which entries the kernel checks, and how (fs/proc/base.c) ---------- */
 

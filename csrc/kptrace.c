@@ -37,10 +37,10 @@
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
-#define CAP_SYS_PTRACE 19
 #define PROC_USER_INIT_INO 0xEFFFFFFDU
 #ifndef NS_GET_OWNER_UID
 #define NS_GET_OWNER_UID _IO(0xb7, 0x4)

@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
@@ -26,7 +27,6 @@
  * change reaches them all): one aligned word, read once per decision. */
 static uint64_t link_mask;
 
-#define CAP_FOWNER 3
 
 int yr_link_table_allows(uint64_t allow_mask, uint32_t facts)
 {

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
@@ -110,11 +111,9 @@ static int add_named(struct yr_call *c, int dirfd, uint64_t addr, int follows)
  * call is EPERM whatever its paths, so none is walked (may_mount() is
  * CAP_SYS_ADMIN over the caller's mount namespace: at least in its effective
  * set; capable() is in the initial namespace: the identity's caps). */
-#define CAP_SYS_PACCT_ 20
-#define CAP_SYS_ADMIN_ 21
 static int may_mount_(const struct yr_call *c)
 {
-    return (c->ev.cap_effective >> CAP_SYS_ADMIN_) & 1;
+    return (c->ev.cap_effective >> CAP_SYS_ADMIN) & 1;
 }
 
 /* ---- paths in a filesystem's options -----------------------------------
@@ -283,7 +282,7 @@ static int mount_new(struct yr_call *c, const uint64_t *a, uint32_t flags)
     char opts[4096];                             /* copy_mount_options: one page */
     int have_opts = a[4] && yr_read_strn(c, a[4], opts, sizeof(opts)) >= 0;  /* else not parsed */
     int err = have_opts ? option_paths(c, &room, opts, overlay ? KEY_OVERLAY : KEY_DEVICE) : 0;
-    if (err < 0 || overlay || !(c->id.caps >> CAP_SYS_ADMIN_ & 1))
+    if (err < 0 || overlay || !(c->id.caps >> CAP_SYS_ADMIN & 1))
         return err;
     char source[YR_PATH_MAX];
     int n = a[0] ? yr_read_strn(c, a[0], source, sizeof(source)) : 0;
@@ -416,11 +415,11 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         return err;
     }
     case YR_SYS_ACCT:
-        if (!(c->id.caps >> CAP_SYS_PACCT_ & 1))
+        if (!(c->id.caps >> CAP_SYS_PACCT & 1))
             return 0;
         return add_named(c, AT_FDCWD_INT, a[0], 1);       /* file_open_name; NULL: off */
     case YR_SYS_SWAPON: case YR_SYS_SWAPOFF:
-        if (!(c->id.caps >> CAP_SYS_ADMIN_ & 1))
+        if (!(c->id.caps >> CAP_SYS_ADMIN & 1))
             return 0;
         /* fall through */
     case YR_SYS_OLDSTAT:

@@ -23,6 +23,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
@@ -82,17 +83,15 @@ int yr_take_umask(struct yr_call *c)
  * process's /proc/self/environ (root's, 0400) stays refused to it. Worked
  * out here: proc's own permission op would ask the ptrace check again, of
  * this thread. */
-#define CAP_DAC_OVERRIDE_BIT 1
-#define CAP_DAC_READ_SEARCH_BIT 2
 
 static int owner_bits_allow(const struct yr_call *c, const struct stat *st, int flags)
 {
     const struct yr_fsid *id = &c->id;
     int acc = flags & O_ACCMODE;
     int want = acc == O_RDONLY ? 4 : acc == O_WRONLY ? 2 : 6;
-    if (id->caps >> CAP_DAC_OVERRIDE_BIT & 1)
+    if (id->caps >> CAP_DAC_OVERRIDE & 1)
         return 1;
-    if (want == 4 && (id->caps >> CAP_DAC_READ_SEARCH_BIT & 1))
+    if (want == 4 && (id->caps >> CAP_DAC_READ_SEARCH & 1))
         return 1;
     int in_group = st->st_gid == id->fsgid;
     for (uint32_t i = 0; i < id->ngroups && !in_group; i++)

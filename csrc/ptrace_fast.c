@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 
 #include "pidfd.h"
 #include "engine.h"
@@ -48,7 +49,6 @@
 #define PTRACE_ATTACH_REQ 16
 #define PTRACE_SEIZE_REQ 0x4206
 #define PTRACE_O_MASK 0x003000FFu
-#define CAP_SYS_PTRACE_BIT 19
 #define PR_SET_PTRACER_OPT 0x59616d61u
 
 static _Atomic uint32_t rule;                   /* YR_PTRACE_FAST_ON | scope, or 0 */
@@ -245,7 +245,7 @@ enum verdict { UNDECIDED, ALLOW, DENY };
 /* ptrace.py's ptrace_access_check for the facts at hand. */
 static enum verdict decide(uint32_t scope, const struct yr_event *ev, pid_t target)
 {
-    int capable_bit = (int)(ev->cap_effective >> CAP_SYS_PTRACE_BIT & 1);
+    int capable_bit = (int)(ev->cap_effective >> CAP_SYS_PTRACE & 1);
     if (scope >= 3)
         return DENY;
     if (capable_bit)

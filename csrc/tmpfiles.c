@@ -29,10 +29,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/capability.h>
 
 #include "engine.h"
 
-#define CAP_DAC_READ_SEARCH 2
 #define PROC_USER_INIT_INO 0xEFFFFFFDU
 #define RECORDS 512
 #define EXECS 256
