@@ -142,8 +142,11 @@ static long xattr_read(struct yr_call *c, const char *self)
     if (rc < 0 && errno == ERANGE && size >= XATTR_VALUE_MAX)
         errno = E2BIG;
     if (rc > 0 && size) {
-        if (get)
-            yr_acl_ids(c, c->xname, (unsigned char *)c->xbuf, (size_t)rc, 0);
+        long err = get ? yr_acl_ids(c, c->xname, (unsigned char *)c->xbuf, (size_t)rc, 0) : 0;
+        if (err < 0) {
+            errno = (int)-err;                   /* its maps unknown: no ids of ours shown */
+            return -1;
+        }
         struct iovec l = { c->xbuf, (size_t)rc }, r = { (void *)(uintptr_t)c->buf, (size_t)rc };
         if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
             errno = EFAULT;
