@@ -279,6 +279,7 @@ int yr_on_proc_st(int fd, const struct stat *st);
 /* resolve.c */
 int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir);
 int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve);
+int yr_kernel_protection(const char *knob);
 int yr_open_root(struct yr_call *c);
 int yr_walk(struct yr_call *c, int from, const char *path);
 int yr_trail(struct yr_call *c);

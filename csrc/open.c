@@ -206,6 +206,32 @@ static int binds_opener(const struct stat *st)
     return -1;
 }
 
+/* The kernel's may_create_in_sticky, for an O_CREAT open of an existing
+ * object in a sticky directory that is opened again from its held
+ * descriptor (by a worker, for an open that may wait, or by a helper that
+ * is the caller), where the kernel no longer sees the O_CREAT: regular files
+ * and FIFOs at the levels fs.protected_regular and fs.protected_fifos have
+ * now, any other type (a device node) whatever they say. 0 or -EACCES. */
+static int kernel_sticky_create(struct yr_call *c)
+{
+    struct yr_res *r = &c->res;
+    struct stat ds;
+    if (!(c->flags & O_CREAT) || r->magic || r->dir < 0)
+        return 0;                    /* a magic link's own directory is never sticky */
+    if (fstat(r->dir, &ds) < 0)
+        return -errno;
+    if (!(ds.st_mode & S_ISVTX))
+        return 0;
+    int type = r->obj_st.st_mode & S_IFMT;
+    int level = type == S_IFREG ? yr_kernel_protection("regular")
+              : type == S_IFIFO ? yr_kernel_protection("fifos") : -1;
+    if (level == 0 || r->obj_st.st_uid == ds.st_uid || r->obj_st.st_uid == c->id.fsuid)
+        return 0;
+    if (ds.st_mode & S_IWOTH)
+        return -EACCES;
+    return (ds.st_mode & S_IWGRP) && level >= 2 ? -EACCES : 0;
+}
+
 /* Open the held object (res.obj) with the caller's flags. */
 int yr_open_final(struct yr_call *c)
 {
@@ -214,6 +240,13 @@ int yr_open_final(struct yr_call *c)
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
     int bound = binds_opener(&r->obj_st);
+    int waits = !(fl & O_NONBLOCK) && may_wait(&r->obj_st) &&
+                !(type == S_IFIFO && (fl & O_ACCMODE) != O_RDONLY);
+    if (c->opener_matters || bound >= 0 || waits) {
+        int err = kernel_sticky_create(c);   /* reopened below: no O_CREAT the kernel sees */
+        if (err < 0)
+            return err;
+    }
     if (c->opener_matters || bound >= 0) {
         int fd = yr_open_as_caller(c, r->obj, c->flags, bound > 0 ? (unsigned)bound : 0);
         return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
@@ -224,7 +257,7 @@ int yr_open_final(struct yr_call *c)
             return err;
     }
     if (!(fl & O_NONBLOCK)) {
-        if (may_wait(&r->obj_st) && !(type == S_IFIFO && (fl & O_ACCMODE) != O_RDONLY))
+        if (waits)
             return wait_elsewhere(c);
         /* Writers to a FIFO with a reader, devices, regular files: never wait here. */
         fl |= O_NONBLOCK;

@@ -735,8 +735,12 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
             memcpy(part, rel, last);
             part[last] = '\0';
             dir = yr_openat2(from, part, O_PATH | O_DIRECTORY, res);
+            /* EACCES too: a stranger's link last in the prefix is trailing
+             * to this look-up, and the kernel's may_follow_link refuses it
+             * before RESOLVE_NO_SYMLINKS says ELOOP, where the call's own
+             * walk would pass it (the kernel judges trailing links only) */
             if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
-                dir == -EXDEV)
+                dir == -EXDEV || dir == -EACCES)
                 slow = tried = 1;          /* a symlink, a /proc magic link, or ".." on the way */
         }
     }
@@ -799,19 +803,29 @@ static uint32_t follow_facts(const struct yr_call *c, const struct stat *link,
     return f;
 }
 
-/* Links followed by hand escape the kernel's own may_follow_link: while
- * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
- * audit: it is the kernel's). Read when needed: hook points are rare. */
-static int kernel_follow_denies(uint32_t f)
+/* The kernel's fs.protected_<knob> now (0, 1, 2), read when needed: the
+ * calls that ask are rare. Unreadable (no descriptor left, say): 2, the
+ * strongest, as a refusal is safer than a guess. */
+int yr_kernel_protection(const char *knob)
 {
-    char v = '0';
-    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    char path[64], v = '2';
+    snprintf(path, sizeof(path), "/proc/sys/fs/protected_%s", knob);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (read(fd, &v, 1) != 1)
-            v = '1';                             /* unreadable: as if on */
+            v = '2';
         close(fd);
     }
-    return v != '0' && !(f & YR_FL_OWNER) && (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
+    return v >= '0' && v <= '2' ? v - '0' : 2;
+}
+
+/* Links followed by hand escape the kernel's own may_follow_link: while
+ * fs.protected_symlinks is on, its rule is applied here too (EACCES, no
+ * audit: it is the kernel's). */
+static int kernel_follow_denies(uint32_t f)
+{
+    return yr_kernel_protection("symlinks") != 0 && !(f & YR_FL_OWNER) &&
+           (f & YR_FL_DIR_STICKY_WW) && !(f & YR_FL_DIR_OWNER);
 }
 
 /* Walk again from the held parent to body (copied into the bottom level's

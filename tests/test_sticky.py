@@ -54,6 +54,10 @@ def tree(helper):
         os.mknod(t.top / d / "1002_chr", 0o20666, os.makedev(1, 3))
         os.chown(t.top / d / "1002_chr", 1002, 1002)
         os.chmod(t.top / d / "1002_chr", 0o666)          # mknod obeys the umask
+    # a device whose open may wait (not a memory device: opened by a worker)
+    os.mknod(t.top / "sticky" / "1002_misc", 0o20666, os.makedev(10, 232))
+    os.chown(t.top / "sticky" / "1002_misc", 1002, 1002)
+    os.chmod(t.top / "sticky" / "1002_misc", 0o666)
     t.file("sticky/1002_ro", 0o644, 1002, 1002)
     t.dir("sticky/1002_dir", 0o777, 1002, 1002)
     t.link("sticky/l1001_to_1002_reg", "1002_reg", 1001)      # my link, other's file
@@ -257,6 +261,25 @@ def test_device_nodes_keep_the_kernel_quirk(tree, sysctl):
                                                     "--set", "regular.protected=0"))
     assert {k: without_flags(v) for k, v in got.items()} == \
         {k: without_flags(v) for k, v in want.items()}, proc.stderr
+
+
+@retried_if_knobs_changed
+def test_an_open_that_may_wait_keeps_the_kernel_rule(tree, sysctl):
+    """The same for a device whose open may wait, which a worker opens again
+    from the held descriptor (where the kernel sees no O_CREAT: it was
+    opened, whatever the sysctls, before), and for a FIFO opened read-only
+    with O_CREAT under the kernel's own fifos=2 left to the kernel ("auto"):
+    refused at once, never waiting."""
+    off_sysctls(sysctl)
+    cases = [("a", "open sticky/1002_misc RDONLY|CREAT 0644"),
+             ("b", "open gsticky/1002_fifo RDONLY|CREAT 0644")]
+    sysctl("fs.protected_fifos", 2)
+    want = run_native(tree, cases, "1001")
+    assert [result_word(want[c]) for c in "ab"] == ["EACCES", "EACCES"]
+    for mode in MODES:
+        got, proc = run_sandboxed(tree, cases, "1001", ("--set", "fifos.protected=auto"), mode,
+                                  timeout=30)
+        assert [result_word(got.get(c, "")) for c in "ab"] == ["EACCES", "EACCES"], proc.stderr
 
 
 # -- audit, -v, permissive, auto ------------------------------------------------------

@@ -475,6 +475,28 @@ def test_auto_leaves_it_to_the_kernel(tree, sysctl):
     assert V_KERNEL.format(1) in proc.stderr.splitlines()
 
 
+MID_PATH = [("a", "open sticky/1002_dir/midnew WRONLY|CREAT 0644"),
+            ("b", "stat sticky/1002_dir/."),
+            ("c", "symlink x sticky/1002_dir/midlnk"),
+            ("~", "unlink t_dir/midnew")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
+def test_a_strangers_link_on_the_way_passes_with_the_kernel_on(tree, sysctl, mode):
+    """The kernel judges trailing links only: a stranger's link in a sticky
+    directory as a directory on the way is followed, with the kernel's own
+    fs.protected_symlinks on (a stock Debian) as without. The supervisor's
+    one-look-up try of the directory part made that link trailing to its
+    own look-up, and took the kernel's EACCES for the call's (an O_CREAT,
+    a symlink, a stat of dir/. refused where natively allowed)."""
+    want = while_set(sysctl, SYSCTLS_NATIVE, lambda: run_native(tree, MID_PATH, "1001"))
+    assert [result_word(want[c]) for c in "abc"] == ["ok", "ok", "ok"], want
+    got, proc = while_set(sysctl, SYSCTLS_NATIVE, lambda: run_sandboxed(
+        tree, MID_PATH, "1001", ("--set", "symlinks.protected=auto"), mode))
+    assert [result_word(got.get(c, "")) for c in "abc"] == ["ok", "ok", "ok"], proc.stderr
+
+
 @retried_if_knobs_changed
 def test_auto_enforces_when_the_kernel_does_not(tree, sysctl):
     set_all(sysctl, SYSCTLS_OFF)
