@@ -99,7 +99,11 @@ static int task_facts(pid_t tid, struct task_facts *t)
     t->has_mm = field(buf, "VmSize:") != NULL;
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
     t->ns = open(path, O_RDONLY | O_CLOEXEC);
-    return t->ns < 0 ? -ESRCH : 0;
+    if (t->ns >= 0)
+        return 0;
+    /* There but not ours to inspect (the VM's own init here): refused, as
+     * the kernel refuses the caller; only a task gone is ESRCH (ENOENT). */
+    return errno == EACCES || errno == EPERM ? -EACCES : -ESRCH;
 }
 
 static int same_ns(int a, int b)
