@@ -257,7 +257,7 @@ static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
     c->dirfd = (int32_t)a[0];
     *path_addr = a[1];
     c->buf = a[2];
-    c->xflags = (uint32_t)(a[3]);            /* usize: the kernel checks it on our call */
+    c->xflags = (uint32_t)a[3];              /* usize: the kernel checks it on our call */
     if (c->xflags > 4096)
         return -E2BIG;
     return at_flags(c, a[4]);

@@ -206,6 +206,25 @@ static int binds_opener(const struct stat *st)
     return -1;
 }
 
+/* An O_CREAT open of the object st in the held directory: 1 when that
+ * directory is sticky (*ds its stat, *f the facts may_create_in_sticky and
+ * yama-run's table look at: YR_CF_*), 0 when not, or -errno. */
+static int create_facts(const struct yr_call *c, const struct stat *st, struct stat *ds,
+                        uint32_t *f)
+{
+    if (fstat(c->res.dir, ds) < 0)
+        return -errno;
+    if (!(ds->st_mode & S_ISVTX))
+        return 0;
+    int type = st->st_mode & S_IFMT;
+    *f = (type == S_IFIFO ? YR_CF_FIFO : type == S_IFREG ? YR_CF_REGULAR : 0) |
+         (ds->st_mode & S_IWOTH ? YR_CF_DIR_WW : 0) |
+         (ds->st_mode & S_IWGRP ? YR_CF_DIR_GW : 0) |
+         (st->st_uid == c->id.fsuid ? YR_CF_OWNER : 0) |
+         (st->st_uid == ds->st_uid ? YR_CF_DIR_OWNER : 0);
+    return 1;
+}
+
 /* The kernel's may_create_in_sticky, for an O_CREAT open of an existing
  * object in a sticky directory that is opened again from its held
  * descriptor (by a worker, for an open that may wait, or by a helper that
@@ -218,18 +237,17 @@ static int kernel_sticky_create(struct yr_call *c)
     struct stat ds;
     if (!(c->flags & O_CREAT) || r->magic || r->dir < 0)
         return 0;                    /* a magic link's own directory is never sticky */
-    if (fstat(r->dir, &ds) < 0)
-        return -errno;
-    if (!(ds.st_mode & S_ISVTX))
+    uint32_t f;
+    int sticky = create_facts(c, &r->obj_st, &ds, &f);
+    if (sticky <= 0)
+        return sticky;
+    int level = f & YR_CF_REGULAR ? yr_kernel_protection("regular")
+              : f & YR_CF_FIFO ? yr_kernel_protection("fifos") : -1;
+    if (level == 0 || (f & (YR_CF_OWNER | YR_CF_DIR_OWNER)))
         return 0;
-    int type = r->obj_st.st_mode & S_IFMT;
-    int level = type == S_IFREG ? yr_kernel_protection("regular")
-              : type == S_IFIFO ? yr_kernel_protection("fifos") : -1;
-    if (level == 0 || r->obj_st.st_uid == ds.st_uid || r->obj_st.st_uid == c->id.fsuid)
-        return 0;
-    if (ds.st_mode & S_IWOTH)
+    if (f & YR_CF_DIR_WW)
         return -EACCES;
-    return (ds.st_mode & S_IWGRP) && level >= 2 ? -EACCES : 0;
+    return (f & YR_CF_DIR_GW) && level >= 2 ? -EACCES : 0;
 }
 
 /* Open the held object (res.obj) with the caller's flags. */
@@ -349,15 +367,10 @@ static int sticky_hook(struct yr_call *c)
     if (!(c->flags & O_CREAT) || (type != S_IFREG && type != S_IFIFO) || create_mask == ~0ULL)
         return 0;
     struct stat ds;
-    if (fstat(r->dir, &ds) < 0)
-        return -errno;
-    if (!(ds.st_mode & S_ISVTX))
-        return 0;
-    uint32_t f = (type == S_IFIFO ? YR_CF_FIFO : YR_CF_REGULAR) |
-                 (ds.st_mode & S_IWOTH ? YR_CF_DIR_WW : 0) |
-                 (ds.st_mode & S_IWGRP ? YR_CF_DIR_GW : 0) |
-                 (r->st.st_uid == c->id.fsuid ? YR_CF_OWNER : 0) |
-                 (r->st.st_uid == ds.st_uid ? YR_CF_DIR_OWNER : 0);
+    uint32_t f;
+    int sticky = create_facts(c, &r->st, &ds, &f);
+    if (sticky <= 0)
+        return sticky;
     if (yr_walk_table_allows(create_mask, f))
         return 0;
     struct yr_walk *pub = &c->pub;

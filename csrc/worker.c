@@ -92,8 +92,6 @@ struct blocking_open {
     struct yr_fsid id_as;
 };
 
-#define TRACER_WAKE YR_TRACER_WAKE
-
 static void done_put(struct yr_done *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -130,7 +128,7 @@ void yr_worker_wakeable(struct yr_ctx *ctx)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = no_op;
         sigemptyset(&sa.sa_mask);
-        sigaction(TRACER_WAKE, &sa, NULL);
+        sigaction(YR_TRACER_WAKE, &sa, NULL);
     }
     ctx->done->tracer = (pid_t)syscall(SYS_gettid);
 }
@@ -194,7 +192,7 @@ static void deferred_answer(const struct blocking_open *b, int fd, int err)
     b->done->head = i;
     pid_t tracer = b->done->tracer;
     pthread_mutex_unlock(&b->done->lock);
-    syscall(SYS_tgkill, getpid(), tracer, TRACER_WAKE);
+    syscall(SYS_tgkill, getpid(), tracer, YR_TRACER_WAKE);
 }
 
 /* ---- replies from any thread ----------------------------------------------- */
