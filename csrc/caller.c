@@ -7,11 +7,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -125,15 +127,62 @@ int yr_proc_open(struct yr_call *c, const char *name, int flags)
     return fd < 0 ? -errno : fd;
 }
 
+/* ---- the caller's resource limits ---------------------------------------- */
+
+/* The /proc/PID/limits line of each limit read here. */
+static const char *limit_name(int resource)
+{
+    switch (resource) {
+    case RLIMIT_FSIZE: return "\nMax file size";
+    case RLIMIT_MSGQUEUE: return "\nMax msgqueue size";
+    default: return NULL;
+    }
+}
+
+static uint64_t limit_value(const char **v)
+{
+    *v += strspn(*v, " ");
+    uint64_t n = strncmp(*v, "unlimited", 9) == 0 ? RLIM_INFINITY : strtoull(*v, NULL, 10);
+    *v += strcspn(*v, " ");
+    return n;
+}
+
+/* The caller's limit of a resource the kernel judges on the current task's
+ * (a call we make is judged on ours). prlimit as the caller: this thread has
+ * its real ids, which is what check_prlimit_permission compares with the
+ * target's (we may lack CAP_SYS_RESOURCE); a caller whose real, effective
+ * and saved ids differ is read from its /proc/TID/limits instead. */
+int yr_caller_limit(struct yr_call *c, int resource, struct rlimit *lim)
+{
+    if (prlimit(c->ev.tid, resource, NULL, lim) == 0)
+        return 0;
+    if (errno != EPERM)
+        return -errno;
+    int fd = yr_proc_open(c, "limits", O_RDONLY);
+    if (fd < 0)
+        return fd;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *key = limit_name(resource), *v = key ? strstr(buf, key) : NULL;
+    if (!v)
+        return -EPERM;
+    v += strlen(key);
+    lim->rlim_cur = limit_value(&v);
+    lim->rlim_max = limit_value(&v);
+    return 0;
+}
+
 /* ---- the caller's filesystem identity, cheaply ---------------------------
  *
  * /proc/TID/status costs ~13 us; PIDFD_GET_INFO on a kept pidfd ~1 us. A
  * thread's credentials change only by its own syscalls, and it is blocked in
  * ours, so a cached identity is right while its ids and capabilities are
- * unchanged, except for the supplementary groups, which only a thread that
- * may setgroups (CAP_SETGID permitted) can change without changing those;
- * for a thread that may, the groups are read again unless they cannot
- * matter (CAP_DAC_OVERRIDE in effect). A thread that holds capabilities
+ * unchanged and it made no setgroups since (noticed, below): its
+ * supplementary groups change with no id or mask changing, even for a
+ * thread without capabilities (it may enter a user namespace of its own,
+ * drop a group there and give its capabilities back). A thread that holds capabilities
  * may enter another user namespace (unshare, setns) keeping the same masks
  * (a full set before and after, or capset back to them), and then none of
  * them is ours to lend: for such a thread the namespace is looked at on
@@ -150,12 +199,31 @@ struct id_entry {
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
     uint64_t eff, perm;
     uint64_t userns;          /* its user namespace's inode when last refreshed */
+    uint32_t notices;         /* noticed() of its tid when last refreshed */
     struct yr_fsid fsid;
 };
 struct yr_idcache {
     struct id_entry e[ID_CACHE];
     uint64_t own_userns;
 };
+
+/* setgroups calls, counted per thread (a slot per tid modulo NOTICE_SLOTS)
+ * before each is continued (notify.c), for every receiver's cache: an
+ * identity cached before its thread's count moved is read again. No look-up
+ * can come between the count and the change it announces: only the thread
+ * changes its own groups, and it waits in that setgroups meanwhile. */
+#define NOTICE_SLOTS 1024
+static _Atomic uint32_t notices[NOTICE_SLOTS];
+
+void yr_identity_notice(pid_t tid)
+{
+    atomic_fetch_add(&notices[(unsigned)tid % NOTICE_SLOTS], 1);
+}
+
+static uint32_t noticed(pid_t tid)
+{
+    return atomic_load(&notices[(unsigned)tid % NOTICE_SLOTS]);
+}
 
 struct yr_idcache *yr_idcache_new(void)
 {
@@ -219,6 +287,7 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
     struct yr_creds c;
     uint32_t v[8];
     e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */
+    e->notices = noticed(ev->tid);   /* before the groups are read */
     /* The look-ups below are ours to make: as the identity the thread last
      * took (another caller's, maybe without capabilities), /proc/TID/ns/user
      * of a new caller is out of reach and it would lose its capabilities. */
@@ -264,9 +333,7 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
     struct yr_idcache *ids = ctx->ids;
     struct id_entry *e = &ids->e[(unsigned)ev->tid % ID_CACHE];
     uint32_t v[8];
-    int groups_settled = !(ev->cap_permitted >> CAP_SETGID & 1) ||
-                         (ev->cap_effective >> CAP_DAC_OVERRIDE & 1);
-    int fresh = e->tid == ev->tid && e->pidfd >= 0 && groups_settled &&
+    int fresh = e->tid == ev->tid && e->pidfd >= 0 && e->notices == noticed(ev->tid) &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
                 get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0 &&
                 (!(ev->cap_effective | ev->cap_permitted) || e->fsid.foreign_userns ||

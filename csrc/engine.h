@@ -248,9 +248,12 @@ static inline size_t yr_first_read(uint64_t addr)   /* to the page's end, at mos
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);
+void yr_identity_notice(pid_t tid);      /* the thread's setgroups: its identity read again */
 int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_fsid *out,
                        int *procdir);
 int yr_proc_open(struct yr_call *c, const char *name, int flags);
+struct rlimit;
+int yr_caller_limit(struct yr_call *c, int resource, struct rlimit *lim);
 int yr_read_str(struct yr_call *c, uint64_t addr, char *out);
 int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size);
 int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);
@@ -297,6 +300,8 @@ int yr_take_umask(struct yr_call *c);
 /* helper.c */
 #define YR_AS_CALLER_NET 1          /* the helper enters the caller's network namespace too */
 int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how);
+int yr_create_as_caller(struct yr_call *c, int dir, const char *name, int flags, uint32_t mode,
+                        int resource, const struct rlimit *limit);
 /* The signal that interrupts the ptrace backend's tracer in waitpid (no
  * SA_RESTART): a worker's answer (worker.c), an injection's clock (tracer.c). */
 #define YR_TRACER_WAKE (SIGRTMIN + 6)

@@ -15,12 +15,19 @@
  * instead would let another thread swap the path for a sibling's
  * /proc/PID/mem.
  *
+ * A message queue made by open(O_CREAT) on an mqueue mount is charged to
+ * the RLIMIT_MSGQUEUE of whoever makes it (mqueue_get_inode: rlimit() of
+ * current), ours for a file we would create.
+ *
  * So such an open is made by a short-lived helper forked here: single
- * threaded, it takes the caller's ids, groups and capabilities, enters the
+ * threaded, it takes the caller's ids, groups and capabilities (and the
+ * limit the call is judged on), enters the
  * caller's user namespace (and, for tun, its network namespace), opens the
  * object the gate judged (our O_PATH fd,
- * through its own /proc/self/fd) and hands the fd back over a socketpair;
- * the supervisor installs it in the caller. Nothing in the helper allocates:
+ * through its own /proc/self/fd) or creates the name in the directory held,
+ * and hands the fd back over a socketpair;
+ * the supervisor installs it in the caller. The umask is the forking
+ * thread's, which took the caller's (open.c, yr_take_umask). Nothing in the helper allocates:
  * it is a fork of a threaded process. While it lives, its pid is protected
  * like the supervisor's. */
 #define _GNU_SOURCE
@@ -35,6 +42,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -132,15 +140,29 @@ static const struct { const char *name; int type; unsigned when; } joined[] = {
 #define JOINED (int)(sizeof(joined) / sizeof(joined[0]))
 #define HELPER_NS_FD 5                           /* joined[i]'s descriptor: 5 + i */
 
+/* What the helper does as the caller: opens its fd 3 again (name NULL), or
+ * creates name in it (a directory held); first takes the caller's limit of
+ * resource (-1: none) while it may still raise ours. */
+struct helper_job {
+    const char *name;
+    int flags;
+    uint32_t mode;
+    int resource;
+    struct rlimit limit;
+};
+
 /* In the helper (fds: 3 the object, 4 the socket, 5 + i the caller's
  * namespace joined[i], entered where it is not ours: bit i of differs):
  * become the caller, open, send. Never returns. */
-static void helper_main(const struct as_caller *a, int flags, unsigned differs)
+static void helper_main(const struct as_caller *a, const struct helper_job *job,
+                        unsigned differs)
 {
     const struct yr_creds *c = &a->ids;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_DUMPABLE, 0);
     int err = 0;
+    if (job->resource >= 0 && setrlimit(job->resource, &job->limit) < 0)
+        err = errno;
     /* A session keyring of its own, empty: ours would lend the keys it
      * holds (/proc/keys lists what the opener's keyrings possess). */
     if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
@@ -169,8 +191,10 @@ static void helper_main(const struct as_caller *a, int flags, unsigned differs)
     prctl(PR_SET_DUMPABLE, 0);                   /* commit_creds may have reset it */
     int fd = -1;
     if (!err) {
-        fd = openat(AT_FDCWD, "/proc/self/fd/3", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) |
-                    O_NOCTTY | O_CLOEXEC);
+        fd = job->name ? openat(3, job->name, job->flags | O_NOCTTY | O_CLOEXEC, job->mode)
+                       : openat(AT_FDCWD, "/proc/self/fd/3",
+                                (job->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) |
+                                O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
             err = errno;
     }
@@ -248,10 +272,10 @@ static int caller_ns(pid_t tid, int i, unsigned *differs)
     return fd;
 }
 
-/* obj (O_PATH, judged) opened with flags by a helper that is the caller,
- * in its user namespace and, with YR_AS_CALLER_NET in how, its network
- * namespace. The fd, or -errno. */
-int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
+/* job done on obj by a helper that is the caller, in its user namespace
+ * and, with YR_AS_CALLER_NET in how, its network namespace. The fd, or
+ * -errno. */
+static int as_caller(struct yr_call *c, int obj, const struct helper_job *job, unsigned how)
 {
     struct as_caller a;
     yr_fs_reset();                               /* our look-ups, with our authority */
@@ -297,7 +321,7 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
             char go;
             if (read(HELPER_SOCK_FD, &go, 1) != 1)   /* not before it is protected */
                 _exit(1);
-            helper_main(&a, flags, differs);
+            helper_main(&a, job, differs);
         }
         if (pid < 0)
             err = errno;
@@ -328,4 +352,21 @@ int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
         helpers[slot] = 0;
     yr_fs_become(&c->id);
     return fd >= 0 ? fd : -(err ? err : EIO);
+}
+
+/* obj (O_PATH, judged) opened with flags by the helper. */
+int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how)
+{
+    struct helper_job job = { .name = NULL, .flags = flags, .resource = -1 };
+    return as_caller(c, obj, &job, how);
+}
+
+/* name created in dir (O_PATH, held) with flags (O_CREAT|O_EXCL) and mode
+ * by the helper, judged on the caller's limit of resource. */
+int yr_create_as_caller(struct yr_call *c, int dir, const char *name, int flags, uint32_t mode,
+                        int resource, const struct rlimit *limit)
+{
+    struct helper_job job = { .name = name, .flags = flags, .mode = mode,
+                              .resource = resource, .limit = *limit };
+    return as_caller(c, dir, &job, 0);
 }

@@ -230,34 +230,6 @@ static long file_attr(struct yr_call *c, int fd)
     return rc;
 }
 
-/* The caller's soft RLIMIT_FSIZE. prlimit as the caller: this thread has
- * its real ids, which is what check_prlimit_permission compares with the
- * target's (we may lack CAP_SYS_RESOURCE); a caller whose real, effective
- * and saved ids differ is read from its /proc/TID/limits instead. */
-static int caller_fsize_limit(struct yr_call *c, uint64_t *soft)
-{
-    struct rlimit lim;
-    if (prlimit(c->ev.tid, RLIMIT_FSIZE, NULL, &lim) == 0) {
-        *soft = lim.rlim_cur;
-        return 0;
-    }
-    if (errno != EPERM)
-        return -errno;
-    int fd = yr_proc_open(c, "limits", O_RDONLY);
-    if (fd < 0)
-        return fd;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    const char *key = "\nMax file size", *v = strstr(buf, key);
-    if (!v)
-        return -EPERM;
-    v += strlen(key) + strspn(v + strlen(key), " ");
-    *soft = strncmp(v, "unlimited", 9) == 0 ? RLIM_INFINITY : strtoull(v, NULL, 10);
-    return 0;
-}
-
 /* truncate is made by us, under our RLIMIT_FSIZE: the caller's must be
  * judged here (inode_newsize_ok). Growing a file past the caller's soft
  * limit is EFBIG, and SIGXFSZ for the calling thread; shrinking is not
@@ -267,10 +239,11 @@ static int caller_fsize_limit(struct yr_call *c, uint64_t *soft)
  * sends no signal. 0: the truncate may be made; else -errno. */
 static int beyond_fsize_limit(struct yr_call *c, int fd)
 {
-    uint64_t soft;
-    int err = caller_fsize_limit(c, &soft);
+    struct rlimit lim;
+    int err = yr_caller_limit(c, RLIMIT_FSIZE, &lim);
     if (err < 0)
         return err;
+    uint64_t soft = lim.rlim_cur;
     if (soft == RLIM_INFINITY || (uint64_t)c->len <= soft)
         return 0;
     struct statx sx;

@@ -365,6 +365,11 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
     }
     yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
     int server = yr_sys_server(ev->sys);
+    if (server == YR_SERVE_NOTICE) {
+        yr_identity_notice(ev->tid);   /* caller.c: before the change, which the kernel makes */
+        yr_reply_continue(ctx, ev->id);
+        return 1;
+    }
     if (server == YR_SERVE_LINK || server == YR_SERVE_WALK) {
         /* link.c, walk.c: 0 only at a hook point */
         if (server == YR_SERVE_LINK ? yr_link_settle(ctx, ev) : yr_walk_settle(ctx, ev))

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -340,6 +341,34 @@ int yr_open_final(struct yr_call *c)
     return yr_install(c, fd, c->flags, opened);
 }
 
+/* A message queue made on an mqueue mount by open(O_CREAT): charged to the
+ * maker's RLIMIT_MSGQUEUE, so made by the helper that is the caller, under
+ * the caller's limit (helper.c). */
+static int create_queue(struct yr_call *c, int flags)
+{
+    struct yr_res *r = &c->res;
+    struct rlimit lim;
+    int err = yr_caller_limit(c, RLIMIT_MSGQUEUE, &lim);
+    if (err < 0) {
+        errno = -err;
+        return -1;
+    }
+    int fd = yr_create_as_caller(c, r->dir, r->name, flags, c->mode, RLIMIT_MSGQUEUE, &lim);
+    if (fd < 0) {
+        errno = -fd;                 /* as open_here's: -1 and errno */
+        return -1;
+    }
+    return fd;
+}
+
+#define MQUEUE_MAGIC 0x19800202              /* ipc/mqueue.c */
+
+static int on_mqueue(int dir)
+{
+    struct statfs sf;
+    return fstatfs(dir, &sf) == 0 && sf.f_type == MQUEUE_MAGIC;
+}
+
 static int create(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
@@ -350,8 +379,9 @@ static int create(struct yr_call *c)
         return -EISDIR;
     if (yr_take_umask(c) < 0)
         return -ESRCH;
-    int fd = open_here(r->dir, r->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC, c->mode,
-                       RESOLVE_NO_SYMLINKS);
+    int fd = on_mqueue(r->dir) ? create_queue(c, fl | O_EXCL)
+                               : open_here(r->dir, r->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC,
+                                           c->mode, RESOLVE_NO_SYMLINKS);
     if (fd < 0)
         return errno == EEXIST && !(fl & O_EXCL) ? R_AGAIN : -errno;
     return yr_install(c, fd, fl, NULL);

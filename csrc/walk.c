@@ -468,14 +468,19 @@ static int walk_next(struct yr_call *c)
 
 /* ---- decoding to a walk ------------------------------------------------------------ */
 
-/* access() without AT_EACCESS: the real ids, as access_override_creds. */
+/* access() without AT_EACCESS: the real ids, as access_override_creds,
+ * whose capabilities are root's permitted set or none, unless the caller
+ * set SECBIT_NO_SETUID_FIXUP: then its effective set, whatever its ids. The
+ * securebits of another process cannot be read, so what both rules grant
+ * at most is lent: root's effective set (never more than its permitted
+ * one), none to others. */
 static void access_identity(struct yr_call *c)
 {
     if (c->ev.sys == YR_SYS_FACCESSAT2 && (c->flags & AT_EACCESS))
         return;
     c->id.fsuid = c->id.ruid;
     c->id.fsgid = c->id.rgid;
-    c->id.caps = c->id.ruid == 0 && !c->id.foreign_userns ? c->ev.cap_permitted : 0;
+    c->id.caps = c->id.ruid == 0 && !c->id.foreign_userns ? c->ev.cap_effective : 0;
 }
 
 /* AT_EMPTY_PATH with an empty path: the caller's descriptor itself. An

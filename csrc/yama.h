@@ -27,7 +27,7 @@
  * the one registry (syscalls.def). Python fills the (arch, nr) -> id table
  * from libseccomp's own tables, by the names yr_sys_names() gives. */
 enum yr_server { YR_SERVE_NONE = 0, YR_SERVE_WALK, YR_SERVE_LINK, YR_SERVE_TASK,
-                 YR_SERVE_SIGNAL };
+                 YR_SERVE_SIGNAL, YR_SERVE_NOTICE };
 enum yr_sys {
     YR_SYS_NONE = 0,
 #define YR_SYSCALL(id, server, names) YR_SYS_##id,

@@ -158,7 +158,7 @@ def routed_hooks(chain, kernel: int, ready: bool) -> set[str]:
         if ready or (new_calls <= RARE_CALLS and closes == closed):
             hooks.add(hook)
             installed, closed = needed, closes
-    return hooks | {"exec_notice"} if hooks else hooks
+    return hooks | seccomp_filter.NOTICES if hooks else hooks
 
 
 # -- the server ----------------------------------------------------------------------

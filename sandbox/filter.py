@@ -206,10 +206,14 @@ ROUTES = {
     # a binfmt_misc file opened for writing: a rule's interpreter is opened
     # by the kernel with no call to walk (csrc/gate.c)
     "binfmt_write": _WRITE_OPENS,
-    # Not a module's: the supervisor's notice of a setuid program run without
-    # its privilege (no_new_privs), routed whenever a filter is installed.
+    # Not a module's (NOTICES: routed whenever a filter is installed): the
+    # supervisor's notice of a setuid program run without its privilege
+    # (no_new_privs), and of a change of the caller's supplementary groups,
+    # which its identity cache cannot see otherwise (csrc/caller.c).
     "exec_notice": [("execve", []), ("execveat", [])],
+    "identity_notice": [("setgroups", []), ("setgroups32", [])],
 }
+NOTICES = frozenset({"exec_notice", "identity_notice"})
 
 # Under TRACED no task may leave the tracer's sight. A child cloned with
 # CLONE_UNTRACED is not auto-attached (and a sandboxed debugger could become

@@ -14,6 +14,18 @@ caller, docs/hostile.md):
   root inside created interfaces in the host. It is opened by the helper
   that is the caller, now in the caller's network namespace too
   (csrc/helper.c, csrc/open.c).
+* A thread's supplementary groups change with no id or capability mask
+  changing (a thread of uid 1001 enters a user namespace of its own, drops
+  a group there, gives its capabilities back): the identity cache kept the
+  group it had dropped, and the program read a file only that group may
+  read; root with CAP_SETGID and CAP_DAC_OVERRIDE gave its file to a group
+  it had left. setgroups is now noticed (csrc/caller.c). And access() lent
+  root's permitted set to a caller that had asked, with
+  SECBIT_NO_SETUID_FIXUP, for its effective one (empty) to be used.
+* A message queue made by open(O_CREAT) on an mqueue mount is charged to
+  its maker's RLIMIT_MSGQUEUE: made by the supervisor, under the
+  supervisor's; a program whose limit was 0 made five. The helper that is
+  the caller makes it now, under the caller's limit (csrc/helper.c).
 * The acting threads kept the supervisor's session keyring, whose keys
   unlock files for whoever opens them: uid 1001 read an fscrypt v1 file
   under a yama-run started by root in the session holding the key. Each
@@ -296,3 +308,112 @@ def test_a_stat_reports_the_ids_its_caller_sees(files_of_1001):
     assert _facts(native.stdout) == want, native.stdout + native.stderr
     r = yama_run("--", *cmd, timeout=60)
     assert _facts(r.stdout) == want, r.stdout + r.stderr
+
+
+# -- supplementary groups and access()'s capabilities -----------------------------------
+
+GROUP = 1234       # a group uid 1001 is not in
+
+
+@pytest.fixture
+def group_file():
+    """root:GROUP, mode 0040 (only GROUP may read it), in a directory
+    everyone may search; and a file of root's, group root, for chown."""
+    d = Path(tempfile.mkdtemp(prefix="yr-groups-", dir="/tmp"))
+    d.chmod(0o755)
+    secret = d / "group-secret"
+    secret.write_text("secret of group 1234\n")
+    os.chown(secret, 0, GROUP)
+    secret.chmod(0o040)
+    given = d / "given"
+    given.write_text("")
+    yield secret, given
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "strict"], ["--backend", "ptrace"]],
+                         ids=["default", "strict", "ptrace-backend"])
+def test_a_dropped_group_is_never_lent(probe, group_file, profile):
+    """uid 1001 in groups 1001 and 1234 reads root:1234's 0040 file (the
+    identity cached), drops 1234 in a user namespace of its own and gives
+    its capabilities back: refused (EACCES), under yama-run as natively;
+    it read the file before."""
+    secret, _ = group_file
+    want = {"before": "OK", "open": "EACCES"}
+    native = subprocess.run([probe, "dropped-group", secret, str(GROUP)], capture_output=True,
+                            text=True, timeout=30)
+    assert _facts(native.stdout) == want, native.stdout + native.stderr
+    r = yama_run(*profile, "--", probe, "dropped-group", secret, str(GROUP), timeout=60)
+    assert _facts(r.stdout) == want, r.stdout + r.stderr
+
+
+def test_a_group_left_is_not_given_a_file(probe, group_file):
+    """root keeping only CAP_DAC_OVERRIDE and CAP_SETGID, in group 1234,
+    stats its file (the identity cached), leaves 1234 and gives the file to
+    it: EPERM (no CAP_CHOWN, not a member), under yama-run as natively, and
+    the file's group stays root's."""
+    _, given = group_file
+    native = subprocess.run([probe, "groups-chown", given, str(GROUP)], capture_output=True,
+                            text=True, timeout=30)
+    assert _facts(native.stdout) == {"chown": "EPERM"}, native.stdout + native.stderr
+    r = yama_run("--profile", "strict", "--", probe, "groups-chown", given, str(GROUP),
+                 timeout=60)
+    assert _facts(r.stdout) == {"chown": "EPERM"}, r.stdout + r.stderr
+    assert given.stat().st_gid == 0
+
+
+def test_access_lends_no_permitted_set_the_caller_set_aside(probe, files_of_1001):
+    """root with SECBIT_NO_SETUID_FIXUP and an empty effective set: access()
+    judges that empty set, not the permitted one (the kernel's
+    access_override_creds): uid 1001's 0600 file is not readable."""
+    secret, _ = files_of_1001
+    native = subprocess.run([probe, "nofixup-access", secret], capture_output=True, text=True,
+                            timeout=30)
+    assert _facts(native.stdout) == {"access": "EACCES"}, native.stdout + native.stderr
+    r = yama_run("--", probe, "nofixup-access", secret, timeout=60)
+    assert _facts(r.stdout) == {"access": "EACCES"}, r.stdout + r.stderr
+
+
+# -- a message queue's maker's limit -----------------------------------------------------
+
+MQUEUES = r"""
+import os, resource, sys
+where, tries, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_MSGQUEUE, (limit, limit))
+os.umask(0o027)
+made = 0
+for i in range(tries):
+    try:
+        os.close(os.open(f"{where}/q{i}", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666))
+        made += 1
+    except OSError as e:
+        print(f"refused={e.errno}")
+        break
+print(f"made={made}")
+if made:
+    st = os.stat(f"{where}/q0")
+    print(f"q0={st.st_mode & 0o777:o}:{st.st_uid}:{st.st_gid}")
+"""
+
+
+@pytest.mark.parametrize("limit", [0, 300000])
+def test_a_message_queue_is_made_under_its_makers_limit(limit):
+    """uid 1001 in namespaces of its own (user, mount, IPC) mounts an mqueue
+    filesystem, lowers its RLIMIT_MSGQUEUE and creates queues with open():
+    as many as natively (none under 0: EMFILE), with the mode its umask
+    leaves and its own ids."""
+    where = Path(tempfile.mkdtemp(prefix="yr-mqueue-", dir="/tmp"))
+    where.chmod(0o755)
+    try:
+        cmd = [*AS_USER, "unshare", "-Urmi", "sh", "-c",
+               'mount -t mqueue yr-test "$1" && exec python3 -c "$0" "$1" 12 "$2"',
+               MQUEUES, str(where), str(limit)]
+        native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        facts = _facts(native.stdout)
+        assert facts.get("refused") == "24", native.stdout + native.stderr
+        assert int(facts["made"]) < 12 and (int(facts["made"]) == 0) == (limit == 0)
+        for profile in ([], ["--profile", "strict"]):
+            r = yama_run(*profile, "--", *cmd, timeout=60)
+            assert _facts(r.stdout) == facts, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

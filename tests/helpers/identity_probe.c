@@ -9,6 +9,20 @@
  *   identity_probe userns-access FILE...  a user namespace of its own, no
  *                                     effective capability left:
  *                                     "access:FILE=OK|ENAME" (R_OK|W_OK)
+ *   identity_probe dropped-group FILE GID  fork: a child of uid 1001 in
+ *                                     groups 1001 and GID opens FILE (the
+ *                                     identity cached), enters a user
+ *                                     namespace of its own (the parent maps
+ *                                     1001 and GID), drops GID there, gives
+ *                                     its capabilities back, opens FILE:
+ *                                     "open=OK" or "open=ENAME"
+ *   identity_probe groups-chown FILE GID  root with CAP_DAC_OVERRIDE and
+ *                                     CAP_SETGID only, in group GID, stats
+ *                                     FILE, leaves GID, gives FILE to GID:
+ *                                     "chown=OK|ENAME"
+ *   identity_probe nofixup-access FILE  root with SECBIT_NO_SETUID_FIXUP and
+ *                                     no effective capability: access(R_OK):
+ *                                     "access=OK|ENAME"
  *   identity_probe tap NODE NAME      open NODE (a tun node), attach to the
  *                                     tap NAME, write one Ethernet frame:
  *                                     "attach=...", "write=..."
@@ -31,6 +45,9 @@
 #include <linux/fscrypt.h>
 #include <linux/if_tun.h>
 #include <linux/keyctl.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -107,6 +124,77 @@ static int userns_open(const char *file)
     return 0;
 }
 
+static int open_result(const char *file)
+{
+    int fd = open(file, O_RDONLY);
+    if (fd < 0)
+        return errno;
+    close(fd);
+    return 0;
+}
+
+static int dropped_group(const char *file, gid_t gid)
+{
+    int up[2], down[2];
+    if (pipe(up) < 0 || pipe(down) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        gid_t both[] = { 1001, gid }, one[] = { 1001 };
+        char b;
+        if (syscall(SYS_setgroups, 2, both) < 0 || syscall(SYS_setresgid, 1001, 1001, 1001) < 0 ||
+            syscall(SYS_setresuid, 1001, 1001, 1001) < 0)
+            _exit(1);
+        printf("before=%s\n", open_result(file) ? err_name(errno) : "OK");  /* cached */
+        if (unshare(CLONE_NEWUSER) < 0) {
+            printf("unshare=%s\n", err_name(errno));
+            _exit(0);
+        }
+        if (write(up[1], "x", 1) != 1 || read(down[0], &b, 1) != 1)
+            _exit(1);
+        if (syscall(SYS_setgroups, 1, one) < 0 || caps_set(0, 0) < 0)
+            _exit(1);
+        int e = open_result(file);
+        printf("open=%s\n", e ? err_name(e) : "OK");
+        _exit(0);
+    }
+    char b, map[64];
+    if (read(up[0], &b, 1) == 1) {
+        write_file(child, "uid_map", "1001 1001 1");
+        snprintf(map, sizeof(map), "1001 1001 1\n%u %u 1\n", (unsigned)gid, (unsigned)gid);
+        write_file(child, "gid_map", map);
+    }
+    if (write(down[1], "x", 1) != 1)
+        return 1;
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+static int groups_chown(const char *file, gid_t gid)
+{
+    gid_t one[] = { gid };
+    unsigned long long keep = 1ULL << CAP_DAC_OVERRIDE | 1ULL << CAP_SETGID;
+    struct stat st;
+    if (syscall(SYS_setgroups, 1, one) < 0 || caps_set(keep, keep) < 0)
+        return 1;
+    for (int i = 0; i < 3; i++)
+        stat(file, &st);                                  /* routed: the identity cached */
+    if (syscall(SYS_setgroups, 0, NULL) < 0)
+        return 1;
+    printf("chown=%s\n", chown(file, (uid_t)-1, gid) == 0 ? "OK" : err_name(errno));
+    return 0;
+}
+
+static int nofixup_access(const char *file)
+{
+    unsigned long long eff, prm;
+    caps_get(&eff, &prm);
+    if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP) < 0 || caps_set(0, prm) < 0)
+        return 1;
+    printf("access=%s\n", access(file, R_OK) == 0 ? "OK" : err_name(errno));
+    return 0;
+}
+
 static int userns_access(int n, char **files)
 {
     if (unshare(CLONE_NEWUSER) < 0) {
@@ -157,6 +245,12 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 3 && strcmp(argv[1], "userns-open") == 0)
         return userns_open(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "dropped-group") == 0)
+        return dropped_group(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "groups-chown") == 0)
+        return groups_chown(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "nofixup-access") == 0)
+        return nofixup_access(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "userns-access") == 0)
         return userns_access(argc - 2, argv + 2);
     if (argc == 4 && (strcmp(argv[1], "tap") == 0 || strcmp(argv[1], "tun-create") == 0))
