@@ -581,46 +581,76 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
     return 0;
 }
 
+static const char *skip_slashes(const char *p)
+{
+    while (*p == '/')
+        p++;
+    return p;
+}
+
 /* Does p (len bytes) begin with the component ".."? */
 static int leading_dotdot(const char *p, size_t len)
 {
     return len >= 2 && p[0] == '.' && p[1] == '.' && (len == 2 || p[2] == '/');
 }
 
-/* The directories of this level that are still to walk, in one look-up
- * when no link, magic link or ".." is among them (the kernel's
- * RESOLVE_NO_SYMLINKS says so, and the walk then goes on by hand from
- * where it was): a link body is all directories; the path at the bottom,
- * up to its last name. Tried whenever the walk starts somewhere new: a link
- * followed, ".." stepped, a body walked to its end, or a walk whose prefix
- * yr_walk could not try (a ".." in it). One leading ".." is taken in the
- * same look-up when cur is not the caller's root (nor the RESOLVE scope):
- * at_root is the same test step() makes before its own ".." (and the same
- * race: the kernel's follow_dotdot too compares the directory it stands in
- * with the root at that moment); any further ".." is stepped by hand. cur
- * moves, or stays when the look-up fails: the components are then stepped
- * one by one. */
-static void prefix_at_once(struct yr_call *c, int *cur)
+/* The length of the directories of level d still to walk: a link body's
+ * are all of it (bodies are pushed only for links with more after them);
+ * the path's at the bottom, up to its last name. Trailing slashes left out. */
+static size_t dirs_left(const struct yr_res *r, int d)
 {
-    struct yr_res *r = &c->res;
-    const char *p = r->seg[r->depth];
+    const char *p = r->seg[d];
     size_t len = strlen(p);
     while (len > 0 && p[len - 1] == '/')
         len--;
-    if (r->depth == 0) {                         /* up to the last name */
+    if (d == 0) {
         while (len > 0 && p[len - 1] != '/')
             len--;
         while (len > 0 && p[len - 1] == '/')
             len--;
     }
-    if (len == 0 || len >= YR_PATH_MAX || !memchr(p, '/', len))
-        return;                                  /* one component: a step is as cheap */
+    return len;
+}
+
+/* The directories of this level that are still to walk, in one look-up
+ * when no link, magic link or ".." is among them (the kernel's
+ * RESOLVE_NO_SYMLINKS says so, and the walk then goes on by hand from
+ * where it was). A link body's are taken with those of the level below it,
+ * which are walked from where the body ends (/lib -> usr/lib, then
+ * x86_64-linux-gnu: one look-up), when neither has a "..". Tried whenever
+ * the walk starts somewhere new: a link followed, ".." stepped, a body
+ * walked to its end, or a walk whose prefix yr_walk could not try (a ".."
+ * in it). One leading ".." is taken in the same look-up when cur is not
+ * the caller's root (nor the RESOLVE scope): at_root is the same test
+ * step() makes before its own ".." (and the same race: the kernel's
+ * follow_dotdot too compares the directory it stands in with the root at
+ * that moment); any further ".." is stepped by hand. cur moves, or stays
+ * when the look-up fails: the components are then stepped one by one. */
+static void prefix_at_once(struct yr_call *c, int *cur)
+{
+    struct yr_res *r = &c->res;
+    int d = r->depth;
+    size_t len = dirs_left(r, d);
+    if (len == 0 || len >= YR_PATH_MAX)
+        return;
     char part[YR_PATH_MAX];
-    memcpy(part, p, len);
+    memcpy(part, r->seg[d], len);
     part[len] = '\0';
     int up = leading_dotdot(part, len);
     if (yr_has_dotdot(up ? part + 2 : part) || (up && (at_root(c, *cur) || dotdot_checked(c))))
         return;                         /* ".." at the root, or to check (dotdot): by hand */
+    size_t below = d > 0 && !up ? dirs_left(r, d - 1) : 0;
+    if (below > 0 && len + 1 + below < YR_PATH_MAX) {
+        part[len] = '/';
+        memcpy(part + len + 1, r->seg[d - 1], below);
+        part[len + 1 + below] = '\0';
+        if (yr_has_dotdot(part + len + 1))
+            part[len] = '\0', below = 0;  /* the level below by itself, later */
+    } else {
+        below = 0;
+    }
+    if (!memchr(part, '/', strlen(part)))
+        return;                                  /* one component: a step is as cheap */
     if (up)
         r->root_set = 1;
     int next = yr_openat2(*cur, part, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS |
@@ -629,10 +659,9 @@ static void prefix_at_once(struct yr_call *c, int *cur)
         return;
     release(c, *cur);
     *cur = next;
-    p += len;
-    while (*p == '/')
-        p++;
-    r->seg[r->depth] = p;
+    r->seg[d] = skip_slashes(r->seg[d] + len);
+    if (below)
+        r->seg[d - 1] = skip_slashes(r->seg[d - 1] + below);
 }
 
 /* Component by component from cur (consumed) through the stack, to the
