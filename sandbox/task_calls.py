@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import struct
 
 from . import filter as seccomp_filter
@@ -32,6 +33,33 @@ PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
 PERF_FLAG_ALL = 0xF                                  # with FD_NO_GROUP, FD_OUTPUT
 PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
 PAGE_SIZE = 4096
+
+
+PIDFD_THREAD = os.O_EXCL                             # pidfd_open of one thread (6.9)
+
+
+def _alive(pidfd: int) -> bool:
+    """Is the task of pidfd still there (its number still its own)?"""
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except PermissionError:
+        return True
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _pin(target: int, tgid: int) -> int | None:
+    """A pidfd of target, once it is known to be the task of tgid that was
+    judged (its number not reused in between), or None: gone."""
+    try:
+        pin = os.pidfd_open(target, PIDFD_THREAD)
+    except OSError:
+        return None
+    if procfs.tgid_of(target) == tgid and _alive(pin):
+        return pin
+    os.close(pin)
+    return None
 
 
 def _size_field(ev) -> int:
@@ -286,6 +314,18 @@ class TaskCalls:
         if tgid == caller.tgid:
             self._continue(ev)          # its own: ptrace_may_access allows it whatever the mode
             return
+        pin = _pin(target, tgid)
+        if pin is None:
+            self._reply(ev, errno.ESRCH)
+            return
+        try:
+            self._perf_judged(ev, caller, attr, target, tgid, pin)
+        finally:
+            os.close(pin)
+
+    def _perf_judged(self, ev, caller, attr: bytearray, target: int, tgid: int,
+                     pin: int) -> None:
+        """perf_event_open on target (pinned by pin), judged, then opened."""
         request = TaskAct(caller, "perf_event_open", "perf_event_open", target, tgid,
                           hook="perf_event_open", sandbox=self.sandbox, deny_errno=errno.EACCES)
         deny = self.sup.chain.walk("perf_event_open", request)
@@ -313,7 +353,7 @@ class TaskCalls:
                 if deny is not None:
                     self._reply(ev, deny.errno)
                     return
-        self._perf_open(ev, caller, attr, target)
+        self._perf_open(ev, caller, attr, target, pin)
 
     def _read_attr(self, ev, caller) -> bytearray | None:
         """The attr, read once as perf_copy_attr reads it: its size field
@@ -350,9 +390,13 @@ class TaskCalls:
         return caller.userns == procfs.OWN_USERNS and (
             caller.has_cap(procfs.CAP_PERFMON) or caller.has_cap(procfs.CAP_SYS_ADMIN))
 
-    def _perf_open(self, ev, caller, attr: bytearray, target: int) -> None:
+    def _perf_open(self, ev, caller, attr: bytearray, target: int, pin: int) -> None:
         """The event opened on our copy of attr, as the caller, for target (a
-        pid of ours), with the caller's group leader fd taken once."""
+        pid of ours), with the caller's group leader fd taken once. The
+        kernel looks the number up again, in a thread of ours, to which it
+        lets any task of our own thread group (same_thread_group): the
+        target still alive after the call (pin) proves the number was its
+        all along, never a thread of the supervisor's that took it since."""
         group_fd = int_arg(ev.args[3])
         group = -1
         if group_fd != -1:
@@ -362,6 +406,9 @@ class TaskCalls:
                 return
         try:
             fd = self._perf_syscall(ev, caller, attr, target, int_arg(ev.args[2]), group)
+            if fd >= 0 and not _alive(pin):
+                os.close(fd)
+                fd = -errno.ESRCH
             self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
         finally:
             if group >= 0:

@@ -14,6 +14,15 @@ E2BIG are answered from the supervisor's one read, E2BIG by the kernel
 itself on the supervisor's copy, its size written back as the kernel writes
 it (sandbox/task_calls.py).
 
+And the target: the supervisor makes the call for the caller (from a thread
+of its own, since the attr must not be read again), and the kernel looks the
+pid up at that moment. A target that died while the call was judged left its
+number to whoever took it next, and the kernel lets a thread of the
+supervisor open an event on any thread of its own: a number taken by a
+worker of the supervisor would have given the program an event on
+yama-run's own process. The target is now pinned (a pidfd) before it is
+judged, and an event opened when it is gone is closed: ESRCH.
+
 tests/helpers/perf_attr_probe.c makes the calls. The victim is a busy
 uid-1001 process outside the sandbox, not the program's descendant: at
 scope 1 refused; natively (no Yama in this kernel) the same uid opens the
@@ -22,6 +31,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +129,34 @@ def test_unmapped_attr_answers_as_the_kernel(probe, flags, want):
     native = _native(probe, "unmapped", flags)
     assert native == want
     assert _sandboxed(probe, "unmapped", flags) == native
+
+
+SLOW_JUDGE = """
+import time
+from sandbox.modules import Module
+
+
+class SlowPerf(Module):
+    name = "slow_perf"
+
+    def hooks(self):
+        return {"perf_event_open"}
+
+    def perf_event_open(self, req):
+        time.sleep(0.6)          # judged slowly: the target is replaced meanwhile
+        return None
+"""
+
+
+def test_an_event_is_never_opened_on_a_task_that_took_a_judged_number(probe, tmp_path):
+    """root inside asks for an event on a child of its own; while a module
+    judges it (0.6 s), the child is killed and reaped and another process
+    takes its pid (clone3 set_tid). The event is not opened on that other
+    process: ESRCH, the judged task being gone."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_profiles import one_module_env
+    env = one_module_env(tmp_path, "slow_perf", "SlowPerf", SLOW_JUDGE)
+    profile = tmp_path / "p.toml"
+    profile.write_text('chain = ["slow_perf", "ptrace"]\n')
+    r = yama_run("--profile", profile, "--", probe, "swap", "100", env=env, timeout=60)
+    assert r.stdout.strip() == "errno=ESRCH replaced=1", r.stdout + r.stderr

@@ -12,6 +12,11 @@
  *                                     SIZE is larger) on a child of its own
  *   perf_attr_probe unmapped [FLAGS]  one open with attr on an unmapped page
  *                                     (and FLAGS: an unknown one is EINVAL first)
+ *   perf_attr_probe swap MS           one counting event on a child of its own,
+ *                                     while a thread, MS ms later, kills and
+ *                                     reaps that child and makes another with
+ *                                     its pid (clone3 set_tid: root only):
+ *                                     "errno=NAME replaced=0|1"
  *
  * Prints "opened=K e2big=E eacces=A other=O" for the races (K: events the
  * call gave), "errno=NAME size=S" for the single calls (S: attr.size after
@@ -19,6 +24,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <linux/sched.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -139,6 +146,49 @@ static void one(pid_t child)
     printf("errno=%s size=%u\n", name(e), attr->size);
 }
 
+/* The pid of the child the event is asked for, given to another process
+ * while the call is judged. */
+static pid_t swapped;
+static int swap_ms, replaced;
+
+static void *swap_child(void *arg)
+{
+    (void)arg;
+    usleep((useconds_t)swap_ms * 1000);
+    kill(swapped, SIGKILL);
+    waitpid(swapped, NULL, 0);
+    pid_t want = swapped;
+    struct clone_args ca = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)&want,
+                             .set_tid_size = 1 };
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0) {
+        pause();
+        _exit(0);
+    }
+    replaced = pid == want;
+    return NULL;
+}
+
+static void swap(int ms)
+{
+    memset(attr, 0, sizeof(*attr));
+    attr->size = sizeof(*attr);
+    attr->type = PERF_TYPE_SOFTWARE;
+    attr->config = PERF_COUNT_SW_TASK_CLOCK;
+    attr->exclude_kernel = attr->exclude_hv = 1;
+    swapped = sleeper();
+    swap_ms = ms;
+    pthread_t t;
+    if (pthread_create(&t, NULL, swap_child, NULL) != 0)
+        return;
+    long fd = syscall(SYS_perf_event_open, attr, swapped, -1, -1, 0);
+    int e = fd < 0 ? errno : 0;
+    pthread_join(t, NULL);
+    printf("errno=%s replaced=%d\n", name(e), replaced);
+    kill(swapped, SIGKILL);
+    waitpid(swapped, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -162,6 +212,8 @@ int main(int argc, char **argv)
         one(child);
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
+    } else if (!strcmp(op, "swap") && argc > 2) {
+        swap(atoi(argv[2]));
     } else if (!strcmp(op, "unmapped")) {
         pid_t child = sleeper();
         munmap(attr, 8192);
