@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/audit.h>
 #include <linux/ptrace.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "engine.h"
+#include "pidfd.h"
 
 /* glibc's <sys/ptrace.h> and <linux/ptrace.h> do not mix: call it raw. */
 static long trace(long request, pid_t tid, unsigned long addr, unsigned long data)
@@ -36,15 +38,22 @@ static long trace(long request, pid_t tid, unsigned long addr, unsigned long dat
 
 static uint64_t next_id;
 
+/* tid's seccomp stop, read now. */
+static int stop_info(pid_t tid, struct ptrace_syscall_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (trace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(*info), (unsigned long)info) < 0)
+        return -errno;
+    return info->op == PTRACE_SYSCALL_INFO_SECCOMP ? 0 : -EINVAL;
+}
+
 /* The seccomp stop of tid, decoded as a notification would be. */
 static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
 {
     struct ptrace_syscall_info info;
-    memset(&info, 0, sizeof(info));
-    if (trace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(info), (unsigned long)&info) < 0)
-        return -errno;
-    if (info.op != PTRACE_SYSCALL_INFO_SECCOMP)
-        return -EINVAL;
+    int err = stop_info(tid, &info);
+    if (err < 0)
+        return err;
     memset(ev, 0, sizeof(*ev));
     ev->id = ++next_id;
     ev->tid = tid;
@@ -232,13 +241,22 @@ static int peek(pid_t tid, uint64_t addr, uint64_t *out)
     return trace(PTRACE_PEEKDATA, tid, addr, (unsigned long)out) < 0 ? -errno : 0;
 }
 
-static int send_one_fd(int sock, int fd)
+/* fd sent over sock, which we took from the caller by the number its
+ * memory gave, where another of its threads may have put any socket of its
+ * own: one connected to a daemon that reads its peer's credentials from the
+ * message (SO_PASSCRED), which would have been ours (root's, when root
+ * started yama-run). So the message carries the caller's (its process, real
+ * uid and gid, what the kernel gives for the caller's own send), and says
+ * nothing the caller could not say itself. A supervisor that may not claim
+ * another process's pid (started by the caller's user: its uid and gid are
+ * the caller's) sends with its own. */
+static int send_one_fd(int sock, int fd, const struct ucred *as)
 {
     char byte = 0;
     struct iovec iov = { &byte, 1 };
     union {
         struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
     } control;
     memset(&control, 0, sizeof(control));
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -248,7 +266,29 @@ static int send_one_fd(int sock, int fd)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    cm = CMSG_NXTHDR(&msg, cm);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+    memcpy(CMSG_DATA(cm), as, sizeof(*as));
+    if (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+        return 0;
+    if (errno != EPERM)
+        return -errno;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int));       /* our own: the caller's ids */
     return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/* The credentials the caller's own send would carry (SCM_CREDENTIALS). */
+static int caller_ucred(int pidfd, struct ucred *as)
+{
+    struct yr_pidfd_info info;
+    memset(&info, 0, sizeof(info));
+    info.mask = YR_PIDFD_INFO_CREDS;
+    if (ioctl(pidfd, YR_PIDFD_GET_INFO, &info) < 0)
+        return -errno;
+    *as = (struct ucred){ .pid = (pid_t)info.tgid, .uid = info.ruid, .gid = info.rgid };
+    return 0;
 }
 
 /* Scratch layout, 8-aligned, below the red zone. */
@@ -271,8 +311,11 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
     int pidfd = (int)syscall(SYS_pidfd_open, in->tid, PIDFD_THREAD);
     if (pidfd < 0 && errno == EINVAL && yr_tgid_of(in->tid) == in->tid)
         pidfd = (int)syscall(SYS_pidfd_open, in->tid, 0);   /* before 6.9: leaders only */
+    struct ucred as;
     int end = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, sv0, 0);
-    rc = end < 0 ? -errno : send_one_fd(end, fd);
+    rc = end < 0 ? -errno : caller_ucred(pidfd, &as);
+    if (rc == 0)
+        rc = send_one_fd(end, fd, &as);
     if (end >= 0)
         close(end);
     if (pidfd >= 0)
@@ -403,6 +446,109 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
     return rc;
 }
 
+/* ---- stops served in turn ---------------------------------------------------- */
+
+/* The stops (and exits) one wait found, served in the order found. waitpid(-1)
+ * reports the first ready tracee in the kernel's list: two threads that
+ * stop again the moment they are resumed (a loop of pidfd_getfd) were
+ * always first, and a thread stopped behind them waited for ever (the
+ * sandbox hung). So once a wait returns, every other tracee ready then is
+ * taken too (WNOHANG), and all are served before the next wait: a tracee
+ * is reported once per stop, and none of these is resumed before its turn. */
+#define STOPS_DRAIN 256                /* taken at once after a wait (WNOHANG) */
+struct yr_stops {
+    int n, next, size;
+    struct stop { pid_t tid; int status; } *q;
+    int nwaiting, waiting_size;
+    struct waiting { pid_t tid; struct ptrace_syscall_info at; } *waiting;
+};
+
+void yr_stops_free(struct yr_stops *stops)
+{
+    if (stops) {
+        free(stops->q);
+        free(stops->waiting);
+    }
+    free(stops);
+}
+
+static struct yr_stops *stops_of(struct yr_ctx *ctx)
+{
+    if (!ctx->stops)
+        ctx->stops = calloc(1, sizeof(*ctx->stops));
+    return ctx->stops;
+}
+
+/* ---- callers waiting for a worker's answer ------------------------------------
+ *
+ * A caller whose open a worker makes (worker.c) stays in its seccomp stop
+ * until the worker's answer, which names it by tid and a pidfd. Neither
+ * tells the waiting task from the one that takes its place: an execve by
+ * another thread of its process kills it and gives the exec'ing thread its
+ * tid, and its struct pid, so the pidfd too (exchange_tids). An answer
+ * applied then acted on the new image wherever it was stopped, and a status
+ * queued for it before was later served on a stop it no longer was in (a
+ * review resumed a hooked open of a stranger's link unjudged that way). So
+ * the stop each caller waits in is kept here; any status of that tid means
+ * it is not waiting there any more (a task in a ptrace stop reports nothing
+ * until resumed or killed, and nothing resumes it but its answer) and
+ * forgets it; an answer is applied only to a caller kept, still in the same
+ * stop (its syscall information unchanged), and dropped otherwise. */
+
+static struct waiting *waiting_find(struct yr_stops *s, pid_t tid)
+{
+    for (int i = 0; s && i < s->nwaiting; i++)
+        if (s->waiting[i].tid == tid)
+            return &s->waiting[i];
+    return NULL;
+}
+
+static void waiting_forget(struct yr_stops *s, pid_t tid)
+{
+    struct waiting *w = waiting_find(s, tid);
+    if (w)
+        *w = s->waiting[--s->nwaiting];
+}
+
+/* tid now waits in its seccomp stop for a worker: 0 or -errno. */
+static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
+{
+    struct yr_stops *s = stops_of(ctx);
+    if (!s)
+        return -ENOMEM;
+    waiting_forget(s, tid);
+    if (s->nwaiting == s->waiting_size) {
+        int size = s->waiting_size ? 2 * s->waiting_size : 16;
+        struct waiting *w = realloc(s->waiting, (size_t)size * sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        s->waiting = w;
+        s->waiting_size = size;
+    }
+    struct waiting *w = &s->waiting[s->nwaiting];
+    int err = stop_info(tid, &w->at);
+    if (err < 0)
+        return err;
+    w->tid = tid;
+    s->nwaiting++;
+    return 0;
+}
+
+/* Is tid the caller kept, in the very stop it waited in? Forgotten either way. */
+static int waiting_here(struct yr_ctx *ctx, pid_t tid)
+{
+    struct yr_stops *s = stops_of(ctx);
+    struct waiting *w = waiting_find(s, tid);
+    if (!w)
+        return 0;
+    struct ptrace_syscall_info was = w->at, now;
+    waiting_forget(s, tid);
+    return stop_info(tid, &now) == 0 && now.arch == was.arch &&
+           now.instruction_pointer == was.instruction_pointer &&
+           now.stack_pointer == was.stack_pointer && now.seccomp.nr == was.seccomp.nr &&
+           memcmp(now.seccomp.args, was.seccomp.args, sizeof(was.seccomp.args)) == 0;
+}
+
 /* ---- the loop's hot path ---------------------------------------------------- */
 
 /* Answer tid's call with the context's kept reply and resume it. 0: resumed
@@ -413,8 +559,8 @@ int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
     struct yr_deferred reply;
     int64_t result;
     yr_ctx_take_reply(ctx, &reply);
-    if (reply.kind == YR_DEFER_PENDING)
-        return 0;                              /* a worker answers later: it stays stopped */
+    if (reply.kind == YR_DEFER_PENDING)        /* a worker answers later: it stays stopped */
+        return waiting_keep(ctx, tid);
     int rc = apply(ctx, tid, &reply, &result);
     if (rc == 1) {
         *status = (int)result;
@@ -438,6 +584,11 @@ static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
     pid_t tid;
     struct yr_deferred reply;
     while (yr_worker_take(ctx, &tid, &reply)) {
+        if (!waiting_here(ctx, tid)) {
+            if (reply.fd >= 0)
+                close(reply.fd);               /* its caller is gone, or replaced */
+            continue;
+        }
         ctx->reply = reply;
         int rc = yr_trace_answer(ctx, tid, status);
         if (rc != 0) {
@@ -448,33 +599,6 @@ static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
     return 0;
 }
 
-/* The stops (and exits) one wait found, served in the order found. waitpid(-1)
- * reports the first ready tracee in the kernel's list: two threads that
- * stop again the moment they are resumed (a loop of pidfd_getfd) were
- * always first, and a thread stopped behind them waited for ever (the
- * sandbox hung). So once a wait returns, every other tracee ready then is
- * taken too (WNOHANG), and all are served before the next wait: a tracee
- * is reported once per stop, and none of these is resumed before its turn. */
-#define STOPS_DRAIN 256                /* taken at once after a wait (WNOHANG) */
-struct yr_stops {
-    int n, next, size;
-    struct stop { pid_t tid; int status; } *q;
-};
-
-void yr_stops_free(struct yr_stops *stops)
-{
-    if (stops)
-        free(stops->q);
-    free(stops);
-}
-
-static struct yr_stops *stops_of(struct yr_ctx *ctx)
-{
-    if (!ctx->stops)
-        ctx->stops = calloc(1, sizeof(*ctx->stops));
-    return ctx->stops;
-}
-
 /* tid's stop or exit, to serve after those queued before it: 0 or -ENOMEM.
  * A tracee is reported once per stop and once at its exit, so the queue
  * holds at most two entries per tracee. */
@@ -483,6 +607,7 @@ static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status)
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
+    waiting_forget(s, tid);
     if (s->n == s->size) {
         int size = s->size ? 2 * s->size : STOPS_DRAIN;
         struct stop *q = realloc(s->q, (size_t)size * sizeof(*q));

@@ -19,7 +19,22 @@ instruction is the caller's own code:
   benign program too. The injection now waits for any tracee and queues the
   others' stops and exits.
 
-tests/helpers/inject_race.c makes both."""
+* a caller left in its seccomp stop while a worker of the supervisor
+  waited for its FIFO's writer was killed by an execve of another thread of
+  its process, which took its tid (and the struct pid a pidfd names): the
+  worker's answer was applied to the new image wherever it was stopped, and
+  a status queued for it before was then served on a hooked open of a
+  stranger's link, which went on unjudged. The stop each caller waits in is
+  now kept, and an answer applied only to a caller still in it.
+
+* the numbers of the injected socketpair are read back from the caller's
+  memory, where another of its threads can write one of its own sockets'
+  before the tracer reads them: the tracer then sent its byte and
+  descriptor on that socket with the supervisor's credentials (root's), which
+  a daemon reading its peer's credentials (SO_PASSCRED) would have believed.
+  The message now carries the caller's own.
+
+tests/helpers/inject_race.c makes them."""
 from __future__ import annotations
 
 import os
@@ -103,3 +118,36 @@ def test_a_caller_that_never_stops_again_is_killed(probe):
     whole sandbox for ever; past a second, the program is killed."""
     r = yama_run(*PTRACE, "--", *AS_1001, probe, "spin", "200", timeout=60)
     assert r.returncode in (0, 128 + 9, -9), (r.returncode, r.stdout, r.stderr)
+
+
+def test_an_answer_never_reaches_the_task_that_took_a_waiting_callers_tid(probe,
+                                                                         strangers_link,
+                                                                         sysctl):
+    """The leader waits for a FIFO's writer (a worker opens it) while
+    another thread execs, taking the leader's tid; the new image opens a
+    stranger's link amid signals and other opens, 12 images in a row: never
+    opened (the kernel's knob at 0, yama-run's symlinks protection on), and
+    the program ends normally."""
+    sysctl("fs.protected_symlinks", 0)
+    fifos = Path(tempfile.mkdtemp(prefix="yr-takeover-", dir="/tmp"))
+    fifos.chmod(0o777)
+    try:
+        native = subprocess.run([*AS_1001, probe, "takeover", strangers_link, fifos, "1"],
+                                capture_output=True, text=True, timeout=60)
+        assert "LEAK:SECRET" in native.stdout, native.stdout + native.stderr
+        r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", *AS_1001, probe,
+                     "takeover", strangers_link, fifos, "12", timeout=120)
+        assert "LEAK" not in r.stdout, r.stdout + r.stderr
+        assert r.stdout.strip() == "images=12" and r.returncode == 0, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(fifos, ignore_errors=True)
+
+
+def test_the_tracers_message_carries_the_callers_credentials(probe):
+    """uid 1001 rewrites, the moment the injected socketpair appears, the
+    number of the end the tracer sends on into one end of a pair of its own
+    whose other end reads credentials: what arrives says the program's
+    process and uid 1001, never the supervisor's (root)."""
+    r = yama_run(*PTRACE, "--", *AS_1001, probe, "creds", "300", timeout=120)
+    got = dict(kv.split("=") for kv in r.stdout.split())
+    assert int(got["sent"]) >= 1 and got["foreign"] == "0", r.stdout + r.stderr

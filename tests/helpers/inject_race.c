@@ -18,18 +18,39 @@
  *                                recvmsg runs, and writes one back HOLD
  *                                seconds later; a second process (the
  *                                bystander) opens a file every 20 ms for
- *                                HOLD + 1 s: "worst_ms=T", its longest gap */
+ *                                HOLD + 1 s: "worst_ms=T", its longest gap
+ *   inject_race creds N           N opens through a `syscall` of its own; a
+ *                                second thread, the moment the tracer's
+ *                                injected socketpair appears, writes into the
+ *                                scratch memory where the pair's numbers lie
+ *                                one end of a socketpair of its own, whose
+ *                                other end reads credentials (SO_PASSCRED):
+ *                                "sent=N by_us=K foreign=F" (K messages that
+ *                                carried this process and its real uid, F
+ *                                others)
+ *   inject_race takeover LINK DIR MAX  the leader opens a FIFO of DIR with no
+ *                                writer (a worker of the supervisor waits for
+ *                                it) while another thread execs this program
+ *                                again, which takes the leader's tid; the new
+ *                                image opens LINK for 0.25 s while a thread
+ *                                signals it (a handled signal) and another
+ *                                opens a file, then does the same again, MAX
+ *                                images in all. Prints "LEAK:<line>" when an
+ *                                open gave LINK's file, "images=N" at the end */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -199,6 +220,191 @@ static void *ender(void *arg)
     return NULL;
 }
 
+/* ---- creds: the end the tracer sends on, rewritten ----------------------------------- */
+
+static volatile uint64_t scratch_at;
+static volatile int creds_armed, creds_watched, creds_evil;
+
+/* openat through a syscall instruction of its own; *sp: the stack pointer
+ * there, where the tracer's scratch memory is reckoned from. */
+static long open_here_sp(const char *path, uint64_t *sp)
+{
+    long rax = SYS_openat;
+    uint64_t at;
+    register long r10 __asm__("r10") = 0;
+    __asm__ volatile("mov %%rsp, %[at]\n\tsyscall"
+                     : "+a"(rax), [at] "=&r"(at)
+                     : "D"((long)AT_FDCWD), "S"(path), "d"((long)O_RDONLY), "r"(r10)
+                     : "rcx", "r11", "memory");
+    *sp = at;
+    return rax;
+}
+
+static void *pair_writer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (!creds_armed)
+            ;
+        int want = creds_watched;
+        while (creds_armed && fcntl(want, F_GETFD) < 0)
+            ;
+        if (creds_armed && scratch_at)
+            *(volatile int *)(uintptr_t)scratch_at = creds_evil;
+        while (creds_armed)
+            ;
+    }
+    return NULL;
+}
+
+static int creds(int tries)
+{
+    int pair[2], on = 1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
+        setsockopt(pair[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0)
+        return 1;
+    creds_evil = pair[0];
+    pthread_t t;
+    pthread_create(&t, NULL, pair_writer, NULL);
+    int sent = 0, by_us = 0, foreign = 0;
+    uint64_t sp = 0;
+    for (int i = 0; i < tries; i++) {
+        int probe = dup(0);                            /* the next free number */
+        close(probe);
+        creds_watched = probe;
+        scratch_at = sp ? ((sp - 128 - 512) & ~15ULL) : 0;   /* tracer.c's fd_into */
+        creds_armed = 1;
+        long fd = open_here_sp("/etc/hostname", &sp);
+        creds_armed = 0;
+        if (fd >= 0)
+            close((int)fd);
+        char byte;
+        struct iovec iov = { &byte, 1 };
+        union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(struct ucred)) +
+                                         CMSG_SPACE(sizeof(int))]; } ctl;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                              .msg_controllen = sizeof(ctl.b) };
+        while (recvmsg(pair[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == 1) {
+            sent++;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_type == SCM_RIGHTS) {
+                    int got;
+                    memcpy(&got, CMSG_DATA(c), sizeof(got));
+                    close(got);
+                } else if (c->cmsg_type == SCM_CREDENTIALS) {
+                    struct ucred u;
+                    memcpy(&u, CMSG_DATA(c), sizeof(u));
+                    if (u.pid == getpid() && u.uid == getuid())
+                        by_us++;
+                    else
+                        foreign++;
+                }
+            }
+            msg.msg_controllen = sizeof(ctl.b);
+        }
+    }
+    printf("sent=%d by_us=%d foreign=%d\n", sent, by_us, foreign);
+    return 0;
+}
+
+/* ---- takeover: a waiting leader's tid taken by an exec ---------------------------- */
+
+static volatile int takeover_done;
+static pid_t takeover_pid;
+static char takeover_self[PATH_MAX];
+
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+static void *signaller(void *arg)
+{
+    (void)arg;
+    while (!takeover_done) {
+        syscall(SYS_tgkill, takeover_pid, takeover_pid, SIGRTMIN + 1);
+        usleep(300);
+    }
+    return NULL;
+}
+
+static void *opener(void *arg)
+{
+    while (!takeover_done) {
+        int fd = open((const char *)arg, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+    return NULL;
+}
+
+static double seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* This image: LINK opened for 0.25 s amid signals and other opens. */
+static void takeover_try(const char *link)
+{
+    pthread_t s, o;
+    takeover_done = 0;
+    pthread_create(&s, NULL, signaller, NULL);
+    pthread_create(&o, NULL, opener, "/etc/hostname");
+    for (double end = seconds() + 0.25; seconds() < end;) {
+        int fd = open(link, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char line[64] = { 0 };
+            if (read(fd, line, sizeof(line) - 1) > 0)
+                printf("LEAK:%s", line);
+            close(fd);
+        }
+    }
+    takeover_done = 1;
+    pthread_join(s, NULL);
+    pthread_join(o, NULL);
+    usleep(20000);                               /* the signals sent, delivered */
+}
+
+static const char *takeover_args[8];
+
+static void *execer(void *arg)
+{
+    usleep(40000);                               /* the leader waits in its open by now */
+    execv(takeover_self, (char *const *)arg);
+    _exit(99);
+}
+
+static int takeover(const char *link, const char *dir, int max, int image)
+{
+    takeover_pid = getpid();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGRTMIN + 1, &sa, NULL);
+    if (image > 0)
+        takeover_try(link);
+    if (image >= max) {
+        printf("images=%d\n", image);
+        return 0;
+    }
+    char fifo[PATH_MAX], next[16], maxs[16];
+    snprintf(fifo, sizeof(fifo), "%s/f.%d.%d", dir, (int)getpid(), image);
+    unlink(fifo);
+    if (mkfifo(fifo, 0600) < 0)
+        return 1;
+    snprintf(next, sizeof(next), "%d", image + 1);
+    snprintf(maxs, sizeof(maxs), "%d", max);
+    const char *args[] = { takeover_self, "takeover", link, dir, maxs, next, NULL };
+    memcpy(takeover_args, args, sizeof(args));
+    pthread_t e;
+    pthread_create(&e, NULL, execer, takeover_args);
+    open(fifo, O_RDONLY);                        /* waits: the exec ends this thread */
+    pause();
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -207,6 +413,13 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "spin") == 0) {
         spin = 1;
         return rewrite("/etc/hostname", atoi(argv[2]));
+    }
+    if (argc == 3 && strcmp(argv[1], "creds") == 0)
+        return creds(atoi(argv[2]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "takeover") == 0) {
+        if (readlink("/proc/self/exe", takeover_self, sizeof(takeover_self) - 1) < 0)
+            return 1;
+        return takeover(argv[2], argv[3], atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 0);
     }
     if (argc == 3 && strcmp(argv[1], "steal") == 0)
         return steal(atoi(argv[2]));
