@@ -356,6 +356,19 @@ static int is_ptrace_access(int32_t sys)
 }
 
 /* Settle in C what no module could decide differently. 1: settled. */
+/* An execve by a thread other than its leader gives it the leader's tid
+ * (de_thread) and with it the leader's cached identity (caller.c), whose
+ * groups need not be its own (a thread may set its own with a raw
+ * setgroups): read again, noticed before the exec. A routed call the
+ * leader makes between this notice and the exec refills it (left, said in
+ * docs/hostile.md). */
+static void exec_takes_leaders_tid(const struct yr_event *ev)
+{
+    pid_t tgid = yr_tgid_of(ev->tid);
+    if (tgid > 0 && tgid != ev->tid)
+        yr_identity_notice(tgid);
+}
+
 static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 {
     if (ev->sys == YR_SYS_NONE) {
@@ -364,6 +377,8 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         return 1;
     }
     yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
+    if (ev->sys == YR_SYS_EXECVE || ev->sys == YR_SYS_EXECVEAT)
+        exec_takes_leaders_tid(ev);
     int server = yr_sys_server(ev->sys);
     if (server == YR_SERVE_NOTICE) {
         yr_identity_notice(ev->tid);   /* caller.c: before the change, which the kernel makes */

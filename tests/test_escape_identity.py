@@ -19,7 +19,10 @@ caller, docs/hostile.md):
   a group there, gives its capabilities back): the identity cache kept the
   group it had dropped, and the program read a file only that group may
   read; root with CAP_SETGID and CAP_DAC_OVERRIDE gave its file to a group
-  it had left. setgroups is now noticed (csrc/caller.c). And access() lent
+  it had left. setgroups is now noticed (csrc/caller.c), and so is an
+  execve by a thread other than the leader, which takes the leader's tid
+  and, before, its cached groups (a thread that had left a group by a
+  setgroups of its own ran a program that read that group's file). And access() lent
   root's permitted set to a caller that had asked, with
   SECBIT_NO_SETUID_FIXUP, for its effective one (empty) to be used.
 * A message queue made by open(O_CREAT) on an mqueue mount is charged to
@@ -345,6 +348,21 @@ def test_a_dropped_group_is_never_lent(probe, group_file, profile):
     assert _facts(native.stdout) == want, native.stdout + native.stderr
     r = yama_run(*profile, "--", probe, "dropped-group", secret, str(GROUP), timeout=60)
     assert _facts(r.stdout) == want, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("backend", [[], ["--backend", "ptrace"]], ids=["notify", "ptrace"])
+def test_an_exec_takes_no_group_of_the_leader_whose_tid_it_takes(probe, group_file, backend):
+    """root without capabilities (SECBIT_NOROOT), in group 1234: one thread
+    leaves 1234 by a setgroups of its own and execs a program that opens
+    1234's 0040 file (owned by another uid) once the leader, still in 1234,
+    has made routed opens: refused (EACCES) under yama-run as natively."""
+    secret, _ = group_file
+    os.chown(secret, 1234, GROUP)
+    native = subprocess.run([probe, "exec-groups", secret, str(GROUP)], capture_output=True,
+                            text=True, timeout=30)
+    assert _facts(native.stdout) == {"open": "EACCES"}, native.stdout + native.stderr
+    r = yama_run(*backend, "--", probe, "exec-groups", secret, str(GROUP), timeout=60)
+    assert _facts(r.stdout) == {"open": "EACCES"}, r.stdout + r.stderr
 
 
 def test_a_group_left_is_not_given_a_file(probe, group_file):

@@ -20,6 +20,15 @@
  *                                     CAP_SETGID only, in group GID, stats
  *                                     FILE, leaves GID, gives FILE to GID:
  *                                     "chown=OK|ENAME"
+ *   identity_probe exec-groups FILE GID  root in group GID, no capability
+ *                                     but CAP_SETGID (SECBIT_NOROOT: an exec
+ *                                     grants none); a second thread leaves
+ *                                     GID by a raw setgroups of its own,
+ *                                     gives up CAP_SETGID, and execs
+ *                                     "identity_probe open FILE" once the
+ *                                     leader, likewise without capabilities,
+ *                                     has made routed opens
+ *   identity_probe open FILE          "open=OK|ENAME"
  *   identity_probe nofixup-access FILE  root with SECBIT_NO_SETUID_FIXUP and
  *                                     no effective capability: access(R_OK):
  *                                     "access=OK|ENAME"
@@ -35,6 +44,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +196,47 @@ static int groups_chown(const char *file, gid_t gid)
     return 0;
 }
 
+static const char *exec_file;
+static volatile int leader_ready;
+
+static void *exec_without_group(void *arg)
+{
+    (void)arg;
+    if (syscall(SYS_setgroups, 0, NULL) < 0 || caps_set(0, 0) < 0)
+        _exit(1);                                 /* this thread's credentials only */
+    while (!leader_ready)
+        usleep(1000);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        _exit(1);
+    self[n] = '\0';
+    execl(self, self, "open", exec_file, (char *)NULL);
+    _exit(1);
+}
+
+static int exec_groups(const char *file, gid_t gid)
+{
+    gid_t one[] = { gid };
+    unsigned long long setgid = 1ULL << CAP_SETGID;
+    if (syscall(SYS_setgroups, 1, one) < 0 ||
+        syscall(SYS_prctl, PR_SET_SECUREBITS, SECBIT_NOROOT, 0, 0, 0) < 0 ||
+        caps_set(setgid, setgid) < 0)
+        return 1;
+    exec_file = file;
+    pthread_t t;
+    if (pthread_create(&t, NULL, exec_without_group, NULL) != 0)
+        return 1;
+    usleep(50000);                                /* its groups left */
+    if (caps_set(0, 0) < 0)
+        return 1;
+    for (int i = 0; i < 3; i++)
+        open_result("/etc/hostname");             /* routed: the leader's identity cached */
+    leader_ready = 1;
+    pause();                                      /* the exec ends this thread */
+    return 1;
+}
+
 static int nofixup_access(const char *file)
 {
     unsigned long long eff, prm;
@@ -249,6 +301,13 @@ int main(int argc, char **argv)
         return dropped_group(argv[2], (gid_t)atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "groups-chown") == 0)
         return groups_chown(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "exec-groups") == 0)
+        return exec_groups(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "open") == 0) {
+        int e = open_result(argv[2]);
+        printf("open=%s\n", e ? err_name(e) : "OK");
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "nofixup-access") == 0)
         return nofixup_access(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "userns-access") == 0)
