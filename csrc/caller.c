@@ -195,7 +195,7 @@ struct id_entry {
     pid_t tid;
     pid_t tgid;               /* from the last PIDFD_GET_INFO: a live tid's never changes */
     int pidfd;
-    int procdir;              /* O_PATH /proc/TID: bound to the task, like the pidfd */
+    int procdir;              /* O_PATH /proc/TID: bound to its struct pid, like the pidfd */
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
     uint64_t eff, perm;
     uint64_t userns;          /* its user namespace's inode when last refreshed */
@@ -279,11 +279,14 @@ static uint64_t userns_at(int dir)
 static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_event *ev)
 {
     /* Both handles are taken again: a tid reused since holds neither. The
-     * /proc/TID directory, like the pidfd, stays bound to the task it was
-     * opened for (its struct pid): once that task is gone, every lookup
-     * through it fails, it never reaches a later task with the same number.
-     * The pidfd is asked (get_info) after the directory is opened, so both
-     * name the same live task. */
+     * /proc/TID directory, like the pidfd, stays bound to the struct pid it
+     * was opened for: once its task is reaped, every lookup through it
+     * fails, it never reaches a later task with the same number. But an
+     * execve by another thread of the process hands the leader's struct
+     * pid to that thread (de_thread): then both name the new image, which
+     * is why what is read through them is checked before an effect
+     * (yr_call_still_waits). The pidfd is asked (get_info) after the
+     * directory is opened, so both name the same live task. */
     struct yr_creds c;
     uint32_t v[8];
     e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */

@@ -254,6 +254,12 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
 int yr_proc_open(struct yr_call *c, const char *name, int flags);
 struct rlimit;
 int yr_caller_limit(struct yr_call *c, int resource, struct rlimit *lim);
+/* walk.c: is the caller still the task waiting for this call (after what
+ * was read of it by tid, before an effect)? */
+int yr_call_still_waits(struct yr_call *c);
+int yr_meta_writes(int32_t sys);
+/* tracer.c: is tid still in the stop being served? */
+int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid);
 int yr_read_str(struct yr_call *c, uint64_t addr, char *out);
 int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size);
 int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);

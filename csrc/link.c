@@ -97,7 +97,7 @@ static int before_rule(struct yr_call *c)
  * held since before a switch of identity is opened again first. */
 static int perform(struct yr_call *c)
 {
-    if (!yr_id_valid(c->ctx, c->ev.id))
+    if (!yr_call_still_waits(c))
         return R_DONE;                         /* the caller is gone: do nothing */
     int rc = linkat(c->link_src, "", c->link_dir, c->link.name, AT_EMPTY_PATH);
     if (rc < 0 && errno == ENOENT) {

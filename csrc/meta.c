@@ -58,6 +58,8 @@ int yr_act_access(struct yr_call *c)
 
 int yr_perform_symlink(struct yr_call *c)
 {
+    if (!yr_call_still_waits(c))
+        return R_DONE;                         /* the caller is gone: do nothing */
     int rc = symlinkat(c->target, c->res.dir, c->res.name);
     yr_reply(c->ctx, c->ev.id, 0, rc < 0 ? errno : 0);
     return R_DONE;
@@ -273,6 +275,8 @@ static int beyond_fsize_limit(struct yr_call *c, int fd)
  * caller, through its /proc/self/fd name or an AT_EMPTY_PATH call. */
 int yr_meta_perform(struct yr_call *c, int fd)
 {
+    if (yr_meta_writes(c->ev.sys) && !yr_call_still_waits(c))
+        return R_DONE;                         /* the caller is gone: do nothing */
     char self[64];
     snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
     long rc = -1;

@@ -251,6 +251,13 @@ static int kernel_sticky_create(struct yr_call *c)
     return (f & YR_CF_DIR_GW) && level >= 2 ? -EACCES : 0;
 }
 
+/* An open that changes something (a truncation, a file made, a device or
+ * FIFO opened), which must be made only for the caller still waiting. */
+static int opens_with_effect(int flags, int type)
+{
+    return (flags & (O_TRUNC | O_CREAT | TMPFILE_BIT)) || (type != S_IFREG && type != S_IFDIR);
+}
+
 /* Open the held object (res.obj) with the caller's flags. */
 int yr_open_final(struct yr_call *c)
 {
@@ -284,6 +291,8 @@ int yr_open_final(struct yr_call *c)
     }
     if ((fl & (O_CREAT | TMPFILE_BIT)) && yr_take_umask(c) < 0)
         return -ESRCH;
+    if (opens_with_effect(fl, type) && !yr_call_still_waits(c))
+        return R_DONE;                           /* its umask, root... were another's */
     int fd;
     struct stat st;
     const struct stat *opened = &st;
@@ -379,6 +388,8 @@ static int create(struct yr_call *c)
         return -EISDIR;
     if (yr_take_umask(c) < 0)
         return -ESRCH;
+    if (!yr_call_still_waits(c))
+        return R_DONE;                           /* its umask, root... were another's */
     int fd = on_mqueue(r->dir) ? create_queue(c, fl | O_EXCL)
                                : open_here(r->dir, r->name, fl | O_EXCL | O_NOCTTY | O_CLOEXEC,
                                            c->mode, RESOLVE_NO_SYMLINKS);

@@ -73,8 +73,9 @@ pid_t yr_tgid_of(pid_t tid)
  * real parent) in one ioctl, where /proc/PID/stat costs a text rendering of
  * some fifty fields; /proc/PID/status (TracerPid, the only place the kernel
  * tells who traces a task) is read again with pread, without an open.
- * Freshness: a pidfd, like a /proc/PID file, is bound to the task it was
- * opened for (its struct pid), never to the number. Once that task is
+ * Freshness: a pidfd, like a /proc/PID file, is bound to the struct pid it
+ * was opened for, never to the number (an execve by another thread hands
+ * the leader's to that thread: the same process, led anew). Once that task is
  * reaped, PIDFD_GET_INFO answers ESRCH and a read of the file fails, so a
  * later task with the same number is never answered for through the old
  * descriptor: the entry is dropped and the number opened again. The values

@@ -279,6 +279,18 @@ static int send_one_fd(int sock, int fd, const struct ucred *as)
     return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
+/* Is sock's peer the caller's process (tgid), as an end of the socketpair
+ * it was just made to create? A socket of its own connected elsewhere (a
+ * daemon) put in that pair's place is never sent on: -EBADMSG. */
+static int peer_is(int sock, pid_t tgid)
+{
+    struct ucred peer;
+    socklen_t len = sizeof(peer);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+        return -errno;
+    return peer.pid == tgid ? 0 : -EBADMSG;
+}
+
 /* The credentials the caller's own send would carry (SCM_CREDENTIALS). */
 static int caller_ucred(int pidfd, struct ucred *as)
 {
@@ -314,6 +326,8 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
     struct ucred as;
     int end = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, sv0, 0);
     rc = end < 0 ? -errno : caller_ucred(pidfd, &as);
+    if (rc == 0)
+        rc = peer_is(end, as.pid);
     if (rc == 0)
         rc = send_one_fd(end, fd, &as);
     if (end >= 0)
@@ -461,6 +475,7 @@ struct yr_stops {
     struct stop { pid_t tid; int status; } *q;
     int nwaiting, waiting_size;
     struct waiting { pid_t tid; struct ptrace_syscall_info at; } *waiting;
+    struct waiting serving;        /* the stop whose call is being served */
 };
 
 void yr_stops_free(struct yr_stops *stops)
@@ -534,6 +549,16 @@ static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
     return 0;
 }
 
+/* Is tid still in the seccomp stop was describes? */
+static int same_stop(pid_t tid, const struct ptrace_syscall_info *was)
+{
+    struct ptrace_syscall_info now;
+    return stop_info(tid, &now) == 0 && now.arch == was->arch &&
+           now.instruction_pointer == was->instruction_pointer &&
+           now.stack_pointer == was->stack_pointer && now.seccomp.nr == was->seccomp.nr &&
+           memcmp(now.seccomp.args, was->seccomp.args, sizeof(was->seccomp.args)) == 0;
+}
+
 /* Is tid the caller kept, in the very stop it waited in? Forgotten either way. */
 static int waiting_here(struct yr_ctx *ctx, pid_t tid)
 {
@@ -541,12 +566,33 @@ static int waiting_here(struct yr_ctx *ctx, pid_t tid)
     struct waiting *w = waiting_find(s, tid);
     if (!w)
         return 0;
-    struct ptrace_syscall_info was = w->at, now;
+    struct ptrace_syscall_info was = w->at;
     waiting_forget(s, tid);
-    return stop_info(tid, &now) == 0 && now.arch == was.arch &&
-           now.instruction_pointer == was.instruction_pointer &&
-           now.stack_pointer == was.stack_pointer && now.seccomp.nr == was.seccomp.nr &&
-           memcmp(now.seccomp.args, was.seccomp.args, sizeof(was.seccomp.args)) == 0;
+    return same_stop(tid, &was);
+}
+
+/* ---- the call being served -----------------------------------------------------
+ *
+ * The same takeover while a call is served: the caller (a leader) killed by
+ * another thread's execve, whose thread then holds its tid. What is read of
+ * the caller through its tid after that (its umask, its root, through
+ * /proc/TID) is the new image's, and a reply applied to the tid lands on
+ * the new image wherever it is stopped. So the stop being served is kept,
+ * and checked before an effect (yr_call_still_waits) and before the reply
+ * is applied: the new image is never in that stop. */
+static int serve(struct yr_ctx *ctx, pid_t tid)
+{
+    struct yr_stops *s = stops_of(ctx);
+    if (!s)
+        return -ENOMEM;
+    s->serving.tid = tid;
+    return stop_info(tid, &s->serving.at);
+}
+
+int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid)
+{
+    struct yr_stops *s = stops_of(ctx);
+    return s && s->serving.tid == tid && same_stop(tid, &s->serving.at);
 }
 
 /* ---- the loop's hot path ---------------------------------------------------- */
@@ -554,11 +600,24 @@ static int waiting_here(struct yr_ctx *ctx, pid_t tid)
 /* Answer tid's call with the context's kept reply and resume it. 0: resumed
  * (or gone); 1: it died meanwhile, *status is its wait status, not yet
  * handled; <0: -errno, it could not be answered (the caller fails closed). */
+static int answer(struct yr_ctx *ctx, pid_t tid, int *status, int here);
+
 int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status)
+{
+    return answer(ctx, tid, status, yr_trace_still_stopped(ctx, tid));
+}
+
+/* here: tid is known to be in the stop the reply is for. */
+static int answer(struct yr_ctx *ctx, pid_t tid, int *status, int here)
 {
     struct yr_deferred reply;
     int64_t result;
     yr_ctx_take_reply(ctx, &reply);
+    if (!here) {
+        if (reply.fd >= 0)
+            close(reply.fd);
+        return 0;                              /* killed, or replaced: nothing to answer */
+    }
     if (reply.kind == YR_DEFER_PENDING)        /* a worker answers later: it stays stopped */
         return waiting_keep(ctx, tid);
     int rc = apply(ctx, tid, &reply, &result);
@@ -584,13 +643,8 @@ static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
     pid_t tid;
     struct yr_deferred reply;
     while (yr_worker_take(ctx, &tid, &reply)) {
-        if (!waiting_here(ctx, tid)) {
-            if (reply.fd >= 0)
-                close(reply.fd);               /* its caller is gone, or replaced */
-            continue;
-        }
         ctx->reply = reply;
-        int rc = yr_trace_answer(ctx, tid, status);
+        int rc = answer(ctx, tid, status, waiting_here(ctx, tid));
         if (rc != 0) {
             ev->tid = tid;
             return rc;
@@ -664,6 +718,8 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             return YR_TRACE_STATUS;
         }
         int rc = trace_read(ctx, tid, ev);
+        if (rc == 0)
+            rc = serve(ctx, tid);
         if (rc == -ESRCH)
             continue;                          /* killed meanwhile: its exit follows */
         if (rc < 0) {

@@ -206,7 +206,21 @@ int yr_call_finish(struct yr_call *c, int err)
 
 /* ---- the call's action on its object ------------------------------------------- */
 
-static int meta_writes(int32_t sys)
+/* What is read of the caller through its tid (/proc/TID: its umask, its
+ * root, its id maps) is another task's once a sibling's execve has killed
+ * the caller and given the exec'ing thread its tid (de_thread). Checked
+ * after those reads and before an effect: under user-notify the killed
+ * caller's notification is withdrawn before its tid changes hands
+ * (ID_VALID); under ptrace its seccomp stop is gone (tracer.c). */
+int yr_call_still_waits(struct yr_call *c)
+{
+    if (c->ctx->deferred)
+        return yr_trace_still_stopped(c->ctx, c->ev.tid);
+    return yr_id_valid(c->ctx, c->ev.id);
+}
+
+
+int yr_meta_writes(int32_t sys)
 {
     switch (sys) {
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
@@ -229,7 +243,7 @@ static enum yr_access access_of(const struct yr_call *c)
     case OP_META:
         if (c->ev.sys == YR_SYS_READLINK || c->ev.sys == YR_SYS_READLINKAT)
             return ACC_FOLLOW;                   /* the kernel checks a read as a follow */
-        return meta_writes(c->ev.sys) ? ACC_WRITE : ACC_STAT;
+        return yr_meta_writes(c->ev.sys) ? ACC_WRITE : ACC_STAT;
     case OP_LINK:
         return ACC_LINK;
     default:

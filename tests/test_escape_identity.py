@@ -29,6 +29,11 @@ caller, docs/hostile.md):
   its maker's RLIMIT_MSGQUEUE: made by the supervisor, under the
   supervisor's; a program whose limit was 0 made five. The helper that is
   the caller makes it now, under the caller's limit (csrc/helper.c).
+* What the supervisor reads of a caller through its tid (/proc/TID: its
+  umask, its root) is another task's once a sibling thread's execve has
+  killed the caller and taken its tid: a file was created with the new
+  image's umask (0666 where the caller's umask gave 0600). An effect is now
+  made only for a caller still waiting, checked after those reads.
 * The acting threads kept the supervisor's session keyring, whose keys
   unlock files for whoever opens them: uid 1001 read an fscrypt v1 file
   under a yama-run started by root in the session holding the key. Each
@@ -66,6 +71,16 @@ def _facts(out: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def as_natively(want: dict[str, str], cmd: list, *yama_args: str) -> None:
+    """cmd prints want natively, and the same under yama-run (yama_args
+    before its "--")."""
+    cmd = [str(c) for c in cmd]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert _facts(native.stdout) == want, native.stdout + native.stderr
+    r = yama_run(*yama_args, "--", *cmd, timeout=60)
+    assert _facts(r.stdout) == want, r.stdout + r.stderr
+
+
 # -- capabilities of a user namespace of the caller's own --------------------------------
 
 @pytest.fixture
@@ -91,11 +106,7 @@ def test_capabilities_held_in_its_own_user_namespace_are_never_lent(probe, files
     there has no capability over uid 1001's file (EACCES), under yama-run
     as natively."""
     secret, _ = files_of_1001
-    native = subprocess.run([probe, "userns-open", secret], capture_output=True, text=True,
-                            timeout=30)
-    assert _facts(native.stdout) == {"open": "EACCES"}, native.stdout + native.stderr
-    r = yama_run("--", probe, "userns-open", secret, timeout=60)
-    assert _facts(r.stdout) == {"open": "EACCES"}, r.stdout + r.stderr
+    as_natively({"open": "EACCES"}, [probe, "userns-open", secret])
 
 
 def test_access_lends_no_permitted_set_of_another_user_namespace(probe, files_of_1001):
@@ -103,11 +114,7 @@ def test_access_lends_no_permitted_set_of_another_user_namespace(probe, files_of
     user namespace: there, none over uid 1001's files."""
     secret, inner = files_of_1001
     want = {f"access:{secret}": "EACCES", f"access:{inner}": "EACCES"}
-    native = subprocess.run([probe, "userns-access", secret, inner], capture_output=True,
-                            text=True, timeout=30)
-    assert _facts(native.stdout) == want, native.stdout + native.stderr
-    r = yama_run("--", probe, "userns-access", secret, inner, timeout=60)
-    assert _facts(r.stdout) == want, r.stdout + r.stderr
+    as_natively(want, [probe, "userns-access", secret, inner])
 
 
 # -- /dev/net/tun binds the opener's network namespace -----------------------------------
@@ -343,11 +350,7 @@ def test_a_dropped_group_is_never_lent(probe, group_file, profile):
     it read the file before."""
     secret, _ = group_file
     want = {"before": "OK", "open": "EACCES"}
-    native = subprocess.run([probe, "dropped-group", secret, str(GROUP)], capture_output=True,
-                            text=True, timeout=30)
-    assert _facts(native.stdout) == want, native.stdout + native.stderr
-    r = yama_run(*profile, "--", probe, "dropped-group", secret, str(GROUP), timeout=60)
-    assert _facts(r.stdout) == want, r.stdout + r.stderr
+    as_natively(want, [probe, "dropped-group", secret, str(GROUP)], *profile)
 
 
 @pytest.mark.parametrize("backend", [[], ["--backend", "ptrace"]], ids=["notify", "ptrace"])
@@ -358,11 +361,7 @@ def test_an_exec_takes_no_group_of_the_leader_whose_tid_it_takes(probe, group_fi
     has made routed opens: refused (EACCES) under yama-run as natively."""
     secret, _ = group_file
     os.chown(secret, 1234, GROUP)
-    native = subprocess.run([probe, "exec-groups", secret, str(GROUP)], capture_output=True,
-                            text=True, timeout=30)
-    assert _facts(native.stdout) == {"open": "EACCES"}, native.stdout + native.stderr
-    r = yama_run(*backend, "--", probe, "exec-groups", secret, str(GROUP), timeout=60)
-    assert _facts(r.stdout) == {"open": "EACCES"}, r.stdout + r.stderr
+    as_natively({"open": "EACCES"}, [probe, "exec-groups", secret, str(GROUP)], *backend)
 
 
 def test_a_group_left_is_not_given_a_file(probe, group_file):
@@ -371,12 +370,8 @@ def test_a_group_left_is_not_given_a_file(probe, group_file):
     it: EPERM (no CAP_CHOWN, not a member), under yama-run as natively, and
     the file's group stays root's."""
     _, given = group_file
-    native = subprocess.run([probe, "groups-chown", given, str(GROUP)], capture_output=True,
-                            text=True, timeout=30)
-    assert _facts(native.stdout) == {"chown": "EPERM"}, native.stdout + native.stderr
-    r = yama_run("--profile", "strict", "--", probe, "groups-chown", given, str(GROUP),
-                 timeout=60)
-    assert _facts(r.stdout) == {"chown": "EPERM"}, r.stdout + r.stderr
+    as_natively({"chown": "EPERM"}, [probe, "groups-chown", given, str(GROUP)],
+                "--profile", "strict")
     assert given.stat().st_gid == 0
 
 
@@ -385,11 +380,7 @@ def test_access_lends_no_permitted_set_the_caller_set_aside(probe, files_of_1001
     judges that empty set, not the permitted one (the kernel's
     access_override_creds): uid 1001's 0600 file is not readable."""
     secret, _ = files_of_1001
-    native = subprocess.run([probe, "nofixup-access", secret], capture_output=True, text=True,
-                            timeout=30)
-    assert _facts(native.stdout) == {"access": "EACCES"}, native.stdout + native.stderr
-    r = yama_run("--", probe, "nofixup-access", secret, timeout=60)
-    assert _facts(r.stdout) == {"access": "EACCES"}, r.stdout + r.stderr
+    as_natively({"access": "EACCES"}, [probe, "nofixup-access", secret])
 
 
 # -- a message queue's maker's limit -----------------------------------------------------
@@ -435,3 +426,23 @@ def test_a_message_queue_is_made_under_its_makers_limit(limit):
             assert _facts(r.stdout) == facts, r.stdout + r.stderr
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+# -- what is read of a caller by its tid, once another task holds it ---------------------
+
+@pytest.mark.parametrize("backend, tries", [([], "500"), (["--backend", "ptrace"], "1500")],
+                         ids=["notify", "ptrace"])
+def test_a_file_is_made_with_its_callers_umask_not_the_next_images(probe, tmp_path, backend,
+                                                                  tries):
+    """Hundreds of times: a process with umask 077 creates files deep in a tree
+    while a thread of its own with umask 0 execs (taking its tid): every
+    file made is 0600, under yama-run as natively."""
+    for where in ("native", "sandboxed"):
+        (tmp_path / where).mkdir()
+    native = subprocess.run([probe, "umask-exec", tmp_path / "native", "100"],
+                            capture_output=True, text=True, timeout=60)
+    facts = _facts(native.stdout)
+    assert int(facts["made"]) > 0 and facts["loose"] == "0", native.stdout + native.stderr
+    r = yama_run(*backend, "--", probe, "umask-exec", tmp_path / "sandboxed", tries, timeout=120)
+    facts = _facts(r.stdout)
+    assert int(facts["made"]) > 0 and facts["loose"] == "0", r.stdout + r.stderr

@@ -32,7 +32,8 @@ instruction is the caller's own code:
   before the tracer reads them: the tracer then sent its byte and
   descriptor on that socket with the supervisor's credentials (root's), which
   a daemon reading its peer's credentials (SO_PASSCRED) would have believed.
-  The message now carries the caller's own.
+  The message now carries the caller's own, and is sent only on a socket whose peer is the
+  caller's process (the pair it was made to create).
 
 tests/helpers/inject_race.c makes them."""
 from __future__ import annotations
@@ -143,11 +144,24 @@ def test_an_answer_never_reaches_the_task_that_took_a_waiting_callers_tid(probe,
         shutil.rmtree(fifos, ignore_errors=True)
 
 
+def _creds(probe, *how) -> dict[str, int]:
+    r = yama_run(*PTRACE, "--", *AS_1001, probe, "creds", "2000", *how, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {k: int(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
+
+
 def test_the_tracers_message_carries_the_callers_credentials(probe):
     """uid 1001 rewrites, the moment the injected socketpair appears, the
     number of the end the tracer sends on into one end of a pair of its own
     whose other end reads credentials: what arrives says the program's
     process and uid 1001, never the supervisor's (root)."""
-    r = yama_run(*PTRACE, "--", *AS_1001, probe, "creds", "300", timeout=120)
-    got = dict(kv.split("=") for kv in r.stdout.split())
-    assert int(got["sent"]) >= 1 and got["foreign"] == "0", r.stdout + r.stderr
+    got = _creds(probe)
+    assert got["sent"] >= 1 and got["foreign"] == 0, got
+
+
+def test_the_tracer_never_sends_on_a_socket_connected_elsewhere(probe):
+    """The same with a socket connected to another process's (which could be
+    a daemon's): nothing is sent on it; the opens whose pair was rewritten
+    fail."""
+    got = _creds(probe, "elsewhere")
+    assert got["failed"] >= 1 and got["sent"] == 0, got

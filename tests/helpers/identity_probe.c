@@ -29,6 +29,13 @@
  *                                     leader, likewise without capabilities,
  *                                     has made routed opens
  *   identity_probe open FILE          "open=OK|ENAME"
+ *   identity_probe umask-exec DIR N   N times: a child with umask 077 creates
+ *                                     files (mode 0666) at the bottom of 60
+ *                                     nested directories of DIR, in a loop,
+ *                                     while a thread of its own (its own fs:
+ *                                     umask 0) execs /bin/true, which takes
+ *                                     the child's tid: "made=M loose=L" (L
+ *                                     files whose mode is not 0600)
  *   identity_probe nofixup-access FILE  root with SECBIT_NO_SETUID_FIXUP and
  *                                     no effective capability: access(R_OK):
  *                                     "access=OK|ENAME"
@@ -237,6 +244,67 @@ static int exec_groups(const char *file, gid_t gid)
     return 1;
 }
 
+static char umask_stack[65536] __attribute__((aligned(16)));
+static volatile int umask_go;
+
+static int exec_with_umask_0(void *arg)
+{
+    (void)arg;
+    syscall(SYS_umask, 0);
+    while (!umask_go)
+        ;
+    for (volatile int i = rand() % 20000; i > 0; i--)
+        ;
+    char *argv[] = { "/bin/true", NULL };
+    syscall(SYS_execve, "/bin/true", argv, NULL);
+    syscall(SYS_exit, 1);
+    return 0;
+}
+
+static int umask_exec(const char *dir, int tries)
+{
+    char deep[4096];
+    int n = snprintf(deep, sizeof(deep), "%s", dir);
+    for (int i = 0; i < 60; i++) {
+        n += snprintf(deep + n, sizeof(deep) - (size_t)n, "/d");
+        mkdir(deep, 0755);
+    }
+    for (int t = 0; t < tries; t++) {
+        pid_t child = fork();
+        if (child == 0) {
+            srand((unsigned)getpid());
+            umask(077);
+            umask_go = 0;
+            /* its own fs (no CLONE_FS): its umask is not the leader's */
+            clone(exec_with_umask_0, umask_stack + sizeof(umask_stack),
+                  CLONE_VM | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, NULL);
+            umask_go = 1;
+            char name[4200];
+            for (int i = 0;; i++) {
+                snprintf(name, sizeof(name), "%s/f_%d_%d", deep, t, i);
+                int fd = (int)syscall(SYS_openat, AT_FDCWD, name,
+                                      O_CREAT | O_EXCL | O_WRONLY, 0666);
+                if (fd >= 0)
+                    syscall(SYS_close, fd);
+            }
+        }
+        waitpid(child, NULL, 0);
+    }
+    int made = 0, loose = 0;
+    for (int t = 0; t < tries; t++)
+        for (int i = 0;; i++) {
+            char name[4200];
+            struct stat st;
+            snprintf(name, sizeof(name), "%s/f_%d_%d", deep, t, i);
+            if (stat(name, &st) < 0)
+                break;
+            made++;
+            loose += (st.st_mode & 0777) != 0600;
+        }
+    printf("made=%d\nloose=%d\n", made, loose);
+    return 0;
+}
+
 static int nofixup_access(const char *file)
 {
     unsigned long long eff, prm;
@@ -303,6 +371,8 @@ int main(int argc, char **argv)
         return groups_chown(argv[2], (gid_t)atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "exec-groups") == 0)
         return exec_groups(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "umask-exec") == 0)
+        return umask_exec(argv[2], atoi(argv[3]));
     if (argc == 3 && strcmp(argv[1], "open") == 0) {
         int e = open_result(argv[2]);
         printf("open=%s\n", e ? err_name(e) : "OK");

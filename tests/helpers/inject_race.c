@@ -19,15 +19,18 @@
  *                                seconds later; a second process (the
  *                                bystander) opens a file every 20 ms for
  *                                HOLD + 1 s: "worst_ms=T", its longest gap
- *   inject_race creds N           N opens through a `syscall` of its own; a
- *                                second thread, the moment the tracer's
- *                                injected socketpair appears, writes into the
- *                                scratch memory where the pair's numbers lie
- *                                one end of a socketpair of its own, whose
- *                                other end reads credentials (SO_PASSCRED):
- *                                "sent=N by_us=K foreign=F" (K messages that
+ *   inject_race creds N [elsewhere]  N opens through a `syscall` of its
+ *                                own; a second thread, the moment the
+ *                                tracer's injected socketpair appears, writes
+ *                                into the scratch memory where the pair's
+ *                                numbers lie one end of a socketpair of its
+ *                                own (elsewhere: a socket connected to a
+ *                                child's listening one), whose other end
+ *                                reads credentials (SO_PASSCRED): "sent=N
+ *                                by_us=K foreign=F failed=X" (K messages that
  *                                carried this process and its real uid, F
- *                                others)
+ *                                others; X opens that failed: the pair's
+ *                                numbers were rewritten in time)
  *   inject_race takeover LINK DIR MAX  the leader opens a FIFO of DIR with no
  *                                writer (a worker of the supervisor waits for
  *                                it) while another thread execs this program
@@ -42,6 +45,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,16 +262,67 @@ static void *pair_writer(void *arg)
     return NULL;
 }
 
-static int creds(int tries)
+/* pair[0]: a socket connected to pair[1], accepted by a child of ours
+ * that listened (so pair[0]'s peer is the child); pair[1] is our copy of
+ * the accepted end, passed back. */
+static int connected_elsewhere(int pair[2])
+{
+    int ctl[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+        return -1;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "yr-inject-%d", (int)getpid());
+    socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr.sun_path + 1);
+    pid_t child = fork();
+    if (child == 0) {
+        int l = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (l < 0 || bind(l, (struct sockaddr *)&addr, len) < 0 || listen(l, 1) < 0)
+            _exit(1);
+        if (write(ctl[1], "l", 1) != 1)
+            _exit(1);
+        int a = accept(l, NULL, NULL);
+        char b = 'a';
+        struct iovec iov = { &b, 1 };
+        union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+        memset(&c, 0, sizeof(c));
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+                            .msg_controllen = sizeof(c.buf) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &a, sizeof(int));
+        _exit(sendmsg(ctl[1], &m, 0) == 1 ? 0 : 1);
+    }
+    char b;
+    pair[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (read(ctl[0], &b, 1) != 1 || pair[0] < 0 ||
+        connect(pair[0], (struct sockaddr *)&addr, len) < 0)
+        return -1;
+    struct iovec iov = { &b, 1 };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+                        .msg_controllen = sizeof(c.buf) };
+    if (recvmsg(ctl[0], &m, MSG_CMSG_CLOEXEC) != 1 || !CMSG_FIRSTHDR(&m))
+        return -1;
+    memcpy(&pair[1], CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+    waitpid(child, NULL, 0);
+    close(ctl[0]);
+    close(ctl[1]);
+    return 0;
+}
+
+static int creds(int tries, int elsewhere)
 {
     int pair[2], on = 1;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
+    if ((elsewhere ? connected_elsewhere(pair) : socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+                                                            0, pair)) < 0 ||
         setsockopt(pair[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0)
         return 1;
     creds_evil = pair[0];
     pthread_t t;
     pthread_create(&t, NULL, pair_writer, NULL);
-    int sent = 0, by_us = 0, foreign = 0;
+    int sent = 0, by_us = 0, foreign = 0, failed = 0;
     uint64_t sp = 0;
     for (int i = 0; i < tries; i++) {
         int probe = dup(0);                            /* the next free number */
@@ -278,6 +334,8 @@ static int creds(int tries)
         creds_armed = 0;
         if (fd >= 0)
             close((int)fd);
+        else
+            failed++;                                  /* its pair was not the tracer's */
         char byte;
         struct iovec iov = { &byte, 1 };
         union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(struct ucred)) +
@@ -303,7 +361,7 @@ static int creds(int tries)
             msg.msg_controllen = sizeof(ctl.b);
         }
     }
-    printf("sent=%d by_us=%d foreign=%d\n", sent, by_us, foreign);
+    printf("sent=%d by_us=%d foreign=%d failed=%d\n", sent, by_us, foreign, failed);
     return 0;
 }
 
@@ -414,8 +472,8 @@ int main(int argc, char **argv)
         spin = 1;
         return rewrite("/etc/hostname", atoi(argv[2]));
     }
-    if (argc == 3 && strcmp(argv[1], "creds") == 0)
-        return creds(atoi(argv[2]));
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "creds") == 0)
+        return creds(atoi(argv[2]), argc == 4 && strcmp(argv[3], "elsewhere") == 0);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "takeover") == 0) {
         if (readlink("/proc/self/exe", takeover_self, sizeof(takeover_self) - 1) < 0)
             return 1;
