@@ -47,20 +47,20 @@ static int stop_info(pid_t tid, struct ptrace_syscall_info *info)
     return info->op == PTRACE_SYSCALL_INFO_SECCOMP ? 0 : -EINVAL;
 }
 
-/* The seccomp stop of tid, decoded as a notification would be. */
-static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev)
+/* The seccomp stop of tid (*info), decoded as a notification would be. */
+static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev,
+                      struct ptrace_syscall_info *info)
 {
-    struct ptrace_syscall_info info;
-    int err = stop_info(tid, &info);
+    int err = stop_info(tid, info);
     if (err < 0)
         return err;
     memset(ev, 0, sizeof(*ev));
     ev->id = ++next_id;
     ev->tid = tid;
-    ev->arch = info.arch;
-    ev->nr = (int32_t)info.seccomp.nr;
+    ev->arch = info->arch;
+    ev->nr = (int32_t)info->seccomp.nr;
     ev->sys = yr_ctx_sys(ctx, ev->arch, ev->nr);
-    yr_event_args(ev, info.seccomp.args);
+    yr_event_args(ev, info->seccomp.args);
     return 0;
 }
 
@@ -580,13 +580,13 @@ static int waiting_here(struct yr_ctx *ctx, pid_t tid)
  * the new image wherever it is stopped. So the stop being served is kept,
  * and checked before an effect (yr_call_still_waits) and before the reply
  * is applied: the new image is never in that stop. */
-static int serve(struct yr_ctx *ctx, pid_t tid)
+static int serve(struct yr_ctx *ctx, pid_t tid, const struct ptrace_syscall_info *at)
 {
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
-    s->serving.tid = tid;
-    return stop_info(tid, &s->serving.at);
+    s->serving = (struct waiting){ .tid = tid, .at = *at };
+    return 0;
 }
 
 int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid)
@@ -717,9 +717,10 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             ev->tid = tid;
             return YR_TRACE_STATUS;
         }
-        int rc = trace_read(ctx, tid, ev);
+        struct ptrace_syscall_info at;
+        int rc = trace_read(ctx, tid, ev, &at);
         if (rc == 0)
-            rc = serve(ctx, tid);
+            rc = serve(ctx, tid, &at);
         if (rc == -ESRCH)
             continue;                          /* killed meanwhile: its exit follows */
         if (rc < 0) {
