@@ -355,7 +355,6 @@ static int is_ptrace_access(int32_t sys)
     return sys == YR_SYS_PROCESS_VM_READV || sys == YR_SYS_PROCESS_VM_WRITEV;
 }
 
-/* Settle in C what no module could decide differently. 1: settled. */
 /* An execve by a thread other than its leader gives it the leader's tid
  * (de_thread) and with it the leader's cached identity (caller.c), whose
  * groups need not be its own (a thread may set its own with a raw
@@ -369,6 +368,7 @@ static void exec_takes_leaders_tid(const struct yr_event *ev)
         yr_identity_notice(tgid);
 }
 
+/* Settle in C what no module could decide differently. 1: settled. */
 static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 {
     if (ev->sys == YR_SYS_NONE) {

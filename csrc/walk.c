@@ -220,12 +220,14 @@ int yr_call_still_waits(struct yr_call *c)
 }
 
 
+/* Does a metadata call change its object? */
 int yr_meta_writes(int32_t sys)
 {
     switch (sys) {
     case YR_SYS_GETXATTR: case YR_SYS_LISTXATTR: case YR_SYS_STATFS:
     case YR_SYS_NAME_TO_HANDLE_AT: case YR_SYS_INOTIFY_ADD_WATCH: case YR_SYS_FANOTIFY_MARK:
     case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT: case YR_SYS_FILE_GETATTR:
+    case YR_SYS_READLINK: case YR_SYS_READLINKAT:
         return 0;
     default:
         return 1;
