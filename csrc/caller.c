@@ -346,7 +346,7 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
         return err == -E2BIG ? -EPERM : -ESRCH;
     *out = e->fsid;
     *procdir = e->procdir;
-    return 0;
+    return yr_fs_can_act_as(out) ? 0 : -EPERM;   /* ids we cannot take: fail closed */
 }
 
 /* ---- ids as a caller in a user namespace of its own sees them ----------------

@@ -153,12 +153,31 @@ static void leave_our_session_keyring(void)
         syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL);
 }
 
+/* An unprivileged supervisor acts as itself, which is right only for a
+ * caller with exactly its ids and groups: no_new_privs gives a program no
+ * more, but one started with CAP_SETUID or CAP_SETGID (ambient) can change
+ * them, and would keep through us the ids or groups it left. Such a caller
+ * is refused (EPERM), never acted for. */
+static int creds_are_ours(const struct yr_creds *c)
+{
+    uint32_t r, e, sv, groups[YR_MAX_GROUPS];
+    if (syscall(SYS_getresuid, &r, &e, &sv) < 0 || r != c->ruid || e != c->euid ||
+        syscall(SYS_getresgid, &r, &e, &sv) < 0 || r != c->rgid || e != c->egid ||
+        (uint32_t)syscall(SYS_setfsuid, -1) != c->fsuid ||
+        (uint32_t)syscall(SYS_setfsgid, -1) != c->fsgid)
+        return 0;
+    long n = syscall(SYS_getgroups, YR_MAX_GROUPS, groups);
+    return n == (long)c->ngroups && memcmp(groups, c->groups, (size_t)n * sizeof(groups[0])) == 0;
+}
+
 /* Switch this thread to c. Returns 0, or -1 with errno (then still as before). */
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
 {
     saved->active = 0;
-    if (geteuid() != 0)
-        return 0;                          /* see the comment at the top */
+    if (geteuid() != 0) {                  /* see the comment at the top */
+        errno = EPERM;
+        return creds_are_ours(c) ? 0 : -1;
+    }
     leave_our_session_keyring();
     if (capget_self(&saved->cap_effective, &saved->cap_permitted) < 0)
         return -1;
@@ -251,9 +270,14 @@ static int become_exactly(const struct yr_creds *c)
     uint64_t eff, perm;
     if (capget_self(&eff, &perm) < 0)
         return -1;
-    if (geteuid() != 0)      /* what we hold beyond the caller is all we can take away */
+    if (geteuid() != 0) {    /* what we hold beyond the caller is all we can take away */
+        if (!creds_are_ours(c)) {
+            errno = EPERM;
+            return -1;
+        }
         return capset_all(c->cap_effective & eff, c->cap_permitted & perm,
                           c->cap_inheritable & perm);
+    }
     leave_our_session_keyring();
     if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
         syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
@@ -340,6 +364,19 @@ static int same_fsid(const struct yr_fsid *a, const struct yr_fsid *b)
            memcmp(a->groups, b->groups, a->ngroups * sizeof(a->groups[0])) == 0;
 }
 
+/* See creds_are_ours: the filesystem identity's part, against ours. */
+int yr_fs_can_act_as(const struct yr_fsid *id)
+{
+    if (geteuid() == 0)
+        return 1;
+    if (fs_init() < 0)
+        return 0;
+    return id->ruid == fs_base.ruid && id->rgid == fs_base.rgid &&
+           id->fsuid == fs_base.fsuid && id->fsgid == fs_base.fsgid &&
+           id->ngroups == fs_base.ngroups &&
+           memcmp(id->groups, fs_base.groups, id->ngroups * sizeof(id->groups[0])) == 0;
+}
+
 static void fs_stuck(void)
 {
     /* A thread left half-way between two identities would act wrongly for
@@ -356,8 +393,20 @@ int yr_fs_become(const struct yr_fsid *want)
     masked.caps &= base_perm;
     if (same_fsid(id, &fs_cur))
         return 0;
-    if (geteuid() != 0)
-        return 0;              /* unprivileged: we already are our callers */
+    if (geteuid() != 0) {
+        /* Unprivileged: our ids and groups are the caller's (yr_fs_can_act_as,
+         * asked when its identity was read); capabilities we hold beyond its
+         * are set aside. */
+        if (!yr_fs_can_act_as(id)) {
+            errno = EPERM;
+            return -1;
+        }
+        if (capset_effective(id->caps, base_perm) < 0)
+            fs_stuck();
+        fs_cur.caps = id->caps;
+        fs_switched = !same_fsid(&fs_cur, &fs_base);
+        return 0;
+    }
     if (fs_cur.caps != base_eff && capset_effective(base_eff, base_perm) < 0)
         fs_stuck();
     fs_cur.caps = base_eff;

@@ -86,6 +86,7 @@ struct yr_fsid {
                                  are ours to lend (caps 0); not part of the switch */
 };
 int yr_fs_become(const struct yr_fsid *id);
+int yr_fs_can_act_as(const struct yr_fsid *id);
 int yr_fs_reset(void);
 void yr_fs_pause(void);
 void yr_fs_resume(void);

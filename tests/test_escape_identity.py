@@ -29,6 +29,10 @@ caller, docs/hostile.md):
   its maker's RLIMIT_MSGQUEUE: made by the supervisor, under the
   supervisor's; a program whose limit was 0 made five. The helper that is
   the caller makes it now, under the caller's limit (csrc/helper.c).
+* A yama-run started by an ordinary user acts for its callers as itself,
+  right only for callers with its ids and groups: a program given CAP_SETGID
+  (ambient) left a group and still opened that group's file through the
+  supervisor. Such a caller is now refused (EPERM).
 * What the supervisor reads of a caller through its tid (/proc/TID: its
   umask, its root) is another task's once a sibling thread's execve has
   killed the caller and taken its tid: a file was created with the new
@@ -446,3 +450,23 @@ def test_a_file_is_made_with_its_callers_umask_not_the_next_images(probe, tmp_pa
     r = yama_run(*backend, "--", probe, "umask-exec", tmp_path / "sandboxed", tries, timeout=120)
     facts = _facts(r.stdout)
     assert int(facts["made"]) > 0 and facts["loose"] == "0", r.stdout + r.stderr
+
+
+def test_an_ordinary_users_yama_run_keeps_no_group_its_caller_left(probe, group_file, as_user):
+    """uid 1001 in group 1234 with CAP_SETGID ambient starts yama-run
+    (--userns never) and its program leaves every group: its open of
+    1234's 0040 file is refused (natively EACCES; EPERM, the supervisor
+    cannot take the caller's groups), where it was allowed before."""
+    secret, _ = group_file
+    as_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--groups=1234",
+               "--inh-caps=+setgid", "--ambient-caps=+setgid"]
+    native = subprocess.run([*as_1001, probe, "setgroups-open", secret], capture_output=True,
+                            text=True, timeout=30)
+    assert _facts(native.stdout) == {"before": "OK", "open": "EACCES"}, native.stdout
+    cmd = [*as_1001, "/usr/bin/python3", "-m", "sandbox.cli", "--userns", "never", "--",
+           probe, "setgroups-open", secret]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=as_user.env(),
+                       cwd=str(as_user.home))
+    facts = _facts(r.stdout)
+    assert facts.get("before") == "OK" and facts.get("open") in ("EACCES", "EPERM"), \
+        r.stdout + r.stderr

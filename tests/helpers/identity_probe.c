@@ -28,6 +28,10 @@
  *                                     "identity_probe open FILE" once the
  *                                     leader, likewise without capabilities,
  *                                     has made routed opens
+ *   identity_probe setgroups-open FILE  opens FILE ("before=..."), leaves
+ *                                     every supplementary group (setgroups,
+ *                                     CAP_SETGID held), opens it again:
+ *                                     "open=OK|ENAME"
  *   identity_probe open FILE          "open=OK|ENAME"
  *   identity_probe umask-exec DIR N   N times: a child with umask 077 creates
  *                                     files (mode 0666) at the bottom of 60
@@ -371,6 +375,15 @@ int main(int argc, char **argv)
         return groups_chown(argv[2], (gid_t)atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "exec-groups") == 0)
         return exec_groups(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "setgroups-open") == 0) {
+        int e = open_result(argv[2]);
+        printf("before=%s\n", e ? err_name(e) : "OK");
+        if (syscall(SYS_setgroups, 0, NULL) < 0)
+            return 1;
+        e = open_result(argv[2]);
+        printf("open=%s\n", e ? err_name(e) : "OK");
+        return 0;
+    }
     if (argc == 4 && strcmp(argv[1], "umask-exec") == 0)
         return umask_exec(argv[2], atoi(argv[3]));
     if (argc == 3 && strcmp(argv[1], "open") == 0) {
