@@ -315,6 +315,7 @@ int yr_is_helper(pid_t pid);
 
 /* worker.c */
 int yr_open_in_worker(struct yr_call *c, int obj, int flags);
+void yr_worker_caller_gone(pid_t tid);   /* tracer.c: a traced caller left its stop */
 int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply);
 void yr_worker_wakeable(struct yr_ctx *ctx);
 void yr_worker_release(struct yr_ctx *ctx);

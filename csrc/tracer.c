@@ -525,6 +525,16 @@ static void waiting_forget(struct yr_stops *s, pid_t tid)
         *w = s->waiting[--s->nwaiting];
 }
 
+/* tid reported something while it waited: it is not in that stop any
+ * more, and its worker is told to give up (worker.c). */
+static void waiting_gone(struct yr_stops *s, pid_t tid)
+{
+    if (waiting_find(s, tid)) {
+        waiting_forget(s, tid);
+        yr_worker_caller_gone(tid);
+    }
+}
+
 /* tid now waits in its seccomp stop for a worker: 0 or -errno. */
 static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
 {
@@ -661,7 +671,7 @@ static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status)
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
-    waiting_forget(s, tid);
+    waiting_gone(s, tid);
     if (s->n == s->size) {
         int size = s->size ? 2 * s->size : STOPS_DRAIN;
         struct stop *q = realloc(s->q, (size_t)size * sizeof(*q));

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,7 @@ struct blocking_open {
     int obj;                /* O_PATH: the object, judged by the gate */
     int flags;
     struct yr_fsid id_as;
+    uint32_t mark;          /* deferred: gone_mark() of its caller when it started */
 };
 
 static void done_put(struct yr_done *d)
@@ -263,10 +265,31 @@ static int caller_signalled(pid_t tid)
     return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
 }
 
+/* Traced callers the tracer has seen leave the stop they waited in, counted
+ * per tid (modulo GONE_SLOTS): a caller killed by another thread's execve,
+ * which took its tid (de_thread), is still "there" to a signal or a pidfd
+ * by that tid, and its worker would wait for ever, a FIFO's reader that
+ * natively no longer is. A worker whose count moved gives up (EINTR, which
+ * the tracer drops for a caller gone; another tid of the same slot, still
+ * waiting, sees EINTR, as for a signal). */
+#define GONE_SLOTS 4096
+static _Atomic uint32_t gone_marks[GONE_SLOTS];
+
+void yr_worker_caller_gone(pid_t tid)
+{
+    atomic_fetch_add(&gone_marks[(unsigned)tid % GONE_SLOTS], 1);
+}
+
+static uint32_t gone_mark(pid_t tid)
+{
+    return atomic_load(&gone_marks[(unsigned)tid % GONE_SLOTS]);
+}
+
 static int still_waiting(const struct blocking_open *b)
 {
     if (b->listener < 0)                         /* a tracee waits in its stop until killed */
-        return syscall(SYS_tgkill, b->tgid, b->tid, 0) == 0 || errno == EPERM;
+        return gone_mark(b->tid) == b->mark &&
+               (syscall(SYS_tgkill, b->tgid, b->tid, 0) == 0 || errno == EPERM);
     uint64_t id = b->id;
     return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
@@ -310,7 +333,7 @@ static void *blocking_worker(void *arg)
             break;
         }
         if (!still_waiting(b)) {
-            err = -1;                            /* the caller is gone: nobody to answer */
+            err = b->listener < 0 ? EINTR : -1;  /* the caller is gone: nobody to answer */
             break;
         }
         if (caller_signalled(b->tid)) {
@@ -363,6 +386,7 @@ int yr_open_in_worker(struct yr_call *c, int obj, int flags)
     *b = (struct blocking_open){ ctx->listener, ctx->done, -1, c->ev.id, c->ev.tid,
                                  tgid, copy, flags, c->id };
     if (ctx->listener < 0) {
+        b->mark = gone_mark(c->ev.tid);
         b->pidfd = (int)syscall(SYS_pidfd_open, c->ev.tid, O_EXCL /* PIDFD_THREAD */);
         if (!ctx->done || b->pidfd < 0) {
             yr_close(b->pidfd);

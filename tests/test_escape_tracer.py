@@ -38,15 +38,17 @@ instruction is the caller's own code:
 tests/helpers/inject_race.c makes them."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import requires_root, yama_run
+from conftest import YAMA_RUN, requires_root, tree_env, yama_run
 from test_escape import AS_1001, _have_ptrace_backend, place, placed_probe  # noqa: F401
 
 pytestmark = [requires_root,
@@ -165,3 +167,32 @@ def test_the_tracer_never_sends_on_a_socket_connected_elsewhere(probe):
     fail."""
     got = _creds(probe, "elsewhere")
     assert got["failed"] >= 1 and got["sent"] == 0, got
+
+
+def _writer_finds(fifo: Path, cmd: list) -> str:
+    """cmd's leader waits for fifo's writer while another of its threads
+    execs; 1.2 s later a writer outside opens fifo without waiting: what
+    it finds (ENXIO: no reader)."""
+    proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=tree_env())
+    try:
+        time.sleep(1.2)
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            return "a reader"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    finally:
+        proc.communicate(timeout=30)
+
+
+def test_a_fifo_has_no_reader_for_a_caller_an_exec_replaced(probe, tmp_path):
+    """The leader of a traced program waits to read a FIFO (a worker opens it
+    for it) when another thread execs, which takes its tid: the worker gives
+    up, and a writer outside finds no reader (ENXIO), as natively, not one
+    that would take its data and leave (EPIPE)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    assert _writer_finds(fifo, [probe, "fifo-exec", fifo]) == "ENXIO"
+    cmd = [*YAMA_RUN, *PTRACE, "--", probe, "fifo-exec", fifo]
+    assert _writer_finds(fifo, cmd) == "ENXIO"

@@ -31,6 +31,10 @@
  *                                carried this process and its real uid, F
  *                                others; X opens that failed: the pair's
  *                                numbers were rewritten in time)
+ *   inject_race fifo-exec FIFO       the leader opens FIFO for reading (no
+ *                                writer: a worker of the supervisor waits)
+ *                                while another thread, 0.3 s later, execs
+ *                                /bin/sleep 2, which takes the leader's tid
  *   inject_race takeover LINK DIR MAX  the leader opens a FIFO of DIR with no
  *                                writer (a worker of the supervisor waits for
  *                                it) while another thread execs this program
@@ -425,6 +429,23 @@ static void takeover_try(const char *link)
     usleep(20000);                               /* the signals sent, delivered */
 }
 
+static void *exec_sleep(void *arg)
+{
+    (void)arg;
+    usleep(300000);
+    execl("/bin/sleep", "sleep", "2", (char *)NULL);
+    _exit(99);
+}
+
+static int fifo_exec(const char *fifo)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, exec_sleep, NULL);
+    open(fifo, O_RDONLY);                        /* waits: the exec ends this thread */
+    pause();
+    return 2;
+}
+
 static const char *takeover_args[8];
 
 static void *execer(void *arg)
@@ -472,6 +493,8 @@ int main(int argc, char **argv)
         spin = 1;
         return rewrite("/etc/hostname", atoi(argv[2]));
     }
+    if (argc == 3 && strcmp(argv[1], "fifo-exec") == 0)
+        return fifo_exec(argv[2]);
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "creds") == 0)
         return creds(atoi(argv[2]), argc == 4 && strcmp(argv[3], "elsewhere") == 0);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "takeover") == 0) {
