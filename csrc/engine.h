@@ -27,6 +27,7 @@
 #define YAMA_ENGINE_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -101,6 +102,25 @@ void yr_pool_wait_turn(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
+
+/* Per-thread counts that only grow, a slot per tid modulo YR_MARK_SLOTS,
+ * shared by every thread of the supervisor: read before and after, a count
+ * tells whether something happened to the thread meanwhile (another
+ * thread of the same slot only makes it say so too often). */
+#define YR_MARK_SLOTS 4096
+struct yr_marks {
+    _Atomic uint32_t slot[YR_MARK_SLOTS];
+};
+
+static inline void yr_mark(struct yr_marks *m, pid_t tid)
+{
+    atomic_fetch_add(&m->slot[(unsigned)tid % YR_MARK_SLOTS], 1);
+}
+
+static inline uint32_t yr_marked(struct yr_marks *m, pid_t tid)
+{
+    return atomic_load(&m->slot[(unsigned)tid % YR_MARK_SLOTS]);
+}
 
 /* CLOCK_MONOTONIC in ns. */
 /* A call's arguments as the kernel will use them: the i386 entry takes the

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,23 +265,22 @@ static int caller_signalled(pid_t tid)
 }
 
 /* Traced callers the tracer has seen leave the stop they waited in, counted
- * per tid (modulo GONE_SLOTS): a caller killed by another thread's execve,
- * which took its tid (de_thread), is still "there" to a signal or a pidfd
- * by that tid, and its worker would wait for ever, a FIFO's reader that
- * natively no longer is. A worker whose count moved gives up (EINTR, which
- * the tracer drops for a caller gone; another tid of the same slot, still
- * waiting, sees EINTR, as for a signal). */
-#define GONE_SLOTS 4096
-static _Atomic uint32_t gone_marks[GONE_SLOTS];
+ * per tid: a caller killed by another thread's execve, which took its tid
+ * (de_thread), is still "there" to a signal or a pidfd by that tid, and its
+ * worker would wait for ever, a FIFO's reader that natively no longer is. A
+ * worker whose count moved gives up (EINTR, which the tracer drops for a
+ * caller gone; another tid of the same slot, still waiting, sees EINTR, as
+ * for a signal). */
+static struct yr_marks gone;
 
 void yr_worker_caller_gone(pid_t tid)
 {
-    atomic_fetch_add(&gone_marks[(unsigned)tid % GONE_SLOTS], 1);
+    yr_mark(&gone, tid);
 }
 
 static uint32_t gone_mark(pid_t tid)
 {
-    return atomic_load(&gone_marks[(unsigned)tid % GONE_SLOTS]);
+    return yr_marked(&gone, tid);
 }
 
 static int still_waiting(const struct blocking_open *b)
