@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,21 +207,23 @@ struct yr_idcache {
     uint64_t own_userns;
 };
 
-/* setgroups calls, counted per thread before each is continued (notify.c),
- * for every receiver's cache: an identity cached before its thread's count
- * moved is read again. No look-up can come between the count and the
- * change it announces: only the thread changes its own groups, and it
- * waits in that setgroups meanwhile. */
-static struct yr_marks notices;
+/* setgroups calls, counted per thread (a slot per tid modulo NOTICE_SLOTS:
+ * another thread of the slot only makes an identity read again too often)
+ * before each is continued (notify.c), for every receiver's cache: an
+ * identity cached before its thread's count moved is read again. No look-up
+ * can come between the count and the change it announces: only the thread
+ * changes its own groups, and it waits in that setgroups meanwhile. */
+#define NOTICE_SLOTS 4096
+static _Atomic uint32_t notices[NOTICE_SLOTS];
 
 void yr_identity_notice(pid_t tid)
 {
-    yr_mark(&notices, tid);
+    atomic_fetch_add(&notices[(unsigned)tid % NOTICE_SLOTS], 1);
 }
 
 static uint32_t noticed(pid_t tid)
 {
-    return yr_marked(&notices, tid);
+    return atomic_load(&notices[(unsigned)tid % NOTICE_SLOTS]);
 }
 
 struct yr_idcache *yr_idcache_new(void)

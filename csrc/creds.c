@@ -170,13 +170,23 @@ static int creds_are_ours(const struct yr_creds *c)
     return n == (long)c->ngroups && memcmp(groups, c->groups, (size_t)n * sizeof(groups[0])) == 0;
 }
 
+#define CAPS_ONLY 2                        /* saved->active: only the capabilities were set */
+
 /* Switch this thread to c. Returns 0, or -1 with errno (then still as before). */
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved)
 {
     saved->active = 0;
     if (geteuid() != 0) {                  /* see the comment at the top */
-        errno = EPERM;
-        return creds_are_ours(c) ? 0 : -1;
+        /* our ids are the caller's: only capabilities beyond its are set aside */
+        if (!creds_are_ours(c)) {
+            errno = EPERM;
+            return -1;
+        }
+        if (capget_self(&saved->cap_effective, &saved->cap_permitted) < 0 ||
+            capset_effective(c->cap_effective & saved->cap_permitted, saved->cap_permitted) < 0)
+            return -1;
+        saved->active = CAPS_ONLY;
+        return 0;
     }
     leave_our_session_keyring();
     if (capget_self(&saved->cap_effective, &saved->cap_permitted) < 0)
@@ -214,8 +224,14 @@ int yr_creds_leave(struct yr_creds_saved *saved)
 {
     if (!saved->active)
         return 0;
-    saved->active = 0;
     int rc = 0;
+    if (saved->active == CAPS_ONLY) {
+        saved->active = 0;
+        if (capset_effective(saved->cap_effective, saved->cap_permitted) < 0)
+            abort();                       /* as below */
+        return 0;
+    }
+    saved->active = 0;
     rc |= capset_effective(saved->cap_permitted, saved->cap_permitted);
     rc |= (int)syscall(SYS_setresuid, saved->ruid, saved->euid, saved->suid);
     rc |= (int)syscall(SYS_setresgid, saved->rgid, saved->egid, saved->sgid);

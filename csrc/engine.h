@@ -27,7 +27,6 @@
 #define YAMA_ENGINE_H
 
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -102,25 +101,6 @@ void yr_pool_wait_turn(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
-
-/* Per-thread counts that only grow, a slot per tid modulo YR_MARK_SLOTS,
- * shared by every thread of the supervisor: read before and after, a count
- * tells whether something happened to the thread meanwhile (another
- * thread of the same slot only makes it say so too often). */
-#define YR_MARK_SLOTS 4096
-struct yr_marks {
-    _Atomic uint32_t slot[YR_MARK_SLOTS];
-};
-
-static inline void yr_mark(struct yr_marks *m, pid_t tid)
-{
-    atomic_fetch_add(&m->slot[(unsigned)tid % YR_MARK_SLOTS], 1);
-}
-
-static inline uint32_t yr_marked(struct yr_marks *m, pid_t tid)
-{
-    return atomic_load(&m->slot[(unsigned)tid % YR_MARK_SLOTS]);
-}
 
 /* CLOCK_MONOTONIC in ns. */
 /* A call's arguments as the kernel will use them: the i386 entry takes the
@@ -335,7 +315,7 @@ int yr_is_helper(pid_t pid);
 
 /* worker.c */
 int yr_open_in_worker(struct yr_call *c, int obj, int flags);
-void yr_worker_caller_gone(pid_t tid);   /* tracer.c: a traced caller left its stop */
+void yr_worker_cancel(struct yr_ctx *ctx, uint64_t id);   /* tracer.c: its caller left its stop */
 int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply);
 void yr_worker_wakeable(struct yr_ctx *ctx);
 void yr_worker_release(struct yr_ctx *ctx);

@@ -474,7 +474,7 @@ struct yr_stops {
     int n, next, size;
     struct stop { pid_t tid; int status; } *q;
     int nwaiting, waiting_size;
-    struct waiting { pid_t tid; struct ptrace_syscall_info at; } *waiting;
+    struct waiting { pid_t tid; uint64_t id; struct ptrace_syscall_info at; } *waiting;
     struct waiting serving;        /* the stop whose call is being served */
 };
 
@@ -527,11 +527,12 @@ static void waiting_forget(struct yr_stops *s, pid_t tid)
 
 /* tid reported something while it waited: it is not in that stop any
  * more, and its worker is told to give up (worker.c). */
-static void waiting_gone(struct yr_stops *s, pid_t tid)
+static void waiting_gone(struct yr_ctx *ctx, struct yr_stops *s, pid_t tid)
 {
-    if (waiting_find(s, tid)) {
+    struct waiting *w = waiting_find(s, tid);
+    if (w) {
+        yr_worker_cancel(ctx, w->id);
         waiting_forget(s, tid);
-        yr_worker_caller_gone(tid);
     }
 }
 
@@ -555,6 +556,7 @@ static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
     if (err < 0)
         return err;
     w->tid = tid;
+    w->id = ctx->call->ev.id;                  /* the worker's call (worker.c) */
     s->nwaiting++;
     return 0;
 }
@@ -671,7 +673,7 @@ static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status)
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
-    waiting_gone(s, tid);
+    waiting_gone(ctx, s, tid);
     if (s->n == s->size) {
         int size = s->size ? 2 * s->size : STOPS_DRAIN;
         struct stop *q = realloc(s->q, (size_t)size * sizeof(*q));

@@ -28,6 +28,7 @@
  * every worker it started (the last one out frees it). */
 struct done_item {
     struct done_item *next;
+    uint64_t id;            /* the call's */
     pid_t tid;
     int pidfd;              /* the caller's task: its number may be reused once it is gone */
     struct yr_deferred reply;
@@ -37,6 +38,8 @@ struct yr_done {
     int refs;
     pid_t tracer;           /* the thread to wake */
     struct done_item *head;
+    uint64_t *gone;         /* calls whose callers left their stop (yr_worker_cancel) */
+    int ngone, gone_size;
 };
 
 /* ---- the bound ------------------------------------------------------------- */
@@ -90,7 +93,6 @@ struct blocking_open {
     int obj;                /* O_PATH: the object, judged by the gate */
     int flags;
     struct yr_fsid id_as;
-    uint32_t mark;          /* deferred: gone_mark() of its caller when it started */
 };
 
 static void done_put(struct yr_done *d)
@@ -107,7 +109,51 @@ static void done_put(struct yr_done *d)
         close(i->pidfd);
         free(i);
     }
+    free(d->gone);
     free(d);
+}
+
+/* The call id of a traced caller the tracer saw leave the stop it waited
+ * in (tracer.c): killed by another thread's execve, which took its tid
+ * (de_thread), it is still "there" to a signal or a pidfd by that tid, and
+ * its worker would wait for ever, a FIFO's reader that natively no longer
+ * is. Its worker gives up. Ids are the tracer's own, never reused. */
+void yr_worker_cancel(struct yr_ctx *ctx, uint64_t id)
+{
+    struct yr_done *d = ctx->done;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    if (d->ngone == d->gone_size) {
+        int size = d->gone_size ? 2 * d->gone_size : 16;
+        uint64_t *g = realloc(d->gone, (size_t)size * sizeof(*g));
+        if (g) {
+            d->gone = g;
+            d->gone_size = size;
+        }
+    }
+    if (d->ngone < d->gone_size)
+        d->gone[d->ngone++] = id;
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Was call id cancelled? Forgotten once asked (with d->lock held). */
+static int gone_locked(struct yr_done *d, uint64_t id)
+{
+    for (int i = 0; i < d->ngone; i++)
+        if (d->gone[i] == id) {
+            d->gone[i] = d->gone[--d->ngone];
+            return 1;
+        }
+    return 0;
+}
+
+static int cancelled(struct yr_done *d, uint64_t id)
+{
+    pthread_mutex_lock(&d->lock);
+    int gone = gone_locked(d, id);
+    pthread_mutex_unlock(&d->lock);
+    return gone;
 }
 
 static void no_op(int sig)
@@ -152,8 +198,10 @@ int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply)
             return 0;
         pthread_mutex_lock(&d->lock);
         struct done_item *i = d->head;
-        if (i)
+        if (i) {
             d->head = i->next;
+            gone_locked(d, i->id);               /* answered already: nothing to cancel */
+        }
         pthread_mutex_unlock(&d->lock);
         if (!i)
             return 0;
@@ -180,6 +228,7 @@ static void deferred_answer(const struct blocking_open *b, int fd, int err)
             close(fd);
         return;                                  /* the caller stays stopped: killed at exit */
     }
+    i->id = b->id;
     i->tid = b->tid;
     i->pidfd = pidfd;
     if (fd >= 0)
@@ -264,29 +313,10 @@ static int caller_signalled(pid_t tid)
     return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
 }
 
-/* Traced callers the tracer has seen leave the stop they waited in, counted
- * per tid: a caller killed by another thread's execve, which took its tid
- * (de_thread), is still "there" to a signal or a pidfd by that tid, and its
- * worker would wait for ever, a FIFO's reader that natively no longer is. A
- * worker whose count moved gives up (EINTR, which the tracer drops for a
- * caller gone; another tid of the same slot, still waiting, sees EINTR, as
- * for a signal). */
-static struct yr_marks gone;
-
-void yr_worker_caller_gone(pid_t tid)
-{
-    yr_mark(&gone, tid);
-}
-
-static uint32_t gone_mark(pid_t tid)
-{
-    return yr_marked(&gone, tid);
-}
-
 static int still_waiting(const struct blocking_open *b)
 {
     if (b->listener < 0)                         /* a tracee waits in its stop until killed */
-        return gone_mark(b->tid) == b->mark &&
+        return !cancelled(b->done, b->id) &&
                (syscall(SYS_tgkill, b->tgid, b->tid, 0) == 0 || errno == EPERM);
     uint64_t id = b->id;
     return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
@@ -331,7 +361,7 @@ static void *blocking_worker(void *arg)
             break;
         }
         if (!still_waiting(b)) {
-            err = b->listener < 0 ? EINTR : -1;  /* the caller is gone: nobody to answer */
+            err = -1;                            /* the caller is gone: nobody to answer */
             break;
         }
         if (caller_signalled(b->tid)) {
@@ -384,7 +414,6 @@ int yr_open_in_worker(struct yr_call *c, int obj, int flags)
     *b = (struct blocking_open){ ctx->listener, ctx->done, -1, c->ev.id, c->ev.tid,
                                  tgid, copy, flags, c->id };
     if (ctx->listener < 0) {
-        b->mark = gone_mark(c->ev.tid);
         b->pidfd = (int)syscall(SYS_pidfd_open, c->ev.tid, O_EXCL /* PIDFD_THREAD */);
         if (!ctx->done || b->pidfd < 0) {
             yr_close(b->pidfd);
