@@ -470,3 +470,27 @@ def test_an_ordinary_users_yama_run_keeps_no_group_its_caller_left(probe, group_
     facts = _facts(r.stdout)
     assert facts.get("before") == "OK" and facts.get("open") in ("EACCES", "EPERM"), \
         r.stdout + r.stderr
+
+
+def test_an_ordinary_users_yama_run_signals_with_no_capability_its_caller_left(probe, as_user):
+    """uid 1001 with CAP_KILL ambient starts yama-run; its program gives up
+    every capability, then signals a root process (kill and a pidfd):
+    EPERM, as natively, where the supervisor's CAP_KILL signalled it."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        as_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups",
+                   "--inh-caps=+kill", "--ambient-caps=+kill"]
+        args = [probe, "dropcaps-kill", str(victim.pid)]
+        want = {"kill": "EPERM", "pidfd": "EPERM"}
+        native = subprocess.run([*as_1001, *args], capture_output=True, text=True, timeout=30)
+        assert _facts(native.stdout) == want, native.stdout + native.stderr
+        for userns in ("never", "auto"):
+            cmd = [*as_1001, "/usr/bin/python3", "-m", "sandbox.cli", "--userns", userns, "--",
+                   *args]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                               env=as_user.env(), cwd=str(as_user.home))
+            assert _facts(r.stdout) == want, (userns, r.stdout + r.stderr)
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()

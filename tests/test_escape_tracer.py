@@ -196,3 +196,11 @@ def test_a_fifo_has_no_reader_for_a_caller_an_exec_replaced(probe, tmp_path):
     assert _writer_finds(fifo, [probe, "fifo-exec", fifo]) == "ENXIO"
     cmd = [*YAMA_RUN, *PTRACE, "--", probe, "fifo-exec", fifo]
     assert _writer_finds(fifo, cmd) == "ENXIO"
+
+
+def test_a_waiting_reader_stays_when_another_waiting_caller_dies(probe, tmp_path):
+    """Two children of a traced program wait to read FIFOs (workers open
+    them), the second's pid sharing the first's modulo 4096; the second is
+    killed: the first still waits, as natively (no EINTR of its own)."""
+    r = yama_run(*PTRACE, "--", probe, "fifo-neighbour", tmp_path, timeout=120)
+    assert r.stdout.strip() == "a=blocked", r.stdout + r.stderr

@@ -32,6 +32,10 @@
  *                                     every supplementary group (setgroups,
  *                                     CAP_SETGID held), opens it again:
  *                                     "open=OK|ENAME"
+ *   identity_probe dropcaps-kill PID  gives up every capability (ambient
+ *                                     too), then kill(PID, 0) and
+ *                                     pidfd_send_signal(PID, 0):
+ *                                     "kill=OK|ENAME", "pidfd=OK|ENAME"
  *   identity_probe open FILE          "open=OK|ENAME"
  *   identity_probe umask-exec DIR N   N times: a child with umask 077 creates
  *                                     files (mode 0666) at the bottom of 60
@@ -58,6 +62,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +380,17 @@ int main(int argc, char **argv)
         return groups_chown(argv[2], (gid_t)atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "exec-groups") == 0)
         return exec_groups(argv[2], (gid_t)atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "dropcaps-kill") == 0) {
+        pid_t victim = (pid_t)atoi(argv[2]);
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 || caps_set(0, 0) < 0)
+            return 1;
+        int r = kill(victim, 0);
+        printf("kill=%s\n", r == 0 ? "OK" : err_name(errno));
+        int pidfd = (int)syscall(SYS_pidfd_open, victim, 0);
+        r = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0);
+        printf("pidfd=%s\n", r == 0 ? "OK" : err_name(errno));
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "setgroups-open") == 0) {
         int e = open_result(argv[2]);
         printf("before=%s\n", e ? err_name(e) : "OK");

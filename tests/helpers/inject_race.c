@@ -35,6 +35,10 @@
  *                                writer: a worker of the supervisor waits)
  *                                while another thread, 0.3 s later, execs
  *                                /bin/sleep 2, which takes the leader's tid
+ *   inject_race fifo-neighbour DIR  a child A waits to read DIR/a (no
+ *                                writer); a child B whose pid shares A's
+ *                                modulo 4096 waits to read DIR/b and is
+ *                                killed; 0.6 s later: "a=blocked|returned"
  *   inject_race takeover LINK DIR MAX  the leader opens a FIFO of DIR with no
  *                                writer (a worker of the supervisor waits for
  *                                it) while another thread execs this program
@@ -446,6 +450,53 @@ static int fifo_exec(const char *fifo)
     return 2;
 }
 
+static pid_t reader(const char *fifo, int only_if_slot, pid_t of)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        close(p[0]);
+        if (only_if_slot && getpid() % 4096 != of % 4096)
+            _exit(0);
+        if (write(p[1], "r", 1) != 1)
+            _exit(1);
+        close(p[1]);
+        _exit(open(fifo, O_RDONLY) < 0);
+    }
+    close(p[1]);
+    char b;
+    int ready = read(p[0], &b, 1) == 1;
+    close(p[0]);
+    if (!ready && c > 0)
+        waitpid(c, NULL, 0);
+    return ready ? c : 0;
+}
+
+static int fifo_neighbour(const char *dir)
+{
+    char a_fifo[PATH_MAX], b_fifo[PATH_MAX];
+    snprintf(a_fifo, sizeof(a_fifo), "%s/a", dir);
+    snprintf(b_fifo, sizeof(b_fifo), "%s/b", dir);
+    if (mkfifo(a_fifo, 0600) < 0 || mkfifo(b_fifo, 0600) < 0)
+        return 1;
+    pid_t a = reader(a_fifo, 0, 0), b = 0;
+    for (int tries = 0; a > 0 && b == 0 && tries < 40000; tries++)
+        b = reader(b_fifo, 1, a);
+    if (a <= 0 || b <= 0)
+        return 1;
+    usleep(400000);                              /* both wait in their opens */
+    kill(b, SIGKILL);
+    waitpid(b, NULL, 0);
+    usleep(600000);
+    int returned = waitpid(a, NULL, WNOHANG) == a;
+    printf("a=%s\n", returned ? "returned" : "blocked");
+    kill(a, SIGKILL);
+    waitpid(a, NULL, 0);
+    return 0;
+}
+
 static const char *takeover_args[8];
 
 static void *execer(void *arg)
@@ -493,6 +544,8 @@ int main(int argc, char **argv)
         spin = 1;
         return rewrite("/etc/hostname", atoi(argv[2]));
     }
+    if (argc == 3 && strcmp(argv[1], "fifo-neighbour") == 0)
+        return fifo_neighbour(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fifo-exec") == 0)
         return fifo_exec(argv[2]);
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "creds") == 0)
