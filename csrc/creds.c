@@ -291,7 +291,7 @@ static int become_exactly(const struct yr_creds *c)
             errno = EPERM;
             return -1;
         }
-        return capset_all(c->cap_effective & eff, c->cap_permitted & perm,
+        return capset_all(c->cap_effective & perm, c->cap_permitted & perm,
                           c->cap_inheritable & perm);
     }
     leave_our_session_keyring();

@@ -573,8 +573,9 @@ class Guard:
         local = ffi.new("uint64_t[]", [v for pair in vecs for v in pair] or [0])
 
         def perform(pidfd: int, target: int) -> int:
+            # mm_access's refusal is EACCES; EPERM only for CAP_SYS_NICE, after it
             refusal = procfs.kernel_ptrace_refusal(caller, target, procfs.PTRACE_MODE_FSCREDS,
-                                                   errno.EPERM)
+                                                   errno.EACCES)
             if refusal:
                 return -refusal
             args = ffi.new("uint64_t[6]", [pidfd, int(ffi.cast("uintptr_t", local)), vlen,

@@ -494,3 +494,26 @@ def test_an_ordinary_users_yama_run_signals_with_no_capability_its_caller_left(p
     finally:
         victim.kill()
         victim.wait()
+
+
+MADVISE = """
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+pidfd = os.pidfd_open(int(sys.argv[1]))
+iov = (ctypes.c_uint64 * 2)(0x10000, 4096)
+r = libc.syscall(440, pidfd, iov, 1, 20, 0)          # process_madvise(MADV_COLD)
+print("madvise=" + ("OK" if r >= 0 else errno.errorcode[ctypes.get_errno()]))
+"""
+
+
+def test_process_madvise_of_a_process_not_its_own_is_the_kernels_eacces():
+    """uid 1001 asks process_madvise of a root process: the kernel's mm_access
+    refuses it with EACCES (EPERM is for a missing CAP_SYS_NICE, later)."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        as_natively({"madvise": "EACCES"},
+                    [*AS_USER, "python3", "-c", MADVISE, str(victim.pid)])
+    finally:
+        victim.kill()
+        victim.wait()
