@@ -59,7 +59,7 @@ from pathlib import Path
 
 import pytest
 
-from as_user import AS_USER, as_user  # noqa: F401  (fixture)
+from as_user import AS_USER, SYSTEM_PYTHON, as_user  # noqa: F401  (fixture)
 from conftest import BACKEND_ARGS, YAMA_RUN, requires_root, tree_env, yama_run
 from test_escape import place, placed_probe  # noqa: F401  (fixture)
 
@@ -513,7 +513,7 @@ def test_process_madvise_of_a_process_not_its_own_is_the_kernels_eacces():
     victim = subprocess.Popen(["sleep", "60"])
     try:
         as_natively({"madvise": "EACCES"},
-                    [*AS_USER, "python3", "-c", MADVISE, str(victim.pid)])
+                    [*AS_USER, SYSTEM_PYTHON, "-c", MADVISE, str(victim.pid)])
     finally:
         victim.kill()
         victim.wait()
