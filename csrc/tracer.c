@@ -536,12 +536,15 @@ static void waiting_gone(struct yr_ctx *ctx, struct yr_stops *s, pid_t tid)
     }
 }
 
-/* tid now waits in its seccomp stop for a worker: 0 or -errno. */
+/* tid, whose call is being served (in the stop served: answer's here),
+ * now waits in that stop for a worker: 0 or -errno. */
 static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
 {
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
+    if (s->serving.tid != tid)
+        return -EINVAL;
     waiting_forget(s, tid);
     if (s->nwaiting == s->waiting_size) {
         int size = s->waiting_size ? 2 * s->waiting_size : 16;
@@ -551,13 +554,7 @@ static int waiting_keep(struct yr_ctx *ctx, pid_t tid)
         s->waiting = w;
         s->waiting_size = size;
     }
-    struct waiting *w = &s->waiting[s->nwaiting];
-    int err = stop_info(tid, &w->at);
-    if (err < 0)
-        return err;
-    w->tid = tid;
-    w->id = ctx->call->ev.id;                  /* the worker's call (worker.c) */
-    s->nwaiting++;
+    s->waiting[s->nwaiting++] = s->serving;   /* its stop, and the worker's call id */
     return 0;
 }
 
@@ -592,12 +589,13 @@ static int waiting_here(struct yr_ctx *ctx, pid_t tid)
  * the new image wherever it is stopped. So the stop being served is kept,
  * and checked before an effect (yr_call_still_waits) and before the reply
  * is applied: the new image is never in that stop. */
-static int serve(struct yr_ctx *ctx, pid_t tid, const struct ptrace_syscall_info *at)
+static int serve(struct yr_ctx *ctx, const struct yr_event *ev,
+                 const struct ptrace_syscall_info *at)
 {
     struct yr_stops *s = stops_of(ctx);
     if (!s)
         return -ENOMEM;
-    s->serving = (struct waiting){ .tid = tid, .at = *at };
+    s->serving = (struct waiting){ .tid = ev->tid, .id = ev->id, .at = *at };
     return 0;
 }
 
@@ -732,7 +730,7 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
         struct ptrace_syscall_info at;
         int rc = trace_read(ctx, tid, ev, &at);
         if (rc == 0)
-            rc = serve(ctx, tid, &at);
+            rc = serve(ctx, ev, &at);
         if (rc == -ESRCH)
             continue;                          /* killed meanwhile: its exit follows */
         if (rc < 0) {

@@ -25,7 +25,7 @@ from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
     TaskAct, TaskFree
 from .sysargs import int_arg, pidfd_target, take_fd
-from .taskwatch import TaskWatch
+from .taskwatch import PIDFD_THREAD, TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
 SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298      # x86-64: the supervisor's own ABI
@@ -35,7 +35,6 @@ PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 6
 PAGE_SIZE = 4096
 
 
-PIDFD_THREAD = os.O_EXCL                             # pidfd_open of one thread (6.9)
 
 
 def _alive(pidfd: int) -> bool:
