@@ -362,9 +362,13 @@ static long fd_into(struct injection *in, int fd, uint32_t fd_flags)
                 rc = -EFAULT;
         if (rc == 1) {
             memcpy(&cm, words, sizeof(cm));
+            uint64_t flags = 0;
             if (cm.cmsg_level == SOL_SOCKET && cm.cmsg_type == SCM_RIGHTS &&
                 cm.cmsg_len == CMSG_LEN(sizeof(int)))
                 got = (int)(uint32_t)words[2];
+            else if (peek(in->tid, scratch + SC_MSG + offsetof(struct msghdr, msg_flags),
+                          &flags) == 0 && ((uint32_t)flags & MSG_CTRUNC))
+                rc = -EMFILE;   /* no free number for it: the kernel dropped it, as its open would fail */
             else
                 rc = -EBADMSG;
         }

@@ -437,3 +437,32 @@ def test_fifo_opens_that_wait_under_the_path_walk(tmp_path, order):
         script = f"(echo hi > {fifo}) & sleep 1; cat {fifo}; wait"
     r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", "sh", "-c", script, timeout=30)
     assert (r.returncode, r.stdout) == (0, "hi\n"), r
+
+
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+def test_opens_near_the_descriptor_limit_fail_with_emfile(tmp_path, backend):
+    """The ptrace backend passes an open's result in through a socketpair it
+    makes in the caller: two numbers more for a moment (docs/backends.md). With
+    the last numbers taken by that pair the kernel drops the passed descriptor
+    (MSG_CTRUNC); the caller got EBADMSG for that open and every later one, an
+    errno a program that frees descriptors on EMFILE does not know."""
+    code = f"""
+        import errno, os, resource
+        os.closerange(3, 1 << 16)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+        got = []
+        for i in range(6):
+            try:
+                got.append(str(os.open({str(tmp_path)!r} + f"/f{{i}}", os.O_RDWR | os.O_CREAT, 0o600)))
+            except OSError as e:
+                got.append(errno.errorcode[e.errno])
+        print(" ".join(got))
+    """
+    r = yama_run("--backend", backend, "--", *py(code))
+    assert r.returncode == 0, r.stderr
+    got = r.stdout.split()
+    opened = [g for g in got if g.isdigit()]
+    assert opened == [str(n) for n in range(3, 3 + len(opened))] and opened, got
+    assert set(got[len(opened):]) == {"EMFILE"}, got
+    if backend == "notify":
+        assert opened == ["3", "4", "5"], got      # as natively
