@@ -256,38 +256,44 @@ int yr_reply_continue(struct yr_ctx *ctx, uint64_t id)
     return send_resp(ctx);
 }
 
-/* Install fd in the caller and make it the syscall's result, atomically. */
+/* Install fd in the caller as the syscall's result; fd is ours to close,
+ * and closed here. The caller must not run before our copy and the
+ * ioctl's own reference are gone: with ADDFD_FLAG_SEND it was woken while
+ * we still held the open file, so a file it had just written and closed
+ * was still open for writing (its execve failed with ETXTBSY, inotify's
+ * IN_CLOSE_WRITE came after close returned, a flock outlived its close).
+ * So the fd is added (the ioctl returns once the caller took its copy and
+ * the kernel dropped its own), ours closed, and only then the result sent.
+ * Between the two the caller's wait can only be killed
+ * (WAIT_KILLABLE_RECV): a number is left over only in a process that dies. */
 int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags)
 {
     struct seccomp_notif_addfd add = {
         .id = id,
-        .flags = SECCOMP_ADDFD_FLAG_SEND,
         .srcfd = (uint32_t)fd,
         .newfd = 0,
         .newfd_flags = newfd_flags,
     };
-    if (ctx->deferred)
-        return defer_fd(ctx, fd, newfd_flags);
-    int stepped = yr_pool_step_out(ctx);   /* the caller's next call finds a receiver */
-    int rc;
-    for (;;) {
-        if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0) {
-            rc = 0;
-            break;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == ENOENT) {
-            ctx->stats[STAT_CALLER_GONE]++;
-            rc = 0;
-            break;
-        }
-        rc = -errno;
-        break;
+    if (ctx->deferred) {
+        int rc = defer_fd(ctx, fd, newfd_flags);
+        close(fd);
+        return rc;
     }
+    int stepped = yr_pool_step_out(ctx);   /* the caller's next call finds a receiver */
+    long got;
+    while ((got = ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)
+        ;
+    int err = got < 0 ? errno : 0;
+    close(fd);
     if (stepped)
         yr_pool_step_back(ctx);
-    return rc;
+    if (err == ENOENT) {
+        ctx->stats[STAT_CALLER_GONE]++;
+        return 0;
+    }
+    if (err)
+        return -err;
+    return yr_reply(ctx, id, got, 0);
 }
 
 /* 1: the caller still waits on this notification; 0: it is gone. */

@@ -44,8 +44,7 @@ int yr_install(struct yr_call *c, int fd, int flags, const struct stat *known)
     struct stat st;
     if (known || fstat(fd, &st) == 0)
         yr_opened_for(c, known ? known : &st);   /* the caller's to name by descriptor */
-    int rc = yr_reply_addfd(c->ctx, c->ev.id, fd, (uint32_t)(flags & O_CLOEXEC));
-    close(fd);
+    int rc = yr_reply_addfd(c->ctx, c->ev.id, fd, (uint32_t)(flags & O_CLOEXEC));   /* closes fd */
     if (rc < 0)
         yr_reply(c->ctx, c->ev.id, 0, -rc);
     return R_DONE;

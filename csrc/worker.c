@@ -247,30 +247,37 @@ static void deferred_answer(const struct blocking_open *b, int fd, int err)
 
 /* ---- replies from any thread ----------------------------------------------- */
 
-static void mt_reply(const struct blocking_open *b, int err)
+static void mt_answer(const struct blocking_open *b, int64_t val, int err)
 {
     struct seccomp_notif_resp r;
     memset(&r, 0, sizeof(r));
     r.id = b->id;
-    r.val = err ? -1 : 0;
+    r.val = err ? -1 : val;
     r.error = -err;
     while (ioctl(b->listener, SECCOMP_IOCTL_NOTIF_SEND, &r) < 0 && errno == EINTR)
         ;
 }
 
+static void mt_reply(const struct blocking_open *b, int err)
+{
+    mt_answer(b, 0, err);
+}
+
+/* fd becomes the caller's result, and is closed here before the caller is
+ * woken, as yr_reply_addfd does it (notify.c: why not ADDFD_FLAG_SEND). */
 static void mt_addfd(const struct blocking_open *b, int fd)
 {
     struct seccomp_notif_addfd add = {
-        .id = b->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (uint32_t)fd,
+        .id = b->id, .srcfd = (uint32_t)fd,
         .newfd_flags = (b->flags & O_CLOEXEC) ? O_CLOEXEC : 0,
     };
-    while (ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno != ENOENT && errno != EINPROGRESS)
-            mt_reply(b, errno);
-        return;
-    }
+    long got;
+    while ((got = ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)
+        ;
+    int err = got < 0 ? errno : 0;
+    close(fd);
+    if (err != ENOENT && err != EINPROGRESS)   /* gone, or answered already */
+        mt_answer(b, got, err);
 }
 
 /* The waiting thread wakes every 100 ms (a timer signal that interrupts
@@ -381,8 +388,7 @@ static void *blocking_worker(void *arg)
         done_put(b->done);
         close(b->pidfd);
     } else if (fd >= 0) {
-        mt_addfd(b, fd);
-        close(fd);
+        mt_addfd(b, fd);        /* closes fd */
     } else if (err > 0) {
         mt_reply(b, err);
     }
