@@ -7,9 +7,11 @@
  *
  * With "addfd PATH" the floor of a call that returns a descriptor, as an
  * emulated open does: the caller's loop is open(PATH) + close, openat is
- * routed, and the responder opens PATH itself and answers with one
- * SECCOMP_IOCTL_NOTIF_ADDFD (FLAG_SEND). The kernel's ADDFD is a round trip of
- * its own: the responder waits until the caller has installed the descriptor.
+ * routed, and the responder opens PATH itself, adds it with
+ * SECCOMP_IOCTL_NOTIF_ADDFD, closes its copy and answers with the number, as
+ * yama-run must (ADDFD_FLAG_SEND would wake the caller while the responder
+ * still holds the file). The kernel's ADDFD is a round trip of its own: the
+ * responder waits until the caller has installed the descriptor.
  *
  * The parent forks the caller, takes its listener with pidfd_getfd, answers
  * until the caller exits and exits with its status.
@@ -129,10 +131,14 @@ static void answer_with_fd(int listener, __u64 id)
     int fd = open(addfd_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         die(addfd_path);
-    struct seccomp_notif_addfd add = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd };
-    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0 && errno != ENOENT)
+    struct seccomp_notif_addfd add = { .id = id, .srcfd = fd };
+    int got = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    if (got < 0 && errno != ENOENT)
         die("addfd");
     close(fd);
+    struct seccomp_notif_resp resp = { .id = id, .val = got };
+    if (got >= 0 && ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT)
+        die("send");
 }
 
 int main(int argc, char **argv)
