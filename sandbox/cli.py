@@ -169,8 +169,9 @@ def _act(propose, install_desktop, remove_desktop, program) -> None:
               help="seccomp user-notify, or ptrace where notify cannot be used.")
 @click.option("--userns", type=click.Choice(USERNS), default="auto", show_default=True,
               help="Started by an ordinary user, run the program in a user namespace of "
-                   "that user, so that non-dumpable programs can be served (never: "
-                   "without one; their hooked calls then fail).")
+                   "that user, so that non-dumpable programs can be served; every process "
+                   "of that user can then trace them. auto: not where the host's Yama "
+                   "restricts ptrace (never: without one; their hooked calls then fail).")
 @click.option("--list-profiles", is_flag=True,
               help="List the profiles found (name, where, aliases; shadowed ones marked) "
                    "and exit.")

@@ -42,10 +42,38 @@ class Started:
         self.nondumpable = False
 
 
+YAMA_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
+
+
+def host_yama_scope() -> int:
+    """The host's Yama ptrace scope; 0 where Yama is not there."""
+    try:
+        with open(YAMA_SCOPE, "rb") as f:
+            return int(f.read().strip() or b"0")
+    except (OSError, ValueError):
+        return 0
+
+
 def wants_userns(choice: str) -> bool:
     """Run the program in a user namespace of ours? Only without CAP_SYS_PTRACE
-    (docs/everyday.md): whether the kernel allows one is found by the spawn."""
-    return choice != "never" and not has_cap_sys_ptrace()
+    (docs/everyday.md), and not where the host's Yama restricts ptrace: every
+    process of the namespace's owner holds CAP_SYS_PTRACE over it, which
+    Yama's scopes 1 and 2 accept. Whether the kernel allows one is found by
+    the spawn."""
+    return choice != "never" and not has_cap_sys_ptrace() and host_yama_scope() == 0
+
+
+def say_why_no_userns(choice: str, say) -> None:
+    """-v: why an unprivileged run makes no user namespace, when it is chosen
+    before the spawn."""
+    if has_cap_sys_ptrace():
+        return
+    if choice == "never":
+        say(NEVER_USERNS)
+    elif scope := host_yama_scope():
+        say(f"no user namespace (the host's Yama ptrace_scope is {scope}: in a namespace "
+            "of yours every process of yours could trace the sandbox): the calls of "
+            "non-dumpable programs cannot be served and fail with EPERM")
 
 
 def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
@@ -60,8 +88,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     if plan["bpf"] is not None:
         say_if_too_many_groups()
     userns = wants_userns(userns_choice)
-    if userns_choice == "never" and not has_cap_sys_ptrace():
-        say(NEVER_USERNS)
+    say_why_no_userns(userns_choice, say)
     bpf = plan["bpf"]
     flags = NEW_LISTENER
     if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):

@@ -34,7 +34,7 @@ from ._yama import ffi, lib
 from .guard import Guard
 from .path_calls import PathCalls
 from .requests import Caller, CreateInSticky, FollowLink, PathLink
-from .spawn import ListenerUnavailable, SetupError, has_cap_sys_ptrace  # noqa: F401
+from .spawn import ListenerUnavailable, SetupError  # noqa: F401
 from .task_calls import TaskCalls
 
 BACKENDS = ("auto", "notify", "ptrace")
@@ -231,8 +231,7 @@ class Supervisor:
 
     def _spawn(self, argv, env, bpf, flags):
         """The ptrace backend's spawn (sandbox/backend_ptrace.py)."""
-        if self.userns_choice == "never" and not has_cap_sys_ptrace():
-            self.audit.say(spawn.NEVER_USERNS)
+        spawn.say_why_no_userns(self.userns_choice, self.audit.say)
         if self.userns and bpf is not None and (err := lib.yr_userns_probe()):
             self.audit.say(spawn.no_userns(err))
             self.userns = False

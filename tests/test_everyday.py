@@ -329,6 +329,30 @@ def test_without_the_user_namespace_it_fails_closed_and_says_why(as_user, nodump
     assert "non-dumpable programs cannot be served" in r.stderr
 
 
+@pytest.mark.parametrize("yama, wanted", [(None, True), ("0\n", True), ("1\n", False),
+                                           ("2\n", False), ("3\n", False)])
+def test_no_user_namespace_where_the_host_s_yama_restricts_ptrace(tmp_path, monkeypatch,
+                                                                  yama, wanted):
+    """Every process of a user namespace's owner holds CAP_SYS_PTRACE over it,
+    and Yama's scopes 1 and 2 let such a holder trace: in a namespace of ours
+    every process of the user could trace the sandbox where the host's Yama
+    lets none but ancestors. An unprivileged run makes none there (this VM has
+    no Yama: the decision is tried against files of the test's)."""
+    from sandbox import spawn
+    scope = tmp_path / "ptrace_scope"
+    if yama is not None:
+        scope.write_text(yama)
+    monkeypatch.setattr(spawn, "YAMA_SCOPE", str(scope))
+    monkeypatch.setattr(spawn, "has_cap_sys_ptrace", lambda: False)
+    assert spawn.wants_userns("auto") is wanted
+    assert spawn.wants_userns("never") is False
+    said = []
+    spawn.say_why_no_userns("auto", said.append)
+    assert bool(said) is not wanted
+    if said:
+        assert said[0].startswith(f"no user namespace (the host's Yama ptrace_scope is {yama.strip()}")
+
+
 # -- agents and daemons -----------------------------------------------------------------
 
 def agent_env(stdout: str) -> dict:
