@@ -96,7 +96,11 @@ static int read_how(struct yr_call *c, uint64_t addr, uint64_t size)
     c->flags = (int)how.flags;
     c->mode = (uint32_t)how.mode;
     c->res.resolve = how.resolve;
-    if ((how.resolve & RESOLVE_CACHED) && (how.flags & (O_CREAT | O_TRUNC | TMPFILE_BIT)))
+    /* RESOLVE_CACHED: done only if the whole look-up is one in the kernel's
+     * caches, never blocking; else EAGAIN, and the caller retries without
+     * it. Ours is a walk of several calls, which may block: always EAGAIN
+     * (the kernel's own answer for any look-up it cannot finish so). */
+    if (how.resolve & RESOLVE_CACHED)
         return -EAGAIN;
     return 0;
 }

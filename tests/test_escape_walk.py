@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import BACKEND_ARGS, requires_root, YAMA_RUN
+from conftest import BACKEND_ARGS, requires_root, YAMA_RUN, yama_run
 from test_escape import AS_1001, interpreter_for_1001, placed_probe  # noqa: F401  (autouse, per module)
 
 pytestmark = [requires_root,
@@ -402,6 +403,36 @@ def test_scoped_openat2_with_b_moved_out(probe, area, scope, quiet, op, path):
     assert "read:OUTSIDE" not in native, native
     got = race(probe, args, launcher=[], inside=AS_1001, cwd=scope)
     assert set(got) <= {"read:IN", "err:EAGAIN", "err:EXDEV"} and "read:IN" in got, got
+
+
+RESOLVE_CACHED_PROBE = r"""
+import ctypes, errno, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for resolve in (0x20, 0):                             # RESOLVE_CACHED, then none
+    for path in sys.argv[1:]:
+        how = struct.pack("QQQ", os.O_RDONLY | os.O_CLOEXEC, 0, resolve)
+        fd = libc.syscall(437, -100, path.encode(), how, len(how))   # openat2
+        print(f"{resolve:#x} {path} " + ("ok" if fd >= 0 else errno.errorcode[ctypes.get_errno()]))
+        if fd >= 0:
+            os.close(fd)
+"""
+
+
+def test_resolve_cached_is_eagain_never_a_full_walk(tmp_path):
+    """openat2's RESOLVE_CACHED asks for a look-up done from the kernel's
+    caches or not at all (EAGAIN: retry without it). The supervisor walked
+    the whole path anyway, magic links included, where the kernel answers
+    EAGAIN; its walk is several calls that may block, so it is always EAGAIN,
+    and the call without the flag is served as ever."""
+    (tmp_path / "f").write_text("x")
+    paths = ["/proc/self/cwd", str(tmp_path / "f")]
+    native = subprocess.run([sys.executable, "-c", RESOLVE_CACHED_PROBE, *paths],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert native[0] == "0x20 /proc/self/cwd EAGAIN", native
+    r = yama_run("--", sys.executable, "-c", RESOLVE_CACHED_PROBE, *paths)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"0x20 {p} EAGAIN" for p in paths] + \
+        [f"0x0 {p} ok" for p in paths], r.stdout
 
 
 # -- the bounds: MAXSYMLINKS, a body of PATH_MAX - 1, a path of PATH_MAX -----------------
