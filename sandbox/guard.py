@@ -544,10 +544,9 @@ class Guard:
                 return
             rc = perform(copy, target)
             if rc >= 0 and gives_fd:
-                try:
-                    lib.yr_reply_addfd(self.sup.ctx, ev.id, rc, os.O_CLOEXEC)
-                finally:
-                    os.close(rc)
+                err = lib.yr_reply_addfd(self.sup.ctx, ev.id, rc, os.O_CLOEXEC)   # closes rc
+                if err < 0:
+                    self._reply(ev, -err)
             else:
                 self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
         finally:

@@ -283,10 +283,9 @@ class TaskCalls:
         if fd < 0:
             self._reply(ev, -fd)
             return
-        try:
-            lib.yr_reply_addfd(self.sup.ctx, ev.id, fd, os.O_CLOEXEC if cloexec else 0)
-        finally:
-            os.close(fd)
+        err = lib.yr_reply_addfd(self.sup.ctx, ev.id, fd, os.O_CLOEXEC if cloexec else 0)
+        if err < 0:                     # (fd is closed by it, before the caller is woken)
+            self._reply(ev, -err)
 
     # -- perf_event_open on another task ---------------------------------------------------
 
