@@ -744,6 +744,28 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
     return strcmp(o.entry, "fd") == 0 || class == E_READ_OPEN || class == E_ATTACH_OPEN;
 }
 
+/* Is dir one of our own process's descriptor or mapping directories (fd,
+ * fdinfo, map_files; also below task/TID)? The kernel lets a thread search
+ * its own process's whoever it acts as (proc_fd_permission), so a name
+ * looked up there for a caller answered ENOENT where the gate refuses what
+ * is there (EACCES): which of our descriptors and mappings exist, an
+ * oracle of our fd table and address space. Asked when a look-up in dir
+ * failed (resolve.c): the caller's own search there is refused, so every
+ * answer from inside is EACCES. A procfs directory that cannot be proved is
+ * taken for one (fail closed: EACCES for a name not found). */
+int yr_gate_hides_search(struct yr_call *c, int dir)
+{
+    struct stat st;
+    struct proc_obj o;
+    if (fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !yr_on_proc_st(dir, &st))
+        return 0;
+    if (identify(c, dir, &st, &o) < 0)
+        return 1;
+    return o.pid_entry && o.tgid == getpid() &&
+           (strcmp(o.entry, "fd") == 0 || strcmp(o.entry, "fdinfo") == 0 ||
+            strcmp(o.entry, "map_files") == 0);
+}
+
 /* After an open or a follow the gate allowed on the kernel's core rule:
  * the rule again, so that a target that became non-dumpable (or changed its
  * ids) meanwhile is refused, as the kernel would have refused it had the

@@ -445,12 +445,36 @@ static int read_link(int dir, const char *name, char *buf)
 int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve)
 {
     int fd = yr_openat2(dir, name, flags, resolve);
+    if (fd < 0 && fd != -EACCES && yr_gate_hides_search(c, dir))
+        return -EACCES;                          /* our fd table is no oracle (gate.c) */
     if (fd != -EACCES || !yr_gate_own_unasked(c, dir))
         return fd;
     yr_fs_pause();
     fd = yr_openat2(dir, name, flags, resolve);
     yr_fs_resume();
     return fd;
+}
+
+/* Does p pass through a directory named fd, fdinfo or map_files (one with
+ * more after it)? A one-look-up try that failed there does not answer
+ * itself: the walk looks again step by step, and yr_lookup hides which
+ * names are in ours (yr_gate_hides_search). */
+static int through_fd_dirs(const char *p)
+{
+    for (const char *s = p; *s;) {
+        while (*s == '/')
+            s++;
+        size_t n = strcspn(s, "/");
+        const char *next = s + n;
+        while (*next == '/')
+            next++;
+        if (n > 0 && *next && ((n == 2 && strncmp(s, "fd", 2) == 0) ||
+                               (n == 6 && strncmp(s, "fdinfo", 6) == 0) ||
+                               (n == 9 && strncmp(s, "map_files", 9) == 0)))
+            return 1;
+        s = next;
+    }
+    return 0;
 }
 
 /* Follow the magic link dir/name, which the gate has judged: O_PATH (and
@@ -561,7 +585,7 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
                 return held;
             if (fstat(held, &st) < 0 || !(S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
                 close(held);
-                return -ENOTDIR;
+                return yr_gate_hides_search(c, *cur) ? -EACCES : -ENOTDIR;
             }
             if (S_ISDIR(st.st_mode)) {
                 next = held;
@@ -698,6 +722,8 @@ static int walk_slow(struct yr_call *c, int cur, int tried)
             snprintf(r->name, sizeof(r->name), "%s", len ? name : ".");
             r->slash = q != p + len;
             r->dir = own(c, cur);
+            if (r->dir >= 0 && yr_gate_hides_search(c, r->dir))
+                return -EACCES;          /* a name in our fd table: none is answered */
             return r->dir < 0 ? r->dir : 0;
         }
         if (len == 0 || strcmp(name, ".") == 0)
@@ -769,7 +795,7 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
              * before RESOLVE_NO_SYMLINKS says ELOOP, where the call's own
              * walk would pass it (the kernel judges trailing links only) */
             if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
-                dir == -EXDEV || dir == -EACCES)
+                dir == -EXDEV || dir == -EACCES || (dir < 0 && through_fd_dirs(part)))
                 slow = tried = 1;          /* a symlink, a /proc magic link, or ".." on the way */
         }
     }
@@ -794,6 +820,8 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
         r->slash = end < len;
     }
     r->dir = dir;
+    if (through_fd_dirs(rel) && yr_gate_hides_search(c, dir))
+        return -EACCES;                  /* a name in our fd table: none is answered */
     return 0;
 }
 
@@ -1126,7 +1154,7 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
     if (obj == -EACCES)
         return 0;          /* the walk: one directory may be searched whoever owns it (yr_lookup) */
     if (obj < 0)
-        return obj;
+        return through_fd_dirs(rel) ? 0 : obj;   /* the walk: in ours, every answer is EACCES */
     if (fstat(obj, &r->obj_st) < 0) {
         close(obj);
         return 0;

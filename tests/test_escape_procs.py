@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from test_escape import (AS_1001, BACKENDS, TIMEOUT, interpreter_for_1001,  # noqa: F401
-                         place, results, run, watched_victim, placed_probe)
+from test_escape import (AS_1001, BACKENDS, TIMEOUT, YAMA_RUN,  # noqa: F401
+                         interpreter_for_1001, place, results, run, watched_victim,
+                         placed_probe)
 
 SCM = ["scm-dir-mem", "scm-dir-fd", "scm-opath-mem", "scm-tree-mem"]
 NAMESPACES = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
@@ -165,6 +167,60 @@ def test_no_route_reaches_the_supervisor_or_the_front(probe, place, who, scope, 
     names = {"link-fd", "link-cwd", "link-exe", "link-ns", "link-at", "link-i386"} \
         if not inside else set()
     assert reached(got, set(EVERY) - HARMLESS - names) == {}, proc.stdout + proc.stderr
+
+
+FD_TABLE_ORACLE = r"""
+import errno, os, sys
+sup = os.getppid()
+print(sup, flush=True)
+mapped = sys.stdin.readline().strip()       # a range the supervisor maps, read from outside
+answers = {}
+for d in ("fd", "fdinfo", "map_files"):
+    names = [mapped, "7f0000000000-7f0000001000"] if d == "map_files" else map(str, range(48))
+    for n in names:
+        # (a thread's directory has no map_files: ENOENT natively too)
+        for p in (f"/proc/{sup}/{d}/{n}", f"/proc/{sup}/{d}/{n}/x",
+                  *([f"/proc/{sup}/task/{sup}/{d}/{n}"] if d != "map_files" else [])):
+            for op, call in (("stat", os.stat), ("lstat", os.lstat),
+                             ("open", lambda p: os.close(os.open(p, os.O_RDONLY))),
+                             ("creat", lambda p: os.close(os.open(p, os.O_CREAT | os.O_WRONLY))),
+                             ("symlink", lambda p: os.symlink("t", p))):
+                try:
+                    call(p)
+                    got = "ok"
+                except OSError as e:
+                    got = errno.errorcode[e.errno]
+                answers.setdefault(f"{op}:{got}", p)
+print(" ".join(sorted(answers)))
+"""
+
+
+@pytest.mark.parametrize("who", [*WHO, pytest.param(([], []), id="root-runs-root")])
+def test_the_supervisor_s_descriptors_and_mappings_are_no_oracle(place, who):  # noqa: F811
+    """A name looked up in the supervisor's own fd, fdinfo or map_files
+    directory answered ENOENT when it was not there, where the gate refuses
+    what is there (EACCES): the program learnt which descriptors the
+    supervisor holds and which address ranges it maps (its libc's, found by
+    guessing). The kernel lets a thread search its own process's entries
+    whoever it acts as. Natively these directories are not searchable by
+    the caller: every answer is EACCES, there or not."""
+    launcher, inside = who
+    python = "/usr/bin/python3" if inside or launcher else sys.executable
+    cmd = [*launcher, *YAMA_RUN, "--", *inside, python, "-c", FD_TABLE_ORACLE]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HOME": str(place)})   # the default profile
+    try:
+        sup = int(proc.stdout.readline())
+        with open(f"/proc/{sup}/maps") as f:
+            mapped = next(line.split()[0] for line in f if "libc" in line)
+        out, err = proc.communicate(mapped + "\n", timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert out.split() == ["creat:EACCES", "lstat:EACCES", "open:EACCES", "stat:EACCES",
+                           "symlink:EACCES"], out
 
 
 # -- a process outside a contained sandbox ---------------------------------------------------
