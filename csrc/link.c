@@ -261,7 +261,8 @@ int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev)
     int err = yr_caller_identity(ctx, ev, &c->id, &c->procdir);
     if (err < 0)
         return yr_call_finish(c, err);
-    yr_fs_become(&c->id);
+    if (yr_fs_become(&c->id) < 0)
+        return yr_call_finish(c, -EPERM);        /* acting as ourselves instead: never */
     c->link_new_len = -1;
     int n = read_both(c, oldp);
     if (n < 0)

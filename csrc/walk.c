@@ -548,7 +548,8 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
     if (err < 0)
         return yr_call_finish(c, err);
     if (c->op == OP_NAMED) {
-        yr_fs_become(&c->id);
+        if (yr_fs_become(&c->id) < 0)
+            return yr_call_finish(c, -EPERM);    /* acting as ourselves instead: never */
         c->sock_next = 0;
         err = yr_checked_paths(c);
         if (err < 0)
@@ -561,7 +562,8 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
         return yr_call_finish(c, err);
     if (c->op == OP_ACCESS)
         access_identity(c);
-    yr_fs_become(&c->id);
+    if (yr_fs_become(&c->id) < 0)
+        return yr_call_finish(c, -EPERM);        /* acting as ourselves instead: never */
     if (c->op == OP_SYMLINK) {
         int n = yr_read_str(c, target_addr, c->target);
         if (n <= 0)

@@ -359,9 +359,10 @@ static void *blocking_worker(void *arg)
     int timed = yr_thread_ticker(WAKE_SIG, &timer) == 0;
     if (timed)
         yr_ticker_every(timer, 100000000L);
-    yr_fs_become(&b->id_as);
-    int fd, err = 0;
-    for (;;) {
+    int fd = -1, err = 0;
+    if (yr_fs_become(&b->id_as) < 0)
+        err = EPERM;                             /* never opened as ourselves */
+    for (; !err;) {
         fd = yr_reopen(b->obj, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY, 0);
         if (fd >= 0 || errno != EINTR) {
             err = fd < 0 ? errno : 0;
