@@ -211,6 +211,32 @@ static uint32_t root_uid_of(pid_t tid, int tns, int ours)
     return overflow_uid;
 }
 
+/* Could the root of an ancestor of ns (below ours) be uid? The mm's
+ * namespace is the one the task last exec'd in: its current one, or, after
+ * an unshare(CLONE_NEWUSER) or a setns (only ever to a namespace it holds
+ * CAP_SYS_ADMIN in, below one it was in), an ancestor of it. An ancestor's
+ * uid_map cannot be read without a task in it; its owner stands for it (an
+ * unprivileged creator maps root to itself or leaves it unmapped), and a
+ * namespace made by root may map root anywhere. */
+static int ancestor_root_may_be(int ns, int ours, uint32_t uid)
+{
+    int cur = parent_of(ns);
+    int may = 0;
+    while (cur >= 0 && !same_ns(cur, ours)) {
+        uint32_t owner;
+        if (owner_of(cur, &owner) < 0 || owner == uid || owner == 0) {
+            may = 1;
+            break;
+        }
+        int up = parent_of(cur);
+        close(cur);
+        cur = up;
+    }
+    if (cur >= 0)
+        close(cur);
+    return may;
+}
+
 /* Rule 3: dumpable, or the capability in the mm's user namespace. */
 static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct task_facts *t,
                         int ours)
@@ -225,10 +251,14 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
         return 0;
     uint32_t euid = t->uid[1], egid = t->gid[1];
     if (st.st_uid == euid && st.st_gid == egid && euid != overflow_uid) {
-        /* Dumpable, unless the mm's namespace's root is the target's euid. */
-        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours))
+        /* Dumpable, unless the root of the mm's namespace is the target's
+         * euid: then the owner is the same either way. */
+        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) &&
+            !ancestor_root_may_be(t->ns, ours, euid))
             return 1;
-        int top = top_below_ours(t->ns, ours);
+        /* Either: the capability over the highest namespace the mm may be
+         * in (ours itself when the euid is our root's). */
+        int top = euid == 0 ? dup(ours) : top_below_ours(t->ns, ours);
         int ok = top >= 0 && ns_capable(caller, top);
         if (top >= 0)
             close(top);

@@ -32,6 +32,7 @@ the control tests show it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -221,6 +222,30 @@ def test_the_supervisor_s_descriptors_and_mappings_are_no_oracle(place, who):  #
     assert proc.returncode == 0, err
     assert out.split() == ["creat:EACCES", "lstat:EACCES", "open:EACCES", "stat:EACCES",
                            "symlink:EACCES"], out
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_a_non_dumpable_process_moved_to_a_nested_namespace_stays_unread(helper, place, who):  # noqa: F811
+    """A non-dumpable process started in a namespace of its own that maps
+    root to it (`unshare -r`), moved on into one that maps no root: the
+    kernel gives its /proc files the first namespace's root, its own euid,
+    which the supervisor took for a dumpable process's owner (it looked for
+    root only in the target's current namespace), and let a sibling in the
+    nested namespace open its memory and environment under a supervisor
+    started by the user. Natively: EACCES, none has CAP_SYS_PTRACE where
+    its memory is."""
+    probe = place / "mm_userns_probe"
+    if not probe.exists():
+        shutil.copy2(helper("mm_userns_probe"), probe)
+        probe.chmod(0o755)
+    launcher, inside = who
+    expected = [f"{entry} EACCES" for entry in ("environ", "mem", "maps", "auxv", "fdinfo/0")]
+    native = subprocess.run([*AS_1001, "unshare", "-r", str(probe)], capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert native.stdout.splitlines() == expected, native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, 1), [*inside, "unshare", "-r", str(probe)],
+               env={**os.environ, "HOME": str(place)})
+    assert proc.stdout.splitlines() == expected, proc.stdout + proc.stderr
 
 
 # -- a process outside a contained sandbox ---------------------------------------------------
