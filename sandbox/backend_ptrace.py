@@ -67,6 +67,7 @@ def run(sup, argv: list[str], env: dict[str, str], bpf: bytes) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, forwarded() + (signal.SIGCHLD, WAKE))
     tracer = Tracer(sup)
     pid, go_fd, status_fd = sup._spawn(argv, env, bpf, lib.YR_SPAWN_TRACED)
+    sup.shield.harden_supervisor()   # as the notify backend's: out of the program's reach
     tracer.main_pid = pid
     thread = threading.Thread(target=tracer.serve, args=(go_fd,), name="yama-run-ptrace",
                               daemon=True)

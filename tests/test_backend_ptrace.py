@@ -14,12 +14,14 @@ import ast
 import json
 import os
 import shlex
+import subprocess
 import sys
 import textwrap
 import warnings
 
 import pytest
 
+from as_user import as_user  # noqa: F401  (fixture)
 from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
 
 try:
@@ -466,3 +468,25 @@ def test_opens_near_the_descriptor_limit_fail_with_emfile(tmp_path, backend):
     assert set(got[len(opened):]) == {"EMFILE"}, got
     if backend == "notify":
         assert opened == ["3", "4", "5"], got      # as natively
+
+
+@pytest.mark.parametrize("backend", ["notify", "ptrace"])
+def test_a_user_started_supervisor_is_not_dumpable(as_user, backend):
+    """The supervisor makes itself non-dumpable once the program runs, under
+    both backends: its /proc entries are then root's, and a program of the
+    same uid cannot search them (the ptrace backend's stayed dumpable: its fd
+    directory was the user's, and names in it told the program which
+    descriptors the supervisor held)."""
+    proc = subprocess.Popen(as_user.command("--backend", backend, "--", "/bin/sh", "-c",
+                                            'echo $PPID; read go'),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=as_user.env(),
+                            cwd=str(as_user.home))
+    try:
+        supervisor = int(proc.stdout.readline())
+        owner = os.stat(f"/proc/{supervisor}/fd").st_uid
+        proc.communicate("\n", timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert owner == 0, f"/proc/{supervisor}/fd belongs to uid {owner}"
