@@ -296,6 +296,7 @@ int yr_trail(struct yr_call *c);
 int yr_follow_held(struct yr_call *c);
 int yr_hold_final(struct yr_call *c, enum yr_access access);
 int yr_has_dotdot(const char *p);
+int yr_through_fd_dirs(const char *p);
 int yr_hold_whole(struct yr_call *c, int from, const char *path);
 
 /* open.c */

@@ -56,8 +56,8 @@
  * outside the caller's root it would climb where the kernel's does not. */
 static int has_link(struct yr_call *c, const char *path)
 {
-    if (yr_has_dotdot(path))
-        return 1;
+    if (yr_has_dotdot(path) || yr_through_fd_dirs(path))
+        return 1;      /* through an fd directory: walked, or ours would answer by name (gate.c) */
     uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     int start, cwd = -1;                         /* the caller's root is the call's, kept */
     const char *rel = path;

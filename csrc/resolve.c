@@ -459,7 +459,7 @@ int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t 
  * more after it)? A one-look-up try that failed there does not answer
  * itself: the walk looks again step by step, and yr_lookup hides which
  * names are in ours (yr_gate_hides_search). */
-static int through_fd_dirs(const char *p)
+int yr_through_fd_dirs(const char *p)
 {
     for (const char *s = p; *s;) {
         while (*s == '/')
@@ -795,7 +795,7 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
              * before RESOLVE_NO_SYMLINKS says ELOOP, where the call's own
              * walk would pass it (the kernel judges trailing links only) */
             if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
-                dir == -EXDEV || dir == -EACCES || (dir < 0 && through_fd_dirs(part)))
+                dir == -EXDEV || dir == -EACCES || (dir < 0 && yr_through_fd_dirs(part)))
                 slow = tried = 1;          /* a symlink, a /proc magic link, or ".." on the way */
         }
     }
@@ -820,7 +820,7 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
         r->slash = end < len;
     }
     r->dir = dir;
-    if (through_fd_dirs(rel) && yr_gate_hides_search(c, dir))
+    if (yr_through_fd_dirs(rel) && yr_gate_hides_search(c, dir))
         return -EACCES;                  /* a name in our fd table: none is answered */
     return 0;
 }
@@ -1154,7 +1154,7 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
     if (obj == -EACCES)
         return 0;          /* the walk: one directory may be searched whoever owns it (yr_lookup) */
     if (obj < 0)
-        return through_fd_dirs(rel) ? 0 : obj;   /* the walk: in ours, every answer is EACCES */
+        return yr_through_fd_dirs(rel) ? 0 : obj;   /* the walk: in ours, every answer is EACCES */
     if (fstat(obj, &r->obj_st) < 0) {
         close(obj);
         return 0;
