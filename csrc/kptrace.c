@@ -211,21 +211,37 @@ static uint32_t root_uid_of(pid_t tid, int tns, int ours)
     return overflow_uid;
 }
 
-/* Could the root of an ancestor of ns (below ours) be uid? The mm's
- * namespace is the one the task last exec'd in: its current one, or, after
- * an unshare(CLONE_NEWUSER) or a setns (only ever to a namespace it holds
- * CAP_SYS_ADMIN in, below one it was in), an ancestor of it. An ancestor's
- * uid_map cannot be read without a task in it; its owner stands for it (an
- * unprivileged creator maps root to itself or leaves it unmapped), and a
- * namespace made by root may map root anywhere. */
-static int ancestor_root_may_be(int ns, int ours, uint32_t uid)
+/* The user namespace yama-run made for the sandbox (spawn.c), held so that
+ * its inode can name no other: its uid_map maps our uid to itself and no
+ * root. -1: none. */
+static int sandbox_ns = -1;
+
+void yr_kptrace_sandbox_userns(pid_t child)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)child);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (sandbox_ns >= 0)
+        close(sandbox_ns);
+    sandbox_ns = fd;
+}
+
+/* Is there, between ns and ours, a namespace whose root may be anyone's?
+ * The mm's namespace is the one the task last exec'd in: its current one,
+ * or, after an unshare(CLONE_NEWUSER) or a setns (only ever to a namespace
+ * it holds CAP_SYS_ADMIN in, below one it was in), an ancestor of it. An
+ * ancestor's uid_map cannot be read without a task in it, nor guessed from
+ * its owner (a privileged writer may map its root to any uid); only the
+ * sandbox's own namespace is known to map none. */
+static int unknown_ancestor(int ns, int ours)
 {
     int cur = parent_of(ns);
-    int may = 0;
+    int unknown = 0;
     while (cur >= 0 && !same_ns(cur, ours)) {
-        uint32_t owner;
-        if (owner_of(cur, &owner) < 0 || owner == uid || owner == 0) {
-            may = 1;
+        if (sandbox_ns < 0 || !same_ns(cur, sandbox_ns)) {
+            unknown = 1;
             break;
         }
         int up = parent_of(cur);
@@ -234,7 +250,7 @@ static int ancestor_root_may_be(int ns, int ours, uint32_t uid)
     }
     if (cur >= 0)
         close(cur);
-    return may;
+    return unknown;
 }
 
 /* Rule 3: dumpable, or the capability in the mm's user namespace. */
@@ -253,12 +269,14 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
     if (st.st_uid == euid && st.st_gid == egid && euid != overflow_uid) {
         /* Dumpable, unless the root of the mm's namespace is the target's
          * euid: then the owner is the same either way. */
-        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) &&
-            !ancestor_root_may_be(t->ns, ours, euid))
+        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) && !unknown_ancestor(t->ns, ours))
             return 1;
-        /* Either: the capability over the highest namespace the mm may be
-         * in (ours itself when the euid is our root's). */
-        int top = euid == 0 ? dup(ours) : top_below_ours(t->ns, ours);
+        /* Either: the capability over the highest namespace below ours that
+         * the mm may be in. (An mm of ours with our root's euid: the kernel
+         * backs this up. Only a root supervisor has such targets, and its
+         * acting thread lends a caller of another namespace no capability,
+         * so the kernel refuses that thread what it refuses the caller.) */
+        int top = top_below_ours(t->ns, ours);
         int ok = top >= 0 && ns_capable(caller, top);
         if (top >= 0)
             close(top);

@@ -61,7 +61,7 @@ int yr_filter_flags_supported(uint32_t flags)
 /* The child's listener, by its number there (pidfd_getfd), then the byte
  * it waits for. -1 if the child failed before (its reason is on the status
  * pipe). */
-static int take_listener(pid_t pid, int sock)
+static int take_listener(pid_t pid, int sock, int userns)
 {
     int number;
     ssize_t n;
@@ -70,6 +70,8 @@ static int take_listener(pid_t pid, int sock)
     } while (n < 0 && errno == EINTR);
     if (n != sizeof(number))
         return -1;
+    if (userns)        /* the child is in it, and waits for our byte below */
+        yr_kptrace_sandbox_userns(pid);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     int fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, number, 0);
     if (pidfd >= 0)
@@ -84,6 +86,18 @@ static int take_listener(pid_t pid, int sock)
         fd = -1;
     }
     return fd;
+}
+
+/* The ptrace backend's child is past its user namespace and waits for the
+ * tracer (its byte read here): 1, or 0 if it failed before. */
+static int child_ready(int sock)
+{
+    char ready = 0;
+    ssize_t n;
+    do {
+        n = read(sock, &ready, 1);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 && ready == 1;
 }
 
 /* The ptrace backend's handshake: one byte once the tracer has attached. */
@@ -337,8 +351,10 @@ static int child(void *arg)
     int traced = (flags & YR_SPAWN_TRACED) != 0;
     flags &= ~(uint32_t)(YR_SPAWN_TRACED | YR_SPAWN_USERNS);
     if (traced) {
-        /* SECCOMP_RET_TRACE: wait until the supervisor is our tracer. */
-        if (wait_for_tracer(sock) < 0)
+        /* SECCOMP_RET_TRACE: say we are ready (the parent names our user
+         * namespace now), then wait until the supervisor is our tracer. */
+        char ready = 1;
+        if (yr_raw3(SYS_write, sock, &ready, 1) != 1 || wait_for_tracer(sock) < 0)
             child_fail(status_fd, YR_STAGE_SETUP, EPERM);
         if (bpf && (rc = seccomp_install(flags, bpf, job->insns)) < 0)
             child_fail(status_fd, YR_STAGE_FILTER, rc);
@@ -553,9 +569,11 @@ int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
     out->status_fd = status[0];
     if (flags & YR_SPAWN_TRACED) {
         out->listener = sv[0];          /* the go socket: yr_spawn_release */
+        if (child_ready(sv[0]) && (flags & YR_SPAWN_USERNS))
+            yr_kptrace_sandbox_userns(pid);
         return 0;
     }
-    out->listener = bpf ? take_listener(pid, sv[0]) : -1;
+    out->listener = bpf ? take_listener(pid, sv[0], flags & YR_SPAWN_USERNS) : -1;
     close(sv[0]);
     return 0;
 }

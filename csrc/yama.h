@@ -183,6 +183,7 @@ int yr_gate_is_protected(pid_t tgid);
 enum { YR_PTRACE_READ = 0x01, YR_PTRACE_ATTACH = 0x02, YR_PTRACE_FSCREDS = 0x08,
        YR_PTRACE_REALCREDS = 0x10 };
 int yr_kernel_ptrace_allows(pid_t caller_tid, pid_t target_tid, uint32_t mode);
+void yr_kptrace_sandbox_userns(pid_t child);   /* spawn.c: the namespace it made */
 struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 
@@ -340,6 +341,7 @@ int yr_spawn_release(int go_fd, int go);
 enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
 int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
+int yr_trace_stop_current(pid_t tid, int status);   /* is tid in the stop status reports? */
 
 /* front.c: the front waits for the program's status from the supervisor,
  * its child, over sock; the caller blocked the front's signals first. */

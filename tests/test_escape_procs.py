@@ -257,6 +257,44 @@ def test_a_non_dumpable_process_moved_to_a_nested_namespace_stays_unread(helper,
     assert proc.stdout.splitlines() == expected, proc.stdout + proc.stderr
 
 
+OWN_CHILD_ENTRIES = r"""
+import errno, os, sys, time
+child = os.fork()
+if child == 0:
+    time.sleep(30)
+    os._exit(0)
+got = []
+for entry in ("environ", "mem", "maps"):
+    try:
+        os.close(os.open(f"/proc/{child}/{entry}", os.O_RDONLY))
+        got.append(f"{entry} ok")
+    except OSError as e:
+        got.append(f"{entry} {errno.errorcode[e.errno]}")
+os.kill(child, 9)
+print(" ".join(got))
+"""
+
+
+@pytest.mark.parametrize("who, nest", [
+    pytest.param((AS_1001, []), ["unshare", "-U", "--map-user=1001", "--map-group=1001"],
+                 id="1001-runs-1001-in-its-namespace"),
+    pytest.param(([], []), ["unshare", "-r"], id="root-runs-root-in-unshare-r")])
+def test_a_parent_in_a_namespace_of_its_own_reads_its_child_as_natively(place, who, nest):  # noqa: F811
+    """The ambiguity of the ptrace rule kept to where it is: a process in a
+    namespace of its own (a bubblewrap-style sandbox inside the sandbox, or
+    root's `unshare -r`) opens its own dumpable child's mem, environ and
+    maps, as natively. An ancestor namespace was counted as one that might
+    make the child's /proc owner its root: yama-run's own namespace, which
+    maps no root, refused them to a user-started sandbox, and root's euid
+    asked for CAP_SYS_PTRACE in the initial namespace."""
+    launcher, inside = who
+    cmd = [*inside, *nest, "/usr/bin/python3", "-c", OWN_CHILD_ENTRIES]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert native.stdout.split() == ["environ", "ok", "mem", "ok", "maps", "ok"], native.stderr
+    proc = run(launcher, "notify", profile(place, 1), cmd, env={**os.environ, "HOME": str(place)})
+    assert proc.stdout == native.stdout, proc.stdout + proc.stderr
+
+
 # -- a process outside a contained sandbox ---------------------------------------------------
 
 @pytest.fixture
