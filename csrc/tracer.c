@@ -689,6 +689,30 @@ static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status)
     return 0;
 }
 
+/* Is tid still in the stop its queued status reports? A status waits in
+ * the queue while others are served (an injection collects every tracee's
+ * stops), and meanwhile a sibling's execve may kill the task and give its
+ * tid to the exec'ing thread (de_thread), which stops at its exec event and,
+ * once resumed, in seccomp stops of its own: resumed for the old status,
+ * such a stop's hooked call ran unjudged. A stop is told by its siginfo
+ * (an event's si_code is its stop signal with the event above it). The
+ * check cannot go stale before the resume: a stopped task moves only when
+ * this one tracer thread resumes it, or dies. */
+int yr_trace_stop_current(pid_t tid, int status)
+{
+    int sig = WSTOPSIG(status), event = status >> 16;
+    siginfo_t si;
+    if (trace(PTRACE_GETSIGINFO, tid, 0, (unsigned long)&si) < 0)
+        return 0;                              /* gone, or not stopped: nothing to resume */
+    if (si.si_code == (SIGTRAP | (PTRACE_EVENT_SECCOMP << 8)))
+        return 0;                              /* a hooked call: served, never resumed */
+    if (event)
+        return si.si_code == (sig | (event << 8));
+    if (sig == (SIGTRAP | 0x80))
+        return si.si_code == (SIGTRAP | 0x80);
+    return si.si_signo == sig;
+}
+
 /* The next stop or exit to serve: 1, 0 when no tracee is left, -errno
  * (-EINTR: a worker's wake-up, whose answer is applied first). */
 static int next_stop(struct yr_ctx *ctx, pid_t *tid, int *status)
@@ -727,7 +751,13 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             continue;
         if (found <= 0)
             return found;
-        if (!WIFSTOPPED(*status) || *status >> 16 != PTRACE_EVENT_SECCOMP) {
+        if (!WIFSTOPPED(*status)) {
+            ev->tid = tid;
+            return YR_TRACE_STATUS;              /* an exit */
+        }
+        if (*status >> 16 != PTRACE_EVENT_SECCOMP) {
+            if (!yr_trace_stop_current(tid, *status))
+                continue;                        /* stale: its task's stop now is reported apart */
             ev->tid = tid;
             return YR_TRACE_STATUS;
         }

@@ -35,6 +35,14 @@ instruction is the caller's own code:
   The message now carries the caller's own, and is sent only on a socket whose peer is the
   caller's process (the pair it was made to create).
 
+* a stop queued while the tracer served others (an injection collects every
+  tracee's stops) went stale when another thread's execve killed its task and
+  took its tid: resumed for the old status, the new image's exec stop, and
+  then its first hooked call's seccomp stop, went on (a stranger's link
+  followed, a process outside seized: a few in a hundred tries on a loaded
+  machine). A queued stop is acted on only while its task is still in it, and
+  a seccomp stop never by that path (test_a_stale_stop_is_never_resumed).
+
 tests/helpers/inject_race.c makes them."""
 from __future__ import annotations
 
@@ -204,3 +212,55 @@ def test_a_waiting_reader_stays_when_another_waiting_caller_dies(probe, tmp_path
     killed: the first still waits, as natively (no EINTR of its own)."""
     r = yama_run(*PTRACE, "--", probe, "fifo-neighbour", tmp_path, timeout=120)
     assert r.stdout.strip() == "a=blocked", r.stdout + r.stderr
+
+
+PTRACE_SEIZE, PTRACE_CONT = 0x4206, 7
+WALL = 0x40000000                                   # waitpid's __WALL
+TRACESECCOMP_OPTIONS = 0x1 | 0x80                   # PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACESECCOMP
+
+
+def _stopped_status(sig: int, event: int = 0) -> int:
+    return ((event << 16) | (sig << 8)) | 0x7F
+
+
+def test_a_stale_stop_is_never_resumed():
+    """The tracer's guard, on a task of the test's own: a signal stop's status
+    is current while the task is in that stop; once it has moved on into a
+    seccomp stop (a hooked call waiting to be judged), neither that old status,
+    nor an exec event's, nor the seccomp stop's own says "resume it"."""
+    import ctypes
+    import signal
+
+    import pyseccomp
+    from sandbox._yama import lib
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    child = os.fork()
+    if child == 0:
+        try:
+            rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+            rules.add_rule(pyseccomp.TRACE(0), "getppid")
+            rules.load()
+            time.sleep(0.3)                          # until the test has seized us
+            os.kill(os.getpid(), signal.SIGUSR2)     # a signal-delivery stop
+            os.getppid()                             # a seccomp stop
+        finally:
+            os._exit(0)
+    try:
+        assert libc.ptrace(PTRACE_SEIZE, child, None, TRACESECCOMP_OPTIONS) == 0, \
+            os.strerror(ctypes.get_errno())
+        _, signalled = os.waitpid(child, WALL)
+        assert os.WIFSTOPPED(signalled) and os.WSTOPSIG(signalled) == signal.SIGUSR2
+        assert lib.yr_trace_stop_current(child, signalled) == 1
+        assert lib.yr_trace_stop_current(child, _stopped_status(signal.SIGUSR1)) == 0
+        assert lib.yr_trace_stop_current(child, _stopped_status(signal.SIGTRAP, 4)) == 0  # EXEC
+        assert libc.ptrace(PTRACE_CONT, child, None, None) == 0
+        _, hooked = os.waitpid(child, WALL)
+        assert os.WIFSTOPPED(hooked) and hooked >> 16 == 7, hex(hooked)   # PTRACE_EVENT_SECCOMP
+        assert lib.yr_trace_stop_current(child, signalled) == 0            # stale now
+        assert lib.yr_trace_stop_current(child, _stopped_status(signal.SIGTRAP, 4)) == 0
+        assert lib.yr_trace_stop_current(child, hooked) == 0               # served, never resumed
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
