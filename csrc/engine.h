@@ -154,6 +154,7 @@ struct yr_res {
     int follow;                 /* follow a trailing link */
     int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
     int link_on_way;            /* yr_hold_whole met a link before the last name */
+    int fd_dir_named;           /* the walk's names include fd, fdinfo or map_files */
     int held_link;              /* obj: yr_hold_whole's trailing link, for yr_trail to check */
     int depth;                  /* the top of the stack below */
     const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */

@@ -408,11 +408,41 @@ static int jump_xdev(struct yr_call *c, int dir)
     return sx.stx_mnt_id == r->root_stx.stx_mnt_id ? 0 : -EXDEV;
 }
 
+/* Does p name a directory fd, fdinfo or map_files (last_too: as its last
+ * component too)? */
+static int names_fd_dir(const char *p, int last_too)
+{
+    for (const char *s = p; *s;) {
+        while (*s == '/')
+            s++;
+        size_t n = strcspn(s, "/");
+        const char *next = s + n;
+        while (*next == '/')
+            next++;
+        if (n > 0 && (*next || last_too) && ((n == 2 && strncmp(s, "fd", 2) == 0) ||
+                                            (n == 6 && strncmp(s, "fdinfo", 6) == 0) ||
+                                            (n == 9 && strncmp(s, "map_files", 9) == 0)))
+            return 1;
+        s = next;
+    }
+    return 0;
+}
+
+/* Does p pass through such a directory (one with more after it)? A
+ * one-look-up try that failed there does not answer itself: the walk looks
+ * again step by step, and yr_lookup hides which names are in ours
+ * (yr_gate_hides_search). */
+int yr_through_fd_dirs(const char *p)
+{
+    return names_fd_dir(p, 0);
+}
+
 /* Make body (in storage of the resolver's) the top of the stack; an
  * absolute one starts again at the root. */
 static int push(struct yr_call *c, int *cur, const char *body)
 {
     struct yr_res *r = &c->res;
+    r->fd_dir_named |= names_fd_dir(body, 1);    /* its end may be where the walk goes on */
     r->seg[++r->depth] = body;
     if (*body != '/')
         return 0;
@@ -453,28 +483,6 @@ int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t 
     fd = yr_openat2(dir, name, flags, resolve);
     yr_fs_resume();
     return fd;
-}
-
-/* Does p pass through a directory named fd, fdinfo or map_files (one with
- * more after it)? A one-look-up try that failed there does not answer
- * itself: the walk looks again step by step, and yr_lookup hides which
- * names are in ours (yr_gate_hides_search). */
-int yr_through_fd_dirs(const char *p)
-{
-    for (const char *s = p; *s;) {
-        while (*s == '/')
-            s++;
-        size_t n = strcspn(s, "/");
-        const char *next = s + n;
-        while (*next == '/')
-            next++;
-        if (n > 0 && *next && ((n == 2 && strncmp(s, "fd", 2) == 0) ||
-                               (n == 6 && strncmp(s, "fdinfo", 6) == 0) ||
-                               (n == 9 && strncmp(s, "map_files", 9) == 0)))
-            return 1;
-        s = next;
-    }
-    return 0;
 }
 
 /* Follow the magic link dir/name, which the gate has judged: O_PATH (and
@@ -722,7 +730,7 @@ static int walk_slow(struct yr_call *c, int cur, int tried)
             snprintf(r->name, sizeof(r->name), "%s", len ? name : ".");
             r->slash = q != p + len;
             r->dir = own(c, cur);
-            if (r->dir >= 0 && yr_gate_hides_search(c, r->dir))
+            if (r->dir >= 0 && r->fd_dir_named && yr_gate_hides_search(c, r->dir))
                 return -EACCES;          /* a name in our fd table: none is answered */
             return r->dir < 0 ? r->dir : 0;
         }
@@ -842,6 +850,7 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     yr_close(r->start);                  /* an earlier path's (linkat's new name) */
     r->start = path[0] != '/' && !scoped ? from : -1;
     r->start_judged = 0;
+    r->fd_dir_named = 0;                 /* (push: the path's and every body's names) */
     return walk(c, from, path);
 }
 

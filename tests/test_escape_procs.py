@@ -181,12 +181,15 @@ def quotactl(p):            # Q_GETQUOTA of quota type 3: EINVAL natively, befor
 sup = os.getppid()
 print(sup, flush=True)
 mapped = sys.stdin.readline().strip()       # a range the supervisor maps, read from outside
+import tempfile
+links = tempfile.mkdtemp()
 answers = {}
 for d in ("fd", "fdinfo", "map_files"):
     names = [mapped, "7f0000000000-7f0000001000"] if d == "map_files" else map(str, range(48))
+    os.symlink(f"/proc/{sup}/{d}", f"{links}/{d}-link")      # a link's body ends there
     for n in names:
         # (a thread's directory has no map_files: ENOENT natively too)
-        for p in (f"/proc/{sup}/{d}/{n}", f"/proc/{sup}/{d}/{n}/x",
+        for p in (f"/proc/{sup}/{d}/{n}", f"/proc/{sup}/{d}/{n}/x", f"{links}/{d}-link/{n}",
                   *([f"/proc/{sup}/task/{sup}/{d}/{n}"] if d != "map_files" else [])):
             for op, call in (("stat", os.stat), ("lstat", os.lstat),
                              ("open", lambda p: os.close(os.open(p, os.O_RDONLY))),
