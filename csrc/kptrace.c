@@ -52,6 +52,8 @@ struct task_facts {
     uint64_t eff, prm;
     int has_mm;                 /* status shows Vm* lines: an mm (zombies have none) */
     int ns;                     /* its user namespace (an nsfs fd of ours) */
+    int owner_known;            /* owner_*: its /proc files' owner (task_dump_owner) */
+    uint32_t owner_uid, owner_gid;
 };
 
 static uint32_t overflow_uid = 65534;
@@ -97,6 +99,13 @@ static int task_facts(pid_t tid, struct task_facts *t)
     t->eff = strtoull(ce, NULL, 16);
     t->prm = strtoull(cp, NULL, 16);
     t->has_mm = field(buf, "VmSize:") != NULL;
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)tid);
+    if (stat(path, &st) == 0) {
+        t->owner_known = 1;
+        t->owner_uid = st.st_uid;
+        t->owner_gid = st.st_gid;
+    }
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
     t->ns = open(path, O_RDONLY | O_CLOEXEC);
     if (t->ns >= 0)
@@ -257,16 +266,13 @@ static int unknown_ancestor(int ns, int ours)
 static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct task_facts *t,
                         int ours)
 {
-    char path[64];
-    struct stat st;
     if (!t->has_mm)
         return 1;        /* the kernel checks only a task that has an mm (an exiting task's is
                           * gone for good: it cannot come back between our two reads) */
-    snprintf(path, sizeof(path), "/proc/%d/environ", (int)tid);
-    if (stat(path, &st) < 0)
+    if (!t->owner_known)
         return 0;
     uint32_t euid = t->uid[1], egid = t->gid[1];
-    if (st.st_uid == euid && st.st_gid == egid && euid != overflow_uid) {
+    if (t->owner_uid == euid && t->owner_gid == egid && euid != overflow_uid) {
         /* Dumpable, unless the root of the mm's namespace is the target's
          * euid: then the owner is the same either way. */
         if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) && !unknown_ancestor(t->ns, ours))
@@ -313,6 +319,29 @@ static int judge(const struct task_facts *c, const struct task_facts *t, pid_t t
     return ns_capable(c, t->ns);
 }
 
+/* The target's facts are read one after another (its status, its
+ * namespace, its /proc owner, its namespace's uid_map) while it runs: it
+ * may change its ids, make itself non-dumpable or move into a new user
+ * namespace between two reads, and a judgement on facts of two moments
+ * said yes where the kernel, at either, says no (a uid_map read after the
+ * move made a namespace-root's non-dumpable process look dumpable). So a
+ * yes stands only if the facts read again after it are the same: a task
+ * only moves down the namespace tree, never back, so the same namespace
+ * before and after means every read was of that one. The caller waits in
+ * its call meanwhile: its facts cannot change. */
+static int facts_held(pid_t target, const struct task_facts *before)
+{
+    struct task_facts now;
+    int held = task_facts(target, &now) == 0 && same_ns(now.ns, before->ns) &&
+               memcmp(now.uid, before->uid, sizeof(now.uid)) == 0 &&
+               memcmp(now.gid, before->gid, sizeof(now.gid)) == 0 &&
+               now.eff == before->eff && now.prm == before->prm &&
+               now.has_mm == before->has_mm && now.owner_known == before->owner_known &&
+               now.owner_uid == before->owner_uid && now.owner_gid == before->owner_gid;
+    yr_close(now.ns);
+    return held;
+}
+
 int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
 {
     static int overflow_known;
@@ -333,6 +362,8 @@ int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
         rc = -errno;
     if (rc == 0)
         rc = c.tgid == t.tgid ? 1 : judge(&c, &t, target, mode, ours);
+    if (rc == 1 && c.tgid != t.tgid && !facts_held(target, &t))
+        rc = 0;
     yr_close(c.ns);
     yr_close(t.ns);
     yr_close(ours);

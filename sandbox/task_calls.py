@@ -274,7 +274,19 @@ class TaskCalls:
                     self._reply(ev, deny.errno)
                     return
             args = ffi.new("uint64_t[6]", [copy, target_fd & 0xFFFFFFFF, 0, 0, 0, 0])
-            self._install(ev, lib.yr_syscall_as(caller.creds, SYS_PIDFD_GETFD, args), True)
+            fd = lib.yr_syscall_as(caller.creds, SYS_PIDFD_GETFD, args)
+            if fd >= 0 and tgid != caller.tgid:
+                # The rule again, the descriptor in hand: a target that made
+                # itself non-dumpable or moved into another user namespace
+                # since it was judged keeps it (the kernel judges at the call;
+                # ours, acting with more authority, does not refuse it).
+                refusal = procfs.kernel_ptrace_refusal(caller, target,
+                                                       procfs.PTRACE_MODE_REALCREDS, errno.EPERM)
+                if refusal:
+                    os.close(fd)
+                    self._reply(ev, refusal)
+                    return
+            self._install(ev, fd, True)
         finally:
             os.close(copy)
 

@@ -298,6 +298,30 @@ def test_a_parent_in_a_namespace_of_its_own_reads_its_child_as_natively(place, w
     assert proc.stdout == native.stdout, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("who", WHO)
+def test_a_target_moving_while_judged_gives_no_descriptor(helper, place, who):  # noqa: F811
+    """pidfd_getfd of a non-dumpable process (in `unshare -r`, root of it, no
+    capability) that moves into a new user namespace of its own while the
+    caller tries: the kernel refuses every try. The supervisor judged its
+    rule on facts read one after another (the target's namespace, then that
+    namespace's uid_map after the move: empty, so the /proc owner looked
+    like a dumpable process's) and then took the descriptor with authority
+    of its own: a few in a hundred were taken under a user-started yama-run."""
+    probe = place / "getfd_moving_target"
+    if not probe.exists():
+        shutil.copy2(helper("getfd_moving_target"), probe)
+        probe.chmod(0o755)
+    held = place / "held-by-targets"
+    held.write_text("secret")
+    held.chmod(0o644)
+    launcher, inside = who
+    cmd = [*inside, "unshare", "-r", str(probe), "300", str(held)]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert native.stdout.startswith("taken=0 "), native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, 0), cmd, env={**os.environ, "HOME": str(place)})
+    assert proc.stdout.startswith("taken=0 "), proc.stdout + proc.stderr
+
+
 # -- a process outside a contained sandbox ---------------------------------------------------
 
 @pytest.fixture
