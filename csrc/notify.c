@@ -202,14 +202,12 @@ static int defer_resp(struct yr_ctx *ctx)
     return 0;
 }
 
+/* fd becomes the kept reply's (its taker closes it). */
 static int defer_fd(struct yr_ctx *ctx, int fd, uint32_t newfd_flags)
 {
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);   /* the caller closes its own */
-    if (copy < 0)
-        return -errno;
     if (ctx->reply.fd >= 0)
         close(ctx->reply.fd);
-    ctx->reply = (struct yr_deferred){ .kind = YR_DEFER_FD, .fd = copy,
+    ctx->reply = (struct yr_deferred){ .kind = YR_DEFER_FD, .fd = fd,
                                        .fd_flags = newfd_flags };
     return 0;
 }
@@ -274,11 +272,8 @@ int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags
         .newfd = 0,
         .newfd_flags = newfd_flags,
     };
-    if (ctx->deferred) {
-        int rc = defer_fd(ctx, fd, newfd_flags);
-        close(fd);
-        return rc;
-    }
+    if (ctx->deferred)
+        return defer_fd(ctx, fd, newfd_flags);
     int stepped = yr_pool_step_out(ctx);   /* the caller's next call finds a receiver */
     long got;
     while ((got = ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)

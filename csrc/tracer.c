@@ -72,7 +72,8 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev,
  * caller recvmsg it from the other end, close both ends, and return the
  * received number as the call's result. Nothing is decided on tracee memory:
  * what its other threads could change there only misdirects its own copy.
- * Signals that arrive meanwhile are held and queued again afterwards.
+ * Signals stay blocked meanwhile (SIGSTOP, which cannot be, is held and
+ * queued again afterwards).
  *
  * But the syscall instruction re-run is the caller's code, which another of
  * its threads may rewrite between two injected calls (a jump to a call of
@@ -446,9 +447,20 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
         (insn & 0xFFFF) != 0x050F)             /* not `syscall`: int $0x80 or sysenter */
         fd = -ENOSYS;
     else {
+        /* Every signal blocked meanwhile: one dequeued in an injection's stop
+         * could only be held and sent again (one of a kind, its siginfo and
+         * its process-wide aim lost); blocked, it waits in the kernel's own
+         * queue and is delivered once the caller's mask is back. SIGSTOP
+         * and SIGKILL cannot be blocked: SIGSTOP is held. */
+        uint64_t mask = 0, all = ~0ULL;
+        int masked = trace(PTRACE_GETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) == 0 &&
+                     trace(PTRACE_SETSIGMASK, tid, sizeof(all), (unsigned long)&all) == 0;
         inject_clock(1);
         fd = fd_into(&in, reply->fd, reply->fd_flags);
         inject_clock(0);
+        if (masked && !in.exited &&
+            trace(PTRACE_SETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) < 0 && errno != ESRCH)
+            fd = broken(&in);              /* its mask not given back: fail closed */
     }
     close(reply->fd);
     reply->fd = -1;
@@ -710,7 +722,10 @@ int yr_trace_stop_current(pid_t tid, int status)
         return si.si_code == (sig | (event << 8));
     if (sig == (SIGTRAP | 0x80))
         return si.si_code == (SIGTRAP | 0x80);
-    return si.si_signo == sig;
+    /* a signal's own stop: not an event's or a syscall's, whose si_signo is
+     * SIGTRAP too (their si_code is SIGTRAP with the event or 0x80 above it) */
+    return si.si_signo == sig && si.si_code != (SIGTRAP | 0x80) &&
+           !(si.si_code >= 0x100 && (si.si_code & 0xff) == SIGTRAP);
 }
 
 /* The next stop or exit to serve: 1, 0 when no tracee is left, -errno
