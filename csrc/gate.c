@@ -750,8 +750,11 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
  * looked up there for a caller answered ENOENT where the gate refuses what
  * is there (EACCES): which of our descriptors and mappings exist, an
  * oracle of our fd table and address space. Asked when a look-up in dir
- * failed (resolve.c): the caller's own search there is refused, so every
- * answer from inside is EACCES. A procfs that cannot be proved to show our
+ * failed (resolve.c): a caller's own search there is refused (the
+ * directory is root's, 0500: we are non-dumpable), so every answer from
+ * inside is EACCES. (Root inside a root-started sandbox may search it
+ * natively, and the calls the kernel answers itself, readlink, mkdir,
+ * unlink, show it what is there: docs/hostile.md, root's reach.) A procfs that cannot be proved to show our
  * pid numbers (another pid namespace's, or one mounted where the caller's
  * /proc is not: only root inside can mount that, and root reaches these
  * entries natively, docs/hostile.md) is left to the kernel. */
