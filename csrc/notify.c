@@ -266,29 +266,33 @@ int yr_reply_continue(struct yr_ctx *ctx, uint64_t id)
  * (WAIT_KILLABLE_RECV): a number is left over only in a process that dies. */
 int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags)
 {
-    struct seccomp_notif_addfd add = {
-        .id = id,
-        .srcfd = (uint32_t)fd,
-        .newfd = 0,
-        .newfd_flags = newfd_flags,
-    };
     if (ctx->deferred)
         return defer_fd(ctx, fd, newfd_flags);
-    int stepped = yr_pool_step_out(ctx);   /* the caller's next call finds a receiver */
-    long got;
-    while ((got = ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)
-        ;
-    int err = got < 0 ? errno : 0;
-    close(fd);
+    int stepped = yr_pool_step_out(ctx);   /* other callers find a receiver meanwhile */
+    long got = yr_listener_addfd(ctx->listener, id, fd, newfd_flags);
     if (stepped)
         yr_pool_step_back(ctx);
-    if (err == ENOENT) {
+    if (got == -ENOENT) {
         ctx->stats[STAT_CALLER_GONE]++;
         return 0;
     }
-    if (err)
-        return -err;
-    return yr_reply(ctx, id, got, 0);
+    return got < 0 ? (int)got : yr_reply(ctx, id, got, 0);
+}
+
+/* The first half of that, for any thread (worker.c too): fd added to the
+ * caller of notification id, and closed. Its number there, or -errno. The
+ * ioctl returns once the caller has installed it. */
+long yr_listener_addfd(int listener, uint64_t id, int fd, uint32_t newfd_flags)
+{
+    struct seccomp_notif_addfd add = {
+        .id = id, .srcfd = (uint32_t)fd, .newfd = 0, .newfd_flags = newfd_flags,
+    };
+    long got;
+    while ((got = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)
+        ;
+    int err = got < 0 ? errno : 0;
+    close(fd);
+    return err ? -err : got;
 }
 
 /* 1: the caller still waits on this notification; 0: it is gone. */

@@ -267,17 +267,9 @@ static void mt_reply(const struct blocking_open *b, int err)
  * woken, as yr_reply_addfd does it (notify.c: why not ADDFD_FLAG_SEND). */
 static void mt_addfd(const struct blocking_open *b, int fd)
 {
-    struct seccomp_notif_addfd add = {
-        .id = b->id, .srcfd = (uint32_t)fd,
-        .newfd_flags = (b->flags & O_CLOEXEC) ? O_CLOEXEC : 0,
-    };
-    long got;
-    while ((got = ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR)
-        ;
-    int err = got < 0 ? errno : 0;
-    close(fd);
-    if (err != ENOENT && err != EINPROGRESS)   /* gone, or answered already */
-        mt_answer(b, got, err);
+    long got = yr_listener_addfd(b->listener, b->id, fd, (b->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+    if (got != -ENOENT && got != -EINPROGRESS)   /* gone, or answered already */
+        mt_answer(b, got < 0 ? 0 : got, got < 0 ? (int)-got : 0);
 }
 
 /* The waiting thread wakes every 100 ms (a timer signal that interrupts

@@ -225,6 +225,7 @@ int yr_reply_continue(struct yr_ctx *ctx, uint64_t id);
 int yr_reply(struct yr_ctx *ctx, uint64_t id, int64_t val, int32_t err);
 int yr_id_valid(struct yr_ctx *ctx, uint64_t id);
 int yr_reply_addfd(struct yr_ctx *ctx, uint64_t id, int fd, uint32_t newfd_flags);  /* closes fd */
+long yr_listener_addfd(int listener, uint64_t id, int fd, uint32_t newfd_flags);  /* closes fd */
 void yr_ctx_stats(struct yr_ctx *ctx, uint64_t out[4]);
 
 /* pool.c: several receivers on one listener, and a watchdog that replaces a
