@@ -632,10 +632,18 @@ class Guard:
             args = ffi.new("uint64_t[6]", [copy, cmd, 0, 0, 0, 0])
             return lib.yr_syscall_as(caller.creds, SYS_IOCTL, args)
 
-        def perform(copy: int, target: int) -> int:
-            refusal = procfs.kernel_ptrace_refusal(
+        def refusal(target: int) -> int:
+            return procfs.kernel_ptrace_refusal(
                 caller, target, lib.YR_PTRACE_READ | lib.YR_PTRACE_FSCREDS, errno.EACCES)
-            return -refusal if refusal else ioctl(copy)    # a namespace's fd, O_CLOEXEC
+
+        def perform(copy: int, target: int) -> int:
+            if (err := refusal(target)):
+                return -err
+            fd = ioctl(copy)                               # a namespace's fd, O_CLOEXEC
+            if fd >= 0 and (err := refusal(target)):
+                os.close(fd)   # again, the fd in hand: a target that changed since it was judged
+                return -err
+            return fd
 
         self._by_pidfd(ev, caller, "pidfd namespace", perform, "ptrace_read_access",
                        errno.EACCES, other=ioctl, gives_fd=True)

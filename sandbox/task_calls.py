@@ -363,7 +363,7 @@ class TaskCalls:
                 if deny is not None:
                     self._reply(ev, deny.errno)
                     return
-        self._perf_open(ev, caller, attr, target, pin)
+        self._perf_open(ev, caller, attr, target, pin, rejudge=not exempt)
 
     def _read_attr(self, ev, caller) -> bytearray | None:
         """The attr, read once as perf_copy_attr reads it: its size field
@@ -400,13 +400,17 @@ class TaskCalls:
         return caller.userns == procfs.OWN_USERNS and (
             caller.has_cap(procfs.CAP_PERFMON) or caller.has_cap(procfs.CAP_SYS_ADMIN))
 
-    def _perf_open(self, ev, caller, attr: bytearray, target: int, pin: int) -> None:
+    def _perf_open(self, ev, caller, attr: bytearray, target: int, pin: int,
+                   rejudge: bool) -> None:
         """The event opened on our copy of attr, as the caller, for target (a
         pid of ours), with the caller's group leader fd taken once. The
         kernel looks the number up again, in a thread of ours, to which it
         lets any task of our own thread group (same_thread_group): the
         target still alive after the call (pin) proves the number was its
-        all along, never a thread of the supervisor's that took it since."""
+        all along, never a thread of the supervisor's that took it since.
+        rejudge: the kernel's rule again, the event in hand (a target that
+        exec'd a program it may not read, or moved, since it was judged:
+        ours, acting with more authority, does not refuse it)."""
         group_fd = int_arg(ev.args[3])
         group = -1
         if group_fd != -1:
@@ -419,6 +423,10 @@ class TaskCalls:
             if fd >= 0 and not _alive(pin):
                 os.close(fd)
                 fd = -errno.ESRCH
+            if fd >= 0 and rejudge and (refusal := procfs.kernel_ptrace_refusal(
+                    caller, target, procfs.PTRACE_MODE_REALCREDS, errno.EACCES)):
+                os.close(fd)
+                fd = -refusal
             self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
         finally:
             if group >= 0:

@@ -316,10 +316,32 @@ def test_a_target_moving_while_judged_gives_no_descriptor(helper, place, who):  
     held.chmod(0o644)
     launcher, inside = who
     cmd = [*inside, "unshare", "-r", str(probe), "300", str(held)]
-    native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    native = subprocess.run([*AS_1001, *cmd[len(inside):]], capture_output=True, text=True,
+                            timeout=TIMEOUT)
     assert native.stdout.startswith("taken=0 "), native.stdout + native.stderr
     proc = run(launcher, "notify", profile(place, 0), cmd, env={**os.environ, "HOME": str(place)})
     assert proc.stdout.startswith("taken=0 "), proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_a_target_changing_while_judged_gives_no_namespace(helper, place, who):  # noqa: F811
+    """PIDFD_GET_USER_NAMESPACE on a child that makes itself non-dumpable and
+    then enters a new user namespace: the kernel refuses every descriptor
+    of the new one. The supervisor judged its rule, then made the ioctl
+    with authority of its own (a user-started supervisor owns the sandbox's
+    namespace): some tens in 200 children gave the new namespace. It judges
+    again once the descriptor is in hand."""
+    probe = place / "ns_of_a_changing_target"
+    if not probe.exists():
+        shutil.copy2(helper("ns_of_a_changing_target"), probe)
+        probe.chmod(0o755)
+    launcher, inside = who
+    cmd = [*inside, str(probe), "200"]
+    native = subprocess.run([*AS_1001, str(probe), "200"], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert native.stdout == "new=0\n", native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, 0), cmd, env={**os.environ, "HOME": str(place)})
+    assert proc.stdout == "new=0\n", proc.stdout + proc.stderr
 
 
 # -- a process outside a contained sandbox ---------------------------------------------------
