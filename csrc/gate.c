@@ -63,12 +63,12 @@ static const struct { const char *name; enum entry_class class; } entries[] = {
     { "stack", E_ATTACH_READ }, { "syscall", E_ATTACH_READ }, { "personality", E_ATTACH_READ },
     { "environ", E_READ_OPEN }, { "auxv", E_READ_OPEN }, { "maps", E_READ_OPEN },
     { "smaps", E_READ_OPEN }, { "smaps_rollup", E_READ_OPEN }, { "numa_maps", E_READ_OPEN },
-    { "pagemap", E_READ_OPEN }, { "fdinfo", E_READ_OPEN },
+    { "pagemap", E_READ_OPEN }, { "fdinfo", E_READ_OPEN }, { "timers", E_READ_OPEN },
     { "fd", E_READ_LINK }, { "map_files", E_READ_LINK }, { "cwd", E_READ_LINK },
     { "root", E_READ_LINK }, { "exe", E_READ_LINK }, { "ns", E_READ_LINK },
     /* checked by the kernel on read with the reader's own credentials, or
      * not at all: no decision of ours inside, but never an outsider's */
-    { "io", E_SENSITIVE }, { "wchan", E_SENSITIVE }, { "timers", E_SENSITIVE },
+    { "io", E_SENSITIVE }, { "wchan", E_SENSITIVE },
     { "timerslack_ns", E_SENSITIVE }, { "patch_state", E_SENSITIVE },
 };
 

@@ -344,6 +344,41 @@ def test_a_target_changing_while_judged_gives_no_namespace(helper, place, who): 
     assert proc.stdout == "new=0\n", proc.stdout + proc.stderr
 
 
+NON_DUMPABLE_TIMERS = r"""
+import ctypes, errno, os, signal, time
+child = os.fork()
+if child == 0:
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)          # PR_SET_DUMPABLE 0
+    signal.setitimer(signal.ITIMER_REAL, 60)        # a timer of its own
+    time.sleep(30)
+    os._exit(0)
+time.sleep(0.3)
+try:
+    with open(f"/proc/{child}/timers") as f:
+        print("read", len(f.read()))
+except OSError as e:
+    print(errno.errorcode[e.errno])
+os.kill(child, 9)
+"""
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_a_non_dumpable_sibling_s_timers_stay_unread(place, who):  # noqa: F811
+    """/proc/PID/timers is checked on open (PTRACE_MODE_READ_FSCREDS): a
+    non-dumpable sibling's is EACCES natively. The gate took it for an entry
+    checked on read only, and a user-started supervisor, which owns the
+    sandbox's namespace, opened it: its signals and sigev values (pointers,
+    often) were read."""
+    launcher, inside = who
+    native = subprocess.run([*AS_1001, "/usr/bin/python3", "-c", NON_DUMPABLE_TIMERS],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert native.stdout == "EACCES\n", native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, 1),
+               [*inside, "/usr/bin/python3", "-c", NON_DUMPABLE_TIMERS],
+               env={**os.environ, "HOME": str(place)})
+    assert proc.stdout == "EACCES\n", proc.stdout + proc.stderr
+
+
 # -- a process outside a contained sandbox ---------------------------------------------------
 
 @pytest.fixture
