@@ -781,8 +781,8 @@ int yr_gate_recheck(struct yr_call *c)
     c->recheck = 0;
     if (!tid)
         return 0;
-    return kernel_allows(c, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) > 0
-               ? 0 : -EACCES;
+    int ok = kernel_allows(c, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ);
+    return ok > 0 || ok == -ESRCH ? 0 : -EACCES;   /* gone since: what was opened stays open */
 }
 
 /* A magic link about to be followed: the link itself is the entry. */

@@ -105,6 +105,8 @@ static int task_facts(pid_t tid, struct task_facts *t)
         t->owner_known = 1;
         t->owner_uid = st.st_uid;
         t->owner_gid = st.st_gid;
+    } else if (errno == ENOENT || errno == ESRCH) {
+        return -ESRCH;                         /* reaped since its status was read */
     }
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
     t->ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -332,12 +334,19 @@ static int judge(const struct task_facts *c, const struct task_facts *t, pid_t t
 static int facts_held(pid_t target, const struct task_facts *before)
 {
     struct task_facts now;
-    int held = task_facts(target, &now) == 0 && same_ns(now.ns, before->ns) &&
+    int rc = task_facts(target, &now);
+    if (rc < 0)
+        return rc == -ESRCH ? -ESRCH : 0;     /* gone meanwhile: the kernel's ESRCH */
+    /* An mm lost meanwhile (the task exits) only loosens the kernel's check:
+     * its /proc owner becomes root's then, which is no change of ours. */
+    int held = same_ns(now.ns, before->ns) &&
                memcmp(now.uid, before->uid, sizeof(now.uid)) == 0 &&
                memcmp(now.gid, before->gid, sizeof(now.gid)) == 0 &&
                now.eff == before->eff && now.prm == before->prm &&
-               now.has_mm == before->has_mm && now.owner_known == before->owner_known &&
-               now.owner_uid == before->owner_uid && now.owner_gid == before->owner_gid;
+               (!now.has_mm || (now.has_mm == before->has_mm &&
+                                now.owner_known == before->owner_known &&
+                                now.owner_uid == before->owner_uid &&
+                                now.owner_gid == before->owner_gid));
     yr_close(now.ns);
     return held;
 }
@@ -362,8 +371,8 @@ int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
         rc = -errno;
     if (rc == 0)
         rc = c.tgid == t.tgid ? 1 : judge(&c, &t, target, mode, ours);
-    if (rc == 1 && c.tgid != t.tgid && !facts_held(target, &t))
-        rc = 0;
+    if (rc == 1 && c.tgid != t.tgid)
+        rc = facts_held(target, &t);
     yr_close(c.ns);
     yr_close(t.ns);
     yr_close(ours);
