@@ -282,6 +282,7 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access);
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
 int yr_gate_own_unasked(struct yr_call *c, int obj);
+int yr_fd_dir_name(const char *name, size_t len);
 int yr_gate_hides_search(struct yr_call *c, int dir);
 int yr_gate_recheck(struct yr_call *c);
 int yr_on_proc(int fd);

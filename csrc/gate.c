@@ -744,20 +744,31 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
     return strcmp(o.entry, "fd") == 0 || class == E_READ_OPEN || class == E_ATTACH_OPEN;
 }
 
-/* Is dir one of our own process's descriptor or mapping directories (fd,
- * fdinfo, map_files; also below task/TID)? The kernel lets a thread search
- * its own process's whoever it acts as (proc_fd_permission), so a name
- * looked up there for a caller answered ENOENT where the gate refuses what
- * is there (EACCES): which of our descriptors and mappings exist, an
+/* The entries of a process whose names tell what it holds (its descriptors,
+ * its mappings): name, len bytes. The walk asks it of the names on its way
+ * (resolve.c), the gate of the directory it searches. */
+int yr_fd_dir_name(const char *name, size_t len)
+{
+    static const char *const names[] = { "fd", "fdinfo", "map_files" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncmp(name, names[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is dir one of our own process's descriptor or mapping directories (also
+ * below task/TID)? The kernel lets a thread search its own process's
+ * whoever it acts as (proc_fd_permission), so a name looked up there for a
+ * caller answered ENOENT where the gate refuses what is there (EACCES): an
  * oracle of our fd table and address space. Asked when a look-up in dir
- * failed (resolve.c): a caller's own search there is refused (the
- * directory is root's, 0500: we are non-dumpable), so every answer from
- * inside is EACCES. (Root inside a root-started sandbox may search it
- * natively, and the calls the kernel answers itself, readlink, mkdir,
- * unlink, show it what is there: docs/hostile.md, root's reach.) A procfs that cannot be proved to show our
- * pid numbers (another pid namespace's, or one mounted where the caller's
- * /proc is not: only root inside can mount that, and root reaches these
- * entries natively, docs/hostile.md) is left to the kernel. */
+ * failed (resolve.c): a caller's own search there is refused (the directory
+ * is root's, 0500: we are non-dumpable), so every answer from inside is
+ * EACCES. (Root inside a root-started sandbox may search it natively, and
+ * the calls the kernel answers itself, readlink, mkdir, unlink, show it
+ * what is there: docs/hostile.md, root's reach.) A procfs that cannot be
+ * proved to show our pid numbers (another pid namespace's, or one mounted
+ * where the caller's /proc is not: only root inside can mount that, and
+ * root reaches these entries natively) is left to the kernel. */
 int yr_gate_hides_search(struct yr_call *c, int dir)
 {
     struct stat st;
@@ -766,9 +777,7 @@ int yr_gate_hides_search(struct yr_call *c, int dir)
         return 0;
     if (identify(c, dir, &st, &o) < 0)
         return 0;      /* not a procfs of our numbers: ours are not in it by pid */
-    return o.pid_entry && o.tgid == getpid() &&
-           (strcmp(o.entry, "fd") == 0 || strcmp(o.entry, "fdinfo") == 0 ||
-            strcmp(o.entry, "map_files") == 0);
+    return o.pid_entry && o.tgid == getpid() && yr_fd_dir_name(o.entry, strlen(o.entry));
 }
 
 /* After an open or a follow the gate allowed on the kernel's core rule:

@@ -81,7 +81,7 @@ static const char *field(const char *buf, const char *key)
     return NULL;
 }
 
-static int task_facts(pid_t tid, struct task_facts *t)
+static int task_facts(pid_t tid, struct task_facts *t, int owner)
 {
     char path[64], buf[4096];
     memset(t, 0, sizeof(*t));
@@ -99,14 +99,16 @@ static int task_facts(pid_t tid, struct task_facts *t)
     t->eff = strtoull(ce, NULL, 16);
     t->prm = strtoull(cp, NULL, 16);
     t->has_mm = field(buf, "VmSize:") != NULL;
-    struct stat st;
-    snprintf(path, sizeof(path), "/proc/%d/environ", (int)tid);
-    if (stat(path, &st) == 0) {
-        t->owner_known = 1;
-        t->owner_uid = st.st_uid;
-        t->owner_gid = st.st_gid;
-    } else if (errno == ENOENT || errno == ESRCH) {
-        return -ESRCH;                         /* reaped since its status was read */
+    if (owner) {                  /* a target's: its /proc files' owner (the caller's is not asked) */
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)tid);
+        if (stat(path, &st) == 0) {
+            t->owner_known = 1;
+            t->owner_uid = st.st_uid;
+            t->owner_gid = st.st_gid;
+        } else if (errno == ENOENT || errno == ESRCH) {
+            return -ESRCH;                     /* reaped since its status was read */
+        }
     }
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
     t->ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -334,7 +336,7 @@ static int judge(const struct task_facts *c, const struct task_facts *t, pid_t t
 static int facts_held(pid_t target, const struct task_facts *before)
 {
     struct task_facts now;
-    int rc = task_facts(target, &now);
+    int rc = task_facts(target, &now, 1);
     if (rc < 0)
         return rc == -ESRCH ? -ESRCH : 0;     /* gone meanwhile: the kernel's ESRCH */
     /* An mm lost meanwhile (the task exits) only loosens the kernel's check:
@@ -361,9 +363,9 @@ int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
         overflow_known = 1;
     }
     struct task_facts c, t;
-    int rc = task_facts(caller, &c);
+    int rc = task_facts(caller, &c, 0);
     if (rc == 0)
-        rc = task_facts(target, &t);
+        rc = task_facts(target, &t, 1);
     else
         t.ns = -1;
     int ours = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);

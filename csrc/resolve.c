@@ -408,8 +408,8 @@ static int jump_xdev(struct yr_call *c, int dir)
     return sx.stx_mnt_id == r->root_stx.stx_mnt_id ? 0 : -EXDEV;
 }
 
-/* Does p name a directory fd, fdinfo or map_files (last_too: as its last
- * component too)? */
+/* Does p name a directory fd, fdinfo or map_files (yr_fd_dir_name; last_too:
+ * as its last component too)? */
 static int names_fd_dir(const char *p, int last_too)
 {
     for (const char *s = p; *s;) {
@@ -419,9 +419,7 @@ static int names_fd_dir(const char *p, int last_too)
         const char *next = s + n;
         while (*next == '/')
             next++;
-        if (n > 0 && (*next || last_too) && ((n == 2 && strncmp(s, "fd", 2) == 0) ||
-                                            (n == 6 && strncmp(s, "fdinfo", 6) == 0) ||
-                                            (n == 9 && strncmp(s, "map_files", 9) == 0)))
+        if (n > 0 && (*next || last_too) && yr_fd_dir_name(s, n))
             return 1;
         s = next;
     }

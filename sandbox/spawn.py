@@ -54,26 +54,22 @@ def host_yama_scope() -> int:
         return 0
 
 
-def wants_userns(choice: str) -> bool:
-    """Run the program in a user namespace of ours? Only without CAP_SYS_PTRACE
-    (docs/everyday.md), and not where the host's Yama restricts ptrace: every
-    process of the namespace's owner holds CAP_SYS_PTRACE over it, which
-    Yama's scopes 1 and 2 accept. Whether the kernel allows one is found by
-    the spawn."""
-    return choice != "never" and not has_cap_sys_ptrace() and host_yama_scope() == 0
-
-
-def say_why_no_userns(choice: str, say) -> None:
-    """-v: why an unprivileged run makes no user namespace, when it is chosen
-    before the spawn."""
+def userns_plan(choice: str) -> tuple[bool, str | None]:
+    """Run the program in a user namespace of ours, and if not, why (the -v
+    line; None where no reason needs saying). Only without CAP_SYS_PTRACE
+    (docs/everyday.md), and not where the host's Yama restricts ptrace:
+    every process of the namespace's owner holds CAP_SYS_PTRACE over it,
+    which Yama's scopes 1 and 2 accept. Whether the kernel allows one is
+    found by the spawn."""
     if has_cap_sys_ptrace():
-        return
+        return False, None
     if choice == "never":
-        say(NEVER_USERNS)
-    elif scope := host_yama_scope():
-        say(f"no user namespace (the host's Yama ptrace_scope is {scope}: in a namespace "
-            "of yours every process of yours could trace the sandbox): the calls of "
-            "non-dumpable programs cannot be served and fail with EPERM")
+        return False, NEVER_USERNS
+    if scope := host_yama_scope():
+        return False, (f"no user namespace (the host's Yama ptrace_scope is {scope}: in a "
+                       "namespace of yours every process of yours could trace the sandbox): "
+                       "the calls of non-dumpable programs cannot be served and fail with EPERM")
+    return True, None
 
 
 def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
@@ -87,8 +83,9 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
         say(line)
     if plan["bpf"] is not None:
         say_if_too_many_groups()
-    userns = wants_userns(userns_choice)
-    say_why_no_userns(userns_choice, say)
+    userns, why_not = userns_plan(userns_choice)
+    if why_not:
+        say(why_not)
     bpf = plan["bpf"]
     flags = NEW_LISTENER
     if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):

@@ -77,7 +77,7 @@ class Supervisor:
         self.protected_pids = {os.getpid()} | ({link.front} if link is not None else set())
         self.shield = shields.Shield(chain)
         self.userns_choice = userns
-        self.userns = spawn.wants_userns(userns)
+        self.userns, self._no_userns_why = spawn.userns_plan(userns)
         # The program shares our stderr: if its reader goes away, a message
         # must not take the notification loop down with it.
         self.audit.stream = QuietStream(self.audit.stream)
@@ -231,7 +231,8 @@ class Supervisor:
 
     def _spawn(self, argv, env, bpf, flags):
         """The ptrace backend's spawn (sandbox/backend_ptrace.py)."""
-        spawn.say_why_no_userns(self.userns_choice, self.audit.say)
+        if self._no_userns_why:
+            self.audit.say(self._no_userns_why)
         if self.userns and bpf is not None and (err := lib.yr_userns_probe()):
             self.audit.say(spawn.no_userns(err))
             self.userns = False

@@ -344,13 +344,12 @@ def test_no_user_namespace_where_the_host_s_yama_restricts_ptrace(tmp_path, monk
         scope.write_text(yama)
     monkeypatch.setattr(spawn, "YAMA_SCOPE", str(scope))
     monkeypatch.setattr(spawn, "has_cap_sys_ptrace", lambda: False)
-    assert spawn.wants_userns("auto") is wanted
-    assert spawn.wants_userns("never") is False
-    said = []
-    spawn.say_why_no_userns("auto", said.append)
-    assert bool(said) is not wanted
-    if said:
-        assert said[0].startswith(f"no user namespace (the host's Yama ptrace_scope is {yama.strip()}")
+    wants, why_not = spawn.userns_plan("auto")
+    assert wants is wanted
+    assert spawn.userns_plan("never")[0] is False
+    assert bool(why_not) is not wanted
+    if why_not:
+        assert why_not.startswith(f"no user namespace (the host's Yama ptrace_scope is {yama.strip()}")
 
 
 # -- agents and daemons -----------------------------------------------------------------
