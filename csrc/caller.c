@@ -179,26 +179,26 @@ int yr_caller_limit(struct yr_call *c, int resource, struct rlimit *lim)
  * /proc/TID/status costs ~13 us; PIDFD_GET_INFO on a kept pidfd ~1 us. A
  * thread's credentials change only by its own syscalls, and it is blocked in
  * ours, so a cached identity is right while its ids and capabilities are
- * unchanged and it made no setgroups since (noticed, below): its
- * supplementary groups change with no id or mask changing, even for a
- * thread without capabilities (it may enter a user namespace of its own,
- * drop a group there and give its capabilities back). A thread that holds capabilities
- * may enter another user namespace (unshare, setns) keeping the same masks
- * (a full set before and after, or capset back to them), and then none of
- * them is ours to lend: for such a thread the namespace is looked at on
- * every call (one readlink, ~0.7 us here). A thread without capabilities
- * has none to lend in any namespace, and one in another namespace already
- * lends none and cannot come back to ours (setns to it would need
- * CAP_SYS_ADMIN here). */
+ * unchanged and it made no setgroups, unshare or setns since (noticed,
+ * below): its supplementary groups change with no id or mask changing, even
+ * for a thread without capabilities (it may enter a user namespace of its
+ * own, drop a group there and give its capabilities back), and a thread
+ * that holds capabilities may enter another user namespace (unshare, setns)
+ * keeping the same masks (a full set before and after, or capset back to
+ * them), and then none of them is ours to lend. Only those two calls move
+ * a thread to another user namespace (a clone into a new one is a new
+ * task, with a new pidfd), and only the thread itself, waiting in the call
+ * when it is noticed: so no look-up of it comes between the notice and the
+ * change. A thread in another namespace already lends none. */
 #define ID_CACHE 64
 struct id_entry {
     pid_t tid;
     pid_t tgid;               /* from the last PIDFD_GET_INFO: a live tid's never changes */
     int pidfd;
     int procdir;              /* O_PATH /proc/TID: bound to its struct pid, like the pidfd */
+    int root;                 /* O_PATH of its root once asked (yr_caller_root), or -1 */
     uint32_t ids[8];          /* ruid rgid euid egid suid sgid fsuid fsgid */
     uint64_t eff, perm;
-    uint64_t userns;          /* its user namespace's inode when last refreshed */
     uint32_t notices;         /* noticed() of its tid when last refreshed */
     struct yr_fsid fsid;
 };
@@ -207,7 +207,7 @@ struct yr_idcache {
     uint64_t own_userns;
 };
 
-/* setgroups calls, counted per thread (a slot per tid modulo NOTICE_SLOTS:
+/* setgroups, unshare and setns calls, counted per thread (a slot per tid modulo NOTICE_SLOTS:
  * another thread of the slot only makes an identity read again too often)
  * before each is continued (notify.c), for every receiver's cache: an
  * identity cached before its thread's count moved is read again. No look-up
@@ -230,7 +230,7 @@ struct yr_idcache *yr_idcache_new(void)
 {
     struct yr_idcache *ids = calloc(1, sizeof(*ids));
     for (int i = 0; ids && i < ID_CACHE; i++)
-        ids->e[i].pidfd = ids->e[i].procdir = -1;
+        ids->e[i].pidfd = ids->e[i].procdir = ids->e[i].root = -1;
     return ids;
 }
 
@@ -238,8 +238,9 @@ static void entry_drop(struct id_entry *e)
 {
     yr_close(e->pidfd);
     yr_close(e->procdir);
+    yr_close(e->root);
     e->tid = e->tgid = 0;
-    e->pidfd = e->procdir = -1;
+    e->pidfd = e->procdir = e->root = -1;
 }
 
 void yr_idcache_free(struct yr_idcache *ids)
@@ -316,8 +317,8 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
     if (!ids->own_userns)
         ids->own_userns = userns_at(AT_FDCWD);
     /* Capabilities held in another user namespace are not ours to lend. */
-    e->userns = userns_at(e->procdir);
-    int foreign = !e->userns || e->userns != ids->own_userns;
+    uint64_t userns = userns_at(e->procdir);
+    int foreign = !userns || userns != ids->own_userns;
     uint64_t caps = foreign ? 0 : ev->cap_effective;
     memcpy(e->ids, v, sizeof(v));
     e->eff = ev->cap_effective;
@@ -339,15 +340,50 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
     uint32_t v[8];
     int fresh = e->tid == ev->tid && e->pidfd >= 0 && e->notices == noticed(ev->tid) &&
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
-                get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0 &&
-                (!(ev->cap_effective | ev->cap_permitted) || e->fsid.foreign_userns ||
-                 userns_at(e->procdir) == e->userns);
+                get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
     int err = fresh ? 0 : refresh(ids, e, ev);
     if (err < 0)     /* more groups than an identity keeps: refused, as the caller's are not all ours */
         return err == -E2BIG ? -EPERM : -ESRCH;
     *out = e->fsid;
     *procdir = e->procdir;
     return yr_fs_can_act_as(out) ? 0 : -EPERM;   /* ids we cannot take: fail closed */
+}
+
+/* ---- the caller's root ------------------------------------------------------
+ *
+ * Opening /proc/TID/root costs ~0.75 us a call; the root is kept with the
+ * identity, for as long as no task of the sandbox may have moved a root.
+ * A root moves by chroot, pivot_root (every task whose root was the old
+ * one), setns into a mount namespace and unshare(CLONE_NEWNS), each routed
+ * whenever a filter is (filter.py's identity_notice), and the first of
+ * them seen makes every root be opened again for every call, for good.
+ * Not a count read again: the change comes after the notice, when the
+ * kernel continues the call, and a root opened between the two (another
+ * thread's, sharing the caller's fs_struct) would be kept as new. Nothing
+ * else moves a root (mount and umount leave a task's root where it is;
+ * exec keeps it; a new task has a new pidfd). A privileged process outside
+ * the sandbox that calls pivot_root in its mount namespace is not seen
+ * (docs/path-engine.md). */
+static _Atomic int roots_moved;
+
+void yr_roots_may_move(void)
+{
+    atomic_store(&roots_moved, 1);
+}
+
+/* The caller's root as an O_PATH fd: the cache's (*owned 0: valid until the
+ * next look-up, as procdir) or one of its own for the call to close. */
+int yr_caller_root(struct yr_call *c, int *owned)
+{
+    struct id_entry *e = &c->ctx->ids->e[(unsigned)c->ev.tid % ID_CACHE];
+    int keep = e->tid == c->ev.tid && e->procdir == c->procdir && !atomic_load(&roots_moved);
+    *owned = !keep;
+    if (keep && e->root >= 0)
+        return e->root;
+    int fd = yr_proc_open(c, "root", O_PATH | O_DIRECTORY);
+    if (fd >= 0 && keep)
+        e->root = fd;
+    return fd;
 }
 
 /* ---- ids as a caller in a user namespace of its own sees them ----------------

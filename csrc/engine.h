@@ -136,6 +136,7 @@ void yr_ticker_every(timer_t timer, long period_ns);
  * held parent of the trailing name, and what was found there. */
 struct yr_res {
     int root;                   /* the caller's root, or the RESOLVE_BENEATH/IN_ROOT scope */
+    int root_borrowed;          /* root is the identity cache's (yr_caller_root): not closed */
     int root_known;
     struct statx root_stx;
     int root_top;               /* root is our own "/": nothing is above it to leave to */
@@ -154,7 +155,6 @@ struct yr_res {
     int follow;                 /* follow a trailing link */
     int hops;                   /* links followed so far (ELOOP past MAXSYMLINKS) */
     int link_on_way;            /* yr_hold_whole met a link before the last name */
-    int fd_dir_named;           /* the walk's names include fd, fdinfo or map_files */
     int held_link;              /* obj: yr_hold_whole's trailing link, for yr_trail to check */
     int depth;                  /* the top of the stack below */
     const char *seg[MAXSYMLINKS + 2];   /* cursors into path or bodies[] */
@@ -249,7 +249,9 @@ static inline size_t yr_first_read(uint64_t addr)   /* to the page's end, at mos
 int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);
-void yr_identity_notice(pid_t tid);      /* the thread's setgroups: its identity read again */
+void yr_identity_notice(pid_t tid);      /* the thread's setgroups, unshare, setns: its identity read again */
+void yr_roots_may_move(void);            /* a chroot, pivot_root, setns or unshare(CLONE_NEWNS) seen */
+int yr_caller_root(struct yr_call *c, int *owned);
 int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_fsid *out,
                        int *procdir);
 int yr_proc_open(struct yr_call *c, const char *name, int flags);
@@ -284,6 +286,7 @@ int yr_gate_link(struct yr_call *c, int dir, const char *name);
 int yr_gate_own_unasked(struct yr_call *c, int obj);
 int yr_fd_dir_name(const char *name, size_t len);
 int yr_gate_hides_search(struct yr_call *c, int dir);
+int yr_on_own_proc(const struct stat *st);
 int yr_gate_recheck(struct yr_call *c);
 int yr_on_proc(int fd);
 int yr_on_proc_st(int fd, const struct stat *st);
@@ -298,7 +301,6 @@ int yr_trail(struct yr_call *c);
 int yr_follow_held(struct yr_call *c);
 int yr_hold_final(struct yr_call *c, enum yr_access access);
 int yr_has_dotdot(const char *p);
-int yr_through_fd_dirs(const char *p);
 int yr_hold_whole(struct yr_call *c, int from, const char *path);
 
 /* open.c */

@@ -30,6 +30,7 @@
  * the writer against them: placed against yama-run's cgroups, and told to
  * Python (cgroup files, below). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -173,6 +174,12 @@ static int own_proc_setup(void)
 {
     pthread_once(&own_proc_once, own_proc_open);
     return own_proc >= 0 ? 0 : -EACCES;
+}
+
+/* Is st (an object's) on our own /proc (or a bind mount of it)? */
+int yr_on_own_proc(const struct stat *st)
+{
+    return major(st->st_dev) == 0 && own_proc_setup() == 0 && st->st_dev == own_proc_dev;
 }
 
 /* Does rel, looked up below the procfs root `root` without following any
@@ -756,14 +763,75 @@ int yr_fd_dir_name(const char *name, size_t len)
     return 0;
 }
 
+/* Is path, below our /proc, the inode st? */
+static int same_inode_at(const char *path, const struct stat *st)
+{
+    struct stat ours;
+    return fstatat(own_proc, path, &ours, 0) == 0 && ours.st_ino == st->st_ino &&
+           ours.st_dev == st->st_dev;
+}
+
+/* below: "PID" or "PID/task/TID" of ours */
+static int names_our_fd_dir(const char *below, const struct stat *st)
+{
+    static const char *const names[] = { "fd", "fdinfo", "map_files" };
+    char path[96];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", below, names[i]);
+        if (same_inode_at(path, st))
+            return 1;
+    }
+    return 0;
+}
+
+static int list_our_fd_dirs(const struct stat *st)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "%d", (int)getpid());
+    if (names_our_fd_dir(path, st))
+        return 1;
+    snprintf(path, sizeof(path), "%d/task", (int)getpid());
+    int fd = openat(own_proc, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *tasks = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!tasks) {
+        yr_close(fd);
+        return 1;                                /* not known: hidden */
+    }
+    int same = 0;
+    for (struct dirent *t; !same && (t = readdir(tasks)) != NULL;) {
+        if (t->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%d/task/%.16s", (int)getpid(), t->d_name);
+        same = names_our_fd_dir(path, st);
+    }
+    closedir(tasks);
+    return same;
+}
+
+/* Is st one of our fd, fdinfo or map_files directories, the process's or a
+ * thread's? Compared by inode with each, looked up now: a bind mount holds
+ * the very dentry it was made of, and a live task's entries keep theirs, so
+ * ours looked up again are the same inodes. A thread started after the
+ * listing cannot have been bound before it. Asked of a directory of our
+ * procfs whose path proves nothing: rare, so its cost does not matter. */
+static int is_our_fd_dir(const struct stat *st)
+{
+    yr_fs_pause();                               /* our own entries, looked up as ourselves */
+    int ours = list_our_fd_dirs(st);
+    yr_fs_resume();
+    return ours;
+}
+
 /* Is dir one of our own process's descriptor or mapping directories (also
  * below task/TID)? The kernel lets a thread search its own process's
  * whoever it acts as (proc_fd_permission), so a name looked up there for a
  * caller answered ENOENT where the gate refuses what is there (EACCES): an
- * oracle of our fd table and address space. Asked when a look-up in dir
- * failed (resolve.c): a caller's own search there is refused (the directory
- * is root's, 0500: we are non-dumpable), so every answer from inside is
- * EACCES. (Root inside a root-started sandbox may search it natively, and
+ * oracle of our fd table and address space. Asked of the directory every
+ * walk ends in and of every directory a look-up failed in (resolve.c),
+ * whatever names led there (a bind mount of ours names no "fd"): a caller's
+ * own search there is refused (we are non-dumpable: fd and map_files are
+ * root's, 0500, and fdinfo asks the ptrace rule), so every answer from
+ * inside is EACCES. (Root inside a root-started sandbox may search it natively, and
  * the calls the kernel answers itself, readlink, mkdir, unlink, show it
  * what is there: docs/hostile.md, root's reach.) A procfs that cannot be
  * proved to show our pid numbers (another pid namespace's, or one mounted
@@ -771,12 +839,27 @@ int yr_fd_dir_name(const char *name, size_t len)
  * root reaches these entries natively) is left to the kernel. */
 int yr_gate_hides_search(struct yr_call *c, int dir)
 {
+    struct statx sx;
     struct stat st;
     struct proc_obj o;
-    if (fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !yr_on_proc_st(dir, &st))
+    /* Asked of the directory every walk ends in: first what costs one
+     * statx and never asks a filesystem's server (a FUSE daemon) anything */
+    if (statx(dir, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_NLINK, &sx) < 0 ||
+        !S_ISDIR(sx.stx_mode) || sx.stx_dev_major != 0)
+        return 0;
+    if (fstat(dir, &st) < 0)
+        return 0;
+    int ours = yr_on_own_proc(&st);
+    if (ours && st.st_nlink != 2)
+        return 0;      /* fd, fdinfo, map_files hold no directory: 2 links */
+    if (!ours && !yr_on_proc(dir))
         return 0;
     if (identify(c, dir, &st, &o) < 0)
-        return 0;      /* not a procfs of our numbers: ours are not in it by pid */
+        /* Our own procfs, reached where its names cannot be proved (a bind
+         * mount of /proc/PID or of one of its directories, elsewhere):
+         * compared with each of ours. Another procfs: not one of our
+         * numbers, ours are not in it by pid. */
+        return ours && is_our_fd_dir(&st);
     return o.pid_entry && o.tgid == getpid() && yr_fd_dir_name(o.entry, strlen(o.entry));
 }
 

@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <linux/openat2.h>
 #include <linux/capability.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "engine.h"
 
@@ -50,14 +52,15 @@
  * or root)? Not when the whole path resolves without following any link
  * (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, O_PATH: a trailing
  * link is ELOOP too), nor when it does not resolve at all (the kernel fails
- * there as well). Nothing is stat'ed: a mount whose FUSE daemon does not
- * answer (umount -l is how one gets rid of it) is never asked anything the
- * kernel's own look-up does not ask. A path with ".." is walked: from a cwd
+ * there as well: walked then, below). Nothing is asked of a filesystem's
+ * server: a mount whose FUSE daemon does not answer (umount -l is how one
+ * gets rid of it) is never asked anything the kernel's own look-up does not
+ * ask. A path with ".." is walked: from a cwd
  * outside the caller's root it would climb where the kernel's does not. */
 static int has_link(struct yr_call *c, const char *path)
 {
-    if (yr_has_dotdot(path) || yr_through_fd_dirs(path))
-        return 1;      /* through an fd directory: walked, or ours would answer by name (gate.c) */
+    if (yr_has_dotdot(path))
+        return 1;
     uint64_t res = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     int start, cwd = -1;                         /* the caller's root is the call's, kept */
     const char *rel = path;
@@ -75,9 +78,20 @@ static int has_link(struct yr_call *c, const char *path)
     }
     int fd = yr_openat2(start, rel, O_PATH, res);
     yr_close(cwd);
+    /* Walked too: a name missing, or found in our /proc, since our own fd
+     * table (bound elsewhere, too) would answer by name where the caller's
+     * search is refused: the walk answers EACCES there (gate.c). The found
+     * object's device only, asked of no filesystem's server: umount -l of a
+     * FUSE mount whose daemon hangs must go on. (Another procfs of our pids
+     * can only be root's making, and root searches our fd table natively.) */
+    struct statx sx;
+    int on_proc = fd >= 0 && statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0, &sx) == 0 &&
+                  yr_on_own_proc(&(struct stat){ .st_dev = makedev(sx.stx_dev_major,
+                                                                   sx.stx_dev_minor) });
     if (fd >= 0)
         close(fd);
-    return fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN;
+    return on_proc || fd == -ELOOP || fd == -EXDEV || fd == -EAGAIN || fd == -ENOENT ||
+           fd == -ENOTDIR;
 }
 
 /* The path at addr added to the call's list (follows: the kernel follows its

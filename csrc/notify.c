@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -373,6 +374,29 @@ static void exec_takes_leaders_tid(const struct yr_event *ev)
         yr_identity_notice(tgid);
 }
 
+/* A call that may move its caller to another user namespace, or a root,
+ * noticed before the kernel makes it (caller.c keeps both). */
+static void note_moves(const struct yr_event *ev)
+{
+    uint64_t what = ev->args[ev->sys == YR_SYS_SETNS ? 1 : 0];
+    switch (ev->sys) {
+    case YR_SYS_SETNS:                   /* nstype 0: whatever the fd is, a pidfd's several */
+        yr_identity_notice(ev->tid);
+        if ((uint32_t)what == 0 || (what & CLONE_NEWNS))
+            yr_roots_may_move();
+        break;
+    case YR_SYS_UNSHARE:                 /* the identity: the NOTICE server's, below */
+        if (what & CLONE_NEWNS)
+            yr_roots_may_move();
+        break;
+    case YR_SYS_CHROOT: case YR_SYS_PIVOT_ROOT:
+        yr_roots_may_move();
+        break;
+    default:
+        break;
+    }
+}
+
 /* Settle in C what no module could decide differently. 1: settled. */
 static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
 {
@@ -382,6 +406,7 @@ static int settle_fast(struct yr_ctx *ctx, struct yr_event *ev)
         return 1;
     }
     yr_exec_note(ev);      /* procinfo.c: a non-leader's execve noted (PR_SET_PTRACER lifetimes) */
+    note_moves(ev);
     if (ev->sys == YR_SYS_EXECVE || ev->sys == YR_SYS_EXECVEAT)
         exec_takes_leaders_tid(ev);
     int server = yr_sys_server(ev->sys);

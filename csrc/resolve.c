@@ -47,10 +47,12 @@ int yr_open_root(struct yr_call *c)
 {
     if (c->res.root >= 0)
         return 0;
-    int fd = yr_proc_open(c, "root", O_PATH | O_DIRECTORY);
+    int owned;
+    int fd = yr_caller_root(c, &owned);
     if (fd < 0)
         return -ESRCH;
     c->res.root = fd;
+    c->res.root_borrowed = !owned;
     return 0;
 }
 
@@ -408,39 +410,11 @@ static int jump_xdev(struct yr_call *c, int dir)
     return sx.stx_mnt_id == r->root_stx.stx_mnt_id ? 0 : -EXDEV;
 }
 
-/* Does p name a directory fd, fdinfo or map_files (yr_fd_dir_name; last_too:
- * as its last component too)? */
-static int names_fd_dir(const char *p, int last_too)
-{
-    for (const char *s = p; *s;) {
-        while (*s == '/')
-            s++;
-        size_t n = strcspn(s, "/");
-        const char *next = s + n;
-        while (*next == '/')
-            next++;
-        if (n > 0 && (*next || last_too) && yr_fd_dir_name(s, n))
-            return 1;
-        s = next;
-    }
-    return 0;
-}
-
-/* Does p pass through such a directory (one with more after it)? A
- * one-look-up try that failed there does not answer itself: the walk looks
- * again step by step, and yr_lookup hides which names are in ours
- * (yr_gate_hides_search). */
-int yr_through_fd_dirs(const char *p)
-{
-    return names_fd_dir(p, 0);
-}
-
 /* Make body (in storage of the resolver's) the top of the stack; an
  * absolute one starts again at the root. */
 static int push(struct yr_call *c, int *cur, const char *body)
 {
     struct yr_res *r = &c->res;
-    r->fd_dir_named |= names_fd_dir(body, 1);    /* its end may be where the walk goes on */
     r->seg[++r->depth] = body;
     if (*body != '/')
         return 0;
@@ -694,6 +668,17 @@ static void prefix_at_once(struct yr_call *c, int *cur)
         r->seg[d - 1] = skip_slashes(r->seg[d - 1] + below);
 }
 
+/* The directory a walk ends in (res.dir), one of our own fd, fdinfo or
+ * map_files directories? Then no name in it is answered (EACCES), found or
+ * not: the kernel lets our threads search them whoever they act as, so
+ * every answer would tell what we hold (gate.c). Decided on the directory
+ * reached, never on the names on the way: a bind mount of one, an O_PATH
+ * descriptor of it or a link to it names no "fd". */
+static int final_dir_answers(struct yr_call *c)
+{
+    return yr_gate_hides_search(c, c->res.dir) ? -EACCES : 0;
+}
+
 /* Component by component from cur (consumed) through the stack, to the
  * parent of the last component: sets res.dir, res.name, res.slash.
  * tried: yr_walk tried the prefix from cur already. */
@@ -728,9 +713,7 @@ static int walk_slow(struct yr_call *c, int cur, int tried)
             snprintf(r->name, sizeof(r->name), "%s", len ? name : ".");
             r->slash = q != p + len;
             r->dir = own(c, cur);
-            if (r->dir >= 0 && r->fd_dir_named && yr_gate_hides_search(c, r->dir))
-                return -EACCES;          /* a name in our fd table: none is answered */
-            return r->dir < 0 ? r->dir : 0;
+            return r->dir < 0 ? r->dir : final_dir_answers(c);
         }
         if (len == 0 || strcmp(name, ".") == 0)
             continue;
@@ -800,8 +783,11 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
              * to this look-up, and the kernel's may_follow_link refuses it
              * before RESOLVE_NO_SYMLINKS says ELOOP, where the call's own
              * walk would pass it (the kernel judges trailing links only) */
+            /* ENOENT, ENOTDIR: where the prefix failed is found step by
+             * step, each look-up's failure hidden in our fd table (yr_lookup):
+             * a bind mount of it names no "fd" */
             if ((dir == -ELOOP && !(r->resolve & RESOLVE_NO_SYMLINKS)) || dir == -EAGAIN ||
-                dir == -EXDEV || dir == -EACCES || (dir < 0 && yr_through_fd_dirs(part)))
+                dir == -EXDEV || dir == -EACCES || dir == -ENOENT || dir == -ENOTDIR)
                 slow = tried = 1;          /* a symlink, a /proc magic link, or ".." on the way */
         }
     }
@@ -826,9 +812,7 @@ static int walk_to_parent(struct yr_call *c, int from, const char *path)
         r->slash = end < len;
     }
     r->dir = dir;
-    if (yr_through_fd_dirs(rel) && yr_gate_hides_search(c, dir))
-        return -EACCES;                  /* a name in our fd table: none is answered */
-    return 0;
+    return final_dir_answers(c);
 }
 
 static int walk(struct yr_call *c, int from, const char *path)
@@ -848,7 +832,6 @@ int yr_walk(struct yr_call *c, int from, const char *path)
     yr_close(r->start);                  /* an earlier path's (linkat's new name) */
     r->start = path[0] != '/' && !scoped ? from : -1;
     r->start_judged = 0;
-    r->fd_dir_named = 0;                 /* (push: the path's and every body's names) */
     return walk(c, from, path);
 }
 
@@ -1160,8 +1143,10 @@ int yr_hold_whole(struct yr_call *c, int from, const char *path)
         return 0;                                /* a symlink on the way: the walk */
     if (obj == -EACCES)
         return 0;          /* the walk: one directory may be searched whoever owns it (yr_lookup) */
+    if (obj == -ENOENT || obj == -ENOTDIR)
+        return 0;          /* the walk: where it failed may be our fd table (final_dir_answers) */
     if (obj < 0)
-        return yr_through_fd_dirs(rel) ? 0 : obj;   /* the walk: in ours, every answer is EACCES */
+        return obj;
     if (fstat(obj, &r->obj_st) < 0) {
         close(obj);
         return 0;

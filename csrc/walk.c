@@ -102,7 +102,9 @@ void yr_call_close(struct yr_call *c)
     struct yr_res *r = &c->res;
     yr_close(r->dir);
     yr_close(r->obj);
-    yr_close(r->root);
+    if (!r->root_borrowed)
+        yr_close(r->root);
+    r->root_borrowed = 0;
     yr_close(r->start);
     yr_close(c->ifd);
     yr_close(c->link_src);

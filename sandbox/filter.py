@@ -49,6 +49,7 @@ O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
 O_CREAT = 0o100
 O_TRUNC = 0o1000
 O_PATH = 0o10000000
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 O_TMPFILE_BIT = 0o20000000        # __O_TMPFILE (O_TMPFILE adds O_DIRECTORY)
 AT_SYMLINK_FOLLOW = 0x400
 
@@ -208,10 +209,14 @@ ROUTES = {
     "binfmt_write": _WRITE_OPENS,
     # Not a module's (NOTICES: routed whenever a filter is installed): the
     # supervisor's notice of a setuid program run without its privilege
-    # (no_new_privs), and of a change of the caller's supplementary groups,
-    # which its identity cache cannot see otherwise (csrc/caller.c).
+    # (no_new_privs), and of what its identity cache cannot see otherwise
+    # (csrc/caller.c): a change of the caller's supplementary groups or user
+    # namespace, and a root moved (which also ends the keeping of roots).
     "exec_notice": [("execve", []), ("execveat", [])],
-    "identity_notice": [("setgroups", []), ("setgroups32", [])],
+    "identity_notice": [("setgroups", []), ("setgroups32", []), ("setns", []),
+                        ("chroot", []), ("pivot_root", []),
+                        ("unshare", [sc.Arg(0, sc.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)]),
+                        ("unshare", [sc.Arg(0, sc.MASKED_EQ, CLONE_NEWNS, CLONE_NEWNS)])],
 }
 NOTICES = frozenset({"exec_notice", "identity_notice"})
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires_root, yama_run
+from conftest import public_copy, requires_root, yama_run
 
 pytestmark = [requires_root,
               pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")]
@@ -528,3 +528,46 @@ def test_clearing_ptracer_answered_alike_with_or_without_c():
         assert done.stdout.strip() == "[0, 0, 0, 0, 0]", (flags, done.stdout, done.stderr)
         said = [ln for ln in done.stderr.splitlines() if "emulated PR_SET_PTRACER clear by" in ln]
         assert len(said) == (5 if flags else 0), (flags, done.stderr)
+
+
+# -- the caller's root, kept ---------------------------------------------------------------
+
+@pytest.fixture
+def new_root():
+    """A directory with a file "marker", to become a root."""
+    d = Path(tempfile.mkdtemp(prefix="yr-root-", dir="/tmp"))
+    d.chmod(0o755)
+    (d / "marker").write_text("m\n")
+    (d / "marker").chmod(0o644)
+    yield d
+    try:
+        (d / "old").rmdir()
+    except OSError:
+        pass
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode, prefix", [
+    pytest.param("chroot-thread", [], id="chroot-by-another-thread"),
+    pytest.param("chroot-thread", [*AS_1001, "unshare", "-r"], id="chroot-in-unshare-r"),
+    pytest.param("pivot-root", ["unshare", "-rm"], id="pivot-root-by-the-parent"),
+])
+def test_a_root_moved_by_another_task_is_the_one_walked(helper, new_root, mode, prefix):
+    """The supervisor keeps each caller's root once opened (issue 17). A
+    root moved by another task, after the caller's root was kept (a thread
+    that shares its fs_struct chroots; its parent pivot_roots the mount
+    namespace), must be the one its next absolute path is walked from: a
+    kept old root would let it reach /etc/hostname outside its new root.
+    /marker is found, /etc/hostname is not, under yama-run as natively."""
+    probe, where = public_copy(helper("root_probe"), "root_probe")
+    try:
+        cmd = [*prefix, probe, mode, str(new_root)]
+        want = "hostname=ENOENT marker=OK"
+        native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert native.stdout.strip() == want, native.stdout + native.stderr
+        if (new_root / "old").exists():
+            (new_root / "old").rmdir()           # pivot_root's put_old, empty again
+        r = yama_run("--", *cmd, timeout=60)
+        assert r.stdout.strip() == want, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

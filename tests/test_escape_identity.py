@@ -113,6 +113,16 @@ def test_capabilities_held_in_its_own_user_namespace_are_never_lent(probe, files
     as_natively({"open": "EACCES"}, [probe, "userns-open", secret])
 
 
+def test_capabilities_of_a_namespace_entered_by_setns_are_never_lent(probe, files_of_1001):
+    """A routed call (the identity cached), then setns into a user namespace
+    a child made (0 mapped to 0: the same ids) and the masks lowered back to
+    what they were: the identity cache took the thread as unchanged and lent
+    it its capabilities (uid 1001's 0600 file opened) once it stopped asking
+    the namespace on every call. setns is noticed now: EACCES, as natively."""
+    secret, _ = files_of_1001
+    as_natively({"before": "OK", "open": "EACCES"}, [probe, "setns-open", secret])
+
+
 def test_access_lends_no_permitted_set_of_another_user_namespace(probe, files_of_1001):
     """access() judges root's real ids with its permitted set, in its own
     user namespace: there, none over uid 1001's files."""

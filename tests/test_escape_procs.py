@@ -236,6 +236,82 @@ def test_the_supervisor_s_descriptors_and_mappings_are_no_oracle(place, who):  #
                            "stat:EACCES", "symlink:EACCES"], out
 
 
+BOUND_FD_TABLE_ORACLE = r"""
+import ctypes, errno, os, sys, tempfile
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+if libc.unshare(0x10000000 | 0x00020000) != 0:          # CLONE_NEWUSER | CLONE_NEWNS
+    raise OSError(ctypes.get_errno(), "unshare")
+for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"), ("gid_map", f"0 {gid} 1")):
+    with open(f"/proc/self/{name}", "w") as f:
+        f.write(text)
+
+def bind(source):
+    where = tempfile.mkdtemp()
+    if libc.mount(source.encode(), where.encode(), None, 4096, None) != 0:   # MS_BIND
+        raise OSError(ctypes.get_errno(), source)
+    return where
+
+def quotactl(p):            # Q_GETQUOTA of quota type 3: EINVAL natively, before any look-up
+    if libc.syscall(179, ctypes.c_uint(0x80000703), p.encode(), 0, None) < 0:
+        raise OSError(ctypes.get_errno(), p)
+
+def answers(top, mapped):
+    seen = {}
+    held = os.open(top, os.O_PATH)
+    for d in ("fd", "fdinfo", "map_files"):
+        names = [mapped, "7f0000000000-7f0000001000"] if d == "map_files" else map(str, range(48))
+        for n in names:
+            for op, call in (("stat", os.stat), ("lstat", os.lstat),
+                             ("dirfd", lambda p: os.stat(p[len(top) + 1:], dir_fd=held,
+                                                         follow_symlinks=False)),
+                             ("open", lambda p: os.close(os.open(p, os.O_RDONLY))),
+                             ("quotactl", quotactl)):
+                try:
+                    call(f"{top}/{d}/{n}")
+                    got = "ok"
+                except OSError as e:
+                    got = errno.errorcode[e.errno]
+                seen[f"{op}:{got}"] = 1
+    return " ".join(sorted(seen))
+
+sup = os.getppid()
+print(sup, flush=True)
+mapped = sys.stdin.readline().strip()       # a range the supervisor maps, read from outside
+print(answers(bind(f"/proc/{sup}"), mapped))
+print(answers(bind(f"/proc/{os.getpid()}/task/{os.getpid()}"), "0-1"))   # its own: the control
+"""
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_the_supervisor_s_descriptors_are_no_oracle_through_a_bind_mount(place, who):  # noqa: F811
+    """The supervisor's pid directory bound elsewhere (a user and mount
+    namespace of the program's own): a name looked up in its fd, fdinfo or
+    map_files directory there answered found or ENOENT (its descriptors and
+    their modes, its libc's range), since the walk hid only what a path named
+    "fd". It is decided on the directory reached now: every answer is
+    EACCES, as natively. The program's own directory bound the same way
+    answers as natively: found for its open descriptors, ENOENT for others."""
+    launcher, inside = who
+    cmd = [*launcher, *YAMA_RUN, "--", *inside, "/usr/bin/python3", "-c", BOUND_FD_TABLE_ORACLE]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HOME": str(place)})   # the default profile
+    try:
+        sup = int(proc.stdout.readline())
+        with open(f"/proc/{sup}/maps") as f:
+            mapped = next(line.split()[0] for line in f if "libc" in line)
+        out, err = proc.communicate(mapped + "\n", timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    supervisor, own = out.splitlines()
+    assert supervisor.split() == ["dirfd:EACCES", "lstat:EACCES", "open:EACCES",
+                                  "quotactl:EACCES", "stat:EACCES"], out
+    assert {"lstat:ok", "lstat:ENOENT", "dirfd:ok", "dirfd:ENOENT"} <= set(own.split()), out
+
+
 @pytest.mark.parametrize("who", WHO)
 def test_a_non_dumpable_process_moved_to_a_nested_namespace_stays_unread(helper, place, who):  # noqa: F811
     """A non-dumpable process started in a namespace of its own that maps

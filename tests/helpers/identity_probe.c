@@ -6,6 +6,12 @@
  *                                     (the parent maps 0 to 0), lowers its
  *                                     capability masks back to those it had,
  *                                     opens FILE: "open=OK" or "open=ENAME"
+ *   identity_probe setns-open FILE    opens /etc/hostname (the identity
+ *                                     cached), enters by setns the user
+ *                                     namespace a child made (0 mapped to 0:
+ *                                     the same ids), lowers its capability
+ *                                     masks back to those it had, opens FILE:
+ *                                     "open=OK|ENAME"
  *   identity_probe userns-access FILE...  a user namespace of its own, no
  *                                     effective capability left:
  *                                     "access:FILE=OK|ENAME" (R_OK|W_OK)
@@ -157,6 +163,44 @@ static int open_result(const char *file)
     if (fd < 0)
         return errno;
     close(fd);
+    return 0;
+}
+
+static int setns_open(const char *file)
+{
+    int ready[2], done[2];
+    char b, ns[64];
+    if (pipe(ready) < 0 || pipe(done) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        read(done[0], &b, 1);
+        _exit(0);
+    }
+    if (read(ready[0], &b, 1) != 1)
+        return 1;
+    write_file(child, "uid_map", "0 0 1");            /* the same ids there as here */
+    write_file(child, "setgroups", "deny");
+    write_file(child, "gid_map", "0 0 1");
+    int e = open_result("/etc/hostname");            /* routed: the identity is cached */
+    printf("before=%s\n", e ? err_name(e) : "OK");
+    snprintf(ns, sizeof(ns), "/proc/%d/ns/user", (int)child);
+    unsigned long long eff0, prm0, eff1, prm1;
+    caps_get(&eff0, &prm0);
+    int fd = open(ns, O_RDONLY);
+    if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0) {
+        printf("setns=%s\n", err_name(errno));
+    } else {
+        caps_get(&eff1, &prm1);
+        caps_set(eff1 & eff0, prm1 & prm0);          /* the masks it had */
+        e = open_result(file);
+        printf("open=%s\n", e ? err_name(e) : "OK");
+    }
+    if (write(done[1], "x", 1) != 1)
+        return 1;
+    waitpid(child, NULL, 0);
     return 0;
 }
 
@@ -409,6 +453,8 @@ int main(int argc, char **argv)
     }
     if (argc == 3 && strcmp(argv[1], "nofixup-access") == 0)
         return nofixup_access(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "setns-open") == 0)
+        return setns_open(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "userns-access") == 0)
         return userns_access(argc - 2, argv + 2);
     if (argc == 4 && (strcmp(argv[1], "tap") == 0 || strcmp(argv[1], "tun-create") == 0))
