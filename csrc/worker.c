@@ -347,12 +347,17 @@ static void *blocking_worker(void *arg)
     sigemptyset(&set);
     sigaddset(&set, WAKE_SIG);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    /* The tick is what ends a wait whose caller died or was signalled; a
+     * timer takes a queued signal of the user's RLIMIT_SIGPENDING, which the
+     * program can use up. Without it, no wait: the open fails (ENOMEM, the
+     * kernel's errno for an allocation a limit refused), never left to block
+     * where nothing would notice its caller gone. */
     timer_t timer;
     int timed = yr_thread_ticker(WAKE_SIG, &timer) == 0;
     if (timed)
         yr_ticker_every(timer, 100000000L);
-    int fd = -1, err = 0;
-    if (yr_fs_become(&b->id_as) < 0)
+    int fd = -1, err = timed ? 0 : ENOMEM;
+    if (!err && yr_fs_become(&b->id_as) < 0)
         err = EPERM;                             /* never opened as ourselves */
     for (; !err;) {
         fd = yr_reopen(b->obj, (b->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NOCTTY, 0);

@@ -6,13 +6,14 @@ during and after (tests/stall_harness.py; docs/stall.md: the bounds and the
 errnos)."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from as_user import AS_USER
+from as_user import AS_USER, as_user  # noqa: F401  (a fixture)
 from conftest import public_copy, requires_root, yama_run
 from stall_harness import (CALLER_CACHES, IDENTITY_CACHE_FDS, assert_unharmed,
                            attack_with_bystander, stall, starter)  # noqa: F401  (fixtures)
@@ -255,3 +256,40 @@ def test_a_walk_of_many_dotdots_holds_up_no_bystander(flood, inside):
     assert facts.get("result") == "ok", r.stdout + r.stderr
     assert int(facts["bystander"]) >= 10, facts
     assert int(facts["worst_ms"]) < 1500, facts
+
+
+# -- a blocked FIFO open whose worker cannot be woken ------------------------------------------
+
+def test_no_fifo_reader_is_left_when_the_user_s_queued_signals_are_used_up(helper, as_user):  # noqa: F811
+    """A worker that waits in a FIFO open for a caller is woken every 100 ms
+    by a timer, to see whether its caller died or was signalled; making the
+    timer takes a queued signal of the user's RLIMIT_SIGPENDING. A program
+    that used the allowance up (sigqueue to itself until EAGAIN) had its
+    FIFO opens waited for by workers nothing woke: its openers killed, each
+    worker stayed a reader of the FIFO, so a writer outside the sandbox
+    opened it and wrote to nobody (natively: ENXIO, no reader), and past
+    128 such workers every blocking open in the sandbox failed. Now an open
+    that cannot be watched fails at once (ENOMEM): no reader is left."""
+    probe, where = public_copy(helper("sigpend_fifo"), "sigpend_fifo")
+    fifo = os.path.join(where, "fifo")
+    os.mkfifo(fifo, 0o666)
+    os.chmod(fifo, 0o666)
+    proc = subprocess.Popen(as_user.command("--", probe, fifo, "20"), env=as_user.env(),
+                            cwd=str(as_user.home), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        said = [proc.stdout.readline() for _ in range(2)]
+        assert said[1] == "ready\n", said
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            writer = "a reader"
+        except OSError as e:
+            writer = errno.errorcode[e.errno]
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(where, ignore_errors=True)
+    assert int(said[0].split()[0].split("=")[1]) > 0, said     # the allowance was used up
+    assert writer == "ENXIO", (said, err)
+    assert proc.returncode == 0, err
