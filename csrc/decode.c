@@ -268,11 +268,12 @@ static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
 }
 
 /* Our copy of the caller's inotify instance or fanotify group (c->ifd),
- * fetched as us: the call is made on it. */
+ * fetched as us from the calling thread's own table (the kernel's
+ * current->files): the call is made on it. */
 static int take_group(struct yr_call *c, uint64_t fd_arg)
 {
     yr_fs_reset();
-    int fd = yr_fetch_fd(yr_caller_tgid(c), (int32_t)fd_arg);
+    int fd = yr_fetch_thread_fd(c->ev.tid, yr_caller_tgid(c), (int32_t)fd_arg);
     yr_fs_become(&c->id);
     if (fd < 0)
         return -EBADF;

@@ -232,8 +232,20 @@ int yr_cap_effective(pid_t tid, uint64_t *out)
     return yr_caps(tid, out, &perm);
 }
 
-/* A copy of the caller's descriptor fd, taken into the supervisor. */
-int yr_fetch_fd(pid_t tgid, int fd)
+/* Does task tid hold an mm (the kernel's get_task_mm)? 1 yes; 0 no: a
+ * zombie, a thread that exited while its process lives on, a kernel thread
+ * (/proc/TID/status shows the Vm lines only for a task with one); -1 gone.
+ * A task that has none never gains one: only its number can be taken again. */
+int yr_task_has_mm(pid_t tid)
+{
+    char buf[4096];
+    if (read_status(tid, buf, sizeof(buf)) < 0)
+        return -1;
+    return strstr(buf, "\nVmSize:") != NULL;
+}
+
+/* A copy of descriptor fd of process tgid's leader, taken into the supervisor. */
+static int fetch_leader_fd(pid_t tgid, int fd)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
     if (pidfd < 0)
@@ -244,18 +256,18 @@ int yr_fetch_fd(pid_t tgid, int fd)
     return copy < 0 ? -e : copy;
 }
 
-/* The same, from the calling thread's own table: a thread cloned without
+/* A copy of the caller's descriptor fd, from the calling thread's own table,
+ * as the kernel reads it (current->files): a thread cloned without
  * CLONE_FILES, or that unshared it, holds another file under the same number
- * than its leader. A call the kernel continues (setns) takes the descriptor
- * from the thread's table: what is judged must come from there too
- * (PIDFD_THREAD, 6.9+; before, the leader's). */
+ * than its leader (whose table is empty once it exited). PIDFD_THREAD (6.9+)
+ * names that thread's table; without it only a leader's can be read. */
 int yr_fetch_thread_fd(pid_t tid, pid_t tgid, int fd)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, tid, O_EXCL);     /* PIDFD_THREAD */
     if (pidfd < 0 && tid != tgid)
         return -EPERM;      /* no PIDFD_THREAD: the leader's table may hold another file */
     if (pidfd < 0)
-        return yr_fetch_fd(tgid, fd);
+        return fetch_leader_fd(tgid, fd);
     int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
     int e = errno;
     close(pidfd);

@@ -13,9 +13,10 @@
  * asks the chain as before: a caller in another pid namespace, a target that
  * is gone, yama-run's own processes (audited there), the caller's own thread
  * group, a caller holding CAP_SYS_PTRACE (the user-namespace walk), a target
- * in another user namespace than ours, and at scope 1 any sandbox where a
- * PR_SET_PTRACER declaration or an attach was ever seen (a relation or a
- * tracer may then exist: the module consults them).
+ * in another user namespace than ours, a process_vm_* call this rule would
+ * refuse on a task without an mm (the kernel's ESRCH comes first), and at
+ * scope 1 any sandbox where a PR_SET_PTRACER declaration or an attach was
+ * ever seen (a relation or a tracer may then exist: the module consults them).
  *
  * A denial is settled here only while the audit has said that one would
  * leave no trace but the counts (yr_ptrace_fast_quiet: no log, no -v, past
@@ -242,12 +243,24 @@ static pid_t attach_target(const struct yr_event *ev)
 
 enum verdict { UNDECIDED, ALLOW, DENY };
 
+/* A denial, unless process_vm_* names a task without an mm (a zombie, a
+ * kernel thread): the kernel answers ESRCH before any permission check
+ * (mm_access), and Python says so. Asked of denials only: an allowed call
+ * is continued, and the kernel gives its ESRCH itself. */
+static enum verdict deny(const struct yr_event *ev, pid_t target)
+{
+    if ((ev->sys == YR_SYS_PROCESS_VM_READV || ev->sys == YR_SYS_PROCESS_VM_WRITEV) &&
+        yr_task_has_mm(target) != 1)
+        return UNDECIDED;
+    return DENY;
+}
+
 /* ptrace.py's ptrace_access_check for the facts at hand. */
 static enum verdict decide(uint32_t scope, const struct yr_event *ev, pid_t target)
 {
     int capable_bit = (int)(ev->cap_effective >> CAP_SYS_PTRACE & 1);
     if (scope >= 3)
-        return DENY;
+        return deny(ev, target);
     if (capable_bit)
         return UNDECIDED;               /* ns_capable's walk: procfs.capable_over */
     int ours = yr_userns_is_ours(target);
@@ -256,13 +269,13 @@ static enum verdict decide(uint32_t scope, const struct yr_event *ev, pid_t targ
     /* Not capable: without the capability, nobody in or below our user
      * namespace is capable over a task of our namespace (cap_capable). */
     if (scope == 2)
-        return DENY;
+        return deny(ev, target);
     if (atomic_load(&declared_seen) || atomic_load(&tracing_seen))
         return UNDECIDED;               /* a relation or a tracer may exist */
     int desc = yr_caller_is_ancestor(ev->tgid, target);
     if (desc < 0)
         return UNDECIDED;               /* gone meanwhile: the module says so */
-    return desc ? ALLOW : DENY;
+    return desc ? ALLOW : deny(ev, target);
 }
 
 /* prctl(PR_SET_PTRACER, 0): the module drops the caller's relation, if any;

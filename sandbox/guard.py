@@ -33,7 +33,11 @@ namespace of its own (ours are not in it), the kernel sends it. Other calls
 decided on a pid are continued (after ID_VALID): their window is in
 docs/design.md. A pidfd can be swapped by another thread after a
 check, so pidfd_send_signal, process_madvise and process_mrelease are
-performed here on the supervisor's own copy of it, as the caller. Arguments
+performed here on the supervisor's own copy of it (taken from the calling
+thread's table), as the caller; except where they name the caller itself:
+PIDFD_SELF_* (read from no table), and process_madvise of its own process
+(whose rule is the kernel's for its own mm), where a swap gains nothing
+(_swaps_are_the_kernels): these go on to the kernel. Arguments
 read from the caller's memory (F_SETOWN_EX's owner, process_madvise's iovecs)
 are read once, and the call is made on that copy."""
 from __future__ import annotations
@@ -50,7 +54,7 @@ import traceback
 from . import procfs
 from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
-from .sysargs import int_arg, pidfd_target, take_fd
+from .sysargs import PIDFD_SELF, int_arg, pidfd_target, take_fd
 
 PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 1 << 1, 1 << 2
 PIDFD_THREAD = os.O_EXCL
@@ -318,10 +322,26 @@ class Guard:
         elif self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", *found):
             self._pass(ev)
 
+    def _group_signal_refused(self, ev, caller, flags: int, member: int) -> bool:
+        """PIDFD_SIGNAL_PROCESS_GROUP: a signal to member's whole process
+        group, refused where that holds one of yama-run's processes (unless
+        Landlock's signal scope keeps them out). True: refused (answered)."""
+        if not flags & PIDFD_SIGNAL_PROCESS_GROUP or self.sup.shield.signal_scope or \
+                not any(self._protected(p) for p in self._members(caller, _pgrp_of(member))):
+            return False
+        self._refuse(ev, caller, "a signal to the supervisor's process group")
+        return True
+
     def on_pidfd_send_signal(self, ev, caller) -> None:
         pidfd, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
         info, flags = ev.args[2], ev.args[3] & 0xFFFFFFFF
-        copy, err = take_fd(caller.tgid, pidfd)
+        if pidfd in PIDFD_SELF:
+            # the caller's own thread or process, read from no table (nothing
+            # to swap): the kernel's to send, but to a group of ours
+            if not self._group_signal_refused(ev, caller, flags, caller.tgid):
+                self._pass(ev)
+            return
+        copy, err = take_fd(caller, pidfd)
         if err:
             self._reply(ev, err)
             return
@@ -332,9 +352,7 @@ class Guard:
                 return
             if target > 0:
                 tgid = procfs.tgid_of(target)
-                if flags & PIDFD_SIGNAL_PROCESS_GROUP and not self.sup.shield.signal_scope and \
-                        any(self._protected(p) for p in self._members(caller, _pgrp_of(target))):
-                    self._refuse(ev, caller, "a signal to the supervisor's process group")
+                if self._group_signal_refused(ev, caller, flags, target):
                     return
                 if tgid and not self._judge(ev, caller, "task_kill",
                                             f"pidfd_send_signal (signal {sig})", target, tgid):
@@ -460,7 +478,7 @@ class Guard:
             # its pid is a number of its own namespace; we would act on ours
             self._refuse(ev, caller, "a file owner named from another pid namespace")
             return
-        copy, err = take_fd(caller.tgid, fd)
+        copy, err = take_fd(caller, fd)
         if err:
             self._reply(ev, err)
             return
@@ -520,13 +538,38 @@ class Guard:
 
     # -- by pidfd: performed on our copy, as the caller ----------------------------
 
+    def _swaps_are_the_kernels(self, caller) -> bool:
+        """May a call on the caller's own process be continued, though the
+        kernel takes its pidfd again from the caller's table after our
+        answer? Another thread sharing the table may swap the descriptor
+        meanwhile (the race): the kernel then judges the new target itself,
+        on the caller's credentials (process_madvise: mm_access, a ptrace
+        check), and that is enough where it refuses whatever ours would: in
+        Landlock's domain (every process outside it, yama-run's included),
+        or not contained, where ours refuses yama-run's processes alone, all
+        non-dumpable: refused to a caller without CAP_SYS_PTRACE over their
+        user namespace (or one below it, where theirs began)."""
+        if self.sup.shield.landlock:
+            return True
+        if self.sup.shield.contained:
+            return False
+        return not any(procfs.capable_over(caller, pid, procfs.CAP_SYS_PTRACE)
+                       for pid in {self.me, *self.sup.protected_pids})
+
     def _by_pidfd(self, ev, caller, name: str, perform, hook: str = "task_movememory",
-                  err: int = errno.EPERM, other=None, gives_fd: bool = False) -> None:
+                  err: int = errno.EPERM, other=None, gives_fd: bool = False,
+                  own_is_local: bool = False) -> None:
         """perform(copy, target) on our copy of the caller's pidfd (its first
         argument), once the target is judged at hook (refused with err); a
         descriptor that is no pidfd: other(copy), else EBADF. gives_fd: the
-        result is a descriptor of ours, installed as the call's (O_CLOEXEC)."""
-        copy, bad = take_fd(caller.tgid, int_arg(ev.args[0]))
+        result is a descriptor of ours, installed as the call's (O_CLOEXEC).
+        own_is_local: the kernel's rule differs for the caller's own process
+        (its own mm), which a call performed here never is: such a call is
+        continued where a swapped descriptor gains nothing."""
+        if int_arg(ev.args[0]) in PIDFD_SELF:
+            self._pass(ev)      # the caller itself, read from no table: nothing to swap
+            return
+        copy, bad = take_fd(caller, int_arg(ev.args[0]))
         if bad:
             self._reply(ev, bad)
             return
@@ -539,6 +582,9 @@ class Guard:
             tgid = procfs.tgid_of(target) if target > 0 else None
             if tgid is None:
                 self._reply(ev, errno.ESRCH)
+                return
+            if own_is_local and tgid == caller.tgid and self._swaps_are_the_kernels(caller):
+                self._pass(ev)
                 return
             if not self._judge(ev, caller, hook, name, target, tgid, err):
                 return
@@ -581,7 +627,7 @@ class Guard:
                                            int_arg(ev.args[3]), ev.args[4] & 0xFFFFFFFF, 0])
             return lib.yr_syscall_as(caller.creds, SYS_PROCESS_MADVISE, args)
 
-        self._by_pidfd(ev, caller, "process_madvise", perform)
+        self._by_pidfd(ev, caller, "process_madvise", perform, own_is_local=True)
 
     def on_process_mrelease(self, ev, caller) -> None:
         flags = ev.args[1] & 0xFFFFFFFF

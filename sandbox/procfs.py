@@ -41,6 +41,34 @@ def caller_is_ancestor(caller_tgid: int, tid: int) -> bool:
     return lib.yr_caller_is_ancestor(caller_tgid, tid) == 1
 
 
+def has_mm(tid: int) -> bool:
+    """Does task tid hold an mm? Not a zombie, a kernel thread, nor a thread
+    that exited while its process lives on (gone: False)."""
+    return lib.yr_task_has_mm(tid) == 1
+
+
+def parent_threads(ppid: int, child_tgid: int) -> list[int]:
+    """The threads of process ppid that may be child_tgid's real parent, the
+    thread that forked it (or that it was moved to when that one exited):
+    the one whose /proc children list names it, where the kernel keeps such
+    lists (CONFIG_PROC_CHILDREN); else every thread of ppid, for a caller
+    to require of each what the kernel asks of one. Empty: ppid is gone."""
+    try:
+        tids = [int(name) for name in os.listdir(f"/proc/{ppid}/task")]
+    except (OSError, ValueError):
+        return []
+    for tid in tids:
+        try:
+            with open(f"/proc/{ppid}/task/{tid}/children", "rb") as f:
+                if str(child_tgid).encode() in f.read().split():
+                    return [tid]
+        except FileNotFoundError:
+            break                   # no such lists here (or the thread is gone)
+        except OSError:
+            continue
+    return tids
+
+
 def cap_effective(tid: int) -> int | None:
     out = ffi.new("uint64_t *")
     return out[0] if lib.yr_cap_effective(tid, out) == 0 else None

@@ -205,10 +205,29 @@ class PtraceTraceme(Request):
     hook = "ptrace_traceme"
 
     def parent_capable(self, cap: int = procfs.CAP_SYS_PTRACE) -> bool:
-        """has_ns_capability(parent, caller's user ns, cap)."""
-        caps = procfs.cap_effective(self.parent)
-        return caps is not None and bool(caps >> cap & 1) and (
-            procfs.userns_of(self.parent) == self.caller.userns)
+        """has_ns_capability(parent, caller's user ns, cap), where the parent
+        is the thread that forked the caller (current->parent), with its own
+        credentials (capset acts per thread). Where that thread cannot be
+        told (procfs.parent_threads), every thread of the parent process
+        must be capable: fail closed. The race: after this check a thread may
+        drop the capability, or a new one (cloned with its creator's
+        credentials) become the parent when the forking thread exits; either
+        gains nothing, since a tracer may as well drop it once it traces (and
+        a thread that lacks it here is refused, whatever it raises later)."""
+        threads = procfs.parent_threads(self.parent, self.caller.tgid)
+        return bool(threads) and all(self._thread_capable(tid, cap) for tid in threads)
+
+    def _thread_capable(self, tid: int, cap: int) -> bool:
+        """cap_capable(tid's creds, caller's user ns, cap): the walk up from
+        the caller's namespace (procfs.capable_over, with tid as the subject):
+        a capability held in it or above, or ownership of it or of one between."""
+        caps = procfs.cap_effective(tid)
+        if caps is None:
+            return False
+        try:
+            return procfs.capable_over(Caller(tid, self.parent, caps), self.caller.tid, cap)
+        except ProcessLookupError:      # its ids unreadable (gone): not capable
+            return False
 
     def describe(self) -> str:
         return f"PTRACE_TRACEME to {self.parent} ({procfs.comm_of(self.parent)})"

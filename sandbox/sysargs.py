@@ -12,6 +12,13 @@ def int_arg(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+# Linux 6.14+: numbers that name the caller's own thread or process where a
+# pidfd is taken (pidfd_send_signal, process_madvise, process_mrelease); the
+# kernel reads them from no descriptor table.
+PIDFD_SELF_THREAD, PIDFD_SELF_THREAD_GROUP = -10000, -10001
+PIDFD_SELF = frozenset({PIDFD_SELF_THREAD, PIDFD_SELF_THREAD_GROUP})
+
+
 def pidfd_target(fd: int) -> int | None:
     """The pid a pidfd of ours refers to (-1 once it has exited), None if fd is not a pidfd."""
     try:
@@ -24,11 +31,13 @@ def pidfd_target(fd: int) -> int | None:
     return None
 
 
-def take_fd(tgid: int, fd: int) -> tuple[int, int]:
+def take_fd(caller, fd: int) -> tuple[int, int]:
     """(our copy of the caller's descriptor fd, 0), or (-1, the errno the
-    caller gets: EBADF for a number it does not hold). The copy is ours to
+    caller gets: EBADF for a number it does not hold). Taken from the calling
+    thread's own table, where the kernel looks (a thread that unshared
+    CLONE_FILES holds other files than its leader). The copy is ours to
     close; it names the same object however the caller's table changes."""
-    copy = lib.yr_fetch_fd(tgid, fd)
+    copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, fd)
     if copy >= 0:
         return copy, 0
     return -1, errno.EBADF if -copy == errno.EBADF else -copy

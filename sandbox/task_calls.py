@@ -152,6 +152,11 @@ class TaskCalls:
         if tgid == caller.tgid:      # own thread group: the kernel decides alone
             self._continue(ev)
             return
+        if syscall != "ptrace" and not procfs.has_mm(target):
+            # mm_access: a task without an mm (a zombie, a kernel thread) is
+            # ESRCH before any permission check, an LSM's included
+            self._reply(ev, errno.ESRCH)
+            return
         request = PtraceAccess(caller, syscall, operation, target, tgid, sandbox=self.sandbox)
         self._deny_or_continue(ev, "ptrace_access_check", request, attaches=syscall == "ptrace")
         # C settles the next denials alone while nobody would read them
@@ -243,7 +248,7 @@ class TaskCalls:
         if flags:
             self._reply(ev, errno.EINVAL)
             return
-        copy, err = take_fd(caller.tgid, pidfd)
+        copy, err = take_fd(caller, pidfd)
         if err:
             self._reply(ev, err)
             return
@@ -414,7 +419,7 @@ class TaskCalls:
         group_fd = int_arg(ev.args[3])
         group = -1
         if group_fd != -1:
-            group, err = take_fd(caller.tgid, group_fd)
+            group, err = take_fd(caller, group_fd)
             if err:
                 self._reply(ev, err)
                 return

@@ -28,7 +28,10 @@ the control tests show it.
      stat and access through its root or cwd (path-*).
   6. a second thread rewriting the path of a call yama-run checks and then
      lets the kernel make (chdir, an O_PATH open) between a harmless one and
-     one through the process's links (race-*)."""
+     one through the process's links (race-*).
+  7. calls on one's own process (process_madvise by its own pidfd, the
+     PIDFD_SELF_* numbers) and on a descriptor of the calling thread's own
+     table (tests/helpers/own_calls_probe.c): answered as the kernel does."""
 from __future__ import annotations
 
 import os
@@ -619,3 +622,70 @@ def test_a_syscall_file_opened_on_a_descendant_is_read_after_it_leaves(probe, pl
     proc = run([], "notify", profile(place, 1), [*AS_1001, probe, "parent", "reparented-syscall"])
     assert results(proc.stdout).get("reparented-syscall") == "ok/EPERM/EPERM", \
         proc.stdout + proc.stderr
+
+
+# -- 7. one's own process, one's own thread's descriptors ------------------------------------
+
+@pytest.fixture(scope="module")
+def own_calls(helper, place):   # noqa: F811
+    return placed_probe(helper, place, "own_calls_probe")
+
+
+def native_1001(program: str, mode: str) -> dict:
+    return results(subprocess.run([*AS_1001, program, mode], capture_output=True, text=True,
+                                  timeout=TIMEOUT).stdout)
+
+
+SELF_NUMBERS = ["MADVISE-SELF-GROUP-COLD", "MADVISE-SELF-THREAD-PAGEOUT", "SIGNAL-SELF-GROUP",
+                "SIGNAL-SELF-THREAD", "MRELEASE-SELF-GROUP"]
+
+
+@pytest.mark.parametrize("contained, mode", [(False, "hooks"), (True, "landlock")],
+                         ids=["not-contained", "contained-landlock"])
+@pytest.mark.parametrize("who", WHO)
+def test_calls_on_ones_own_process_are_the_kernels(own_calls, place, who, contained, mode):  # noqa: F811
+    """process_madvise of one's own process by its pidfd is the kernel's
+    local call (no CAP_SYS_NICE, any advice: MADV_COLD was EPERM, MADV_DONTNEED
+    and MADV_GUARD_INSTALL EINVAL, as made from the supervisor's mm), and
+    PIDFD_SELF_THREAD / PIDFD_SELF_THREAD_GROUP name the caller in
+    process_madvise, pidfd_send_signal and process_mrelease (all EBADF: taken
+    as descriptors). Answered as natively."""
+    native = native_1001(own_calls, "own-process")
+    launcher, inside = who
+    proc = run(launcher, "notify", profile(place, 1, contained=contained),
+               [*inside, own_calls, "own-process"], env=MODES[mode])
+    assert results(proc.stdout) == native, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("who", [pytest.param(([], []), id="root-runs-root"),
+                                 pytest.param(([], AS_1001), id="root-runs-1001-contained-hooks")])
+def test_the_self_numbers_are_the_kernels_where_own_pidfds_are_performed(own_calls, place,  # noqa: F811
+                                                                          who):
+    """Where a swapped descriptor could reach what yama-run refuses (root
+    inside, capable over the supervisor; contained without Landlock's
+    domain), a call on one's own pidfd is still performed by the supervisor
+    (docs/hostile.md); the PIDFD_SELF_* numbers, read from no table, are the
+    kernel's there too."""
+    launcher, inside = who
+    contained = bool(inside)
+    native = results(subprocess.run([*inside, own_calls, "own-process"], capture_output=True,
+                                    text=True, timeout=TIMEOUT).stdout)
+    proc = run(launcher, "notify", profile(place, 1, contained=contained),
+               [*inside, own_calls, "own-process"], env=MODES["hooks"])
+    got = results(proc.stdout)
+    assert {k: got.get(k) for k in SELF_NUMBERS} == {k: native[k] for k in SELF_NUMBERS}, \
+        proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("who", WHO)
+def test_pidfd_calls_take_the_calling_thread_s_descriptor(own_calls, place, who, backend):  # noqa: F811
+    """A thread that unshared its descriptor table holds a pidfd of child C2
+    under the number its leader uses for one of C1: pidfd_getfd fetches
+    C2's descriptor and pidfd_send_signal kills C2, as natively (the leader's
+    table was read: C1's descriptor came back and C1 was killed)."""
+    want = {"GETFD-FILE": "/etc/hostname", "SIGNAL": "0", "C1": "alive", "C2": "killed"}
+    assert native_1001(own_calls, "thread-table") == want
+    launcher, inside = who
+    proc = run(launcher, backend, profile(place, 1), [*inside, own_calls, "thread-table"])
+    assert results(proc.stdout) == want, proc.stdout + proc.stderr

@@ -383,6 +383,77 @@ def test_native_control_traceme(probe):
     assert traceme_ok(out), ok(out)
 
 
+@pytest.fixture(scope="session")
+def own_calls(helper):
+    """tests/helpers/own_calls_probe.c, where every uid may run it."""
+    exe, where = public_copy(helper("own_calls_probe"), "own_calls_probe")
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def lines(out: Outcome) -> dict:
+    """own_calls_probe's "NAME RESULT" lines."""
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+@pytest.mark.parametrize("as_user", [True, False], ids=["parent-1001", "parent-root"])
+def test_traceme_at_scope_2_counts_the_parents_capability_over_the_callers_namespace(
+        sandbox, own_calls, as_user):
+    """yama_ptrace_traceme at scope 2 asks has_ns_capability(parent,
+    current_user_ns(), CAP_SYS_PTRACE): a child that entered a user namespace
+    of its own is traced by a uid-1001 parent, the owner of that namespace,
+    and by a root parent, capable in an ancestor of it (cap_capable's walk).
+    It was refused for both (the parent's namespace had to be the child's).
+    Natively (the classic rule) the same is allowed."""
+    assert lines(native(own_calls, "traceme-userns", as_user=as_user)) == {"TRACEME": "0"}
+    out = sandbox(2, own_calls, "traceme-userns", as_user=as_user)
+    assert lines(out) == {"TRACEME": "0"}, ok(out)
+
+
+def test_traceme_at_scope_2_still_needs_the_capability_in_the_callers_namespace(
+        sandbox, own_calls):
+    """The other side of the walk: without a namespace of its own, the child
+    of a uid-1001 parent (no capability in the child's namespace) is refused."""
+    out = sandbox(2, own_calls, "traceme-plain")
+    assert lines(out) == {"TRACEME": "EPERM"}, ok(out)
+
+
+def test_traceme_at_scope_2_judges_the_thread_that_forked(sandbox, own_calls):
+    """The tracer PTRACE_TRACEME makes is current->parent, the thread that
+    forked the child, and capset acts per thread: a root parent whose forking
+    thread dropped CAP_SYS_PTRACE is refused at scope 2 (Yama reads that
+    thread's credentials). yama-run read the leader's, which kept it, and
+    allowed it. Natively (no Yama) the classic rule allows it."""
+    assert lines(native(own_calls, "traceme-thread-drop", as_user=False)) == {"TRACEME": "0"}
+    out = sandbox(2, own_calls, "traceme-thread-drop", as_user=False)
+    assert lines(out) == {"TRACEME": "EPERM"}, ok(out)
+    out = sandbox(2, own_calls, "traceme-plain", as_user=False)
+    assert lines(out) == {"TRACEME": "0"}, ok(out)
+
+
+@pytest.mark.parametrize("scope", [1, 2, 3])
+def test_process_vm_of_a_task_without_memory_is_esrch(sandbox, own_calls, scope):
+    """process_vm_readv/writev of a zombie sibling or of kthreadd: mm_access
+    finds no mm and the kernel answers ESRCH before any permission check,
+    Yama's included (it was EPERM, "not a descendant"), as natively."""
+    want = {"VMREAD-ZOMBIE": "ESRCH", "VMWRITE-ZOMBIE": "ESRCH", "VMREAD-KTHREAD": "ESRCH"}
+    assert lines(native(own_calls, "vm-no-mm")) == want
+    out = sandbox(scope, own_calls, "vm-no-mm")
+    assert lines(out) == want, ok(out)
+
+
+@pytest.mark.parametrize("scope", [1, 2, 3])
+def test_process_vm_of_a_task_without_memory_is_esrch_once_denials_go_unread(
+        sandbox, own_calls, scope):
+    """The same past the first denial, where the ptrace module's denials
+    nobody reads are settled in C (csrc/ptrace_fast.c): that rule too lets
+    the kernel's ESRCH come first (it answered EPERM)."""
+    want = {"NO-MM-ESRCH": "2000", "NO-MM-OTHER": "0"}
+    assert lines(native(own_calls, "vm-no-mm-after-denials")) == want
+    out = sandbox(scope, own_calls, "vm-no-mm-after-denials")
+    assert lines(out) == want, ok(out)
+
+
 # -- PR_SET_PTRACER -------------------------------------------------------------------
 
 # (steps run by the target A, prctl results, ATTACH by B "actor", by C "other")
