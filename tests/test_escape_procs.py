@@ -689,3 +689,21 @@ def test_pidfd_calls_take_the_calling_thread_s_descriptor(own_calls, place, who,
     launcher, inside = who
     proc = run(launcher, backend, profile(place, 1), [*inside, own_calls, "thread-table"])
     assert results(proc.stdout) == want, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_an_inotify_watch_goes_to_the_calling_thread_s_instance(own_calls, place, who):  # noqa: F811
+    """The same for inotify_add_watch, which yama-run makes on its copy of
+    the caller's instance: the watch went to the leader's instance under that
+    number, and the thread's own saw no event."""
+    watched = place / "inotify"
+    watched.mkdir(exist_ok=True)
+    watched.chmod(0o777)
+    want = {"WATCH": "0", "EVENT": "yes"}
+    launcher, inside = who
+    assert results(subprocess.run([*AS_1001, own_calls, "thread-inotify", str(watched)],
+                                  capture_output=True, text=True,
+                                  timeout=TIMEOUT).stdout) == want
+    proc = run(launcher, "notify", profile(place, 1),
+               [*inside, own_calls, "thread-inotify", str(watched)])
+    assert results(proc.stdout) == want, proc.stdout + proc.stderr

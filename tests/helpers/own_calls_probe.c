@@ -20,7 +20,10 @@
  *   thread-table         a thread that unshared its descriptor table holds,
  *                        under the number its leader uses for a pidfd of
  *                        child C1, a pidfd of child C2: pidfd_getfd and
- *                        pidfd_send_signal on that number reach C2 */
+ *                        pidfd_send_signal on that number reach C2
+ *   thread-inotify DIR   the same with inotify instances: the thread's own
+ *                        instance, under the leader's number, gets the watch
+ *                        on DIR (an event when a file is made there) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -213,6 +217,35 @@ static void thread_table(void)
         ;
 }
 
+static const char *watched;
+
+static void *own_inotify(void *unused)
+{
+    (void)unused;
+    if (unshare(CLONE_FILES) < 0) {
+        say("unshare", -1);
+        return NULL;
+    }
+    dup2(inotify_init1(IN_NONBLOCK), NUMBER);
+    say("WATCH", inotify_add_watch(NUMBER, watched, IN_CREATE) < 0 ? -1 : 0);
+    char file[4096], buf[4096];
+    snprintf(file, sizeof(file), "%s/made", watched);
+    close(open(file, O_CREAT | O_WRONLY, 0600));
+    unlink(file);
+    printf("EVENT %s\n", read(NUMBER, buf, sizeof(buf)) > 0 ? "yes" : "no");
+    fflush(stdout);
+    return NULL;
+}
+
+static void thread_inotify(const char *dir)
+{
+    watched = dir;
+    dup2(inotify_init1(IN_NONBLOCK), NUMBER);    /* the leader's: never watches */
+    pthread_t t;
+    pthread_create(&t, NULL, own_inotify, NULL);
+    pthread_join(t, NULL);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -232,6 +265,8 @@ int main(int argc, char **argv)
         own_process();
     } else if (!strcmp(mode, "thread-table")) {
         thread_table();
+    } else if (!strcmp(mode, "thread-inotify") && argc > 2) {
+        thread_inotify(argv[2]);
     } else {
         fprintf(stderr, "usage: %s MODE\n", argv[0]);
         return 2;
