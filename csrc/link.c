@@ -68,37 +68,13 @@ static int caller_can_rw(int fd)
     return syscall(SYS_faccessat2, fd, "", R_OK | W_OK, AT_EMPTY_PATH | AT_EACCESS) == 0;
 }
 
-/* The errors the kernel finds between the two lookups and may_linkat:
- * an existing new name, a trailing slash, a read-only mount, two mounts. */
-static int before_rule(struct yr_call *c)
+/* Link the held source to the new name as the caller (this thread has its
+ * identity): 0, or -1 and errno. AT_EMPTY_PATH is the kernel's to allow
+ * only on a file whose opener's credentials are this thread's current ones
+ * (6.10+): a source held since before a switch of identity is opened again
+ * first. */
+static int link_held(struct yr_call *c)
 {
-    struct stat st;
-    int dir = c->link_dir;
-    if (fstatat(dir, c->link.name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        return -EEXIST;
-    if (errno != ENOENT)
-        return -errno;
-    if (c->link.trailing)
-        return -ENOENT;
-    struct statvfs vfs;
-    if (fstatvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
-        return -EROFS;
-    struct statx a, b;
-    if (statx(c->link_src, "", AT_EMPTY_PATH, STATX_MNT_ID, &a) == 0 &&
-        statx(dir, "", AT_EMPTY_PATH, STATX_MNT_ID, &b) == 0 &&
-        (a.stx_mask & STATX_MNT_ID) && a.stx_mnt_id != b.stx_mnt_id)
-        return -EXDEV;
-    return 0;
-}
-
-/* Make the link as the caller (this thread has its identity), from the
- * held source. AT_EMPTY_PATH is the kernel's to allow only on a file whose
- * opener's credentials are this thread's current ones (6.10+): a source
- * held since before a switch of identity is opened again first. */
-static int perform(struct yr_call *c)
-{
-    if (!yr_call_still_waits(c))
-        return R_DONE;                         /* the caller is gone: do nothing */
     int rc = linkat(c->link_src, "", c->link_dir, c->link.name, AT_EMPTY_PATH);
     if (rc < 0 && errno == ENOENT) {
         int again = yr_reopen(c->link_src, O_PATH, 0);
@@ -109,6 +85,63 @@ static int perform(struct yr_call *c)
             errno = e;
         }
     }
+    return rc;
+}
+
+/* The source and the new name's directory are on two mounts: the kernel
+ * refuses the link (EXDEV), but only after its look-up of the new name, whose
+ * own error comes first where the filesystem's lookup of a missing name
+ * fails instead of leaving a negative dentry (procfs; the empty directories
+ * sysfs and procfs keep as mount points: ENOENT, from filename_create), and
+ * after a trailing slash (ENOENT) and a read-only mount (EROFS). The kernel
+ * names it: the link itself, asked of it, cannot be made (our name has no
+ * trailing slash: its ENOENT, which comes after the look-up's errors, is
+ * ours to give). The race: none. Both mounts are pinned by our
+ * descriptors, so their ids, compared here, stay distinct, and the kernel
+ * compares those same mounts (the held source's and the held directory's),
+ * whatever is renamed or mounted meanwhile. */
+static int cross_mount_error(struct yr_call *c)
+{
+    int err = link_held(c) == 0 ? -EXDEV : -errno;     /* 0 cannot be: see above */
+    if (c->link.trailing && (err == -EROFS || err == -EXDEV))
+        return -ENOENT;
+    return err;
+}
+
+static int on_two_mounts(struct yr_call *c)
+{
+    struct statx a, b;
+    return statx(c->link_src, "", AT_EMPTY_PATH, STATX_MNT_ID, &a) == 0 &&
+           statx(c->link_dir, "", AT_EMPTY_PATH, STATX_MNT_ID, &b) == 0 &&
+           (a.stx_mask & STATX_MNT_ID) && a.stx_mnt_id != b.stx_mnt_id;
+}
+
+/* The errors the kernel finds between the two lookups and may_linkat:
+ * an existing new name, two mounts (and what comes before), a trailing
+ * slash, a read-only mount. */
+static int before_rule(struct yr_call *c)
+{
+    struct stat st;
+    int dir = c->link_dir;
+    if (fstatat(dir, c->link.name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return -EEXIST;
+    if (errno != ENOENT)
+        return -errno;
+    if (on_two_mounts(c))
+        return cross_mount_error(c);
+    if (c->link.trailing)
+        return -ENOENT;
+    struct statvfs vfs;
+    if (fstatvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return -EROFS;
+    return 0;
+}
+
+static int perform(struct yr_call *c)
+{
+    if (!yr_call_still_waits(c))
+        return R_DONE;                         /* the caller is gone: do nothing */
+    int rc = link_held(c);
     yr_reply(c->ctx, c->ev.id, 0, rc < 0 ? errno : 0);
     return R_DONE;
 }

@@ -251,6 +251,30 @@ def test_exdev_and_erofs_parity(probe, tree, sysctl):
     assert sandboxed(probe, tree, "link", "/etc/passwd", "mnt/n") == want == "LINKAT EROFS"
 
 
+# A missing new name where the filesystem's lookup fails rather than leaving a
+# negative dentry (procfs: ENOENT from filename_create, before the kernel
+# compares the mounts); sysfs leaves one: EXDEV.
+ON_ANOTHER_FS = [("other", "/proc/yr-missing", "LINKAT ENOENT"),
+                 ("other", "/proc/self/yr-missing", "LINKAT ENOENT"),
+                 ("other", "/proc/yr-missing/", "LINKAT ENOENT"),
+                 ("own", "/proc/yr-missing", "LINKAT ENOENT"),
+                 ("other", "/sys/yr-missing", "LINKAT EXDEV"),
+                 ("other", "/sys/yr-missing/", "LINKAT ENOENT"),
+                 ("own", "/sys/yr-missing", "LINKAT EXDEV")]
+
+
+@pytest.mark.parametrize("src,new,expected", ON_ANOTHER_FS,
+                         ids=[f"{s} {n}" for s, n, _ in ON_ANOTHER_FS])
+def test_link_to_a_missing_name_on_another_filesystem(probe, tree, sysctl, src, new, expected):
+    """The kernel's errno, whether the rule would refuse the source (other:
+    uid 1002's 0644 file) or not: an unsafe source linked into /proc was
+    EXDEV under yama-run."""
+    sysctl(SYSCTL, 1)
+    assert native(probe, tree, "link", src, new) == expected
+    sysctl(SYSCTL, 0)
+    assert sandboxed(probe, tree, "link", src, new) == expected
+
+
 def test_after_chdir(probe, tree, sysctl):
     sysctl(SYSCTL, 0)
     assert sandboxed(probe, tree, "-C", "d", "link", "../own", "n") == "LINKAT 0"
