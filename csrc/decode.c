@@ -96,13 +96,34 @@ static int read_how(struct yr_call *c, uint64_t addr, uint64_t size)
     c->flags = (int)how.flags;
     c->mode = (uint32_t)how.mode;
     c->res.resolve = how.resolve;
-    /* RESOLVE_CACHED: done only if the whole look-up is one in the kernel's
-     * caches, never blocking; else EAGAIN, and the caller retries without
-     * it. Ours is a walk of several calls, which may block: always EAGAIN
-     * (the kernel's own answer for any look-up it cannot finish so). */
-    if (how.resolve & RESOLVE_CACHED)
-        return -EAGAIN;
     return 0;
+}
+
+/* RESOLVE_CACHED: done only if the whole look-up is one in the kernel's
+ * caches, never blocking; else EAGAIN, and the caller retries without it.
+ * Ours is a walk of several calls, which may block: always EAGAIN (the
+ * kernel's own answer for any look-up it cannot finish so), but after the
+ * errors the kernel gives before it looks anything up: getname's (EFAULT,
+ * ENAMETOOLONG, ENOENT for "") and path_init's (EBADF or ENOTDIR for the
+ * dirfd a relative path starts from, or RESOLVE_IN_ROOT's; EXDEV for an
+ * absolute path under RESOLVE_BENEATH). */
+static int cached_lookup(struct yr_call *c, uint64_t path_addr)
+{
+    int n = yr_read_str(c, path_addr, c->path);
+    if (n <= 0)
+        return n < 0 ? n : -ENOENT;
+    uint64_t resolve = c->res.resolve;
+    if (c->path[0] == '/' && !(resolve & RESOLVE_IN_ROOT))
+        return resolve & RESOLVE_BENEATH ? -EXDEV : -EAGAIN;
+    if (c->dirfd == AT_FDCWD_INT)
+        return -EAGAIN;
+    if (yr_fs_become(&c->id) < 0)
+        return -EPERM;                           /* as the walk: never as ourselves */
+    int fd = yr_start_at(c, c->dirfd, 1);
+    if (fd < 0)
+        return fd;                               /* -EBADF, -ENOTDIR; -EPERM: fail closed */
+    close(fd);
+    return -EAGAIN;
 }
 
 /* open, openat, creat: what build_open_how makes of the flags (unknown bits
@@ -438,6 +459,8 @@ int yr_decode(struct yr_call *c, uint64_t *path_addr, uint64_t *target_addr)
     case YR_SYS_OPENAT2:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1];
         err = read_how(c, a[2], a[3]);
+        if (err == 0 && (c->res.resolve & RESOLVE_CACHED))
+            err = cached_lookup(c, *path_addr);
         break;
     case YR_SYS_STAT: case YR_SYS_STAT64:
         *path_addr = a[0]; c->buf = a[1];

@@ -283,6 +283,43 @@ def test_o_trunc_truncates(tree, sysctl, mode):
 
 # -- truncate and the caller's RLIMIT_FSIZE ----------------------------------------
 
+# -- openat2 with RESOLVE_CACHED ------------------------------------------------------
+
+# (case, the kernel's answer): the errors it gives before it looks anything up
+CACHED_EARLY = [
+    ("openat2 CWD NULL RDONLY CACHED", "EFAULT"),                # getname
+    ("openat2 CWD LONG RDONLY CACHED", "ENAMETOOLONG"),
+    ("openat2 CWD EMPTY RDONLY CACHED", "ENOENT"),
+    ("openat2 BAD f_own RDONLY CACHED", "EBADF"),                # path_init's dirfd
+    ("openat2 NEG f_own RDONLY CACHED", "EBADF"),
+    ("openat2 F:f_own x RDONLY CACHED", "ENOTDIR"),
+    ("openat2 CWD /etc/passwd RDONLY CACHED|BENEATH", "EXDEV"),
+    ("openat2 CWD f_own CREAT CACHED", "EAGAIN"),                # build_open_flags
+]
+CACHED_LOOKUPS = ["openat2 CWD f_own RDONLY CACHED", "openat2 BAD /etc/passwd RDONLY CACHED"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@retried_if_knobs_changed
+def test_resolve_cached_gives_the_kernels_early_errors(tree, sysctl, mode):
+    """openat2 with RESOLVE_CACHED: yama-run's walk is never one of the
+    kernel's caches, so what the kernel looks up is EAGAIN (documented), but
+    a bad path pointer, an empty or too long path, a bad dirfd or an
+    absolute path under RESOLVE_BENEATH get the kernel's own errors first
+    (they were EAGAIN too)."""
+    modules_routed(sysctl)
+    cases = [(f"c{i}", line) for i, (line, _) in enumerate(CACHED_EARLY)]
+    cases += [(f"l{i}", line) for i, line in enumerate(CACHED_LOOKUPS)]
+    native = run_native(tree, cases, "1001")
+    got, proc = run_sandboxed(tree, cases, "1001", MODULES_ON, mode)
+    assert [native[f"c{i}"] for i in range(len(CACHED_EARLY))] == [w for _, w in CACHED_EARLY]
+    assert not differences(cases[:len(CACHED_EARLY)], native, got), \
+        differences(cases[:len(CACHED_EARLY)], native, got)
+    for i in range(len(CACHED_LOOKUPS)):
+        assert result_word(native[f"l{i}"]) in ("ok", "EAGAIN"), native[f"l{i}"]
+        assert got.get(f"l{i}") == "EAGAIN", proc.stdout + proc.stderr
+
+
 MIB = 1 << 20
 # name -> (ABI, file uid, file mode, size before, new length, SIGXFSZ, how run)
 # with the caller's soft RLIMIT_FSIZE at 1 MiB (tests/helpers/fsize_probe.c)

@@ -21,7 +21,8 @@
  *   FLAGS names joined by "|" (RDONLY WRONLY RDWR CREAT EXCL NOFOLLOW PATH
  *         DIRECTORY TRUNC APPEND NONBLOCK CLOEXEC TMPFILE NOCTTY NOATIME SYNC
  *         LARGEFILE; at-flags NOFOLLOW FOLLOW EMPTY EACCESS NOAUTOMOUNT;
- *         resolve flags BENEATH IN_ROOT NO_SYMLINKS NO_MAGICLINKS NO_XDEV),
+ *         resolve flags BENEATH IN_ROOT NO_SYMLINKS NO_MAGICLINKS NO_XDEV
+ *         CACHED),
  *         or a number (0x.. or 0..: octal)
  *
  * Ops (x86-64 unless prefixed i386:, which go through int $0x80 with every
@@ -129,7 +130,7 @@ static const struct flagname AT_FLAGS[] = {
 static const struct flagname RESOLVE_FLAGS[] = {
     {"BENEATH", RESOLVE_BENEATH}, {"IN_ROOT", RESOLVE_IN_ROOT},
     {"NO_SYMLINKS", RESOLVE_NO_SYMLINKS}, {"NO_MAGICLINKS", RESOLVE_NO_MAGICLINKS},
-    {"NO_XDEV", RESOLVE_NO_XDEV}, {NULL, 0}};
+    {"NO_XDEV", RESOLVE_NO_XDEV}, {"CACHED", RESOLVE_CACHED}, {NULL, 0}};
 static const struct flagname ACCESS_MODES[] = {
     {"F", F_OK}, {"R", R_OK}, {"W", W_OK}, {"X", X_OK}, {NULL, 0}};
 
