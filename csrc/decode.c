@@ -285,7 +285,39 @@ static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
     c->xflags = (uint32_t)a[3];              /* usize: the kernel checks it on our call */
     if (c->xflags > 4096)
         return -E2BIG;
+    if (c->xflags < 24)
+        return -EINVAL;                      /* FILE_ATTR_SIZE_VER0, before an empty path's EBADF */
     return at_flags(c, a[4]);
+}
+
+/* "" (or NULL) with AT_EMPTY_PATH: the *xattrat calls and file_[gs]etattr
+ * act on the file dirfd names, taken with fdget once the checks above are
+ * passed, which refuses an O_PATH file as it refuses no file: EBADF, where
+ * the walk (on_dirfd) would act on whatever the descriptor names.
+ * setxattrat, getxattrat and file_[gs]etattr look a negative dirfd up
+ * instead (AT_FDCWD: the cwd); listxattrat and removexattrat never do.
+ * Another thread of the caller may swap the path or the descriptor after
+ * this look: the walk then acts on the object the caller's own descriptor
+ * names, judged by the gate as any, which /proc/self/fd/N reaches anyway. */
+static int empty_path_needs_a_file(struct yr_call *c, uint64_t path_addr)
+{
+    char first = 0;
+    if (!(c->flags & AT_EMPTY_PATH))
+        return 0;
+    if (path_addr && yr_read_caller(c, path_addr, &first, 1) < 0)
+        return -EFAULT;
+    if (first)
+        return 0;                                /* a path: looked up */
+    if (c->dirfd < 0)
+        return c->ev.sys == YR_SYS_LISTXATTRAT || c->ev.sys == YR_SYS_REMOVEXATTRAT ? -EBADF : 0;
+    yr_fs_reset();
+    int copy = yr_fetch_thread_fd(c->ev.tid, yr_caller_tgid(c), c->dirfd);
+    yr_fs_become(&c->id);
+    if (copy < 0)
+        return copy == -EBADF ? -EBADF : 0;    /* not ours to look at: the walk's to refuse */
+    int flags = fcntl(copy, F_GETFL);
+    close(copy);
+    return flags >= 0 && (flags & O_PATH) ? -EBADF : 0;
 }
 
 /* Our copy of the caller's inotify instance or fanotify group (c->ifd),
@@ -416,10 +448,14 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
         c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[2];
         return 0;
     case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
-    case YR_SYS_REMOVEXATTRAT:
-        return decode_xattrat(c, path_addr);
-    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
-        return decode_file_attr(c, path_addr);
+    case YR_SYS_REMOVEXATTRAT: {
+        int err = decode_xattrat(c, path_addr);
+        return err < 0 ? err : empty_path_needs_a_file(c, *path_addr);
+    }
+    case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR: {
+        int err = decode_file_attr(c, path_addr);
+        return err < 0 ? err : empty_path_needs_a_file(c, *path_addr);
+    }
     case YR_SYS_INOTIFY_ADD_WATCH:
         *path_addr = a[1];
         return decode_inotify(c, a[0], a[2]);

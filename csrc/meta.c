@@ -205,13 +205,18 @@ static long statfs_to_caller(struct yr_call *c, int fd)
     return 0;
 }
 
-/* file_getattr, file_setattr (6.17) on fd: the same call made on our copy
- * of the caller's struct file_attr (its size checked by the kernel). */
+/* file_getattr, file_setattr (6.17) on the held object: the same call made
+ * on our copy of the caller's struct file_attr (its size checked by the
+ * kernel), by the object's /proc/self/fd name (self), as the xattr calls
+ * are. Not on the held fd with "" and AT_EMPTY_PATH: the kernel takes an
+ * empty path's descriptor with fdget, which refuses the O_PATH file we hold
+ * (EBADF, every call); the magic link lands on the object itself, never
+ * followed further. */
 #ifndef SYS_file_getattr
 #define SYS_file_getattr 468
 #define SYS_file_setattr 469
 #endif
-static long file_attr(struct yr_call *c, int fd)
+static long file_attr(struct yr_call *c, const char *self)
 {
     size_t usize = c->xflags;
     int set = c->ev.sys == YR_SYS_FILE_SETATTR;
@@ -220,8 +225,8 @@ static long file_attr(struct yr_call *c, int fd)
         errno = EFAULT;
         return -1;
     }
-    long rc = syscall(set ? SYS_file_setattr : SYS_file_getattr, fd, "", c->xbuf, usize,
-                      AT_EMPTY_PATH);
+    long rc = syscall(set ? SYS_file_setattr : SYS_file_getattr, AT_FDCWD, self, c->xbuf,
+                      usize, 0);
     if (rc == 0 && !set) {
         struct iovec l = { c->xbuf, usize }, r = { (void *)(uintptr_t)c->buf, usize };
         if (yr_write_caller(c, &l, 1, &r, 1) < 0) {
@@ -324,7 +329,7 @@ int yr_meta_perform(struct yr_call *c, int fd)
         rc = removexattr(self, c->xname);
         break;
     case YR_SYS_FILE_GETATTR: case YR_SYS_FILE_SETATTR:
-        rc = file_attr(c, fd);
+        rc = file_attr(c, self);
         break;
     case YR_SYS_INOTIFY_ADD_WATCH:
         rc = inotify_add_watch(c->ifd, self, c->mode & ~(uint32_t)IN_DONT_FOLLOW);

@@ -332,6 +332,95 @@ def test_new_and_socket_calls_do_not_follow_a_protected_link(place, sticky_link,
     assert proc.stdout.strip() == "Permission denied", proc.stdout + proc.stderr
 
 
+# What the new calls do to a file they may reach: uid 1001's own, on the
+# disk's filesystem (ext4 here; tmpfs has no file attributes). Each line is
+# "CASE RESULT", RESULT ok or the errno's name.
+ATTR_SCRIPT = """
+import ctypes, errno, os, sys
+lib = ctypes.CDLL(None, use_errno=True)
+L = ctypes.c_long
+EMPTY = 0x1000                                   # AT_EMPTY_PATH
+path = sys.argv[1].encode()
+attr = ctypes.create_string_buffer(24)           # struct file_attr, version 0
+val = ctypes.create_string_buffer(b"v", 64)
+# struct xattr_args: the value's address, its size (1), flags
+args = ctypes.create_string_buffer(bytes(ctypes.c_uint64(ctypes.addressof(val))) +
+                                   bytes(ctypes.c_uint32(1)) + bytes(4))
+names = ctypes.create_string_buffer(4096)
+def say(case, r):
+    print(case, errno.errorcode[ctypes.get_errno()] if r < 0 else "ok")
+def calls(tag, fd, p):
+    say(tag + "setxattrat", lib.syscall(L(463), L(fd), p, L(EMPTY), b"user.yr", args, L(16)))
+    say(tag + "getxattrat", lib.syscall(L(464), L(fd), p, L(EMPTY), b"user.yr", args, L(16)))
+    say(tag + "listxattrat", lib.syscall(L(465), L(fd), p, L(EMPTY), names, L(4096)))
+    say(tag + "removexattrat", lib.syscall(L(466), L(fd), p, L(EMPTY), b"user.yr"))
+    say(tag + "file_getattr", lib.syscall(L(468), L(fd), p, attr, L(24), L(EMPTY)))
+    say(tag + "file_setattr", lib.syscall(L(469), L(fd), p, attr, L(24), L(EMPTY)))
+if sys.argv[2] == "by-path":
+    say("file_getattr", lib.syscall(L(468), L(-100), path, attr, L(24), L(0)))
+    say("file_setattr", lib.syscall(L(469), L(-100), path, attr, L(24), L(0)))  # as it was read
+else:
+    calls("o_path:", os.open(path, os.O_PATH), b"")
+    calls("o_path-null:", os.open(path, os.O_PATH), None)
+    calls("o_rdonly:", os.open(path, os.O_RDONLY), b"")
+    os.chdir(os.path.dirname(path))
+    calls("at_fdcwd:", -100, b"")
+"""
+
+
+@pytest.fixture
+def own_file_on_disk(place):
+    """uid 1001's own file (in a directory of its own: at_fdcwd's object)
+    where file attributes and user xattrs exist: place, on the disk."""
+    d = place / "attrs"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    f = d / "f"
+    f.write_text("x")
+    for p in (d, f):
+        os.chown(p, 1001, 1001)
+    yield f
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _attr_calls(place, how, file, native=False):
+    cmd = [*AS_1001, sys.executable, "-c", ATTR_SCRIPT, str(file), how]
+    if native:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    else:
+        proc = run([], "notify", profile(place, 1), cmd)
+    return results(proc.stdout), proc
+
+
+def test_file_attr_calls_by_path_succeed(place, own_file_on_disk):
+    """file_getattr and file_setattr of a file the caller may reach are made
+    (they were EBADF: made on our O_PATH descriptor with "" and
+    AT_EMPTY_PATH, which the kernel refuses), on an ordinary filesystem."""
+    native, _ = _attr_calls(place, "by-path", own_file_on_disk, native=True)
+    if native.get("file_getattr") == "EOPNOTSUPP":
+        pytest.skip(f"{place} has no file attributes")
+    assert native == {"file_getattr": "ok", "file_setattr": "ok"}, native
+    got, proc = _attr_calls(place, "by-path", own_file_on_disk)
+    assert got == native, proc.stdout + proc.stderr
+
+
+def test_empty_path_of_the_new_calls_needs_an_open_file(place, own_file_on_disk):
+    """The *xattrat calls and file_[gs]etattr with "" (or NULL) and
+    AT_EMPTY_PATH act on the descriptor's file, which the kernel takes with
+    fdget: EBADF for an O_PATH descriptor (yama-run made the calls through
+    /proc/self/fd), and for AT_FDCWD in listxattrat and removexattrat; an
+    ordinary descriptor works."""
+    native, _ = _attr_calls(place, "empty", own_file_on_disk, native=True)
+    if native.get("o_rdonly:file_getattr") == "EOPNOTSUPP":
+        pytest.skip(f"{place} has no file attributes")
+    assert all(native[k] == "EBADF" for k in native if k.startswith("o_path")), native
+    assert all(native[f"o_rdonly:{k}"] == "ok" for k in
+               ("setxattrat", "getxattrat", "listxattrat", "removexattrat", "file_getattr")), native
+    assert native["at_fdcwd:listxattrat"] == native["at_fdcwd:removexattrat"] == "EBADF", native
+    got, proc = _attr_calls(place, "empty", own_file_on_disk)
+    assert got == native, proc.stdout + proc.stderr
+
+
 def _bpf():
     from sandbox import filter as seccomp_filter
     hooks = {"ptrace_access_check", "path_link", "follow_link", "create_in_sticky"}
