@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <linux/capability.h>
@@ -133,42 +134,123 @@ static dev_t caller_tty(struct yr_call *c)
     return makedev((unsigned)((tty >> 8) & 0xfff), (unsigned)((tty & 0xff) | ((tty >> 12) & 0xfff00)));
 }
 
-/* An O_PATH fd of the device node `tty`: one of the caller's own
- * descriptors on it, else /dev/pts/N in the caller's root. -errno if none. */
-static int tty_node(struct yr_call *c, dev_t tty)
+static int is_dev_tty(const struct stat *st)
+{
+    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(5, 0);
+}
+
+/* The kernel's may_open on the held /dev/tty node itself, the only node it
+ * asks about before it hands back the opener's terminal (tty_open_current_tty
+ * never asks about the terminal's own node, which may be another user's: a
+ * terminal kept across su, a root-started program that dropped to a user):
+ * the mount's nodev, and the caller's permission (O_TRUNC asks for write),
+ * asked of the kernel as the caller (this thread has its identity).
+ * 0 or -errno. */
+static int may_open_dev_tty(struct yr_call *c)
+{
+    struct statvfs vfs;
+    if (fstatvfs(c->res.obj, &vfs) == 0 && (vfs.f_flag & ST_NODEV))
+        return -EACCES;
+    int acc = c->flags & O_ACCMODE;
+    int want = (acc == O_RDONLY ? R_OK : acc == O_WRONLY ? W_OK : R_OK | W_OK) |
+               (c->flags & O_TRUNC ? W_OK : 0);
+    if (syscall(SYS_faccessat2, c->res.obj, "", want, AT_EMPTY_PATH | AT_EACCESS) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Does the open file fd give every access the open asks for? */
+static int gives_access(int fd, int flags)
+{
+    int has = fcntl(fd, F_GETFL);
+    if (has < 0 || (has & O_PATH))
+        return 0;
+    int want = flags & O_ACCMODE, got = has & O_ACCMODE;
+    return got == O_RDWR || (want == got && want != O_ACCMODE);
+}
+
+/* A copy of the caller's own file on its terminal tty (taken with
+ * pidfd_getfd: what is checked is what is opened again, whatever another
+ * of its threads does to its table meanwhile) that gives every access the
+ * open asks for; -ENOENT when the caller holds none. Its descriptors are
+ * looked at as ourselves: the kernel shows a process its own whatever its
+ * dumpability (proc_fd_permission), and one that dropped its ids is no
+ * longer dumpable. */
+static int terminal_file_of_caller(struct yr_call *c, dev_t tty, int fl)
 {
     char name[32];
     struct stat st;
-    for (int fd = 0; fd < 256; fd++) {         /* where a terminal's fds usually are */
-        snprintf(name, sizeof(name), "fd/%d", fd);
-        if (fstatat(c->procdir, name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
-            return yr_proc_open(c, name, O_PATH);
+    for (int n = 0; n < 256; n++) {            /* where a terminal's fds usually are */
+        snprintf(name, sizeof(name), "fd/%d", n);
+        yr_fs_pause();
+        int found = fstatat(c->procdir, name, &st, 0) == 0 && S_ISCHR(st.st_mode) &&
+                    st.st_rdev == tty;
+        int copy = found ? yr_fetch_thread_fd(c->ev.tid, yr_caller_tgid(c), n) : -1;
+        yr_fs_resume();
+        if (copy < 0)
+            continue;
+        if (fstat(copy, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty &&
+            gives_access(copy, fl))
+            return copy;
+        close(copy);
     }
-    if (major(tty) >= 136 && major(tty) <= 143 && yr_open_root(c) == 0) {
-        snprintf(name, sizeof(name), "dev/pts/%u", (major(tty) - 136) * 256 + minor(tty));
-        int fd = yr_openat2(c->res.root, name, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT);
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == tty)
-            return fd;
-        yr_close(fd);
-    }
-    return -ENXIO;
+    return -ENOENT;
 }
 
-/* The held object is /dev/tty (5:0): hold the caller's terminal instead. */
-static int as_callers_tty(struct yr_call *c)
+/* Else the caller's terminal's node, /dev/pts/N in its root, held instead of
+ * /dev/tty and opened below as the caller (its permission on the node). */
+static int hold_terminal_node(struct yr_call *c, dev_t tty)
 {
     struct yr_res *r = &c->res;
+    char name[32];
+    struct stat st;
+    if (major(tty) < 136 || major(tty) > 143 || yr_open_root(c) < 0)
+        return -ENXIO;
+    snprintf(name, sizeof(name), "dev/pts/%u", (major(tty) - 136) * 256 + minor(tty));
+    int fd = yr_openat2(c->res.root, name, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != tty) {
+        yr_close(fd);
+        return -ENXIO;
+    }
+    close(r->obj);
+    r->obj = fd;
+    r->obj_st = st;
+    r->magic = 1;                                /* opened from the held fd, not by name */
+    return 0;
+}
+
+/* The held object is /dev/tty (5:0): the caller's controlling terminal.
+ * R_DONE (opened and installed), 0 (its node held instead: opened below),
+ * or -errno, in the kernel's order: /dev/tty's permission, then ENXIO for
+ * a caller without a terminal. Opened again from a file of the caller's on
+ * it, with our authority but never beyond the caller's (that file gives
+ * every access asked for already): a new file, whose flags are the open's
+ * own. O_NONBLOCK (cleared after), as for the devices that never wait: the
+ * terminal is open already. */
+static int open_dev_tty(struct yr_call *c, int fl)
+{
+    int err = may_open_dev_tty(c);
+    if (err < 0)
+        return err;
     dev_t tty = caller_tty(c);
     if (!tty)
         return -ENXIO;                           /* no controlling terminal */
-    int fd = tty_node(c, tty);
+    int copy = terminal_file_of_caller(c, tty, fl);
+    if (copy == -ENOENT)
+        return hold_terminal_node(c, tty);
+    if (!yr_call_still_waits(c)) {
+        close(copy);
+        return R_DONE;                           /* its terminal and files were another's */
+    }
+    yr_fs_pause();
+    int fd = yr_reopen(copy, (fl & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_NONBLOCK, 0);
+    int e = errno;
+    yr_fs_resume();
+    close(copy);
     if (fd < 0)
-        return fd;
-    close(r->obj);
-    r->obj = fd;
-    fstat(fd, &r->obj_st);
-    r->magic = 1;                                /* opened from the held fd, not by name */
-    return 0;
+        return -e;
+    fcntl(fd, F_SETFL, c->flags & (O_NONBLOCK | O_APPEND | O_DIRECT | O_NOATIME));
+    return yr_install(c, fd, c->flags, NULL);
 }
 
 /* Devices that never wait on open (the memory devices: null, zero, random...):
@@ -267,8 +349,12 @@ int yr_open_final(struct yr_call *c)
     int bound = binds_opener(&r->obj_st);
     int waits = !(fl & O_NONBLOCK) && may_wait(&r->obj_st) &&
                 !(type == S_IFIFO && (fl & O_ACCMODE) != O_RDONLY);
-    if (c->opener_matters || bound >= 0 || waits) {
-        int err = kernel_sticky_create(c);   /* reopened below: no O_CREAT the kernel sees */
+    int dev_tty = is_dev_tty(&r->obj_st);
+    if (c->opener_matters || bound >= 0 || waits || dev_tty) {
+        /* Opened again below (by a helper, a worker, or as the caller's
+         * terminal), with no O_CREAT the kernel sees: its check first, as
+         * the kernel makes it before any other. */
+        int err = kernel_sticky_create(c);
         if (err < 0)
             return err;
     }
@@ -276,10 +362,10 @@ int yr_open_final(struct yr_call *c)
         int fd = yr_open_as_caller(c, r->obj, c->flags, bound > 0 ? (unsigned)bound : 0);
         return fd < 0 ? fd : yr_install(c, fd, c->flags, NULL);
     }
-    if (S_ISCHR(r->obj_st.st_mode) && r->obj_st.st_rdev == makedev(5, 0)) {
-        int err = as_callers_tty(c);
-        if (err < 0)
-            return err;
+    if (dev_tty) {
+        int rc = open_dev_tty(c, fl);
+        if (rc != 0)
+            return rc;
     }
     if (!(fl & O_NONBLOCK)) {
         if (waits)

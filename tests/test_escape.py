@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -492,6 +493,48 @@ def test_dev_tty_is_the_callers_own_terminal(probe, place, backend):
     assert results(native.stdout)["own-tty"] == "same", native.stdout
     proc = run([], backend, profile(place, 1), [probe, "own-tty"])
     assert results(proc.stdout)["own-tty"] == "same", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dev_tty_of_a_terminal_the_caller_may_not_open_by_name(probe, place, backend):
+    """A root-started program makes a pty (root's, 0620) its terminal and
+    drops to uid 1001, as su and sudo -u leave one: /dev/tty is still its
+    terminal (the kernel checks /dev/tty's node only), where yama-run
+    refused it (EACCES), having checked the terminal's own node."""
+    native = subprocess.run([probe, "foreign-tty", "1001"], capture_output=True, text=True,
+                            timeout=30)
+    assert results(native.stdout)["foreign-tty"] == "same", native.stdout + native.stderr
+    proc = run([], backend, profile(place, 1), [probe, "foreign-tty", "1001"])
+    assert results(proc.stdout)["foreign-tty"] == "same", proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def strangers_dev_tty(place):
+    """uid 1002's /dev/tty node (5:0, 0666) in a sticky world-writable directory."""
+    d = place / "sticky-tty"
+    d.mkdir(exist_ok=True)
+    d.chmod(0o1777)
+    node = d / "tty"
+    if not node.exists():
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(5, 0))
+        os.chown(node, 1002, 1002)
+        node.chmod(0o666)
+    return str(node)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("terminal", ["pty", "none"])
+def test_dev_tty_node_with_o_creat_in_a_sticky_directory(probe, place, strangers_dev_tty,
+                                                         backend, terminal):
+    """open(O_CREAT|O_NONBLOCK) of a stranger's /dev/tty node in a sticky
+    world-writable directory: the kernel's may_create_in_sticky refuses any
+    device node there (EACCES) before it opens anything; yama-run opened the
+    caller's terminal (with one) or said ENXIO (without)."""
+    cmd = [*AS_1001, probe, "tty-node-creat", strangers_dev_tty, terminal]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert results(native.stdout)["tty-node-creat"] == "EACCES", native.stdout + native.stderr
+    proc = run([], backend, profile(place, 1), cmd)
+    assert results(proc.stdout)["tty-node-creat"] == "EACCES", proc.stdout + proc.stderr
 
 
 # -- issue 13 item 1: a FIFO behind a magic link never stalls the supervisor ------------------

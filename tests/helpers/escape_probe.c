@@ -15,6 +15,13 @@
  *     setsid-tty                 open /dev/tty after setsid(): ENXIO natively
  *     own-tty                    setsid, a new pty made the controlling terminal,
  *                                then /dev/tty: "same" when it is that pty
+ *     foreign-tty UID            (as root) setsid, a new pty (root's, 0620) made
+ *                                the controlling terminal, its slave kept open
+ *                                O_RDWR, then ids dropped to UID and /dev/tty
+ *                                opened O_RDWR: "same" when it is that pty
+ *     tty-node-creat PATH [pty]  setsid (pty: and a new pty made the controlling
+ *                                terminal), then open(PATH, O_WRONLY|O_CREAT|
+ *                                O_NONBLOCK): ok or the errno
  *     open-all-ones              open("/", -1): build_open_how keeps O_PATH
  *     open PATH                  open(PATH, O_RDONLY): ok or the errno
  *     nr NR i386|x86_64          a raw syscall by number, every argument 0
@@ -43,6 +50,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
@@ -313,31 +321,65 @@ static void setsid_tty(void)
     say("setsid-tty", fd < 0 ? errname(errno) : "ok");
 }
 
-static void own_tty(void)
+/* setsid, and a new pty made the controlling terminal: its master, or -1. */
+static int pty_as_terminal(void)
 {
     int master = posix_openpt(O_RDWR | O_NOCTTY);
-    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || setsid() < 0) {
-        say("own-tty", "SETUP");
-        return;
-    }
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || setsid() < 0)
+        return -1;
     int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
-    if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
-        say("own-tty", "SETUP");
-        return;
-    }
+    if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+        return -1;
+    return master;
+}
+
+/* /dev/tty opened O_RDWR is the pty whose master is `master`: what is
+ * written through it comes out of the master side. */
+static void dev_tty_is(const char *name, int master)
+{
     int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-        say("own-tty", errname(errno));
+        say(name, errname(errno));
         return;
     }
-    /* The same terminal: what is written through /dev/tty comes out of our
-     * pty's master side. */
     char got[16] = "";
     struct pollfd p = { master, POLLIN, 0 };
     if (write(fd, "ping", 4) != 4 || poll(&p, 1, 2000) != 1 || read(master, got, 15) <= 0)
-        say("own-tty", "OTHER");
+        say(name, "OTHER");
     else
-        say("own-tty", strstr(got, "ping") ? "same" : "OTHER");
+        say(name, strstr(got, "ping") ? "same" : "OTHER");
+}
+
+static void own_tty(void)
+{
+    int master = pty_as_terminal();
+    if (master < 0)
+        say("own-tty", "SETUP");
+    else
+        dev_tty_is("own-tty", master);
+}
+
+/* The terminal is root's (grantpt gives it to its maker, 0620): once the
+ * ids are dropped its node is no longer ours to open, /dev/tty still is. */
+static void foreign_tty(uid_t uid)
+{
+    int master = pty_as_terminal();
+    if (master < 0 || setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+        setresuid(uid, uid, uid) < 0) {
+        say("foreign-tty", "SETUP");
+        return;
+    }
+    dev_tty_is("foreign-tty", master);
+}
+
+static void tty_node_creat(const char *path, int with_pty)
+{
+    if (with_pty ? pty_as_terminal() < 0 : setsid() < 0 && errno != EPERM) {
+        say("tty-node-creat", "SETUP");
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0666);
+    say("tty-node-creat", fd < 0 ? errname(errno) : "ok");
 }
 
 static void raw_nr(long nr, const char *abi)
@@ -463,6 +505,10 @@ static int solo(int argc, char **argv)
         setsid_tty();
     else if (strcmp(c, "own-tty") == 0)
         own_tty();
+    else if (strcmp(c, "foreign-tty") == 0 && argc > 2)
+        foreign_tty((uid_t)atoi(argv[2]));
+    else if (strcmp(c, "tty-node-creat") == 0 && argc > 2)
+        tty_node_creat(argv[2], argc > 3 && strcmp(argv[3], "pty") == 0);
     else if (strcmp(c, "open-all-ones") == 0) {
         long fd = syscall(SYS_open, "/", -1, 0);
         say(c, fd < 0 ? errname(errno) : "ok");
