@@ -228,6 +228,7 @@ class Audit:
         self._absorb_silent()
         if self.journal is not None:
             self.journal.flush()
+            self._say_unwritten()
         for writer in (self._writer, self._log_writer):
             if writer is not None:
                 writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
@@ -247,9 +248,19 @@ class Audit:
                 writer.drain(DRAIN_WAIT, stuck_after=LINE_WAIT)
         if self.journal is not None:
             self.journal.close()
+            self._say_unwritten()
         if self._log is not None and self._log_writer is None:
             os.close(self._log)         # (a writer still stuck on it keeps it open)
             self._log = None
+
+    def _say_unwritten(self) -> None:
+        """A line for the journal's records that its sink refused (the file
+        locked by another process and full, a FIFO in its place): lost,
+        but never silently."""
+        count, why = self.journal.unwritten()
+        if count:
+            self._print(f"yama-run: {count} record{'s' if count > 1 else ''} not kept in "
+                        f"{printable(self.journal.where())}: {printable(why)}")
 
     def _write(self, record: dict) -> None:
         """One record, one line, one write(): O_APPEND keeps it whole beside

@@ -9,7 +9,10 @@ nor the supervisor may pay without bound: records are written by a thread of
 their own from a bounded queue (the notification path never waits on a
 disk), at most BURST at once and RATE a second after that per run (the rest
 are counted, and the count recorded), and the file is rotated at MAX_BYTES,
-one old generation kept: at most 2 x MAX_BYTES on disk for all runs."""
+one old generation kept: at most 2 x MAX_BYTES on disk for all runs. The
+file's lock is one any process of the user may hold for ever: it is waited
+for LOCK_WAIT at most, then the line appended without it (never past
+MAX_BYTES), and a record that cannot be written is said on stderr."""
 from __future__ import annotations
 
 import errno
@@ -31,6 +34,9 @@ FILE_NAME = "denials.jsonl"
 MAX_BYTES = 1 << 20
 BURST, RATE = 100, 10.0
 QUEUE_SIZE = 256
+# s: how long a record waits for the file's lock (another yama-run holds it
+# for one write), and how often it tries meanwhile
+LOCK_WAIT, LOCK_POLL = 0.2, 0.005
 
 
 def state_dir() -> str:
@@ -90,6 +96,8 @@ class Journal:
         self.limit = RateLimit()
         self._writer: Writer | None = None
         self._lock = threading.Lock()
+        self._unwritten = 0             # records the sink refused since unwritten() asked
+        self._unwritten_why = ""
 
     def where(self) -> str:
         return self.sink.where()
@@ -118,10 +126,27 @@ class Journal:
     def _put(self, record: dict) -> None:
         with self._lock:
             if self._writer is None:        # started in the supervisor, not before the fork
-                self._writer = Writer(self.sink.write, QUEUE_SIZE, "yama-run-journal")
+                self._writer = Writer(self._write, QUEUE_SIZE, "yama-run-journal")
         if not self._writer.put(record):
             with self._lock:
                 self.limit.dropped += 1
+
+    def _write(self, record: dict) -> None:
+        """The record to the sink; one it refuses is counted (unwritten)."""
+        try:
+            self.sink.write(record)
+        except OSError as exc:
+            with self._lock:
+                self._unwritten += 1
+                self._unwritten_why = exc.strerror or str(exc)
+
+    def unwritten(self) -> tuple[int, str]:
+        """(how many records the sink refused since the last call, why the
+        last one was): said on stderr by the audit, as the journal cannot
+        keep a record of its own loss."""
+        with self._lock:
+            count, self._unwritten = self._unwritten, 0
+            return count, self._unwritten_why
 
     def flush(self, timeout: float = 1.0) -> None:
         """Wait (a bounded time) until what was recorded so far is written,
@@ -152,25 +177,59 @@ class FileJournal:
     def __init__(self, directory: str):
         self.dir = directory
         self.path = os.path.join(directory, FILE_NAME)
+        # The lock was held past LOCK_WAIT at the last write: the next ones
+        # only try it (each record waiting LOCK_WAIT, a run's records took
+        # longer than the second the end of a run gives them).
+        self._contended = False
 
     def where(self) -> str:
         return self.path
 
     def write(self, record: dict) -> None:
+        """Append one line: under the lock, rotating at MAX_BYTES; without it
+        (append only) when the lock is held past LOCK_WAIT. Raises OSError
+        when the line cannot be written (the caller counts it)."""
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
         dfd = self._open_dir(create=True)
         try:
-            fd = self._open_locked(dfd)
+            fd = self._open_locked(dfd, 0 if self._contended else LOCK_WAIT)
+            self._contended = fd is None
+            if fd is not None and os.fstat(fd).st_size + len(line) > MAX_BYTES:
+                # under the lock: one rotation, whoever else writes
+                os.replace(FILE_NAME, FILE_NAME + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
+                os.close(fd)
+                fd = self._open_locked(dfd, LOCK_WAIT)
+            if fd is None:
+                self._append_unlocked(dfd, line)
+                return
             try:
-                if os.fstat(fd).st_size + len(line) > MAX_BYTES:     # under the lock: one
-                    os.replace(FILE_NAME, FILE_NAME + ".1", src_dir_fd=dfd, dst_dir_fd=dfd)
-                    os.close(fd)
-                    fd = self._open_locked(dfd)
                 os.write(fd, line)
             finally:
                 os.close(fd)
         finally:
             os.close(dfd)
+
+    @staticmethod
+    def _append_unlocked(dfd: int, line: bytes) -> None:
+        """The line appended without the lock: any process of the user (the
+        program under yama-run among them) may hold the lock for ever, and a
+        writer that waited for it lost every record of the run. One write()
+        with O_APPEND puts a line whole at the end of a regular file, beside
+        any other writer. A rotation under the lock between this open and
+        the write moves the file this line goes to to denials.jsonl.1, which
+        is kept and listed: the line is not lost. Never a rotation here: a
+        rename without the lock could race one under it and drop a
+        generation. So past MAX_BYTES the line is refused (the disk's bound
+        holds); the size check and the write are not atomic, so unlocked
+        writers at the same moment may pass it by a line each."""
+        fd = FileJournal._open_file(dfd)
+        try:
+            if os.fstat(fd).st_size + len(line) > MAX_BYTES:
+                raise OSError(errno.EWOULDBLOCK, "locked by another process, and full",
+                              FILE_NAME)
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     def _open_dir(self, create: bool) -> int:
         """The directory, opened without following a link, and only if it is
@@ -190,19 +249,31 @@ class FileJournal:
         return fd
 
     @staticmethod
-    def _open_locked(dfd: int) -> int:
+    def _open_file(dfd: int) -> int:
+        """The current file, opened for appending (not locked)."""
+        # The file is the user's, so a program of the same uid may put a
+        # FIFO in its place: O_NONBLOCK fails the open (ENXIO) rather than
+        # wait for a reader, and what opened must be a regular file.
+        fd = os.open(FILE_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                     | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", FILE_NAME)
+        return fd
+
+    @staticmethod
+    def _open_locked(dfd: int, wait: float) -> int | None:
         """The current file, locked (one writer at a time, across yama-runs);
-        opened again if another run rotated it meanwhile."""
+        opened again if another run rotated it meanwhile. None when the lock
+        was not had within wait seconds: another yama-run holds it for one
+        write, so only a process that keeps it (the program may: the file is
+        its uid's) holds it longer."""
+        deadline = time.monotonic() + wait
         while True:
-            # The file is the user's, so a program of the same uid may put a
-            # FIFO in its place: O_NONBLOCK fails the open (ENXIO) rather than
-            # wait for a reader, and what opened must be a regular file.
-            fd = os.open(FILE_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                         | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600, dir_fd=dfd)
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            fd = FileJournal._open_file(dfd)
+            if not _lock_until(fd, deadline):
                 os.close(fd)
-                raise OSError(errno.EINVAL, "not a regular file", FILE_NAME)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+                return None
             try:
                 if os.stat(FILE_NAME, dir_fd=dfd, follow_symlinks=False).st_ino == \
                         os.fstat(fd).st_ino:
@@ -228,6 +299,19 @@ class FileJournal:
             except ValueError:
                 continue
         return out
+
+
+def _lock_until(fd: int, deadline: float) -> bool:
+    """flock(LOCK_EX) on fd, tried until deadline (time.monotonic()), never
+    waited for beyond it."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL)
 
 
 def _read_lines(name: str, dfd: int) -> list[str]:

@@ -226,6 +226,82 @@ def test_a_fifo_in_place_of_the_denials_file_stalls_nothing(tmp_path, sticky_dir
     assert kept.is_fifo()
 
 
+HOLD_LOCK = r'''
+import fcntl, os, sys, time
+path, ready = sys.argv[1:3]
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+if os.fork():
+    os._exit(0)                 # the front returns; the daemon keeps the lock
+os.setsid()
+with open(ready + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(ready + ".tmp", ready)
+time.sleep(60)
+'''
+
+DENIED_5 = r'''
+import ctypes
+for _ in range(5):
+    ctypes.CDLL(None).ptrace(16, 1, 0, 0)     # PTRACE_ATTACH, denied at scope 3
+raise SystemExit(3)
+'''
+
+
+def _denied_5(env: dict) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    r = yama_run("--set", "ptrace.scope=3", sys.executable, "-c", DENIED_5, env=env,
+                 timeout=BOUND)
+    return r, time.monotonic() - start
+
+
+@requires_root
+@pytest.mark.parametrize("full", [False, True], ids=["room", "full"])
+def test_a_lock_held_on_the_denials_file_neither_stalls_nor_silences_a_run(tmp_path, full):
+    """A program leaves a daemon holding flock(LOCK_EX) on the user's
+    denials.jsonl (the file is its uid's): another run's writer waited for
+    the lock for ever, its records were lost without a word, and its front
+    returned 1 s late. The run now ends as quickly as with no lock held
+    (status 3, the program's); its 5 denials are appended without the lock;
+    with the file full (no rotation without the lock) they are not, and
+    stderr says so."""
+    if journald_reachable():
+        pytest.skip("denials go to systemd-journald here, not to a file")
+    from sandbox.journal import MAX_BYTES
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    kept = tmp_path / "state" / "yama-run" / "denials.jsonl"
+    kept.parent.mkdir(parents=True, mode=0o700)
+    control, took_unlocked = _denied_5(env)             # the same run, with no lock held
+    assert control.returncode == 3, control.stderr
+    assert len(kept.read_text().splitlines()) == 5
+    if full:
+        filler = json.dumps({"action": "filler", "message": "x" * 100}) + "\n"
+        kept.write_text(filler * (MAX_BYTES // len(filler)))
+    before = kept.stat().st_size
+    ready = tmp_path / "holder"
+    yama_run(sys.executable, "-c", HOLD_LOCK, kept, ready, env=env, timeout=BOUND,
+             capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + BOUND
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the holder never took the lock"
+        time.sleep(0.02)
+    holder = int(ready.read_text())
+    try:
+        r, took = _denied_5(env)
+        assert r.returncode == 3, r.stderr
+        assert took < took_unlocked + 0.5, (took, took_unlocked)
+        lines = kept.read_bytes()[before:].decode().splitlines()
+        if full:
+            assert lines == []
+            assert f"yama-run: 5 records not kept in {kept}: locked by another process, " \
+                   "and full" in r.stderr, r.stderr
+        else:
+            assert [json.loads(line)["action"] for line in lines] == ["deny"] * 5
+            assert "not kept" not in r.stderr, r.stderr
+    finally:
+        os.kill(holder, signal.SIGKILL)
+
+
 @requires_root
 @pytest.mark.parametrize("planted", ["link", "directory"])
 def test_root_with_a_users_home_neither_writes_nor_believes_its_denials_dir(tmp_path,
