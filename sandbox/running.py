@@ -285,54 +285,50 @@ def _exchange(sock: socket.socket | None, error: OSError | None, request: dict,
 def _connect_all(paths: list[str], deadline: float):
     """Yields (index, socket, None) or (index, None, the OSError) for each
     path as its connect() ends, waiting for a place in a listen queue until
-    deadline, for every path at once; the caller's exchange on a socket
-    follows its connect at once (a supervisor waits REQUEST_TIMEOUT for the
-    request). A sandboxed program may keep a queue full with connections of
-    its own (each refused, but it makes them as fast as they are), and may
-    plant sockets of its own in the control directory and never accept on
-    them: waited for one after another, 5 s each, four of them held
-    --list-running (and --change-running, which looks first) for 20 s, a
-    hundred for 500 s. A non-blocking connect to a full queue fails with
-    EAGAIN at once, where a blocking one would wait."""
-    _enough_descriptors()
-    pending = {}
-    for i, path in enumerate(paths):
-        try:
-            pending[i] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC
-                                       | socket.SOCK_NONBLOCK)
-        except OSError as exc:          # past the descriptors we may have: said for it
-            yield i, None, exc
-    while pending:
-        for i, sock in list(pending.items()):
-            try:
-                sock.connect(paths[i])
-            except BlockingIOError as exc:
-                if time.monotonic() < deadline:
-                    continue
-                sock.close()
-                del pending[i]
-                yield i, None, exc
-            except OSError as exc:
-                sock.close()
-                del pending[i]
-                yield i, None, exc
+    deadline, for every path in turn, round after round; the caller's
+    exchange on a socket follows its connect at once (a supervisor waits
+    REQUEST_TIMEOUT for the request). A sandboxed program may keep a queue
+    full with connections of its own (each refused, but it makes them as
+    fast as they are), and may plant sockets of its own in the control
+    directory and never accept on them: waited for one after another, 5 s
+    each, four of them held --list-running (and --change-running, which
+    looks first) for 20 s, a hundred for 500 s. A non-blocking connect to a
+    full queue fails with EAGAIN at once, where a blocking one would wait;
+    that path is tried again next round.
+
+    One socket at a time: an AF_UNIX connect is made or refused at once
+    (never in progress), so a try that finds the queue full closes its
+    socket, and the caller has ended its exchange on a yielded socket before
+    it asks for the next (this is a generator). One socket held per name,
+    all at once, let 25,000 names planted by the program take every
+    descriptor the client could have, the real supervisors' included."""
+    waiting = list(range(len(paths)))
+    while waiting:
+        full = []
+        for i in waiting:
+            sock, error = _connect(paths[i])
+            if isinstance(error, BlockingIOError) and time.monotonic() < deadline:
+                full.append(i)
             else:
-                del pending[i]
-                yield i, sock, None
-        if pending:
+                yield i, sock, error
+        waiting = full
+        if waiting:
             time.sleep(0.005)
 
 
-def _enough_descriptors() -> None:
-    """The soft limit of open files raised to the hard one: one descriptor
-    per socket of the directory, however many the program planted."""
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (OSError, ValueError):
-            pass
+def _connect(path: str) -> tuple[socket.socket | None, OSError | None]:
+    """(a socket connected to path, None), or (None, the OSError)."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC
+                             | socket.SOCK_NONBLOCK)
+    except OSError as exc:
+        return None, exc
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        return None, exc
+    return sock, None
 
 
 def _check_server(sock: socket.socket, expected_pid: int) -> None:
@@ -380,8 +376,11 @@ def survey(request: dict | None = None) -> tuple[list[Found], list[str], str]:
         raise
     found, notes = [], []
     try:
-        names = [(name, pid) for name in sorted(os.listdir(in_dir(dir_fd, ".")))
-                 if (pid := pid_of_name(name)) is not None]
+        names, skipped = _socket_names(dir_fd)
+        if skipped:
+            notes.append(f"ignored {skipped} name{'s' if skipped > 1 else ''} of the form "
+                         f"PID.*{SUFFIX} that {'are' if skipped > 1 else 'is'} not a socket of "
+                         f"uid {os.geteuid()} (planted?)")
         connected = _connect_all([in_dir(dir_fd, name) for name, _ in names],
                                  time.monotonic() + CLIENT_TIMEOUT)
         for i, sock, error in connected:
@@ -399,6 +398,30 @@ def survey(request: dict | None = None) -> tuple[list[Found], list[str], str]:
         os.close(dir_fd)
     found.sort(key=lambda f: f.name)
     return found, notes, where
+
+
+def _socket_names(dir_fd: int) -> tuple[list[tuple[str, int]], int]:
+    """(name, pid) of each entry named like a control socket that is a
+    socket of ours, and how many entries so named are not: skipped, judged
+    by lstat alone, nothing opened for them (25,000 regular files planted
+    under such names were each given a descriptor, and never removed as
+    stale). An entry swapped for another after this look costs one connect
+    at most: what is not a socket refuses it, and is not removed."""
+    uid = os.geteuid()
+    names, skipped = [], 0
+    for name in sorted(os.listdir(in_dir(dir_fd, "."))):
+        pid = pid_of_name(name)
+        if pid is None:
+            continue
+        try:
+            st = os.lstat(in_dir(dir_fd, name))
+        except OSError:
+            continue                    # gone meanwhile
+        if stat.S_ISSOCK(st.st_mode) and st.st_uid == uid:
+            names.append((name, pid))
+        else:
+            skipped += 1
+    return names, skipped
 
 
 def _remove_stale(dir_fd: int, name: str) -> bool:

@@ -608,9 +608,16 @@ where, seconds = sys.argv[1], float(sys.argv[2])
 held, lock, made = [], threading.Lock(), [0]
 
 
+def names():
+    try:
+        return os.listdir(where)
+    except FileNotFoundError:       # the supervisor makes the directory after we start
+        return []
+
+
 def flood(n):
     while True:
-        for name in os.listdir(where):
+        for name in names():
             if not name.endswith(".sock"):
                 continue
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -679,6 +686,71 @@ def test_a_flood_of_connections_from_inside_never_keeps_the_owner_out(tmp_path):
     assert 0 < len(refused) <= REFUSALS_BURST + REFUSALS_RATE * took + 1
     changed = [rec for rec in records if rec["action"] == "setting-changed"]
     assert [(rec["setting"], rec["new"]) for rec in changed] == [("ptrace.scope", 2)]
+
+
+PLANT = r'''
+import os, socket, sys
+where, how, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if how == "socket links":          # one socket (nobody listens), many names for it
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(os.path.join(where, "1.0.sock"))
+    for i in range(1, count):
+        os.link(os.path.join(where, "1.0.sock"), os.path.join(where, f"1.{i:06d}.sock"))
+else:                               # regular files
+    for i in range(count):
+        os.close(os.open(os.path.join(where, f"1.{i:06d}.sock"), os.O_CREAT | os.O_WRONLY,
+                         0o600))
+'''
+PLANTED = 10_000
+CLIENT_FILES = (1024, 8192)         # (soft, hard): a common RLIMIT_NOFILE, below PLANTED
+
+
+def _client_limits():
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, CLIENT_FILES)
+
+
+@requires_root
+@pytest.mark.parametrize("how", ["regular files", "socket links"])
+def test_names_planted_by_the_thousand_never_hide_the_owners_sandboxes(tmp_path, how):
+    """The program plants 10,000 names of the form PID.*.sock in the
+    control directory, sorting before its supervisor's: regular files, or
+    hard links to one socket of its own. The client took one descriptor per
+    name before connecting any (its soft limit raised to the hard one, 8192
+    here): "Too many open files", 0 running sandboxes, and --change-running
+    exited 125, for every sandbox of the user, for as long as the files
+    stayed. The owner's sandbox is now listed and tightened: names that are
+    not sockets of the user are skipped (and said), the socket's names
+    removed as stale."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = tree_env({**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    where = runtime / "yama-run"
+    victim = subprocess.Popen([*YAMA_RUN, sys.executable, "-c", "import time; time.sleep(60)"],
+                              env=env)
+    try:
+        supervisor = _wait_for_socket(where).split(".")[0]
+        planted = yama_run(sys.executable, "-c", PLANT, where, how, PLANTED, env=env,
+                           timeout=BOUND)
+        assert planted.returncode == 0, planted.stderr
+        assert len(os.listdir(where)) == PLANTED + 1
+        listed = yama_run("--list-running", env=env, timeout=BOUND,
+                          preexec_fn=_client_limits)
+        assert listed.returncode == 0, listed.stderr
+        assert "(1 running sandbox;" in listed.stdout, listed.stdout[-2000:]
+        assert "Too many open files" not in listed.stdout
+        if how == "regular files":
+            assert f"ignored {PLANTED} names of the form PID.*.sock that are not a socket " \
+                   f"of uid 0 (planted?)" in listed.stdout
+        else:
+            assert listed.stdout.count(": stale (its supervisor 1 is gone)") == PLANTED
+        changed = yama_run("--change-running", supervisor, "--set", "ptrace.scope=3",
+                           env=env, timeout=BOUND, preexec_fn=_client_limits)
+        assert changed.returncode == 0, changed.stderr
+        assert "ptrace.scope 1 -> 3" in changed.stderr + changed.stdout
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 PEER_REUSE = r'''
