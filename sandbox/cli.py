@@ -273,8 +273,13 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
     from . import lifetime
     from .supervisor import SetupError, Supervisor
     argv, env = [program, *args], dict(os.environ)
-    plan = _compile_plan(profile, chain, plans.Options(profile_name, no_profile, overrides,
-                                                       permissive, ready), argv, said, learn)
+    try:
+        plan = _compile_plan(profile, chain, plans.Options(profile_name, no_profile, overrides,
+                                                           permissive, ready), argv, said, learn)
+    except SetupError as exc:           # the filter could not be had whole (filter.exported)
+        click.echo(f"yama-run: {printable(str(exc))}", err=True)
+        audit.close()
+        return EXIT_SETUP
     audit.say(plan.pop("kept"))
 
     def serve(link) -> int:
@@ -306,8 +311,9 @@ def _compile_plan(profile, chain, options, argv, said: str, learn: bool) -> dict
         plan["kept"] = f"plan: {why}; kept in {plans.store(plan)}"
     except plans.Miss as exc:
         plan["kept"] = f"plan: {why}; {exc}"
-    except OSError as exc:
-        plan["kept"] = f"plan: {why}; not kept: {exc.filename}: {exc.strerror}"
+    except OSError as exc:      # (RLIMIT_FSIZE's EFBIG names no file: the write's)
+        where = f"{exc.filename}: " if exc.filename else ""
+        plan["kept"] = f"plan: {why}; not kept: {where}{exc.strerror}"
     return plan
 
 

@@ -5,14 +5,16 @@ says what becomes of each number on each ABI."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
+import os
 import struct
-import tempfile
 
 import pyseccomp as sc
 
 from ._yama import ffi, lib
 from .shield import KERNEL_BOTH, KERNEL_PTRACE, KERNEL_SIGNALS
+from .spawn import SetupError
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
@@ -271,10 +273,71 @@ def build(hooks: set[str], kernel: int = KERNEL_BOTH, action: int = sc.NOTIFY) -
         f.add_rule(action if extra == sc.NOTIFY else extra, name, *args)
     for guard_action, name, args in TRACE_GUARDS if action == TRACED else ():
         f.add_rule(guard_action, name, *args)
-    with tempfile.TemporaryFile() as out:
-        f.export_bpf(out)
-        out.seek(0)
-        return guard(unnamed_actions) + out.read()
+    return guard(unnamed_actions) + exported(f)
+
+
+# The kernel loads at most BPF_MAXINSNS (4096) instructions of 8 bytes: a
+# pipe this large holds any program the kernel would accept.
+EXPORT_PIPE_SIZE = 64 * 1024
+
+
+class ExportError(SetupError):
+    """libseccomp's program could not be had whole: said, exit 125."""
+
+
+def exported(f: sc.SyscallFilter) -> bytes:
+    """libseccomp's BPF program, whole, or ExportError.
+
+    Into a pipe, not a file: the user's RLIMIT_FSIZE, meant for the program,
+    cut the write to a temporary file, and libseccomp (2.5) never checks how
+    much of its single write() went out, so a cut program was loaded as if
+    whole. A pipe has no file size limit. Its ends are non-blocking, so a
+    program larger than the pipe cannot hold this thread forever: the write
+    then stops where the pipe is full, and a pipe found full may hold a cut
+    program, which is refused (fail closed). Nothing else writes to the
+    pipe: both ends are ours alone, close-on-exec, and closed here."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        try:
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, EXPORT_PIPE_SIZE)
+        except OSError:
+            pass                # over the user's pipe allowance: the check below judges
+        capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+        try:
+            f.export_bpf(_Descriptor(write_end))
+        except (OSError, RuntimeError) as exc:
+            raise ExportError(f"cannot export the seccomp filter: {exc}") from None
+        program = _drain(read_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    if len(program) >= capacity or len(program) % 8 or not program:
+        raise ExportError(f"cannot export the seccomp filter whole ({len(program)} bytes "
+                          f"read, the pipe holds {capacity})")
+    return program
+
+
+class _Descriptor:
+    """What export_bpf needs of a file: its descriptor."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def _drain(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, EXPORT_PIPE_SIZE)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _number(arch: int, name: str) -> int:

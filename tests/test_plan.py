@@ -10,6 +10,7 @@ import errno
 import marshal
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -391,3 +392,30 @@ def test_a_program_that_makes_the_supervisor_its_tracer_runs_from_the_cache(tmp_
         r = run(cache, "--", probe, "traceme-raise", timeout=30)
         assert said in plan_said(r), r.stderr
         assert r.returncode == 3 and "HANDLED 1" in r.stdout, r
+
+
+def file_size_limit(kib: int):
+    """preexec_fn: `ulimit -f KIB` as bash sets it, soft and hard alike."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, kib * 1024))
+    return apply
+
+
+def test_a_small_file_size_limit_starts_a_program_without_a_plan_with_that_limit(tmp_path):
+    """Under `ulimit -f 4`, a command with no plan yet runs as natively and
+    gets the user's limit, soft and hard, unchanged. The filter (about 5 KiB)
+    was exported into a temporary file, which the limit cut; the cut program
+    was loaded and refused (`cannot install the seccomp filter: Invalid
+    argument`, 125): it is now exported into a pipe and loaded only whole.
+    The plan's own file is cut by the same limit: not kept, said without a
+    file name it does not have, and the next run compiles again."""
+    cache = tmp_path / "cache"
+    program = ["sh", "-c", "ulimit -f; ulimit -H -f"]
+    native = subprocess.run(program, preexec_fn=file_size_limit(4), capture_output=True,
+                            text=True, timeout=60)
+    assert native.returncode == 0 and native.stdout == "8\n8\n", native   # (sh: 512-byte blocks)
+    for _ in range(2):
+        r = run(cache, "--", *program, preexec_fn=file_size_limit(4), timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == native.stdout
+        assert plan_said(r).endswith("; not kept: File too large"), r.stderr
