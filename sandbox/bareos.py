@@ -5,8 +5,9 @@ answers as its os namesake does for the inputs the launch path gives it
 (tests/test_launch.py compares them); once the program runs, the rest of
 yama-run uses os as usual.
 
-The environment is read from posix.environ, which is what os.environ is
-made from: yama-run never changes its own environment."""
+The environment yama-run reads for itself is posix.environ, which is what
+os.environ is made from; the program's is environ(), the one yama-run was
+started with (the interpreter's own start may have changed posix.environ)."""
 import posix
 import sys
 
@@ -24,8 +25,41 @@ def fsdecode(data: bytes) -> str:
 
 
 def environ() -> dict[str, str]:
-    """A copy of os.environ."""
-    return {fsdecode(name): fsdecode(value) for name, value in posix.environ.items()}
+    """The environment this process was started with, read as os.environ
+    reads its own: the program's. Not os.environ itself: with no locale
+    set, or LANG=C, the interpreter's start set LC_CTYPE=C.UTF-8 in it (PEP
+    538's coercion, which -I's isolation cannot turn off), and the program
+    then counted and matched characters as UTF-8 where it would have used
+    bytes. The kernel keeps the exec's strings in /proc/self/environ; glibc's
+    setenv never writes over them (it points environ elsewhere)."""
+    try:
+        pairs = _environ_pairs(_read_whole("/proc/self/environ"))
+    except OSError:                     # no procfs (where nothing else of ours works)
+        pairs = posix.environ
+    return {fsdecode(name): fsdecode(value) for name, value in pairs.items()}
+
+
+def _environ_pairs(block: bytes) -> dict[bytes, bytes]:
+    """NAME=VALUE strings, NUL-ended, as CPython's convertenviron reads
+    environ: one without "=" is skipped, and the first of a name wins
+    (as getenv finds it)."""
+    pairs: dict[bytes, bytes] = {}
+    for entry in block.split(b"\0"):
+        name, eq, value = entry.partition(b"=")
+        if eq:
+            pairs.setdefault(name, value)
+    return pairs
+
+
+def _read_whole(path: str) -> bytes:
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := posix.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        posix.close(fd)
 
 
 def getenv(name: str, default: str | None = None) -> str | None:

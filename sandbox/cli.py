@@ -13,7 +13,7 @@ import traceback
 
 import click
 
-from . import __version__, completion, journal
+from . import __version__, bareos, completion, journal
 from . import learn as learning
 from . import modules as policy_modules
 from . import plan as plans
@@ -272,7 +272,7 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
     audit.say(said)
     from . import lifetime
     from .supervisor import SetupError, Supervisor
-    argv, env = [program, *args], dict(os.environ)
+    argv, env = [program, *args], bareos.environ()     # as given: not Python's (bareos)
     try:
         plan = _compile_plan(profile, chain, plans.Options(profile_name, no_profile, overrides,
                                                            permissive, ready), argv, said, learn)

@@ -85,14 +85,43 @@ def test_bareos_home_is_expanduser(home):
 
 
 def test_bareos_reads_the_environment_as_os_environ():
-    """Names and values that are not UTF-8 come back as os.environ gives them."""
+    """Names and values that are not UTF-8 come back as os.environ gives them.
+    environ() is the environment the process was started with: without the
+    LC_CTYPE=C.UTF-8 the interpreter's start put in os.environ (no locale
+    set: PEP 538's coercion), which getenv, yama-run's own reading, sees."""
     script = ("import os, sys; sys.path.insert(0, sys.argv[1]); from sandbox import bareos; "
-              "print(bareos.environ() == dict(os.environ), "
-              "bareos.getenv('ODD') == os.environ['ODD'], bareos.getenv('NONE', 'x') == 'x')")
+              "print(bareos.environ() == {k: v for k, v in os.environ.items() if k != 'LC_CTYPE'}, "
+              "bareos.getenv('ODD') == os.environ['ODD'], bareos.getenv('NONE', 'x') == 'x', "
+              "'LC_CTYPE' in bareos.environ(), bareos.getenv('LC_CTYPE'))")
     env = {b"ODD": b"\xff/\xc3\xa9", b"\xfe": b"v", b"PATH": b"/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-S", "-c", script, ROOT], env=env, capture_output=True,
                        text=True, timeout=60)
-    assert r.stdout.split() == ["True", "True", "True"], r.stdout + r.stderr
+    assert r.stdout.split() == ["True", "True", "True", "False", "C.UTF-8"], r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("locale", ["none", "LANG=C", "LC_CTYPE=C", "LC_ALL=C"])
+def test_the_program_gets_the_environment_yama_run_was_given(tmp_path, installed, locale):
+    """With no locale set, or LANG=C (how scripts ask for bytes), the
+    interpreter under yama-run coerces its own LC_CTYPE to C.UTF-8 (PEP 538;
+    -I ignores PYTHONCOERCECLOCALE), and the program was given that
+    environment: one variable more, LC_CTYPE=C overwritten, and `wc -m`
+    counted 6 characters in h\303\251llo where the kernel's exec of the
+    caller's environment counts 7 bytes. The program now gets the caller's
+    environment, in its order: through the installed command, cold and from
+    the cache, and through `python3 -m sandbox.cli`."""
+    env = tree_env({"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    env.update(dict([locale.split("=")]) if locale != "none" else {})
+    program = ["sh", "-c", r"env; printf 'h\303\251llo\n' | wc -m"]
+    for command in ([str(installed)], YAMA_RUN):
+        env["XDG_CACHE_HOME"] = str(tmp_path / f"cache-{len(command)}")   # (each its own plan)
+        native = subprocess.run(program, env=env, capture_output=True, text=True, timeout=60)
+        assert native.returncode == 0 and native.stdout.endswith("\n7\n"), native
+        for path in ("cold", "cached"):
+            r = subprocess.run([*command, "-v", "--", *program], env=env, capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == native.stdout, (command, path)
+            assert ("plan: from the cache" in r.stderr) == (path == "cached"), r.stderr
 
 
 def test_bareos_kinds_and_resolved_paths(tmp_path):
