@@ -1,5 +1,5 @@
 """yama-run's Python part, run by bin/yama-run (csrc/launcher.c) as `python3 -IS
-yama-run.py FD:PID NAME ARG...`. A script is compiled at every run, so this one
+yama-run.py FD:PID:IGNORED NAME ARG...`. A script is compiled at every run, so this one
 only finds the package; sandbox/entry.py, cached as bytecode, does the rest."""
 import posix
 import sys

@@ -4,9 +4,11 @@
  * Python part installed beside it (bin/yama-run.py), with the front's end
  * of their link, the name it was started as and its arguments:
  *
- *     VENV/bin/python3 -IS VENV/bin/yama-run.py FD:PID NAME ARG...
+ *     VENV/bin/python3 -IS VENV/bin/yama-run.py FD:PID:IGNORED NAME ARG...
  *
- * and this process stays as the front (csrc/front.c): the process the shell
+ * (IGNORED: the signals its caller ignored, which the program must start
+ * with ignored; caller_ignored() says why only we can tell) and this
+ * process stays as the front (csrc/front.c): the process the shell
  * waits on, which forwards signals and exits with the program's status. So
  * the interpreter is never forked for a front, nor torn down by one; a sh
  * script and then a front forked by Python did this before, each at a cost
@@ -60,8 +62,8 @@ static void beside(char *out, size_t size, const char *directory, const char *na
         fail("cannot run its interpreter beside", directory, ENAMETOOLONG);
 }
 
-/* python3 -IS PART FD:PID NAME ARG...; outside a venv, the python3 on PATH
- * (args + 1). Never returns. */
+/* python3 -IS PART FD:PID:IGNORED NAME ARG...; outside a venv, the python3
+ * on PATH (args + 1). Never returns. */
 static void exec_interpreter(const char *python, char **args)
 {
     execv(python, args);
@@ -69,7 +71,7 @@ static void exec_interpreter(const char *python, char **args)
     struct stat st;
     if (err != ENOENT || lstat(python, &st) == 0)   /* there (a dangling link too), but not runnable */
         fail("cannot run its interpreter", python, err);
-    /* Not in a venv: python3 PART FD:PID NAME ARG..., with `site`. */
+    /* Not in a venv: python3 PART FD:PID:IGNORED NAME ARG..., with `site`. */
     args[1] = "python3";
     execvp("python3", args + 1);
     fail("cannot run its interpreter", "python3 (on PATH)", errno);
@@ -91,22 +93,42 @@ static int above_standard(int fd)
     return copy;
 }
 
+/* The signals our caller ignored, bit N-1 for signal N, in hex: exec keeps
+ * them ignored, and the program must start as it would have natively. Only
+ * here can they be read: the interpreter ignores SIGPIPE and SIGXFSZ for
+ * itself as it starts, before any Python runs, so the supervisor cannot
+ * tell a caller's SIG_IGN (a systemd service's SIGPIPE) from its own.
+ * Read before anything of ours changes a disposition (the front only
+ * blocks signals). glibc will not read its own two (32, 33): taken as not
+ * ignored, as a glibc program cannot ignore them. */
+static void caller_ignored(char *out, size_t size)
+{
+    unsigned long long ignored = 0;
+    struct sigaction old;
+    for (int sig = 1; sig <= 64; sig++)
+        if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            ignored |= 1ULL << (sig - 1);
+    snprintf(out, size, "%llx", ignored);
+}
+
 /* This process becomes the front (csrc/front.c) and exits with the
  * program's status; its child execs the interpreter, given in link
- * (args' FD:PID) its end of their link, kept open across the exec, and the
- * front's pid. vfork: the child only execs, so nothing of ours is copied
+ * (args' FD:PID:IGNORED) its end of their link, kept open across the exec,
+ * the front's pid and the signals our caller ignored. vfork: the child only execs, so nothing of ours is copied
  * for it, and the front waits from the moment the interpreter runs. */
 static void exec_under_front(const char *python, char **args, char *link, size_t size)
 {
     sigset_t caller;
+    char ignored[17];
     int pair[2];
+    caller_ignored(ignored, sizeof ignored);
     pthread_sigmask(SIG_SETMASK, NULL, &caller);
     if (yr_front_block() != 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         fail("cannot start its front:", "socketpair", errno);
     for (int i = 0; i < 2; i++)
         pair[i] = above_standard(pair[i]);
     pid_t front = getpid();
-    snprintf(link, size, "%d:%d", pair[1], (int)front);
+    snprintf(link, size, "%d:%d:%s", pair[1], (int)front, ignored);
     pid_t child = vfork();
     if (child == 0) {
         /* Killed with the front until the supervisor arms its own
@@ -127,7 +149,7 @@ static void exec_under_front(const char *python, char **args, char *link, size_t
 
 int main(int argc, char **argv)
 {
-    char self[PATH_MAX], python[PATH_MAX], part[PATH_MAX], link[32];
+    char self[PATH_MAX], python[PATH_MAX], part[PATH_MAX], link[64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self);
     if (n < 0)
         fail("cannot find its own file:", "/proc/self/exe", errno);
@@ -146,7 +168,7 @@ int main(int argc, char **argv)
     const char *name = (const char *)getauxval(AT_EXECFN);
     if (name == NULL)
         name = argc > 0 ? argv[0] : "yama-run";
-    /* python3 -IS PART FD:PID NAME ARG... NULL: 6 slots and argv[1..argc-1]
+    /* python3 -IS PART FD:PID:IGNORED NAME ARG... NULL: 6 slots and argv[1..argc-1]
      * (none when argc is 0, which Linux before 5.18 allows) */
     int rest = argc > 1 ? argc - 1 : 0;
     char **args = calloc((size_t)rest + 6, sizeof *args);
@@ -155,7 +177,7 @@ int main(int argc, char **argv)
     args[0] = python;
     args[1] = "-IS";
     args[2] = part;
-    args[3] = link;                             /* FD:PID, filled in by exec_under_front */
+    args[3] = link;                 /* FD:PID:IGNORED, filled in by exec_under_front */
     args[4] = (char *)name;
     for (int i = 0; i < rest; i++)
         args[i + 5] = argv[i + 1];

@@ -293,22 +293,47 @@ struct yr_ksigaction {      /* the kernel's struct sigaction (x86-64, arm64) */
     uint64_t mask;
 };
 
+/* The signals the user's process ignored when it started yama-run (bit N-1
+ * for signal N), as the launcher read them before the interpreter ran
+ * (csrc/launcher.c): Python ignores SIGPIPE and SIGXFSZ for itself as it
+ * starts, so our own dispositions cannot say. Set once, before the first
+ * spawn, by the supervisor's only thread (sandbox/entry.py); the children
+ * only read it. Unknown under `python3 -m sandbox.cli`. */
+static uint64_t caller_ignored;
+static int caller_ignored_known;
+
+void yr_spawn_caller_ignored(uint64_t ignored)
+{
+    caller_ignored = ignored;
+    caller_ignored_known = 1;
+}
+
+/* Should the program start with sig ignored? As natively: if the caller
+ * ignored it (exec keeps SIG_IGN; a handler or the default becomes the
+ * default). Not knowing the caller's, every signal ignored here but the two
+ * Python ignores for itself. */
+static int starts_ignored(int sig, void *ours)
+{
+    if (caller_ignored_known)
+        return (caller_ignored >> (sig - 1)) & 1;
+    return ours == SIG_IGN && sig != SIGPIPE && sig != SIGXFSZ;
+}
+
 /* Every handler of ours back to the default before any signal is let in:
  * sharing our memory, a handler run here (Python's SIGINT handler trips its
- * flag, writes its wakeup descriptor) would act in the supervisor. Python
- * ignores SIGPIPE and SIGXFSZ for itself; the program expects defaults.
- * Other ignored signals stay ignored, as exec keeps them. */
-static void default_handlers(void)
+ * flag, writes its wakeup descriptor) would act in the supervisor. Each
+ * signal then ignored or default as its caller had it (starts_ignored). */
+static void caller_dispositions(void)
 {
-    struct yr_ksigaction old, dfl = { .handler = SIG_DFL };
+    struct yr_ksigaction old, dfl = { .handler = SIG_DFL }, ign = { .handler = SIG_IGN };
     for (int sig = 1; sig <= 64; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
         if (yr_raw4(SYS_rt_sigaction, sig, NULL, &old, sizeof(uint64_t)) < 0)
             continue;
-        if ((old.handler != SIG_DFL && old.handler != SIG_IGN) ||
-            sig == SIGPIPE || sig == SIGXFSZ)
-            yr_raw4(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+        const struct yr_ksigaction *want = starts_ignored(sig, old.handler) ? &ign : &dfl;
+        if (old.handler != want->handler)
+            yr_raw4(SYS_rt_sigaction, sig, want, NULL, sizeof(uint64_t));
     }
 }
 
@@ -321,7 +346,7 @@ static int child(void *arg)
     const void *bpf = job->bpf;
     uint64_t none = 0;
 
-    default_handlers();
+    caller_dispositions();
     yr_raw4(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
 
     if (flags & YR_SPAWN_USERNS) {      /* (a forked child: may_share_memory) */
@@ -480,7 +505,7 @@ static struct arena *arena_new(const struct spawn_job *job)
  * child holds our memory, writable, until its exec. Signals stay blocked in
  * this thread across the clone, so the child starts with all of them blocked
  * (but glibc's own two, whose handlers act only on signals from their own
- * process) until default_handlers() is done. Returns the pid, or -errno. */
+ * process) until caller_dispositions() is done. Returns the pid, or -errno. */
 static pid_t clone_sharing_memory(struct spawn_job *job)
 {
     reclaim_arenas();

@@ -203,6 +203,10 @@ enum { YR_STAGE_SETUP = 1, YR_STAGE_FILTER = 2, YR_STAGE_EXEC = 3,
 int yr_spawn_path(const char *file, char *const argv[], char *const envp[],
                   const char *path, const void *bpf, size_t insns,
                   uint32_t flags, int32_t landlock, struct yr_spawn_result *out);
+/* The signals the user's process ignored (bit N-1: signal N), read by the
+ * launcher: every later spawn's program starts with these ignored and the
+ * rest default. Unset, those the supervisor ignores but SIGPIPE, SIGXFSZ. */
+void yr_spawn_caller_ignored(uint64_t ignored);
 int yr_filter_flags_supported(uint32_t flags);
 int yr_set_pdeathsig(int sig);
 int yr_userns_probe(void);         /* 0: an unprivileged user namespace can be made; else errno */

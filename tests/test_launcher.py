@@ -29,11 +29,12 @@ def launcher(tmp_path_factory) -> Path:
 
 def probe(path: Path, marker: Path | None = None) -> Path:
     """An interpreter that prints how it was started, one argument a line,
-    with the front's link (FD:PID) given as "LINK" when FD is open here,
-    not close-on-exec, and PID is this process's parent: the front."""
+    with the front's link (FD:PID:IGNORED) given as "LINK" when FD is open
+    here, not close-on-exec, PID is this process's parent (the front) and
+    IGNORED the caller's ignored signals in hex."""
     touch = f'touch "{marker}"\n' if marker else ""
     path.write_text(f'#!/bin/sh\n{touch}for a in "$0" "$@"; do\n'
-                    '  case "$a" in *:$PPID) [ -e "/proc/$$/fd/${a%%:*}" ] && a=LINK;; esac\n'
+                    '  case "$a" in *:$PPID:*) [ -e "/proc/$$/fd/${a%%:*}" ] && a=LINK;; esac\n'
                     '  printf "%s\\n" "$a"\ndone\n')
     path.chmod(0o755)
     return path
@@ -213,7 +214,7 @@ FAKE_SUPERVISOR = '''#!{python}
 """A stand-in for the supervisor: it speaks the front's protocol (csrc/front.c)
 over the link the launcher gave it, as the script says."""
 import os, signal, socket, sys, time
-fd, front = (int(p) for p in sys.argv[3].split(":"))
+fd, front = (int(p) for p in sys.argv[3].split(":")[:2])
 link = socket.socket(fileno=fd)
 def send(msg, fds=()):
     link.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(fds and

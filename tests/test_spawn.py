@@ -1,8 +1,12 @@
 """The program's process before its exec (csrc/spawn.c): a child that shares
 the supervisor's memory (CLONE_VM) and execs from an arena of its own, which
 the supervisor reclaims once the kernel says the child left its memory."""
+import os
 import subprocess
 import sys
+import time
+
+import pytest
 
 from conftest import ROOT, YAMA_RUN, tree_env, yama_run
 
@@ -73,7 +77,8 @@ def test_a_program_not_found_is_said_from_the_arena():
 def test_the_program_starts_with_the_dispositions_of_a_native_start(installed):
     """The child resets every handler of the supervisor's before it lets a
     signal in (a handler run there would act in the supervisor's memory),
-    and the two signals Python ignores for itself (SIGPIPE, SIGXFSZ). A
+    and the two signals Python ignores for itself (SIGPIPE, SIGXFSZ) to
+    what the caller had (the next test), here the default. A
     signal its caller ignored (nohup's SIGHUP) stays ignored, and one its
     own shell ignores too. The program's ignored, caught and blocked signals
     are then a native start's, through the installed command as through
@@ -91,3 +96,31 @@ def test_the_program_starts_with_the_dispositions_of_a_native_start(installed):
                            env=tree_env())
         assert r.returncode == 0, r.stderr
         assert r.stdout == native.stdout, command
+
+
+@pytest.mark.parametrize("caller", ["ignores", "defaults"])
+def test_sigpipe_and_sigxfsz_start_as_the_caller_had_them(installed, tmp_path, caller):
+    """Python ignores SIGPIPE and SIGXFSZ for itself as it starts, so the
+    supervisor cannot tell its caller's dispositions from its own: the
+    launcher reads them first and the program starts with them. A caller
+    that ignores both (a systemd service: IgnoreSIGPIPE=yes) runs `yes |
+    head` with EPIPE (status 1, not killed: 141) and a write past `ulimit
+    -f` with EFBIG (status 1, not killed by SIGXFSZ: 153), as natively; a
+    caller that does not gets the defaults. The cold path, then the cached."""
+    ignore = "trap '' PIPE XFSZ; " if caller == "ignores" else ""
+    big = tmp_path / "big"
+    script = (f'{ignore}$0 yes | head -1 >/dev/null; echo "yes ${{PIPESTATUS[0]}}"; '
+              f'(ulimit -f 1024; $0 dd if=/dev/zero of={big} bs=1M count=2; '
+              'echo "dd $?"); $0 grep SigIgn /proc/self/status')
+    env = tree_env({"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                    "HOME": str(tmp_path)})
+    native = subprocess.run(["bash", "-c", script, "env"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    want = {"ignores": ["yes 1", "dd 1"], "defaults": ["yes 141", "dd 153"]}[caller]
+    assert native.stdout.splitlines()[:2] == want, native
+    time.sleep(1.1)     # a plan is kept only when no input (HOME, new) changed in the last second
+    for path in ("cold", "cached"):
+        r = subprocess.run(["bash", "-c", script, f"{installed} -v"], capture_output=True,
+                           text=True, timeout=60, env=env)
+        assert r.stdout == native.stdout, (path, r.stderr)
+        assert r.stderr.count("plan: from the cache") == (3 if path == "cached" else 0), r.stderr
