@@ -203,7 +203,7 @@ class FileJournal:
                 self._append_unlocked(dfd, line)
                 return
             try:
-                os.write(fd, line)
+                _write_whole(fd, line, locked=True)
             finally:
                 os.close(fd)
         finally:
@@ -227,7 +227,7 @@ class FileJournal:
             if os.fstat(fd).st_size + len(line) > MAX_BYTES:
                 raise OSError(errno.EWOULDBLOCK, "locked by another process, and full",
                               FILE_NAME)
-            os.write(fd, line)
+            _write_whole(fd, line, locked=False)
         finally:
             os.close(fd)
 
@@ -299,6 +299,21 @@ class FileJournal:
             except ValueError:
                 continue
         return out
+
+
+def _write_whole(fd: int, line: bytes, locked: bool) -> None:
+    """One line appended whole, or OSError. A write cut short (the user's
+    RLIMIT_FSIZE, which the supervisor has too, a full disk) is taken back
+    under the lock, so that the next line does not join the cut one and
+    both be skipped when read; without the lock another writer may have
+    appended after it, so it stays (the reader skips it, the next line
+    with it) and the loss is counted either way."""
+    before = os.fstat(fd).st_size
+    written = os.write(fd, line)
+    if written != len(line):
+        if locked:
+            os.ftruncate(fd, before)
+        raise OSError(errno.EFBIG, f"cut short after {written} of {len(line)} bytes", FILE_NAME)
 
 
 def _lock_until(fd: int, deadline: float) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from as_user import SYSTEM_PYTHON, UID, as_user  # noqa: F401  (fixture)
-from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
+from conftest import YAMA_RUN, requires_root, requires_tool, tree_env, yama_run
 
 REPO = Path(__file__).resolve().parent.parent
 WHO = ("root", "user")
@@ -677,6 +677,37 @@ def test_the_file_is_rotated(tmp_path, monkeypatch):
     sizes = [p.stat().st_size for p in (tmp_path / "yama-run").iterdir()]
     assert len(sizes) == 2 and all(s <= 4096 for s in sizes)
     assert sink.recent(5)[-1]["n"] == 199
+
+
+JOURNAL_UNDER_A_FILE_SIZE_LIMIT = r"""
+import errno, os, resource, signal, sys
+from sandbox import journal
+sink = journal.FileJournal(sys.argv[1])
+sink.write({"n": 1})
+path = os.path.join(sys.argv[1], "denials.jsonl")
+size = os.path.getsize(path)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20, resource.RLIM_INFINITY))
+try:
+    sink.write({"n": 2, "message": "x" * 100})
+    cut = "written"
+except OSError as e:
+    cut = errno.errorcode[e.errno]
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+sink.write({"n": 3})
+print(cut, [r["n"] for r in sink.recent(10)])
+"""
+
+
+def test_a_denial_cut_by_the_file_size_limit_takes_no_other_with_it(tmp_path):
+    """The supervisor has the user's RLIMIT_FSIZE: a record written past it
+    was cut short, unseen, and the next record appended to the cut line, so
+    that both were skipped when read. The cut is taken back and counted
+    (EFBIG, said on stderr by the audit); the next record is kept."""
+    r = subprocess.run([sys.executable, "-c", JOURNAL_UNDER_A_FILE_SIZE_LIMIT,
+                        str(tmp_path / "yama-run")], capture_output=True, text=True,
+                       timeout=60, env=tree_env())
+    assert r.stdout.split(None, 1) == ["EFBIG", "[1, 3]\n"], r.stdout + r.stderr
 
 
 def test_journald_fields(tmp_path, monkeypatch):
