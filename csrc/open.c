@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -219,6 +220,17 @@ static int hold_terminal_node(struct yr_call *c, dev_t tty)
     return 0;
 }
 
+/* TIOCEXCL: the kernel refuses every new open of the terminal (EBUSY) but
+ * one by a task with CAP_SYS_ADMIN (tty_reopen's capable()): the caller's
+ * own, never ours, which reopens it. Set after this look, the open goes on,
+ * as one that came first. */
+static int exclusive_to_the_caller(struct yr_call *c, int tty_file)
+{
+    int excl = 0;
+    return ioctl(tty_file, TIOCGEXCL, &excl) == 0 && excl &&
+           !(c->id.caps & (1ULL << CAP_SYS_ADMIN));
+}
+
 /* The held object is /dev/tty (5:0): the caller's controlling terminal.
  * R_DONE (opened and installed), 0 (its node held instead: opened below),
  * or -errno, in the kernel's order: /dev/tty's permission, then ENXIO for
@@ -238,6 +250,10 @@ static int open_dev_tty(struct yr_call *c, int fl)
     int copy = terminal_file_of_caller(c, tty, fl);
     if (copy == -ENOENT)
         return hold_terminal_node(c, tty);
+    if (exclusive_to_the_caller(c, copy)) {
+        close(copy);
+        return -EBUSY;
+    }
     if (!yr_call_still_waits(c)) {
         close(copy);
         return R_DONE;                           /* its terminal and files were another's */

@@ -54,7 +54,7 @@ import traceback
 from . import procfs
 from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
-from .sysargs import PIDFD_SELF, int_arg, pidfd_target, take_fd
+from .sysargs import PIDFD_SELF, PIDFD_SELF_THREAD, int_arg, pidfd_target, take_fd
 
 PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 1 << 1, 1 << 2
 PIDFD_THREAD = os.O_EXCL
@@ -67,7 +67,7 @@ F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 UIO_MAXIOV = 1024
-SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 16, 440, 448   # x86-64, ours
+SYS_KILL, SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 62, 16, 440, 448   # x86-64
 KCMP_FILES = 2
 PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
 # setns in a contained sandbox without Landlock: its caller's descriptor table
@@ -264,20 +264,43 @@ class Guard:
             return
         if not self.sup.shield.contained and \
                 pgrp not in {_pgrp_of(pid) for pid in self.sup.protected_pids}:
-            self._pass(ev)         # no one of ours in it, no one to keep out: no walk
+            self._send_to_group(ev, caller, pgrp_named, pgrp, sig)   # no one of ours in it
             return
         members = self._members(caller, pgrp=pgrp)
         shared = any(self._protected(pid) for pid in members)
         if not shared:
             if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", members,
                                "a group signal"):
-                self._pass(ev)
+                self._send_to_group(ev, caller, pgrp_named, pgrp, sig)
         elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
             # (sent from here, a signal from another pid namespace would reach
             # what the kernel keeps from it: an init's SIGKILL, for one)
             self._refuse(ev, caller, "a signal to the supervisor's process group")
         else:
             self._kill_group_but_us(ev, caller, members, sig)
+
+    def _send_to_group(self, ev, caller, pgrp_named: int, pgrp: int, sig: int) -> None:
+        """A group signal judged on the group pgrp, none of ours in it. kill(0)
+        names the caller's group, which the kernel reads again when it sends:
+        meanwhile the caller (another of its threads, or its parent, by
+        setpgid) may move it into a group of ours in the same session, and
+        the front and the supervisor got the signal. Where the caller shares
+        a session with one of ours, the signal is sent here to the group
+        judged, as the caller (receivers see yama-run's pid as the sender, as
+        for our own group below); elsewhere it can join none of ours, and an
+        explicit -pgrp is a group whose number cannot change: continued."""
+        if pgrp_named != 0 or not self._shares_a_session_with_us(caller):
+            self._pass(ev)
+        elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
+            self._refuse(ev, caller, "a signal to its own group, which it may leave for ours")
+        else:
+            args = ffi.new("uint64_t[6]", [(-pgrp) & 0xFFFFFFFFFFFFFFFF, sig, 0, 0, 0, 0])
+            rc = lib.yr_syscall_as(caller.creds, SYS_KILL, args)
+            self._reply(ev, -rc if rc < 0 else 0)
+
+    def _shares_a_session_with_us(self, caller) -> bool:
+        ours = {_session_of(pid) for pid in self.sup.protected_pids}
+        return _session_of(caller.tgid) in ours - {None}
 
     def _kill_group_but_us(self, ev, caller, members: list[int], sig: int) -> None:
         """kill(0) or kill(-pgrp) of the group yama-run shares with the program
@@ -322,14 +345,20 @@ class Guard:
         elif self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", *found):
             self._pass(ev)
 
-    def _group_signal_refused(self, ev, caller, flags: int, member: int) -> bool:
-        """PIDFD_SIGNAL_PROCESS_GROUP: a signal to member's whole process
-        group, refused where that holds one of yama-run's processes (unless
-        Landlock's signal scope keeps them out). True: refused (answered)."""
-        if not flags & PIDFD_SIGNAL_PROCESS_GROUP or self.sup.shield.signal_scope or \
-                not any(self._protected(p) for p in self._members(caller, _pgrp_of(member))):
+    def _group_signal_refused(self, ev, caller, flags: int, number: int | None) -> bool:
+        """PIDFD_SIGNAL_PROCESS_GROUP: the kernel signals the process group
+        whose id is the pidfd's pid (kill_pgrp_info), not the group its task
+        is in now: a group outlives its leader, and a task that leads none
+        names an empty one (ESRCH). Refused where that group holds one of
+        yama-run's processes (unless Landlock's signal scope keeps them
+        out), or where the number is not known (a pidfd of a reaped task:
+        its group may be ours). True: refused (answered)."""
+        if not flags & PIDFD_SIGNAL_PROCESS_GROUP or self.sup.shield.signal_scope:
             return False
-        self._refuse(ev, caller, "a signal to the supervisor's process group")
+        if number is not None and number > 0 and \
+                not any(self._protected(p) for p in self._members(caller, number)):
+            return False
+        self._refuse(ev, caller, "a signal to a process group that may be the supervisor's")
         return True
 
     def on_pidfd_send_signal(self, ev, caller) -> None:
@@ -338,7 +367,8 @@ class Guard:
         if pidfd in PIDFD_SELF:
             # the caller's own thread or process, read from no table (nothing
             # to swap): the kernel's to send, but to a group of ours
-            if not self._group_signal_refused(ev, caller, flags, caller.tgid):
+            own = caller.tid if pidfd == PIDFD_SELF_THREAD else caller.tgid
+            if not self._group_signal_refused(ev, caller, flags, own):
                 self._pass(ev)
             return
         copy, err = take_fd(caller, pidfd)
@@ -350,10 +380,10 @@ class Guard:
             if target is None:
                 self._refuse(ev, caller, "pidfd_send_signal")
                 return
+            if self._group_signal_refused(ev, caller, flags, target):
+                return
             if target > 0:
                 tgid = procfs.tgid_of(target)
-                if self._group_signal_refused(ev, caller, flags, target):
-                    return
                 if tgid and not self._judge(ev, caller, "task_kill",
                                             f"pidfd_send_signal (signal {sig})", target, tgid):
                     return
@@ -911,6 +941,14 @@ def _pgrp_of(pid: int) -> int | None:
     fields = _stat_fields(pid)
     try:
         return int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _session_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[3])
     except (IndexError, ValueError):
         return None
 

@@ -212,3 +212,72 @@ def test_a_kill_whose_pid_is_taken_again_never_reaches_the_supervisor(helper, pl
     r = yama_run("--", *AS_USER, probe, fifo_without_writer, "9", "6", timeout=120)
     assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     assert "hits" in r.stdout, r.stdout      # the program ran every try
+
+
+# -- group signals that could reach the front ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def group_probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "group_signal_probe")
+
+
+def _in_a_job(command: list[str], first: str = "") -> subprocess.CompletedProcess:
+    """command as a job of an interactive-like shell (its own process group,
+    yama-run's front in it), after `first |` when given: the shell's exit
+    line says whether the job's last process, the front, was killed."""
+    line = " ".join(command)
+    script = f"set -m; {first + ' | ' if first else ''}{line}; echo rc=$?"
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                          env=tree_env())
+
+
+def test_a_group_signal_through_a_pidfd_of_a_gone_leader_spares_the_front(group_probe):
+    """The program, second in a pipeline (its group's leader the first),
+    keeps a pidfd of that leader; once the leader has exited it leaves the
+    group and sends SIGKILL to the group the pidfd names
+    (PIDFD_SIGNAL_PROCESS_GROUP): the kernel signals the group numbered by
+    the pidfd's pid, which outlives its leader and holds yama-run's front.
+    yama-run judged the group only of a live target, and then its current
+    one: the front was killed (rc=137). A group whose number it cannot know
+    is refused now (EPERM), and the front returns the program's status."""
+    r = _in_a_job([*YAMA_RUN, *BACKEND_ARGS, "--", group_probe, "dead-leader"], first="sleep 0.5")
+    assert "dead-leader=EPERM" in r.stdout and "rc=0" in r.stdout, r.stdout + r.stderr
+
+
+def test_kill0_while_moving_between_groups_spares_the_front(group_probe):
+    """kill(0, SIGKILL) from a process whose other thread moves it between a
+    group of its own and the front's (setpgid, the same session): yama-run
+    judged the group it was in, and the kernel, continuing the call, read
+    the group again when it sent: the front was killed. A kill(0) by a
+    process of the front's session is now sent by the supervisor to the
+    group judged; the front survives 20 such races."""
+    r = _in_a_job([*YAMA_RUN, *BACKEND_ARGS, "--", group_probe, "kill0-race", "20"])
+    assert "kill0-race=survived" in r.stdout and "rc=0" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_signal_to_the_group_of_one_s_own_number_is_the_kernel_s(group_probe):
+    """PIDFD_SELF_THREAD_GROUP with PIDFD_SIGNAL_PROCESS_GROUP names the
+    group numbered by the caller's own pid: a caller that leads no group
+    names an empty one, ESRCH natively; yama-run judged the group it was in
+    (the front's) and refused it (EPERM, and a denial said)."""
+    native = subprocess.run([group_probe, "self-group"], capture_output=True, text=True,
+                            timeout=30)
+    assert "self-group=ESRCH" in native.stdout, native.stdout + native.stderr
+    r = yama_run("--", group_probe, "self-group", timeout=60)
+    assert "self-group=ESRCH" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script (util-linux)")
+def test_an_exclusive_terminal_is_not_reopened_for_a_user(group_probe):
+    """The program sets TIOCEXCL on its terminal, drops to uid 1001 and
+    opens /dev/tty: the kernel refuses a new open of an exclusive terminal
+    to all but CAP_SYS_ADMIN (EBUSY). yama-run reopens the caller's terminal
+    from a file of the caller's, with its own authority: a yama-run started
+    by root opened it. The caller's capability is asked now."""
+    def in_a_terminal(command: list[str]) -> str:
+        return subprocess.run(["script", "-qec", " ".join(command), "/dev/null"],
+                              capture_output=True, text=True, timeout=60,
+                              env=tree_env()).stdout
+    assert "tty-excl=EBUSY" in in_a_terminal([group_probe, "tty-excl"])
+    assert "tty-excl=EBUSY" in in_a_terminal([*YAMA_RUN, *BACKEND_ARGS, "--", group_probe,
+                                              "tty-excl"])
