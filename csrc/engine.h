@@ -75,6 +75,7 @@ struct yr_ctx {
     int deferred;              /* no listener: replies are kept for the tracer (tracer.c) */
     struct yr_deferred reply;
     struct yr_call *call;      /* the call being served */
+    struct yr_gate_refusal refusal;   /* the gate's own refusal, for Python to record */
     struct yr_idcache *ids;    /* callers' identities */
     struct yr_done *done;      /* deferred mode: answers of workers, for the tracer (worker.c) */
     pid_t tracer;              /* deferred mode: the thread that waits for stops */
@@ -178,6 +179,7 @@ struct yr_call {
     enum yr_resume resume;      /* what waits for Python's verdict */
     int retries;
     pid_t recheck;              /* the gate allowed on the core ptrace rule: again after */
+    int recheck_exact;          /* ... on the rule alone (not YR_PTRACE_KERNEL_SETTLES) */
     int opener_matters;         /* the gate found an entry judged on its opener (helper.c) */
     int own_entry;              /* the gate found an entry of the caller's own process */
     int32_t dirfd;
@@ -284,6 +286,9 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access);
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
 int yr_gate_own_unasked(struct yr_call *c, int obj);
+int yr_gate_judged_for_caller(const struct yr_call *c);
+int yr_gate_refuse_unproved(struct yr_call *c);
+int yr_gate_self_numbers(struct yr_call *c, int dir, pid_t *tgid, pid_t *tid);
 int yr_fd_dir_name(const char *name, size_t len);
 int yr_gate_hides_search(struct yr_call *c, int dir);
 int yr_on_own_proc(const struct stat *st);

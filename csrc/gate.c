@@ -6,10 +6,14 @@
  * The object is identified from the O_PATH fd the supervisor holds, never
  * from the caller's string: is it on procfs, and which entry of which
  * process? Its name is read back from the kernel (our /proc/self/fd link)
- * and proved: the same inode must be found under that name in a /proc whose
- * pid numbers are ours (looked up without following any link). An object on
- * procfs that cannot be proved so is refused for anything the kernel would
- * check (fail closed).
+ * and proved: the same inode must be found under that name (looked up
+ * without following any link) in our /proc, or in the procfs at the
+ * caller's /proc, whose pid numbers are then ours or proved to be those of
+ * the caller's own pid namespace (`unshare -pf --mount-proc`), and mapped
+ * to ours. An object on procfs that cannot be proved so is refused for
+ * anything the kernel would check, and so is an entry of a process the
+ * gate cannot tell, beyond what it allows of any process (fail closed,
+ * told as the gate's denial: yr_gate_refuse_unproved).
  *
  * The supervisor acts from outside the sandbox's Landlock domain, and with
  * more authority than its callers (root, or an unprivileged supervisor that
@@ -132,6 +136,7 @@ struct proc_obj {
     pid_t tid;              /* the task named (a thread's, below task/) */
     pid_t tgid;             /* its process */
     char entry[32];         /* the first name below the task directory ("" for it) */
+    int numbers_unknown;    /* of a procfs whose pid numbers name no task we can tell */
 };
 
 int yr_on_proc(int fd)
@@ -224,6 +229,79 @@ static int numbers_ours(int root)
     return atoi(own) == getpid();
 }
 
+/* The last number of a "KEY:\tN\tN..." line of a status file, and how many
+ * it has; 0 if none. */
+static int last_number(const char *buf, const char *key, pid_t *last)
+{
+    const char *line = strstr(buf, key);
+    if (!line || (line != buf && line[-1] != '\n'))
+        return 0;
+    int count = 0;
+    char *end;
+    for (const char *p = line + strlen(key);; p = end) {
+        long n = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        *last = (pid_t)n;
+        count++;
+    }
+    return count;
+}
+
+/* The numbers the caller's process and thread have in its own pid
+ * namespace (the innermost of its NStgid and NSpid in our /proc): 0 or -1. */
+static int callers_numbers(struct yr_call *c, pid_t *tgid, pid_t *tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)c->ev.tid);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+        return -1;
+    return last_number(buf, "NStgid:", tgid) > 0 && last_number(buf, "NSpid:", tid) > 0 ? 0 : -1;
+}
+
+/* Does the procfs at root show the caller's own pid namespace, P? A procfs
+ * shows the pid namespace it was mounted in, which nothing tells directly;
+ * it is proved here by the caller's process: its number n in P, looked up
+ * in root, must be a task of P (its ns/pid is the caller's) whose status
+ * there gives one number only, so the instance's namespace is at P's
+ * level. A task is shown only in its own namespace and that namespace's
+ * ancestors, so the instance's namespace is P itself, and n there names
+ * the caller's process. Both are read through the one directory held,
+ * which stays bound to the task it was looked up for (a number reused
+ * after that task ends gets a directory of its own): no other task can
+ * answer the second question. A task never changes its pid namespace. Read
+ * as ourselves (ns/pid is a ptrace-class link; these are facts, not the
+ * caller's opens). 1: proved, its numbers there in *tgid and *tid. */
+static int shows_callers_pidns(struct yr_call *c, int root, pid_t *tgid, pid_t *tid)
+{
+    char name[16], buf[4096];
+    struct stat theirs, callers;
+    pid_t shown = 0;
+    int proved = 0;
+    yr_fs_pause();
+    if (callers_numbers(c, tgid, tid) == 0) {
+        snprintf(name, sizeof(name), "%d", (int)*tgid);
+        int dir = yr_openat2(root, name, O_PATH | O_DIRECTORY | O_NOFOLLOW,
+                             RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)c->ev.tid);
+        int ns = dir >= 0 ? openat(dir, "ns/pid", O_RDONLY | O_CLOEXEC) : -1;
+        int status = dir >= 0 ? openat(dir, "status", O_RDONLY | O_CLOEXEC) : -1;
+        ssize_t n = status >= 0 ? read(status, buf, sizeof(buf) - 1) : -1;
+        if (n > 0) {
+            buf[n] = '\0';
+            proved = ns >= 0 && fstat(ns, &theirs) == 0 && stat(path, &callers) == 0 &&
+                     theirs.st_ino == callers.st_ino && theirs.st_dev == callers.st_dev &&
+                     last_number(buf, "NStgid:", &shown) == 1 && shown == *tgid;
+        }
+        yr_close(status);
+        yr_close(ns);
+        yr_close(dir);
+    }
+    yr_fs_resume();
+    return proved;
+}
+
 /* The /proc the caller sees at its "/proc", when it is another procfs than
  * ours: -1 if none. */
 static int callers_proc(struct yr_call *c, dev_t dev)
@@ -239,7 +317,8 @@ static int callers_proc(struct yr_call *c, dev_t dev)
     return fd < 0 ? -1 : fd;
 }
 
-/* Parse "PID[/task/TID][/ENTRY...]" into o. */
+/* Parse "PID[/task/TID][/ENTRY...]" into o; its numbers as rel gives them
+ * (the procfs's own), tgid not yet known. */
 static void parse_entry(const char *rel, struct proc_obj *o)
 {
     char *end;
@@ -261,7 +340,6 @@ static void parse_entry(const char *rel, struct proc_obj *o)
     const char *e = *end == '/' ? end + 1 : end;
     size_t len = strcspn(e, "/");
     snprintf(o->entry, sizeof(o->entry), "%.*s", (int)(len < sizeof(o->entry) ? len : 0), e);
-    o->tgid = yr_tgid_of(o->tid);
 }
 
 /* Files the kernel judges on their opener's own credentials, which a thread
@@ -286,8 +364,37 @@ static int judged_on_opener(const struct proc_obj *o, const char *rel)
     return 0;
 }
 
+/* Whose numbers the procfs an object is on shows. */
+enum numbering { NUM_OURS, NUM_CALLERS, NUM_UNKNOWN };
+
+/* o's task numbers, given in the procfs's numbering, as ours: its tgid
+ * found (<= 0: gone), or o->numbers_unknown. */
+static void place_numbers(struct yr_call *c, struct proc_obj *o, enum numbering numbering)
+{
+    if (!o->pid_entry)
+        return;
+    if (numbering == NUM_CALLERS) {
+        yr_fs_pause();                           /* the caller's ns/pid: ours to read */
+        pid_t ours = yr_pid_from_caller(c->ev.tid, o->tid);
+        yr_fs_resume();
+        if (ours < 0)
+            numbering = NUM_UNKNOWN;             /* a kernel that cannot say (-ENOSYS) */
+        o->tid = ours > 0 ? ours : 0;
+    }
+    if (numbering == NUM_UNKNOWN) {
+        o->numbers_unknown = 1;
+        o->tid = o->tgid = 0;
+        return;
+    }
+    o->tgid = o->tid > 0 ? yr_tgid_of(o->tid) : 0;
+}
+
 /* 0: o says what fd is (not a process's entry: o->pid_entry 0); -EACCES:
- * a procfs object that cannot be proved. */
+ * a procfs object that cannot be proved. A procfs of another pid namespace
+ * (`unshare -pf --mount-proc`, bwrap --proc), at the caller's /proc: its
+ * names prove what the object is in it, and its numbers are mapped to ours
+ * when it shows the caller's own pid namespace (shows_callers_pidns);
+ * otherwise which process an entry is of is unknown (numbers_unknown). */
 static int identify(struct yr_call *c, int fd, const struct stat *st, struct proc_obj *o)
 {
     char name[YR_PATH_MAX], link[16];
@@ -298,19 +405,41 @@ static int identify(struct yr_call *c, int fd, const struct stat *st, struct pro
         return -EACCES;
     name[n] = '\0';
     const char *rel = NULL;
+    enum numbering numbering = NUM_OURS;
     if (st->st_dev == own_proc_dev) {
         rel = proven_suffix(own_proc, name, st);
     } else {
         int root = callers_proc(c, st->st_dev);
-        if (root >= 0 && numbers_ours(root))
+        pid_t tgid, tid;
+        if (root >= 0) {
             rel = proven_suffix(root, name, st);
+            numbering = numbers_ours(root) ? NUM_OURS
+                        : shows_callers_pidns(c, root, &tgid, &tid) ? NUM_CALLERS : NUM_UNKNOWN;
+        }
         yr_close(root);
     }
     if (!rel)
         return -EACCES;                          /* fail closed */
     parse_entry(rel, o);
+    place_numbers(c, o, numbering);
     o->by_opener = judged_on_opener(o, rel);
     return 0;
+}
+
+/* For the walk (resolve.c): what /proc/self and /proc/thread-self name for
+ * the caller in the procfs whose root is dir: its process's and thread's
+ * numbers there. 0, or -EACCES where they cannot be known (a procfs of
+ * another pid namespace than ours or the caller's), refused and told. */
+int yr_gate_self_numbers(struct yr_call *c, int dir, pid_t *tgid, pid_t *tid)
+{
+    if (numbers_ours(dir)) {
+        *tgid = yr_caller_tgid(c);
+        *tid = c->ev.tid;
+        return 0;
+    }
+    if (shows_callers_pidns(c, dir, tgid, tid))
+        return 0;
+    return yr_gate_refuse_unproved(c);
 }
 
 /* ---- the judgement ---------------------------------------------------------------- */
@@ -367,6 +496,7 @@ static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_
         if (ok <= 0)
             return ok == -ESRCH ? -ENOENT : -errnum;
         c->recheck = o->tid;                     /* again once opened (open.c) */
+        c->recheck_exact = ok == 1;
     }
     if (!attach || !(yr_walk_config(NULL, NULL) & YR_WALK_PROC_MEM))
         return 0;
@@ -686,6 +816,28 @@ static int judge_binfmt(struct yr_call *c, const struct stat *st, enum yr_access
     return yr_hook(c, YR_HOOK_BINFMT_WRITE, RESUME_ACT);
 }
 
+/* A refusal of the gate's own, where the kernel would check what the
+ * object is and the gate cannot tell it: EACCES, kept for Python to record
+ * (yr_ctx_gate_refusal) as any module's denial is. */
+int yr_gate_refuse_unproved(struct yr_call *c)
+{
+    struct yr_gate_refusal *r = &c->ctx->refusal;
+    r->pending = 1;
+    r->answered = 0;
+    r->tid = c->ev.tid;
+    r->tgid = yr_caller_tgid(c);
+    snprintf(r->reason, sizeof(r->reason), "a /proc of another pid namespace: which process "
+             "its entries are of cannot be told (fail closed)");
+    snprintf(r->path, sizeof(r->path), "%s", c->path);
+    r->sys = c->ev.sys;
+    return -EACCES;
+}
+
+struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx)
+{
+    return &ctx->refusal;
+}
+
 int yr_gate(struct yr_call *c, int obj, enum yr_access access)
 {
     struct stat st;
@@ -717,8 +869,13 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     int kernel_would_check = access == ACC_READ || access == ACC_WRITE || access == ACC_EXEC ||
                              access == ACC_FOLLOW;
     if (err < 0)
-        return kernel_would_check ? err : 0;     /* unproved: a stat is harmless */
+        return kernel_would_check ? yr_gate_refuse_unproved(c) : 0;  /* a stat is harmless */
     c->opener_matters = o.by_opener;
+    if (o.numbers_unknown)
+        /* Whose entry it is cannot be told: what the gate allows of any
+         * process, inside or out, and nothing more. */
+        return kernel_would_check && (class_of(o.entry) != E_PLAIN || access == ACC_WRITE)
+               ? yr_gate_refuse_unproved(c) : 0;
     if (!o.pid_entry || o.tgid <= 0)
         return 0;                                /* /proc/sys..., or gone: the kernel says */
     if (o.tgid == yr_caller_tgid(c)) {
@@ -731,24 +888,64 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     return judge_inside(c, &o, class, access);
 }
 
-/* Is obj an entry of the caller's own process that the kernel lets a thread
- * group reach whoever owns it, but asks a stranger about: its fd and fdinfo
- * directories and what is in fdinfo (proc_fd_permission; a non-dumpable
- * process's fd directory is root's, 0500), and the files opened under a
- * ptrace check it passes on itself (maps, environ, mem...: mm_access)? Our
- * acting thread, not of its thread group, is refused them as the caller.
- * Not map_files: the kernel wants CAP_CHECKPOINT_RESTORE even of the process
- * itself. Proved as the gate proves what an object is. */
+/* Did the gate, on the object it judged last, apply the kernel's ptrace rule
+ * for the caller and find it allowed (yr_gate_recheck to come)? The kernel
+ * makes the rule again on the open or the follow, of our acting thread,
+ * which is not the caller: a root supervisor's thread keeps euid 0, so it
+ * does not own the user namespaces the caller's uid owns (`unshare -r`),
+ * and no thread of ours holds the capabilities a caller has in a user
+ * namespace of its own. So the kernel may refuse that thread what it
+ * allows the caller (root in `unshare -r` reading its own child's environ,
+ * a parent its child's in `unshare -r`); what it refuses so is opened or
+ * followed as ourselves instead, then judged again. */
+int yr_gate_judged_for_caller(const struct yr_call *c)
+{
+    /* Not where the rule's yes leans on that very check of the kernel's
+     * (YR_PTRACE_KERNEL_SETTLES): done as ourselves, nothing would make it. */
+    return c->recheck > 0 && c->recheck_exact;
+}
+
+/* May the caller read the directory st by its mode bits? Its capabilities
+ * are not counted: stricter, never looser, than the kernel. */
+static int caller_may_read_dir(const struct yr_call *c, const struct stat *st)
+{
+    int in_group = st->st_gid == c->id.fsgid;
+    for (uint32_t i = 0; i < c->id.ngroups && !in_group; i++)
+        in_group = st->st_gid == c->id.groups[i];
+    int shift = st->st_uid == c->id.fsuid ? 6 : in_group ? 3 : 0;
+    return (st->st_mode >> shift & 4) != 0;
+}
+
+/* Is obj a /proc object the caller was refused as itself only because our
+ * acting thread is not the caller, and that is opened (or searched) as
+ * ourselves instead? Either an entry of the caller's own process that the
+ * kernel lets its thread group reach whoever owns it, but asks a stranger
+ * about: its fd, fdinfo and map_files directories (proc_fd_permission; a
+ * non-dumpable process's are root's, 0500; of map_files only the entries
+ * want CAP_CHECKPOINT_RESTORE, which is the caller's to have when it
+ * follows one: their look-up is judged by the gate as ever), what is in
+ * fdinfo, and the files opened under a ptrace check it passes on itself
+ * (maps, environ, mem...: mm_access); or a file of another process opened
+ * under the ptrace check that the gate has just judged allowed for the
+ * caller (yr_gate_judged_for_caller; a directory only if its mode lets the
+ * caller read it: the kernel checks that too).
+ * Proved as the gate proves what an object is. */
 int yr_gate_own_unasked(struct yr_call *c, int obj)
 {
     struct stat st;
     struct proc_obj o;
     if (fstat(obj, &st) < 0 || !yr_on_proc_st(obj, &st) || identify(c, obj, &st, &o) < 0)
         return 0;
-    if (!o.pid_entry || o.tgid <= 0 || o.tgid != yr_caller_tgid(c))
+    if (!o.pid_entry || o.tgid <= 0)
         return 0;
     enum entry_class class = class_of(o.entry);
-    return strcmp(o.entry, "fd") == 0 || class == E_READ_OPEN || class == E_ATTACH_OPEN;
+    int opened_on_rule = class == E_READ_OPEN || class == E_ATTACH_OPEN;
+    if (o.tgid != yr_caller_tgid(c))
+        return opened_on_rule && yr_gate_judged_for_caller(c) && c->recheck == o.tid &&
+               (!S_ISDIR(st.st_mode) || caller_may_read_dir(c, &st));
+    int fd_dir = strcmp(o.entry, "fd") == 0 ||
+                 (strcmp(o.entry, "map_files") == 0 && S_ISDIR(st.st_mode));
+    return fd_dir || opened_on_rule;
 }
 
 /* The entries of a process whose names tell what it holds (its descriptors,

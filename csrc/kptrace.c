@@ -188,25 +188,6 @@ static int ns_capable(const struct task_facts *caller, int target_ns)
     return allowed;
 }
 
-/* The highest user namespace above ns (or ns itself) that is still below
- * our own: a fresh fd. */
-static int top_below_ours(int ns, int ours)
-{
-    int cur = dup(ns);
-    for (;;) {
-        if (cur < 0 || same_ns(cur, ours))
-            return cur;
-        int up = parent_of(cur);
-        if (up < 0 || same_ns(up, ours)) {
-            if (up >= 0)
-                close(up);
-            return cur;
-        }
-        close(cur);
-        cur = up;
-    }
-}
-
 /* The uid the root of tid's user namespace has in ours, or overflow_uid. */
 static uint32_t root_uid_of(pid_t tid, int tns, int ours)
 {
@@ -241,19 +222,35 @@ void yr_kptrace_sandbox_userns(pid_t child)
     sandbox_ns = fd;
 }
 
-/* Is there, between ns and ours, a namespace whose root may be anyone's?
- * The mm's namespace is the one the task last exec'd in: its current one,
- * or, after an unshare(CLONE_NEWUSER) or a setns (only ever to a namespace
- * it holds CAP_SYS_ADMIN in, below one it was in), an ancestor of it. An
- * ancestor's uid_map cannot be read without a task in it, nor guessed from
- * its owner (a privileged writer may map its root to any uid); only the
- * sandbox's own namespace is known to map none. */
-static int unknown_ancestor(int ns, int ours)
+/* The owner the kernel gives a non-dumpable task's /proc files when its
+ * mm's user namespace maps no root (task_dump_owner: the global root), as
+ * our namespace shows it: read once, as every sysctl file's owner (the
+ * sysctl tree is the global root's). rootless_known 0: unread. */
+static uint32_t global_root_uid;
+static int rootless_known;
+
+/* Is ns one whose root the target's euid cannot be? The sandbox's own
+ * namespace maps none, so a non-dumpable mm there shows the global root's
+ * uid as owner, never an euid that is not that uid. */
+static int rootless_for(int ns, uint32_t euid)
+{
+    return sandbox_ns >= 0 && same_ns(ns, sandbox_ns) && rootless_known &&
+           euid != global_root_uid;
+}
+
+/* Is there, between ns and ours, a namespace whose root may be the target's
+ * euid? The mm's namespace is the one the task last exec'd in: its current
+ * one, or, after an unshare(CLONE_NEWUSER) or a setns (only ever to a
+ * namespace it holds CAP_SYS_ADMIN in, below one it was in), an ancestor of
+ * it. An ancestor's uid_map cannot be read without a task in it, nor
+ * guessed from its owner (a privileged writer may map its root to any uid);
+ * only the sandbox's own namespace is known to map none. */
+static int unknown_ancestor(int ns, int ours, uint32_t euid)
 {
     int cur = parent_of(ns);
     int unknown = 0;
     while (cur >= 0 && !same_ns(cur, ours)) {
-        if (sandbox_ns < 0 || !same_ns(cur, sandbox_ns)) {
+        if (!rootless_for(cur, euid)) {
             unknown = 1;
             break;
         }
@@ -266,7 +263,32 @@ static int unknown_ancestor(int ns, int ours)
     return unknown;
 }
 
-/* Rule 3: dumpable, or the capability in the mm's user namespace. */
+/* The highest namespace, from ns up to below ours, that the mm may be in
+ * with the target's euid as its root: a fresh fd. The sandbox's namespace
+ * is passed over (rootless_for): a process that made a user namespace of
+ * its own in the sandbox (unshare -r) is then asked for CAP_SYS_PTRACE over
+ * that namespace, which it holds, not over the sandbox's, which nothing
+ * inside holds. */
+static int top_suspect(int ns, int ours, uint32_t euid)
+{
+    int top = dup(ns);
+    int cur = parent_of(ns);
+    while (top >= 0 && cur >= 0 && !same_ns(cur, ours)) {
+        if (!rootless_for(cur, euid)) {
+            close(top);
+            top = dup(cur);
+        }
+        int up = parent_of(cur);
+        close(cur);
+        cur = up;
+    }
+    if (cur >= 0)
+        close(cur);
+    return top;
+}
+
+/* Rule 3: dumpable, or the capability in the mm's user namespace: 1, 0,
+ * or YR_PTRACE_KERNEL_SETTLES. */
 static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct task_facts *t,
                         int ours)
 {
@@ -279,18 +301,23 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
     if (t->owner_uid == euid && t->owner_gid == egid && euid != overflow_uid) {
         /* Dumpable, unless the root of the mm's namespace is the target's
          * euid: then the owner is the same either way. */
-        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) && !unknown_ancestor(t->ns, ours))
+        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) &&
+            !unknown_ancestor(t->ns, ours, euid))
             return 1;
         /* Either: the capability over the highest namespace below ours that
-         * the mm may be in. (An mm of ours with our root's euid: the kernel
-         * backs this up. Only a root supervisor has such targets, and its
-         * acting thread lends a caller of another namespace no capability,
-         * so the kernel refuses that thread what it refuses the caller.) */
-        int top = top_below_ours(t->ns, ours);
+         * the mm may be in with that root; the capability there covers
+         * every namespace below it. (An mm of ours with our root's euid:
+         * only the kernel's own check of a thread acting as the caller
+         * settles it, YR_PTRACE_KERNEL_SETTLES. Only a root supervisor has
+         * such targets, and its acting thread lends a caller of another
+         * namespace no capability, so the kernel refuses that thread what
+         * it refuses the caller.) */
+        int top = top_suspect(t->ns, ours, euid);
         int ok = top >= 0 && ns_capable(caller, top);
+        int ours_too = euid == 0 && top >= 0 && !same_ns(top, ours);
         if (top >= 0)
             close(top);
-        return ok;
+        return !ok ? 0 : ours_too ? YR_PTRACE_KERNEL_SETTLES : 1;
     }
     /* Not dumpable; its mm's namespace is unknown: only a capability that
      * covers every namespace will do. */
@@ -315,12 +342,13 @@ static int judge(const struct task_facts *c, const struct task_facts *t, pid_t t
     int fscreds = (mode & YR_PTRACE_FSCREDS) != 0;
     if (!ids_match(c, t, fscreds) && !ns_capable(c, t->ns))
         return 0;
-    if (!mm_reachable(c, target, t, ours))
+    int mm = mm_reachable(c, target, t, ours);
+    if (!mm)
         return 0;
     uint64_t caller_caps = fscreds ? c->eff : c->prm;
     if (same_ns(c->ns, t->ns) && (t->prm & ~caller_caps) == 0)
-        return 1;
-    return ns_capable(c, t->ns);
+        return mm;
+    return ns_capable(c, t->ns) ? mm : 0;
 }
 
 /* The target's facts are read one after another (its status, its
@@ -358,8 +386,13 @@ int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
     static int overflow_known;
     if (!overflow_known) {
         char buf[32];
+        struct stat st;
         if (read_file("/proc/sys/kernel/overflowuid", buf, sizeof(buf)) > 0)
             overflow_uid = (uint32_t)atoi(buf);
+        if (stat("/proc/sys/kernel/overflowuid", &st) == 0) {
+            global_root_uid = st.st_uid;
+            rootless_known = 1;
+        }
         overflow_known = 1;
     }
     struct task_facts c, t;
@@ -373,8 +406,10 @@ int yr_kernel_ptrace_allows(pid_t caller, pid_t target, uint32_t mode)
         rc = -errno;
     if (rc == 0)
         rc = c.tgid == t.tgid ? 1 : judge(&c, &t, target, mode, ours);
-    if (rc == 1 && c.tgid != t.tgid)
-        rc = facts_held(target, &t);
+    if (rc > 0 && c.tgid != t.tgid) {
+        int held = facts_held(target, &t);
+        rc = held == 1 ? rc : held;
+    }
     yr_close(c.ns);
     yr_close(t.ns);
     yr_close(ours);

@@ -503,7 +503,13 @@ int yr_settle(struct yr_ctx *ctx, struct yr_event *ev)
     }
     if (settle_fast(ctx, ev)) {
         ctx->stats[STAT_SETTLED_IN_C]++;
-        return 1;
+        if (!ctx->refusal.pending)
+            return 1;
+        /* Answered, and refused by the gate itself: up to Python, which
+         * records it (a yama-run: line, the journal) before this receiver
+         * serves another call. */
+        ctx->refusal.answered = 1;
+        ev->tgid = ctx->refusal.tgid;
     }
     ctx->stats[STAT_TO_PYTHON]++;
     yr_fs_reset();         /* Python runs as the supervisor, never as a caller */

@@ -331,18 +331,16 @@ static int proc_link(struct yr_call *c, int dir, const char *name, const struct 
     int self = strcmp(name, "self") == 0, tself = strcmp(name, "thread-self") == 0;
     if (!self && !tself)
         return PL_NONE;                 /* mounts -> self/mounts: ordinary */
-    /* Our pid numbers mean the same in this /proc only if it counts as ours. */
-    char own[32];
-    ssize_t k = readlinkat(dir, "self", own, sizeof(own) - 1);
-    if (k <= 0)
-        return -EACCES;
-    own[k] = '\0';
-    if (atoi(own) != getpid())
-        return -EACCES;                 /* another pid namespace's /proc: fail closed */
+    /* The caller's numbers in this /proc's pid namespace: ours, or its own
+     * namespace's; any other: fail closed (gate.c). */
+    pid_t tgid, tid;
+    int err = yr_gate_self_numbers(c, dir, &tgid, &tid);
+    if (err < 0)
+        return err;
     if (self)
-        snprintf(subst, n, "%d", (int)yr_caller_tgid(c));
+        snprintf(subst, n, "%d", (int)tgid);
     else
-        snprintf(subst, n, "%d/task/%d", (int)yr_caller_tgid(c), (int)c->ev.tid);
+        snprintf(subst, n, "%d/task/%d", (int)tgid, (int)tid);
     return PL_SELF;
 }
 
@@ -464,11 +462,15 @@ int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t 
  * capabilities) the kernel would ask us for CAP_SYS_PTRACE over a caller in
  * a user namespace of its own (cap_ptrace_access_check): EACCES where
  * natively it works. So a link of the caller's own process is followed as
- * ourselves; nothing is opened (O_PATH), and the object is then opened or
- * acted on as the caller, from the held fd. dir is a /proc/PID directory we
- * opened for that process: a name below it cannot come to mean another
- * process's link (a reused pid gets a new directory; the old one's names
- * are gone). */
+ * ourselves, and so is another's that the kernel refuses our thread after
+ * the gate applied its rule for the caller and allowed it
+ * (yr_gate_judged_for_caller; judged again once followed, by both callers
+ * of this); the name was looked up as the caller already (yr_gate_link),
+ * its directory searched as the caller. Nothing is opened (O_PATH), and the
+ * object is then opened or acted on as the caller, from the held fd. dir is
+ * a /proc/PID directory we opened for that process: a name below it cannot
+ * come to mean another process's link (a reused pid gets a new directory;
+ * the old one's names are gone). */
 static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
 {
     int own = c->own_entry;
@@ -477,6 +479,11 @@ static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
     int fd = yr_openat2(dir, name, O_PATH | extra, c->res.resolve & RESOLVE_NO_XDEV);
     if (own)
         yr_fs_resume();
+    if ((fd == -EACCES || fd == -EPERM) && !own && yr_gate_judged_for_caller(c)) {
+        yr_fs_pause();
+        fd = yr_openat2(dir, name, O_PATH | extra, c->res.resolve & RESOLVE_NO_XDEV);
+        yr_fs_resume();
+    }
     return fd;
 }
 

@@ -179,13 +179,31 @@ int yr_gate_is_protected(pid_t tgid);
 /* kptrace.c: the kernel's core ptrace rule for caller on target
  * (__ptrace_may_access and commoncap's cap_ptrace_access_check, no LSM):
  * 1 the kernel would allow it, 0 refuse it, -errno (a task gone). Never 1
- * where the kernel would refuse (facts out of reach: the stricter case). */
+ * where the kernel would refuse (facts out of reach: the stricter case),
+ * except YR_PTRACE_KERNEL_SETTLES: allowed as far as the facts tell, the
+ * rest settled only by the kernel's own check of a thread that acts as the
+ * caller (a target with our root's euid whose mm may be ours). */
 enum { YR_PTRACE_READ = 0x01, YR_PTRACE_ATTACH = 0x02, YR_PTRACE_FSCREDS = 0x08,
        YR_PTRACE_REALCREDS = 0x10 };
+enum { YR_PTRACE_KERNEL_SETTLES = 2 };
 int yr_kernel_ptrace_allows(pid_t caller_tid, pid_t target_tid, uint32_t mode);
 void yr_kptrace_sandbox_userns(pid_t child);   /* spawn.c: the namespace it made */
 struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
+/* gate.c: a refusal the gate makes on its own, no module asked (a procfs
+ * whose pid numbers name no process it can tell), kept for Python to
+ * record (sandbox/path_calls.py, gate_refused): yr_settle hands such a call
+ * up even when it is answered already (answered 1: only the record is
+ * Python's to make), before its receiver serves another. */
+struct yr_gate_refusal {
+    int32_t pending;
+    int32_t answered;
+    int32_t tid, tgid;      /* the caller */
+    int32_t sys;            /* its call (YR_SYS_*) */
+    char reason[160];
+    char path[YR_PATH_MAX]; /* as the caller gave it */
+};
+struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx);
 
 /* spawn.c */
 struct yr_spawn_result {

@@ -8,8 +8,9 @@ import os
 
 from . import filter as seccomp_filter
 from ._yama import ffi, lib
-from .requests import (BinfmtWrite, CgroupWrite, CreateInSticky, FollowLink, PathLink,
-                       PathSymlink, PtraceAccess)
+from .chain import Deny
+from .requests import (BinfmtWrite, Caller, CgroupWrite, CreateInSticky, FollowLink,
+                       GateRefusal, PathLink, PathSymlink, PtraceAccess)
 
 
 class PathCalls:
@@ -123,6 +124,23 @@ class PathCalls:
             return self._refuse(request, "it would reach the supervisor "
                                          "(where this cgroup lies cannot be established)")
         return 0
+
+    def gate_refused(self, caller) -> bool:
+        """The gate's own refusal on this receiver (csrc/gate.c,
+        yr_ctx_gate_refusal), recorded as a module's denial is (the "gate"),
+        once. True: the call it was made in is answered already."""
+        refusal = lib.yr_ctx_gate_refusal(self.sup.ctx)
+        if not refusal.pending:
+            return False
+        refusal.pending = 0
+        if refusal.tid != caller.tid:           # made while C went on after a verdict
+            caller = Caller(refusal.tid, refusal.tgid, 0)
+        request = GateRefusal(caller, os.fsdecode(ffi.string(refusal.path)),
+                              syscall=seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?"))
+        self.sup.audit.denial("gate", request.hook, request,
+                              Deny(errno.EACCES, ffi.string(refusal.reason).decode()),
+                              permissive=False)
+        return bool(refusal.answered)
 
     def _refuse(self, request, why: str) -> int:
         self.sup.audit.say(f"refused {request.describe()} by {request.caller.describe()}: {why}")

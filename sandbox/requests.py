@@ -452,6 +452,26 @@ class FileWrite(Request):
 
 
 @dataclass
+class GateRefusal(Request):
+    """A /proc object the gate refused on its own, no module asked
+    (csrc/gate.c): an entry of a procfs whose pid numbers name no process
+    it can tell (a procfs of a pid namespace neither ours nor the
+    caller's), which the kernel would check against that process."""
+
+    caller: Caller
+    path: str                      # as given
+    syscall: str = "openat"
+    hook = "proc_unproved"
+    default_errno = errno.EACCES
+
+    def describe(self) -> str:
+        return f"{self.syscall} {self.path!r}"
+
+    def audit_fields(self) -> dict:
+        return {"path": self.path}
+
+
+@dataclass
 class CgroupWrite(FileWrite):
     """cgroup_write: a cgroup file opened for writing (cgroup.kill,
     cgroup.freeze, memory.max, cgroup.procs...), which acts on every process

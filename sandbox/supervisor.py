@@ -371,10 +371,13 @@ class Supervisor:
 
     def _handle(self, ev) -> None:
         caller = Caller(ev.tid, ev.tgid, ev.cap_effective)
+        if self.paths.gate_refused(caller):
+            return                              # answered in C: only its record was ours
         if self.paths.waiting():                # a walk (maybe linkat's source) waits
             self.paths.on_walk(ev, caller)
         else:
             self._handlers[ev.sys](ev, caller)
+        self.paths.gate_refused(caller)     # one made as C went on after the verdict
 
 
 def rule_tables(chain, routed: set[str], shield) -> dict:

@@ -346,7 +346,7 @@ if child == 0:
     time.sleep(30)
     os._exit(0)
 got = []
-for entry in ("environ", "mem", "maps"):
+for entry in ("environ", "mem", "maps", "auxv", "cwd", "exe", "fd/0", "ns/mnt"):
     try:
         os.close(os.open(f"/proc/{child}/{entry}", os.O_RDONLY))
         got.append(f"{entry} ok")
@@ -355,25 +355,72 @@ for entry in ("environ", "mem", "maps"):
 os.kill(child, 9)
 print(" ".join(got))
 """
+OWN_CHILD_READ = "environ ok mem ok maps ok auxv ok cwd ok exe ok fd/0 ok ns/mnt ok"
 
 
 @pytest.mark.parametrize("who, nest", [
     pytest.param((AS_1001, []), ["unshare", "-U", "--map-user=1001", "--map-group=1001"],
                  id="1001-runs-1001-in-its-namespace"),
-    pytest.param(([], []), ["unshare", "-r"], id="root-runs-root-in-unshare-r")])
-def test_a_parent_in_a_namespace_of_its_own_reads_its_child_as_natively(place, who, nest):  # noqa: F811
+    pytest.param(([], []), ["unshare", "-r"], id="root-runs-root-in-unshare-r"),
+    pytest.param((AS_1001, []), ["unshare", "-r"], id="1001-runs-1001-in-unshare-r"),
+    pytest.param(([], AS_1001), ["unshare", "-r"], id="root-runs-1001-in-unshare-r")])
+@pytest.mark.parametrize("scope", [0, 1])
+def test_a_parent_in_a_namespace_of_its_own_reads_its_child_as_natively(place, who, nest,  # noqa: F811
+                                                                      scope):
     """The ambiguity of the ptrace rule kept to where it is: a process in a
     namespace of its own (a bubblewrap-style sandbox inside the sandbox, or
-    root's `unshare -r`) opens its own dumpable child's mem, environ and
-    maps, as natively. An ancestor namespace was counted as one that might
-    make the child's /proc owner its root: yama-run's own namespace, which
-    maps no root, refused them to a user-started sandbox, and root's euid
-    asked for CAP_SYS_PTRACE in the initial namespace."""
+    `unshare -r`) opens its own dumpable child's mem, environ, maps and auxv
+    and follows its cwd, exe, fd/0 and ns/mnt, as natively. An ancestor
+    namespace was counted as one that might make the child's /proc owner
+    its root: yama-run's own namespace, which maps no root, refused them to
+    a user-started sandbox (root in `unshare -r` was asked for CAP_SYS_PTRACE
+    over the sandbox's namespace, not its own), and root's euid asked for
+    CAP_SYS_PTRACE in the initial namespace. Under a root supervisor, the
+    kernel refused the acting thread (euid 0, owner of nothing) what the
+    gate had allowed the caller: EACCES for all eight."""
     launcher, inside = who
     cmd = [*inside, *nest, "/usr/bin/python3", "-c", OWN_CHILD_ENTRIES]
     native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
-    assert native.stdout.split() == ["environ", "ok", "mem", "ok", "maps", "ok"], native.stderr
-    proc = run(launcher, "notify", profile(place, 1), cmd, env={**os.environ, "HOME": str(place)})
+    assert native.stdout.strip() == OWN_CHILD_READ, native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, scope), cmd,
+               env={**os.environ, "HOME": str(place)})
+    assert proc.stdout == native.stdout, proc.stdout + proc.stderr
+
+
+CHILD_IN_ITS_NAMESPACE = r"""
+import errno, os, subprocess, time
+child = subprocess.Popen(["unshare", "-r", "sleep", "30"])
+for _ in range(300):
+    with open(f"/proc/{child.pid}/comm") as f:
+        if f.read().strip() == "sleep":
+            break
+    time.sleep(0.01)
+got = []
+for entry in ("environ", "maps", "auxv", "cwd", "exe"):
+    try:
+        os.close(os.open(f"/proc/{child.pid}/{entry}", os.O_RDONLY))
+        got.append(f"{entry} ok")
+    except OSError as e:
+        got.append(f"{entry} {errno.errorcode[e.errno]}")
+child.kill()
+print(" ".join(got))
+"""
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_a_parent_reads_its_child_in_a_namespace_of_the_child_s_own(place, who):  # noqa: F811
+    """Chromium's layout: the parent outside, its child in `unshare -r`.
+    The parent owns the child's namespace, whose parent is its own: it has
+    CAP_SYS_PTRACE there, natively, and reads the child's entries. Under a
+    root supervisor the acting thread (euid 0) owned nothing, and the kernel
+    refused it what the gate had allowed the caller: EACCES."""
+    launcher, inside = who
+    cmd = [*inside, "/usr/bin/python3", "-c", CHILD_IN_ITS_NAMESPACE]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert native.stdout.strip() == "environ ok maps ok auxv ok cwd ok exe ok", \
+        native.stdout + native.stderr
+    proc = run(launcher, "notify", profile(place, 1), cmd,
+               env={**os.environ, "HOME": str(place)})
     assert proc.stdout == native.stdout, proc.stdout + proc.stderr
 
 

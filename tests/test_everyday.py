@@ -162,6 +162,35 @@ def test_root_dropping_to_another_uid_keeps_its_own_proc_entries(shared_dir):
     assert r.stdout == native.stdout, (r.stdout, r.stderr)
 
 
+OWN_MAP_FILES = """
+import ctypes, os
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)            # PR_SET_DUMPABLE 0
+try:
+    names = os.listdir("/proc/self/map_files")
+    print("map_files list", "ok" if names else "empty")
+except OSError as e:
+    print("map_files list", e.strerror)
+"""
+
+
+@pytest.mark.parametrize("ids", [[], ["setpriv", f"--reuid={UID}", f"--regid={UID}",
+                                      "--clear-groups"]], ids=["root", "uid-1001"])
+def test_a_non_dumpable_process_lists_its_own_map_files(shared_dir, ids):
+    """A non-dumpable process lists its own /proc/self/map_files, as
+    natively: the kernel lets its thread group open the directory whoever
+    owns it (proc_fd_permission) and lists it on a ptrace check the process
+    passes on itself; only following an entry wants CAP_CHECKPOINT_RESTORE.
+    Under yama-run started by root, the program uid 1001's: EACCES before
+    (the acting thread, not of its thread group, was refused the directory,
+    root's 0500, and the gate did not open it as the supervisor as it opens
+    the fd directory)."""
+    cmd = [*ids, sys.executable, "-c", OWN_MAP_FILES]
+    native = subprocess.run(cmd, capture_output=True, text=True, cwd=shared_dir, timeout=60)
+    assert native.stdout == "map_files list ok\n", native
+    r = Runner("root", None, shared_dir).run(*cmd)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
+
+
 OTHERS_FDS = """
 import os, ctypes, time
 r, w = os.pipe()
@@ -433,6 +462,66 @@ def test_gdb_runs_its_own_child(who):
     r = who.run("gdb", "-nx", "-batch", "-ex", "run", "--args", "/bin/sh", "-c", "exit 7",
                 timeout=120)
     assert "exited with code 07" in r.stdout, (r.stdout, r.stderr)
+
+
+MOUNT_PROC = """
+for what in "stat:cat /proc/self/stat" "list:ls /proc" "maps:cat /proc/self/maps" \\
+            "init-status:cat /proc/1/status" "init-environ:cat /proc/1/environ" \\
+            "init-fd:ls /proc/1/fd"; do
+    if ${what#*:} >/dev/null 2>&1; then echo "${what%%:*} ok"; else echo "${what%%:*} refused"; fi
+done
+echo "ps $(ps -e | wc -l)"
+"""
+
+
+def unshare_pid(runner: Runner) -> list[str]:
+    """A pid namespace of the program's own with a /proc of it mounted (a
+    user namespace too for uid 1001, which may not mount otherwise)."""
+    return ["unshare", "-rpf" if runner.who == "user" else "-pf", "--mount-proc"]
+
+
+@requires_tool("unshare")
+@requires_tool("ps")
+def test_a_proc_of_the_program_s_own_pid_namespace_is_read_as_natively(who):
+    """`unshare -pf --mount-proc` (bwrap --proc alike): the /proc mounted
+    there shows the program's own pid namespace, which the gate proves from
+    the caller's own process (its number there names a task of its
+    namespace, at its level) and maps to ours: listing it, /proc/self, its
+    own maps, init's status, environ and fd directory, and ps, as natively.
+    Before, the gate could not prove any of it: EACCES for every one, ps
+    empty, and nothing said."""
+    cmd = [*unshare_pid(who), "sh", "-c", MOUNT_PROC]
+    native = who.native(*cmd)
+    assert native.stdout.splitlines()[:6] == [
+        f"{what} ok" for what in ("stat", "list", "maps", "init-status", "init-environ",
+                                  "init-fd")], native
+    r = who.run(*cmd)
+    assert r.stdout == native.stdout, (r.stdout, r.stderr)
+    assert "yama-run:" not in r.stderr, r.stderr
+
+
+NESTED_PID = """
+cat /proc/1/status >/dev/null && echo "status ok"
+cat /proc/1/maps >/dev/null && echo "maps ok"
+"""
+
+
+@requires_root
+@requires_tool("unshare")
+def test_an_unprovable_proc_is_refused_and_said(shared_dir):
+    """A /proc of a pid namespace that is neither ours nor the caller's own
+    (mounted for the namespace above the caller's): which process an entry
+    is of cannot be told, so what the kernel checks against that process
+    is refused (fail closed; natively allowed), what the gate allows of
+    any process is read, and the refusal is said, as a denial of the gate
+    (it was silent)."""
+    cmd = ["unshare", "-pmf", "--mount-proc", "unshare", "-pf", "sh", "-c", NESTED_PID]
+    native = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert native.stdout == "status ok\nmaps ok\n", native
+    r = Runner("root", None, shared_dir).run(*cmd)
+    assert r.stdout == "status ok\n", (r.stdout, r.stderr)
+    assert "Permission denied" in r.stderr, r.stderr
+    assert "yama-run: gate: denied openat '/proc/1/maps'" in r.stderr, r.stderr
 
 
 @requires_tool("strace")
