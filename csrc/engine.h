@@ -286,6 +286,7 @@ int yr_gate(struct yr_call *c, int obj, enum yr_access access);
 int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_access access);
 int yr_gate_link(struct yr_call *c, int dir, const char *name);
 int yr_gate_own_unasked(struct yr_call *c, int obj);
+int yr_gate_search_unasked(struct yr_call *c, int dir);
 int yr_gate_judged_for_caller(const struct yr_call *c);
 int yr_gate_refuse_unproved(struct yr_call *c);
 int yr_gate_self_numbers(struct yr_call *c, int dir, pid_t *tgid, pid_t *tid);

@@ -897,7 +897,10 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
  * namespace of its own. So the kernel may refuse that thread what it
  * allows the caller (root in `unshare -r` reading its own child's environ,
  * a parent its child's in `unshare -r`); what it refuses so is opened or
- * followed as ourselves instead, then judged again. */
+ * followed as ourselves instead, then judged again: a target that changed
+ * between the yes and the open (non-dumpable, other ids, an exec) is seen
+ * by that second judgement, made with the object in hand, which is closed
+ * and the call refused, as the kernel would have refused it then. */
 int yr_gate_judged_for_caller(const struct yr_call *c)
 {
     /* Not where the rule's yes leans on that very check of the kernel's
@@ -905,15 +908,16 @@ int yr_gate_judged_for_caller(const struct yr_call *c)
     return c->recheck > 0 && c->recheck_exact;
 }
 
-/* May the caller read the directory st by its mode bits? Its capabilities
- * are not counted: stricter, never looser, than the kernel. */
-static int caller_may_read_dir(const struct yr_call *c, const struct stat *st)
+/* May the caller read (4) or search (1) the directory st by its mode bits?
+ * Its capabilities are not counted: stricter, never looser, than the
+ * kernel. */
+static int caller_mode_allows(const struct yr_call *c, const struct stat *st, unsigned int want)
 {
     int in_group = st->st_gid == c->id.fsgid;
     for (uint32_t i = 0; i < c->id.ngroups && !in_group; i++)
         in_group = st->st_gid == c->id.groups[i];
     int shift = st->st_uid == c->id.fsuid ? 6 : in_group ? 3 : 0;
-    return (st->st_mode >> shift & 4) != 0;
+    return (st->st_mode >> shift & want) == want;
 }
 
 /* Is obj a /proc object the caller was refused as itself only because our
@@ -942,10 +946,38 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
     int opened_on_rule = class == E_READ_OPEN || class == E_ATTACH_OPEN;
     if (o.tgid != yr_caller_tgid(c))
         return opened_on_rule && yr_gate_judged_for_caller(c) && c->recheck == o.tid &&
-               (!S_ISDIR(st.st_mode) || caller_may_read_dir(c, &st));
+               (!S_ISDIR(st.st_mode) || caller_mode_allows(c, &st, 4));
     int fd_dir = strcmp(o.entry, "fd") == 0 ||
                  (strcmp(o.entry, "map_files") == 0 && S_ISDIR(st.st_mode));
     return fd_dir || opened_on_rule;
+}
+
+/* Is dir, in which a look-up was refused to the caller, one searched as
+ * ourselves instead? One the caller's own process reaches unasked
+ * (yr_gate_own_unasked), or another process's fdinfo directory, whose
+ * search the kernel guards by its ptrace rule (proc_fdinfo_permission):
+ * made again of our acting thread, which is not the caller, it may refuse
+ * what the rule allows the caller (root in `unshare -r`, its child's
+ * fdinfo/N); the rule is applied here for the caller, exactly (never a yes
+ * left to the kernel's own check), with the directory's mode bits. Only a
+ * name is looked up so: what it finds is judged by the gate as ever (the
+ * rule again, and again once opened). A target that changes after the yes
+ * (non-dumpable, other ids) has the look-up tell only whether that name
+ * was there, as the caller's own look-up an instant earlier would have:
+ * nothing of it is opened unless the rule, asked again, still allows it. */
+int yr_gate_search_unasked(struct yr_call *c, int dir)
+{
+    if (yr_gate_own_unasked(c, dir))
+        return 1;
+    struct stat st;
+    struct proc_obj o;
+    if (fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !yr_on_proc_st(dir, &st) ||
+        identify(c, dir, &st, &o) < 0)
+        return 0;
+    if (!o.pid_entry || o.tgid <= 0 || o.tgid == yr_caller_tgid(c) || !inside(c, o.tgid) ||
+        strcmp(o.entry, "fdinfo") != 0 || !caller_mode_allows(c, &st, 1))
+        return 0;
+    return kernel_allows(c, o.tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) == 1;
 }
 
 /* The entries of a process whose names tell what it holds (its descriptors,

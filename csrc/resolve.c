@@ -441,13 +441,15 @@ static int read_link(int dir, const char *name, char *buf)
  * refused, as ourselves when dir is the caller's own fd or fdinfo directory,
  * which the kernel lets its thread group search whoever owns it: a process
  * that made itself non-dumpable still reaches its own /proc/self/fd/N (its
- * fd directory is then root's, 0500). What is found is judged as ever. */
+ * fd directory is then root's, 0500); or another's fdinfo directory the
+ * kernel refuses our thread though its rule allows the caller
+ * (yr_gate_search_unasked). What is found is judged as ever. */
 int yr_lookup(struct yr_call *c, int dir, const char *name, int flags, uint64_t resolve)
 {
     int fd = yr_openat2(dir, name, flags, resolve);
     if (fd < 0 && fd != -EACCES && yr_gate_hides_search(c, dir))
         return -EACCES;                          /* our fd table is no oracle (gate.c) */
-    if (fd != -EACCES || !yr_gate_own_unasked(c, dir))
+    if (fd != -EACCES || !yr_gate_search_unasked(c, dir))
         return fd;
     yr_fs_pause();
     fd = yr_openat2(dir, name, flags, resolve);

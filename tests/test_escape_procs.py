@@ -346,7 +346,7 @@ if child == 0:
     time.sleep(30)
     os._exit(0)
 got = []
-for entry in ("environ", "mem", "maps", "auxv", "cwd", "exe", "fd/0", "ns/mnt"):
+for entry in ("environ", "mem", "maps", "auxv", "fdinfo/0", "cwd", "exe", "fd/0", "ns/mnt"):
     try:
         os.close(os.open(f"/proc/{child}/{entry}", os.O_RDONLY))
         got.append(f"{entry} ok")
@@ -355,7 +355,7 @@ for entry in ("environ", "mem", "maps", "auxv", "cwd", "exe", "fd/0", "ns/mnt"):
 os.kill(child, 9)
 print(" ".join(got))
 """
-OWN_CHILD_READ = "environ ok mem ok maps ok auxv ok cwd ok exe ok fd/0 ok ns/mnt ok"
+OWN_CHILD_READ = "environ ok mem ok maps ok auxv ok fdinfo/0 ok cwd ok exe ok fd/0 ok ns/mnt ok"
 
 
 @pytest.mark.parametrize("who, nest", [
@@ -369,15 +369,15 @@ def test_a_parent_in_a_namespace_of_its_own_reads_its_child_as_natively(place, w
                                                                       scope):
     """The ambiguity of the ptrace rule kept to where it is: a process in a
     namespace of its own (a bubblewrap-style sandbox inside the sandbox, or
-    `unshare -r`) opens its own dumpable child's mem, environ, maps and auxv
-    and follows its cwd, exe, fd/0 and ns/mnt, as natively. An ancestor
+    `unshare -r`) opens its own dumpable child's mem, environ, maps, auxv and
+    fdinfo/0 and follows its cwd, exe, fd/0 and ns/mnt, as natively. An ancestor
     namespace was counted as one that might make the child's /proc owner
     its root: yama-run's own namespace, which maps no root, refused them to
     a user-started sandbox (root in `unshare -r` was asked for CAP_SYS_PTRACE
     over the sandbox's namespace, not its own), and root's euid asked for
     CAP_SYS_PTRACE in the initial namespace. Under a root supervisor, the
     kernel refused the acting thread (euid 0, owner of nothing) what the
-    gate had allowed the caller: EACCES for all eight."""
+    gate had allowed the caller: EACCES for all nine."""
     launcher, inside = who
     cmd = [*inside, *nest, "/usr/bin/python3", "-c", OWN_CHILD_ENTRIES]
     native = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
