@@ -943,7 +943,11 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
     if (!o.pid_entry || o.tgid <= 0)
         return 0;
     enum entry_class class = class_of(o.entry);
-    int opened_on_rule = class == E_READ_OPEN || class == E_ATTACH_OPEN;
+    /* Not pagemap: what it shows depends on its opener (physical frame
+     * numbers to CAP_SYS_ADMIN, file_ns_capable), and ours is not the
+     * caller's. */
+    int opened_on_rule = (class == E_READ_OPEN || class == E_ATTACH_OPEN) &&
+                         strcmp(o.entry, "pagemap") != 0;
     if (o.tgid != yr_caller_tgid(c))
         return opened_on_rule && yr_gate_judged_for_caller(c) && c->recheck == o.tid &&
                (!S_ISDIR(st.st_mode) || caller_mode_allows(c, &st, 4));

@@ -481,7 +481,10 @@ static int follow_magic(struct yr_call *c, int dir, const char *name, int extra)
     int fd = yr_openat2(dir, name, O_PATH | extra, c->res.resolve & RESOLVE_NO_XDEV);
     if (own)
         yr_fs_resume();
-    if ((fd == -EACCES || fd == -EPERM) && !own && yr_gate_judged_for_caller(c)) {
+    /* EACCES only: the ptrace rule's refusal. EPERM is a capability the
+     * caller lacks (map_files: CAP_CHECKPOINT_RESTORE, asked first), which
+     * ours must never stand in for. */
+    if (fd == -EACCES && !own && yr_gate_judged_for_caller(c)) {
         yr_fs_pause();
         fd = yr_openat2(dir, name, O_PATH | extra, c->res.resolve & RESOLVE_NO_XDEV);
         yr_fs_resume();

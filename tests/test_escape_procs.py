@@ -754,3 +754,45 @@ def test_an_inotify_watch_goes_to_the_calling_thread_s_instance(own_calls, place
     proc = run(launcher, "notify", profile(place, 1),
                [*inside, own_calls, "thread-inotify", str(watched)])
     assert results(proc.stdout) == want, proc.stdout + proc.stderr
+
+
+# -- what the supervisor opens as itself for a caller ------------------------------------
+
+def _said(out: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="module")
+def authority_probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "proc_authority_probe")
+
+
+@pytest.mark.parametrize("scope", [1, 3])
+def test_a_mapping_is_never_opened_with_the_supervisor_s_capability(authority_probe, place,
+                                                                    scope):  # noqa: F811
+    """A process of uid 1001 (a yama-run started by root) opens an unrelated
+    sibling's memfd mapping by /proc/PID/map_files for writing: the kernel
+    wants CAP_CHECKPOINT_RESTORE first (EPERM). The supervisor retried a
+    refused follow as itself where the ptrace rule (read mode, which Yama
+    does not restrict) allowed it, and a root supervisor has that
+    capability: the sibling's memory was written, at scope 3 too. Only the
+    ptrace rule's refusal (EACCES) is retried as the supervisor now."""
+    r = run([], "notify", profile(place, scope),
+            [*AS_1001, authority_probe, "map-files-write"])
+    got = _said(r.stdout)
+    assert got.get("map-files") == "EPERM" and got.get("b-memory") == "B-ORIGINAL", \
+        r.stdout + r.stderr
+
+
+def test_a_child_s_pagemap_shows_no_frame_numbers(authority_probe, place):  # noqa: F811
+    """Root in `unshare -r` (uid 1001 outside, a yama-run started by root)
+    reads its child's pagemap: the kernel shows physical frame numbers only
+    to an opener with CAP_SYS_ADMIN (file_ns_capable on the file): 0
+    natively. Opened as the supervisor (root), it showed them. pagemap is
+    never opened as the supervisor: refused (EACCES) or 0, never a frame."""
+    native = subprocess.run([*AS_1001, "unshare", "-r", authority_probe, "pagemap-child"],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert _said(native.stdout).get("pagemap") == "0", native.stdout + native.stderr
+    r = run([], "notify", profile(place, 1),
+            [*AS_1001, "unshare", "-r", authority_probe, "pagemap-child"])
+    assert _said(r.stdout).get("pagemap") in ("0", "EACCES"), r.stdout + r.stderr
