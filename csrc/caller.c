@@ -292,6 +292,8 @@ static int refresh(struct yr_idcache *ids, struct id_entry *e, const struct yr_e
     struct yr_creds c;
     uint32_t v[8];
     e->eff = e->perm = ~0ULL;  /* no caller has these: the entry is unusable until the end */
+    yr_close(e->root);         /* whatever changed, the root is opened again */
+    e->root = -1;
     e->notices = noticed(ev->tid);   /* before the groups are read */
     /* The look-ups below are ours to make: as the identity the thread last
      * took (another caller's, maybe without capabilities), /proc/TID/ns/user
@@ -356,7 +358,10 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
  * A root moves by chroot, pivot_root (every task whose root was the old
  * one), setns into a mount namespace and unshare(CLONE_NEWNS), each routed
  * whenever a filter is (filter.py's identity_notice), and the first of
- * them seen makes every root be opened again for every call, for good.
+ * them seen makes every root be opened again for every call, for good; so
+ * does an execve by a thread other than its process's leader, which takes
+ * the leader's tid (and cache entry) with a root of its own: a thread
+ * cloned with CLONE_NEWNS has a mount namespace no route saw it enter.
  * Not a count read again: the change comes after the notice, when the
  * kernel continues the call, and a root opened between the two (another
  * thread's, sharing the caller's fs_struct) would be kept as new. Nothing

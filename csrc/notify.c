@@ -370,8 +370,15 @@ static int is_ptrace_access(int32_t sys)
 static void exec_takes_leaders_tid(const struct yr_event *ev)
 {
     pid_t tgid = yr_tgid_of(ev->tid);
-    if (tgid > 0 && tgid != ev->tid)
+    if (tgid > 0 && tgid != ev->tid) {
         yr_identity_notice(tgid);
+        /* and its root, which may not be the leader's kept one: a thread
+         * cloned with CLONE_NEWNS (no route sees it) has a mount namespace
+         * of its own. The leader may make a call between this notice and
+         * the exec and have its root kept again, so roots are no longer
+         * kept at all (caller.c). */
+        yr_roots_may_move();
+    }
 }
 
 /* A call that may move its caller to another user namespace, or a root,

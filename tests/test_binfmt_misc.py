@@ -334,12 +334,16 @@ def test_a_raced_path_never_opens_register_for_writing(planted):
     line = f'd=$(mktemp -d) && mount -t binfmt_misc none "$d" && {exe} "$d" {harmless}'
     # natively some are: within a few runs (a busy machine may not run the
     # flipper during the 3,000 opens of one)
+    # (which name the flipper leaves more often is the scheduler's: any
+    # reached is the control's point)
+    def reached(out: str) -> int:
+        return int(out.rsplit("reached=", 1)[-1]) if "reached=" in out else 0
+
     for _ in range(5):
         native = subprocess.run([*IN_USERNS, "sh", "-c", line], capture_output=True,
                                 text=True, timeout=60)
-        if native.stdout != "harmless=some reached=0\n":
+        if reached(native.stdout) > 0:
             break
-    assert native.stdout.startswith("harmless=some reached=") and \
-        native.stdout != "harmless=some reached=0\n", native
+    assert reached(native.stdout) > 0, native
     r = yama_run("--", *IN_USERNS, "sh", "-c", line, timeout=120)
     assert r.stdout == "harmless=some reached=0\n", (r.stdout, r.stderr[-2000:])

@@ -269,7 +269,8 @@ def test_orphaned_descendants_stay_supervised_after_yama_run_returns(tmp_path):
     assert r.returncode == 5
     assert not marker.exists()                  # yama-run did not wait for it
     deadline = time.monotonic() + 10
-    while not marker.exists():
+    # (the shell makes the file, then writes it: read once it holds the line)
+    while not (marker.exists() and marker.read_text()):
         assert time.monotonic() < deadline, "the orphan never finished"
         time.sleep(0.05)
     assert marker.read_text() == "done\n"

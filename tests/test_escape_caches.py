@@ -571,3 +571,22 @@ def test_a_root_moved_by_another_task_is_the_one_walked(helper, new_root, mode, 
         assert r.stdout.strip() == want, r.stdout + r.stderr
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+def test_a_thread_s_exec_from_a_mount_namespace_of_its_own_is_walked_there(helper, new_root):
+    """The leader's root kept, a thread cloned with CLONE_THREAD|CLONE_NEWNS
+    (after unshare(CLONE_NEWUSER): no call a route sees) mounts a tmpfs over
+    a directory and execs: the new program takes the leader's tid, and the
+    supervisor walked its paths from the leader's kept root, in the mount
+    namespace without the tmpfs: it opened the file the tmpfs hides. An
+    execve by a thread other than the leader now ends the keeping of roots:
+    ENOENT, as natively."""
+    probe, where = public_copy(helper("root_probe"), "root_probe")
+    try:
+        cmd = [*AS_1001, probe, "thread-exec", str(new_root)]
+        native = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert native.stdout.strip() == "marker=ENOENT", native.stdout + native.stderr
+        r = yama_run("--", *cmd, timeout=60)
+        assert r.stdout.strip() == "marker=ENOENT", r.stdout + r.stderr
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

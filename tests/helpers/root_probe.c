@@ -8,6 +8,14 @@
  *   root_probe pivot-root DIR      (root of a mount namespace of its own) a
  *                                  child waits while its parent binds DIR
  *                                  on itself and pivot_roots there
+ *   root_probe thread-exec DIR     opens DIR/marker (its root kept), enters
+ *                                  a user namespace of its own, starts a
+ *                                  thread with a mount namespace of its own
+ *                                  (CLONE_THREAD|CLONE_NEWNS: no call a
+ *                                  route sees), which mounts a tmpfs on DIR
+ *                                  and execs `root_probe look DIR`: that
+ *                                  prints "marker=OK|ENAME" (ENOENT: the
+ *                                  tmpfs hides it, as natively)
  *
  * and prints, for the waiting task, "hostname=OK|ENAME marker=OK|ENAME":
  * /etc/hostname is outside DIR, DIR/marker is /marker once DIR is the root. */
@@ -112,6 +120,46 @@ static int pivot_root_(void)
     return 0;
 }
 
+static char thread_stack[1 << 16];
+static char *self_exe;
+
+static int exec_in_new_mounts(void *unused)
+{
+    (void)unused;
+    if (mount("none", dir, "tmpfs", 0, NULL) < 0) {
+        printf("mount=%s\n", err_name(errno));
+        syscall(SYS_exit_group, 1);
+    }
+    char *av[] = { "root_probe", "look", (char *)dir, NULL };
+    syscall(SYS_execve, self_exe, av, (char *[]){ NULL });
+    syscall(SYS_exit_group, 1);
+    return 0;
+}
+
+static int thread_exec(void)
+{
+    char marker[4096];
+    snprintf(marker, sizeof(marker), "%s/marker", dir);
+    if (open_result(marker) != 0)               /* the root kept */
+        return 1;
+    if (unshare(CLONE_NEWUSER) < 0)
+        return 1;
+    fflush(stdout);
+    if (clone(exec_in_new_mounts, thread_stack + sizeof(thread_stack),
+              CLONE_VM | CLONE_SIGHAND | CLONE_THREAD | CLONE_NEWNS, NULL) < 0)
+        return 1;
+    for (;;)
+        pause();
+}
+
+static int look(void)
+{
+    char marker[4096];
+    snprintf(marker, sizeof(marker), "%s/marker", dir);
+    printf("marker=%s\n", err_name(open_result(marker)));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3) {
@@ -120,7 +168,13 @@ int main(int argc, char **argv)
             return chroot_thread();
         if (strcmp(argv[1], "pivot-root") == 0)
             return pivot_root_();
+        if (strcmp(argv[1], "thread-exec") == 0) {
+            self_exe = realpath("/proc/self/exe", NULL);
+            return self_exe ? thread_exec() : 1;
+        }
+        if (strcmp(argv[1], "look") == 0)
+            return look();
     }
-    fprintf(stderr, "usage: root_probe chroot-thread|pivot-root DIR\n");
+    fprintf(stderr, "usage: root_probe chroot-thread|pivot-root|thread-exec|look DIR\n");
     return 2;
 }
