@@ -127,8 +127,8 @@ static inline uint64_t yr_now_ns(void)
 /* worker.c: a timer that sends signo to the calling thread (0, or -1), and
  * its period (0: stopped). Waits with no deadline of their own (an open, a
  * waitpid) are interrupted by it, no SA_RESTART, to look at theirs. */
-int yr_thread_ticker(int signo, timer_t *timer);
-void yr_ticker_every(timer_t timer, long period_ns);
+int yr_tick_start(void);                 /* YR_WAKE_SIG to this thread every 100 ms: a slot or -1 */
+void yr_tick_stop(int slot);
 
 /* ---- one call ------------------------------------------------------------ */
 
@@ -320,9 +320,12 @@ int yr_take_umask(struct yr_call *c);
 int yr_open_as_caller(struct yr_call *c, int obj, int flags, unsigned how);
 int yr_create_as_caller(struct yr_call *c, int dir, const char *name, int flags, uint32_t mode,
                         int resource, const struct rlimit *limit);
-/* The signal that interrupts the ptrace backend's tracer in waitpid (no
- * SA_RESTART): a worker's answer (worker.c), an injection's clock (tracer.c). */
-#define YR_TRACER_WAKE (SIGRTMIN + 6)
+/* The signal that interrupts a thread of ours in a wait (a handler that
+ * does nothing, no SA_RESTART): a worker's tick and the ptrace backend's
+ * tracer in waitpid, for a worker's answer or an injection's clock
+ * (worker.c). Not a realtime one: tgkill sets it pending whatever the
+ * user's RLIMIT_SIGPENDING, which a program of the user can use up. */
+#define YR_WAKE_SIG SIGURG
 int yr_is_helper(pid_t pid);
 
 /* worker.c */

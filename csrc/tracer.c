@@ -109,25 +109,6 @@ struct injection {
 
 #define INJECT_LIMIT_NS 1000000000ULL
 
-/* The tracer's clock while it injects: YR_TRACER_WAKE every 100 ms, so that
- * a wait for a stop that never comes returns (EINTR) to look at the
- * deadline. One timer per tracer thread, armed only meanwhile. Making it
- * takes a queued signal of the user's RLIMIT_SIGPENDING, which the program
- * can use up: then it is tried again at the next injection, and none is
- * made without it (0: armed or stopped; -1: no clock). */
-static __thread timer_t inject_timer;
-static __thread int inject_timer_made;
-
-static int inject_clock(int on)
-{
-    if (!inject_timer_made)
-        inject_timer_made = yr_thread_ticker(YR_TRACER_WAKE, &inject_timer) == 0;
-    if (!inject_timer_made)
-        return -1;
-    yr_ticker_every(inject_timer, on ? 100000000L : 0);
-    return 0;
-}
-
 static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status);
 
 /* The syscall stop in is at: its entry with the injected call (entry 1) or
@@ -460,11 +441,15 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
         uint64_t mask = 0, all = ~0ULL;
         int masked = trace(PTRACE_GETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) == 0 &&
                      trace(PTRACE_SETSIGMASK, tid, sizeof(all), (unsigned long)&all) == 0;
-        if (inject_clock(1) < 0) {
+        /* The tracer's clock while it injects: YR_WAKE_SIG every 100 ms (the
+         * ticker, worker.c), so that a wait for a stop that never comes
+         * returns (EINTR) to look at the deadline. */
+        int clock = yr_tick_start();
+        if (clock < 0) {
             fd = -ENOMEM;                  /* a wait nothing could end: never begun */
         } else {
             fd = fd_into(&in, reply->fd, reply->fd_flags);
-            inject_clock(0);
+            yr_tick_stop(clock);
         }
         if (masked && !in.exited &&
             trace(PTRACE_SETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) < 0 && errno != ESRCH)

@@ -175,7 +175,7 @@ void yr_worker_wakeable(struct yr_ctx *ctx)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = no_op;
         sigemptyset(&sa.sa_mask);
-        sigaction(YR_TRACER_WAKE, &sa, NULL);
+        sigaction(YR_WAKE_SIG, &sa, NULL);
     }
     ctx->done->tracer = (pid_t)syscall(SYS_gettid);
 }
@@ -242,7 +242,7 @@ static void deferred_answer(const struct blocking_open *b, int fd, int err)
     b->done->head = i;
     pid_t tracer = b->done->tracer;
     pthread_mutex_unlock(&b->done->lock);
-    syscall(SYS_tgkill, getpid(), tracer, YR_TRACER_WAKE);
+    syscall(SYS_tgkill, getpid(), tracer, YR_WAKE_SIG);
 }
 
 /* ---- replies from any thread ----------------------------------------------- */
@@ -272,13 +272,13 @@ static void mt_addfd(const struct blocking_open *b, int fd)
         mt_answer(b, got < 0 ? 0 : got, got < 0 ? (int)-got : 0);
 }
 
-/* The waiting thread wakes every 100 ms (a timer signal that interrupts
- * the open) to see whether the caller is gone or has a caught signal
+/* The waiting thread wakes every 100 ms (the tick, below, interrupts the
+ * open) to see whether the caller is gone or has a caught signal
  * pending: natively that signal would interrupt the open, and the seccomp
  * wait of a caller can only be killed. The caller then gets ERESTARTSYS,
  * which the kernel turns into EINTR or a restart of the call, as for its
  * own wait. */
-#define WAKE_SIG (SIGRTMIN + 5)
+#define WAKE_SIG YR_WAKE_SIG
 #define ERESTARTSYS_ 512
 
 static void wake_tick(int sig)
@@ -321,21 +321,84 @@ static int still_waiting(const struct blocking_open *b)
     return ioctl(b->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
-int yr_thread_ticker(int signo, timer_t *timer)
+/* ---- a tick for threads that wait ------------------------------------------
+ *
+ * A thread waiting in a call only a signal interrupts (a worker's FIFO open,
+ * the tracer's wait while it injects) is sent YR_WAKE_SIG every 100 ms by
+ * one ticker thread. A POSIX timer would take a queued signal of the user's
+ * RLIMIT_SIGPENDING, which any program of the user can use up (the open was
+ * then waited for unwatched, or refused); a non-realtime signal sent with
+ * tgkill is set pending whatever that allowance (only its siginfo is lost),
+ * and one pending is enough. A slot is emptied under the lock before its
+ * thread goes on, so no tick reaches a thread that no longer asked for it;
+ * the ticker ends once no slot is taken (one thread fewer to count), and
+ * the next wait starts another. */
+#define TICK_SLOTS 512
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t ticked[TICK_SLOTS];
+static int ticker_running;              /* under tick_lock: it ends when no slot is taken */
+
+static void *ticker(void *unused)
 {
-    struct sigevent sev;
-    memset(&sev, 0, sizeof(sev));
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = signo;
-    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-    return timer_create(CLOCK_MONOTONIC, &sev, timer) == 0 ? 0 : -1;
+    (void)unused;
+    const struct timespec period = { 0, 100000000L };
+    pid_t me = getpid();
+    for (int busy = 1; busy;) {
+        nanosleep(&period, NULL);
+        pthread_mutex_lock(&tick_lock);
+        busy = 0;
+        for (int i = 0; i < TICK_SLOTS; i++)
+            if (ticked[i]) {
+                syscall(SYS_tgkill, me, ticked[i], YR_WAKE_SIG);
+                busy = 1;
+            }
+        ticker_running = busy;
+        pthread_mutex_unlock(&tick_lock);
+    }
+    return NULL;
 }
 
-void yr_ticker_every(timer_t timer, long period_ns)
+/* Under tick_lock. */
+static int ticker_start(void)
 {
-    struct itimerspec t = { { period_ns / 1000000000L, period_ns % 1000000000L },
-                            { period_ns / 1000000000L, period_ns % 1000000000L } };
-    timer_settime(timer, 0, &t, NULL);
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &was);    /* it takes no signal of anyone's */
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int up = pthread_create(&t, &attr, ticker, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    return up;
+}
+
+/* The calling thread ticked from now: its slot, or -1 (none to be had). */
+int yr_tick_start(void)
+{
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    int slot = -1;
+    pthread_mutex_lock(&tick_lock);
+    if (!ticker_running)
+        ticker_running = ticker_start();
+    for (int i = 0; ticker_running && i < TICK_SLOTS && slot < 0; i++)
+        if (!ticked[i]) {
+            ticked[i] = me;
+            slot = i;
+        }
+    pthread_mutex_unlock(&tick_lock);
+    return slot;
+}
+
+void yr_tick_stop(int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&tick_lock);
+    ticked[slot] = 0;
+    pthread_mutex_unlock(&tick_lock);
 }
 
 static void *blocking_worker(void *arg)
@@ -347,16 +410,12 @@ static void *blocking_worker(void *arg)
     sigemptyset(&set);
     sigaddset(&set, WAKE_SIG);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    /* The tick is what ends a wait whose caller died or was signalled; a
-     * timer takes a queued signal of the user's RLIMIT_SIGPENDING, which the
-     * program can use up. Without it, no wait: the open fails (ENOMEM, the
-     * kernel's errno for an allocation a limit refused), never left to block
-     * where nothing would notice its caller gone. */
-    timer_t timer;
-    int timed = yr_thread_ticker(WAKE_SIG, &timer) == 0;
-    if (timed)
-        yr_ticker_every(timer, 100000000L);
-    int fd = -1, err = timed ? 0 : ENOMEM;
+    /* The tick is what ends a wait whose caller died or was signalled:
+     * without one (no ticker, every slot taken), no wait: the open fails
+     * (ENOMEM), never left to block where nothing would notice its caller
+     * gone. */
+    int tick = yr_tick_start();
+    int fd = -1, err = tick >= 0 ? 0 : ENOMEM;
     if (!err && yr_fs_become(&b->id_as) < 0)
         err = EPERM;                             /* never opened as ourselves */
     for (; !err;) {
@@ -375,8 +434,7 @@ static void *blocking_worker(void *arg)
             break;
         }
     }
-    if (timed)
-        timer_delete(timer);
+    yr_tick_stop(tick);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (b->listener < 0) {
         if (err >= 0)

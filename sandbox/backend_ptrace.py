@@ -49,8 +49,12 @@ OPTIONS = (_pt.PTRACE_O_TRACESYSGOOD      # syscall stops (fd injection) tell th
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 # The tracer thread wakes the main thread with this when it is done. Not
 # SIGCHLD: every ptrace-stop sends one, and waking on each would cost a
-# context switch per hooked call.
-WAKE = signal.SIGRTMIN
+# context switch per hooked call. Not a realtime signal: pthread_kill of one
+# fails (EAGAIN) once the user's RLIMIT_SIGPENDING is used up, which a
+# program of the user can do, and the tracer thread died of it, yama-run
+# asleep for ever; a non-realtime one is set pending whatever that allowance.
+# (Nor the C side's YR_WAKE_SIG, which the tracer thread must not block.)
+WAKE = signal.SIGPWR
 
 LIMIT = ("debuggers inside the sandbox cannot attach (the supervisor is every "
          "process's tracer; PTRACE_ATTACH, SEIZE and TRACEME get EPERM)")

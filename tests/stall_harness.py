@@ -21,12 +21,12 @@ from conftest import YAMA_RUN, public_copy
 
 STALL_BOUND_US = 1_000_000      # the bound on a bystander's worst wait
 # Descriptors that an attack's callers leave in the supervisor's bounded
-# per-caller caches (the identity cache's pidfd and /proc/TID per recent
+# per-caller caches (the identity cache's pidfd, /proc/TID and root per recent
 # caller, /proc/PID/stat of ancestors): released when their slots are reused.
 # Each receiver has an identity cache of its own, and two serve (csrc/pool.c).
 RECEIVERS = 2
 CALLER_CACHES = 10 * RECEIVERS
-IDENTITY_CACHE_FDS = 128 * RECEIVERS    # csrc/caller.c: 64 callers, 2 each, per receiver
+IDENTITY_CACHE_FDS = 192 * RECEIVERS    # csrc/caller.c: 64 callers, 3 each, per receiver
 
 
 @pytest.fixture(scope="session")
