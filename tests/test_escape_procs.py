@@ -209,6 +209,26 @@ print(" ".join(sorted(answers)))
 """
 
 
+def _ask_about_the_supervisor_s_mappings(place, launcher, inside, python, script) -> str:
+    """Run script under yama-run (the default profile): it prints the
+    supervisor's pid, is told a range the supervisor maps (read from
+    outside), and prints its answers, returned once it exits 0."""
+    cmd = [*launcher, *YAMA_RUN, "--", *inside, python, "-c", script]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HOME": str(place)})
+    try:
+        sup = int(proc.stdout.readline())
+        with open(f"/proc/{sup}/maps") as f:
+            mapped = next(line.split()[0] for line in f if "libc" in line)
+        out, err = proc.communicate(mapped + "\n", timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    return out
+
+
 @pytest.mark.parametrize("who", [*WHO, pytest.param(([], []), id="root-runs-root")])
 def test_the_supervisor_s_descriptors_and_mappings_are_no_oracle(place, who):  # noqa: F811
     """A name looked up in the supervisor's own fd, fdinfo or map_files
@@ -222,19 +242,7 @@ def test_the_supervisor_s_descriptors_and_mappings_are_no_oracle(place, who):  #
     the caller: every answer is EACCES, there or not."""
     launcher, inside = who
     python = "/usr/bin/python3" if inside or launcher else sys.executable
-    cmd = [*launcher, *YAMA_RUN, "--", *inside, python, "-c", FD_TABLE_ORACLE]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HOME": str(place)})   # the default profile
-    try:
-        sup = int(proc.stdout.readline())
-        with open(f"/proc/{sup}/maps") as f:
-            mapped = next(line.split()[0] for line in f if "libc" in line)
-        out, err = proc.communicate(mapped + "\n", timeout=TIMEOUT)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, err
+    out = _ask_about_the_supervisor_s_mappings(place, launcher, inside, python, FD_TABLE_ORACLE)
     assert out.split() == ["creat:EACCES", "lstat:EACCES", "open:EACCES", "quotactl:EACCES",
                            "stat:EACCES", "symlink:EACCES"], out
 
@@ -296,19 +304,8 @@ def test_the_supervisor_s_descriptors_are_no_oracle_through_a_bind_mount(place, 
     EACCES, as natively. The program's own directory bound the same way
     answers as natively: found for its open descriptors, ENOENT for others."""
     launcher, inside = who
-    cmd = [*launcher, *YAMA_RUN, "--", *inside, "/usr/bin/python3", "-c", BOUND_FD_TABLE_ORACLE]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HOME": str(place)})   # the default profile
-    try:
-        sup = int(proc.stdout.readline())
-        with open(f"/proc/{sup}/maps") as f:
-            mapped = next(line.split()[0] for line in f if "libc" in line)
-        out, err = proc.communicate(mapped + "\n", timeout=TIMEOUT)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, err
+    out = _ask_about_the_supervisor_s_mappings(place, launcher, inside, "/usr/bin/python3",
+                                               BOUND_FD_TABLE_ORACLE)
     supervisor, own = out.splitlines()
     assert supervisor.split() == ["dirfd:EACCES", "lstat:EACCES", "open:EACCES",
                                   "quotactl:EACCES", "stat:EACCES"], out
