@@ -937,20 +937,21 @@ def _session_members(tty_nr: int) -> list[int]:
     return [pid for pid, session in session_of.items() if session in sessions]
 
 
-def _pgrp_of(pid: int) -> int | None:
+def _stat_number(pid: int, index: int) -> int | None:
+    """A number of /proc/PID/stat after the command's name (0: its state)."""
     fields = _stat_fields(pid)
     try:
-        return int(fields[2])
+        return int(fields[index])
     except (IndexError, ValueError):
         return None
+
+
+def _pgrp_of(pid: int) -> int | None:
+    return _stat_number(pid, 2)
 
 
 def _session_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    try:
-        return int(fields[3])
-    except (IndexError, ValueError):
-        return None
+    return _stat_number(pid, 3)
 
 
 def _ruid_of(pid: int) -> int | None:
