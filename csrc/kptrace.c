@@ -238,33 +238,14 @@ static int rootless_for(int ns, uint32_t euid)
            euid != global_root_uid;
 }
 
-/* Is there, between ns and ours, a namespace whose root may be the target's
- * euid? The mm's namespace is the one the task last exec'd in: its current
- * one, or, after an unshare(CLONE_NEWUSER) or a setns (only ever to a
- * namespace it holds CAP_SYS_ADMIN in, below one it was in), an ancestor of
- * it. An ancestor's uid_map cannot be read without a task in it, nor
- * guessed from its owner (a privileged writer may map its root to any uid);
- * only the sandbox's own namespace is known to map none. */
-static int unknown_ancestor(int ns, int ours, uint32_t euid)
-{
-    int cur = parent_of(ns);
-    int unknown = 0;
-    while (cur >= 0 && !same_ns(cur, ours)) {
-        if (!rootless_for(cur, euid)) {
-            unknown = 1;
-            break;
-        }
-        int up = parent_of(cur);
-        close(cur);
-        cur = up;
-    }
-    if (cur >= 0)
-        close(cur);
-    return unknown;
-}
-
 /* The highest namespace, from ns up to below ours, that the mm may be in
- * with the target's euid as its root: a fresh fd. The sandbox's namespace
+ * with the target's euid as its root: a fresh fd; ns itself when no
+ * namespace between it and ours may have that root. The mm's namespace is
+ * the one the task last exec'd in: its current one, or, after an
+ * unshare(CLONE_NEWUSER) or a setns (only ever to a namespace it holds
+ * CAP_SYS_ADMIN in, below one it was in), an ancestor of it. An ancestor's
+ * uid_map cannot be read without a task in it, nor guessed from its owner (a
+ * privileged writer may map its root to any uid). The sandbox's namespace
  * is passed over (rootless_for): a process that made a user namespace of
  * its own in the sandbox (unshare -r) is then asked for CAP_SYS_PTRACE over
  * that namespace, which it holds, not over the sandbox's, which nothing
@@ -299,11 +280,15 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
         return 0;
     uint32_t euid = t->uid[1], egid = t->gid[1];
     if (t->owner_uid == euid && t->owner_gid == egid && euid != overflow_uid) {
-        /* Dumpable, unless the root of the mm's namespace is the target's
-         * euid: then the owner is the same either way. */
-        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) &&
-            !unknown_ancestor(t->ns, ours, euid))
+        int top = top_suspect(t->ns, ours, euid);
+        /* Dumpable, unless the root of the mm's namespace (its own, or one
+         * above it: top) may be the target's euid: then the owner is the
+         * same either way. */
+        if (euid != 0 && euid != root_uid_of(tid, t->ns, ours) && top >= 0 &&
+            same_ns(top, t->ns)) {
+            close(top);
             return 1;
+        }
         /* Either: the capability over the highest namespace below ours that
          * the mm may be in with that root; the capability there covers
          * every namespace below it. (An mm of ours with our root's euid:
@@ -312,7 +297,6 @@ static int mm_reachable(const struct task_facts *caller, pid_t tid, const struct
          * such targets, and its acting thread lends a caller of another
          * namespace no capability, so the kernel refuses that thread what
          * it refuses the caller.) */
-        int top = top_suspect(t->ns, ours, euid);
         int ok = top >= 0 && ns_capable(caller, top);
         int ours_too = euid == 0 && top >= 0 && !same_ns(top, ours);
         if (top >= 0)
