@@ -22,13 +22,59 @@
 #include "engine.h"
 #include "pidfd.h"
 
-/* ---- reading the caller's memory ------------------------------------------ */
+/* ---- the caller's memory ---------------------------------------------------
+ *
+ * Reached as the caller, by its thread id (process_vm_readv/writev: the
+ * kernel's own faults, no FOLL_FORCE), with the caller's ids and
+ * capabilities, so that whatever holds that number when the kernel looks it
+ * up is reached only as the caller could reach it itself. The number is the
+ * caller's only while the caller lives: it waits in our notification until
+ * answered or killed, and a call can be held up for as long as its caller
+ * likes (a walk through its FUSE mount, a fault in its userfaultfd page), in
+ * which time it may be killed, reaped, and its number taken by another task
+ * (a new thread of ours, a process outside). Hence:
+ * - a read is used only if the caller still waited after it (every effect,
+ *   and the answer itself, is preceded by yr_call_still_waits);
+ * - a write is made only right after the caller is seen waiting (a number is
+ *   freed only once its task has woken from our wait, run its exit and been
+ *   reaped, which no task does between two of our system calls);
+ * - a caller that refuses us as itself (not dumpable, or in a user namespace
+ *   of its own) is reached as ourselves only through its mem file, opened
+ *   from the /proc/TID directory the identity cache keeps: bound to the
+ *   caller's struct pid, it reaches no later task with that number. Never by
+ *   number as ourselves: a thread of ours that took the number would be our
+ *   own memory (found by a review: a stalled stat's result written into the
+ *   supervisor). That file forces its access (FOLL_FORCE), so a read-only
+ *   buffer of such a caller is written where the kernel would give EFAULT. */
+static ssize_t through_mem(struct yr_call *c, int write, void *buf, size_t size, uint64_t addr)
+{
+    if ((int64_t)addr < 0)
+        return errno = EFAULT, -1;
+    yr_fs_reset();
+    int fd = openat(c->procdir, "mem", (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : write ? pwrite(fd, buf, size, (off_t)addr)
+                                    : pread(fd, buf, size, (off_t)addr);
+    int e = errno;
+    yr_close(fd);
+    yr_fs_become(&c->id);
+    errno = e;
+    return n;
+}
+
+static ssize_t read_some(struct yr_call *c, void *out, size_t size, uint64_t addr)
+{
+    struct iovec l = { out, size }, r = { (void *)(uintptr_t)addr, size };
+    ssize_t n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
+    if (n < 0 && (errno == EPERM || errno == EACCES))
+        n = through_mem(c, 0, out, size, addr);
+    return n;
+}
 
 /* Like the kernel's getname: up to the NUL, EFAULT on an unreadable byte
  * before it, ENAMETOOLONG without one in size bytes. Reads stop at page
  * ends, so a string just before an unmapped page is still read; the first
  * takes at most YR_FIRST_READ bytes (engine.h). */
-int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
+int yr_read_path(struct yr_call *c, uint64_t addr, char *out, size_t size)
 {
     const uint64_t page = 4096;
     size_t got = 0;
@@ -37,9 +83,7 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
         size_t chunk = got == 0 ? yr_first_read(at) : (size_t)(page - at % page);
         if (chunk > size - got)
             chunk = size - got;
-        struct iovec local = { out + got, chunk };
-        struct iovec remote = { (void *)(uintptr_t)at, chunk };
-        ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        ssize_t n = read_some(c, out + got, chunk, at);
         if (n <= 0)
             return n == 0 || errno == EFAULT || errno == EIO ? -EFAULT : -errno;
         char *nul = memchr(out + got, '\0', (size_t)n);
@@ -50,37 +94,16 @@ int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size)
     return -ENAMETOOLONG;
 }
 
-/* A string of the caller's into size bytes, read once. A caller that is
- * not dumpable (or in a user namespace of its own) may refuse us as itself:
- * then as ourselves. */
-int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size)
-{
-    int n = yr_read_path(c->ev.tid, addr, out, size);
-    if (n == -EPERM || n == -EACCES) {
-        yr_fs_reset();
-        n = yr_read_path(c->ev.tid, addr, out, size);
-        yr_fs_become(&c->id);
-    }
-    return n;
-}
-
 /* A path (or a symlink's target). */
 int yr_read_str(struct yr_call *c, uint64_t addr, char *out)
 {
-    return yr_read_strn(c, addr, out, YR_PATH_MAX);
+    return yr_read_path(c, addr, out, YR_PATH_MAX);
 }
 
 /* size bytes at addr, all or -EFAULT. */
 int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size)
 {
-    struct iovec l = { out, size }, r = { (void *)(uintptr_t)addr, size };
-    ssize_t n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
-    if (n < 0 && (errno == EPERM || errno == EACCES)) {
-        yr_fs_reset();
-        n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
-        yr_fs_become(&c->id);
-    }
-    return n == (ssize_t)size ? 0 : -EFAULT;
+    return read_some(c, out, size, addr) == (ssize_t)size ? 0 : -EFAULT;
 }
 
 int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
@@ -89,14 +112,27 @@ int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
     ssize_t total = 0;
     for (int i = 0; i < rn; i++)
         total += (ssize_t)remote[i].iov_len;
-    pid_t tid = c->ev.tid;
-    ssize_t k = process_vm_writev(tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
-    if (k < 0 && (errno == EPERM || errno == EACCES)) {
-        yr_fs_reset();
-        k = process_vm_writev(tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
-        yr_fs_become(&c->id);
+    if (!yr_call_still_waits(c))
+        return -EFAULT;                 /* its number may be another's: nobody to answer */
+    ssize_t k = process_vm_writev(c->ev.tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
+    if (k >= 0 || (errno != EPERM && errno != EACCES))
+        return k == total ? 0 : -EFAULT;
+    /* As ourselves, one range at a time through the mem file. */
+    unsigned char flat[4096];
+    ssize_t have = 0;
+    for (int i = 0; i < n; i++) {
+        if (have + (ssize_t)local[i].iov_len > (ssize_t)sizeof(flat))
+            return -EFAULT;
+        memcpy(flat + have, local[i].iov_base, local[i].iov_len);
+        have += (ssize_t)local[i].iov_len;
     }
-    return k == total ? 0 : -EFAULT;
+    if (have != total)
+        return -EFAULT;
+    for (int i = 0, at = 0; i < rn; at += (int)remote[i].iov_len, i++)
+        if (through_mem(c, 1, flat + at, remote[i].iov_len,
+                        (uint64_t)(uintptr_t)remote[i].iov_base) != (ssize_t)remote[i].iov_len)
+            return -EFAULT;
+    return 0;
 }
 
 static pid_t cached_tgid(struct yr_ctx *ctx, pid_t tid);

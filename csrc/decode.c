@@ -202,7 +202,7 @@ static int read_times(struct yr_call *c, uint64_t addr)
 
 static int read_xname(struct yr_call *c, uint64_t addr)
 {
-    int n = yr_read_path(c->ev.tid, addr, c->xname, sizeof(c->xname));
+    int n = yr_read_path(c, addr, c->xname, sizeof(c->xname));
     if (n == -ENAMETOOLONG || n == 0)
         return -ERANGE;
     return n < 0 ? n : 0;

@@ -248,7 +248,8 @@ static inline size_t yr_first_read(uint64_t addr)   /* to the page's end, at mos
     size_t to_end = (size_t)(4096 - addr % 4096);
     return to_end < YR_FIRST_READ ? to_end : YR_FIRST_READ;
 }
-int yr_read_path(pid_t tid, uint64_t addr, char *out, size_t size);
+/* caller.c: the caller's memory (a string up to its NUL, once) */
+int yr_read_path(struct yr_call *c, uint64_t addr, char *out, size_t size);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);
 void yr_identity_notice(pid_t tid);      /* the thread's setgroups, unshare, setns: its identity read again */
@@ -266,7 +267,6 @@ int yr_meta_writes(int32_t sys);
 /* tracer.c: is tid still in the stop being served? */
 int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid);
 int yr_read_str(struct yr_call *c, uint64_t addr, char *out);
-int yr_read_strn(struct yr_call *c, uint64_t addr, char *out, size_t size);
 int yr_read_caller(struct yr_call *c, uint64_t addr, void *out, size_t size);
 int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
                     const struct iovec *remote, int rn);

@@ -300,11 +300,18 @@ int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size)
 }
 
 /* Bytes written into the caller's memory (a value the kernel writes back on
- * an error it gives, answered by us). 0 or -EFAULT. */
-int yr_write_mem(pid_t tid, uint64_t addr, const void *in, size_t size)
+ * an error it gives, answered by us), only right after the caller is seen
+ * waiting in call id: its number is its own until it is killed and reaped,
+ * and a decision in Python may have taken long enough for that and for
+ * another task (a new thread of ours) to take the number (caller.c). 0 or
+ * -EFAULT. */
+int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, const void *in,
+                 size_t size)
 {
     struct iovec local = { (void *)in, size };
     struct iovec remote = { (void *)(uintptr_t)addr, size };
+    if (!yr_id_valid(ctx, id))
+        return -EFAULT;
     return process_vm_writev(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
 }
 

@@ -290,6 +290,11 @@ static int as_caller(struct yr_call *c, int obj, const struct helper_job *job, u
         if (ns[i] < 0 && !err)
             err = ESRCH;
     }
+    /* Read by number: the caller's only if it still waits after (a killed
+     * caller's number may have gone to another task, whose ids and
+     * namespaces the helper would take). */
+    if (!err && !yr_call_still_waits(c))
+        err = ESRCH;
     int sv[2] = { -1, -1 };
     if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         err = errno;

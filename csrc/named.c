@@ -108,7 +108,7 @@ static int add_named(struct yr_call *c, int dirfd, uint64_t addr, int follows)
     int pre = 0;
     if (dirfd != AT_FDCWD_INT)
         pre = snprintf(out, YR_PATH_MAX, "/proc/self/fd/%d/", dirfd);
-    int n = yr_read_strn(c, addr, out + pre, YR_PATH_MAX - (size_t)pre);
+    int n = yr_read_path(c, addr, out + pre, YR_PATH_MAX - (size_t)pre);
     if (n == -ENAMETOOLONG && pre)
         return -EACCES;                          /* too long once prefixed: refused */
     if (n <= 0)
@@ -287,19 +287,19 @@ static int mount_new(struct yr_call *c, const uint64_t *a, uint32_t flags)
     char type[64];
     if (flags & (MS_REMOUNT_ | MS_BIND_ | MS_MOVE_ | MS_PROPAGATION_) || !a[2])
         return 0;
-    if (yr_read_strn(c, a[2], type, sizeof(type)) <= 0)
+    if (yr_read_path(c, a[2], type, sizeof(type)) <= 0)
         return 0;
     int overlay = strcmp(type, "overlay") == 0, block = !overlay && block_fs(type);
     if (!overlay && !block)
         return 0;
     char *room = c->named[1];
     char opts[4096];                             /* copy_mount_options: one page */
-    int have_opts = a[4] && yr_read_strn(c, a[4], opts, sizeof(opts)) >= 0;  /* else not parsed */
+    int have_opts = a[4] && yr_read_path(c, a[4], opts, sizeof(opts)) >= 0;  /* else not parsed */
     int err = have_opts ? option_paths(c, &room, opts, overlay ? KEY_OVERLAY : KEY_DEVICE) : 0;
     if (err < 0 || overlay || !(c->id.caps >> CAP_SYS_ADMIN & 1))
         return err;
     char source[YR_PATH_MAX];
-    int n = a[0] ? yr_read_strn(c, a[0], source, sizeof(source)) : 0;
+    int n = a[0] ? yr_read_path(c, a[0], source, sizeof(source)) : 0;
     if (n > 0 && (err = add_layer(c, &room, source, (size_t)n, 0)) < 0)
         return err;
     return have_opts ? option_paths(c, &room, opts, KEY_DEVICE_LATE) : 0;
@@ -318,12 +318,12 @@ static int fsconfig_paths(struct yr_call *c, const uint64_t *a)
 {
     uint32_t cmd = (uint32_t)a[1];
     char key[16], value[256];
-    if (yr_read_strn(c, a[2], key, sizeof(key)) <= 0)
+    if (yr_read_path(c, a[2], key, sizeof(key)) <= 0)
         return 0;
     if (cmd == FSCONFIG_SET_PATH_ || cmd == FSCONFIG_SET_PATH_EMPTY_)
         return layer_kind(key, strlen(key), KEY_SET_PATH) == LAYER_NONE ? 0
                : add_named(c, (int32_t)a[4], a[3], 1);
-    if (cmd != FSCONFIG_SET_STRING_ || yr_read_strn(c, a[3], value, sizeof(value)) < 0)
+    if (cmd != FSCONFIG_SET_STRING_ || yr_read_path(c, a[3], value, sizeof(value)) < 0)
         return 0;
     char *room = c->named[1];
     return add_layers(c, &room, key, strlen(key), value, strlen(value),

@@ -336,7 +336,8 @@ int yr_in_our_pidns(pid_t tid);
 int yr_ptrace_release(pid_t pid, int sig);
 int yr_pvm_precheck(const struct yr_event *ev);
 int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size);
-int yr_write_mem(pid_t tid, uint64_t addr, const void *in, size_t size);
+int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, const void *in,
+                 size_t size);
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
                  int have_value);
 int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig);

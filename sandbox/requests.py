@@ -14,10 +14,14 @@ from ._yama import ffi, lib
 class Caller:
     """The thread that made the syscall, and its process."""
 
-    def __init__(self, tid: int, tgid: int, cap_effective: int):
+    def __init__(self, tid: int, tgid: int, cap_effective: int, still_waits=None):
         self.tid = tid
         self.tgid = tgid
         self.cap_effective = cap_effective
+        # Is the thread still waiting in its call? Only then is what was read
+        # by its number (its ids) its own: a caller killed meanwhile frees
+        # the number, which another task (a new thread of ours) may take.
+        self.still_waits = still_waits
 
     def has_cap(self, cap: int) -> bool:
         return bool(self.cap_effective >> cap & 1)
@@ -28,7 +32,8 @@ class Caller:
         as the caller: capabilities held in another user namespace than the
         supervisor's mean nothing in ours, and are not lent (none are)."""
         c = ffi.new("struct yr_creds *")
-        if lib.yr_creds_read(self.tid, c) < 0:
+        if lib.yr_creds_read(self.tid, c) < 0 or \
+                (self.still_waits is not None and not self.still_waits()):
             raise ProcessLookupError(self.tid)
         c.cap_effective = self.cap_effective   # as seen when the call was made
         if self.userns != procfs.OWN_USERNS:

@@ -370,7 +370,9 @@ class Supervisor:
         os.close(null)
 
     def _handle(self, ev) -> None:
-        caller = Caller(ev.tid, ev.tgid, ev.cap_effective)
+        ctx, call_id = self.ctx, ev.id
+        caller = Caller(ev.tid, ev.tgid, ev.cap_effective,
+                        lambda: bool(lib.yr_id_valid(ctx, call_id)))
         if self.paths.gate_refused(caller):
             return                              # answered in C: only its record was ours
         if self.paths.waiting():                # a walk (maybe linkat's source) waits

@@ -452,5 +452,5 @@ class TaskCalls:
         fd = lib.yr_syscall_as(caller.creds, SYS_PERF_EVENT_OPEN, args)
         if fd == -errno.E2BIG:
             size_field = ffi.from_buffer(bytes(attr[PERF_ATTR_SIZE_AT:PERF_ATTR_SIZE_AT + 4]))
-            lib.yr_write_mem(caller.tid, _size_field(ev), size_field, 4)
+            lib.yr_write_mem(self.sup.ctx, ev.id, caller.tid, _size_field(ev), size_field, 4)
         return fd
