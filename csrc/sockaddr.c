@@ -26,15 +26,18 @@
 enum { SYS_BIND_ = 2, SYS_CONNECT_ = 3, SYS_SENDTO_ = 11, SYS_SENDMSG_ = 16,
        SYS_SENDMMSG_ = 20 };
 
-/* The path of the address at addr (len bytes), added to the call's list when
- * it is one: AF_UNIX, named, not abstract. Unreadable or odd addresses are
- * the kernel's to refuse; they name no path here. */
-static int add_address(struct yr_call *c, uint64_t addr, uint64_t len)
+/* The path of the address at addr (len bytes: an int to the kernel, the
+ * register's upper half ignored), added to the call's list when it is one:
+ * AF_UNIX, named, not abstract. Unreadable or odd addresses are the
+ * kernel's to refuse; they name no path here. */
+static int add_address(struct yr_call *c, uint64_t addr, uint64_t reg_len)
 {
     struct sockaddr_un sun;
-    if (!addr || len <= offsetof(struct sockaddr_un, sun_path) || len > sizeof(sun))
+    int32_t len = (int32_t)reg_len;
+    if (!addr || len <= (int32_t)offsetof(struct sockaddr_un, sun_path) ||
+        len > (int32_t)sizeof(sun))
         return 0;                                 /* none, or the kernel's EINVAL */
-    size_t n = len < sizeof(sun) ? (size_t)len : sizeof(sun);
+    size_t n = (size_t)len;
     memset(&sun, 0, sizeof(sun));
     if (yr_read_caller(c, addr, &sun, n) < 0 || sun.sun_family != AF_UNIX ||
         sun.sun_path[0] == '\0')

@@ -300,6 +300,10 @@ FOLLOWERS = {
     "getxattrat": "r = lib.syscall(L(464), L(-100), p, L(0), b'user.x', args, L(16))",
     "open_tree_attr": "r = lib.syscall(L(467), L(-100), p, L(0o2000000), None, L(0))",
     "connect": "s = socket.socket(socket.AF_UNIX); r = s.connect_ex(p.decode() + '-sock')",
+    # the length is an int to the kernel: a register's upper half set changes nothing
+    "connect-upper-half": "s = socket.socket(socket.AF_UNIX); "
+                          "a = ctypes.create_string_buffer(b'\\x01\\x00' + p + b'-sock', 110); "
+                          "r = lib.syscall(L(42), L(s.fileno()), a, L((1 << 32) | 110))",
 }
 AFTER_LOOKUP = {"followed", os.strerror(61), os.strerror(95), os.strerror(25)}  # ENODATA EOPNOTSUPP ENOTTY
 FOLLOW_SCRIPT = """
