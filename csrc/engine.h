@@ -101,6 +101,7 @@ void yr_pool_leave(struct yr_ctx *ctx, int closing);
 void yr_pool_wait_turn(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
+void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on purpose */
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
 
 /* CLOCK_MONOTONIC in ns. */
@@ -149,6 +150,7 @@ struct yr_res {
     struct yr_proven *proven;   /* directories found below the root (below_root), or NULL */
     uint32_t proven_gen;        /* this call's entries in it */
     uint32_t climbed;           /* '..' steps below_root took in this call */
+    uint32_t steps;             /* components walked in this call (COSTLY_STEPS) */
     int root_set;               /* the kernel's nd->root is set: an absolute path, a scope, a '..' */
     int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
     struct statx known_stx;

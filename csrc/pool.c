@@ -289,6 +289,22 @@ ssize_t yr_read_text(const char *path, char *buf, size_t size)
     return n;
 }
 
+/* Mark c stalled on the call that came at since. Fails if the receiver
+ * finished that call meanwhile (or took another: a new time): then it is
+ * not stalled. Under the lock. */
+static void mark_locked(struct yr_pool *p, struct yr_ctx *c, uint64_t since)
+{
+    pid_t tid = __atomic_load_n(&c->busy_tid, __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&c->busy_since, &since, STALLED, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;
+    c->stalled = 1;
+    c->stalled_tgid = yr_tgid_of(tid);
+    __atomic_add_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
+    p->stats[YR_POOL_STALLS]++;
+    pthread_cond_broadcast(&p->turn);   /* every receiver left serves now */
+}
+
 /* Mark the receivers that have waited on one call for longer than
  * STALL_AFTER_NS. */
 static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
@@ -301,18 +317,22 @@ static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
         if (now - since < STALL_RUNNING_NS &&
             running(__atomic_load_n(&c->thread, __ATOMIC_RELAXED)))
             continue;
-        pid_t tid = __atomic_load_n(&c->busy_tid, __ATOMIC_RELAXED);
-        /* Fails if the receiver finished that call meanwhile (or took
-         * another: a new time). Then it is not stalled. */
-        if (!__atomic_compare_exchange_n(&c->busy_since, &since, STALLED, 0,
-                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            continue;
-        c->stalled = 1;
-        c->stalled_tgid = yr_tgid_of(tid);
-        __atomic_add_fetch(&p->nstalled, 1, __ATOMIC_RELAXED);
-        p->stats[YR_POOL_STALLS]++;
-        pthread_cond_broadcast(&p->turn);   /* every receiver left serves now */
+        mark_locked(p, c, since);
     }
+}
+
+/* The call this receiver serves was found costly (resolve.c, COSTLY_STEPS):
+ * marked stalled now, as the watchdog marks one, by its own thread. */
+void yr_pool_mark_costly(struct yr_ctx *ctx)
+{
+    struct yr_pool *p = ctx->pool;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    uint64_t since = __atomic_load_n(&ctx->busy_since, __ATOMIC_ACQUIRE);
+    if (since != 0 && since != STALLED)
+        mark_locked(p, ctx, since);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* The watchdog, in a thread of its own: returns 1 when another receiver is

@@ -546,6 +546,17 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
     return push(c, cur, r->bodies[r->depth + 1]);   /* cur stays: the body is walked from it */
 }
 
+/* A walk of this many components in one call is made costly on purpose:
+ * a path names at most 2,048 components, and only link bodies ("../" and
+ * "d/" by the thousand, through 40 links) add more. The kernel takes such a
+ * path in milliseconds, the walk by hand in tens to a hundred, and callers
+ * that made them one after another from many threads held every other
+ * caller of the sandbox for seconds (found by a review: 128 threads, a
+ * bystander's open waited 12 s). The receiver is marked stalled there and
+ * then (yr_pool_mark_costly): another serves the others, and the process's
+ * next calls are refused once it holds YR_STALLED_PER_PROCESS receivers. */
+#define COSTLY_STEPS 4096
+
 /* One intermediate component (not "." or the last): cur moves into it.
  * *moved: a link was followed or ".." stepped, so what remains of this
  * level starts somewhere new (prefix_at_once may take it at once). */
@@ -553,6 +564,8 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
 {
     struct yr_res *r = &c->res;
     int next;
+    if (++r->steps == COSTLY_STEPS)
+        yr_pool_mark_costly(c->ctx);
     if (strcmp(name, "..") == 0) {
         *moved = 1;
         r->root_set = 1;

@@ -142,6 +142,7 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->path[0] = c->target[0] = '\0';
     r->root_known = r->inside = r->root_set = 0;
     r->climbed = 0;
+    r->steps = 0;
     if (++r->proven_gen == 0)                    /* below_root's entries of earlier calls */
         r->proven_gen = 1;
     r->known_dir = -1;

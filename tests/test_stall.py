@@ -259,6 +259,24 @@ def test_a_walk_of_many_dotdots_holds_up_no_bystander(flood, inside):
     assert int(facts["worst_ms"]) < 1500, facts
 
 
+def test_many_threads_of_costly_walks_hold_up_no_bystander(flood, as_user):  # noqa: F811
+    """The same walk from 128 threads at once (39 links, 1,500 deep): each
+    call stayed under the second that makes a running receiver stalled, and
+    they were served one after another, so a bystander process's open and
+    stat waited for all of them (6-12 s; found by a review). A walk of more
+    components than any path names is marked stalled the moment it gets
+    there (csrc/resolve.c, COSTLY_STEPS): another receiver serves the
+    others, and the process's further calls are refused (ENOMEM) while it
+    holds YR_STALLED_PER_PROCESS receivers."""
+    probe, where = flood
+    r = subprocess.run(as_user.command("--", probe, f"{where}/t", "1500", "39", "4", "128"),
+                       env=as_user.env(), cwd=str(as_user.home), capture_output=True, text=True,
+                       timeout=120)
+    facts = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    assert int(facts.get("bystander", 0)) >= 10, r.stdout + r.stderr
+    assert int(facts["worst_ms"]) < 1500, facts
+
+
 # -- a blocked FIFO open whose worker cannot be woken ------------------------------------------
 
 def test_no_fifo_reader_is_left_when_the_user_s_queued_signals_are_used_up(helper, as_user):  # noqa: F811

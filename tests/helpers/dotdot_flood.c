@@ -1,15 +1,15 @@
 /* dotdot_flood: a walk the kernel makes in milliseconds and a supervisor
  * walking by hand made in a minute (tests/test_stall.py).
  *
- *   dotdot_flood DIR DEPTH LINKS SECONDS
+ *   dotdot_flood DIR DEPTH LINKS SECONDS [THREADS]
  *
  * Builds DIR/d/d/.../d (DEPTH deep), DIR/deep -> d/.../d, and at the bottom
  * L -> "../" x M then "d/" x M (M = min(DEPTH - 1, 819): up M levels and back
- * to the same directory). One thread loops openat2(DIR, "/deep/L/.../L/x",
+ * to the same directory). One thread (or THREADS) loops openat2(DIR, "/deep/L/.../L/x",
  * O_PATH, RESOLVE_IN_ROOT), LINKS links, each '..' of which is checked below
  * the scope; a second process of the program (the bystander) loops an open
- * and a stat for SECONDS. Prints "calls=N" (the looping thread's calls
- * done), "result=ok|ENAME" (its first), "bystander=N" (its rounds) and
+ * and a stat for SECONDS. Prints "calls=N" (the looping threads' calls
+ * done), "result=ok|ENAME" (the first), "bystander=N" (its rounds) and
  * "worst_ms=T" (its longest round). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -91,8 +91,8 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: dotdot_flood DIR DEPTH LINKS SECONDS\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: dotdot_flood DIR DEPTH LINKS SECONDS [THREADS]\n");
         return 2;
     }
     build(argv[1], atoi(argv[2]), atoi(argv[3]));
@@ -120,8 +120,10 @@ int main(int argc, char **argv)
         dprintf(out[1], "bystander=%ld\nworst_ms=%.0f\n", rounds, worst * 1000);
         _exit(0);
     }
-    pthread_t t;
-    pthread_create(&t, NULL, loop, NULL);
+    for (int i = argc == 6 ? atoi(argv[5]) : 1; i > 0; i--) {
+        pthread_t t;
+        pthread_create(&t, NULL, loop, NULL);
+    }
     waitpid(bystander, NULL, 0);
     char buf[128];
     ssize_t n = read(out[0], buf, sizeof(buf) - 1);
