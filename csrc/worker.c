@@ -9,6 +9,7 @@
  * the tracer (tracer.c takes it with yr_worker_take); the caller stays in its
  * seccomp stop until then. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -273,11 +274,11 @@ static void mt_addfd(const struct blocking_open *b, int fd)
 }
 
 /* The waiting thread wakes every 100 ms (the tick, below, interrupts the
- * open) to see whether the caller is gone or has a caught signal
- * pending: natively that signal would interrupt the open, and the seccomp
- * wait of a caller can only be killed. The caller then gets ERESTARTSYS,
- * which the kernel turns into EINTR or a restart of the call, as for its
- * own wait. */
+ * open) to see whether the caller is gone or has a signal pending that the
+ * kernel would act on: natively that signal would interrupt the open, and
+ * the seccomp wait of a caller can only be killed. The caller then gets
+ * ERESTARTSYS, which the kernel turns into EINTR or a restart of the call,
+ * or a stop and a restart after SIGCONT, as for its own wait. */
 #define WAKE_SIG YR_WAKE_SIG
 #define ERESTARTSYS_ 512
 
@@ -301,15 +302,133 @@ static uint64_t status_mask(const char *buf, const char *key)
     return p ? strtoull(p + strlen(key), NULL, 16) : 0;
 }
 
-/* Has the caller a caught, unblocked signal pending? */
-static int caller_signalled(pid_t tid)
+static long status_number(const char *buf, const char *key)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    const char *p = strstr(buf, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : 0;
+}
+
+#define SIG_BIT(sig) (1ULL << ((sig) - 1))
+/* Default action: stop (SIGSTOP's cannot be caught, ignored or blocked). */
+#define STOP_SIGS (SIG_BIT(SIGSTOP) | SIG_BIT(SIGTSTP) | SIG_BIT(SIGTTIN) | SIG_BIT(SIGTTOU))
+/* Threads of the caller's process looked at per tick for a stop in progress. */
+#define PEERS_LOOKED_AT 64
+
+/* The signals the kernel acts on once the caller leaves its wait: caught
+ * ones and, with stops, those whose default action stops it; blocked ones
+ * stay pending. */
+static uint64_t acting_signals(const char *status, int stops)
+{
+    uint64_t caught = status_mask(status, "\nSigCgt:");
+    uint64_t stopping = stops ? STOP_SIGS & ~caught & ~status_mask(status, "\nSigIgn:") : 0;
+    return (caught | stopping) & ~status_mask(status, "\nSigBlk:");
+}
+
+/* The state letter of thread tid of process tgid (T: stopped, t: a
+ * tracee's stop), 0 if gone. */
+static char thread_state(pid_t tgid, const char *tid)
+{
+    char path[96], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)tgid, tid);
     if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
-    uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
-    return (pending & ~status_mask(buf, "\nSigBlk:") & status_mask(buf, "\nSigCgt:")) != 0;
+    const char *end = strrchr(buf, ')');         /* the name may hold anything */
+    return end && end[1] == ' ' ? end[2] : 0;
+}
+
+/* Is a stop of the caller's process in progress? The thread that took the
+ * stop signal stopped itself and marked the others (do_signal_stop:
+ * JOBCTL_STOP_PENDING, which /proc does not show); the caller, in its
+ * wait, is the one left. So: another of its threads is stopped (T; a
+ * tracee's stop is t). The leader first: running or in an interruptible
+ * sleep it would have stopped at once, so then no stop is in progress (one
+ * that has just begun is seen at the next tick); otherwise up to
+ * PEERS_LOOKED_AT more threads, each tick. */
+static int group_stopping(pid_t tgid, pid_t tid)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", (int)tgid);
+    if (tid != tgid) {
+        char leader = thread_state(tgid, name);
+        if (leader == 'T')
+            return 1;
+        if (leader == 'R' || leader == 'S')
+            return 0;
+    }
+    char path[48];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)tgid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int stopped = 0, looked = 0;
+    for (struct dirent *e; !stopped && looked < PEERS_LOOKED_AT && (e = readdir(d));) {
+        pid_t peer = (pid_t)atoi(e->d_name);
+        if (peer <= 0 || peer == tid || peer == tgid)
+            continue;
+        looked++;
+        stopped = thread_state(tgid, e->d_name) == 'T';
+    }
+    closedir(d);
+    return stopped;
+}
+
+/* Which signals of set the caller's leader takes from the process's queue,
+ * if the caller is not the leader: those it does not block, if alive. */
+static uint64_t leader_takes(const struct blocking_open *b, uint64_t set)
+{
+    char path[64], buf[4096];
+    if (b->tid == b->tgid || !set)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)b->tgid, (int)b->tgid);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0 || strstr(buf, "\nState:\tZ") ||
+        strstr(buf, "\nState:\tX"))
+        return 0;                                /* exited: it takes nothing */
+    return set & ~status_mask(buf, "\nSigBlk:");
+}
+
+/* Should the caller leave its wait for a signal? *shared_seen: the
+ * process-wide signals that counted at the tick before (0 at first).
+ *
+ * ERESTARTSYS needs the caller's TIF_SIGPENDING: the kernel restarts (or
+ * stops) a call only in its signal path on the way out to user space
+ * (arch_do_signal_or_restart), run only when that flag is set; without
+ * it the caller would see errno 512. Every case counted sets it on the
+ * caller, and only the caller clears its own (recalc_sigpending, on its
+ * way out), asleep meanwhile:
+ * - a signal of its own (SigPnd): complete_signal wakes it, or it had the
+ *   flag already;
+ * - a process-wide one (ShdPnd) of a process of one thread: the same. With
+ *   more threads the kernel wakes one, which takes it, so only one still
+ *   pending a tick later counts (taken by another thread, it is gone by
+ *   then: natively that thread's wait was interrupted, not the caller's),
+ *   and for the leader, or for another thread where the leader cannot take
+ *   it (blocked, or the leader is gone): kill, killpg and the terminal's
+ *   signals are offered to the leader first (complete_signal), then to a
+ *   thread that does not block them;
+ * - a stop in progress (group_stopping): do_signal_stop set the flag of
+ *   every thread not stopped.
+ * SIGCONT between this check and the answer flushes the stop signals and
+ * JOBCTL_STOP_PENDING (prepare_signal) but not TIF_SIGPENDING: the caller
+ * finds nothing to do in get_signal and its call is restarted, as a wait
+ * the kernel woke for a stop that was then cancelled.
+ * Stops only under user-notify: a tracee's call can only be answered
+ * (EINTR, worse than a stop that comes late), and its stops are its
+ * tracer's. */
+static int caller_signalled(const struct blocking_open *b, uint64_t *shared_seen)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->tid);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+        return 0;
+    int stops = b->listener >= 0, alone = status_number(buf, "\nThreads:") <= 1;
+    uint64_t acting = acting_signals(buf, stops);
+    if (status_mask(buf, "\nSigPnd:") & acting)
+        return 1;
+    uint64_t shared = status_mask(buf, "\nShdPnd:") & acting, before = *shared_seen;
+    *shared_seen = shared;
+    if (alone ? shared != 0 : (shared & before & ~leader_takes(b, shared & before)) != 0)
+        return 1;
+    return stops && !alone && group_stopping(b->tgid, b->tid);
 }
 
 static int still_waiting(const struct blocking_open *b)
@@ -416,6 +535,7 @@ static void *blocking_worker(void *arg)
      * gone. */
     int tick = yr_tick_start();
     int fd = -1, err = tick >= 0 ? 0 : ENOMEM;
+    uint64_t shared_seen = 0;
     if (!err && yr_fs_become(&b->id_as) < 0)
         err = EPERM;                             /* never opened as ourselves */
     for (; !err;) {
@@ -428,7 +548,7 @@ static void *blocking_worker(void *arg)
             err = -1;                            /* the caller is gone: nobody to answer */
             break;
         }
-        if (caller_signalled(b->tid)) {
+        if (caller_signalled(b, &shared_seen)) {
             /* A tracee cannot be made to restart its call: it sees EINTR. */
             err = b->listener >= 0 ? ERESTARTSYS_ : EINTR;
             break;
