@@ -7,6 +7,20 @@
  *   "P" + a pidfd  the program runs: the signals sent to yama-run go to it,
  *                  through the pidfd, so a reused pid is never signalled
  *   "S" + an int   the program's status: the front returns it at once
+ *   "T" + an int   the program stopped with that signal: the front stops
+ *                  with it too, so that the shell sees its job stopped
+ *
+ * A shell's job is the front, which it waits for with WUNTRACED, but the
+ * program is the supervisor's child, and the supervisor is in a session of
+ * its own: so the front mirrors the program's stops ("T") and its
+ * continuing (the supervisor sends the front SIGCONT), and passes on the
+ * SIGCONT that continues it (`fg`, `bg`) to a stopped program. A signal it
+ * forwards to a stopped program is followed by SIGCONT, as the kernel sends
+ * SIGHUP and SIGCONT to a stopped process group that becomes orphaned: the
+ * program may be in a group of its own (`bash -i`), which the kernel
+ * counts as orphaned from the start (its parent, the supervisor, is in
+ * another session), so when the shell goes it is the front's group that
+ * the kernel hangs up, and the program must be ended from here.
  *
  * It is C for the installed command: csrc/launcher.c forks before it execs
  * the interpreter and the parent waits here, so no Python process is forked
@@ -14,8 +28,11 @@
  * front that `python3 -m sandbox.cli` forks (lifetime.split) is this code too. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -49,6 +66,7 @@ static sigset_t front_signals(void)
     for (int i = 0; i < N_FORWARDED; i++)
         sigaddset(&set, forwarded[i]);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGCONT);   /* it still continues us; blocked, it is also seen */
     sigaddset(&set, yr_front_wake_signal());
     return set;
 }
@@ -64,6 +82,8 @@ int yr_front_block(void)
 struct front {
     int sock, pidfd;
     pid_t supervisor;
+    pid_t program;              /* the pidfd's pid, 0 until known */
+    int mirror;                 /* "T" heard: the program's stop signal, to stop with */
     int heard;                  /* any message: the child is the supervisor */
     int status;                 /* the program's, once sent; -1 until then */
     int pending[N_FORWARDED];   /* sent before the program ran, in order, once each */
@@ -82,12 +102,51 @@ static void forward(struct front *f, int sig)
     syscall(SYS_pidfd_send_signal, f->pidfd, sig, NULL, 0);     /* ESRCH: it has exited */
 }
 
+/* The pid of a pidfd, as /proc/self/fdinfo gives it; 0 if unknown. */
+static pid_t pidfd_pid(int pidfd)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    char *line = strstr(buf, "\nPid:");
+    return line ? (pid_t)atoi(line + 5) : 0;
+}
+
+/* Whether the program is stopped now (job control, not a ptrace stop), read
+ * from /proc. The "T" message says it was, at the supervisor's wait; it may
+ * have been continued since (Ctrl-Z stops the front and a program of its
+ * group together, and `fg` continues both before the message is read). */
+static int program_stopped(const struct front *f)
+{
+    char path[64], buf[1024];
+    if (f->program <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", f->program);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    char *end = strrchr(buf, ')');     /* the name may hold ")" itself */
+    /* Still alive after the read: the pid was the program's, not a reuse
+     * (the program is reaped only after it is gone for good). */
+    return end && end[1] == ' ' && end[2] == 'T' &&
+           syscall(SYS_pidfd_send_signal, f->pidfd, 0, NULL, 0) == 0;
+}
+
 static void take_pidfd(struct front *f, const int *fds, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (i == 0 && f->pidfd < 0)
+        if (i == 0 && f->pidfd < 0) {
             f->pidfd = fds[i];
-        else
+            f->program = pidfd_pid(fds[i]);
+        } else
             close(fds[i]);      /* more than was sent: none of them is ours to keep */
     }
     for (int i = 0; i < f->n_pending && f->pidfd >= 0; i++)
@@ -120,6 +179,8 @@ static void drain(struct front *f)
                 close(fds[i]);
             if (msg[0] == 'S' && n >= 5)
                 memcpy(&f->status, msg + 1, sizeof(int));
+            else if (msg[0] == 'T' && n >= 5)
+                memcpy(&f->mirror, msg + 1, sizeof(int));
         }
     }
 }
@@ -144,6 +205,62 @@ static int child_gone(const struct front *f, pid_t reaped, int raw)
     return 128 + sig;           /* a signal that does not end a process */
 }
 
+/* Stop as the program did, with its signal (the shell says "Stopped" or
+ * "Stopped (tty output)" by it) at its default action; returns once
+ * continued. SIGTSTP, SIGTTIN and SIGTTOU are discarded by the kernel in an
+ * orphaned process group: then there is no shell to continue us either. */
+static void stop_like(int sig)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    sigemptyset(&dfl.sa_mask);
+    int set = sig != SIGSTOP && sigaction(sig, &dfl, &old) == 0;
+    sigset_t one, mask;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, &mask);
+    raise(sig);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (set)
+        sigaction(sig, &old, NULL);
+}
+
+/* "T" heard: stop with the program, unless it was continued meanwhile. A
+ * SIGCONT between the look and the stop leaves us stopped; the supervisor
+ * then sees the program continued and continues us (yr_reap_main). */
+static void mirror_stop(struct front *f)
+{
+    int sig = f->mirror;
+    f->mirror = 0;
+    if (program_stopped(f))
+        stop_like(sig);
+}
+
+/* We were continued (the shell's `fg` or `bg`, or the supervisor because the
+ * program was): a stopped program is continued too. A "T" read here is
+ * older than this SIGCONT, or as old: the stop it reports is over. */
+static void continued(struct front *f)
+{
+    drain(f);
+    f->mirror = 0;
+    if (program_stopped(f))
+        forward(f, SIGCONT);
+}
+
+/* A signal for the program. One the terminal sent (SI_KERNEL) reached the
+ * program's group already, unless the program stopped in a group of its
+ * own: the kernel's SIGHUP to our orphaned group when the shell is gone is
+ * one too. A stopped program gets SIGCONT after it, as the kernel sends an
+ * orphaned stopped group SIGHUP then SIGCONT, so it is never left stopped
+ * for ever with a signal pending. */
+static void pass_on(struct front *f, int sig, int code)
+{
+    int stopped = program_stopped(f);
+    if (code != SI_FROM_KERNEL || stopped)
+        forward(f, sig);
+    if (stopped)
+        forward(f, SIGCONT);
+}
+
 /* Wait for the program's status, forwarding signals meanwhile; the
  * caller has blocked them (yr_front_block) before it forked the supervisor. */
 int yr_front(int sock, int supervisor)
@@ -156,18 +273,22 @@ int yr_front(int sock, int supervisor)
         siginfo_t info;
         int sig = sigwaitinfo(&wanted, &info);
         if (sig < 0)
-            continue;           /* EINTR: a stop and continue (job control) */
+            continue;           /* EINTR */
         if (sig == yr_front_wake_signal()) {
             drain(&f);
+        } else if (sig == SIGCONT) {
+            continued(&f);
         } else if (sig == SIGCHLD) {
             drain(&f);
             int raw = 0;
             pid_t reaped = f.status < 0 ? waitpid(supervisor, &raw, WNOHANG) : 0;
             if (reaped != 0)    /* gone (or never ours: ECHILD) */
                 return child_gone(&f, reaped, raw);
-        } else if (info.si_code != SI_FROM_KERNEL) {
-            forward(&f, sig);   /* from the terminal, the program has it already */
+        } else {
+            pass_on(&f, sig, info.si_code);
         }
+        if (f.mirror && f.status < 0)
+            mirror_stop(&f);
     }
     return f.status;
 }

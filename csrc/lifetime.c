@@ -31,6 +31,10 @@
  * chain waits for it, and the main program, gone, waits for none. */
 static atomic_int records_first;
 
+/* Set once the front was told the program stopped: it may be stopped still
+ * when the status is sent. */
+static atomic_int stop_mirrored;
+
 void yr_front_records_first(void)
 {
     atomic_store(&records_first, 1);
@@ -93,13 +97,18 @@ int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake)
 }
 
 /* The status to the front ("S"), detached first if asked; the front exits
- * normally from here on, so its death no longer concerns us. */
+ * normally from here on, so its death no longer concerns us. A front that
+ * stopped with the program is continued first, so that the shell sees the
+ * job end when the program does (killed while stopped, say); before the
+ * status, so that it is still our parent, never a process that took its pid. */
 int yr_front_report(struct yr_front_link *link, int status, int detach_first)
 {
     link->reported = 1;
     prctl(PR_SET_PDEATHSIG, 0);
     if (detach_first)
         detach(link);
+    if (atomic_load(&stop_mirrored) && getppid() == link->front)
+        kill(link->front, SIGCONT);
     char msg[1 + sizeof status] = {'S'};
     memcpy(msg + 1, &status, sizeof status);
     return send_to_front(link, msg, sizeof msg, -1, 1);
@@ -121,6 +130,38 @@ static int read_exec_outcome(int status_fd, void *failure, size_t size)
     return n < 0 ? 0 : (int)n;
 }
 
+/* The main program stopped (job control): the front stops with it ("T",
+ * csrc/front.c). Never waits: a stopped front reads nothing, and a program
+ * that stops and is continued in a loop would fill the socket; a message
+ * dropped then has others before it, unread, that make the front look. */
+static void tell_stopped(const struct yr_front_link *link, int sig)
+{
+    char msg[1 + sizeof sig] = {'T'};
+    memcpy(msg + 1, &sig, sizeof sig);
+    atomic_store(&stop_mirrored, 1);
+    if (send(link->sock, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof msg)
+        kill(link->front, yr_front_wake_signal());
+}
+
+/* A stop or a continuing of a child, as waitpid(WUNTRACED | WCONTINUED)
+ * reports it. A child stopped by PTRACE_TRACEME is let go (we trace no
+ * one); one we do not trace (PTRACE_DETACH: ESRCH) stopped for job control,
+ * and if it is the main program the front mirrors it: it stops too, and is
+ * continued when the program is (kill(0, SIGCONT) from a process of the
+ * sandbox, say), so that its shell sees the job as the program is. The
+ * front is our parent while the link is open (our parent-death signal
+ * ends us otherwise). */
+static void stopped_or_continued(pid_t pid, int raw, int main_pid,
+                                 const struct yr_front_link *link)
+{
+    if (WIFSTOPPED(raw)) {
+        if (yr_ptrace_release(pid, WSTOPSIG(raw)) == -ESRCH && pid == main_pid && link)
+            tell_stopped(link, WSTOPSIG(raw));
+    } else if (pid == main_pid && link) {
+        kill(link->front, SIGCONT);
+    }
+}
+
 /* A wait status as a shell gives it: the code, or 128+N for signal N. */
 static int shell_status(int raw)
 {
@@ -130,7 +171,8 @@ static int shell_status(int raw)
 /* Reap until the main program exits: its status as a shell gives it in
  * *status (what the front is sent), and the number of bytes of its exec's
  * failure read from status_fd into failure (0: it ran); -ECHILD when there is no child left to wait for. A child
- * stopped by PTRACE_TRACEME is let go (we trace no one); the front's death
+ * stopped by PTRACE_TRACEME is let go, the main program's job-control stops
+ * are mirrored by the front (stopped_or_continued); the front's death
  * (front_gone, the parent-death signal) kills the program. Both signals are
  * blocked in every thread of the supervisor. link (NULL: none): the status
  * is reported from here, detached first, when it ran and nothing must be
@@ -144,13 +186,13 @@ int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
     sigaddset(&wanted, front_gone);
     for (;;) {
         int raw;
-        pid_t pid = waitpid(-1, &raw, WNOHANG);
+        pid_t pid = waitpid(-1, &raw, WNOHANG | WUNTRACED | WCONTINUED);
         if (pid < 0 && errno == EINTR)
             continue;
         if (pid < 0)
             return -errno;
-        if (pid > 0 && WIFSTOPPED(raw)) {
-            yr_ptrace_release(pid, WSTOPSIG(raw));
+        if (pid > 0 && (WIFSTOPPED(raw) || WIFCONTINUED(raw))) {
+            stopped_or_continued(pid, raw, main_pid, link);
         } else if (pid == main_pid) {
             *status = shell_status(raw);
             int n = read_exec_outcome(status_fd, failure, size);
