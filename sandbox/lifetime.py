@@ -10,7 +10,10 @@ The supervisor is the program's parent and a child subreaper: it serves the
 whole tree. The front forwards the signals sent to yama-run to the program
 (through a pidfd the supervisor hands it, so a reused pid is never
 signalled), and exits with the program's status as soon as the supervisor
-sends it, which it does when the main program exits. The supervisor leaves
+sends it, which it does when the main program exits. The main program's
+job-control stops are the front's too: the supervisor's wait sees them
+(csrc/lifetime.c), the front stops with the same signal, and the SIGCONT
+that continues it (`fg`) goes on to the program (csrc/front.c). The supervisor leaves
 the caller's session once the program has started (the program keeps it);
 at the main program's exit it detaches (standard streams on /dev/null, every
 descriptor inherited from the caller closed) and serves what the program
