@@ -345,6 +345,7 @@ int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[
  * Order matters: setgroups needs our CAP_SETGID, so capabilities are lowered
  * last and raised first. */
 static __thread int fs_ready, fs_switched;
+static __thread uint32_t fs_euid;     /* never moved by an identity taken here: asked once */
 static __thread uint64_t base_eff, base_perm;
 static __thread struct yr_fsid fs_base, fs_cur, fs_paused;
 static __thread int fs_pausing;
@@ -361,7 +362,7 @@ static int fs_init(void)
         return -1;
     fs_base.ngroups = (uint32_t)n;
     uint32_t e, sv;
-    if (syscall(SYS_getresuid, &fs_base.ruid, &e, &sv) < 0 ||
+    if (syscall(SYS_getresuid, &fs_base.ruid, &fs_euid, &sv) < 0 ||
         syscall(SYS_getresgid, &fs_base.rgid, &e, &sv) < 0)
         return -1;
     fs_base.fsuid = (uint32_t)syscall(SYS_setfsuid, -1);   /* -1: only asks */
@@ -383,10 +384,10 @@ static int same_fsid(const struct yr_fsid *a, const struct yr_fsid *b)
 /* See creds_are_ours: the filesystem identity's part, against ours. */
 int yr_fs_can_act_as(const struct yr_fsid *id)
 {
-    if (geteuid() == 0)
-        return 1;
     if (fs_init() < 0)
         return 0;
+    if (fs_euid == 0)
+        return 1;
     return id->ruid == fs_base.ruid && id->rgid == fs_base.rgid &&
            id->fsuid == fs_base.fsuid && id->fsgid == fs_base.fsgid &&
            id->ngroups == fs_base.ngroups &&
@@ -409,7 +410,7 @@ int yr_fs_become(const struct yr_fsid *want)
     masked.caps &= base_perm;
     if (same_fsid(id, &fs_cur))
         return 0;
-    if (geteuid() != 0) {
+    if (fs_euid != 0) {
         /* Unprivileged: our ids and groups are the caller's (yr_fs_can_act_as,
          * asked when its identity was read); capabilities we hold beyond its
          * are set aside. */
