@@ -573,9 +573,12 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
             return yr_call_finish(c, n < 0 ? n : -ENOENT);
     }
     if (((ev->sys == YR_SYS_UTIMENSAT || ev->sys == YR_SYS_UTIMENSAT_TIME64 ||
-          ev->sys == YR_SYS_FANOTIFY_MARK) && path_addr == 0) ||
+          ev->sys == YR_SYS_FUTIMESAT || ev->sys == YR_SYS_FANOTIFY_MARK) && path_addr == 0) ||
         (ev->sys == YR_SYS_FANOTIFY_MARK && (c->xflags & FAN_MARK_FLUSH))) {
-        /* futimens, a mark on dirfd itself, a flush: no path, nothing to decide */
+        /* futimens (do_utimes with no name: dirfd's file, EBADF for O_PATH;
+         * AT_FDCWD's EFAULT), a mark on dirfd itself, a flush: no path,
+         * nothing to decide; the times were read and checked above, as the
+         * kernel checks them first */
         if (yr_id_valid(ctx, ev->id))
             yr_reply_continue(ctx, ev->id);
         yr_call_close(c);
