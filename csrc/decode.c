@@ -282,12 +282,16 @@ static int decode_file_attr(struct yr_call *c, uint64_t *path_addr)
     c->dirfd = (int32_t)a[0];
     *path_addr = a[1];
     c->buf = a[2];
-    c->xflags = (uint32_t)a[3];              /* usize: the kernel checks it on our call */
-    if (c->xflags > 4096)
+    int err = at_flags(c, a[4]);             /* the kernel's first check */
+    if (err < 0)
+        return err;
+    uint64_t usize = a[3];                   /* a size_t: all 64 bits (i386's cut already) */
+    if (usize > 4096)
         return -E2BIG;
-    if (c->xflags < 24)
+    if (usize < 24)
         return -EINVAL;                      /* FILE_ATTR_SIZE_VER0, before an empty path's EBADF */
-    return at_flags(c, a[4]);
+    c->xflags = (uint32_t)usize;
+    return 0;
 }
 
 /* "" (or NULL) with AT_EMPTY_PATH: the *xattrat calls and file_[gs]etattr
