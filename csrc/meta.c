@@ -205,6 +205,52 @@ static long statfs_to_caller(struct yr_call *c, int fd)
     return 0;
 }
 
+#ifndef SYS_file_getattr
+#define SYS_file_getattr 468
+#define SYS_file_setattr 469
+#endif
+
+/* struct file_attr: fa_xflags (u64) at 0, fa_projid (u32) at 16. */
+#define FA_PROJID 16
+#define XFLAG_PROJINHERIT 0x200u
+#define PROJID_INVALID 0xFFFFFFFFu
+
+/* A file's project quota state (fa_projid, FS_XFLAG_PROJINHERIT) may be
+ * changed from the initial user namespace only (fileattr_set_prepare):
+ * our thread is there, a caller of another user namespace is not, so its
+ * change is refused here. The kernel's own checks before that one (EROFS;
+ * EPERM for a file the caller does not own, or for an immutable or
+ * append-only bit) are had on a probe: the caller's struct (at c->xbuf)
+ * with the project id no namespace maps (-1), which the kernel then
+ * refuses (EINVAL) without changing anything. 0: the call may be made;
+ * else -errno.
+ * Race: the state is read here and set by our call after, not under the
+ * kernel's inode lock. Only a process of the initial namespace can change
+ * it in between (the caller cannot: each of its routes is refused, by the
+ * kernel or here); our call then puts back the state read. */
+static int project_state_refusal(struct yr_call *c, const char *self, size_t usize)
+{
+    if (!c->id.foreign_userns)
+        return 0;
+    unsigned char now[24];
+    if (syscall(SYS_file_getattr, AT_FDCWD, self, now, sizeof(now), 0) < 0)
+        return -errno;
+    uint64_t xflags, xflags_now;
+    uint32_t projid, projid_now;
+    memcpy(&xflags, c->xbuf, 8);
+    memcpy(&xflags_now, now, 8);
+    memcpy(&projid, c->xbuf + FA_PROJID, 4);
+    memcpy(&projid_now, now + FA_PROJID, 4);
+    if (projid == projid_now && !((xflags ^ xflags_now) & XFLAG_PROJINHERIT))
+        return 0;
+    if (projid_now == PROJID_INVALID)
+        return -EINVAL;                 /* -1 is no probe there: it would be no change */
+    uint32_t invalid = PROJID_INVALID;
+    memcpy(c->xbuf + FA_PROJID, &invalid, 4);
+    long rc = syscall(SYS_file_setattr, AT_FDCWD, self, c->xbuf, usize, 0);
+    return rc < 0 ? -errno : -EINVAL;
+}
+
 /* file_getattr, file_setattr (6.17) on the held object: the same call made
  * on our copy of the caller's struct file_attr (its size checked by the
  * kernel), by the object's /proc/self/fd name (self), as the xattr calls
@@ -212,10 +258,6 @@ static long statfs_to_caller(struct yr_call *c, int fd)
  * empty path's descriptor with fdget, which refuses the O_PATH file we hold
  * (EBADF, every call); the magic link lands on the object itself, never
  * followed further. */
-#ifndef SYS_file_getattr
-#define SYS_file_getattr 468
-#define SYS_file_setattr 469
-#endif
 static long file_attr(struct yr_call *c, const char *self)
 {
     size_t usize = c->xflags;
@@ -223,6 +265,11 @@ static long file_attr(struct yr_call *c, const char *self)
     memset(c->xbuf, 0, usize);
     if (set && yr_read_caller(c, c->buf, c->xbuf, usize) < 0) {
         errno = EFAULT;
+        return -1;
+    }
+    int err = set ? project_state_refusal(c, self, usize) : 0;
+    if (err < 0) {
+        errno = -err;
         return -1;
     }
     long rc = syscall(set ? SYS_file_setattr : SYS_file_getattr, AT_FDCWD, self, c->xbuf,
