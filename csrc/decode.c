@@ -16,7 +16,7 @@
 #define STATX_SYNC_BITS (AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC)
 /* What open() passes on (build_open_how). */
 #define VALID_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
-                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | \
+                          O_NONBLOCK | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | YR_O_LARGEFILE | \
                           O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | \
                           TMPFILE_BIT)
 #define O_PATH_FLAGS (O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC)

@@ -40,6 +40,7 @@
 #define AT_FDCWD_INT (-100)
 #define AUDIT_ARCH_I386_ 0x40000003u
 #define TMPFILE_BIT 020000000      /* the kernel's __O_TMPFILE (glibc's adds O_DIRECTORY) */
+#define YR_O_LARGEFILE 0100000    /* the kernel's (glibc's is 0 on x86-64): an i386 open's own */
 #define XATTR_VALUE_MAX 65536
 
 /* What a call does with the object its path leads to. */
@@ -362,6 +363,8 @@ int yr_perform_symlink(struct yr_call *c);
 int yr_symlink_in_sticky(struct yr_call *c, int dir);
 int yr_act_meta(struct yr_call *c);
 int yr_meta_perform(struct yr_call *c, int fd);
+struct statx;
+int yr_truncate_refusal(int fd, const struct statx *sx);
 
 /* link.c */
 int yr_link_settle(struct yr_ctx *ctx, const struct yr_event *ev);

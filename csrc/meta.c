@@ -284,6 +284,21 @@ static long file_attr(struct yr_call *c, const char *self)
     return rc;
 }
 
+/* The kernel's refusals of a truncation of the regular file fd (sx: its
+ * statx, with its attributes), as it gives them before truncating
+ * (vfs_truncate; an O_TRUNC open's mnt_want_write and may_open): EROFS, the
+ * write permission (EACCES; EPERM for an immutable file), EPERM for an
+ * append-only one. 0 or -errno. */
+int yr_truncate_refusal(int fd, const struct statx *sx)
+{
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return -EROFS;
+    if (syscall(SYS_faccessat2, fd, "", W_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
+        return -errno;
+    return sx->stx_attributes & STATX_ATTR_APPEND ? -EPERM : 0;
+}
+
 /* truncate is made by us, under our RLIMIT_FSIZE: the caller's must be
  * judged here (inode_newsize_ok). Growing a file past the caller's soft
  * limit is EFBIG, and SIGXFSZ for the calling thread; shrinking is not
@@ -309,13 +324,9 @@ static int beyond_fsize_limit(struct yr_call *c, int fd)
         return -EINVAL;
     if ((uint64_t)c->len <= sx.stx_size)
         return 0;
-    struct statvfs vfs;
-    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
-        return -EROFS;
-    if (syscall(SYS_faccessat2, fd, "", W_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
-        return -errno;                 /* EACCES; EPERM for an immutable file */
-    if (sx.stx_attributes & STATX_ATTR_APPEND)
-        return -EPERM;
+    err = yr_truncate_refusal(fd, &sx);
+    if (err < 0)
+        return err;
     /* Sent while the caller waits for our answer, as the kernel sends it
      * before the call returns. */
     if (yr_id_valid(c->ctx, c->ev.id))

@@ -355,11 +355,53 @@ static int opens_with_effect(int flags, int type)
     return (flags & (O_TRUNC | O_CREAT | TMPFILE_BIT)) || (type != S_IFREG && type != S_IFDIR);
 }
 
+#define MAX_NON_LFS 0x7fffffffL
+
+/* i386's open and openat do not add O_LARGEFILE (every other open does, our
+ * own always), and generic_file_open, the open op of every disk filesystem
+ * and of tmpfs, refuses a regular file larger than MAX_NON_LFS without it:
+ * EOVERFLOW, after every other check of the open. Not proc's or sysfs's
+ * files (/proc/kcore, a PCI resource), which they open whatever the size.
+ * 1: the caller's open of the held object must end so. The size is the
+ * held inode's, taken by its walk during this call, as the kernel's is
+ * taken during the open. */
+static int beyond_non_lfs(const struct yr_call *c)
+{
+    const struct stat *st = &c->res.obj_st;
+    if (c->ev.arch != AUDIT_ARCH_I386_ ||
+        (c->ev.sys != YR_SYS_OPEN && c->ev.sys != YR_SYS_OPENAT) ||
+        (c->flags & (YR_O_LARGEFILE | O_PATH)) || !S_ISREG(st->st_mode) ||
+        st->st_size <= MAX_NON_LFS)
+        return 0;
+    struct statfs sf;
+    return !(fstatfs(c->res.obj, &sf) == 0 &&
+             (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC));
+}
+
+/* For such an open (beyond_non_lfs), made to give the open's own errors
+ * but changing nothing, O_TRUNC is dropped (the kernel truncates only after
+ * the EOVERFLOW) and its refusals are given first, as the kernel's are.
+ * 0 or -errno. */
+static int truncation_refused(const struct yr_call *c)
+{
+    if (!(c->flags & O_TRUNC))
+        return 0;
+    struct statx sx;
+    if (statx(c->res.obj, "", AT_EMPTY_PATH, STATX_TYPE, &sx) < 0)
+        return -errno;
+    return yr_truncate_refusal(c->res.obj, &sx);
+}
+
 /* Open the held object (res.obj) with the caller's flags. */
 int yr_open_final(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
-    int fl = c->flags | O_NOCTTY | O_CLOEXEC;
+    int overflows = beyond_non_lfs(c);
+    int trunc_err = overflows ? truncation_refused(c) : 0;
+    if (trunc_err < 0)
+        return trunc_err;
+    /* c->flags kept: a look again (R_AGAIN) may find another file */
+    int fl = (c->flags & ~(overflows ? O_TRUNC : 0)) | O_NOCTTY | O_CLOEXEC;
     int type = r->obj_st.st_mode & S_IFMT;
     int added_nonblock = 0;
     int bound = binds_opener(&r->obj_st);
@@ -437,9 +479,13 @@ int yr_open_final(struct yr_call *c)
         int e = errno;
         if (e == ENXIO && added_nonblock && type == S_IFIFO)
             return wait_elsewhere(c);      /* no reader yet: wait for one */
-        if (e == EWOULDBLOCK && added_nonblock && type == S_IFREG)
-            return wait_elsewhere(c);      /* a lease to break */
+        if (e == EWOULDBLOCK && added_nonblock && type == S_IFREG)   /* a lease to break */
+            return overflows ? -EOVERFLOW : wait_elsewhere(c);   /* the kernel's, after the wait */
         return -e;
+    }
+    if (overflows) {
+        close(fd);
+        return -EOVERFLOW;
     }
     int err = yr_gate_recheck(c);
     if (err < 0) {
