@@ -56,6 +56,22 @@ int yr_op_of(int32_t sys)
     }
 }
 
+/* vfs_open_tree refuses a detached copy (OPEN_TREE_CLONE) to a caller that
+ * may not mount (may_mount: CAP_SYS_ADMIN) before it looks anything up:
+ * nothing is walked then, and no link is judged or said to be refused.
+ * Only with flags the kernel is known to accept (and open_tree_attr's
+ * attributes named where a size is given): its EINVAL comes first. */
+#define OPEN_TREE_CLONE_ 1
+#define OPEN_TREE_FLAGS_ (AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW | \
+                          OPEN_TREE_CLONE_ | O_CLOEXEC)
+static int may_not_clone_a_tree(const struct yr_call *c, const uint64_t *a)
+{
+    unsigned flags = (unsigned)a[2];
+    return (flags & OPEN_TREE_CLONE_) && !(flags & ~(unsigned)OPEN_TREE_FLAGS_) &&
+           !(c->ev.sys == YR_SYS_OPEN_TREE_ATTR && !a[3] && a[4]) &&
+           !((c->ev.cap_effective >> 21) & 1);             /* CAP_SYS_ADMIN */
+}
+
 static int64_t s32(uint64_t v)
 {
     return (int64_t)(int32_t)(uint32_t)v;
@@ -450,7 +466,7 @@ static int decode_meta(struct yr_call *c, uint64_t *path_addr)
         return 0;
     case YR_SYS_OPEN_TREE: case YR_SYS_OPEN_TREE_ATTR:
         c->dirfd = (int32_t)a[0]; *path_addr = a[1]; c->flags = (int)a[2];
-        return 0;
+        return may_not_clone_a_tree(c, a) ? -EPERM : 0;
     case YR_SYS_SETXATTRAT: case YR_SYS_GETXATTRAT: case YR_SYS_LISTXATTRAT:
     case YR_SYS_REMOVEXATTRAT: {
         int err = decode_xattrat(c, path_addr);

@@ -574,8 +574,14 @@ int yr_act_open(struct yr_call *c)
 {
     struct yr_res *r = &c->res;
     int fl = c->flags;
-    if (r->magic)
+    if (r->magic) {
+        /* do_open on what exists: O_CREAT | O_EXCL is EEXIST, O_CREAT of a
+         * directory EISDIR (the reopen below drops O_CREAT, and a directory
+         * opened for reading would be given) */
+        if ((fl & O_CREAT) && S_ISDIR(r->obj_st.st_mode))
+            return fl & O_EXCL ? -EEXIST : -EISDIR;
         return yr_open_final(c);
+    }
     if (!r->exists)
         return create(c);
     if ((fl & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))

@@ -1,5 +1,5 @@
 """Calls answered otherwise than the kernel answers them (hunt-E, round 8,
-findings 2, 4, 5 and 6), each compared with a native run of the same probe
+findings 2, 4, 5 and 6; hunt-D, findings 1 and 2, at the end), each compared with a native run of the same probe
 (tests/helpers/parity8_probe.c) in the same kind of namespace:
 
 * file_setattr changing a file's project quota state (FS_XFLAG_PROJINHERIT,
@@ -163,3 +163,64 @@ def test_i386_open_of_a_large_file_without_o_largefile_overflows(probe, place, f
     keys = [k for k in want if backend == "notify" or want[k] != "ok"]
     assert {k: got.get(k) for k in keys} == {k: want[k] for k in keys}
     assert Path(files["big"]).stat().st_size == 3 << 30
+
+
+# -- hunt-D, round 8: O_CREAT through a magic link to a directory, open_tree's EPERM --------
+
+CREAT_SCRIPT = """
+import ctypes, os, sys
+lib = ctypes.CDLL(None, use_errno=True)
+d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for name in ("/proc/self/cwd", "/proc/self/root", f"/proc/self/fd/{d}"):
+    for label, flags in (("creat", os.O_CREAT | os.O_RDONLY),
+                         ("excl", os.O_CREAT | os.O_EXCL | os.O_RDONLY)):
+        fd = lib.open(name.encode(), flags, 0o644)
+        print(name.split("/")[-1] if "fd" not in name else "fd", label,
+              "opened" if fd >= 0 else os.strerror(ctypes.get_errno()))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_o_creat_of_a_magic_link_to_a_directory_is_eisdir(place, backend):
+    """open(O_CREAT) of /proc/self/cwd, /proc/self/root or /proc/self/fd/N
+    naming a directory: the kernel's do_open says EISDIR (EEXIST with
+    O_EXCL); yama-run reopened the held directory without O_CREAT and gave
+    it (hunt-D, round 8, finding 1)."""
+    argv = [*AS_1001, "/usr/bin/python3", "-c", CREAT_SCRIPT, "/tmp"]
+    want = subprocess.run(argv, cwd="/tmp", capture_output=True, text=True, timeout=TIMEOUT)
+    assert "Is a directory" in want.stdout, want.stdout + want.stderr
+    got = run([], backend, profile(place, 1), argv, cwd="/tmp")
+    assert got.stdout == want.stdout, got.stdout + got.stderr
+
+
+OPEN_TREE_SCRIPT = """
+import ctypes, os, sys
+lib = ctypes.CDLL(None, use_errno=True)
+L = ctypes.c_long
+r = lib.syscall(L(428), L(-100), sys.argv[1].encode(), L(1 | 0o2000000))   # OPEN_TREE_CLONE
+print("opened" if r >= 0 else os.strerror(ctypes.get_errno()))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_open_tree_clone_without_cap_sys_admin_is_eperm_before_any_look_up(
+        place, backend, sysctl):
+    """open_tree(OPEN_TREE_CLONE) by a caller that may not mount: the kernel
+    says EPERM before it looks the path up (vfs_open_tree, may_mount); yama-run
+    walked it first, said EACCES for a stranger's link in a sticky directory
+    and recorded a symlinks denial of a follow the kernel never makes
+    (hunt-D, round 8, finding 2)."""
+    sysctl("fs.protected_symlinks", 0)
+    d = Path(place) / "ot-sticky"
+    d.mkdir(exist_ok=True)
+    d.chmod(0o1777)
+    link = d / "theirs"
+    if not link.is_symlink():
+        os.symlink("/tmp", link)
+        os.lchown(link, 1002, 1002)
+    argv = [*AS_1001, "/usr/bin/python3", "-c", OPEN_TREE_SCRIPT, str(link)]
+    want = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+    assert want.stdout.strip() == "Operation not permitted", want.stdout + want.stderr
+    got = run([], backend, profile(place, 1), argv)
+    assert got.stdout.strip() == "Operation not permitted", got.stdout + got.stderr
+    assert "denied" not in got.stderr, got.stderr
