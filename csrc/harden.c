@@ -124,15 +124,17 @@ int yr_abi_refused(uint32_t arch, int32_t nr)
 
 /* pidfd_send_signal performed by the supervisor on its own copy of the
  * caller's pidfd, with the caller's credentials (so the kernel's permission
- * check is the caller's); info_addr, if not 0, is read from the caller once. */
+ * check is the caller's). The siginfo, if any: local, one the supervisor made
+ * (an i386 one converted), else read once from the caller at info_addr. */
 int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
-                       uint64_t info_addr, uint32_t flags)
+                       uint64_t info_addr, const void *local, uint32_t flags)
 {
-    siginfo_t info, *pinfo = NULL;
-    if (info_addr) {
-        struct iovec local = { &info, sizeof(info) };
+    siginfo_t info;
+    const siginfo_t *pinfo = local;
+    if (!pinfo && info_addr) {
+        struct iovec here = { &info, sizeof(info) };
         struct iovec remote = { (void *)(uintptr_t)info_addr, sizeof(info) };
-        if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(info))
+        if (process_vm_readv(tid, &here, 1, &remote, 1, 0) != (ssize_t)sizeof(info))
             return -EFAULT;
         pinfo = &info;
     }
@@ -315,13 +317,24 @@ int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, cons
     return process_vm_writev(tid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -EFAULT;
 }
 
-/* F_SETOWN_EX, FIOSETOWN or SIOCSPGRP performed by the supervisor on its copy
- * of the caller's descriptor, with the caller's credentials (the kernel keeps
- * them with the owner and checks them when it sends the signal). The value
- * was read once from the caller; have_value 0: it could not be read, and the
- * kernel gives its own answer for a bad pointer (EFAULT, or ENOTTY first). */
+/* F_SETOWN, F_SETOWN_EX, FIOSETOWN or SIOCSPGRP performed by the supervisor
+ * on its copy of the caller's descriptor, with the caller's credentials (the
+ * kernel keeps them with the owner and checks them when it sends the signal).
+ * The value was read once from the caller; have_value 0: it could not be
+ * read, and the kernel gives its own answer for a bad pointer (EFAULT, or
+ * ENOTTY first). pin: a pidfd of the task the pid named when it was judged,
+ * or -1 (none, a group, the caller's own).
+ *
+ * The kernel looks the pid up by number here. A task holds its number until
+ * it is reaped, so while the pin lives the number is the pin's: it is tested
+ * alive before the call (gone: ESRCH, nothing set) and after it (gone
+ * meanwhile: the owner found may be a task that took the number since, a
+ * thread of ours among them; the owner is reset to none, and ESRCH).
+ * Between the two tests the owner is a later task only if the pin was
+ * reaped and its number taken again in the microseconds between the first
+ * test and the call; it is reset as fast. */
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
-                 int have_value)
+                 int have_value, int pin)
 {
     struct { int32_t type, pid; } owner = { type, pid };
     int32_t value = pid;
@@ -329,10 +342,25 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
     struct yr_creds_saved saved;
     if (yr_creds_enter(c, &saved) < 0)
         return -errno;
-    long rc = cmd == 15 /* F_SETOWN_EX */
-        ? syscall(SYS_fcntl, fd, cmd, have_value ? (void *)&owner : bad)
-        : syscall(SYS_ioctl, fd, cmd, have_value ? (void *)&value : bad);
-    int e = errno;
+    long rc;
+    int e;
+    if (pin >= 0 && !task_alive(pin)) {
+        rc = -1;
+        e = ESRCH;
+    } else {
+        if (cmd == F_SETOWN)
+            rc = syscall(SYS_fcntl, fd, cmd, (long)pid);
+        else if (cmd == F_SETOWN_EX)
+            rc = syscall(SYS_fcntl, fd, cmd, have_value ? (void *)&owner : bad);
+        else
+            rc = syscall(SYS_ioctl, fd, cmd, have_value ? (void *)&value : bad);
+        e = errno;
+        if (rc >= 0 && pin >= 0 && !task_alive(pin)) {
+            syscall(SYS_fcntl, fd, F_SETOWN, 0L);
+            rc = -1;
+            e = ESRCH;
+        }
+    }
     yr_creds_leave(&saved);
     return rc < 0 ? -e : (int)rc;
 }

@@ -31,8 +31,9 @@ si_pid then names the supervisor); where Landlock's signal scope already
 keeps every yama-run process out of reach, or the caller numbers pids in a
 namespace of its own (ours are not in it), the kernel sends it. Other calls
 decided on a pid are continued (after ID_VALID): their window is in
-docs/design.md. A pidfd can be swapped by another thread after a
-check, so pidfd_send_signal, process_madvise and process_mrelease are
+docs/design.md. A file owner named by pid (F_SETOWN and its kin) is a
+signal route too: set here, with the target pinned the same way. A pidfd
+can be swapped by another thread after a check, so pidfd_send_signal, process_madvise and process_mrelease are
 performed here on the supervisor's own copy of it (taken from the calling
 thread's table), as the caller; except where they name the caller itself:
 PIDFD_SELF_* (read from no table), and process_madvise of its own process
@@ -59,11 +60,15 @@ from .sysargs import PIDFD_SELF, PIDFD_SELF_THREAD, int_arg, pidfd_target, take_
 PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 1 << 1, 1 << 2
 PIDFD_THREAD = os.O_EXCL
 AUDIT_ARCH_X86_64 = 0xC000003E       # linux/audit.h: a 64-bit caller's siginfo is ours
+X32_SYSCALL_BIT = 0x40000000         # an x32 caller's siginfo is i386's (compat_siginfo)
+COMPAT_SIGINFO_SIZE, SIGINFO_SIZE = 128, 128
+SI_SIGIO, SI_TKILL = -5, -6
 F_SETOWN, F_SETOWN_EX, F_SETFL = 8, 15, 4
 FIOASYNC = 0x5452
 TIOCGDEV = 0x80045432               # the terminal's own device number, as /proc's tty_nr
 SYS_FCNTL = 72
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+NO_SUCH_PID = 0x7FFFFFFF            # above PID_MAX_LIMIT: the kernel finds no task by it
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 UIO_MAXIOV = 1024
@@ -204,14 +209,36 @@ class Guard:
         pidfd rather than continued? Not to the caller's own thread or
         process (alive while it waits in this call: its numbers cannot be
         taken again), not under Landlock's signal scope, not from another
-        pid namespace; an i386 siginfo's layout is not ours to pass on."""
+        pid namespace."""
         return (tid not in (caller.tid, caller.tgid) and not self.sup.shield.signal_scope
-                and lib.yr_in_our_pidns(caller.tid) == 1
-                and not (ev.sys in (lib.YR_SYS_RT_SIGQUEUEINFO, lib.YR_SYS_RT_TGSIGQUEUEINFO)
-                         and ev.arch != AUDIT_ARCH_X86_64))
+                and lib.yr_in_our_pidns(caller.tid) == 1)
+
+    def _queued_info(self, ev, caller, sig: int):
+        """The siginfo of a signal sent through a pin: (0, ffi.NULL) for
+        kill and tgkill; of rt_(tg)sigqueueinfo, (its address in the caller,
+        ffi.NULL) from x86-64, whose layout is ours, or (0, a native copy) of
+        an i386 or x32 one, read once and converted as the kernel converts
+        it (native_siginfo). None: answered (EFAULT, or EPERM for a code
+        only a signal to oneself may carry, said before the target is
+        looked for, as the kernel does)."""
+        if ev.sys in (lib.YR_SYS_KILL, lib.YR_SYS_TGKILL):
+            return 0, ffi.NULL
+        addr = ev.args[2] if ev.sys == lib.YR_SYS_RT_SIGQUEUEINFO else ev.args[3]
+        if ev.arch == AUDIT_ARCH_X86_64 and not ev.nr & X32_SYSCALL_BIT:
+            return addr, ffi.NULL
+        raw = ffi.new("char[]", COMPAT_SIGINFO_SIZE)
+        if lib.yr_read_mem(caller.tid, addr, raw, COMPAT_SIGINFO_SIZE) != 0:
+            self._reply(ev, errno.EFAULT)
+            return None
+        compat = bytes(ffi.buffer(raw))
+        code = struct.unpack_from("<i", compat, 8)[0]
+        if code >= 0 or code == SI_TKILL:       # pinned: never the caller's own thread
+            self._reply(ev, errno.EPERM)
+            return None
+        return 0, ffi.new("char[]", native_siginfo(compat, sig))
 
     def _signal_pinned(self, ev, caller, tid: int, sig: int, *, thread: bool,
-                       tgid_wanted: int | None = None, info: int = 0) -> None:
+                       tgid_wanted: int | None = None, info=(0, ffi.NULL)) -> None:
         """Send sig to the task numbered tid (ours: the caller's pid namespace
         is), as the caller, through a pidfd taken first: the task judged is
         the task signalled, whatever later takes its number (it only ever
@@ -234,7 +261,7 @@ class Guard:
                                target, tgid):
                 return
             flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
-            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, fd, sig, info, flags)
+            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, fd, sig, *info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(fd)
@@ -243,8 +270,9 @@ class Guard:
         """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
         pid, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
         if pid > 0 and self._pinned(ev, caller, pid):
-            info = ev.args[2] if ev.sys == lib.YR_SYS_RT_SIGQUEUEINFO else 0
-            self._signal_pinned(ev, caller, pid, sig, thread=False, info=info)
+            info = self._queued_info(ev, caller, sig)
+            if info is not None:
+                self._signal_pinned(ev, caller, pid, sig, thread=False, info=info)
         elif pid > 0:
             self._by_pid(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", pid)
         elif self.sup.shield.signal_scope:
@@ -335,8 +363,10 @@ class Guard:
             self._pass(ev)                  # EINVAL: the kernel says it
             return
         if self._pinned(ev, caller, tid):
-            info = ev.args[3] if ev.sys == lib.YR_SYS_RT_TGSIGQUEUEINFO else 0
-            self._signal_pinned(ev, caller, tid, sig, thread=True, tgid_wanted=tgid, info=info)
+            info = self._queued_info(ev, caller, sig)
+            if info is not None:
+                self._signal_pinned(ev, caller, tid, sig, thread=True, tgid_wanted=tgid,
+                                    info=info)
             return
         found = self._target(caller, tid)
         leader = procfs.caller_pid(caller.tid, tgid)
@@ -396,7 +426,8 @@ class Guard:
                 # namespace sees: yama-run's processes are outside it.
                 self._pass(ev)
                 return
-            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, flags)
+            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, ffi.NULL,
+                                        flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(copy)
@@ -486,37 +517,79 @@ class Guard:
                                "O_ASYNC on a terminal whose session holds yama-run")
 
     def on_setown(self, ev, caller) -> None:
-        """fcntl F_SETOWN names the owner with an integer: decided on it, and
-        let through. F_SETOWN_EX, FIOSETOWN and SIOCSPGRP read it from the
-        caller's memory, which another thread may rewrite: read once here,
-        and performed here on a copy of the descriptor, as the caller."""
+        """F_SETOWN, F_SETOWN_EX, FIOSETOWN and SIOCSPGRP: performed here, as
+        the caller, on a copy of the descriptor (another thread could swap
+        the number). The value the last three read from the caller's memory
+        is read once. An owner named by pid is pinned by a pidfd before it is
+        judged: continued, F_SETOWN let the kernel look the number up again
+        when the caller ran, and the program made it a thread the supervisor
+        had just started (its zombie child reaped, the pid space wrapped):
+        F_SETSIG's SIGKILL reached yama-run (found by a review). Plain
+        F_SETOWN is still continued where a number cannot change hands
+        (_owner_pinned: none, a group, the caller's own)."""
         fd, cmd, arg = int_arg(ev.args[0]), int_arg(ev.args[1]), ev.args[2]
         if ev.sys == lib.YR_SYS_FCNTL and cmd == F_SETOWN:
-            if not self._owner_refused(ev, caller, F_OWNER_PID, int_arg(arg)):
-                self._pass(ev)
-            return
-        size = 8 if cmd == F_SETOWN_EX else 4
-        raw = ffi.new("char[]", size)
-        have = lib.yr_read_mem(caller.tid, arg, raw, size) == 0
-        if cmd == F_SETOWN_EX:
-            kind, pid = struct.unpack("<ii", ffi.buffer(raw)) if have else (0, 0)
+            kind, pid, have = F_OWNER_PID, int_arg(arg), True
+            if not self._owner_pinned(ev, caller, kind, pid):
+                if not self._owner_refused(ev, caller, kind, pid):
+                    self._pass(ev)
+                return
         else:
-            kind, pid = F_OWNER_PID, struct.unpack("<i", ffi.buffer(raw))[0] if have else 0
-        if have and self._owner_refused(ev, caller, kind, pid):
-            return
-        if have and pid and lib.yr_in_our_pidns(caller.tid) != 1:
-            # its pid is a number of its own namespace; we would act on ours
-            self._refuse(ev, caller, "a file owner named from another pid namespace")
-            return
+            kind, pid, have = _owner_read(caller, cmd, arg)
+            if have and pid and lib.yr_in_our_pidns(caller.tid) != 1:
+                if not self._owner_refused(ev, caller, kind, pid):
+                    # its pid is a number of its own namespace; we would act on ours
+                    self._refuse(ev, caller, "a file owner named from another pid namespace")
+                return
         copy, err = take_fd(caller, fd)
         if err:
             self._reply(ev, err)
             return
         try:
-            rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, int(have))
-            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+            if have and self._owner_pinned(ev, caller, kind, pid):
+                self._setown_pinned(ev, caller, copy, cmd, kind, pid)
+            elif not (have and self._owner_refused(ev, caller, kind, pid)):
+                rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, int(have), -1)
+                self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
         finally:
             os.close(copy)
+
+    def _owner_pinned(self, ev, caller, kind: int, pid: int) -> bool:
+        """Is an owner named by pid set through a pin? Not none (0), not a
+        group (the kernel signals only the group's processes, and no thread
+        of ours leads one), and not as _pinned leaves a signal to the kernel:
+        the caller's own numbers, Landlock's signal scope (it drops SIGIO to
+        every process of ours), another pid namespace (ours are not in it)."""
+        return (pid > 0 and kind in (F_OWNER_TID, F_OWNER_PID)
+                and self._pinned(ev, caller, pid))
+
+    def _setown_pinned(self, ev, caller, copy: int, cmd: int, kind: int, pid: int) -> None:
+        """The owner set to the task numbered pid (ours) as pinned, judged,
+        then named to the kernel while the pin is alive (yr_setown_as). A
+        pid that names no task is put to the kernel as a number that never
+        names one, for its own answer (EBADF, ENOTTY, EINVAL, else ESRCH)."""
+        try:
+            pin = os.pidfd_open(pid, PIDFD_THREAD)
+        except OSError as e:
+            if e.errno not in (errno.ESRCH, errno.EINVAL):
+                self._reply(ev, e.errno)
+                return
+            pin = -1
+        try:
+            target = pidfd_target(pin) if pin >= 0 else None
+            # read by number: once the pin is dead this may judge a later
+            # task, but yr_setown_as then sets nothing (ESRCH)
+            tgid = procfs.tgid_of(target) if target and target > 0 else None
+            if tgid is None:
+                pid = NO_SUCH_PID
+            elif not self._judge(ev, caller, "task_kill", "file owner", target, tgid):
+                return
+            rc = lib.yr_setown_as(caller.creds, copy, cmd, kind, pid, 1,
+                                  pin if tgid is not None else -1)
+            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+        finally:
+            if pin >= 0:
+                os.close(pin)
 
     # -- limits, priority, scheduling, memory --------------------------------------
 
@@ -900,6 +973,37 @@ def _tasks_below(root: int) -> tuple[set[int], bool]:
             except OSError:
                 whole = False
     return tasks, whole
+
+
+def _owner_read(caller, cmd: int, arg: int) -> tuple[int, int, bool]:
+    """(kind, pid, read) of the owner F_SETOWN_EX, FIOSETOWN or SIOCSPGRP
+    names in the caller's memory, read once; read False: unreadable."""
+    size = 8 if cmd == F_SETOWN_EX else 4
+    raw = ffi.new("char[]", size)
+    if lib.yr_read_mem(caller.tid, arg, raw, size) != 0:
+        return 0, 0, False
+    if cmd == F_SETOWN_EX:
+        return (*struct.unpack("<ii", ffi.buffer(raw)), True)
+    return F_OWNER_PID, struct.unpack("<i", ffi.buffer(raw))[0], True
+
+
+def native_siginfo(compat: bytes, sig: int) -> bytes:
+    """The x86-64 siginfo the kernel makes of an i386 (or x32) one read from
+    the caller (kernel/signal.c __copy_siginfo_from_user32: si_signo is the
+    call's sig, the rest zeroed, the fields of siginfo_layout(sig, si_code)
+    copied). To another task only si_code < 0 but SI_TKILL is allowed,
+    whose layouts are SIL_TIMER (SI_TIMER), SIL_POLL (SI_SIGIO) and SIL_RT
+    (the rest): each converted faithfully (SIL_TIMER's tid, overrun and int
+    lie where SIL_RT's pid, uid and int do)."""
+    err, code = struct.unpack_from("<ii", compat, 4)
+    out = bytearray(SIGINFO_SIZE)
+    struct.pack_into("<iii", out, 0, sig, err, code)
+    if code == SI_SIGIO:                    # si_band (a long: sign-extended), si_fd
+        band, fd = struct.unpack_from("<ii", compat, 12)
+        struct.pack_into("<qi", out, 16, band, fd)
+    else:                                   # si_pid/si_tid, si_uid/si_overrun, si_int
+        struct.pack_into("<iIi", out, 16, *struct.unpack_from("<iIi", compat, 12))
+    return bytes(out)
 
 
 def _name(ev) -> str:
