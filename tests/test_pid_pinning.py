@@ -1,0 +1,117 @@
+"""Signal routes that name their target by an integer pid, sent or set by
+yama-run through a pidfd taken before the target is judged.
+
+A call judged on a pid and continued lets the kernel look the number up
+again when the caller runs, and the program decides when that number is
+freed: it keeps the target (its child) a zombie through the check, reaps
+it, wraps the pid space and keeps the caller off the CPU, while the
+supervisor starts a thread (a FIFO open's worker) that takes the number.
+The kill family was closed that way (test_escape_authority.py); a review
+found two more routes to the same end, each killing a root-started
+supervisor from uid 1001 (yama-run exit 125) on the first or second try:
+
+  * fcntl(fd, F_SETOWN, P): the owner is the task the kernel finds by P, and
+    with F_SETSIG SIGKILL and O_ASYNC one write sends it SIGKILL;
+  * i386 rt_sigqueueinfo (int $0x80), left continued because its siginfo's
+    layout is not x86-64's.
+
+The race tests run tests/helpers/pid_reuse_race.c's harness with that call
+in place of kill (tests/helpers/pid_reuse_calls.c); the parity tests compare
+what a program sees natively and under yama-run
+(tests/helpers/pid_pinning_parity.c)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from as_user import AS_USER
+from conftest import public_copy, requires_root, yama_run
+
+pytestmark = requires_root
+
+TRIES = "8"
+
+
+@pytest.fixture
+def fifo_without_writer():
+    d = Path(tempfile.mkdtemp(prefix="yr-pidpin-", dir="/tmp"))
+    d.chmod(0o755)
+    fifo = d / "fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o666)
+    yield fifo
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def built(helper):
+    """built(name, *flags): tests/helpers/name.c compiled, where uid 1001 may run it."""
+    places = []
+
+    def build(name: str, *flags: str) -> str:
+        exe, where = public_copy(helper(name, *flags), name)
+        places.append(where)
+        return exe
+
+    yield build
+    for where in places:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _race(probe: str, fifo: Path) -> None:
+    r = yama_run("--", *AS_USER, probe, fifo, "9", TRIES, timeout=240)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "hits" in r.stdout and "try 7:" in r.stdout, r.stdout   # every try ran
+
+
+def test_a_file_owner_whose_pid_is_taken_again_never_reaches_the_supervisor(
+        built, fifo_without_writer):
+    """F_SETOWN of a zombie child, then a write to the pipe (F_SETSIG SIGKILL,
+    O_ASYNC) once the call returns: the owner is the child judged, never the
+    supervisor's thread that took its number (the supervisor used to die:
+    exit 125)."""
+    _race(built("pid_reuse_calls", "-DRACE_SETOWN"), fifo_without_writer)
+
+
+def test_an_i386_sigqueueinfo_whose_pid_is_taken_again_never_reaches_the_supervisor(
+        built, fifo_without_writer):
+    """rt_sigqueueinfo(P, SIGKILL, SI_QUEUE) through int $0x80: sent to the
+    child judged, never to the thread of yama-run's that took its number."""
+    _race(built("pid_reuse_calls", "-DRACE_SIGQUEUE32"), fifo_without_writer)
+
+
+def _parity(probe: str, mode: str) -> tuple[str, str]:
+    native = subprocess.run([*AS_USER, probe, mode], capture_output=True, text=True,
+                            timeout=30)
+    r = yama_run("--", *AS_USER, probe, mode, timeout=60)
+    assert r.returncode == native.returncode == 0, (native, r)
+    return native.stdout, r.stdout
+
+
+def test_f_setown_of_a_child_signals_it_as_natively(built):
+    """F_SETOWN of one's child, then I/O: the child gets the signal with the
+    same si_code and si_band; F_GETOWN names it; a reaped child is ESRCH, a
+    bad descriptor EBADF before it, FIOSETOWN on a pipe ENOTTY, one's own pid
+    fine. (si_fd is left out: it is the number the descriptor had where
+    O_ASYNC was turned on, and yama-run turns it on, on a copy of its own.)"""
+    native, under = _parity(built("pid_pinning_parity"), "setown")
+    assert "received SIGRTMIN+0 code=1 band=65" in native, native
+    assert "F_SETOWN reaped child: ESRCH" in native, native
+    assert under == native
+
+
+def test_i386_sigqueueinfo_to_a_child_arrives_as_natively(built):
+    """i386 rt_sigqueueinfo with SI_QUEUE and a value, and rt_tgsigqueueinfo
+    with SI_SIGIO, a band and an fd, to a child: received with the same
+    si_code, si_value, si_pid, si_uid, si_band and si_fd; the codes only a
+    signal to oneself may carry are EPERM, a reaped child ESRCH, an unmapped
+    siginfo EFAULT."""
+    native, under = _parity(built("pid_pinning_parity"), "sigqueue32")
+    assert "code=-1 pid=parent uid=1001 value=4242" in native, native
+    assert "code=-5 band=-7 fd=3" in native, native
+    assert under == native
