@@ -124,20 +124,13 @@ int yr_abi_refused(uint32_t arch, int32_t nr)
 
 /* pidfd_send_signal performed by the supervisor on its own copy of the
  * caller's pidfd, with the caller's credentials (so the kernel's permission
- * check is the caller's). The siginfo, if any: local, one the supervisor made
- * (an i386 one converted), else read once from the caller at info_addr. */
-int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
-                       uint64_t info_addr, const void *local, uint32_t flags)
+ * check is the caller's). The siginfo, if any (NULL: none), is the
+ * supervisor's copy: read once from the caller, its own while it still
+ * waited after the read (sysargs.read_caller), or an i386 one converted. */
+int yr_pidfd_signal_as(const struct yr_creds *c, int pidfd, int sig, const void *info,
+                       uint32_t flags)
 {
-    siginfo_t info;
-    const siginfo_t *pinfo = local;
-    if (!pinfo && info_addr) {
-        struct iovec here = { &info, sizeof(info) };
-        struct iovec remote = { (void *)(uintptr_t)info_addr, sizeof(info) };
-        if (process_vm_readv(tid, &here, 1, &remote, 1, 0) != (ssize_t)sizeof(info))
-            return -EFAULT;
-        pinfo = &info;
-    }
+    const siginfo_t *pinfo = info;
     struct yr_creds_saved saved;
     if (yr_creds_enter(c, &saved) < 0)
         return -errno;

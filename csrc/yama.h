@@ -341,8 +341,8 @@ int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, cons
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
                  int have_value, int pin);
 int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig);
-int yr_pidfd_signal_as(const struct yr_creds *c, pid_t tid, int pidfd, int sig,
-                       uint64_t info_addr, const void *local, uint32_t flags);
+int yr_pidfd_signal_as(const struct yr_creds *c, int pidfd, int sig, const void *info,
+                       uint32_t flags);
 /* The ptrace backend (SECCOMP_RET_TRACE), where user-notify cannot be used.
  * notify.c's context without a listener (yr_ctx_new(-1)) keeps each reply
  * instead of sending it, so the same handlers serve both backends; tracer.c

@@ -55,7 +55,8 @@ import traceback
 from . import procfs
 from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
-from .sysargs import PIDFD_SELF, PIDFD_SELF_THREAD, int_arg, pidfd_target, take_fd
+from .sysargs import (PIDFD_SELF, PIDFD_SELF_THREAD, int_arg, pidfd_target, read_caller,
+                      take_fd)
 
 PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP, PIDFD_SIGNAL_PROCESS_GROUP = 1, 1 << 1, 1 << 2
 PIDFD_THREAD = os.O_EXCL
@@ -227,7 +228,7 @@ class Guard:
         if ev.arch == AUDIT_ARCH_X86_64 and not ev.nr & X32_SYSCALL_BIT:
             return addr, ffi.NULL
         raw = ffi.new("char[]", COMPAT_SIGINFO_SIZE)
-        if lib.yr_read_mem(caller.tid, addr, raw, COMPAT_SIGINFO_SIZE) != 0:
+        if not read_caller(caller, addr, raw, COMPAT_SIGINFO_SIZE):
             self._reply(ev, errno.EFAULT)
             return None
         compat = bytes(ffi.buffer(raw))
@@ -261,7 +262,13 @@ class Guard:
                                target, tgid):
                 return
             flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
-            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, fd, sig, *info, flags)
+            addr, local = info
+            if addr:                            # x86-64's own layout, read once
+                local = ffi.new("char[]", SIGINFO_SIZE)
+                if not read_caller(caller, addr, local, SIGINFO_SIZE):
+                    self._reply(ev, errno.EFAULT)
+                    return
+            rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, local, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(fd)
@@ -426,8 +433,13 @@ class Guard:
                 # namespace sees: yama-run's processes are outside it.
                 self._pass(ev)
                 return
-            rc = lib.yr_pidfd_signal_as(caller.creds, caller.tid, copy, sig, info, ffi.NULL,
-                                        flags)
+            local = ffi.NULL
+            if info:                            # read once, where the kernel copies it
+                local = ffi.new("char[]", SIGINFO_SIZE)
+                if not read_caller(caller, info, local, SIGINFO_SIZE):
+                    self._reply(ev, errno.EFAULT)
+                    return
+            rc = lib.yr_pidfd_signal_as(caller.creds, copy, sig, local, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(copy)
@@ -472,12 +484,12 @@ class Guard:
         another thread could swap the number after a check."""
         fd, cmd = int_arg(ev.args[0]), int_arg(ev.args[1])
         value = ffi.new("int *")
-        if cmd == FIOASYNC and lib.yr_read_mem(caller.tid, ev.args[2], value, 4) != 0:
+        if cmd == FIOASYNC and not read_caller(caller, ev.args[2], value, 4):
             self._reply(ev, errno.EFAULT)
             return
-        copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, fd)
-        if copy < 0:
-            self._reply(ev, -copy)
+        copy, err = take_fd(caller, fd)
+        if err:
+            self._reply(ev, err)
             return
         try:
             turning_on = cmd != FIOASYNC or value[0] != 0
@@ -713,7 +725,7 @@ class Guard:
         compat = ev.arch == 0x40000003 or bool(ev.nr & 0x40000000)
         each = 8 if compat else 16
         raw = ffi.new("char[]", max(1, vlen * each))
-        if vlen and lib.yr_read_mem(caller.tid, ev.args[1], raw, vlen * each) < 0:
+        if vlen and not read_caller(caller, ev.args[1], raw, vlen * each):
             self._reply(ev, errno.EFAULT)
             return
         fmt = "<II" if compat else "<QQ"
@@ -813,9 +825,9 @@ class Guard:
             self._pass(ev)
             return
         # from the calling thread's own table, which the kernel will read
-        copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, int_arg(ev.args[0]))
-        if copy < 0:
-            self._reply(ev, -copy)
+        copy, err = take_fd(caller, int_arg(ev.args[0]))
+        if err:
+            self._reply(ev, err)
             return
         try:
             target = pidfd_target(copy)
@@ -980,7 +992,7 @@ def _owner_read(caller, cmd: int, arg: int) -> tuple[int, int, bool]:
     names in the caller's memory, read once; read False: unreadable."""
     size = 8 if cmd == F_SETOWN_EX else 4
     raw = ffi.new("char[]", size)
-    if lib.yr_read_mem(caller.tid, arg, raw, size) != 0:
+    if not read_caller(caller, arg, raw, size):
         return 0, 0, False
     if cmd == F_SETOWN_EX:
         return (*struct.unpack("<ii", ffi.buffer(raw)), True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from ._yama import lib
 
@@ -31,6 +32,13 @@ def pidfd_target(fd: int) -> int | None:
     return None
 
 
+def _still_waits(caller) -> bool:
+    """What was taken from the caller by its thread id is its own only if it
+    still waits in its call after: a caller killed meanwhile frees its
+    number, which another task (a new thread of ours) may take."""
+    return caller.still_waits is None or bool(caller.still_waits())
+
+
 def take_fd(caller, fd: int) -> tuple[int, int]:
     """(our copy of the caller's descriptor fd, 0), or (-1, the errno the
     caller gets: EBADF for a number it does not hold). Taken from the calling
@@ -38,6 +46,15 @@ def take_fd(caller, fd: int) -> tuple[int, int]:
     CLONE_FILES holds other files than its leader). The copy is ours to
     close; it names the same object however the caller's table changes."""
     copy = lib.yr_fetch_thread_fd(caller.tid, caller.tgid, fd)
+    if copy >= 0 and not _still_waits(caller):
+        os.close(copy)
+        return -1, errno.ESRCH              # nobody to answer: the caller is gone
     if copy >= 0:
         return copy, 0
     return -1, errno.EBADF if -copy == errno.EBADF else -copy
+
+
+def read_caller(caller, addr: int, buf, size: int) -> bool:
+    """size bytes of the caller's memory at addr into buf, read once (by its
+    thread id: its own if it still waits after the read)."""
+    return lib.yr_read_mem(caller.tid, addr, buf, size) == 0 and _still_waits(caller)

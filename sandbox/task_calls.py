@@ -24,7 +24,7 @@ from . import procfs
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
     TaskAct, TaskFree
-from .sysargs import int_arg, pidfd_target, take_fd
+from .sysargs import int_arg, pidfd_target, read_caller, take_fd
 from .taskwatch import PIDFD_THREAD, TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
@@ -381,7 +381,7 @@ class TaskCalls:
         then go on with no check of ours at all."""
         addr = ev.args[0] & 0xFFFFFFFFFFFFFFFF
         field = ffi.new("uint32_t *")
-        if lib.yr_read_mem(caller.tid, _size_field(ev), field, 4) < 0:
+        if not read_caller(caller, _size_field(ev), field, 4):
             self._reply(ev, errno.EFAULT)
             return None
         size = field[0] or PERF_ATTR_SIZE_VER0
@@ -393,7 +393,7 @@ class TaskCalls:
             self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
             return None
         raw = ffi.new("char[]", size)
-        if lib.yr_read_mem(caller.tid, addr, raw, size) < 0:
+        if not read_caller(caller, addr, raw, size):
             self._reply(ev, errno.EFAULT)
             return None
         return bytearray(ffi.buffer(raw))
