@@ -24,49 +24,43 @@
 
 /* ---- the caller's memory ---------------------------------------------------
  *
- * Reached as the caller, by its thread id (process_vm_readv/writev: the
- * kernel's own faults, no FOLL_FORCE), with the caller's ids and
- * capabilities, so that whatever holds that number when the kernel looks it
- * up is reached only as the caller could reach it itself. The number is the
- * caller's only while the caller lives: it waits in our notification until
- * answered or killed, and a call can be held up for as long as its caller
- * likes (a walk through its FUSE mount, a fault in its userfaultfd page), in
- * which time it may be killed, reaped, and its number taken by another task
- * (a new thread of ours, a process outside). Hence:
- * - a read is used only if the caller still waited after it (every effect,
- *   and the answer itself, is preceded by yr_call_still_waits);
- * - a write is made only right after the caller is seen waiting (a number is
- *   freed only once its task has woken from our wait, run its exit and been
- *   reaped, which no task does between two of our system calls);
- * - a caller that refuses us as itself (not dumpable, or in a user namespace
- *   of its own) is reached as ourselves only through its mem file, opened
- *   from the /proc/TID directory the identity cache keeps: bound to the
- *   caller's struct pid, it reaches no later task with that number. Never by
- *   number as ourselves: a thread of ours that took the number would be our
- *   own memory (found by a review: a stalled stat's result written into the
- *   supervisor). That file forces its access (FOLL_FORCE), so a read-only
- *   buffer of such a caller is written where the kernel would give EFAULT. */
-static ssize_t through_mem(struct yr_call *c, int write, void *buf, size_t size, uint64_t addr)
-{
-    if ((int64_t)addr < 0)
-        return errno = EFAULT, -1;
-    yr_fs_reset();
-    int fd = openat(c->procdir, "mem", (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : write ? pwrite(fd, buf, size, (off_t)addr)
-                                    : pread(fd, buf, size, (off_t)addr);
-    int e = errno;
-    yr_close(fd);
-    yr_fs_become(&c->id);
-    errno = e;
-    return n;
-}
-
+ * Reached by the caller's thread id (process_vm_readv/writev: the kernel's
+ * own faults, no FOLL_FORCE), as the caller (its ids and capabilities), so
+ * that whatever holds that number when the kernel looks it up is reached
+ * only as the caller could reach it itself; as ourselves only where the
+ * caller refuses us as itself (not dumpable, or in a user namespace of its
+ * own). The number is the caller's only while the caller lives: it waits in
+ * our notification until answered or killed, and a call can be held up for
+ * as long as its caller likes (a walk through its FUSE mount, a fault in
+ * its userfaultfd page), in which time it may be killed, reaped, and its
+ * number taken by another task: a process outside, or a new thread of ours,
+ * which as ourselves is our own memory (found by a review: a stalled stat's
+ * result written into the supervisor). Hence:
+ * - a write is made only right after the caller is seen waiting: in the
+ *   microseconds between the two system calls its task would have to wake,
+ *   exit and be reaped, and another task take its number;
+ * - a read is used only if the caller still waited after it, but for the
+ *   call's first read made as the caller, which follows the notification by
+ *   microseconds with nothing the caller controls in between (its identity,
+ *   read from /proc); every effect, and the answer itself, comes after
+ *   yr_call_still_waits too.
+ * (The caller's mem file, reached from the kept /proc/TID and so bound to
+ * it, was tried: it forces every access, so read-only, sealed and code
+ * pages were written where the kernel says EFAULT.) */
 static ssize_t read_some(struct yr_call *c, void *out, size_t size, uint64_t addr)
 {
     struct iovec l = { out, size }, r = { (void *)(uintptr_t)addr, size };
     ssize_t n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
-    if (n < 0 && (errno == EPERM || errno == EACCES))
-        n = through_mem(c, 0, out, size, addr);
+    int as_us = n < 0 && (errno == EPERM || errno == EACCES);
+    if (as_us) {
+        yr_fs_reset();
+        n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
+        int e = errno;
+        yr_fs_become(&c->id);
+        errno = e;
+    }
+    if (n > 0 && (c->mem_reads++ > 0 || as_us) && !yr_call_still_waits(c))
+        return errno = ESRCH, -1;       /* its number may be another's: nobody to answer */
     return n;
 }
 
@@ -115,24 +109,14 @@ int yr_write_caller(struct yr_call *c, const struct iovec *local, int n,
     if (!yr_call_still_waits(c))
         return -EFAULT;                 /* its number may be another's: nobody to answer */
     ssize_t k = process_vm_writev(c->ev.tid, local, (unsigned long)n, remote, (unsigned long)rn, 0);
-    if (k >= 0 || (errno != EPERM && errno != EACCES))
-        return k == total ? 0 : -EFAULT;
-    /* As ourselves, one range at a time through the mem file. */
-    unsigned char flat[4096];
-    ssize_t have = 0;
-    for (int i = 0; i < n; i++) {
-        if (have + (ssize_t)local[i].iov_len > (ssize_t)sizeof(flat))
-            return -EFAULT;
-        memcpy(flat + have, local[i].iov_base, local[i].iov_len);
-        have += (ssize_t)local[i].iov_len;
+    if (k < 0 && (errno == EPERM || errno == EACCES)) {
+        yr_fs_reset();
+        if (yr_call_still_waits(c))
+            k = process_vm_writev(c->ev.tid, local, (unsigned long)n, remote,
+                                  (unsigned long)rn, 0);
+        yr_fs_become(&c->id);
     }
-    if (have != total)
-        return -EFAULT;
-    for (int i = 0, at = 0; i < rn; at += (int)remote[i].iov_len, i++)
-        if (through_mem(c, 1, flat + at, remote[i].iov_len,
-                        (uint64_t)(uintptr_t)remote[i].iov_base) != (ssize_t)remote[i].iov_len)
-            return -EFAULT;
-    return 0;
+    return k == total ? 0 : -EFAULT;
 }
 
 static pid_t cached_tgid(struct yr_ctx *ctx, pid_t tid);

@@ -151,7 +151,7 @@ struct yr_res {
     struct yr_proven *proven;   /* directories found below the root (below_root), or NULL */
     uint32_t proven_gen;        /* this call's entries in it */
     uint32_t climbed;           /* '..' steps below_root took in this call */
-    uint32_t steps;             /* components walked in this call (COSTLY_STEPS) */
+    uint32_t steps;             /* components walked and climbs made in this call (COSTLY_STEPS) */
     int root_set;               /* the kernel's nd->root is set: an absolute path, a scope, a '..' */
     int known_dir;              /* a directory of the walk statx'ed already (known_stx), or -1 */
     struct statx known_stx;
@@ -178,6 +178,7 @@ struct yr_call {
     struct yr_event ev;
     struct yr_fsid id;          /* whom the walk acts as */
     int procdir;                /* the caller's /proc/TID (owned by the identity cache) */
+    int mem_reads;              /* reads of its memory so far (caller.c: after the first, checked) */
     enum yr_op op;
     enum yr_resume resume;      /* what waits for Python's verdict */
     int retries;

@@ -193,6 +193,7 @@ static int read_both(struct yr_call *c, uint64_t oldp)
                                { (void *)(uintptr_t)c->link_newp, c2 } };
     if (process_vm_readv(c->ev.tid, local, 2, remote, 2, 0) != (ssize_t)(c1 + c2))
         return -1;
+    c->mem_reads++;             /* the call's first read (caller.c): later ones are checked */
     char *z1 = memchr(op->old_path, '\0', c1), *z2 = memchr(op->new_path, '\0', c2);
     if (!z1 || !z2)
         return -1;

@@ -107,6 +107,25 @@ static int at_root(struct yr_call *c, int dir)
            same_dir(&sx, &r->root_stx);
 }
 
+/* A walk of this many steps in one call (components, and the climbs that
+ * prove a '..' below the root) is made costly on purpose: programs' paths
+ * name tens of components, and only link bodies by the hundred ("../" and
+ * "d/", through 40 links) or '..' deep below a jail's root add up to it.
+ * The kernel takes such a path in milliseconds, the walk by hand in tens to
+ * a hundred, and callers that made them one after another from many threads
+ * held every other caller of the sandbox for seconds (found by a review:
+ * 128 threads, a bystander's open waited 12 s). The receiver is marked
+ * stalled there and then (yr_pool_mark_costly): another serves the others,
+ * and the process's next calls are refused once it holds
+ * YR_STALLED_PER_PROCESS receivers. */
+#define COSTLY_STEPS 1024
+
+static void count_step(struct yr_call *c)
+{
+    if (++c->res.steps == COSTLY_STEPS)
+        yr_pool_mark_costly(c->ctx);
+}
+
 static int below_root(struct yr_call *c, int up);
 
 /* Must a '..' of this walk be checked to land below the root? When the root
@@ -228,6 +247,7 @@ static int below_root(struct yr_call *c, int up)
         }
         if (n == CLIMB_MAX || ++r->climbed > CLIMB_BUDGET)
             break;
+        count_step(c);
         p->climb[n++] = k;
         int parent = yr_openat2(cur, "..", O_PATH | O_DIRECTORY, 0);
         if (parent < 0)
@@ -546,17 +566,6 @@ static int through_link(struct yr_call *c, int *cur, const char *name, int lfd,
     return push(c, cur, r->bodies[r->depth + 1]);   /* cur stays: the body is walked from it */
 }
 
-/* A walk of this many components in one call is made costly on purpose:
- * a path names at most 2,048 components, and only link bodies ("../" and
- * "d/" by the thousand, through 40 links) add more. The kernel takes such a
- * path in milliseconds, the walk by hand in tens to a hundred, and callers
- * that made them one after another from many threads held every other
- * caller of the sandbox for seconds (found by a review: 128 threads, a
- * bystander's open waited 12 s). The receiver is marked stalled there and
- * then (yr_pool_mark_costly): another serves the others, and the process's
- * next calls are refused once it holds YR_STALLED_PER_PROCESS receivers. */
-#define COSTLY_STEPS 4096
-
 /* One intermediate component (not "." or the last): cur moves into it.
  * *moved: a link was followed or ".." stepped, so what remains of this
  * level starts somewhere new (prefix_at_once may take it at once). */
@@ -564,8 +573,7 @@ static int step(struct yr_call *c, int *cur, const char *name, int *moved)
 {
     struct yr_res *r = &c->res;
     int next;
-    if (++r->steps == COSTLY_STEPS)
-        yr_pool_mark_costly(c->ctx);
+    count_step(c);
     if (strcmp(name, "..") == 0) {
         *moved = 1;
         r->root_set = 1;

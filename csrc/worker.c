@@ -372,39 +372,26 @@ static int group_stopping(pid_t tgid, pid_t tid)
     return stopped;
 }
 
-/* Which signals of set the caller's leader takes from the process's queue,
- * if the caller is not the leader: those it does not block, if alive. */
-static uint64_t leader_takes(const struct blocking_open *b, uint64_t set)
-{
-    char path[64], buf[4096];
-    if (b->tid == b->tgid || !set)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)b->tgid, (int)b->tgid);
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0 || strstr(buf, "\nState:\tZ") ||
-        strstr(buf, "\nState:\tX"))
-        return 0;                                /* exited: it takes nothing */
-    return set & ~status_mask(buf, "\nSigBlk:");
-}
-
-/* Should the caller leave its wait for a signal? *shared_seen: the
- * process-wide signals that counted at the tick before (0 at first).
+/* Should the caller leave its wait for a signal?
  *
  * ERESTARTSYS needs the caller's TIF_SIGPENDING: the kernel restarts (or
  * stops) a call only in its signal path on the way out to user space
  * (arch_do_signal_or_restart), run only when that flag is set; without
- * it the caller would see errno 512. Every case counted sets it on the
- * caller, and only the caller clears its own (recalc_sigpending, on its
- * way out), asleep meanwhile:
+ * it the caller would see errno 512. Only the cases that surely set it on
+ * the caller count, and only the caller clears its own (recalc_sigpending,
+ * on its way out), asleep meanwhile:
  * - a signal of its own (SigPnd): complete_signal wakes it, or it had the
  *   flag already;
- * - a process-wide one (ShdPnd) of a process of one thread: the same. With
- *   more threads the kernel wakes one, which takes it, so only one still
- *   pending a tick later counts (taken by another thread, it is gone by
- *   then: natively that thread's wait was interrupted, not the caller's),
- *   and for the leader, or for another thread where the leader cannot take
- *   it (blocked, or the leader is gone): kill, killpg and the terminal's
- *   signals are offered to the leader first (complete_signal), then to a
- *   thread that does not block them;
+ * - a process-wide one (ShdPnd) that the caller does not block, when it is
+ *   its process's only thread or its leader: kill(), killpg() and the
+ *   terminal offer such a signal to the leader first (complete_signal),
+ *   which takes it unless it blocks it or has the flag already. Another
+ *   thread of several is woken or not as the kernel chooses, which /proc
+ *   does not say (found by a review: answered for a caller the kernel had
+ *   not chosen, an open failed with errno 512): there such a signal
+ *   interrupts the open only once it is done. Left: kill() that names a
+ *   thread other than the leader offers the signal to that thread first;
+ *   a waiting leader then gets ERESTARTSYS without the flag (512);
  * - a stop in progress (group_stopping): do_signal_stop set the flag of
  *   every thread not stopped.
  * SIGCONT between this check and the answer flushes the stop signals and
@@ -414,7 +401,7 @@ static uint64_t leader_takes(const struct blocking_open *b, uint64_t set)
  * Stops only under user-notify: a tracee's call can only be answered
  * (EINTR, worse than a stop that comes late), and its stops are its
  * tracer's. */
-static int caller_signalled(const struct blocking_open *b, uint64_t *shared_seen)
+static int caller_signalled(const struct blocking_open *b)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)b->tid);
@@ -424,9 +411,7 @@ static int caller_signalled(const struct blocking_open *b, uint64_t *shared_seen
     uint64_t acting = acting_signals(buf, stops);
     if (status_mask(buf, "\nSigPnd:") & acting)
         return 1;
-    uint64_t shared = status_mask(buf, "\nShdPnd:") & acting, before = *shared_seen;
-    *shared_seen = shared;
-    if (alone ? shared != 0 : (shared & before & ~leader_takes(b, shared & before)) != 0)
+    if ((alone || b->tid == b->tgid) && (status_mask(buf, "\nShdPnd:") & acting))
         return 1;
     return stops && !alone && group_stopping(b->tgid, b->tid);
 }
@@ -535,7 +520,6 @@ static void *blocking_worker(void *arg)
      * gone. */
     int tick = yr_tick_start();
     int fd = -1, err = tick >= 0 ? 0 : ENOMEM;
-    uint64_t shared_seen = 0;
     if (!err && yr_fs_become(&b->id_as) < 0)
         err = EPERM;                             /* never opened as ourselves */
     for (; !err;) {
@@ -548,7 +532,7 @@ static void *blocking_worker(void *arg)
             err = -1;                            /* the caller is gone: nobody to answer */
             break;
         }
-        if (caller_signalled(b, &shared_seen)) {
+        if (caller_signalled(b)) {
             /* A tracee cannot be made to restart its call: it sees EINTR. */
             err = b->listener >= 0 ? ERESTARTSYS_ : EINTR;
             break;

@@ -215,31 +215,31 @@ class Guard:
                 and lib.yr_in_our_pidns(caller.tid) == 1)
 
     def _queued_info(self, ev, caller, sig: int):
-        """The siginfo of a signal sent through a pin: (0, ffi.NULL) for
-        kill and tgkill; of rt_(tg)sigqueueinfo, (its address in the caller,
-        ffi.NULL) from x86-64, whose layout is ours, or (0, a native copy) of
-        an i386 or x32 one, read once and converted as the kernel converts
-        it (native_siginfo). None: answered (EFAULT, or EPERM for a code
-        only a signal to oneself may carry, said before the target is
-        looked for, as the kernel does)."""
+        """The siginfo of a signal sent through a pin: ffi.NULL for kill and
+        tgkill; of rt_(tg)sigqueueinfo, a native copy, read once (an i386 or
+        x32 one converted as the kernel converts it: native_siginfo), its
+        si_signo the call's signal, as the kernel sets it
+        (__copy_siginfo_from_user; pidfd_send_signal would refuse another).
+        None: answered (EFAULT, or EPERM for a code only a signal to oneself
+        may carry), before the target is looked for, as the kernel does."""
         if ev.sys in (lib.YR_SYS_KILL, lib.YR_SYS_TGKILL):
-            return 0, ffi.NULL
+            return ffi.NULL
         addr = ev.args[2] if ev.sys == lib.YR_SYS_RT_SIGQUEUEINFO else ev.args[3]
-        if ev.arch == AUDIT_ARCH_X86_64 and not ev.nr & X32_SYSCALL_BIT:
-            return addr, ffi.NULL
-        raw = ffi.new("char[]", COMPAT_SIGINFO_SIZE)
-        if not read_caller(caller, addr, raw, COMPAT_SIGINFO_SIZE):
+        raw = ffi.new("char[]", SIGINFO_SIZE)
+        if not read_caller(caller, addr, raw, SIGINFO_SIZE):
             self._reply(ev, errno.EFAULT)
             return None
-        compat = bytes(ffi.buffer(raw))
-        code = struct.unpack_from("<i", compat, 8)[0]
+        got = bytes(ffi.buffer(raw))
+        code = struct.unpack_from("<i", got, 8)[0]
         if code >= 0 or code == SI_TKILL:       # pinned: never the caller's own thread
             self._reply(ev, errno.EPERM)
             return None
-        return 0, ffi.new("char[]", native_siginfo(compat, sig))
+        if ev.arch != AUDIT_ARCH_X86_64 or ev.nr & X32_SYSCALL_BIT:
+            return ffi.new("char[]", native_siginfo(got, sig))
+        return ffi.new("char[]", struct.pack("<i", sig) + got[4:])
 
     def _signal_pinned(self, ev, caller, tid: int, sig: int, *, thread: bool,
-                       tgid_wanted: int | None = None, info=(0, ffi.NULL)) -> None:
+                       tgid_wanted: int | None = None, info=ffi.NULL) -> None:
         """Send sig to the task numbered tid (ours: the caller's pid namespace
         is), as the caller, through a pidfd taken first: the task judged is
         the task signalled, whatever later takes its number (it only ever
@@ -262,13 +262,7 @@ class Guard:
                                target, tgid):
                 return
             flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
-            addr, local = info
-            if addr:                            # x86-64's own layout, read once
-                local = ffi.new("char[]", SIGINFO_SIZE)
-                if not read_caller(caller, addr, local, SIGINFO_SIZE):
-                    self._reply(ev, errno.EFAULT)
-                    return
-            rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, local, flags)
+            rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(fd)
@@ -538,7 +532,8 @@ class Guard:
         had just started (its zombie child reaped, the pid space wrapped):
         F_SETSIG's SIGKILL reached yama-run (found by a review). Plain
         F_SETOWN is still continued where a number cannot change hands
-        (_owner_pinned: none, a group, the caller's own)."""
+        (_owner_pinned: none, a group, the caller's own), and all four under
+        Landlock's signal scope, which judges the owner's setter."""
         fd, cmd, arg = int_arg(ev.args[0]), int_arg(ev.args[1]), ev.args[2]
         if ev.sys == lib.YR_SYS_FCNTL and cmd == F_SETOWN:
             kind, pid, have = F_OWNER_PID, int_arg(arg), True
@@ -548,6 +543,14 @@ class Guard:
                 return
         else:
             kind, pid, have = _owner_read(caller, cmd, arg)
+            if self.sup.shield.signal_scope:
+                # Landlock's scope judges a SIGIO by the domain of whoever set
+                # the owner (hook_file_set_fowner): set here, outside any
+                # domain, it reached a thread of ours that took the number
+                # (found by a review). The caller sets it: continued.
+                if not (have and self._owner_refused(ev, caller, kind, pid)):
+                    self._pass(ev)
+                return
             if have and pid and lib.yr_in_our_pidns(caller.tid) != 1:
                 if not self._owner_refused(ev, caller, kind, pid):
                     # its pid is a number of its own namespace; we would act on ours

@@ -32,11 +32,12 @@ class Caller:
         as the caller: capabilities held in another user namespace than the
         supervisor's mean nothing in ours, and are not lent (none are)."""
         c = ffi.new("struct yr_creds *")
+        foreign = self.userns != procfs.OWN_USERNS     # read by number too: before the check
         if lib.yr_creds_read(self.tid, c) < 0 or \
                 (self.still_waits is not None and not self.still_waits()):
             raise ProcessLookupError(self.tid)
         c.cap_effective = self.cap_effective   # as seen when the call was made
-        if self.userns != procfs.OWN_USERNS:
+        if foreign:
             c.cap_effective = c.cap_permitted = c.cap_inheritable = 0
         return c
 

@@ -63,10 +63,12 @@ def built(helper):
         shutil.rmtree(where, ignore_errors=True)
 
 
-def _race(probe: str, fifo: Path) -> None:
-    r = yama_run("--", *AS_USER, probe, fifo, "9", TRIES, timeout=240)
+def _race(probe: str, fifo: Path, *options: str, tries: int = int(TRIES)) -> None:
+    env = {**os.environ, "ALARM": str(30 + 6 * tries)}     # the harness's own deadline
+    r = yama_run(*options, "--", *AS_USER, probe, fifo, "9", str(tries), timeout=60 + 8 * tries,
+                 env=env)
     assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    assert "hits" in r.stdout and "try 7:" in r.stdout, r.stdout   # every try ran
+    assert "hits" in r.stdout and f"try {tries - 1}:" in r.stdout, r.stdout   # every try ran
 
 
 @pytest.mark.skipif(TEST_BACKEND == "ptrace", reason=(
@@ -79,6 +81,24 @@ def test_a_file_owner_whose_pid_is_taken_again_never_reaches_the_supervisor(
     supervisor's thread that took its number (the supervisor used to die:
     exit 125)."""
     _race(built("pid_reuse_calls", "-DRACE_SETOWN"), fifo_without_writer)
+
+
+@pytest.mark.skipif(TEST_BACKEND == "ptrace", reason=(
+    "under the ptrace backend this harness's program dies of SIGKILL itself (exit 137) "
+    "within a few tries, with the code before this fix as well: not yet understood"))
+@pytest.mark.parametrize("options", [[], ["--profile", "strict"]], ids=["default", "strict"])
+def test_an_owner_set_by_f_setown_ex_never_reaches_the_supervisor(
+        built, fifo_without_writer, options):
+    """The same race through F_SETOWN_EX, which the supervisor performs. Under
+    Landlock's signal scope (strict) it was performed unpinned, outside any
+    domain, so the scope, which judges a SIGIO by the domain of whoever set
+    the owner, did not apply: the supervisor got SIGKILL (found by a review).
+    It is continued there now, the caller setting it."""
+    _race(built("pid_reuse_calls", "-DRACE_SETOWN", "-DSETOWN_EX"), fifo_without_writer,
+          *options, tries=16)
+    # The window is the supervisor's, between its judgement and its fcntl: the
+    # review won it at the 18th and the 32nd try, this test's 16 tries on the
+    # code before at times only: a guard against its return, not a proof.
 
 
 def test_an_i386_sigqueueinfo_whose_pid_is_taken_again_never_reaches_the_supervisor(

@@ -4,7 +4,8 @@
  *
  *   -DRACE_SETOWN     fcntl(pipe, F_SETOWN, P) on a pipe whose F_SETSIG is
  *                     SIGNAL and which has O_ASYNC: once the call returns, one
- *                     byte through the pipe signals the owner the kernel set;
+ *                     byte through the pipe signals the owner the kernel set
+ *                     (with -DSETOWN_EX: F_SETOWN_EX, F_OWNER_PID);
  *   -DRACE_SIGQUEUE32 rt_sigqueueinfo(P, SIGNAL, info) through int $0x80
  *                     (i386 number 178), si_code SI_QUEUE, the siginfo in
  *                     memory below 4 GiB.
@@ -57,7 +58,12 @@ static long raced_call(pid_t pid, int sig)
 {
     if (fcntl(owned[0], F_SETSIG, sig) < 0)      /* a pipe names no owner: not routed */
         perror("F_SETSIG");
+#ifdef SETOWN_EX
+    struct f_owner_ex owner = { F_OWNER_PID, pid };
+    int rc = fcntl(owned[0], F_SETOWN_EX, &owner);
+#else
     int rc = fcntl(owned[0], F_SETOWN, pid);
+#endif
     int e = errno;
     if (rc == 0 && ours_or_the_supervisors(pid)) {
         char c;
