@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -138,3 +139,45 @@ def test_i386_sigqueueinfo_to_a_child_arrives_as_natively(built):
     assert "code=-1 pid=parent uid=1001 value=4242" in native, native
     assert "code=-5 band=-7 fd=3" in native, native
     assert under == native
+
+
+SIGQUEUE_SCRIPT = r"""
+import ctypes, os, signal, struct, sys
+lib = ctypes.CDLL(None, use_errno=True)
+L = ctypes.c_long
+
+def queue(pid, code, signo, value):
+    info = ctypes.create_string_buffer(struct.pack("<iiiiiii", signo, 0, code, 0, os.getpid(),
+                                                   os.getuid(), value) + bytes(100))
+    r = lib.syscall(L(129), L(pid), L(signal.SIGUSR1), info)       # rt_sigqueueinfo
+    return "ok" if r == 0 else os.strerror(ctypes.get_errno())
+
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+child = os.fork()
+if child == 0:
+    got = signal.sigwaitinfo({signal.SIGUSR1})
+    print("child got", got.si_signo, got.si_code, flush=True)
+    os._exit(0)
+print("si_signo 0:", queue(child, -1, 0, 1234))          # the kernel sets si_signo itself
+os.waitpid(child, 0)
+gone = os.fork()
+if gone == 0:
+    os._exit(0)
+os.waitpid(gone, 0)
+print("SI_USER to a reaped pid:", queue(gone, 0, signal.SIGUSR1, 0))   # EPERM before ESRCH
+r = lib.syscall(L(129), L(gone), L(signal.SIGUSR1), L(8))
+print("bad siginfo to a reaped pid:", os.strerror(ctypes.get_errno()) if r else "ok")
+"""
+
+
+def test_x86_64_sigqueueinfo_answers_as_natively():
+    """rt_sigqueueinfo sent through a pin: the kernel sets si_signo to the
+    call's signal (a siginfo with another is delivered; pidfd_send_signal,
+    which yama-run sends it with, refuses that), and refuses a bad siginfo
+    (EFAULT) and a code only a signal to oneself may carry (EPERM) before it
+    looks for the target (a reaped pid: ESRCH after them)."""
+    argv = [*AS_USER, sys.executable, "-c", SIGQUEUE_SCRIPT]
+    native = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert "si_signo 0: ok" in native.stdout, native.stdout + native.stderr
+    r = yama_run("--", *argv, timeout=60)
+    assert r.stdout == native.stdout, (native.stdout, r.stdout, r.stderr)
