@@ -437,8 +437,8 @@ class TaskCalls:
             if group >= 0:
                 os.close(group)
 
-    @staticmethod
-    def _perf_syscall(ev, caller, attr: bytearray, target: int, cpu: int, group: int) -> int:
+    def _perf_syscall(self, ev, caller, attr: bytearray, target: int, cpu: int,
+                      group: int) -> int:
         """perf_event_open on our copy of attr, as the caller, with its flags:
         the fd or -errno. The kernel's E2BIG writes its own size into our
         copy; it is written back into the caller's attr.size, as the kernel's
