@@ -364,6 +364,15 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
                 e->eff == ev->cap_effective && e->perm == ev->cap_permitted &&
                 get_info(e->pidfd, v, &e->tgid) == 0 && memcmp(v, e->ids, sizeof(v)) == 0;
     int err = fresh ? 0 : refresh(ids, e, ev);
+    /* What refresh read by the tid is the caller's only if it still waits
+     * now: a call looked at again (a walk that raced) after its caller was
+     * killed would keep, under that tid, the identity of the task that took
+     * the number, read at any moment, between its setgroups's notice and
+     * its change too (a review's suspicion), for that task's next calls. */
+    if (!fresh && err == 0 && !yr_id_valid(ctx, ev->id)) {
+        entry_drop(e);
+        err = -1;
+    }
     if (err < 0)     /* more groups than an identity keeps: refused, as the caller's are not all ours */
         return err == -E2BIG ? -EPERM : -ESRCH;
     *out = e->fsid;
