@@ -102,18 +102,24 @@ static void forward(struct front *f, int sig)
     syscall(SYS_pidfd_send_signal, f->pidfd, sig, NULL, 0);     /* ESRCH: it has exited */
 }
 
+/* A small file of /proc into buf, NUL-terminated; 0 if unreadable. */
+static int read_proc(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n > 0;
+}
+
 /* The pid of a pidfd, as /proc/self/fdinfo gives it; 0 if unknown. */
 static pid_t pidfd_pid(int pidfd)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
-    char *line = strstr(buf, "\nPid:");
+    char *line = read_proc(path, buf, sizeof buf) ? strstr(buf, "\nPid:") : NULL;
     return line ? (pid_t)atoi(line + 5) : 0;
 }
 
@@ -127,12 +133,8 @@ static int program_stopped(const struct front *f)
     if (f->program <= 0)
         return 0;
     snprintf(path, sizeof path, "/proc/%d/stat", f->program);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_proc(path, buf, sizeof buf))
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
     char *end = strrchr(buf, ')');     /* the name may hold ")" itself */
     /* Still alive after the read: the pid was the program's, not a reuse
      * (the program is reaped only after it is gone for good). */
