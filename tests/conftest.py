@@ -139,6 +139,20 @@ def public_copy(built: str, name: str) -> tuple[str, str]:
 
 
 @pytest.fixture
+def fifo_without_writer():
+    """A FIFO every uid may open, which nobody writes: an open of it for
+    reading waits, in a worker thread the supervisor starts for it (the pid
+    reuse races make it take a number that way)."""
+    d = Path(tempfile.mkdtemp(prefix="yr-fifo-", dir="/tmp"))
+    d.chmod(0o755)
+    fifo = d / "fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o666)
+    yield fifo
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
 def sysctl():
     """sysctl(name, value): set a machine-wide knob, restored after the test."""
     saved: dict[str, str] = {}

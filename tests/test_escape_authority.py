@@ -195,15 +195,6 @@ def test_proc_keys_never_lists_what_the_supervisor_possesses(keys_probe):
 # The kill family is now sent through a pidfd taken before the target is
 # judged (sandbox/guard.py).
 
-@pytest.fixture
-def fifo_without_writer():
-    d = Path(tempfile.mkdtemp(prefix="yr-pidreuse-", dir="/tmp"))
-    d.chmod(0o755)
-    fifo = d / "fifo"
-    os.mkfifo(fifo, 0o666)
-    fifo.chmod(0o666)
-    yield fifo
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_kill_whose_pid_is_taken_again_never_reaches_the_supervisor(helper, place,  # noqa: F811
