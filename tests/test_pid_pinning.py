@@ -143,8 +143,8 @@ def queue(pid, code, signo, value):
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 child = os.fork()
 if child == 0:
-    got = signal.sigwaitinfo({signal.SIGUSR1})
-    os._exit(0 if (got.si_signo, got.si_code) == (signal.SIGUSR1, -1) else 1)
+    got = signal.sigtimedwait({signal.SIGUSR1}, 5)        # never left waiting
+    os._exit(0 if got and (got.si_signo, got.si_code) == (signal.SIGUSR1, -1) else 1)
 sent = queue(child, -1, 0, 1234)                          # the kernel sets si_signo itself
 print("si_signo 0:", sent, "; the child got it:", os.waitpid(child, 0)[1] == 0)
 gone = os.fork()
