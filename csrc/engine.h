@@ -104,6 +104,7 @@ int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
 void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on purpose */
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
+char yr_stat_state(const char *path);    /* a /proc .../stat's state letter, 0: unreadable */
 
 /* CLOCK_MONOTONIC in ns. */
 /* A call's arguments as the kernel will use them: the i386 entry takes the

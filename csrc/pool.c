@@ -268,12 +268,20 @@ int yr_pool_idle(struct yr_ctx *ctx)
  * replaced for nothing, and its caller's next calls refused. */
 static int running(pid_t thread)
 {
-    char path[64], buf[512];
+    char path[64];
     snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)thread);
+    return yr_stat_state(path) == 'R';
+}
+
+/* The state letter of a task's /proc .../stat file at path (R, S, T, t...),
+ * 0 if it cannot be read. */
+char yr_stat_state(const char *path)
+{
+    char buf[512];
     if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
     const char *end = strrchr(buf, ')');     /* the name may hold anything */
-    return end && end[1] == ' ' && end[2] == 'R';
+    return end && end[1] == ' ' ? end[2] : 0;
 }
 
 /* A small text file (of /proc), NUL-terminated: its length, or <= 0. */

@@ -328,12 +328,9 @@ static uint64_t acting_signals(const char *status, int stops)
  * tracee's stop), 0 if gone. */
 static char thread_state(pid_t tgid, const char *tid)
 {
-    char path[96], buf[512];
+    char path[96];
     snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)tgid, tid);
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
-        return 0;
-    const char *end = strrchr(buf, ')');         /* the name may hold anything */
-    return end && end[1] == ' ' ? end[2] : 0;
+    return yr_stat_state(path);
 }
 
 /* Is a stop of the caller's process in progress? The thread that took the
