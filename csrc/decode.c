@@ -69,7 +69,7 @@ static int may_not_clone_a_tree(const struct yr_call *c, const uint64_t *a)
     unsigned flags = (unsigned)a[2];
     return (flags & OPEN_TREE_CLONE_) && !(flags & ~(unsigned)OPEN_TREE_FLAGS_) &&
            !(c->ev.sys == YR_SYS_OPEN_TREE_ATTR && !a[3] && a[4]) &&
-           !((c->ev.cap_effective >> 21) & 1);             /* CAP_SYS_ADMIN */
+           !yr_may_mount(c);
 }
 
 static int64_t s32(uint64_t v)

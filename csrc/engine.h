@@ -255,6 +255,8 @@ static inline size_t yr_first_read(uint64_t addr)   /* to the page's end, at mos
 }
 /* caller.c: the caller's memory (a string up to its NUL, once) */
 int yr_read_path(struct yr_call *c, uint64_t addr, char *out, size_t size);
+/* named.c: may the caller mount (CAP_SYS_ADMIN, checked before any look-up)? */
+int yr_may_mount(const struct yr_call *c);
 struct yr_idcache *yr_idcache_new(void);
 void yr_idcache_free(struct yr_idcache *ids);
 void yr_identity_notice(pid_t tid);      /* the thread's setgroups, unshare, setns: its identity read again */

@@ -125,7 +125,7 @@ static int add_named(struct yr_call *c, int dirfd, uint64_t addr, int follows)
  * call is EPERM whatever its paths, so none is walked (may_mount() is
  * CAP_SYS_ADMIN over the caller's mount namespace: at least in its effective
  * set; capable() is in the initial namespace: the identity's caps). */
-static int may_mount_(const struct yr_call *c)
+int yr_may_mount(const struct yr_call *c)
 {
     return (c->ev.cap_effective >> CAP_SYS_ADMIN) & 1;
 }
@@ -370,7 +370,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         if ((flags & MS_MGC_MSK_) == MS_MGC_VAL_)
             flags &= ~MS_MGC_MSK_;
         int err = add_named(c, AT_FDCWD_INT, a[1], 1);  /* the target: always followed */
-        if (err < 0 || (flags & MS_REMOUNT_) || !may_mount_(c))
+        if (err < 0 || (flags & MS_REMOUNT_) || !yr_may_mount(c))
             return err;                          /* path_mount: may_mount() first */
         if ((flags & MS_BIND_) || ((flags & MS_MOVE_) && !(flags & MS_PROPAGATION_)))
             return add_named(c, AT_FDCWD_INT, a[0], 1);  /* do_loopback, do_move_mount_old */
@@ -390,14 +390,14 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         return err;
     }
     case YR_SYS_PIVOT_ROOT: {                    /* new_root, then put_old: both followed */
-        if (!may_mount_(c))
+        if (!yr_may_mount(c))
             return 0;
         int err = add_named(c, AT_FDCWD_INT, a[0], 1);
         return err < 0 ? err : add_named(c, AT_FDCWD_INT, a[1], 1);
     }
     case YR_SYS_MOVE_MOUNT: {                    /* from_dfd, from, to_dfd, to, flags */
         uint32_t flags = (uint32_t)a[4];
-        if ((flags & ~(uint32_t)MOVE_MOUNT_MASK_) || !may_mount_(c))
+        if ((flags & ~(uint32_t)MOVE_MOUNT_MASK_) || !yr_may_mount(c))
             return 0;                            /* EINVAL, EPERM */
         /* an empty path (MOVE_MOUNT_[FT]_EMPTY_PATH: the descriptor) names none */
         int err = add_named(c, (int32_t)a[0], a[1], (flags & MOVE_MOUNT_F_SYMLINKS_) != 0);
@@ -407,7 +407,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
     }
     case YR_SYS_FSPICK: {                        /* dfd, path, flags */
         uint32_t flags = (uint32_t)a[2];
-        if ((flags & ~(uint32_t)FSPICK_FLAGS_) || !may_mount_(c))
+        if ((flags & ~(uint32_t)FSPICK_FLAGS_) || !yr_may_mount(c))
             return 0;                            /* EPERM first, then EINVAL */
         return add_named(c, (int32_t)a[0], a[1], !(flags & FSPICK_SYMLINK_NOFOLLOW_));
     }
@@ -417,7 +417,7 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         uint32_t flags = (uint32_t)a[2];
         uint64_t attr[3];                        /* attr_set, attr_clr, propagation */
         if ((flags & ~(uint32_t)MOUNT_SETATTR_FLAGS_) || a[4] < 32 || a[4] > 4096 ||
-            !may_mount_(c) || yr_read_caller(c, a[3], attr, sizeof(attr)) < 0 ||
+            !yr_may_mount(c) || yr_read_caller(c, a[3], attr, sizeof(attr)) < 0 ||
             (!attr[0] && !attr[1] && !attr[2]))
             return 0;
         return add_named(c, (int32_t)a[0], a[1], !(flags & AT_SYMLINK_NOFOLLOW));
