@@ -246,15 +246,11 @@ class Guard:
         reaches the pinned one, or nothing once that one is gone).
         thread: to that thread alone (tkill, tgkill), else to its process."""
         try:
-            fd = os.pidfd_open(tid, PIDFD_THREAD)
+            fd, target, tgid = _pin(tid)
         except OSError as e:
-            self._reply(ev, errno.ESRCH if e.errno in (errno.ESRCH, errno.EINVAL) else e.errno)
+            self._reply(ev, e.errno)
             return
         try:
-            target = pidfd_target(fd)
-            # the number names the pinned task while it lives; once dead, the
-            # pidfd reaches nothing, whatever is judged here
-            tgid = procfs.tgid_of(target) if target and target > 0 else None
             if not tgid or (tgid_wanted is not None and tgid != tgid_wanted):
                 self._reply(ev, errno.ESRCH)
                 return
@@ -265,7 +261,8 @@ class Guard:
             rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def on_kill(self, ev, caller) -> None:
         """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
@@ -584,17 +581,11 @@ class Guard:
         pid that names no task is put to the kernel as a number that never
         names one, for its own answer (EBADF, ENOTTY, EINVAL, else ESRCH)."""
         try:
-            pin = os.pidfd_open(pid, PIDFD_THREAD)
+            pin, target, tgid = _pin(pid)
         except OSError as e:
-            if e.errno not in (errno.ESRCH, errno.EINVAL):
-                self._reply(ev, e.errno)
-                return
-            pin = -1
+            self._reply(ev, e.errno)
+            return
         try:
-            target = pidfd_target(pin) if pin >= 0 else None
-            # read by number: once the pin is dead this may judge a later
-            # task, but yr_setown_as then sets nothing (ESRCH)
-            tgid = procfs.tgid_of(target) if target and target > 0 else None
             if tgid is None:
                 pid = NO_SUCH_PID
             elif not self._judge(ev, caller, "task_kill", "file owner", target, tgid):
@@ -1089,6 +1080,23 @@ def _uid_of_user(caller, who: int) -> int | None:
     namespace, or unknown (None: nothing can be judged, the call refused)
     when the caller lives in another."""
     return who if caller.userns == procfs.OWN_USERNS else None
+
+
+def _pin(tid: int) -> tuple[int, int | None, int | None]:
+    """A pidfd on the task numbered tid (in our pid namespace), the task it
+    pins and that task's process: (pin, target, tgid). pin -1 when no task
+    has the number; tgid None when none does or the pinned one is gone.
+    The tgid is read by number: once the pin is dead it may be a later
+    task's, but the pin then reaches nothing (ESRCH), whatever is judged.
+    Other failures of pidfd_open raise (OSError)."""
+    try:
+        pin = os.pidfd_open(tid, PIDFD_THREAD)
+    except OSError as e:
+        if e.errno not in (errno.ESRCH, errno.EINVAL):
+            raise
+        return -1, None, None
+    target = pidfd_target(pin)
+    return pin, target, procfs.tgid_of(target) if target and target > 0 else None
 
 
 def _target_of(fd: int) -> int | None:
