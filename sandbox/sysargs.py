@@ -4,7 +4,9 @@ from __future__ import annotations
 import errno
 import os
 
-from ._yama import lib
+from ._yama import ffi, lib
+
+PAGE_SIZE = 4096
 
 
 def int_arg(value: int) -> int:
@@ -58,3 +60,38 @@ def read_caller(caller, addr: int, buf, size: int) -> bool:
     """size bytes of the caller's memory at addr into buf, read once (by its
     thread id: its own if it still waits after the read)."""
     return lib.yr_read_mem(caller.tid, addr, buf, size) == 0 and _still_waits(caller)
+
+
+def read_caller_string(caller, addr: int, limit: int) -> bytes | None:
+    """The caller's NUL-terminated string at addr, read as the kernel's
+    strnlen_user and strncpy_from_user read it: at most limit bytes, a page at
+    a time (a string that ends before an unreadable page is whole). Without
+    its NUL; limit bytes long when none is in them; None when memory before
+    the NUL cannot be read."""
+    got = b""
+    while len(got) < limit:
+        here = (addr + len(got)) & 0xFFFFFFFFFFFFFFFF
+        size = min(PAGE_SIZE - here % PAGE_SIZE, limit - len(got))
+        buf = ffi.new("char[]", size)
+        if not read_caller(caller, here, buf, size):
+            return None
+        part = ffi.buffer(buf)[:]
+        end = part.find(b"\0")
+        if end >= 0:
+            return got + part[:end]
+        got += part
+    return got
+
+
+def caller_dir(caller, name: str) -> tuple[int, int]:
+    """(an O_PATH descriptor of the calling thread's "cwd" or "root", 0), or
+    (-1, errno). The thread's own (one that unshared CLONE_FS has its own);
+    by its thread id, so kept only if it still waits after."""
+    try:
+        fd = os.open(f"/proc/{caller.tid}/{name}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        return -1, errno.ESRCH if e.errno == errno.ENOENT else e.errno
+    if not _still_waits(caller):
+        os.close(fd)
+        return -1, errno.ESRCH
+    return fd, 0

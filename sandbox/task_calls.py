@@ -15,6 +15,7 @@ which tells the chain (hook task_free) the moment one is gone."""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import struct
@@ -24,7 +25,8 @@ from . import procfs
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
     TaskAct, TaskFree
-from .sysargs import int_arg, pidfd_target, read_caller, take_fd
+from .sysargs import caller_dir, int_arg, pidfd_target, read_caller, read_caller_string, \
+    take_fd
 from .taskwatch import PIDFD_THREAD, TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
@@ -33,8 +35,32 @@ PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
 PERF_FLAG_ALL = 0xF                                  # with FD_NO_GROUP, FD_OUTPUT
 PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
 PAGE_SIZE = 4096
+# The uprobe and kprobe PMUs: attr.config1 (uprobe_path, kprobe_func) is a
+# pointer, read by the kernel in the acting thread's memory, at most this many
+# bytes (PATH_MAX; KSYM_NAME_LEN); no NUL in them is E2BIG.
+PMU_DIR = "/sys/bus/event_source/devices"
+PROBE_PMUS = {"uprobe": 4096, "kprobe": 512}
+PERF_TYPE_MAX = 6                      # the fixed types; a PMU registered at run time is above
+PERF_ATTR_CONFIG1_AT = 56
+UNREADABLE = 0xFFFFFFFFFFFFF000        # no user address: the kernel's own EFAULT, at its point
 
 
+@functools.cache
+def _probe_pmus() -> dict[int, str] | None:
+    """type -> "uprobe" or "kprobe", read once (both are built in and
+    registered at boot: their numbers never change); a PMU absent from a
+    readable sysfs is not there. None: sysfs unreadable, the types unknown."""
+    found = {}
+    for name in PROBE_PMUS:
+        try:
+            with open(f"{PMU_DIR}/{name}/type", "rb") as f:
+                found[int(f.read())] = name
+        except FileNotFoundError:
+            if not os.path.isdir(PMU_DIR):
+                return None
+        except (OSError, ValueError):
+            return None
+    return found
 
 
 def _alive(pidfd: int) -> bool:
@@ -423,7 +449,12 @@ class TaskCalls:
             if err:
                 self._reply(ev, err)
                 return
+        dirfd = -1
         try:
+            probe = self._own_probe_string(ev, caller, attr)
+            if probe is None:
+                return                  # answered
+            copy, dirfd = probe         # (copy: alive until the kernel has read it)
             fd = self._perf_syscall(ev, caller, attr, target, int_arg(ev.args[2]), group)
             if fd >= 0 and not _alive(pin):
                 os.close(fd)
@@ -434,8 +465,63 @@ class TaskCalls:
                 fd = -refusal
             self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
         finally:
-            if group >= 0:
-                os.close(group)
+            for held in (group, dirfd):
+                if held >= 0:
+                    os.close(held)
+
+    def _own_probe_string(self, ev, caller, attr: bytearray) -> tuple[object, int] | None:
+        """The uprobe and kprobe PMUs' attr.config1 points to a string (a
+        path, a kernel symbol) in the caller's memory, which the kernel reads
+        in the acting thread's: ours. It is read here once, as the kernel
+        reads it, and config1 pointed at our copy; one the kernel would find
+        unreadable at a kernel address, so that its EFAULT (like its E2BIG)
+        comes at its own point, after its checks. Read once: another thread
+        that rewrites it after changes nothing, nothing of ours decides on it
+        and the kernel reads only our copy. A path names what the caller's
+        would: from its cwd or root, taken now (a chdir by the caller after
+        gives what the call would have given a moment earlier).
+        (copy, dirfd): our copy, to keep alive until the call returns (None:
+        config1 untouched), and the descriptor its path goes through (-1:
+        none), ours to close; None once answered."""
+        kind = self._probe_kind(ev, caller, attr)
+        if kind is False:
+            return None
+        addr = struct.unpack_from("<Q", attr, PERF_ATTR_CONFIG1_AT)[0]
+        if kind is None or not addr:    # uprobe: EINVAL; kprobe: kprobe_addr (config2)
+            return None, -1
+        limit = PROBE_PMUS[kind]
+        text = read_caller_string(caller, addr, limit)
+        if text is None:
+            struct.pack_into("<Q", attr, PERF_ATTR_CONFIG1_AT, UNREADABLE)
+            return None, -1
+        dirfd = -1
+        if kind == "uprobe" and 0 < len(text) < limit:
+            dirfd, err = caller_dir(caller, "root" if text.startswith(b"/") else "cwd")
+            if err:
+                self._reply(ev, err)
+                return None
+            # The kernel walks it with kern_path in the acting thread, a
+            # thread of ours (yr_syscall_as), which shares our descriptors.
+            text = b"/proc/thread-self/fd/%d/%s" % (dirfd, text)
+        copy = ffi.new("char[]", text + b"\0")
+        struct.pack_into("<Q", attr, PERF_ATTR_CONFIG1_AT, int(ffi.cast("uintptr_t", copy)))
+        return copy, dirfd
+
+    def _probe_kind(self, ev, caller, attr: bytearray):
+        """"uprobe", "kprobe", None (another PMU), or False once answered:
+        with the types unknown (sysfs unreadable), a run-time type on
+        another task is refused, EACCES, as perf_event_open refuses an
+        access: its config1 may be a pointer that would be read in our
+        memory, or a value that rewriting would change."""
+        pmus = _probe_pmus()
+        kind = struct.unpack_from("<I", attr, 0)[0]
+        if pmus is None and kind >= PERF_TYPE_MAX:
+            self.sup.audit.say(f"refused perf_event_open of PMU type {kind} on another task by "
+                               f"{caller.describe()}: the uprobe and kprobe types are unknown "
+                               f"({PMU_DIR} unreadable)")
+            self._reply(ev, errno.EACCES)
+            return False
+        return (pmus or {}).get(kind)
 
     def _perf_syscall(self, ev, caller, attr: bytearray, target: int, cpu: int,
                       group: int) -> int:
