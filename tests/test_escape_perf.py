@@ -29,16 +29,19 @@ scope 1 refused; natively (no Yama in this kernel) the same uid opens the
 event (test_ptrace_parity.py's control)."""
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from pathlib import Path
 
 import pytest
 
 from as_user import AS_USER, as_user  # noqa: F401  (fixture)
-from conftest import requires_root, yama_run
+from conftest import BACKEND_ARGS, YAMA_RUN, requires_root, tree_env, yama_run
 from test_escape import place, placed_probe  # noqa: F401  (fixture)
 
 pytestmark = requires_root
@@ -160,3 +163,97 @@ def test_an_event_is_never_opened_on_a_task_that_took_a_judged_number(probe, tmp
     profile.write_text('chain = ["slow_perf", "ptrace"]\n')
     r = yama_run("--profile", profile, "--", probe, "swap", "100", env=env, timeout=60)
     assert r.stdout.strip() == "errno=ESRCH replaced=1", r.stdout + r.stderr
+
+
+# -- the uprobe PMU: attr.config1 is a pointer to a path ---------------------------------
+
+UPROBE_TYPE = "/sys/bus/event_source/devices/uprobe/type"
+needs_uprobes = pytest.mark.skipif(not os.path.exists(UPROBE_TYPE),
+                                   reason="no uprobe PMU in this kernel (CONFIG_UPROBE_EVENTS)")
+
+
+@pytest.fixture(scope="module")
+def uprobe_probe(helper, place):  # noqa: F811
+    return placed_probe(helper, place, "perf_uprobe_probe")
+
+
+def _uprobe(probe, *args, sandboxed: bool) -> str:
+    """The probe's answer, run as root (a uprobe needs CAP_PERFMON)."""
+    if sandboxed:
+        return _line(yama_run("-q", "--", probe, *args).stdout)
+    return _line(subprocess.run([probe, *args], capture_output=True, text=True,
+                                timeout=60).stdout)
+
+
+UPROBE_CASES = [
+    (["fixed", "/bin/true"], "errno=0"),
+    (["end", "/bin/true"], "errno=0"),          # the page after the NUL unmapped
+    (["long"], "errno=E2BIG"),                  # 4096 bytes without a NUL
+    (["fixed", "/dev/null"], "errno=EINVAL"),   # not a regular file
+    (["fixed", "/nonexistent"], "errno=ENOENT"),
+    (["fixed", ""], "errno=EINVAL"),
+]
+
+
+@needs_uprobes
+@pytest.mark.parametrize("args, want", UPROBE_CASES, ids=[" ".join(a) for a, _ in UPROBE_CASES])
+def test_uprobe_path_is_read_from_the_callers_memory(uprobe_probe, args, want):
+    """root inside opens a uprobe on its child, the path at an address only
+    it maps. The supervisor, which performs the call, handed the kernel the
+    caller's pointer to read in its own memory: EFAULT for every case (or
+    whatever string of its own lay there). Now as natively."""
+    assert _uprobe(uprobe_probe, *args, sandboxed=False) == want
+    assert _uprobe(uprobe_probe, *args, sandboxed=True) == want
+
+
+def _string_in(pid: int, needle: bytes) -> int:
+    """The address of needle in a readable file mapping of process pid."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or not fields[1].startswith("r") or "libc" not in fields[5]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            mem.seek(start)
+            at = mem.read(end - start).find(needle)
+            if at >= 0:
+                return start + at
+    raise AssertionError(f"no {needle!r} in the libc mappings of {pid}")
+
+
+@needs_uprobes
+def test_uprobe_path_unmapped_in_the_caller_is_efault(uprobe_probe):
+    """config1 names an address the caller does not map but the supervisor
+    does, where its libc holds "/bin/sh": natively EFAULT. yama-run's
+    supervisor read the path there and opened the event (an oracle on its
+    memory: an address mapped or not, and what path lies there)."""
+    native = subprocess.run([uprobe_probe, "foreign"], input="1000\n", capture_output=True,
+                            text=True, timeout=60).stdout
+    assert _line(native) == "errno=EFAULT", native
+    proc = subprocess.Popen([*YAMA_RUN, *BACKEND_ARGS, "-q", "--", uprobe_probe, "foreign"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=tree_env())
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("ppid="), first
+        address = _string_in(int(first.split("=")[1]), b"/bin/sh\0")
+        out, _ = proc.communicate(f"{address:x}\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _line(out) == "errno=EFAULT", out
+
+
+@needs_uprobes
+def test_relative_uprobe_path_is_from_the_callers_cwd(uprobe_probe):
+    """A relative path names a file in the caller's cwd, as natively: the
+    supervisor, in its own cwd (where no such file is), answered ENOENT."""
+    where = tempfile.mkdtemp(prefix="yr-uprobe-")
+    try:
+        shutil.copy2("/bin/true", os.path.join(where, "probed"))
+        args = ("chdir", where, "probed")
+        assert _uprobe(uprobe_probe, *args, sandboxed=False) == "errno=0"
+        assert _uprobe(uprobe_probe, *args, sandboxed=True) == "errno=0"
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
