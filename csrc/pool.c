@@ -209,11 +209,14 @@ void yr_pool_step_back(struct yr_ctx *ctx)
 /* A notification from tid was received: the receiver is busy from now on.
  * 1: refuse it (its process has YR_STALLED_PER_PROCESS calls stalled).
  * The process is looked up only while some receiver is stalled. */
+static __thread struct yr_ctx *serving;   /* the context this receiver thread serves */
+
 int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
 {
     struct yr_pool *p = ctx->pool;
     if (!p)
         return 0;
+    serving = ctx;
     if (!ctx->thread)                        /* a context is served by one thread */
         __atomic_store_n(&ctx->thread, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     __atomic_store_n(&ctx->busy_tid, tid, __ATOMIC_RELAXED);
@@ -327,6 +330,14 @@ static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
             continue;
         mark_locked(p, c, since);
     }
+}
+
+/* The call this thread serves, if it is a receiver's, was found costly in a
+ * walk that has no context at hand (in Python's decisions too). */
+void yr_pool_mark_costly_here(void)
+{
+    if (serving)
+        yr_pool_mark_costly(serving);
 }
 
 /* The call this receiver serves was found costly (resolve.c, COSTLY_STEPS):

@@ -205,6 +205,11 @@ static int older_than(pid_t tgid, pid_t caller_tgid)
            theirs.ino < mine.ino;
 }
 
+/* A walk up this many generations (a /proc read each) is a chain built to
+ * cost: its receiver is marked stalled, as resolve.c's costly walks are, so
+ * that another serves the calls of everyone else meanwhile. */
+#define COSTLY_GENERATIONS 256
+
 /* 1: tid's process is caller_tgid or one of its descendants; 0: not; -1:
  * tid is gone. caller_tgid must be a caller (a process under our filter,
  * blocked in its call): the early ends hold for callers only. */
@@ -220,6 +225,8 @@ int yr_caller_is_ancestor(pid_t caller_tgid, pid_t tid)
             return 1;
         if (walker == getpid())
             return 0;
+        if (depth == YR_COSTLY_GENERATIONS)
+            yr_pool_mark_costly_here();
         walker = yr_ppid_of(walker);
     }
     return 0;
