@@ -369,6 +369,71 @@ static int group_stopping(pid_t tgid, pid_t tid)
     return stopped;
 }
 
+/* Process-wide signals the kernel offers first to a thread it picks, not
+ * to the leader (complete_signal tries the task it is given first):
+ * SIGCHLD to the thread that forked the child or traces it
+ * (do_notify_parent, do_notify_parent_cldstop: tsk->parent); SIGPROF,
+ * SIGVTALRM and SIGXCPU to the thread running when the CPU time ran out
+ * (posix-cpu-timers.c: check_cpu_itimer's tsk, check_rlimit's current);
+ * SIGIO and SIGURG to the owner's task, the thread that set it where
+ * F_NOTIFY, F_SETLEASE or a terminal's O_ASYNC made it the owner
+ * (task_pid(current); send_sigio: pid_task(pid, PIDTYPE_PID)). kill(),
+ * sigqueue, killpg() and the terminal, ITIMER_REAL, and a timer's or
+ * mq_notify's SIGEV_SIGNAL name the process, and the kernel then offers
+ * the signal to its leader first. */
+#define NOT_AT_LEADER (SIG_BIT(SIGCHLD) | SIG_BIT(SIGPROF) | SIG_BIT(SIGVTALRM) | \
+                       SIG_BIT(SIGXCPU) | SIG_BIT(SIGIO) | SIG_BIT(SIGURG))
+
+/* The signals every thread of process tgid but its leader blocks, as far
+ * as PEERS_LOOKED_AT threads go (none past them). */
+static uint64_t blocked_by_peers(pid_t tgid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)tgid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    uint64_t all = ~0ULL;
+    int looked = 0;
+    for (struct dirent *e; all && (e = readdir(d));) {
+        pid_t peer = (pid_t)atoi(e->d_name);
+        if (peer <= 0 || peer == tgid)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)tgid, (int)peer);
+        if (++looked > PEERS_LOOKED_AT || yr_read_text(path, buf, sizeof(buf)) <= 0)
+            all = 0;                             /* not known: as if one took them */
+        else
+            all &= status_mask(buf, "\nSigBlk:");
+    }
+    closedir(d);
+    return all;
+}
+
+/* Did the kernel surely set the leader's TIF_SIGPENDING for one of
+ * shared, process-wide signals pending that it does not block? Yes for a
+ * signal it offers the leader first (not NOT_AT_LEADER), which the leader
+ * takes unless it has the flag already. Yes too for one every other thread
+ * blocks: whichever thread it was offered to, the leader was the only one
+ * that could want it. A peer that blocked it only after it came was either
+ * not the one offered it, or had the flag for it, and blocking a signal
+ * pending with the flag set hands it on to a thread that does not block it
+ * (retarget_shared_pending, as at a thread's exit): read after ShdPnd, the
+ * peers' masks cannot show a
+ * signal blocked by all that the leader was never woken for. Otherwise a
+ * NOT_AT_LEADER signal interrupts the leader's open only once it is done,
+ * even where it was offered to the leader (kill() of the process with
+ * SIGCHLD, a CPU timer that ran out just before its call). Left: any
+ * signal sent to the process naming another of its threads (kill() or
+ * sigqueue of its tid, a thread pidfd with PIDFD_SIGNAL_THREAD_GROUP,
+ * F_SETOWN of its tid or an F_SETSIG signal of a file it owns, a child's
+ * clone exit signal, a parent-death signal it asked for) is offered to
+ * that thread first: a waiting leader then gets ERESTARTSYS without the
+ * flag (512). */
+static int leader_offered(pid_t tgid, uint64_t shared)
+{
+    return (shared & ~NOT_AT_LEADER) || (shared & blocked_by_peers(tgid));
+}
+
 /* Should the caller leave its wait for a signal?
  *
  * ERESTARTSYS needs the caller's TIF_SIGPENDING: the kernel restarts (or
@@ -380,15 +445,11 @@ static int group_stopping(pid_t tgid, pid_t tid)
  * - a signal of its own (SigPnd): complete_signal wakes it, or it had the
  *   flag already;
  * - a process-wide one (ShdPnd) that the caller does not block, when it is
- *   its process's only thread or its leader: kill(), killpg() and the
- *   terminal offer such a signal to the leader first (complete_signal),
- *   which takes it unless it blocks it or has the flag already. Another
- *   thread of several is woken or not as the kernel chooses, which /proc
- *   does not say (found by a review: answered for a caller the kernel had
- *   not chosen, an open failed with errno 512): there such a signal
- *   interrupts the open only once it is done. Left: kill() that names a
- *   thread other than the leader offers the signal to that thread first;
- *   a waiting leader then gets ERESTARTSYS without the flag (512);
+ *   its process's only thread, or its leader and offered to it
+ *   (leader_offered). Another thread of several is woken or not as the
+ *   kernel chooses, which /proc does not say (found by a review: answered
+ *   for a caller the kernel had not chosen, an open failed with errno
+ *   512): there such a signal interrupts the open only once it is done;
  * - a stop in progress (group_stopping): do_signal_stop set the flag of
  *   every thread not stopped.
  * SIGCONT between this check and the answer flushes the stop signals and
@@ -408,7 +469,8 @@ static int caller_signalled(const struct blocking_open *b)
     uint64_t acting = acting_signals(buf, stops);
     if (status_mask(buf, "\nSigPnd:") & acting)
         return 1;
-    if ((alone || b->tid == b->tgid) && (status_mask(buf, "\nShdPnd:") & acting))
+    uint64_t shared = status_mask(buf, "\nShdPnd:") & acting;
+    if (shared && (alone || (b->tid == b->tgid && leader_offered(b->tgid, shared))))
         return 1;
     return stops && !alone && group_stopping(b->tgid, b->tid);
 }
