@@ -6,7 +6,9 @@
  *   "H"            the child is the supervisor now (lifetime.Link)
  *   "P" + a pidfd  the program runs: the signals sent to yama-run go to it,
  *                  through the pidfd, so a reused pid is never signalled
- *   "S" + an int   the program's status: the front returns it at once
+ *   "S" + an int   the program's status: an exit code, which the front
+ *                  returns at once, or -N: it was killed by signal N, and
+ *                  the front dies by N (die_by)
  *   "T" + an int   the program stopped with that signal: the front stops
  *                  with it too, so that the shell sees its job stopped
  *
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,7 +88,8 @@ struct front {
     pid_t program;              /* the pidfd's pid, 0 until known */
     int mirror;                 /* "T" heard: the program's stop signal, to stop with */
     int heard;                  /* any message: the child is the supervisor */
-    int status;                 /* the program's, once sent; -1 until then */
+    int status;                 /* the program's, once sent: a code, or -N for signal N */
+    int ended;                  /* the status was sent */
     int pending[N_FORWARDED];   /* sent before the program ran, in order, once each */
     int n_pending;
 };
@@ -159,7 +163,7 @@ static void take_pidfd(struct front *f, const int *fds, int n)
 /* Every message waiting; stops at the status. */
 static void drain(struct front *f)
 {
-    while (f->status < 0) {
+    while (!f->ended) {
         char msg[64];
         union { struct cmsghdr align; char buf[CMSG_SPACE(4 * sizeof(int))]; } control;
         struct iovec iov = {msg, sizeof msg};
@@ -179,12 +183,33 @@ static void drain(struct front *f)
         else {
             for (int i = 0; i < n_fds; i++)
                 close(fds[i]);
-            if (msg[0] == 'S' && n >= 5)
+            if (msg[0] == 'S' && n >= 5) {
                 memcpy(&f->status, msg + 1, sizeof(int));
+                f->ended = 1;
+            }
             else if (msg[0] == 'T' && n >= 5)
                 memcpy(&f->mirror, msg + 1, sizeof(int));
         }
     }
+}
+
+/* End by signal sig, at its default action, as the process we stand for
+ * did: our parent must see a death by a signal, not exit(128+sig) (a
+ * shell stops a loop only when its child died of SIGINT; subprocess gives
+ * -sig), as env, timeout and sudo do. Never with a core of our own (we are
+ * not dumpable either): the program's is its own. Returns 128+sig, to exit
+ * with, only if that did not end us (glibc keeps 32 and 33 for itself). */
+static int die_by(int sig)
+{
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+    return 128 + sig;
 }
 
 /* The child exited without a status. If it never became the supervisor
@@ -195,16 +220,7 @@ static int child_gone(const struct front *f, pid_t reaped, int raw)
 {
     if (f->heard || reaped <= 0)
         return EXIT_SETUP;
-    if (WIFEXITED(raw))
-        return WEXITSTATUS(raw);
-    int sig = WTERMSIG(raw);
-    signal(sig, SIG_DFL);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-    raise(sig);
-    return 128 + sig;           /* a signal that does not end a process */
+    return WIFEXITED(raw) ? WEXITSTATUS(raw) : die_by(WTERMSIG(raw));
 }
 
 /* Stop as the program did, with its signal (the shell says "Stopped" or
@@ -264,14 +280,16 @@ static void pass_on(struct front *f, int sig, int code)
 }
 
 /* Wait for the program's status, forwarding signals meanwhile; the
- * caller has blocked them (yr_front_block) before it forked the supervisor. */
+ * caller has blocked them (yr_front_block) before it forked the supervisor.
+ * Returns the exit code to exit with; a program killed by a signal kills
+ * us by it here. */
 int yr_front(int sock, int supervisor)
 {
-    struct front f = {.sock = sock, .pidfd = -1, .supervisor = supervisor, .status = -1};
+    struct front f = {.sock = sock, .pidfd = -1, .supervisor = supervisor};
     prctl(PR_SET_DUMPABLE, 0);  /* out of the sandbox's reach, as the supervisor is */
     sigset_t wanted = front_signals();
     drain(&f);
-    while (f.status < 0) {
+    while (!f.ended) {
         siginfo_t info;
         int sig = sigwaitinfo(&wanted, &info);
         if (sig < 0)
@@ -283,14 +301,14 @@ int yr_front(int sock, int supervisor)
         } else if (sig == SIGCHLD) {
             drain(&f);
             int raw = 0;
-            pid_t reaped = f.status < 0 ? waitpid(supervisor, &raw, WNOHANG) : 0;
+            pid_t reaped = !f.ended ? waitpid(supervisor, &raw, WNOHANG) : 0;
             if (reaped != 0)    /* gone (or never ours: ECHILD) */
                 return child_gone(&f, reaped, raw);
         } else {
             pass_on(&f, sig, info.si_code);
         }
-        if (f.mirror && f.status < 0)
+        if (f.mirror && !f.ended)
             mirror_stop(&f);
     }
-    return f.status;
+    return f.status < 0 ? die_by(-f.status) : f.status;
 }

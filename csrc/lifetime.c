@@ -96,8 +96,9 @@ int yr_front_send(struct yr_front_link *link, char kind, int fd, int wake)
     return send_to_front(link, &kind, 1, fd, wake);
 }
 
-/* The status to the front ("S"), detached first if asked; the front exits
- * normally from here on, so its death no longer concerns us. A front that
+/* The status to the front ("S": an exit code, or -N for death by signal
+ * N), detached first if asked; the front ends with it from here on, so its
+ * death no longer concerns us. A front that
  * stopped with the program is continued first, so that the shell sees the
  * job end when the program does (killed while stopped, say); before the
  * status, so that it is still our parent, never a process that took its pid. */
@@ -162,14 +163,17 @@ static void stopped_or_continued(pid_t pid, int raw, int main_pid,
     }
 }
 
-/* A wait status as a shell gives it: the code, or 128+N for signal N. */
-static int shell_status(int raw)
+/* A wait status as the front is sent it (and as Python's
+ * waitstatus_to_exitcode gives it): the code, or -N for signal N. 128+N
+ * would be an exit the front could not tell from the program's exit(128+N),
+ * and the front must die by N (csrc/front.c) for its parent to see it. */
+static int program_status(int raw)
 {
-    return WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : WEXITSTATUS(raw);
+    return WIFSIGNALED(raw) ? -WTERMSIG(raw) : WEXITSTATUS(raw);
 }
 
-/* Reap until the main program exits: its status as a shell gives it in
- * *status (what the front is sent), and the number of bytes of its exec's
+/* Reap until the main program exits: its status (program_status: what
+ * the front is sent) in *status, and the number of bytes of its exec's
  * failure read from status_fd into failure (0: it ran); -ECHILD when there is no child left to wait for. A child
  * stopped by PTRACE_TRACEME is let go, the main program's job-control stops
  * are mirrored by the front (stopped_or_continued); the front's death
@@ -194,7 +198,7 @@ int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
         if (pid > 0 && (WIFSTOPPED(raw) || WIFCONTINUED(raw))) {
             stopped_or_continued(pid, raw, main_pid, link);
         } else if (pid == main_pid) {
-            *status = shell_status(raw);
+            *status = program_status(raw);
             int n = read_exec_outcome(status_fd, failure, size);
             if (link && n == 0 && !link->wait_all && !atomic_load(&records_first))
                 yr_front_report(link, *status, 1);

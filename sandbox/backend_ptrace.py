@@ -129,7 +129,7 @@ class Tracer:
     def __init__(self, sup):
         self.sup = sup
         self.main_pid = -1
-        self.status: int | None = None
+        self.status: int | None = None   # the main program's (lifetime.exit_status)
         self.attached = threading.Event()
         self.attach_error = 0
         self.done = threading.Event()

@@ -9,8 +9,10 @@ split() forks the supervisor and this process waits in the same C code.
 The supervisor is the program's parent and a child subreaper: it serves the
 whole tree. The front forwards the signals sent to yama-run to the program
 (through a pidfd the supervisor hands it, so a reused pid is never
-signalled), and exits with the program's status as soon as the supervisor
-sends it, which it does when the main program exits. The main program's
+signalled), and ends as the program did as soon as the supervisor sends its
+status, which it does when the main program exits: with its exit code, or
+killed by the signal that killed it (a code of 128+N would be a normal exit
+to the shell, which stops a loop only for a child killed by SIGINT). The main program's
 job-control stops are the front's too: the supervisor's wait sees them
 (csrc/lifetime.c), the front stops with the same signal, and the SIGCONT
 that continues it (`fg`) goes on to the program (csrc/front.c). The supervisor leaves
@@ -109,12 +111,25 @@ def split(serve, wait_all: bool, inherited, front=None) -> int:
     front_end, sup_end = socket.socketpair(socket.AF_UNIX,
                                            socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     front_pid = posix.getpid()
+    _flush_standard_streams()
     pid = posix.fork()
     if pid == 0:
         front_end.close()
         _supervise(serve, sup_end.detach(), front_pid, wait_all, inherited)
     sup_end.close()
     return lib.yr_front(front_end.fileno(), pid)
+
+
+def _flush_standard_streams() -> None:
+    """What this process wrote before the fork, out now: neither process
+    flushes it later (the supervisor ends with _exit, and the front may be
+    killed by the program's signal: csrc/front.c), and the supervisor's
+    copy would be a second one."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass                        # a lost stream only loses messages
 
 
 def _supervise(serve, sock: int, front: int, wait_all: bool, inherited) -> None:
@@ -233,7 +248,7 @@ def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
                             link.c if link is not None else ffi.NULL)
     if n < 0:
         return EXIT_SETUP                           # no child at all
-    status = main_status[0]                         # as a shell gives it (exit_status)
+    status = main_status[0]                         # as exit_status gives it
     if settle is not None:
         status = settle(status, ffi.buffer(failure, n)[:])
     if link is not None:
@@ -252,10 +267,10 @@ def reap_all(main_pid: int, link=None, exec_fd: int = -1, settle=None) -> int:
 
 
 def exit_status(raw: int) -> int:
-    """A wait status as a shell gives it: the code, or 128+N for signal N (the
-    ptrace backend's; the notify reaper's is csrc/lifetime.c's shell_status)."""
-    code = posix.waitstatus_to_exitcode(raw)
-    return 128 - code if code < 0 else code
+    """A wait status as the front is sent it: the code, or -N for signal N,
+    the front then killed by N (csrc/front.c). The ptrace backend's; the
+    notify reaper's is csrc/lifetime.c's program_status."""
+    return posix.waitstatus_to_exitcode(raw)
 
 
 def kill_quietly(pid: int, sig: int) -> None:
