@@ -15,7 +15,8 @@ from .cli import cli
 
 EXIT_STATUS = [
     ("the program's", "it exited normally"),
-    ("128+N", "it was killed by signal N"),
+    ("its signal", "it was killed by signal N: yama-run is killed by N too, as a shell sees "
+     "it (\"$?\" is 128+N), without a core dump of its own"),
     ("125", "yama-run itself failed: bad option, bad profile or setting, cannot set up"),
     ("126", "PROGRAM was found but cannot be executed"),
     ("127", "PROGRAM was not found"),
