@@ -80,14 +80,14 @@ def test_a_program_that_stops_itself_stops_the_job_and_fg_resumes_it(installed, 
 
 
 def test_a_program_killed_while_stopped_ends_the_job(installed):
-    """The job's status is the program's (SIGKILL: 137), without a `fg`."""
+    """The job's status is the program's (killed by SIGKILL: -9), without a `fg`."""
     shell = Shell("kill", installed, ["sh", "-c", "kill -STOP $$; echo resumed"])
     try:
         out = shell.read_line("(exit |still stopped|never stopped)")
     finally:
         shell.close()
     assert "stopped 19" in out, out
-    assert "exit 137" in out, out
+    assert "exit -9" in out, out
     assert "resumed" not in out, out
 
 

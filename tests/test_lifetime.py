@@ -261,3 +261,79 @@ def test_internal_errors_are_one_line_and_audited(tmp_path):
     assert "internal error in module boom" in r.stderr and "RuntimeError: boom" in r.stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert any("RuntimeError: boom" in rec.get("traceback", "") for rec in records)
+
+
+# -- the program's death by a signal is yama-run's -----------------------------------
+
+def front_command(command: str, request) -> list[str]:
+    """yama-run as `python3 -m sandbox.cli` (a forked supervisor) or as the
+    installed command (the launcher is the front)."""
+    if command == "installed":
+        return [str(request.getfixturevalue("installed"))]
+    return list(YAMA_RUN)
+
+
+@pytest.mark.parametrize("command", ["python -m sandbox.cli", "installed"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("how, status", [
+    ("sent to yama-run", -signal.SIGTERM),
+    ("its own SIGSEGV", -signal.SIGSEGV),
+    ("exits 130", 130),
+    ("exits 143", 143),
+])
+def test_the_program_killed_by_a_signal_kills_yama_run_by_it(tmp_path, request, command,
+                                                              backend, how, status):
+    """A parent sees what it would see natively: subprocess's -N for a
+    program killed by signal N (a SIGTERM sent to yama-run and passed on, a
+    SIGSEGV the program raised), and a normal exit with 130 or 143 stays a
+    normal exit."""
+    ready = tmp_path / "ready"
+    script = {"sent to yama-run": f"touch {ready}; exec sleep 30",
+              "its own SIGSEGV": "kill -SEGV $$",
+              "exits 130": "exit 130", "exits 143": "exit 143"}[how]
+    proc = subprocess.Popen([*front_command(command, request), "--backend", backend,
+                             "sh", "-c", script], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ})
+    try:
+        if how == "sent to yama-run":
+            wait_for(ready, "the program's start")
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == status, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("script, status", [("kill -TERM $$", -signal.SIGTERM),
+                                            ("kill -SEGV $$", -signal.SIGSEGV),
+                                            ("exit 130", 130)])
+def test_killed_by_a_signal_as_an_ordinary_user(as_user, script, status):  # noqa: F811
+    """The same for a yama-run started by uid 1001 (in a user namespace)."""
+    r = as_user.run("sh", "-c", script, timeout=DEADLINE)
+    assert r.returncode == status, r.stderr
+
+
+@pytest.mark.parametrize("command", ["python -m sandbox.cli", "installed"])
+def test_ctrl_c_stops_a_shell_loop_of_yama_runs(tmp_path, request, command):
+    """`for i in 1 2 3; do yama-run ...; done` and Ctrl-C (SIGINT to the
+    foreground group: the shell, yama-run and the program): the program dies
+    of SIGINT, so yama-run does, so the shell ends the loop and dies of it
+    too (bash's rule: a child killed by SIGINT, not one that exited 130)."""
+    ready = tmp_path / "ready"
+    yr = " ".join([*front_command(command, request), "-q", "--"])
+    loop = (f'for i in 1 2 3; do {yr} sh -c "touch {ready}; exec sleep 5"; '
+            f'echo "after $i"; done; echo "loop end"')
+    proc = subprocess.Popen(["bash", "-c", loop], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ})
+    try:
+        wait_for(ready, "the program's start")
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)      # as the terminal sends Ctrl-C
+        out, _ = proc.communicate(timeout=DEADLINE)
+        assert (proc.returncode, out) == (-signal.SIGINT, "")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
