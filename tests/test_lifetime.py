@@ -306,6 +306,15 @@ def test_the_program_killed_by_a_signal_kills_yama_run_by_it(tmp_path, request, 
         proc.stderr.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("script, status", [("kill -TERM $$", -signal.SIGTERM),
+                                            ("exit 130", 130)])
+def test_wait_ends_by_the_programs_signal_too(backend, script, status):
+    """--wait: the status comes when the last process is gone, the same."""
+    r = yama_run("--wait", "--backend", backend, "sh", "-c", script, timeout=DEADLINE)
+    assert r.returncode == status, r.stderr
+
+
 @pytest.mark.parametrize("script, status", [("kill -TERM $$", -signal.SIGTERM),
                                             ("kill -SEGV $$", -signal.SIGSEGV),
                                             ("exit 130", 130)])
