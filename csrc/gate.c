@@ -21,10 +21,14 @@
  * ptrace-class checks, made on its opens, are not the caller's. Here, for an
  * entry of another process:
  *
- *   - the supervisor and the other protected yama-run processes, and, while
- *     the sandbox is contained, any process outside it: every ptrace-class
- *     entry is refused (EACCES), and so is every open for writing of any of
- *     their entries (oom_score_adj, comm, attr/, ...: they act on it);
+ *   - the supervisor and the other protected yama-run processes: every
+ *     ptrace-class entry is refused (EACCES), and so is every open for
+ *     writing of any of their entries (oom_score_adj, comm, attr/, ...: they
+ *     act on it);
+ *   - while the sandbox is contained, a process outside it: the same, but
+ *     for what the kernel never checks against the process (a stat, an
+ *     O_PATH open that stops at the entry: judge_outside), and each refusal
+ *     told as the contain module's;
  *   - a process inside: the kernel's core rule for the caller (kptrace.c)
  *     where the kernel checks on open or on following a magic link, and,
  *     for the entries the kernel checks in PTRACE_MODE_ATTACH, the chain
@@ -816,21 +820,75 @@ static int judge_binfmt(struct yr_call *c, const struct stat *st, enum yr_access
     return yr_hook(c, YR_HOOK_BINFMT_WRITE, RESUME_ACT);
 }
 
-/* A refusal of the gate's own, where the kernel would check what the
- * object is and the gate cannot tell it: EACCES, kept for Python to record
- * (yr_ctx_gate_refusal) as any module's denial is. */
-int yr_gate_refuse_unproved(struct yr_call *c)
+/* A refusal of the gate's, kept for Python to record (yr_ctx_gate_refusal)
+ * as a module's denial is: the caller and its call. */
+static struct yr_gate_refusal *refusal_start(struct yr_call *c)
 {
     struct yr_gate_refusal *r = &c->ctx->refusal;
+    memset(r, 0, sizeof(*r));
     r->pending = 1;
-    r->answered = 0;
     r->tid = c->ev.tid;
     r->tgid = yr_caller_tgid(c);
-    snprintf(r->reason, sizeof(r->reason), "a /proc of another pid namespace: which process "
-             "its entries are of cannot be told (fail closed)");
     snprintf(r->path, sizeof(r->path), "%s", c->path);
     r->sys = c->ev.sys;
+    return r;
+}
+
+/* A refusal of the gate's own, where the kernel would check what the
+ * object is and the gate cannot tell it: EACCES. */
+int yr_gate_refuse_unproved(struct yr_call *c)
+{
+    struct yr_gate_refusal *r = refusal_start(c);
+    snprintf(r->reason, sizeof(r->reason), "a /proc of another pid namespace: which process "
+             "its entries are of cannot be told (fail closed)");
     return -EACCES;
+}
+
+static const char *verb_of(const struct yr_call *c, enum yr_access access)
+{
+    switch (access) {
+    case ACC_FOLLOW:
+        return c->ev.sys == YR_SYS_READLINK || c->ev.sys == YR_SYS_READLINKAT ? "readlink"
+                                                                             : "follow";
+    case ACC_WRITE: return "open for writing";
+    case ACC_EXEC:  return "exec";
+    case ACC_LINK:  return "link";
+    default:        return "open";
+    }
+}
+
+/* The contain module's refusal, told by the gate: an entry of a process
+ * outside the contained sandbox. EACCES. */
+static int refuse_outside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
+                          enum yr_access access)
+{
+    struct yr_gate_refusal *r = refusal_start(c);
+    r->target_tid = o->tid;
+    r->target_tgid = o->tgid;
+    r->attach = class == E_ATTACH_OPEN || class == E_ATTACH_READ;
+    snprintf(r->operation, sizeof(r->operation), "%s /proc/PID/%s", verb_of(c, access),
+             *o->entry ? o->entry : ".");
+    return -EACCES;
+}
+
+/* A process outside the contained sandbox. Its entries' metadata is let
+ * through: a stat, access(F_OK), an O_PATH open that stops at the entry
+ * (a magic link not followed), as natively, where the kernel makes no
+ * ptrace-class check on them, and as under Landlock's ptrace rule,
+ * containment's own backstop. What the kernel checks against the process
+ * (following a magic link, opening an entry to read or list it) is refused,
+ * and so is any write (oom_score_adj, comm, attr/...: it acts on it).
+ * An O_PATH fd let through here and opened again (/proc/self/fd/N, or a
+ * walk from it as a dirfd) is judged again on the same object, for what
+ * that call does to it: the reopen cannot pass for a stat. */
+static int judge_outside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
+                         enum yr_access access)
+{
+    if (access == ACC_STAT || access == ACC_PATH)
+        return 0;
+    if (class == E_PLAIN && access != ACC_WRITE)
+        return 0;
+    return refuse_outside(c, o, class, access);
 }
 
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx)
@@ -883,8 +941,10 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
         return 0;                                /* one's own: the kernel allows it */
     }
     enum entry_class class = class_of(o.entry);
-    if (!inside(c, o.tgid))
+    if (yr_gate_is_protected(o.tgid))            /* yama-run's own, in every mode */
         return class != E_PLAIN || access == ACC_WRITE ? -EACCES : 0;
+    if (!inside(c, o.tgid))
+        return judge_outside(c, &o, class, access);
     return judge_inside(c, &o, class, access);
 }
 

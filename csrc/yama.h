@@ -191,7 +191,8 @@ void yr_kptrace_sandbox_userns(pid_t child);   /* spawn.c: the namespace it made
 struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
 /* gate.c: a refusal the gate makes on its own, no module asked (a procfs
- * whose pid numbers name no process it can tell), kept for Python to
+ * whose pid numbers name no process it can tell; contained, an entry of a
+ * process outside, told as the contain module's), kept for Python to
  * record (sandbox/path_calls.py, gate_refused): yr_settle hands such a call
  * up even when it is answered already (answered 1: only the record is
  * Python's to make), before its receiver serves another. */
@@ -202,6 +203,11 @@ struct yr_gate_refusal {
     int32_t sys;            /* its call (YR_SYS_*) */
     char reason[160];
     char path[YR_PATH_MAX]; /* as the caller gave it */
+    /* contained, an entry of a process outside: the contain module's
+     * refusal (target_tgid > 0); 0: the gate's own (reason) */
+    int32_t target_tid, target_tgid;
+    int32_t attach;         /* an entry the kernel checks in PTRACE_MODE_ATTACH */
+    char operation[64];     /* "open /proc/PID/environ" */
 };
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx);
 

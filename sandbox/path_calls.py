@@ -9,6 +9,7 @@ import os
 from . import filter as seccomp_filter
 from ._yama import ffi, lib
 from .chain import Deny
+from .modules import contain
 from .requests import (BinfmtWrite, Caller, CgroupWrite, CreateInSticky, FollowLink,
                        GateRefusal, PathLink, PathSymlink, PtraceAccess)
 
@@ -135,12 +136,28 @@ class PathCalls:
         refusal.pending = 0
         if refusal.tid != caller.tid:           # made while C went on after a verdict
             caller = Caller(refusal.tid, refusal.tgid, 0)
-        request = GateRefusal(caller, os.fsdecode(ffi.string(refusal.path)),
-                              syscall=seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?"))
-        self.sup.audit.denial("gate", request.hook, request,
-                              Deny(errno.EACCES, ffi.string(refusal.reason).decode()),
-                              permissive=False)
+        syscall = seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?")
+        path = os.fsdecode(ffi.string(refusal.path))
+        if refusal.target_tgid > 0:
+            self._outside_refused(caller, syscall, path, refusal)
+        else:
+            request = GateRefusal(caller, path, syscall=syscall)
+            self.sup.audit.denial("gate", request.hook, request,
+                                  Deny(errno.EACCES, ffi.string(refusal.reason).decode()),
+                                  permissive=False)
         return bool(refusal.answered)
+
+    def _outside_refused(self, caller, syscall: str, path: str, refusal) -> None:
+        """Contained: the gate refused an entry of a process outside (what
+        the kernel checks against it: a magic link followed, an entry read,
+        listed or written), recorded as the contain module's denial, under
+        the ptrace hook the kernel would ask."""
+        hook = "ptrace_access_check" if refusal.attach else "ptrace_read_access"
+        request = PtraceAccess(caller, syscall, ffi.string(refusal.operation).decode(),
+                               refusal.target_tid, refusal.target_tgid,
+                               deny_errno=errno.EACCES, path=path)
+        self.sup.audit.denial("contain", hook, request, Deny(errno.EACCES, contain.REASON),
+                              permissive=False)
 
     def _refuse(self, request, why: str) -> int:
         self.sup.audit.say(f"refused {request.describe()} by {request.caller.describe()}: {why}")
