@@ -16,5 +16,6 @@ struct yr_pidfd_info {
 #define YR_PIDFD_INFO_CREDS (1UL << 1)
 #define YR_PIDFD_GET_INFO _IOWR(0xFF, 11, struct yr_pidfd_info)
 #define YR_PIDFD_THREAD O_EXCL      /* pidfd_open of any thread (6.9) */
+#define YR_PIDFS_MAGIC 0x50494446   /* pidfds on pidfs (6.9): an inode per struct pid */
 
 #endif

@@ -134,7 +134,6 @@ int yr_userns_is_ours(pid_t tid)
  *   Races: the caller is blocked in its call, so its number is its own; the
  *   target's number may have been taken over since it was read, but only
  *   by a newer process, which is then walked as before (never a wrong no). */
-#define PID_FS_MAGIC 0x50494446
 
 /* What is kept of a process, with a pidfd, so that it costs one ioctl, not
  * an open (a pidfd's inode is made anew at each open once the last one was
@@ -169,7 +168,7 @@ static int proc_rec_fill(struct proc_rec *r, pid_t tgid)
     struct stat st;
     struct statfs fs;
     if (pidfs < 0)
-        pidfs = fstatfs(fd, &fs) == 0 && fs.f_type == PID_FS_MAGIC;
+        pidfs = fstatfs(fd, &fs) == 0 && fs.f_type == YR_PIDFS_MAGIC;
     unsigned long pidns = ns_ino(tgid, "pid");
     if (pidfs != 1 || fstat(fd, &st) < 0 || !pidns || !own_pidns || !still_held(fd)) {
         close(fd);          /* before pidfs every pidfd shared one inode: no age */
