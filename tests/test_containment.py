@@ -341,3 +341,129 @@ def test_unprivileged_yama_run_contains(cprobe, profiles, user_yama_run, outside
     assert {k: got.get(k) for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY", "ATTACH")} == \
         {k: "EPERM" for k in ("KILL0", "PRLIMIT", "NICE", "AFFINITY", "ATTACH")}, proc
     assert after(got) == UNTOUCHED, proc.stdout
+
+
+# -- /proc entries of a process outside ---------------------------------------------
+
+# Each operation on /proc/PID/ENTRY, as "NAME RESULT" (ok or the errno's name).
+PROC_OPS = r"""
+import errno, os, sys
+pid = sys.argv[1]
+def run(name, f):
+    try:
+        f()
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+def access_f_ok(p):
+    if not os.access(p, os.F_OK, follow_symlinks=False):
+        raise OSError(errno.ENOENT, "access")
+for e in ("cwd", "environ", "fd"):
+    p = f"/proc/{pid}/{e}"
+    run(f"lstat-{e}", lambda: os.lstat(p))
+    run(f"access-{e}", lambda: access_f_ok(p))
+    run(f"opath-{e}", lambda: os.close(os.open(p, os.O_PATH | os.O_NOFOLLOW)))
+run("stat-cwd", lambda: os.stat(f"/proc/{pid}/cwd"))
+run("read-environ", lambda: open(f"/proc/{pid}/environ", "rb").close())
+run("list-fd", lambda: os.listdir(f"/proc/{pid}/fd"))
+run("readlink-cwd", lambda: os.readlink(f"/proc/{pid}/cwd"))
+fd = os.open(f"/proc/{pid}/environ", os.O_PATH)
+run("reopen-environ", lambda: open(f"/proc/self/fd/{fd}", "rb").close())
+"""
+METADATA = {f"{op}-{e}": "ok" for op in ("lstat", "access", "opath")
+            for e in ("cwd", "environ", "fd")}
+REFUSED_PROC = {op: "EACCES" for op in ("stat-cwd", "read-environ", "list-fd", "readlink-cwd",
+                                        "reopen-environ")}
+# readlink is routed only without Landlock's domain, which refuses it itself
+PROC_LINES = {"stat-cwd": "follow /proc/PID/cwd", "read-environ": "open /proc/PID/environ",
+              "list-fd": "open /proc/PID/fd", "readlink-cwd": "readlink /proc/PID/cwd"}
+
+
+def proc_ops(pid, *prefix, env=None):
+    return subprocess.run([*prefix, "/usr/bin/python3", "-c", PROC_OPS, str(pid)],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
+@pytest.mark.parametrize("mode", ["landlock", "hooks"])
+def test_contained_outsider_proc_metadata_as_natively(outsider, mode):
+    """Contained (strict: stats and opens routed), lstat, access(F_OK) and an
+    O_PATH|O_NOFOLLOW open of an outsider's cwd, environ and fd succeed, as
+    natively (the kernel makes no ptrace-class check on an entry's
+    metadata, nor does Landlock's rule). Before, the gate refused each
+    (EACCES): `test -d /proc/PID/fd` was false."""
+    native = results(proc_ops(outsider, *AS_USER).stdout)
+    assert {k: native[k] for k in METADATA} == METADATA, native
+    r = yama_run("--profile", "strict", "--", *AS_USER, "/usr/bin/python3", "-c", PROC_OPS,
+                 outsider, env=MODES[mode], timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert {k: got.get(k) for k in METADATA} == METADATA, (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("mode", ["landlock", "hooks"])
+def test_contained_outsider_proc_refusals_are_containments(outsider, tmp_path, mode):
+    """What the kernel checks against the outsider is still refused
+    (EACCES): stat following cwd, reading environ, listing fd, readlink of
+    cwd, and environ's O_PATH fd opened again through /proc/self/fd (the
+    reopen is judged again). Each of the gate's refusals is said and
+    recorded as the contain module's, as a kill of the same process is;
+    before, none was."""
+    log = tmp_path / "audit.jsonl"
+    r = yama_run("-v", "--audit-log", log, "--profile", "strict", "--", *AS_USER,
+                 "/usr/bin/python3", "-c", PROC_OPS, outsider, env=MODES[mode], timeout=TIMEOUT)
+    got = results(r.stdout)
+    assert {k: got.get(k) for k in REFUSED_PROC} == REFUSED_PROC, (r.stdout, r.stderr)
+    said = {op for op, what in PROC_LINES.items()
+            if f"contain: denied {what} of {outsider} (contain_probe) by " in r.stderr}
+    expected = set(PROC_LINES) - ({"readlink-cwd"} if mode == "landlock" else set())
+    assert said == expected, r.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(rec["module"], rec["hook"], rec["errno"], rec["target"], rec["reason"])
+            for rec in records} == {("contain", "ptrace_read_access", "EACCES", outsider,
+                                     "outside the sandbox")}, records
+    assert f"/proc/{outsider}/environ" in {rec["path"] for rec in records}, records
+    assert "/proc/self/fd/3" in {rec["path"] for rec in records}, records
+
+
+@pytest.fixture
+def deep_chain(helper):
+    """A chain of 300 processes of uid 1001 outside any sandbox, started
+    before it: the pid of its deepest."""
+    exe, where = public_copy(helper("proc_chain"), "proc_chain")
+    proc = subprocess.Popen([*AS_USER, exe, "300"], stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if ready else ""
+    try:
+        assert line.startswith("DEEPEST "), line
+        yield int(line.split()[1])
+    finally:
+        stop(proc)                  # each link dies with its parent
+        shutil.rmtree(where, ignore_errors=True)
+
+
+DEEP_OPS = r"""
+import subprocess, sys
+outside, chain = sys.argv[1], sys.argv[2]
+with open(f"/proc/{outside}/stat") as f:
+    print("outside", f.read().split()[0])
+inner = subprocess.Popen([chain, "50"], stdout=subprocess.PIPE, text=True)
+inside = inner.stdout.readline().split()[1]
+with open(f"/proc/{inside}/environ", "rb") as f:
+    print("inside", len(f.read()) > 0)
+inner.kill()
+"""
+
+
+@pytest.mark.parametrize("mode", ["landlock", "hooks"])
+def test_contained_open_of_a_deep_outsider_and_a_deep_insider(helper, deep_chain, mode):
+    """Contained, /proc/PID/stat of the deepest of 300 processes outside is
+    read (the gate asks whether it is inside: the walk up its parents stops
+    at the first process older than the supervisor, where it went on to pid
+    1), and the deepest of a chain of 50 of the program's own is still
+    inside: its environ is read."""
+    exe, where = public_copy(helper("proc_chain"), "proc_chain")
+    try:
+        r = yama_run("--profile", "strict", "--", *AS_USER, "/usr/bin/python3", "-c", DEEP_OPS,
+                     deep_chain, exe, env=MODES[mode], timeout=TIMEOUT)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert r.stdout.splitlines() == [f"outside {deep_chain}", "inside True"], (r.stdout, r.stderr)
