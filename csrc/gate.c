@@ -857,11 +857,28 @@ static const char *verb_of(const struct yr_call *c, enum yr_access access)
     }
 }
 
+static int caller_mode_allows(const struct yr_call *c, const struct stat *st, unsigned int want);
+
+/* Would the kernel refuse the caller this open on the entry's mode bits
+ * alone? Then the refusal is the kernel's as much as containment's, and is
+ * not told: Chromium writes its zygote's oom_score_adj through a /proc
+ * that is not its pid namespace's, init's there (0644 root), at each start. */
+static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_access access)
+{
+    unsigned int want = access == ACC_WRITE ? 2 : access == ACC_READ ? 4 : 0;
+    if (!want || (c->id.caps >> CAP_DAC_OVERRIDE & 1) ||
+        (want == 4 && (c->id.caps >> CAP_DAC_READ_SEARCH & 1)))
+        return 0;
+    return !caller_mode_allows(c, st, want);
+}
+
 /* The contain module's refusal, told by the gate: an entry of a process
  * outside the contained sandbox. EACCES. */
-static int refuse_outside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
-                          enum yr_access access)
+static int refuse_outside(struct yr_call *c, const struct proc_obj *o, const struct stat *st,
+                          enum entry_class class, enum yr_access access)
 {
+    if (mode_refuses(c, st, access))
+        return -EACCES;
     struct yr_gate_refusal *r = refusal_start(c);
     r->target_tid = o->tid;
     r->target_tgid = o->tgid;
@@ -881,14 +898,14 @@ static int refuse_outside(struct yr_call *c, const struct proc_obj *o, enum entr
  * An O_PATH fd let through here and opened again (/proc/self/fd/N, or a
  * walk from it as a dirfd) is judged again on the same object, for what
  * that call does to it: the reopen cannot pass for a stat. */
-static int judge_outside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
-                         enum yr_access access)
+static int judge_outside(struct yr_call *c, const struct proc_obj *o, const struct stat *st,
+                         enum entry_class class, enum yr_access access)
 {
     if (access == ACC_STAT || access == ACC_PATH)
         return 0;
     if (class == E_PLAIN && access != ACC_WRITE)
         return 0;
-    return refuse_outside(c, o, class, access);
+    return refuse_outside(c, o, st, class, access);
 }
 
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx)
@@ -944,7 +961,7 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
     if (yr_gate_is_protected(o.tgid))            /* yama-run's own, in every mode */
         return class != E_PLAIN || access == ACC_WRITE ? -EACCES : 0;
     if (!inside(c, o.tgid))
-        return judge_outside(c, &o, class, access);
+        return judge_outside(c, &o, held, class, access);
     return judge_inside(c, &o, class, access);
 }
 
