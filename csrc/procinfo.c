@@ -17,6 +17,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 
+#include "engine.h"
 #include "pidfd.h"
 #include "yama.h"
 
@@ -252,6 +253,8 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid)
     for (int depth = 0; walker > 0 && depth < 4096; depth++) {
         if (walker == ancestor_tgid)
             return 1;
+        if (depth == YR_COSTLY_GENERATIONS)
+            yr_pool_mark_costly_here();      /* a chain built to cost (engine.h) */
         walker = parent_aged(walker, &age);
         if (oldest && age && age < oldest)
             return 0;
