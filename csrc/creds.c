@@ -265,10 +265,9 @@ int yr_creds_leave(struct yr_creds_saved *saved)
  * unprivileged supervisor have its ids). */
 struct as_job {
     const struct yr_creds *c;
-    long nr;
-    uint64_t a[6];
-    long rc;
-    int err;
+    int64_t (*fn)(void *);
+    void *arg;
+    int64_t rc;
 };
 
 static int capset_all(uint64_t eff, uint64_t perm, uint64_t inh)
@@ -311,21 +310,19 @@ static int become_exactly(const struct yr_creds *c)
 static void *as_caller(void *arg)
 {
     struct as_job *job = arg;
-    if (become_exactly(job->c) < 0) {
-        job->rc = -1;
-        job->err = errno ? errno : EPERM;
-        return NULL;          /* the thread ends: nothing of the half-switch survives */
-    }
-    job->rc = syscall(job->nr, job->a[0], job->a[1], job->a[2], job->a[3], job->a[4], job->a[5]);
-    job->err = job->rc < 0 ? errno : 0;
-    return NULL;
+    if (become_exactly(job->c) < 0)
+        job->rc = -(int64_t)(errno ? errno : EPERM);
+    else
+        job->rc = job->fn(job->arg);
+    return NULL;              /* the thread ends: nothing of the switch survives */
 }
 
-/* The result of syscall nr made as the caller, or -errno. */
-int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6])
+/* fn(arg) run in a thread of ours that takes exactly the caller's authority
+ * and ends after it (a process fn forks is the caller's too): fn's result
+ * (-errno for an error), or -errno if the thread could not be had. */
+int64_t yr_run_as(const struct yr_creds *c, int64_t (*fn)(void *), void *arg)
 {
-    struct as_job job = { .c = c, .nr = (long)nr, .rc = -1, .err = EAGAIN };
-    memcpy(job.a, args, sizeof(job.a));
+    struct as_job job = { .c = c, .fn = fn, .arg = arg, .rc = -EAGAIN };
     pthread_attr_t attr;
     pthread_t t;
     if (pthread_attr_init(&attr) != 0)
@@ -336,7 +333,27 @@ int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[
     if (rc != 0)
         return -rc;
     pthread_join(t, NULL);
-    return job.rc < 0 ? -(int64_t)job.err : job.rc;
+    return job.rc;
+}
+
+struct syscall_job {
+    long nr;
+    uint64_t a[6];
+};
+
+static int64_t make_syscall(void *arg)
+{
+    struct syscall_job *s = arg;
+    long rc = syscall(s->nr, s->a[0], s->a[1], s->a[2], s->a[3], s->a[4], s->a[5]);
+    return rc < 0 ? -(int64_t)errno : rc;
+}
+
+/* The result of syscall nr made as the caller, or -errno. */
+int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6])
+{
+    struct syscall_job s = { .nr = (long)nr };
+    memcpy(s.a, args, sizeof(s.a));
+    return yr_run_as(c, make_syscall, &s);
 }
 
 /* The filesystem identity: what path walks, permission checks and link
