@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -374,4 +375,134 @@ int yr_create_as_caller(struct yr_call *c, int dir, const char *name, int flags,
     struct helper_job job = { .name = name, .flags = flags, .mode = mode,
                               .resource = resource, .limit = *limit };
     return as_caller(c, dir, &job, 0);
+}
+
+/* ---- O_ASYNC turned on by a process that is the caller ---------------------------
+ *
+ * Turning O_ASYNC on may name the file's owner: a terminal's fasync makes it
+ * the foreground group, or where there is none (always for a pty master:
+ * TIOCSCTTY and TIOCSPGRP set the slave's) whoever turns it on,
+ * task_pid(current) as a process, if the file has no owner yet (tty_fasync,
+ * __f_setown with force 0). Turned on by a thread of ours, that was the
+ * supervisor's process for as long as the thread lived, and input on a
+ * master sent it SIGIO, or F_SETSIG's signal (found by a review: killed in
+ * about a second by a program that wrote to the slave in a loop). Set to
+ * the caller first, an owner may be reset to none by another of its
+ * threads (F_SETOWN 0, continued) just before the kernel names ours.
+ *
+ * So it is turned on by a short-lived process that is the caller (forked by
+ * a thread that took its authority: yr_run_as), protected like the open
+ * helpers while it lives: no task of ours is ever `current` there. Named
+ * the owner, that process takes no signal (all blocked; SIGKILL or SIGSTOP
+ * end or stop only it, the call then answered EINTR, the owner left on it,
+ * which no signal reaches once it is gone) and names the caller's process
+ * instead, as the kernel would have: F_SETOWN_EX forces it. */
+struct fasync_job {
+    int fd;            /* our copy of the caller's descriptor */
+    uint32_t cmd;      /* F_SETFL or FIOASYNC */
+    int32_t arg;       /* F_SETFL's flags, FIOASYNC's value */
+    pid_t tgid;        /* the caller's process, in our numbers */
+    int pin;           /* a pidfd of it, taken while the caller waited in its call */
+};
+
+static int pin_alive(int pin)
+{
+    return syscall(SYS_pidfd_send_signal, pin, 0, NULL, 0) == 0 || errno == EPERM;
+}
+
+/* Did the kernel name this process the owner? */
+static int named_us(int fd)
+{
+    struct f_owner_ex owner;
+    return syscall(SYS_fcntl, fd, F_GETOWN_EX, &owner) == 0 && owner.type == F_OWNER_PID &&
+           owner.pid == getpid();
+}
+
+/* The owner made the caller's process. By number, so tested alive by its
+ * pin before and after: the caller waits in its call, where its process
+ * cannot be reaped, unless it was killed meanwhile (dead before: the owner
+ * stays on us, dying with us; dead after: reset to none, as yr_setown_as
+ * does, whose window this shares: a number reaped and taken again between
+ * the first test and the fcntl). */
+static void name_the_caller(const struct fasync_job *job)
+{
+    struct f_owner_ex owner = { F_OWNER_PID, job->tgid };
+    if (!pin_alive(job->pin))
+        return;
+    syscall(SYS_fcntl, job->fd, F_SETOWN_EX, &owner);
+    if (!pin_alive(job->pin))
+        syscall(SYS_fcntl, job->fd, F_SETOWN, 0L);
+}
+
+/* In the helper: wait to be protected, turn O_ASYNC on, hand the owner to
+ * the caller if we are it, send 0 or -errno. Never returns. */
+static void fasync_main(const struct fasync_job *job, int sock)
+{
+    uint64_t all = ~0ULL;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0);
+    char go;
+    if (read(sock, &go, 1) != 1)
+        _exit(1);
+    int value = job->arg;
+    long rc = job->cmd == FIOASYNC ? syscall(SYS_ioctl, job->fd, FIOASYNC, &value)
+                                   : syscall(SYS_fcntl, job->fd, F_SETFL, (long)job->arg);
+    int32_t result = rc < 0 ? -errno : 0;
+    if (rc == 0 && named_us(job->fd))
+        name_the_caller(job);
+    if (send(sock, &result, sizeof(result), MSG_NOSIGNAL) < 0)
+        _exit(1);
+    _exit(0);
+}
+
+/* The helper's answer, or -EINTR: it was ended or stopped before it gave
+ * one (by a signal of the file's, F_SETSIG SIGKILL or SIGSTOP: the
+ * program's own doing; it never blocks otherwise, 5 s is broken). */
+static int64_t fasync_answer(int sock)
+{
+    struct pollfd p = { sock, POLLIN, 0 };
+    int32_t result;
+    if (poll(&p, 1, 5000) != 1 || recv(sock, &result, sizeof(result), 0) != sizeof(result))
+        return -EINTR;
+    return result;
+}
+
+/* In a thread that is the caller (yr_run_as): the helper forked, protected,
+ * waited for, and ended (killed and reaped through its pidfd, never by a
+ * number the reaper may have freed). */
+static int64_t fasync_by_helper(void *arg)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int pidfd = -1;
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
+    if (pid == 0)
+        fasync_main(arg, sv[1]);
+    int64_t rc = pid < 0 ? -errno : -EAGAIN;
+    yr_close(sv[1]);                             /* its end: EOF once it is gone */
+    int slot = pid > 0 ? mark_helper(pid) : -1;
+    if (slot >= 0 && write(sv[0], "g", 1) == 1)
+        rc = fasync_answer(sv[0]);
+    yr_close(sv[0]);
+    if (pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        siginfo_t info;
+        waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED);
+        close(pidfd);
+    }
+    if (slot >= 0)
+        helpers[slot] = 0;
+    return rc;
+}
+
+/* O_ASYNC turned on (cmd F_SETFL with flags arg, or FIOASYNC with value
+ * arg) on fd, our copy of the caller's descriptor, by a helper that is the
+ * caller; pin: a pidfd of the caller's process tgid. 0 or -errno. */
+int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tgid,
+                 int pin)
+{
+    struct fasync_job job = { .fd = fd, .cmd = cmd, .arg = arg, .tgid = tgid, .pin = pin };
+    return (int)yr_run_as(c, fasync_by_helper, &job);
 }

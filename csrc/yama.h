@@ -348,6 +348,9 @@ int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, cons
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
                  int have_value, int pin);
 int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig);
+/* helper.c: O_ASYNC turned on by a short-lived process that is the caller */
+int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tgid,
+                 int pin);
 int yr_pidfd_signal_as(const struct yr_creds *c, int pidfd, int sig, const void *info,
                        uint32_t flags);
 /* The ptrace backend (SECCOMP_RET_TRACE), where user-notify cannot be used.

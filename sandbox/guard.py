@@ -470,7 +470,8 @@ class Guard:
         """O_ASYNC turned on (fcntl F_SETFL, ioctl FIOASYNC) names an owner
         without F_SETOWN: a terminal makes its foreground process group the
         owner (tty_fasync), which may hold yama-run's front and supervisor or
-        a process outside, and F_SETSIG then picks any signal, SIGKILL too.
+        a process outside, and F_SETSIG then picks any signal, SIGKILL too;
+        with no foreground group (a pty master always), whoever turns it on.
         Performed here, as the caller, on our copy of the descriptor, since
         another thread could swap the number after a check."""
         fd, cmd = int_arg(ev.args[0]), int_arg(ev.args[1])
@@ -484,8 +485,13 @@ class Guard:
             return
         try:
             turning_on = cmd != FIOASYNC or value[0] != 0
-            if turning_on and not self._async_owner_allowed(ev, caller, copy):
+            if turning_on and stat.S_ISCHR(os.fstat(copy).st_mode):
+                if self._async_owner_allowed(ev, caller, copy):
+                    arg = value[0] if cmd == FIOASYNC else int_arg(ev.args[2])
+                    self._async_by_a_process(ev, caller, copy, cmd, arg)
                 return
+            # off, or a pipe's, a socket's, a file's: no owner named (their
+            # fasync keeps the one F_SETOWN set, judged)
             arg = int(ffi.cast("uintptr_t", value)) if cmd == FIOASYNC else int_arg(ev.args[2])
             args = ffi.new("uint64_t[6]", [copy, cmd, arg & 0xFFFFFFFFFFFFFFFF, 0, 0, 0])
             rc = lib.yr_syscall_as(caller.creds, SYS_IOCTL if cmd == FIOASYNC else SYS_FCNTL,
@@ -495,29 +501,49 @@ class Guard:
             os.close(copy)
 
     def _async_owner_allowed(self, ev, caller, copy: int) -> bool:
-        """Whom would the kernel make the owner? Pipes, sockets and files
-        name none (their fasync keeps the owner F_SETOWN set, judged). A
+        """Whom would the kernel make the owner of this character device? A
         terminal names its foreground group, which is always a group of its
         session; a session gains no member from outside it (setsid makes a
         new one, setpgid stays in one), so when no process of the session is
         one the caller may not signal, no foreground group ever holds one.
-        A terminal that is no one's (no session), or a character device that
-        is no terminal (tun...), names whoever turns O_ASYNC on: here, the
-        supervisor. True: go on; False: refused (answered)."""
-        if not stat.S_ISCHR(os.fstat(copy).st_mode):
-            return True
+        A terminal without one (no session; a pty master, whose slave's
+        session is judged, harmlessly) names whoever turns O_ASYNC on: a
+        process that is the caller (_async_by_a_process). A character device
+        that is no terminal (tun...) is refused. True: go on; False: refused
+        (answered)."""
         device = ffi.new("unsigned int *")
         try:
             fcntl.ioctl(copy, TIOCGDEV, ffi.buffer(device))
         except OSError:
             self._refuse(ev, caller, "O_ASYNC on a device that would make us its owner")
             return False
-        members = _session_members(device[0])
-        if not members:
-            self._refuse(ev, caller, "O_ASYNC on a terminal that is no one's: we would own it")
-            return False
-        return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)", members,
+        return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)",
+                               _session_members(device[0]),
                                "O_ASYNC on a terminal whose session holds yama-run")
+
+    def _async_by_a_process(self, ev, caller, copy: int, cmd: int, arg: int) -> None:
+        """O_ASYNC turned on by a short-lived process that is the caller
+        (csrc/helper.c yr_fasync_as), never by a thread of ours: where the
+        kernel names whoever turns it on, a thread of ours was the owner for
+        as long as it lived, and input on a pty master sent the supervisor
+        SIGIO or F_SETSIG's signal (found by a review: yama-run killed in
+        about a second). The process names the caller's process instead, as
+        the kernel would have, by number: a pin of it, taken while the
+        caller still waits in its call (its process cannot be reaped then),
+        tells the process whether the number is still its own."""
+        try:
+            pin = os.pidfd_open(caller.tgid)
+        except OSError as e:
+            self._reply(ev, e.errno)
+            return
+        try:
+            if caller.still_waits is not None and not caller.still_waits():
+                self._reply(ev, errno.ESRCH)       # gone: the answer reaches no one
+                return
+            rc = lib.yr_fasync_as(caller.creds, copy, cmd, arg, caller.tgid, pin)
+            self._reply(ev, -rc if rc < 0 else 0)
+        finally:
+            os.close(pin)
 
     def on_setown(self, ev, caller) -> None:
         """F_SETOWN, F_SETOWN_EX, FIOSETOWN and SIOCSPGRP: performed here, as
