@@ -15,6 +15,11 @@ supervisor from uid 1001 (yama-run exit 125) on the first or second try:
   * i386 rt_sigqueueinfo (int $0x80), left continued because its siginfo's
     layout is not x86-64's.
 
+A later review found an owner named without any pid: O_ASYNC on a pty master
+makes whoever turns it on the owner, and that was a thread of the
+supervisor's (tests/helpers/pty_async.c: the supervisor killed by SIGIO in
+about a second, started by root or by uid 1001, contained or not).
+
 The race tests run tests/helpers/pid_reuse_race.c's harness with that call
 in place of kill (tests/helpers/pid_reuse_calls.c); the parity tests compare
 what a program sees natively and under yama-run
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from as_user import AS_USER
+from as_user import AS_USER, as_user  # noqa: F401  (fixture)
 from conftest import TEST_BACKEND, public_copy, requires_root, yama_run
 
 pytestmark = requires_root
@@ -168,3 +173,40 @@ def test_x86_64_sigqueueinfo_answers_as_natively():
     assert "si_signo 0: ok ; the child got it: True" in native.stdout, native.stdout + native.stderr
     r = yama_run("--", *argv, timeout=60)
     assert r.stdout == native.stdout, (native.stdout, r.stdout, r.stderr)
+
+
+# -- the owner O_ASYNC names on a pty master -----------------------------------
+
+PTY_TRIES = 1000
+
+
+@pytest.mark.parametrize("who", ["root", "uid1001", "contained"])
+def test_o_async_on_a_pty_master_never_makes_the_supervisor_its_owner(built, who, request):
+    """A child in a session of its own writes to the slave without pause;
+    the program, ignoring SIGIO, loops: no owner (F_SETOWN 0), O_ASYNC off,
+    O_ASYNC on. The kernel makes whoever turns it on the master's owner;
+    yama-run turned it on in a thread of its own, and the SIGIO of the next
+    input killed the supervisor (exit 125) within the first tries, for a
+    yama-run started by root, by uid 1001, and contained. Every try now runs
+    and yama-run exits with the program's status."""
+    probe = built("pty_async")
+    if who == "uid1001":
+        r = request.getfixturevalue("as_user").run("--", probe, "race", PTY_TRIES,
+                                                   timeout=120)
+    else:
+        options = ["--set", "contain.enabled=true"] if who == "contained" else []
+        r = yama_run("--no-profile", *options, "--", probe, "race", PTY_TRIES, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert f"survived {PTY_TRIES} tries" in r.stdout, r.stdout
+
+
+def test_o_async_on_a_pty_master_signals_the_program_as_natively(built):
+    """O_ASYNC on a pty master (fcntl F_SETFL, ioctl FIOASYNC; a slave in no
+    session too) with F_SETSIG SIGUSR1, then input: natively the program
+    that turned it on is the owner (F_GETOWN) and catches SIGUSR1. Under
+    yama-run too (it was no one's once the supervisor's thread ended, and a
+    slave in no session was refused EPERM)."""
+    native, under = _parity(built("pty_async"), "parity")
+    assert native == "".join(f"{how}: ok, owner is me: 1, SIGUSR1 caught: 1\n"
+                             for how in ("fcntl", "ioctl", "nosession")), native
+    assert under == native
