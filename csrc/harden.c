@@ -11,11 +11,13 @@
  * refuses in any domain that handles file access; signals are then routed
  * through the filter instead (sandbox/shield.py). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -358,18 +360,92 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
     return rc < 0 ? -e : (int)rc;
 }
 
-/* kill(2) of each of pids with the caller's credentials (so the kernel's
- * permission check is the caller's): what a signal to a process group does,
- * minus the supervisor. 0 if one was signalled, else the last -errno
- * (-ESRCH for none), as kill_pgrp answers. */
-int yr_kill_each_as(const struct yr_creds *c, const int32_t *pids, int n, int sig)
+/* The process group of the process numbered pid, read from its /proc stat
+ * (the third number after the command's name); -1 when gone. */
+static pid_t pgrp_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    int ppid, pgrp;
+    char state;
+    if (!end || sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+        return -1;
+    return pgrp;
+}
+
+/* A pidfd on the process numbered pid if it is a member of pgrp, else -1
+ * (-EMFILE, -ENFILE: out of descriptors). The number is pinned first and
+ * the group read after: while the pin is alive (seen after the read) the
+ * number cannot have been another task's at the read, so the group read is
+ * the pinned process's. A number taken again meanwhile (by a thread of
+ * ours, say) fails the pin (EINVAL: not a leader), names another group, or
+ * leaves a dead pin: never listed. */
+static int pin_member(pid_t pid, pid_t pgrp)
+{
+    int pin = syscall(SYS_pidfd_open, pid, 0);
+    if (pin < 0)
+        return errno == EMFILE || errno == ENFILE ? -errno : -1;
+    if (pgrp_of(pid) == pgrp && task_alive(pin))
+        return pin;
+    close(pin);
+    return -1;
+}
+
+/* The processes of the group pgrp, each pinned (what kill(-pgrp) would
+ * reach, listed from /proc, as guard.py's walk: not atomic, a process that
+ * joins meanwhile is missed): pids[i] and pins[i], up to max. Returns their
+ * number; -E2BIG when there are more than max (nothing left open), or
+ * another -errno. The pins are the caller's to close. */
+int yr_pin_group(pid_t pgrp, int32_t *pids, int32_t *pins, int max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    int n = 0, err = 0;
+    for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pgrp_of(pid) != pgrp)
+            continue;                   /* a first look without a pin: most are not members */
+        int pin = pin_member(pid, pgrp);
+        if (pin < -1 || (pin >= 0 && n == max)) {
+            err = pin < -1 ? pin : -E2BIG;
+            if (pin >= 0)
+                close(pin);
+        } else if (pin >= 0) {
+            pids[n] = pid;
+            pins[n++] = pin;
+        }
+    }
+    closedir(d);
+    if (err)
+        while (n > 0)
+            close(pins[--n]);
+    return err ? err : n;
+}
+
+/* A signal sent through each of pins (processes) with the caller's
+ * credentials (so the kernel's permission check is the caller's): what a
+ * signal to a process group does, minus yama-run's. A pin whose process is
+ * gone reaches nothing, whatever took its number. 0 if one was signalled,
+ * else the last -errno (-ESRCH for none), as kill_pgrp answers. */
+int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig)
 {
     struct yr_creds_saved saved;
     if (yr_creds_enter(c, &saved) < 0)
         return -errno;
     int result = -ESRCH, any = 0;
     for (int i = 0; i < n; i++) {
-        if (syscall(SYS_kill, pids[i], sig) == 0)
+        if (syscall(SYS_pidfd_send_signal, pins[i], sig, NULL, 0) == 0)
             any = 1;
         else
             result = -errno;

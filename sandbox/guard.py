@@ -292,11 +292,22 @@ class Guard:
                 pgrp not in {_pgrp_of(pid) for pid in self.sup.protected_pids}:
             self._send_to_group(ev, caller, pgrp_named, pgrp, sig)   # no one of ours in it
             return
-        members = self._members(caller, pgrp=pgrp)
+        members = _pinned_members(pgrp)
+        if members is None:
+            self._refuse(ev, caller, "a group signal (its members could not all be pinned)")
+            return
+        try:
+            self._kill_pinned_group(ev, caller, pgrp_named, pgrp, members, sig)
+        finally:
+            for pin in members.values():
+                os.close(pin)
+
+    def _kill_pinned_group(self, ev, caller, pgrp_named: int, pgrp: int,
+                           members: dict[int, int], sig: int) -> None:
         shared = any(self._protected(pid) for pid in members)
         if not shared:
-            if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", members,
-                               "a group signal"):
+            if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
+                               list(members), "a group signal"):
                 self._send_to_group(ev, caller, pgrp_named, pgrp, sig)
         elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
             # (sent from here, a signal from another pid namespace would reach
@@ -328,17 +339,23 @@ class Guard:
         ours = {_session_of(pid) for pid in self.sup.protected_pids}
         return _session_of(caller.tgid) in ours - {None}
 
-    def _kill_group_but_us(self, ev, caller, members: list[int], sig: int) -> None:
+    def _kill_group_but_us(self, ev, caller, members: dict[int, int], sig: int) -> None:
         """kill(0) or kill(-pgrp) of the group yama-run shares with the program
         (it keeps the terminal's foreground): sent here to every member but
-        yama-run's own (and, contained, but those outside), as the caller.
+        yama-run's own (and, contained, but those outside), as the caller,
+        through the pins (members: pid -> pidfd). Sent by number, a member
+        reaped while the others were judged gave its number to a thread the
+        supervisor started meanwhile (a FIFO open's worker), and the signal
+        reached the supervisor (found by a review); a pin whose process is
+        gone reaches nothing. A number is judged as the pinned process's: it
+        was when the pin was taken, and a later holder is never signalled.
         Unlike the kernel's, this walk is not atomic: a process that joins the
         group meanwhile may be missed, and the receivers see yama-run's pid as
         the sender."""
-        chosen = [pid for pid in members if not self._protected(pid) and (
+        chosen = [pin for pid, pin in members.items() if not self._protected(pid) and (
             pid == caller.tgid or not self._outside_refused(caller, pid, sig))]
-        arr = ffi.new("int32_t[]", chosen or [0])
-        rc = lib.yr_kill_each_as(caller.creds, arr, len(chosen), sig)
+        pins = ffi.new("int32_t[]", chosen or [-1])
+        rc = lib.yr_pidfd_kill_each_as(caller.creds, pins, len(chosen), sig)
         self._reply(ev, -rc if rc < 0 else 0)
 
     def _outside_refused(self, caller, pid: int, sig: int) -> bool:
@@ -1123,6 +1140,22 @@ def _pin(tid: int) -> tuple[int, int | None, int | None]:
         return -1, None, None
     target = pidfd_target(pin)
     return pin, target, procfs.tgid_of(target) if target and target > 0 else None
+
+
+def _pinned_members(pgrp: int) -> dict[int, int] | None:
+    """The processes of group pgrp, each pinned by a pidfd (yr_pin_group):
+    pid -> pin, the pins the caller's to close. None when they could not all
+    be pinned (out of descriptors)."""
+    room = 64
+    while True:
+        pids, pins = ffi.new("int32_t[]", room), ffi.new("int32_t[]", room)
+        n = lib.yr_pin_group(pgrp, pids, pins, room)
+        if n == -errno.E2BIG:
+            room *= 4
+        elif n < 0:
+            return None
+        else:
+            return {pids[i]: pins[i] for i in range(n)}
 
 
 def _target_of(fd: int) -> int | None:
