@@ -265,9 +265,15 @@ class Guard:
                 os.close(fd)
 
     def on_kill(self, ev, caller) -> None:
-        """kill and rt_sigqueueinfo: a process, a group (0, -pgrp), or all (-1)."""
+        """kill: a process, a group (0, -pgrp), or all (-1); rt_sigqueueinfo:
+        a process."""
         pid, sig = int_arg(ev.args[0]), int_arg(ev.args[1])
-        if pid > 0 and self._pinned(ev, caller, pid):
+        if pid <= 0 and ev.sys != lib.YR_SYS_KILL:
+            # rt_sigqueueinfo names one process, never a group or all
+            # (kill_proc_info): 0 and below find none. The kernel's answer
+            # (EFAULT, EPERM, ESRCH, in its order), reaching no one.
+            self._pass(ev)
+        elif pid > 0 and self._pinned(ev, caller, pid):
             info = self._queued_info(ev, caller, sig)
             if info is not None:
                 self._signal_pinned(ev, caller, pid, sig, thread=False, info=info)
