@@ -462,10 +462,18 @@ class Guard:
 
     def _owner_refused(self, ev, caller, kind: int, pid: int) -> bool:
         """Would making this the file's owner let the caller signal a process
-        it may not? True: refused (answered)."""
-        if pid == 0:
+        it may not? True: refused (answered). What names no owner is left to
+        the kernel's own answer, in its order (fs/fcntl.c): F_SETOWN_EX's
+        unknown type (EINVAL), then its pid looked up as is, so a negative one
+        names nothing (ESRCH); F_SETOWN's kin read a negative pid as a group,
+        but INT_MIN (EINVAL: -INT_MIN overflows)."""
+        ex = ev.sys == lib.YR_SYS_FCNTL and int_arg(ev.args[1]) == F_SETOWN_EX
+        if pid == 0 or (ex and (pid < 0 or kind not in (F_OWNER_TID, F_OWNER_PID,
+                                                        F_OWNER_PGRP))):
             return False
-        if kind == F_OWNER_PGRP or (kind == F_OWNER_PID and pid < 0):
+        if not ex and pid == -(1 << 31):
+            return False
+        if kind == F_OWNER_PGRP or pid < 0:
             pgrp = self._group(caller, abs(pid))
             members = self._members(caller, pgrp=pgrp) if pgrp else []
             return not self._judge_set(ev, caller, "task_kill", "file owner", members,
