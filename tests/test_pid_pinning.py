@@ -23,19 +23,22 @@ about a second, started by root or by uid 1001, contained or not).
 The race tests run tests/helpers/pid_reuse_race.c's harness with that call
 in place of kill (tests/helpers/pid_reuse_calls.c); the parity tests compare
 what a program sees natively and under yama-run
-(tests/helpers/pid_pinning_parity.c)."""
+(tests/helpers/pid_pinning_parity.c). The same review found kill(0) of the
+front's group sent to each member by number, 60-900 ms after the members
+were listed (tests/helpers/group_kill_race.c)."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from as_user import AS_USER, as_user  # noqa: F401  (fixture)
-from conftest import TEST_BACKEND, public_copy, requires_root, yama_run
+from as_user import AS_USER, SYSTEM_PYTHON, as_user  # noqa: F401  (fixture)
+from conftest import ROOT, TEST_BACKEND, build_launcher, public_copy, requires_root, yama_run
 
 pytestmark = requires_root
 
@@ -210,3 +213,105 @@ def test_o_async_on_a_pty_master_signals_the_program_as_natively(built):
     assert native == "".join(f"{how}: ok, owner is me: 1, SIGUSR1 caught: 1\n"
                              for how in ("fcntl", "ioctl", "nosession")), native
     assert under == native
+
+
+# -- a group signal sent member by member, and numbers that name no one --------
+
+
+def _front_as_user(as_user, where: Path) -> Path:
+    """yama-run's command (the launcher, the front) in a venv uid 1001 may
+    read, around as_user's copy of the package: the front is what puts the
+    supervisor's processes in the program's group."""
+    venv = where / "venv"
+    (venv / "bin").mkdir(parents=True)
+    build_launcher(venv / "bin" / "yama-run")
+    (venv / "bin" / "python3").symlink_to(SYSTEM_PYTHON)
+    shutil.copy(Path(ROOT) / "bin" / "yama-run.py", venv / "bin")
+    (venv / "pyvenv.cfg").write_text(f"home = {Path(SYSTEM_PYTHON).parent}\n")
+    packages = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    packages.mkdir(parents=True)
+    (packages / "__editable__.yama_run-0.1.0.pth").write_text(f"{as_user.path}\n")
+    subprocess.run(["chmod", "-R", "a+rX", str(where)], check=True)
+    return venv / "bin" / "yama-run"
+
+
+def test_a_group_member_whose_pid_is_taken_again_never_reaches_the_supervisor(
+        built, fifo_without_writer, as_user):  # noqa: F811
+    """kill(0, SIGALRM) in the front's process group (yama-run started by
+    uid 1001, as from a script: the program in the front's group), sent by
+    the supervisor to each member but its own: a member reaped while the
+    others were judged, its number taken by a new worker thread of the
+    supervisor (a FIFO open), got the signal by number, and the supervisor
+    died (exit 125, at the first or second try on the code before). Sent
+    through pins now: the supervisor survives every try."""
+    tries = 8
+    where = Path(tempfile.mkdtemp(prefix="yama-run-front-"))
+    os.chmod(where, 0o755)
+    try:
+        front = _front_as_user(as_user, where)
+        r = subprocess.run([*AS_USER, str(front), "--", built("group_kill_race"),
+                            str(fifo_without_writer), str(tries)], env=as_user.env(),
+                           cwd=as_user.home, capture_output=True, text=True,
+                           timeout=60 + 15 * tries,
+                           start_new_session=True)  # the front's group its own, not pytest's
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert f"survived {tries} tries" in r.stdout, r.stdout
+    raced = int(r.stdout.rsplit("(", 1)[1].split()[0])
+    assert raced >= tries // 2, r.stdout       # the harness reaped in the call, mostly
+
+
+NO_ONE_SCRIPT = r"""
+import ctypes, os, signal, socket, struct
+lib = ctypes.CDLL(None, use_errno=True)
+L = ctypes.c_long
+INT_MIN = -(1 << 31)
+
+def answer(r):
+    return "ok" if r >= 0 else os.strerror(ctypes.get_errno())
+
+def queue(pid, code, info=None):
+    if info is None:
+        info = ctypes.create_string_buffer(struct.pack("<iii", 0, 0, code) + bytes(116))
+    return answer(lib.syscall(L(129), L(pid), L(signal.SIGUSR1), info))   # rt_sigqueueinfo
+
+def setown_ex(fd, kind, pid):
+    owner = ctypes.create_string_buffer(struct.pack("<ii", kind, pid))
+    return answer(lib.syscall(L(72), L(fd), L(15), owner))                 # F_SETOWN_EX
+
+def ioctl_int(fd, cmd, value):
+    return answer(lib.syscall(L(16), L(fd), L(cmd), ctypes.byref(ctypes.c_int(value))))
+
+pgrp = os.getpgrp()
+for name, pid in (("0", 0), ("-pgrp", -pgrp), ("-1", -1)):
+    print(f"rt_sigqueueinfo({name}) SI_QUEUE:", queue(pid, -1))
+    print(f"rt_sigqueueinfo({name}) SI_USER:", queue(pid, 0))
+    print(f"rt_sigqueueinfo({name}) bad siginfo:", queue(pid, -1, L(8)))
+a, b = socket.socketpair()
+fd = a.fileno()
+print("F_SETOWN(INT_MIN):", answer(lib.syscall(L(72), L(fd), L(8), L(INT_MIN))))
+print("FIOSETOWN(INT_MIN):", ioctl_int(fd, 0x8901, INT_MIN))
+print("SIOCSPGRP(INT_MIN):", ioctl_int(fd, 0x8902, INT_MIN))
+for kind in (0, 1, 2):
+    print(f"F_SETOWN_EX type {kind}, -pgrp:", setown_ex(fd, kind, -pgrp))
+print("F_SETOWN_EX type 7, pgrp:", setown_ex(fd, 7, pgrp))
+print("F_GETOWN:", answer(lib.syscall(L(72), L(fd), L(9))), lib.syscall(L(72), L(fd), L(9)))
+"""
+
+
+def test_numbers_that_name_no_one_answer_as_natively():
+    """In the front's process group (where yama-run's own processes are):
+    rt_sigqueueinfo of 0, -pgrp or -1 names one process, never a group
+    (kill_proc_info), so none: ESRCH (EFAULT for a bad siginfo, EPERM for a
+    code only a signal to oneself may carry, first), not EPERM; F_SETOWN,
+    FIOSETOWN and SIOCSPGRP of INT_MIN are EINVAL, and F_SETOWN_EX of a
+    negative pid ESRCH (it takes the pid as is: no group), of an unknown
+    type EINVAL, not EPERM; no owner is set by any."""
+    argv = [*AS_USER, sys.executable, "-c", NO_ONE_SCRIPT]
+    native = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                            start_new_session=True)
+    assert "rt_sigqueueinfo(-1) SI_QUEUE: No such process" in native.stdout, native
+    assert "F_SETOWN(INT_MIN): Invalid argument" in native.stdout, native
+    r = yama_run("--", *argv, timeout=60, start_new_session=True)
+    assert r.stdout == native.stdout, (native.stdout, r.stdout, r.stderr)
