@@ -476,11 +476,28 @@ static int64_t fasync_by_helper(void *arg)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+    /* The helper keeps only its three descriptors, placed at 3, 4 and 5
+     * (high numbers first, so that placing one never overwrites another):
+     * none of ours (the listener, the pool's, the front's link) is ever in
+     * a process that runs as the caller. */
+    const struct fasync_job *job = arg;
+    int hfd = fcntl(job->fd, F_DUPFD_CLOEXEC, 64), hpin = fcntl(job->pin, F_DUPFD_CLOEXEC, 64);
+    int hsock = fcntl(sv[1], F_DUPFD_CLOEXEC, 64);
     int pidfd = -1;
-    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
-    if (pid == 0)
-        fasync_main(arg, sv[1]);
+    pid_t pid = hfd < 0 || hpin < 0 || hsock < 0 ? (errno = EMFILE, -1)
+              : (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
+    if (pid == 0) {
+        struct fasync_job own = *job;
+        own.fd = 3, own.pin = 4;
+        if (place(hfd, 3) < 0 || place(hpin, 4) < 0 || place(hsock, 5) < 0)
+            _exit(1);
+        syscall(SYS_close_range, 6, ~0U, 0);
+        fasync_main(&own, 5);
+    }
     int64_t rc = pid < 0 ? -errno : -EAGAIN;
+    yr_close(hfd);
+    yr_close(hpin);
+    yr_close(hsock);
     yr_close(sv[1]);                             /* its end: EOF once it is gone */
     int slot = pid > 0 ? mark_helper(pid) : -1;
     if (slot >= 0 && write(sv[0], "g", 1) == 1)
