@@ -278,6 +278,7 @@ def front_command(command: str, request) -> list[str]:
 @pytest.mark.parametrize("how, status", [
     ("sent to yama-run", -signal.SIGTERM),
     ("its own SIGSEGV", -signal.SIGSEGV),
+    ("its own signal 32", -32),          # glibc's own: its raise() refuses it
     ("exits 130", 130),
     ("exits 143", 143),
 ])
@@ -285,11 +286,12 @@ def test_the_program_killed_by_a_signal_kills_yama_run_by_it(tmp_path, request, 
                                                               backend, how, status):
     """A parent sees what it would see natively: subprocess's -N for a
     program killed by signal N (a SIGTERM sent to yama-run and passed on, a
-    SIGSEGV the program raised), and a normal exit with 130 or 143 stays a
+    SIGSEGV the program raised, glibc's signal 32, which its signal() and
+    raise() refuse: the front exited 160, found by a review), and a normal exit with 130 or 143 stays a
     normal exit."""
     ready = tmp_path / "ready"
     script = {"sent to yama-run": f"touch {ready}; exec sleep 30",
-              "its own SIGSEGV": "kill -SEGV $$",
+              "its own SIGSEGV": "kill -SEGV $$", "its own signal 32": "kill -32 $$",
               "exits 130": "exit 130", "exits 143": "exit 143"}[how]
     proc = subprocess.Popen([*front_command(command, request), "--backend", backend,
                              "sh", "-c", script], stderr=subprocess.PIPE, text=True,
