@@ -30,7 +30,7 @@ from .sysargs import caller_dir, int_arg, pidfd_target, read_caller, read_caller
 from .taskwatch import PIDFD_THREAD, TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
-SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298      # x86-64: the supervisor's own ABI
+SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN, SYS_OPENAT2 = 438, 298, 437   # x86-64: the supervisor's own ABI
 PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
 PERF_FLAG_ALL = 0xF                                  # with FD_NO_GROUP, FD_OUTPUT
 PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
@@ -43,6 +43,7 @@ PROBE_PMUS = {"uprobe": 4096, "kprobe": 512}
 PERF_TYPE_MAX = 6                      # the fixed types; a PMU registered at run time is above
 PERF_ATTR_CONFIG1_AT = 56
 UNREADABLE = 0xFFFFFFFFFFFFF000        # no user address: the kernel's own EFAULT, at its point
+RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 
 
 @functools.cache
@@ -61,6 +62,31 @@ def _probe_pmus() -> dict[int, str] | None:
         except (OSError, ValueError):
             return None
     return found
+
+
+def _probe_path_held(caller, path: bytes) -> int:
+    """The object a uprobe path names for the caller, held O_PATH: walked as
+    the caller (its identity: yr_syscall_as) from its root (an absolute
+    path, never above it: RESOLVE_IN_ROOT) or its cwd, following symlinks as
+    the kernel's kern_path(LOOKUP_FOLLOW) does, but no magic link
+    (RESOLVE_NO_MAGICLINKS: ELOOP). Handed to the kernel as the text, the
+    path was walked in a thread of ours, outside the caller's Landlock domain
+    and past the /proc gate: an outsider's /proc/PID/root, cwd and fd/N were
+    followed, contained, and /proc/self named the supervisor (found by a
+    review). -errno when it names nothing the caller may hold."""
+    where, err = caller_dir(caller, "root" if path.startswith(b"/") else "cwd")
+    if err:
+        return -err
+    try:
+        how = ffi.new("uint64_t[3]", [os.O_PATH | os.O_CLOEXEC, 0,
+                                      RESOLVE_NO_MAGICLINKS |
+                                      (RESOLVE_IN_ROOT if path.startswith(b"/") else 0)])
+        name = ffi.new("char[]", path + b"\0")
+        args = ffi.new("uint64_t[6]", [where, int(ffi.cast("uintptr_t", name)),
+                                       int(ffi.cast("uintptr_t", how)), 24, 0, 0])
+        return lib.yr_syscall_as(caller.creds, SYS_OPENAT2, args)
+    finally:
+        os.close(where)
 
 
 def _alive(pidfd: int) -> bool:
@@ -479,10 +505,11 @@ class TaskCalls:
         that rewrites it after changes nothing, nothing of ours decides on it
         and the kernel reads only our copy. A path names what the caller's
         would: from its cwd or root, taken now (a chdir by the caller after
-        gives what the call would have given a moment earlier).
-        (copy, dirfd): our copy, to keep alive until the call returns (None:
-        config1 untouched), and the descriptor its path goes through (-1:
-        none), ours to close; None once answered."""
+        gives what the call would have given a moment earlier), walked here
+        (_probe_path_held).
+        (copy, held): our copy, to keep alive until the call returns (None:
+        config1 untouched), and the object its path names, held (-1: none),
+        ours to close; None once answered."""
         kind = self._probe_kind(ev, caller, attr)
         if kind is False:
             return None
@@ -494,18 +521,19 @@ class TaskCalls:
         if text is None:
             struct.pack_into("<Q", attr, PERF_ATTR_CONFIG1_AT, UNREADABLE)
             return None, -1
-        dirfd = -1
+        held = -1
         if kind == "uprobe" and 0 < len(text) < limit:
-            dirfd, err = caller_dir(caller, "root" if text.startswith(b"/") else "cwd")
-            if err:
-                self._reply(ev, err)
+            held = _probe_path_held(caller, text)
+            if held < 0:
+                self._reply(ev, -held)
                 return None
-            # The kernel walks it with kern_path in the acting thread, a
-            # thread of ours (yr_syscall_as), which shares our descriptors.
-            text = b"/proc/thread-self/fd/%d/%s" % (dirfd, text)
+            # The kernel's kern_path, in the acting thread (a thread of ours:
+            # yr_syscall_as, which shares our descriptors), follows this
+            # magic link to the object held, and walks nothing else.
+            text = b"/proc/thread-self/fd/%d" % held
         copy = ffi.new("char[]", text + b"\0")
         struct.pack_into("<Q", attr, PERF_ATTR_CONFIG1_AT, int(ffi.cast("uintptr_t", copy)))
-        return copy, dirfd
+        return copy, held
 
     def _probe_kind(self, ev, caller, attr: bytearray):
         """"uprobe", "kprobe", None (another PMU), or False once answered:

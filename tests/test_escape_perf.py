@@ -257,3 +257,23 @@ def test_relative_uprobe_path_is_from_the_callers_cwd(uprobe_probe):
         assert _uprobe(uprobe_probe, *args, sandboxed=True) == "errno=0"
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+def test_a_uprobe_path_never_follows_an_outsiders_proc_links(uprobe_probe):
+    """Contained, a uprobe path through a process outside (/proc/PID/root,
+    cwd, exe) is refused as the kernel refuses it under Landlock's domain:
+    the path was handed to the kernel as text and walked in a thread of the
+    supervisor's, outside the domain and past the /proc gate, and the event
+    opened (found by a review: a file only the outsider reaches was probed,
+    and any path behind its root tested). It is walked as the caller now,
+    no magic link followed; the event is never opened."""
+    outsider = subprocess.Popen(["sleep", "60"])
+    try:
+        for path in (f"/proc/{outsider.pid}/root/bin/true", f"/proc/{outsider.pid}/exe",
+                     f"/proc/{outsider.pid}/cwd/bin/true"):
+            said = _line(yama_run("--profile", "strict", "-q", "--", uprobe_probe, "fixed",
+                                  path).stdout)
+            assert said.startswith("errno=") and said != "errno=0", (path, said)
+    finally:
+        outsider.kill()
+        outsider.wait()
