@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include "engine.h"
 #include "rawsys.h"
 #include "yama.h"
 
@@ -366,15 +367,9 @@ static pid_t pgrp_of(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    char *end = strrchr(buf, ')');
+    char *end = strrchr(buf, ')');      /* the name may hold anything */
     int ppid, pgrp;
     char state;
     if (!end || sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
