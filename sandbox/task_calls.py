@@ -475,12 +475,12 @@ class TaskCalls:
             if err:
                 self._reply(ev, err)
                 return
-        dirfd = -1
+        probed = -1
         try:
             probe = self._own_probe_string(ev, caller, attr)
             if probe is None:
                 return                  # answered
-            copy, dirfd = probe         # (copy: alive until the kernel has read it)
+            copy, probed = probe        # (copy: alive until the kernel has read it)
             fd = self._perf_syscall(ev, caller, attr, target, int_arg(ev.args[2]), group)
             if fd >= 0 and not _alive(pin):
                 os.close(fd)
@@ -491,7 +491,7 @@ class TaskCalls:
                 fd = -refusal
             self._install(ev, fd, bool(ev.args[4] & PERF_FLAG_FD_CLOEXEC))
         finally:
-            for held in (group, dirfd):
+            for held in (group, probed):
                 if held >= 0:
                     os.close(held)
 
