@@ -105,9 +105,8 @@ void yr_pool_step_back(struct yr_ctx *ctx);
 void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on purpose */
 /* A walk up this many generations (a /proc read each: the ptrace rule's
  * descendant test) is a chain built to cost: the receiver serving it, if this
- * thread is one, is marked as resolve.c's costly walks mark theirs. */
+ * thread is one, is marked (yr_pool_mark_costly_here, yama.h). */
 #define YR_COSTLY_GENERATIONS 256
-void yr_pool_mark_costly_here(void);
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
 char yr_stat_state(const char *path);    /* a /proc .../stat's state letter, 0: unreadable */
 
