@@ -496,6 +496,21 @@ def guard(unnamed_actions: dict[str, int]) -> bytes:
 # io_uring performs LINKAT, SYMLINKAT, OPENAT, STATX... without a syscall the
 # filter sees. EPERM is what the kernel itself answers with io_uring_disabled.
 IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
+# Without Landlock's domain, a setns by pidfd is continued only once the
+# caller's descriptor table is found unshared (guard.py's tables_shared),
+# since the kernel takes the descriptor again from that table. Listing every
+# task that might share it could not keep up with a relay of processes, each
+# cloned with CLONE_FILES and exiting (a review's harness won 3 of 200 under
+# load), so a table is shared only by threads here: a process is not cloned
+# with another's table (EPERM), and clone3, whose flags BPF cannot see,
+# answers ENOSYS (libc falls back to clone). io_uring's workers, which share
+# it too, are refused with io_uring (hostile_rules). Integer arguments only.
+CLONE_FILES, CLONE_THREAD = 0x00000400, 0x00010000
+SHARED_TABLE_GUARDS = (
+    (sc.ERRNO(errno.EPERM), "clone",
+     [sc.Arg(0, sc.MASKED_EQ, CLONE_FILES | CLONE_THREAD, CLONE_FILES)]),
+    (sc.ERRNO(errno.ENOSYS), "clone3", []),
+)
 # A Landlock domain of the program's own (landlock_add_rule needs a ruleset)
 LANDLOCK_SELF = ("landlock_create_ruleset", "landlock_restrict_self")
 PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
@@ -550,6 +565,8 @@ def hostile_rules(hooks: set[str], kernel: int):
         # boot, and its own fallback applies (docs/hostile.md).
         for name in LANDLOCK_SELF:
             yield sc.ERRNO(errno.EOPNOTSUPP), name, []
+    if not kernel & KERNEL_PTRACE:
+        yield from SHARED_TABLE_GUARDS
     for hook in guarded:
         if hook not in hooks:
             for name, args in ROUTES[hook]:

@@ -76,11 +76,6 @@ UIO_MAXIOV = 1024
 SYS_KILL, SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 62, 16, 440, 448   # x86-64
 KCMP_FILES = 2
 PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
-# setns in a contained sandbox without Landlock: its caller's descriptor table
-# is checked for sharers by one thread (TableChecks), so that a flood of them
-# never holds a receiver. Past SETNS_WAITING calls waiting, ENOMEM at once;
-# a task set that still changes after SCAN_ROUNDS listings is refused.
-SETNS_WAITING, SCAN_ROUNDS = 256, 4
 RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK",
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
@@ -91,7 +86,6 @@ class Guard:
         self.sandbox = Sandbox(supervisor)
         self.me = os.getpid()
         self.my_pgrp = os.getpgrp()
-        self.tables = TableChecks(supervisor)
 
     def handlers(self) -> dict:
         """syscall name -> handler (names from the registry, csrc/syscalls.def)."""
@@ -865,9 +859,8 @@ class Guard:
         continued. The pidfd it names is judged on our copy; and since the
         kernel takes the descriptor again, from the caller's table, after
         our answer, the call goes on only when no other task shares that
-        table (kcmp KCMP_FILES, by TableChecks' thread, off the receivers):
-        none can then swap the descriptor (a task comes to share it only by a
-        clone of one that already does). A
+        table (table_shared): none can then swap the descriptor (a task comes
+        to share it only by a clone of one that already does). A
         caller whose table is shared (another thread) is refused (EPERM)
         while the sandbox is contained without a Landlock domain. Not
         contained, only yama-run's processes are refused, and the kernel
@@ -894,148 +887,35 @@ class Guard:
         shield = self.sup.shield            # permissive: would-be refusals only recorded
         if not shield.contained or shield.permissive:
             self._pass(ev)
-        elif self.sup.pool == ffi.NULL:     # the ptrace backend's one tracer: checked here
-            answer_setns(self.sup, self.sup.ctx, ev.id, caller.describe(),
-                         caller.tid in tables_shared([caller.tid], self.me))
-        elif not self.tables.submit(ev.id, caller.tid, caller.describe()):
-            self._reply(ev, errno.ENOMEM)   # SETNS_WAITING calls wait already
+        elif table_shared(caller.tid):
+            self.sup.audit.say(f"refused setns by {caller.describe()}: its descriptor table is "
+                               "shared (another thread could swap the descriptor after the check)")
+            self._reply(ev, errno.EPERM)
+        else:
+            self._pass(ev)
 
 
-def answer_setns(sup, ctx, call_id: int, who: str, shared: bool) -> None:
-    """A setns whose caller's table was checked: refused if it is shared,
-    else continued (if the caller still waits)."""
-    if shared:
-        sup.audit.say(f"refused setns by {who}: its descriptor table is shared "
-                      "(another thread could swap the descriptor after the check)")
-        lib.yr_reply(ctx, call_id, 0, errno.EPERM)
-    elif lib.yr_id_valid(ctx, call_id):
-        lib.yr_reply_continue(ctx, call_id)
-
-
-class TableChecks:
-    """The setns calls whose caller's descriptor table must be found unshared
-    before they go on, checked by one thread of their own that answers them.
-    The check lists every task and compares each with kcmp: its cost grows
-    with the tasks the program makes. Made by the receiver that took the call,
-    64 processes of uid 1001 calling setns in a loop beside 3,000 idle ones
-    held a sibling's link and ptrace attach for 2.8 s (every receiver busy
-    scanning); now a receiver only queues the call, the callers waiting at
-    once share one listing of the tasks, and only setns callers wait for it."""
-
-    def __init__(self, sup):
-        self.sup = sup
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[int, int, str]] = []     # (call id, tid, who)
-        self._running = False
-
-    def submit(self, call_id: int, tid: int, who: str) -> bool:
-        """Queued (the checker answers it); False: too many wait already."""
-        with self._lock:
-            if len(self._waiting) >= SETNS_WAITING:
-                return False
-            self._waiting.append((call_id, tid, who))
-            if self._running:
-                return True
-            # a context of the checker's own (a reply fills the context's buffer)
-            ctx = lib.yr_ctx_clone(self.sup.ctx)
-            if ctx == ffi.NULL:
-                self._waiting.pop()
-                return False
-            self._running = True
-        try:
-            threading.Thread(target=self._run, args=(ctx,), name="yama-run-setns",
-                             daemon=True).start()
-        except RuntimeError:            # no thread: every queued call is answered here
-            self._answer_all(ctx, errno.ENOMEM)
-        return True
-
-    def _run(self, ctx) -> None:
-        try:
-            while True:
-                with self._lock:
-                    batch, self._waiting = self._waiting, []
-                    if not batch:
-                        self._running = False
-                        return
-                try:
-                    shared = tables_shared([tid for call_id, tid, _ in batch
-                                            if lib.yr_id_valid(ctx, call_id)], os.getpid())
-                except Exception:       # fail closed: the batch is refused
-                    self.sup.audit.internal_error("checking setns callers' descriptor tables",
-                                                  traceback.format_exc())
-                    shared = {tid for _, tid, _ in batch}
-                for call_id, tid, who in batch:
-                    answer_setns(self.sup, ctx, call_id, who, tid in shared)
-        finally:
-            lib.yr_ctx_free(ctx)
-
-    def _answer_all(self, ctx, err: int) -> None:
-        with self._lock:
-            batch, self._waiting, self._running = self._waiting, [], False
-        for call_id, _, _ in batch:
-            lib.yr_reply(ctx, call_id, 0, err)
-        lib.yr_ctx_free(ctx)
-
-
-def tables_shared(callers: list[int], root: int) -> set[int]:
-    """Which of the callers (tids, each blocked in a routed call) share
-    their descriptor table with another task (a thread, or a child cloned
-    with CLONE_FILES)? Each task below root, the supervisor, is compared
-    (kcmp KCMP_FILES): a sharer is cloned from a sandboxed task, and stays
-    below the supervisor, their subreaper (the rest of the machine only made
-    the check fail to settle). A blocked caller's table gains a sharer only
-    by a clone made by a task that shares it already, so a listing of the
-    tasks finds every sharer, unless it clones the next and exits before it
-    is compared: a relay of processes, each cloned with CLONE_FILES, went
-    unseen by one listing (a caller sharing its table with one was let go on
-    162 to 180 setns calls of 200). So the tasks are listed again until a listing
-    shows none that was not compared and lost none on the way, and a caller
-    is refused when SCAN_ROUNDS listings never settle. A listing that lost a
-    process (its entries vanished while it was read) is not settled: the
-    child it had cloned was reparented to us after our children list was
-    read, so it is in no list of that listing (the relay got 1 call of 200
-    through that way under load). (A new sharer given the number of a task
-    compared and gone meanwhile would need the pid space to wrap during one
-    scan.)"""
-    pending, shared, seen = set(callers), set(), set()
-    for _ in range(SCAN_ROUNDS):
-        if not pending:
-            break
-        tasks, whole = _tasks_below(root)
-        new = tasks - seen
-        if not new and whole:
-            return shared
-        for tid in list(pending):
-            if any(other != tid and lib.yr_kcmp(tid, other, KCMP_FILES) == 0 for other in new):
-                shared.add(tid)
-                pending.discard(tid)
-        seen |= tasks
-    return shared | pending
-
-
-def _tasks_below(root: int) -> tuple[set[int], bool]:
-    """Every task of root's descendants (by /proc's children lists of each
-    thread), and whether the listing is whole: False when a process or a
-    thread vanished while listed (it stands for itself, but the children it
-    had may have moved to a list read already)."""
-    tasks, whole, stack = set(), True, [root]
-    while stack:
-        pid = stack.pop()
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            tasks.add(pid)
-            whole = False
-            continue
-        for name in tids:
-            if pid != root:
-                tasks.add(int(name))
-            try:
-                with open(f"/proc/{pid}/task/{name}/children", "rb") as f:
-                    stack.extend(int(child) for child in f.read().split())
-            except OSError:
-                whole = False
-    return tasks, whole
+def table_shared(tid: int) -> bool:
+    """Does the caller (blocked in a routed call) share its descriptor table
+    with another task? Only a thread of its own process can: without a
+    Landlock domain no process is cloned with another's table (filter.py's
+    SHARED_TABLE_GUARDS; a relay of such processes outran every listing of
+    the sandbox's tasks). Each other thread listed is compared (kcmp
+    KCMP_FILES); one that cannot be (gone meanwhile, or not ours to look at)
+    counts as sharing. The caller blocked, only a thread that shares the
+    table can make another that does (a CLONE_FILES clone of its own), and
+    it is on the thread list before its maker can leave it: a relay of
+    threads, each making the next and exiting, always has a member listed,
+    alive (it shares) or gone (it cannot be compared): refused either way."""
+    tgid = procfs.tgid_of(tid)
+    try:
+        threads = [int(name) for name in os.listdir(f"/proc/{tgid}/task")] if tgid else None
+    except OSError:
+        threads = None
+    if not threads or tid not in threads:
+        return True                     # nothing to go by: fail closed
+    return any(lib.yr_kcmp(tid, other, KCMP_FILES) not in (1, 2)
+               for other in threads if other != tid)
 
 
 def _owner_read(caller, cmd: int, arg: int) -> tuple[int, int, bool]:

@@ -485,16 +485,20 @@ def test_sockets_planted_in_the_control_directory_never_hold_the_owner(tmp_path)
         program.wait()
 
 
-RELAY = r"""/* A caller of setns whose descriptor table a relay of processes shares:
- * each member clones the next with CLONE_FILES and exits, so that no member
- * lives long. The caller joins its own child's UTS namespace (root may)
- * ATTEMPTS times: "ok=N refused=M other=K". */
+RELAY = r"""/* A caller of setns whose descriptor table a relay shares: each member
+ * makes the next and exits, so that no member lives long. "process": each
+ * member is a process cloned with CLONE_FILES ("clone: refused ERRNO" if the
+ * first clone fails; the calls are then made alone); "thread": each is a
+ * thread. The caller joins its own child's UTS namespace (root may) ATTEMPTS
+ * times: "ok=N refused=M other=K". */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -502,9 +506,19 @@ RELAY = r"""/* A caller of setns whose descriptor table a relay of processes sha
 
 #define ATTEMPTS 200
 
+static volatile int *stop;
+
+static void *next_thread(void *unused)
+{
+    pthread_t next;
+    if (!*stop && pthread_create(&next, NULL, next_thread, NULL) == 0)
+        pthread_detach(next);           /* the new member carries on */
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    int relay = argc > 1 && argv[1][0] == 'r';
+    const char *relay = argc > 1 ? argv[1] : "";
     pid_t child = fork();
     if (child == 0) {
         if (unshare(CLONE_NEWUTS) != 0)
@@ -514,20 +528,29 @@ int main(int argc, char **argv)
     }
     usleep(100000);
     int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
-    volatile int *stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                              -1, 0);
+    stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (pidfd < 0 || stop == MAP_FAILED) {
         printf("setup failed\n");
         return 1;
     }
     signal(SIGCHLD, SIG_IGN);           /* the relay's members are reaped at once */
-    if (relay && syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0) == 0) {
-        while (!*stop) {
-            long next = syscall(SYS_clone, CLONE_FILES | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-            if (next != 0)
-                _exit(0);               /* the new member carries on */
+    if (strcmp(relay, "process") == 0) {
+        long first = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+        if (first < 0)
+            printf("clone: refused %s\n", strerrorname_np(errno));
+        if (first == 0) {
+            while (!*stop) {
+                long next = syscall(SYS_clone, CLONE_FILES | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+                if (next != 0)
+                    _exit(0);           /* the new member carries on */
+            }
+            _exit(0);
         }
-        _exit(0);
+    } else if (strcmp(relay, "thread") == 0) {
+        pthread_t first;
+        if (pthread_create(&first, NULL, next_thread, NULL) != 0)
+            return 1;
+        pthread_detach(first);
     }
     usleep(20000);
     int ok = 0, refused = 0, other = 0;
@@ -553,22 +576,32 @@ def relay(tmp_path_factory):
         pytest.skip("needs gcc")
     where = tmp_path_factory.mktemp("relay")
     (where / "relay.c").write_text(RELAY)
-    subprocess.run(["gcc", "-O2", "-o", str(where / "relay"), str(where / "relay.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(where / "relay"), str(where / "relay.c")],
+                   check=True)
     return str(where / "relay")
 
 
 def test_a_relay_sharing_the_callers_table_is_found(relay):
-    """The check lists the tasks, then compares each with the caller: a relay
-    of processes sharing the caller's table, each cloning the next with
-    CLONE_FILES and exiting, was gone by its turn while its successor was
-    not listed yet: 162-180 of 200 setns calls went on with the table
-    shared (another member could swap the descriptor after the check).
-    They are refused now (EPERM), as with a thread; without the relay every
-    one goes on, as natively (root joins its child's UTS namespace)."""
-    native = subprocess.run([relay, "relay"], capture_output=True, text=True, timeout=BOUND)
-    assert native.stdout == "ok=200 refused=0 other=0\n", native
+    """Without Landlock, a setns goes on only when its caller's descriptor
+    table is not shared. A relay of processes sharing the caller's table,
+    each cloning the next with CLONE_FILES and exiting, outran the listing
+    of the sandbox's tasks (162-180 of 200 calls went on; once listings were
+    repeated until they settled, still 3 of 200 under load), and another
+    member could swap the descriptor after the check. Such a clone is now
+    refused (EPERM), so only threads share a table, and a relay of threads
+    is refused every call; without a relay every call goes on, as natively
+    (root joins its child's UTS namespace)."""
+    for kind in ("process", "thread"):
+        native = subprocess.run([relay, kind], capture_output=True, text=True, timeout=BOUND)
+        assert native.stdout == "ok=200 refused=0 other=0\n", native
     env = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
-    with_relay = yama_run("--profile", "strict", "--", relay, "relay", env=env, timeout=BOUND)
-    assert with_relay.stdout == "ok=0 refused=200 other=0\n", with_relay
+    processes = yama_run("--profile", "strict", "--", relay, "process", env=env, timeout=BOUND)
+    assert processes.stdout == "clone: refused EPERM\nok=200 refused=0 other=0\n", processes
+    threads = yama_run("-v", "--profile", "strict", "--", relay, "thread", env=env,
+                       timeout=BOUND)
+    assert threads.stdout == "ok=0 refused=200 other=0\n", threads
+    assert "its descriptor table is shared" in threads.stderr, threads.stderr
     alone = yama_run("--profile", "strict", "--", relay, env=env, timeout=BOUND)
     assert alone.stdout == "ok=200 refused=0 other=0\n", alone
+    with_landlock = yama_run("--profile", "strict", "--", relay, "process", timeout=BOUND)
+    assert with_landlock.stdout == "ok=200 refused=0 other=0\n", with_landlock
