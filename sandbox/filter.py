@@ -13,7 +13,7 @@ import struct
 import pyseccomp as sc
 
 from ._yama import ffi, lib
-from .shield import KERNEL_BOTH, KERNEL_PTRACE, KERNEL_SIGNALS
+from .shield import KERNEL_BOTH, KERNEL_PTRACE, KERNEL_SIGNALS, tables_shared_by_threads_only
 from .spawn import SetupError
 
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -511,6 +511,7 @@ SHARED_TABLE_GUARDS = (
      [sc.Arg(0, sc.MASKED_EQ, CLONE_FILES | CLONE_THREAD, CLONE_FILES)]),
     (sc.ERRNO(errno.ENOSYS), "clone3", []),
 )
+
 # A Landlock domain of the program's own (landlock_add_rule needs a ruleset)
 LANDLOCK_SELF = ("landlock_create_ruleset", "landlock_restrict_self")
 PATH_HOOK_PREFIXES = ("path_", "follow_link", "create_in_sticky")
@@ -565,7 +566,7 @@ def hostile_rules(hooks: set[str], kernel: int):
         # boot, and its own fallback applies (docs/hostile.md).
         for name in LANDLOCK_SELF:
             yield sc.ERRNO(errno.EOPNOTSUPP), name, []
-    if not kernel & KERNEL_PTRACE:
+    if tables_shared_by_threads_only(hooks, kernel):
         yield from SHARED_TABLE_GUARDS
     for hook in guarded:
         if hook not in hooks:

@@ -49,12 +49,11 @@ import os
 import re
 import stat
 import struct
-import threading
-import traceback
 
 from . import procfs
 from ._yama import ffi, lib
 from .requests import Sandbox, TaskAct
+from .shield import tables_shared_by_threads_only
 from .sysargs import (PIDFD_SELF, PIDFD_SELF_THREAD, int_arg, pidfd_target, read_caller,
                       take_fd)
 
@@ -76,6 +75,7 @@ UIO_MAXIOV = 1024
 SYS_KILL, SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 62, 16, 440, 448   # x86-64
 KCMP_FILES = 2
 PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
+SCAN_ROUNDS = 8                     # listings of a setns caller's threads (table_shared)
 RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK",
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
@@ -887,6 +887,10 @@ class Guard:
         shield = self.sup.shield            # permissive: would-be refusals only recorded
         if not shield.contained or shield.permissive:
             self._pass(ev)
+        elif not tables_shared_by_threads_only(self.sup.hooks(), shield.kernel):
+            self.sup.audit.say(f"refused setns by {caller.describe()}: contained since it "
+                               "started, so a process may share its descriptor table unseen")
+            self._reply(ev, errno.EPERM)
         elif table_shared(caller.tid):
             self.sup.audit.say(f"refused setns by {caller.describe()}: its descriptor table is "
                                "shared (another thread could swap the descriptor after the check)")
@@ -897,25 +901,55 @@ class Guard:
 
 def table_shared(tid: int) -> bool:
     """Does the caller (blocked in a routed call) share its descriptor table
-    with another task? Only a thread of its own process can: without a
-    Landlock domain no process is cloned with another's table (filter.py's
-    SHARED_TABLE_GUARDS; a relay of such processes outran every listing of
-    the sandbox's tasks). Each other thread listed is compared (kcmp
-    KCMP_FILES); one that cannot be (gone meanwhile, or not ours to look at)
-    counts as sharing. The caller blocked, only a thread that shares the
-    table can make another that does (a CLONE_FILES clone of its own), and
-    it is on the thread list before its maker can leave it: a relay of
-    threads, each making the next and exiting, always has a member listed,
-    alive (it shares) or gone (it cannot be compared): refused either way."""
+    with another task? Only a thread of its own process can: here no process
+    is cloned with another's table (filter.py's SHARED_TABLE_GUARDS; a relay
+    of such processes outran every listing of the sandbox's tasks). The
+    caller blocked, only a thread that shares the table can make another
+    that does. Each thread listed is compared (kcmp KCMP_FILES); one that
+    cannot be (gone) counts as sharing. But an exiting thread has dropped
+    its table before it leaves the list (kcmp: "another table"), and a
+    listing stops at a thread that leaves while it is read: a relay of
+    threads, each making the next and exiting, got 17 calls of 200 past one
+    listing. So the threads are listed again until a listing brings none
+    that was not compared, and then the process's thread count must be the
+    listing's, every thread listed still there after the count was read
+    (none left, so none was uncounted while a thread it made was): then
+    no thread outside the listing existed when the count was read, and each
+    listed one that could still make a sharer has a table of its own.
+    Past SCAN_ROUNDS listings, or nothing to go by: shared (fail closed)."""
     tgid = procfs.tgid_of(tid)
+    compared = set()
+    for _ in range(SCAN_ROUNDS):
+        threads = _threads_of(tgid) if tgid else None
+        if not threads or tid not in threads:
+            return True
+        new = threads - compared - {tid}
+        if not new:
+            return not (_thread_count(tgid) == len(threads) and
+                        all(os.path.exists(f"/proc/{tgid}/task/{other}") for other in threads))
+        if any(lib.yr_kcmp(tid, other, KCMP_FILES) not in (1, 2) for other in new):
+            return True
+        compared |= new
+    return True
+
+
+def _threads_of(tgid: int) -> set[int] | None:
     try:
-        threads = [int(name) for name in os.listdir(f"/proc/{tgid}/task")] if tgid else None
+        return {int(name) for name in os.listdir(f"/proc/{tgid}/task")}
     except OSError:
-        threads = None
-    if not threads or tid not in threads:
-        return True                     # nothing to go by: fail closed
-    return any(lib.yr_kcmp(tid, other, KCMP_FILES) not in (1, 2)
-               for other in threads if other != tid)
+        return None
+
+
+def _thread_count(tgid: int) -> int:
+    """The Threads: line of /proc/TGID/status (-1: unreadable)."""
+    try:
+        with open(f"/proc/{tgid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
 
 
 def _owner_read(caller, cmd: int, arg: int) -> tuple[int, int, bool]:

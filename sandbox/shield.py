@@ -29,6 +29,14 @@ KERNEL_PTRACE = 1      # every ptrace-class access to a process outside
 KERNEL_SIGNALS = 2     # every signal to one (the signal scope)
 KERNEL_BOTH = KERNEL_PTRACE | KERNEL_SIGNALS
 
+
+def tables_shared_by_threads_only(hooks: set[str], kernel: int) -> bool:
+    """Does the filter for hooks keep filter.py's SHARED_TABLE_GUARDS (no
+    process cloned with another's descriptor table)? Contained from the
+    start without Landlock's domain: the sandboxes whose setns needs the
+    table check (one contained later, live, has them not)."""
+    return "ptrace_read_access" in hooks and not kernel & KERNEL_PTRACE
+
 LANDLOCK_REFER_ABI = 2               # the first a domain can be made harmless with
 LANDLOCK_SIGNAL_SCOPE_ABI = 6
 
