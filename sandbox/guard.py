@@ -277,6 +277,11 @@ class Guard:
             # Landlock's scope drops the signal for every process outside the
             # domain, yama-run's included: the kernel decides per member.
             self._pass(ev)
+        elif pid == -1 and lib.yr_in_our_pidns(caller.tid) == 0:
+            # Every process of the caller's own pid namespace (one made
+            # inside: none of ours, nothing outside) but its init: the
+            # kernel's, continued. A task never leaves its pid namespace.
+            self._pass(ev)
         elif pid == -1:
             # Every process the caller may signal: that may include us.
             self._refuse(ev, caller, "a signal to every process (kill -1)")
@@ -677,6 +682,12 @@ class Guard:
         if which == group:
             pgrp = self._group(caller, who)
             members = self._members(caller, pgrp=pgrp) if pgrp else []
+        elif which == user and lib.yr_in_our_pidns(caller.tid) == 0:
+            # The kernel's loop skips every process without a number in the
+            # caller's pid namespace (one made inside: none of ours, nothing
+            # outside). A task never leaves its pid namespace.
+            self._pass(ev)
+            return
         elif which == user:
             uid = caller.creds.ruid if who == 0 else _uid_of_user(caller, who)
             if uid is None:
