@@ -152,6 +152,19 @@ def fifo_without_writer():
     shutil.rmtree(d, ignore_errors=True)
 
 
+# The pid-reuse races wrap the pid space once a try: at the machine's 32,768
+# numbers a try takes about 2 s, at 4,096 a quarter of a second.
+SMALL_PID_MAX = 4096
+
+
+@pytest.fixture
+def small_pid_space(sysctl):
+    """kernel.pid_max at SMALL_PID_MAX for the test (restored after it), for
+    a harness that wraps the pid space to have a number taken again."""
+    if int(Path("/proc/sys/kernel/pid_max").read_text()) > SMALL_PID_MAX:
+        sysctl("kernel.pid_max", SMALL_PID_MAX)
+
+
 @pytest.fixture
 def sysctl():
     """sysctl(name, value): set a machine-wide knob, restored after the test."""
