@@ -114,7 +114,7 @@ def test_blocked_fifo_opens_cost_bounded_threads(stall, starter, attack):
     assert_unharmed(r)
 
 
-# -- item 1 again, with this bystander (3 and 4: tests/test_ptrace.py) ------------------------------------------
+# -- item 1 again, with this bystander (3 and 4: tests/test_ptrace.py) ------------------------
 
 @pytest.fixture(scope="session")
 def escape(helper):
