@@ -47,7 +47,9 @@
 enum yr_op { OP_OPEN, OP_STAT, OP_STATX, OP_STAT64, OP_ACCESS, OP_CHECK, OP_SYMLINK, OP_META,
              OP_LINK, OP_NAMED /* paths named by the call, each walked and judged
                                      from the cwd, then the call continued: AF_UNIX
-                                     addresses (sockaddr.c), the mount family... (named.c) */ };
+                                     addresses (sockaddr.c), the mount family... (named.c) */,
+             OP_HOLD /* a path handed by Python (yr_walk_hold): its object held for it,
+                        nothing replied */ };
 /* Results inside the engine (besides 0 and -errno). */
 enum { R_DONE = 1, R_HOOK = 2, R_AGAIN = 3, R_NEXT = 4 /* the call's next path */ };
 #define YR_SOCK_PATHS 64            /* AF_UNIX paths one call may address (sendmmsg) */
@@ -203,6 +205,7 @@ struct yr_call {
     uint64_t xsize;
     uint32_t xflags;            /* setxattrat's flags; file_[gs]etattr's size */
     int ifd;                    /* inotify: our copy of the caller's instance */
+    int taken;                  /* OP_HOLD: the object held for Python, or -errno */
     struct yr_res res;
     char path[YR_PATH_MAX];     /* as given */
     char target[YR_PATH_MAX];   /* a link's target, a new symlink's target */
@@ -364,6 +367,7 @@ int yr_ids_from_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid);
 int yr_acl_ids(struct yr_call *c, const char *name, unsigned char *v, size_t n, int up);
 
 /* meta.c */
+int yr_object_there(const struct yr_call *c);
 int yr_act_stat(struct yr_call *c);
 int yr_act_access(struct yr_call *c);
 int yr_act_symlink(struct yr_call *c);

@@ -26,7 +26,7 @@
 #endif
 
 /* The object exists (as the call's path form requires): 0 or -errno. */
-static int object_there(const struct yr_call *c)
+int yr_object_there(const struct yr_call *c)
 {
     const struct yr_res *r = &c->res;
     if (!r->exists && !r->magic)
@@ -38,7 +38,7 @@ static int object_there(const struct yr_call *c)
 
 int yr_act_stat(struct yr_call *c)
 {
-    int err = object_there(c);
+    int err = yr_object_there(c);
     if (err < 0)
         return err;
     err = yr_stat_to_caller(c, c->res.obj, &c->res.obj_st);
@@ -48,7 +48,7 @@ int yr_act_stat(struct yr_call *c)
 
 int yr_act_access(struct yr_call *c)
 {
-    int err = object_there(c);
+    int err = yr_object_there(c);
     if (err < 0)
         return err;
     long rc = syscall(SYS_faccessat2, c->res.obj, "", (int)c->mode, AT_EMPTY_PATH | AT_EACCESS);
@@ -414,6 +414,6 @@ int yr_meta_perform(struct yr_call *c, int fd)
 
 int yr_act_meta(struct yr_call *c)
 {
-    int err = object_there(c);
+    int err = yr_object_there(c);
     return err < 0 ? err : yr_meta_perform(c, c->res.obj);
 }

@@ -155,6 +155,7 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     r->name[0] = '\0';
     c->exec_state = EXEC_HEADER;
     c->interps = c->exec_loader = 0;
+    c->taken = -EPERM;                           /* nothing held yet: fail closed */
     views_clear(c);
 }
 
@@ -190,6 +191,12 @@ static int walk_gave_up(int err)
 int yr_call_finish(struct yr_call *c, int err)
 {
     int checked = c->op == OP_CHECK || c->op == OP_NAMED;
+    if (c->op == OP_HOLD) {
+        c->taken = err < 0 ? err : -EPERM;      /* Python answers its call (yr_walk_taken) */
+        yr_call_close(c);
+        c->pub.hook = 0;
+        return 1;
+    }
     if (checked && err == -ESRCH)
         /* The caller's memory, root or cwd could not be reached (gone, or
          * a non-dumpable caller we may not ptrace-access: EPERM already):
@@ -252,6 +259,8 @@ static enum yr_access access_of(const struct yr_call *c)
         return yr_meta_writes(c->ev.sys) ? ACC_WRITE : ACC_STAT;
     case OP_LINK:
         return ACC_LINK;
+    case OP_HOLD:
+        return ACC_PATH;
     default:
         return ACC_STAT;
     }
@@ -349,6 +358,18 @@ static int exec_step(struct yr_call *c)
     return 0;
 }
 
+/* OP_HOLD: the object held and judged becomes Python's (yr_walk_taken),
+ * once it is there as the path's form requires (ENOENT, ENOTDIR). */
+static int hold_taken(struct yr_call *c)
+{
+    int err = yr_object_there(c);
+    if (err < 0)
+        return err;
+    c->taken = c->res.obj;
+    c->res.obj = -1;
+    return R_DONE;
+}
+
 static int act(struct yr_call *c)
 {
     switch (c->op) {
@@ -366,6 +387,8 @@ static int act(struct yr_call *c)
         return yr_act_meta(c);
     case OP_LINK:
         return yr_link_source_held(c);
+    case OP_HOLD:
+        return hold_taken(c);
     case OP_NAMED:
         if (c->sock_next < c->nsock) {
             snprintf(c->path, sizeof(c->path), "%s", c->sock[c->sock_next++]);
@@ -605,6 +628,41 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
             return yr_call_finish(c, -errno);
     }
     return yr_call_run(c, from);
+}
+
+/* The path is walked as every path of the caller's is (yr_call_run), as an
+ * O_PATH open from its cwd or root would be. The call it came in is
+ * Python's to answer (it makes that call after), so nothing is replied:
+ * the end is kept in taken. Python runs as the supervisor again on return. */
+int yr_walk_hold(struct yr_ctx *ctx, const struct yr_event *ev, const char *path)
+{
+    struct yr_call *c = ctx->call;
+    yr_call_reset(c, ctx, ev);
+    c->op = OP_HOLD;
+    c->flags = O_PATH;
+    c->dirfd = AT_FDCWD_INT;
+    int rc, from = -1;
+    int err = strlen(path) < sizeof(c->path) ? 0 : -ENAMETOOLONG;
+    if (err == 0)
+        err = yr_caller_identity(ctx, ev, &c->id, &c->procdir);
+    if (err == 0 && yr_fs_become(&c->id) < 0)
+        err = -EPERM;                            /* acting as ourselves instead: never */
+    if (err == 0) {
+        strcpy(c->path, path);
+        if (path[0] != '/' && (from = yr_start_at(c, c->dirfd, 1)) < 0)
+            err = from;
+    }
+    rc = err < 0 ? yr_call_finish(c, err) : yr_call_run(c, from);
+    yr_fs_reset();
+    return rc;
+}
+
+int yr_walk_taken(struct yr_ctx *ctx)
+{
+    struct yr_call *c = ctx->call;
+    int taken = c->taken;
+    c->taken = -EPERM;                           /* handed once */
+    return taken;
 }
 
 /* After Python's verdict at a hook point. 1: replied; 0: another hook point. */

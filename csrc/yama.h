@@ -191,6 +191,14 @@ int yr_kernel_ptrace_allows(pid_t caller_tid, pid_t target_tid, uint32_t mode);
 void yr_kptrace_sandbox_userns(pid_t child);   /* spawn.c: the namespace it made */
 struct yr_walk *yr_ctx_walk(struct yr_ctx *ctx);
 int yr_walk_resume(struct yr_ctx *ctx, uint64_t id, int32_t deny_errno);
+/* walk.c: a path Python read of the caller of ev, a call of another kind
+ * that names it (perf_event_open's uprobe path), walked as the caller's
+ * openat(AT_FDCWD, path, O_PATH) would be: symlinks followed, fs.protected_symlinks
+ * and follow_link at a trailing one, /proc/self the caller's, the gate on
+ * what is met. Nothing is replied to the caller. 1: settled
+ * (yr_walk_taken); 0: at a hook point (yr_ctx_walk, then yr_walk_resume). */
+int yr_walk_hold(struct yr_ctx *ctx, const struct yr_event *ev, const char *path);
+int yr_walk_taken(struct yr_ctx *ctx);   /* its object held O_PATH (ours to close), or -errno */
 /* gate.c: a refusal the gate makes on its own, no module asked (a procfs
  * whose pid numbers name no process it can tell; contained, an entry of a
  * process outside, told as the contain module's), kept for Python to
