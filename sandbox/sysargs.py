@@ -81,17 +81,3 @@ def read_caller_string(caller, addr: int, limit: int) -> bytes | None:
             return got + part[:end]
         got += part
     return got
-
-
-def caller_dir(caller, name: str) -> tuple[int, int]:
-    """(an O_PATH descriptor of the calling thread's "cwd" or "root", 0), or
-    (-1, errno). The thread's own (one that unshared CLONE_FS has its own);
-    by its thread id, so kept only if it still waits after."""
-    try:
-        fd = os.open(f"/proc/{caller.tid}/{name}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        return -1, errno.ESRCH if e.errno == errno.ENOENT else e.errno
-    if not _still_waits(caller):
-        os.close(fd)
-        return -1, errno.ESRCH
-    return fd, 0

@@ -25,12 +25,11 @@ from . import procfs
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
     TaskAct, TaskFree
-from .sysargs import caller_dir, int_arg, pidfd_target, read_caller, read_caller_string, \
-    take_fd
+from .sysargs import int_arg, pidfd_target, read_caller, read_caller_string, take_fd
 from .taskwatch import PIDFD_THREAD, TaskWatch
 
 PTRACE_O_MASK = 0x003000FF
-SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN, SYS_OPENAT2 = 438, 298, 437   # x86-64: the supervisor's own ABI
+SYS_PIDFD_GETFD, SYS_PERF_EVENT_OPEN = 438, 298   # x86-64: the supervisor's own ABI
 PERF_FLAG_PID_CGROUP, PERF_FLAG_FD_CLOEXEC = 1 << 2, 1 << 3
 PERF_FLAG_ALL = 0xF                                  # with FD_NO_GROUP, FD_OUTPUT
 PERF_ATTR_SIZE_VER0, PERF_ATTR_SIZE_AT, PERF_ATTR_FLAGS_AT, PERF_SIGTRAP_BIT = 64, 4, 40, 37
@@ -43,7 +42,6 @@ PROBE_PMUS = {"uprobe": 4096, "kprobe": 512}
 PERF_TYPE_MAX = 6                      # the fixed types; a PMU registered at run time is above
 PERF_ATTR_CONFIG1_AT = 56
 UNREADABLE = 0xFFFFFFFFFFFFF000        # no user address: the kernel's own EFAULT, at its point
-RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 
 
 @functools.cache
@@ -62,31 +60,6 @@ def _probe_pmus() -> dict[int, str] | None:
         except (OSError, ValueError):
             return None
     return found
-
-
-def _probe_path_held(caller, path: bytes) -> int:
-    """The object a uprobe path names for the caller, held O_PATH: walked as
-    the caller (its identity: yr_syscall_as) from its root (an absolute
-    path, never above it: RESOLVE_IN_ROOT) or its cwd, following symlinks as
-    the kernel's kern_path(LOOKUP_FOLLOW) does, but no magic link
-    (RESOLVE_NO_MAGICLINKS: ELOOP). Handed to the kernel as the text, the
-    path was walked in a thread of ours, outside the caller's Landlock domain
-    and past the /proc gate: an outsider's /proc/PID/root, cwd and fd/N were
-    followed, contained, and /proc/self named the supervisor (found by a
-    review). -errno when it names nothing the caller may hold."""
-    where, err = caller_dir(caller, "root" if path.startswith(b"/") else "cwd")
-    if err:
-        return -err
-    try:
-        how = ffi.new("uint64_t[3]", [os.O_PATH | os.O_CLOEXEC, 0,
-                                      RESOLVE_NO_MAGICLINKS |
-                                      (RESOLVE_IN_ROOT if path.startswith(b"/") else 0)])
-        name = ffi.new("char[]", path + b"\0")
-        args = ffi.new("uint64_t[6]", [where, int(ffi.cast("uintptr_t", name)),
-                                       int(ffi.cast("uintptr_t", how)), 24, 0, 0])
-        return lib.yr_syscall_as(caller.creds, SYS_OPENAT2, args)
-    finally:
-        os.close(where)
 
 
 def _alive(pidfd: int) -> bool:
@@ -523,7 +496,7 @@ class TaskCalls:
             return None, -1
         held = -1
         if kind == "uprobe" and 0 < len(text) < limit:
-            held = _probe_path_held(caller, text)
+            held = self._probe_path_held(ev, caller, text)
             if held < 0:
                 self._reply(ev, -held)
                 return None
@@ -534,6 +507,22 @@ class TaskCalls:
         copy = ffi.new("char[]", text + b"\0")
         struct.pack_into("<Q", attr, PERF_ATTR_CONFIG1_AT, int(ffi.cast("uintptr_t", copy)))
         return copy, held
+
+    def _probe_path_held(self, ev, caller, path: bytes) -> int:
+        """The object a uprobe path names for the caller, held O_PATH, or
+        -errno: walked by the path engine as the caller's openat(AT_FDCWD,
+        path, O_PATH) is (yr_walk_hold: from its cwd or root, symlinks
+        followed as kern_path(LOOKUP_FOLLOW) follows them, a trailing one in
+        a sticky directory judged as any follow, /proc/self and
+        /proc/thread-self the caller's, every /proc entry met judged by the
+        gate), the chain asked at its hook points (PathCalls.on_walk). An
+        openat2 of ours as the caller took /proc/self for the supervisor,
+        whose descriptors, threads and mappings the answers then told apart
+        (found by a review)."""
+        name = ffi.new("char[]", path)
+        if not lib.yr_walk_hold(self.sup.ctx, ev, name):
+            self.sup.paths.on_walk(ev, caller)  # a hook point: the chain, then C goes on
+        return lib.yr_walk_taken(self.sup.ctx)
 
     def _probe_kind(self, ev, caller, attr: bytearray):
         """"uprobe", "kprobe", None (another PMU), or False once answered:
