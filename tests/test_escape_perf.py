@@ -177,12 +177,17 @@ def uprobe_probe(helper, place):  # noqa: F811
     return placed_probe(helper, place, "perf_uprobe_probe")
 
 
-def _uprobe(probe, *args, sandboxed: bool) -> str:
-    """The probe's answer, run as root (a uprobe needs CAP_PERFMON)."""
+def _uprobe(probe, *args, sandboxed: bool, options=()) -> str:
+    """The probe's answer, run as root (a uprobe needs CAP_PERFMON);
+    options: yama-run's."""
+    return _line(_uprobe_out(probe, *args, sandboxed=sandboxed, options=options))
+
+
+def _uprobe_out(probe, *args, sandboxed: bool, options=()) -> str:
+    """The probe's whole output (run as _uprobe)."""
     if sandboxed:
-        return _line(yama_run("-q", "--", probe, *args).stdout)
-    return _line(subprocess.run([probe, *args], capture_output=True, text=True,
-                                timeout=60).stdout)
+        return yama_run(*options, "-q", "--", probe, *args).stdout
+    return subprocess.run([probe, *args], capture_output=True, text=True, timeout=60).stdout
 
 
 UPROBE_CASES = [
@@ -191,6 +196,7 @@ UPROBE_CASES = [
     (["long"], "errno=E2BIG"),                  # 4096 bytes without a NUL
     (["fixed", "/dev/null"], "errno=EINVAL"),   # not a regular file
     (["fixed", "/nonexistent"], "errno=ENOENT"),
+    (["fixed", "/bin/true/"], "errno=ENOTDIR"),  # a trailing slash wants a directory
     (["fixed", ""], "errno=EINVAL"),
 ]
 
@@ -277,3 +283,73 @@ def test_a_uprobe_path_never_follows_an_outsiders_proc_links(uprobe_probe):
     finally:
         outsider.kill()
         outsider.wait()
+
+
+@needs_uprobes
+@pytest.mark.parametrize("profile", ["default", "strict"])
+def test_a_uprobe_paths_proc_self_is_the_caller(uprobe_probe, profile):
+    """/proc/self and /proc/thread-self in a uprobe path are the caller's.
+    The path was walked by one openat2 in a thread of the supervisor's
+    acting as the caller, where those two plain symlinks name the acting
+    thread's process: whether /proc/self/fdinfo/N, task/N or map_files/RANGE
+    was there told root inside the supervisor's descriptors, threads and
+    memory map, contained too (found by a review). It is walked by the path
+    engine now, as the caller's own opens are: the probes find exactly the
+    program's descriptors, its own task and not its parent's (the
+    supervisor), as natively."""
+    native = _uprobe_out(uprobe_probe, "self", sandboxed=False)
+    sandboxed = _uprobe_out(uprobe_probe, "self", sandboxed=True,
+                            options=("--profile", profile))
+    lines = sandboxed.splitlines()
+    assert len(lines) == 5 and lines[0].split()[1:] == lines[1].split()[1:], sandboxed
+    assert lines[2:] == native.splitlines()[2:] == [
+        "own task=EINVAL", "parent's task=ENOENT", "thread-self fdinfo/0=EIO"], (native, sandboxed)
+
+
+@needs_uprobes
+@pytest.mark.parametrize("link", ["/proc/self/exe", "/proc/self/cwd/probed"])
+def test_a_uprobe_through_the_callers_proc_links_is_as_native(uprobe_probe, link):
+    """A uprobe on the program's own executable named through /proc/self/exe,
+    or on a file of its cwd through /proc/self/cwd: natively the event is
+    opened. The walk in the supervisor's thread refused every magic link
+    (ELOOP), since the ones it met were the supervisor's; the path engine
+    follows the caller's own, judged by the gate as any open's."""
+    where = tempfile.mkdtemp(prefix="yr-uprobe-")
+    try:
+        shutil.copy2("/bin/true", os.path.join(where, "probed"))
+        args = ("chdir", where, link)
+        assert _uprobe(uprobe_probe, *args, sandboxed=False) == "errno=0"
+        assert _uprobe(uprobe_probe, *args, sandboxed=True) == "errno=0"
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@needs_uprobes
+def test_a_uprobe_path_follows_a_sticky_dirs_link_as_protected_symlinks_says(uprobe_probe,
+                                                                             sysctl):
+    """A trailing link another user owns in a sticky world-writable
+    directory: with fs.protected_symlinks=1 the kernel refuses root's uprobe
+    on it (EACCES); with the sysctl 0, yama-run's symlinks module applies
+    the same rule (the default profile's "auto") to every follow of the
+    program's, and the uprobe's walk in the supervisor's thread escaped it:
+    the event was opened. The path engine asks follow_link there as for an
+    open; with the module off the event is opened."""
+    where = tempfile.mkdtemp(prefix="yr-uprobe-")
+    try:
+        os.chmod(where, 0o1777)
+        shutil.copy2("/bin/true", os.path.join(where, "probed"))
+        link = os.path.join(where, "link")
+        os.symlink("probed", link)
+        os.lchown(link, 1001, 1001)
+        sysctl("fs.protected_symlinks", 1)
+        assert _uprobe(uprobe_probe, "fixed", link, sandboxed=False) == "errno=EACCES"
+        sysctl("fs.protected_symlinks", 0)
+        assert _uprobe(uprobe_probe, "fixed", link, sandboxed=False) == "errno=0"
+        proc = yama_run("-v", "--", uprobe_probe, "fixed", link)
+        assert _line(proc.stdout) == "errno=EACCES", proc.stdout + proc.stderr
+        assert any("symlinks" in ln and "perf_event_open" in ln
+                   for ln in proc.stderr.splitlines()), proc.stderr
+        off = ("--set", "symlinks.protected=0")
+        assert _uprobe(uprobe_probe, "fixed", link, sandboxed=True, options=off) == "errno=0"
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

@@ -8,12 +8,19 @@
  *   perf_uprobe_probe chdir DIR PATH  PATH at FIXED, after chdir(DIR)
  *   perf_uprobe_probe foreign         prints "ppid=N", reads a hex address from
  *                                     stdin, one unmapped here: config1 = it
+ *   perf_uprobe_probe self            /proc/self's entries probed: prints "fdinfo"
+ *                                     and the N whose /proc/self/fdinfo/N is there
+ *                                     (any answer but ENOENT), "open" and the fds
+ *                                     it holds (N < 1024), then the answers for
+ *                                     /proc/self/task/ its own tid and its
+ *                                     parent's pid, and /proc/thread-self/fdinfo/0
  *
  * FIXED is an address nothing else maps (the supervisor neither). Prints
  * "errno=NAME" (0: an event was opened), or "mapped" when the foreign address
  * is mapped in this process. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdint.h>
@@ -38,6 +45,9 @@ static const char *name(int e)
     case ENOENT: return "ENOENT";
     case EACCES: return "EACCES";
     case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ELOOP: return "ELOOP";
+    case EIO: return "EIO";
+    case ENOTDIR: return "ENOTDIR";
     default: return "OTHER";
     }
 }
@@ -58,6 +68,46 @@ static int mapped(uint64_t addr)
     unsigned char vec;
     return mincore((void *)(uintptr_t)(addr & ~(uint64_t)(PAGE - 1)), PAGE, &vec) == 0 ||
            errno != ENOMEM;
+}
+
+static int type;
+static pid_t child;
+
+/* perf_event_open of the uprobe PMU on the child, on path: 0 or errno. */
+static int probe(const char *path)
+{
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof(a));
+    a.size = sizeof(a);
+    a.type = type;
+    a.disabled = 1;
+    a.config1 = (uintptr_t)path;
+    long fd = syscall(SYS_perf_event_open, &a, child, -1, -1, 0);
+    if (fd < 0)
+        return errno;
+    close((int)fd);
+    return 0;
+}
+
+/* Which /proc/self entries the probes find: its own, as natively. */
+static void probe_self(void)
+{
+    char path[64];
+    printf("fdinfo");
+    for (int n = 0; n < 1024; n++) {
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", n);
+        if (probe(path) != ENOENT)
+            printf(" %d", n);
+    }
+    printf("\nopen");
+    for (int n = 0; n < 1024; n++)
+        if (fcntl(n, F_GETFD) >= 0)
+            printf(" %d", n);
+    snprintf(path, sizeof(path), "/proc/self/task/%d", gettid());
+    printf("\nown task=%s\n", name(probe(path)));
+    snprintf(path, sizeof(path), "/proc/self/task/%d", getppid());
+    printf("parent's task=%s\n", name(probe(path)));
+    printf("thread-self fdinfo/0=%s\n", name(probe("/proc/thread-self/fdinfo/0")));
 }
 
 static uint64_t path_at(int argc, char **argv)
@@ -101,23 +151,20 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     FILE *f = fopen("/sys/bus/event_source/devices/uprobe/type", "r");
-    int type;
     if (!f || fscanf(f, "%d", &type) != 1)
         return 2;
     fclose(f);
-    struct perf_event_attr a;
-    memset(&a, 0, sizeof(a));
-    a.size = sizeof(a);
-    a.type = type;
-    a.disabled = 1;
-    a.config1 = path_at(argc, argv);
-    pid_t child = fork();
+    int self = !strcmp(argv[1], "self");
+    uint64_t at = self ? 0 : path_at(argc, argv);
+    child = fork();
     if (child == 0) {
         pause();
         _exit(0);
     }
-    long fd = syscall(SYS_perf_event_open, &a, child, -1, -1, 0);
-    printf("errno=%s\n", name(fd < 0 ? errno : 0));
+    if (self)
+        probe_self();
+    else
+        printf("errno=%s\n", name(probe((const char *)(uintptr_t)at)));
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     return 0;
