@@ -633,7 +633,11 @@ int yr_walk_settle(struct yr_ctx *ctx, struct yr_event *ev)
 /* The path is walked as every path of the caller's is (yr_call_run), as an
  * O_PATH open from its cwd or root would be. The call it came in is
  * Python's to answer (it makes that call after), so nothing is replied:
- * the end is kept in taken. Python runs as the supervisor again on return. */
+ * the end is kept in taken. Python runs as the supervisor again on return.
+ * Race: the cwd and root are taken by tid, which a sibling's execve may
+ * hand to the exec'ing thread meanwhile; the caller's notification is
+ * withdrawn first, so what is held then serves no one: Python's ADDFD of
+ * the call's result fails, as for an open. */
 int yr_walk_hold(struct yr_ctx *ctx, const struct yr_event *ev, const char *path)
 {
     struct yr_call *c = ctx->call;
