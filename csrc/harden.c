@@ -362,70 +362,97 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
 }
 
 /* The process group of the process numbered pid, read from its /proc stat
- * (the third number after the command's name); -1 when gone. */
+ * (the third number after the command's name); -ESRCH when it is gone
+ * (ENOENT, ESRCH), another -errno when /proc could not tell (EMFILE: out of
+ * descriptors; EIO: a line not understood). Taken for "not a member", such
+ * a failure let a group signal answer 0 with members never signalled. */
 static pid_t pgrp_of(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
-        return -1;
+    if (yr_read_text(path, buf, sizeof(buf)) < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
     char *end = strrchr(buf, ')');      /* the name may hold anything */
     int ppid, pgrp;
     char state;
     if (!end || sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
-        return -1;
+        return -EIO;
     return pgrp;
 }
 
-/* A pidfd on the process numbered pid if it is a member of pgrp, else -1
- * (-EMFILE, -ENFILE: out of descriptors). The number is pinned first and
- * the group read after: while the pin is alive (seen after the read) the
- * number cannot have been another task's at the read, so the group read is
- * the pinned process's. A number taken again meanwhile (by a thread of
- * ours, say) fails the pin (EINVAL: not a leader), names another group, or
- * leaves a dead pin: never listed. */
+/* A pidfd on the process numbered pid if it is a member of pgrp; -ESRCH if
+ * it is not (or is gone); another -errno when that could not be told. The
+ * number is pinned first and the group read after: while the pin is alive
+ * (seen after the read) the number cannot have been another task's at the
+ * read, so the group read is the pinned process's. A number taken again
+ * meanwhile (by a thread of ours, say) fails the pin (EINVAL: not a
+ * leader), names another group, or leaves a dead pin: never listed. */
 static int pin_member(pid_t pid, pid_t pgrp)
 {
     int pin = syscall(SYS_pidfd_open, pid, 0);
     if (pin < 0)
-        return errno == EMFILE || errno == ENFILE ? -errno : -1;
-    if (pgrp_of(pid) == pgrp && task_alive(pin))
+        return errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
+    pid_t now = pgrp_of(pid);
+    if (now == pgrp && task_alive(pin))
         return pin;
     close(pin);
-    return -1;
+    return now < 0 ? now : -ESRCH;
 }
 
-/* The processes of the group pgrp, each pinned (what kill(-pgrp) would
- * reach, listed from /proc, as guard.py's walk: not atomic, a process that
- * joins meanwhile is missed): pids[i] and pins[i], up to max. Returns their
- * number; -E2BIG when there are more than max (nothing left open), or
- * another -errno. The pins are the caller's to close. */
-int yr_pin_group(pid_t pgrp, int32_t *pids, int32_t *pins, int max)
+/* pin_member for a /proc entry's name, after a first look without a pin
+ * (most processes are not members); -ESRCH for a name that is no process. */
+static int pin_entry(const char *name, pid_t pgrp, pid_t *pid)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -errno;
-    int n = 0, err = 0;
-    for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0 || pgrp_of(pid) != pgrp)
-            continue;                   /* a first look without a pin: most are not members */
-        int pin = pin_member(pid, pgrp);
-        if (pin < -1 || (pin >= 0 && n == max)) {
-            err = pin < -1 ? pin : -E2BIG;
-            if (pin >= 0)
-                close(pin);
-        } else if (pin >= 0) {
+    char *end;
+    long n = strtol(name, &end, 10);
+    if (*end || n <= 0)
+        return -ESRCH;
+    *pid = (pid_t)n;
+    pid_t now = pgrp_of(*pid);
+    return now == pgrp ? pin_member(*pid, pgrp) : now < 0 ? now : -ESRCH;
+}
+
+static int unpin(int32_t *pins, int n, int err)
+{
+    while (n > 0)
+        close(pins[--n]);
+    return err;
+}
+
+/* The next processes of the group pgrp, each pinned, listed on from procdir
+ * (a descriptor of /proc whose place in the listing is kept from call to
+ * call: one walk of /proc however many calls it takes, and at most max
+ * pins held by the caller at a time): pids[i] and pins[i], the caller's to
+ * close. Returns their number, 0 once the listing is done, or -errno with
+ * nothing left open: a process that could not be read or pinned (out of
+ * descriptors) is never taken for one outside the group. What kill(-pgrp)
+ * would reach, as guard.py's walks: not atomic, a process that joins
+ * meanwhile is missed. */
+int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
+{
+    char buf[8192] __attribute__((aligned(8)));
+    int n = 0;
+    for (;;) {
+        ssize_t len = getdents64(procdir, buf, sizeof(buf));
+        if (len <= 0)
+            return len < 0 ? unpin(pins, n, -errno) : n;
+        for (ssize_t at = 0; at < len;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + at);
+            at += d->d_reclen;
+            pid_t pid;
+            int pin = pin_entry(d->d_name, pgrp, &pid);
+            if (pin == -ESRCH)
+                continue;
+            if (pin < 0)
+                return unpin(pins, n, pin);
             pids[n] = pid;
             pins[n++] = pin;
+            /* /proc places a process's entry by its number: the next call
+             * goes on after this one, whatever came or went meanwhile. */
+            if (n == max)
+                return lseek(procdir, d->d_off, SEEK_SET) < 0 ? unpin(pins, n, -errno) : n;
         }
     }
-    closedir(d);
-    if (err)
-        while (n > 0)
-            close(pins[--n]);
-    return err ? err : n;
 }
 
 /* A signal sent through each of pins (processes) with the caller's

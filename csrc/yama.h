@@ -359,7 +359,7 @@ int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, cons
                  size_t size);
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
                  int have_value, int pin);
-int yr_pin_group(pid_t pgrp, int32_t *pids, int32_t *pins, int max);
+int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max);
 int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig);
 /* helper.c: O_ASYNC turned on by a short-lived process that is the caller */
 int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tgid,

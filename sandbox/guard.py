@@ -72,6 +72,9 @@ NO_SUCH_PID = 0x7FFFFFFF            # above PID_MAX_LIMIT: the kernel finds no t
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 UIO_MAXIOV = 1024
+# Pins one group signal holds at a time: with the 16 receivers a sandbox may
+# have stalled (each such call is marked stalled), 544 descriptors at most.
+PIN_BATCH = 32
 SYS_KILL, SYS_IOCTL, SYS_PROCESS_MADVISE, SYS_PROCESS_MRELEASE = 62, 16, 440, 448   # x86-64
 KCMP_FILES = 2
 PIDFD_GET_NAMESPACE = frozenset(0xFF00 | n for n in range(1, 11))     # _IO(0xFF, 1..10)
@@ -289,37 +292,67 @@ class Guard:
             self._kill_group(ev, caller, -pid, sig)
 
     def _kill_group(self, ev, caller, pgrp_named: int, sig: int) -> None:
-        pgrp = self._group(caller, pgrp_named)
+        """kill(0) or kill(-pgrp). Whatever /proc cannot tell (the supervisor
+        out of descriptors: a review filled its table with these very calls'
+        pins) refuses the call: taken for "none of ours", it let the kernel
+        signal the front."""
+        try:
+            self._kill_group_read(ev, caller, pgrp_named, sig)
+        except OSError as e:
+            # EPERM, one of kill's own errnos (EINVAL, EPERM, ESRCH): a
+            # member not signalled, as where the caller may signal none.
+            # ESRCH would say the group is empty, and it is not.
+            name = errno.errorcode.get(e.errno, str(e.errno))
+            self.sup.audit.say(f"refused a group signal by {caller.describe()} with EPERM: "
+                               f"/proc could not be read ({name}), and it might reach "
+                               "the supervisor")
+            self._reply(ev, errno.EPERM)
+
+    def _kill_group_read(self, ev, caller, pgrp_named: int, sig: int) -> None:
+        pgrp = self._group_named(caller, pgrp_named)
         if pgrp is None:
             self._reply(ev, errno.ESRCH)
-            return
-        if not self.sup.shield.contained and \
-                pgrp not in {_pgrp_of(pid) for pid in self.sup.protected_pids}:
-            self._send_to_group(ev, caller, pgrp_named, pgrp, sig)   # no one of ours in it
-            return
-        members = _pinned_members(pgrp)
-        if members is None:
-            self._refuse(ev, caller, "a group signal (its members could not all be pinned)")
-            return
-        try:
-            self._kill_pinned_group(ev, caller, pgrp_named, pgrp, members, sig)
-        finally:
-            for pin in members.values():
-                os.close(pin)
+        elif pgrp in self._groups_of_ours():
+            self._kill_our_group(ev, caller, pgrp, sig)
+        elif not self.sup.shield.contained or self._group_judged(ev, caller, pgrp, sig):
+            self._send_to_group(ev, caller, pgrp_named, pgrp, sig)
 
-    def _kill_pinned_group(self, ev, caller, pgrp_named: int, pgrp: int,
-                           members: dict[int, int], sig: int) -> None:
-        shared = any(self._protected(pid) for pid in members)
-        if not shared:
-            if self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
-                               list(members), "a group signal"):
-                self._send_to_group(ev, caller, pgrp_named, pgrp, sig)
-        elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
+    def _group_named(self, caller, pgrp_named: int) -> int | None:
+        """The group a kill names, in our numbers (0: the caller's own); None:
+        none. Raises OSError when the caller's could not be read."""
+        if pgrp_named != 0:
+            return procfs.caller_pid(caller.tid, pgrp_named)
+        ids = _ids_of(caller.tid)
+        return ids[0] if ids else None
+
+    def _groups_of_ours(self) -> set[int]:
+        """The process groups of yama-run's processes (a gone one's: none).
+        Raises OSError when one could not be read."""
+        return {ids[0] for pid in self.sup.protected_pids if (ids := _ids_of(pid))}
+
+    def _group_judged(self, ev, caller, pgrp: int, sig: int) -> bool:
+        """Contained, a group none of ours is in: each member judged by the
+        chain (outsiders refused), PIN_BATCH pinned at a time: the signal
+        goes to the group afterwards, by its number, so a member need not
+        stay pinned once judged. False: refused (answered)."""
+        verdict = True
+
+        def judge(members: dict[int, int]) -> bool:
+            nonlocal verdict
+            verdict = self._judge_set(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
+                                      list(members), "a group signal")
+            return verdict
+
+        _each_pinned_batch(pgrp, judge)
+        return verdict
+
+    def _kill_our_group(self, ev, caller, pgrp: int, sig: int) -> None:
+        if ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
             # (sent from here, a signal from another pid namespace would reach
             # what the kernel keeps from it: an init's SIGKILL, for one)
             self._refuse(ev, caller, "a signal to the supervisor's process group")
         else:
-            self._kill_group_but_us(ev, caller, members, sig)
+            self._kill_group_but_us(ev, caller, pgrp, sig)
 
     def _send_to_group(self, ev, caller, pgrp_named: int, pgrp: int, sig: int) -> None:
         """A group signal judged on the group pgrp, none of ours in it. kill(0)
@@ -341,27 +374,42 @@ class Guard:
             self._reply(ev, -rc if rc < 0 else 0)
 
     def _shares_a_session_with_us(self, caller) -> bool:
-        ours = {_session_of(pid) for pid in self.sup.protected_pids}
-        return _session_of(caller.tgid) in ours - {None}
+        """Raises OSError when a session could not be read: taken for "not
+        shared", the call was continued."""
+        ours = {ids[1] for pid in self.sup.protected_pids if (ids := _ids_of(pid))}
+        mine = _ids_of(caller.tgid)
+        return mine is not None and mine[1] in ours
 
-    def _kill_group_but_us(self, ev, caller, members: dict[int, int], sig: int) -> None:
+    def _kill_group_but_us(self, ev, caller, pgrp: int, sig: int) -> None:
         """kill(0) or kill(-pgrp) of the group yama-run shares with the program
         (it keeps the terminal's foreground): sent here to every member but
         yama-run's own (and, contained, but those outside), as the caller,
-        through the pins (members: pid -> pidfd). Sent by number, a member
-        reaped while the others were judged gave its number to a thread the
+        through pins, PIN_BATCH at a time. Sent by number, a member reaped
+        while the others were judged gave its number to a thread the
         supervisor started meanwhile (a FIFO open's worker), and the signal
         reached the supervisor (found by a review); a pin whose process is
         gone reaches nothing. A number is judged as the pinned process's: it
         was when the pin was taken, and a later holder is never signalled.
         Unlike the kernel's, this walk is not atomic: a process that joins the
-        group meanwhile may be missed, and the receivers see yama-run's pid as
-        the sender."""
-        chosen = [pin for pid, pin in members.items() if not self._protected(pid) and (
-            pid == caller.tgid or not self._outside_refused(caller, pid, sig))]
-        pins = ffi.new("int32_t[]", chosen or [-1])
-        rc = lib.yr_pidfd_kill_each_as(caller.creds, pins, len(chosen), sig)
-        self._reply(ev, -rc if rc < 0 else 0)
+        group meanwhile may be missed, a member that cannot be read or pinned
+        refuses the call after the batches before it got the signal, and the
+        receivers see yama-run's pid as the sender. The answer is kill_pgrp's:
+        0 if one member was signalled, else the last error (ESRCH: none)."""
+        hooked = "task_kill" in self.sup.chain.hooks()
+        signalled, last = False, -errno.ESRCH
+
+        def send(members: dict[int, int]) -> bool:
+            nonlocal signalled, last
+            chosen = [pin for pid, pin in members.items() if not self._protected(pid) and (
+                pid == caller.tgid or not hooked or not self._outside_refused(caller, pid, sig))]
+            if chosen:
+                last = lib.yr_pidfd_kill_each_as(caller.creds, ffi.new("int32_t[]", chosen),
+                                                  len(chosen), sig)
+                signalled = signalled or last == 0
+            return True
+
+        _each_pinned_batch(pgrp, send)
+        self._reply(ev, 0 if signalled else -last)
 
     def _outside_refused(self, caller, pid: int, sig: int) -> bool:
         request = TaskAct(caller, "kill", f"kill (signal {sig})", pid, pid, hook="task_kill",
@@ -1029,6 +1077,23 @@ def _session_members(tty_nr: int) -> list[int]:
     return [pid for pid, session in session_of.items() if session in sessions]
 
 
+def _ids_of(pid: int) -> tuple[int, int] | None:
+    """(process group, session) of the process numbered pid; None once it is
+    gone. Raises OSError when /proc could not tell (out of descriptors, a
+    line not understood): a decision that took that for "none of ours"
+    failed open (_stat_fields says [] for both)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[2]), int(fields[3])
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            return None
+        raise
+    except (IndexError, ValueError):
+        raise OSError(errno.EIO, f"/proc/{pid}/stat not understood") from None
+
+
 def _stat_number(pid: int, index: int) -> int | None:
     """A number of /proc/PID/stat after the command's name (0: its state)."""
     fields = _stat_fields(pid)
@@ -1081,20 +1146,33 @@ def _pin(tid: int) -> tuple[int, int | None, int | None]:
     return pin, target, procfs.tgid_of(target) if target and target > 0 else None
 
 
-def _pinned_members(pgrp: int) -> dict[int, int] | None:
-    """The processes of group pgrp, each pinned by a pidfd (yr_pin_group):
-    pid -> pin, the pins the caller's to close. None when they could not all
-    be pinned (out of descriptors)."""
-    room = 64
-    while True:
-        pids, pins = ffi.new("int32_t[]", room), ffi.new("int32_t[]", room)
-        n = lib.yr_pin_group(pgrp, pids, pins, room)
-        if n == -errno.E2BIG:
-            room *= 4
-        elif n < 0:
-            return None
-        else:
-            return {pids[i]: pins[i] for i in range(n)}
+def _each_pinned_batch(pgrp: int, act) -> None:
+    """act(members) for the processes of group pgrp (pid -> pin), pinned by
+    yr_pin_group PIN_BATCH at a time in one walk of /proc, the pins closed
+    after each act; stops where act returns False. Raises OSError when a
+    process could not be read or pinned (out of descriptors). Each call
+    pinned every member at once, and walked /proc again as its room grew:
+    a few such calls filled the supervisor's table (a review: every other
+    caller's opens failed, EMFILE)."""
+    # The walk costs the receiver a read of every process's stat (250 ms
+    # beside 3,000 processes): marked stalled before it (docs/stall.md), so
+    # another serves the rest of the sandbox.
+    lib.yr_pool_mark_costly_here()
+    procdir = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pids, pins = ffi.new("int32_t[]", PIN_BATCH), ffi.new("int32_t[]", PIN_BATCH)
+        while (n := lib.yr_pin_group(procdir, pgrp, pids, pins, PIN_BATCH)) > 0:
+            try:
+                go_on = act({pids[i]: pins[i] for i in range(n)})
+            finally:
+                for i in range(n):
+                    os.close(pins[i])
+            if not go_on:
+                return
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+    finally:
+        os.close(procdir)
 
 
 def _target_of(fd: int) -> int | None:
