@@ -327,14 +327,18 @@ class Guard:
 
     def _groups_of_ours(self) -> set[int]:
         """The process groups of yama-run's processes (a gone one's: none).
-        Raises OSError when one could not be read."""
+        Read once per call: none of them ever changes its group. Raises
+        OSError when one could not be read."""
         return {ids[0] for pid in self.sup.protected_pids if (ids := _ids_of(pid))}
 
     def _group_judged(self, ev, caller, pgrp: int, sig: int) -> bool:
         """Contained, a group none of ours is in: each member judged by the
         chain (outsiders refused), PIN_BATCH pinned at a time: the signal
         goes to the group afterwards, by its number, so a member need not
-        stay pinned once judged. False: refused (answered)."""
+        stay pinned once judged: a number taken again meanwhile gets the
+        signal only by joining the group, as any newcomer would (a thread of
+        ours is in our group, never this one).
+        False: refused (answered)."""
         verdict = True
 
         def judge(members: dict[int, int]) -> bool:
@@ -395,6 +399,8 @@ class Guard:
         refuses the call after the batches before it got the signal, and the
         receivers see yama-run's pid as the sender. The answer is kill_pgrp's:
         0 if one member was signalled, else the last error (ESRCH: none)."""
+        # No module hooks task_kill (not contained): no member to ask about,
+        # where a request per member was most of a call's Python time.
         hooked = "task_kill" in self.sup.chain.hooks()
         signalled, last = False, -errno.ESRCH
 
@@ -402,7 +408,7 @@ class Guard:
             nonlocal signalled, last
             chosen = [pin for pid, pin in members.items() if not self._protected(pid) and (
                 pid == caller.tgid or not hooked or not self._outside_refused(caller, pid, sig))]
-            if chosen:
+            if chosen:     # through pins still held: a number reused reaches nothing
                 last = lib.yr_pidfd_kill_each_as(caller.creds, ffi.new("int32_t[]", chosen),
                                                   len(chosen), sig)
                 signalled = signalled or last == 0
