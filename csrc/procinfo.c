@@ -336,6 +336,53 @@ int yr_kcmp(pid_t a, pid_t b, int kind)
     return rc < 0 ? -1 : (int)rc;
 }
 
+#define KCMP_VM 1
+
+/* The pidfs inode of task tid's struct pid, from a pidfd of that very task
+ * (PIDFD_THREAD): numbered at allocation from a counter, never reused. 0
+ * when it cannot be had (gone, or a kernel before pidfs, 6.9). */
+static unsigned long long pid_inode(pid_t tid)
+{
+    int fd = (int)syscall(SYS_pidfd_open, tid, YR_PIDFD_THREAD);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    struct statfs fs;
+    unsigned long long ino = fstatfs(fd, &fs) == 0 && fs.f_type == YR_PIDFS_MAGIC &&
+                             fstat(fd, &st) == 0 ? st.st_ino : 0;
+    close(fd);
+    return ino;
+}
+
+/* Does task tid share the caller's mm (clone(CLONE_VM) without CLONE_THREAD,
+ * as vfork and posix_spawn make it)? The kernel's mm_access asks no ptrace
+ * question of such a task at all ("mm != current->mm"): neither its own
+ * rule nor Yama. 1 yes, 0 no or unknown (fail closed: the caller's rule as
+ * before). *ino: the pidfs inode of the task compared (yr_still_shares_mm).
+ * kcmp names both tasks by number. The caller's is its own: it waits in its
+ * call, and a task holds its number until it is reaped. The target's number
+ * names the same struct pid before and after the kcmp (its inode, never
+ * reused), so it named it throughout: a task that took the number in
+ * between, which could share the mm where the one judged does not, is
+ * never the one compared. */
+int yr_shares_mm(pid_t caller_tid, pid_t tid, unsigned long long *ino)
+{
+    unsigned long long before = pid_inode(tid);
+    int same = before && yr_kcmp(caller_tid, tid, KCMP_VM) == 0;
+    *ino = before;
+    return same && pid_inode(tid) == before;
+}
+
+/* After an open that yr_shares_mm allowed: does the task of inode ino still
+ * share the caller's mm? A task that exec'd meanwhile has a new mm, and no
+ * task ever comes to share an mm again once it left it (only clone makes a
+ * sharer), so yes now and yes before means yes all along, at the open too. */
+int yr_still_shares_mm(pid_t caller_tid, pid_t tid, unsigned long long ino)
+{
+    unsigned long long now;
+    return ino && yr_shares_mm(caller_tid, tid, &now) && now == ino;
+}
+
 /* The caller's descriptor fd, opened again as an O_PATH file of ours, through
  * pidfd_getfd. For when /proc/TID/fd/ cannot be searched: a non-dumpable
  * task's /proc entries belong to the root of its user namespace

@@ -251,14 +251,20 @@ enum verdict { UNDECIDED, ALLOW, DENY };
 
 /* A denial, unless process_vm_* names a task without an mm (a zombie, a
  * kernel thread): the kernel answers ESRCH before any permission check
- * (mm_access), and Python says so. Asked of denials only: an allowed call
- * is continued, and the kernel gives its ESRCH itself. */
+ * (mm_access), and Python says so; or a task that shares the caller's mm,
+ * of which mm_access asks nothing: allowed (yr_shares_mm). Asked of
+ * denials only: an allowed call is continued, and the kernel gives its
+ * ESRCH itself. A sharer that execs after the kcmp is met by the kernel's
+ * own rule alone in the continued call: it grants nothing, since the
+ * caller could write the sharer's code, and so chose what it would run. */
 static enum verdict deny(const struct yr_event *ev, pid_t target)
 {
-    if ((ev->sys == YR_SYS_PROCESS_VM_READV || ev->sys == YR_SYS_PROCESS_VM_WRITEV) &&
-        yr_task_has_mm(target) != 1)
+    if (ev->sys != YR_SYS_PROCESS_VM_READV && ev->sys != YR_SYS_PROCESS_VM_WRITEV)
+        return DENY;
+    if (yr_task_has_mm(target) != 1)
         return UNDECIDED;
-    return DENY;
+    unsigned long long ino;
+    return yr_shares_mm(ev->tid, target, &ino) ? ALLOW : DENY;
 }
 
 /* ptrace.py's ptrace_access_check for the facts at hand. */

@@ -319,6 +319,8 @@ int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT]);
 int yr_fetch_thread_fd(pid_t tid, pid_t tgid, int fd);
 int yr_task_has_mm(pid_t tid);
 int yr_kcmp(pid_t a, pid_t b, int kind);
+int yr_shares_mm(pid_t caller_tid, pid_t tid, unsigned long long *ino);
+int yr_still_shares_mm(pid_t caller_tid, pid_t tid, unsigned long long ino);
 int yr_caller_fd_reopen(pid_t tid, pid_t tgid, int fd, int flags);
 int yr_set_subreaper(void);
 

@@ -86,6 +86,18 @@ def _pin(target: int, tgid: int) -> int | None:
     return None
 
 
+def _shares_mm(caller, target: int) -> bool:
+    """Does target share the caller's mm (clone(CLONE_VM) without
+    CLONE_THREAD: vfork, posix_spawn)? mm_access asks no ptrace question of
+    such a task, Yama's included, so process_vm_* of it goes on to the
+    kernel. The kcmp is made of the task that held the number before and
+    after it (csrc/procinfo.c yr_shares_mm), never of one that took the
+    number in between. A sharer that execs after it is met by the kernel's
+    own rule alone in the continued call: that grants nothing, since the
+    caller could write the sharer's code, and so chose what it would run."""
+    return lib.yr_shares_mm(caller.tid, target, ffi.new("unsigned long long *")) == 1
+
+
 def _size_field(ev) -> int:
     """Where perf_event_open's attr.size is in the caller's memory."""
     return (ev.args[0] + PERF_ATTR_SIZE_AT) & 0xFFFFFFFFFFFFFFFF
@@ -181,6 +193,9 @@ class TaskCalls:
             # mm_access: a task without an mm (a zombie, a kernel thread) is
             # ESRCH before any permission check, an LSM's included
             self._reply(ev, errno.ESRCH)
+            return
+        if syscall != "ptrace" and _shares_mm(caller, target):
+            self._continue(ev)
             return
         request = PtraceAccess(caller, syscall, operation, target, tgid, sandbox=self.sandbox)
         self._deny_or_continue(ev, "ptrace_access_check", request, attaches=syscall == "ptrace")
