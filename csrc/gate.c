@@ -486,12 +486,20 @@ static int kernel_allows(struct yr_call *c, pid_t tid, int mode)
     return ok;
 }
 
-/* A process inside the sandbox: what the kernel would ask for the caller. */
-static int judge_inside(struct yr_call *c, const struct proc_obj *o, enum entry_class class,
-                        enum yr_access access)
+static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_access access);
+
+/* A process inside the sandbox: what the kernel would ask for the caller.
+ * The entry's mode bits first: the open's permission check comes before
+ * the ptrace check made on open and before the one made on read (a
+ * non-dumpable task's syscall and personality are root's, 0400: EACCES,
+ * never Yama's EPERM). */
+static int judge_inside(struct yr_call *c, const struct proc_obj *o, const struct stat *st,
+                        enum entry_class class, enum yr_access access)
 {
     if (!kernel_checks(class, access))
         return 0;
+    if (mode_refuses(c, st, access))
+        return -EACCES;
     int attach = class == E_ATTACH_OPEN || class == E_ATTACH_READ;
     int errnum = class == E_ATTACH_READ ? EPERM : EACCES;
     if (class != E_ATTACH_READ) {                /* on read the kernel asks the reader */
@@ -962,7 +970,7 @@ int yr_gate_held(struct yr_call *c, int obj, const struct stat *held, enum yr_ac
         return class != E_PLAIN || access == ACC_WRITE ? -EACCES : 0;
     if (!inside(c, o.tgid))
         return judge_outside(c, &o, held, class, access);
-    return judge_inside(c, &o, class, access);
+    return judge_inside(c, &o, held, class, access);
 }
 
 /* Did the gate, on the object it judged last, apply the kernel's ptrace rule
