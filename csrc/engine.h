@@ -191,6 +191,8 @@ struct yr_call {
     int retries;
     pid_t recheck;              /* the gate allowed on the core ptrace rule: again after */
     int recheck_exact;          /* ... on the rule alone (not YR_PTRACE_KERNEL_SETTLES) */
+    pid_t mm_recheck;           /* the gate let a sharer's mem through unasked: again after */
+    unsigned long long mm_ino;  /* ... that task's pidfs inode (yr_shares_mm) */
     int opener_matters;         /* the gate found an entry judged on its opener (helper.c) */
     int own_entry;              /* the gate found an entry of the caller's own process */
     int32_t dirfd;

@@ -488,6 +488,23 @@ static int kernel_allows(struct yr_call *c, pid_t tid, int mode)
 
 static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_access access);
 
+/* /proc/PID/mem of a task that shares the caller's mm (clone(CLONE_VM)
+ * without CLONE_THREAD: vfork, posix_spawn): proc_mem_open's mm_access asks
+ * no ptrace question of it, Yama's included, so the chain is not asked.
+ * The open acts on the held object (its struct pid), not on a number; the
+ * task may exec between this kcmp and the open and be opened with its new
+ * mm, which the kernel would judge: so it is compared again once opened
+ * (yr_gate_recheck, yr_still_shares_mm). */
+static int mem_of_a_sharer(struct yr_call *c, const struct proc_obj *o)
+{
+    unsigned long long ino;
+    if (strcmp(o->entry, "mem") != 0 || !yr_shares_mm(c->ev.tid, o->tid, &ino))
+        return 0;
+    c->mm_recheck = o->tid;
+    c->mm_ino = ino;
+    return 1;
+}
+
 /* A process inside the sandbox: what the kernel would ask for the caller.
  * The entry's mode bits first: the open's permission check comes before
  * the ptrace check made on open and before the one made on read (a
@@ -510,7 +527,7 @@ static int judge_inside(struct yr_call *c, const struct proc_obj *o, const struc
         c->recheck = o->tid;                     /* again once opened (open.c) */
         c->recheck_exact = ok == 1;
     }
-    if (!attach || !(yr_walk_config(NULL, NULL) & YR_WALK_PROC_MEM))
+    if (!attach || !(yr_walk_config(NULL, NULL) & YR_WALK_PROC_MEM) || mem_of_a_sharer(c, o))
         return 0;
     /* stack: the kernel asks for CAP_SYS_ADMIN (of the opener, which acts as
      * the caller) before it asks Yama: without it the read fails by itself. */
@@ -1184,11 +1201,16 @@ int yr_gate_hides_search(struct yr_call *c, int dir)
 /* After an open or a follow the gate allowed on the kernel's core rule:
  * the rule again, so that a target that became non-dumpable (or changed its
  * ids) meanwhile is refused, as the kernel would have refused it had the
- * caller itself made the call at that moment. 0 or -EACCES. */
+ * caller itself made the call at that moment. And after the open of a
+ * sharer's mem (mem_of_a_sharer): still the caller's mm, or the chain was
+ * never asked about what was opened (a sharer gone since cannot tell:
+ * refused, fail closed). 0 or -EACCES. */
 int yr_gate_recheck(struct yr_call *c)
 {
-    pid_t tid = c->recheck;
-    c->recheck = 0;
+    pid_t tid = c->recheck, sharer = c->mm_recheck;
+    c->recheck = c->mm_recheck = 0;
+    if (sharer && !yr_still_shares_mm(c->ev.tid, sharer, c->mm_ino))
+        return -EACCES;
     if (!tid)
         return 0;
     int ok = kernel_allows(c, tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ);

@@ -136,7 +136,7 @@ void yr_call_reset(struct yr_call *c, struct yr_ctx *ctx, const struct yr_event 
     c->ev = *ev;
     c->retries = 0;
     c->mem_reads = 0;
-    c->recheck = 0;
+    c->recheck = c->mm_recheck = 0;
     c->opener_matters = 0;
     c->buf = 0;
     c->xsize = 0;
