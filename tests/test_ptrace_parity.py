@@ -12,11 +12,15 @@ be the kernel's too).
 The scenarios run tests/helpers/ptrace_probe.c (see its header)."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 
-from conftest import requires_root
+from conftest import public_copy, requires_root, yama_run
 from test_ptrace import AS_USER, ACCESS_OPS, native, ok, start_waiter, stop_waiter
-from test_ptrace import probe, profile, sandbox  # noqa: F401  (fixtures, by name)
+from test_ptrace import probe, profile, sandbox, user_yama_run  # noqa: F401  (fixtures, by name)
 
 pytestmark = requires_root
 
@@ -167,3 +171,86 @@ def test_perf_sigtrap_denial_audited(sandbox, probe, tmp_path):
     assert out.ops() == {"PERFSIG": "EACCES"}, ok(out)
     text = log.read_text()
     assert '"operation": "perf_event_open sigtrap"' in text and '"module": "ptrace"' in text, text
+
+
+# -- what the kernel answers before Yama, or without asking it ------------------------------
+
+@pytest.fixture(scope="session")
+def mm_probe(helper):
+    """The probe, and beside it (where every uid can read) a profile with
+    the ptrace module alone."""
+    exe, where = public_copy(helper("shared_mm_probe"), "shared_mm_probe")
+    with open(os.path.join(where, "ptrace-only.toml"), "w") as f:
+        f.write('chain = ["ptrace"]\n\n[ptrace]\nscope = 1\n')
+    os.chmod(os.path.join(where, "ptrace-only.toml"), 0o644)
+    yield exe
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def lines(proc) -> dict:
+    """The probe's "NAME result" lines, with the run shown on failure."""
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+
+
+def in_sandbox(profile, scope, *cmd, fast=True):
+    env = {**os.environ, "YAMA_RUN_NO_FAST_PATH": "0" if fast else "1"}
+    return lines(yama_run("--profile", profile, "--set", f"ptrace.scope={scope}", "--",
+                          *AS_USER, *cmd, timeout=TIMEOUT, env=env))
+
+
+def natively(*cmd):
+    return lines(subprocess.run([*AS_USER, *cmd], capture_output=True, text=True,
+                                timeout=TIMEOUT))
+
+
+SHARED = {f"{op}:{way}": "0" for op in ("VMREAD", "VMWRITE", "PROCMEM") for way in ("up", "down")}
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["c", "module"])
+@pytest.mark.parametrize("scope", [1, 3])
+def test_a_sharer_of_the_callers_memory_is_never_asked(profile, mm_probe, scope, fast):
+    """mm_access (kernel/fork.c, for process_vm_readv/writev and
+    proc_mem_open) calls ptrace_may_access only when "mm != current->mm": a
+    process cloned with CLONE_VM but not CLONE_THREAD (vfork, posix_spawn)
+    reads and writes its parent's memory, and the parent its child's, at
+    every scope. yama-run refused the child at 1 and both at 3 (EPERM,
+    EACCES). Settled in C and by the module alike."""
+    assert natively(mm_probe, "sharers") == SHARED
+    assert in_sandbox(profile, scope, mm_probe, "sharers", fast=fast) == SHARED
+
+
+@pytest.mark.parametrize("scope", [1, 3])
+def test_a_sharer_of_the_callers_memory_in_a_yama_run_of_uid_1001(mm_probe, user_yama_run,
+                                                                 scope):
+    """The same under a yama-run started by uid 1001 (the supervisor is the
+    sandbox's user namespace's owner, not root)."""
+    public_profile = os.path.join(os.path.dirname(mm_probe), "ptrace-only.toml")
+    proc = subprocess.run([*user_yama_run, "--profile", public_profile,
+                           "--set", f"ptrace.scope={scope}", "--", mm_probe, "sharers"],
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+    assert lines(proc) == SHARED
+
+
+def test_a_sharer_that_execs_is_judged_again(profile, mm_probe):
+    """Once the child has exec'd it has an mm of its own: at scope 3 its
+    parent is refused from then on (yama_lsm.c:372), where natively the
+    classic rule lets the parent reach the new image (its old address is
+    unmapped there: EFAULT, EIO)."""
+    before = {"VMREAD:before": "0", "VMWRITE:before": "0", "PROCMEM:before": "0"}
+    assert natively(mm_probe, "exec") == {**before, "VMREAD:after": "EFAULT",
+                                          "VMWRITE:after": "EFAULT", "PROCMEM:after": "EIO"}
+    assert in_sandbox(profile, 3, mm_probe, "exec") == {
+        **before, "VMREAD:after": "EPERM", "VMWRITE:after": "EPERM", "PROCMEM:after": "EACCES"}
+
+
+@pytest.mark.parametrize("scope", [1, 3])
+def test_a_non_dumpable_targets_trace_entries_are_refused_by_their_mode(profile, mm_probe,
+                                                                       scope):
+    """A non-dumpable task's /proc entries are root's: syscall and
+    personality 0400, mem 0600. The open's permission check refuses a
+    sibling (EACCES) before lock_trace or mm_access would ask Yama; yama-run
+    asked the chain first and said EPERM for syscall and personality."""
+    want = {"SYSCALL": "EACCES", "PERSONALITY": "EACCES", "PROCMEM": "EACCES"}
+    assert natively(mm_probe, "nodump") == want
+    assert in_sandbox(profile, scope, mm_probe, "nodump") == want
