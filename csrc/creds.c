@@ -280,7 +280,9 @@ static int capset_all(uint64_t eff, uint64_t perm, uint64_t inh)
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
-static int become_exactly(const struct yr_creds *c)
+/* The ids, groups and capability sets of become_exactly, with raw system
+ * calls only: safe in a process forked from our threads (yr_take_exactly). */
+static int take_exactly(const struct yr_creds *c)
 {
     uint64_t eff, perm;
     if (capget_self(&eff, &perm) < 0)
@@ -293,7 +295,6 @@ static int become_exactly(const struct yr_creds *c)
         return capset_all(c->cap_effective & perm, c->cap_permitted & perm,
                           c->cap_inheritable & perm);
     }
-    leave_our_session_keyring();
     if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
         syscall(SYS_setgroups, c->ngroups, c->groups) < 0 ||
         syscall(SYS_setresgid, c->rgid, c->egid, -1) < 0 ||
@@ -305,6 +306,24 @@ static int become_exactly(const struct yr_creds *c)
     stay_undumpable();
     return capset_all(c->cap_effective & perm, c->cap_permitted & perm,
                       c->cap_inheritable & perm);
+}
+
+static int become_exactly(const struct yr_creds *c)
+{
+    leave_our_session_keyring();
+    return take_exactly(c);
+}
+
+/* Exactly the caller's authority, as become_exactly takes it, in a process
+ * forked for the purpose (helper.c): single threaded there, so a session
+ * keyring of its own, empty, is joined directly (ours would lend the keys it
+ * holds; the forking thread may never have left it). 0, or -1 with errno. */
+int yr_take_exactly(const struct yr_creds *c)
+{
+    if (geteuid() == 0 && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, NULL) < 0 &&
+        errno != ENOSYS)
+        return -1;
+    return take_exactly(c);
 }
 
 static void *as_caller(void *arg)

@@ -390,19 +390,27 @@ int yr_create_as_caller(struct yr_call *c, int dir, const char *name, int flags,
  * the caller first, an owner may be reset to none by another of its
  * threads (F_SETOWN 0, continued) just before the kernel names ours.
  *
- * So it is turned on by a short-lived process that is the caller (forked by
- * a thread that took its authority: yr_run_as), protected like the open
- * helpers while it lives: no task of ours is ever `current` there. Named
- * the owner, that process takes no signal (all blocked; SIGKILL or SIGSTOP
- * end or stop only it, the call then answered EINTR, the owner left on it,
- * which no signal reaches once it is gone) and names the caller's process
- * instead, as the kernel would have: F_SETOWN_EX forces it. */
+ * So it is turned on by a short-lived process that takes exactly the
+ * caller's authority (yr_take_exactly), protected like the open helpers
+ * while it lives: no task of ours is ever `current` there. It is forked as
+ * ourselves and becomes the caller after: a fork made with the caller's
+ * real uid is charged to it and checked against RLIMIT_NPROC (copy_process),
+ * so a program at its limit was refused EAGAIN where natively the call makes
+ * no process (a review). Named the owner, that process takes no signal (all
+ * blocked from its birth; SIGKILL or SIGSTOP end or stop only it, the call
+ * then answered EINTR, the owner left on it, which no signal reaches once
+ * it is gone) and names the calling thread instead, as the kernel would
+ * have: task_pid(current) of that thread, as a process (PIDTYPE_TGID), is
+ * what F_SETOWN_EX's F_OWNER_PID of its number sets (find_vpid takes any
+ * task's pid), so a thread that is no leader reads F_GETOWN 0 and is offered
+ * the SIGIO first, as natively (send_sigio: pid_task(pid, PIDTYPE_PID)). */
 struct fasync_job {
+    const struct yr_creds *c;   /* the caller's authority, taken by the process */
     int fd;            /* our copy of the caller's descriptor */
     uint32_t cmd;      /* F_SETFL or FIOASYNC */
     int32_t arg;       /* F_SETFL's flags, FIOASYNC's value */
-    pid_t tgid;        /* the caller's process, in our numbers */
-    int pin;           /* a pidfd of it, taken while the caller waited in its call */
+    pid_t tid;         /* the calling thread, in our numbers */
+    int pin;           /* a pidfd of that thread, taken while it waited in its call */
 };
 
 static int pin_alive(int pin)
@@ -418,15 +426,15 @@ static int named_us(int fd)
            owner.pid == getpid();
 }
 
-/* The owner made the caller's process. By number, so tested alive by its
- * pin before and after: the caller waits in its call, where its process
+/* The owner made the calling thread, as a process. By number, so tested
+ * alive by its pin before and after: the thread waits in its call, where it
  * cannot be reaped, unless it was killed meanwhile (dead before: the owner
  * stays on us, dying with us; dead after: reset to none, as yr_setown_as
  * does, whose window this shares: a number reaped and taken again between
  * the first test and the fcntl). */
 static void name_the_caller(const struct fasync_job *job)
 {
-    struct f_owner_ex owner = { F_OWNER_PID, job->tgid };
+    struct f_owner_ex owner = { F_OWNER_PID, job->tid };
     if (!pin_alive(job->pin))
         return;
     syscall(SYS_fcntl, job->fd, F_SETOWN_EX, &owner);
@@ -434,23 +442,33 @@ static void name_the_caller(const struct fasync_job *job)
         syscall(SYS_fcntl, job->fd, F_SETOWN, 0L);
 }
 
-/* In the helper: wait to be protected, turn O_ASYNC on, hand the owner to
- * the caller if we are it, send 0 or -errno. Never returns. */
-static void fasync_main(const struct fasync_job *job, int sock)
+/* The caller's O_ASYNC turned on: 0 or -errno; the owner handed to the
+ * calling thread if the kernel named us. */
+static int32_t turn_on(const struct fasync_job *job)
 {
-    uint64_t all = ~0ULL;
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    prctl(PR_SET_DUMPABLE, 0);
-    char go;
-    if (read(sock, &go, 1) != 1)
-        _exit(1);
     int value = job->arg;
     long rc = job->cmd == FIOASYNC ? syscall(SYS_ioctl, job->fd, FIOASYNC, &value)
                                    : syscall(SYS_fcntl, job->fd, F_SETFL, (long)job->arg);
-    int32_t result = rc < 0 ? -errno : 0;
-    if (rc == 0 && named_us(job->fd))
+    if (rc < 0)
+        return -errno;
+    if (named_us(job->fd))
         name_the_caller(job);
+    return 0;
+}
+
+/* In the helper (born with every signal blocked): become the caller, wait
+ * to be protected, turn O_ASYNC on, send 0 or -errno. Never returns. */
+static void fasync_main(const struct fasync_job *job, int sock)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0);
+    int32_t result = yr_take_exactly(job->c) < 0 ? -(errno ? errno : EPERM) : 0;
+    prctl(PR_SET_DUMPABLE, 0);                   /* commit_creds may have reset it */
+    char go;
+    if (read(sock, &go, 1) != 1)
+        _exit(1);
+    if (result == 0)
+        result = turn_on(job);
     if (send(sock, &result, sizeof(result), MSG_NOSIGNAL) < 0)
         _exit(1);
     _exit(0);
@@ -459,7 +477,7 @@ static void fasync_main(const struct fasync_job *job, int sock)
 /* The helper's answer, or -EINTR: it was ended or stopped before it gave
  * one (by a signal of the file's, F_SETSIG SIGKILL or SIGSTOP: the
  * program's own doing; it never blocks otherwise, 5 s is broken). */
-static int64_t fasync_answer(int sock)
+static int fasync_answer(int sock)
 {
     struct pollfd p = { sock, POLLIN, 0 };
     int32_t result;
@@ -468,10 +486,25 @@ static int64_t fasync_answer(int sock)
     return result;
 }
 
-/* In a thread that is the caller (yr_run_as): the helper forked, protected,
- * waited for, and ended (killed and reaped through its pidfd, never by a
- * number the reaper may have freed). */
-static int64_t fasync_by_helper(void *arg)
+/* A fork of ours with a pidfd, born with every signal blocked (the forking
+ * thread's mask, raw: glibc's would leave its own 32 and 33 open), so that
+ * nothing reaches it before it is protected; the thread's mask restored. */
+static pid_t fork_blocked(int *pidfd)
+{
+    uint64_t all = ~0ULL, old;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, pidfd, NULL, 0);
+    if (pid != 0) {
+        int e = errno;
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+        errno = e;
+    }
+    return pid;
+}
+
+/* The helper forked, protected, waited for, and ended (killed and reaped
+ * through its pidfd, never by a number the reaper may have freed). */
+static int fasync_by_helper(const struct fasync_job *job)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -480,12 +513,10 @@ static int64_t fasync_by_helper(void *arg)
      * (high numbers first, so that placing one never overwrites another):
      * none of ours (the listener, the pool's, the front's link) is ever in
      * a process that runs as the caller. */
-    const struct fasync_job *job = arg;
     int hfd = fcntl(job->fd, F_DUPFD_CLOEXEC, 64), hpin = fcntl(job->pin, F_DUPFD_CLOEXEC, 64);
     int hsock = fcntl(sv[1], F_DUPFD_CLOEXEC, 64);
     int pidfd = -1;
-    pid_t pid = hfd < 0 || hpin < 0 || hsock < 0 ? (errno = EMFILE, -1)
-              : (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
+    pid_t pid = hfd < 0 || hpin < 0 || hsock < 0 ? (errno = EMFILE, -1) : fork_blocked(&pidfd);
     if (pid == 0) {
         struct fasync_job own = *job;
         own.fd = 3, own.pin = 4;
@@ -494,7 +525,7 @@ static int64_t fasync_by_helper(void *arg)
         syscall(SYS_close_range, 6, ~0U, 0);
         fasync_main(&own, 5);
     }
-    int64_t rc = pid < 0 ? -errno : -EAGAIN;
+    int rc = pid < 0 ? -errno : -EAGAIN;
     yr_close(hfd);
     yr_close(hpin);
     yr_close(hsock);
@@ -516,10 +547,15 @@ static int64_t fasync_by_helper(void *arg)
 
 /* O_ASYNC turned on (cmd F_SETFL with flags arg, or FIOASYNC with value
  * arg) on fd, our copy of the caller's descriptor, by a helper that is the
- * caller; pin: a pidfd of the caller's process tgid. 0 or -errno. */
-int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tgid,
+ * caller; pin: a pidfd of the calling thread tid. 0 or -errno. The fork is
+ * made as ourselves (the thread's identity paused: a caller's real uid it
+ * may hold would be charged for it), the helper becomes the caller. */
+int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tid,
                  int pin)
 {
-    struct fasync_job job = { .fd = fd, .cmd = cmd, .arg = arg, .tgid = tgid, .pin = pin };
-    return (int)yr_run_as(c, fasync_by_helper, &job);
+    struct fasync_job job = { .c = c, .fd = fd, .cmd = cmd, .arg = arg, .tid = tid, .pin = pin };
+    yr_fs_pause();
+    int rc = fasync_by_helper(&job);
+    yr_fs_resume();
+    return rc;
 }

@@ -75,6 +75,7 @@ int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved);
 int yr_creds_leave(struct yr_creds_saved *saved);
 int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6]);
 int64_t yr_run_as(const struct yr_creds *c, int64_t (*fn)(void *), void *arg);
+int yr_take_exactly(const struct yr_creds *c);   /* in a process forked to be the caller */
 
 /* creds.c: the filesystem identity only (fsuid, fsgid, groups, capabilities),
  * switched per thread and kept until a different one is wanted. */
@@ -293,6 +294,10 @@ pid_t yr_tgid_of(pid_t tid);
 pid_t yr_ppid_of(pid_t pid);
 pid_t yr_tracer_of(pid_t pid);
 int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
+/* Every process of the session(s) whose controlling terminal is tty_nr (as
+ * /proc's stat encodes it), in one pass over /proc: up to max in pids, how
+ * many there are (more than max: ask again), or -errno. */
+int yr_session_members(int tty_nr, int32_t *pids, int max);
 int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh);
@@ -364,7 +369,7 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
 int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max);
 int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig);
 /* helper.c: O_ASYNC turned on by a short-lived process that is the caller */
-int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tgid,
+int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tid,
                  int pin);
 int yr_pidfd_signal_as(const struct yr_creds *c, int pidfd, int sig, const void *info,
                        uint32_t flags);

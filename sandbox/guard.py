@@ -66,6 +66,7 @@ SI_SIGIO, SI_TKILL = -5, -6
 F_SETOWN, F_SETOWN_EX, F_SETFL = 8, 15, 4
 FIOASYNC = 0x5452
 TIOCGDEV = 0x80045432               # the terminal's own device number, as /proc's tty_nr
+TIOCGPTN = 0x80045430               # a pty master's number: answered by masters only
 SYS_FCNTL = 72
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 NO_SUCH_PID = 0x7FFFFFFF            # above PID_MAX_LIMIT: the kernel finds no task by it
@@ -557,52 +558,69 @@ class Guard:
         a process outside, and F_SETSIG then picks any signal, SIGKILL too;
         with no foreground group (a pty master always), whoever turns it on.
         Performed here, as the caller, on our copy of the descriptor, since
-        another thread could swap the number after a check."""
+        another thread could swap the number after a check. In the kernel's
+        order: the descriptor first (a closed or O_PATH one is EBADF: fdget
+        refuses both), then FIOASYNC's value (EFAULT)."""
         fd, cmd = int_arg(ev.args[0]), int_arg(ev.args[1])
-        value = ffi.new("int *")
-        if cmd == FIOASYNC and not read_caller(caller, ev.args[2], value, 4):
-            self._reply(ev, errno.EFAULT)
-            return
         copy, err = take_fd(caller, fd)
         if err:
             self._reply(ev, err)
             return
         try:
-            turning_on = cmd != FIOASYNC or value[0] != 0
-            if turning_on and stat.S_ISCHR(os.fstat(copy).st_mode):
+            value = ffi.new("int *")
+            if fcntl.fcntl(copy, fcntl.F_GETFL) & os.O_PATH:
+                self._reply(ev, errno.EBADF)
+            elif cmd == FIOASYNC and not read_caller(caller, ev.args[2], value, 4):
+                self._reply(ev, errno.EFAULT)
+            elif (cmd != FIOASYNC or value[0] != 0) and stat.S_ISCHR(os.fstat(copy).st_mode):
                 if self._async_owner_allowed(ev, caller, copy):
                     arg = value[0] if cmd == FIOASYNC else int_arg(ev.args[2])
                     self._async_by_a_process(ev, caller, copy, cmd, arg)
-                return
-            # off, or a pipe's, a socket's, a file's: no owner named (their
-            # fasync keeps the one F_SETOWN set, judged)
-            arg = int(ffi.cast("uintptr_t", value)) if cmd == FIOASYNC else int_arg(ev.args[2])
-            args = ffi.new("uint64_t[6]", [copy, cmd, arg & 0xFFFFFFFFFFFFFFFF, 0, 0, 0])
-            rc = lib.yr_syscall_as(caller.creds, SYS_IOCTL if cmd == FIOASYNC else SYS_FCNTL,
-                                   args)
-            self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+            else:
+                self._async_naming_no_one(ev, caller, copy, cmd, value)
         finally:
             os.close(copy)
 
+    def _async_naming_no_one(self, ev, caller, copy: int, cmd: int, value) -> None:
+        """O_ASYNC off, or on for a pipe, a socket, a file: no owner named
+        (their fasync keeps the one F_SETOWN set, judged): made as the
+        caller by a thread of ours."""
+        arg = int(ffi.cast("uintptr_t", value)) if cmd == FIOASYNC else int_arg(ev.args[2])
+        args = ffi.new("uint64_t[6]", [copy, cmd, arg & 0xFFFFFFFFFFFFFFFF, 0, 0, 0])
+        rc = lib.yr_syscall_as(caller.creds, SYS_IOCTL if cmd == FIOASYNC else SYS_FCNTL, args)
+        self._reply(ev, -rc if rc < 0 else 0, 0 if rc < 0 else rc)
+
     def _async_owner_allowed(self, ev, caller, copy: int) -> bool:
         """Whom would the kernel make the owner of this character device? A
-        terminal names its foreground group, which is always a group of its
-        session; a session gains no member from outside it (setsid makes a
-        new one, setpgid stays in one), so when no process of the session is
-        one the caller may not signal, no foreground group ever holds one.
-        A terminal without one (no session; a pty master, whose slave's
-        session is judged, harmlessly) names whoever turns O_ASYNC on: a
-        process that is the caller (_async_by_a_process). A character device
-        that is no terminal (tun...) is refused. True: go on; False: refused
-        (answered)."""
+        pty master is never a controlling terminal (tty_open, and TIOCSCTTY
+        and TIOCSPGRP set its slave's), so it names whoever turns O_ASYNC
+        on: a process that is the caller (_async_by_a_process), nothing to
+        judge. Another terminal names its foreground group, which is always
+        a group of its session; a session gains no member from outside it
+        (setsid makes a new one, setpgid stays in one), so when no process
+        of the session is one the caller may not signal, no foreground group
+        ever holds one. Its session is found by a walk of all of /proc (a
+        read per process), so the receiver is marked costly first: the
+        others are served meanwhile. A terminal in no session names whoever
+        turns it on, as a master. A character device that is no terminal
+        (tun...) is refused. True: go on; False: refused (answered)."""
         device = ffi.new("unsigned int *")
+        try:
+            fcntl.ioctl(copy, TIOCGPTN, ffi.buffer(device))
+            return True                             # a pty master
+        except OSError:
+            pass
         try:
             fcntl.ioctl(copy, TIOCGDEV, ffi.buffer(device))
         except OSError:
             self._refuse(ev, caller, "O_ASYNC on a device that would make us its owner")
             return False
-        return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)",
-                               _session_members(device[0]),
+        lib.yr_pool_mark_costly_here()
+        members = _session_members(device[0])
+        if members is None:
+            self._refuse(ev, caller, "O_ASYNC on a terminal whose session cannot be read")
+            return False
+        return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)", members,
                                "O_ASYNC on a terminal whose session holds yama-run")
 
     def _async_by_a_process(self, ev, caller, copy: int, cmd: int, arg: int) -> None:
@@ -611,12 +629,13 @@ class Guard:
         kernel names whoever turns it on, a thread of ours was the owner for
         as long as it lived, and input on a pty master sent the supervisor
         SIGIO or F_SETSIG's signal (found by a review: yama-run killed in
-        about a second). The process names the caller's process instead, as
-        the kernel would have, by number: a pin of it, taken while the
-        caller still waits in its call (its process cannot be reaped then),
-        tells the process whether the number is still its own."""
+        about a second). The process names the calling thread instead, as
+        the kernel would have (its pid, as a process: a thread that is no
+        leader reads F_GETOWN 0 and takes the SIGIO first), by number: a pin
+        of that thread, taken while it still waits in its call (it cannot be
+        reaped then), tells the process whether the number is still its own."""
         try:
-            pin = os.pidfd_open(caller.tgid)
+            pin = os.pidfd_open(caller.tid, PIDFD_THREAD)
         except OSError as e:
             self._reply(ev, e.errno)
             return
@@ -624,7 +643,7 @@ class Guard:
             if caller.still_waits is not None and not caller.still_waits():
                 self._reply(ev, errno.ESRCH)       # gone: the answer reaches no one
                 return
-            rc = lib.yr_fasync_as(caller.creds, copy, cmd, arg, caller.tgid, pin)
+            rc = lib.yr_fasync_as(caller.creds, copy, cmd, arg, caller.tid, pin)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(pin)
@@ -1067,20 +1086,19 @@ def _stat_fields(pid: int) -> list[bytes]:
         return []
 
 
-def _session_members(tty_nr: int) -> list[int]:
+def _session_members(tty_nr: int) -> list[int] | None:
     """Every process of the session whose controlling terminal is tty_nr
-    (encoded as /proc shows it), found in one pass over /proc."""
-    sessions, session_of = set(), {}
-    for pid in _pids():
-        fields = _stat_fields(pid)
-        try:
-            session, tty = int(fields[3]), int(fields[4])
-        except (IndexError, ValueError):
-            continue
-        session_of[pid] = session
-        if tty == tty_nr:
-            sessions.add(session)
-    return [pid for pid, session in session_of.items() if session in sessions]
+    (encoded as /proc shows it), found in one pass over /proc, in C (the
+    GIL let go meanwhile); None when /proc cannot be read."""
+    room = 256
+    while True:
+        pids = ffi.new("int32_t[]", room)
+        n = lib.yr_session_members(tty_nr, pids, room)
+        if n < 0:
+            return None
+        if n <= room:
+            return list(pids[0:n])
+        room = n + 64                           # grown meanwhile: asked again
 
 
 def _ids_of(pid: int) -> tuple[int, int] | None:
