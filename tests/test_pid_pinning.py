@@ -318,3 +318,60 @@ def test_numbers_that_name_no_one_answer_as_natively():
     assert "F_SETOWN(INT_MIN): Invalid argument" in native.stdout, native
     r = yama_run("--", *argv, timeout=60, start_new_session=True)
     assert r.stdout == native.stdout, (native.stdout, r.stdout, r.stderr)
+
+
+# -- O_ASYNC on a terminal: whose, what it costs, in what order ----------------
+
+
+def test_o_async_by_a_thread_names_that_thread_as_natively(built):
+    """O_ASYNC on a pty master turned on by a thread that is not the leader:
+    natively the owner is that thread's pid as a process (F_GETOWN_EX type
+    F_OWNER_PID, pid 0 and F_GETOWN 0: it leads no process) and the thread
+    takes the SIGIO of input. yama-run named the leader, which took it."""
+    native, under = _parity(built("pty_async"), "thread")
+    assert native == ("thread: owner type=1, pid is 0: 1, F_GETOWN is 0: 1\n"
+                      "SIGIO taken by the thread\n"), native
+    assert under == native
+
+
+def test_o_async_on_a_closed_or_o_path_descriptor_is_ebadf_as_natively(built):
+    """The kernel refuses a closed and an O_PATH descriptor (fdget) before it
+    reads FIOASYNC's value: EBADF, where yama-run said EFAULT (the value read
+    first) or EPERM (an O_PATH terminal taken for a device that is none)."""
+    native, under = _parity(built("pty_async"), "errno")
+    assert native.count(": EBADF\n") == 5, native
+    assert under == native
+
+
+def _nproc_limit() -> None:
+    """RLIMIT_NPROC a little above what uid 1001 runs now (counted per real uid)."""
+    import resource
+    running = subprocess.run(["ps", "-u", "1001", "--no-headers"], capture_output=True,
+                             text=True).stdout.count("\n")
+    resource.setrlimit(resource.RLIMIT_NPROC, (running + 40, running + 40))
+
+
+def test_o_async_at_rlimit_nproc_succeeds_as_natively(built):
+    """A program at its RLIMIT_NPROC (it forked until EAGAIN) turns O_ASYNC
+    on on a pty master: natively no process is made and both calls succeed.
+    yama-run's helper was forked with the caller's real uid, charged to it:
+    EAGAIN for both. It is forked as yama-run now, and becomes the caller."""
+    probe = built("pty_async")
+    native = subprocess.run([*AS_USER, probe, "nproc"], capture_output=True, text=True,
+                            timeout=30, preexec_fn=_nproc_limit)
+    assert native.stdout == "fork: EAGAIN\nF_SETFL O_ASYNC: 0\nFIOASYNC: 0\n", native
+    r = yama_run("-q", "--", *AS_USER, probe, "nproc", timeout=60, preexec_fn=_nproc_limit)
+    assert r.returncode == 0 and r.stdout == native.stdout, (r.stdout, r.stderr[-2000:])
+
+
+def test_o_async_on_pty_masters_in_a_loop_holds_up_no_bystander(built):
+    """16 processes turn O_ASYNC on and off on pty masters of their own beside
+    1,000 sleeping ones while a bystander of the sandbox times two opens a
+    round: each call read every /proc/PID/stat in Python (the terminal's
+    session, judged though a master names only whoever turns it on) and the
+    bystander's worst round was over a second (1.0-1.5 s). A master asks
+    for no walk now."""
+    r = yama_run("-q", "--", built("pty_async"), "stall", "1000", "16", "2", timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-2000:])
+    worst = int(r.stdout.rsplit(":", 1)[1].split()[0])
+    assert worst < 400, r.stdout
