@@ -347,7 +347,7 @@ int yr_is_helper(pid_t pid);
 /* worker.c */
 int yr_open_in_worker(struct yr_call *c, int obj, int flags);
 void yr_worker_cancel(struct yr_ctx *ctx, uint64_t id);   /* tracer.c: its caller left its stop */
-int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply);
+int yr_worker_take(struct yr_ctx *ctx, uint64_t *id, pid_t *tid, struct yr_deferred *reply);
 void yr_worker_wakeable(struct yr_ctx *ctx);
 void yr_worker_release(struct yr_ctx *ctx);
 

@@ -516,8 +516,10 @@ static struct yr_stops *stops_of(struct yr_ctx *ctx)
  * the stop each caller waits in is kept here; any status of that tid means
  * it is not waiting there any more (a task in a ptrace stop reports nothing
  * until resumed or killed, and nothing resumes it but its answer) and
- * forgets it; an answer is applied only to a caller kept, still in the same
- * stop (its syscall information unchanged), and dropped otherwise. */
+ * forgets it, and cancels its call (worker.c drops that call's answer); an
+ * answer is applied only to a caller kept for that very call (its id),
+ * still in the same stop (its syscall information unchanged), and dropped
+ * otherwise. */
 
 static struct waiting *waiting_find(struct yr_stops *s, pid_t tid)
 {
@@ -577,12 +579,17 @@ static int same_stop(pid_t tid, const struct ptrace_syscall_info *was)
            memcmp(now.seccomp.args, was->seccomp.args, sizeof(was->seccomp.args)) == 0;
 }
 
-/* Is tid the caller kept, in the very stop it waited in? Forgotten either way. */
-static int waiting_here(struct yr_ctx *ctx, pid_t tid)
+/* Is tid the caller kept for call id, in the very stop it waited in?
+ * Forgotten then, or if it left that stop. The tid alone does not say: a
+ * caller another thread's execve killed leaves its tid to the new image,
+ * which may wait in a call of its own by the time an answer for the old
+ * one comes (a review's open of F2 got F1, opened for the killed leader);
+ * that caller and its stop stay kept for their own answer. */
+static int waiting_here(struct yr_ctx *ctx, pid_t tid, uint64_t id)
 {
     struct yr_stops *s = stops_of(ctx);
     struct waiting *w = waiting_find(s, tid);
-    if (!w)
+    if (!w || w->id != id)
         return 0;
     struct ptrace_syscall_info was = w->at;
     waiting_forget(s, tid);
@@ -659,11 +666,12 @@ static int answer(struct yr_ctx *ctx, pid_t tid, int *status, int here)
  * 0: none left; 1: *status of ev->tid is Python's; <0: -errno. */
 static int answer_workers(struct yr_ctx *ctx, struct yr_event *ev, int *status)
 {
+    uint64_t id;
     pid_t tid;
     struct yr_deferred reply;
-    while (yr_worker_take(ctx, &tid, &reply)) {
+    while (yr_worker_take(ctx, &id, &tid, &reply)) {
         ctx->reply = reply;
-        int rc = answer(ctx, tid, status, waiting_here(ctx, tid));
+        int rc = answer(ctx, tid, status, waiting_here(ctx, tid, id));
         if (rc != 0) {
             ev->tid = tid;
             return rc;

@@ -188,10 +188,15 @@ void yr_worker_release(struct yr_ctx *ctx)
     ctx->done = NULL;
 }
 
-/* One worker's answer for a caller still waiting, if any: 1 (*tid,
- * *reply filled), 0 none. An answer for a task that is gone is dropped: its
- * number may belong to another task by now. */
-int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply)
+/* One worker's answer for a caller still waiting, if any: 1 (*id, *tid,
+ * *reply filled), 0 none. Dropped, its descriptor closed: an answer for a
+ * call cancelled (its caller left the stop the answer was made for, and its
+ * tid may now be another task's, waiting in a call of its own), and one for
+ * a task that is gone (its number may belong to another task by now).
+ * Cancel and take both run in the tracer thread, so no cancel comes between
+ * this check and the answer's use; a worker queues under d->lock, so an
+ * answer queued after its call's cancel is seen cancelled here. */
+int yr_worker_take(struct yr_ctx *ctx, uint64_t *id, pid_t *tid, struct yr_deferred *reply)
 {
     struct yr_done *d = ctx->done;
     for (;;) {
@@ -199,15 +204,17 @@ int yr_worker_take(struct yr_ctx *ctx, pid_t *tid, struct yr_deferred *reply)
             return 0;
         pthread_mutex_lock(&d->lock);
         struct done_item *i = d->head;
+        int gone = 0;
         if (i) {
             d->head = i->next;
-            gone_locked(d, i->id);               /* answered already: nothing to cancel */
+            gone = gone_locked(d, i->id);
         }
         pthread_mutex_unlock(&d->lock);
         if (!i)
             return 0;
-        int alive = syscall(SYS_pidfd_send_signal, i->pidfd, 0, NULL, 0) == 0;
+        int alive = !gone && syscall(SYS_pidfd_send_signal, i->pidfd, 0, NULL, 0) == 0;
         close(i->pidfd);
+        *id = i->id;
         *tid = i->tid;
         *reply = i->reply;
         free(i);
