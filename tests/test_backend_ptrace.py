@@ -13,9 +13,12 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 
@@ -439,6 +442,32 @@ def test_fifo_opens_that_wait_under_the_path_walk(tmp_path, order):
         script = f"(echo hi > {fifo}) & sleep 1; cat {fifo}; wait"
     r = yama_run(*PTRACE, "--set", "symlinks.protected=1", "--", "sh", "-c", script, timeout=30)
     assert (r.returncode, r.stdout) == (0, "hi\n"), r
+
+
+@pytest.mark.parametrize("who", [[], AS_USER], ids=["root", "uid 1001"])
+def test_a_waiting_open_gets_its_own_answer_after_an_exec(helper, who):
+    """The leader waits to read FIFO a (a worker opens it) while another
+    thread execs, taking its tid; the new leader waits to read FIFO b, and a
+    thread of its own opens a for writing without waiting, then b, and
+    writes "b" into it: 8 images in a row. The new leader's open of b returns
+    b (it reads "b"), as natively. The answer the worker made for the killed
+    leader's open of a used to be applied to the new leader's open of b,
+    matched by the tid alone (it read "a": review 10-B, finding 1)."""
+    fifos = tempfile.mkdtemp(prefix="yr-stale-", dir="/tmp")
+    os.chmod(fifos, 0o755)
+    try:
+        for run in ("native", "traced"):
+            os.mkdir(f"{fifos}/{run}")
+            os.chmod(f"{fifos}/{run}", 0o777)         # uid 1001 makes its FIFOs there
+        cmd = [*who, helper("stale_answer")]
+        native = subprocess.run([*cmd, f"{fifos}/native", "8"], capture_output=True, text=True,
+                                timeout=60)
+        assert native.stdout == "rounds=8 armed=0 wrong=0\n", native.stdout + native.stderr
+        r = traced(*cmd, f"{fifos}/traced", "8", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.fullmatch(r"rounds=8 armed=\d wrong=0\n", r.stdout), r.stdout + r.stderr
+    finally:
+        shutil.rmtree(fifos, ignore_errors=True)
 
 
 @pytest.mark.parametrize("backend", ["notify", "ptrace"])
