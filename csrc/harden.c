@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -204,6 +205,25 @@ int yr_in_our_pidns(pid_t tid)
     }
     pthread_mutex_unlock(&pidns_lock);
     return rc;
+}
+
+/* The init of tid's pid namespace (its active one, where kill(-1) and
+ * PRIO_USER look), as a process of ours: > 0, or -errno (ENOTTY before Linux
+ * 6.9, which has no NS_GET_TGID_FROM_PIDNS). Read through the namespace
+ * itself, so the answer is that namespace's whoever holds the number tid
+ * now; a caller gone meanwhile has its call's answer refused anyway. */
+#define YR_NS_GET_TGID_FROM_PIDNS _IOR(0xb7, 0x7, int)
+int yr_pidns_init(pid_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = ioctl(fd, YR_NS_GET_TGID_FROM_PIDNS, 1);
+    int err = rc < 0 ? errno : ESRCH;            /* 0: not a process of ours */
+    close(fd);
+    return rc > 0 ? rc : -err;
 }
 
 /* A sandboxed child that called PTRACE_TRACEME made us its tracer: let it go

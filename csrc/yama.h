@@ -359,6 +359,7 @@ int yr_set_nondumpable(void);
 int yr_x32_enabled(void);
 int yr_abi_refused(uint32_t arch, int32_t nr);
 int yr_in_our_pidns(pid_t tid);
+int yr_pidns_init(pid_t tid);
 int yr_ptrace_release(pid_t pid, int sig);
 int yr_pvm_precheck(const struct yr_event *ev);
 int yr_read_mem(pid_t tid, uint64_t addr, void *out, size_t size);

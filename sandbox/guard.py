@@ -212,6 +212,26 @@ class Guard:
         return (tid not in (caller.tid, caller.tgid) and not self.sup.shield.signal_scope
                 and lib.yr_in_our_pidns(caller.tid) == 1)
 
+    def _pidns_reaches_only_inside(self, caller) -> bool:
+        """May a call that reaches every process of the caller's pid
+        namespace (kill(-1), PRIO_USER, IOPRIO_WHO_USER) go on to the kernel?
+        Where that namespace is not ours, none of yama-run's processes has a
+        number there. Contained, it must also have been made inside: its
+        init one of the sandbox's processes. A pid namespace outside (a
+        container's) is entered by setns with a descriptor of it, and root
+        inside opens one by its handle (open_by_handle_at, read-only, never
+        routed): the call then reached the container's processes (found by
+        a review). A task never leaves its active pid namespace, and an init
+        inside makes the namespace's members its descendants, or processes
+        of a privileged outsider that joined it by its own doing."""
+        if lib.yr_in_our_pidns(caller.tid) != 0:
+            return False
+        if not self.sup.shield.contained:
+            return True
+        init = lib.yr_pidns_init(caller.tid)
+        return init > 0 and procfs.tgid_of(init) is not None and \
+            not self.sandbox.outside(init)
+
     def _queued_info(self, ev, caller, sig: int):
         """The siginfo of a signal sent through a pin: ffi.NULL for kill and
         tgkill; of rt_(tg)sigqueueinfo, a native copy, read once (an i386 or
@@ -281,10 +301,9 @@ class Guard:
             # Landlock's scope drops the signal for every process outside the
             # domain, yama-run's included: the kernel decides per member.
             self._pass(ev)
-        elif pid == -1 and lib.yr_in_our_pidns(caller.tid) == 0:
-            # Every process of the caller's own pid namespace (one made
-            # inside: none of ours, nothing outside) but its init: the
-            # kernel's, continued. A task never leaves its pid namespace.
+        elif pid == -1 and self._pidns_reaches_only_inside(caller):
+            # Every process of the caller's own pid namespace but its init:
+            # the kernel's, continued.
             self._pass(ev)
         elif pid == -1:
             # Every process the caller may signal: that may include us.
@@ -755,10 +774,9 @@ class Guard:
         if which == group:
             pgrp = self._group(caller, who)
             members = self._members(caller, pgrp=pgrp) if pgrp else []
-        elif which == user and lib.yr_in_our_pidns(caller.tid) == 0:
+        elif which == user and self._pidns_reaches_only_inside(caller):
             # The kernel's loop skips every process without a number in the
-            # caller's pid namespace (one made inside: none of ours, nothing
-            # outside). A task never leaves its pid namespace.
+            # caller's pid namespace.
             self._pass(ev)
             return
         elif which == user:

@@ -173,8 +173,13 @@ def test_the_tracer_never_sends_on_a_socket_connected_elsewhere(probe):
     """The same with a socket connected to another process's (which could be
     a daemon's): nothing is sent on it; the opens whose pair was rewritten
     fail."""
-    got = _creds(probe, "elsewhere")
-    assert got["failed"] >= 1 and got["sent"] == 0, got
+    runs = []
+    for _ in range(3):      # the rewrite wins within a run of 2,000, at times not on a busy VM
+        runs.append(_creds(probe, "elsewhere"))
+        assert runs[-1]["sent"] == 0, runs
+        if runs[-1]["failed"] >= 1:
+            break
+    assert runs[-1]["failed"] >= 1, runs
 
 
 def _writer_finds(fifo: Path, cmd: list) -> str:
