@@ -535,8 +535,14 @@ class TaskCalls:
         whose descriptors, threads and mappings the answers then told apart
         (found by a review)."""
         name = ffi.new("char[]", path)
-        if not lib.yr_walk_hold(self.sup.ctx, ev, name):
-            self.sup.paths.on_walk(ev, caller)  # a hook point: the chain, then C goes on
+        try:
+            if not lib.yr_walk_hold(self.sup.ctx, ev, name):
+                self.sup.paths.on_walk(ev, caller)  # a hook point: the chain, then C goes on
+        except BaseException:
+            held = lib.yr_walk_taken(self.sup.ctx)  # taken by no one: closed, not kept
+            if held >= 0:
+                os.close(held)
+            raise
         return lib.yr_walk_taken(self.sup.ctx)
 
     def _probe_kind(self, ev, caller, attr: bytearray):
