@@ -1149,10 +1149,6 @@ def _pgrp_of(pid: int) -> int | None:
     return _stat_number(pid, 2)
 
 
-def _session_of(pid: int) -> int | None:
-    return _stat_number(pid, 3)
-
-
 def _ruid_of(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
