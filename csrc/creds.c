@@ -265,8 +265,8 @@ int yr_creds_leave(struct yr_creds_saved *saved)
  * unprivileged supervisor have its ids). */
 struct as_job {
     const struct yr_creds *c;
-    int64_t (*fn)(void *);
-    void *arg;
+    long nr;
+    uint64_t a[6];
     int64_t rc;
 };
 
@@ -329,19 +329,21 @@ int yr_take_exactly(const struct yr_creds *c)
 static void *as_caller(void *arg)
 {
     struct as_job *job = arg;
-    if (become_exactly(job->c) < 0)
+    if (become_exactly(job->c) < 0) {
         job->rc = -(int64_t)(errno ? errno : EPERM);
-    else
-        job->rc = job->fn(job->arg);
-    return NULL;              /* the thread ends: nothing of the switch survives */
+        return NULL;          /* the thread ends: nothing of the half-switch survives */
+    }
+    long rc = syscall(job->nr, job->a[0], job->a[1], job->a[2], job->a[3], job->a[4], job->a[5]);
+    job->rc = rc < 0 ? -(int64_t)errno : rc;
+    return NULL;
 }
 
-/* fn(arg) run in a thread of ours that takes exactly the caller's authority
- * and ends after it (a process fn forks is the caller's too): fn's result
- * (-errno for an error), or -errno if the thread could not be had. */
-int64_t yr_run_as(const struct yr_creds *c, int64_t (*fn)(void *), void *arg)
+/* The result of syscall nr made as the caller, in a thread of ours that
+ * takes exactly the caller's authority and ends after it, or -errno. */
+int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6])
 {
-    struct as_job job = { .c = c, .fn = fn, .arg = arg, .rc = -EAGAIN };
+    struct as_job job = { .c = c, .nr = (long)nr, .rc = -EAGAIN };
+    memcpy(job.a, args, sizeof(job.a));
     pthread_attr_t attr;
     pthread_t t;
     if (pthread_attr_init(&attr) != 0)
@@ -353,26 +355,6 @@ int64_t yr_run_as(const struct yr_creds *c, int64_t (*fn)(void *), void *arg)
         return -rc;
     pthread_join(t, NULL);
     return job.rc;
-}
-
-struct syscall_job {
-    long nr;
-    uint64_t a[6];
-};
-
-static int64_t make_syscall(void *arg)
-{
-    struct syscall_job *s = arg;
-    long rc = syscall(s->nr, s->a[0], s->a[1], s->a[2], s->a[3], s->a[4], s->a[5]);
-    return rc < 0 ? -(int64_t)errno : rc;
-}
-
-/* The result of syscall nr made as the caller, or -errno. */
-int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6])
-{
-    struct syscall_job s = { .nr = (long)nr };
-    memcpy(s.a, args, sizeof(s.a));
-    return yr_run_as(c, make_syscall, &s);
 }
 
 /* The filesystem identity: what path walks, permission checks and link

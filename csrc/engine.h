@@ -111,6 +111,13 @@ void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on 
 #define YR_COSTLY_GENERATIONS 256
 ssize_t yr_read_text(const char *path, char *buf, size_t size);
 char yr_stat_state(const char *path);    /* a /proc .../stat's state letter, 0: unreadable */
+/* The numbers after the state in /proc/PID/stat that walks of /proc read. */
+struct yr_stat_ids {
+    pid_t pgrp, session;
+    int tty;
+};
+int yr_stat_ids(pid_t pid, struct yr_stat_ids *out);   /* 0; -ESRCH: gone; else -errno */
+int yr_pidfd_alive(int pidfd);           /* its task not reaped (signal 0, EPERM counts) */
 
 /* CLOCK_MONOTONIC in ns. */
 /* A call's arguments as the kernel will use them: the i386 entry takes the

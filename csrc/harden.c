@@ -174,7 +174,7 @@ static int pidns_lookup(pid_t tid)
     return st.st_ino == ours.st_ino && st.st_dev == ours.st_dev;
 }
 
-static int task_alive(int pidfd)
+int yr_pidfd_alive(int pidfd)
 {
     return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno == EPERM;
 }
@@ -183,7 +183,7 @@ int yr_in_our_pidns(pid_t tid)
 {
     pthread_mutex_lock(&pidns_lock);
     int slot = (int)((unsigned)tid % PIDNS_CACHE), rc = -1;
-    if (pidns_cache[slot].tid == tid && task_alive(pidns_cache[slot].pidfd)) {
+    if (pidns_cache[slot].tid == tid && yr_pidfd_alive(pidns_cache[slot].pidfd)) {
         rc = pidns_cache[slot].ours;
     } else {
         if (pidns_cache[slot].tid)
@@ -195,7 +195,7 @@ int yr_in_our_pidns(pid_t tid)
             rc = pidns_lookup(tid);        /* before 6.9: no thread pidfd, nothing kept */
         else
             rc = pidfd < 0 ? -1 : pidns_lookup(tid);
-        if (rc >= 0 && task_alive(pidfd)) {
+        if (rc >= 0 && yr_pidfd_alive(pidfd)) {
             pidns_cache[slot].tid = tid;
             pidns_cache[slot].pidfd = pidfd;
             pidns_cache[slot].ours = rc;
@@ -360,7 +360,7 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
         return -errno;
     long rc;
     int e;
-    if (pin >= 0 && !task_alive(pin)) {
+    if (pin >= 0 && !yr_pidfd_alive(pin)) {
         rc = -1;
         e = ESRCH;
     } else {
@@ -371,7 +371,7 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
         else
             rc = syscall(SYS_ioctl, fd, cmd, have_value ? (void *)&value : bad);
         e = errno;
-        if (rc >= 0 && pin >= 0 && !task_alive(pin)) {
+        if (rc >= 0 && pin >= 0 && !yr_pidfd_alive(pin)) {
             syscall(SYS_fcntl, fd, F_SETOWN, 0L);
             rc = -1;
             e = ESRCH;
@@ -381,23 +381,14 @@ int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, i
     return rc < 0 ? -e : (int)rc;
 }
 
-/* The process group of the process numbered pid, read from its /proc stat
- * (the third number after the command's name); -ESRCH when it is gone
- * (ENOENT, ESRCH), another -errno when /proc could not tell (EMFILE: out of
- * descriptors; EIO: a line not understood). Taken for "not a member", such
- * a failure let a group signal answer 0 with members never signalled. */
+/* The process group of the process numbered pid, or -errno (yr_stat_ids):
+ * taken for "not a member", an unreadable stat let a group signal answer 0
+ * with members never signalled. */
 static pid_t pgrp_of(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (yr_read_text(path, buf, sizeof(buf)) < 0)
-        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
-    char *end = strrchr(buf, ')');      /* the name may hold anything */
-    int ppid, pgrp;
-    char state;
-    if (!end || sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
-        return -EIO;
-    return pgrp;
+    struct yr_stat_ids ids;
+    int rc = yr_stat_ids(pid, &ids);
+    return rc < 0 ? rc : ids.pgrp;
 }
 
 /* A pidfd on the process numbered pid if it is a member of pgrp; -ESRCH if
@@ -413,7 +404,7 @@ static int pin_member(pid_t pid, pid_t pgrp)
     if (pin < 0)
         return errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
     pid_t now = pgrp_of(pid);
-    if (now == pgrp && task_alive(pin))
+    if (now == pgrp && yr_pidfd_alive(pin))
         return pin;
     close(pin);
     return now < 0 ? now : -ESRCH;

@@ -413,11 +413,6 @@ struct fasync_job {
     int pin;           /* a pidfd of that thread, taken while it waited in its call */
 };
 
-static int pin_alive(int pin)
-{
-    return syscall(SYS_pidfd_send_signal, pin, 0, NULL, 0) == 0 || errno == EPERM;
-}
-
 /* Did the kernel name this process the owner? */
 static int named_us(int fd)
 {
@@ -435,10 +430,10 @@ static int named_us(int fd)
 static void name_the_caller(const struct fasync_job *job)
 {
     struct f_owner_ex owner = { F_OWNER_PID, job->tid };
-    if (!pin_alive(job->pin))
+    if (!yr_pidfd_alive(job->pin))
         return;
     syscall(SYS_fcntl, job->fd, F_SETOWN_EX, &owner);
-    if (!pin_alive(job->pin))
+    if (!yr_pidfd_alive(job->pin))
         syscall(SYS_fcntl, job->fd, F_SETOWN, 0L);
 }
 

@@ -268,20 +268,14 @@ struct stat_ids {
     int tty;
 };
 
-/* A process's session and controlling terminal, from its stat (the fourth
- * and fifth numbers after the command's name); -1 when it is gone. */
+/* A process's session and controlling terminal; -1 when it is gone. */
 static int session_and_tty(pid_t pid, struct stat_ids *out)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+    struct yr_stat_ids ids;
+    if (yr_stat_ids(pid, &ids) < 0)
         return -1;
-    const char *end = strrchr(buf, ')');     /* the name may hold anything */
-    char state;
-    int ppid, pgrp;
-    out->pid = pid;
-    return end && sscanf(end + 1, " %c %d %d %d %d", &state, &ppid, &pgrp, &out->session,
-                         &out->tty) == 5 ? 0 : -1;
+    *out = (struct stat_ids){ .pid = pid, .session = ids.session, .tty = ids.tty };
+    return 0;
 }
 
 /* Every process's session and terminal, read once (a /proc read each):

@@ -74,7 +74,6 @@ int yr_creds_read(pid_t tid, struct yr_creds *c);
 int yr_creds_enter(const struct yr_creds *c, struct yr_creds_saved *saved);
 int yr_creds_leave(struct yr_creds_saved *saved);
 int64_t yr_syscall_as(const struct yr_creds *c, int64_t nr, const uint64_t args[6]);
-int64_t yr_run_as(const struct yr_creds *c, int64_t (*fn)(void *), void *arg);
 int yr_take_exactly(const struct yr_creds *c);   /* in a process forked to be the caller */
 
 /* creds.c: the filesystem identity only (fsuid, fsgid, groups, capabilities),
