@@ -38,21 +38,23 @@ static long trace(long request, pid_t tid, unsigned long addr, unsigned long dat
 
 static uint64_t next_id;
 
-/* tid's seccomp stop, read now. */
+/* tid's seccomp stop, read now. 0; 1: tid is stopped, but not in a seccomp
+ * stop; -errno (-ESRCH: gone, or not stopped). */
 static int stop_info(pid_t tid, struct ptrace_syscall_info *info)
 {
     memset(info, 0, sizeof(*info));
     if (trace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(*info), (unsigned long)info) < 0)
         return -errno;
-    return info->op == PTRACE_SYSCALL_INFO_SECCOMP ? 0 : -EINVAL;
+    return info->op == PTRACE_SYSCALL_INFO_SECCOMP ? 0 : 1;
 }
 
-/* The seccomp stop of tid (*info), decoded as a notification would be. */
+/* The seccomp stop of tid (*info), decoded as a notification would be; 1
+ * if tid is in another stop now (stop_info). */
 static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev,
                       struct ptrace_syscall_info *info)
 {
     int err = stop_info(tid, info);
-    if (err < 0)
+    if (err != 0)
         return err;
     memset(ev, 0, sizeof(*ev));
     ev->id = ++next_id;
@@ -783,6 +785,14 @@ int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status)
             rc = serve(ctx, ev, &at);
         if (rc == -ESRCH)
             continue;                          /* killed meanwhile: its exit follows */
+        /* A stale status: while it was queued, a sibling's execve killed the
+         * caller in its seccomp stop and gave its tid to the exec'ing thread,
+         * now in its exec event stop (or later ones), each reported apart.
+         * Serving that tid here would fail the sandbox (the tracer took it
+         * for a broken stop and killed the program, 3 runs in 45 of a
+         * thread's exec beside its leader's opens under load). */
+        if (rc == 1)
+            continue;
         if (rc < 0) {
             ev->tid = tid;
             return rc;
