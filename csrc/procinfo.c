@@ -268,18 +268,22 @@ struct stat_ids {
     int tty;
 };
 
-/* A process's session and controlling terminal; -1 when it is gone. */
+/* A process's session and controlling terminal: 0, or -errno (-ESRCH: gone). */
 static int session_and_tty(pid_t pid, struct stat_ids *out)
 {
     struct yr_stat_ids ids;
-    if (yr_stat_ids(pid, &ids) < 0)
-        return -1;
+    int rc = yr_stat_ids(pid, &ids);
+    if (rc < 0)
+        return rc;
     *out = (struct stat_ids){ .pid = pid, .session = ids.session, .tty = ids.tty };
     return 0;
 }
 
 /* Every process's session and terminal, read once (a /proc read each):
- * n of them in a table the caller frees, or NULL. */
+ * n of them in a table the caller frees, or NULL with errno set. A process
+ * whose stat cannot be read (out of descriptors, not understood) fails the
+ * walk: skipped, a member of the session was taken for none, and the
+ * caller's O_ASYNC went on (fail open); only one that is gone is skipped. */
 static struct stat_ids *all_sessions(size_t *n)
 {
     DIR *d = opendir("/proc");
@@ -287,20 +291,32 @@ static struct stat_ids *all_sessions(size_t *n)
         return NULL;
     size_t room = 1024;
     struct stat_ids *all = malloc(room * sizeof(*all));
+    int err = all ? 0 : ENOMEM;
     *n = 0;
-    for (struct dirent *e; all && (e = readdir(d)) != NULL;) {
+    for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
         char *end;
         long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0 || session_and_tty(pid, &all[*n]) < 0)
+        if (*end || pid <= 0)
             continue;
-        if (++*n == room) {
+        int rc = session_and_tty(pid, &all[*n]);
+        if (rc == -ESRCH)
+            continue;
+        if (rc < 0) {
+            err = -rc;
+        } else if (++*n == room) {
             struct stat_ids *more = realloc(all, (room *= 2) * sizeof(*all));
-            if (!more)
-                free(all);
-            all = more;
+            if (more)
+                all = more;
+            else
+                err = ENOMEM;
         }
     }
     closedir(d);
+    if (err) {
+        free(all);
+        errno = err;
+        return NULL;
+    }
     return all;
 }
 
@@ -325,12 +341,15 @@ static size_t sessions_of_tty(const struct stat_ids *all, size_t n, int tty_nr, 
 
 /* Not atomic, as a walk of /proc is not: a process that joins a session
  * meanwhile is a new child of a member (a session gains no member from
- * outside it). As snprintf: up to max written, all counted. */
+ * outside it). As snprintf: up to max written, all counted; -errno when
+ * /proc could not tell. */
 int yr_session_members(int tty_nr, int32_t *pids, int max)
 {
     size_t n;
     struct stat_ids *all = all_sessions(&n);
-    pid_t *held = all ? malloc((n + 1) * sizeof(*held)) : NULL;
+    if (!all)
+        return -errno;
+    pid_t *held = malloc((n + 1) * sizeof(*held));
     int found = held ? 0 : -ENOMEM;
     size_t k = held ? sessions_of_tty(all, n, tty_nr, held) : 0;
     for (size_t i = 0; i < n && found >= 0; i++)

@@ -127,6 +127,18 @@ class Guard:
         self.sup.audit.say(f"refused {what} by {caller.describe()}: it would reach the supervisor")
         self._reply(ev, err)
 
+    def _refuse_unread(self, ev, caller, what: str, e: OSError) -> None:
+        """A set of processes /proc could not tell (the supervisor out of
+        descriptors: a review filled its table with group signals' pins)
+        refuses the call: a member taken for "none", or for "not a member",
+        let the kernel reach the supervisor. EPERM, the errno of each such
+        call where the caller may not act on a member (ESRCH would say the
+        set is empty, and it may not be)."""
+        name = errno.errorcode.get(e.errno, str(e.errno))
+        self.sup.audit.say(f"refused {what} by {caller.describe()} with EPERM: /proc could "
+                           f"not be read ({name}), and it might reach the supervisor")
+        self._reply(ev, errno.EPERM)
+
     def _pass(self, ev) -> None:
         if lib.yr_id_valid(self.sup.ctx, ev.id):
             lib.yr_reply_continue(self.sup.ctx, ev.id)
@@ -172,10 +184,13 @@ class Guard:
 
     def _members(self, caller, pgrp: int | None = None, uid: int | None = None) -> list[int]:
         """The processes of a group or of a real uid, in our numbers. An
-        O(processes) walk of /proc, as the kernel's own for these calls."""
+        O(processes) walk of /proc, as the kernel's own for these calls.
+        Only a process that is gone is passed over; raises OSError when one
+        could not be read (taken for "not a member", a set that held the
+        supervisor was judged without it)."""
         out = []
         for pid in _pids():
-            if pgrp is not None and _pgrp_of(pid) != pgrp:
+            if pgrp is not None and ((ids := _ids_of(pid)) is None or ids[0] != pgrp):
                 continue
             if uid is not None and _ruid_of(pid) != uid:
                 continue
@@ -195,11 +210,13 @@ class Guard:
                 return False
         return True
 
-    def _group(self, caller, pgrp: int) -> int | None:
-        """The process group the caller names (0: its own), in our numbers."""
-        if pgrp == 0:
-            return _pgrp_of(caller.tid)
-        return procfs.caller_pid(caller.tid, pgrp)
+    def _group(self, caller, pgrp_named: int) -> int | None:
+        """The process group the caller names (0: its own), in our numbers;
+        None: none. Raises OSError when the caller's could not be read."""
+        if pgrp_named != 0:
+            return procfs.caller_pid(caller.tid, pgrp_named)
+        ids = _ids_of(caller.tid)
+        return ids[0] if ids else None
 
     # -- the kill family -------------------------------------------------------
 
@@ -319,31 +336,16 @@ class Guard:
         try:
             self._kill_group_read(ev, caller, pgrp_named, sig)
         except OSError as e:
-            # EPERM, one of kill's own errnos (EINVAL, EPERM, ESRCH): a
-            # member not signalled, as where the caller may signal none.
-            # ESRCH would say the group is empty, and it is not.
-            name = errno.errorcode.get(e.errno, str(e.errno))
-            self.sup.audit.say(f"refused a group signal by {caller.describe()} with EPERM: "
-                               f"/proc could not be read ({name}), and it might reach "
-                               "the supervisor")
-            self._reply(ev, errno.EPERM)
+            self._refuse_unread(ev, caller, "a group signal", e)
 
     def _kill_group_read(self, ev, caller, pgrp_named: int, sig: int) -> None:
-        pgrp = self._group_named(caller, pgrp_named)
+        pgrp = self._group(caller, pgrp_named)
         if pgrp is None:
             self._reply(ev, errno.ESRCH)
         elif pgrp in self._groups_of_ours():
             self._kill_our_group(ev, caller, pgrp, sig)
         elif not self.sup.shield.contained or self._group_judged(ev, caller, pgrp, sig):
             self._send_to_group(ev, caller, pgrp_named, pgrp, sig)
-
-    def _group_named(self, caller, pgrp_named: int) -> int | None:
-        """The group a kill names, in our numbers (0: the caller's own); None:
-        none. Raises OSError when the caller's could not be read."""
-        if pgrp_named != 0:
-            return procfs.caller_pid(caller.tid, pgrp_named)
-        ids = _ids_of(caller.tid)
-        return ids[0] if ids else None
 
     def _groups_of_ours(self) -> set[int]:
         """The process groups of yama-run's processes (a gone one's: none).
@@ -479,10 +481,15 @@ class Guard:
         its group may be ours). True: refused (answered)."""
         if not flags & PIDFD_SIGNAL_PROCESS_GROUP or self.sup.shield.signal_scope:
             return False
-        if number is not None and number > 0 and \
-                not any(self._protected(p) for p in self._members(caller, number)):
-            return False
-        self._refuse(ev, caller, "a signal to a process group that may be the supervisor's")
+        what = "a signal to a process group that may be the supervisor's"
+        try:
+            if number is not None and number > 0 and \
+                    not any(self._protected(p) for p in self._members(caller, pgrp=number)):
+                return False
+        except OSError as e:
+            self._refuse_unread(ev, caller, what, e)
+            return True
+        self._refuse(ev, caller, what)
         return True
 
     def on_pidfd_send_signal(self, ev, caller) -> None:
@@ -547,8 +554,12 @@ class Guard:
         if not ex and pid == -(1 << 31):
             return False
         if kind == F_OWNER_PGRP or pid < 0:
-            pgrp = self._group(caller, abs(pid))
-            members = self._members(caller, pgrp=pgrp) if pgrp else []
+            try:
+                pgrp = self._group(caller, abs(pid))
+                members = self._members(caller, pgrp=pgrp) if pgrp else []
+            except OSError as e:
+                self._refuse_unread(ev, caller, "a file owner", e)
+                return True
             return not self._judge_set(ev, caller, "task_kill", "file owner", members,
                                        "a file owner")
         found = self._target(caller, pid)
@@ -771,25 +782,33 @@ class Guard:
         if which == process:
             self._by_pid(ev, caller, hook, name, who)
             return
-        if which == group:
-            pgrp = self._group(caller, who)
-            members = self._members(caller, pgrp=pgrp) if pgrp else []
-        elif which == user and self._pidns_reaches_only_inside(caller):
+        if which == user and self._pidns_reaches_only_inside(caller):
             # The kernel's loop skips every process without a number in the
             # caller's pid namespace.
             self._pass(ev)
             return
-        elif which == user:
-            uid = caller.creds.ruid if who == 0 else _uid_of_user(caller, who)
-            if uid is None:
-                self._refuse(ev, caller, f"{name} of a user named from another user namespace")
-                return
-            members = self._members(caller, uid=uid)
-        else:
+        if which not in (group, user):
             self._pass(ev)                  # EINVAL: the kernel says it
             return
-        if self._judge_set(ev, caller, hook, name, members, f"{name} of a set of processes"):
+        what = f"{name} of a set of processes"
+        try:
+            members = self._who_members(caller, which == group, who)
+        except OSError as e:
+            self._refuse_unread(ev, caller, what, e)
+            return
+        if members is None:
+            self._refuse(ev, caller, f"{name} of a user named from another user namespace")
+        elif self._judge_set(ev, caller, hook, name, members, what):
             self._pass(ev)
+
+    def _who_members(self, caller, of_group: bool, who: int) -> list[int] | None:
+        """The processes setpriority/ioprio_set's group or user names; None:
+        a user named from another user namespace. Raises OSError (_members)."""
+        if of_group:
+            pgrp = self._group(caller, who)
+            return self._members(caller, pgrp=pgrp) if pgrp else []
+        uid = caller.creds.ruid if who == 0 else _uid_of_user(caller, who)
+        return None if uid is None else self._members(caller, uid=uid)
 
     def on_sched(self, ev, caller) -> None:
         self._by_pid(ev, caller, "task_setscheduler", _name(ev), int_arg(ev.args[0]))
@@ -1091,17 +1110,12 @@ def _name(ev) -> str:
 
 
 def _pids():
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            yield int(name)
-
-
-def _stat_fields(pid: int) -> list[bytes]:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
+    """The numbers of /proc, read as the walk goes (its directory held
+    meanwhile), not listed whole first."""
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                yield int(entry.name)
 
 
 def _session_members(tty_nr: int) -> list[int] | None:
@@ -1123,7 +1137,7 @@ def _ids_of(pid: int) -> tuple[int, int] | None:
     """(process group, session) of the process numbered pid; None once it is
     gone. Raises OSError when /proc could not tell (out of descriptors, a
     line not understood): a decision that took that for "none of ours"
-    failed open (_stat_fields says [] for both)."""
+    failed open."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
@@ -1136,28 +1150,21 @@ def _ids_of(pid: int) -> tuple[int, int] | None:
         raise OSError(errno.EIO, f"/proc/{pid}/stat not understood") from None
 
 
-def _stat_number(pid: int, index: int) -> int | None:
-    """A number of /proc/PID/stat after the command's name (0: its state)."""
-    fields = _stat_fields(pid)
-    try:
-        return int(fields[index])
-    except (IndexError, ValueError):
-        return None
-
-
-def _pgrp_of(pid: int) -> int | None:
-    return _stat_number(pid, 2)
-
-
 def _ruid_of(pid: int) -> int | None:
+    """The real uid of the process numbered pid; None once it is gone.
+    Raises OSError when /proc could not tell (as _ids_of)."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"Uid:"):
                     return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            return None
+        raise
+    except (IndexError, ValueError):
         pass
-    return None
+    raise OSError(errno.EIO, f"/proc/{pid}/status not understood")
 
 
 def _uid_of_user(caller, who: int) -> int | None:

@@ -513,6 +513,51 @@ def test_a_terminal_of_the_sandboxs_own_takes_o_async(async_probe, tmp_path, mod
     assert results.read_text() == "async: ok\ncaught: 1\n"
 
 
+SESSION_WALK_OUT_OF_DESCRIPTORS = r"""
+import errno, os, resource, sys
+from sandbox._yama import ffi, lib
+from sandbox.guard import Guard
+with open("/proc/self/stat", "rb") as f:
+    own_tty = int(f.read().rsplit(b")", 1)[1].split()[4])
+pids = ffi.new("int32_t[]", 65536)
+print("readable", lib.yr_session_members(own_tty, pids, 65536))
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+held = []
+while True:
+    try:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        break
+os.close(held.pop())                    # one left: the walk's /proc, none for a stat
+print("full", lib.yr_session_members(own_tty, pids, 65536), -errno.EMFILE)
+for name, kind in (("group", {"pgrp": os.getpgrp()}), ("user", {"uid": os.getuid()})):
+    try:
+        print(name, len(Guard._members(None, None, **kind)))
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+"""
+
+
+def test_the_walks_of_a_set_of_processes_fail_closed_when_proc_cannot_be_read():
+    """O_ASYNC on a terminal goes on only when no process of its session is
+    one the caller may not signal; setpriority and ioprio_set of a group or
+    a user, a file owner that is a group, pidfd_send_signal to a group, only
+    when none of the set is yama-run's (or, contained, outside). Each set is
+    found by a walk of /proc, and a process whose stat or status could not
+    be read (out of descriptors) was skipped: a member taken for none, so
+    the set was judged on a shorter list. The walks fail instead (-EMFILE,
+    OSError: the call is refused, said); a process that is gone is the only
+    one passed over. Out of descriptors, the supervisor's own walks, in a
+    process of their own."""
+    r = subprocess.run([sys.executable, "-c", SESSION_WALK_OUT_OF_DESCRIPTORS],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert int(lines["readable"]) >= 1, r.stdout + r.stderr     # itself, at least
+    got, emfile = lines["full"].split()
+    assert got == emfile, r.stdout + r.stderr
+    assert lines["group"] == lines["user"] == "EMFILE", r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("abi", ABIS)
 def test_kill_supervisor_through_every_abi(probe, mode, abi):
