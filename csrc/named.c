@@ -43,6 +43,8 @@
 #define MOVE_MOUNT_T_SYMLINKS_ 0x10
 #define MOVE_MOUNT_MASK_ 0x377
 #define Q_QUOTAON_ 0x800002
+#define Q_SUBCMDMASK 0xff
+#define Q_MAXQUOTAS 3                             /* user, group, project */
 #define FSPICK_SYMLINK_NOFOLLOW_ 0x2
 #define FSPICK_FLAGS_ 0xf                   /* CLOEXEC, SYMLINK_NOFOLLOW, NO_AUTOMOUNT, EMPTY_PATH */
 #define MOUNT_SETATTR_FLAGS_ (AT_EMPTY_PATH | 0x8000 /* AT_RECURSIVE */ | AT_SYMLINK_NOFOLLOW | \
@@ -423,8 +425,16 @@ int yr_named_paths(struct yr_call *c, const uint64_t *a)
         return add_named(c, (int32_t)a[0], a[1], !(flags & AT_SYMLINK_NOFOLLOW));
     }
     case YR_SYS_QUOTACTL: {                      /* cmd, special, id, addr */
+        /* The kernel's order (fs/quota/quota.c): a bad type is EINVAL and no
+         * device ENODEV before any path is looked up; the quota file's own
+         * error comes after the device's and after the permission check
+         * (EPERM without CAP_SYS_ADMIN), so it is walked only for a caller
+         * that has it. cmd is a register: no thread can change it later. */
+        uint32_t cmd = (uint32_t)a[0];
+        if ((cmd & Q_SUBCMDMASK) >= Q_MAXQUOTAS || !a[1])
+            return 0;
         int err = add_named(c, AT_FDCWD_INT, a[1], 1);    /* lookup_bdev */
-        if (err == 0 && ((uint32_t)a[0] >> 8) == Q_QUOTAON_)
+        if (err == 0 && cmd >> 8 == Q_QUOTAON_ && (c->id.caps >> CAP_SYS_ADMIN & 1))
             err = add_named(c, AT_FDCWD_INT, a[3], 1);    /* the quota file */
         return err;
     }

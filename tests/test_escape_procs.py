@@ -177,8 +177,8 @@ FD_TABLE_ORACLE = r"""
 import ctypes, errno, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 
-def quotactl(p):            # Q_GETQUOTA of quota type 3: EINVAL natively, before any look-up
-    if libc.syscall(179, ctypes.c_uint(0x80000703), p.encode(), 0, None) < 0:
+def quotactl(p):            # Q_GETQUOTA of user quotas: the device looked up first
+    if libc.syscall(179, ctypes.c_uint(0x80000700), p.encode(), 0, None) < 0:
         raise OSError(ctypes.get_errno(), p)
 
 sup = os.getppid()
@@ -263,8 +263,8 @@ def bind(source):
         raise OSError(ctypes.get_errno(), source)
     return where
 
-def quotactl(p):            # Q_GETQUOTA of quota type 3: EINVAL natively, before any look-up
-    if libc.syscall(179, ctypes.c_uint(0x80000703), p.encode(), 0, None) < 0:
+def quotactl(p):            # Q_GETQUOTA of user quotas: the device looked up first
+    if libc.syscall(179, ctypes.c_uint(0x80000700), p.encode(), 0, None) < 0:
         raise OSError(ctypes.get_errno(), p)
 
 def answers(top, mapped):

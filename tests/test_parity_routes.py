@@ -153,6 +153,11 @@ OTHER_CASES = {
     "quotactl": ("quotactl sticky/l_file", BOTH),
     "quotactl own": ("quotactl sticky/m_file", ROOT),
     "quotactl plain": ("quotactl t_file", NONE),
+    # the kernel's early errors come before any look-up: a bad type is
+    # EINVAL and no device ENODEV, a protected link named or not
+    "quotactl bad type": ("quotactl_type sticky/l_file 7", NONE),
+    "quotaon no device": ("quotaon - 0 sticky/l_file", NONE),
+    "quotaon bad type": ("quotaon sticky/l_file 9 sticky/l_file", NONE),
     # capable() first: uid 1001 gets EPERM whatever the path
     "acct": ("acct sticky/l_file", ROOT),
     "acct own": ("acct sticky/m_file", ROOT),

@@ -35,6 +35,9 @@
  *   fsconfig_path KEY PATH    fsopen("overlay") and FSCONFIG_SET_PATH
  *   fsconfig_on TYPE string|path KEY PATH   the same on fsopen(TYPE)
  *   quotactl SPECIAL        quotactl(QCMD(Q_GETFMT, USRQUOTA), SPECIAL)
+ *   quotactl_type SPECIAL TYPE  the same of quota type TYPE
+ *   quotaon SPECIAL TYPE FILE   quotactl(QCMD(Q_QUOTAON, TYPE), SPECIAL, QFMT_VFS_V0,
+ *                           FILE); SPECIAL "-": NULL
  *   acct PATH               acct(PATH), acct(NULL) after a success
  *   swapon PATH             swapon(PATH, 0), swapoff after a success
  *   swapoff PATH
@@ -497,6 +500,13 @@ static long run(const char *op, char **w, int n)
         uint32_t fmt;
         return rc_of(quotactl(QCMD(Q_GETFMT, USRQUOTA), w[0], 0, (caddr_t)&fmt));
     }
+    if (!strcmp(op, "quotactl_type") && n >= 2) {
+        uint32_t fmt;
+        return rc_of(quotactl(QCMD(Q_GETFMT, atoi(w[1])), w[0], 0, (caddr_t)&fmt));
+    }
+    if (!strcmp(op, "quotaon") && n >= 3)      /* QFMT_VFS_V0 */
+        return rc_of(syscall(SYS_quotactl, QCMD(Q_QUOTAON, atoi(w[1])),
+                             strcmp(w[0], "-") ? w[0] : NULL, 2, w[2]));
     if (!strcmp(op, "acct")) {
         long r = rc_of(acct(w[0]));
         if (r == 0) acct(NULL);
