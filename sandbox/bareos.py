@@ -126,6 +126,18 @@ def home() -> str:
     return directory.rstrip("/") or "/"
 
 
+def xdg_home(variable: str, under_home: str) -> str | None:
+    """An XDG base directory: $variable, else HOME/under_home; absolute, or
+    None. The XDG spec calls a relative value invalid, to be ignored; a
+    relative HOME, or none and no passwd entry (home() is then "~"), gives
+    none: never a directory relative to the cwd, which another user may own."""
+    base = getenv(variable)
+    if base and isabs(base):
+        return base
+    directory = home()
+    return join(directory, under_home) if isabs(directory) else None
+
+
 def resolved(path: str) -> str:
     """The path of an existing file with every symbolic link resolved, as the
     kernel names the file it opened (os.path.realpath's answer for a file

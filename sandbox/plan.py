@@ -154,12 +154,9 @@ def holds(fact: tuple, landlock_abi) -> bool:
 # -- where plans are kept ------------------------------------------------------------------
 
 def cache_dir() -> str | None:
-    base = bareos.getenv("XDG_CACHE_HOME")
-    if not base or not bareos.isabs(base):
-        home = bareos.home()
-        if not bareos.isabs(home):
-            return None                 # no home: no cache
-        base = bareos.join(home, ".cache")
+    base = bareos.xdg_home("XDG_CACHE_HOME", ".cache")
+    if base is None:
+        return None                     # no home: no cache
     return bareos.join(bareos.join(base, "yama-run"), "plans")
 
 
@@ -168,11 +165,20 @@ def file_name(run_key: tuple) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.plan"
 
 
+def trusted(st, kind: int, owners, forbidden: int) -> bool:
+    """The one rule for a file or directory that says which filter runs (a
+    plan here, a profile in sandbox/profile.py): of this kind (S_IFDIR or
+    S_IFREG), owned by one of owners, and none of the forbidden mode bits set
+    (0o022: nobody else may write it)."""
+    return (st.st_mode & bareos.S_IFMT == kind and st.st_uid in owners
+            and not st.st_mode & forbidden)
+
+
 def _owned_privately(st, directory: bool) -> bool:
-    """Ours, and nobody else may write it (a plan says which filter runs)."""
-    kind = bareos.S_IFDIR if directory else bareos.S_IFREG
-    return (st.st_mode & bareos.S_IFMT == kind and st.st_uid == posix.geteuid()
-            and not st.st_mode & (0o022 if directory else 0o077))
+    """Ours, and nobody else may write it (nor read a plan)."""
+    if directory:
+        return trusted(st, bareos.S_IFDIR, (posix.geteuid(),), 0o022)
+    return trusted(st, bareos.S_IFREG, (posix.geteuid(),), 0o077)
 
 
 class Miss(Exception):

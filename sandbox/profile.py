@@ -14,18 +14,24 @@ bundled ones; the first file of a name shadows the others. Every error names
 the file (and line, where there is one), the key and the valid keys or values."""
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import launchers, modules
+from . import bareos, launchers, modules, plan
 
 TOP_KEYS = ("description", "aliases", "include", "chain")
 DEFAULT = "default"
+# A profile is a few KiB; a bigger file is not read at all (a sparse
+# terabyte must cost nothing), as plans are bounded (sandbox/plan.py).
+MAX_PROFILE_BYTES = 1 << 20
 
 
 class ProfileError(Exception):
@@ -66,11 +72,17 @@ def bundled_dir() -> Path:
 
 
 def search_dirs() -> list[tuple[str, Path]]:
-    """(kind, directory) in the order they are searched."""
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return [("user", Path(config) / "yama-run" / "profiles"),
-            ("system", Path("/etc/yama-run/profiles")),
-            ("bundled", bundled_dir())]
+    """(kind, directory) in the order they are searched; no user directory
+    without an absolute XDG_CONFIG_HOME or HOME (bareos.xdg_home)."""
+    config = bareos.xdg_home("XDG_CONFIG_HOME", ".config")
+    user = [("user", Path(config) / "yama-run" / "profiles")] if config else []
+    return [*user, ("system", Path("/etc/yama-run/profiles")), ("bundled", bundled_dir())]
+
+
+def _judged_dirs() -> set[Path]:
+    """The search directories whose profiles are judged (plan.trusted): the
+    bundled one is part of yama-run's code, trusted as the code is."""
+    return {directory for kind, directory in search_dirs() if kind != "bundled"}
 
 
 def is_path(name_or_path: str) -> bool:
@@ -107,23 +119,66 @@ def _unreadable(path: Path, exc: OSError) -> ProfileError:
                         f"its permissions, or HOME and XDG_CONFIG_HOME, are to be fixed)")
 
 
-def _is_file(path: Path) -> bool:
+def _untrusted(path: Path, what: str) -> ProfileError:
+    """root run with another user's HOME (sudo -E, su -m) must not take that
+    user's profiles, nor anyone those another user can write: refused, not
+    skipped, since a profile there was meant to apply (fail closed)."""
+    return ProfileError(f"{path} is not a {what} of uid {os.geteuid()} or root that only its "
+                        f"owner can write: not trusted (a profile there would apply; its "
+                        f"owner or permissions, or HOME and XDG_CONFIG_HOME, are to be fixed)")
+
+
+def _may_judge(st, path: Path, what: str) -> None:
+    kind = stat.S_IFDIR if what == "directory" else stat.S_IFREG
+    if not plan.trusted(st, kind, {os.geteuid(), 0}, 0o022):
+        raise _untrusted(path, what)
+
+
+@contextmanager
+def _opened_dir(directory: Path):
+    """A search directory's descriptor (None where there is none), judged on
+    that descriptor. Whatever is listed, stat'ed or opened in it goes through
+    this descriptor: a directory swapped in by path after the judgement (by
+    whoever owns a parent, such as the HOME root was run with) is never used.
+    Links are followed (a dotfiles checkout may be linked in): the directory
+    reached is the one judged."""
     try:
-        return path.is_file()
-    except OSError as exc:              # (pathlib answers False for ENOENT, ENOTDIR, ELOOP)
-        raise _unreadable(path, exc) from None
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        yield None
+        return
+    except OSError as exc:
+        raise _unreadable(directory, exc) from None
+    try:
+        if directory in _judged_dirs():
+            _may_judge(os.fstat(fd), directory, "directory")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _is_file(directory: Path, name: str) -> bool:
+    with _opened_dir(directory) as fd:
+        if fd is None:
+            return False
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=fd).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:          # (ELOOP included: a broken link is no absence)
+            raise _unreadable(directory / name, exc) from None
 
 
 def _profile_files(directory: Path) -> list[Path]:
     """The *.toml files of a profile directory; none when there is none."""
-    try:
-        with os.scandir(directory) as found:
-            names = [entry.name for entry in found if entry.name.endswith(".toml")]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise _unreadable(directory, exc) from None
-    return sorted(path for path in (directory / name for name in names) if _is_file(path))
+    with _opened_dir(directory) as fd:
+        if fd is None:
+            return []
+        try:
+            names = [name for name in os.listdir(fd) if name.endswith(".toml")]
+        except OSError as exc:
+            raise _unreadable(directory, exc) from None
+    return sorted(directory / name for name in names if _is_file(directory, name))
 
 
 def catalogue() -> list[Entry]:
@@ -148,7 +203,7 @@ def find(name: str, skip: Path | None = None) -> tuple[Path, str]:
         candidate = directory / f"{name}.toml"
         inputs.read(directory)
         inputs.read(candidate)
-        if _is_file(candidate) and (skip is None or not _same(candidate, skip)):
+        if _is_file(directory, candidate.name) and (skip is None or not _same(candidate, skip)):
             return candidate, kind
     looked = ", ".join(str(d) for _, d in search_dirs())
     raise ProfileError(f"no profile named {name!r} (looked in {looked}); "
@@ -223,7 +278,7 @@ def _parse(path: Path) -> tuple[dict, str]:
     if key not in _cache:
         inputs.read(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read(path).decode("utf-8")
         except OSError as exc:
             raise ProfileError(f"{path}: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
@@ -234,8 +289,45 @@ def _parse(path: Path) -> tuple[dict, str]:
             line = re.search(r"at line (\d+)", str(exc))
             number = line.group(1) if line else len(text.splitlines())   # at end of document
             raise ProfileError(f"{path}:{number}: {exc}") from None
+        except RecursionError:
+            raise ProfileError(f"{path}: nested too deeply to be a profile") from None
         _cache[key] = (data, text)
     return _cache[key]
+
+
+def _read(path: Path) -> bytes:
+    """A profile file's bytes: one in a judged search directory opened
+    through the directory's descriptor, and judged itself (plan.trusted);
+    any other (--profile PATH, an include by path) as named. O_NONBLOCK: a
+    FIFO in a profile's place fails below, never waits for a writer."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    if path.parent not in _judged_dirs():
+        return _read_bounded(os.open(path, flags), path, judge=False)
+    with _opened_dir(path.parent) as dfd:
+        if dfd is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+        return _read_bounded(os.open(path.name, flags, dir_fd=dfd), path, judge=True)
+
+
+def _read_bounded(fd: int, path: Path, judge: bool) -> bytes:
+    """What fd opened, judged on fd; a file larger than a profile is not read."""
+    try:
+        st = os.fstat(fd)
+        if judge:
+            _may_judge(st, path, "file")
+        elif not stat.S_ISREG(st.st_mode):
+            raise ProfileError(f"{path}: not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_PROFILE_BYTES and st.st_size <= MAX_PROFILE_BYTES:
+            chunk = os.read(fd, MAX_PROFILE_BYTES + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    raise ProfileError(f"{path}: larger than a profile ({max(size, st.st_size)} bytes; at most "
+                       f"{MAX_PROFILE_BYTES}): not read")
 
 
 def _line_of(text: str, table: str | None, key: str | None) -> int | None:
@@ -497,4 +589,8 @@ def render(profile: Profile) -> str:
     width = max(len(text) for text, _ in rows)
     for text, origin in rows:
         lines.append(f"{text:<{width}}  # {origin}" if origin else text)
-    return "\n".join(lines) + "\n"
+    # The description, names and paths are the profile's text: a newline in
+    # one would forge a line of this "usable as a profile" output, an escape
+    # sequence hide one (audit.printable, as for every line yama-run prints).
+    from .audit import printable
+    return "\n".join(printable(line) for line in lines) + "\n"
