@@ -55,12 +55,21 @@ def _describe(profile) -> str:
 def _select(profile_name, no_profile, show, command) -> profiles.Profile:
     if no_profile:
         return profiles.builtin()
-    if profile_name:
+    if profile_name is not None:
         return profiles.load(profile_name)
     if show and show.endswith(".toml"):        # a profile file, not a program
         return profiles.load(show)
     path, kind, how = profiles.for_command([show] if show else command)
     return profiles.load_file(path, kind, found=how)
+
+
+def _refuse_empty(profile_name, audit_log) -> None:
+    """An empty value is a mistake (a script's unset variable), never "not
+    given": --profile "$STRICT" must not run under the program's own lookup."""
+    if profile_name == "":
+        raise click.UsageError("--profile: empty value; give a profile name or path")
+    if audit_log == "":
+        raise click.UsageError("--audit-log: empty value; give a file")
 
 
 def _apply_overrides(profile, overrides) -> None:
@@ -84,7 +93,8 @@ def _list_profiles() -> None:
             notes = f"error: {exc}"
         if entry.shadowed_by:
             notes = f"(shadowed by {entry.shadowed_by})" + (f" {notes}" if notes else "")
-        rows.append((entry.name, entry.kind, str(entry.path), notes))
+        # (a planted file's name or aliases could otherwise erase its own line)
+        rows.append(tuple(map(printable, (entry.name, entry.kind, str(entry.path), notes))))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[3])
@@ -230,6 +240,7 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
+    _refuse_empty(profile_name, audit_log)
     if profile_name and no_profile:
         raise click.UsageError("--profile and --no-profile exclude each other")
     if show and (profile_name or no_profile):
@@ -257,8 +268,8 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         profile = _select(profile_name, no_profile, show, [program, *args])
         _apply_overrides(profile, overrides)
         modules = profile.instantiate()
-    except profiles.ProfileError as exc:
-        raise click.UsageError(str(exc)) from None
+    except profiles.ProfileError as exc:        # (its paths and names are a file's text)
+        raise click.UsageError(printable(str(exc))) from None
     if show:
         click.echo(profiles.render(profile), nl=False)
         return 0

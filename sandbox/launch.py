@@ -63,7 +63,8 @@ def parse(args: list[str]) -> Run | None:
                     return None
                 value = args[i]
             attr = VALUED[name]
-            if value.startswith("-") or (attr in seen and attr != "overrides"):
+            # (an empty value is click's to refuse: it is never "not given")
+            if not value or value.startswith("-") or (attr in seen and attr != "overrides"):
                 return None
             if attr in CHOICES and value not in CHOICES[attr]:
                 return None

@@ -59,14 +59,14 @@ def _spell(choice: Any) -> str:
 
 def _spelled(text: str, choice: Any) -> bool:
     """--set's text for a non-string choice: true/false (or 1/0) for a bool,
-    a number for an int."""
+    a number for an int: plain ASCII decimal digits, as TOML writes an
+    integer (no 0x/0b prefix, no other script's digits, no leading zero: 01
+    may mean octal to the writer)."""
     text = text.strip().lower()
     if isinstance(choice, bool):
         return text in ({"true", "1"} if choice else {"false", "0"})
-    try:
-        return int(text, 0) == choice
-    except ValueError:
-        return False
+    plain = text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
+    return plain and int(text) == choice
 
 
 class Module:
