@@ -59,6 +59,25 @@ def test_bad_input_is_125_with_a_clear_message(args, message):
     assert message in r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--profile="], "--profile: empty value; give a profile name or path"),
+    (["--profile", ""], "--profile: empty value; give a profile name or path"),
+    (["--audit-log="], "--audit-log: empty value; give a file"),
+    (["--audit-log", ""], "--audit-log: empty value; give a file"),
+    *[(["--set", f"ptrace.scope={value}"], f"ptrace.scope: bad value {value!r}; valid values: "
+       "0, 1, 2, 3") for value in ("0x2", "0b11", "0o2", "\u0663", "\uff12", "01", "+2")],
+])
+def test_a_wrong_value_is_125_not_taken_for_another(tmp_path, args, message):
+    """An empty --profile (a script's unset "$STRICT") or --audit-log is no
+    "not given", and --set's numbers are plain ASCII decimal, no leading zero
+    (review 11-D, finding 6: each of these ran, under the program's own
+    profile, without a log, or at scope 2 or 3)."""
+    ran = tmp_path / "ran"
+    r = yama_run("-v", *args, "--", "touch", ran)
+    assert r.returncode == 125, r.stderr
+    assert message in r.stderr and not ran.exists()
+
+
 def test_bad_profile_names_file_line_and_valid_values(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('chain = ["ptrace"]\n\n[ptrace]\nscope = 9\n')

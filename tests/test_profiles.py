@@ -533,3 +533,163 @@ def test_a_profile_directory_the_user_cannot_read_is_an_error_not_an_absence(
         assert r.returncode == 0 and (out / "ran").exists(), r.stderr
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+# -- profiles yama-run does not trust, and a profile's text ----------------------
+
+def home_env(home: Path, **extra) -> dict:
+    """An environment whose user profile directory is HOME's (no XDG_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env.update(HOME=str(home), **extra)
+    return env
+
+
+def plant(home: Path, uid: int = 1001, mode: int = 0o755) -> Path:
+    """HOME/.config/yama-run/profiles of uid, holding a strict.toml and a
+    default.toml that take every protection away (review 11-D, finding 1)."""
+    profiles = home / ".config" / "yama-run" / "profiles"
+    profiles.mkdir(parents=True)
+    write(profiles / "strict.toml", 'chain = ["ptrace"]\n[ptrace]\nscope = 0\n')
+    write(profiles / "default.toml", "chain = []\n")
+    for path in (home, *profiles.parents[:3][::-1], profiles, *profiles.iterdir()):
+        os.chown(path, uid, uid)
+    profiles.chmod(mode)
+    return profiles
+
+
+@requires_root
+def test_root_with_another_users_home_refuses_its_profiles(tmp_path):
+    """root run with uid 1001's HOME (sudo -E, su -m): uid 1001's profiles
+    would have made firefox (include = "strict") and every other program run
+    without protections; yama-run refuses, naming the directory, and runs
+    nothing (before: ptrace(scope=0) and an empty chain)."""
+    profiles = plant(tmp_path / "h1001")
+    ran = tmp_path / "ran"
+    for args in (("--profile", "firefox"), ("--profile", "strict"), ()):
+        r = yama_run("-v", *args, "touch", ran, env=home_env(tmp_path / "h1001"))
+        assert r.returncode == 125, r.stderr
+        assert f"{profiles} is not a directory of uid 0 or root that only its owner can " \
+               f"write: not trusted" in r.stderr
+        assert not ran.exists() and "Traceback" not in r.stderr
+    r = yama_run("--list-profiles", env=home_env(tmp_path / "h1001"))
+    assert r.returncode == 125 and "not trusted" in r.stderr
+
+
+@requires_root
+@pytest.mark.parametrize("case", ["group-writable directory", "another user's file"])
+def test_profiles_another_user_may_write_are_refused(tmp_path, case):
+    """root's own profile directory, but writable by its group, or holding a
+    file of uid 1001 (which that uid may rewrite): refused, as plans are."""
+    profiles = plant(tmp_path / "home", uid=0)
+    if case == "group-writable directory":
+        profiles.chmod(0o775)
+        what = f"{profiles} is not a directory"
+    else:
+        os.chown(profiles / "strict.toml", 1001, 1001)
+        what = f"{profiles / 'strict.toml'} is not a file"
+    r = yama_run("--profile", "strict", "cat", "/proc/self/status",
+                 env=home_env(tmp_path / "home"))
+    assert r.returncode == 125 and f"{what} of uid 0 or root" in r.stderr, r.stderr
+    profiles.chmod(0o755)
+    os.chown(profiles / "strict.toml", 0, 0)
+    r = yama_run("-v", "--profile", "strict", "cat", "/proc/self/status",
+                 env=home_env(tmp_path / "home"))
+    assert r.returncode == 0 and seccomp_mode(r.stdout) == "2" and "ptrace(scope=0)" in r.stderr
+
+
+def hostile_cwd() -> Path:
+    """A directory of uid 1002 that others run yama-run from, holding
+    ~/.config/yama-run/profiles and rel/yama-run/profiles, each with an empty
+    strict and default (review 11-D, finding 2)."""
+    cwd = Path(tempfile.mkdtemp(prefix="yama-run-cwd-"))
+    for profiles in (cwd / "~" / ".config" / "yama-run" / "profiles",
+                     cwd / "rel" / "yama-run" / "profiles"):
+        profiles.mkdir(parents=True)
+        write(profiles / "strict.toml", "chain = []\n")
+        write(profiles / "default.toml", "chain = []\n")
+    subprocess.run(["chown", "-R", "1002:1002", str(cwd)], check=True)
+    cwd.chmod(0o755)
+    return cwd
+
+
+@requires_root
+def test_no_home_takes_no_profile_directory_from_the_cwd(as_user):  # noqa: F811
+    """uid 1001 without HOME and without a passwd entry, run from uid 1002's
+    directory: its ./~/.config/yama-run/profiles is nobody's profile
+    directory; the bundled strict and default apply (before: both empty, no
+    filter)."""
+    cwd = hostile_cwd()
+    try:
+        env = {k: v for k, v in as_user.env().items() if k != "HOME"}
+        for args, name in ((["--profile", "strict"], "strict"), ([], "default")):
+            r = subprocess.run(as_user.command("-v", *args, "cat", "/proc/self/status"),
+                               env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert f"profile {name} ({as_user.path}/profiles/{name}.toml, bundled" \
+                in profile_line(r.stderr)
+            assert seccomp_mode(r.stdout) == "2"
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
+
+
+@requires_root
+def test_a_relative_xdg_config_home_is_ignored_and_no_plan_carries_it(as_user):  # noqa: F811
+    """XDG_CONFIG_HOME=rel (relative: the XDG spec says to ignore it) from
+    uid 1002's directory: the bundled strict, never ./rel/...; and the plan
+    made there, used from / later, is the bundled strict's (before: the empty
+    profile, kept and used from every cwd)."""
+    cwd = hostile_cwd()
+    try:
+        for where in (cwd, "/", cwd):
+            r = as_user.run("-v", "--profile", "strict", "cat", "/proc/self/status",
+                            cwd=where, env={"XDG_CONFIG_HOME": "rel"})
+            assert r.returncode == 0, r.stderr
+            assert f"profile strict ({as_user.path}/profiles/strict.toml, bundled" \
+                in r.stderr, r.stderr
+            assert seccomp_mode(r.stdout) == "2"
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
+
+
+def test_show_profile_escapes_the_description(env):
+    """A description holding a newline forged a `chain = [...]` line in the
+    "usable as a profile" output; it is escaped, so the one chain line is
+    the profile's own."""
+    write(user_dir(env) / "firefox.toml",
+          'description = "Firefox\\nchain = [\\"contain\\", \\"ptrace\\"]\\u202e"\n'
+          'aliases = ["firefox-esr"]\nchain = []\n')
+    shown = show(env, "--show-profile", "firefox")
+    assert [line.split("#")[0].strip() for line in shown.splitlines()
+            if line.startswith("chain")] == ["chain = []"]
+    assert '# Firefox\\nchain = ["contain", "ptrace"]\\u202e\n' in shown
+    assert "\u202e" not in shown
+
+
+def test_list_profiles_and_profile_errors_escape_names_and_paths(env):
+    """A planted file's name and aliases could rewrite the listing's line,
+    and an include's path an error's; both are escaped."""
+    write(user_dir(env) / "z\r.toml", 'aliases = ["x\\u202e"]\nchain = []\n')
+    listing = show(env, "--list-profiles")
+    assert "\r" not in listing and "\u202e" not in listing
+    assert re.search(r"^z\\r\s+user\s+\S+/z\\r\.toml\s+x\\u202e$", listing, re.M), listing
+    write(user_dir(env) / "default.toml", 'include = "\\ryama-run: ok.toml"\nchain = []\n')
+    r = yama_run("true", env=env)
+    assert r.returncode == 125 and "\r" not in r.stderr
+    assert f"({user_dir(env)}/\\ryama-run: ok.toml)" in r.stderr
+
+
+@pytest.mark.parametrize("profile, message", [
+    ("x = " + "[" * 100000 + "]" * 100000 + "\n", "nested too deeply to be a profile"),
+    (None, "larger than a profile (68719476736 bytes; at most 1048576): not read"),
+])
+def test_a_profile_too_deep_or_too_large_is_a_named_error(env, profile, message):
+    """(before: RecursionError and MemoryError tracebacks, exit 1)"""
+    path = user_dir(env) / "default.toml"
+    if profile is None:
+        with open(path, "wb") as f:
+            f.truncate(64 << 30)                # sparse: never read
+    else:
+        write(path, profile)
+    r = yama_run("true", env=env)
+    assert r.returncode == 125, r.stderr
+    assert f"{path}: {message}" in r.stderr and "Traceback" not in r.stderr
