@@ -369,6 +369,13 @@ int yr_checked_paths(struct yr_call *c);
 /* named.c */
 int yr_named_paths(struct yr_call *c, const uint64_t *a);
 
+/* owner.c: an owner read with fstat or statx from fd's object, as the rules
+ * compare it: the id, or YR_UNMAPPED (matches nothing) */
+uint32_t yr_owner(int fd, uint32_t id, int gid);
+int yr_same_owner(uint32_t owner, uint32_t id);
+int yr_owner_overflows(int fd, const struct stat *st);
+int yr_mode_allows(const struct yr_fsid *id, int fd, const struct stat *st, unsigned int want);
+
 /* statcopy.c */
 int yr_stat_to_caller(struct yr_call *c, int fd, const struct stat *taken);
 void yr_ids_for_caller(struct yr_call *c, uint32_t *uid, uint32_t *gid);

@@ -141,6 +141,7 @@ struct proc_obj {
     pid_t tgid;             /* its process */
     char entry[32];         /* the first name below the task directory ("" for it) */
     int numbers_unknown;    /* of a procfs whose pid numbers name no task we can tell */
+    int fd;                 /* the object held (its owner read as yr_owner reads it) */
 };
 
 int yr_on_proc(int fd)
@@ -403,6 +404,7 @@ static int identify(struct yr_call *c, int fd, const struct stat *st, struct pro
 {
     char name[YR_PATH_MAX], link[16];
     memset(o, 0, sizeof(*o));
+    o->fd = fd;
     snprintf(link, sizeof(link), "%d", fd);
     ssize_t n = readlinkat(yr_own_fd_dir(), link, name, sizeof(name) - 1);
     if (n <= 0 || own_proc_setup() < 0)
@@ -486,7 +488,8 @@ static int kernel_allows(struct yr_call *c, pid_t tid, int mode)
     return ok;
 }
 
-static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_access access);
+static int mode_refuses(const struct yr_call *c, const struct proc_obj *o, const struct stat *st,
+                        enum yr_access access);
 
 /* /proc/PID/mem of a task that shares the caller's mm (clone(CLONE_VM)
  * without CLONE_THREAD: vfork, posix_spawn): proc_mem_open's mm_access asks
@@ -515,7 +518,7 @@ static int judge_inside(struct yr_call *c, const struct proc_obj *o, const struc
 {
     if (!kernel_checks(class, access))
         return 0;
-    if (mode_refuses(c, st, access))
+    if (mode_refuses(c, o, st, access))
         return -EACCES;
     int attach = class == E_ATTACH_OPEN || class == E_ATTACH_READ;
     int errnum = class == E_ATTACH_READ ? EPERM : EACCES;
@@ -882,19 +885,18 @@ static const char *verb_of(const struct yr_call *c, enum yr_access access)
     }
 }
 
-static int caller_mode_allows(const struct yr_call *c, const struct stat *st, unsigned int want);
-
 /* Would the kernel refuse the caller this open on the entry's mode bits
  * alone? Then the refusal is the kernel's as much as containment's, and is
  * not told: Chromium writes its zygote's oom_score_adj through a /proc
  * that is not its pid namespace's, init's there (0644 root), at each start. */
-static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_access access)
+static int mode_refuses(const struct yr_call *c, const struct proc_obj *o, const struct stat *st,
+                        enum yr_access access)
 {
     unsigned int want = access == ACC_WRITE ? 2 : access == ACC_READ ? 4 : 0;
     if (!want || (c->id.caps >> CAP_DAC_OVERRIDE & 1) ||
         (want == 4 && (c->id.caps >> CAP_DAC_READ_SEARCH & 1)))
         return 0;
-    return !caller_mode_allows(c, st, want);
+    return !yr_mode_allows(&c->id, o->fd, st, want);
 }
 
 /* The contain module's refusal, told by the gate: an entry of a process
@@ -902,7 +904,7 @@ static int mode_refuses(const struct yr_call *c, const struct stat *st, enum yr_
 static int refuse_outside(struct yr_call *c, const struct proc_obj *o, const struct stat *st,
                           enum entry_class class, enum yr_access access)
 {
-    if (mode_refuses(c, st, access))
+    if (mode_refuses(c, o, st, access))
         return -EACCES;
     struct yr_gate_refusal *r = refusal_start(c);
     r->target_tid = o->tid;
@@ -1010,17 +1012,6 @@ int yr_gate_judged_for_caller(const struct yr_call *c)
     return c->recheck > 0 && c->recheck_exact;
 }
 
-/* May the caller read (4) or search (1) the directory st by its mode bits?
- * Its capabilities are not counted: stricter, never looser, than the
- * kernel. */
-static int caller_mode_allows(const struct yr_call *c, const struct stat *st, unsigned int want)
-{
-    int in_group = st->st_gid == c->id.fsgid;
-    for (uint32_t i = 0; i < c->id.ngroups && !in_group; i++)
-        in_group = st->st_gid == c->id.groups[i];
-    int shift = st->st_uid == c->id.fsuid ? 6 : in_group ? 3 : 0;
-    return (st->st_mode >> shift & want) == want;
-}
 
 /* Is obj a /proc object the caller was refused as itself only because our
  * acting thread is not the caller, and that is opened (or searched) as
@@ -1052,7 +1043,7 @@ int yr_gate_own_unasked(struct yr_call *c, int obj)
                          strcmp(o.entry, "pagemap") != 0;
     if (o.tgid != yr_caller_tgid(c))
         return opened_on_rule && yr_gate_judged_for_caller(c) && c->recheck == o.tid &&
-               (!S_ISDIR(st.st_mode) || caller_mode_allows(c, &st, 4));
+               (!S_ISDIR(st.st_mode) || yr_mode_allows(&c->id, obj, &st, 4));
     int fd_dir = strcmp(o.entry, "fd") == 0 ||
                  (strcmp(o.entry, "map_files") == 0 && S_ISDIR(st.st_mode));
     return fd_dir || opened_on_rule;
@@ -1081,7 +1072,7 @@ int yr_gate_search_unasked(struct yr_call *c, int dir)
         identify(c, dir, &st, &o) < 0)
         return 0;
     if (!o.pid_entry || o.tgid <= 0 || o.tgid == yr_caller_tgid(c) || !inside(c, o.tgid) ||
-        strcmp(o.entry, "fdinfo") != 0 || !caller_mode_allows(c, &st, 1))
+        strcmp(o.entry, "fdinfo") != 0 || !yr_mode_allows(&c->id, dir, &st, 1))
         return 0;
     return kernel_allows(c, o.tid, YR_PTRACE_FSCREDS | YR_PTRACE_READ) == 1;
 }

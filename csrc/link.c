@@ -40,18 +40,22 @@ static int known_without_rw(uint64_t mask, uint32_t facts)
            yr_link_table_allows(mask, facts | YR_LF_RW);
 }
 
+/* The held source's facts. CAP_FOWNER counts as the kernel's
+ * capable_wrt_inode_uidgid: only over an inode whose uid and gid the
+ * caller's namespace maps; a caller's capabilities count only in ours
+ * (caps), so they are those yr_owner does not call unmapped. */
 static uint32_t base_facts(struct yr_call *c, const struct stat *src)
 {
     struct yr_link *op = &c->link;
     struct stat st = *src;
-    op->uid = st.st_uid;
-    op->gid = st.st_gid;
+    op->uid = yr_owner(c->link_src, st.st_uid, 0);
+    op->gid = yr_owner(c->link_src, st.st_gid, 1);
     op->mode = st.st_mode;
     op->fsuid = c->id.fsuid;
     uint32_t f = 0;
-    if (st.st_uid == c->id.fsuid)
+    if (yr_same_owner(op->uid, c->id.fsuid))
         f |= YR_LF_OWNER;
-    if (c->id.caps >> CAP_FOWNER & 1)
+    if ((c->id.caps >> CAP_FOWNER & 1) && op->uid != YR_UNMAPPED && op->gid != YR_UNMAPPED)
         f |= YR_LF_FOWNER;
     if (S_ISREG(st.st_mode))
         f |= YR_LF_REGULAR;
@@ -116,9 +120,10 @@ static int on_two_mounts(struct yr_call *c)
            (a.stx_mask & STATX_MNT_ID) && a.stx_mnt_id != b.stx_mnt_id;
 }
 
-/* The errors the kernel finds between the two lookups and may_linkat:
- * an existing new name, two mounts (and what comes before), a trailing
- * slash, a read-only mount. */
+/* The errors the kernel finds between the two lookups and may_linkat's
+ * rule: an existing new name, two mounts (and what comes before), a
+ * trailing slash, a read-only mount, an owner the mount's idmap does not
+ * map (may_linkat's own first test). */
 static int before_rule(struct yr_call *c)
 {
     struct stat st;
@@ -134,6 +139,8 @@ static int before_rule(struct yr_call *c)
     struct statvfs vfs;
     if (fstatvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
         return -EROFS;
+    if (fstat(c->link_src, &st) == 0 && yr_owner_overflows(c->link_src, &st))
+        return -EOVERFLOW;
     return 0;
 }
 

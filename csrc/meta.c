@@ -77,9 +77,10 @@ int yr_symlink_in_sticky(struct yr_call *c, int dir)
     struct stat ds;
     if (fstat(dir, &ds) < 0)
         return -errno;
-    if (!(ds.st_mode & S_ISVTX) || !(ds.st_mode & S_IWOTH) || ds.st_uid == c->id.fsuid)
+    uint32_t owner = yr_owner(dir, ds.st_uid, 0);
+    if (!(ds.st_mode & S_ISVTX) || !(ds.st_mode & S_IWOTH) || yr_same_owner(owner, c->id.fsuid))
         return 0;
-    c->pub.dir_uid = ds.st_uid;
+    c->pub.dir_uid = owner;
     c->pub.dir_mode = ds.st_mode;
     return 1;
 }

@@ -86,7 +86,7 @@ int yr_take_umask(struct yr_call *c)
  * out here: proc's own permission op would ask the ptrace check again, of
  * this thread. */
 
-static int owner_bits_allow(const struct yr_call *c, const struct stat *st, int flags)
+static int owner_bits_allow(const struct yr_call *c, int fd, const struct stat *st, int flags)
 {
     const struct yr_fsid *id = &c->id;
     int acc = flags & O_ACCMODE;
@@ -95,11 +95,7 @@ static int owner_bits_allow(const struct yr_call *c, const struct stat *st, int 
         return 1;
     if (want == 4 && (id->caps >> CAP_DAC_READ_SEARCH & 1))
         return 1;
-    int in_group = st->st_gid == id->fsgid;
-    for (uint32_t i = 0; i < id->ngroups && !in_group; i++)
-        in_group = st->st_gid == id->groups[i];
-    int shift = st->st_uid == id->fsuid ? 6 : in_group ? 3 : 0;
-    return ((st->st_mode >> shift) & want) == want;
+    return yr_mode_allows(id, fd, st, (unsigned int)want);
 }
 
 /* An open that may wait (a FIFO without a peer, a device, a lease): in a
@@ -304,22 +300,26 @@ static int binds_opener(const struct stat *st)
     return -1;
 }
 
-/* An O_CREAT open of the object st in the held directory: 1 when that
- * directory is sticky (*ds its stat, *f the facts may_create_in_sticky and
- * yama-run's table look at: YR_CF_*), 0 when not, or -errno. */
+/* An O_CREAT open of the object st (held: res.obj) in the held directory: 1
+ * when that directory is sticky (*ds its stat, *f the facts
+ * may_create_in_sticky and yama-run's table look at: YR_CF_*, from the two
+ * owners as yr_owner gives them, in own: the file's, the directory's), 0
+ * when not, or -errno. */
 static int create_facts(const struct yr_call *c, const struct stat *st, struct stat *ds,
-                        uint32_t *f)
+                        uint32_t *f, uint32_t own[2])
 {
     if (fstat(c->res.dir, ds) < 0)
         return -errno;
     if (!(ds->st_mode & S_ISVTX))
         return 0;
+    own[0] = yr_owner(c->res.obj, st->st_uid, 0);
+    own[1] = yr_owner(c->res.dir, ds->st_uid, 0);
     int type = st->st_mode & S_IFMT;
     *f = (type == S_IFIFO ? YR_CF_FIFO : type == S_IFREG ? YR_CF_REGULAR : 0) |
          (ds->st_mode & S_IWOTH ? YR_CF_DIR_WW : 0) |
          (ds->st_mode & S_IWGRP ? YR_CF_DIR_GW : 0) |
-         (st->st_uid == c->id.fsuid ? YR_CF_OWNER : 0) |
-         (st->st_uid == ds->st_uid ? YR_CF_DIR_OWNER : 0);
+         (yr_same_owner(own[0], c->id.fsuid) ? YR_CF_OWNER : 0) |
+         (yr_same_owner(own[1], own[0]) ? YR_CF_DIR_OWNER : 0);
     return 1;
 }
 
@@ -335,8 +335,8 @@ static int kernel_sticky_create(struct yr_call *c)
     struct stat ds;
     if (!(c->flags & O_CREAT) || r->magic || r->dir < 0)
         return 0;                    /* a magic link's own directory is never sticky */
-    uint32_t f;
-    int sticky = create_facts(c, &r->obj_st, &ds, &f);
+    uint32_t f, own[2];
+    int sticky = create_facts(c, &r->obj_st, &ds, &f, own);
     if (sticky <= 0)
         return sticky;
     int level = f & YR_CF_REGULAR ? yr_kernel_protection("regular")
@@ -460,7 +460,7 @@ int yr_open_final(struct yr_call *c)
             return R_AGAIN;                /* became a symlink: walk it */
     }
     int refused = fd < 0 && errno == EACCES;          /* errno: the open's, kept */
-    if (refused && (type == S_IFDIR || (type == S_IFREG && owner_bits_allow(c, &r->obj_st, fl))) &&
+    if (refused && (type == S_IFDIR || (type == S_IFREG && owner_bits_allow(c, r->obj, &r->obj_st, fl))) &&
         yr_gate_own_unasked(c, r->obj)) {
         /* An entry of the caller's own process that the kernel lets its
          * thread group open whoever owns it (its fd directory listed, its
@@ -555,17 +555,17 @@ static int sticky_hook(struct yr_call *c)
     if (!(c->flags & O_CREAT) || (type != S_IFREG && type != S_IFIFO) || create_mask == ~0ULL)
         return 0;
     struct stat ds;
-    uint32_t f;
-    int sticky = create_facts(c, &r->st, &ds, &f);
+    uint32_t f, own[2];
+    int sticky = create_facts(c, &r->st, &ds, &f, own);
     if (sticky <= 0)
         return sticky;
     if (yr_walk_table_allows(create_mask, f))
         return 0;
     struct yr_walk *pub = &c->pub;
     pub->facts = f;
-    pub->obj_uid = r->obj_st.st_uid;
+    pub->obj_uid = own[0];
     pub->obj_mode = r->obj_st.st_mode;
-    pub->dir_uid = ds.st_uid;
+    pub->dir_uid = own[1];
     pub->dir_mode = ds.st_mode;
     return yr_hook(c, YR_HOOK_CREATE_IN_STICKY, RESUME_OPEN);
 }

@@ -870,15 +870,16 @@ int yr_walk(struct yr_call *c, int from, const char *path)
 
 /* ---- the trailing component ---------------------------------------------- */
 
-static uint32_t follow_facts(const struct yr_call *c, const struct stat *link,
-                             const struct statx *dir)
+/* link_uid and dir_uid: as yr_owner gives them (an unmapped one matches nothing). */
+static uint32_t follow_facts(const struct yr_call *c, uint32_t link_uid, const struct statx *dir,
+                             uint32_t dir_uid)
 {
     uint32_t f = 0;
-    if (link->st_uid == c->id.fsuid)
+    if (yr_same_owner(link_uid, c->id.fsuid))
         f |= YR_FL_OWNER;
     if ((dir->stx_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH))
         f |= YR_FL_DIR_STICKY_WW;
-    if (dir->stx_uid == link->st_uid)
+    if (yr_same_owner(dir_uid, link_uid))
         f |= YR_FL_DIR_OWNER;
     return f;
 }
@@ -990,15 +991,17 @@ static int trailing_link(struct yr_call *c)
     if (ds.stx_mode & S_ISVTX) {                 /* a hook point */
         uint64_t follow_mask, create_mask;
         yr_walk_config(&follow_mask, &create_mask);
-        uint32_t f = follow_facts(c, &r->st, &ds);
+        uint32_t link_uid = yr_owner(r->obj, r->st.st_uid, 0);
+        uint32_t dir_uid = yr_owner(r->dir, ds.stx_uid, 0);
+        uint32_t f = follow_facts(c, link_uid, &ds, dir_uid);
         if (kernel_follow_denies(f))
             return -EACCES;
         if (!yr_walk_table_allows(follow_mask, f)) {
             struct yr_walk *pub = &c->pub;
             pub->facts = f;
-            pub->obj_uid = r->st.st_uid;
+            pub->obj_uid = link_uid;
             pub->obj_mode = r->st.st_mode;
-            pub->dir_uid = ds.stx_uid;
+            pub->dir_uid = dir_uid;
             pub->dir_mode = ds.stx_mode;
             ssize_t n = readlinkat(r->obj, "", pub->target, sizeof(pub->target) - 1);
             pub->target[n > 0 ? n : 0] = '\0';

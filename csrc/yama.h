@@ -107,6 +107,9 @@ enum {
     YR_LF_COUNT = 6               /* 64 combinations: one uint64_t */
 };
 #define YR_PATH_MAX 4096
+/* An owner the kernel gave as the overflow id and not proved real (owner.c):
+ * the uid and gid fields below hold it, and it matches no caller's id. */
+#define YR_UNMAPPED 0xFFFFFFFF
 /* What Python sees of a link waiting for the chain's path_link verdict. */
 struct yr_link {
     uint32_t facts;         /* YR_LF_* */

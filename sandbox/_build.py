@@ -12,7 +12,7 @@ CSRC = pathlib.Path("csrc")
 SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden.c", "tracer.c",
            # the path engine (csrc/engine.h)
            "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
-           "statcopy.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
+           "statcopy.c", "owner.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
            "tmpfiles.c", "pool.c", "interp.c", "named.c",
            "ptrace_fast.c",   # the ptrace module's rule, settled in C
            "front.c",         # the process the shell waits on (also in the launcher)
