@@ -578,10 +578,12 @@ def test_root_with_another_users_home_refuses_its_profiles(tmp_path):
 @requires_root
 @pytest.mark.parametrize("case", ["group-writable directory", "another user's file"])
 def test_profiles_another_user_may_write_are_refused(tmp_path, case):
-    """root's own profile directory, but writable by its group, or holding a
-    file of uid 1001 (which that uid may rewrite): refused, as plans are."""
+    """root's own profile directory, but writable by a group of others (gid
+    1234, no one's own), or holding a file of uid 1001 (which that uid may
+    rewrite): refused, as plans are."""
     profiles = plant(tmp_path / "home", uid=0)
     if case == "group-writable directory":
+        os.chown(profiles, 0, 1234)
         profiles.chmod(0o775)
         what = f"{profiles} is not a directory"
     else:
@@ -591,10 +593,29 @@ def test_profiles_another_user_may_write_are_refused(tmp_path, case):
                  env=home_env(tmp_path / "home"))
     assert r.returncode == 125 and f"{what} of uid 0 or root" in r.stderr, r.stderr
     profiles.chmod(0o755)
+    os.chown(profiles, 0, 0)
     os.chown(profiles / "strict.toml", 0, 0)
     r = yama_run("-v", "--profile", "strict", "cat", "/proc/self/status",
                  env=home_env(tmp_path / "home"))
     assert r.returncode == 0 and seccomp_mode(r.stdout) == "2" and "ptrace(scope=0)" in r.stderr
+
+
+@requires_root
+def test_a_profile_directory_writable_by_its_owners_own_group_is_taken(tmp_path):
+    """Where users have groups of their own, their umask is 002 and the
+    directory they make is group-writable by that group alone: taken (root's
+    and group root's here: root's primary group, listing no member), where
+    every run of such a user ended 125."""
+    import grp
+    import pwd
+    if pwd.getpwuid(0).pw_gid != 0 or grp.getgrgid(0).gr_mem:
+        pytest.skip("group root here is not root's alone")
+    profiles = plant(tmp_path / "home", uid=0)
+    for path in (profiles, *profiles.iterdir()):
+        path.chmod(0o775 if path.is_dir() else 0o664)
+    r = yama_run("-v", "--profile", "strict", "cat", "/proc/self/status",
+                 env=home_env(tmp_path / "home"))
+    assert r.returncode == 0 and "ptrace(scope=0)" in r.stderr, r.stderr
 
 
 def hostile_cwd() -> Path:
