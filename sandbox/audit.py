@@ -102,7 +102,15 @@ def open_log(path: str) -> int:
     fs.protected_symlinks would, whatever that sysctl says: root's yama-run
     given --audit-log /tmp/app.jsonl appended its records (with the names the
     program chose) to a root-only file through a link the program, as uid
-    1001, left there for the next run (fs.protected_symlinks=0)."""
+    1001, left there for the next run (fs.protected_symlinks=0). Each link of
+    a chain is judged so, in the directory it is in.
+
+    What is opened meets fs.protected_regular and fs.protected_fifos as a
+    user's `>>` would (the open has O_CREAT, so the kernel's own check runs
+    where they are on) and, whatever they say, their rule for a sticky
+    world-writable directory: opened without O_CREAT, an existing file was
+    never judged, and root's records went to a file or a FIFO uid 1001 made
+    in /tmp (and read, or rewrote for --propose-profile)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         fd = _open_log(path, flags)
@@ -115,36 +123,80 @@ def open_log(path: str) -> int:
     return fd
 
 
+MAXSYMLINKS = 40                    # the kernel's: links followed in one open
+
+
 def _open_log(path: str, flags: int) -> int:
-    for _ in range(8):
-        try:
-            return os.open(path, flags | os.O_NOFOLLOW)            # there, not a link
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            _may_follow(path)
-            # followed: a link that only its owner or the directory's (the
-            # sticky bit) can swap, both trusted by the rule
-            return os.open(path, flags | os.O_CREAT, 0o666)
-        try:                                # made here: O_EXCL follows no link
-            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue                        # made meanwhile: looked at again
-    raise OSError(errno.EAGAIN, "it keeps changing", path)
+    """path opened, its trailing links followed by hand: each name is opened
+    in its directory's descriptor, so the directory judged is the one the
+    name was found in (a relative link's target is relative to it)."""
+    at = None                       # the directory a relative name starts from
+    try:
+        for _ in range(MAXSYMLINKS):
+            head, name = os.path.split(path)
+            where = os.open(head or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=at)
+            if at is not None:
+                os.close(at)
+            at = where
+            fd = _open_in(at, name or ".", flags, path)
+            if fd is not None:
+                return fd
+            # The link judged cannot be another by now: where the rule is
+            # needed (a sticky directory) only its owner or the directory's,
+            # both trusted by it, may remove or rename it.
+            path = os.readlink(name, dir_fd=at)
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+    finally:
+        if at is not None:
+            os.close(at)
 
 
-def _may_follow(link: str) -> None:
-    """The kernel's rule for following a symlink (may_follow_link): in a
-    sticky world-writable directory, only a link of our own or of the
-    directory's owner. Raises OSError (EACCES) otherwise."""
-    owner = os.lstat(link).st_uid
-    where = os.stat(os.path.dirname(link) or ".")
-    if owner != os.geteuid() and where.st_mode & stat.S_ISVTX and where.st_mode & stat.S_IWOTH \
-            and owner != where.st_uid:
-        raise OSError(errno.EACCES, f"a symlink of uid {owner} in a sticky world-writable "
-                      "directory: not followed (the rule of fs.protected_symlinks)", link)
+def _open_in(at: int, name: str, flags: int, path: str) -> int | None:
+    """name in the directory at, opened (created if missing), or None for a
+    symlink that may be followed. Raises OSError."""
+    where = os.fstat(at)
+    try:
+        # Judged before the open too: a FIFO's reader never sees us open it.
+        _sticky_rule(os.lstat(name, dir_fd=at), where, path)
+    except FileNotFoundError:
+        pass
+    try:
+        # O_CREAT without O_EXCL: the kernel's may_create_in_sticky runs on
+        # an existing file (not without O_CREAT); O_NOFOLLOW: a link is ours
+        # to judge.
+        fd = os.open(name, flags | os.O_CREAT | os.O_NOFOLLOW, 0o666, dir_fd=at)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EACCES):
+            raise
+        st = os.lstat(name, dir_fd=at)          # (EACCES: the kernel's sticky rule, said)
+        _sticky_rule(st, where, path)
+        if not stat.S_ISLNK(st.st_mode):
+            raise
+        return None
+    try:
+        # Judged on what was opened: a name swapped after the open changes nothing.
+        _sticky_rule(os.fstat(fd), where, path)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _sticky_rule(st, where, path: str) -> None:
+    """The kernel's rule for what is found in a sticky world-writable
+    directory (may_follow_link, may_create_in_sticky): only what is our own
+    or the directory owner's. Raises OSError (EACCES) otherwise."""
+    if st.st_uid in (os.geteuid(), where.st_uid) or not where.st_mode & stat.S_ISVTX \
+            or not where.st_mode & stat.S_IWOTH:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        what, rule = "a symlink", "not followed (the rule of fs.protected_symlinks)"
+    elif stat.S_ISFIFO(st.st_mode):
+        what, rule = "a FIFO", "not opened (the rule of fs.protected_fifos)"
+    else:
+        what, rule = "a file", "not opened (the rule of fs.protected_regular)"
+    raise OSError(errno.EACCES, f"{what} of uid {st.st_uid} in a sticky world-writable "
+                  f"directory: {rule}", path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -319,6 +319,68 @@ def test_a_link_planted_as_the_audit_log_is_not_followed_by_root(tmp_path):
         shutil.rmtree(sticky, ignore_errors=True)
 
 
+def _planted_by_1001(sticky: Path, kind: str) -> tuple[Path, subprocess.Popen | None]:
+    """uid 1001's app.jsonl in sticky: a file holding a line, or a FIFO it
+    reads (into stolen.txt): (the log's path, the reader)."""
+    log = sticky / "app.jsonl"
+    if kind == "file":
+        subprocess.run([*AS_USER, "sh", "-c", f"umask 022; echo planted > {log}"], check=True)
+        return log, None
+    subprocess.run([*AS_USER, "mkfifo", "-m", "622", log], check=True)
+    reader = subprocess.Popen([*AS_USER, "sh", "-c", f"cat {log} > {sticky}/stolen.txt"])
+    time.sleep(0.3)                     # (the reader waits in its open)
+    return log, reader
+
+
+@requires_root
+@pytest.mark.parametrize("knob", [0, 2])
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_a_file_or_fifo_planted_as_the_audit_log_is_not_written_by_root(tmp_path, sysctl,
+                                                                        kind, knob):
+    """Root's yama-run is given --audit-log in a sticky world-writable
+    directory; uid 1001 made a file, or a FIFO it reads, under that name. The
+    log was opened without O_CREAT, so fs.protected_regular and
+    fs.protected_fifos never applied (root's own `>>` is EACCES with them at
+    2): root's records went to uid 1001's file (which uid 1001 then rewrote
+    for --propose-profile) or to uid 1001's reader. Refused now (exit 125)
+    with the sysctl on, and with it off (their rule, as for symlinks), on the
+    cached path, and for a learning run; a log of root's own there is
+    written."""
+    sysctl("fs.protected_regular" if kind == "file" else "fs.protected_fifos", knob)
+    sticky = Path(tempfile.mkdtemp(prefix="yama-run-sticky-"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    program = ["--", *AS_USER, SYSTEM_PYTHON, "-c", DENIED_AS_COMM]
+    reader = None
+    try:
+        sticky.chmod(0o1777)
+        log, reader = _planted_by_1001(sticky, kind)
+        warm = yama_run(*program, env={**os.environ, **env}, timeout=BOUND)
+        assert warm.returncode == 0, warm.stderr        # (a plan kept: the next run's cached)
+        what = "a file" if kind == "file" else "a FIFO"
+        for learn in ([], ["--learn"]):
+            r = yama_run(*learn, "--audit-log", log, *program, env={**os.environ, **env},
+                         timeout=BOUND)
+            assert r.returncode == 125 and r.stdout == "", r.stderr
+            assert f"{what} of uid 1001 in a sticky world-writable directory: not opened" \
+                in r.stderr and "Traceback" not in r.stderr, r.stderr
+        if reader is not None:
+            assert reader.poll() is None        # never woken: no open of its FIFO
+            reader.kill()
+            reader.wait()
+            assert (sticky / "stolen.txt").read_text() == ""
+        else:
+            assert log.read_text() == "planted\n"
+        log.unlink()
+        r = yama_run("--audit-log", log, *program, env={**os.environ, **env}, timeout=BOUND)
+        assert r.returncode == 0 and r.stdout == "ATTEMPTED\n", r.stderr
+        assert json.loads(log.read_text().splitlines()[0])["module"] == "ptrace"
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        shutil.rmtree(sticky, ignore_errors=True)
+
+
 MANY_DENIALS = """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
