@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 
+from .plan import make_own_dirs
 from .writer import Writer
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -238,8 +239,8 @@ class FileJournal:
         that user points ~/.local/state/yama-run (a link to /etc/apt/apt.conf.d)
         nor list records that user wrote. Every name below is opened
         relative to this descriptor: a directory swapped in later is not used."""
-        if create:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        if create:      # (not in a directory of another uid: plan.make_own_dirs)
+            make_own_dirs(self.dir, 0o700)
         fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:

@@ -22,6 +22,7 @@ nobody else can write: a plan says which filter a program runs under.
 Only modules written in C are imported at module level (`posix`, not `os`:
 sandbox/bareos.py): the cached launch path (sandbox/launch.py) runs this
 before the program starts."""
+import errno
 import marshal
 import posix
 import sys
@@ -268,7 +269,7 @@ def store(plan: dict) -> str:
     directory = cache_dir()
     if directory is None:
         raise Miss("not kept: no cache directory (no home)")
-    _make_private_dirs(directory)
+    make_own_dirs(directory, 0o700)
     dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
                      | posix.O_CLOEXEC)
     try:
@@ -295,17 +296,32 @@ def store(plan: dict) -> str:
     return bareos.join(directory, name)
 
 
-def _make_private_dirs(directory: str) -> None:
-    """Create what is missing, owner-only (existing parents are left alone)."""
+def make_own_dirs(directory: str, mode: int) -> None:
+    """Create what is missing of directory, each one only inside a directory
+    of the effective uid (the one rule of every directory yama-run makes):
+    root run with a user's HOME (sudo may keep it) made a root-owned, 0700
+    ~/.cache there, in which the user's own programs could then make nothing.
+    Existing directories are left alone. Raises OSError (EPERM)."""
     missing = []
     while directory and not bareos.is_dir(directory):
         missing.append(directory)
         directory = bareos.dirname(directory)
     for path in reversed(missing):
+        parent = bareos.dirname(path) or "."
+        # Judged and made on one descriptor: a parent renamed meanwhile is
+        # not the one made in.
+        dfd = posix.open(parent, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
-            posix.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
+            owner = posix.fstat(dfd).st_uid
+            if owner != posix.geteuid():
+                raise PermissionError(errno.EPERM, f"not made: {parent} is a directory of "
+                                      f"uid {owner}", path)
+            try:
+                posix.mkdir(bareos.basename(path), mode, dir_fd=dfd)
+            except FileExistsError:
+                pass
+        finally:
+            posix.close(dfd)
 
 
 def _prune(dfd: int) -> None:

@@ -14,6 +14,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -245,6 +246,39 @@ def test_a_plan_of_another_owner_is_not_trusted(tmp_path):
     os.chown(plan.parent, 1001, 1001)
     r = run(cache, "--", "true")
     assert "FORGED" not in r.stderr and "not trusted" in plan_said(r), r.stderr
+
+
+# uid 1001 tries to attach to pid 1: a ptrace denial, kept in the journal.
+DENIED = "import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)"
+AS_1001 = ["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups"]
+
+
+@requires_root
+def test_root_with_a_users_home_makes_no_directory_there():
+    """Root's yama-run run with uid 1001's HOME (sudo -E, su -m), which had
+    no ~/.cache: root made a root-owned, 0700 ~/.cache there (and kept its
+    plans in it), where uid 1001's own programs could then make nothing
+    (~/.cache/fontconfig); its denials made ~/.local/state the same way. A
+    directory is now made only inside one of the effective uid's."""
+    base = Path(tempfile.mkdtemp(prefix="yama-run-home-"))   # (uid 1001 may enter it)
+    try:
+        base.chmod(0o755)
+        home = base / "home"
+        home.mkdir()
+        os.chown(home, 1001, 1001)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
+               "HOME": str(home)}
+        r = yama_run("-v", "--", "true", env=env)
+        assert r.returncode == 0, r.stderr
+        assert plan_said(r).endswith(f"not kept: {home}/.cache: not made: {home} is a "
+                                     "directory of uid 1001"), r.stderr
+        denied = yama_run("--", *AS_1001, "/usr/bin/python3", "-c", DENIED, env=env)
+        assert denied.returncode == 0 and "ptrace: denied" in denied.stderr, denied.stderr
+        assert list(home.iterdir()) == []
+        made = subprocess.run([*AS_1001, "mkdir", "-p", str(home / ".cache" / "fontconfig")])
+        assert made.returncode == 0
+    finally:
+        shutil.rmtree(base)
 
 
 def test_a_plan_directory_reached_through_a_symlink_is_not_read(tmp_path):
