@@ -10,12 +10,16 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from . import plan as plans
+
 MARKER = "X-Yama-Run-Source"        # our key: the file we copied from
 GROUP = re.compile(r"^\[(.+)\]\s*$")
+MAX_ENTRY = 1 << 20                 # characters of an entry read for its keys
 
 
 class DesktopError(Exception):
@@ -28,8 +32,38 @@ def system_dirs() -> list[Path]:
 
 
 def user_dir() -> Path:
-    home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(home) / "applications"
+    """$XDG_DATA_HOME/applications; a relative XDG_DATA_HOME is ignored, as
+    the XDG spec says (it would be the cwd's)."""
+    base = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            raise DesktopError("no home directory, and no absolute XDG_DATA_HOME")
+        base = os.path.join(home, ".local", "share")
+    return Path(base) / "applications"
+
+
+def _open_user_dir(create: bool) -> int:
+    """The user's applications directory, opened without following a link
+    (made if missing, only inside directories of the effective uid), and only
+    if it is the effective uid's or root's and nobody else may write it: root
+    run with a user's HOME (sudo may keep it) wrote through a symlink that
+    user planted there, into a root-only file. Every name in it is then
+    opened relative to this descriptor."""
+    directory = user_dir()
+    try:
+        if create:
+            plans.make_own_dirs(str(directory), 0o755)
+        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DesktopError(f"{directory}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+        os.close(fd)
+        raise DesktopError(f"{directory} is not a directory of uid {os.geteuid()} (or root) that "
+                           f"only it can write (uid {st.st_uid}, mode {st.st_mode & 0o7777:o}): "
+                           "left alone")
+    return fd
 
 
 def find(name: str) -> Path:
@@ -113,22 +147,41 @@ def rewrite(text: str, source: Path, command: str) -> str:
 
 def install(name: str) -> Path:
     source = find(name)
-    target = user_dir() / source.name
-    if target.exists() and MARKER not in _keys(target):
-        raise DesktopError(f"{target} exists and was not made by yama-run: left alone")
     text = rewrite(source.read_text(encoding="utf-8"), source, yama_run_command())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside it, then renamed: a menu never reads half a file. Named
-    # .desktop (the validator insists), hidden (menus skip dot files).
-    partial = target.with_name(f".yama-run-{target.name}")
-    partial.write_text(text, encoding="utf-8")
+    dfd = _open_user_dir(create=True)
     try:
-        _validate(partial)
-    except DesktopError:
-        partial.unlink()
-        raise
-    os.replace(partial, target)
+        target = user_dir() / source.name
+        if _exists(source.name, dfd) and MARKER not in _keys(source.name, dfd):
+            raise DesktopError(f"{target} exists and was not made by yama-run: left alone")
+        # Written beside it, then renamed: a menu never reads half a file. Named
+        # .desktop (the validator insists), hidden (menus skip dot files).
+        partial = f".yama-run-{os.getpid()}-{source.name}"
+        _write_new(partial, dfd, text)
+        try:
+            _validate(target.with_name(partial))
+            os.replace(partial, source.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(partial, dir_fd=dfd)
+            raise
+    finally:
+        os.close(dfd)
     return target
+
+
+def _write_new(name: str, dfd: int, text: str) -> None:
+    """A new file: O_EXCL makes it or fails, and follows no link (a name
+    planted beforehand is an error, never written through)."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=dfd)
+    except OSError as exc:
+        raise DesktopError(f"{user_dir() / name}: {exc.strerror}") from None
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except BaseException:
+        os.unlink(name, dir_fd=dfd)
+        raise
 
 
 def exec_lines(path: Path) -> list[str]:
@@ -147,24 +200,44 @@ def _validate(path: Path) -> None:
         raise DesktopError("the rewritten entry does not validate:\n" + "\n".join(errors))
 
 
-def _keys(path: Path) -> set[str]:
+def _exists(name: str, dfd: int) -> bool:
     try:
-        return {line.partition("=")[0].strip() for line in path.read_text().splitlines()}
-    except (OSError, UnicodeDecodeError):
+        os.lstat(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _keys(name: str, dfd: int) -> set[str]:
+    """The keys of a regular file name in dfd (a link has none: O_NOFOLLOW;
+    a FIFO is not waited for: O_NONBLOCK)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dfd)
+    except OSError:
         return set()
+    with open(fd, encoding="utf-8", errors="replace") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return set()
+        return {line.partition("=")[0].strip() for line in f.read(MAX_ENTRY).splitlines()}
 
 
 def remove(name: str) -> Path:
     desktop_id = name if name.endswith(".desktop") else f"{name}.desktop"
-    candidates = [user_dir() / desktop_id]
+    names = [desktop_id]
     try:
-        candidates.append(user_dir() / find(name).name)
+        names.append(find(name).name)
     except DesktopError:
         pass
-    for target in candidates:
-        if target.is_file():
-            if MARKER not in _keys(target):
-                raise DesktopError(f"{target} was not made by yama-run: left alone")
-            target.unlink()
-            return target
+    dfd = _open_user_dir(create=False)
+    try:
+        for entry in names:
+            if _exists(entry, dfd):
+                if MARKER not in _keys(entry, dfd):
+                    raise DesktopError(f"{user_dir() / entry} was not made by yama-run: "
+                                       "left alone")
+                os.unlink(entry, dir_fd=dfd)
+                return user_dir() / entry
+    finally:
+        os.close(dfd)
     raise DesktopError(f"no menu entry of yama-run's for {name!r} in {user_dir()}")

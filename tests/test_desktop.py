@@ -136,6 +136,49 @@ def test_an_unknown_program_has_no_menu_entry(desk):
     assert r.returncode == 125 and "no menu entry for 'no-such-program-xyz'" in r.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a home of uid 1001)")
+def test_root_with_a_users_home_writes_nothing_there(desk, tmp_path):
+    """Root's yama-run run with uid 1001's HOME (sudo -E, su -m): uid 1001
+    had left a symlink to a root-only file under the name of the temporary
+    entry (.yama-run-probe.desktop), and --install-desktop wrote the entry
+    through it, truncating that file, then renamed the link into place. An
+    applications directory of another uid is now left alone (exit 125), as
+    --remove-desktop leaves it."""
+    home = tmp_path / "home"
+    apps = home / ".local" / "share" / "applications"
+    apps.mkdir(parents=True)
+    victim = tmp_path / "root-only"
+    victim.write_text("root's own file\n")
+    victim.chmod(0o600)
+    (apps / ".yama-run-probe.desktop").symlink_to(victim)
+    for path in (home, home / ".local", home / ".local" / "share", apps):
+        os.chown(path, 1001, 1001)
+    for link in apps.iterdir():
+        os.lchown(link, 1001, 1001)
+    env = {k: v for k, v in desk["env"].items() if k != "XDG_DATA_HOME"}
+    for option in ("--install-desktop", "--remove-desktop"):
+        r = yama_run(option, "probe", env={**env, "HOME": str(home)})
+        assert victim.read_text() == "root's own file\n"
+        assert r.returncode == 125 and r.stdout == "", r.stderr
+        assert f"{apps} is not a directory of uid 0 (or root) that only it can write " \
+            "(uid 1001, mode 755): left alone" in r.stderr, r.stderr
+    assert [p.name for p in apps.iterdir()] == [".yama-run-probe.desktop"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a home of uid 1001)")
+def test_root_with_a_users_home_makes_no_directory_there(desk, tmp_path):
+    """With no ~/.local/share/applications in uid 1001's home, root's
+    --install-desktop made root-owned directories in it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 1001, 1001)
+    env = {k: v for k, v in desk["env"].items() if k != "XDG_DATA_HOME"}
+    r = yama_run("--install-desktop", "probe", env={**env, "HOME": str(home)})
+    assert r.returncode == 125, r.stderr
+    assert f"not made: {home} is a directory of uid 1001" in r.stderr, r.stderr
+    assert list(home.iterdir()) == []
+
+
 # -- the symlink convention (argv[0]) ----------------------------------------------
 
 @pytest.fixture
