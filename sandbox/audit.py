@@ -141,6 +141,10 @@ def _open_log(path: str, flags: int) -> int:
             fd = _open_in(at, name or ".", flags, path)
             if fd is not None:
                 return fd
+            if _on_proc(at):
+                # a magic link (/dev/stderr's /proc/self/fd/2) names an object,
+                # not a path: the kernel follows it (no sticky directory there)
+                return os.open(name, flags | os.O_CREAT, 0o666, dir_fd=at)
             # The link judged cannot be another by now: where the rule is
             # needed (a sticky directory) only its owner or the directory's,
             # both trusted by it, may remove or rename it.
@@ -149,6 +153,13 @@ def _open_log(path: str, flags: int) -> int:
     finally:
         if at is not None:
             os.close(at)
+
+
+def _on_proc(at: int) -> bool:
+    try:
+        return os.fstat(at).st_dev == os.stat("/proc").st_dev
+    except OSError:
+        return False
 
 
 def _open_in(at: int, name: str, flags: int, path: str) -> int | None:

@@ -87,6 +87,8 @@ def test_a_process_name_never_reorders_or_drives_the_terminal(starter):
     name intact, and the kept denial is listed on one escaped line."""
     command, where, env_of, prefix = starter
     log, state = where / "audit.jsonl", where / "state"
+    state.mkdir()           # the starter's: root makes none in uid 1001's (plan.make_own_dirs)
+    os.chown(state, 0 if prefix else UID, 0 if prefix else UID)
     env = env_of({"XDG_STATE_HOME": str(state)})
     for verbose in (["-v"], []):
         r = subprocess.run(command(*verbose, "--audit-log", log, "--", *prefix, SYSTEM_PYTHON,
