@@ -167,12 +167,31 @@ def file_name(run_key: tuple) -> str:
 
 
 def trusted(st, kind: int, owners, forbidden: int) -> bool:
-    """The one rule for a file or directory that says which filter runs (a
-    plan here, a profile in sandbox/profile.py): of this kind (S_IFDIR or
+    """The one rule for a file or directory that says which filter runs or
+    what yama-run writes (a plan here, a profile in sandbox/profile.py, the
+    applications directory in sandbox/desktop.py): of this kind (S_IFDIR or
     S_IFREG), owned by one of owners, and none of the forbidden mode bits set
-    (0o022: nobody else may write it)."""
-    return (st.st_mode & bareos.S_IFMT == kind and st.st_uid in owners
-            and not st.st_mode & forbidden)
+    (0o022: nobody else may write it; its group's write bit is no one else's
+    where the group is its owner's own)."""
+    bits = st.st_mode & forbidden
+    if bits & 0o020 and owners_own_group(st):
+        bits &= ~0o020
+    return st.st_mode & bareos.S_IFMT == kind and st.st_uid in owners and not bits
+
+
+def owners_own_group(st) -> bool:
+    """Is st's group its owner's private group (its primary group, with no
+    member but the owner)? Where users have groups of their own, their umask
+    is 002 (Debian's and Fedora's login), so what a user makes is
+    group-writable, by nobody but them: refused, every run of such a user
+    with a profile directory ended 125."""
+    import grp
+    import pwd
+    try:
+        owner, group = pwd.getpwuid(st.st_uid), grp.getgrgid(st.st_gid)
+    except KeyError:                        # no entry: nothing proves the group private
+        return False
+    return owner.pw_gid == group.gr_gid and set(group.gr_mem) <= {owner.pw_name}
 
 
 def _owned_privately(st, directory: bool) -> bool:

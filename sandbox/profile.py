@@ -130,26 +130,8 @@ def _untrusted(path: Path, what: str) -> ProfileError:
 
 def _may_judge(st, path: Path, what: str) -> None:
     kind = stat.S_IFDIR if what == "directory" else stat.S_IFREG
-    others = 0o002 if _group_is_the_owners_own(st) else 0o022
-    if not plan.trusted(st, kind, {os.geteuid(), 0}, others):
+    if not plan.trusted(st, kind, {os.geteuid(), 0}, 0o022):
         raise _untrusted(path, what)
-
-
-def _group_is_the_owners_own(st) -> bool:
-    """Is st's group its owner's private group (its primary group, with no
-    member but the owner)? Where users have groups of their own, their umask
-    is 002 (Debian's and Fedora's login), so the profile directory a user
-    makes is group-writable, by nobody but them: refused, every run of that
-    user ended 125. Asked only of what is group-writable."""
-    if not st.st_mode & 0o020:
-        return False
-    import grp
-    import pwd
-    try:
-        owner, group = pwd.getpwuid(st.st_uid), grp.getgrgid(st.st_gid)
-    except KeyError:                        # no entry: nothing proves the group private
-        return False
-    return owner.pw_gid == group.gr_gid and set(group.gr_mem) <= {owner.pw_name}
 
 
 @contextmanager

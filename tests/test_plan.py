@@ -208,12 +208,22 @@ def forged(plan: Path) -> None:
     plan.write_bytes(marshal.dumps(data))
 
 
+def of_others(path) -> None:
+    """path's group made one of others (gid 1234, no one's own): the write
+    bit of its owner's own group is no one else's (plan.trusted)."""
+    if path.stat().st_mode & 0o020:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the file a group of others")
+        os.chown(path, -1, 1234)
+
+
 @pytest.mark.parametrize("mode", [0o620, 0o602, 0o640])
 def test_a_plan_others_may_write_or_read_is_not_trusted(tmp_path, mode):
     cache = tmp_path / "cache"
     plan = cached_twice(cache, "--", "true")
     forged(plan)
     plan.chmod(mode)
+    of_others(plan)
     r = run(cache, "--", "true")
     assert r.returncode == 0, r.stderr
     assert "FORGED" not in r.stderr
@@ -227,6 +237,7 @@ def test_a_plan_directory_others_may_write_is_not_trusted(tmp_path, mode):
     plan = cached_twice(cache, "--", "true")
     forged(plan)
     plan.parent.chmod(mode)
+    of_others(plan.parent)
     r = run(cache, "--", "true")
     assert r.returncode == 0, r.stderr
     assert "FORGED" not in r.stderr
