@@ -84,6 +84,9 @@ RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "M
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
 
+CAP_KILL = 5
+
+
 class Guard:
     def __init__(self, supervisor):
         self.sup = supervisor
@@ -289,6 +292,10 @@ class Guard:
             if not tgid or (tgid_wanted is not None and tgid != tgid_wanted):
                 self._reply(ev, errno.ESRCH)
                 return
+            if sig == 0 and ev.sys == lib.YR_SYS_KILL and target == tgid and \
+                    self._protected(tgid):
+                self._probe_of_ours(ev, caller, tgid)
+                return
             if not self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
                                target, tgid):
                 return
@@ -298,6 +305,21 @@ class Guard:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def _probe_of_ours(self, ev, caller, tgid: int) -> None:
+        """kill(pid, 0) of one of yama-run's processes by its pid (pinned: it
+        lives) sends nothing: the test of its parent a program makes (the
+        supervisor, for the main program: "exit once my parent is gone" quit
+        at once on the refusal) is answered as the kernel answers the caller
+        (kill_ok_by_cred). Only the process's own number, which getppid
+        gives: our other threads' numbers stay unanswered (no oracle of
+        them). Computed, not sent as the caller: a thread of ours passes the
+        kernel's same-thread-group test whatever it acts as."""
+        target = _uids_of(tgid)
+        creds = caller.creds
+        allowed = (target is not None and bool({creds.euid, creds.ruid} & set(target))) or \
+            bool(creds.cap_effective >> CAP_KILL & 1)
+        self._reply(ev, 0 if allowed else errno.EPERM)
 
     def on_kill(self, ev, caller) -> None:
         """kill: a process, a group (0, -pgrp), or all (-1); rt_sigqueueinfo:
@@ -1148,6 +1170,19 @@ def _ids_of(pid: int) -> tuple[int, int] | None:
         raise
     except (IndexError, ValueError):
         raise OSError(errno.EIO, f"/proc/{pid}/stat not understood") from None
+
+
+def _uids_of(pid: int) -> tuple[int, int] | None:
+    """(real, saved) uid of the process numbered pid; None: not read."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    ids = line.split()
+                    return int(ids[1]), int(ids[3])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
 
 
 def _ruid_of(pid: int) -> int | None:

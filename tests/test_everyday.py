@@ -860,3 +860,24 @@ def test_the_profile_is_found_through_launchers(launcher):
     line = next(ln for ln in r.stderr.splitlines() if ln.startswith("yama-run: profile "))
     assert line.startswith("yama-run: profile make (")
     assert "named make (started by " in line
+
+
+@pytest.mark.parametrize("who", ["root", "1001"])
+def test_a_program_may_ask_whether_its_parent_lives(who):
+    """kill(getppid(), 0), the test of a watchdog that lives while its
+    parent lives: the main program's parent is the supervisor, and the
+    signal 0 to it was refused (EPERM, said with -v only), so such a
+    program quit at once. Signal 0 sends nothing: answered as the kernel
+    answers the caller (0 for yama-run's own user; EPERM for uid 1001
+    under root's yama-run, as natively for a root parent)."""
+    script = ("import os\ntry:\n    os.kill(os.getppid(), 0)\n    print('alive')\n"
+              "except OSError as e:\n    print(e.errno)\n")
+    if who == "root":
+        r = yama_run("--", sys.executable, "-c", script)
+        assert r.returncode == 0 and r.stdout == "alive\n", r
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to run the program as uid 1001")
+        r = yama_run("--", "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
+                     SYSTEM_PYTHON, "-c", script)
+        assert r.returncode == 0 and r.stdout == "1\n", r       # EPERM, as natively
