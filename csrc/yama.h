@@ -300,6 +300,9 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);
  * /proc's stat encodes it), in one pass over /proc: up to max in pids, how
  * many there are (more than max: ask again), or -errno. */
 int yr_session_members(int tty_nr, int32_t *pids, int max);
+/* Every process of group pgrp (> 0), else of real uid uid, in one pass
+ * over /proc: as yr_session_members. */
+int yr_set_members(pid_t pgrp, uint32_t uid, int32_t *pids, int max);
 int yr_cap_effective(pid_t tid, uint64_t *out);
 int yr_caps(pid_t tid, uint64_t *eff, uint64_t *perm);
 int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh);

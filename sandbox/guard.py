@@ -187,18 +187,16 @@ class Guard:
 
     def _members(self, caller, pgrp: int | None = None, uid: int | None = None) -> list[int]:
         """The processes of a group or of a real uid, in our numbers. An
-        O(processes) walk of /proc, as the kernel's own for these calls.
-        Only a process that is gone is passed over; raises OSError when one
-        could not be read (taken for "not a member", a set that held the
-        supervisor was judged without it)."""
-        out = []
-        for pid in _pids():
-            if pgrp is not None and ((ids := _ids_of(pid)) is None or ids[0] != pgrp):
-                continue
-            if uid is not None and _ruid_of(pid) != uid:
-                continue
-            out.append(pid)
-        return out
+        O(processes) walk of /proc, as the kernel's own for these calls, in
+        C (the GIL let go), in a receiver marked costly first (docs/stall.md):
+        in Python and unmarked, threads looping F_SETOWN(-pgrp), a group's
+        pidfd_send_signal or setpriority(PRIO_PGRP) held every receiver, and
+        a bystander's calls waited 400 ms each beside 3,000 processes (a
+        review). Only a process that is gone is passed over; raises OSError
+        when one could not be read (taken for "not a member", a set that
+        held the supervisor was judged without it)."""
+        lib.yr_pool_mark_costly_here()
+        return _pid_list(lambda pids, room: lib.yr_set_members(pgrp or 0, uid or 0, pids, room))
 
     def _judge_set(self, ev, caller, hook: str, operation: str, members: list[int],
                    what: str) -> bool:
@@ -668,8 +666,11 @@ class Guard:
             self._refuse(ev, caller, "O_ASYNC on a device that would make us its owner")
             return False
         lib.yr_pool_mark_costly_here()
-        members = _session_members(device[0])
-        if members is None:
+        try:
+            # every process of the session(s) whose terminal it is, in C
+            members = _pid_list(lambda pids, room:
+                                lib.yr_session_members(device[0], pids, room))
+        except OSError:
             self._refuse(ev, caller, "O_ASYNC on a terminal whose session cannot be read")
             return False
         return self._judge_set(ev, caller, "task_kill", "terminal owner (O_ASYNC)", members,
@@ -1131,25 +1132,15 @@ def _name(ev) -> str:
     return ffi.string(lib.yr_sys_names(ev.sys)).decode().split()[0]
 
 
-def _pids():
-    """The numbers of /proc, read as the walk goes (its directory held
-    meanwhile), not listed whole first."""
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if entry.name.isdigit():
-                yield int(entry.name)
-
-
-def _session_members(tty_nr: int) -> list[int] | None:
-    """Every process of the session whose controlling terminal is tty_nr
-    (encoded as /proc shows it), found in one pass over /proc, in C (the
-    GIL let go meanwhile); None when /proc cannot be read."""
+def _pid_list(fill) -> list[int]:
+    """The pids fill(pids, room) lists (as snprintf: how many there are,
+    more than room: asked again; -errno: raised as OSError)."""
     room = 256
     while True:
         pids = ffi.new("int32_t[]", room)
-        n = lib.yr_session_members(tty_nr, pids, room)
+        n = fill(pids, room)
         if n < 0:
-            return None
+            raise OSError(-n, os.strerror(-n))
         if n <= room:
             return list(pids[0:n])
         room = n + 64                           # grown meanwhile: asked again
@@ -1183,23 +1174,6 @@ def _uids_of(pid: int) -> tuple[int, int] | None:
     except (OSError, IndexError, ValueError):
         pass
     return None
-
-
-def _ruid_of(pid: int) -> int | None:
-    """The real uid of the process numbered pid; None once it is gone.
-    Raises OSError when /proc could not tell (as _ids_of)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[1])
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ESRCH):
-            return None
-        raise
-    except (IndexError, ValueError):
-        pass
-    raise OSError(errno.EIO, f"/proc/{pid}/status not understood")
 
 
 def _uid_of_user(caller, who: int) -> int | None:
