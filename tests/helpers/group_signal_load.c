@@ -14,11 +14,19 @@
  *   group_signal_load count M        the members catch SIGURG and count it;
  *                                    one kill(0, SIGURG):
  *                                    "kill=OK|ENAME got=N of M"
- *   group_signal_load bystander M K SECS
+ *   group_signal_load bystander M K SECS [CALL]
  *                                    K processes loop kill(0, 0) for SECS;
  *                                    another (no member: a group of its own)
  *                                    stats and opens /etc/hostname in rounds:
- *                                    "rounds=N failed=F worst_ms=W" */
+ *                                    "rounds=N failed=F worst_ms=W". CALL
+ *                                    in place of kill(0, 0), the program and
+ *                                    the members in a group of their own
+ *                                    (so the call is allowed), each a walk
+ *                                    of /proc for the group: setown
+ *                                    (F_SETOWN of a pipe to -our group),
+ *                                    pidfdpg (pidfd_send_signal of our own
+ *                                    pidfd, signal 0, to its group), prio
+ *                                    (setpriority(PRIO_PGRP, 0, 0)) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,12 +36,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int *shared;          /* [0]: members ready, [1]: SIGURG caught */
+static const char *call = "kill";   /* what a looper calls (bystander's CALL) */
+static int own_pipe[2], own_pidfd;  /* a looper's, for setown and pidfdpg */
 static volatile sig_atomic_t reached;
 
 static double now(void)
@@ -86,15 +98,30 @@ static int members(int m, int catch_urg)
     return pfd[1];
 }
 
-/* A child that loops kill(target, sig) until the deadline; its refusals
- * (any errno) are its exit status's count, capped. */
+/* One call of a looper's: kill(target, sig), or CALL on our group. */
+static long one_call(pid_t target, int sig)
+{
+    if (!strcmp(call, "setown"))
+        return fcntl(own_pipe[0], F_SETOWN, -getpgrp());
+    if (!strcmp(call, "pidfdpg"))
+        return syscall(SYS_pidfd_send_signal, own_pidfd, 0, NULL, 1 << 2);
+    if (!strcmp(call, "prio"))
+        return setpriority(PRIO_PGRP, 0, 0);
+    return kill(target, sig);
+}
+
+/* A child that loops one_call until the deadline; its refusals (any errno)
+ * are its exit status's count, capped. */
 static pid_t looper(pid_t target, int sig, double until)
 {
     pid_t p = fork();
     if (p == 0) {
         long refused = 0;
+        own_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        if (pipe(own_pipe) < 0 || own_pidfd < 0)
+            _exit(250);
         while (now() < until) {
-            if (kill(target, sig) < 0)
+            if (one_call(target, sig) < 0)
                 refused++;
             if (sig)
                 usleep(2000);
@@ -144,6 +171,10 @@ static void count(int m)
 
 static void bystander(int m, int k, double secs)
 {
+    if (strcmp(call, "kill") && setpgid(0, 0) < 0) {
+        perror("setpgid");
+        exit(2);
+    }
     int done = members(m, 0);
     pid_t by = fork();
     if (by == 0) {
@@ -185,8 +216,10 @@ int main(int argc, char **argv)
         front(atoi(argv[2]), atof(argv[3]));
     else if (argc >= 3 && !strcmp(argv[1], "count"))
         count(atoi(argv[2]));
-    else if (argc >= 5 && !strcmp(argv[1], "bystander"))
+    else if (argc >= 5 && !strcmp(argv[1], "bystander")) {
+        call = argc >= 6 ? argv[5] : call;
         bystander(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
+    }
     else
         return 2;
     fflush(stdout);
