@@ -466,23 +466,69 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
     }
 }
 
-/* A signal sent through each of pins (processes) with the caller's
- * credentials (so the kernel's permission check is the caller's): what a
- * signal to a process group does, minus yama-run's. A pin whose process is
- * gone reaches nothing, whatever took its number. 0 if one was signalled,
- * else the last -errno (-ESRCH for none), as kill_pgrp answers. */
-int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig)
+/* SIGCONT through pin with our own authority, where the caller's was
+ * refused: the kernel lets any process continue one of its own session
+ * (check_kill_permission), judged on the sender's session, and a thread of
+ * ours is in yama-run's, never the caller's (a review: a job of another
+ * uid in the caller's session stayed stopped). pid: the pinned task's
+ * number; caller: the calling process, waiting in its call (its number
+ * cannot be taken meanwhile). 0, or -errno: -EPERM where the sessions
+ * differ or our own authority is refused too (no CAP_KILL over the
+ * target), -ESRCH once the pinned task is gone.
+ *
+ * The race: the target's session is read first, its pin tested alive after
+ * (so the read was the pinned task's), then the caller's. A process changes
+ * session only by setsid, to a new one of its own: had the caller made that
+ * session after the first read, the target could not have been in it then.
+ * So both were in it at the first read, while the caller waited in its
+ * call: the moment its native kill could have been made. Either may leave
+ * by setsid before the signal is sent; the target then gets it as it would
+ * have, sent before its setsid and handled after. None can join a session
+ * meanwhile (setsid makes a new one; setpgid stays in one), and the signal
+ * goes through the pin, so no later holder of the number gets it. */
+int yr_pidfd_cont_in_session(int pin, pid_t pid, pid_t caller, const void *info,
+                             uint32_t flags)
 {
+    struct yr_stat_ids target, own;
+    int rc = yr_stat_ids(pid, &target);
+    if (rc < 0)
+        return rc;
+    if (!yr_pidfd_alive(pin))
+        return -ESRCH;
+    if ((rc = yr_stat_ids(caller, &own)) < 0)
+        return rc;
+    if (target.session != own.session)
+        return -EPERM;
+    return syscall(SYS_pidfd_send_signal, pin, SIGCONT, info, flags) == 0 ? 0 : -errno;
+}
+
+/* A signal sent through each of pins (processes, numbered pids; at most 64)
+ * with the caller's credentials (so the kernel's permission check is the
+ * caller's): what a signal to a process group does, minus yama-run's. A
+ * pin whose process is gone reaches nothing, whatever took its number.
+ * SIGCONT refused to the caller (EPERM) is sent again with our authority
+ * where the member is in the session of the calling process caller
+ * (yr_pidfd_cont_in_session). 0 if one was signalled, else the last -errno
+ * (-ESRCH for none), as kill_pgrp answers. */
+int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, const int32_t *pids,
+                          int n, int sig, pid_t caller)
+{
+    if (n > 64)
+        return -EINVAL;
     struct yr_creds_saved saved;
     if (yr_creds_enter(c, &saved) < 0)
         return -errno;
     int result = -ESRCH, any = 0;
+    uint64_t refused = 0;                       /* by the caller's credentials: EPERM */
     for (int i = 0; i < n; i++) {
         if (syscall(SYS_pidfd_send_signal, pins[i], sig, NULL, 0) == 0)
             any = 1;
-        else
-            result = -errno;
+        else if ((result = -errno) == -EPERM)
+            refused |= 1ULL << i;
     }
     yr_creds_leave(&saved);
+    for (int i = 0; sig == SIGCONT && i < n; i++)
+        if (refused >> i & 1 && yr_pidfd_cont_in_session(pins[i], pids[i], caller, NULL, 0) == 0)
+            any = 1;
     return any ? 0 : result;
 }

@@ -47,6 +47,7 @@ import errno
 import fcntl
 import os
 import re
+import signal
 import stat
 import struct
 
@@ -299,6 +300,7 @@ class Guard:
                 return
             flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
             rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, info, flags)
+            rc = _continued_in_session(caller, rc, fd, target, sig, info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             if fd >= 0:
@@ -414,6 +416,11 @@ class Guard:
             self._pass(ev)
         elif ev.sys != lib.YR_SYS_KILL or lib.yr_in_our_pidns(caller.tid) != 1:
             self._refuse(ev, caller, "a signal to its own group, which it may leave for ours")
+        elif sig == signal.SIGCONT:
+            # Sent by number as the caller, a member of another uid was refused
+            # (its session is judged against ours): through pins, each given
+            # SIGCONT with our authority where the caller's is refused.
+            self._kill_group_but_us(ev, caller, pgrp, sig)
         else:
             args = ffi.new("uint64_t[6]", [(-pgrp) & 0xFFFFFFFFFFFFFFFF, sig, 0, 0, 0, 0])
             rc = lib.yr_syscall_as(caller.creds, SYS_KILL, args)
@@ -439,7 +446,9 @@ class Guard:
         Unlike the kernel's, this walk is not atomic: a process that joins the
         group meanwhile may be missed, a member that cannot be read or pinned
         refuses the call after the batches before it got the signal, and the
-        receivers see yama-run's pid as the sender. The answer is kill_pgrp's:
+        receivers see yama-run's pid as the sender. SIGCONT to a member of
+        the caller's session is sent with our authority where the caller's
+        is refused (yr_pidfd_cont_in_session). The answer is kill_pgrp's:
         0 if one member was signalled, else the last error (ESRCH: none)."""
         # No module hooks task_kill (not contained): no member to ask about,
         # where a request per member was most of a call's Python time.
@@ -448,11 +457,13 @@ class Guard:
 
         def send(members: dict[int, int]) -> bool:
             nonlocal signalled, last
-            chosen = [pin for pid, pin in members.items() if not self._protected(pid) and (
+            chosen = [pid for pid in members if not self._protected(pid) and (
                 pid == caller.tgid or not hooked or not self._outside_refused(caller, pid, sig))]
             if chosen:     # through pins still held: a number reused reaches nothing
-                last = lib.yr_pidfd_kill_each_as(caller.creds, ffi.new("int32_t[]", chosen),
-                                                  len(chosen), sig)
+                pins = ffi.new("int32_t[]", [members[pid] for pid in chosen])
+                last = lib.yr_pidfd_kill_each_as(caller.creds, pins,
+                                                  ffi.new("int32_t[]", chosen), len(chosen),
+                                                  sig, caller.tgid)
                 signalled = signalled or last == 0
             return True
 
@@ -554,6 +565,8 @@ class Guard:
                     self._reply(ev, errno.EFAULT)
                     return
             rc = lib.yr_pidfd_signal_as(caller.creds, copy, sig, local, flags)
+            if target > 0 and not flags & PIDFD_SIGNAL_PROCESS_GROUP:
+                rc = _continued_in_session(caller, rc, copy, target, sig, local, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(copy)
@@ -1130,6 +1143,17 @@ def native_siginfo(compat: bytes, sig: int) -> bytes:
 def _name(ev) -> str:
     """The syscall's name (the registry's first)."""
     return ffi.string(lib.yr_sys_names(ev.sys)).decode().split()[0]
+
+
+def _continued_in_session(caller, rc: int, pin: int, target: int, sig: int, info,
+                          flags: int) -> int:
+    """The answer to a signal sent through pin (task target) as the caller
+    (rc): a SIGCONT refused (EPERM) is sent again with our authority where
+    the target is in the caller's session, as the kernel allows it
+    (yr_pidfd_cont_in_session: the race); refused again, the caller's EPERM."""
+    if rc != -errno.EPERM or sig != signal.SIGCONT:
+        return rc
+    return 0 if lib.yr_pidfd_cont_in_session(pin, target, caller.tgid, info, flags) == 0 else rc
 
 
 def _pid_list(fill) -> list[int]:
