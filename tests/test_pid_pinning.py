@@ -320,6 +320,25 @@ def test_numbers_that_name_no_one_answer_as_natively():
     assert r.stdout == native.stdout, (native.stdout, r.stdout, r.stderr)
 
 
+@pytest.mark.parametrize("mode", ["pid", "tgkill", "pidfd", "group", "pgrp", "escape"])
+def test_sigcont_within_the_callers_session_continues_as_natively(built, mode):
+    """SIGCONT from uid 1001 to a stopped process of root's in its own session
+    (by pid, tgkill, a pidfd; kill(0) of the front's group, and of another
+    group of its session): the kernel allows it (check_kill_permission's
+    same-session exemption) and the process goes on. yama-run sends these
+    itself, and the kernel judged the session of the supervisor's thread,
+    never the caller's: EPERM by pid, and kill(0) answered 0 with the
+    process still stopped (a review). From a session of its own (escape)
+    the caller may not: EPERM, still stopped, as natively."""
+    probe = built("sigcont_session")
+    native = subprocess.run([probe, mode], capture_output=True, text=True, timeout=30,
+                            start_new_session=True)
+    want = "escape: EPERM continued=no\n" if mode == "escape" else f"{mode}: ok continued=yes\n"
+    assert native.stdout == want, native
+    r = yama_run("--", probe, mode, timeout=60, start_new_session=True)
+    assert r.returncode == 0 and r.stdout == want, r
+
+
 # -- O_ASYNC on a terminal: whose, what it costs, in what order ----------------
 
 
