@@ -413,12 +413,14 @@ struct fasync_job {
     int pin;           /* a pidfd of that thread, taken while it waited in its call */
 };
 
-/* Did the kernel name this process the owner? */
+/* Did the kernel name this process the owner? As a process (a terminal, tun
+ * and tap: PIDTYPE_TGID), or as its one thread (a driver that names
+ * task_pid(current) as PIDTYPE_PID: older kernels' tun). */
 static int named_us(int fd)
 {
     struct f_owner_ex owner;
-    return syscall(SYS_fcntl, fd, F_GETOWN_EX, &owner) == 0 && owner.type == F_OWNER_PID &&
-           owner.pid == getpid();
+    return syscall(SYS_fcntl, fd, F_GETOWN_EX, &owner) == 0 &&
+           (owner.type == F_OWNER_PID || owner.type == F_OWNER_TID) && owner.pid == getpid();
 }
 
 /* The owner made the calling thread, as a process. By number, so tested
