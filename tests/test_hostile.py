@@ -513,6 +513,23 @@ def test_a_terminal_of_the_sandboxs_own_takes_o_async(async_probe, tmp_path, mod
     assert results.read_text() == "async: ok\ncaught: 1\n"
 
 
+@pytest.mark.parametrize("mode", list(MODES))
+def test_o_async_on_a_device_that_is_no_terminal_goes_on_as_natively(helper, mode):
+    """O_ASYNC on /dev/null, /dev/zero, /dev/urandom (whose fasync names no
+    owner) and /dev/net/tun (whose names whoever turns it on): F_SETFL 0,
+    FIOASYNC 0 or the kernel's ENOTTY, and tun's owner the program itself,
+    as natively. Each was refused EPERM, for a device that "would make us
+    its owner", since the process that turns O_ASYNC on is the caller and
+    hands the owner to the calling thread (a review)."""
+    devices = [d for d in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/net/tun")
+               if os.path.exists(d)]
+    argv = [helper("async_devices"), *devices]
+    native = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "/dev/null: F_SETFL=ok FIOASYNC=ENOTTY owner=none" in native.stdout, native
+    r = yr("--", *argv, env=MODES[mode], timeout=TIMEOUT)
+    assert r.returncode == 0 and r.stdout == native.stdout, (native.stdout, r)
+
+
 SESSION_WALK_OUT_OF_DESCRIPTORS = r"""
 import errno, os, resource, sys
 from sandbox._yama import ffi, lib
