@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -466,6 +467,23 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
     }
 }
 
+/* Would c pass the kernel's own test of a signal to the task numbered pid
+ * (kill_ok_by_cred: its euid or uid is the target's uid or suid, or it
+ * holds CAP_KILL)? 1, 0, or -errno (-ESRCH: gone). */
+static int uid_check_passes(const struct yr_creds *c, pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (yr_read_text(path, buf, sizeof(buf)) < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+    const char *line = strstr(buf, "\nUid:");
+    unsigned uid, euid, suid;
+    if (!line || sscanf(line + 5, "%u %u %u", &uid, &euid, &suid) != 3)
+        return -EIO;
+    return c->euid == uid || c->euid == suid || c->ruid == uid || c->ruid == suid ||
+           (c->cap_effective >> CAP_KILL & 1);
+}
+
 /* SIGCONT through pin with our own authority, where the caller's was
  * refused: the kernel lets any process continue one of its own session
  * (check_kill_permission), judged on the sender's session, and a thread of
@@ -473,8 +491,10 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
  * uid in the caller's session stayed stopped). pid: the pinned task's
  * number; caller: the calling process, waiting in its call (its number
  * cannot be taken meanwhile). 0, or -errno: -EPERM where the sessions
- * differ or our own authority is refused too (no CAP_KILL over the
- * target), -ESRCH once the pinned task is gone.
+ * differ, where c (the caller's credentials) passes the kernel's uid check
+ * (its EPERM was then an LSM's, on the caller: never overruled), or where
+ * our own authority is refused too (no CAP_KILL over the target); -ESRCH
+ * once the pinned task is gone.
  *
  * The race: the target's session is read first, its pin tested alive after
  * (so the read was the pinned task's), then the caller's. A process changes
@@ -486,18 +506,19 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
  * have, sent before its setsid and handled after. None can join a session
  * meanwhile (setsid makes a new one; setpgid stays in one), and the signal
  * goes through the pin, so no later holder of the number gets it. */
-int yr_pidfd_cont_in_session(int pin, pid_t pid, pid_t caller, const void *info,
-                             uint32_t flags)
+int yr_pidfd_cont_in_session(const struct yr_creds *c, int pin, pid_t pid, pid_t caller,
+                             const void *info, uint32_t flags)
 {
     struct yr_stat_ids target, own;
     int rc = yr_stat_ids(pid, &target);
-    if (rc < 0)
-        return rc;
+    int by_uid = rc < 0 ? rc : uid_check_passes(c, pid);
+    if (by_uid < 0)
+        return by_uid;
     if (!yr_pidfd_alive(pin))
         return -ESRCH;
     if ((rc = yr_stat_ids(caller, &own)) < 0)
         return rc;
-    if (target.session != own.session)
+    if (by_uid || target.session != own.session)
         return -EPERM;
     return syscall(SYS_pidfd_send_signal, pin, SIGCONT, info, flags) == 0 ? 0 : -errno;
 }
@@ -528,7 +549,7 @@ int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, const i
     }
     yr_creds_leave(&saved);
     for (int i = 0; sig == SIGCONT && i < n; i++)
-        if (refused >> i & 1 && yr_pidfd_cont_in_session(pins[i], pids[i], caller, NULL, 0) == 0)
+        if (refused >> i & 1 && yr_pidfd_cont_in_session(c, pins[i], pids[i], caller, NULL, 0) == 0)
             any = 1;
     return any ? 0 : result;
 }

@@ -376,9 +376,10 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
 int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, const int32_t *pids,
                           int n, int sig, pid_t caller);
 /* SIGCONT through pin (task pid) with our own authority, where it shares the
- * calling process's session: 0, or -errno (-EPERM: it does not). */
-int yr_pidfd_cont_in_session(int pin, pid_t pid, pid_t caller, const void *info,
-                             uint32_t flags);
+ * calling process's session and c fails the uid check: 0, or -errno (-EPERM:
+ * it does not). */
+int yr_pidfd_cont_in_session(const struct yr_creds *c, int pin, pid_t pid, pid_t caller,
+                             const void *info, uint32_t flags);
 /* helper.c: O_ASYNC turned on by a short-lived process that is the caller */
 int yr_fasync_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t arg, pid_t tid,
                  int pin);

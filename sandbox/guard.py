@@ -1156,7 +1156,8 @@ def _continued_in_session(caller, rc: int, pin: int, target: int, sig: int, info
     (yr_pidfd_cont_in_session: the race); refused again, the caller's EPERM."""
     if rc != -errno.EPERM or sig != signal.SIGCONT:
         return rc
-    return 0 if lib.yr_pidfd_cont_in_session(pin, target, caller.tgid, info, flags) == 0 else rc
+    ok = lib.yr_pidfd_cont_in_session(caller.creds, pin, target, caller.tgid, info, flags)
+    return 0 if ok == 0 else rc
 
 
 def _pid_list(fill) -> list[int]:
