@@ -470,7 +470,7 @@ int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
 /* Would c pass the kernel's own test of a signal to the task numbered pid
  * (kill_ok_by_cred: its euid or uid is the target's uid or suid, or it
  * holds CAP_KILL)? 1, 0, or -errno (-ESRCH: gone). */
-static int uid_check_passes(const struct yr_creds *c, pid_t pid)
+int yr_kill_uid_check(const struct yr_creds *c, pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -511,7 +511,7 @@ int yr_pidfd_cont_in_session(const struct yr_creds *c, int pin, pid_t pid, pid_t
 {
     struct yr_stat_ids target, own;
     int rc = yr_stat_ids(pid, &target);
-    int by_uid = rc < 0 ? rc : uid_check_passes(c, pid);
+    int by_uid = rc < 0 ? rc : yr_kill_uid_check(c, pid);
     if (by_uid < 0)
         return by_uid;
     if (!yr_pidfd_alive(pin))
@@ -523,33 +523,37 @@ int yr_pidfd_cont_in_session(const struct yr_creds *c, int pin, pid_t pid, pid_t
     return syscall(SYS_pidfd_send_signal, pin, SIGCONT, info, flags) == 0 ? 0 : -errno;
 }
 
-/* A signal sent through each of pins (processes, numbered pids; at most 64)
- * with the caller's credentials (so the kernel's permission check is the
- * caller's): what a signal to a process group does, minus yama-run's. A
- * pin whose process is gone reaches nothing, whatever took its number.
- * SIGCONT refused to the caller (EPERM) is sent again with our authority
- * where the member is in the session of the calling process caller
- * (yr_pidfd_cont_in_session). 0 if one was signalled, else the last -errno
- * (-ESRCH for none), as kill_pgrp answers. */
-int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, const int32_t *pids,
-                          int n, int sig, pid_t caller)
+/* A signal sent through each of pins (processes; at most 64) with the
+ * caller's credentials (so the kernel's permission check is the caller's):
+ * what a signal to a process group does, minus yama-run's. A pin whose
+ * process is gone reaches nothing, whatever took its number. refused: bit
+ * i set where pins[i] was refused EPERM (guard.py may send those with our
+ * authority where the kernel would have let the caller). 0 if one was
+ * signalled, else the last -errno (-ESRCH for none), as kill_pgrp answers. */
+int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig,
+                          uint64_t *refused)
 {
+    *refused = 0;
     if (n > 64)
         return -EINVAL;
     struct yr_creds_saved saved;
     if (yr_creds_enter(c, &saved) < 0)
         return -errno;
     int result = -ESRCH, any = 0;
-    uint64_t refused = 0;                       /* by the caller's credentials: EPERM */
     for (int i = 0; i < n; i++) {
         if (syscall(SYS_pidfd_send_signal, pins[i], sig, NULL, 0) == 0)
             any = 1;
         else if ((result = -errno) == -EPERM)
-            refused |= 1ULL << i;
+            *refused |= 1ULL << i;
     }
     yr_creds_leave(&saved);
-    for (int i = 0; sig == SIGCONT && i < n; i++)
-        if (refused >> i & 1 && yr_pidfd_cont_in_session(c, pins[i], pids[i], caller, NULL, 0) == 0)
-            any = 1;
     return any ? 0 : result;
+}
+
+/* A signal sent through pidfd with our own authority (guard.py: one the
+ * kernel lets the caller send, refused to its credentials as lent): 0 or
+ * -errno. */
+int yr_pidfd_signal_ours(int pidfd, int sig, const void *info, uint32_t flags)
+{
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags) == 0 ? 0 : -errno;
 }

@@ -373,8 +373,13 @@ int yr_write_mem(struct yr_ctx *ctx, uint64_t id, pid_t tid, uint64_t addr, cons
 int yr_setown_as(const struct yr_creds *c, int fd, uint32_t cmd, int32_t type, int32_t pid,
                  int have_value, int pin);
 int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max);
-int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, const int32_t *pids,
-                          int n, int sig, pid_t caller);
+int yr_pidfd_kill_each_as(const struct yr_creds *c, const int32_t *pins, int n, int sig,
+                          uint64_t *refused);
+int yr_pidfd_signal_ours(int pidfd, int sig, const void *info, uint32_t flags);
+/* kill_ok_by_cred's uid test (or CAP_KILL in c) of a signal to task pid:
+ * 1, 0, or -errno. */
+int yr_kill_uid_check(const struct yr_creds *c, pid_t pid);
+int yr_pidfd_alive(int pidfd);           /* its task not reaped */
 /* SIGCONT through pin (task pid) with our own authority, where it shares the
  * calling process's session and c fails the uid check: 0, or -errno (-EPERM:
  * it does not). */

@@ -300,7 +300,7 @@ class Guard:
                 return
             flags = PIDFD_SIGNAL_THREAD if thread else PIDFD_SIGNAL_THREAD_GROUP
             rc = lib.yr_pidfd_signal_as(caller.creds, fd, sig, info, flags)
-            rc = _continued_in_session(caller, rc, fd, target, sig, info, flags)
+            rc = _as_natively(caller, rc, fd, target, sig, info, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             if fd >= 0:
@@ -446,9 +446,9 @@ class Guard:
         Unlike the kernel's, this walk is not atomic: a process that joins the
         group meanwhile may be missed, a member that cannot be read or pinned
         refuses the call after the batches before it got the signal, and the
-        receivers see yama-run's pid as the sender. SIGCONT to a member of
-        the caller's session is sent with our authority where the caller's
-        is refused (yr_pidfd_cont_in_session). The answer is kill_pgrp's:
+        receivers see yama-run's pid as the sender. A member refused to the
+        caller's credentials that the kernel would let it signal is sent the
+        signal with our authority (_sent_as_allowed). The answer is kill_pgrp's:
         0 if one member was signalled, else the last error (ESRCH: none)."""
         # No module hooks task_kill (not contained): no member to ask about,
         # where a request per member was most of a call's Python time.
@@ -460,11 +460,12 @@ class Guard:
             chosen = [pid for pid in members if not self._protected(pid) and (
                 pid == caller.tgid or not hooked or not self._outside_refused(caller, pid, sig))]
             if chosen:     # through pins still held: a number reused reaches nothing
-                pins = ffi.new("int32_t[]", [members[pid] for pid in chosen])
-                last = lib.yr_pidfd_kill_each_as(caller.creds, pins,
-                                                  ffi.new("int32_t[]", chosen), len(chosen),
-                                                  sig, caller.tgid)
-                signalled = signalled or last == 0
+                pins, refused = [members[pid] for pid in chosen], ffi.new("uint64_t *")
+                last = lib.yr_pidfd_kill_each_as(caller.creds, ffi.new("int32_t[]", pins),
+                                                  len(chosen), sig, refused)
+                again = [_sent_as_allowed(caller, pins[i], pid, sig, ffi.NULL, 0)
+                         for i, pid in enumerate(chosen) if refused[0] >> i & 1]
+                signalled = signalled or last == 0 or any(again)
             return True
 
         _each_pinned_batch(pgrp, send)
@@ -566,7 +567,7 @@ class Guard:
                     return
             rc = lib.yr_pidfd_signal_as(caller.creds, copy, sig, local, flags)
             if target > 0 and not flags & PIDFD_SIGNAL_PROCESS_GROUP:
-                rc = _continued_in_session(caller, rc, copy, target, sig, local, flags)
+                rc = _as_natively(caller, rc, copy, target, sig, local, flags)
             self._reply(ev, -rc if rc < 0 else 0)
         finally:
             os.close(copy)
@@ -1148,16 +1149,46 @@ def _name(ev) -> str:
     return ffi.string(lib.yr_sys_names(ev.sys)).decode().split()[0]
 
 
-def _continued_in_session(caller, rc: int, pin: int, target: int, sig: int, info,
+def _as_natively(caller, rc: int, pin: int, target: int, sig: int, info,
                           flags: int) -> int:
     """The answer to a signal sent through pin (task target) as the caller
-    (rc): a SIGCONT refused (EPERM) is sent again with our authority where
-    the target is in the caller's session, as the kernel allows it
-    (yr_pidfd_cont_in_session: the race); refused again, the caller's EPERM."""
-    if rc != -errno.EPERM or sig != signal.SIGCONT:
+    (rc): refused (EPERM), sent again with our authority where the kernel
+    lets the caller send it (_sent_as_allowed); refused again, the
+    caller's EPERM."""
+    if rc != -errno.EPERM:
         return rc
-    ok = lib.yr_pidfd_cont_in_session(caller.creds, pin, target, caller.tgid, info, flags)
-    return 0 if ok == 0 else rc
+    return 0 if _sent_as_allowed(caller, pin, target, sig, info, flags) else rc
+
+
+def _sent_as_allowed(caller, pin: int, target: int, sig: int, info, flags: int) -> bool:
+    """Is a signal refused to the caller's credentials (as lent: our thread,
+    in our session and user namespace) one the kernel lets the caller send?
+    Then sent through pin with our own authority (a review: both refused):
+      * SIGCONT to a process of the caller's session (the kernel's
+        exemption, judged on the sender's session, never the caller's:
+        yr_pidfd_cont_in_session, where the race is);
+      * a caller in a user namespace of its own, holding CAP_KILL over the
+        target's (capabilities held there are not lent: Caller.creds).
+    True: sent."""
+    if sig == signal.SIGCONT and \
+            lib.yr_pidfd_cont_in_session(caller.creds, pin, target, caller.tgid, info, flags) == 0:
+        return True
+    return _kill_capable(caller, pin, target) and \
+        lib.yr_pidfd_signal_ours(pin, sig, info, flags) == 0
+
+
+def _kill_capable(caller, pin: int, target: int) -> bool:
+    """Does a caller of another user namespace hold CAP_KILL over the pinned
+    task target's (ns_capable; procfs.capable_over), where its ids fail the
+    uid test (they pass: the EPERM was an LSM's, on the caller, never
+    overruled)? Both read by number, then the pin tested alive: the reads
+    were the pinned task's. The target may move to another namespace or
+    change its ids before the signal is sent: it gets it as if sent before
+    (the caller waits in its call meanwhile), as with the session's race."""
+    return (caller.userns not in (procfs.OWN_USERNS, None)
+            and lib.yr_kill_uid_check(caller.creds, target) == 0
+            and procfs.capable_over(caller, target, procfs.CAP_KILL)
+            and lib.yr_pidfd_alive(pin) == 1)
 
 
 def _pid_list(fill) -> list[int]:
