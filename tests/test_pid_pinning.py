@@ -339,6 +339,25 @@ def test_sigcont_within_the_callers_session_continues_as_natively(built, mode):
     assert r.returncode == 0 and r.stdout == want, r
 
 
+@pytest.mark.parametrize("mode", ["pid", "group", "outside"])
+def test_cap_kill_in_the_callers_own_user_namespace_counts_as_natively(built, mode):
+    """Root of a user namespace of its own (CAP_KILL there) sends SIGTERM to a
+    process of uid 1000 in it, by pid and by kill(0): the kernel allows it
+    (ns_capable over the target's namespace) and the target dies. yama-run
+    sends these with the caller's ids and, from another namespace, no
+    capabilities: EPERM by pid, and kill(0) answered 0 with the target
+    alive (a review: a container's init could not stop its services). To
+    its parent, outside the namespace: EPERM, as natively."""
+    probe = built("userns_kill")
+    native = subprocess.run([probe, mode], capture_output=True, text=True, timeout=30,
+                            start_new_session=True)
+    want = {"pid": "pid: ok target=died\n", "group": "group: ok target=died\n",
+            "outside": "outside: EPERM target=outside\n"}[mode]
+    assert native.stdout == want, native
+    r = yama_run("--", probe, mode, timeout=60, start_new_session=True)
+    assert r.returncode == 0 and r.stdout == want, r
+
+
 # -- O_ASYNC on a terminal: whose, what it costs, in what order ----------------
 
 
