@@ -1149,8 +1149,7 @@ def _name(ev) -> str:
     return ffi.string(lib.yr_sys_names(ev.sys)).decode().split()[0]
 
 
-def _as_natively(caller, rc: int, pin: int, target: int, sig: int, info,
-                          flags: int) -> int:
+def _as_natively(caller, rc: int, pin: int, target: int, sig: int, info, flags: int) -> int:
     """The answer to a signal sent through pin (task target) as the caller
     (rc): refused (EPERM), sent again with our authority where the kernel
     lets the caller send it (_sent_as_allowed); refused again, the
