@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <linux/capability.h>
 
 #include "engine.h"
@@ -107,10 +108,15 @@ static int own_link_unasked(const char *entry)
 
 #define MAX_PROTECTED 16
 static pid_t protected_pids[MAX_PROTECTED];
+static int protected_pins[MAX_PROTECTED];   /* a pidfd of each, taken while it lived */
 static int nprotected;
 
 /* Python declares the yama-run processes other than the supervisor itself
- * (which is always protected), before serving. */
+ * (which is always protected), before serving. Each is pinned: the front
+ * ends with the main program (unless --wait) while we serve what it left
+ * behind, and its number, free once its parent reaps it, may be taken by
+ * any process, which was refused as the front's (a review: a program's own
+ * child's signals EPERM, its /proc entries EACCES). */
 int yr_gate_protect(pid_t pid)
 {
     for (int i = 0; i < nprotected; i++)
@@ -118,8 +124,18 @@ int yr_gate_protect(pid_t pid)
             return 0;
     if (nprotected >= MAX_PROTECTED)
         return -ENOSPC;
+    int pin = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pin < 0)
+        return errno == ESRCH ? 0 : -errno;    /* gone already: nothing to protect */
+    protected_pins[nprotected] = pin;
     protected_pids[nprotected++] = pid;
     return 0;
+}
+
+/* Is protected_pids[i] alive (not reaped: its number not free)? */
+static int protected_alive(int i)
+{
+    return yr_pidfd_alive(protected_pins[i]);
 }
 
 int yr_gate_is_protected(pid_t tgid)
@@ -128,7 +144,7 @@ int yr_gate_is_protected(pid_t tgid)
         return 1;
     for (int i = 0; i < nprotected; i++)
         if (protected_pids[i] == tgid)
-            return 1;
+            return protected_alive(i);
     return 0;
 }
 
@@ -779,7 +795,8 @@ static uint32_t cg_reaches_yama(const struct cg_chain *of_file)
     int n = 0;
     pids[n++] = getpid();
     for (int i = 0; i < nprotected; i++)
-        pids[n++] = protected_pids[i];
+        if (protected_alive(i))
+            pids[n++] = protected_pids[i];
     uint32_t facts = 0;
     for (int i = 0; i < n; i++) {
         struct cg_chain of_yama;

@@ -80,7 +80,7 @@ class Request:
 class Sandbox:
     """Which processes are the sandbox's: the supervisor's descendants (it is
     their parent and subreaper), except yama-run's own protected processes
-    (sup.protected_pids, the one place that lists them, and the helper
+    (sup.is_protected, the one place that tells them, and the helper
     processes C forks while they live: the gate's own answer)."""
 
     def __init__(self, sup):
@@ -88,8 +88,7 @@ class Sandbox:
         self.root = os.getpid()
 
     def protected(self, tgid: int | None) -> bool:
-        return tgid is not None and (tgid in self._sup.protected_pids or
-                                     bool(lib.yr_gate_is_protected(tgid)))
+        return tgid is not None and self._sup.is_protected(tgid)
 
     def outside(self, tid: int) -> bool:
         tgid = procfs.tgid_of(tid)

@@ -72,9 +72,12 @@ class Supervisor:
         self.argv: list[str] = []
         self._program = "?"
         # yama-run's own processes (this supervisor and the front the shell
-        # waits on): out of the program's reach in every mode, the one place
-        # every check reads them from.
-        self.protected_pids = {os.getpid()} | ({link.front} if link is not None else set())
+        # waits on): out of the program's reach in every mode, declared once
+        # (to C too, which pins each: csrc/gate.c); protected_pids reads the
+        # live ones.
+        self.declared_pids = {os.getpid()} | ({link.front} if link is not None else set())
+        self._front = link.front if link is not None else None
+        self._front_pin = os.pidfd_open(self._front) if self._front is not None else -1
         self.shield = shields.Shield(chain)
         self.userns_choice = userns
         self.userns, self._no_userns_why = spawn.userns_plan(userns)
@@ -89,6 +92,21 @@ class Supervisor:
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
         self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
+
+    @property
+    def protected_pids(self) -> set[int]:
+        """yama-run's processes alive now. The front ends with the main
+        program (unless --wait) while the supervisor serves what it left
+        behind: its number, free then, may be taken by any process, which
+        was refused as the front's (a review: its own child's signals EPERM)."""
+        return {pid for pid in self.declared_pids if self.is_protected(pid)}
+
+    def is_protected(self, tgid: int) -> bool:
+        """Is tgid one of yama-run's processes, alive? The front by the pidfd
+        taken while it lived (not reaped: its number is not free yet)."""
+        if tgid == self._front:
+            return bool(lib.yr_pidfd_alive(self._front_pin))
+        return tgid == os.getpid() or bool(lib.yr_gate_is_protected(tgid))
 
     @property
     def ctx(self):
@@ -147,7 +165,7 @@ class Supervisor:
     def _run_notify(self, argv: list[str], env: dict[str, str]) -> int:
         self._program = argv[0]
         started = spawn.start(self.routing(), argv, env, self.userns_choice, self.audit.say,
-                              protect=self.protected_pids)
+                              protect=self.declared_pids)
         self.attach(started)
         if started.ctx != ffi.NULL:
             self._add_receiver(started.ctx)
@@ -281,7 +299,7 @@ class Supervisor:
     def load_tables(self, ctx, hooks) -> None:
         """What C settles alone, for the ptrace backend: the routed syscalls
         (fixed), the protected processes and the chain's rules."""
-        spawn.protect_pids(self.protected_pids)
+        spawn.protect_pids(self.declared_pids)
         with self.rules_lock:
             spawn.load_tables(ctx, self.routing())
 

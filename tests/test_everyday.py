@@ -881,3 +881,23 @@ def test_a_program_may_ask_whether_its_parent_lives(who):
         r = yama_run("--", "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
                      SYSTEM_PYTHON, "-c", script)
         assert r.returncode == 0 and r.stdout == "1\n", r       # EPERM, as natively
+
+
+@requires_root
+def test_the_fronts_number_is_anyones_once_the_front_has_ended(helper, tmp_path):
+    """The front (the process the shell waits on) ends with the main
+    program, while the supervisor serves what it left behind; its number
+    stayed protected, so a child that took it (ns_last_pid) could not be
+    signalled by its own parent (EPERM) nor its environ read (EACCES),
+    where natively both go on (a review)."""
+    out = tmp_path / "out"
+    r = yama_run("--", helper("front_reuse"), out)
+    assert r.returncode == 0, r
+    deadline = time.monotonic() + 30
+    while "done=1" not in (out.read_text() if out.exists() else ""):
+        assert time.monotonic() < deadline, out.read_text() if out.exists() else "no output"
+        time.sleep(0.1)
+    facts = dict(line.split("=", 1) for line in out.read_text().split())
+    if facts.get("took") != "1":
+        pytest.skip("no child of the leftover took the front's number")
+    assert facts["kill"] == "OK" and facts["environ"] == "OK", facts
