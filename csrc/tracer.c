@@ -105,6 +105,8 @@ struct injection {
     uint64_t args[6];
     int held[8], nheld;            /* signals to queue again */
     int exited;                    /* the tracee died (or exec'd): status in *status */
+    int gone;                      /* killed, its exit or exec event not seen: its tid
+                                    * may be the exec'ing thread's, never touched again */
     int status;
     uint64_t deadline_ns;          /* past it, the injection is broken */
 };
@@ -165,8 +167,24 @@ static int wait_syscall_stop(struct injection *in, int entry)
             return -ESRCH;
         }
         int sig = WSTOPSIG(status);
-        if (sig == (SIGTRAP | 0x80))
-            return expected_stop(in, entry) ? 0 : broken(in);
+        if (sig == (SIGTRAP | 0x80)) {
+            if (expected_stop(in, entry))
+                return 0;
+            /* Not the injected call's stop, or not a stop any more: a
+             * sibling's execve (or exit_group) killed the caller after the
+             * stop was reported, and may have given its tid to the exec'ing
+             * thread, now at its exec event (stop_current says which). A
+             * killed task is never back in that stop and the exec'ing thread
+             * moves only when resumed, so "not current" cannot turn current:
+             * the caller is gone, its exit or exec event left to the loop
+             * (killing it there killed the exec'ing process, 2-7 tries in
+             * 900 of a thread's exec beside its leader's opens). */
+            if (!yr_trace_stop_current(in->tid, status)) {
+                in->gone = 1;
+                return -ESRCH;
+            }
+            return broken(in);                 /* another call: its code rewritten */
+        }
         if (status >> 16 == PTRACE_EVENT_SECCOMP)
             return broken(in);                 /* a hooked call of its own */
         if (status >> 16 == 0 && in->nheld < (int)(sizeof(in->held) / sizeof(in->held[0])))
@@ -174,6 +192,14 @@ static int wait_syscall_stop(struct injection *in, int entry)
         if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
             return -errno;
     }
+}
+
+/* A ptrace request on the caller failed: -errno; ESRCH: it was killed. */
+static long lost(struct injection *in)
+{
+    if (errno == ESRCH)
+        in->gone = 1;
+    return -errno;
 }
 
 /* Run one syscall in the caller; its return value, or -errno of ours. */
@@ -192,10 +218,11 @@ static long inject(struct injection *in, long nr, const uint64_t a[6])
         r.rip = in->base.rip - 2;              /* the syscall instruction, again */
     in->nr = nr;
     memcpy(in->args, a, sizeof(in->args));
-    if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0)
-        return -errno;
-    if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
-        return -errno;
+    if (in->gone || in->exited)
+        return -ESRCH;
+    if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0 ||
+        trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+        return lost(in);
     /* From the seccomp stop the call goes on to its exit; from an exit, the
      * instruction runs again: its entry first. */
     int rc = wait_syscall_stop(in, in->at_exit);
@@ -203,13 +230,13 @@ static long inject(struct injection *in, long nr, const uint64_t a[6])
         return rc;
     if (in->at_exit) {                         /* that was the entry: now the exit */
         if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
-            return -errno;
+            return lost(in);
         if ((rc = wait_syscall_stop(in, 0)) < 0)
             return rc;
     }
     in->at_exit = 1;
     if (trace(PTRACE_GETREGS, in->tid, 0, (unsigned long)&r) < 0)
-        return -errno;
+        return lost(in);
     return (long)r.rax;
 }
 
@@ -453,7 +480,7 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
             fd = fd_into(&in, reply->fd, reply->fd_flags);
             yr_tick_stop(clock);
         }
-        if (masked && !in.exited &&
+        if (masked && !in.exited && !in.gone &&
             trace(PTRACE_SETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) < 0 && errno != ESRCH)
             fd = broken(&in);              /* its mask not given back: fail closed */
     }
@@ -463,6 +490,8 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
         *result = in.status;
         return 1;
     }
+    if (in.gone)
+        return -ESRCH;                     /* its exit or exec event follows, to the loop */
     *result = fd;
     int rc = set_return(tid, &in.base, !in.at_exit, fd);
     pid_t tgid = yr_tgid_of(tid);

@@ -519,3 +519,19 @@ def test_a_user_started_supervisor_is_not_dumpable(as_user, backend):
         proc.kill()
         proc.wait()
     assert owner == 0, f"/proc/{supervisor}/fd belongs to uid {owner}"
+
+
+# -- a sibling's execve while a call is served ------------------------------------
+
+def test_exec_beside_an_fd_injection_exits_zero(helper):
+    """Four processes, 300 tries each: a leader opening a file in a loop (its
+    descriptors passed in by injected calls) while another thread execs an
+    image that exits 0. Every try exits 0, as natively. The exec killing the
+    leader during an injection was taken for a broken injection, and the
+    tracer SIGKILLed the process mid-exec (status 0x9, 1-2 tries in 300;
+    review 11-A, finding 1)."""
+    exe = helper("exec_beside_injection")
+    native = subprocess.run([exe, "100"], capture_output=True, text=True, timeout=60)
+    assert native.stdout == "tries=100 bad=0\n", native.stdout
+    r = traced("sh", "-c", f"for i in 1 2 3 4; do {exe} 300 & done; wait", timeout=120)
+    assert r.stdout.split("\n") == ["tries=300 bad=0"] * 4 + [""], r.stdout + r.stderr
