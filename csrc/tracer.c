@@ -652,6 +652,19 @@ int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid)
     return s && s->serving.tid == tid && same_stop(tid, &s->serving.at);
 }
 
+/* The call served left its stop while a worker was started for it (its
+ * caller killed by a sibling's execve during the decision, its tid the new
+ * image's): never kept as waiting, so no status of that tid cancels it, and
+ * the worker's own check (a signal 0 to the tid) finds the new image alive.
+ * It is cancelled here, or it stayed a FIFO's reader for as long as the
+ * process lived, and such workers piled up to EMFILE. */
+static void cancel_served(struct yr_ctx *ctx)
+{
+    struct yr_stops *s = stops_of(ctx);
+    if (s)
+        yr_worker_cancel(ctx, s->serving.id);
+}
+
 /* ---- the loop's hot path ---------------------------------------------------- */
 
 /* Answer tid's call with the context's kept reply and resume it. 0: resumed
@@ -673,6 +686,8 @@ static int answer(struct yr_ctx *ctx, pid_t tid, int *status, int here)
     if (!here) {
         if (reply.fd >= 0)
             close(reply.fd);
+        if (reply.kind == YR_DEFER_PENDING)
+            cancel_served(ctx);
         return 0;                              /* killed, or replaced: nothing to answer */
     }
     if (reply.kind == YR_DEFER_PENDING)        /* a worker answers later: it stays stopped */

@@ -535,3 +535,28 @@ def test_exec_beside_an_fd_injection_exits_zero(helper):
     assert native.stdout == "tries=100 bad=0\n", native.stdout
     r = traced("sh", "-c", f"for i in 1 2 3 4; do {exe} 300 & done; wait", timeout=120)
     assert r.stdout.split("\n") == ["tries=300 bad=0"] * 4 + [""], r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("who", [[], AS_USER], ids=["root", "uid 1001"])
+def test_a_waiting_open_killed_by_an_exec_leaves_no_reader(helper, who):
+    """Six processes, 15 tries each: the leader waits to read a fresh FIFO (a
+    worker opens it) while another thread execs; 200 ms later (past the
+    worker's 100 ms tick) the new image opens the FIFO for writing with
+    O_NONBLOCK: ENXIO, as natively, since its only reader died in the exec.
+    A caller killed while its call was decided (the worker just started) was
+    never kept as waiting nor its worker cancelled: the worker stayed the
+    FIFO's reader for as long as the process lived, and such workers piled
+    up to EMFILE (review 11-A, finding 2)."""
+    fifos = tempfile.mkdtemp(prefix="yr-leak-", dir="/tmp")
+    os.chmod(fifos, 0o755)
+    try:
+        for i in range(6):
+            os.mkdir(f"{fifos}/{i}")
+            os.chmod(f"{fifos}/{i}", 0o777)           # uid 1001 makes its FIFOs there
+        cmd = shlex.join([*who, helper("exec_beside_waiting_open")])
+        r = traced("sh", "-c", f"for i in 0 1 2 3 4 5; do {cmd} {fifos}/$i 15 & done; wait",
+                   timeout=120)
+        assert r.stdout.split("\n") == ["tries=15 leaks=0 other=0"] * 6 + [""], \
+            r.stdout + r.stderr
+    finally:
+        shutil.rmtree(fifos, ignore_errors=True)
