@@ -318,6 +318,8 @@ static long status_number(const char *buf, const char *key)
 #define SIG_BIT(sig) (1ULL << ((sig) - 1))
 /* Default action: stop (SIGSTOP's cannot be caught, ignored or blocked). */
 #define STOP_SIGS (SIG_BIT(SIGSTOP) | SIG_BIT(SIGTSTP) | SIG_BIT(SIGTTIN) | SIG_BIT(SIGTTOU))
+/* Default action: ignore (SIGCHLD, SIGURG, SIGWINCH) or continue. */
+#define HARMLESS_SIGS (SIG_BIT(SIGCHLD) | SIG_BIT(SIGURG) | SIG_BIT(SIGWINCH) | SIG_BIT(SIGCONT))
 /* Threads of the caller's process looked at per tick for a stop in progress. */
 #define PEERS_LOOKED_AT 64
 
@@ -329,6 +331,24 @@ static uint64_t acting_signals(const char *status, int stops)
     uint64_t caught = status_mask(status, "\nSigCgt:");
     uint64_t stopping = stops ? STOP_SIGS & ~caught & ~status_mask(status, "\nSigIgn:") : 0;
     return (caught | stopping) & ~status_mask(status, "\nSigBlk:");
+}
+
+/* The signals pending for a tracee (its own or its process's) that would
+ * end its process: not blocked, caught or ignored, their default action to
+ * terminate (or dump core). Natively such a signal kills a process waiting
+ * in any call at once (complete_signal's group kill); a traced one gets no
+ * such shortcut, its signal waits for a signal-delivery stop, and the
+ * caller, held in its seccomp stop until answered, outlived SIGTERM,
+ * SIGHUP and timeout(1) for as long as its FIFO had no peer. Answered
+ * EINTR, the caller on its way out takes the signal (ptrace_stop's
+ * recalc_sigpending: queued signals passed it over while it was stopped)
+ * and dies of it, as natively; EINTR itself reaches no code of its. */
+static uint64_t ending_signals(const char *status)
+{
+    uint64_t pending = status_mask(status, "\nSigPnd:") | status_mask(status, "\nShdPnd:");
+    uint64_t spared = status_mask(status, "\nSigBlk:") | status_mask(status, "\nSigCgt:") |
+                      status_mask(status, "\nSigIgn:") | STOP_SIGS | HARMLESS_SIGS;
+    return pending & ~spared;
 }
 
 /* The state letter of thread tid of process tgid (T: stopped, t: a
@@ -465,7 +485,10 @@ static int leader_offered(pid_t tgid, uint64_t shared)
  * the kernel woke for a stop that was then cancelled.
  * Stops only under user-notify: a tracee's call can only be answered
  * (EINTR, worse than a stop that comes late), and its stops are its
- * tracer's. */
+ * tracer's. A tracee's signal that ends its process (ending_signals), its
+ * own or its process's, whichever thread the kernel chose: the process
+ * dies of it, and what its other threads see of an EINTR first is nothing
+ * they could act on. */
 static int caller_signalled(const struct blocking_open *b)
 {
     char path[64], buf[4096];
@@ -473,6 +496,8 @@ static int caller_signalled(const struct blocking_open *b)
     if (yr_read_text(path, buf, sizeof(buf)) <= 0)
         return 0;
     int stops = b->listener >= 0, alone = status_number(buf, "\nThreads:") <= 1;
+    if (!stops && ending_signals(buf))
+        return 1;
     uint64_t acting = acting_signals(buf, stops);
     if (status_mask(buf, "\nSigPnd:") & acting)
         return 1;

@@ -16,16 +16,18 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 
 import pytest
 
 from as_user import as_user  # noqa: F401  (fixture)
-from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
+from conftest import YAMA_RUN, requires_root, requires_tool, tree_env, yama_run
 
 try:
     with warnings.catch_warnings():       # python-ptrace warns on import under 3.12+
@@ -560,3 +562,32 @@ def test_a_waiting_open_killed_by_an_exec_leaves_no_reader(helper, who):
             r.stdout + r.stderr
     finally:
         shutil.rmtree(fifos, ignore_errors=True)
+
+
+# -- a caller waiting in a worker's open, and a signal that ends it ----------------
+
+@pytest.mark.parametrize("sig, to", [(signal.SIGTERM, "program"), (signal.SIGHUP, "program"),
+                                     (signal.SIGTERM, "yama-run")])
+def test_a_signal_ends_a_program_waiting_to_open_a_fifo(tmp_path, sig, to):
+    """A shell waits to open a FIFO for writing (no reader: a worker opens
+    it). SIGTERM or SIGHUP, to it or to yama-run (which forwards it), ends it
+    within a second, of that signal, as natively and under notify. A traced
+    task gets no fatal-signal shortcut: it stayed in its seccomp stop until
+    a reader came or SIGKILL (timeout(1), kill PID, closing the terminal all
+    failed; review 11-B, finding 1)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    front = subprocess.Popen([*YAMA_RUN, *PTRACE, "--", "sh", "-c", f'echo $$; exec 3>{fifo}'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=tree_env(None))
+    try:
+        pid = int(front.stdout.readline())
+        time.sleep(0.5)                        # in its open by now
+        os.kill(pid if to == "program" else front.pid, sig)
+        sent = time.monotonic()
+        status = front.wait(timeout=5)
+        took = time.monotonic() - sent
+    finally:
+        front.kill()
+        front.wait()
+    assert status == -sig and took < 1, (status, took, front.stderr.read())
