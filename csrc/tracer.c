@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,8 +94,9 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev,
  * caller's place, ends the injection and goes to Python as it is.
  * Nothing injected may wait: recvmsg is MSG_DONTWAIT (another thread that
  * took the byte first left the tracer, and so the sandbox, waiting for as
- * long as it liked), and one fd's injection that lasts longer than
- * INJECT_LIMIT_NS (its code rewritten into a loop) kills the program. */
+ * long as it liked), and one fd's injection that takes more than
+ * INJECT_LIMIT_NS of the caller's own time (overdue: its code rewritten
+ * into a loop) kills the program, said on stderr (yr_trace_broken). */
 
 struct injection {
     struct yr_ctx *ctx;
@@ -108,12 +110,16 @@ struct injection {
     int gone;                      /* killed, its exit or exec event not seen: its tid
                                     * may be the exec'ing thread's, never touched again */
     int status;
-    uint64_t deadline_ns;          /* past it, the injection is broken */
+    uint64_t started_ns;           /* its limit: overdue */
+    uint64_t delay_ns;             /* the caller's run queue delay then (run_delay_ns) */
 };
 
 #define INJECT_LIMIT_NS 1000000000ULL
+/* However starved the caller: the tracer serves no other stop meanwhile. */
+#define INJECT_WALL_LIMIT_NS (30 * INJECT_LIMIT_NS)
 
 static int queue_stop(struct yr_ctx *ctx, pid_t tid, int status);
+static void note_broken(struct yr_ctx *ctx, pid_t tid, const char *why);
 
 /* The syscall stop in is at: its entry with the injected call (entry 1) or
  * an exit (entry 0). Otherwise the caller's code was changed under us. */
@@ -131,9 +137,41 @@ static int expected_stop(const struct injection *in, int entry)
     return memcmp(info.entry.args, in->args, sizeof(in->args)) == 0;
 }
 
-/* Fail closed: the caller's process is killed, its call answered by its exit. */
-static int broken(struct injection *in)
+/* The time tid waited for a CPU while runnable, in ns (schedstat's run
+ * queue delay); 0 if unknown (no CONFIG_SCHED_INFO): wall time then. */
+static uint64_t run_delay_ns(pid_t tid)
 {
+    char path[48], buf[96];
+    unsigned long long on_cpu = 0, delay = 0;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)tid);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0 ||
+        sscanf(buf, "%llu %llu", &on_cpu, &delay) != 2)
+        return 0;
+    return delay;
+}
+
+/* Has the injection taken INJECT_LIMIT_NS of the caller's own time, its
+ * wall time less what it waited for a CPU? A rewritten loop runs (or sleeps
+ * in a fault that never ends) and is found. A caller starved of a CPU
+ * (SCHED_IDLE beside busy threads, a throttled cgroup) only waits in the
+ * run queue: its program was killed for it (exit 137, 4 runs in 5 of a
+ * SCHED_IDLE program's opens beside 4 busy threads on 2 CPUs). A tid taken
+ * meanwhile by a sibling's exec reads another task's delay: its exec event
+ * ends the wait first, and a delay lower than at the start counts as none. */
+static int overdue(const struct injection *in)
+{
+    uint64_t spent = yr_now_ns() - in->started_ns, delay = run_delay_ns(in->tid);
+    uint64_t starved = delay > in->delay_ns ? delay - in->delay_ns : 0;
+    if (spent > INJECT_WALL_LIMIT_NS)
+        return 1;
+    return spent > starved && spent - starved > INJECT_LIMIT_NS;
+}
+
+/* Fail closed: the caller's process is killed, its call answered by its
+ * exit; why is said on stderr (yr_trace_broken). */
+static int broken(struct injection *in, const char *why)
+{
+    note_broken(in->ctx, in->tid, why);
     pid_t tgid = yr_tgid_of(in->tid);
     syscall(SYS_tgkill, tgid > 0 ? tgid : in->tid, in->tid, SIGKILL);
     if (tgid > 0)
@@ -152,13 +190,13 @@ static int wait_syscall_stop(struct injection *in, int entry)
         if (got < 0) {
             if (errno != EINTR)
                 return -errno;
-            if (yr_now_ns() > in->deadline_ns)
-                return broken(in);             /* a stop that never comes */
+            if (overdue(in))                   /* a stop that never comes */
+                return broken(in, "its injected call's stop never came: a loop in its code?");
             continue;
         }
         if (got != in->tid) {
-            if (queue_stop(in->ctx, got, status) < 0)
-                return broken(in);             /* no memory to keep it: fail closed */
+            if (queue_stop(in->ctx, got, status) < 0)    /* no memory to keep it */
+                return broken(in, "no memory to keep another task's stop");
             continue;
         }
         if (!WIFSTOPPED(status) || status >> 16 == PTRACE_EVENT_EXEC) {
@@ -183,10 +221,10 @@ static int wait_syscall_stop(struct injection *in, int entry)
                 in->gone = 1;
                 return -ESRCH;
             }
-            return broken(in);                 /* another call: its code rewritten */
+            return broken(in, "another call than the one injected: its code rewritten?");
         }
-        if (status >> 16 == PTRACE_EVENT_SECCOMP)
-            return broken(in);                 /* a hooked call of its own */
+        if (status >> 16 == PTRACE_EVENT_SECCOMP)      /* a hooked call of its own */
+            return broken(in, "a hooked call of its own in place of the injected one");
         if (status >> 16 == 0 && in->nheld < (int)(sizeof(in->held) / sizeof(in->held[0])))
             in->held[in->nheld++] = sig;       /* a signal on its way: later */
         if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
@@ -453,8 +491,8 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
     if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
         return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
-    struct injection in = { .ctx = ctx, .tid = tid, .base = r,
-                            .deadline_ns = yr_now_ns() + INJECT_LIMIT_NS };
+    struct injection in = { .ctx = ctx, .tid = tid, .base = r, .started_ns = yr_now_ns(),
+                            .delay_ns = run_delay_ns(tid) };
     long fd;
     /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
     uint64_t insn = 0;
@@ -482,7 +520,7 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
         }
         if (masked && !in.exited && !in.gone &&
             trace(PTRACE_SETSIGMASK, tid, sizeof(mask), (unsigned long)&mask) < 0 && errno != ESRCH)
-            fd = broken(&in);              /* its mask not given back: fail closed */
+            fd = broken(&in, "its signal mask could not be given back");
     }
     close(reply->fd);
     reply->fd = -1;
@@ -516,6 +554,8 @@ struct yr_stops {
     int nwaiting, waiting_size;
     struct waiting { pid_t tid; uint64_t id; struct ptrace_syscall_info at; } *waiting;
     struct waiting serving;        /* the stop whose call is being served */
+    const char *broken;            /* why a caller's process was killed (broken) */
+    pid_t broken_tid;
 };
 
 void yr_stops_free(struct yr_stops *stops)
@@ -644,6 +684,27 @@ static int serve(struct yr_ctx *ctx, const struct yr_event *ev,
         return -ENOMEM;
     s->serving = (struct waiting){ .tid = ev->tid, .id = ev->id, .at = *at };
     return 0;
+}
+
+static void note_broken(struct yr_ctx *ctx, pid_t tid, const char *why)
+{
+    struct yr_stops *s = stops_of(ctx);
+    if (s) {
+        s->broken = why;
+        s->broken_tid = tid;
+    }
+}
+
+/* Why the process of *tid was killed as broken since last asked, or NULL. */
+const char *yr_trace_broken(struct yr_ctx *ctx, pid_t *tid)
+{
+    struct yr_stops *s = stops_of(ctx);
+    const char *why = s ? s->broken : NULL;
+    if (why) {
+        *tid = s->broken_tid;
+        s->broken = NULL;
+    }
+    return why;
 }
 
 int yr_trace_still_stopped(struct yr_ctx *ctx, pid_t tid)

@@ -413,6 +413,7 @@ enum { YR_TRACE_STATUS = 1, YR_TRACE_DECIDE = 2 };
 int yr_trace_next(struct yr_ctx *ctx, struct yr_event *ev, int *status);
 int yr_trace_answer(struct yr_ctx *ctx, pid_t tid, int *status);
 int yr_trace_stop_current(pid_t tid, int status);   /* is tid in the stop status reports? */
+const char *yr_trace_broken(struct yr_ctx *ctx, pid_t *tid);  /* why a process was killed */
 
 /* front.c: the front waits for the program's status from the supervisor,
  * its child, over sock; the caller blocked the front's signals first. */

@@ -136,6 +136,7 @@ class Tracer:
         self._waker = threading.get_ident()     # the main thread, in _forward_signals
         self.ev = ffi.new("struct yr_event *")
         self.status_out = ffi.new("int *")
+        self.broken_tid = ffi.new("pid_t *")
         ctx = lib.yr_ctx_new(-1)                # deferred: replies kept, not sent
         if ctx == ffi.NULL:
             raise SetupError("cannot allocate the notification context")
@@ -164,6 +165,7 @@ class Tracer:
         ev, status = self.ev, self.status_out
         while True:
             rc = lib.yr_trace_next(self.sup.ctx, ev, status)
+            self._say_broken()
             if rc == 0:
                 return                          # no task left: traced or child
             if rc == lib.YR_TRACE_DECIDE:
@@ -197,11 +199,22 @@ class Tracer:
             self.sup.call_failed(ev, traceback.format_exc())
             lib.yr_reply(self.sup.ctx, ev.id, 0, errno.EPERM)
         rc = lib.yr_trace_answer(self.sup.ctx, ev.tid, self.status_out)
+        self._say_broken()
         if rc == 1:                             # died while an fd was passed in
             self._on_status(ev.tid, self.status_out[0])
         elif rc < 0:
             self._fail_closed(f"cannot answer the call of {ev.tid}: {os.strerror(-rc)}",
                               ev.tid)
+
+    def _say_broken(self) -> None:
+        """A process C killed while it passed a descriptor in (tracer.c,
+        broken): said, or its program ended as 137 with nothing on stderr."""
+        tid = self.broken_tid
+        why = lib.yr_trace_broken(self.sup.ctx, tid)
+        if why != ffi.NULL:
+            what = f"passing a descriptor to task {tid[0]}: {ffi.string(why).decode()}"
+            self.sup.audit.internal_error("the ptrace backend", f"{what}; its process killed",
+                                          always=True)
 
     def _fail_closed(self, why: str, tid: int = 0, trace: str = "") -> None:
         self.sup.audit.internal_error(f"{why}; killing the sandboxed program", trace or why,

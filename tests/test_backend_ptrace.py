@@ -591,3 +591,22 @@ def test_a_signal_ends_a_program_waiting_to_open_a_fifo(tmp_path, sig, to):
         front.kill()
         front.wait()
     assert status == -sig and took < 1, (status, took, front.stderr.read())
+
+
+def test_a_caller_starved_of_cpu_while_given_a_descriptor_is_not_killed(helper):
+    """A SCHED_IDLE program opens a file 40 times while 8 busy processes
+    outside the sandbox load the CPUs: it is slow, and every open succeeds,
+    as natively. One descriptor's injection had a second of wall clock, which
+    a caller waiting for a CPU spent: its program was killed, silently (137,
+    3 runs in 3; review 11-A, finding 3). Only its own time (on a CPU, or
+    asleep) counts now."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(8)]
+    try:
+        time.sleep(0.3)
+        r = traced(helper("starved_opens"), "0", "40", timeout=60)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert (r.returncode, r.stdout) == (0, "opened=40\n"), r.stderr

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -126,9 +127,13 @@ def test_a_stolen_byte_holds_up_no_one(probe):
 def test_a_caller_that_never_stops_again_is_killed(probe):
     """The re-run instruction rewritten into a jump to itself: the caller
     spins and never reaches the stop the tracer waits for, which held the
-    whole sandbox for ever; past a second, the program is killed."""
+    whole sandbox for ever; past a second of its own time, the program is
+    killed, and yama-run says why (it said nothing: review 11-A, finding 3)."""
     r = yama_run(*PTRACE, "--", *AS_1001, probe, "spin", "200", timeout=60)
     assert r.returncode in (0, -9), (r.returncode, r.stdout, r.stderr)
+    if r.returncode == -9:
+        assert re.search(r"yama-run: internal error in the ptrace backend: passing a descriptor "
+                         r"to task \d+: its injected call's stop never came", r.stderr), r.stderr
 
 
 def test_an_answer_never_reaches_the_task_that_took_a_waiting_callers_tid(probe,
