@@ -72,6 +72,18 @@ def userns_plan(choice: str) -> tuple[bool, str | None]:
     return True, None
 
 
+def filter_probe_failed() -> str:
+    """Why the probe for WAIT_KILLABLE_RECV failed. A traced process (inside
+    a yama-run of the ptrace backend) cannot take a listener at all: it was
+    said to run on a kernel without the flag, before its documented 125."""
+    tracer = lib.yr_tracer_of(posix.getpid())
+    if tracer > 0:
+        return (f"we are traced (by {tracer}, such as an outer yama-run with the ptrace "
+                "backend): the probe for WAIT_KILLABLE_RECV failed, the kernel's support "
+                "not known")
+    return "kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call"
+
+
 def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
           say, protect=()) -> Started:
     """Spawn argv under the plan's filter and make its C context: every routed
@@ -91,7 +103,7 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     if bpf is not None and lib.yr_filter_flags_supported(NEW_LISTENER | WAIT_KILLABLE_RECV):
         flags |= WAIT_KILLABLE_RECV
     elif bpf is not None:
-        say("kernel lacks WAIT_KILLABLE_RECV: a signal may repeat a notified call")
+        say(filter_probe_failed())
     if lib.yr_set_subreaper() < 0:
         raise SetupError("cannot become a child subreaper")
     signal.pthread_sigmask(signal.SIG_BLOCK, forwarded() + (signal.SIGCHLD,))

@@ -321,6 +321,18 @@ def test_nested_inside_ptrace_backend_fails_clearly():
     assert "cannot trace the program: PTRACE_SEIZE: Operation not permitted" in r.stderr
 
 
+def test_nested_inside_ptrace_backend_says_it_is_traced():
+    """With -v, the inner yama-run says it is traced, not that the kernel
+    lacks WAIT_KILLABLE_RECV (6.18 has it: review 11-B, finding 4)."""
+    inner = [*YAMA_RUN, "-v", "--", "true"]
+    r = traced("sh", "-c", f"{shlex.join(inner)}; echo INNER_STATUS $?")
+    assert r.returncode == 0 and "INNER_STATUS 125" in r.stdout, r.stderr
+    assert "kernel lacks WAIT_KILLABLE_RECV" not in r.stderr
+    assert re.search(r"yama-run: we are traced \(by \d+, such as an outer yama-run with the "
+                     r"ptrace backend\): the probe for WAIT_KILLABLE_RECV failed", r.stderr), \
+        r.stderr
+
+
 # -- the limit: no debugger inside ---------------------------------------------------
 
 def test_debugger_inside_gets_eperm_from_the_kernel(sandbox, probe, tmp_path):
