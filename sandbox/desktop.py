@@ -58,7 +58,7 @@ def _open_user_dir(create: bool) -> int:
     except OSError as exc:
         raise DesktopError(f"{directory}: {exc.strerror}") from None
     st = os.fstat(fd)
-    if not plans.trusted(st, stat.S_IFDIR, (os.geteuid(), 0), 0o022):
+    if not plans.trusted(st, stat.S_IFDIR, (os.geteuid(), 0), 0o022, fd):
         os.close(fd)
         raise DesktopError(f"{directory} is not a directory of uid {os.geteuid()} (or root) that "
                            f"only it can write (uid {st.st_uid}, mode {st.st_mode & 0o7777:o}): "

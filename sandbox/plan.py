@@ -166,39 +166,57 @@ def file_name(run_key: tuple) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.plan"
 
 
-def trusted(st, kind: int, owners, forbidden: int) -> bool:
+def trusted(st, kind: int, owners, forbidden: int, fd: int) -> bool:
     """The one rule for a file or directory that says which filter runs or
     what yama-run writes (a plan here, a profile in sandbox/profile.py, the
     applications directory in sandbox/desktop.py): of this kind (S_IFDIR or
     S_IFREG), owned by one of owners, and none of the forbidden mode bits set
     (0o022: nobody else may write it; its group's write bit is no one else's
-    where the group is its owner's own)."""
+    where the group is its owner's own). st is fd's fstat."""
     bits = st.st_mode & forbidden
-    if bits & 0o020 and owners_own_group(st):
+    if bits & 0o020 and owners_own_group(st, fd):
         bits &= ~0o020
     return st.st_mode & bareos.S_IFMT == kind and st.st_uid in owners and not bits
 
 
-def owners_own_group(st) -> bool:
-    """Is st's group its owner's private group (its primary group, with no
-    member but the owner)? Where users have groups of their own, their umask
-    is 002 (Debian's and Fedora's login), so what a user makes is
-    group-writable, by nobody but them: refused, every run of such a user
-    with a profile directory ended 125."""
+def owners_own_group(st, fd: int) -> bool:
+    """Is st's group its owner's private group, so that its write bit is the
+    owner's alone? Where users have groups of their own, their umask is 002
+    (Debian's and Fedora's login), so what a user makes is group-writable, by
+    nobody but them: refused, every run of such a user with a profile
+    directory ended 125. Private only if it is the owner's primary group, no
+    other user's primary group (nobody, _apt and sync share 65534; openSUSE's
+    users all have 100), no entry of that gid lists anyone else (getgrgid
+    gives the first entry only; initgroups grants every one), and fd has no
+    ACL (whose named users write through the mask the group bits show)."""
     import grp
     import pwd
     try:
-        owner, group = pwd.getpwuid(st.st_uid), grp.getgrgid(st.st_gid)
+        owner = pwd.getpwuid(st.st_uid)
     except KeyError:                        # no entry: nothing proves the group private
         return False
-    return owner.pw_gid == group.gr_gid and set(group.gr_mem) <= {owner.pw_name}
+    entries = [g for g in grp.getgrall() if g.gr_gid == st.st_gid]
+    return (owner.pw_gid == st.st_gid and bool(entries)
+            and not any(p.pw_gid == st.st_gid and p.pw_uid != st.st_uid for p in pwd.getpwall())
+            and all(set(g.gr_mem) <= {owner.pw_name} for g in entries)
+            and not _has_acl(fd))
 
 
-def _owned_privately(st, directory: bool) -> bool:
+def _has_acl(fd: int) -> bool:
+    """Has fd an access ACL? Asked through /proc/self/fd (flistxattr refuses
+    an O_PATH descriptor); an answer not had counts as an ACL (fail closed)."""
+    try:
+        names = posix.listxattr(f"/proc/self/fd/{fd}")
+    except OSError as exc:
+        return exc.errno != errno.EOPNOTSUPP    # no xattrs on this file system: no ACL
+    return "system.posix_acl_access" in names
+
+
+def _owned_privately(st, directory: bool, fd: int) -> bool:
     """Ours, and nobody else may write it (nor read a plan)."""
     if directory:
-        return trusted(st, bareos.S_IFDIR, (posix.geteuid(),), 0o022)
-    return trusted(st, bareos.S_IFREG, (posix.geteuid(),), 0o077)
+        return trusted(st, bareos.S_IFDIR, (posix.geteuid(),), 0o022, fd)
+    return trusted(st, bareos.S_IFREG, (posix.geteuid(),), 0o077, fd)
 
 
 class Miss(Exception):
@@ -217,7 +235,7 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
     except OSError as exc:
         raise Miss(f"{directory}: {exc.strerror}") from None
     try:
-        if not _owned_privately(posix.fstat(dfd), directory=True):
+        if not _owned_privately(posix.fstat(dfd), directory=True, fd=dfd):
             raise Miss(f"{directory} is not a directory of uid {posix.geteuid()} that only it "
                        "can write: not trusted")
         try:
@@ -236,7 +254,7 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
         posix.close(dfd)
     try:
         st = posix.fstat(fd)
-        if not _owned_privately(st, directory=False):
+        if not _owned_privately(st, directory=False, fd=fd):
             raise Miss(f"{path} is not a file of uid {posix.geteuid()} that only it can "
                        "write: not trusted")
         if st.st_size > MAX_PLAN_BYTES:
@@ -292,7 +310,7 @@ def store(plan: dict) -> str:
     dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
                      | posix.O_CLOEXEC)
     try:
-        if not _owned_privately(posix.fstat(dfd), directory=True):
+        if not _owned_privately(posix.fstat(dfd), directory=True, fd=dfd):
             raise Miss(f"not kept: {directory} is not a directory of uid {posix.geteuid()} that "
                        "only it can write")
         name = file_name(plan["key"])

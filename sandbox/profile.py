@@ -128,10 +128,13 @@ def _untrusted(path: Path, what: str) -> ProfileError:
                         f"owner or permissions, or HOME and XDG_CONFIG_HOME, are to be fixed)")
 
 
-def _may_judge(st, path: Path, what: str) -> None:
+def _may_judge(fd: int, path: Path, what: str):
+    """fd's fstat, if fd may be taken as the profile directory or file path."""
+    st = os.fstat(fd)
     kind = stat.S_IFDIR if what == "directory" else stat.S_IFREG
-    if not plan.trusted(st, kind, {os.geteuid(), 0}, 0o022):
+    if not plan.trusted(st, kind, {os.geteuid(), 0}, 0o022, fd):
         raise _untrusted(path, what)
+    return st
 
 
 @contextmanager
@@ -151,7 +154,7 @@ def _opened_dir(directory: Path):
         raise _unreadable(directory, exc) from None
     try:
         if directory in _judged_dirs():
-            _may_judge(os.fstat(fd), directory, "directory")
+            _may_judge(fd, directory, "directory")
         yield fd
     finally:
         os.close(fd)
@@ -312,10 +315,8 @@ def _read(path: Path) -> bytes:
 def _read_bounded(fd: int, path: Path, judge: bool) -> bytes:
     """What fd opened, judged on fd; a file larger than a profile is not read."""
     try:
-        st = os.fstat(fd)
-        if judge:
-            _may_judge(st, path, "file")
-        elif not stat.S_ISREG(st.st_mode):
+        st = _may_judge(fd, path, "file") if judge else os.fstat(fd)
+        if not judge and not stat.S_ISREG(st.st_mode):
             raise ProfileError(f"{path}: not a regular file")
         chunks, size = [], 0
         while size <= MAX_PROFILE_BYTES and st.st_size <= MAX_PROFILE_BYTES:

@@ -618,6 +618,67 @@ def test_a_profile_directory_writable_by_its_owners_own_group_is_taken(tmp_path)
     assert r.returncode == 0 and "ptrace(scope=0)" in r.stderr, r.stderr
 
 
+def _acl_for_1002(path: Path) -> None:
+    """What setfacl -m u:1002:rwx does (setfacl may not be installed): the
+    access ACL's xattr, its mask the group bits the mode shows."""
+    import struct
+    mode = path.stat().st_mode
+    entries = [(0x01, mode >> 6 & 7, -1), (0x02, 7, 1002), (0x04, mode >> 3 & 5, -1),
+               (0x10, 7, -1), (0x20, mode & 7, -1)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, uid & 0xffffffff) for tag, perm, uid in entries))
+
+
+GROUP_CASES = {
+    "private": ("", ""),
+    "another user's primary group": ("bob:x:1002:1001::/:/bin/sh\n", ""),
+    "a second entry of the gid lists another": ("", "project:x:1001:bob\n"),
+    "an ACL lets another write": ("", ""),
+}
+
+
+@requires_root
+@pytest.mark.parametrize("case", GROUP_CASES)
+def test_the_owners_group_others_can_write_through_is_not_private(as_user, case):  # noqa: F811
+    """uid 1001's umask-002 profile directory and files, group 1001 (its
+    primary group) writable: taken only where that group is uid 1001's alone.
+    Another user of primary gid 1001 (openSUSE's users all have gid 100; here
+    nobody, _apt and sync share 65534), a second group entry of gid 1001
+    listing bob (initgroups grants it), or an ACL giving uid 1002 write (the
+    group bits are then its mask) let another rewrite the profile: refused,
+    125 (before: taken, ptrace scope 0; review 11-H, finding 1). The user
+    database is a copy bind-mounted in a mount namespace of its own."""
+    passwd_extra, group_extra = GROUP_CASES[case]
+    root = Path(tempfile.mkdtemp(prefix="yama-run-group-"))
+    try:
+        root.chmod(0o755)
+        passwd = write(root / "passwd", Path("/etc/passwd").read_text()
+                       + "alice:x:1001:1001::/:/bin/sh\n" + passwd_extra)
+        group = write(root / "group", Path("/etc/group").read_text() + "alice:x:1001:\n"
+                      + group_extra)
+        profiles = plant(root / "home")
+        for path in (profiles, *profiles.iterdir()):
+            path.chmod(0o775 if path.is_dir() else 0o664)
+            if case == "an ACL lets another write":
+                _acl_for_1002(path)
+        script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 ' \
+                 '&& exec "$@"'
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                            str(passwd), str(group),
+                            *as_user.command("-v", "--profile", "strict", "cat",
+                                             "/proc/self/status")],
+                           env=as_user.env({"HOME": str(root / "home")}), cwd=str(root),
+                           capture_output=True, text=True, timeout=60)
+        if case == "private":
+            assert r.returncode == 0 and "ptrace(scope=0)" in r.stderr, r.stderr
+        else:
+            assert r.returncode == 125, r.stderr
+            assert f"{profiles} is not a directory of uid 1001 or root that only its owner " \
+                   "can write: not trusted" in r.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def hostile_cwd() -> Path:
     """A directory of uid 1002 that others run yama-run from, holding
     ~/.config/yama-run/profiles and rel/yama-run/profiles, each with an empty
