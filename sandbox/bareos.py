@@ -13,7 +13,7 @@ import sys
 
 DEVNULL = "/dev/null"
 DEFPATH = "/bin:/usr/bin"               # os.defpath
-S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
+S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 
 
 def fsencode(text: str) -> bytes:

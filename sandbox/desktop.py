@@ -44,19 +44,18 @@ def user_dir() -> Path:
 
 
 def _open_user_dir(create: bool) -> int:
-    """The user's applications directory, opened without following a link
-    (made if missing, only inside directories of the effective uid), and only
+    """The user's applications directory, walked to without following a link
+    of another uid (plan.open_own_dir; made if missing, only inside
+    directories of the effective uid), and only
     if it is the effective uid's or root's and nobody else may write it: root
     run with a user's HOME (sudo may keep it) wrote through a symlink that
     user planted there, into a root-only file. Every name in it is then
     opened relative to this descriptor."""
     directory = user_dir()
     try:
-        if create:
-            plans.make_own_dirs(str(directory), 0o755)
-        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = plans.open_own_dir(str(directory), 0o755, create)
     except OSError as exc:
-        raise DesktopError(f"{directory}: {exc.strerror}") from None
+        raise DesktopError(f"{exc.filename or directory}: {exc.strerror}") from None
     st = os.fstat(fd)
     if not plans.trusted(st, stat.S_IFDIR, (os.geteuid(), 0), 0o022, fd):
         os.close(fd)

@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from .plan import make_own_dirs
+from .plan import open_own_dir
 from .writer import Writer
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -233,15 +233,14 @@ class FileJournal:
             os.close(fd)
 
     def _open_dir(self, create: bool) -> int:
-        """The directory, opened without following a link, and only if it is
-        the effective uid's and nobody else may write it: root run with a
-        user's HOME (sudo keeps it on some systems) must neither write where
-        that user points ~/.local/state/yama-run (a link to /etc/apt/apt.conf.d)
+        """The directory, walked to without following a link of another uid
+        (plan.open_own_dir), and only if it is the effective uid's and nobody
+        else may write it: root run with a user's HOME (sudo keeps it on some
+        systems) must neither write where that user points
+        ~/.local/state/yama-run or ~/.local (a link to /etc/apt/apt.conf.d)
         nor list records that user wrote. Every name below is opened
         relative to this descriptor: a directory swapped in later is not used."""
-        if create:      # (not in a directory of another uid: plan.make_own_dirs)
-            make_own_dirs(self.dir, 0o700)
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_own_dir(self.dir, 0o700, create)
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             os.close(fd)

@@ -230,8 +230,7 @@ def load(run_key: tuple, landlock_abi) -> tuple[dict, str]:
         raise Miss("no cache directory (no home)")
     path = bareos.join(directory, file_name(run_key))
     try:
-        dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
-                         | posix.O_CLOEXEC)
+        dfd = open_own_dir(directory, 0o700, create=False)
     except OSError as exc:
         raise Miss(f"{directory}: {exc.strerror}") from None
     try:
@@ -306,9 +305,7 @@ def store(plan: dict) -> str:
     directory = cache_dir()
     if directory is None:
         raise Miss("not kept: no cache directory (no home)")
-    make_own_dirs(directory, 0o700)
-    dfd = posix.open(directory, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
-                     | posix.O_CLOEXEC)
+    dfd = open_own_dir(directory, 0o700, create=True)
     try:
         if not _owned_privately(posix.fstat(dfd), directory=True, fd=dfd):
             raise Miss(f"not kept: {directory} is not a directory of uid {posix.geteuid()} that "
@@ -333,32 +330,103 @@ def store(plan: dict) -> str:
     return bareos.join(directory, name)
 
 
-def make_own_dirs(directory: str, mode: int) -> None:
-    """Create what is missing of directory, each one only inside a directory
-    of the effective uid (the one rule of every directory yama-run makes):
-    root run with a user's HOME (sudo may keep it) made a root-owned, 0700
-    ~/.cache there, in which the user's own programs could then make nothing.
-    Existing directories are left alone. Raises OSError (EPERM)."""
-    missing = []
-    while directory and not bareos.is_dir(directory):
-        missing.append(directory)
-        directory = bareos.dirname(directory)
-    for path in reversed(missing):
-        parent = bareos.dirname(path) or "."
-        # Judged and made on one descriptor: a parent renamed meanwhile is
-        # not the one made in.
-        dfd = posix.open(parent, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
-        try:
-            owner = posix.fstat(dfd).st_uid
-            if owner != posix.geteuid():
-                raise PermissionError(errno.EPERM, f"not made: {parent} is a directory of "
-                                      f"uid {owner}", path)
-            try:
-                posix.mkdir(bareos.basename(path), mode, dir_fd=dfd)
-            except FileExistsError:
-                pass
-        finally:
-            posix.close(dfd)
+MAX_LINKS = 40       # as the kernel's path walk (ELOOP)
+
+
+def open_own_dir(directory: str, mode: int, create: bool) -> int:
+    """The absolute directory opened O_RDONLY, walked from / one component
+    at a time, following a link in its parents only if the kernel would
+    where fs.protected_symlinks is 1: a link of the effective uid or root.
+    root run with uid 1001's HOME made and wrote in a root-only directory
+    uid 1001 chose by a link ~/.cache or ~/.local (review 11-H, finding 2).
+    The directory itself is never a link. With create, what is missing is
+    made, each one only inside a directory of the effective uid (the one
+    rule of every directory yama-run makes: root made a root-owned, 0700
+    ~/.cache in a user's HOME). Raises OSError (EPERM, ELOOP, ENOENT...)."""
+    where = bareos.dirname(directory)
+    parent = _walk(posix.open("/", _PATH_FLAGS | posix.O_DIRECTORY), "/", where, mode, create,
+                   [MAX_LINKS])
+    try:
+        fd = _open_or_make(parent, where, directory, mode, create)
+    finally:
+        posix.close(parent)
+    try:
+        if posix.fstat(fd).st_mode & bareos.S_IFMT != bareos.S_IFDIR:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory (a link is not followed)",
+                                     directory)
+        return posix.open(".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, dir_fd=fd)
+    finally:
+        posix.close(fd)
+
+
+_PATH_FLAGS = posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC
+
+
+def _walk(dfd: int, where: str, path: str, mode: int, create: bool, links: list) -> int:
+    """The descriptor path leads to from dfd, named where (absolute: from
+    /); dfd is consumed. Each step opens one name with O_NOFOLLOW and judges what that
+    descriptor is: a name swapped after the step is not the one walked."""
+    if path.startswith("/"):
+        posix.close(dfd)
+        dfd, where = posix.open("/", _PATH_FLAGS | posix.O_DIRECTORY), "/"
+    for name in path.split("/"):
+        if name and name != ".":
+            dfd = _step(dfd, where, name, mode, create, links)
+            where = bareos.join(where, name)
+    return dfd
+
+
+def _step(dfd: int, where: str, name: str, mode: int, create: bool, links: list) -> int:
+    """The directory name leads to in dfd (named where; consumed)."""
+    path = bareos.join(where, name)
+    try:
+        fd = _open_or_make(dfd, where, path, mode, create)
+        st = posix.fstat(fd)
+        if st.st_mode & bareos.S_IFMT == bareos.S_IFLNK:
+            fd = _follow(dfd, where, (fd, path, st.st_uid), mode, create, links)
+        elif st.st_mode & bareos.S_IFMT != bareos.S_IFDIR:
+            posix.close(fd)
+            raise NotADirectoryError(errno.ENOTDIR, posix.strerror(errno.ENOTDIR), path)
+    finally:
+        posix.close(dfd)
+    return fd
+
+
+def _follow(dfd: int, where: str, link: tuple, mode: int, create: bool, links: list) -> int:
+    """Where link (its O_PATH descriptor, consumed; its path; its owner)
+    leads from dfd (named where; kept). Its target is read from that
+    descriptor: the link judged is the one followed."""
+    fd, path, owner = link
+    try:
+        if owner not in (posix.geteuid(), 0):
+            raise PermissionError(errno.EPERM, f"not followed: a link of uid {owner}", path)
+        links[0] -= 1
+        if links[0] < 0:
+            raise OSError(errno.ELOOP, posix.strerror(errno.ELOOP), path)
+        target = posix.readlink("", dir_fd=fd)
+    finally:
+        posix.close(fd)
+    return _walk(posix.dup(dfd), where, target, mode, create, links)
+
+
+def _open_or_make(dfd: int, where: str, path: str, mode: int, create: bool) -> int:
+    """path's last name in dfd (named where) opened O_PATH|O_NOFOLLOW; if
+    missing and create, made first, only if dfd is the effective uid's."""
+    name = bareos.basename(path)
+    try:
+        return posix.open(name, _PATH_FLAGS, dir_fd=dfd)
+    except FileNotFoundError:
+        if not create:
+            raise FileNotFoundError(errno.ENOENT, posix.strerror(errno.ENOENT), path) from None
+    owner = posix.fstat(dfd).st_uid
+    if owner != posix.geteuid():
+        raise PermissionError(errno.EPERM, f"not made: {where} is a directory of uid {owner}",
+                              path)
+    try:
+        posix.mkdir(name, mode, dir_fd=dfd)
+    except FileExistsError:
+        pass                        # made meanwhile: judged as any other below
+    return posix.open(name, _PATH_FLAGS, dir_fd=dfd)
 
 
 def _prune(dfd: int) -> None:

@@ -292,6 +292,59 @@ def test_root_with_a_users_home_makes_no_directory_there():
         shutil.rmtree(base)
 
 
+@requires_root
+def test_root_with_a_users_home_follows_no_link_of_that_user():
+    """uid 1001 makes its ~/.cache and ~/.local links to a root-only
+    directory (standing for /usr/local or /etc); root run with that HOME
+    made share/applications, yama-run/plans and state/yama-run there and
+    wrote a menu entry, a plan and a denial record in them (review 11-H,
+    finding 2). A link of another uid in the path is not followed: the plan
+    is not kept, the record not written, --install-desktop ends 125."""
+    base = Path(tempfile.mkdtemp(prefix="yama-run-home-"))   # (uid 1001 may enter it)
+    try:
+        base.chmod(0o755)
+        home, rootonly = base / "home", base / "rootonly"
+        home.mkdir()
+        rootonly.mkdir()
+        os.chown(home, 1001, 1001)
+        for name in (".cache", ".local"):
+            subprocess.run([*AS_1001, "ln", "-s", str(rootonly), str(home / name)], check=True)
+        (base / "share" / "applications").mkdir(parents=True)
+        (base / "share" / "applications" / "probe.desktop").write_text(
+            "[Desktop Entry]\nType=Application\nName=Probe\nExec=/bin/true\n")
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
+               "HOME": str(home), "XDG_DATA_DIRS": str(base / "share")}
+        settle()                # (a plan is kept only of inputs older than a second)
+        r = yama_run("-v", "--", "true", env=env)
+        assert r.returncode == 0, r.stderr
+        assert plan_said(r).endswith(f"not kept: {home}/.cache: not followed: a link of uid "
+                                     "1001"), r.stderr
+        denied = yama_run("--", *AS_1001, "/usr/bin/python3", "-c", DENIED, env=env)
+        assert denied.returncode == 0 and "ptrace: denied" in denied.stderr, denied.stderr
+        r = yama_run("--install-desktop", "probe", env=env)
+        assert r.returncode == 125, r.stderr
+        assert f"{home}/.local: not followed: a link of uid 1001" in r.stderr, r.stderr
+        assert list(rootonly.iterdir()) == []
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_users_own_cache_link_is_followed(tmp_path):
+    """A ~/.cache that is the user's own link to its own directory (a
+    dotfiles setup) keeps the plans there."""
+    real = tmp_path / "real-cache"
+    real.mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".cache").symlink_to(real)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
+           "HOME": str(tmp_path / "home")}
+    assert yama_run("--", "true", env=env).returncode == 0
+    settle()
+    r = yama_run("-v", "--", "true", env=env)
+    assert r.returncode == 0 and FROM_CACHE in plan_said(r), r.stderr
+    assert list((real / "yama-run" / "plans").glob("*.plan"))
+
+
 def test_a_plan_directory_reached_through_a_symlink_is_not_read(tmp_path):
     cache = tmp_path / "cache"
     plan = cached_twice(cache, "--", "true")
