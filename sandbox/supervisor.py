@@ -76,8 +76,6 @@ class Supervisor:
         # (to C too, which pins each: csrc/gate.c); protected_pids reads the
         # live ones.
         self.declared_pids = {os.getpid()} | ({link.front} if link is not None else set())
-        self._front = link.front if link is not None else None
-        self._front_pin = os.pidfd_open(self._front) if self._front is not None else -1
         self.shield = shields.Shield(chain)
         self.userns_choice = userns
         self.userns, self._no_userns_why = spawn.userns_plan(userns)
@@ -102,11 +100,12 @@ class Supervisor:
         return {pid for pid in self.declared_pids if self.is_protected(pid)}
 
     def is_protected(self, tgid: int) -> bool:
-        """Is tgid one of yama-run's processes, alive? The front by the pidfd
-        taken while it lived (not reaped: its number is not free yet)."""
-        if tgid == self._front:
-            return bool(lib.yr_pidfd_alive(self._front_pin))
-        return tgid == os.getpid() or bool(lib.yr_gate_is_protected(tgid))
+        """Is tgid one of yama-run's processes, alive? C's answer: each is
+        pinned by a pidfd when declared, before the program runs (not reaped:
+        its number is not free yet). Not a pidfd taken here: on the cached
+        launch path this object is made once the program runs, maybe after
+        the front ended (its pidfd_open failed, and the sandbox with it)."""
+        return bool(lib.yr_gate_is_protected(tgid))
 
     @property
     def ctx(self):
