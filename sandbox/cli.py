@@ -63,13 +63,16 @@ def _select(profile_name, no_profile, show, command) -> profiles.Profile:
     return profiles.load_file(path, kind, found=how)
 
 
-def _refuse_empty(profile_name, audit_log) -> None:
+def _refuse_empty(**values) -> None:
     """An empty value is a mistake (a script's unset variable), never "not
-    given": --profile "$STRICT" must not run under the program's own lookup."""
-    if profile_name == "":
-        raise click.UsageError("--profile: empty value; give a profile name or path")
-    if audit_log == "":
-        raise click.UsageError("--audit-log: empty value; give a file")
+    given": --profile "$STRICT" must not run under the program's own lookup,
+    nor --show-profile "$P" -- PROG run PROG. values: option name (its
+    parameter's, dashed) -> value."""
+    hints = {"profile": "give a profile name or path", "audit_log": "give a file"}
+    for name, value in values.items():
+        if value == "":
+            raise click.UsageError(f"--{name.replace('_', '-')}: empty value; "
+                                   f"{hints.get(name, 'give a value')}")
 
 
 def _apply_overrides(profile, overrides) -> None:
@@ -240,7 +243,10 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         program, args):
     """Run PROGRAM with Yama's ptrace_scope and the fs.protected_* rules enforced
     for it and its descendants, by the modules of a per-program profile."""
-    _refuse_empty(profile_name, audit_log)
+    _refuse_empty(profile=profile_name, audit_log=audit_log, show_profile=show,
+                  propose_profile=propose, install_desktop=install_desktop,
+                  remove_desktop=remove_desktop, show_running=show_running,
+                  change_running=change_running)
     if profile_name and no_profile:
         raise click.UsageError("--profile and --no-profile exclude each other")
     if show and (profile_name or no_profile):

@@ -421,6 +421,11 @@ def load_file(path: Path, kind: str, found: str = "") -> Profile:
     return profile
 
 
+# A chain of 1,000 includes ended in RecursionError's traceback (a review);
+# the bundled profiles nest two deep.
+MAX_INCLUDE_DEPTH = 64
+
+
 def _read_into(profile: Profile, path: Path, stack: list[Path], top: bool) -> None:
     """Merge the file at path (its includes first) into profile."""
     data, _ = _parse(path)
@@ -440,6 +445,9 @@ def _read_into(profile: Profile, path: Path, stack: list[Path], top: bool) -> No
         if child.resolve() in stack:
             cycle = " -> ".join(str(p) for p in [*stack, child.resolve()])
             raise ProfileError(f"{_where(path, None, 'include')}: include cycle: {cycle}")
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            raise ProfileError(f"{_where(path, None, 'include')}: includes nested deeper than "
+                               f"{MAX_INCLUDE_DEPTH} files")
         _read_into(profile, child, stack, top=False)
     if "chain" in data:
         profile.chain = _chain(path, data["chain"])

@@ -64,6 +64,9 @@ def test_bad_input_is_125_with_a_clear_message(args, message):
     (["--profile", ""], "--profile: empty value; give a profile name or path"),
     (["--audit-log="], "--audit-log: empty value; give a file"),
     (["--audit-log", ""], "--audit-log: empty value; give a file"),
+    *[([option, ""], f"{option}: empty value; give a value")
+      for option in ("--show-profile", "--propose-profile", "--install-desktop",
+                     "--remove-desktop", "--show-running", "--change-running")],
     *[(["--set", f"ptrace.scope={value}"], f"ptrace.scope: bad value {value!r}; valid values: "
        "0, 1, 2, 3") for value in ("0x2", "0b11", "0o2", "\u0663", "\uff12", "01", "+2")],
 ])

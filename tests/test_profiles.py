@@ -775,3 +775,16 @@ def test_a_profile_too_deep_or_too_large_is_a_named_error(env, profile, message)
     r = yama_run("true", env=env)
     assert r.returncode == 125, r.stderr
     assert f"{path}: {message}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_include_chain_too_deep_is_a_named_error(tmp_path):
+    """1,000 profiles, each including the next: a named error and 125, not a
+    RecursionError traceback and 1 (a review); 64 files deep still load."""
+    for i in range(1000):
+        body = f'include = ["p{i + 1}.toml"]\n' if i < 999 else 'chain = ["ptrace"]\n'
+        (tmp_path / f"p{i}.toml").write_text(body)
+    r = yama_run("--profile", tmp_path / "p0.toml", "true")
+    assert r.returncode == 125 and "includes nested deeper than 64 files" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = yama_run("--profile", tmp_path / "p936.toml", "true")
+    assert r.returncode == 0, r.stderr
