@@ -292,7 +292,7 @@ class Guard:
                 self._reply(ev, errno.ESRCH)
                 return
             if sig == 0 and ev.sys == lib.YR_SYS_KILL and target == tgid and \
-                    self._protected(tgid):
+                    not self.sup.shield.contained and self._protected(tgid):
                 self._probe_of_ours(ev, caller, tgid)
                 return
             if not self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})",
@@ -314,7 +314,8 @@ class Guard:
         (kill_ok_by_cred). Only the process's own number, which getppid
         gives: our other threads' numbers stay unanswered (no oracle of
         them). Computed, not sent as the caller: a thread of ours passes the
-        kernel's same-thread-group test whatever it acts as."""
+        kernel's same-thread-group test whatever it acts as. Not contained:
+        there no process outside is reached, ours included."""
         target = _uids_of(tgid)
         creds = caller.creds
         allowed = (target is not None and bool({creds.euid, creds.ruid} & set(target))) or \

@@ -329,7 +329,9 @@ def _planted_by_1001(sticky: Path, kind: str) -> tuple[Path, subprocess.Popen | 
         subprocess.run([*AS_USER, "sh", "-c", f"umask 022; echo planted > {log}"], check=True)
         return log, None
     subprocess.run([*AS_USER, "mkfifo", "-m", "622", log], check=True)
-    reader = subprocess.Popen([*AS_USER, "sh", "-c", f"cat {log} > {sticky}/stolen.txt"])
+    # exec: the reader is cat itself, which kill() then ends (a shell's cat
+    # was left behind, blocked in its open for good)
+    reader = subprocess.Popen([*AS_USER, "sh", "-c", f"exec cat {log} > {sticky}/stolen.txt"])
     time.sleep(0.3)                     # (the reader waits in its open)
     return log, reader
 
