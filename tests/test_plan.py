@@ -312,8 +312,13 @@ def test_root_with_a_users_home_follows_no_link_of_that_user():
         (base / "share" / "applications").mkdir(parents=True)
         (base / "share" / "applications" / "probe.desktop").write_text(
             "[Desktop Entry]\nType=Application\nName=Probe\nExec=/bin/true\n")
+        bindir = base / "bin"                   # a yama-run on PATH, which the entry names
+        bindir.mkdir()
+        (bindir / "yama-run").write_text("#!/bin/sh\n")
+        (bindir / "yama-run").chmod(0o755)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
-               "HOME": str(home), "XDG_DATA_DIRS": str(base / "share")}
+               "HOME": str(home), "XDG_DATA_DIRS": str(base / "share"),
+               "PATH": f"{bindir}:{os.environ['PATH']}"}
         settle()                # (a plan is kept only of inputs older than a second)
         r = yama_run("-v", "--", "true", env=env)
         assert r.returncode == 0, r.stderr
