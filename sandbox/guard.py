@@ -85,9 +85,6 @@ RLIMITS = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "M
            "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME")
 
 
-CAP_KILL = 5
-
-
 class Guard:
     def __init__(self, supervisor):
         self.sup = supervisor
@@ -316,10 +313,7 @@ class Guard:
         them). Computed, not sent as the caller: a thread of ours passes the
         kernel's same-thread-group test whatever it acts as. Not contained:
         there no process outside is reached, ours included."""
-        target = _uids_of(tgid)
-        creds = caller.creds
-        allowed = (target is not None and bool({creds.euid, creds.ruid} & set(target))) or \
-            bool(creds.cap_effective >> CAP_KILL & 1)
+        allowed = lib.yr_kill_uid_check(caller.creds, tgid) == 1   # unreadable: refused
         self._reply(ev, 0 if allowed else errno.EPERM)
 
     def on_kill(self, ev, caller) -> None:
@@ -1220,19 +1214,6 @@ def _ids_of(pid: int) -> tuple[int, int] | None:
         raise
     except (IndexError, ValueError):
         raise OSError(errno.EIO, f"/proc/{pid}/stat not understood") from None
-
-
-def _uids_of(pid: int) -> tuple[int, int] | None:
-    """(real, saved) uid of the process numbered pid; None: not read."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    ids = line.split()
-                    return int(ids[1]), int(ids[3])
-    except (OSError, IndexError, ValueError):
-        pass
-    return None
 
 
 def _uid_of_user(caller, who: int) -> int | None:
