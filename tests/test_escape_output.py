@@ -87,7 +87,7 @@ def test_a_process_name_never_reorders_or_drives_the_terminal(starter):
     name intact, and the kept denial is listed on one escaped line."""
     command, where, env_of, prefix = starter
     log, state = where / "audit.jsonl", where / "state"
-    state.mkdir()           # the starter's: root makes none in uid 1001's (plan.make_own_dirs)
+    state.mkdir()           # the starter's: root makes none in uid 1001's (plan.open_own_dir)
     os.chown(state, 0 if prefix else UID, 0 if prefix else UID)
     env = env_of({"XDG_STATE_HOME": str(state)})
     for verbose in (["-v"], []):
