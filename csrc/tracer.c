@@ -98,6 +98,10 @@ static int trace_read(struct yr_ctx *ctx, pid_t tid, struct yr_event *ev,
  * INJECT_LIMIT_NS of the caller's own time (overdue: its code rewritten
  * into a loop) kills the program, said on stderr (yr_trace_broken). */
 
+struct sched_times {
+    uint64_t on_cpu_ns, run_delay_ns;
+};
+
 struct injection {
     struct yr_ctx *ctx;
     pid_t tid;
@@ -110,8 +114,12 @@ struct injection {
     int gone;                      /* killed, its exit or exec event not seen: its tid
                                     * may be the exec'ing thread's, never touched again */
     int status;
-    uint64_t started_ns;           /* its limit: overdue */
-    uint64_t delay_ns;             /* the caller's run queue delay then (run_delay_ns) */
+    uint64_t began_ns;             /* its wall-clock limit (overdue) */
+    /* The own-time limit of the wait for the caller's next stop (overdue): */
+    enum { CLOCK_UNSET, CLOCK_SCHED, CLOCK_WALL } clock;
+    uint64_t clock_ns;             /* when it started */
+    struct sched_times at_clock;   /* the caller's schedstat then */
+    unsigned long long start_ticks; /* the caller's start time then (task_state) */
 };
 
 #define INJECT_LIMIT_NS 1000000000ULL
@@ -137,34 +145,91 @@ static int expected_stop(const struct injection *in, int entry)
     return memcmp(info.entry.args, in->args, sizeof(in->args)) == 0;
 }
 
-/* The time tid waited for a CPU while runnable, in ns (schedstat's run
- * queue delay); 0 if unknown (no CONFIG_SCHED_INFO): wall time then. */
-static uint64_t run_delay_ns(pid_t tid)
+/* tid's time on a CPU and its counted waits for one, in ns (the first two
+ * numbers of /proc/TID/schedstat); -1 if unknown (no CONFIG_SCHED_INFO). */
+static int sched_times(pid_t tid, struct sched_times *out)
 {
     char path[48], buf[96];
-    unsigned long long on_cpu = 0, delay = 0;
+    unsigned long long on_cpu, delay;
     snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)tid);
     if (yr_read_text(path, buf, sizeof(buf)) <= 0 ||
         sscanf(buf, "%llu %llu", &on_cpu, &delay) != 2)
-        return 0;
-    return delay;
+        return -1;
+    out->on_cpu_ns = on_cpu;
+    out->run_delay_ns = delay;
+    return 0;
 }
 
-/* Has the injection taken INJECT_LIMIT_NS of the caller's own time, its
- * wall time less what it waited for a CPU? A rewritten loop runs (or sleeps
+/* tid's state letter and start time (in clock ticks: fields 3 and 22 of
+ * /proc/TID/stat; the name before them may hold anything): 0, or -1. */
+static int task_state(pid_t tid, char *state, unsigned long long *start)
+{
+    char path[48], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+        return -1;
+    const char *end = strrchr(buf, ')');
+    return end && sscanf(end + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+                                  "%*d %*d %*d %*d %*d %*d %llu", state, start) == 2 ? 0 : -1;
+}
+
+/* Has the caller, since it was last resumed, taken INJECT_LIMIT_NS of its
+ * own time without reaching its next stop? A rewritten loop runs (or sleeps
  * in a fault that never ends) and is found. A caller starved of a CPU
  * (SCHED_IDLE beside busy threads, a throttled cgroup) only waits in the
  * run queue: its program was killed for it (exit 137, 4 runs in 5 of a
- * SCHED_IDLE program's opens beside 4 busy threads on 2 CPUs). A tid taken
- * meanwhile by a sibling's exec reads another task's delay: its exec event
- * ends the wait first, and a delay lower than at the start counts as none. */
-static int overdue(const struct injection *in)
+ * SCHED_IDLE program's opens beside 4 busy threads on 2 CPUs). So was it,
+ * once in CI, when the time was counted from the injection's start: the
+ * caller's time in its stops, waiting for a tracer itself starved, counted
+ * as its own; and the kernel adds a wait to schedstat's delay only when the
+ * wait ends (sched_info_arrive), so the wait of a caller waiting now did
+ * too. So a stage's clock starts at the first tick that finds its stop not
+ * come (a stop that comes first costs no reading of /proc); from there, its
+ * time on a CPU counts always, and its wall time less its counted waits
+ * only while it sleeps, its state read before its schedstat, so that a wait
+ * begun after that read (uncounted) is a few microseconds at most.
+ * Runnable, it is on a CPU (its CPU time grows) or waiting for one.
+ * A sibling's exec may take the tid meanwhile (de_thread): the times read
+ * are then another task's until its exec event, which ends the wait, is
+ * taken. Its start time tells (a thread started in the same clock tick as
+ * the caller could not: it is counted as the caller, as before). */
+static int overdue(struct injection *in)
 {
-    uint64_t spent = yr_now_ns() - in->started_ns, delay = run_delay_ns(in->tid);
-    uint64_t starved = delay > in->delay_ns ? delay - in->delay_ns : 0;
-    if (spent > INJECT_WALL_LIMIT_NS)
+    uint64_t now_ns = yr_now_ns();
+    if (now_ns - in->began_ns > INJECT_WALL_LIMIT_NS)
         return 1;
-    return spent > starved && spent - starved > INJECT_LIMIT_NS;
+    char state = 0;
+    unsigned long long start = 0;
+    struct sched_times now = { 0, 0 };
+    int known = task_state(in->tid, &state, &start) == 0 && sched_times(in->tid, &now) == 0;
+    if (in->clock == CLOCK_UNSET) {
+        in->clock = known ? CLOCK_SCHED : CLOCK_WALL;
+        in->clock_ns = now_ns;
+        in->start_ticks = start;
+        in->at_clock = now;
+        return 0;
+    }
+    uint64_t spent = now_ns - in->clock_ns;
+    if (in->clock == CLOCK_WALL || !known)
+        return spent > INJECT_LIMIT_NS;        /* no schedstat: wall time */
+    if (start != in->start_ticks)
+        return 0;                              /* another task's tid now */
+    if (now.on_cpu_ns > in->at_clock.on_cpu_ns &&
+        now.on_cpu_ns - in->at_clock.on_cpu_ns > INJECT_LIMIT_NS)
+        return 1;                              /* a loop */
+    if (state == 'R')
+        return 0;
+    uint64_t waited = now.run_delay_ns > in->at_clock.run_delay_ns ?
+                      now.run_delay_ns - in->at_clock.run_delay_ns : 0;
+    return spent > waited && spent - waited > INJECT_LIMIT_NS;
+}
+
+/* Resume the caller towards its next syscall stop, whose own-time limit
+ * (overdue) starts anew: 0, or -1 (errno). */
+static int resume(struct injection *in)
+{
+    in->clock = CLOCK_UNSET;
+    return (int)trace(PTRACE_SYSCALL, in->tid, 0, 0);
 }
 
 /* Fail closed: the caller's process is killed, its call answered by its
@@ -227,7 +292,7 @@ static int wait_syscall_stop(struct injection *in, int entry)
             return broken(in, "a hooked call of its own in place of the injected one");
         if (status >> 16 == 0 && in->nheld < (int)(sizeof(in->held) / sizeof(in->held[0])))
             in->held[in->nheld++] = sig;       /* a signal on its way: later */
-        if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+        if (resume(in) < 0)
             return -errno;
     }
 }
@@ -258,8 +323,7 @@ static long inject(struct injection *in, long nr, const uint64_t a[6])
     memcpy(in->args, a, sizeof(in->args));
     if (in->gone || in->exited)
         return -ESRCH;
-    if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0 ||
-        trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+    if (trace(PTRACE_SETREGS, in->tid, 0, (unsigned long)&r) < 0 || resume(in) < 0)
         return lost(in);
     /* From the seccomp stop the call goes on to its exit; from an exit, the
      * instruction runs again: its entry first. */
@@ -267,7 +331,7 @@ static long inject(struct injection *in, long nr, const uint64_t a[6])
     if (rc < 0)
         return rc;
     if (in->at_exit) {                         /* that was the entry: now the exit */
-        if (trace(PTRACE_SYSCALL, in->tid, 0, 0) < 0)
+        if (resume(in) < 0)
             return lost(in);
         if ((rc = wait_syscall_stop(in, 0)) < 0)
             return rc;
@@ -491,8 +555,7 @@ static int apply(struct yr_ctx *ctx, pid_t tid, struct yr_deferred *reply, int64
     if (trace(PTRACE_GETREGS, tid, 0, (unsigned long)&r) < 0)
         return -errno;
     yr_fs_reset();                             /* pidfd_getfd below: as the supervisor */
-    struct injection in = { .ctx = ctx, .tid = tid, .base = r, .started_ns = yr_now_ns(),
-                            .delay_ns = run_delay_ns(tid) };
+    struct injection in = { .ctx = ctx, .tid = tid, .base = r, .began_ns = yr_now_ns() };
     long fd;
     /* Only the 64-bit syscall instruction is re-run: its numbers and layouts. */
     uint64_t insn = 0;
