@@ -117,6 +117,10 @@ struct yr_stat_ids {
     int tty;
 };
 int yr_stat_ids(pid_t pid, struct yr_stat_ids *out);   /* 0; -ESRCH: gone; else -errno */
+/* Each process of /proc, listed from procdir on, given to visit: see procinfo.c. */
+#define YR_WALK_STOP 1
+int yr_proc_walk(int procdir, int (*visit)(pid_t pid, void *arg), void *arg);
+int yr_proc_walk_all(int (*visit)(pid_t pid, void *arg), void *arg);
 int yr_pidfd_alive(int pidfd);           /* its task not reaped (signal 0, EPERM counts) */
 
 /* CLOCK_MONOTONIC in ns. */

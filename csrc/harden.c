@@ -11,7 +11,6 @@
  * refuses in any domain that handles file access; signals are then routed
  * through the filter instead (sandbox/shield.py). */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -411,60 +410,50 @@ static int pin_member(pid_t pid, pid_t pgrp)
     return now < 0 ? now : -ESRCH;
 }
 
-/* pin_member for a /proc entry's name, after a first look without a pin
- * (most processes are not members); -ESRCH for a name that is no process. */
-static int pin_entry(const char *name, pid_t pgrp, pid_t *pid)
-{
-    char *end;
-    long n = strtol(name, &end, 10);
-    if (*end || n <= 0)
-        return -ESRCH;
-    *pid = (pid_t)n;
-    pid_t now = pgrp_of(*pid);
-    return now == pgrp ? pin_member(*pid, pgrp) : now < 0 ? now : -ESRCH;
-}
+/* What yr_pin_group looks for, and what it pinned so far. */
+struct group_pins {
+    pid_t pgrp;
+    int32_t *pids, *pins;
+    int max, n;
+};
 
-static int unpin(int32_t *pins, int n, int err)
+/* pin_member after a first look without a pin (most processes are not
+ * members); YR_WALK_STOP once max are pinned. */
+static int pin_entry(pid_t pid, void *arg)
 {
-    while (n > 0)
-        close(pins[--n]);
-    return err;
+    struct group_pins *g = arg;
+    pid_t now = pgrp_of(pid);
+    if (now != g->pgrp)
+        return now < 0 ? now : 0;
+    int pin = pin_member(pid, g->pgrp);
+    if (pin < 0)
+        return pin;
+    g->pids[g->n] = pid;
+    g->pins[g->n++] = pin;
+    return g->n == g->max ? YR_WALK_STOP : 0;
 }
 
 /* The next processes of the group pgrp, each pinned, listed on from procdir
  * (a descriptor of /proc whose place in the listing is kept from call to
- * call: one walk of /proc however many calls it takes, and at most max
- * pins held by the caller at a time): pids[i] and pins[i], the caller's to
- * close. Returns their number, 0 once the listing is done, or -errno with
- * nothing left open: a process that could not be read or pinned (out of
- * descriptors) is never taken for one outside the group. What kill(-pgrp)
- * would reach, as guard.py's walks: not atomic, a process that joins
- * meanwhile is missed. */
+ * call, yr_proc_walk: one walk of /proc however many calls it takes, and at
+ * most max pins held by the caller at a time): pids[i] and pins[i], the
+ * caller's to close. Returns their number, 0 once the listing is done, or
+ * -errno with nothing left open: a process that could not be read or
+ * pinned (out of descriptors) is never taken for one outside the group.
+ * What kill(-pgrp) would reach, as guard.py's walks: not atomic, a process
+ * that joins meanwhile is missed. */
 int yr_pin_group(int procdir, pid_t pgrp, int32_t *pids, int32_t *pins, int max)
 {
-    char buf[8192] __attribute__((aligned(8)));
-    int n = 0;
-    for (;;) {
-        ssize_t len = getdents64(procdir, buf, sizeof(buf));
-        if (len <= 0)
-            return len < 0 ? unpin(pins, n, -errno) : n;
-        for (ssize_t at = 0; at < len;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + at);
-            at += d->d_reclen;
-            pid_t pid;
-            int pin = pin_entry(d->d_name, pgrp, &pid);
-            if (pin == -ESRCH)
-                continue;
-            if (pin < 0)
-                return unpin(pins, n, pin);
-            pids[n] = pid;
-            pins[n++] = pin;
-            /* /proc places a process's entry by its number: the next call
-             * goes on after this one, whatever came or went meanwhile. */
-            if (n == max)
-                return lseek(procdir, d->d_off, SEEK_SET) < 0 ? unpin(pins, n, -errno) : n;
-        }
+    struct group_pins g = { .pgrp = pgrp, .pids = pids, .pins = pins, .max = max };
+    if (max <= 0)
+        return -EINVAL;
+    int rc = yr_proc_walk(procdir, pin_entry, &g);
+    if (rc < 0) {
+        while (g.n > 0)
+            close(pins[--g.n]);
+        return rc;
     }
+    return g.n;
 }
 
 /* Would c pass the kernel's own test of a signal to the task numbered pid

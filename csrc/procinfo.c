@@ -279,45 +279,44 @@ static int session_and_tty(pid_t pid, struct stat_ids *out)
     return 0;
 }
 
+/* The table all_sessions fills. */
+struct session_table {
+    struct stat_ids *all;
+    size_t n, room;
+};
+
+static int add_session(pid_t pid, void *arg)
+{
+    struct session_table *t = arg;
+    if (t->n == t->room) {
+        struct stat_ids *more = realloc(t->all, (t->room *= 2) * sizeof(*more));
+        if (!more)
+            return -ENOMEM;
+        t->all = more;
+    }
+    int rc = session_and_tty(pid, &t->all[t->n]);
+    if (rc == 0)
+        t->n++;
+    return rc;
+}
+
 /* Every process's session and terminal, read once (a /proc read each):
  * n of them in a table the caller frees, or NULL with errno set. A process
  * whose stat cannot be read (out of descriptors, not understood) fails the
- * walk: skipped, a member of the session was taken for none, and the
- * caller's O_ASYNC went on (fail open); only one that is gone is skipped. */
+ * walk (yr_proc_walk; passed over, it was once taken for no member of the
+ * session, and the caller's O_ASYNC went on: fail open). */
 static struct stat_ids *all_sessions(size_t *n)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return NULL;
-    size_t room = 1024;
-    struct stat_ids *all = malloc(room * sizeof(*all));
-    int err = all ? 0 : ENOMEM;
-    *n = 0;
-    for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
-        int rc = session_and_tty(pid, &all[*n]);
-        if (rc == -ESRCH)
-            continue;
-        if (rc < 0) {
-            err = -rc;
-        } else if (++*n == room) {
-            struct stat_ids *more = realloc(all, (room *= 2) * sizeof(*all));
-            if (more)
-                all = more;
-            else
-                err = ENOMEM;
-        }
-    }
-    closedir(d);
-    if (err) {
-        free(all);
-        errno = err;
+    struct session_table t = { .room = 1024 };
+    t.all = malloc(t.room * sizeof(*t.all));
+    int rc = t.all ? yr_proc_walk_all(add_session, &t) : -ENOMEM;
+    if (rc < 0) {
+        free(t.all);
+        errno = -rc;
         return NULL;
     }
-    return all;
+    *n = t.n;
+    return t.all;
 }
 
 static int listed(const pid_t *list, size_t k, pid_t pid)
@@ -385,35 +384,82 @@ static int in_set(pid_t pid, pid_t pgrp, uint32_t uid)
     return rc < 0 ? rc : ids.pgrp == pgrp;
 }
 
+/* What yr_set_members looks for, and what it found. */
+struct set_search {
+    pid_t pgrp;
+    uint32_t uid;
+    int32_t *pids;
+    int max, found;
+};
+
+static int add_member(pid_t pid, void *arg)
+{
+    struct set_search *q = arg;
+    int rc = in_set(pid, q->pgrp, q->uid);
+    if (rc > 0 && q->found++ < q->max)
+        q->pids[q->found - 1] = (int32_t)pid;
+    return rc < 0 ? rc : 0;
+}
+
 /* Every process of a group or of a real uid, in one pass over /proc, the
  * GIL let go (guard.py's walk in Python held a receiver 400 ms beside 3,000
  * processes). Not atomic, as the kernel's own loop is not either for these
  * calls' purposes: a process that joins meanwhile may be missed. As
  * snprintf: up to max written, all counted; -errno when a process could
- * not be read (only one that is gone is passed over: a set that held the
- * supervisor was judged without it). */
+ * not be read (yr_proc_walk: a set that held the supervisor was judged
+ * without it). */
 int yr_set_members(pid_t pgrp, uint32_t uid, int32_t *pids, int max)
 {
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -errno;
-    int found = 0, err = 0;
-    struct dirent *e;
-    while (!err && (errno = 0, e = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
-        int rc = in_set((pid_t)pid, pgrp, uid);
-        if (rc < 0 && rc != -ESRCH)
-            err = -rc;
-        else if (rc > 0 && found++ < max)
-            pids[found - 1] = (int32_t)pid;
+    struct set_search q = { .pgrp = pgrp, .uid = uid, .pids = pids, .max = max };
+    int rc = yr_proc_walk_all(add_member, &q);
+    return rc < 0 ? rc : q.found;
+}
+
+/* ---- the walk of /proc ----------------------------------------------------- */
+
+/* Each process entry of /proc, listed from procdir on (its place in the
+ * listing is the descriptor's), given to visit, which returns 0 to go on,
+ * YR_WALK_STOP to stop after this entry (the next call on procdir goes on
+ * after it: /proc places a process's entry by its number, whatever came or
+ * went meanwhile), or -errno to fail the walk. -ESRCH, a process gone, is
+ * passed over; any other error ends the walk with it: a process /proc could
+ * not tell of (out of descriptors, a line not understood) is never taken
+ * for one outside the set a walk looks for (each of this walk's callers
+ * once did, and judged a set without the supervisor, or a session without
+ * a member). Returns 0 at the end of the listing, YR_WALK_STOP, or -errno. */
+int yr_proc_walk(int procdir, int (*visit)(pid_t pid, void *arg), void *arg)
+{
+    char buf[8192] __attribute__((aligned(8)));
+    for (;;) {
+        ssize_t len = getdents64(procdir, buf, sizeof(buf));
+        if (len <= 0)
+            return len < 0 ? -errno : 0;
+        for (ssize_t at = 0; at < len;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + at);
+            at += d->d_reclen;
+            char *end;
+            long pid = strtol(d->d_name, &end, 10);
+            if (*end || pid <= 0)
+                continue;
+            int rc = visit((pid_t)pid, arg);
+            if (rc == -ESRCH || rc == 0)
+                continue;
+            if (rc < 0)
+                return rc;
+            return lseek(procdir, d->d_off, SEEK_SET) < 0 ? -errno : YR_WALK_STOP;
+        }
     }
-    if (!err && !e && errno)
-        err = errno;                            /* the listing itself failed */
-    closedir(d);
-    return err ? -err : found;
+}
+
+/* yr_proc_walk over the whole of /proc, from a descriptor of its own. */
+int yr_proc_walk_all(int (*visit)(pid_t pid, void *arg), void *arg)
+{
+    int procdir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (procdir < 0)
+        return -errno;
+    int rc = yr_proc_walk(procdir, visit, arg);
+    close(procdir);
+    return rc;
 }
 
 int yr_caps3(pid_t tid, uint64_t *eff, uint64_t *perm, uint64_t *inh)
