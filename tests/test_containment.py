@@ -424,8 +424,11 @@ def test_contained_outsider_proc_refusals_are_containments(outsider, tmp_path, m
     assert {(rec["module"], rec["hook"], rec["errno"], rec["target"], rec["reason"])
             for rec in records} == {("contain", "ptrace_read_access", "EACCES", outsider,
                                      "outside the sandbox")}, records
-    assert f"/proc/{outsider}/environ" in {rec["path"] for rec in records}, records
-    assert "/proc/self/fd/3" in {rec["path"] for rec in records}, records
+    # every record's path and operation, in order, should one be missing (the
+    # reopen's was, once in a whole run of the suite: not understood yet)
+    seen = [(rec.get("path"), rec.get("operation")) for rec in records]
+    assert f"/proc/{outsider}/environ" in {path for path, _ in seen}, (seen, r.stdout, r.stderr)
+    assert "/proc/self/fd/3" in {path for path, _ in seen}, (seen, r.stdout, r.stderr)
 
 
 @pytest.fixture
