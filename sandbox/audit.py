@@ -164,41 +164,52 @@ def _on_proc(at: int) -> bool:
 
 def _open_in(at: int, name: str, flags: int, path: str) -> int | None:
     """name in the directory at, opened (created if missing), or None for a
-    symlink that may be followed. Raises OSError."""
+    symlink that may be followed. Raises OSError.
+
+    What the name holds is taken first without opening it (O_PATH: a FIFO's
+    reader never sees it), judged, and that object opened again through
+    /proc/self/fd; a missing name is made with O_EXCL. A name looked at and
+    then opened was a race: a FIFO planted between the look (nothing there)
+    and the open was opened, its reader woken (1 run in 10 of a tight
+    race), before the check of what was opened refused it. Now nothing
+    another planted is opened but to be judged, and O_EXCL's EEXIST looks
+    again."""
     where = os.fstat(at)
-    try:
-        # Judged before the open too: a FIFO's reader never sees us open it.
-        _sticky_rule(os.lstat(name, dir_fd=at), where, path)
-    except FileNotFoundError:
-        pass
-    try:
-        # O_CREAT without O_EXCL: the kernel's may_create_in_sticky runs on
-        # an existing file (not without O_CREAT); O_NOFOLLOW: a link is ours
-        # to judge.
-        fd = os.open(name, flags | os.O_CREAT | os.O_NOFOLLOW, 0o666, dir_fd=at)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.EACCES):
-            raise
-        st = os.lstat(name, dir_fd=at)          # (EACCES: the kernel's sticky rule, said)
-        _sticky_rule(st, where, path)
-        if not stat.S_ISLNK(st.st_mode):
-            raise
-        return None
-    try:
-        # Judged on what was opened: a name swapped after the open changes nothing.
-        _sticky_rule(os.fstat(fd), where, path)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
+    for _ in range(MAXSYMLINKS):
+        try:
+            held = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=at)
+        except FileNotFoundError:
+            try:
+                return os.open(name, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666,
+                               dir_fd=at)
+            except FileExistsError:
+                continue                        # planted meanwhile: judged as found
+        try:
+            st = os.fstat(held)
+            _sticky_rule(st, where, path)
+            if stat.S_ISLNK(st.st_mode):
+                return None
+            try:
+                return os.open(f"/proc/self/fd/{held}", flags)
+            except OSError as exc:              # named as given, never by our descriptor
+                raise OSError(exc.errno, exc.strerror, path) from None
+        finally:
+            os.close(held)
+    raise OSError(errno.EAGAIN, "its name kept changing", path)
 
 
 def _sticky_rule(st, where, path: str) -> None:
     """The kernel's rule for what is found in a sticky world-writable
     directory (may_follow_link, may_create_in_sticky): only what is our own
-    or the directory owner's. Raises OSError (EACCES) otherwise."""
-    if st.st_uid in (os.geteuid(), where.st_uid) or not where.st_mode & stat.S_ISVTX \
-            or not where.st_mode & stat.S_IWOTH:
+    or the directory owner's; whatever the knobs say, and in a sticky
+    group-writable directory too where fs.protected_regular or
+    fs.protected_fifos is 2 (the kernel's own check of an O_CREAT open,
+    which the reopen of what was judged does not make). Raises OSError
+    (EACCES) otherwise."""
+    if st.st_uid in (os.geteuid(), where.st_uid) or not where.st_mode & stat.S_ISVTX:
+        return
+    if not where.st_mode & stat.S_IWOTH and not (
+            where.st_mode & stat.S_IWGRP and _knob_at_2(st)):
         return
     if stat.S_ISLNK(st.st_mode):
         what, rule = "a symlink", "not followed (the rule of fs.protected_symlinks)"
@@ -208,6 +219,19 @@ def _sticky_rule(st, where, path: str) -> None:
         what, rule = "a file", "not opened (the rule of fs.protected_regular)"
     raise OSError(errno.EACCES, f"{what} of uid {st.st_uid} in a sticky world-writable "
                   f"directory: {rule}", path)
+
+
+def _knob_at_2(st) -> bool:
+    """Is the fs.protected_* knob of what st is (a FIFO, a regular file) 2?"""
+    kind = "fifos" if stat.S_ISFIFO(st.st_mode) else "regular" if stat.S_ISREG(st.st_mode) \
+        else None
+    if kind is None:
+        return False
+    try:
+        with open(f"/proc/sys/fs/protected_{kind}") as knob:
+            return knob.read().strip() == "2"
+    except OSError:
+        return True                     # unknown: as the strictest
 
 
 def _write_all(fd: int, data: bytes) -> None:

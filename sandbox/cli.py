@@ -171,7 +171,7 @@ def _act(propose, install_desktop, remove_desktop, program) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="MODULE.KEY=VALUE",
               shell_complete=completion.settings,
               help="Override a module setting, after the profile; may be repeated.")
-@click.option("--audit-log", type=click.Path(dir_okay=False, writable=True),
+@click.option("--audit-log", type=click.Path(dir_okay=False, readable=False),
               help="Append one JSON object per denial to FILE.")
 @click.option("--permissive", is_flag=True,
               help="Record what would be denied, deny nothing.")

@@ -385,6 +385,76 @@ def test_a_file_or_fifo_planted_as_the_audit_log_is_not_written_by_root(tmp_path
         shutil.rmtree(sticky, ignore_errors=True)
 
 
+FIFO_SWAPPER = r"""
+import os, select, sys, time
+name, stop = sys.argv[1], sys.argv[2]
+woken = swaps = 0
+while not os.path.exists(stop):
+    try:
+        os.mkfifo(name, 0o622)
+    except FileExistsError:         # root's log, made in a gap: its run is over
+        time.sleep(0.001)
+        continue
+    reader = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    time.sleep(0.0002)
+    os.unlink(name)                 # a gap: a look now finds nothing there
+    time.sleep(0.0002)
+    poll = select.poll()
+    poll.register(reader, select.POLLIN)
+    # POLLHUP: a writer opened the FIFO since its reader did, and is gone
+    woken += any(events & select.POLLHUP for _, events in poll.poll(0))
+    os.close(reader)
+    swaps += 1
+print(f"swaps={swaps} woken={woken}", flush=True)
+"""
+
+
+@requires_root
+def test_a_fifo_swapped_in_as_the_audit_log_is_never_opened(tmp_path):
+    """uid 1001 makes and removes a FIFO it reads under the name of root's
+    --audit-log in a sticky world-writable directory, again and again, while
+    root's yama-run starts 40 times. The name was looked at, then opened: a
+    FIFO made between the two was opened (its reader woken, about 1 run in
+    10), before the check of what was opened refused it. What the name holds
+    is taken now without opening it (O_PATH), judged, and opened again
+    through /proc/self/fd; a missing name is made with O_EXCL. No writer
+    ever reaches the FIFO; each run either makes its own log or is refused
+    (125)."""
+    sticky = Path(tempfile.mkdtemp(prefix="yama-run-sticky-"))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        sticky.chmod(0o1777)
+        log = sticky / "app.jsonl"
+        stop = sticky / "stop"
+        swapper = subprocess.Popen([*AS_USER, SYSTEM_PYTHON, "-c", FIFO_SWAPPER, str(log),
+                                    str(stop)], stdout=subprocess.PIPE, text=True)
+        outcomes = []
+        try:
+            time.sleep(0.3)
+            for _ in range(40):
+                r = yama_run("--audit-log", log, "--", "true", env=env, timeout=BOUND)
+                outcomes.append(r.returncode)
+                assert r.returncode in (0, 125), r.stderr
+                if r.returncode == 0:
+                    assert log.stat().st_uid == 0 and log.is_file()
+                    log.unlink()
+                else:
+                    assert "a FIFO of uid 1001 in a sticky world-writable directory" in r.stderr \
+                        or "its name kept changing" in r.stderr, r.stderr
+        finally:
+            stop.touch()
+            try:
+                out, _ = swapper.communicate(timeout=10)
+            finally:
+                if swapper.poll() is None:
+                    swapper.kill()              # our own Popen child, by its pid
+                    swapper.wait()
+        assert outcomes.count(0) and outcomes.count(125), outcomes   # the race was run
+        assert out.split()[1:] == ["woken=0"], (out, outcomes)
+    finally:
+        shutil.rmtree(sticky, ignore_errors=True)
+
+
 MANY_DENIALS = """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
