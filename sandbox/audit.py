@@ -217,7 +217,8 @@ def _sticky_rule(st, where, path: str) -> None:
         what, rule = "a FIFO", "not opened (the rule of fs.protected_fifos)"
     else:
         what, rule = "a file", "not opened (the rule of fs.protected_regular)"
-    raise OSError(errno.EACCES, f"{what} of uid {st.st_uid} in a sticky world-writable "
+    writable = "world-writable" if where.st_mode & stat.S_IWOTH else "group-writable"
+    raise OSError(errno.EACCES, f"{what} of uid {st.st_uid} in a sticky {writable} "
                   f"directory: {rule}", path)
 
 

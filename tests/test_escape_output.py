@@ -385,6 +385,39 @@ def test_a_file_or_fifo_planted_as_the_audit_log_is_not_written_by_root(tmp_path
         shutil.rmtree(sticky, ignore_errors=True)
 
 
+@requires_root
+@pytest.mark.parametrize("knob", [0, 2])
+def test_a_file_in_a_sticky_group_writable_directory_meets_protected_regular_2(tmp_path, sysctl,
+                                                                               knob):
+    """A sticky directory writable by uid 1001's group (not by all), uid
+    1001's file in it under the name of root's --audit-log. The kernel
+    refuses root's O_CREAT open of it where fs.protected_regular is 2 (its
+    rule then covers group-writable sticky directories), and allows it at
+    0. The log is opened again through /proc/self/fd now, where the kernel
+    makes no such check: yama-run applies it, as the kernel would."""
+    sysctl("fs.protected_regular", knob)
+    shared = Path(tempfile.mkdtemp(prefix="yama-run-group-sticky-"))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        os.chown(shared, 0, UID)
+        shared.chmod(0o1770)
+        log = shared / "app.jsonl"
+        subprocess.run([*AS_USER, "sh", "-c", f"umask 022; echo planted > {log}"], check=True)
+        native = subprocess.run(["sh", "-c", f"echo root >> {log}"], capture_output=True,
+                                text=True)
+        assert (native.returncode == 0) == (knob == 0), native.stderr     # the kernel's rule
+        for _ in range(2):                      # cold, then from the cached plan
+            r = yama_run("--audit-log", log, "--", "true", env=env, timeout=BOUND)
+            if knob == 2:
+                assert r.returncode == 125, r.stderr
+                assert "a file of uid 1001 in a sticky group-writable directory: not opened" \
+                    in r.stderr, r.stderr
+            else:
+                assert r.returncode == 0, r.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 FIFO_SWAPPER = r"""
 import os, select, sys, time
 name, stop = sys.argv[1], sys.argv[2]
