@@ -17,6 +17,7 @@ import threading
 import time
 import unicodedata
 
+from . import bareos
 from .journal import RateLimit
 from .writer import Writer
 
@@ -164,38 +165,13 @@ def _on_proc(at: int) -> bool:
 
 def _open_in(at: int, name: str, flags: int, path: str) -> int | None:
     """name in the directory at, opened (created if missing), or None for a
-    symlink that may be followed. Raises OSError.
-
-    What the name holds is taken first without opening it (O_PATH: a FIFO's
-    reader never sees it), judged, and that object opened again through
-    /proc/self/fd; a missing name is made with O_EXCL. A name looked at and
-    then opened was a race: a FIFO planted between the look (nothing there)
-    and the open was opened, its reader woken (1 run in 10 of a tight
-    race), before the check of what was opened refused it. Now nothing
-    another planted is opened but to be judged, and O_EXCL's EEXIST looks
-    again."""
+    symlink that may be followed; what it holds judged by the sticky rule
+    before it is opened (bareos.open_judged: a FIFO swapped in after a look
+    was opened, its reader woken, 1 run in 10 of a tight race). Raises
+    OSError."""
     where = os.fstat(at)
-    for _ in range(MAXSYMLINKS):
-        try:
-            held = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=at)
-        except FileNotFoundError:
-            try:
-                return os.open(name, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666,
-                               dir_fd=at)
-            except FileExistsError:
-                continue                        # planted meanwhile: judged as found
-        try:
-            st = os.fstat(held)
-            _sticky_rule(st, where, path)
-            if stat.S_ISLNK(st.st_mode):
-                return None
-            try:
-                return os.open(f"/proc/self/fd/{held}", flags)
-            except OSError as exc:              # named as given, never by our descriptor
-                raise OSError(exc.errno, exc.strerror, path) from None
-        finally:
-            os.close(held)
-    raise OSError(errno.EAGAIN, "its name kept changing", path)
+    return bareos.open_judged(name, flags, lambda st: _sticky_rule(st, where, path), dir_fd=at,
+                              shown=path)
 
 
 def _sticky_rule(st, where, path: str) -> None:

@@ -8,6 +8,7 @@ yama-run uses os as usual.
 The environment yama-run reads for itself is posix.environ, which is what
 os.environ is made from; the program's is environ(), the one yama-run was
 started with (the interpreter's own start may have changed posix.environ)."""
+import errno
 import posix
 import sys
 
@@ -170,3 +171,43 @@ def is_dir(path) -> bool:
 def is_file(path) -> bool:
     mode = _mode(path)
     return mode is not None and mode & S_IFMT == S_IFREG
+
+
+# -- a name opened only once what it holds is judged --------------------------------------------
+
+NAME_CHANGES = 40                       # looks at a name that keeps changing, at most
+
+
+def open_judged(name: str, flags: int, judge, dir_fd: int | None = None,
+                shown: str | None = None) -> int | None:
+    """name opened with flags, or made (O_EXCL) if missing; what it holds is
+    taken first without opening it (O_PATH, no link followed), given to
+    judge(stat), which raises to refuse, and that object opened again
+    through /proc/self/fd. None for a symlink: its caller's to judge and
+    follow. A name looked at and then opened was a race: a FIFO planted
+    between the look (nothing there) and the open was opened, its reader
+    woken. Here nothing another planted is opened but to be judged, and
+    O_EXCL's EEXIST looks again. OSError otherwise, naming shown (or name)."""
+    shown = shown or name
+    for _ in range(NAME_CHANGES):
+        try:
+            held = posix.open(name, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC,
+                              dir_fd=dir_fd)
+        except FileNotFoundError:
+            try:
+                return posix.open(name, flags | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW,
+                                  0o666, dir_fd=dir_fd)
+            except FileExistsError:
+                continue                        # planted meanwhile: judged as found
+        try:
+            st = posix.fstat(held)
+            judge(st)
+            if st.st_mode & S_IFMT == S_IFLNK:
+                return None
+            try:
+                return posix.open(f"/proc/self/fd/{held}", flags)
+            except OSError as exc:              # named as given, never by our descriptor
+                raise OSError(exc.errno, exc.strerror, shown) from None
+        finally:
+            posix.close(held)
+    raise OSError(errno.EAGAIN, "its name kept changing", shown)

@@ -131,35 +131,21 @@ def _cached(run: Run, inherited, front) -> int:
 
 
 def _check_writable(path: str) -> None:
-    """--audit-log must open as click's Path and Audit open it, else the cold
-    path says why. Nothing under the name is opened but to be judged (the
-    same race as audit.open_log's: a FIFO planted after a look that found
-    nothing was opened, its reader woken): what it holds is taken without
-    opening it (O_PATH, no link followed: a symlink is for audit.open_log to
-    judge, on the cold path), and opened again through /proc/self/fd; a
-    missing name is made with O_EXCL (EEXIST: one was planted, for the cold
-    path to judge). O_NONBLOCK: a FIFO fails (ENXIO), never waits for a
-    reader."""
-    write = posix.O_WRONLY | posix.O_APPEND | posix.O_CLOEXEC | posix.O_NONBLOCK
+    """--audit-log must open as Audit opens it, else the cold path says why.
+    What the name holds is judged before it is opened (bareos.open_judged:
+    the race audit.open_log's docstring tells): another's file, and a
+    symlink, are for audit.open_log's rule, on the cold path. O_NONBLOCK: a
+    FIFO fails (ENXIO), never waits for a reader."""
+    def ours(st) -> None:
+        if st.st_uid != posix.geteuid():    # another's (in /tmp?): audit.open_log's rule judges it
+            raise plans.Miss(f"--audit-log {path}: a file of uid {st.st_uid}")
     try:
-        held = posix.open(path, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
-    except FileNotFoundError:
-        held = None
-    except OSError as exc:
+        fd = bareos.open_judged(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CLOEXEC
+                                | posix.O_NONBLOCK, ours)
+    except OSError as exc:                  # (a directory: EISDIR)
         raise plans.Miss(f"--audit-log {path}: {exc.strerror}") from None
-    try:
-        if held is None:
-            fd = posix.open(path, write | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW, 0o666)
-        else:
-            owner = posix.fstat(held).st_uid
-            if owner != posix.geteuid():    # another's (in /tmp?): audit.open_log's rule judges it
-                raise plans.Miss(f"--audit-log {path}: a file of uid {owner}")
-            fd = posix.open(f"/proc/self/fd/{held}", write)
-    except OSError as exc:                  # (a symlink: ELOOP; a directory: EISDIR)
-        raise plans.Miss(f"--audit-log {path}: {exc.strerror}") from None
-    finally:
-        if held is not None:
-            posix.close(held)
+    if fd is None:
+        raise plans.Miss(f"--audit-log {path}: a symlink")
     posix.close(fd)
 
 
