@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -865,17 +866,27 @@ static int judge_binfmt(struct yr_call *c, const struct stat *st, enum yr_access
     return yr_hook(c, YR_HOOK_BINFMT_WRITE, RESUME_ACT);
 }
 
+/* Refusals made and not yet recorded by Python. Counted before the call is
+ * answered (the answer follows the gate's return), so a program that exits
+ * on seeing its EACCES is reaped with its refusal counted: its status then
+ * waits for the record (lifetime), which the front's exit would otherwise
+ * outrun, the supervisor still loading or its receiver not yet in Python. */
+static atomic_int unrecorded;
+
 /* A refusal of the gate's, kept for Python to record (yr_ctx_gate_refusal)
  * as a module's denial is: the caller and its call. */
 static struct yr_gate_refusal *refusal_start(struct yr_call *c)
 {
     struct yr_gate_refusal *r = &c->ctx->refusal;
+    if (!r->pending)                /* one slot, one record due */
+        atomic_fetch_add(&unrecorded, 1);
     memset(r, 0, sizeof(*r));
     r->pending = 1;
     r->tid = c->ev.tid;
     r->tgid = yr_caller_tgid(c);
     snprintf(r->path, sizeof(r->path), "%s", c->path);
     r->sys = c->ev.sys;
+    yr_comm_of(r->tid, r->comm, sizeof(r->comm));
     return r;
 }
 
@@ -955,6 +966,19 @@ static int judge_outside(struct yr_call *c, const struct proc_obj *o, const stru
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx)
 {
     return &ctx->refusal;
+}
+
+void yr_gate_refusal_recorded(struct yr_ctx *ctx)
+{
+    if (ctx->refusal.pending) {
+        ctx->refusal.pending = 0;
+        atomic_fetch_sub(&unrecorded, 1);
+    }
+}
+
+int yr_gate_unrecorded(void)
+{
+    return atomic_load(&unrecorded);
 }
 
 int yr_gate(struct yr_call *c, int obj, enum yr_access access)

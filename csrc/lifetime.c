@@ -27,8 +27,10 @@
 
 /* Set once a supervisor that writes records exists, before it decides any
  * call (lifetime.Link.report_after). Read at the main program's exit: 0
- * then means no record of the run can exist, as every call that needs the
- * chain waits for it, and the main program, gone, waits for none. */
+ * then means no record of the run is due, as every call that needs the
+ * chain waits for it, and the main program, gone, waits for none, unless
+ * the gate refused a call in C, answered before Python records it
+ * (yr_gate_unrecorded): its status then waits for that record. */
 static atomic_int records_first;
 
 /* Set once the front was told the program stopped: it may be stopped still
@@ -200,7 +202,8 @@ int yr_reap_main(int main_pid, int front_gone, int status_fd, int *status,
         } else if (pid == main_pid) {
             *status = program_status(raw);
             int n = read_exec_outcome(status_fd, failure, size);
-            if (link && n == 0 && !link->wait_all && !atomic_load(&records_first))
+            if (link && n == 0 && !link->wait_all && !atomic_load(&records_first) &&
+                    !yr_gate_unrecorded())
                 yr_front_report(link, *status, 1);
             return n;
         } else if (pid == 0) {

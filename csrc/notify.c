@@ -113,6 +113,7 @@ void yr_ctx_free(struct yr_ctx *ctx)
     if (!ctx)
         return;
     yr_pool_leave(ctx, 0);
+    yr_gate_refusal_recorded(ctx);      /* never to be: nothing waits for it */
     if (ctx->reply.fd >= 0)
         close(ctx->reply.fd);
     yr_worker_release(ctx);

@@ -46,6 +46,13 @@ static ssize_t read_proc(pid_t pid, const char *file, char *buf, size_t size)
     return n;
 }
 
+void yr_comm_of(pid_t tid, char *buf, size_t size)
+{
+    if (read_proc(tid, "comm", buf, size) <= 0)
+        buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
 static int task_info(pid_t pid, struct yr_pidfd_info *info);
 static pid_t parent_aged(pid_t pid, unsigned long long *age);
 

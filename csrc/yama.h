@@ -220,8 +220,15 @@ struct yr_gate_refusal {
     int32_t target_tid, target_tgid;
     int32_t attach;         /* an entry the kernel checks in PTRACE_MODE_ATTACH */
     char operation[64];     /* "open /proc/PID/environ" */
+    char comm[16];          /* the caller's, read while it waits: its record may
+                             * be made once it is gone */
 };
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx);
+/* The receiver's refusal recorded (pending cleared): one fewer due. */
+void yr_gate_refusal_recorded(struct yr_ctx *ctx);
+/* Refusals kept and not recorded yet, in every context: the program's exit
+ * status waits for them (csrc/lifetime.c, sandbox/lifetime.py). */
+int yr_gate_unrecorded(void);
 
 /* spawn.c */
 struct yr_spawn_result {
@@ -293,6 +300,8 @@ void yr_pool_mark_costly_here(void);
 
 /* procinfo.c */
 pid_t yr_tgid_of(pid_t tid);
+/* Its command name, NUL-terminated in buf ("" when it cannot be read). */
+void yr_comm_of(pid_t tid, char *buf, size_t size);
 pid_t yr_ppid_of(pid_t pid);
 pid_t yr_tracer_of(pid_t pid);
 int yr_is_descendant(pid_t ancestor_tgid, pid_t tid);

@@ -274,6 +274,8 @@ def _notify_thread(state: Loading, plan: dict, run: Run, link) -> None:
         supervisor = state.wait_loaded()
         if supervisor is not None:
             supervisor._serve(state.started.ctx, (rc, event))
+        else:                   # the program is killed: a refusal kept is never recorded
+            spawn.lib.yr_gate_refusal_recorded(state.started.ctx)
     finally:
         state.serving.release()
 

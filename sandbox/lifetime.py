@@ -27,6 +27,7 @@ as before the split, when killing yama-run killed the program."""
 import _signal as signal     # the C module: `signal` costs milliseconds of enum classes
 import posix
 import sys
+import time
 
 from .bareos import DEVNULL
 
@@ -44,6 +45,7 @@ EXIT_NOTFOUND = 127
 JOB_CONTROL = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)   # never stop the supervisor
 FRONT_GONE = signal.SIGRTMIN + 3    # the supervisor's parent-death signal
 
+RECORDS_WAIT = 10.0     # s: the longest the status waits for a record due (the chain may load)
 MSG_HELLO, MSG_PIDFD = b"H", b"P"   # csrc/front.c reads them; the status: csrc/lifetime.c
 
 
@@ -153,6 +155,19 @@ def _supervise(serve, sock: int, front: int, wait_all: bool, inherited) -> None:
         posix._exit(0)
 
 
+def _wait_unrecorded() -> None:
+    """Until the gate's refusals answered in C are recorded by Python
+    (csrc/gate.c, yr_gate_unrecorded), at most RECORDS_WAIT: a program that
+    exits on its EACCES would otherwise have its status sent first, the
+    supervisor still loading or its receiver not yet back in Python, and a
+    log read once yama-run returned would lack the record (its -v line,
+    written after the detach, would go nowhere)."""
+    lib = _lib()
+    deadline = time.monotonic() + RECORDS_WAIT
+    while lib.yr_gate_unrecorded() > 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 class Link:
     """The supervisor's end: what it tells the front, and its lifetime."""
 
@@ -209,6 +224,7 @@ class Link:
         if self.c.reported:
             self.detached = True
         else:
+            _wait_unrecorded()
             self._before_report()
             _lib().yr_front_report(self.c, status, detach_first)
             self.detached = detach_first

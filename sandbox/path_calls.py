@@ -130,12 +130,22 @@ class PathCalls:
         """The gate's own refusal on this receiver (csrc/gate.c,
         yr_ctx_gate_refusal), recorded as a module's denial is (the "gate"),
         once. True: the call it was made in is answered already."""
-        refusal = lib.yr_ctx_gate_refusal(self.sup.ctx)
+        ctx = self.sup.ctx
+        refusal = lib.yr_ctx_gate_refusal(ctx)
         if not refusal.pending:
             return False
-        refusal.pending = 0
+        try:
+            self._record_refusal(caller, refusal)
+        finally:
+            # the program's exit status waits for this (sandbox/lifetime.py)
+            lib.yr_gate_refusal_recorded(ctx)
+        return bool(refusal.answered)
+
+    def _record_refusal(self, caller, refusal) -> None:
         if refusal.tid != caller.tid:           # made while C went on after a verdict
             caller = Caller(refusal.tid, refusal.tgid, 0)
+        if refusal.comm[0]:
+            caller.comm = ffi.string(refusal.comm).decode(errors="replace")
         syscall = seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?")
         path = os.fsdecode(ffi.string(refusal.path))
         if refusal.target_tgid > 0:
@@ -145,7 +155,6 @@ class PathCalls:
             self.sup.audit.denial("gate", request.hook, request,
                                   Deny(errno.EACCES, ffi.string(refusal.reason).decode()),
                                   permissive=False)
-        return bool(refusal.answered)
 
     def _outside_refused(self, caller, syscall: str, path: str, refusal) -> None:
         """Contained: the gate refused an entry of a process outside (what

@@ -14,6 +14,7 @@ reports their errnos and what the target looks like afterwards (its CPU
 limit, nice value, allowed CPUs, scheduling policy, whether it lives)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -429,6 +430,45 @@ def test_contained_outsider_proc_refusals_are_containments(outsider, tmp_path, m
     seen = [(rec.get("path"), rec.get("operation")) for rec in records]
     assert f"/proc/{outsider}/environ" in {path for path, _ in seen}, (seen, r.stdout, r.stderr)
     assert "/proc/self/fd/3" in {path for path, _ in seen}, (seen, r.stdout, r.stderr)
+
+
+LAST_ACT = r"""
+import os, sys
+fd = os.open(f"/proc/{sys.argv[1]}/environ", os.O_PATH)
+try:
+    open(f"/proc/self/fd/{fd}", "rb")
+    print("reopen ok")
+except OSError as e:
+    print("reopen", e.errno, fd)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("path", ["cached", "cold"])
+def test_a_refusal_the_program_ends_on_is_recorded_before_yama_run_returns(outsider, tmp_path,
+                                                                           path):
+    """The gate's refusal is answered in C and recorded by Python after.
+    A program whose last act is refused, and which exits at once, had its
+    status sent first: yama-run returned before the record was written (on
+    the cached launch path, in 19 runs of 20, before the chain had loaded:
+    never written at all, nor its -v line). Now the status waits for it:
+    each run's log holds the record, with the caller's name, and -v says it."""
+    cache = tmp_path / "cache"
+    for run in range(5):
+        log = tmp_path / f"audit-{run}.jsonl"
+        if path == "cold":
+            cache = tmp_path / f"cache-{run}"           # no plan yet: the cold way
+        r = yama_run("-v", "--audit-log", log, "--profile", "strict", "--", *AS_USER,
+                     "/usr/bin/python3", "-c", LAST_ACT, outsider,
+                     env={**os.environ, "XDG_CACHE_HOME": str(cache)}, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
+        word, err, fd = r.stdout.split()
+        assert (word, int(err)) == ("reopen", errno.EACCES), r.stdout
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [(rec["module"], rec["path"], rec["target"], rec["comm"]) for rec in records] == \
+            [("contain", f"/proc/self/fd/{fd}", outsider, "python3")], (run, r.stderr)
+        assert f"contain: denied open /proc/PID/environ of {outsider} (contain_probe) by " \
+               in r.stderr, (run, r.stderr)
 
 
 @pytest.fixture
