@@ -16,9 +16,16 @@ from . import modules as policy_modules
 from . import profile as profiles
 
 
+def _typable(name: str) -> bool:
+    """Each shell's protocol gives one candidate per line: a name holding a
+    control character (a newline would make two, the second of the name's
+    choosing) is left out."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def profile_names(ctx, param, incomplete):
     try:
-        return sorted(n for n in profiles.names() if n.startswith(incomplete))
+        return sorted(n for n in profiles.names() if n.startswith(incomplete) and _typable(n))
     except Exception:               # a broken profile must not break the shell
         return []
 
@@ -58,7 +65,8 @@ def command(ctx, param, incomplete):
             continue
         with entries:
             for entry in entries:
-                if entry.name.startswith(incomplete) and _executable(entry):
+                if entry.name.startswith(incomplete) and _typable(entry.name) and \
+                        _executable(entry):
                     found.add(entry.name)
     return sorted(found)
 
@@ -93,8 +101,12 @@ _YAMA_RUN_LINE="${COMP_LINE:0:COMP_POINT}" _YAMA_RUN_BREAKS="$COMP_WORDBREAKS" \
             COMPREPLY=()
             compopt -o default
         elif [[ $type == 'plain' ]]; then
-            COMPREPLY+=($value)
             [[ $value == *= ]] && compopt -o nospace
+            # quoted for the line it goes into: a command on PATH named
+            # 'x;rm -rf ~' or 'x$(...)' is a name, never shell syntax, and
+            # 'x*' is not expanded against the current directory
+            printf -v value '%%q' "$value"
+            COMPREPLY+=("$value")
         fi
     done
 
@@ -145,5 +157,5 @@ shell_completion.add_completion_class(BashComplete, "bash")    # ours for bash_s
 def desktop_ids(ctx, param, incomplete):
     """The menu entries (desktop ids, without .desktop) on this system."""
     from .desktop import system_dirs
-    found = {p.stem for d in system_dirs() for p in d.glob("*.desktop")}
+    found = {p.stem for d in system_dirs() for p in d.glob("*.desktop") if _typable(p.stem)}
     return sorted(n for n in found if n.startswith(incomplete))

@@ -190,6 +190,39 @@ def test_bash_completes_set_values_through_its_own_word_splitting(tmp_path):
     assert r.stdout.split() == ["0", "1", "2", "3"], r.stderr
 
 
+@requires_tool("bash")
+def test_bash_completion_quotes_names_for_the_line_they_go_into(tmp_path):
+    """Commands on PATH named like shell syntax ('x;touch FILE', 'x$(touch
+    FILE)', a glob, a space) are completed as names: evaluated as the line
+    would be, each candidate is the name itself, and nothing runs. Before,
+    each went into the line as typed syntax (and a glob was expanded in the
+    current directory); a name holding a newline is left out."""
+    bindir, cwd = tmp_path / "bin", tmp_path / "cwd"
+    bindir.mkdir()
+    cwd.mkdir()
+    (cwd / "yr-zz-globbed").write_text("")
+    names = ["yr-zz;touch ran", "yr-zz$(touch ran)", "yr-zz*", "yr-zz two words",
+             "yr-zz`touch ran`"]
+    for name in [*names, "yr-zz\nplain,evil"]:
+        (bindir / name).write_text("#!/bin/sh\n")
+        (bindir / name).chmod(0o755)
+    wrapper = tmp_path / "yama-run"
+    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(YAMA_RUN)} \"$@\"\n")
+    wrapper.chmod(0o755)
+    source = yama_run(env={**os.environ, "_YAMA_RUN_COMPLETE": "bash_source"}).stdout
+    script = source + (
+        "COMP_LINE='yama-run yr-zz'; COMP_POINT=${#COMP_LINE}\n"
+        "COMP_WORDS=(yama-run yr-zz); COMP_CWORD=1\n"
+        "_yama_run_completion yama-run\n"
+        "for c in \"${COMPREPLY[@]}\"; do eval \"printf '%s\\0' $c\"; done\n")
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PATH": f"{tmp_path}:{bindir}:{os.environ['PATH']}",
+                            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                       cwd=cwd)
+    assert sorted(r.stdout.split("\0")[:-1]) == sorted(names), (r.stdout, r.stderr)
+    assert not (cwd / "ran").exists()
+
+
 @requires_tool("man")
 def test_man_page_renders_with_man(tmp_path):
     page = Path(__file__).resolve().parent.parent / "man" / "yama-run.1"
