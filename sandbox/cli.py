@@ -292,7 +292,10 @@ def cli(profile_name, no_profile, overrides, audit_log, permissive, verbose, qui
         raise click.UsageError(f"--audit-log {audit_log}: {exc.strerror}") from None
     found = f"; {profile.found}" if profile.found else ""
     kind = f", {profile.kind}" if profile.kind and profile.kind != "built-in" else ""
-    said = f"profile {profile.name} ({profile.source}{kind}{found}): {_describe(profile)}"
+    # what it includes, as found (a user's strict.toml may stand for the bundled one)
+    included = [f for f in profile.files if f != profile.source]
+    over = f"; includes {', '.join(included)}" if included else ""
+    said = f"profile {profile.name} ({profile.source}{kind}{found}{over}): {_describe(profile)}"
     audit.say(said)
     from . import lifetime
     from .supervisor import SetupError, Supervisor

@@ -178,8 +178,8 @@ def test_chromium_screenshot_under_its_bundled_profile(tmp_path, page, home):
                  f"--user-data-dir={tmp_path / 'chromium-data'}", f"--screenshot={shot}", page,
                  env=home, timeout=BROWSER_TIMEOUT)
     assert r.returncode == 0, r.stderr
-    assert f"profile chromium ({BUNDLED / 'chromium.toml'}, bundled; named chromium)" \
-        in profile_line(r.stderr)
+    assert (f"profile chromium ({BUNDLED / 'chromium.toml'}, bundled; named chromium; "
+            f"includes {BUNDLED / 'strict.toml'})") in profile_line(r.stderr)
     assert_screenshot(shot)
     assert denials(log) == []
 

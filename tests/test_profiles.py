@@ -85,6 +85,20 @@ def test_program_basename_selects_the_user_profile(env, tmp_path):
         in profile_line(r.stderr)
 
 
+def test_v_names_the_files_a_profile_includes_as_they_were_found(env):
+    """The bundled firefox profile includes "strict", which a user's own
+    strict.toml stands for: -v names that file (before, only firefox.toml
+    showed, and what strict was read from only in --show-profile), and the
+    cached run says the same."""
+    strict = write(user_dir(env) / "strict.toml", 'chain = ["ptrace"]\n[ptrace]\nscope = 3\n')
+    for _ in range(2):                                  # cold, then from the plan
+        r = yama_run("-v", "--profile", "firefox", "true", env=env)
+        assert r.returncode == 0, r.stderr
+        line = profile_line(r.stderr)
+        assert f"profile firefox ({BUNDLED / 'firefox.toml'}, bundled; includes {strict})" \
+            in line, line
+
+
 def test_alias_selects_the_profile_that_declares_it(env, tmp_path):
     write(user_dir(env) / "viewer.toml",
           'aliases = ["cat", "tac"]\nchain = ["ptrace"]\n[ptrace]\nscope = 3\n')
