@@ -14,7 +14,7 @@ from distutils.ccompiler import new_compiler
 from distutils.command.build_scripts import build_scripts
 from distutils.sysconfig import customize_compiler
 
-LAUNCHER = ["csrc/launcher.c", "csrc/front.c"]     # front.c: the extension's too
+LAUNCHER = ["csrc/launcher.c", "csrc/front.c", "csrc/procstat.c"]   # the extension's too
 COMMAND = "yama-run"
 PYTHON_PART = "yama-run.py"
 

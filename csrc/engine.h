@@ -34,6 +34,7 @@
 #include <sys/types.h>
 #include <linux/stat.h>
 
+#include "procstat.h"
 #include "yama.h"
 
 #define MAXSYMLINKS 40
@@ -109,9 +110,7 @@ void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on 
  * descendant test) is a chain built to cost: the receiver serving it, if this
  * thread is one, is marked (yr_pool_mark_costly_here, yama.h). */
 #define YR_COSTLY_GENERATIONS 256
-ssize_t yr_read_text(const char *path, char *buf, size_t size);
-char yr_stat_state(const char *path);    /* a /proc .../stat's state letter, 0: unreadable */
-/* The numbers after the state in /proc/PID/stat that walks of /proc read. */
+/* procinfo.c: the numbers of /proc/PID/stat that walks of /proc read. */
 struct yr_stat_ids {
     pid_t pgrp, session;
     int tty;

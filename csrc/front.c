@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "procstat.h"
 #include "yama.h"
 
 #define EXIT_SETUP 125
@@ -106,24 +107,12 @@ static void forward(struct front *f, int sig)
     syscall(SYS_pidfd_send_signal, f->pidfd, sig, NULL, 0);     /* ESRCH: it has exited */
 }
 
-/* A small file of /proc into buf, NUL-terminated; 0 if unreadable. */
-static int read_proc(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
-    return n > 0;
-}
-
 /* The pid of a pidfd, as /proc/self/fdinfo gives it; 0 if unknown. */
 static pid_t pidfd_pid(int pidfd)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-    char *line = read_proc(path, buf, sizeof buf) ? strstr(buf, "\nPid:") : NULL;
+    char *line = yr_read_text(path, buf, sizeof buf) > 0 ? strstr(buf, "\nPid:") : NULL;
     return line ? (pid_t)atoi(line + 5) : 0;
 }
 
@@ -133,16 +122,13 @@ static pid_t pidfd_pid(int pidfd)
  * group together, and `fg` continues both before the message is read). */
 static int program_stopped(const struct front *f)
 {
-    char path[64], buf[1024];
+    char path[64];
     if (f->program <= 0)
         return 0;
     snprintf(path, sizeof path, "/proc/%d/stat", f->program);
-    if (!read_proc(path, buf, sizeof buf))
-        return 0;
-    char *end = strrchr(buf, ')');     /* the name may hold ")" itself */
     /* Still alive after the read: the pid was the program's, not a reuse
      * (the program is reaped only after it is gone for good). */
-    return end && end[1] == ' ' && end[2] == 'T' &&
+    return yr_stat_state(path) == 'T' &&
            syscall(SYS_pidfd_send_signal, f->pidfd, 0, NULL, 0) == 0;
 }
 

@@ -114,6 +114,7 @@ static int wait_elsewhere(struct yr_call *c)
  * /proc/TID/stat; 0: none, and the kernel says ENXIO). */
 static dev_t caller_tty(struct yr_call *c)
 {
+    static const int tty_field[] = { 7 };
     int fd = yr_proc_open(c, "stat", O_RDONLY);
     char buf[1024];
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
@@ -121,12 +122,10 @@ static dev_t caller_tty(struct yr_call *c)
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    char *p = strrchr(buf, ')');              /* comm may hold anything, ')' too */
-    unsigned long long tty = 0;
-    int pid, pgrp, session;
-    char state;
-    if (!p || sscanf(p + 1, " %c %d %d %d %llu", &state, &pid, &pgrp, &session, &tty) != 5)
+    long long field;
+    if (yr_stat_fields(buf, tty_field, 1, &field) < 0)
         return 0;
+    unsigned long long tty = (unsigned long long)(unsigned int)field;
     /* tty_nr: new_encode_dev (minor's low byte, major, minor's high bits) */
     return makedev((unsigned)((tty >> 8) & 0xfff), (unsigned)((tty & 0xff) | ((tty >> 12) & 0xfff00)));
 }

@@ -276,48 +276,6 @@ static int running(pid_t thread)
     return yr_stat_state(path) == 'R';
 }
 
-/* The state letter of a task's /proc .../stat file at path (R, S, T, t...),
- * 0 if it cannot be read. */
-char yr_stat_state(const char *path)
-{
-    char buf[512];
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
-        return 0;
-    const char *end = strrchr(buf, ')');     /* the name may hold anything */
-    return end && end[1] == ' ' ? end[2] : 0;
-}
-
-/* pid's group, session and controlling terminal, from its stat (the
- * second to fourth numbers after the state; the name before may hold
- * anything): -ESRCH when it is gone (ENOENT, ESRCH), another -errno when
- * /proc could not tell (EMFILE: out of descriptors; EIO: a line not
- * understood), which a walk must never take for "gone". */
-int yr_stat_ids(pid_t pid, struct yr_stat_ids *out)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (yr_read_text(path, buf, sizeof(buf)) < 0)
-        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
-    const char *end = strrchr(buf, ')');
-    char state;
-    int ppid;
-    return end && sscanf(end + 1, " %c %d %d %d %d", &state, &ppid, &out->pgrp, &out->session,
-                         &out->tty) == 5 ? 0 : -EIO;
-}
-
-/* A small text file (of /proc), NUL-terminated: its length, or <= 0. */
-ssize_t yr_read_text(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n >= 0)
-        buf[n] = '\0';
-    return n;
-}
-
 /* Mark c stalled on the call that came at since. Fails if the receiver
  * finished that call meanwhile (or took another: a new time): then it is
  * not stalled. Under the lock. */

@@ -35,15 +35,26 @@ static ssize_t read_proc(pid_t pid, const char *file, char *buf, size_t size)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
+    return yr_read_text(path, buf, size);
+}
+
+/* pid's group, session and controlling terminal (fields 5-7 of its stat):
+ * -ESRCH when it is gone (ENOENT, ESRCH), another -errno when /proc could
+ * not tell (EMFILE: out of descriptors; EIO: a line not understood), which a
+ * walk must never take for "gone". */
+int yr_stat_ids(pid_t pid, struct yr_stat_ids *out)
+{
+    static const int fields[] = { 5, 6, 7 };
+    char buf[1024];
+    long long v[3];
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+    if (yr_stat_fields(buf, fields, 3, v) < 0)
+        return -EIO;
+    out->pgrp = (pid_t)v[0];
+    out->session = (pid_t)v[1];
+    out->tty = (int)v[2];
+    return 0;
 }
 
 void yr_comm_of(pid_t tid, char *buf, size_t size)
@@ -215,15 +226,13 @@ static pid_t parent_aged(pid_t pid, unsigned long long *age)
     if (errno == ESRCH)
         return -1;
     /* a kernel without PIDFD_GET_INFO (before 6.13): field 4 of its stat */
+    static const int ppid_field[] = { 4 };
     char buf[1024];
-    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+    long long ppid;
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0 ||
+        yr_stat_fields(buf, ppid_field, 1, &ppid) < 0)
         return -1;
-    char *p = strrchr(buf, ')');  /* comm may itself hold ')' */
-    int ppid;
-    char state;
-    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
-        return -1;
-    return ppid;
+    return (pid_t)ppid;
 }
 
 /* The thread that ptraces pid, 0 if none. */
@@ -717,21 +726,14 @@ int yr_mm_layout(pid_t pid, uint64_t out[YR_MM_LAYOUT])
 {
     static const int fields[YR_MM_LAYOUT] = { 26, 27, 28, 45, 46, 47, 48, 49, 50, 51 };
     char buf[2048];
+    long long v[YR_MM_LAYOUT];
     memset(out, 0, YR_MM_LAYOUT * sizeof(out[0]));
-    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
+    if (read_proc(pid, "stat", buf, sizeof(buf)) < 0 ||
+        yr_stat_fields(buf, fields, YR_MM_LAYOUT, v) < 0)
         return -1;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    int field = 2, k = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(p + 1, " \n", &save); tok && k < YR_MM_LAYOUT;
-         tok = strtok_r(NULL, " \n", &save)) {
-        field++;
-        if (field == fields[k])
-            out[k++] = strtoull(tok, NULL, 10);
-    }
-    return k == YR_MM_LAYOUT ? 0 : -1;
+    for (int k = 0; k < YR_MM_LAYOUT; k++)
+        out[k] = (uint64_t)v[k];
+    return 0;
 }
 
 static void drop_pins(struct yr_exec_note *n)

@@ -161,16 +161,18 @@ static int sched_times(pid_t tid, struct sched_times *out)
 }
 
 /* tid's state letter and start time (in clock ticks: fields 3 and 22 of
- * /proc/TID/stat; the name before them may hold anything): 0, or -1. */
+ * /proc/TID/stat): 0, or -1. */
 static int task_state(pid_t tid, char *state, unsigned long long *start)
 {
+    static const int fields[] = { 3, 22 };
     char path[48], buf[1024];
+    long long v[2];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-    if (yr_read_text(path, buf, sizeof(buf)) <= 0)
+    if (yr_read_text(path, buf, sizeof(buf)) <= 0 || yr_stat_fields(buf, fields, 2, v) < 0)
         return -1;
-    const char *end = strrchr(buf, ')');
-    return end && sscanf(end + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-                                  "%*d %*d %*d %*d %*d %*d %llu", state, start) == 2 ? 0 : -1;
+    *state = (char)v[0];
+    *start = (unsigned long long)v[1];
+    return 0;
 }
 
 /* Has the caller, since it was last resumed, taken INJECT_LIMIT_NS of its

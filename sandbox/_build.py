@@ -12,7 +12,7 @@ CSRC = pathlib.Path("csrc")
 SOURCES = ["syscalls.c", "spawn.c", "notify.c", "procinfo.c", "creds.c", "harden.c", "tracer.c",
            # the path engine (csrc/engine.h)
            "walk.c", "caller.c", "decode.c", "resolve.c", "gate.c", "kptrace.c", "open.c", "worker.c",
-           "statcopy.c", "owner.c", "meta.c", "link.c", "helper.c", "sockaddr.c",
+           "statcopy.c", "owner.c", "meta.c", "link.c", "helper.c", "sockaddr.c", "procstat.c",
            "tmpfiles.c", "pool.c", "interp.c", "named.c",
            "ptrace_fast.c",   # the ptrace module's rule, settled in C
            "front.c",         # the process the shell waits on (also in the launcher)
@@ -38,21 +38,22 @@ def _cdef_from_header(text: str, registry_text: str) -> str:
             continue
         if re.match(r"\s*#\s*define\s+YR_SYSCALL\b", line):
             continue
-        if re.match(r"\s*#\s*define\s+YAMA_RUN_H\b", line):
+        if re.match(r"\s*#\s*define\s+YAMA_RUN_(\w+_)?H\b", line):   # include guards
             continue
         keep.append(line)
     # cffi has no pid_t of its own; "int..." lets the compiler give its size.
     return "typedef int... pid_t;\n" + "\n".join(keep)
 
 
+HEADERS = ["yama.h", "procstat.h"]     # what Python sees of C
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_header((ROOT / CSRC / "yama.h").read_text(),
+ffibuilder.cdef(_cdef_from_header("\n".join((ROOT / CSRC / h).read_text() for h in HEADERS),
                                   (ROOT / CSRC / "syscalls.def").read_text()))
 ffibuilder.set_source(
     "sandbox._yama",
-    '#include "yama.h"',
+    "".join(f'#include "{h}"\n' for h in HEADERS),
     sources=[str(CSRC / name) for name in SOURCES],
-    depends=[str(CSRC / "yama.h"), str(CSRC / "engine.h"), str(CSRC / "pidfd.h"),
+    depends=[*(str(CSRC / h) for h in HEADERS), str(CSRC / "engine.h"), str(CSRC / "pidfd.h"),
              str(CSRC / "syscalls.def")],
     include_dirs=[str(CSRC)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],

@@ -2,6 +2,7 @@
 machine-wide sysctls only for the duration of one test."""
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -48,7 +49,16 @@ def tree_env(env=None) -> dict:
 os.environ["PYTHONPATH"] = tree_env()["PYTHONPATH"]
 
 
-LAUNCHER_SOURCES = [Path(ROOT) / "csrc" / "launcher.c", Path(ROOT) / "csrc" / "front.c"]
+def _launcher_sources() -> list[Path]:
+    """setup.py's LAUNCHER, read without running setup.py: one list of what
+    the command is compiled from."""
+    tree = ast.parse((Path(ROOT) / "setup.py").read_text())
+    value = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and any(getattr(t, "id", None) == "LAUNCHER" for t in node.targets))
+    return [Path(ROOT) / name for name in ast.literal_eval(value)]
+
+
+LAUNCHER_SOURCES = _launcher_sources()
 
 
 def build_launcher(out: Path) -> Path:
