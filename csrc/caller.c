@@ -57,6 +57,8 @@ static ssize_t read_some(struct yr_call *c, void *out, size_t size, uint64_t add
         n = process_vm_readv(c->ev.tid, &l, 1, &r, 1, 0);
         int e = errno;
         yr_fs_become(&c->id);
+        if (n < 0 && (e == EPERM || e == EACCES))
+            yr_refuse_unreachable(c);
         errno = e;
     }
     if (n > 0 && (c->mem_reads++ > 0 || as_us) && !yr_call_still_waits(c))
@@ -417,6 +419,8 @@ int yr_caller_root(struct yr_call *c, int *owned)
     int fd = yr_proc_open(c, "root", O_PATH | O_DIRECTORY);
     if (fd >= 0 && keep)
         e->root = fd;
+    if (fd == -EACCES || fd == -EPERM)
+        yr_refuse_unreachable(c);
     return fd;
 }
 

@@ -315,6 +315,11 @@ int yr_gate_own_unasked(struct yr_call *c, int obj);
 int yr_gate_search_unasked(struct yr_call *c, int dir);
 int yr_gate_judged_for_caller(const struct yr_call *c);
 int yr_gate_refuse_unproved(struct yr_call *c);
+/* The caller's memory or its /proc files refused to us as to itself (it is
+ * not dumpable, and we hold no capability over it: no user namespace of
+ * ours): its call fails closed, and this says why, once per call, unless
+ * the caller is gone (its number then someone else's). */
+void yr_refuse_unreachable(struct yr_call *c);
 int yr_gate_self_numbers(struct yr_call *c, int dir, pid_t *tgid, pid_t *tid);
 int yr_fd_dir_name(const char *name, size_t len);
 int yr_gate_hides_search(struct yr_call *c, int dir);

@@ -900,6 +900,15 @@ int yr_gate_refuse_unproved(struct yr_call *c)
     return -EACCES;
 }
 
+void yr_refuse_unreachable(struct yr_call *c)
+{
+    if (c->ctx->refusal.pending || !yr_call_still_waits(c))
+        return;
+    struct yr_gate_refusal *r = refusal_start(c);
+    r->path[0] = '\0';             /* it could not be read, or not all of it */
+    r->unreachable = 1;
+}
+
 static const char *verb_of(const struct yr_call *c, enum yr_access access)
 {
     switch (access) {

@@ -311,11 +311,13 @@ int yr_start_at(struct yr_call *c, int32_t dirfd, int want_dir)
     }
     if (fd >= 0 || fd == -ENOTDIR)
         return fd;
-    if (fd == -EACCES || fd == -EPERM)
+    if (fd == -EACCES || fd == -EPERM) {
         /* Refused, not missing: a caller we may not reach (non-dumpable,
          * without a user namespace of ours). Nothing can be checked, so the
          * call fails closed (EPERM), never continued (yr_call_finish). */
+        yr_refuse_unreachable(c);
         return -EPERM;
+    }
     return dirfd == AT_FDCWD_INT ? -ESRCH : -EBADF;
 }
 

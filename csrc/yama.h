@@ -204,7 +204,8 @@ int yr_walk_hold(struct yr_ctx *ctx, const struct yr_event *ev, const char *path
 int yr_walk_taken(struct yr_ctx *ctx);   /* its object held O_PATH (ours to close), or -errno */
 /* gate.c: a refusal the gate makes on its own, no module asked (a procfs
  * whose pid numbers name no process it can tell; contained, an entry of a
- * process outside, told as the contain module's), kept for Python to
+ * process outside, told as the contain module's; a caller whose memory or
+ * /proc we may not read, which fails closed), kept for Python to
  * record (sandbox/path_calls.py, gate_refused): yr_settle hands such a call
  * up even when it is answered already (answered 1: only the record is
  * Python's to make), before its receiver serves another. */
@@ -222,6 +223,8 @@ struct yr_gate_refusal {
     char operation[64];     /* "open /proc/PID/environ" */
     char comm[16];          /* the caller's, read while it waits: its record may
                              * be made once it is gone */
+    int32_t unreachable;    /* its memory or /proc refused to us (yr_refuse_unreachable):
+                             * EPERM, fail closed */
 };
 struct yr_gate_refusal *yr_ctx_gate_refusal(struct yr_ctx *ctx);
 /* The receiver's refusal recorded (pending cleared): one fewer due. */

@@ -11,7 +11,7 @@ from ._yama import ffi, lib
 from .chain import Deny
 from .modules import contain
 from .requests import (BinfmtWrite, Caller, CgroupWrite, CreateInSticky, FollowLink,
-                       GateRefusal, PathLink, PathSymlink, PtraceAccess)
+                       GateRefusal, PathLink, PathSymlink, PtraceAccess, UnreachableCaller)
 
 
 class PathCalls:
@@ -148,7 +148,11 @@ class PathCalls:
             caller.comm = ffi.string(refusal.comm).decode(errors="replace")
         syscall = seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?")
         path = os.fsdecode(ffi.string(refusal.path))
-        if refusal.target_tgid > 0:
+        if refusal.unreachable:
+            request = UnreachableCaller(caller, syscall=syscall)
+            self.sup.audit.denial("gate", request.hook, request,
+                                  Deny(errno.EPERM, request.REASON), permissive=False)
+        elif refusal.target_tgid > 0:
             self._outside_refused(caller, syscall, path, refusal)
         else:
             request = GateRefusal(caller, path, syscall=syscall)

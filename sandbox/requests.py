@@ -477,6 +477,28 @@ class GateRefusal(Request):
 
 
 @dataclass
+class UnreachableCaller(Request):
+    """A call that failed closed (EPERM) because the supervisor may not read
+    the caller's memory or its /proc files, as itself or as the caller
+    (csrc/caller.c, yr_refuse_unreachable): a process that made itself
+    non-dumpable, served without a user namespace (docs/everyday.md)."""
+
+    caller: Caller
+    syscall: str = "?"
+    hook = "caller_unreachable"
+    default_errno = errno.EPERM
+    REASON = ("it is not dumpable, and without a user namespace the supervisor may not read "
+              "its memory or its /proc files: nothing can be checked (fail closed; "
+              "start yama-run as root, or let it make a user namespace)")
+
+    def describe(self) -> str:
+        return f"{self.syscall} (its arguments unread)"
+
+    def audit_fields(self) -> dict:
+        return {}
+
+
+@dataclass
 class CgroupWrite(FileWrite):
     """cgroup_write: a cgroup file opened for writing (cgroup.kill,
     cgroup.freeze, memory.max, cgroup.procs...), which acts on every process

@@ -358,6 +358,32 @@ def test_without_the_user_namespace_it_fails_closed_and_says_why(as_user, nodump
     assert "non-dumpable programs cannot be served" in r.stderr
 
 
+def test_each_call_that_fails_closed_so_is_a_denial_said_and_kept(as_user, nodump_probe,  # noqa: F811
+                                                                 shared_dir):
+    """--userns=never, started by an ordinary user, without -v: each call of
+    the non-dumpable probe that fails closed (EPERM) is a denial of the
+    gate's, hook caller_unreachable, in the audit log with the probe's name,
+    and the first of the run is said on stderr. Before, nothing was said or
+    kept: its opens failed silently."""
+    runner = Runner("user", as_user, shared_dir / "home")
+    runner.home.mkdir()
+    os.chown(runner.home, UID, UID)
+    d = probe_dir(runner)
+    log = runner.home / "audit.jsonl"
+    r = runner.run("--userns", "never", "--audit-log", log, nodump_probe, d, "f")
+    assert r.returncode == 1
+    failed = [line.split()[0] for line in r.stdout.splitlines() if line.endswith(" EPERM")]
+    assert "open" in failed and "stat" in failed, r.stdout
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records and {(rec["module"], rec["hook"], rec["errno"], rec["comm"])
+                        for rec in records} == {("gate", "caller_unreachable", "EPERM",
+                                                 "nodump_probe")}, records
+    assert len(records) >= len(failed), (records, r.stdout)
+    said = [line for line in r.stderr.splitlines() if "caller_unreachable" in line or
+            "it is not dumpable" in line]
+    assert len(said) == 1 and said[0].startswith("yama-run: gate: denied "), r.stderr
+
+
 @pytest.mark.parametrize("yama, wanted", [(None, True), ("0\n", True), ("1\n", False),
                                            ("2\n", False), ("3\n", False)])
 def test_no_user_namespace_where_the_host_s_yama_restricts_ptrace(tmp_path, monkeypatch,
