@@ -365,11 +365,24 @@ def test_o_async_by_a_thread_names_that_thread_as_natively(built):
     """O_ASYNC on a pty master turned on by a thread that is not the leader:
     natively the owner is that thread's pid as a process (F_GETOWN_EX type
     F_OWNER_PID, pid 0 and F_GETOWN 0: it leads no process) and the thread
-    takes the SIGIO of input. yama-run named the leader, which took it."""
-    native, under = _parity(built("pty_async"), "thread")
-    assert native == ("thread: owner type=1, pid is 0: 1, F_GETOWN is 0: 1\n"
-                      "SIGIO taken by the thread\n"), native
-    assert under == native
+    takes the SIGIO of input. yama-run named the leader, which took it.
+    Which thread the kernel gives a process-wide signal to is its choice
+    (complete_signal: the owner thread unless it has a signal pending then):
+    once in a whole run of the suite the leader took it natively too. So
+    each side has three tries to show the thread taking it; with the leader
+    named owner, no try of yama-run's ever did."""
+    probe = built("pty_async")
+    owner = "thread: owner type=1, pid is 0: 1, F_GETOWN is 0: 1\n"
+    for side in ("native", "under"):
+        seen = []
+        for _ in range(3):
+            native, under = _parity(probe, "thread")
+            out = native if side == "native" else under
+            assert out.startswith(owner), out
+            seen.append(out[len(owner):])
+            if seen[-1] == "SIGIO taken by the thread\n":
+                break
+        assert seen[-1] == "SIGIO taken by the thread\n", (side, seen)
 
 
 def test_o_async_on_a_closed_or_o_path_descriptor_is_ebadf_as_natively(built):
