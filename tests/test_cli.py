@@ -175,19 +175,25 @@ def test_bash_completes_set_values_through_its_own_word_splitting(tmp_path):
     """The generated bash function, given the words bash makes of
     `yama-run --set ptrace.scope=` (it splits at '='), replies with what
     readline puts after the '='."""
+    r = _bash_completion(tmp_path, (
+        "COMP_WORDBREAKS=$' \\t\\n\"\\'><=;|&(:'\n"
+        "COMP_LINE='yama-run --set ptrace.scope='; COMP_POINT=${#COMP_LINE}\n"
+        "COMP_WORDS=(yama-run --set ptrace.scope =); COMP_CWORD=3\n"
+        "_yama_run_completion yama-run; printf '%s\\n' \"${COMPREPLY[@]}\"\n"))
+    assert r.stdout.split() == ["0", "1", "2", "3"], r.stderr
+
+
+def _bash_completion(tmp_path, lines: str, path=(), cwd=None) -> subprocess.CompletedProcess:
+    """Our bash script, sourced, then lines; a `yama-run` on PATH that is
+    this checkout's, and path's directories after it."""
     wrapper = tmp_path / "yama-run"
     wrapper.write_text(f"#!/bin/sh\nexec {' '.join(YAMA_RUN)} \"$@\"\n")
     wrapper.chmod(0o755)
     source = yama_run(env={**os.environ, "_YAMA_RUN_COMPLETE": "bash_source"}).stdout
-    script = source + (
-        "COMP_WORDBREAKS=$' \\t\\n\"\\'><=;|&(:'\n"
-        "COMP_LINE='yama-run --set ptrace.scope='; COMP_POINT=${#COMP_LINE}\n"
-        "COMP_WORDS=(yama-run --set ptrace.scope =); COMP_CWORD=3\n"
-        "_yama_run_completion yama-run; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
-    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
-                       cwd=Path(__file__).resolve().parent.parent)
-    assert r.stdout.split() == ["0", "1", "2", "3"], r.stderr
+    dirs = ":".join(map(str, [tmp_path, *path, os.environ["PATH"]]))
+    return subprocess.run(["bash", "-c", source + lines], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PATH": dirs},
+                          cwd=cwd or Path(__file__).resolve().parent.parent)
 
 
 @requires_tool("bash")
@@ -206,19 +212,12 @@ def test_bash_completion_quotes_names_for_the_line_they_go_into(tmp_path):
     for name in [*names, "yr-zz\nplain,evil"]:
         (bindir / name).write_text("#!/bin/sh\n")
         (bindir / name).chmod(0o755)
-    wrapper = tmp_path / "yama-run"
-    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(YAMA_RUN)} \"$@\"\n")
-    wrapper.chmod(0o755)
-    source = yama_run(env={**os.environ, "_YAMA_RUN_COMPLETE": "bash_source"}).stdout
-    script = source + (
+    r = _bash_completion(tmp_path, (
         "COMP_LINE='yama-run yr-zz'; COMP_POINT=${#COMP_LINE}\n"
         "COMP_WORDS=(yama-run yr-zz); COMP_CWORD=1\n"
         "_yama_run_completion yama-run\n"
-        "for c in \"${COMPREPLY[@]}\"; do eval \"printf '%s\\0' $c\"; done\n")
-    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PATH": f"{tmp_path}:{bindir}:{os.environ['PATH']}",
-                            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-                       cwd=cwd)
+        "for c in \"${COMPREPLY[@]}\"; do eval \"printf '%s\\0' $c\"; done\n"),
+        path=[bindir], cwd=cwd)
     assert sorted(r.stdout.split("\0")[:-1]) == sorted(names), (r.stdout, r.stderr)
     assert not (cwd / "ran").exists()
 
