@@ -498,18 +498,29 @@ class Guard:
         elif self._judge(ev, caller, "task_kill", f"{_name(ev)} (signal {sig})", *found):
             self._pass(ev)
 
-    def _group_signal_refused(self, ev, caller, flags: int, number: int | None) -> bool:
+    def _group_signal_refused(self, ev, caller, flags: int, number: int | None, sig: int,
+                              kernel_sends: bool) -> bool:
         """PIDFD_SIGNAL_PROCESS_GROUP: the kernel signals the process group
         whose id is the pidfd's pid (kill_pgrp_info), not the group its task
         is in now: a group outlives its leader, and a task that leads none
         names an empty one (ESRCH). Refused where that group holds one of
-        yama-run's processes (unless Landlock's signal scope keeps them
-        out), or where the number is not known (a pidfd of a reaped task:
-        its group may be ours). True: refused (answered)."""
-        if not flags & PIDFD_SIGNAL_PROCESS_GROUP or self.sup.shield.signal_scope:
+        yama-run's processes, or, contained, one the chain refuses (a
+        process outside that joined the group), as kill(-pgrp) is; or where
+        the number is not known (a pidfd of a reaped task: its group may be
+        ours). Landlock's signal scope keeps both out only of a signal the
+        kernel sends from the caller (kernel_sends), never of one the
+        supervisor sends for it, outside any domain: a contained program's
+        signal to its own group, through a pidfd of its own, reached a
+        process outside that had joined the group, with the scope and
+        without (only the pidfd's task was judged). True: refused
+        (answered)."""
+        if not flags & PIDFD_SIGNAL_PROCESS_GROUP or (kernel_sends and
+                                                      self.sup.shield.signal_scope):
             return False
         what = "a signal to a process group that may be the supervisor's"
         try:
+            if number is not None and number > 0 and self.sup.shield.contained:
+                return not self._group_judged(ev, caller, number, sig)
             if number is not None and number > 0 and \
                     not any(self._protected(p) for p in self._members(caller, pgrp=number)):
                 return False
@@ -526,7 +537,7 @@ class Guard:
             # the caller's own thread or process, read from no table (nothing
             # to swap): the kernel's to send, but to a group of ours
             own = caller.tid if pidfd == PIDFD_SELF_THREAD else caller.tgid
-            if not self._group_signal_refused(ev, caller, flags, own):
+            if not self._group_signal_refused(ev, caller, flags, own, sig, kernel_sends=True):
                 self._pass(ev)
             return
         copy, err = take_fd(caller, pidfd)
@@ -538,14 +549,16 @@ class Guard:
             if target is None:
                 self._refuse(ev, caller, "pidfd_send_signal")
                 return
-            if self._group_signal_refused(ev, caller, flags, target):
+            from_ours = lib.yr_in_our_pidns(caller.tid) == 1      # else the kernel sends it
+            if self._group_signal_refused(ev, caller, flags, target, sig,
+                                          kernel_sends=not from_ours):
                 return
             if target > 0:
                 tgid = procfs.tgid_of(target)
                 if tgid and not self._judge(ev, caller, "task_kill",
                                             f"pidfd_send_signal (signal {sig})", target, tgid):
                     return
-            if lib.yr_in_our_pidns(caller.tid) != 1:
+            if not from_ours:
                 # The kernel judges by the sender's pid namespace: a target
                 # it cannot see is EINVAL, and an init ignores SIGKILL sent
                 # from inside its namespace, not from ours. Sent from here it

@@ -19,6 +19,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -469,6 +470,70 @@ def test_a_refusal_the_program_ends_on_is_recorded_before_yama_run_returns(outsi
             [("contain", f"/proc/self/fd/{fd}", outsider, "python3")], (run, r.stderr)
         assert f"contain: denied open /proc/PID/environ of {outsider} (contain_probe) by " \
                in r.stderr, (run, r.stderr)
+
+
+GROUP_JOINER = r"""
+import os, signal, sys, time
+got = []
+signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
+d = sys.argv[1]
+deadline = time.monotonic() + 30
+while not os.path.exists(f"{d}/pgid") and time.monotonic() < deadline:
+    time.sleep(0.01)
+os.setpgid(0, int(open(f"{d}/pgid").read()))        # joins the sandbox's group
+open(f"{d}/joined", "w").close()
+while not os.path.exists(f"{d}/done") and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.2)                                     # a signal sent is taken by now
+print("GOT" if got else "NONE", flush=True)
+"""
+GROUP_SIGNALLER = r"""
+import errno, os, signal, sys, time
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+d = sys.argv[1]
+os.setpgid(0, 0)
+with open(f"{d}/pgid.new", "w") as f:
+    f.write(str(os.getpgrp()))
+os.rename(f"{d}/pgid.new", f"{d}/pgid")
+deadline = time.monotonic() + 30
+while not os.path.exists(f"{d}/joined") and time.monotonic() < deadline:
+    time.sleep(0.01)
+try:
+    signal.pidfd_send_signal(os.pidfd_open(os.getpid()), signal.SIGUSR1, None, 4)
+    print("sent 0")         # PIDFD_SIGNAL_PROCESS_GROUP
+except OSError as e:
+    print("sent", errno.errorcode[e.errno])
+open(f"{d}/done", "w").close()
+"""
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_group_signal_by_pidfd_never_reaches_an_outsider_in_the_group(mode):
+    """Contained, the program leads a process group of its own, which a
+    process outside (same uid, same session) joins; the program signals its
+    group through a pidfd of itself (PIDFD_SIGNAL_PROCESS_GROUP). yama-run
+    sends such a signal itself (the pidfd is taken from the caller's table),
+    outside Landlock's domain, whose signal scope therefore never applied:
+    it now judges every member, as for kill(-pgrp), and refuses the call
+    (EPERM, said as contain's). Before, in every mode, only the pidfd's own
+    task was judged, and the outsider got the signal."""
+    d = tempfile.mkdtemp(prefix="yama-run-group-", dir="/tmp")     # uid 1001's to write
+    os.chown(d, UID, UID)
+    joiner = subprocess.Popen([*AS_USER, "/usr/bin/python3", "-c", GROUP_JOINER, d],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        r = yama_run("-v", "--profile", "strict", "--", *AS_USER, "/usr/bin/python3", "-c",
+                     GROUP_SIGNALLER, d, env=MODES[mode], timeout=TIMEOUT)
+        out, _ = joiner.communicate(timeout=TIMEOUT)
+    finally:
+        if joiner.poll() is None:
+            joiner.kill()               # our own child, by its pid
+            joiner.wait()
+        shutil.rmtree(d, ignore_errors=True)
+    assert out.strip() == "NONE", (out, r.stdout, r.stderr)
+    assert r.stdout.strip() == "sent EPERM", (r.stdout, r.stderr)
+    assert f"contain: denied pidfd_send_signal (signal {signal.SIGUSR1}) of {joiner.pid} " \
+        in r.stderr, r.stderr
 
 
 @pytest.fixture
