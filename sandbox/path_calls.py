@@ -148,17 +148,16 @@ class PathCalls:
             caller.comm = ffi.string(refusal.comm).decode(errors="replace")
         syscall = seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?")
         path = os.fsdecode(ffi.string(refusal.path))
+        if refusal.target_tgid > 0:
+            self._outside_refused(caller, syscall, path, refusal)
+            return
         if refusal.unreachable:
             request = UnreachableCaller(caller, syscall=syscall)
-            self.sup.audit.denial("gate", request.hook, request,
-                                  Deny(errno.EPERM, request.REASON), permissive=False)
-        elif refusal.target_tgid > 0:
-            self._outside_refused(caller, syscall, path, refusal)
+            deny = Deny(errno.EPERM, request.REASON)
         else:
             request = GateRefusal(caller, path, syscall=syscall)
-            self.sup.audit.denial("gate", request.hook, request,
-                                  Deny(errno.EACCES, ffi.string(refusal.reason).decode()),
-                                  permissive=False)
+            deny = Deny(errno.EACCES, ffi.string(refusal.reason).decode())
+        self.sup.audit.denial("gate", request.hook, request, deny, permissive=False)
 
     def _outside_refused(self, caller, syscall: str, path: str, refusal) -> None:
         """Contained: the gate refused an entry of a process outside (what
