@@ -279,21 +279,11 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid)
     return 0;
 }
 
+/* A process and the numbers of its stat. */
 struct stat_ids {
-    pid_t pid, session;
-    int tty;
-};
-
-/* A process's session and controlling terminal: 0, or -errno (-ESRCH: gone). */
-static int session_and_tty(pid_t pid, struct stat_ids *out)
-{
+    pid_t pid;
     struct yr_stat_ids ids;
-    int rc = yr_stat_ids(pid, &ids);
-    if (rc < 0)
-        return rc;
-    *out = (struct stat_ids){ .pid = pid, .session = ids.session, .tty = ids.tty };
-    return 0;
-}
+};
 
 /* The table all_sessions fills. */
 struct session_table {
@@ -310,9 +300,9 @@ static int add_session(pid_t pid, void *arg)
             return -ENOMEM;
         t->all = more;
     }
-    int rc = session_and_tty(pid, &t->all[t->n]);
+    int rc = yr_stat_ids(pid, &t->all[t->n].ids);
     if (rc == 0)
-        t->n++;
+        t->all[t->n++].pid = pid;
     return rc;
 }
 
@@ -349,8 +339,8 @@ static size_t sessions_of_tty(const struct stat_ids *all, size_t n, int tty_nr, 
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (all[i].tty == tty_nr && !listed(held, k, all[i].session))
-            held[k++] = all[i].session;
+        if (all[i].ids.tty == tty_nr && !listed(held, k, all[i].ids.session))
+            held[k++] = all[i].ids.session;
     return k;
 }
 
@@ -368,7 +358,7 @@ int yr_session_members(int tty_nr, int32_t *pids, int max)
     int found = held ? 0 : -ENOMEM;
     size_t k = held ? sessions_of_tty(all, n, tty_nr, held) : 0;
     for (size_t i = 0; i < n && found >= 0; i++)
-        if (listed(held, k, all[i].session) && found++ < max)
+        if (listed(held, k, all[i].ids.session) && found++ < max)
             pids[found - 1] = all[i].pid;
     free(held);
     free(all);
