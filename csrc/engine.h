@@ -93,6 +93,7 @@ struct yr_ctx {
     int away;                  /* under the pool's lock: stepped out (yr_pool_step_out) */
     int parked;                /* under the pool's lock: waiting for its turn */
     pid_t stalled_tgid;        /* ... the process it is stalled for */
+    pid_t busy_tgid;           /* atomic: its caller's process, when pool.c needed it; else 0 */
 };
 
 /* tracer.c */
@@ -105,10 +106,11 @@ void yr_pool_leave(struct yr_ctx *ctx, int closing);
 void yr_pool_wait_turn(struct yr_ctx *ctx);
 int yr_pool_step_out(struct yr_ctx *ctx);
 void yr_pool_step_back(struct yr_ctx *ctx);
-void yr_pool_mark_costly(struct yr_ctx *ctx);   /* its call is a walk costly on purpose */
+void yr_pool_built_to_cost(struct yr_ctx *ctx);   /* its call is a walk costly on purpose */
+void yr_pool_built_to_cost_here(void);            /* the same, for this thread's receiver */
 /* A walk up this many generations (a /proc read each: the ptrace rule's
  * descendant test) is a chain built to cost: the receiver serving it, if this
- * thread is one, is marked (yr_pool_mark_costly_here, yama.h). */
+ * thread is one, is marked (yr_pool_built_to_cost_here). */
 #define YR_COSTLY_GENERATIONS 256
 /* procinfo.c: the numbers of /proc/PID/stat that walks of /proc read. */
 struct yr_stat_ids {

@@ -28,7 +28,17 @@
  * A process with YR_STALLED_PER_PROCESS calls stalled gets its next calls
  * refused at once (ENOMEM), before anything of theirs is read: one process
  * cannot take every receiver; many can (YR_STALLED_MAX in all), and then only
- * their own sandbox waits: each sandbox has a supervisor of its own. */
+ * their own sandbox waits: each sandbox has a supervisor of its own.
+ *
+ * A process found making a call built to cost (yr_pool_built_to_cost: a
+ * chain of YR_COSTLY_GENERATIONS, a walk of 1,024 steps) is remembered for
+ * COSTLY_MEMORY_NS, and while it is, a call of its received while another of
+ * its calls is served is refused (ENOMEM) too. The stalled count alone let
+ * 128 threads' calls of 600 generations be served one after another: each
+ * is found costly only 256 generations into its walk and is done soon
+ * after, and the kernel hands calls out in the order they came, so a
+ * bystander's call waited behind all of them (8 calls in 3 s, the worst
+ * 600 ms: test_stall.py's deep descendant, yama-run started by uid 1001). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +61,8 @@
 #define TICK_NS 50000000L             /* the watchdog looks this often */
 #define STALLED ((uint64_t)-1)        /* busy_since of a receiver marked stalled */
 #define POOL_SIZE (YR_RECEIVERS_BASE + YR_STALLED_MAX)
+#define COSTLY_MEMORY_NS 1000000000ULL   /* a process found costly is remembered this long */
+#define COSTLY_REMEMBERED 8              /* processes remembered at once (the oldest goes) */
 
 struct yr_pool {
     pthread_mutex_t lock;
@@ -62,6 +74,8 @@ struct yr_pool {
     int parked;                 /* under the lock: receivers waiting for their turn */
     pthread_cond_t turn;        /* signalled when a parked receiver may be wanted */
     uint64_t born_ns;           /* when the pool was made */
+    struct { pid_t tgid; uint64_t until; } costly[COSTLY_REMEMBERED];   /* under the lock */
+    uint64_t costly_until;      /* atomic: the latest of those untils (past: none remembered) */
 };
 _Static_assert(YR_POOL_STATS == 5, "yr_pool_stats' out[5]");
 
@@ -211,6 +225,29 @@ void yr_pool_step_back(struct yr_ctx *ctx)
  * The process is looked up only while some receiver is stalled. */
 static __thread struct yr_ctx *serving;   /* the context this receiver thread serves */
 
+/* Is tgid remembered costly at now? Under the lock. */
+static int costly_locked(const struct yr_pool *p, pid_t tgid, uint64_t now)
+{
+    for (int i = 0; i < COSTLY_REMEMBERED; i++)
+        if (p->costly[i].tgid == tgid && p->costly[i].until > now)
+            return 1;
+    return 0;
+}
+
+/* Receivers other than ctx busy with a call of tgid (stalled or not). Under
+ * the lock; busy_tgid is known only for calls received while some process
+ * was remembered costly or some receiver stalled. */
+static int busy_for_locked(const struct yr_pool *p, const struct yr_ctx *ctx, pid_t tgid)
+{
+    int k = 0;
+    for (int i = 0; i < p->n; i++) {
+        const struct yr_ctx *o = p->ctx[i];
+        k += o != ctx && __atomic_load_n(&o->busy_since, __ATOMIC_ACQUIRE) != 0 &&
+             __atomic_load_n(&o->busy_tgid, __ATOMIC_RELAXED) == tgid;
+    }
+    return k;
+}
+
 int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
 {
     struct yr_pool *p = ctx->pool;
@@ -220,21 +257,27 @@ int yr_pool_busy(struct yr_ctx *ctx, pid_t tid)
     if (!ctx->thread)                        /* a context is served by one thread */
         __atomic_store_n(&ctx->thread, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     __atomic_store_n(&ctx->busy_tid, tid, __ATOMIC_RELAXED);
+    __atomic_store_n(&ctx->busy_tgid, 0, __ATOMIC_RELAXED);
+    uint64_t now = yr_now_ns();
     /* Release: the watchdog that sees this time sees the tid above. */
-    __atomic_store_n(&ctx->busy_since, yr_now_ns(), __ATOMIC_RELEASE);
-    if (__atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) == 0)
+    __atomic_store_n(&ctx->busy_since, now, __ATOMIC_RELEASE);
+    int remembered = __atomic_load_n(&p->costly_until, __ATOMIC_RELAXED) > now;
+    if (__atomic_load_n(&p->nstalled, __ATOMIC_RELAXED) == 0 && !remembered)
         return 0;
     pid_t tgid = yr_tgid_of(tid);
     if (tgid <= 0)
         return 0;                  /* gone: its call is answered ESRCH anyway */
-    int same = 0;
+    __atomic_store_n(&ctx->busy_tgid, tgid, __ATOMIC_RELAXED);
+    int same = 0, refuse;
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->n; i++)
         same += p->ctx[i]->stalled && p->ctx[i]->stalled_tgid == tgid;
-    if (same >= YR_STALLED_PER_PROCESS)
+    refuse = same >= YR_STALLED_PER_PROCESS ||
+             (remembered && costly_locked(p, tgid, now) && busy_for_locked(p, ctx, tgid) > 0);
+    if (refuse)
         p->stats[YR_POOL_REFUSED]++;
     pthread_mutex_unlock(&p->lock);
-    return same >= YR_STALLED_PER_PROCESS;
+    return refuse;
 }
 
 /* The receiver's call is done (it is about to receive the next).
@@ -308,17 +351,33 @@ static void mark_stalled_locked(struct yr_pool *p, uint64_t now)
     }
 }
 
-/* The call this thread serves, if it is a receiver's, was found costly in a
- * walk that has no context at hand (in Python's decisions too). */
-void yr_pool_mark_costly_here(void)
+/* Remember ctx's caller's process as costly (its call is marked). Under the
+ * lock. */
+static void remember_costly_locked(struct yr_pool *p, struct yr_ctx *ctx)
 {
-    if (serving)
-        yr_pool_mark_costly(serving);
+    if (!ctx->stalled || ctx->stalled_tgid <= 0)
+        return;
+    uint64_t until = yr_now_ns() + COSTLY_MEMORY_NS;
+    int slot = 0;
+    for (int i = 0; i < COSTLY_REMEMBERED; i++) {
+        if (p->costly[i].tgid == ctx->stalled_tgid) {
+            slot = i;
+            break;
+        }
+        if (p->costly[i].until < p->costly[slot].until)
+            slot = i;              /* the oldest (or an empty slot) */
+    }
+    p->costly[slot].tgid = ctx->stalled_tgid;
+    p->costly[slot].until = until;
+    /* Its own call counts as served from now (it may have come when nothing
+     * was remembered, and its process was not looked up). */
+    __atomic_store_n(&ctx->busy_tgid, ctx->stalled_tgid, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->costly_until, until, __ATOMIC_RELAXED);
 }
 
-/* The call this receiver serves was found costly (resolve.c, COSTLY_STEPS):
- * marked stalled now, as the watchdog marks one, by its own thread. */
-void yr_pool_mark_costly(struct yr_ctx *ctx)
+/* ctx's call is costly: marked stalled now, as the watchdog marks one, by its
+ * own thread; built: made costly on purpose, its process remembered. */
+static void mark_costly(struct yr_ctx *ctx, int built)
 {
     struct yr_pool *p = ctx->pool;
     if (!p)
@@ -327,7 +386,32 @@ void yr_pool_mark_costly(struct yr_ctx *ctx)
     uint64_t since = __atomic_load_n(&ctx->busy_since, __ATOMIC_ACQUIRE);
     if (since != 0 && since != STALLED)
         mark_locked(p, ctx, since);
+    if (built)
+        remember_costly_locked(p, ctx);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* The call this thread serves, if it is a receiver's, is about to cost a
+ * walk of all /proc (Python's group signals and sets): marked, not
+ * remembered, since a shell's job control makes such calls. */
+void yr_pool_mark_costly_here(void)
+{
+    if (serving)
+        mark_costly(serving, 0);
+}
+
+/* The call ctx serves was found built to cost (resolve.c, COSTLY_STEPS). */
+void yr_pool_built_to_cost(struct yr_ctx *ctx)
+{
+    mark_costly(ctx, 1);
+}
+
+/* The same, from a walk that has no context at hand (a descendant test of
+ * YR_COSTLY_GENERATIONS, in C's decisions or Python's). */
+void yr_pool_built_to_cost_here(void)
+{
+    if (serving)
+        mark_costly(serving, 1);
 }
 
 /* The watchdog, in a thread of its own: returns 1 when another receiver is

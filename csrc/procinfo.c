@@ -271,7 +271,7 @@ int yr_is_descendant(pid_t ancestor_tgid, pid_t tid)
         if (walker == ancestor_tgid)
             return 1;
         if (depth == YR_COSTLY_GENERATIONS)
-            yr_pool_mark_costly_here();      /* a chain built to cost (engine.h) */
+            yr_pool_built_to_cost_here();    /* a chain built to cost (engine.h) */
         walker = parent_aged(walker, &age);
         if (oldest && age && age < oldest)
             return 0;

@@ -225,7 +225,7 @@ int yr_caller_is_ancestor(pid_t caller_tgid, pid_t tid)
         if (walker == getpid())
             return 0;
         if (depth == YR_COSTLY_GENERATIONS)
-            yr_pool_mark_costly_here();
+            yr_pool_built_to_cost_here();
         walker = yr_ppid_of(walker);
     }
     return 0;

@@ -115,7 +115,7 @@ static int at_root(struct yr_call *c, int dir)
  * a hundred, and callers that made them one after another from many threads
  * held every other caller of the sandbox for seconds (found by a review:
  * 128 threads, a bystander's open waited 12 s). The receiver is marked
- * stalled there and then (yr_pool_mark_costly): another serves the others,
+ * stalled there and then (yr_pool_built_to_cost): another serves the others,
  * and the process's next calls are refused once it holds
  * YR_STALLED_PER_PROCESS receivers. */
 #define COSTLY_STEPS 1024
@@ -123,7 +123,7 @@ static int at_root(struct yr_call *c, int dir)
 static void count_step(struct yr_call *c)
 {
     if (++c->res.steps == COSTLY_STEPS)
-        yr_pool_mark_costly(c->ctx);
+        yr_pool_built_to_cost(c->ctx);
 }
 
 static int below_root(struct yr_call *c, int up);

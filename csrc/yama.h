@@ -292,9 +292,9 @@ int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx);
 int yr_pool_watch(struct yr_pool *p);
 void yr_pool_close(struct yr_pool *p);
 void yr_pool_stats(struct yr_pool *p, uint64_t out[5]);
-/* The call this thread serves, if it is a receiver's, costs more than a
- * receiver may spend (a chain or a scan of /proc built to cost, in C's or
- * Python's decisions): its receiver is marked stalled and replaced now. */
+/* The call this thread serves, if it is a receiver's, is about to cost more
+ * than a receiver may spend (Python's scans of /proc for a group or a set):
+ * its receiver is marked stalled and replaced now. */
 void yr_pool_mark_costly_here(void);
 
 /* worker.c: opens that may wait, bounded (docs/stall.md) */

@@ -269,12 +269,16 @@ def test_many_threads_reading_a_deep_descendant_hold_up_no_bystander(helper, as_
     second that makes a running receiver stalled, and they were served one
     after another, so a bystander process's stat waited for them (3 s for
     one at 2,000 generations: found by a review; at 600, as here, 14-17
-    calls in 3 s before, 74-205 after, on a loaded VM: a bound this test
-    keeps, not a race it reproduces). A
-    test past YR_COSTLY_GENERATIONS marks its receiver stalled
-    (csrc/ptrace_fast.c, pool.c), in C's decision (yama-run started by root,
-    the program as uid 1001) and in Python's (started by uid 1001: the
-    program in a user namespace). Each read still answers as natively."""
+    calls in 3 s). A test past YR_COSTLY_GENERATIONS marks its receiver
+    stalled (csrc/ptrace_fast.c, pool.c), in C's decision (yama-run started
+    by root, the program as uid 1001) and in Python's (started by uid 1001:
+    the program in a user namespace); that alone left the bystander 8-9
+    calls started by uid 1001 and 71-87 by root, its worst round 300-650 ms,
+    on another machine: each call of the 128 was found costly late and done
+    soon after, and the bystander's waited behind them all. The process is
+    now remembered costly, and its calls beyond the one served are refused
+    at once: 1,600-2,500 calls, the worst 10-37 ms. Each read still answers
+    as natively."""
     probe, where = public_copy(helper("deep_ancestry"), "deep_ancestry")
     try:
         args = (probe, "600", "128", "3")
@@ -288,8 +292,8 @@ def test_many_threads_reading_a_deep_descendant_hold_up_no_bystander(helper, as_
         shutil.rmtree(where)
     facts = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
     assert facts.get("deepest_read") == "OK", r.stdout + r.stderr
-    assert int(facts["bystander"]) >= 10, facts
-    assert int(facts["worst_ms"]) < 1500, facts
+    assert int(facts["bystander"]) >= 100, facts
+    assert int(facts["worst_ms"]) < 300, facts
 
 
 # -- a blocked FIFO open whose worker cannot be woken ------------------------------------------
