@@ -77,7 +77,6 @@ struct yr_pool {
     struct { pid_t tgid; uint64_t until; } costly[COSTLY_REMEMBERED];   /* under the lock */
     uint64_t costly_until;      /* atomic: the latest of those untils (past: none remembered) */
 };
-_Static_assert(YR_POOL_STATS == 5, "yr_pool_stats' out[5]");
 
 struct yr_pool *yr_pool_new(void)
 {
@@ -447,7 +446,7 @@ void yr_pool_close(struct yr_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-void yr_pool_stats(struct yr_pool *p, uint64_t out[5])
+void yr_pool_stats(struct yr_pool *p, uint64_t out[YR_POOL_STATS])
 {
     pthread_mutex_lock(&p->lock);
     memcpy(out, p->stats, sizeof(p->stats));

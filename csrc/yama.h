@@ -291,7 +291,7 @@ void yr_pool_free(struct yr_pool *p);
 int yr_pool_join(struct yr_pool *p, struct yr_ctx *ctx);
 int yr_pool_watch(struct yr_pool *p);
 void yr_pool_close(struct yr_pool *p);
-void yr_pool_stats(struct yr_pool *p, uint64_t out[5]);
+void yr_pool_stats(struct yr_pool *p, uint64_t out[YR_POOL_STATS]);
 /* The call this thread serves, if it is a receiver's, is about to cost more
  * than a receiver may spend (Python's scans of /proc for a group or a set):
  * its receiver is marked stalled and replaced now. */

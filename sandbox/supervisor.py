@@ -58,7 +58,7 @@ class Supervisor:
         self.link = link                    # to the front (lifetime.Link), if any
         audit.write_aside()                 # the program may hold stderr: never wait on it
         if link is not None:
-            link.report_after(audit.flush)
+            link.report_after(self._before_status)
         self._ctx = ffi.NULL                # the context of a lone server (the tracer)
         self._local = threading.local()     # a receiver's own context (ctx)
         self.pool = ffi.NULL
@@ -217,6 +217,30 @@ class Supervisor:
         lib.yr_pool_free(self.pool)
         self._template = self.pool = ffi.NULL
         os.close(self.listener)
+
+    def _before_status(self) -> None:
+        """What the user is told before the program's status goes to the
+        front (lifetime.Link.report_after): the pool's refusals, then every
+        record written."""
+        self._say_refusals()
+        self.audit.flush()
+
+    def _say_refusals(self) -> None:
+        """The calls the pool refused (ENOMEM) before reading them, because
+        their process held receivers stalled or made calls built to cost
+        (csrc/pool.c): one notice, before the status, so that they are not
+        silent."""
+        pool = self.pool
+        if pool == ffi.NULL:
+            return
+        stats = ffi.new("uint64_t[]", lib.YR_POOL_STATS)
+        lib.yr_pool_stats(pool, stats)
+        refused, stalls = stats[lib.YR_POOL_REFUSED], stats[lib.YR_POOL_STALLS]
+        if refused:
+            self.audit.notice("calls-refused",
+                              f"refused {refused} calls (ENOMEM) of processes whose calls "
+                              f"stalled or were built to cost ({stalls} receivers marked "
+                              f"stalled; docs/stall.md)", refused=refused, stalls=stalls)
 
     def hooks(self) -> set[str]:
         """What the filter routes, fixed before the spawn (sandbox/plan.py

@@ -7,6 +7,7 @@ errnos)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -294,6 +295,30 @@ def test_many_threads_reading_a_deep_descendant_hold_up_no_bystander(helper, as_
     assert facts.get("deepest_read") == "OK", r.stdout + r.stderr
     assert int(facts["bystander"]) >= 100, facts
     assert int(facts["worst_ms"]) < 300, facts
+
+
+def test_calls_refused_for_a_process_that_built_them_to_cost_are_said(helper, tmp_path):
+    """The refusals of the test above are not silent: one notice at the end
+    gives how many calls were refused (ENOMEM) and why, in the audit log
+    and with -v. A run without such calls says nothing of the kind."""
+    probe, where = public_copy(helper("deep_ancestry"), "deep_ancestry")
+    log, quiet_log = tmp_path / "audit.jsonl", tmp_path / "quiet.jsonl"
+    try:
+        r = yama_run("-v", "--audit-log", log, "--", *AS_USER, probe, "600", "32", "1",
+                     timeout=120)
+        quiet = yama_run("-v", "--audit-log", quiet_log, "--", *AS_USER, probe, "10", "4", "0.2",
+                         timeout=120)
+    finally:
+        shutil.rmtree(where)
+    assert r.returncode == 0 and quiet.returncode == 0, r.stderr + quiet.stderr
+    notices = [json.loads(line) for line in log.read_text().splitlines()
+               if '"calls-refused"' in line]
+    assert len(notices) == 1 and notices[0]["refused"] > 0, log.read_text()[-2000:]
+    said = [line for line in r.stderr.splitlines() if "calls (ENOMEM)" in line]
+    assert said == [f"yama-run: refused {notices[0]['refused']} calls (ENOMEM) of processes "
+                    f"whose calls stalled or were built to cost ({notices[0]['stalls']} "
+                    f"receivers marked stalled; docs/stall.md)"], r.stderr[-2000:]
+    assert "calls-refused" not in quiet_log.read_text() and "ENOMEM" not in quiet.stderr
 
 
 # -- a blocked FIFO open whose worker cannot be woken ------------------------------------------
