@@ -62,7 +62,10 @@
 #define STALLED ((uint64_t)-1)        /* busy_since of a receiver marked stalled */
 #define POOL_SIZE (YR_RECEIVERS_BASE + YR_STALLED_MAX)
 #define COSTLY_MEMORY_NS 1000000000ULL   /* a process found costly is remembered this long */
-#define COSTLY_REMEMBERED 8              /* processes remembered at once (the oldest goes) */
+/* Processes remembered at once, the oldest forgotten first (looked through
+ * only while one is remembered): a program that runs more processes making
+ * such calls meets the stalled bounds above, as before. */
+#define COSTLY_REMEMBERED 64
 
 struct yr_pool {
     pthread_mutex_t lock;
@@ -221,7 +224,8 @@ void yr_pool_step_back(struct yr_ctx *ctx)
 
 /* A notification from tid was received: the receiver is busy from now on.
  * 1: refuse it (its process has YR_STALLED_PER_PROCESS calls stalled).
- * The process is looked up only while some receiver is stalled. */
+ * The process is looked up only while some receiver is stalled or some
+ * process is remembered costly. */
 static __thread struct yr_ctx *serving;   /* the context this receiver thread serves */
 
 /* Is tgid remembered costly at now? Under the lock. */
