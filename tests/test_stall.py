@@ -300,9 +300,10 @@ def test_many_threads_reading_a_deep_descendant_hold_up_no_bystander(helper, as_
 @pytest.mark.skipif(TEST_BACKEND == "ptrace", reason="the receiver pool, whose refusals these "
                     "are, is the notify backend's")
 def test_calls_refused_for_a_process_that_built_them_to_cost_are_said(helper, tmp_path):
-    """The refusals of the test above are not silent: one notice at the end
-    gives how many calls were refused (ENOMEM) and why, in the audit log
-    and with -v. A run without such calls says nothing of the kind."""
+    """The refusals of the test above are not silent: one notice, written
+    before the program's status goes, gives how many calls were refused
+    (ENOMEM) and why, in the audit log and with -v. A run without such calls
+    says nothing of the kind."""
     probe, where = public_copy(helper("deep_ancestry"), "deep_ancestry")
     log, quiet_log = tmp_path / "audit.jsonl", tmp_path / "quiet.jsonl"
     try:
