@@ -635,8 +635,8 @@ def installed_path(python: str, script: str) -> list[str]:
 
 
 def strace_syscalls(ctx_python: str, pypath: list[str]) -> list[str]:
-    """The syscalls the measured yama-run's filter can route (sandbox.filter.ROUTES)."""
-    code = (f"import sys; sys.path[:0] = {pypath!r}; from sandbox.filter import ROUTES; "
+    """The syscalls the measured yama-run's filter can route (sandbox.routes.ROUTES)."""
+    code = (f"import sys; sys.path[:0] = {pypath!r}; from sandbox.routes import ROUTES; "
             "print(','.join(sorted({n for r in ROUTES.values() for n, _ in r})))")
     try:
         done = subprocess.run([ctx_python, "-IS", "-c", code], capture_output=True, text=True,

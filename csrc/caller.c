@@ -388,7 +388,7 @@ int yr_caller_identity(struct yr_ctx *ctx, const struct yr_event *ev, struct yr_
  * identity, for as long as no task of the sandbox may have moved a root.
  * A root moves by chroot, pivot_root (every task whose root was the old
  * one), setns into a mount namespace and unshare(CLONE_NEWNS), each routed
- * whenever a filter is (filter.py's identity_notice), and the first of
+ * whenever a filter is (routes.py's identity_notice), and the first of
  * them seen makes every root be opened again for every call, for good; so
  * does an execve by a thread other than its process's leader, which takes
  * the leader's tid (and cache entry) with a root of its own: a thread

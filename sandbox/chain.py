@@ -120,7 +120,7 @@ def changed(chain: Chain, profile, pairs: list[tuple[str, str]], origin: str) ->
     """The chain with the MODULE.KEY=VALUE pairs applied, each validated as
     --set validates it, a locked setting kept. Raises ChangeRefused."""
     from . import profile as profiles
-    from .filter import ROUTES
+    from .routes import ROUTES
     new_profile = copy.deepcopy(profile)
     for dotted, raw in pairs:
         try:

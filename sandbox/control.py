@@ -55,11 +55,9 @@ import threading
 import time
 import traceback
 
-import pyseccomp as sc
-
 from . import chain as chains
-from . import filter as seccomp_filter
 from . import modules as policy_modules
+from . import routes as seccomp_routes
 from . import running
 from .journal import RateLimit
 from .shield import KERNEL_PTRACE
@@ -81,25 +79,19 @@ COMBINATIONS_AT_MOST = 64  # settings values tried per module
 
 # -- what the filter routes --------------------------------------------------------
 
-def _rule_key(name: str, args) -> tuple:
-    """A routed rule by value (the same comparison made by two hooks is one)."""
-    return name, tuple(tuple(sorted(vars(arg).items())) if hasattr(arg, "__dict__") else id(arg)
-                       for arg in args)
-
-
 def routes(hooks: set[str], kernel: int) -> tuple[set[tuple], bool]:
     """(the rules the filter built for hooks sends to the supervisor,
-    whether it closes io_uring), as seccomp_filter.build makes them."""
-    rules = {_rule_key(name, args) for hook in hooks
-             for name, args in seccomp_filter.ROUTES.get(hook, ())}
+    whether it closes io_uring), as sandbox/filter.py's build makes them."""
+    rules = {(name, tuple(args)) for hook in hooks
+             for name, args in seccomp_routes.ROUTES.get(hook, ())}
     if not rules:
         return set(), False         # no filter at all: nothing else is installed either
     closed = False
-    for action, name, args in seccomp_filter.hostile_rules(hooks, kernel):
-        if name in seccomp_filter.IO_URING:
+    for action, name, args in seccomp_routes.hostile_rules(hooks, kernel):
+        if name in seccomp_routes.IO_URING:
             closed = True
-        elif action == sc.NOTIFY:
-            rules.add(_rule_key(name, args))
+        elif action == seccomp_routes.NOTIFY:
+            rules.add((name, tuple(args)))
     return rules, closed
 
 
@@ -158,7 +150,7 @@ def routed_hooks(chain, kernel: int, ready: bool) -> set[str]:
         if ready or (new_calls <= RARE_CALLS and closes == closed):
             hooks.add(hook)
             installed, closed = needed, closes
-    return hooks | seccomp_filter.NOTICES if hooks else hooks
+    return hooks | seccomp_routes.NOTICES if hooks else hooks
 
 
 # -- the server ----------------------------------------------------------------------

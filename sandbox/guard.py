@@ -1071,7 +1071,7 @@ class Guard:
 def table_shared(tid: int) -> bool:
     """Does the caller (blocked in a routed call) share its descriptor table
     with another task? Only a thread of its own process can: here no process
-    is cloned with another's table (filter.py's SHARED_TABLE_GUARDS; a relay
+    is cloned with another's table (routes.py's SHARED_TABLE_GUARDS; a relay
     of such processes outran every listing of the sandbox's tasks). The
     caller blocked, only a thread that shares the table can make another
     that does. Each thread listed is compared (kcmp KCMP_FILES); one that

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from . import filter as seccomp_filter
+from . import routes
 from ._yama import ffi, lib
 from .chain import Deny
 from .modules import contain
@@ -21,7 +21,7 @@ class PathCalls:
     def handlers(self) -> dict:
         """syscall name -> handler: every call the registry gives to C's
         link emulation or path walk comes here at a hook point."""
-        return {name: self.on_walk for name, server in seccomp_filter.SERVERS.items()
+        return {name: self.on_walk for name, server in routes.SERVERS.items()
                 if server in (lib.YR_SERVE_LINK, lib.YR_SERVE_WALK)}
 
     def waiting(self) -> bool:
@@ -56,7 +56,7 @@ class PathCalls:
 
     def _walk_hooks(self, ev, caller) -> None:
         w = lib.yr_ctx_walk(self.sup.ctx)
-        syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, "?")
+        syscall = routes.SYSCALL_NAMES.get(ev.sys, "?")
         while True:
             if w.hook == lib.YR_HOOK_PATH_LINK:   # both paths walked: the link itself
                 if self.on_link(ev, caller):
@@ -146,7 +146,7 @@ class PathCalls:
             caller = Caller(refusal.tid, refusal.tgid, 0)
         if refusal.comm[0]:
             caller.comm = ffi.string(refusal.comm).decode(errors="replace")
-        syscall = seccomp_filter.SYSCALL_NAMES.get(refusal.sys, "?")
+        syscall = routes.SYSCALL_NAMES.get(refusal.sys, "?")
         path = os.fsdecode(ffi.string(refusal.path))
         if refusal.target_tgid > 0:
             self._outside_refused(caller, syscall, path, refusal)

@@ -374,7 +374,7 @@ class Profile:
     def instantiate(self):
         """The chain's module objects, in order; a module that hooks a point
         the supervisor does not route is an error (it would never be asked)."""
-        from .filter import ROUTES
+        from .routes import ROUTES
         objects = []
         for name in self.chain:
             module = modules.load(name)(self.settings.get(name, {}))

@@ -31,7 +31,7 @@ KERNEL_BOTH = KERNEL_PTRACE | KERNEL_SIGNALS
 
 
 def tables_shared_by_threads_only(hooks: set[str], kernel: int) -> bool:
-    """Does the filter for hooks keep filter.py's SHARED_TABLE_GUARDS (no
+    """Does the filter for hooks keep routes.py's SHARED_TABLE_GUARDS (no
     process cloned with another's descriptor table)? Contained from the
     start without Landlock's domain: the sandboxes whose setns needs the
     table check (one contained later, live, has them not)."""
@@ -74,7 +74,7 @@ class Shield:
     @property
     def kernel(self) -> int:
         """What the kernel refuses itself from inside (KERNEL_*), so that the
-        filter need not route it (sandbox/filter.py)."""
+        filter need not route it (sandbox/routes.py)."""
         return ((KERNEL_PTRACE if self.landlock else 0)
                 | (KERNEL_SIGNALS if self.signal_scope else 0))
 

@@ -23,7 +23,7 @@ import time
 import traceback
 
 from . import control
-from . import filter as seccomp_filter
+from . import routes
 from . import lifetime
 from . import modules as policy_modules
 from . import plan as plans
@@ -88,7 +88,7 @@ class Supervisor:
             task_calls.tasks.watch_execs()
         servers = [task_calls, self.paths, Guard(self)]
         # logical id -> handler, by the registry's names (csrc/syscalls.def)
-        self._handlers = {seccomp_filter.SYSCALL_IDS[name]: handler
+        self._handlers = {routes.SYSCALL_IDS[name]: handler
                           for server in servers for name, handler in server.handlers().items()}
 
     @property
@@ -152,7 +152,8 @@ class Supervisor:
             self.audit.say(f"{why}: falling back to the ptrace backend")
         self._program = argv[0]
         self.served_by = "ptrace"
-        bpf = seccomp_filter.build(self.hooks(), self.shield.kernel, seccomp_filter.TRACED)
+        from . import filter as seccomp_filter    # pyseccomp: here only (sandbox/routes.py)
+        bpf = seccomp_filter.build(self.hooks(), self.shield.kernel, routes.TRACED)
         return backend_ptrace.run(self, argv, env, bpf)
 
     def routing(self) -> dict:
@@ -389,7 +390,7 @@ class Supervisor:
     def call_failed(self, ev, trace: str) -> None:
         """Our code failed on a call, which is denied (EPERM): said with -v,
         the traceback in the audit log and the journal."""
-        syscall = seccomp_filter.SYSCALL_NAMES.get(ev.sys, str(ev.nr))
+        syscall = routes.SYSCALL_NAMES.get(ev.sys, str(ev.nr))
         self.audit.internal_error(f"serving {syscall} of {ev.tid} (denied)", trace,
                                   syscall=syscall, pid=ev.tgid, tid=ev.tid)
 

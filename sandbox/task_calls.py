@@ -20,7 +20,7 @@ import os
 import signal
 import struct
 
-from . import filter as seccomp_filter
+from . import routes
 from . import procfs
 from ._yama import ffi, lib
 from .requests import PTRACER_ANY, PtraceAccess, PtraceTraceme, Sandbox, SetPtracer, \
@@ -204,17 +204,17 @@ class TaskCalls:
 
     def on_ptrace(self, ev, caller) -> None:
         op = ev.args[0]
-        if op == seccomp_filter.PTRACE_TRACEME:
+        if op == routes.PTRACE_TRACEME:
             parent = procfs.ppid_of(caller.tgid) or 0
             self._deny_or_continue(ev, "ptrace_traceme", PtraceTraceme(caller, parent),
                                    attaches=True)
-        elif op == seccomp_filter.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
+        elif op == routes.PTRACE_SEIZE and (ev.args[2] or ev.args[3] & ~PTRACE_O_MASK):
             # The kernel refuses these (ESRCH, else EIO) before any permission
             # check, on integers only: it may answer itself.
             lib.yr_ptrace_fast_tracing()    # (it never attaches: counted all the same)
             self._continue(ev)
-        elif op in (seccomp_filter.PTRACE_ATTACH, seccomp_filter.PTRACE_SEIZE):
-            name = "PTRACE_ATTACH" if op == seccomp_filter.PTRACE_ATTACH else "PTRACE_SEIZE"
+        elif op in (routes.PTRACE_ATTACH, routes.PTRACE_SEIZE):
+            name = "PTRACE_ATTACH" if op == routes.PTRACE_ATTACH else "PTRACE_SEIZE"
             self._access(ev, caller, "ptrace", name, int_arg(ev.args[1]))
         else:   # not routed by our filter: fail closed
             self._reply(ev, errno.EPERM)

@@ -42,7 +42,7 @@ from test_escape import (AS_1001, TIMEOUT, _have_ptrace_backend, interpreter_for
 CGROUP2_SUPER_MAGIC = 0x63677270
 NO_LANDLOCK = {**os.environ, "YAMA_RUN_NO_LANDLOCK": "1"}
 # chain "contain" alone: no module needs opens, so with Landlock's domain
-# only the opens that may write are routed (sandbox/filter.py, cgroup_write)
+# only the opens that may write are routed (sandbox/routes.py, cgroup_write)
 CONTAIN_ONLY = 'chain = ["contain"]\n\n[contain]\nenabled = true\n'
 DEFAULT = 'chain = ["ptrace", "hardlinks", "symlinks"]\n\n[ptrace]\nscope = 1\n'
 LIMITS = (("memory.max", "memory", "4096"), ("pids.max", "pids", "1"),

@@ -27,20 +27,39 @@ NOT_BEFORE_THE_PROGRAM = ("os", "posixpath", "stat", "__future__", "struct", "so
                           "sandbox.chain", "sandbox.modules", "sandbox.audit")
 
 
-def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
-    """Everything the cached start imports before the program runs, as the
-    command starts it (python3 -IS, the package and its dependencies on
-    sys.path): none of the modules that cost milliseconds."""
+def modules_loaded_by(statements: str) -> set[str]:
+    """Every module loaded once statements ran, in an interpreter started as
+    the command starts it (python3 -IS, the package and its dependencies on
+    sys.path)."""
     paths = [ROOT, *(p for p in site.getsitepackages() if os.path.isdir(p))]
-    code = (f"import sys; sys.path[:0] = {paths!r}; "
-            "import sandbox.entry, sandbox.launch, sandbox.spawn, sandbox.shield; "
-            "print(' '.join(sorted(sys.modules)))")
+    code = f"import sys; sys.path[:0] = {paths!r}; {statements}; print(' '.join(sorted(sys.modules)))"
     r = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True,
                        cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
-    loaded = set(r.stdout.split())
+    return set(r.stdout.split())
+
+
+def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
+    """Everything the cached start imports before the program runs: none of
+    the modules that cost milliseconds."""
+    loaded = modules_loaded_by("import sandbox.entry, sandbox.launch, sandbox.spawn, sandbox.shield")
     assert {"sandbox.entry", "sandbox.launch", "sandbox.spawn", "sandbox._yama"} <= loaded
     assert sorted(loaded & set(NOT_BEFORE_THE_PROGRAM)) == []
+
+
+def test_the_supervisor_loads_no_pyseccomp_while_the_program_runs():
+    """Every module the supervisor loads once the program runs (the loader's,
+    the servers', every policy module): no pyseccomp, whose import runs
+    /sbin/ldconfig twice, a process the supervisor would fork beside the
+    program (tests/test_lifetime.py sees it run). The route tables it reads
+    are sandbox/routes.py's plain data."""
+    loaded = modules_loaded_by(
+        "import sandbox.entry, sandbox.launch, sandbox.journal, sandbox.audit, sandbox.chain, "
+        "sandbox.profile, sandbox.supervisor, sandbox.control, sandbox.path_calls, "
+        "sandbox.task_calls; from sandbox import modules; "
+        "[modules.load(name) for name in modules.available()]")
+    assert {"sandbox.supervisor", "sandbox.routes", "sandbox.modules.contain"} <= loaded
+    assert sorted(loaded & {"pyseccomp", "sandbox.filter", "ctypes.util"}) == []
 
 
 # -- os and os.path from posix alone (sandbox/bareos.py) ---------------------------------------

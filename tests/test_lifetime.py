@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from as_user import UID, as_user  # noqa: F401  (fixture)
-from conftest import YAMA_RUN, requires_root, yama_run
+from conftest import YAMA_RUN, requires_root, requires_tool, yama_run
 
 BACKENDS = ("notify", "ptrace")
 DEADLINE = 20
@@ -154,6 +154,32 @@ def test_the_supervisor_left_behind_holds_nothing_of_the_caller(scenario):
         assert os.getsid(sup) == sup                # its own session: no terminal
     finally:
         (out / "go").touch()
+
+
+@requires_tool("strace")
+def test_the_supervisor_starts_no_program_of_its_own(scenario):
+    """Every program run is the program's (sh, sleep) or yama-run's own start:
+    the supervisor, loading what serves the calls while the program runs,
+    forks nothing of its own (pyseccomp's import ran /sbin/ldconfig twice,
+    found holding a pipe once the front had gone). The second run is the
+    cached start, whose supervisor loads everything after the program runs;
+    the first may compile the plan in the front, before it."""
+    out = scenario / "out"
+    script = f"sleep 0.2 & echo started > {out}/mark; wait"
+    for run in range(2):
+        log = scenario / f"strace-{run}"
+        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none",
+                            "-o", str(log), *YAMA_RUN, "sh", "-c", script],
+                           capture_output=True, text=True, timeout=DEADLINE)
+        assert r.returncode == 0, r.stderr
+        assert (out / "mark").read_text() == "started\n"
+        programs = [line.split('execve("', 1)[1].split('"', 1)[0]
+                    for line in log.read_text().splitlines()
+                    if 'execve("' in line and "= 0" in line.rsplit(")", 1)[-1]]
+        assert programs[0] == YAMA_RUN[0]
+        others = [p for p in programs[1:] if os.path.basename(p) not in ("sh", "sleep")]
+        if run == 1:
+            assert others == [], log.read_text()
 
 
 def test_killing_yama_run_kills_the_program(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,8 +48,14 @@ def test_a_process_named_like_a_stopped_one_is_read_as_it_is():
     try:
         assert child.stdout.readline() == b"named\n"
         path = f"/proc/{child.pid}/stat".encode()
-        with open(path, "rb") as f:
-            line = f.read()
+        deadline = time.monotonic() + 10
+        while True:             # between its print and its sleep it still runs: R
+            with open(path, "rb") as f:
+                line = f.read()
+            if not line.startswith(b"%d () T 1 1 1 1) R " % child.pid):
+                break
+            assert time.monotonic() < deadline, line
+            time.sleep(0.01)
         assert line.startswith(b"%d () T 1 1 1 1) S " % child.pid), line
         assert lib.yr_stat_state(path) == b"S"
         assert fields(line, 4) == [os.getpid()]
