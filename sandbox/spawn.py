@@ -10,6 +10,7 @@ import _signal as signal
 import errno
 import posix
 
+from . import sealed
 from ._yama import ffi, lib
 from .bareos import fsencode, join
 from .lifetime import EXIT_NOEXEC, EXIT_NOTFOUND, forwarded
@@ -138,6 +139,7 @@ def say_if_too_many_groups() -> None:
 
 
 def _spawn(argv, env, bpf, flags: int, domain: int, userns: bool) -> Started:
+    sealed.seal()           # before the program exists: it may write the package's files
     keep = []
 
     def cstr(s: str):

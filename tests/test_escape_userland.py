@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from as_user import UID, as_user  # noqa: F401  (fixture)
-from conftest import YAMA_RUN, requires_root, tree_env, yama_run
+from as_user import UID, UserRun, as_user  # noqa: F401  (fixture)
+from as_user import why_not as as_user_why_not
+from conftest import ROOT, YAMA_RUN, requires_root, tree_env, yama_run
 from sandbox.journal import journald_reachable
 
 BOUND = 30          # s: a bound on a stall (the attacks below would block forever)
@@ -882,3 +883,71 @@ def test_command_lines_written_by_the_program_never_make_the_detail_too_big(tmp_
                 os.kill(int(pid), signal.SIGKILL)   # the sleepers it started, left supervised
             except ProcessLookupError:
                 pass
+
+
+# -- yama-run's own code ----------------------------------------------------------------
+
+PAYLOAD = ('\nimport os as _o\n'
+           '_o.close(_o.open(_o.environ.get("MARKS", "/nonexistent") + "/" + __name__, '
+           '_o.O_WRONLY | _o.O_CREAT, 0o644))\n')
+
+
+def _writable_install(who: str, base: Path):
+    """(run(*args, env=...), the package's directory): a copy of yama-run
+    whose files the program may write, run by root (python -m, the .pyc kept)
+    or by uid 1001 (the system's python3, its own copy, sources only)."""
+    if who == "root":
+        package = base / "install" / "sandbox"
+        shutil.copytree(Path(ROOT) / "sandbox", package, symlinks=True)
+        environ = {**os.environ, "PYTHONPATH": str(package.parent),
+                "XDG_CACHE_HOME": str(base / "cache")}
+        return (lambda *args, env: subprocess.run(
+            [sys.executable, "-m", "sandbox.cli", *args], env={**environ, **env}, cwd=base,
+            capture_output=True, text=True, timeout=BOUND)), package
+    reason = as_user_why_not()
+    if reason:
+        pytest.skip(reason)
+    user = UserRun(base / "user")
+    user.prepare()
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(user.path / "sandbox")], check=True)
+    return (lambda *args, env: user.run(*args, env=env, timeout=BOUND)), user.path / "sandbox"
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every uid may pass through (pytest's own are root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="yama-run-sealed-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("who", ["root", "uid 1001"])
+def test_the_program_cannot_put_code_into_its_running_supervisor(who, open_dir):
+    """yama-run installed where the program may write (a user's install is
+    the user's, and the program runs as that user). The program appends a
+    line to every module of the package the moment it starts, while the
+    supervisor of the cached start is still loading them: no line ever runs
+    in the supervisor (it did, in 24 modules: the supervisor imported them
+    from the files after the program started). The run goes on, served (a
+    denial made, said), and exits as the program does. The next run reads
+    the changed files: the program's own doing, as a line in ~/.bashrc
+    would be (docs/hostile.md)."""
+    run, package = _writable_install(who, open_dir)
+    marks = open_dir / "marks"
+    marks.mkdir()
+    marks.chmod(0o777)
+    command = ("-v", "--set", "ptrace.scope=3", "--", "sh", "-c")
+    attack = ("for f in $PKG/*.py $PKG/modules/*.py; do printf %s \"$PAYLOAD\" >> \"$f\"; done; "
+              "strace -o /dev/null true 2>/dev/null; exit 3")
+    time.sleep(1.1)             # a plan is kept only when no input changed in the last second
+    for _ in range(2):          # the second run starts from the plan the first kept
+        r = run(*command, "exit 3", env={})
+        assert r.returncode == 3, r.stderr
+    assert "plan: from the cache" in r.stderr, r.stderr
+    r = run(*command, attack, env={"PKG": str(package), "PAYLOAD": PAYLOAD, "MARKS": str(marks)})
+    assert r.returncode == 3, r.stderr
+    assert "plan: from the cache" in r.stderr, r.stderr
+    assert PAYLOAD in (package / "supervisor.py").read_text()     # the program did write
+    assert "ptrace: denied PTRACE_" in r.stderr, r.stderr              # served all along
+    assert sorted(os.listdir(marks)) == []

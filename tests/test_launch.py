@@ -3,6 +3,7 @@ it loads before the program runs, and how it fails when the chain cannot be
 loaded while the program already runs."""
 import marshal
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -45,6 +46,28 @@ def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
     loaded = modules_loaded_by("import sandbox.entry, sandbox.launch, sandbox.spawn, sandbox.shield")
     assert {"sandbox.entry", "sandbox.launch", "sandbox.spawn", "sandbox._yama"} <= loaded
     assert sorted(loaded & set(NOT_BEFORE_THE_PROGRAM)) == []
+
+
+def test_once_sealed_the_package_is_imported_only_from_what_was_read(tmp_path):
+    """sandbox/sealed.py, in a copy of the package: once sealed, a module
+    changed on disk is imported as it was read (its stale .pyc passed over
+    for its source at sealing), and a module added since is refused."""
+    package = tmp_path / "sandbox"
+    shutil.copytree(Path(ROOT) / "sandbox", package)
+    (package / "routes.py").write_text((package / "routes.py").read_text() + "\nSEEN = 'read'\n")
+    code = ("import sys, pathlib; sys.path[:0] = [sys.argv[1]]; "
+            "import sandbox.entry, sandbox.spawn; from sandbox import sealed; sealed.seal(); "
+            "p = pathlib.Path(sys.argv[1], 'sandbox'); "
+            "(p / 'routes.py').write_text('SEEN = \"changed\"'); (p / 'added.py').write_text(''); "
+            "import sandbox.routes; print(sandbox.routes.SEEN, sandbox.routes.__file__ == str(p / 'routes.py')); "
+            "import sandbox.supervisor; print(type(sandbox.supervisor.__spec__.loader).__name__)\n"
+            "try:\n    import sandbox.added\nexcept ImportError as e:\n    print(e)")
+    r = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "read True", "SealedPackage",
+        "sandbox.added: not among yama-run's modules read before the program ran"]
 
 
 def test_the_supervisor_loads_no_pyseccomp_while_the_program_runs():
