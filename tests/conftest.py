@@ -91,6 +91,16 @@ def venv_around_checkout(venv: Path) -> Path:
     return venv
 
 
+@pytest.fixture
+def open_dir() -> Path:
+    """A directory every uid may pass through (pytest's tmp_path is root's
+    alone), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="yama-run-open-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
     """VENV/bin/yama-run as a user's install runs it: the launcher, which is

@@ -913,15 +913,6 @@ def _writable_install(who: str, base: Path):
     return (lambda *args, env: user.run(*args, env=env, timeout=BOUND)), user.path / "sandbox"
 
 
-@pytest.fixture
-def open_dir():
-    """A directory every uid may pass through (pytest's own are root's alone)."""
-    base = Path(tempfile.mkdtemp(prefix="yama-run-sealed-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.mark.parametrize("who", ["root", "uid 1001"])
 def test_the_program_cannot_put_code_into_its_running_supervisor(who, open_dir):
     """yama-run installed where the program may write (a user's install is

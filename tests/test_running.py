@@ -300,11 +300,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def where():
-    d = Path(tempfile.mkdtemp(prefix="yama-run-running-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def where(open_dir):
+    return open_dir
 
 
 @pytest.fixture(params=["root", "user"])
