@@ -9,6 +9,9 @@ its first milliseconds had that line run in the supervisor, outside the
 sandbox, holding its listener. Read here, before the spawn, the files are
 as they were before the program existed; a program can only change what a
 later run reads, as it can change any file of the user's (docs/hostile.md).
+Any other module is looked for in the standard library alone from then on:
+every other package is imported by then, and a name the standard library
+tries and lacks here, planted in site-packages, was imported too.
 
 Loaded before the program runs: posix and marshal only, no os."""
 
@@ -85,8 +88,9 @@ class SealedPackage:
     imported yet are served from the code read at seal(); a name it did not
     read is refused (ImportError), never looked for on disk."""
 
-    def __init__(self, code: dict[str, _Code]):
+    def __init__(self, code: dict[str, _Code], path: list[str]):
         self.code = code
+        self.path = path                # sys.path before the seal: unseal() gives it back
 
     def find_spec(self, name: str, path=None, target=None):
         if name != PACKAGE and not name.startswith(PACKAGE + "."):
@@ -111,12 +115,36 @@ class SealedPackage:
         exec(code, module.__dict__)
 
 
+def _standard_library_only(path: list[str]) -> list[str]:
+    """The entries of sys.path that are the interpreter's own: its standard
+    library, lib-dynload and zip. Any other (the venv's site-packages, the
+    cwd of `python -m`) the program may write: a module planted there under
+    a name the standard library tries and may lack (`nt`, `msvcrt`,
+    `_winapi`; `org` for copy.py) was imported by the supervisor."""
+    stdlib = sys.modules["encodings"].__path__[0].rpartition("/")[0]
+    zipped = "/python%d%d.zip" % sys.version_info[:2]
+    return [entry for entry in path
+            if entry in (stdlib, stdlib + "/lib-dynload") or entry.endswith(zipped)]
+
+
 def seal() -> None:
     """Read every module of the package not imported yet and serve them
-    from here on. Once per process: the spawn calls it, before the program
-    exists."""
+    from here on, and look for any other module in the standard library
+    alone. Once per process: the spawn calls it, before the program exists;
+    every other package the supervisor needs is imported by then."""
     if any(isinstance(finder, SealedPackage) for finder in sys.meta_path):
         return
     found: dict[str, _Code] = {}
     _walk(sys.modules[PACKAGE].__path__[0], PACKAGE, found)
-    sys.meta_path.insert(0, SealedPackage(found))
+    sys.meta_path.insert(0, SealedPackage(found, list(sys.path)))
+    sys.path[:] = _standard_library_only(sys.path)
+
+
+def unseal() -> None:
+    """seal() undone, for a spawn whose child never became the program (it
+    failed before its exec, and was reaped): no program of ours has run, and
+    the fallback to the ptrace backend imports python-ptrace before it seals
+    again for its own spawn."""
+    for finder in [f for f in sys.meta_path if isinstance(f, SealedPackage)]:
+        sys.meta_path.remove(finder)
+        sys.path[:] = finder.path

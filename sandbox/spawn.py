@@ -120,6 +120,9 @@ def start(plan: dict, argv: list[str], env: dict[str, str], userns_choice: str,
     if bpf is not None and started.listener < 0:
         try:
             exec_result(started.status_fd, argv[0])     # raises with the child's reason
+        except ListenerUnavailable:
+            sealed.unseal()         # nothing of the program's ran: the ptrace backend may load
+            raise
         finally:
             posix.waitpid(started.pid, 0)               # it never became the program
         raise SetupError("the child did not hand over the seccomp listener")

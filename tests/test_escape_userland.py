@@ -893,9 +893,10 @@ PAYLOAD = ('\nimport os as _o\n'
 
 
 def _writable_install(who: str, base: Path):
-    """(run(*args, env=...), the package's directory): a copy of yama-run
-    whose files the program may write, run by root (python -m, the .pyc kept)
-    or by uid 1001 (the system's python3, its own copy, sources only)."""
+    """(run(*args, env=...), the package's directory, the run's cwd): a copy
+    of yama-run whose files the program may write, run by root (python -m,
+    the .pyc kept) or by uid 1001 (the system's python3, its own copy,
+    sources only)."""
     if who == "root":
         package = base / "install" / "sandbox"
         shutil.copytree(Path(ROOT) / "sandbox", package, symlinks=True)
@@ -903,14 +904,15 @@ def _writable_install(who: str, base: Path):
                 "XDG_CACHE_HOME": str(base / "cache")}
         return (lambda *args, env: subprocess.run(
             [sys.executable, "-m", "sandbox.cli", *args], env={**environ, **env}, cwd=base,
-            capture_output=True, text=True, timeout=BOUND)), package
+            capture_output=True, text=True, timeout=BOUND)), package, base
     reason = as_user_why_not()
     if reason:
         pytest.skip(reason)
     user = UserRun(base / "user")
     user.prepare()
-    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(user.path / "sandbox")], check=True)
-    return (lambda *args, env: user.run(*args, env=env, timeout=BOUND)), user.path / "sandbox"
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(user.path)], check=True)
+    return (lambda *args, env: user.run(*args, env=env, timeout=BOUND)), user.path / "sandbox", \
+        user.home
 
 
 @pytest.mark.parametrize("who", ["root", "uid 1001"])
@@ -918,27 +920,34 @@ def test_the_program_cannot_put_code_into_its_running_supervisor(who, open_dir):
     """yama-run installed where the program may write (a user's install is
     the user's, and the program runs as that user). The program appends a
     line to every module of the package the moment it starts, while the
-    supervisor of the cached start is still loading them: no line ever runs
-    in the supervisor (it did, in 24 modules: the supervisor imported them
-    from the files after the program started). The run goes on, served (a
-    denial made, said), and exits as the program does. The next run reads
-    the changed files: the program's own doing, as a line in ~/.bashrc
-    would be (docs/hostile.md)."""
-    run, package = _writable_install(who, open_dir)
+    supervisor of the cached start is still loading them, and plants
+    modules the standard library tries and lacks here (nt, msvcrt, _winapi,
+    org) in every directory on the supervisor's path (the package's, the
+    cwd of python -m): no line ever runs in the supervisor (it did, in 24
+    modules: the supervisor imported them from the files after the program
+    started; then in msvcrt, once the package was read first). The run goes
+    on, served (a denial made, said), and exits as the program does. The
+    next run reads the changed files: the program's own doing, as a line in
+    ~/.bashrc would be (docs/hostile.md)."""
+    run, package, cwd = _writable_install(who, open_dir)
     marks = open_dir / "marks"
     marks.mkdir()
     marks.chmod(0o777)
     command = ("-v", "--set", "ptrace.scope=3", "--", "sh", "-c")
     attack = ("for f in $PKG/*.py $PKG/modules/*.py; do printf %s \"$PAYLOAD\" >> \"$f\"; done; "
+              "for d in $PLANT; do for n in nt msvcrt _winapi; do printf %s \"$PAYLOAD\" > $d/$n.py; "
+              "done; mkdir -p $d/org; printf %s \"$PAYLOAD\" > $d/org/__init__.py; done; "
               "strace -o /dev/null true 2>/dev/null; exit 3")
     time.sleep(1.1)             # a plan is kept only when no input changed in the last second
     for _ in range(2):          # the second run starts from the plan the first kept
         r = run(*command, "exit 3", env={})
         assert r.returncode == 3, r.stderr
     assert "plan: from the cache" in r.stderr, r.stderr
-    r = run(*command, attack, env={"PKG": str(package), "PAYLOAD": PAYLOAD, "MARKS": str(marks)})
+    r = run(*command, attack, env={"PKG": str(package), "PAYLOAD": PAYLOAD, "MARKS": str(marks),
+                                   "PLANT": f"{package.parent} {cwd}"})
+    assert sorted(os.listdir(marks)) == [], r.stderr      # no line of the program's ran
     assert r.returncode == 3, r.stderr
     assert "plan: from the cache" in r.stderr, r.stderr
     assert PAYLOAD in (package / "supervisor.py").read_text()     # the program did write
+    assert (cwd / "msvcrt.py").read_text() == PAYLOAD
     assert "ptrace: denied PTRACE_" in r.stderr, r.stderr              # served all along
-    assert sorted(os.listdir(marks)) == []

@@ -51,7 +51,9 @@ def test_the_launch_path_loads_only_what_it_needs_before_the_program_runs():
 def test_once_sealed_the_package_is_imported_only_from_what_was_read(tmp_path):
     """sandbox/sealed.py, in a copy of the package: once sealed, a module
     changed on disk is imported as it was read (its stale .pyc passed over
-    for its source at sealing), and a module added since is refused."""
+    for its source at sealing), a module added since is refused, and a
+    module planted beside the package is not found; unsealed (a spawn that
+    never became the program), the path is as it was."""
     package = tmp_path / "sandbox"
     shutil.copytree(Path(ROOT) / "sandbox", package)
     (package / "routes.py").write_text((package / "routes.py").read_text() + "\nSEEN = 'read'\n")
@@ -61,13 +63,17 @@ def test_once_sealed_the_package_is_imported_only_from_what_was_read(tmp_path):
             "(p / 'routes.py').write_text('SEEN = \"changed\"'); (p / 'added.py').write_text(''); "
             "import sandbox.routes; print(sandbox.routes.SEEN, sandbox.routes.__file__ == str(p / 'routes.py')); "
             "import sandbox.supervisor; print(type(sandbox.supervisor.__spec__.loader).__name__)\n"
-            "try:\n    import sandbox.added\nexcept ImportError as e:\n    print(e)")
+            "try:\n    import sandbox.added\nexcept ImportError as e:\n    print(e)\n"
+            "(p.parent / 'msvcrt.py').write_text('PLANTED = 1')\n"
+            "try:\n    import msvcrt\nexcept ImportError as e:\n    print(type(e).__name__)\n"
+            "sealed.unseal(); import msvcrt; print(msvcrt.PLANTED, sys.path[0] == sys.argv[1])")
     r = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "read True", "SealedPackage",
-        "sandbox.added: not among yama-run's modules read before the program ran"]
+        "sandbox.added: not among yama-run's modules read before the program ran",
+        "ModuleNotFoundError", "1 True"]
 
 
 def test_the_supervisor_loads_no_pyseccomp_while_the_program_runs():
